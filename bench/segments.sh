@@ -1,0 +1,384 @@
+#!/usr/bin/env bash
+# Segments read benchmark: Corral against nginx serving the same bytes.
+#
+# Measures throughput and latency of
+#   GET /api/v1/fetch/segments            (a site with 100 segments)
+#   GET /api/v1/fetch/segments/{id}       (one segment of that site)
+# on a release build of Corral with rate limiting off, under wrk at 64 connections on
+# loopback. In the same run nginx serves the identical response bytes (same body, same
+# Content-Type) as static files on the same paths, so each Corral figure is read as a
+# ratio to that bound.
+#
+# Usage: bash bench/segments.sh            (as root on Debian; installs wrk, nginx, curl)
+# Knobs (environment):
+#   DURATION=10      seconds of each measured wrk run (a 2 s warm-up precedes each)
+#   WARMUP=2         seconds of each warm-up run
+#   CONNECTIONS=64   wrk connections;  THREADS=2  wrk threads
+#   SEGMENTS=100     segments created in the benchmark site
+#   SKIP_BUILD=1     use the existing target/release/corral, skip `cargo build --release`
+#   CORRAL_PORT, NGINX_PORT   fixed ports (default: free ports picked at start)
+#   KEEP_TMP=1       keep the temp dir (database, logs, nginx config, bodies)
+#   CORRAL_BIN=PATH  benchmark another corral binary (combine with SKIP_BUILD=1)
+#
+# Output: a Markdown table on stdout; the raw wrk output and the table are appended to
+# bench/results/segments-<timestamp>.txt. Exits non-zero when any wrk run saw non-2xx/3xx
+# responses or socket errors, or when the two servers' bytes differ.
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+SEGMENTS=${SEGMENTS:-100}
+CONTENT_TYPE='application/json; charset=utf-8'
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+# --- tools -------------------------------------------------------------------------
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v curl >/dev/null || missing+=(curl)
+command -v python3 >/dev/null || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+# --- build -------------------------------------------------------------------------
+if [ "${SKIP_BUILD:-0}" = 1 ]; then
+    say "SKIP_BUILD=1: not building"
+else
+    command -v cargo >/dev/null || die "cargo not found: install Rust (rustup.rs) or set SKIP_BUILD=1"
+    say "cargo build --release"
+    cargo build --release
+fi
+CORRAL=${CORRAL_BIN:-$ROOT/target/release/corral}
+[ -x "$CORRAL" ] || die "$CORRAL not found (build it, or unset SKIP_BUILD)"
+
+# --- temp dir and clean-up -----------------------------------------------------------
+TMP=$(mktemp -d /tmp/corral-bench.XXXXXX)
+CORRAL_PID=
+NGINX_PID=
+cleanup() {
+    local rc=$?
+    for pid in $CORRAL_PID $NGINX_PID; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in $CORRAL_PID $NGINX_PID; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "$rc" -ne 0 ] && [ -f "$TMP/corral.log" ]; then
+        echo "--- last lines of the Corral log ($TMP/corral.log) ---" >&2
+        tail -n 20 "$TMP/corral.log" >&2 || true
+    fi
+    if [ "${KEEP_TMP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
+        echo "temp dir kept: $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+CORRAL_PORT=${CORRAL_PORT:-$(free_port)}
+NGINX_PORT=${NGINX_PORT:-$(free_port)}
+[ "$CORRAL_PORT" != "$NGINX_PORT" ] || NGINX_PORT=$(free_port)
+CORRAL_URL="http://127.0.0.1:$CORRAL_PORT"
+NGINX_URL="http://127.0.0.1:$NGINX_PORT"
+
+wait_for_200() { # url, what, pid
+    local i
+    for i in $(seq 1 100); do
+        if [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" = 200 ]; then
+            return 0
+        fi
+        kill -0 "$3" 2>/dev/null || die "$2 exited during start-up"
+        sleep 0.1
+    done
+    die "$2 did not answer 200 on $1 within 10 s"
+}
+
+# --- Corral: site, server, segments ---------------------------------------------------
+DB="sqlite://$TMP/bench.db"
+say "creating the site"
+"$CORRAL" site create Bench --json --database "$DB" >"$TMP/site.json" \
+    || die "corral site create failed"
+read -r SITE_UUID PK SK < <(python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(s["site_uuid"], s["publishable_key"], s["secret_key"])' "$TMP/site.json") \
+    || die "corral site create did not print one JSON object: $(cat "$TMP/site.json")"
+AUTH="Authorization: Basic $(printf '%s:%s' "$PK" "$SK" | base64 -w0)"
+
+say "starting corral serve on 127.0.0.1:$CORRAL_PORT"
+RUST_LOG=warn "$CORRAL" serve --listen "127.0.0.1:$CORRAL_PORT" --database "$DB" \
+    --rate-limit-per-minute 0 >"$TMP/corral.log" 2>&1 &
+CORRAL_PID=$!
+wait_for_200 "$CORRAL_URL/healthz" "corral serve" "$CORRAL_PID"
+
+say "creating $SEGMENTS segments over HTTP"
+MID_ID=$(python3 - "$CORRAL_URL" "$SITE_UUID" "$PK" "$SK" "$SEGMENTS" <<'PY'
+import base64, json, sys, urllib.error, urllib.request
+
+url, site, pk, sk, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+auth = "Basic " + base64.b64encode(f"{pk}:{sk}".encode()).decode()
+tags = ["customer", "trial", "newsletter", "vip", "churn-risk", "beta", "partner", "lead"]
+events = ["$purchase", "$pageview", "$signup", "$login", "$cart_add", "$subscribe"]
+plans = ["free", "starter", "pro", "enterprise"]
+
+def query(i):
+    """A realistic nested query of a few hundred bytes, varied per segment."""
+    first = {"filters": [
+        {"tag": {"has": tags[i % len(tags)]}},
+        {"event": {"type": events[i % len(events)],
+                   "count": {"gte": 1 + i % 5},
+                   "within": {"days": [7, 30, 90, 180][i % 4]}}},
+    ]}
+    second = {"filters": [
+        {"tag": {"has": tags[(i + 3) % len(tags)]}},
+        {"field": {"key": "plan", "eq": plans[i % len(plans)]}},
+        {"event": {"type": events[(i + 2) % len(events)],
+                   "count": {"gte": 2 + i % 3},
+                   "within": {"days": 14 + i % 60}}},
+    ]}
+    return {"groups": [first, second] if i % 3 else [first]}
+
+ids = []
+for i in range(n):
+    body = {"segment": {
+        "name": f"Segment {i:03d}",
+        "description": f"Benchmark segment {i:03d}: {tags[i % len(tags)]} visitors "
+                       f"with recent {events[i % len(events)]} activity",
+        "visitor_event_query": query(i),
+    }}
+    req = urllib.request.Request(
+        f"{url}/api/v1/fetch/segments?site_uuid={site}",
+        data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": auth, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            status, text = r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        status, text = e.code, e.read().decode()
+    if status != 201:
+        sys.exit(f"POST segment {i}: expected 201, got {status}: {text[:500]}")
+    ids.append(json.loads(text)["data"]["id"])
+print(ids[n // 2])
+PY
+) || die "segment creation failed (see above)"
+
+LIST_PATH="/api/v1/fetch/segments"
+ONE_PATH="/api/v1/fetch/segments/$MID_ID"
+QUERY="?site_uuid=$SITE_UUID"
+
+say "saving Corral's response bodies"
+mkdir -p "$TMP/www"
+for pair in "list:$LIST_PATH" "one:$ONE_PATH"; do
+    name=${pair%%:*} path=${pair#*:}
+    code=$(curl -s -H "$AUTH" -o "$TMP/www/$name.json" -w '%{http_code}' "$CORRAL_URL$path$QUERY")
+    [ "$code" = 200 ] || die "GET $path answered $code: $(head -c 300 "$TMP/www/$name.json")"
+done
+count=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["data"]))' "$TMP/www/list.json")
+[ "$count" = "$SEGMENTS" ] || die "the list holds $count segments, expected $SEGMENTS"
+
+# --- nginx: the same bytes as static files ------------------------------------------------
+mkdir -p "$TMP/nginx/logs" "$TMP/nginx/tmp"
+# nginx workers drop root for an unprivileged user: let them reach the two files.
+chmod 711 "$TMP"
+chmod 755 "$TMP/www"
+chmod 644 "$TMP/www/list.json" "$TMP/www/one.json"
+cat >"$TMP/nginx/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    open_file_cache max=16 inactive=60s;
+    open_file_cache_valid 60s;
+    charset off;
+    server_tokens off;
+    client_body_temp_path $TMP/nginx/tmp/body;
+    proxy_temp_path $TMP/nginx/tmp/proxy;
+    fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
+    uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
+    scgi_temp_path $TMP/nginx/tmp/scgi;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location = /healthz { return 200 "ok\n"; }
+        location = $LIST_PATH {
+            types { }
+            default_type "$CONTENT_TYPE";
+            alias $TMP/www/list.json;
+        }
+        location = $ONE_PATH {
+            types { }
+            default_type "$CONTENT_TYPE";
+            alias $TMP/www/one.json;
+        }
+    }
+}
+EOF
+say "starting nginx on 127.0.0.1:$NGINX_PORT"
+"$NGINX" -t -q -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx/logs/test.log" \
+    || die "nginx config test failed: $(cat "$TMP/nginx/logs/test.log")"
+"$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>>"$TMP/nginx/logs/error.log" &
+NGINX_PID=$!
+wait_for_200 "$NGINX_URL/healthz" nginx "$NGINX_PID"
+
+content_type() { # file of headers from curl -D
+    tr -d '\r' <"$1" | awk 'tolower($0) ~ /^content-type:/ { sub(/^[^:]*:[ \t]*/, ""); print; exit }'
+}
+say "checking that both servers answer the same bytes"
+for name in list one; do
+    if [ $name = list ]; then path=$LIST_PATH; else path=$ONE_PATH; fi
+    for srv in corral nginx; do
+        if [ $srv = corral ]; then base=$CORRAL_URL; else base=$NGINX_URL; fi
+        code=$(curl -s -H "$AUTH" -D "$TMP/$srv-$name.headers" -o "$TMP/$srv-$name.body" \
+            -w '%{http_code}' "$base$path$QUERY")
+        [ "$code" = 200 ] || die "$srv GET $path answered $code"
+    done
+    if ! cmp -s "$TMP/corral-$name.body" "$TMP/nginx-$name.body"; then
+        cmp "$TMP/corral-$name.body" "$TMP/nginx-$name.body" >&2 || true
+        die "BODY MISMATCH on $path: Corral and nginx bodies differ (kept in $TMP)"
+    fi
+    ct_corral=$(content_type "$TMP/corral-$name.headers")
+    ct_nginx=$(content_type "$TMP/nginx-$name.headers")
+    if [ "$ct_corral" != "$ct_nginx" ]; then
+        die "CONTENT-TYPE MISMATCH on $path: Corral '$ct_corral', nginx '$ct_nginx'"
+    fi
+    say "  $path: $(wc -c <"$TMP/corral-$name.body") bytes, Content-Type '$ct_corral', identical"
+done
+
+# --- measurements ---------------------------------------------------------------------
+mkdir -p "$ROOT/bench/results"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESULTS="$ROOT/bench/results/segments-$STAMP.txt"
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no-commit")
+if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+    COMMIT="$COMMIT (with uncommitted changes)"
+fi
+CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+NPROC=$(nproc)
+{
+    echo "# Corral segments benchmark, $STAMP"
+    echo "commit: $COMMIT"
+    echo "machine: $NPROC CPUs, ${CPU:-unknown CPU}, $(uname -sr)"
+    echo "wrk: -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency (warm-up ${WARMUP}s each)"
+    echo "site: $SEGMENTS segments; single segment id $MID_ID"
+    echo "list body: $(wc -c <"$TMP/www/list.json") bytes; one body: $(wc -c <"$TMP/www/one.json") bytes"
+    echo
+} >>"$RESULTS"
+
+# One parsed result per line: endpoint server req_s p50_ms p99_ms errors
+PARSED="$TMP/parsed.txt"
+: >"$PARSED"
+parse_wrk() { # file -> "req_s p50_ms p99_ms errors"
+    python3 - "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+unit = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
+def pct(p):
+    m = re.search(rf"^\s*{p}%\s+([\d.]+)(us|ms|s|m|h)\s*$", text, re.M)
+    return float(m.group(1)) * unit[m.group(2)] if m else float("nan")
+m = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
+rps = float(m.group(1)) if m else float("nan")
+errors = []
+m = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
+if m:
+    errors.append(f"non-2xx/3xx={m.group(1)}")
+m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+if m and any(int(x) for x in m.groups()):
+    errors.append("socket-errors=" + "/".join(m.groups()))
+print(f"{rps:.2f} {pct(50):.3f} {pct(99):.3f} {','.join(errors) or '-'}")
+PY
+}
+run_wrk() { # endpoint-label server base path
+    local label=$1 srv=$2 url="$3$4$QUERY" out="$TMP/wrk-$1-$2.txt"
+    say "$label on $srv: warm-up ${WARMUP}s, then ${DURATION}s"
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -H "$AUTH" "$url" >"$TMP/warmup.txt" 2>&1 \
+        || die "wrk warm-up failed: $(cat "$TMP/warmup.txt")"
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "$AUTH" "$url" >"$out" 2>&1 \
+        || die "wrk failed: $(cat "$out")"
+    {
+        echo "## $label on $srv: GET $4$QUERY"
+        cat "$out"
+        echo
+    } >>"$RESULTS"
+    echo "$label $srv $(parse_wrk "$out")" >>"$PARSED"
+}
+
+for pair in "list:$LIST_PATH" "one:$ONE_PATH"; do
+    label=${pair%%:*} path=${pair#*:}
+    run_wrk "$label" nginx "$NGINX_URL" "$path"
+    run_wrk "$label" corral "$CORRAL_URL" "$path"
+done
+
+RSS_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$CORRAL_PID/status" 2>/dev/null || echo "?")
+kill -0 "$CORRAL_PID" 2>/dev/null || die "corral serve is no longer running after the runs"
+
+# --- report ---------------------------------------------------------------------------
+TABLE=$(python3 - "$PARSED" "$SEGMENTS" "$MID_ID" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    label, srv, rps, p50, p99, err = line.split()
+    rows.setdefault(label, {})[srv] = (float(rps), float(p50), float(p99), err)
+n, mid = sys.argv[2], sys.argv[3]
+names = {"list": f"`GET /api/v1/fetch/segments` ({n} segments)",
+         "one": f"`GET /api/v1/fetch/segments/{{id}}` (id {mid})"}
+print("| endpoint | Corral req/s | nginx req/s | ratio | Corral p50 | Corral p99 | nginx p50 | nginx p99 |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for label in ("list", "one"):
+    c, g = rows[label]["corral"], rows[label]["nginx"]
+    ratio = c[0] / g[0] if g[0] else float("nan")
+    shown = f"{ratio:.0%}" if ratio >= 0.1 else f"{ratio:.1%}"
+    print(f"| {names[label]} | {c[0]:,.0f} | {g[0]:,.0f} | {shown} | "
+          f"{c[1]:.2f} ms | {c[2]:.2f} ms | {g[1]:.2f} ms | {g[2]:.2f} ms |")
+PY
+)
+FAILED=$(awk '$6 != "-" { print "  " $2 " on " $1 ": " $6 }' "$PARSED")
+if [ "$RSS_KB" = "?" ]; then RSS="unknown"; else RSS="$((RSS_KB / 1024)) MiB ($RSS_KB kB)"; fi
+
+REPORT=$(cat <<EOF
+
+## Corral segments benchmark ($(date -u '+%Y-%m-%d %H:%M UTC'))
+
+- commit: $COMMIT
+- machine: $NPROC CPUs, ${CPU:-unknown CPU}
+- load: wrk -t$THREADS -c$CONNECTIONS, ${DURATION}s per run after a ${WARMUP}s warm-up, loopback; rate limiting off
+- bodies: list $(wc -c <"$TMP/www/list.json") bytes, one segment $(wc -c <"$TMP/www/one.json") bytes, identical on both servers
+
+$TABLE
+
+- Corral peak RSS (VmHWM) after the runs: $RSS
+- goal: Corral >= 50% of nginx's throughput on both endpoints, Corral p99 < 5 ms
+EOF
+)
+if [ -n "$FAILED" ]; then
+    REPORT="$REPORT
+- FAILED RUNS (errors reported by wrk; the figures above are not valid):
+$FAILED"
+fi
+echo "$REPORT"
+echo "$REPORT" >>"$RESULTS"
+say "raw wrk output: $RESULTS"
+[ -z "$FAILED" ] || die "some wrk runs saw failed requests (see above)"

@@ -1,0 +1,172 @@
+//! `corral site …` and `corral key …`: sites and their API key pairs.
+//!
+//! A secret key is shown once, when it is made; the database keeps only its
+//! digest. Revoking a key takes effect on the server's next request.
+
+use super::{CliError, print_json, site_by_uuid};
+use crate::clock::{Clock, SystemClock, format_ms};
+use crate::credentials::{KeyPair, generate_site_uuid};
+use crate::storage::{Site, Store};
+use clap::Subcommand;
+use serde_json::json;
+use std::sync::Arc;
+
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// Create a site with its first key pair.
+    Create {
+        /// The site's name, for people.
+        name: String,
+        /// Print {"site_uuid","publishable_key","secret_key"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every site.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Issue another key pair for a site.
+    Create {
+        /// The site's uuid.
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a site's key pairs (publishable keys only).
+    List {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key pair by its publishable key; it answers 401 at once.
+    Revoke { publishable_key: String },
+}
+
+/// `{"site_uuid","publishable_key","secret_key"}`, in that order.
+#[derive(serde::Serialize)]
+struct Credentials<'a> {
+    site_uuid: &'a str,
+    publishable_key: &'a str,
+    secret_key: &'a str,
+}
+
+fn print_credentials(site_uuid: &str, keys: &KeyPair, json: bool) {
+    if json {
+        let credentials = Credentials {
+            site_uuid,
+            publishable_key: &keys.publishable_key,
+            secret_key: &keys.secret_key,
+        };
+        println!(
+            "{}",
+            serde_json::to_string(&credentials).expect("plain strings serialize")
+        );
+    } else {
+        println!("site_uuid:        {site_uuid}");
+        println!("publishable_key:  {}", keys.publishable_key);
+        println!("secret_key:       {}", keys.secret_key);
+        println!("(the secret key is shown only now: store it safely)");
+    }
+}
+
+/// Creates a site and its first key pair.
+pub async fn create_site(
+    store: &Arc<dyn Store>,
+    name: &str,
+    demo: bool,
+) -> Result<(Site, KeyPair), CliError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(CliError::Usage("a site needs a name".into()));
+    }
+    let keys = KeyPair::generate();
+    let site = store
+        .create_site(
+            name,
+            &generate_site_uuid(),
+            &keys,
+            demo,
+            SystemClock.now_ms(),
+        )
+        .await?;
+    Ok((site, keys))
+}
+
+pub async fn site(command: SiteCommand, store: &Arc<dyn Store>) -> Result<(), CliError> {
+    match command {
+        SiteCommand::Create { name, json } => {
+            let (site, keys) = create_site(store, &name, false).await?;
+            print_credentials(&site.uuid, &keys, json);
+        }
+        SiteCommand::List { json } => {
+            for site in store.list_sites().await? {
+                if json {
+                    print_json(&json!({
+                        "site_uuid": site.uuid,
+                        "name": site.name,
+                        "created_at": format_ms(site.created_at),
+                    }));
+                } else {
+                    println!(
+                        "{}  {}  {}",
+                        site.uuid,
+                        format_ms(site.created_at),
+                        site.name
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn key(command: KeyCommand, store: &Arc<dyn Store>) -> Result<(), CliError> {
+    match command {
+        KeyCommand::Create { site, json } => {
+            let site = site_by_uuid(store, &site).await?;
+            let keys = KeyPair::generate();
+            store.add_key(site.id, &keys, SystemClock.now_ms()).await?;
+            print_credentials(&site.uuid, &keys, json);
+        }
+        KeyCommand::List { site, json } => {
+            let site = site_by_uuid(store, &site).await?;
+            for key in store.list_keys(site.id).await? {
+                let revoked = key.revoked_at.map(format_ms);
+                if json {
+                    print_json(&json!({
+                        "publishable_key": key.publishable_key,
+                        "created_at": format_ms(key.created_at),
+                        "revoked_at": revoked,
+                    }));
+                } else {
+                    let state = revoked.map_or("active".to_owned(), |at| format!("revoked {at}"));
+                    println!(
+                        "{}  {}  {state}",
+                        key.publishable_key,
+                        format_ms(key.created_at)
+                    );
+                }
+            }
+        }
+        KeyCommand::Revoke { publishable_key } => {
+            store
+                .revoke_key(&publishable_key, SystemClock.now_ms())
+                .await
+                .map_err(|e| match e {
+                    crate::storage::StorageError::NotFound => CliError::Usage(format!(
+                        "no key pair has the publishable key {publishable_key:?}"
+                    )),
+                    other => other.into(),
+                })?;
+            println!("revoked {publishable_key}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! The `corral` command line: `serve` runs the HTTP server; `site`, `key` and
+//! `segment` administer the database directly, through the same
+//! [`Store`](crate::storage::Store) and the same validation as the API.
+//!
+//! Every command takes `--database URL` (env `CORRAL_DATABASE_URL`, default
+//! `sqlite://corral.db`). Output meant for programs (`--json`) goes to stdout
+//! in the API's shapes; a failure is one line on stderr and exit status 1.
+
+mod admin;
+mod segment;
+mod serve;
+
+use crate::config::{ConfigError, FileConfig};
+use crate::segment::FieldErrors;
+use crate::storage::{self, DEFAULT_DATABASE_URL, Site, StorageError, Store};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "corral",
+    version,
+    about = "Self-hosted audience segments, speaking Bento's Segments API"
+)]
+pub struct Cli {
+    /// Database URL: sqlite://PATH [default: sqlite://corral.db]
+    #[arg(long, global = true, env = "CORRAL_DATABASE_URL")]
+    database: Option<String>,
+    /// Settings file [default: ./corral.toml when present]
+    #[arg(long, global = true, env = "CORRAL_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve(serve::ServeArgs),
+    /// Create and list sites.
+    #[command(subcommand)]
+    Site(admin::SiteCommand),
+    /// Issue, list and revoke a site's API key pairs.
+    #[command(subcommand)]
+    Key(admin::KeyCommand),
+    /// Manage a site's segments.
+    #[command(subcommand)]
+    Segment(segment::SegmentCommand),
+}
+
+/// Whatever a command can fail with; printed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Invalid(#[from] FieldErrors),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the command line and turns its outcome into an exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let file = FileConfig::load(cli.config.as_deref())?;
+    let database = cli
+        .database
+        .or_else(|| file.database_url.clone())
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+    match cli.command {
+        Command::Serve(args) => serve::run(args, &file, &database).await,
+        Command::Site(command) => admin::site(command, &open(&database).await?).await,
+        Command::Key(command) => admin::key(command, &open(&database).await?).await,
+        Command::Segment(command) => segment::run(command, &open(&database).await?).await,
+    }
+}
+
+async fn open(database: &str) -> Result<Arc<dyn Store>, CliError> {
+    Ok(storage::open(database).await?)
+}
+
+/// The site a `--site UUID` names, or a clear error.
+async fn site_by_uuid(store: &Arc<dyn Store>, uuid: &str) -> Result<Site, CliError> {
+    store
+        .find_site(uuid)
+        .await?
+        .ok_or_else(|| CliError::Usage(format!("no site has the uuid {uuid:?}")))
+}
+
+/// Prints a value as one line of JSON.
+fn print_json(value: &serde_json::Value) {
+    println!("{value}");
+}

@@ -1,0 +1,276 @@
+//! `corral segment …`: segment management on the database directly, with the
+//! API's rules and, with `--json`, the API's output shape (`{"data":…}`).
+
+use super::{CliError, site_by_uuid};
+use crate::clock::{Clock, SystemClock, format_ms};
+use crate::http::wire::{segment_body, segment_list_body};
+use crate::query::RawQuery;
+use crate::segment::{
+    Description, FieldError, FieldErrors, Listing, NewSegment, Segment, SegmentId, SegmentName,
+    SegmentPatch,
+};
+use crate::storage::{Precondition, StorageError, Store};
+use clap::{Args, Subcommand};
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Subcommand)]
+pub enum SegmentCommand {
+    /// List a site's kept (or discarded) segments in name order.
+    List {
+        #[command(flatten)]
+        site: SiteArg,
+        /// List discarded segments instead.
+        #[arg(long)]
+        discarded: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one segment with its query.
+    Show {
+        id: String,
+        #[command(flatten)]
+        site: SiteArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a segment; the query is read from --query FILE, or stdin.
+    Create {
+        #[command(flatten)]
+        site: SiteArg,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// File holding the visitor_event_query JSON object; `-` or absent: stdin.
+        #[arg(long)]
+        query: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a segment's name, description or query.
+    Update {
+        id: String,
+        #[command(flatten)]
+        site: SiteArg,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, conflicts_with = "clear_description")]
+        description: Option<String>,
+        /// Remove the description.
+        #[arg(long)]
+        clear_description: bool,
+        /// File holding the new query (`-` for stdin).
+        #[arg(long)]
+        query: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Discard (soft-delete) a segment.
+    Discard {
+        id: String,
+        #[command(flatten)]
+        site: SiteArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a discarded segment.
+    Restore {
+        id: String,
+        #[command(flatten)]
+        site: SiteArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SiteArg {
+    /// The site's uuid.
+    #[arg(long = "site")]
+    uuid: String,
+}
+
+pub async fn run(command: SegmentCommand, store: &Arc<dyn Store>) -> Result<(), CliError> {
+    let now = SystemClock.now_ms();
+    match command {
+        SegmentCommand::List {
+            site,
+            discarded,
+            json,
+        } => {
+            let site = site_by_uuid(store, &site.uuid).await?;
+            let listing = if discarded {
+                Listing::Discarded
+            } else {
+                Listing::Kept
+            };
+            let segments = store.list_segments(site.id, listing).await?;
+            if json {
+                println!("{}", String::from_utf8_lossy(&segment_list_body(&segments)));
+            } else {
+                for s in &segments {
+                    println!("{:>6}  {}  {}", s.id, format_ms(s.updated_at), s.name);
+                }
+            }
+        }
+        SegmentCommand::Show { id, site, json } => {
+            let site = site_by_uuid(store, &site.uuid).await?;
+            let id = parse_id(&id)?;
+            let segment = store
+                .get_segment(site.id, id)
+                .await?
+                .ok_or_else(|| not_found(id))?;
+            print_segment(&segment, json);
+        }
+        SegmentCommand::Create {
+            site,
+            name,
+            description,
+            query,
+            json,
+        } => {
+            let site = site_by_uuid(store, &site.uuid).await?;
+            let mut errors = FieldErrors::default();
+            let name = SegmentName::parse(&name)
+                .map_err(|m| errors.push("name", m))
+                .ok();
+            let description = description
+                .map(|d| {
+                    Description::parse(&d)
+                        .map_err(|m| errors.push("description", m))
+                        .ok()
+                })
+                .unwrap_or_default();
+            let query = read_query(query.as_deref())
+                .map_err(|m| errors.push("visitor_event_query", m))
+                .ok();
+            let (Some(name), Some(query)) = (name, query) else {
+                return Err(errors.into());
+            };
+            if !errors.is_empty() {
+                return Err(errors.into());
+            }
+            let new = NewSegment {
+                name,
+                description,
+                query,
+            };
+            let segment = store.create_segment(site.id, &new, now).await?;
+            print_segment(&segment, json);
+        }
+        SegmentCommand::Update {
+            id,
+            site,
+            name,
+            description,
+            clear_description,
+            query,
+            json,
+        } => {
+            let site = site_by_uuid(store, &site.uuid).await?;
+            let id = parse_id(&id)?;
+            let mut errors = FieldErrors::default();
+            let mut patch = SegmentPatch {
+                name: name.and_then(|n| {
+                    SegmentName::parse(&n)
+                        .map_err(|m| errors.push("name", m))
+                        .ok()
+                }),
+                ..SegmentPatch::default()
+            };
+            if clear_description {
+                patch.description = Some(None);
+            } else if let Some(d) = description {
+                patch.description = Description::parse(&d)
+                    .map(Some)
+                    .map_err(|m| errors.push("description", m))
+                    .ok();
+            }
+            if let Some(path) = query {
+                patch.query = read_query(Some(&path))
+                    .map_err(|m| errors.push("visitor_event_query", m))
+                    .ok();
+            }
+            errors.finish(|| ())?;
+            let segment = store
+                .update_segment(site.id, id, &patch, &Precondition::None, now)
+                .await
+                .map_err(|e| segment_error(e, id))?;
+            print_segment(&segment, json);
+        }
+        SegmentCommand::Discard { id, site, json } => {
+            let site = site_by_uuid(store, &site.uuid).await?;
+            let id = parse_id(&id)?;
+            let segment = store
+                .discard_segment(site.id, id, &Precondition::None, now)
+                .await
+                .map_err(|e| segment_error(e, id))?;
+            print_segment(&segment, json);
+        }
+        SegmentCommand::Restore { id, site, json } => {
+            let site = site_by_uuid(store, &site.uuid).await?;
+            let id = parse_id(&id)?;
+            let segment = store
+                .restore_segment(site.id, id, &Precondition::None, now)
+                .await
+                .map_err(|e| segment_error(e, id))?;
+            print_segment(&segment, json);
+        }
+    }
+    Ok(())
+}
+
+fn parse_id(id: &str) -> Result<SegmentId, CliError> {
+    SegmentId::parse(id).ok_or_else(|| CliError::Usage(format!("{id:?} is not a segment id")))
+}
+
+fn not_found(id: SegmentId) -> CliError {
+    CliError::Usage(format!("segment {id} not found on this site"))
+}
+
+fn segment_error(error: StorageError, id: SegmentId) -> CliError {
+    match error {
+        StorageError::NotFound => not_found(id),
+        StorageError::NameTaken => {
+            FieldErrors::from(FieldError::new("name", "has already been taken")).into()
+        }
+        other => other.into(),
+    }
+}
+
+/// Reads a query from a file, or from stdin for `-` or no path.
+fn read_query(path: Option<&std::path::Path>) -> Result<RawQuery, String> {
+    let text = match path {
+        Some(p) if p.as_os_str() != "-" => std::fs::read_to_string(p)
+            .map_err(|e| format!("cannot be read from {}: {e}", p.display()))?,
+        _ => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| format!("cannot be read from stdin: {e}"))?;
+            text
+        }
+    };
+    RawQuery::parse(&text).map_err(|e| e.to_string())
+}
+
+fn print_segment(segment: &Segment, json: bool) {
+    if json {
+        println!("{}", String::from_utf8_lossy(&segment_body(segment)));
+        return;
+    }
+    println!("id:           {}", segment.id);
+    println!("name:         {}", segment.name);
+    println!(
+        "description:  {}",
+        segment.description.as_deref().unwrap_or("-")
+    );
+    println!("created_at:   {}", format_ms(segment.created_at));
+    println!("updated_at:   {}", format_ms(segment.updated_at));
+    if let Some(at) = segment.discarded_at {
+        println!("discarded_at: {}", format_ms(at));
+    }
+    println!("query:        {}", segment.query.as_str());
+}

@@ -1,0 +1,191 @@
+//! `corral serve`: settings resolved (flag, then environment, then
+//! `corral.toml`, then default), logging set up, the database opened and
+//! migrated, the demo site made on request, and the server run until SIGTERM
+//! or Ctrl-C.
+
+use super::CliError;
+use super::admin::create_site;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{FileConfig, LogFormat};
+use crate::credentials::KeyPair;
+use crate::http::{self, AppState, HttpSettings};
+use crate::query::RawQuery;
+use crate::segment::{Description, NewSegment, SegmentName};
+use crate::storage::{self, Site, Store};
+use clap::Args;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "CORRAL_LISTEN")]
+    listen: Option<String>,
+    /// Create a demo site with sample segments (once) and print working credentials.
+    #[arg(long)]
+    demo: bool,
+    /// Requests a minute per key pair on /fetch/*; 0 turns limiting off [default: 100]
+    #[arg(long, env = "CORRAL_RATE_LIMIT_PER_MINUTE")]
+    rate_limit_per_minute: Option<u32>,
+    /// Seconds a request may take before it is answered 503 [default: 30]
+    #[arg(long, env = "CORRAL_REQUEST_TIMEOUT_SECS")]
+    request_timeout_secs: Option<u64>,
+    /// Log format [default: pretty]
+    #[arg(long, env = "CORRAL_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+    /// Log filter, e.g. "info" or "corral=debug,info" [default: info]
+    #[arg(long, env = "CORRAL_LOG")]
+    log_level: Option<String>,
+}
+
+pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(), CliError> {
+    let defaults = HttpSettings::default();
+    let listen = args
+        .listen
+        .or_else(|| file.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    let settings = HttpSettings {
+        rate_limit_per_minute: args
+            .rate_limit_per_minute
+            .or(file.rate_limit_per_minute)
+            .unwrap_or(defaults.rate_limit_per_minute),
+        request_timeout: args
+            .request_timeout_secs
+            .or(file.request_timeout_secs)
+            .map_or(defaults.request_timeout, Duration::from_secs),
+        ..defaults
+    };
+    init_logging(
+        args.log_format.or(file.log_format).unwrap_or_default(),
+        args.log_level
+            .as_deref()
+            .or(file.log_level.as_deref())
+            .unwrap_or("info"),
+    )?;
+
+    let store = storage::open(database).await?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot listen on {listen}: {e}")))?;
+    let address = listener.local_addr()?;
+    if args.demo {
+        let (site, keys) = demo_site(&store).await?;
+        print_demo(&site, &keys, address);
+    }
+    tracing::info!(%address, database = %redact(database), rate_limit_per_minute = settings.rate_limit_per_minute, "corral listening");
+    let state = AppState::new(store, Arc::new(SystemClock), settings);
+    http::serve(listener, state, http::shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_logging(format: LogFormat, filter: &str) -> Result<(), CliError> {
+    let filter = EnvFilter::try_new(filter)
+        .map_err(|e| CliError::Usage(format!("invalid log filter {filter:?}: {e}")))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    Ok(())
+}
+
+/// A database URL fit for a log line: no password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Sample segments of the demo site: (name, description, query).
+const DEMO_SEGMENTS: &[(&str, Option<&str>, &str)] = &[
+    (
+        "VIP customers",
+        Some("Spent more than 500 in the last 90 days"),
+        r#"{"groups":[{"filters":[{"event":{"type":"$purchase","sum":{"detail":"value.amount","gt":500},"within":{"days":90}}}]}]}"#,
+    ),
+    (
+        "Newsletter subscribers",
+        Some("Subscribed and tagged newsletter"),
+        r#"{"groups":[{"filters":[{"subscriber":{"subscribed":true}},{"tag":{"has":"newsletter"}}]}]}"#,
+    ),
+    (
+        "Dormant trial users",
+        None,
+        r#"{"groups":[{"filters":[{"tag":{"has":"trial"}},{"event":{"type":"$pageview","not_performed":true,"within":{"days":30}}}]}]}"#,
+    ),
+    (
+        "agency leads",
+        Some("Company size field over 50, or tagged agency"),
+        r#"{"groups":[{"filters":[{"field":{"key":"company_size","gt":50}}]},{"filters":[{"tag":{"has":"agency"}}]}]}"#,
+    ),
+];
+
+/// The demo site, made with its sample segments on first use. Later starts
+/// issue a fresh key pair, since stored secrets cannot be shown again.
+async fn demo_site(store: &Arc<dyn Store>) -> Result<(Site, KeyPair), CliError> {
+    if let Some(site) = store.find_demo_site().await? {
+        let keys = KeyPair::generate();
+        store.add_key(site.id, &keys, SystemClock.now_ms()).await?;
+        return Ok((site, keys));
+    }
+    let (site, keys) = create_site(store, "Demo", true).await?;
+    for (name, description, query) in DEMO_SEGMENTS {
+        let new = NewSegment {
+            name: SegmentName::parse(name).map_err(CliError::Usage)?,
+            description: description
+                .map(Description::parse)
+                .transpose()
+                .map_err(CliError::Usage)?,
+            query: RawQuery::parse(query).map_err(|e| CliError::Usage(e.to_string()))?,
+        };
+        store
+            .create_segment(site.id, &new, SystemClock.now_ms())
+            .await?;
+    }
+    Ok((site, keys))
+}
+
+fn print_demo(site: &Site, keys: &KeyPair, address: SocketAddr) {
+    let host = if address.ip().is_unspecified() {
+        SocketAddr::new([127, 0, 0, 1].into(), address.port())
+    } else {
+        address
+    };
+    println!("Corral demo site");
+    println!("  site_uuid:        {}", site.uuid);
+    println!("  publishable_key:  {}", keys.publishable_key);
+    println!("  secret_key:       {}", keys.secret_key);
+    println!("List its segments:");
+    println!(
+        "  curl -u '{}:{}' 'http://{host}/api/v1/fetch/segments?site_uuid={}'",
+        keys.publishable_key, keys.secret_key, site.uuid
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_from_urls() {
+        assert_eq!(redact("postgres://u:pw@host/db"), "postgres://***@host/db");
+        assert_eq!(redact("sqlite://corral.db"), "sqlite://corral.db");
+    }
+
+    #[test]
+    fn demo_segments_are_valid() {
+        for (name, description, query) in DEMO_SEGMENTS {
+            assert!(SegmentName::parse(name).is_ok());
+            assert!(description.map(Description::parse).transpose().is_ok());
+            assert!(RawQuery::parse(query).is_ok());
+        }
+    }
+}

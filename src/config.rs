@@ -1,0 +1,118 @@
+//! Settings, layered: a command-line flag wins over a `CORRAL_…` environment
+//! variable, which wins over `corral.toml`, which wins over the default.
+//!
+//! The file is read from `--config PATH` (or `CORRAL_CONFIG`); without either,
+//! from `corral.toml` in the working directory when one exists. Every key is
+//! optional and unknown keys are refused, so a typo cannot pass silently:
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! database_url = "sqlite://corral.db"
+//! rate_limit_per_minute = 100
+//! request_timeout_secs = 30
+//! log_format = "pretty"   # or "json"
+//! log_level = "info"      # a tracing filter, e.g. "corral=debug,info"
+//! ```
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The file looked for when no path is given.
+pub const DEFAULT_CONFIG_FILE: &str = "corral.toml";
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub rate_limit_per_minute: Option<u32>,
+    pub request_timeout_secs: Option<u64>,
+    pub log_format: Option<LogFormat>,
+    pub log_level: Option<String>,
+}
+
+/// How `serve` writes its logs.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object a line.
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+impl FileConfig {
+    /// Loads the named file, or the default file if present, or nothing.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        let path = match explicit {
+            Some(path) => path.to_path_buf(),
+            None => {
+                let default = PathBuf::from(DEFAULT_CONFIG_FILE);
+                if !default.exists() {
+                    return Ok(Self::default());
+                }
+                default
+            }
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse { path, message })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.message().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_key() {
+        let config = FileConfig::parse(
+            r#"
+            listen = "0.0.0.0:9000"
+            database_url = "sqlite:///var/lib/corral.db"
+            rate_limit_per_minute = 0
+            request_timeout_secs = 5
+            log_format = "json"
+            log_level = "debug"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.listen.as_deref(), Some("0.0.0.0:9000"));
+        assert_eq!(config.rate_limit_per_minute, Some(0));
+        assert_eq!(config.log_format, Some(LogFormat::Json));
+    }
+
+    #[test]
+    fn refuses_unknown_keys_and_wrong_types() {
+        assert!(
+            FileConfig::parse("lisen = \"x\"")
+                .unwrap_err()
+                .contains("lisen")
+        );
+        assert!(FileConfig::parse("rate_limit_per_minute = \"many\"").is_err());
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error() {
+        let err = FileConfig::load(Some(Path::new("/nonexistent/corral.toml"))).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/corral.toml"));
+    }
+}

@@ -1,0 +1,149 @@
+//! Authentication, as Bento does it: HTTP Basic with the publishable key as
+//! user name and the secret key as password, plus the `site_uuid` the key pair
+//! belongs to, read from the query string or, as the Node SDK sends it on
+//! writes, from the JSON body.
+//!
+//! Every failure (no header, a malformed one, an unknown or revoked key, a
+//! wrong secret, a missing or foreign `site_uuid`) is the same
+//! `401 {"error":"Unauthorized"}`: the answer never tells which part was wrong.
+//! The body is read here once, under the size limit, and handed on to the
+//! handler unchanged.
+
+use super::{ApiError, AppState};
+use crate::credentials::secret_matches;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+
+/// The caller, once authenticated; handlers read it from request extensions.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub site_id: i64,
+    pub key_id: i64,
+}
+
+#[derive(Deserialize)]
+struct SiteParam {
+    site_uuid: Option<String>,
+}
+
+/// Middleware: authenticates the request or answers 401.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let bytes = read_body(&parts.headers, body, state.settings.max_body_bytes).await?;
+    let site_uuid = Query::<SiteParam>::try_from_uri(&parts.uri)
+        .ok()
+        .and_then(|q| q.0.site_uuid)
+        .or_else(|| site_uuid_in_body(&bytes))
+        .ok_or(ApiError::Unauthorized)?;
+    let (publishable, secret) = basic_credentials(&parts.headers).ok_or(ApiError::Unauthorized)?;
+    let credentials = state.store.credentials(&publishable).await?;
+    let caller = match credentials {
+        Some(c)
+            if !c.revoked
+                && c.site_uuid == site_uuid
+                && secret_matches(&secret, &c.secret_hash) =>
+        {
+            Caller {
+                site_id: c.site_id,
+                key_id: c.key_id,
+            }
+        }
+        _ => return Err(ApiError::Unauthorized),
+    };
+    parts.extensions.insert(caller);
+    Ok(next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await)
+}
+
+/// Reads the whole body, refusing one over `limit` bytes with a 413 before
+/// reading it when its declared length already says so.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)
+}
+
+fn site_uuid_in_body(bytes: &[u8]) -> Option<String> {
+    if bytes.is_empty() {
+        return None;
+    }
+    serde_json::from_slice::<SiteParam>(bytes).ok()?.site_uuid
+}
+
+/// The `(user, password)` of a Basic `Authorization` header.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn with_auth(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn reads_basic_credentials() {
+        let encoded = STANDARD.encode("pub:sec:ret");
+        assert_eq!(
+            basic_credentials(&with_auth(&format!("Basic {encoded}"))),
+            Some(("pub".into(), "sec:ret".into()))
+        );
+        assert_eq!(
+            basic_credentials(&with_auth(&format!("basic {encoded}"))),
+            Some(("pub".into(), "sec:ret".into()))
+        );
+    }
+
+    #[test]
+    fn refuses_other_schemes_and_garbage() {
+        assert_eq!(basic_credentials(&HeaderMap::new()), None);
+        assert_eq!(basic_credentials(&with_auth("Bearer abc")), None);
+        assert_eq!(basic_credentials(&with_auth("Basic !!!")), None);
+        let no_colon = STANDARD.encode("justuser");
+        assert_eq!(
+            basic_credentials(&with_auth(&format!("Basic {no_colon}"))),
+            None
+        );
+    }
+
+    #[test]
+    fn finds_site_uuid_in_a_json_body_only() {
+        assert_eq!(
+            site_uuid_in_body(br#"{"site_uuid":"abc","segment":{}}"#),
+            Some("abc".into())
+        );
+        assert_eq!(site_uuid_in_body(b"not json"), None);
+        assert_eq!(site_uuid_in_body(br#"{"site_uuid":5}"#), None);
+        assert_eq!(site_uuid_in_body(b""), None);
+    }
+}

@@ -1,0 +1,157 @@
+//! [`ApiError`]: the one error type handlers return, and the only place that
+//! decides a failure's status code and body.
+//!
+//! Bento answers errors in two shapes, both JSON: `{"error":"Message"}` and,
+//! for a well-formed request that breaks rules, `{"errors":[{"field","message"}]}`.
+//! Storage and validation errors convert with `From`, so handlers read as a
+//! column of `?`. A server fault is logged here with its detail and answered
+//! with a generic message: internals never reach a client.
+
+use super::wire::{ErrorBody, ValidationErrorBody, json_response};
+use crate::segment::FieldErrors;
+use crate::storage::StorageError;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `{"error":"Malformed JSON: …"}`: the body is not JSON at all.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// 401 `{"error":"Unauthorized"}`: any credential or site problem, never
+    /// saying which.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// 404 `{"error":"Segment not found"}`: unknown, discarded, or another
+    /// site's segment, indistinguishably.
+    #[error("segment not found")]
+    SegmentNotFound,
+    /// 404 `{"error":"Not Found"}`: no such route.
+    #[error("no such route")]
+    RouteNotFound,
+    /// 405 `{"error":"Method Not Allowed"}`.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 412 `{"error":"Precondition Failed"}`: `If-Match` named another version.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// 413 `{"error":"Payload Too Large"}`: the body is over the limit.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 422 `{"errors":[…]}`: well-formed, but breaks the rules listed.
+    #[error("invalid: {0}")]
+    Invalid(FieldErrors),
+    /// 429 `{"error":"Too Many Requests"}` with `Retry-After` in seconds.
+    #[error("rate limited for {retry_after_secs}s")]
+    RateLimited { retry_after_secs: u64 },
+    /// 503 `{"error":"Request timed out"}`: the request ran past its timeout.
+    #[error("request timed out")]
+    Timeout,
+    /// 503 `{"error":"Service Unavailable"}`: the database does not answer.
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// 500 `{"error":"Internal Server Error"}`; the detail is logged only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A storage result seen from a segment route: a missing record is a
+    /// missing segment.
+    pub fn from_segment_storage(error: StorageError) -> Self {
+        match error {
+            StorageError::NotFound => Self::SegmentNotFound,
+            other => other.into(),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::SegmentNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Timeout | Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::MalformedJson(detail) => format!("Malformed JSON: {detail}"),
+            Self::Unauthorized => "Unauthorized".into(),
+            Self::SegmentNotFound => "Segment not found".into(),
+            Self::RouteNotFound => "Not Found".into(),
+            Self::MethodNotAllowed => "Method Not Allowed".into(),
+            Self::PreconditionFailed => "Precondition Failed".into(),
+            Self::PayloadTooLarge => "Payload Too Large".into(),
+            Self::Invalid(_) => "Unprocessable Entity".into(),
+            Self::RateLimited { .. } => "Too Many Requests".into(),
+            Self::Timeout => "Request timed out".into(),
+            Self::NotReady(_) => "Service Unavailable".into(),
+            Self::Internal(_) => "Internal Server Error".into(),
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::NotFound => Self::RouteNotFound,
+            StorageError::NameTaken => Self::Invalid(
+                crate::segment::FieldError::new("name", "has already been taken").into(),
+            ),
+            StorageError::PreconditionFailed => Self::PreconditionFailed,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<FieldErrors> for ApiError {
+    fn from(errors: FieldErrors) -> Self {
+        Self::Invalid(errors)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(detail) => tracing::error!(error = %detail, "request failed"),
+            Self::NotReady(detail) => tracing::warn!(error = %detail, "not ready"),
+            _ => {}
+        }
+        let status = self.status();
+        let mut response = match &self {
+            Self::Invalid(errors) => json_response(
+                status,
+                &ValidationErrorBody {
+                    errors: errors.0.clone(),
+                },
+            ),
+            _ => json_response(
+                status,
+                &ErrorBody {
+                    error: self.message(),
+                },
+            ),
+        };
+        let headers = response.headers_mut();
+        match self {
+            Self::Unauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"corral\""),
+                );
+            }
+            Self::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,181 @@
+//! The HTTP layer: Bento-compatible routes under `/api/v1`, Corral's
+//! extensions beside them, health checks and the OpenAPI document.
+//!
+//! [`router`] is a pure function of [`AppState`], so tests and `corral serve`
+//! build the same application; [`serve`] runs it on a listener it is given
+//! (tests bind port 0) until the shutdown signal, then lets in-flight requests
+//! finish. Each request gets an id (`x-request-id`, kept if the client sent
+//! one), a span with the route template, a timeout, and on `/fetch/*` the
+//! authentication and rate-limit middleware, in that order.
+
+mod auth;
+mod conditional;
+mod error;
+mod health;
+pub mod openapi;
+mod rate_limit;
+mod segment_body;
+mod segments;
+pub mod wire;
+
+pub use auth::Caller;
+pub use error::ApiError;
+
+use crate::clock::Clock;
+use crate::storage::Store;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rate_limit::KeyLimiter;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+/// Knobs of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Requests a minute per key pair on `/fetch/*`; 0 turns limiting off.
+    pub rate_limit_per_minute: u32,
+    /// How long one request may take before it is answered 503.
+    pub request_timeout: Duration,
+    /// The largest request body accepted (413 above).
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_minute: 100,
+            request_timeout: Duration::from_secs(30),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<HttpSettings>,
+    limiter: Option<Arc<KeyLimiter>>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: HttpSettings) -> Self {
+        let limiter = KeyLimiter::per_minute(settings.rate_limit_per_minute).map(Arc::new);
+        Self {
+            store,
+            clock,
+            settings: Arc::new(settings),
+            limiter,
+        }
+    }
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let fetch = Router::new()
+        .route("/segments", get(segments::list).post(segments::create))
+        .route(
+            "/segments/{id}",
+            get(segments::show)
+                .patch(segments::update)
+                .delete(segments::discard),
+        )
+        .route("/segments/{id}/restore", post(segments::restore))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+
+    Router::new()
+        .nest("/api/v1/fetch", fetch)
+        .route("/api/openapi.json", get(openapi::serve))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.clone(), timeout))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal("a handler panicked".into()).into_response()
+        }))
+        .with_state(state)
+}
+
+/// The span of one request: method, route template and request id; never the
+/// query string or headers, which carry credentials.
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", method = %request.method(), route, request_id)
+}
+
+/// Answers 503 when a request runs past the configured timeout.
+async fn timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.settings.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then finishes the
+/// requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

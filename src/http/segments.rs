@@ -1,0 +1,322 @@
+//! The Segments API: Bento's two read routes and Corral's write extensions.
+//!
+//! - `GET /api/v1/fetch/segments` and `GET /api/v1/fetch/segments/{id}` mirror
+//!   Bento's "Segments" API reference (Fetch → Segments): every kept segment of
+//!   the site in name order, and one segment with its `visitor_event_query`.
+//! - `POST`, `PATCH`, `DELETE` and `POST …/restore` are Corral's: they manage
+//!   segments with the same keys, in the same envelope, and never change what
+//!   the two Bento routes answer for a client that does not use them.
+
+use super::auth::Caller;
+use super::conditional::{digest_etag, if_match, not_modified, not_modified_since, with_etag};
+use super::wire::{
+    ErrorBody, SegmentEnvelope, SegmentListEnvelope, ValidationErrorBody, bytes_response,
+    segment_body, segment_list_body,
+};
+use super::{ApiError, AppState, segment_body as body};
+use crate::segment::{Listing, Segment, SegmentId};
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde::Deserialize;
+
+/// Query parameters of the list; unknown ones are ignored, as Rails does.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Corral extension: `discarded` lists discarded segments instead of kept
+    /// ones. Absent or `kept`: Bento's list.
+    state: Option<String>,
+}
+
+fn listing(params: &ListParams) -> Result<Listing, ApiError> {
+    match params.state.as_deref() {
+        None | Some("kept") => Ok(Listing::Kept),
+        Some("discarded") => Ok(Listing::Discarded),
+        Some(_) => Err(ApiError::Invalid(
+            crate::segment::FieldError::new("state", "must be kept or discarded").into(),
+        )),
+    }
+}
+
+/// Lists the site's segments, ordered by name.
+///
+/// Bento: `GET /v1/fetch/segments`. Ordering is case-insensitive (Unicode
+/// lowercase), ties broken by the exact name and then the id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/fetch/segments",
+    tag = "segments",
+    params(ListParams),
+    responses(
+        (status = 200, description = "The site's kept segments in name order", body = SegmentListEnvelope),
+        (status = 304, description = "Unchanged since the `If-None-Match` tag"),
+        (status = 401, description = "Bad credentials or site", body = ErrorBody),
+        (status = 422, description = "Unknown `state`", body = ValidationErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(params): Query<ListParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let listing = listing(&params)?;
+    let segments = state.store.list_segments(caller.site_id, listing).await?;
+    let body = segment_list_body(&segments);
+    let etag = digest_etag(&body);
+    if not_modified_since(&headers, &etag) {
+        return Ok(not_modified(&etag));
+    }
+    Ok(with_etag(bytes_response(StatusCode::OK, body), &etag))
+}
+
+/// Looks up a kept segment of the caller's site, or 404.
+async fn kept_segment(state: &AppState, caller: &Caller, id: &str) -> Result<Segment, ApiError> {
+    let id = SegmentId::parse(id).ok_or(ApiError::SegmentNotFound)?;
+    match state.store.get_segment(caller.site_id, id).await? {
+        Some(segment) if segment.is_kept() => Ok(segment),
+        _ => Err(ApiError::SegmentNotFound),
+    }
+}
+
+/// One segment with its saved `visitor_event_query`.
+///
+/// Bento: `GET /v1/fetch/segments/:id`. Unknown, discarded and other sites'
+/// ids all answer the same 404.
+#[utoipa::path(
+    get,
+    path = "/api/v1/fetch/segments/{id}",
+    tag = "segments",
+    params(("id" = String, Path, description = "The segment's id")),
+    responses(
+        (status = 200, description = "The segment", body = SegmentEnvelope),
+        (status = 304, description = "Unchanged since the `If-None-Match` tag"),
+        (status = 401, description = "Bad credentials or site", body = ErrorBody),
+        (status = 404, description = "No such kept segment on this site", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let segment = kept_segment(&state, &caller, &id).await?;
+    let etag = segment.etag();
+    if not_modified_since(&headers, &etag) {
+        return Ok(not_modified(&etag));
+    }
+    Ok(segment_response(StatusCode::OK, &segment))
+}
+
+/// Creates a segment.
+///
+/// Corral extension. The name is trimmed, 1–255 characters and unique among
+/// the site's kept segments ignoring case; the description is optional (at
+/// most 2,000 characters); `visitor_event_query` is a JSON object of at most
+/// 64 KiB, kept exactly as written.
+#[utoipa::path(
+    post,
+    path = "/api/v1/fetch/segments",
+    tag = "segments",
+    request_body = CreateSegmentRequest,
+    responses(
+        (status = 201, description = "Created", body = SegmentEnvelope),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Bad credentials or site", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 422, description = "Breaks the rules listed", body = ValidationErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let new = body::new_segment(&bytes)?;
+    let segment = state
+        .store
+        .create_segment(caller.site_id, &new, state.clock.now_ms())
+        .await?;
+    let mut response = segment_response(StatusCode::CREATED, &segment);
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/fetch/segments/{}", segment.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// Changes a segment's name, description or query.
+///
+/// Corral extension. Fields left out stay as they are; `"description": null`
+/// clears the description. `If-Match` with the segment's `ETag` makes the
+/// change conditional. A change that changes nothing leaves `updated_at` alone.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/fetch/segments/{id}",
+    tag = "segments",
+    params(("id" = String, Path, description = "The segment's id")),
+    request_body = UpdateSegmentRequest,
+    responses(
+        (status = 200, description = "The changed segment", body = SegmentEnvelope),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Bad credentials or site", body = ErrorBody),
+        (status = 404, description = "No such kept segment on this site", body = ErrorBody),
+        (status = 412, description = "`If-Match` names another version", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 422, description = "Breaks the rules listed", body = ValidationErrorBody),
+    ),
+    security(("basic" = []))
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let id = SegmentId::parse(&id).ok_or(ApiError::SegmentNotFound)?;
+    let patch = body::segment_patch(&bytes)?;
+    let segment = state
+        .store
+        .update_segment(
+            caller.site_id,
+            id,
+            &patch,
+            &if_match(&headers, id),
+            state.clock.now_ms(),
+        )
+        .await
+        .map_err(ApiError::from_segment_storage)?;
+    Ok(segment_response(StatusCode::OK, &segment))
+}
+
+/// Discards (soft-deletes) a segment.
+///
+/// Corral extension. The segment leaves Bento's list and its id answers 404
+/// there; the answer is the discarded record, with `discarded_at`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/fetch/segments/{id}",
+    tag = "segments",
+    params(("id" = String, Path, description = "The segment's id")),
+    responses(
+        (status = 200, description = "The discarded segment", body = SegmentEnvelope),
+        (status = 401, description = "Bad credentials or site", body = ErrorBody),
+        (status = 404, description = "No such kept segment on this site", body = ErrorBody),
+        (status = 412, description = "`If-Match` names another version", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
+pub async fn discard(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = SegmentId::parse(&id).ok_or(ApiError::SegmentNotFound)?;
+    let segment = state
+        .store
+        .discard_segment(
+            caller.site_id,
+            id,
+            &if_match(&headers, id),
+            state.clock.now_ms(),
+        )
+        .await
+        .map_err(ApiError::from_segment_storage)?;
+    Ok(segment_response(StatusCode::OK, &segment))
+}
+
+/// Restores a discarded segment.
+///
+/// Corral extension. Refused with 422 when a kept segment now has its name.
+/// Restoring a kept segment changes nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/fetch/segments/{id}/restore",
+    tag = "segments",
+    params(("id" = String, Path, description = "The segment's id")),
+    responses(
+        (status = 200, description = "The restored segment", body = SegmentEnvelope),
+        (status = 401, description = "Bad credentials or site", body = ErrorBody),
+        (status = 404, description = "No such segment on this site", body = ErrorBody),
+        (status = 412, description = "`If-Match` names another version", body = ErrorBody),
+        (status = 422, description = "Its name is taken", body = ValidationErrorBody),
+    ),
+    security(("basic" = []))
+)]
+pub async fn restore(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = SegmentId::parse(&id).ok_or(ApiError::SegmentNotFound)?;
+    let segment = state
+        .store
+        .restore_segment(
+            caller.site_id,
+            id,
+            &if_match(&headers, id),
+            state.clock.now_ms(),
+        )
+        .await
+        .map_err(ApiError::from_segment_storage)?;
+    Ok(segment_response(StatusCode::OK, &segment))
+}
+
+fn segment_response(status: StatusCode, segment: &Segment) -> Response {
+    with_etag(
+        bytes_response(status, segment_body(segment)),
+        &segment.etag(),
+    )
+}
+
+/// `{"segment":{…}}` for a create (documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CreateSegmentRequest {
+    /// Sent by the Node SDK; may instead be in the query string.
+    site_uuid: Option<String>,
+    segment: CreateSegmentFields,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CreateSegmentFields {
+    /// 1–255 characters after trimming, unique among kept segments ignoring case.
+    #[schema(example = "VIP customers")]
+    name: String,
+    /// At most 2,000 characters.
+    description: Option<String>,
+    /// A JSON object of at most 64 KiB.
+    #[schema(value_type = Object)]
+    visitor_event_query: serde_json::Value,
+}
+
+/// `{"segment":{…}}` for a change (documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct UpdateSegmentRequest {
+    site_uuid: Option<String>,
+    segment: UpdateSegmentFields,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct UpdateSegmentFields {
+    name: Option<String>,
+    /// `null` clears it.
+    description: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    visitor_event_query: Option<serde_json::Value>,
+}

@@ -1,0 +1,44 @@
+//! Corral: a self-hosted audience-segments server that speaks Bento's Segments API.
+//!
+//! # Layout
+//!
+//! - [`http`]: the HTTP layer. An axum [`Router`](axum::Router) built by a pure
+//!   function over [`http::AppState`], the Bento-compatible routes under `/api/v1`,
+//!   authentication, rate limiting, the OpenAPI document, and the one
+//!   [`http::ApiError`] that turns every failure into Bento's error shapes.
+//! - [`segment`]: the segment model and its rules (names, descriptions, the
+//!   saved query), shared by the HTTP layer and the CLI so both enforce the same.
+//! - [`query`]: the `visitor_event_query` itself: how a saved query is kept
+//!   verbatim (key order, number literals, Unicode) and size-checked.
+//! - [`storage`]: the [`storage::Store`] trait every backend implements, and the
+//!   backends (SQLite today), each with its own `migrations/` folder; the backend
+//!   is chosen from the database URL's scheme.
+//! - [`cli`]: the `corral` command line: `serve`, site and key administration,
+//!   segment management working on the database directly.
+//! - [`config`]: settings layered from flags, `CORRAL_…` environment variables
+//!   and an optional `corral.toml`.
+//! - [`clock`] and [`credentials`]: the injectable clock, and how site ids and
+//!   API keys are generated, hashed and compared.
+//!
+//! # Errors, layer by layer
+//!
+//! Each layer has its own error type, and a lower layer's error never reaches a
+//! client unconverted:
+//!
+//! - [`segment::FieldErrors`]: a request was well-formed but broke a rule; each
+//!   entry names the field. Produced by validation, shown to the user as is.
+//! - [`storage::StorageError`]: what a backend reports: a missing record, a
+//!   uniqueness conflict, a failed precondition, or a database fault.
+//! - [`http::ApiError`]: the only error a handler returns. It converts from the
+//!   two above with `From`, picks the status and Bento's body shape, and logs
+//!   (never sends) the detail of a server fault.
+//! - The CLI prints any of them as one line on stderr and exits non-zero.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod credentials;
+pub mod http;
+pub mod query;
+pub mod segment;
+pub mod storage;

@@ -1,0 +1,207 @@
+//! Storage: the [`Store`] trait that the HTTP layer and the CLI are written
+//! against, and its backends.
+//!
+//! Every backend keeps timestamps as Unix milliseconds, names' comparison keys
+//! computed by the application ([`crate::segment::name_key`]), and queries as
+//! text, so that answers are identical whichever database holds the data. The
+//! backend is chosen by the database URL's scheme in [`open`]; each has its own
+//! `migrations/<backend>/` folder, applied when it opens.
+
+mod sqlite;
+
+use crate::credentials::KeyPair;
+use crate::segment::{Listing, NewSegment, Segment, SegmentId, SegmentPatch};
+use async_trait::async_trait;
+use std::sync::Arc;
+
+pub use sqlite::SqliteStore;
+
+/// What a backend can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// No such record for this site (or it is in the wrong state for the call).
+    #[error("not found")]
+    NotFound,
+    /// Another kept segment of the site has this name, ignoring case.
+    #[error("name has already been taken")]
+    NameTaken,
+    /// The record changed since the version the caller named.
+    #[error("the record has changed since it was read")]
+    PreconditionFailed,
+    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    UnsupportedUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// A site: the wall around one account's keys and data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    pub id: i64,
+    pub uuid: String,
+    pub name: String,
+    pub demo: bool,
+    pub created_at: i64,
+}
+
+/// A key pair as stored: the secret is not here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: i64,
+    pub site_id: i64,
+    pub publishable_key: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// What authenticating a request needs to know about a publishable key.
+#[derive(Debug, Clone)]
+pub struct KeyCredentials {
+    pub key_id: i64,
+    pub site_id: i64,
+    pub site_uuid: String,
+    pub secret_hash: Vec<u8>,
+    pub revoked: bool,
+}
+
+/// A write's precondition, from `If-Match`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Precondition {
+    /// No `If-Match`, or `If-Match: *` on an existing record.
+    #[default]
+    None,
+    /// The write goes ahead only if the record is at one of these versions.
+    Versions(Vec<i64>),
+}
+
+impl Precondition {
+    pub fn allows(&self, version: i64) -> bool {
+        match self {
+            Self::None => true,
+            Self::Versions(versions) => versions.contains(&version),
+        }
+    }
+}
+
+/// The operations Corral needs from a database. Every segment call is scoped
+/// by `site_id`: a record of another site is reported exactly like a missing one.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Creates a site with its first key pair.
+    async fn create_site(
+        &self,
+        name: &str,
+        uuid: &str,
+        keys: &KeyPair,
+        demo: bool,
+        now: i64,
+    ) -> Result<Site>;
+    async fn list_sites(&self) -> Result<Vec<Site>>;
+    async fn find_site(&self, uuid: &str) -> Result<Option<Site>>;
+    /// The site `serve --demo` created, if any.
+    async fn find_demo_site(&self) -> Result<Option<Site>>;
+
+    async fn add_key(&self, site_id: i64, keys: &KeyPair, now: i64) -> Result<ApiKey>;
+    async fn list_keys(&self, site_id: i64) -> Result<Vec<ApiKey>>;
+    /// Revokes a key; revoking a revoked key keeps its first revocation time.
+    async fn revoke_key(&self, publishable_key: &str, now: i64) -> Result<ApiKey>;
+    async fn credentials(&self, publishable_key: &str) -> Result<Option<KeyCredentials>>;
+
+    /// Segments ordered by name key, then exact name, then id.
+    async fn list_segments(&self, site_id: i64, listing: Listing) -> Result<Vec<Segment>>;
+    /// A segment, kept or discarded.
+    async fn get_segment(&self, site_id: i64, id: SegmentId) -> Result<Option<Segment>>;
+    async fn create_segment(&self, site_id: i64, new: &NewSegment, now: i64) -> Result<Segment>;
+    /// Changes a kept segment; a patch that changes nothing leaves it untouched.
+    async fn update_segment(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        patch: &SegmentPatch,
+        precondition: &Precondition,
+        now: i64,
+    ) -> Result<Segment>;
+    /// Discards a kept segment.
+    async fn discard_segment(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        precondition: &Precondition,
+        now: i64,
+    ) -> Result<Segment>;
+    /// Restores a discarded segment; restoring a kept one changes nothing.
+    async fn restore_segment(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        precondition: &Precondition,
+        now: i64,
+    ) -> Result<Segment>;
+}
+
+/// The default database: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://corral.db";
+
+/// Opens the database a URL names and brings its schema up to date.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if let Some(path) = sqlite_path(url) {
+        return Ok(Arc::new(SqliteStore::open(path).await?));
+    }
+    Err(StorageError::UnsupportedUrl(url.to_owned()))
+}
+
+/// The file a SQLite URL names: `sqlite://PATH`, `sqlite:PATH`, or a bare path.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let path = if let Some(rest) = url.strip_prefix("sqlite://") {
+        rest
+    } else if let Some(rest) = url.strip_prefix("sqlite:") {
+        rest
+    } else if url.contains("://") {
+        return None;
+    } else {
+        url
+    };
+    let path = path.split('?').next().unwrap_or(path);
+    (!path.is_empty()).then_some(path)
+}
+
+/// The next `updated_at`: the clock's time, but always later than the last.
+fn next_updated_at(previous: i64, now: i64) -> i64 {
+    now.max(previous + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_name_files() {
+        assert_eq!(sqlite_path("sqlite://corral.db"), Some("corral.db"));
+        assert_eq!(sqlite_path("sqlite:///var/lib/c.db"), Some("/var/lib/c.db"));
+        assert_eq!(sqlite_path("sqlite:data/c.db?mode=rwc"), Some("data/c.db"));
+        assert_eq!(sqlite_path("plain.db"), Some("plain.db"));
+        assert_eq!(sqlite_path("postgres://localhost/x"), None);
+        assert_eq!(sqlite_path("sqlite://"), None);
+    }
+
+    #[test]
+    fn updated_at_always_moves_forward() {
+        assert_eq!(next_updated_at(100, 200), 200);
+        assert_eq!(next_updated_at(200, 200), 201);
+        assert_eq!(next_updated_at(300, 200), 301);
+    }
+
+    #[test]
+    fn preconditions_match_listed_versions() {
+        assert!(Precondition::None.allows(3));
+        assert!(Precondition::Versions(vec![2, 3]).allows(3));
+        assert!(!Precondition::Versions(vec![]).allows(3));
+    }
+}

@@ -1,0 +1,411 @@
+//! The embedded backend: one SQLite file in WAL mode.
+//!
+//! Reads go through a pool of read-only connections, which WAL lets run
+//! alongside the writer; every write goes through a single connection and
+//! starts with `BEGIN IMMEDIATE`, so writers queue in the pool (and, across
+//! processes, in SQLite's busy handler) instead of failing with "database is
+//! locked". `synchronous = FULL` makes every acknowledged commit durable.
+
+use super::{
+    ApiKey, KeyCredentials, Precondition, Result, Site, StorageError, Store, next_updated_at,
+};
+use crate::credentials::KeyPair;
+use crate::query::RawQuery;
+use crate::segment::{Listing, NewSegment, Segment, SegmentId, SegmentPatch, name_key};
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use std::time::Duration;
+
+/// How long a statement waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct SqliteStore {
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(path: &str) -> Result<Self> {
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base.clone().create_if_missing(true))
+            .await?;
+        sqlx::migrate!("migrations/sqlite").run(&writer).await?;
+        let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2);
+        let reader = SqlitePoolOptions::new()
+            .max_connections(readers as u32)
+            .min_connections(1)
+            .connect_with(base.read_only(true))
+            .await?;
+        Ok(Self { reader, writer })
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// The columns [`segment_from_row`] reads, as a literal for `concat!` (sqlx
+/// accepts only literal SQL).
+macro_rules! segment_columns {
+    () => {
+        "id, name, description, query, created_at, updated_at, discarded_at, version"
+    };
+}
+
+fn segment_from_row(row: &SqliteRow) -> Result<Segment> {
+    Ok(Segment {
+        id: SegmentId(row.try_get("id")?),
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        query: RawQuery::from_stored(row.try_get("query")?),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        discarded_at: row.try_get("discarded_at")?,
+        version: row.try_get("version")?,
+    })
+}
+
+fn site_from_row(row: &SqliteRow) -> Result<Site> {
+    Ok(Site {
+        id: row.try_get("id")?,
+        uuid: row.try_get("uuid")?,
+        name: row.try_get("name")?,
+        demo: row.try_get("demo")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn key_from_row(row: &SqliteRow) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        site_id: row.try_get("site_id")?,
+        publishable_key: row.try_get("publishable_key")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+/// Turns a violation of the kept-name index into [`StorageError::NameTaken`].
+fn name_conflict(error: sqlx::Error) -> StorageError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::NameTaken,
+        _ => StorageError::Database(error),
+    }
+}
+
+async fn segment_for_update(
+    tx: &mut Transaction<'static, Sqlite>,
+    site_id: i64,
+    id: SegmentId,
+) -> Result<Segment> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        segment_columns!(),
+        " FROM segments WHERE id = $1 AND site_id = $2"
+    ))
+    .bind(id.0)
+    .bind(site_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StorageError::NotFound)?;
+    segment_from_row(&row)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn create_site(
+        &self,
+        name: &str,
+        uuid: &str,
+        keys: &KeyPair,
+        demo: bool,
+        now: i64,
+    ) -> Result<Site> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "INSERT INTO sites (uuid, name, demo, created_at) VALUES ($1, $2, $3, $4)
+             RETURNING id, uuid, name, demo, created_at",
+        )
+        .bind(uuid)
+        .bind(name)
+        .bind(demo)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let site = site_from_row(&row)?;
+        insert_key(&mut tx, site.id, keys, now).await?;
+        tx.commit().await?;
+        Ok(site)
+    }
+
+    async fn list_sites(&self) -> Result<Vec<Site>> {
+        let rows = sqlx::query("SELECT id, uuid, name, demo, created_at FROM sites ORDER BY id")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(site_from_row).collect()
+    }
+
+    async fn find_site(&self, uuid: &str) -> Result<Option<Site>> {
+        let row = sqlx::query("SELECT id, uuid, name, demo, created_at FROM sites WHERE uuid = $1")
+            .bind(uuid)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(site_from_row).transpose()
+    }
+
+    async fn find_demo_site(&self) -> Result<Option<Site>> {
+        let row = sqlx::query(
+            "SELECT id, uuid, name, demo, created_at FROM sites WHERE demo = 1 ORDER BY id LIMIT 1",
+        )
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(site_from_row).transpose()
+    }
+
+    async fn add_key(&self, site_id: i64, keys: &KeyPair, now: i64) -> Result<ApiKey> {
+        let mut tx = self.begin_write().await?;
+        let key = insert_key(&mut tx, site_id, keys, now).await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    async fn list_keys(&self, site_id: i64) -> Result<Vec<ApiKey>> {
+        let rows = sqlx::query(
+            "SELECT id, site_id, publishable_key, created_at, revoked_at FROM api_keys
+             WHERE site_id = $1 ORDER BY id",
+        )
+        .bind(site_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn revoke_key(&self, publishable_key: &str, now: i64) -> Result<ApiKey> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE publishable_key = $2
+             RETURNING id, site_id, publishable_key, created_at, revoked_at",
+        )
+        .bind(now)
+        .bind(publishable_key)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StorageError::NotFound)?;
+        tx.commit().await?;
+        key_from_row(&row)
+    }
+
+    async fn credentials(&self, publishable_key: &str) -> Result<Option<KeyCredentials>> {
+        let row = sqlx::query(
+            "SELECT k.id, k.site_id, s.uuid, k.secret_hash, k.revoked_at IS NOT NULL AS revoked
+             FROM api_keys k JOIN sites s ON s.id = k.site_id WHERE k.publishable_key = $1",
+        )
+        .bind(publishable_key)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(KeyCredentials {
+            key_id: row.try_get("id")?,
+            site_id: row.try_get("site_id")?,
+            site_uuid: row.try_get("uuid")?,
+            secret_hash: row.try_get("secret_hash")?,
+            revoked: row.try_get("revoked")?,
+        }))
+    }
+
+    async fn list_segments(&self, site_id: i64, listing: Listing) -> Result<Vec<Segment>> {
+        let sql = match listing {
+            Listing::Kept => concat!(
+                "SELECT ",
+                segment_columns!(),
+                " FROM segments WHERE site_id = $1 AND discarded_at IS NULL
+                  ORDER BY name_key, name, id"
+            ),
+            Listing::Discarded => concat!(
+                "SELECT ",
+                segment_columns!(),
+                " FROM segments WHERE site_id = $1 AND discarded_at IS NOT NULL
+                  ORDER BY name_key, name, id"
+            ),
+        };
+        let rows = sqlx::query(sql)
+            .bind(site_id)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(segment_from_row).collect()
+    }
+
+    async fn get_segment(&self, site_id: i64, id: SegmentId) -> Result<Option<Segment>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            segment_columns!(),
+            " FROM segments WHERE id = $1 AND site_id = $2"
+        ))
+        .bind(id.0)
+        .bind(site_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(segment_from_row).transpose()
+    }
+
+    async fn create_segment(&self, site_id: i64, new: &NewSegment, now: i64) -> Result<Segment> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(concat!(
+            "INSERT INTO segments (site_id, name, name_key, description, query, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING ",
+            segment_columns!()
+        ))
+            .bind(site_id)
+            .bind(new.name.as_str())
+            .bind(new.name.key())
+            .bind(new.description.as_ref().map(|d| d.as_str()))
+            .bind(new.query.as_str())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(name_conflict)?;
+        tx.commit().await?;
+        segment_from_row(&row)
+    }
+
+    async fn update_segment(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        patch: &SegmentPatch,
+        precondition: &Precondition,
+        now: i64,
+    ) -> Result<Segment> {
+        let mut tx = self.begin_write().await?;
+        let current = segment_for_update(&mut tx, site_id, id).await?;
+        if !current.is_kept() {
+            return Err(StorageError::NotFound);
+        }
+        if !precondition.allows(current.version) {
+            return Err(StorageError::PreconditionFailed);
+        }
+        if !current.differs_from(patch) {
+            return Ok(current);
+        }
+        let name = patch
+            .name
+            .as_ref()
+            .map_or(current.name.clone(), |n| n.as_str().to_owned());
+        let description = match &patch.description {
+            Some(d) => d.as_ref().map(|d| d.as_str().to_owned()),
+            None => current.description.clone(),
+        };
+        let query = patch.query.as_ref().unwrap_or(&current.query);
+        sqlx::query(
+            "UPDATE segments SET name = $1, name_key = $2, description = $3, query = $4,
+             updated_at = $5, version = version + 1 WHERE id = $6",
+        )
+        .bind(&name)
+        .bind(name_key(&name))
+        .bind(description)
+        .bind(query.as_str())
+        .bind(next_updated_at(current.updated_at, now))
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(name_conflict)?;
+        let updated = segment_for_update(&mut tx, site_id, id).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    async fn discard_segment(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        precondition: &Precondition,
+        now: i64,
+    ) -> Result<Segment> {
+        let mut tx = self.begin_write().await?;
+        let current = segment_for_update(&mut tx, site_id, id).await?;
+        if !current.is_kept() {
+            return Err(StorageError::NotFound);
+        }
+        if !precondition.allows(current.version) {
+            return Err(StorageError::PreconditionFailed);
+        }
+        let at = next_updated_at(current.updated_at, now);
+        sqlx::query(
+            "UPDATE segments SET discarded_at = $1, updated_at = $1, version = version + 1
+             WHERE id = $2",
+        )
+        .bind(at)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        let discarded = segment_for_update(&mut tx, site_id, id).await?;
+        tx.commit().await?;
+        Ok(discarded)
+    }
+
+    async fn restore_segment(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        precondition: &Precondition,
+        now: i64,
+    ) -> Result<Segment> {
+        let mut tx = self.begin_write().await?;
+        let current = segment_for_update(&mut tx, site_id, id).await?;
+        if !precondition.allows(current.version) {
+            return Err(StorageError::PreconditionFailed);
+        }
+        if current.is_kept() {
+            return Ok(current);
+        }
+        sqlx::query(
+            "UPDATE segments SET discarded_at = NULL, updated_at = $1, version = version + 1
+             WHERE id = $2",
+        )
+        .bind(next_updated_at(current.updated_at, now))
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(name_conflict)?;
+        let restored = segment_for_update(&mut tx, site_id, id).await?;
+        tx.commit().await?;
+        Ok(restored)
+    }
+}
+
+async fn insert_key(
+    tx: &mut Transaction<'static, Sqlite>,
+    site_id: i64,
+    keys: &KeyPair,
+    now: i64,
+) -> Result<ApiKey> {
+    let row = sqlx::query(
+        "INSERT INTO api_keys (site_id, publishable_key, secret_hash, created_at)
+         VALUES ($1, $2, $3, $4)
+         RETURNING id, site_id, publishable_key, created_at, revoked_at",
+    )
+    .bind(site_id)
+    .bind(&keys.publishable_key)
+    .bind(keys.secret_hash())
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    key_from_row(&row)
+}

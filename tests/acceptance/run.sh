@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Runs the acceptance suite (Bento's official Node SDK against Corral).
+# Usage: tests/acceptance/run.sh PATH_TO_CORRAL_BINARY
+# Starts two servers on free loopback ports, each on its own SQLite file in a temporary
+# folder: one without rate limiting (two sites, for the isolation tests) and one limited to
+# 5 requests a minute. Exits with node's exit code; always stops both servers.
+set -euo pipefail
+
+if [[ $# -ne 1 ]]; then
+  echo "usage: $0 PATH_TO_CORRAL_BINARY" >&2
+  exit 2
+fi
+BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+if [[ ! -x "$BIN" ]]; then
+  echo "not an executable: $1" >&2
+  exit 2
+fi
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$HERE"
+
+npm ci --silent --no-audit --no-fund >/dev/null
+
+TMP="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 1 20); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.25
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# create_site DB PREFIX: creates a site and sets PREFIX_SITE_UUID, PREFIX_PUBLISHABLE_KEY and
+# PREFIX_SECRET_KEY (exported only once the servers are up).
+create_site() {
+  local db="$1" prefix="$2" json uuid pk sk
+  json="$("$BIN" site create "Acceptance" --json --database "sqlite://$db")"
+  {
+    read -r uuid
+    read -r pk
+    read -r sk
+  } < <(printf '%s' "$json" | node -e '
+    const c = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    for (const k of ["site_uuid", "publishable_key", "secret_key"]) {
+      if (typeof c[k] !== "string" || !/^\S+$/.test(c[k])) throw new Error(`site create printed no usable ${k}`);
+      console.log(c[k]);
+    }')
+  if [[ -z "${sk:-}" ]]; then
+    echo "could not read credentials from: $json" >&2
+    return 1
+  fi
+  printf -v "${prefix}_SITE_UUID" '%s' "$uuid"
+  printf -v "${prefix}_PUBLISHABLE_KEY" '%s' "$pk"
+  printf -v "${prefix}_SECRET_KEY" '%s' "$sk"
+}
+
+# start_server DB LOG PREFIX [ARGS...]: starts `serve` on a free port, waits for /healthz,
+# sets PREFIX_BASE_URL.
+start_server() {
+  local db="$1" log="$2" prefix="$3" port pid
+  shift 3
+  port="$(free_port)"
+  "$BIN" serve --listen "127.0.0.1:$port" --database "sqlite://$db" "$@" >"$log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 1 80); do
+    if [[ "$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz" || true)" == 200 ]]; then
+      printf -v "${prefix}_BASE_URL" '%s' "http://127.0.0.1:$port/api/v1"
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      break
+    fi
+    sleep 0.25
+  done
+  echo "server did not answer 200 on /healthz (port $port); its log:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+create_site "$TMP/main.db" CORRAL
+create_site "$TMP/main.db" CORRAL_OTHER
+create_site "$TMP/limited.db" CORRAL_LIMITED
+
+start_server "$TMP/main.db" "$TMP/main.log" CORRAL --rate-limit-per-minute 0
+start_server "$TMP/limited.db" "$TMP/limited.log" CORRAL_LIMITED --rate-limit-per-minute 5
+
+for prefix in CORRAL CORRAL_OTHER CORRAL_LIMITED; do
+  for name in BASE_URL SITE_UUID PUBLISHABLE_KEY SECRET_KEY; do
+    var="${prefix}_${name}"
+    if [[ -n "${!var:-}" ]]; then
+      export "$var"
+    fi
+  done
+done
+
+status=0
+node --test sdk.test.mjs || status=$?
+if [[ $status -ne 0 ]]; then
+  echo "--- main server log (tail) ---" >&2
+  tail -n 50 "$TMP/main.log" >&2 || true
+  echo "--- limited server log (tail) ---" >&2
+  tail -n 20 "$TMP/limited.log" >&2 || true
+fi
+exit "$status"
