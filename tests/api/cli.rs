@@ -1,0 +1,461 @@
+//! The `corral` binary: site, key and segment commands, `serve --demo`,
+//! shutdown on SIGTERM, and durability of acknowledged writes across a crash.
+
+use crate::helpers::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_corral");
+
+struct Cli {
+    dir: tempfile::TempDir,
+    database: String,
+}
+
+impl Cli {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database = format!("sqlite://{}", dir.path().join("cli.db").display());
+        Self { dir, database }
+    }
+
+    fn on(database: &str) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            database: database.to_owned(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .args(["--database", &self.database])
+            .current_dir(self.dir.path())
+            .env_remove("CORRAL_DATABASE_URL")
+            .env_remove("CORRAL_CONFIG");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs a command that must succeed and returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    fn new_site(&self) -> Value {
+        self.json(&["site", "create", "Shop", "--json"])
+    }
+}
+
+/// Asserts a failure: non-zero exit, one line on stderr containing `needle`.
+fn assert_fails(output: &Output, needle: &str) {
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(needle), "{stderr}");
+}
+
+#[test]
+fn site_create_json_prints_exactly_one_object_with_three_keys() {
+    let cli = Cli::new();
+    let stdout = cli.ok(&["site", "create", "My shop", "--json"]);
+    assert_eq!(stdout.lines().count(), 1);
+    assert!(stdout.starts_with("{\"site_uuid\":\""), "{stdout}");
+    let value: Value = serde_json::from_str(&stdout).unwrap();
+    let object = value.as_object().unwrap();
+    assert_eq!(object.len(), 3);
+    for key in ["site_uuid", "publishable_key", "secret_key"] {
+        let text = object[key].as_str().unwrap();
+        assert!((28..=36).contains(&text.len()), "{key}: {text}");
+    }
+    let listed = cli.ok(&["site", "list"]);
+    assert!(listed.contains(object["site_uuid"].as_str().unwrap()));
+    assert!(listed.contains("My shop"));
+}
+
+#[test]
+fn segments_are_managed_from_the_command_line_in_the_apis_shape() {
+    let cli = Cli::new();
+    let site = cli.new_site();
+    let uuid = site["site_uuid"].as_str().unwrap();
+    let created = cli.run_with_stdin(
+        &[
+            "segment",
+            "create",
+            "--site",
+            uuid,
+            "--name",
+            "VIP",
+            "--description",
+            "big",
+            "--json",
+        ],
+        r#"{"z": 1.10, "a": 12345678901234567890}"#,
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let created: Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!(created["data"]["type"], "segments");
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+
+    let query_file = cli.dir.path().join("q.json");
+    std::fs::write(&query_file, r#"{"changed": true}"#).unwrap();
+    let updated = cli.json(&[
+        "segment",
+        "update",
+        &id,
+        "--site",
+        uuid,
+        "--name",
+        "VIP 2",
+        "--query",
+        query_file.to_str().unwrap(),
+        "--clear-description",
+        "--json",
+    ]);
+    assert_eq!(updated["data"]["attributes"]["name"], "VIP 2");
+    assert_eq!(updated["data"]["attributes"]["description"], Value::Null);
+    assert_eq!(
+        updated["data"]["attributes"]["visitor_event_query"],
+        json!({"changed": true})
+    );
+
+    let listed = cli.json(&["segment", "list", "--site", uuid, "--json"]);
+    assert_eq!(listed["data"][0], updated["data"]);
+    let shown = cli.ok(&["segment", "show", &id, "--site", uuid]);
+    assert!(
+        shown.contains("VIP 2") && shown.contains(r#"{"changed":true}"#),
+        "{shown}"
+    );
+
+    cli.ok(&["segment", "discard", &id, "--site", uuid]);
+    assert_eq!(
+        cli.json(&["segment", "list", "--site", uuid, "--json"]),
+        json!({"data": []})
+    );
+    let discarded = cli.json(&["segment", "list", "--site", uuid, "--discarded", "--json"]);
+    assert_eq!(discarded["data"][0]["id"], id.as_str());
+    cli.ok(&["segment", "restore", &id, "--site", uuid]);
+    assert_eq!(
+        cli.json(&["segment", "list", "--site", uuid, "--json"])["data"][0]["id"],
+        id.as_str()
+    );
+}
+
+#[test]
+fn cli_output_matches_the_api_byte_for_byte() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let app = TestApp::spawn().await;
+        app.create_segment("Same", json!({"n": 1.10})).await;
+        let api = app
+            .get("/api/v1/fetch/segments")
+            .await
+            .text()
+            .await
+            .unwrap();
+        let cli = Cli::on(&app.database_url);
+        let printed = cli.ok(&["segment", "list", "--site", &app.site.uuid, "--json"]);
+        assert_eq!(printed.trim_end(), api);
+    });
+}
+
+#[test]
+fn cli_errors_are_one_line_and_a_failing_exit() {
+    let cli = Cli::new();
+    let site = cli.new_site();
+    let uuid = site["site_uuid"].as_str().unwrap();
+    assert_fails(
+        &cli.run(&["segment", "list", "--site", "nope"]),
+        "no site has the uuid",
+    );
+    assert_fails(
+        &cli.run_with_stdin(
+            &["segment", "create", "--site", uuid, "--name", "x"],
+            "[1, 2]",
+        ),
+        "visitor_event_query must be a JSON object",
+    );
+    assert_fails(
+        &cli.run_with_stdin(
+            &["segment", "create", "--site", uuid, "--name", "x"],
+            "{oops",
+        ),
+        "visitor_event_query is not valid JSON",
+    );
+    assert_fails(
+        &cli.run_with_stdin(&["segment", "create", "--site", uuid, "--name", "  "], "{}"),
+        "name can't be blank",
+    );
+    cli.run_with_stdin(
+        &["segment", "create", "--site", uuid, "--name", "Taken"],
+        "{}",
+    );
+    assert_fails(
+        &cli.run_with_stdin(
+            &["segment", "create", "--site", uuid, "--name", "TAKEN"],
+            "{}",
+        ),
+        "name has already been taken",
+    );
+    assert_fails(
+        &cli.run(&["segment", "show", "12345", "--site", uuid]),
+        "segment 12345 not found",
+    );
+    assert_fails(
+        &cli.run(&["segment", "show", "x1", "--site", uuid]),
+        "is not a segment id",
+    );
+    assert_fails(
+        &cli.run(&["key", "revoke", "p-unknown"]),
+        "no key pair has the publishable key",
+    );
+    assert_fails(
+        &Command::new(BIN)
+            .args(["site", "list", "--database", "mysql://localhost/db"])
+            .output()
+            .unwrap(),
+        "unsupported database URL",
+    );
+    // Only the one segment that was valid exists.
+    assert_eq!(
+        cli.json(&["segment", "list", "--site", uuid, "--json"])["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_config_file_supplies_the_database_and_flags_override_it() {
+    let cli = Cli::new();
+    let from_file = cli.dir.path().join("from-file.db");
+    std::fs::write(
+        cli.dir.path().join("corral.toml"),
+        format!("database_url = \"sqlite://{}\"\n", from_file.display()),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut command = Command::new(BIN);
+        command
+            .args(["site", "create", "S", "--json"])
+            .args(extra)
+            .current_dir(cli.dir.path())
+            .env_remove("CORRAL_DATABASE_URL");
+        command.output().unwrap()
+    };
+    assert!(run(&[]).status.success());
+    assert!(from_file.exists());
+    let flagged = cli.dir.path().join("flag.db");
+    assert!(
+        run(&["--database", &format!("sqlite://{}", flagged.display())])
+            .status
+            .success()
+    );
+    assert!(flagged.exists());
+    std::fs::write(cli.dir.path().join("corral.toml"), "databse_url = 1\n").unwrap();
+    assert_fails(&run(&[]), "corral.toml");
+}
+
+#[tokio::test]
+async fn revoking_a_key_from_the_cli_locks_it_out_of_a_running_server_at_once() {
+    let app = TestApp::spawn().await;
+    let cli = Cli::on(&app.database_url);
+    let second: Value =
+        serde_json::from_str(&cli.ok(&["key", "create", "--site", &app.site.uuid, "--json"]))
+            .unwrap();
+    let second = TestSite {
+        uuid: app.site.uuid.clone(),
+        publishable_key: second["publishable_key"].as_str().unwrap().to_owned(),
+        secret_key: second["secret_key"].as_str().unwrap().to_owned(),
+    };
+    let path = "/api/v1/fetch/segments";
+    assert_eq!(
+        app.as_site(&second, Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let keys = cli.ok(&["key", "list", "--site", &app.site.uuid]);
+    assert_eq!(keys.lines().count(), 2);
+    cli.ok(&["key", "revoke", &second.publishable_key]);
+    assert_eq!(
+        app.as_site(&second, Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.get(path).await.status(), StatusCode::OK);
+    assert!(
+        cli.ok(&["key", "list", "--site", &app.site.uuid])
+            .contains("revoked")
+    );
+}
+
+/// A `corral serve --demo` child process on a free port.
+struct Server {
+    child: Child,
+    base: String,
+    curl: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the server and reads its demo banner up to the curl line, which
+/// names the port it bound.
+fn start_server(cli: &Cli) -> Server {
+    let mut child = cli
+        .command(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit-per-minute",
+            "0",
+            "--demo",
+        ])
+        .env("CORRAL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reader = BufReader::new(child.stdout.take().unwrap());
+    let curl = reader
+        .lines()
+        .map(Result::unwrap)
+        .find(|line| line.trim_start().starts_with("curl "))
+        .expect("the demo banner has a curl line")
+        .trim()
+        .to_owned();
+    let host = curl
+        .split("'http://")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let base = format!("http://{host}");
+    wait_healthy(&base);
+    Server { child, base, curl }
+}
+
+fn wait_healthy(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(mut stream) = std::net::TcpStream::connect(base.trim_start_matches("http://")) {
+            let _ =
+                stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut reply = String::new();
+            let _ = std::io::Read::read_to_string(&mut stream, &mut reply);
+            if reply.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("server at {base} never became healthy");
+}
+
+#[tokio::test]
+async fn serve_demo_prints_a_curl_line_that_works_as_printed() {
+    let cli = Cli::new();
+    let server = start_server(&cli);
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(&server.curl)
+        .output()
+        .unwrap();
+    let body: Value = serde_json::from_slice(&output.stdout).expect("curl printed JSON");
+    assert_eq!(body["data"].as_array().unwrap().len(), 4, "{body}");
+    drop(server);
+    // A second start keeps the one demo site and prints new working keys.
+    let again = start_server(&cli);
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(&again.curl)
+        .output()
+        .unwrap();
+    let body: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(body["data"].as_array().unwrap().len(), 4);
+    drop(again);
+    assert_eq!(cli.ok(&["site", "list"]).lines().count(), 1);
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_a_crash_and_sigterm_stops_cleanly() {
+    let cli = Cli::new();
+    let site = cli.new_site();
+    let uuid = site["site_uuid"].as_str().unwrap().to_owned();
+    let mut server = start_server(&cli);
+    let client = reqwest::Client::new();
+    for i in 0..20 {
+        let response = client
+            .post(format!("{}/api/v1/fetch/segments?site_uuid={uuid}", server.base))
+            .basic_auth(site["publishable_key"].as_str().unwrap(), site["secret_key"].as_str())
+            .json(&json!({"segment": {"name": format!("durable {i}"), "visitor_event_query": {"i": i}}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    // SIGKILL: no chance to flush anything.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let listed = cli.json(&["segment", "list", "--site", &uuid, "--json"]);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 20);
+
+    let mut server = start_server(&cli);
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+}

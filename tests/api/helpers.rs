@@ -1,0 +1,203 @@
+//! A running server on a fresh database, and the requests tests make of it.
+
+use corral::clock::ManualClock;
+use corral::credentials::{KeyPair, generate_site_uuid};
+use corral::http::{self, AppState, HttpSettings};
+use corral::storage::{self, Store};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use std::sync::{Arc, Once};
+use tempfile::TempDir;
+
+/// The time every test starts at: 2026-11-26T09:00:00.000Z.
+pub const START_MS: i64 = 1_795_683_600_000;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<ManualClock>,
+    pub site: TestSite,
+    pub database_url: String,
+    _dir: TempDir,
+}
+
+#[derive(Clone, Debug)]
+pub struct TestSite {
+    pub uuid: String,
+    pub publishable_key: String,
+    pub secret_key: String,
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("debug")
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(HttpSettings {
+            rate_limit_per_minute: 0,
+            ..HttpSettings::default()
+        })
+        .await
+    }
+
+    pub async fn spawn_with(settings: HttpSettings) -> Self {
+        init_logs();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = format!("sqlite://{}", dir.path().join("corral.db").display());
+        let store = storage::open(&database_url).await.expect("open database");
+        let clock = ManualClock::new(START_MS);
+        let state = AppState::new(store.clone(), clock.clone(), settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(http::serve(listener, state, std::future::pending()));
+        let site = new_site(&store).await;
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            store,
+            clock,
+            site,
+            database_url,
+            _dir: dir,
+        }
+    }
+
+    /// Another site on the same server.
+    pub async fn new_site(&self) -> TestSite {
+        new_site(&self.store).await
+    }
+
+    /// A request with no credentials at all.
+    pub fn bare(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{}", self.base, path))
+    }
+
+    /// A request as `site`, with `site_uuid` in the query string.
+    pub fn as_site(&self, site: &TestSite, method: Method, path: &str) -> RequestBuilder {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        self.bare(method, &format!("{path}{separator}site_uuid={}", site.uuid))
+            .basic_auth(&site.publishable_key, Some(&site.secret_key))
+    }
+
+    /// A request as the test's own site.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.as_site(&self.site, method, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path).send().await.unwrap()
+    }
+
+    /// Creates a segment through the API and returns its `data`.
+    pub async fn create_segment(&self, name: &str, query: Value) -> Value {
+        self.create_segment_for(&self.site, name, query).await
+    }
+
+    pub async fn create_segment_for(&self, site: &TestSite, name: &str, query: Value) -> Value {
+        let response = self
+            .as_site(site, Method::POST, "/api/v1/fetch/segments")
+            .json(&json!({"segment": {"name": name, "visitor_event_query": query}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json::<Value>().await.unwrap()["data"].clone()
+    }
+
+    /// Posts raw bytes as JSON.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        self.request(method, path)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The names in Bento's list, in order.
+    pub async fn listed_names(&self) -> Vec<String> {
+        let body: Value = self
+            .get("/api/v1/fetch/segments")
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["attributes"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The raw bytes of Bento's list, to prove a request changed nothing.
+    pub async fn snapshot(&self) -> (String, String) {
+        let kept = self
+            .get("/api/v1/fetch/segments")
+            .await
+            .text()
+            .await
+            .unwrap();
+        let discarded = self
+            .get("/api/v1/fetch/segments?state=discarded")
+            .await
+            .text()
+            .await
+            .unwrap();
+        (kept, discarded)
+    }
+}
+
+async fn new_site(store: &Arc<dyn Store>) -> TestSite {
+    let keys = KeyPair::generate();
+    let uuid = generate_site_uuid();
+    store
+        .create_site("Test site", &uuid, &keys, false, START_MS)
+        .await
+        .unwrap();
+    TestSite {
+        uuid,
+        publishable_key: keys.publishable_key,
+        secret_key: keys.secret_key,
+    }
+}
+
+/// Asserts status and JSON body together.
+pub async fn assert_json(response: Response, status: StatusCode, body: Value) {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json; charset=utf-8"
+    );
+    assert_eq!(response.json::<Value>().await.unwrap(), body);
+}
+
+/// Asserts a 422 naming exactly these (field, message) pairs.
+pub async fn assert_invalid(response: Response, errors: &[(&str, &str)]) {
+    let expected: Vec<Value> = errors
+        .iter()
+        .map(|(field, message)| json!({"field": field, "message": message}))
+        .collect();
+    assert_json(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({"errors": expected}),
+    )
+    .await;
+}

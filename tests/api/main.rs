@@ -1,0 +1,14 @@
+//! Corral's behaviour, tested through the real HTTP server bound on port 0 and
+//! through the real `corral` binary; one fresh SQLite database per test.
+//!
+//! Logs are silent unless `TEST_LOG=1` is set.
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod conditional;
+mod operations;
+mod rate_limit;
+mod segments_read;
+mod segments_write;
