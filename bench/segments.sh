@@ -113,7 +113,7 @@ wait_for_200() { # url, what, pid
 # --- Corral: site, server, segments ---------------------------------------------------
 DB="sqlite://$TMP/bench.db"
 say "creating the site"
-"$CORRAL" site create Bench --json --database "$DB" >"$TMP/site.json" \
+(cd "$TMP" && "$CORRAL" site create Bench --json --database "$DB") >"$TMP/site.json" \
     || die "corral site create failed"
 read -r SITE_UUID PK SK < <(python3 -c '
 import json, sys
@@ -123,8 +123,9 @@ print(s["site_uuid"], s["publishable_key"], s["secret_key"])' "$TMP/site.json") 
 AUTH="Authorization: Basic $(printf '%s:%s' "$PK" "$SK" | base64 -w0)"
 
 say "starting corral serve on 127.0.0.1:$CORRAL_PORT"
-RUST_LOG=warn "$CORRAL" serve --listen "127.0.0.1:$CORRAL_PORT" --database "$DB" \
-    --rate-limit-per-minute 0 >"$TMP/corral.log" 2>&1 &
+# Run from the temp dir, so no corral.toml of the working directory is picked up.
+(cd "$TMP" && RUST_LOG=warn exec "$CORRAL" serve --listen "127.0.0.1:$CORRAL_PORT" \
+    --database "$DB" --rate-limit-per-minute 0 >"$TMP/corral.log" 2>&1) &
 CORRAL_PID=$!
 wait_for_200 "$CORRAL_URL/healthz" "corral serve" "$CORRAL_PID"
 
@@ -273,8 +274,8 @@ mkdir -p "$ROOT/bench/results"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS="$ROOT/bench/results/segments-$STAMP.txt"
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no-commit")
-if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-    COMMIT="$COMMIT (with uncommitted changes)"
+if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no -- . ':!bench' 2>/dev/null)" ]; then
+    COMMIT="$COMMIT (with uncommitted changes outside bench/)"
 fi
 CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 NPROC=$(nproc)
