@@ -11,6 +11,7 @@
 
 use super::{ApiError, AppState};
 use crate::credentials::secret_matches;
+use crate::storage::ChangeMarker;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, header};
@@ -25,6 +26,9 @@ use serde::Deserialize;
 pub struct Caller {
     pub site_id: i64,
     pub key_id: i64,
+    /// The database's change marker read after the request arrived: answers
+    /// built under it include every change made before the request.
+    pub marker: ChangeMarker,
 }
 
 #[derive(Deserialize)]
@@ -46,7 +50,11 @@ pub async fn authenticate(
         .or_else(|| site_uuid_in_body(&bytes))
         .ok_or(ApiError::Unauthorized)?;
     let (publishable, secret) = basic_credentials(&parts.headers).ok_or(ApiError::Unauthorized)?;
-    let credentials = state.store.credentials(&publishable).await?;
+    let marker = state.store.change_marker().await?;
+    let credentials = state
+        .cache
+        .credentials(state.store.as_ref(), marker, &publishable)
+        .await?;
     let caller = match credentials {
         Some(c)
             if !c.revoked
@@ -56,6 +64,7 @@ pub async fn authenticate(
             Caller {
                 site_id: c.site_id,
                 key_id: c.key_id,
+                marker,
             }
         }
         _ => return Err(ApiError::Unauthorized),

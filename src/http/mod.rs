@@ -9,6 +9,7 @@
 //! authentication and rate-limit middleware, in that order.
 
 mod auth;
+mod cache;
 mod conditional;
 mod error;
 mod health;
@@ -59,24 +60,37 @@ impl Default for HttpSettings {
     }
 }
 
-/// What every handler can reach.
+/// What every handler can reach: one shared allocation, so the clones that
+/// each middleware layer and extractor make cost one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    pub settings: Arc<HttpSettings>,
-    limiter: Option<Arc<KeyLimiter>>,
+    pub settings: HttpSettings,
+    limiter: Option<KeyLimiter>,
+    cache: cache::ReadCache,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: HttpSettings) -> Self {
-        let limiter = KeyLimiter::per_minute(settings.rate_limit_per_minute).map(Arc::new);
-        Self {
+        let limiter = KeyLimiter::per_minute(settings.rate_limit_per_minute);
+        Self(Arc::new(Shared {
             store,
             clock,
-            settings: Arc::new(settings),
+            settings,
             limiter,
-        }
+            cache: cache::ReadCache::default(),
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 

@@ -65,23 +65,33 @@ pub async fn list(
     Query(params): Query<ListParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let listing = listing(&params)?;
-    let segments = state.store.list_segments(caller.site_id, listing).await?;
-    let body = segment_list_body(&segments);
-    let etag = digest_etag(&body);
-    if not_modified_since(&headers, &etag) {
-        return Ok(not_modified(&etag));
-    }
-    Ok(with_etag(bytes_response(StatusCode::OK, body), &etag))
+    let (body, etag) = match listing(&params)? {
+        Listing::Kept => {
+            let segments = state
+                .cache
+                .segments(state.store.as_ref(), caller.marker, caller.site_id)
+                .await?;
+            (segments.list.body.clone(), segments.list.etag.clone())
+        }
+        Listing::Discarded => {
+            let segments = state
+                .store
+                .list_segments(caller.site_id, Listing::Discarded)
+                .await?;
+            let body = segment_list_body(&segments);
+            let etag = digest_etag(&body);
+            (body.into(), etag)
+        }
+    };
+    Ok(conditional_response(&headers, body, &etag))
 }
 
-/// Looks up a kept segment of the caller's site, or 404.
-async fn kept_segment(state: &AppState, caller: &Caller, id: &str) -> Result<Segment, ApiError> {
-    let id = SegmentId::parse(id).ok_or(ApiError::SegmentNotFound)?;
-    match state.store.get_segment(caller.site_id, id).await? {
-        Some(segment) if segment.is_kept() => Ok(segment),
-        _ => Err(ApiError::SegmentNotFound),
+/// 304 when `If-None-Match` names `etag`, else 200 with the body and tag.
+fn conditional_response(headers: &HeaderMap, body: Bytes, etag: &str) -> Response {
+    if not_modified_since(headers, etag) {
+        return not_modified(etag);
     }
+    with_etag(bytes_response(StatusCode::OK, body), etag)
 }
 
 /// One segment with its saved `visitor_event_query`.
@@ -108,12 +118,17 @@ pub async fn show(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let segment = kept_segment(&state, &caller, &id).await?;
-    let etag = segment.etag();
-    if not_modified_since(&headers, &etag) {
-        return Ok(not_modified(&etag));
-    }
-    Ok(segment_response(StatusCode::OK, &segment))
+    let id = SegmentId::parse(&id).ok_or(ApiError::SegmentNotFound)?;
+    let segments = state
+        .cache
+        .segments(state.store.as_ref(), caller.marker, caller.site_id)
+        .await?;
+    let rendered = segments.by_id.get(&id).ok_or(ApiError::SegmentNotFound)?;
+    Ok(conditional_response(
+        &headers,
+        rendered.body.clone(),
+        &rendered.etag,
+    ))
 }
 
 /// Creates a segment.

@@ -123,8 +123,8 @@ pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response {
 }
 
 /// A response carrying already-serialized JSON.
-pub fn bytes_response(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut response = Response::new(Body::from(body));
+pub fn bytes_response(status: StatusCode, body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -68,6 +68,17 @@ pub struct KeyCredentials {
     pub revoked: bool,
 }
 
+/// A token that changes whenever the database's content may have changed,
+/// whoever changed it (this process or another, such as the CLI). Caches of
+/// rendered answers are labelled with it and used only while it is current,
+/// so they are never stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChangeMarker {
+    /// Distinguishes markers of different watcher connections.
+    pub epoch: u64,
+    pub version: i64,
+}
+
 /// A write's precondition, from `If-Match`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Precondition {
@@ -93,6 +104,11 @@ impl Precondition {
 pub trait Store: Send + Sync + 'static {
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
+
+    /// The current [`ChangeMarker`]. It reflects at least every commit that
+    /// completed before the call began, so an answer built from data read
+    /// after the call may be labelled with it.
+    async fn change_marker(&self) -> Result<ChangeMarker>;
 
     /// Creates a site with its first key pair.
     async fn create_site(

@@ -5,9 +5,17 @@
 //! starts with `BEGIN IMMEDIATE`, so writers queue in the pool (and, across
 //! processes, in SQLite's busy handler) instead of failing with "database is
 //! locked". `synchronous = FULL` makes every acknowledged commit durable.
+//!
+//! Change detection uses `PRAGMA data_version` on one dedicated connection:
+//! SQLite changes it whenever any other connection, in this process or
+//! another, commits. Concurrent callers share checks: a caller waits for the
+//! first check that *started* after it arrived, so under load one query
+//! answers a whole wave of requests and none is answered from before its
+//! arrival.
 
 use super::{
-    ApiKey, KeyCredentials, Precondition, Result, Site, StorageError, Store, next_updated_at,
+    ApiKey, ChangeMarker, KeyCredentials, Precondition, Result, Site, StorageError, Store,
+    next_updated_at,
 };
 use crate::credentials::KeyPair;
 use crate::query::RawQuery;
@@ -17,8 +25,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
-use std::time::Duration;
+use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
+use std::time::{Duration, Instant};
 
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,6 +34,61 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
+    watch: ChangeWatch,
+}
+
+/// The dedicated connection that reads `PRAGMA data_version`.
+struct ChangeWatch {
+    options: SqliteConnectOptions,
+    state: tokio::sync::Mutex<WatchState>,
+}
+
+#[derive(Default)]
+struct WatchState {
+    connection: Option<SqliteConnection>,
+    /// Bumped on every (re)connection: versions of two connections are not
+    /// comparable.
+    epoch: u64,
+    /// When the last successful check began, and what it found.
+    last: Option<(Instant, ChangeMarker)>,
+}
+
+impl ChangeWatch {
+    async fn marker(&self) -> Result<ChangeMarker> {
+        let arrived = Instant::now();
+        // tokio's mutex is fair: waiters are served in arrival order.
+        let mut state = self.state.lock().await;
+        if let Some((started, marker)) = state.last
+            && started > arrived
+        {
+            return Ok(marker);
+        }
+        let started = Instant::now();
+        if state.connection.is_none() {
+            state.connection = Some(SqliteConnection::connect_with(&self.options).await?);
+            state.epoch += 1;
+        }
+        let epoch = state.epoch;
+        let connection = state.connection.as_mut().expect("connected above");
+        match sqlx::query("PRAGMA data_version")
+            .fetch_one(connection)
+            .await
+        {
+            Ok(row) => {
+                let marker = ChangeMarker {
+                    epoch,
+                    version: row.try_get(0)?,
+                };
+                state.last = Some((started, marker));
+                Ok(marker)
+            }
+            Err(error) => {
+                state.connection = None;
+                state.last = None;
+                Err(error.into())
+            }
+        }
+    }
 }
 
 impl SqliteStore {
@@ -46,9 +109,17 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(readers as u32)
             .min_connections(1)
-            .connect_with(base.read_only(true))
+            .connect_with(base.clone().read_only(true))
             .await?;
-        Ok(Self { reader, writer })
+        let watch = ChangeWatch {
+            options: base.read_only(true),
+            state: Default::default(),
+        };
+        Ok(Self {
+            reader,
+            writer,
+            watch,
+        })
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
@@ -128,6 +199,10 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+
+    async fn change_marker(&self) -> Result<ChangeMarker> {
+        self.watch.marker().await
     }
 
     async fn create_site(

@@ -459,3 +459,48 @@ async fn acknowledged_writes_survive_a_crash_and_sigterm_stops_cleanly() {
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+#[tokio::test]
+async fn changes_made_by_the_cli_are_served_by_a_running_server_at_once() {
+    let app = TestApp::spawn().await;
+    let kept = app.create_segment("kept", json!({})).await;
+    let kept_path = format!("/api/v1/fetch/segments/{}", kept["id"].as_str().unwrap());
+    // Warm whatever the server keeps in memory.
+    assert_eq!(app.listed_names().await, ["kept"]);
+    assert_eq!(app.get(&kept_path).await.status(), StatusCode::OK);
+    let cli = Cli::on(&app.database_url);
+    let created = cli.run_with_stdin(
+        &[
+            "segment",
+            "create",
+            "--site",
+            &app.site.uuid,
+            "--name",
+            "from cli",
+            "--json",
+        ],
+        r#"{"via": "cli"}"#,
+    );
+    assert!(created.status.success());
+    assert_eq!(app.listed_names().await, ["from cli", "kept"]);
+    cli.ok(&[
+        "segment",
+        "update",
+        kept["id"].as_str().unwrap(),
+        "--site",
+        &app.site.uuid,
+        "--name",
+        "renamed",
+    ]);
+    let shown: Value = app.get(&kept_path).await.json().await.unwrap();
+    assert_eq!(shown["data"]["attributes"]["name"], "renamed");
+    cli.ok(&[
+        "segment",
+        "discard",
+        kept["id"].as_str().unwrap(),
+        "--site",
+        &app.site.uuid,
+    ]);
+    assert_eq!(app.get(&kept_path).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.listed_names().await, ["from cli"]);
+}
