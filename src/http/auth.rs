@@ -36,7 +36,8 @@ struct SiteParam {
     site_uuid: Option<String>,
 }
 
-/// Middleware: authenticates the request or answers 401.
+/// Middleware: authenticates the request or answers 401, then counts it
+/// against the key pair's rate limit (429 when over).
 pub async fn authenticate(
     State(state): State<AppState>,
     request: Request,
@@ -69,6 +70,7 @@ pub async fn authenticate(
         }
         _ => return Err(ApiError::Unauthorized),
     };
+    super::rate_limit::admit(state.limiter.as_ref(), &caller)?;
     parts.extensions.insert(caller);
     Ok(next
         .run(Request::from_parts(parts, Body::from(bytes)))

@@ -5,8 +5,8 @@
 //! build the same application; [`serve`] runs it on a listener it is given
 //! (tests bind port 0) until the shutdown signal, then lets in-flight requests
 //! finish. Each request gets an id (`x-request-id`, kept if the client sent
-//! one), a span with the route template, a timeout, and on `/fetch/*` the
-//! authentication and rate-limit middleware, in that order.
+//! one), a span with the route template, a timeout, and on `/fetch/*`
+//! authentication followed by the per-key rate limit.
 
 mod auth;
 mod cache;
@@ -105,10 +105,6 @@ pub fn router(state: AppState) -> Router {
                 .delete(segments::discard),
         )
         .route("/segments/{id}/restore", post(segments::restore))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            rate_limit::limit,
-        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

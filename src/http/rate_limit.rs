@@ -5,10 +5,7 @@
 //! A limit of 0 turns limiting off.
 
 use super::auth::Caller;
-use super::{ApiError, AppState};
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use super::ApiError;
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::num::NonZeroU32;
@@ -36,20 +33,16 @@ impl KeyLimiter {
     }
 }
 
-/// Middleware: counts the request against its key pair's allowance.
-pub async fn limit(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    if let (Some(limiter), Some(caller)) = (&state.limiter, request.extensions().get::<Caller>()) {
-        limiter
+/// Counts a request against its key pair's allowance, or refuses it.
+pub fn admit(limiter: Option<&KeyLimiter>, caller: &Caller) -> Result<(), ApiError> {
+    match limiter {
+        Some(limiter) => limiter
             .check(caller.key_id)
             .map_err(|secs| ApiError::RateLimited {
                 retry_after_secs: secs.max(1),
-            })?;
+            }),
+        None => Ok(()),
     }
-    Ok(next.run(request).await)
 }
 
 #[cfg(test)]
