@@ -27,6 +27,7 @@ set -euo pipefail
 
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
+ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 SEGMENTS=${SEGMENTS:-100}
@@ -312,25 +313,29 @@ if m and any(int(x) for x in m.groups()):
 print(f"{rps:.2f} {pct(50):.3f} {pct(99):.3f} {','.join(errors) or '-'}")
 PY
 }
-run_wrk() { # endpoint-label server base path
-    local label=$1 srv=$2 url="$3$4$QUERY" out="$TMP/wrk-$1-$2.txt"
-    say "$label on $srv: warm-up ${WARMUP}s, then ${DURATION}s"
+run_wrk() { # endpoint-label server base path round
+    local label=$1 srv=$2 url="$3$4$QUERY" round=$5 out="$TMP/wrk-$1-$2-$5.txt"
+    say "round $round, $label on $srv: warm-up ${WARMUP}s, then ${DURATION}s"
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -H "$AUTH" "$url" >"$TMP/warmup.txt" 2>&1 \
         || die "wrk warm-up failed: $(cat "$TMP/warmup.txt")"
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "$AUTH" "$url" >"$out" 2>&1 \
         || die "wrk failed: $(cat "$out")"
     {
-        echo "## $label on $srv: GET $4$QUERY"
+        echo "## round $round, $label on $srv: GET $4$QUERY"
         cat "$out"
         echo
     } >>"$RESULTS"
-    echo "$label $srv $(parse_wrk "$out")" >>"$PARSED"
+    echo "$round $label $srv $(parse_wrk "$out")" >>"$PARSED"
 }
 
-for pair in "list:$LIST_PATH" "one:$ONE_PATH"; do
-    label=${pair%%:*} path=${pair#*:}
-    run_wrk "$label" nginx "$NGINX_URL" "$path"
-    run_wrk "$label" corral "$CORRAL_URL" "$path"
+# Rounds interleave the two servers so that a slow spell of the machine hits
+# both; the report gives medians over rounds.
+for round in $(seq 1 "$ROUNDS"); do
+    for pair in "list:$LIST_PATH" "one:$ONE_PATH"; do
+        label=${pair%%:*} path=${pair#*:}
+        run_wrk "$label" nginx "$NGINX_URL" "$path" "$round"
+        run_wrk "$label" corral "$CORRAL_URL" "$path" "$round"
+    done
 done
 
 RSS_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$CORRAL_PID/status" 2>/dev/null || echo "?")
@@ -339,10 +344,16 @@ kill -0 "$CORRAL_PID" 2>/dev/null || die "corral serve is no longer running afte
 # --- report ---------------------------------------------------------------------------
 TABLE=$(python3 - "$PARSED" "$SEGMENTS" "$MID_ID" <<'PY'
 import sys
-rows = {}
+from statistics import median
+runs = {}
 for line in open(sys.argv[1]):
-    label, srv, rps, p50, p99, err = line.split()
-    rows.setdefault(label, {})[srv] = (float(rps), float(p50), float(p99), err)
+    rnd, label, srv, rps, p50, p99, err = line.split()
+    runs.setdefault(label, {}).setdefault(srv, {})[rnd] = (float(rps), float(p50), float(p99))
+rows, ratios = {}, {}
+for label, by_srv in runs.items():
+    rows[label] = {srv: tuple(median(r[i] for r in by_round.values()) for i in range(3))
+                   for srv, by_round in by_srv.items()}
+    ratios[label] = [by_srv["corral"][r][0] / by_srv["nginx"][r][0] for r in sorted(by_srv["corral"])]
 n, mid = sys.argv[2], sys.argv[3]
 names = {"list": f"`GET /api/v1/fetch/segments` ({n} segments)",
          "one": f"`GET /api/v1/fetch/segments/{{id}}` (id {mid})"}
@@ -350,13 +361,16 @@ print("| endpoint | Corral req/s | nginx req/s | ratio | Corral p50 | Corral p99
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for label in ("list", "one"):
     c, g = rows[label]["corral"], rows[label]["nginx"]
-    ratio = c[0] / g[0] if g[0] else float("nan")
+    ratio = median(ratios[label])
     shown = f"{ratio:.0%}" if ratio >= 0.1 else f"{ratio:.1%}"
     print(f"| {names[label]} | {c[0]:,.0f} | {g[0]:,.0f} | {shown} | "
           f"{c[1]:.2f} ms | {c[2]:.2f} ms | {g[1]:.2f} ms | {g[2]:.2f} ms |")
+print()
+print("Medians over rounds; the ratio is the median of the rounds' ratios (per round: "
+      + "; ".join(f"{l} " + ", ".join(f"{r:.0%}" for r in ratios[l]) for l in ("list", "one")) + ").")
 PY
 )
-FAILED=$(awk '$6 != "-" { print "  " $2 " on " $1 ": " $6 }' "$PARSED")
+FAILED=$(awk '$7 != "-" { print "  round " $1 ", " $3 " on " $2 ": " $7 }' "$PARSED")
 if [ "$RSS_KB" = "?" ]; then RSS="unknown"; else RSS="$((RSS_KB / 1024)) MiB ($RSS_KB kB)"; fi
 
 REPORT=$(cat <<EOF
@@ -365,7 +379,7 @@ REPORT=$(cat <<EOF
 
 - commit: $COMMIT
 - machine: $NPROC CPUs, ${CPU:-unknown CPU}
-- load: wrk -t$THREADS -c$CONNECTIONS, ${DURATION}s per run after a ${WARMUP}s warm-up, loopback; rate limiting off
+- load: wrk -t$THREADS -c$CONNECTIONS, ${DURATION}s per run after a ${WARMUP}s warm-up, $ROUNDS rounds, loopback; rate limiting off
 - bodies: list $(wc -c <"$TMP/www/list.json") bytes, one segment $(wc -c <"$TMP/www/one.json") bytes, identical on both servers
 
 $TABLE
