@@ -68,7 +68,12 @@ pub async fn authenticate(
                 marker,
             }
         }
-        _ => return Err(ApiError::Unauthorized),
+        Some(_) => return Err(ApiError::Unauthorized),
+        None => {
+            // Spend the same hashing work as for a known key.
+            let _ = secret_matches(&secret, &[0; 32]);
+            return Err(ApiError::Unauthorized);
+        }
     };
     super::rate_limit::admit(state.limiter.as_ref(), &caller)?;
     parts.extensions.insert(caller);

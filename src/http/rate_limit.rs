@@ -4,8 +4,8 @@
 //! is `429 {"error":"Too Many Requests"}` with `Retry-After` in whole seconds.
 //! A limit of 0 turns limiting off.
 
-use super::auth::Caller;
 use super::ApiError;
+use super::auth::Caller;
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::num::NonZeroU32;

@@ -53,11 +53,8 @@ async fn one_segment_answers_304_for_its_current_tag() {
         .await
         .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
-    app.request(Method::PATCH, &path)
-        .json(&json!({"segment": {"name": "b"}}))
-        .send()
-        .await
-        .unwrap();
+    app.send_json(Method::PATCH, &path, &json!({"segment": {"name": "b"}}))
+        .await;
     let changed = app
         .request(Method::GET, &path)
         .header("if-none-match", &tag)
@@ -74,11 +71,12 @@ async fn a_stale_if_match_refuses_every_kind_of_write() {
     let path = format!("{SEGMENTS}/{}", seg["id"].as_str().unwrap());
     let stale = etag(&app.get(&path).await);
     // Another editor changes it.
-    app.request(Method::PATCH, &path)
-        .json(&json!({"segment": {"name": "theirs"}}))
-        .send()
-        .await
-        .unwrap();
+    app.send_json(
+        Method::PATCH,
+        &path,
+        &json!({"segment": {"name": "theirs"}}),
+    )
+    .await;
     let before = app.snapshot().await;
     let attempts = [
         app.request(Method::PATCH, &path)

@@ -115,6 +115,11 @@ impl TestApp {
         response.json::<Value>().await.unwrap()["data"].clone()
     }
 
+    /// Sends a JSON body as the test's own site.
+    pub async fn send_json(&self, method: Method, path: &str, body: &Value) -> Response {
+        self.request(method, path).json(body).send().await.unwrap()
+    }
+
     /// Posts raw bytes as JSON.
     pub async fn send_raw(
         &self,

@@ -41,11 +41,12 @@ async fn writes_count_and_a_refused_write_changes_nothing() {
     let app = limited(1).await;
     app.create_segment("first", json!({})).await;
     let response = app
-        .request(Method::POST, SEGMENTS)
-        .json(&json!({"segment": {"name": "second", "visitor_event_query": {}}}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            SEGMENTS,
+            &json!({"segment": {"name": "second", "visitor_event_query": {}}}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     let names = app
         .store

@@ -19,23 +19,19 @@ async fn data(response: reqwest::Response, status: StatusCode) -> Value {
 #[tokio::test]
 async fn create_answers_201_with_the_segment_its_location_and_tag() {
     let app = TestApp::spawn().await;
-    let response = app
-        .request(Method::POST, SEGMENTS)
-        .json(&json!({"segment": {"name": "  VIP  ", "description": "Big spenders", "visitor_event_query": {"x": [1]}}}))
-        .send()
-        .await
-        .unwrap();
+    let response = app.send_json(Method::POST, SEGMENTS, &json!({"segment": {"name": "  VIP  ", "description": "Big spenders", "visitor_event_query": {"x": [1]}}})).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let id = response.json::<Value>().await.unwrap()["data"]["id"]
         .as_str()
         .unwrap()
         .to_owned();
     let response = app
-        .request(Method::POST, SEGMENTS)
-        .json(&json!({"segment": {"name": "Other", "visitor_event_query": {}}}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            SEGMENTS,
+            &json!({"segment": {"name": "Other", "visitor_event_query": {}}}),
+        )
+        .await;
     assert_eq!(
         response.headers()["location"].to_str().unwrap(),
         format!("{SEGMENTS}/{}", id.parse::<i64>().unwrap() + 1)
@@ -69,12 +65,7 @@ async fn names_are_unique_among_kept_segments_ignoring_case() {
     let app = TestApp::spawn().await;
     let first = app.create_segment("Straße VIP", json!({})).await;
     let before = app.snapshot().await;
-    let response = app
-        .request(Method::POST, SEGMENTS)
-        .json(&json!({"segment": {"name": " STRASSE vip ".replace("SS", "ẞ"), "visitor_event_query": {}}}))
-        .send()
-        .await
-        .unwrap();
+    let response = app.send_json(Method::POST, SEGMENTS, &json!({"segment": {"name": " STRASSE vip ".replace("SS", "ẞ"), "visitor_event_query": {}}})).await;
     assert_invalid(response, &[("name", "has already been taken")]).await;
     assert_eq!(app.snapshot().await, before);
     // Once the first is discarded its name is free again.
@@ -100,11 +91,12 @@ async fn name_length_is_checked_after_trimming_in_characters() {
     let ok = format!("  {}  ", "é".repeat(255));
     app.create_segment(&ok, json!({})).await;
     let response = app
-        .request(Method::POST, SEGMENTS)
-        .json(&json!({"segment": {"name": "x".repeat(256), "visitor_event_query": {}}}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            SEGMENTS,
+            &json!({"segment": {"name": "x".repeat(256), "visitor_event_query": {}}}),
+        )
+        .await;
     assert_invalid(
         response,
         &[("name", "is too long (maximum is 255 characters)")],
@@ -123,11 +115,12 @@ async fn blank_and_non_string_names_are_refused() {
         (json!("tab\tinside"), "must not contain control characters"),
     ] {
         let response = app
-            .request(Method::POST, SEGMENTS)
-            .json(&json!({"segment": {"name": name, "visitor_event_query": {}}}))
-            .send()
-            .await
-            .unwrap();
+            .send_json(
+                Method::POST,
+                SEGMENTS,
+                &json!({"segment": {"name": name, "visitor_event_query": {}}}),
+            )
+            .await;
         assert_invalid(response, &[("name", message)]).await;
     }
     assert!(app.listed_names().await.is_empty());
@@ -136,30 +129,21 @@ async fn blank_and_non_string_names_are_refused() {
 #[tokio::test]
 async fn descriptions_are_optional_and_at_most_2000_characters() {
     let app = TestApp::spawn().await;
-    let response = app
-        .request(Method::POST, SEGMENTS)
-        .json(&json!({"segment": {"name": "long", "description": "d".repeat(2_000), "visitor_event_query": {}}}))
-        .send()
-        .await
-        .unwrap();
+    let response = app.send_json(Method::POST, SEGMENTS, &json!({"segment": {"name": "long", "description": "d".repeat(2_000), "visitor_event_query": {}}})).await;
     assert_eq!(response.status(), StatusCode::CREATED);
-    let response = app
-        .request(Method::POST, SEGMENTS)
-        .json(&json!({"segment": {"name": "longer", "description": "d".repeat(2_001), "visitor_event_query": {}}}))
-        .send()
-        .await
-        .unwrap();
+    let response = app.send_json(Method::POST, SEGMENTS, &json!({"segment": {"name": "longer", "description": "d".repeat(2_001), "visitor_event_query": {}}})).await;
     assert_invalid(
         response,
         &[("description", "is too long (maximum is 2000 characters)")],
     )
     .await;
     let response = app
-        .request(Method::POST, SEGMENTS)
-        .json(&json!({"segment": {"name": "typed", "description": 7, "visitor_event_query": {}}}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            SEGMENTS,
+            &json!({"segment": {"name": "typed", "description": 7, "visitor_event_query": {}}}),
+        )
+        .await;
     assert_invalid(response, &[("description", "must be a string or null")]).await;
 }
 
@@ -186,11 +170,8 @@ async fn the_query_is_required_and_must_be_an_object() {
         ),
     ] {
         let response = app
-            .request(Method::POST, SEGMENTS)
-            .json(&json!({"segment": segment}))
-            .send()
-            .await
-            .unwrap();
+            .send_json(Method::POST, SEGMENTS, &json!({"segment": segment}))
+            .await;
         assert_invalid(response, &[("visitor_event_query", message)]).await;
     }
     assert!(app.listed_names().await.is_empty());
@@ -204,11 +185,12 @@ async fn queries_over_64_kib_are_refused() {
     app.create_segment("at limit", at_limit).await;
     let over = json!({"k": "x".repeat(65_536 - 7)});
     let response = app
-        .request(Method::POST, SEGMENTS)
-        .json(&json!({"segment": {"name": "over", "visitor_event_query": over}}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            SEGMENTS,
+            &json!({"segment": {"name": "over", "visitor_event_query": over}}),
+        )
+        .await;
     assert_invalid(
         response,
         &[(
@@ -223,12 +205,7 @@ async fn queries_over_64_kib_are_refused() {
 #[tokio::test]
 async fn unknown_fields_are_named_together_with_every_other_problem() {
     let app = TestApp::spawn().await;
-    let response = app
-        .request(Method::POST, SEGMENTS)
-        .json(&json!({"colour": "red", "segment": {"name": "", "size": 3, "visitor_event_query": {}}}))
-        .send()
-        .await
-        .unwrap();
+    let response = app.send_json(Method::POST, SEGMENTS, &json!({"colour": "red", "segment": {"name": "", "size": 3, "visitor_event_query": {}}})).await;
     assert_invalid(
         response,
         &[
@@ -333,12 +310,7 @@ async fn patch_changes_fields_and_moves_updated_at_only() {
     let app = TestApp::spawn().await;
     let created = app.create_segment("before", json!({"v": 1})).await;
     app.clock.advance_ms(1_500);
-    let response = app
-        .request(Method::PATCH, &path(&created))
-        .json(&json!({"segment": {"name": "after", "description": "now described", "visitor_event_query": {"v": 2}}}))
-        .send()
-        .await
-        .unwrap();
+    let response = app.send_json(Method::PATCH, &path(&created), &json!({"segment": {"name": "after", "description": "now described", "visitor_event_query": {"v": 2}}})).await;
     let changed = data(response, StatusCode::OK).await;
     assert_eq!(changed["id"], created["id"]);
     assert_eq!(changed["attributes"]["name"], "after");
@@ -364,11 +336,12 @@ async fn updated_at_moves_even_within_the_same_millisecond() {
     let app = TestApp::spawn().await;
     let created = app.create_segment("a", json!({})).await;
     let changed = data(
-        app.request(Method::PATCH, &path(&created))
-            .json(&json!({"segment": {"name": "b"}}))
-            .send()
-            .await
-            .unwrap(),
+        app.send_json(
+            Method::PATCH,
+            &path(&created),
+            &json!({"segment": {"name": "b"}}),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -404,20 +377,22 @@ async fn a_patch_that_changes_nothing_leaves_updated_at_alone() {
 async fn patch_with_null_description_clears_it() {
     let app = TestApp::spawn().await;
     let created = data(
-        app.request(Method::POST, SEGMENTS)
-            .json(&json!({"segment": {"name": "d", "description": "x", "visitor_event_query": {}}}))
-            .send()
-            .await
-            .unwrap(),
+        app.send_json(
+            Method::POST,
+            SEGMENTS,
+            &json!({"segment": {"name": "d", "description": "x", "visitor_event_query": {}}}),
+        )
+        .await,
         StatusCode::CREATED,
     )
     .await;
     let cleared = data(
-        app.request(Method::PATCH, &path(&created))
-            .json(&json!({"segment": {"description": null}}))
-            .send()
-            .await
-            .unwrap(),
+        app.send_json(
+            Method::PATCH,
+            &path(&created),
+            &json!({"segment": {"description": null}}),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -431,11 +406,12 @@ async fn patch_to_a_taken_name_is_refused_and_changes_nothing() {
     let other = app.create_segment("other", json!({"keep": true})).await;
     let before = app.snapshot().await;
     let response = app
-        .request(Method::PATCH, &path(&other))
-        .json(&json!({"segment": {"name": "TAKEN", "visitor_event_query": {"keep": false}}}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::PATCH,
+            &path(&other),
+            &json!({"segment": {"name": "TAKEN", "visitor_event_query": {"keep": false}}}),
+        )
+        .await;
     assert_invalid(response, &[("name", "has already been taken")]).await;
     assert_eq!(app.snapshot().await, before);
 }
@@ -446,11 +422,12 @@ async fn patch_validates_like_create() {
     let seg = app.create_segment("v", json!({})).await;
     let before = app.snapshot().await;
     let response = app
-        .request(Method::PATCH, &path(&seg))
-        .json(&json!({"segment": {"name": "", "visitor_event_query": [1], "extra": 1}}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::PATCH,
+            &path(&seg),
+            &json!({"segment": {"name": "", "visitor_event_query": [1], "extra": 1}}),
+        )
+        .await;
     assert_invalid(
         response,
         &[
@@ -501,11 +478,12 @@ async fn discard_answers_the_discarded_record_and_hides_it() {
     .await;
     // Changing it: likewise.
     let patch = app
-        .request(Method::PATCH, &path(&seg))
-        .json(&json!({"segment": {"name": "x"}}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::PATCH,
+            &path(&seg),
+            &json!({"segment": {"name": "x"}}),
+        )
+        .await;
     assert_eq!(patch.status(), StatusCode::NOT_FOUND);
 }
 
@@ -624,12 +602,7 @@ async fn concurrent_writers_and_readers_all_succeed() {
     for i in 0..40 {
         let app = app.clone();
         tasks.push(tokio::spawn(async move {
-            let created = app
-                .request(Method::POST, SEGMENTS)
-                .json(&json!({"segment": {"name": format!("s{i:02}"), "visitor_event_query": {"i": i}}}))
-                .send()
-                .await
-                .unwrap()
+            let created = app.send_json(Method::POST, SEGMENTS, &json!({"segment": {"name": format!("s{i:02}"), "visitor_event_query": {"i": i}}})).await
                 .status();
             let listed = app.get(SEGMENTS).await.status();
             (created, listed)
