@@ -36,6 +36,11 @@ impl KeyPair {
 
 /// A new site id: 32 lowercase hex characters.
 pub fn generate_site_uuid() -> String {
+    random_hex_id()
+}
+
+/// 128 random bits as 32 lowercase hex characters (site and subscriber uuids).
+pub fn random_hex_id() -> String {
     let bytes: [u8; 16] = rand::rng().random();
     hex::encode(bytes)
 }

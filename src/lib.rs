@@ -8,6 +8,8 @@
 //!   [`http::ApiError`] that turns every failure into Bento's error shapes.
 //! - [`segment`]: the segment model and its rules (names, descriptions, the
 //!   saved query), shared by the HTTP layer and the CLI so both enforce the same.
+//! - [`audience`]: subscribers, tags, fields and events, and the one
+//!   [`audience::SubscriberChange`] every write of audience data becomes.
 //! - [`query`]: the `visitor_event_query` itself: how a saved query is kept
 //!   verbatim (key order, number literals, Unicode) and size-checked.
 //! - [`storage`]: the [`storage::Store`] trait every backend implements, and the
@@ -34,11 +36,13 @@
 //!   (never sends) the detail of a server fault.
 //! - The CLI prints any of them as one line on stderr and exits non-zero.
 
+pub mod audience;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod http;
+pub mod json;
 pub mod query;
 pub mod segment;
 pub mod storage;

@@ -29,6 +29,9 @@ pub struct ServeArgs {
     /// Requests a minute per key pair on /fetch/*; 0 turns limiting off [default: 100]
     #[arg(long, env = "CORRAL_RATE_LIMIT_PER_MINUTE")]
     rate_limit_per_minute: Option<u32>,
+    /// Requests an hour per key pair on /stats/*; 0 turns limiting off [default: 60]
+    #[arg(long, env = "CORRAL_STATS_RATE_LIMIT_PER_HOUR")]
+    stats_rate_limit_per_hour: Option<u32>,
     /// Seconds a request may take before it is answered 503 [default: 30]
     #[arg(long, env = "CORRAL_REQUEST_TIMEOUT_SECS")]
     request_timeout_secs: Option<u64>,
@@ -51,6 +54,10 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
             .rate_limit_per_minute
             .or(file.rate_limit_per_minute)
             .unwrap_or(defaults.rate_limit_per_minute),
+        stats_rate_limit_per_hour: args
+            .stats_rate_limit_per_hour
+            .or(file.stats_rate_limit_per_hour)
+            .unwrap_or(defaults.stats_rate_limit_per_hour),
         request_timeout: args
             .request_timeout_secs
             .or(file.request_timeout_secs)

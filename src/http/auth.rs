@@ -75,7 +75,7 @@ pub async fn authenticate(
             return Err(ApiError::Unauthorized);
         }
     };
-    super::rate_limit::admit(state.limiter.as_ref(), &caller)?;
+    state.limits.admit(parts.uri.path(), &caller)?;
     parts.extensions.insert(caller);
     Ok(next
         .run(Request::from_parts(parts, Body::from(bytes)))

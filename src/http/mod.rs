@@ -8,7 +8,10 @@
 //! one), a span with the route template, a timeout, and on `/fetch/*`
 //! authentication followed by the per-key rate limit.
 
+mod audience;
 mod auth;
+mod batch;
+mod body;
 mod cache;
 mod conditional;
 mod error;
@@ -29,7 +32,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use rate_limit::KeyLimiter;
+use rate_limit::RateLimits;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,8 +45,11 @@ use tracing::Level;
 /// Knobs of the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
-    /// Requests a minute per key pair on `/fetch/*`; 0 turns limiting off.
+    /// Requests a minute per key pair on `/fetch/*` and `/batch/*`; 0 turns
+    /// limiting off.
     pub rate_limit_per_minute: u32,
+    /// Requests an hour per key pair on `/stats/*`; 0 turns limiting off.
+    pub stats_rate_limit_per_hour: u32,
     /// How long one request may take before it is answered 503.
     pub request_timeout: Duration,
     /// The largest request body accepted (413 above).
@@ -54,6 +60,7 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             rate_limit_per_minute: 100,
+            stats_rate_limit_per_hour: 60,
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
         }
@@ -69,18 +76,21 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub settings: HttpSettings,
-    limiter: Option<KeyLimiter>,
+    limits: RateLimits,
     cache: cache::ReadCache,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: HttpSettings) -> Self {
-        let limiter = KeyLimiter::per_minute(settings.rate_limit_per_minute);
+        let limits = RateLimits::new(
+            settings.rate_limit_per_minute,
+            settings.stats_rate_limit_per_hour,
+        );
         Self(Arc::new(Shared {
             store,
             clock,
             settings,
-            limiter,
+            limits,
             cache: cache::ReadCache::default(),
         }))
     }
@@ -105,13 +115,29 @@ pub fn router(state: AppState) -> Router {
                 .delete(segments::discard),
         )
         .route("/segments/{id}/restore", post(segments::restore))
+        .route(
+            "/subscribers",
+            get(audience::find_subscriber).post(audience::create_subscriber),
+        )
+        .route("/tags", get(audience::list_tags).post(audience::create_tag))
+        .route(
+            "/fields",
+            get(audience::list_fields).post(audience::create_field),
+        )
+        .route("/commands", post(batch::commands));
+
+    let authenticated = Router::new()
+        .nest("/fetch", fetch)
+        .route("/batch/subscribers", post(batch::import_subscribers))
+        .route("/batch/events", post(batch::import_events))
+        .route("/stats/site", get(audience::site_stats))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
         ));
 
     Router::new()
-        .nest("/api/v1/fetch", fetch)
+        .nest("/api/v1", authenticated)
         .route("/api/openapi.json", get(openapi::serve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

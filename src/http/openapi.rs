@@ -2,7 +2,7 @@
 //! served at `GET /api/openapi.json`. It is snapshot-tested, so any change to
 //! the API's shape shows up in review.
 
-use super::{health, segments, wire};
+use super::{audience, batch, health, segments, wire};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -22,6 +22,16 @@ use utoipa::{Modify, OpenApi};
         segments::update,
         segments::discard,
         segments::restore,
+        audience::find_subscriber,
+        audience::create_subscriber,
+        audience::list_tags,
+        audience::create_tag,
+        audience::list_fields,
+        audience::create_field,
+        audience::site_stats,
+        batch::import_subscribers,
+        batch::import_events,
+        batch::commands,
         health::healthz,
         health::readyz,
     ),
@@ -34,6 +44,7 @@ use utoipa::{Modify, OpenApi};
     modifiers(&BasicAuth),
     tags(
         (name = "segments", description = "Bento's Segments API and Corral's segment management"),
+        (name = "audience", description = "Bento's subscribers, tags, fields, events, commands and stats"),
         (name = "operations", description = "Health checks"),
     )
 )]

@@ -1,8 +1,9 @@
 //! Rate limiting per key pair, as Bento documents it: by default 100 requests
-//! a minute on `/fetch/*`. A GCRA limiter (governor) allows the full minute's
+//! a minute on `/fetch/*` and `/batch/*`, and 60 an hour on `/stats/*`, each
+//! family with its own allowance. A GCRA limiter (governor) allows the full
 //! allowance as a burst and then refills it evenly; over the limit the answer
 //! is `429 {"error":"Too Many Requests"}` with `Retry-After` in whole seconds.
-//! A limit of 0 turns limiting off.
+//! A limit of 0 turns that family's limiting off.
 
 use super::ApiError;
 use super::auth::Caller;
@@ -18,10 +19,18 @@ pub struct KeyLimiter {
 impl KeyLimiter {
     /// `None` when `per_minute` is 0: no limit.
     pub fn per_minute(per_minute: u32) -> Option<Self> {
-        let quota = Quota::per_minute(NonZeroU32::new(per_minute)?);
-        Some(Self {
+        Some(Self::with(Quota::per_minute(NonZeroU32::new(per_minute)?)))
+    }
+
+    /// `None` when `per_hour` is 0: no limit.
+    pub fn per_hour(per_hour: u32) -> Option<Self> {
+        Some(Self::with(Quota::per_hour(NonZeroU32::new(per_hour)?)))
+    }
+
+    fn with(quota: Quota) -> Self {
+        Self {
             limiter: DefaultKeyedRateLimiter::keyed(quota),
-        })
+        }
     }
 
     /// `Err(seconds to wait)` when key `key_id` is over its limit.
@@ -33,8 +42,34 @@ impl KeyLimiter {
     }
 }
 
+/// The allowances of every route family.
+pub struct RateLimits {
+    requests: Option<KeyLimiter>,
+    stats: Option<KeyLimiter>,
+}
+
+impl RateLimits {
+    pub fn new(requests_per_minute: u32, stats_per_hour: u32) -> Self {
+        Self {
+            requests: KeyLimiter::per_minute(requests_per_minute),
+            stats: KeyLimiter::per_hour(stats_per_hour),
+        }
+    }
+
+    /// Counts a request to `path` (below `/api/v1`) against its key pair's
+    /// allowance for that route family, or refuses it.
+    pub fn admit(&self, path: &str, caller: &Caller) -> Result<(), ApiError> {
+        let limiter = if path.starts_with("/stats/") {
+            &self.stats
+        } else {
+            &self.requests
+        };
+        admit(limiter.as_ref(), caller)
+    }
+}
+
 /// Counts a request against its key pair's allowance, or refuses it.
-pub fn admit(limiter: Option<&KeyLimiter>, caller: &Caller) -> Result<(), ApiError> {
+fn admit(limiter: Option<&KeyLimiter>, caller: &Caller) -> Result<(), ApiError> {
     match limiter {
         Some(limiter) => limiter
             .check(caller.key_id)

@@ -6,13 +6,10 @@
 //! rule. `visitor_event_query` is never parsed into a tree, so it reaches
 //! storage exactly as written.
 
-use super::ApiError;
+use super::{ApiError, body};
 use crate::query::RawQuery;
 use crate::segment::{Description, FieldErrors, NewSegment, SegmentName, SegmentPatch};
 use serde_json::value::RawValue;
-use std::collections::BTreeMap;
-
-type Object = BTreeMap<String, Box<RawValue>>;
 
 /// The three segment fields as sent, not yet checked.
 struct SegmentFields {
@@ -72,57 +69,18 @@ pub fn segment_patch(body: &[u8]) -> Result<SegmentPatch, ApiError> {
 }
 
 fn segment_fields(body: &[u8]) -> Result<SegmentFields, ApiError> {
-    let mut errors = FieldErrors::default();
-    let mut top = parse_object(body).map_err(|e| match e {
-        ObjectError::Malformed(detail) => ApiError::MalformedJson(detail),
-        ObjectError::NotAnObject => ApiError::Invalid(
-            crate::segment::FieldError::new("body", "must be a JSON object").into(),
-        ),
-    })?;
-    for key in top.keys() {
-        if key != "segment" && key != "site_uuid" {
-            errors.push(key.as_str(), "is not a known field");
-        }
-    }
-    let mut segment = match top.remove("segment") {
-        None => {
-            errors.push("segment", "is required");
-            Object::new()
-        }
-        Some(raw) => match parse_object(raw.get().as_bytes()) {
-            Ok(fields) => fields,
-            Err(_) => {
-                errors.push("segment", "must be a JSON object");
-                Object::new()
-            }
-        },
-    };
-    let name = segment.remove("name");
-    let description = segment.remove("description");
-    let query = segment.remove("visitor_event_query");
-    for key in segment.keys() {
-        errors.push(key.as_str(), "is not a known field");
-    }
+    let (segment, mut errors) = body::wrapped(body, "segment")?;
+    let mut segment = body::object(segment.as_deref(), "segment", &mut errors);
+    let [name, description, query] = body::take_known(
+        &mut segment,
+        ["name", "description", "visitor_event_query"],
+        &mut errors,
+    );
     Ok(SegmentFields {
         name,
         description,
         query,
         errors,
-    })
-}
-
-enum ObjectError {
-    Malformed(String),
-    NotAnObject,
-}
-
-fn parse_object(bytes: &[u8]) -> Result<Object, ObjectError> {
-    serde_json::from_slice::<Object>(bytes).map_err(|e| {
-        if e.is_data() {
-            ObjectError::NotAnObject
-        } else {
-            ObjectError::Malformed(e.to_string())
-        }
     })
 }
 

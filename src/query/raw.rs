@@ -28,7 +28,7 @@ impl RawQuery {
         if !text.trim_start().starts_with('{') {
             return Err(QueryError::NotAnObject);
         }
-        let compact = compact_json(text);
+        let compact = crate::json::compact(text);
         if compact.len() > MAX_QUERY_BYTES {
             return Err(QueryError::TooLarge {
                 size: compact.len(),
@@ -73,32 +73,6 @@ pub enum ParseError {
     Syntax(String),
     #[error("{0}")]
     Invalid(QueryError),
-}
-
-/// Removes the whitespace between tokens of valid JSON text, leaving every
-/// token (strings, escapes and number literals included) byte for byte.
-fn compact_json(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for ch in text.chars() {
-        if in_string {
-            out.push(ch);
-            if escaped {
-                escaped = false;
-            } else if ch == '\\' {
-                escaped = true;
-            } else if ch == '"' {
-                in_string = false;
-            }
-        } else if !matches!(ch, ' ' | '\t' | '\n' | '\r') {
-            if ch == '"' {
-                in_string = true;
-            }
-            out.push(ch);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -9,6 +9,9 @@
 
 mod sqlite;
 
+use crate::audience::{
+    AudienceCounts, Email, Field, FieldKey, Outcome, Subscriber, SubscriberChange, Tag, TagName,
+};
 use crate::credentials::KeyPair;
 use crate::segment::{Listing, NewSegment, Segment, SegmentId, SegmentPatch};
 use async_trait::async_trait;
@@ -98,10 +101,43 @@ impl Precondition {
     }
 }
 
+/// The audience: subscribers, tags, fields and events. Every call is scoped by
+/// `site_id`.
+#[async_trait]
+pub trait AudienceStore: Send + Sync + 'static {
+    async fn subscriber_by_email(&self, site_id: i64, email: &Email) -> Result<Option<Subscriber>>;
+    async fn subscriber_by_uuid(&self, site_id: i64, uuid: &str) -> Result<Option<Subscriber>>;
+    /// Applies each change all or nothing, in one transaction: an item that
+    /// is refused leaves no trace and the others are still applied. Durable
+    /// when this returns.
+    async fn apply_changes(
+        &self,
+        site_id: i64,
+        changes: &[SubscriberChange],
+        now: i64,
+    ) -> Result<Vec<Outcome>>;
+    /// Tags in name order.
+    async fn list_tags(&self, site_id: i64) -> Result<Vec<Tag>>;
+    /// Creates a tag, or returns the one that has this name ignoring case.
+    async fn create_tag(&self, site_id: i64, name: &TagName, now: i64) -> Result<Tag>;
+    /// Fields in key order.
+    async fn list_fields(&self, site_id: i64) -> Result<Vec<Field>>;
+    /// Registers a field key, or returns the one registered.
+    async fn create_field(
+        &self,
+        site_id: i64,
+        key: &FieldKey,
+        name: &str,
+        now: i64,
+    ) -> Result<Field>;
+    /// Counts of the whole site's audience.
+    async fn site_counts(&self, site_id: i64) -> Result<AudienceCounts>;
+}
+
 /// The operations Corral needs from a database. Every segment call is scoped
 /// by `site_id`: a record of another site is reported exactly like a missing one.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AudienceStore {
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
 

@@ -13,6 +13,8 @@
 //! answers a whole wave of requests and none is answered from before its
 //! arrival.
 
+mod audience;
+
 use super::{
     ApiKey, ChangeMarker, KeyCredentials, Precondition, Result, Site, StorageError, Store,
     next_updated_at,

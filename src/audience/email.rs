@@ -1,0 +1,95 @@
+//! Email addresses: checked at the edge, unique per site ignoring case.
+
+use std::fmt;
+
+/// Longest address accepted (RFC 5321's path limit).
+const MAX_EMAIL_LEN: usize = 254;
+
+/// A plausible email address, trimmed; kept as written, compared lowercase.
+///
+/// The check is deliberately practical rather than RFC 5322's full grammar:
+/// one `@`, a non-empty local part of at most 64 bytes, a domain with a dot
+/// and no empty labels, no whitespace or control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let email = input.trim();
+        if email.is_empty() {
+            return Err("can't be blank".into());
+        }
+        if email.len() > MAX_EMAIL_LEN {
+            return Err(format!(
+                "is too long (maximum is {MAX_EMAIL_LEN} characters)"
+            ));
+        }
+        let invalid = || Err("is invalid".to_owned());
+        if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return invalid();
+        }
+        let Some((local, domain)) = email.split_once('@') else {
+            return invalid();
+        };
+        if local.is_empty() || local.len() > 64 || domain.contains('@') {
+            return invalid();
+        }
+        let labels: Vec<&str> = domain.split('.').collect();
+        if labels.len() < 2
+            || labels
+                .iter()
+                .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'))
+        {
+            return invalid();
+        }
+        Ok(Self(email.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The comparison key: lowercase.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_addresses_trimmed() {
+        let email = Email::parse("  Ada.Lovelace+news@Example.co.uk ").unwrap();
+        assert_eq!(email.as_str(), "Ada.Lovelace+news@Example.co.uk");
+        assert_eq!(email.key(), "ada.lovelace+news@example.co.uk");
+        assert!(Email::parse("名前@例え.jp").is_ok());
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_an_address() {
+        for bad in [
+            "",
+            "   ",
+            "plain",
+            "a@b",
+            "@x.com",
+            "a@@x.com",
+            "a b@x.com",
+            "a@x..com",
+            "a@-x.com",
+            "a@x.com.",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(Email::parse(" ").unwrap_err(), "can't be blank");
+        assert!(Email::parse(&format!("{}@x.com", "a".repeat(65))).is_err());
+    }
+}

@@ -1,0 +1,249 @@
+//! Bento's write paths for audience data: `POST /batch/subscribers`,
+//! `POST /batch/events` (which the SDK's `track`, `trackPurchase`,
+//! `tagSubscriber`, `addSubscriber`, `removeSubscriber` and `updateFields` all
+//! use) and `POST /fetch/commands`.
+//!
+//! Every item becomes a [`SubscriberChange`] and the batch is applied in one
+//! transaction, each item all or nothing. The answer is Bento's
+//! `{"results":N,"failed":N}`, plus Corral's `errors`: for each failed item its
+//! index and why. A `$purchase` already stored under its unique key counts as a
+//! result (acknowledged) and is not stored again. A batch holds 1 to 1,000 items.
+
+use super::auth::Caller;
+use super::wire::{ErrorBody, ValidationErrorBody, json_response};
+use super::{ApiError, AppState, body};
+use crate::audience::event::{parse_event, parse_subscriber};
+use crate::audience::{Create, Email, FieldKey, Outcome, SubscriberChange, Subscription, TagName};
+use crate::segment::{FieldError, FieldErrors};
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Serialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+/// Items a batch may hold, as the SDK enforces.
+pub const MAX_BATCH: usize = 1_000;
+
+/// `{"results":N,"failed":N,"errors":[…]}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResult {
+    /// Items stored (or acknowledged as already stored).
+    pub results: usize,
+    /// Items refused; nothing of them was stored.
+    pub failed: usize,
+    /// Corral extension: why each refused item was refused.
+    pub errors: Vec<ItemError>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemError {
+    /// The item's position in the request, from 0.
+    pub index: usize,
+    pub message: String,
+}
+
+/// Reads `{"<key>":[…]}` with 1 to 1,000 items.
+fn items(bytes: &[u8], key: &str) -> Result<Vec<Box<RawValue>>, ApiError> {
+    let (value, mut errors) = body::wrapped(bytes, key)?;
+    let items = match value.map(|raw| serde_json::from_str::<Vec<Box<RawValue>>>(raw.get())) {
+        Some(Ok(items)) if (1..=MAX_BATCH).contains(&items.len()) => items,
+        Some(Ok(_)) => {
+            errors.push(key, format!("must hold 1 to {MAX_BATCH} items"));
+            Vec::new()
+        }
+        Some(Err(_)) => {
+            errors.push(key, "must be a JSON array");
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    errors.finish(|| items).map_err(ApiError::from)
+}
+
+/// Applies the parsed items and answers the counts.
+async fn apply(
+    state: &AppState,
+    caller: &Caller,
+    parsed: Vec<Result<SubscriberChange, String>>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now_ms();
+    let changes: Vec<SubscriberChange> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
+    let mut outcomes = state
+        .store
+        .apply_changes(caller.site_id, &changes, now)
+        .await?
+        .into_iter();
+    let mut result = BatchResult {
+        results: 0,
+        failed: 0,
+        errors: Vec::new(),
+    };
+    for (index, item) in parsed.into_iter().enumerate() {
+        let outcome = match item {
+            Ok(_) => outcomes
+                .next()
+                .unwrap_or(Outcome::Failed("not applied".into())),
+            Err(message) => Outcome::Failed(message),
+        };
+        match outcome {
+            Outcome::Applied | Outcome::Duplicate => result.results += 1,
+            Outcome::Failed(message) => {
+                result.failed += 1;
+                result.errors.push(ItemError { index, message });
+            }
+        }
+    }
+    Ok(json_response(StatusCode::OK, &result))
+}
+
+/// Imports subscribers: each item's `email`, `tags` and `remove_tags`
+/// (comma-separated names) and every other key as a field (`null` removes it).
+///
+/// Bento: Batch → Import subscribers.
+#[utoipa::path(post, path = "/api/v1/batch/subscribers", tag = "audience",
+    responses(
+        (status = 200, description = "Counts", body = BatchResult),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 422, description = "No `subscribers` array of 1 to 1,000 items", body = ValidationErrorBody),
+    ),
+    security(("basic" = [])))]
+pub async fn import_subscribers(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let parsed = items(&bytes, "subscribers")?
+        .iter()
+        .map(|raw| parse_subscriber(raw))
+        .collect();
+    apply(&state, &caller, parsed).await
+}
+
+/// Imports events: `{"type","email","date"?,"details"?,"fields"?}` each.
+///
+/// Bento: Batch → Import events. See the README for the special event types.
+#[utoipa::path(post, path = "/api/v1/batch/events", tag = "audience",
+    responses(
+        (status = 200, description = "Counts", body = BatchResult),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 422, description = "No `events` array of 1 to 1,000 items", body = ValidationErrorBody),
+    ),
+    security(("basic" = [])))]
+pub async fn import_events(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now_ms();
+    let parsed = items(&bytes, "events")?
+        .iter()
+        .map(|raw| parse_event(raw, now))
+        .collect();
+    apply(&state, &caller, parsed).await
+}
+
+/// Runs subscriber commands: `{"command":{…}}` or `{"command":[…]}`, each
+/// `{"command","email","query"}` with `command` one of `add_tag`,
+/// `remove_tag`, `add_field` (`query` `{"key","value"}`), `remove_field`,
+/// `subscribe`, `unsubscribe`, `change_email` (`query` the new email).
+///
+/// Bento: Commands.
+#[utoipa::path(post, path = "/api/v1/fetch/commands", tag = "audience",
+    responses(
+        (status = 200, description = "Counts", body = BatchResult),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 422, description = "No `command`", body = ValidationErrorBody),
+    ),
+    security(("basic" = [])))]
+pub async fn commands(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let (value, errors) = body::wrapped(&bytes, "command")?;
+    let raw = errors
+        .finish(|| value)
+        .map_err(ApiError::from)?
+        .expect("required above");
+    let list: Vec<Box<RawValue>> = if raw.get().trim_start().starts_with('[') {
+        serde_json::from_str(raw.get()).map_err(|e| ApiError::MalformedJson(e.to_string()))?
+    } else {
+        vec![raw]
+    };
+    if !(1..=MAX_BATCH).contains(&list.len()) {
+        return Err(ApiError::Invalid(
+            FieldError::new("command", format!("must hold 1 to {MAX_BATCH} commands")).into(),
+        ));
+    }
+    let now = state.clock.now_ms();
+    let parsed = list.iter().map(|raw| parse_command(raw, now)).collect();
+    apply(&state, &caller, parsed).await
+}
+
+/// The commands `POST /fetch/commands` knows.
+const COMMANDS: &str =
+    "add_tag, remove_tag, add_field, remove_field, subscribe, unsubscribe, change_email";
+
+fn parse_command(raw: &RawValue, now: i64) -> Result<SubscriberChange, String> {
+    let mut errors = FieldErrors::default();
+    let mut object = body::object(Some(raw), "command", &mut errors);
+    let [name, email, query] =
+        body::take_known(&mut object, ["command", "email", "query"], &mut errors);
+    let name = body::required::<String>(name.as_deref(), "command", "string", &mut errors);
+    let email = body::required::<String>(email.as_deref(), "email", "string", &mut errors);
+    if !errors.is_empty() {
+        return Err(errors.to_string());
+    }
+    let (name, email) = (name.unwrap_or_default(), email.unwrap_or_default());
+    let email = Email::parse(&email).map_err(|m| format!("email {m}"))?;
+    let query: Option<Value> = query
+        .map(|raw| serde_json::from_str(raw.get()))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let text_query = || match &query {
+        Some(Value::String(text)) => Ok(text.clone()),
+        _ => Err(format!("query must be a string for {name}")),
+    };
+    let mut change = SubscriberChange::touch(email);
+    match name.as_str() {
+        "add_tag" => change
+            .add_tags
+            .push(TagName::parse(&text_query()?).map_err(|m| format!("query {m}"))?),
+        "remove_tag" => change
+            .remove_tags
+            .push(TagName::parse(&text_query()?).map_err(|m| format!("query {m}"))?),
+        "add_field" => {
+            let (key, value) = match &query {
+                Some(Value::Object(pair)) => {
+                    (pair.get("key").and_then(Value::as_str), pair.get("value"))
+                }
+                _ => (None, None),
+            };
+            let key = key.ok_or("query must be {\"key\",\"value\"} for add_field")?;
+            let key = FieldKey::parse(key).map_err(|m| format!("query.key {m}"))?;
+            match value {
+                None | Some(Value::Null) => change.remove_fields.push(key),
+                Some(value) => change.set_fields.push((key, value.clone())),
+            }
+        }
+        "remove_field" => change
+            .remove_fields
+            .push(FieldKey::parse(&text_query()?).map_err(|m| format!("query {m}"))?),
+        "subscribe" => change.subscription = Some(Subscription::Subscribe),
+        "unsubscribe" => change.subscription = Some(Subscription::Unsubscribe(now)),
+        "change_email" => {
+            change.create = Create::Never;
+            change.new_email =
+                Some(Email::parse(&text_query()?).map_err(|m| format!("query {m}"))?);
+        }
+        other => return Err(format!("unknown command {other:?}; known: {COMMANDS}")),
+    }
+    Ok(change)
+}

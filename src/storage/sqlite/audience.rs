@@ -1,0 +1,423 @@
+//! The audience on SQLite: subscribers, tags, fields and events.
+//!
+//! [`AudienceStore::apply_changes`] runs a whole batch in one write
+//! transaction and each item inside a savepoint, so a refused item is rolled
+//! back alone and the batch is durable (`synchronous = FULL`) when it returns.
+
+use super::SqliteStore;
+use crate::audience::{
+    AudienceCounts, Create, Email, Field, FieldKey, Outcome, Subscriber, SubscriberChange,
+    Subscription, Tag, TagName,
+};
+use crate::credentials::random_hex_id;
+use crate::storage::{AudienceStore, Result, StorageError};
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+
+/// Why one item of a batch was not applied.
+enum ItemError {
+    /// The item breaks a rule: it is rolled back and reported.
+    Refused(String),
+    /// The database failed: the whole batch fails.
+    Database(StorageError),
+}
+
+impl From<sqlx::Error> for ItemError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error.into())
+    }
+}
+
+impl From<StorageError> for ItemError {
+    fn from(error: StorageError) -> Self {
+        Self::Database(error)
+    }
+}
+
+fn tag_from_row(row: &SqliteRow) -> Result<Tag> {
+    Ok(Tag {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        discarded_at: row.try_get("discarded_at")?,
+    })
+}
+
+fn field_from_row(row: &SqliteRow) -> Result<Field> {
+    Ok(Field {
+        id: row.try_get("id")?,
+        key: row.try_get("key")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+async fn subscriber_from_row(conn: &mut SqliteConnection, row: &SqliteRow) -> Result<Subscriber> {
+    let id: i64 = row.try_get("id")?;
+    let fields: String = row.try_get("fields")?;
+    let tag_ids = sqlx::query_scalar(
+        "SELECT tag_id FROM subscriber_tags WHERE subscriber_id = $1 ORDER BY tag_id",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Subscriber {
+        id,
+        uuid: row.try_get("uuid")?,
+        email: row.try_get("email")?,
+        fields: serde_json::from_str(&fields).unwrap_or_default(),
+        tag_ids,
+        unsubscribed_at: row.try_get("unsubscribed_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl SqliteStore {
+    async fn find_subscriber(
+        &self,
+        site_id: i64,
+        column_is_email: bool,
+        value: &str,
+    ) -> Result<Option<Subscriber>> {
+        let mut conn = self.reader.acquire().await?;
+        let sql = if column_is_email {
+            "SELECT id, uuid, email, fields, unsubscribed_at, created_at, updated_at
+             FROM subscribers WHERE site_id = $1 AND email_key = $2"
+        } else {
+            "SELECT id, uuid, email, fields, unsubscribed_at, created_at, updated_at
+             FROM subscribers WHERE site_id = $1 AND uuid = $2"
+        };
+        let row = sqlx::query(sql)
+            .bind(site_id)
+            .bind(value)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(subscriber_from_row(&mut conn, &row).await?)),
+            None => Ok(None),
+        }
+    }
+}
+
+#[async_trait]
+impl AudienceStore for SqliteStore {
+    async fn subscriber_by_email(&self, site_id: i64, email: &Email) -> Result<Option<Subscriber>> {
+        self.find_subscriber(site_id, true, &email.key()).await
+    }
+
+    async fn subscriber_by_uuid(&self, site_id: i64, uuid: &str) -> Result<Option<Subscriber>> {
+        self.find_subscriber(site_id, false, uuid).await
+    }
+
+    async fn apply_changes(
+        &self,
+        site_id: i64,
+        changes: &[SubscriberChange],
+        now: i64,
+    ) -> Result<Vec<Outcome>> {
+        let mut tx = self.begin_write().await?;
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in changes {
+            sqlx::query("SAVEPOINT item").execute(&mut *tx).await?;
+            match apply_one(&mut tx, site_id, change, now).await {
+                Ok(outcome) => {
+                    sqlx::query("RELEASE item").execute(&mut *tx).await?;
+                    outcomes.push(outcome);
+                }
+                Err(ItemError::Refused(reason)) => {
+                    sqlx::query("ROLLBACK TO item").execute(&mut *tx).await?;
+                    sqlx::query("RELEASE item").execute(&mut *tx).await?;
+                    outcomes.push(Outcome::Failed(reason));
+                }
+                Err(ItemError::Database(error)) => return Err(error),
+            }
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn list_tags(&self, site_id: i64) -> Result<Vec<Tag>> {
+        let rows = sqlx::query(
+            "SELECT id, name, created_at, discarded_at FROM tags WHERE site_id = $1
+             ORDER BY name_key, name, id",
+        )
+        .bind(site_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(tag_from_row).collect()
+    }
+
+    async fn create_tag(&self, site_id: i64, name: &TagName, now: i64) -> Result<Tag> {
+        let mut tx = self.begin_write().await?;
+        let id = tag_id(&mut tx, site_id, name, now).await?;
+        let row = sqlx::query("SELECT id, name, created_at, discarded_at FROM tags WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tag_from_row(&row)
+    }
+
+    async fn list_fields(&self, site_id: i64) -> Result<Vec<Field>> {
+        let rows = sqlx::query(
+            "SELECT id, key, name, created_at FROM fields WHERE site_id = $1 ORDER BY key",
+        )
+        .bind(site_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(field_from_row).collect()
+    }
+
+    async fn create_field(
+        &self,
+        site_id: i64,
+        key: &FieldKey,
+        name: &str,
+        now: i64,
+    ) -> Result<Field> {
+        let mut tx = self.begin_write().await?;
+        register_field(&mut tx, site_id, key, name, now).await?;
+        let row = sqlx::query(
+            "SELECT id, key, name, created_at FROM fields WHERE site_id = $1 AND key = $2",
+        )
+        .bind(site_id)
+        .bind(key.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        field_from_row(&row)
+    }
+
+    async fn site_counts(&self, site_id: i64) -> Result<AudienceCounts> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS users,
+                    COALESCE(SUM(unsubscribed_at IS NULL), 0) AS subscribed
+             FROM subscribers WHERE site_id = $1",
+        )
+        .bind(site_id)
+        .fetch_one(&self.reader)
+        .await?;
+        let users: i64 = row.try_get("users")?;
+        let subscribed: i64 = row.try_get("subscribed")?;
+        Ok(AudienceCounts {
+            user_count: users,
+            subscriber_count: subscribed,
+            unsubscriber_count: users - subscribed,
+        })
+    }
+}
+
+/// The id of the site's tag with this name (ignoring case), created if new.
+async fn tag_id(
+    tx: &mut Transaction<'static, Sqlite>,
+    site_id: i64,
+    name: &TagName,
+    now: i64,
+) -> Result<i64> {
+    sqlx::query(
+        "INSERT INTO tags (site_id, name, name_key, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (site_id, name_key) DO NOTHING",
+    )
+    .bind(site_id)
+    .bind(name.as_str())
+    .bind(name.key())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(
+        sqlx::query_scalar("SELECT id FROM tags WHERE site_id = $1 AND name_key = $2")
+            .bind(site_id)
+            .bind(name.key())
+            .fetch_one(&mut **tx)
+            .await?,
+    )
+}
+
+async fn register_field(
+    tx: &mut Transaction<'static, Sqlite>,
+    site_id: i64,
+    key: &FieldKey,
+    name: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO fields (site_id, key, name, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (site_id, key) DO NOTHING",
+    )
+    .bind(site_id)
+    .bind(key.as_str())
+    .bind(name)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Applies one change inside the batch's transaction (and its savepoint).
+async fn apply_one(
+    tx: &mut Transaction<'static, Sqlite>,
+    site_id: i64,
+    change: &SubscriberChange,
+    now: i64,
+) -> std::result::Result<Outcome, ItemError> {
+    // A purchase sent again is acknowledged and nothing else happens.
+    if let Some(event) = &change.event
+        && let Some(key) = &event.unique_key
+    {
+        let seen: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM events WHERE site_id = $1 AND type = $2 AND unique_key = $3",
+        )
+        .bind(site_id)
+        .bind(&event.kind)
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if seen.is_some() {
+            return Ok(Outcome::Duplicate);
+        }
+    }
+
+    let existing = sqlx::query(
+        "SELECT id, fields, unsubscribed_at FROM subscribers WHERE site_id = $1 AND email_key = $2",
+    )
+    .bind(site_id)
+    .bind(change.email.key())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let (subscriber_id, fields_text, unsubscribed_at): (i64, String, Option<i64>) = match existing {
+        Some(row) => (
+            row.try_get("id")?,
+            row.try_get("fields")?,
+            row.try_get("unsubscribed_at")?,
+        ),
+        None if change.create == Create::Never => {
+            return Err(ItemError::Refused(format!(
+                "no subscriber has the email {}",
+                change.email
+            )));
+        }
+        None => {
+            let id = sqlx::query_scalar(
+                "INSERT INTO subscribers (site_id, uuid, email, email_key, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+            )
+            .bind(site_id)
+            .bind(random_hex_id())
+            .bind(change.email.as_str())
+            .bind(change.email.key())
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await?;
+            (id, "{}".to_owned(), None)
+        }
+    };
+
+    if !change.set_fields.is_empty() || !change.remove_fields.is_empty() {
+        let mut fields: Map<String, Value> = serde_json::from_str(&fields_text).unwrap_or_default();
+        for (key, value) in &change.set_fields {
+            register_field(tx, site_id, key, key.as_str(), now).await?;
+            fields.insert(key.as_str().to_owned(), value.clone());
+        }
+        for key in &change.remove_fields {
+            fields.remove(key.as_str());
+        }
+        let text = serde_json::to_string(&fields).map_err(|e| ItemError::Refused(e.to_string()))?;
+        sqlx::query("UPDATE subscribers SET fields = $1 WHERE id = $2")
+            .bind(text)
+            .bind(subscriber_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+
+    for name in &change.add_tags {
+        let tag = tag_id(tx, site_id, name, now).await?;
+        sqlx::query(
+            "INSERT INTO subscriber_tags (subscriber_id, tag_id, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(subscriber_id)
+        .bind(tag)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for name in &change.remove_tags {
+        sqlx::query(
+            "DELETE FROM subscriber_tags WHERE subscriber_id = $1
+             AND tag_id = (SELECT id FROM tags WHERE site_id = $2 AND name_key = $3)",
+        )
+        .bind(subscriber_id)
+        .bind(site_id)
+        .bind(name.key())
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    match change.subscription {
+        Some(Subscription::Subscribe) => {
+            sqlx::query("UPDATE subscribers SET unsubscribed_at = NULL WHERE id = $1")
+                .bind(subscriber_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Some(Subscription::Unsubscribe(at)) if unsubscribed_at.is_none() => {
+            sqlx::query("UPDATE subscribers SET unsubscribed_at = $1 WHERE id = $2")
+                .bind(at)
+                .bind(subscriber_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        _ => {}
+    }
+
+    if let Some(new_email) = &change.new_email {
+        let taken: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM subscribers WHERE site_id = $1 AND email_key = $2 AND id <> $3",
+        )
+        .bind(site_id)
+        .bind(new_email.key())
+        .bind(subscriber_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if taken.is_some() {
+            return Err(ItemError::Refused(format!(
+                "email {new_email} has already been taken"
+            )));
+        }
+        sqlx::query("UPDATE subscribers SET email = $1, email_key = $2 WHERE id = $3")
+            .bind(new_email.as_str())
+            .bind(new_email.key())
+            .bind(subscriber_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+
+    if let Some(event) = &change.event {
+        sqlx::query(
+            "INSERT INTO events (site_id, subscriber_id, type, occurred_at, details, unique_key,
+                                 amount, currency, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(site_id)
+        .bind(subscriber_id)
+        .bind(&event.kind)
+        .bind(event.occurred_at)
+        .bind(&event.details)
+        .bind(&event.unique_key)
+        .bind(event.amount)
+        .bind(&event.currency)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    sqlx::query("UPDATE subscribers SET updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(subscriber_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(Outcome::Applied)
+}
