@@ -206,3 +206,44 @@ pub async fn assert_invalid(response: Response, errors: &[(&str, &str)]) {
     )
     .await;
 }
+
+impl TestApp {
+    /// A count straight from the database, to prove what was (not) stored.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        let path = self.database_url.trim_start_matches("sqlite://");
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true);
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+            .await
+            .unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+    }
+
+    /// `GET /fetch/subscribers?email=…` as the test's site: the `data`.
+    pub async fn subscriber(&self, email: &str) -> Value {
+        let body: Value = self
+            .get(&format!(
+                "/api/v1/fetch/subscribers?email={}",
+                urlencode(email)
+            ))
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["data"].clone()
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn urlencode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

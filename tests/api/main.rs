@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod audience;
 mod auth;
 mod cli;
 mod conditional;
