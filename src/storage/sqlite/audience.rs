@@ -14,7 +14,8 @@ use crate::storage::{AudienceStore, Result, StorageError};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
+use std::collections::HashMap;
 
 /// Why one item of a batch was not applied.
 enum ItemError {
@@ -120,7 +121,29 @@ impl AudienceStore for SqliteStore {
     ) -> Result<Vec<Outcome>> {
         let mut tx = self.begin_write().await?;
         let mut outcomes = Vec::with_capacity(changes.len());
-        for change in changes {
+        let mut ids = SubscriberIds::default();
+        let mut start = 0;
+        while start < changes.len() {
+            // A run of plain events is written in bulk; anything else goes
+            // one item at a time, in order.
+            let run = changes[start..]
+                .iter()
+                .take_while(|c| is_plain_event(c))
+                .count();
+            if run > 0 {
+                record_events(
+                    &mut tx,
+                    site_id,
+                    &changes[start..start + run],
+                    now,
+                    &mut ids,
+                )
+                .await?;
+                outcomes.extend(std::iter::repeat_n(Outcome::Applied, run));
+                start += run;
+                continue;
+            }
+            let change = &changes[start];
             sqlx::query("SAVEPOINT item").execute(&mut *tx).await?;
             match apply_one(&mut tx, site_id, change, now).await {
                 Ok(outcome) => {
@@ -134,6 +157,10 @@ impl AudienceStore for SqliteStore {
                 }
                 Err(ItemError::Database(error)) => return Err(error),
             }
+            if change.new_email.is_some() {
+                ids.0.clear();
+            }
+            start += 1;
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -208,6 +235,96 @@ impl AudienceStore for SqliteStore {
             unsubscriber_count: users - subscribed,
         })
     }
+}
+
+/// An event that only records itself (and creates its subscriber if new):
+/// the bulk of any real import, written many rows per statement.
+fn is_plain_event(change: &SubscriberChange) -> bool {
+    change.event.is_some()
+        && change.create == Create::IfMissing
+        && change.set_fields.is_empty()
+        && change.remove_fields.is_empty()
+        && change.add_tags.is_empty()
+        && change.remove_tags.is_empty()
+        && change.subscription.is_none()
+        && change.new_email.is_none()
+}
+
+/// Subscriber ids by email key, known within one transaction.
+#[derive(Default)]
+struct SubscriberIds(HashMap<String, i64>);
+
+/// Rows per multi-row statement: well under SQLite's limit of bound values.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Records a run of plain events: creates the subscribers they name that do
+/// not exist yet, then inserts the events, many rows per statement. A
+/// purchase whose unique key is already stored is skipped by the unique index.
+async fn record_events(
+    tx: &mut Transaction<'static, Sqlite>,
+    site_id: i64,
+    changes: &[SubscriberChange],
+    now: i64,
+    ids: &mut SubscriberIds,
+) -> Result<()> {
+    let mut missing: Vec<(String, &str)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for change in changes {
+        let key = change.email.key();
+        if !ids.0.contains_key(&key) && seen.insert(key.clone()) {
+            missing.push((key, change.email.as_str()));
+        }
+    }
+    for chunk in missing.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO subscribers (site_id, uuid, email, email_key, created_at, updated_at) ",
+        );
+        insert.push_values(chunk, |mut row, (key, email)| {
+            row.push_bind(site_id)
+                .push_bind(random_hex_id())
+                .push_bind(email.to_string())
+                .push_bind(key.clone())
+                .push_bind(now)
+                .push_bind(now);
+        });
+        insert.push(" ON CONFLICT (site_id, email_key) DO NOTHING");
+        insert.build().execute(&mut **tx).await?;
+
+        let mut select =
+            QueryBuilder::<Sqlite>::new("SELECT email_key, id FROM subscribers WHERE site_id = ");
+        select.push_bind(site_id).push(" AND email_key IN (");
+        let mut keys = select.separated(", ");
+        for (key, _) in chunk {
+            keys.push_bind(key.clone());
+        }
+        select.push(")");
+        let rows: Vec<(String, i64)> = select.build_query_as().fetch_all(&mut **tx).await?;
+        ids.0.extend(rows);
+    }
+    for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (site_id, subscriber_id, type, occurred_at, details, unique_key,
+                                 amount, currency, received_at) ",
+        );
+        insert.push_values(chunk, |mut row, change| {
+            let event = change.event.as_ref().expect("plain events carry an event");
+            let subscriber = ids.0.get(&change.email.key()).copied().unwrap_or_default();
+            row.push_bind(site_id)
+                .push_bind(subscriber)
+                .push_bind(event.kind.clone())
+                .push_bind(event.occurred_at)
+                .push_bind(event.details.clone())
+                .push_bind(event.unique_key.clone())
+                .push_bind(event.amount)
+                .push_bind(event.currency.clone())
+                .push_bind(now);
+        });
+        insert.push(
+            " ON CONFLICT (site_id, type, unique_key) WHERE unique_key IS NOT NULL DO NOTHING",
+        );
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// The id of the site's tag with this name (ignoring case), created if new.
