@@ -7,6 +7,7 @@
 //! in the API's shapes; a failure is one line on stderr and exit status 1.
 
 mod admin;
+mod import;
 mod segment;
 mod serve;
 
@@ -48,6 +49,9 @@ enum Command {
     /// Manage a site's segments.
     #[command(subcommand)]
     Segment(segment::SegmentCommand),
+    /// Bulk-import subscribers or events from JSON Lines or CSV.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
 }
 
 /// Whatever a command can fail with; printed as one line.
@@ -98,6 +102,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Site(command) => admin::site(command, &open(&database).await?).await,
         Command::Key(command) => admin::key(command, &open(&database).await?).await,
         Command::Segment(command) => segment::run(command, &open(&database).await?).await,
+        Command::Import(command) => import::run(command, &open(&database).await?).await,
     }
 }
 

@@ -2,8 +2,10 @@
 # Runs the acceptance suite (Bento's official Node SDK against Corral).
 # Usage: tests/acceptance/run.sh PATH_TO_CORRAL_BINARY
 # Starts two servers on free loopback ports, each on its own SQLite file in a temporary
-# folder: one without rate limiting (two sites, for the isolation tests) and one limited to
-# 5 requests a minute. Exits with node's exit code; always stops both servers.
+# folder: one without rate limiting (also none on /stats/*), with three sites (the main one,
+# another for the isolation tests, and one that only the exact-count stats test touches), and
+# one limited to 5 requests a minute. Runs sdk.test.mjs and audience.test.mjs. Exits with
+# node's exit code; always stops both servers.
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -93,12 +95,13 @@ start_server() {
 
 create_site "$TMP/main.db" CORRAL
 create_site "$TMP/main.db" CORRAL_OTHER
+create_site "$TMP/main.db" CORRAL_STATS
 create_site "$TMP/limited.db" CORRAL_LIMITED
 
-start_server "$TMP/main.db" "$TMP/main.log" CORRAL --rate-limit-per-minute 0
+start_server "$TMP/main.db" "$TMP/main.log" CORRAL --rate-limit-per-minute 0 --stats-rate-limit-per-hour 0
 start_server "$TMP/limited.db" "$TMP/limited.log" CORRAL_LIMITED --rate-limit-per-minute 5
 
-for prefix in CORRAL CORRAL_OTHER CORRAL_LIMITED; do
+for prefix in CORRAL CORRAL_OTHER CORRAL_STATS CORRAL_LIMITED; do
   for name in BASE_URL SITE_UUID PUBLISHABLE_KEY SECRET_KEY; do
     var="${prefix}_${name}"
     if [[ -n "${!var:-}" ]]; then
@@ -108,7 +111,7 @@ for prefix in CORRAL CORRAL_OTHER CORRAL_LIMITED; do
 done
 
 status=0
-node --test sdk.test.mjs || status=$?
+node --test sdk.test.mjs audience.test.mjs || status=$?
 if [[ $status -ne 0 ]]; then
   echo "--- main server log (tail) ---" >&2
   tail -n 50 "$TMP/main.log" >&2 || true

@@ -706,3 +706,28 @@ async fn stats_have_their_own_hourly_allowance() {
     assert!(wait > 60, "{wait}");
     assert_eq!(app.get("/api/v1/fetch/tags").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_retried_purchase_changes_nothing_whichever_path_it_takes() {
+    let app = TestApp::spawn().await;
+    let purchase = |email: &str, fields: Value| {
+        json!({"type": "$purchase", "email": email, "fields": fields,
+               "details": {"unique": {"key": "k1"}, "value": {"amount": 1}}})
+    };
+    track(&app, json!([purchase("first@x.com", json!(null))])).await;
+    // The same key again, from other emails: once as a plain event (written in
+    // bulk), once with fields (written item by item).
+    let answer = track(
+        &app,
+        json!([
+            purchase("second@x.com", json!(null)),
+            purchase("third@x.com", json!({"f": 1}))
+        ]),
+    )
+    .await;
+    assert_eq!(answer["results"], 2);
+    assert_eq!(app.subscriber("second@x.com").await, Value::Null);
+    assert_eq!(app.subscriber("third@x.com").await, Value::Null);
+    assert_eq!(app.count("SELECT COUNT(*) FROM events").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM subscribers").await, 1);
+}

@@ -504,3 +504,126 @@ async fn changes_made_by_the_cli_are_served_by_a_running_server_at_once() {
     assert_eq!(app.get(&kept_path).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(app.listed_names().await, ["from cli"]);
 }
+
+#[tokio::test]
+async fn importing_events_reports_bad_lines_by_number_and_keeps_the_rest() {
+    let app = TestApp::spawn().await;
+    let cli = Cli::on(&app.database_url);
+    let file = cli.dir.path().join("events.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"type":"$pageview","email":"a@x.com","details":{"url":"/"}}"#, "\n",
+            r#"{"type":"$tag","email":"a@x.com","details":{"tag":"imported"}}"#, "\n",
+            "\n",
+            r#"{"type":"$pageview","email":"not-an-email"}"#, "\n",
+            "{broken\n",
+            r#"{"type":"$purchase","email":"b@x.com","details":{"unique":{"key":"o1"},"value":{"amount":100}}}"#, "\n",
+        ),
+    )
+    .unwrap();
+    let output = cli.run(&[
+        "import",
+        "events",
+        "--site",
+        &app.site.uuid,
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("line 4: email is invalid (skipped)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 5: not valid JSON"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.starts_with("imported 3 events, skipped 2 bad lines"),
+        "{stdout}"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM events").await, 3);
+    let a = app.subscriber("a@x.com").await;
+    assert_eq!(
+        a["attributes"]["cached_tag_ids"].as_array().unwrap().len(),
+        1
+    );
+    // Importing the same file again stores the purchase only once.
+    cli.run(&[
+        "import",
+        "events",
+        "--site",
+        &app.site.uuid,
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM events WHERE type = '$purchase'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn importing_subscribers_reads_csv_with_typed_fields_and_stdin() {
+    let app = TestApp::spawn().await;
+    let cli = Cli::on(&app.database_url);
+    let file = cli.dir.path().join("people.csv");
+    std::fs::write(
+        &file,
+        "email,tags,First Name,seats,zip,beta\n\
+         a@x.com,\"lead,vip\",Ada,3,01234,true\n\
+         bad-email,,B,,,\n\
+         b@x.com,,\"Smith, Jr.\",,,false\n",
+    )
+    .unwrap();
+    let output = cli.run(&[
+        "import",
+        "subscribers",
+        "--site",
+        &app.site.uuid,
+        file.to_str().unwrap(),
+    ]);
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 3: email is invalid"), "{stderr}");
+    let a = app.subscriber("a@x.com").await;
+    assert_eq!(
+        a["attributes"]["fields"],
+        json!({"first_name": "Ada", "seats": 3, "zip": "01234", "beta": true})
+    );
+    assert_eq!(
+        a["attributes"]["cached_tag_ids"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(
+        app.subscriber("b@x.com").await["attributes"]["fields"]["first_name"],
+        "Smith, Jr."
+    );
+
+    let piped = cli.run_with_stdin(
+        &["import", "subscribers", "--site", &app.site.uuid, "-"],
+        "{\"email\":\"c@x.com\",\"plan\":\"pro\"}\n",
+    );
+    assert!(piped.status.success());
+    assert_eq!(
+        app.subscriber("c@x.com").await["attributes"]["fields"]["plan"],
+        "pro"
+    );
+    assert_fails(
+        &cli.run(&["import", "events", "--site", "nope", file.to_str().unwrap()]),
+        "no site has the uuid",
+    );
+    assert_fails(
+        &cli.run(&[
+            "import",
+            "events",
+            "--site",
+            &app.site.uuid,
+            "/nonexistent.jsonl",
+        ]),
+        "cannot read /nonexistent.jsonl",
+    );
+}

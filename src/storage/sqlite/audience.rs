@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Why one item of a batch was not applied.
 enum ItemError {
@@ -267,9 +267,47 @@ async fn record_events(
     now: i64,
     ids: &mut SubscriberIds,
 ) -> Result<()> {
+    // Purchases already stored, or sent twice in this run, change nothing:
+    // not even their subscriber is created.
+    let mut stored_keys: HashSet<(String, String)> = HashSet::new();
+    let keyed: Vec<(&str, &str)> = changes
+        .iter()
+        .filter_map(|c| c.event.as_ref())
+        .filter_map(|e| Some((e.kind.as_str(), e.unique_key.as_deref()?)))
+        .collect();
+    for chunk in keyed.chunks(ROWS_PER_STATEMENT) {
+        let mut select = QueryBuilder::<Sqlite>::new(
+            "SELECT type, unique_key FROM events WHERE unique_key IS NOT NULL AND site_id = ",
+        );
+        select
+            .push_bind(site_id)
+            .push(" AND (type, unique_key) IN (VALUES ");
+        let mut pairs = select.separated(", ");
+        for (kind, key) in chunk {
+            pairs.push("(");
+            pairs.push_bind_unseparated(kind.to_string());
+            pairs.push_unseparated(", ");
+            pairs.push_bind_unseparated(key.to_string());
+            pairs.push_unseparated(")");
+        }
+        select.push(")");
+        let rows: Vec<(String, String)> = select.build_query_as().fetch_all(&mut **tx).await?;
+        stored_keys.extend(rows);
+    }
+    let changes: Vec<&SubscriberChange> = changes
+        .iter()
+        .filter(|c| {
+            let event = c.event.as_ref().expect("plain events carry an event");
+            match &event.unique_key {
+                Some(key) => stored_keys.insert((event.kind.clone(), key.clone())),
+                None => true,
+            }
+        })
+        .collect();
+
     let mut missing: Vec<(String, &str)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for change in changes {
+    let mut seen = HashSet::new();
+    for change in &changes {
         let key = change.email.key();
         if !ids.0.contains_key(&key) && seen.insert(key.clone()) {
             missing.push((key, change.email.as_str()));

@@ -1,0 +1,396 @@
+//! `corral import subscribers|events --site UUID FILE`: bulk import from JSON
+//! Lines or CSV (`-` for stdin), streaming.
+//!
+//! A reader thread parses lines into [`SubscriberChange`]s, the same way the
+//! batch endpoints read their items, and hands them over in chunks through a
+//! bounded channel; the main task applies each chunk in one transaction. So
+//! memory stays flat however large the file, parsing and writing overlap, and
+//! a bad line is reported with its line number and skipped without stopping
+//! the rest. A progress bar shows on a terminal; a summary is printed at the end.
+//!
+//! Formats:
+//! - JSON Lines: one item per line, exactly as in `POST /batch/events` or
+//!   `POST /batch/subscribers`.
+//! - CSV with a header row. Subscribers: `email`, optional `tags` and
+//!   `remove_tags` (comma-separated names), every other column a field.
+//!   Events: `type`, `email`, optional `date` (RFC 3339) and `details` (a JSON
+//!   object), every other column a field. Empty cells are skipped; `true` and
+//!   `false` become booleans and numbers without leading zeros become numbers
+//!   (so `01234` stays text).
+
+use super::{CliError, site_by_uuid};
+use crate::audience::SubscriberChange;
+use crate::audience::event::{parse_event, parse_subscriber};
+use crate::clock::{Clock, SystemClock};
+use crate::storage::Store;
+use clap::{Args, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import subscribers (email, tags, fields).
+    Subscribers(ImportArgs),
+    /// Import events (type, email, date, details, fields).
+    Events(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The site's uuid.
+    #[arg(long)]
+    site: String,
+    /// The file to read; `-` for stdin.
+    file: PathBuf,
+    /// The file's format [default: from the extension; jsonl for stdin]
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Items applied per transaction.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    batch: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Subscribers,
+    Events,
+}
+
+/// One chunk from the reader: parsed items with their line numbers, lines
+/// that could not be parsed, and how far into the input the reader is.
+struct Chunk {
+    items: Vec<(u64, SubscriberChange)>,
+    bad: Vec<(u64, String)>,
+    bytes_read: u64,
+}
+
+/// How many bad lines are printed before only counting them.
+const MAX_REPORTED: u64 = 100;
+
+pub async fn run(command: ImportCommand, store: &Arc<dyn Store>) -> Result<(), CliError> {
+    let (kind, args) = match command {
+        ImportCommand::Subscribers(args) => (Kind::Subscribers, args),
+        ImportCommand::Events(args) => (Kind::Events, args),
+    };
+    let site = site_by_uuid(store, &args.site).await?;
+    let stdin = args.file.as_os_str() == "-";
+    let format = args
+        .format
+        .unwrap_or(if !stdin && has_extension(&args.file, "csv") {
+            Format::Csv
+        } else {
+            Format::Jsonl
+        });
+    let (input, total): (Box<dyn Read + Send>, Option<u64>) = if stdin {
+        (Box::new(std::io::stdin()), None)
+    } else {
+        let file = std::fs::File::open(&args.file)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", args.file.display())))?;
+        let size = file.metadata().ok().map(|m| m.len());
+        (Box::new(file), size)
+    };
+
+    let progress = match total {
+        Some(bytes) => ProgressBar::new(bytes).with_style(
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta} {msg}",
+            )
+            .expect("valid template"),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {bytes} read {msg}").expect("valid template"),
+        ),
+    };
+
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Chunk, String>>(4);
+    let batch = args.batch as usize;
+    let reader = std::thread::spawn(move || {
+        let result = read_chunks(input, format, kind, batch, &sender);
+        if let Err(message) = result {
+            let _ = sender.blocking_send(Err(message));
+        }
+    });
+
+    let started = Instant::now();
+    let (mut imported, mut failed) = (0u64, 0u64);
+    while let Some(chunk) = receiver.recv().await {
+        let chunk = chunk.map_err(CliError::Usage)?;
+        let mut bad = chunk.bad;
+        let changes: Vec<SubscriberChange> = chunk.items.iter().map(|(_, c)| c.clone()).collect();
+        let outcomes = store
+            .apply_changes(site.id, &changes, SystemClock.now_ms())
+            .await?;
+        for ((line, _), outcome) in chunk.items.iter().zip(outcomes) {
+            match outcome {
+                crate::audience::Outcome::Failed(reason) => bad.push((*line, reason)),
+                _ => imported += 1,
+            }
+        }
+        bad.sort_by_key(|(line, _)| *line);
+        for (line, reason) in bad {
+            failed += 1;
+            if failed <= MAX_REPORTED {
+                progress.suspend(|| eprintln!("line {line}: {reason} (skipped)"));
+            }
+        }
+        progress.set_position(chunk.bytes_read);
+        progress.set_message(format!("{imported} imported, {failed} skipped"));
+    }
+    let _ = reader.join();
+    progress.finish_and_clear();
+    if failed > MAX_REPORTED {
+        eprintln!("… and {} more bad lines", failed - MAX_REPORTED);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let what = match kind {
+        Kind::Subscribers => "subscribers",
+        Kind::Events => "events",
+    };
+    println!(
+        "imported {imported} {what}, skipped {failed} bad lines, in {seconds:.1} s ({:.0} {what}/s)",
+        imported as f64 / seconds.max(1e-9)
+    );
+    Ok(())
+}
+
+fn has_extension(path: &Path, extension: &str) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case(extension))
+}
+
+/// Counts the bytes the parser has consumed, for the progress bar.
+struct Counting<R> {
+    inner: R,
+    count: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn read_chunks(
+    input: Box<dyn Read + Send>,
+    format: Format,
+    kind: Kind,
+    batch: usize,
+    sender: &tokio::sync::mpsc::Sender<Result<Chunk, String>>,
+) -> Result<(), String> {
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let input = Counting {
+        inner: input,
+        count: count.clone(),
+    };
+    let now = SystemClock.now_ms();
+    let parse = |text: &str| -> Result<SubscriberChange, String> {
+        let raw: Box<RawValue> =
+            serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+        match kind {
+            Kind::Subscribers => parse_subscriber(&raw),
+            Kind::Events => parse_event(&raw, now),
+        }
+    };
+    let mut chunk = Chunk {
+        items: Vec::with_capacity(batch),
+        bad: Vec::new(),
+        bytes_read: 0,
+    };
+    let push = |line: u64,
+                item: Result<SubscriberChange, String>,
+                chunk: &mut Chunk|
+     -> Result<(), String> {
+        match item {
+            Ok(change) => chunk.items.push((line, change)),
+            Err(reason) => chunk.bad.push((line, reason)),
+        }
+        if chunk.items.len() + chunk.bad.len() >= batch {
+            let full = std::mem::replace(
+                chunk,
+                Chunk {
+                    items: Vec::with_capacity(batch),
+                    bad: Vec::new(),
+                    bytes_read: 0,
+                },
+            );
+            send(sender, full, &count)?;
+        }
+        Ok(())
+    };
+    match format {
+        Format::Jsonl => {
+            let mut reader = BufReader::with_capacity(1 << 20, input);
+            let mut line = String::new();
+            let mut number = 0u64;
+            loop {
+                line.clear();
+                let n = reader
+                    .read_line(&mut line)
+                    .map_err(|e| format!("cannot read input: {e}"))?;
+                if n == 0 {
+                    break;
+                }
+                number += 1;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                push(number, parse(&line), &mut chunk)?;
+            }
+        }
+        Format::Csv => {
+            let mut reader = csv::ReaderBuilder::new()
+                .flexible(false)
+                .from_reader(BufReader::with_capacity(1 << 20, input));
+            let headers = reader
+                .headers()
+                .map_err(|e| format!("cannot read the CSV header: {e}"))?
+                .clone();
+            let mut record = csv::StringRecord::new();
+            loop {
+                match reader.read_record(&mut record) {
+                    Ok(false) => break,
+                    Ok(true) => {
+                        let line = record.position().map_or(0, |p| p.line());
+                        let item = csv_item(&headers, &record, kind).and_then(|text| parse(&text));
+                        push(line, item, &mut chunk)?;
+                    }
+                    Err(error) => {
+                        let line = error.position().map_or(0, |p| p.line());
+                        if matches!(error.kind(), csv::ErrorKind::Io(_)) {
+                            return Err(format!("cannot read input: {error}"));
+                        }
+                        push(line, Err(format!("not valid CSV: {error}")), &mut chunk)?;
+                    }
+                }
+            }
+        }
+    }
+    send(sender, chunk, &count)
+}
+
+fn send(
+    sender: &tokio::sync::mpsc::Sender<Result<Chunk, String>>,
+    mut chunk: Chunk,
+    count: &std::sync::atomic::AtomicU64,
+) -> Result<(), String> {
+    chunk.bytes_read = count.load(std::sync::atomic::Ordering::Relaxed);
+    sender
+        .blocking_send(Ok(chunk))
+        .map_err(|_| "the importer stopped".to_owned())
+}
+
+/// A CSV record as the JSON item the batch endpoints take.
+fn csv_item(
+    headers: &csv::StringRecord,
+    record: &csv::StringRecord,
+    kind: Kind,
+) -> Result<String, String> {
+    let mut item = Map::new();
+    let mut fields = Map::new();
+    for (header, cell) in headers.iter().zip(record.iter()) {
+        let header = header.trim();
+        if cell.is_empty() {
+            continue;
+        }
+        let fixed = match (kind, header) {
+            (_, "email") => Some(Value::from(cell)),
+            (Kind::Subscribers, "tags" | "remove_tags") => Some(Value::from(cell)),
+            (Kind::Events, "type" | "date") => Some(Value::from(cell)),
+            (Kind::Events, "details") => Some(
+                serde_json::from_str::<Value>(cell)
+                    .map_err(|e| format!("details is not valid JSON: {e}"))?,
+            ),
+            _ => None,
+        };
+        match fixed {
+            Some(value) => {
+                item.insert(header.to_owned(), value);
+            }
+            None => {
+                fields.insert(header.to_owned(), infer(cell));
+            }
+        }
+    }
+    match kind {
+        Kind::Subscribers => item.extend(fields),
+        Kind::Events => {
+            if !fields.is_empty() {
+                item.insert("fields".into(), Value::Object(fields));
+            }
+        }
+    }
+    Ok(Value::Object(item).to_string())
+}
+
+/// A CSV cell's value: booleans and plain numbers typed, the rest text.
+fn infer(cell: &str) -> Value {
+    match cell {
+        "true" => return Value::Bool(true),
+        "false" => return Value::Bool(false),
+        _ => {}
+    }
+    let digits = cell.strip_prefix('-').unwrap_or(cell);
+    let leading_zero = digits.len() > 1 && digits.starts_with('0') && !digits.starts_with("0.");
+    if !leading_zero && digits.starts_with(|c: char| c.is_ascii_digit()) {
+        if let Ok(n) = cell.parse::<i64>() {
+            return Value::from(n);
+        }
+        if let Ok(x) = cell.parse::<f64>()
+            && x.is_finite()
+        {
+            return Value::from(x);
+        }
+    }
+    Value::from(cell)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_typed_conservatively() {
+        assert_eq!(infer("42"), Value::from(42));
+        assert_eq!(infer("-3.5"), Value::from(-3.5));
+        assert_eq!(infer("0.25"), Value::from(0.25));
+        assert_eq!(infer("01234"), Value::from("01234"));
+        assert_eq!(infer("true"), Value::from(true));
+        assert_eq!(infer("1e3x"), Value::from("1e3x"));
+        assert_eq!(infer("NaN"), Value::from("NaN"));
+        assert_eq!(infer("inf"), Value::from("inf"));
+    }
+
+    #[test]
+    fn csv_rows_become_batch_items() {
+        let headers = csv::StringRecord::from(vec!["email", "tags", "Plan", "seats", "zip"]);
+        let record = csv::StringRecord::from(vec!["a@x.com", "lead,vip", "pro", "3", ""]);
+        let item: Value =
+            serde_json::from_str(&csv_item(&headers, &record, Kind::Subscribers).unwrap()).unwrap();
+        assert_eq!(
+            item,
+            serde_json::json!({"email": "a@x.com", "tags": "lead,vip", "Plan": "pro", "seats": 3})
+        );
+        let headers = csv::StringRecord::from(vec!["type", "email", "details", "plan"]);
+        let record = csv::StringRecord::from(vec!["$pageview", "a@x.com", r#"{"url":"/"}"#, "pro"]);
+        let item: Value =
+            serde_json::from_str(&csv_item(&headers, &record, Kind::Events).unwrap()).unwrap();
+        assert_eq!(
+            item,
+            serde_json::json!({"type": "$pageview", "email": "a@x.com", "details": {"url": "/"}, "fields": {"plan": "pro"}})
+        );
+    }
+}
