@@ -731,3 +731,40 @@ async fn a_retried_purchase_changes_nothing_whichever_path_it_takes() {
     assert_eq!(app.count("SELECT COUNT(*) FROM events").await, 1);
     assert_eq!(app.count("SELECT COUNT(*) FROM subscribers").await, 1);
 }
+
+#[tokio::test]
+async fn every_audience_write_refuses_malformed_and_oversized_bodies_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    let huge = format!(r#"{{"x":"{}"}}"#, "y".repeat(1024 * 1024 + 1));
+    for path in [
+        "/api/v1/fetch/subscribers",
+        "/api/v1/fetch/tags",
+        "/api/v1/fetch/fields",
+        COMMANDS,
+        SUBSCRIBERS,
+        EVENTS,
+    ] {
+        let malformed = app.send_raw(Method::POST, path, "{\"oops\":").await;
+        assert_eq!(malformed.status(), StatusCode::BAD_REQUEST, "{path}");
+        let body: Value = malformed.json().await.unwrap();
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("Malformed JSON"),
+            "{path}"
+        );
+        let oversized = app.send_raw(Method::POST, path, huge.clone()).await;
+        assert_eq!(oversized.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        let not_object = app.send_raw(Method::POST, path, "[1, 2]").await;
+        assert_invalid(not_object, &[("body", "must be a JSON object")]).await;
+    }
+    for sql in [
+        "SELECT COUNT(*) FROM subscribers",
+        "SELECT COUNT(*) FROM tags",
+        "SELECT COUNT(*) FROM fields",
+        "SELECT COUNT(*) FROM events",
+    ] {
+        assert_eq!(app.count(sql).await, 0, "{sql}");
+    }
+}
