@@ -157,7 +157,69 @@ async fn demo_site(store: &Arc<dyn Store>) -> Result<(Site, KeyPair), CliError> 
             .create_segment(site.id, &new, SystemClock.now_ms())
             .await?;
     }
+    let now = SystemClock.now_ms();
+    let audience: Vec<_> = demo_audience(now)
+        .iter()
+        .map(|item| {
+            let raw = serde_json::value::RawValue::from_string(item.to_string())
+                .expect("serialized JSON is valid");
+            crate::audience::event::parse_event(&raw, now)
+        })
+        .collect::<Result<_, _>>()
+        .map_err(CliError::Usage)?;
+    store.apply_changes(site.id, &audience, now).await?;
     Ok((site, keys))
+}
+
+/// A small sample audience for the demo site: 40 subscribers with fields,
+/// tags, page views, purchases and a few unsubscribes over the last 90 days.
+fn demo_audience(now: i64) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    const NAMES: [&str; 8] = [
+        "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken",
+    ];
+    const PLANS: [&str; 4] = ["free", "free", "pro", "team"];
+    const DAY_MS: i64 = 86_400_000;
+    let date = |days_ago: i64| crate::clock::format_ms(now - days_ago * DAY_MS);
+    let mut events = Vec::new();
+    for i in 0..40i64 {
+        let email = format!(
+            "{}{i}@example.com",
+            NAMES[i as usize % NAMES.len()].to_lowercase()
+        );
+        events.push(
+            json!({"type": "$subscribe", "email": email, "date": date(90 - i),
+            "fields": {"first_name": NAMES[i as usize % NAMES.len()], "plan": PLANS[i as usize % 4],
+                       "company_size": 5 + (i * 37) % 400}}),
+        );
+        for tag in [
+            (i % 3 == 0).then_some("newsletter"),
+            (i % 5 == 0).then_some("trial"),
+            (i % 7 == 0).then_some("agency"),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            events.push(json!({"type": "$tag", "email": email, "details": {"tag": tag}, "date": date(80 - i)}));
+        }
+        for visit in 0..(i % 6) {
+            events.push(
+                json!({"type": "$pageview", "email": email, "date": date((i * 3 + visit * 11) % 89),
+                "details": {"url": format!("/docs/{}", visit)}}),
+            );
+        }
+        if i % 4 == 1 {
+            events.push(
+                json!({"type": "$purchase", "email": email, "date": date(i % 60),
+                "details": {"unique": {"key": format!("demo-order-{i}")},
+                            "value": {"currency": "USD", "amount": 1_900 + i * 2_350}}}),
+            );
+        }
+        if i % 9 == 4 {
+            events.push(json!({"type": "$unsubscribe", "email": email, "date": date(i % 20)}));
+        }
+    }
+    events
 }
 
 fn print_demo(site: &Site, keys: &KeyPair, address: SocketAddr) {
@@ -185,6 +247,20 @@ mod tests {
     fn redacts_passwords_from_urls() {
         assert_eq!(redact("postgres://u:pw@host/db"), "postgres://***@host/db");
         assert_eq!(redact("sqlite://corral.db"), "sqlite://corral.db");
+    }
+
+    #[test]
+    fn the_demo_audience_is_valid_and_varied() {
+        let now = 1_795_683_600_000;
+        let events = demo_audience(now);
+        assert!(events.len() > 100);
+        for item in &events {
+            let raw = serde_json::value::RawValue::from_string(item.to_string()).unwrap();
+            crate::audience::event::parse_event(&raw, now).unwrap();
+        }
+        let kinds: std::collections::BTreeSet<&str> =
+            events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds.len(), 5, "{kinds:?}");
     }
 
     #[test]

@@ -413,6 +413,12 @@ async fn serve_demo_prints_a_curl_line_that_works_as_printed() {
         .unwrap();
     let body: Value = serde_json::from_slice(&output.stdout).expect("curl printed JSON");
     assert_eq!(body["data"].as_array().unwrap().len(), 4, "{body}");
+    // The demo site comes with a sample audience.
+    let stats = server.curl.replace("/fetch/segments?", "/stats/site?");
+    let output = Command::new("sh").arg("-c").arg(&stats).output().unwrap();
+    let counts: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(counts["user_count"], 40, "{counts}");
+    assert!(counts["unsubscriber_count"].as_i64().unwrap() > 0);
     drop(server);
     // A second start keeps the one demo site and prints new working keys.
     let again = start_server(&cli);
