@@ -116,7 +116,8 @@ impl SqliteStore {
                     .create_if_missing(true)
                     // Bulk imports touch index pages all over the file: a
                     // large cache keeps them from being re-read and re-written.
-                    .pragma("cache_size", format!("-{}", WRITER_CACHE_KIB)),
+                    .pragma("cache_size", format!("-{}", WRITER_CACHE_KIB))
+                    .pragma("wal_autocheckpoint", "16384"),
             )
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&writer).await?;
