@@ -52,6 +52,8 @@ enum Command {
     /// Bulk-import subscribers or events from JSON Lines or CSV.
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// Generate a realistic synthetic audience (deterministic from a seed).
+    Gen(crate::generator::GenArgs),
 }
 
 /// Whatever a command can fail with; printed as one line.
@@ -92,6 +94,10 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
+    if let Command::Gen(args) = &cli.command {
+        println!("{}", crate::generator::run(args)?);
+        return Ok(());
+    }
     let file = FileConfig::load(cli.config.as_deref())?;
     let database = cli
         .database
@@ -103,6 +109,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Key(command) => admin::key(command, &open(&database).await?).await,
         Command::Segment(command) => segment::run(command, &open(&database).await?).await,
         Command::Import(command) => import::run(command, &open(&database).await?).await,
+        Command::Gen(_) => unreachable!("handled before the database is opened"),
     }
 }
 

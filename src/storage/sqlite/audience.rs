@@ -313,7 +313,24 @@ async fn record_events(
             missing.push((key, change.email.as_str()));
         }
     }
+    // Look the subscribers up first, then create only those still missing.
     for chunk in missing.chunks(ROWS_PER_STATEMENT) {
+        let mut select =
+            QueryBuilder::<Sqlite>::new("SELECT email_key, id FROM subscribers WHERE site_id = ");
+        select.push_bind(site_id).push(" AND email_key IN (");
+        let mut keys = select.separated(", ");
+        for (key, _) in chunk {
+            keys.push_bind(key.clone());
+        }
+        select.push(")");
+        let rows: Vec<(String, i64)> = select.build_query_as().fetch_all(&mut **tx).await?;
+        ids.0.extend(rows);
+    }
+    let new: Vec<&(String, &str)> = missing
+        .iter()
+        .filter(|(key, _)| !ids.0.contains_key(key))
+        .collect();
+    for chunk in new.chunks(ROWS_PER_STATEMENT) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO subscribers (site_id, uuid, email, email_key, created_at, updated_at) ",
         );
@@ -325,18 +342,8 @@ async fn record_events(
                 .push_bind(now)
                 .push_bind(now);
         });
-        insert.push(" ON CONFLICT (site_id, email_key) DO NOTHING");
-        insert.build().execute(&mut **tx).await?;
-
-        let mut select =
-            QueryBuilder::<Sqlite>::new("SELECT email_key, id FROM subscribers WHERE site_id = ");
-        select.push_bind(site_id).push(" AND email_key IN (");
-        let mut keys = select.separated(", ");
-        for (key, _) in chunk {
-            keys.push_bind(key.clone());
-        }
-        select.push(")");
-        let rows: Vec<(String, i64)> = select.build_query_as().fetch_all(&mut **tx).await?;
+        insert.push(" RETURNING email_key, id");
+        let rows: Vec<(String, i64)> = insert.build_query_as().fetch_all(&mut **tx).await?;
         ids.0.extend(rows);
     }
     for chunk in changes.chunks(ROWS_PER_STATEMENT) {
