@@ -237,18 +237,7 @@ pub async fn discard(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = SegmentId::parse(&id).ok_or(ApiError::SegmentNotFound)?;
-    let segment = state
-        .store
-        .discard_segment(
-            caller.site_id,
-            id,
-            &if_match(&headers, id),
-            state.clock.now_ms(),
-        )
-        .await
-        .map_err(ApiError::from_segment_storage)?;
-    Ok(segment_response(StatusCode::OK, &segment))
+    move_to(&state, &caller, &id, &headers, Listing::Discarded).await
 }
 
 /// Restores a discarded segment.
@@ -275,17 +264,34 @@ pub async fn restore(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = SegmentId::parse(&id).ok_or(ApiError::SegmentNotFound)?;
-    let segment = state
-        .store
-        .restore_segment(
-            caller.site_id,
-            id,
-            &if_match(&headers, id),
-            state.clock.now_ms(),
-        )
-        .await
-        .map_err(ApiError::from_segment_storage)?;
+    move_to(&state, &caller, &id, &headers, Listing::Kept).await
+}
+
+/// Discards or restores a segment, honouring `If-Match`, and answers it.
+async fn move_to(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    headers: &HeaderMap,
+    to: Listing,
+) -> Result<Response, ApiError> {
+    let id = SegmentId::parse(id).ok_or(ApiError::SegmentNotFound)?;
+    let (site, precondition, now) = (caller.site_id, if_match(headers, id), state.clock.now_ms());
+    let moved = match to {
+        Listing::Discarded => {
+            state
+                .store
+                .discard_segment(site, id, &precondition, now)
+                .await
+        }
+        Listing::Kept => {
+            state
+                .store
+                .restore_segment(site, id, &precondition, now)
+                .await
+        }
+    };
+    let segment = moved.map_err(ApiError::from_segment_storage)?;
     Ok(segment_response(StatusCode::OK, &segment))
 }
 
