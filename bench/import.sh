@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# Import benchmark: events per second loaded into SQLite, by Corral and by the sqlite3 shell.
+#
+# Measures, on one generated audience (`corral gen`, fixed seed):
+#   - `corral import events` of events.jsonl into a database holding the subscribers;
+#   - `POST /api/v1/batch/events` with 1,000 events a request over a few keep-alive
+#     connections, against `corral serve` on a copy of the same database;
+# and, in the same run, the bound: the sqlite3 shell (Debian's package) inserting the
+# same rows, 500 per INSERT in one transaction with Corral's pragmas, into another copy.
+# Each Corral figure is read as a ratio to that bound. Every path's rows are counted
+# and their contents compared.
+#
+# Usage: bash bench/import.sh              (as root on Debian; installs sqlite3, time, curl)
+# Knobs (environment):
+#   SIZE=large       1,000,000 subscribers and 10,000,000 events (default: 100,000 and 1,000,000)
+#   SUBSCRIBERS, EVENTS   explicit sizes (win over SIZE);  SEED=42  the generator's seed
+#   BATCH            `corral import --batch` (default: Corral's own, 20,000)
+#   PER_REQUEST=1000 events per HTTP request;  HTTP_CONNECTIONS=2  parallel connections
+#   ROWS_PER_STATEMENT=500   rows per INSERT of the sqlite3 bound
+#   BOUND_PRAGMAS    the bound's settings, "name=value ..." (default: those of Corral's writer)
+#   DATA_DIR=PATH    use PATH/subscribers.jsonl and PATH/events.jsonl instead of generating
+#   SKIP_BUILD=1     use the existing target/release/corral, skip `cargo build --release`
+#   CORRAL_BIN=PATH  benchmark another corral binary (combine with SKIP_BUILD=1)
+#   CORRAL_PORT      fixed port for `corral serve` (default: a free port)
+#   KEEP_TMP=1       keep the temp dir (data, databases, SQL, logs)
+#
+# Output: a Markdown table on stdout; it and the raw output of every step are appended to
+# bench/results/import-<timestamp>.txt. Exits non-zero when an import reports failed or
+# skipped items, an HTTP answer is not 200 with failed 0, or the databases do not hold
+# the expected rows (count and content).
+set -euo pipefail
+
+SIZE=${SIZE:-default}
+case "$SIZE" in
+    default) DEF_SUBSCRIBERS=100000 DEF_EVENTS=1000000 ;;
+    large) DEF_SUBSCRIBERS=1000000 DEF_EVENTS=10000000 ;;
+    *) echo "SIZE must be 'default' or 'large', not '$SIZE'" >&2; exit 2 ;;
+esac
+SUBSCRIBERS=${SUBSCRIBERS:-$DEF_SUBSCRIBERS}
+EVENTS=${EVENTS:-$DEF_EVENTS}
+SEED=${SEED:-42}
+BATCH=${BATCH:-}
+PER_REQUEST=${PER_REQUEST:-1000}
+HTTP_CONNECTIONS=${HTTP_CONNECTIONS:-2}
+ROWS_PER_STATEMENT=${ROWS_PER_STATEMENT:-500}
+# The settings of Corral's writer connection (src/storage/sqlite/mod.rs), so the bound
+# writes under the same durability, cache and checkpointing.
+BOUND_PRAGMAS=${BOUND_PRAGMAS:-journal_mode=WAL synchronous=FULL cache_size=-131072 foreign_keys=ON mmap_size=1073741824 wal_autocheckpoint=16384}
+CLI_GOAL=250000
+HTTP_GOAL=50000
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+HELPER="$ROOT/bench/import_helper.py"
+
+# --- tools -------------------------------------------------------------------------
+missing=()
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
+[ -x /usr/bin/time ] || missing+=(time)
+command -v curl >/dev/null || missing+=(curl)
+command -v python3 >/dev/null || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    [ "$(id -u)" = 0 ] || die "need root to apt-get install ${missing[*]}"
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+SQLITE3=$(command -v sqlite3)
+
+# Corral's settings may have moved on: say so rather than measure against other ones.
+if [ -f "$ROOT/src/storage/sqlite/mod.rs" ]; then
+    for name in $(grep -o '\.pragma("[a-z_]*"' "$ROOT/src/storage/sqlite/mod.rs" | cut -d'"' -f2); do
+        case " $BOUND_PRAGMAS" in
+            *" $name="*) ;;
+            *) say "WARNING: Corral's writer sets PRAGMA $name, which BOUND_PRAGMAS does not" ;;
+        esac
+    done
+fi
+
+# --- build -------------------------------------------------------------------------
+if [ "${SKIP_BUILD:-0}" = 1 ]; then
+    say "SKIP_BUILD=1: not building"
+else
+    command -v cargo >/dev/null || die "cargo not found: install Rust (rustup.rs) or set SKIP_BUILD=1"
+    say "cargo build --release"
+    cargo build --release
+fi
+CORRAL=${CORRAL_BIN:-$ROOT/target/release/corral}
+[ -x "$CORRAL" ] || die "$CORRAL not found (build it, or unset SKIP_BUILD)"
+
+# --- temp dir and clean-up -----------------------------------------------------------
+TMP=$(mktemp -d /tmp/corral-import-bench.XXXXXX)
+CORRAL_PID=
+cleanup() {
+    local rc=$?
+    if [ -n "$CORRAL_PID" ]; then
+        kill "$CORRAL_PID" 2>/dev/null || true
+        wait "$CORRAL_PID" 2>/dev/null || true
+    fi
+    if [ "$rc" -ne 0 ] && [ -f "$TMP/serve.log" ]; then
+        echo "--- last lines of the Corral log ($TMP/serve.log) ---" >&2
+        tail -n 20 "$TMP/serve.log" >&2 || true
+    fi
+    if [ "${KEEP_TMP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
+        echo "temp dir kept: $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$ROOT/bench/results"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESULTS="$ROOT/bench/results/import-$STAMP.txt"
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no-commit")
+if [ -n "$(git -C "$ROOT" status --porcelain -- . ':!bench' 2>/dev/null)" ]; then
+    COMMIT="$COMMIT (with uncommitted changes outside bench/)"
+fi
+CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+NPROC=$(nproc)
+log() { printf '%s\n' "$*" >>"$RESULTS"; }
+log "# Corral import benchmark, $STAMP"
+log "commit: $COMMIT"
+log "machine: $NPROC CPUs, ${CPU:-unknown CPU}, $(uname -sr), $(awk '/^MemTotal/ { printf "%.0f GiB RAM", $2/1048576 }' /proc/meminfo)"
+log "corral: $CORRAL; sqlite3: $SQLITE3 $("$SQLITE3" --version | cut -d' ' -f1)"
+log ""
+
+now_ns() { date +%s%N; }
+secs() { python3 -c 'import sys; print(f"{(int(sys.argv[2]) - int(sys.argv[1])) / 1e9:.3f}")' "$1" "$2"; }
+# Runs a command under /usr/bin/time; sets ELAPSED (wall seconds, from the shell) and
+# RSS_KB (peak resident set), USER_S and SYS_S (CPU seconds). stdout and stderr go to $1.
+timed() {
+    local out=$1
+    shift
+    local t0 t1 rc=0 label=${TIMED_LABEL:-$*}
+    t0=$(now_ns)
+    /usr/bin/time -f '%M %U %S' -o "$out.rss" "$@" >"$out" 2>&1 || rc=$?
+    t1=$(now_ns)
+    ELAPSED=$(secs "$t0" "$t1")
+    read -r RSS_KB USER_S SYS_S < <(tail -n 1 "$out.rss")
+    {
+        echo "## \$ $label"
+        cat "$out"
+        echo "(wall ${ELAPSED} s from the shell, user ${USER_S} s, sys ${SYS_S} s, peak RSS ${RSS_KB} kB, exit $rc)"
+        echo
+    } >>"$RESULTS"
+    return "$rc"
+}
+
+# --- 1. data ------------------------------------------------------------------------
+[ -z "${DATA_DIR:-}" ] || DATA_DIR=$(cd "$DATA_DIR" && pwd)
+# Everything runs from the temp dir, so no corral.toml of the working directory is
+# picked up.
+cd "$TMP"
+if [ -n "${DATA_DIR:-}" ]; then
+    DATA=$DATA_DIR
+    say "using the data of $DATA (DATA_DIR)"
+    GEN_SECONDS=""
+else
+    DATA="$TMP/data"
+    say "corral gen --subscribers $SUBSCRIBERS --events $EVENTS --seed $SEED"
+    timed "$TMP/gen.out" "$CORRAL" gen --subscribers "$SUBSCRIBERS" --events "$EVENTS" \
+        --seed "$SEED" --out "$DATA" || die "corral gen failed: $(cat "$TMP/gen.out")"
+    GEN_SECONDS=$ELAPSED
+fi
+[ -s "$DATA/subscribers.jsonl" ] && [ -f "$DATA/events.jsonl" ] \
+    || die "$DATA must hold subscribers.jsonl and events.jsonl"
+SUB_LINES=$(grep -c . "$DATA/subscribers.jsonl" || true)
+EVENT_LINES=$(grep -c . "$DATA/events.jsonl" || true)
+SUB_BYTES=$(stat -c %s "$DATA/subscribers.jsonl")
+EVENT_BYTES=$(stat -c %s "$DATA/events.jsonl")
+PURCHASES=$(grep -c '"type":"\$purchase"' "$DATA/events.jsonl" || true)
+say "data: $SUB_LINES subscribers ($SUB_BYTES bytes), $EVENT_LINES events ($EVENT_BYTES bytes)"
+log "data: $SUB_LINES subscribers ($SUB_BYTES bytes), $EVENT_LINES events ($EVENT_BYTES bytes), $PURCHASES purchases"
+log ""
+
+new_site() { # db-path -> "uuid pk sk"
+    "$CORRAL" site create Bench --json --database "sqlite://$1" >"$TMP/site.json" \
+        || die "corral site create failed: $(cat "$TMP/site.json")"
+    python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(s["site_uuid"], s["publishable_key"], s["secret_key"])' "$TMP/site.json" \
+        || die "corral site create did not print one JSON object: $(cat "$TMP/site.json")"
+}
+batch_args=()
+[ -z "$BATCH" ] || batch_args=(--batch "$BATCH")
+
+# --- 2. one site and its subscribers, copied as the starting point of every path ----------
+# `corral import subscribers` runs once; the database is then checkpointed (everything in
+# the .db file, an empty WAL) and copied, so the CLI, the bound and the server all start
+# from byte-identical files: same site, keys, subscribers and ids.
+BASE_DB="$TMP/base.db"
+new_site "$BASE_DB" >"$TMP/site.txt"
+read -r SITE PK SK <"$TMP/site.txt"
+say "corral import subscribers (timed, once)"
+timed "$TMP/subscribers.out" "$CORRAL" import subscribers --site "$SITE" \
+    "$DATA/subscribers.jsonl" --database "sqlite://$BASE_DB" "${batch_args[@]}" \
+    || die "corral import subscribers failed: $(tail -n 20 "$TMP/subscribers.out")"
+grep -q "^imported $SUB_LINES subscribers, skipped 0 bad lines" "$TMP/subscribers.out" \
+    || die "expected 'imported $SUB_LINES subscribers, skipped 0 bad lines', got: $(tail -n 5 "$TMP/subscribers.out")"
+SUBS_SECONDS=$ELAPSED
+SUBS_RSS_KB=$RSS_KB
+"$SQLITE3" "$BASE_DB" 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
+rm -f "$BASE_DB-wal" "$BASE_DB-shm"
+CLI_DB="$TMP/cli.db" BOUND_DB="$TMP/bound.db" HTTP_DB="$TMP/http.db"
+for db in "$CLI_DB" "$BOUND_DB" "$HTTP_DB"; do cp "$BASE_DB" "$db"; done
+rm -f "$BASE_DB"
+# Before each timed step: no write-back of an earlier step's files during the timing.
+settle() { sync; }
+
+say "writing the bound's SQL (before any timing)"
+python3 "$HELPER" sql "$DATA/events.jsonl" "$BOUND_DB" "$SITE" "$TMP/events.sql" \
+    "$ROWS_PER_STATEMENT" "$BOUND_PRAGMAS" >"$TMP/sql.json" || die "could not write the SQL for the bound"
+read -r EXPECTED DUPLICATES < <(python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(s["rows"], s["duplicate_purchases"])' "$TMP/sql.json")
+SQL_BYTES=$(stat -c %s "$TMP/events.sql")
+log "bound SQL: $(cat "$TMP/sql.json"), $SQL_BYTES bytes"
+log ""
+say "expected rows: $EXPECTED events ($DUPLICATES repeated purchases left out)"
+
+say "cli: corral import events (timed)"
+settle
+timed "$TMP/cli-events.out" "$CORRAL" import events --site "$SITE" "$DATA/events.jsonl" \
+    --database "sqlite://$CLI_DB" "${batch_args[@]}" \
+    || die "corral import events failed: $(tail -n 20 "$TMP/cli-events.out")"
+CLI_SECONDS=$ELAPSED
+CLI_RSS_KB=$RSS_KB
+CLI_OWN=$(grep -o '^imported .*' "$TMP/cli-events.out" | tail -n 1)
+[[ "$CLI_OWN" == "imported $EVENT_LINES events, skipped 0 bad lines"* ]] \
+    || die "expected 'imported $EVENT_LINES events, skipped 0 bad lines', got: $(tail -n 5 "$TMP/cli-events.out")"
+
+# --- 3. the bound: the sqlite3 shell ---------------------------------------------------------
+say "bound: sqlite3 $BOUND_DB < events.sql (timed)"
+settle
+TIMED_LABEL="$SQLITE3 -bail $BOUND_DB < $TMP/events.sql" timed "$TMP/bound.out" sh -c '"$1" -bail "$2" <"$3"' sh "$SQLITE3" "$BOUND_DB" "$TMP/events.sql" \
+    || die "sqlite3 failed: $(tail -n 20 "$TMP/bound.out")"
+BOUND_SECONDS=$ELAPSED
+BOUND_RSS_KB=$RSS_KB
+# Some pragmas print their new value; with -bail, any error stops sqlite3 (non-zero).
+! grep -qi 'error' "$TMP/bound.out" \
+    || die "sqlite3 reported an error: $(head -c 500 "$TMP/bound.out")"
+
+# --- 4. HTTP: POST /api/v1/batch/events ------------------------------------------------------
+settle
+CORRAL_PORT=${CORRAL_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+URL="http://127.0.0.1:$CORRAL_PORT"
+say "starting corral serve on 127.0.0.1:$CORRAL_PORT"
+CORRAL_LOG=warn "$CORRAL" serve --listen "127.0.0.1:$CORRAL_PORT" \
+    --database "sqlite://$HTTP_DB" --rate-limit-per-minute 0 >"$TMP/serve.log" 2>&1 &
+CORRAL_PID=$!
+for i in $(seq 1 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/healthz" || true)" = 200 ] && break
+    kill -0 "$CORRAL_PID" 2>/dev/null || die "corral serve exited during start-up"
+    [ "$i" -lt 100 ] || die "corral serve did not answer 200 on /healthz within 10 s"
+    sleep 0.1
+done
+
+say "http: $HTTP_CONNECTIONS connections, $PER_REQUEST events a request (bodies built first, then timed)"
+python3 "$HELPER" post "$DATA/events.jsonl" "$URL" "$SITE" "$PK" "$SK" \
+    "$PER_REQUEST" "$HTTP_CONNECTIONS" >"$TMP/http.json" 2>"$TMP/http.err" \
+    || die "the HTTP run failed: $(cat "$TMP/http.json" "$TMP/http.err")"
+{ echo "## POST /api/v1/batch/events"; cat "$TMP/http.json"; echo; } >>"$RESULTS"
+SERVE_RSS_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$CORRAL_PID/status" 2>/dev/null || echo "?")
+kill "$CORRAL_PID" 2>/dev/null || true
+wait "$CORRAL_PID" 2>/dev/null || true
+CORRAL_PID=
+read -r HTTP_SECONDS HTTP_P50 HTTP_P99 HTTP_BODY < <(python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+print("%.3f %.1f %.1f %d" % (s["seconds"], s["request_ms_p50"], s["request_ms_p99"],
+                            s["largest_body_bytes"]))' "$TMP/http.json")
+
+# --- 5. checks: row counts and contents ---------------------------------------------------------
+say "checking row counts and contents"
+PROBLEMS=""
+for pair in "cli:$CLI_DB" "bound:$BOUND_DB" "http:$HTTP_DB"; do
+    name=${pair%%:*} db=${pair#*:}
+    count=$("$SQLITE3" "$db" 'select count(*) from events')
+    if [ "$count" != "$EXPECTED" ]; then
+        PROBLEMS="$PROBLEMS
+- ROW COUNT MISMATCH: $name holds $count events, expected $EXPECTED"
+    fi
+done
+python3 "$HELPER" digest "$CLI_DB" "$BOUND_DB" "$HTTP_DB" >"$TMP/digest.txt" \
+    || die "digest failed"
+{ echo "## digests (path count digest)"; cat "$TMP/digest.txt"; echo; } >>"$RESULTS"
+DIGESTS=$(awk '{ print $2 "/" $3 }' "$TMP/digest.txt" | sort -u | wc -l)
+if [ "$DIGESTS" != 1 ]; then
+    PROBLEMS="$PROBLEMS
+- CONTENT MISMATCH: the three databases' events differ: $(tr '\n' ';' <"$TMP/digest.txt")"
+fi
+
+# --- 6. report ---------------------------------------------------------------------------------------
+TABLE=$(python3 - "$EXPECTED" "$CLI_SECONDS" "$HTTP_SECONDS" "$BOUND_SECONDS" \
+    "$CLI_GOAL" "$HTTP_GOAL" "$HTTP_CONNECTIONS" "$PER_REQUEST" <<'PY'
+import sys
+n = int(sys.argv[1])
+cli, http, bound = (float(x) for x in sys.argv[2:5])
+cli_goal, http_goal, conns, per = (int(x) for x in sys.argv[5:9])
+rate = lambda s: n / s if s > 0 else float("inf")
+b = rate(bound)
+def row(path, seconds, goal):
+    r = rate(seconds)
+    verdict = f"≥ {goal:,}/s: {'met' if r >= goal else 'not met'}" if goal else "—"
+    ratio = f"{r / b:.0%}" if goal else "—"
+    return f"| {path} | {n:,} | {seconds:.2f} | {r:,.0f} | {b:,.0f} | {ratio} | {verdict} |"
+print("| path | events | seconds | events/s | bound (sqlite3 shell) events/s | ratio | goal |")
+print("|---|---:|---:|---:|---:|---:|---|")
+print(row("`corral import events` (JSON Lines → SQLite)", cli, cli_goal))
+print(row(f"`POST /api/v1/batch/events` ({per:,} a request, {conns} connections)", http, http_goal))
+print(row("sqlite3 shell: multi-row INSERTs of the same rows (the bound)", bound, 0))
+PY
+)
+MIB() { if [ "$1" = "?" ]; then echo "?"; else echo "$(( $1 / 1024 )) MiB"; fi; }
+rate() { python3 -c 'import sys; print(f"{int(sys.argv[1]) / float(sys.argv[2]):,.0f}")' "$1" "$2"; }
+if [ -n "$GEN_SECONDS" ]; then
+    GEN_LINE="- generator: \`corral gen --subscribers $SUBSCRIBERS --events $EVENTS --seed $SEED\` in ${GEN_SECONDS} s ($(rate "$EVENT_LINES" "$GEN_SECONDS") events/s with the subscribers, $(python3 -c 'import sys; print(f"{(int(sys.argv[1]) + int(sys.argv[2])) / 1048576 / float(sys.argv[3]):.0f}")' "$SUB_BYTES" "$EVENT_BYTES" "$GEN_SECONDS") MiB/s)"
+else
+    GEN_LINE="- data: given in $DATA (DATA_DIR), not generated"
+fi
+REPORT=$(cat <<EOF
+
+## Corral import benchmark ($(date -u '+%Y-%m-%d %H:%M UTC'))
+
+- commit: $COMMIT
+- machine: $NPROC CPUs, ${CPU:-unknown CPU}
+- data: $SUB_LINES subscribers ($(( SUB_BYTES / 1048576 )) MiB), $EVENT_LINES events ($(( EVENT_BYTES / 1048576 )) MiB, $PURCHASES purchases); $EXPECTED event rows expected
+$GEN_LINE
+
+$TABLE
+
+- seconds: wall clock from the shell, process start to exit (Corral's own figure: "$CLI_OWN"); HTTP: first request to last answer, bodies built beforehand, request p50 $HTTP_P50 ms, p99 $HTTP_P99 ms, largest body $HTTP_BODY bytes
+- subscribers first (not in the table): \`corral import subscribers\` $SUB_LINES in ${SUBS_SECONDS} s ($(rate "$SUB_LINES" "$SUBS_SECONDS")/s), peak RSS $(MIB "$SUBS_RSS_KB")
+- peak RSS: \`corral import events\` $(MIB "$CLI_RSS_KB"); \`corral serve\` (VmHWM) $(MIB "$SERVE_RSS_KB"); sqlite3 shell $(MIB "$BOUND_RSS_KB")
+- bound: \`sqlite3 -bail DB < events.sql\`, $(( SQL_BYTES / 1048576 )) MiB of SQL, $ROWS_PER_STATEMENT rows an INSERT, one transaction, pragmas $BOUND_PRAGMAS
+- checks: $([ -z "$PROBLEMS" ] && echo "all three databases hold the $EXPECTED expected events, with identical contents (digest of email, type, date, details, unique key, amount, currency)" || echo "FAILED, see below")
+EOF
+)
+if [ -n "$PROBLEMS" ]; then
+    REPORT="$REPORT
+- PROBLEMS (the figures above are not valid):$PROBLEMS"
+fi
+echo "$REPORT"
+echo "$REPORT" >>"$RESULTS"
+say "raw output: $RESULTS"
+[ -z "$PROBLEMS" ] || die "the databases do not hold the expected rows (see above)"
