@@ -4,7 +4,7 @@
 //! transaction and each item inside a savepoint, so a refused item is rolled
 //! back alone and the batch is durable (`synchronous = FULL`) when it returns.
 
-use super::SqliteStore;
+use super::{SqliteStore, bulk};
 use crate::audience::{
     AudienceCounts, Create, Email, Field, FieldKey, Outcome, Subscriber, SubscriberChange,
     Subscription, Tag, TagName,
@@ -14,8 +14,7 @@ use crate::storage::{AudienceStore, Result, StorageError};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
-use std::collections::{HashMap, HashSet};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 /// Why one item of a batch was not applied.
 enum ItemError {
@@ -121,31 +120,23 @@ impl AudienceStore for SqliteStore {
     ) -> Result<Vec<Outcome>> {
         let mut tx = self.begin_write().await?;
         let mut outcomes = Vec::with_capacity(changes.len());
-        let mut ids = SubscriberIds::default();
         let mut start = 0;
         while start < changes.len() {
-            // A run of plain events is written in bulk; anything else goes
-            // one item at a time, in order.
+            // Runs of changes that cannot be refused are written in bulk;
+            // the rest one at a time, in a savepoint each, in order.
             let run = changes[start..]
                 .iter()
-                .take_while(|c| is_plain_event(c))
+                .take_while(|c| bulk::can_bulk(c))
                 .count();
             if run > 0 {
-                record_events(
-                    &mut tx,
-                    site_id,
-                    &changes[start..start + run],
-                    now,
-                    &mut ids,
-                )
-                .await?;
-                outcomes.extend(std::iter::repeat_n(Outcome::Applied, run));
+                let applied =
+                    bulk::apply_run(&mut tx, site_id, &changes[start..start + run], now).await?;
+                outcomes.extend(applied);
                 start += run;
                 continue;
             }
-            let change = &changes[start];
             sqlx::query("SAVEPOINT item").execute(&mut *tx).await?;
-            match apply_one(&mut tx, site_id, change, now).await {
+            match apply_one(&mut tx, site_id, &changes[start], now).await {
                 Ok(outcome) => {
                     sqlx::query("RELEASE item").execute(&mut *tx).await?;
                     outcomes.push(outcome);
@@ -156,9 +147,6 @@ impl AudienceStore for SqliteStore {
                     outcomes.push(Outcome::Failed(reason));
                 }
                 Err(ItemError::Database(error)) => return Err(error),
-            }
-            if change.new_email.is_some() {
-                ids.0.clear();
             }
             start += 1;
         }
@@ -235,141 +223,6 @@ impl AudienceStore for SqliteStore {
             unsubscriber_count: users - subscribed,
         })
     }
-}
-
-/// An event that only records itself (and creates its subscriber if new):
-/// the bulk of any real import, written many rows per statement.
-fn is_plain_event(change: &SubscriberChange) -> bool {
-    change.event.is_some()
-        && change.create == Create::IfMissing
-        && change.set_fields.is_empty()
-        && change.remove_fields.is_empty()
-        && change.add_tags.is_empty()
-        && change.remove_tags.is_empty()
-        && change.subscription.is_none()
-        && change.new_email.is_none()
-}
-
-/// Subscriber ids by email key, known within one transaction.
-#[derive(Default)]
-struct SubscriberIds(HashMap<String, i64>);
-
-/// Rows per multi-row statement: well under SQLite's limit of bound values.
-const ROWS_PER_STATEMENT: usize = 500;
-
-/// Records a run of plain events: creates the subscribers they name that do
-/// not exist yet, then inserts the events, many rows per statement. A
-/// purchase whose unique key is already stored is skipped by the unique index.
-async fn record_events(
-    tx: &mut Transaction<'static, Sqlite>,
-    site_id: i64,
-    changes: &[SubscriberChange],
-    now: i64,
-    ids: &mut SubscriberIds,
-) -> Result<()> {
-    // Purchases already stored, or sent twice in this run, change nothing:
-    // not even their subscriber is created.
-    let mut stored_keys: HashSet<(String, String)> = HashSet::new();
-    let keyed: Vec<(&str, &str)> = changes
-        .iter()
-        .filter_map(|c| c.event.as_ref())
-        .filter_map(|e| Some((e.kind.as_str(), e.unique_key.as_deref()?)))
-        .collect();
-    for chunk in keyed.chunks(ROWS_PER_STATEMENT) {
-        let mut select = QueryBuilder::<Sqlite>::new(
-            "SELECT type, unique_key FROM events WHERE unique_key IS NOT NULL AND site_id = ",
-        );
-        select
-            .push_bind(site_id)
-            .push(" AND (type, unique_key) IN (VALUES ");
-        let mut pairs = select.separated(", ");
-        for (kind, key) in chunk {
-            pairs.push("(");
-            pairs.push_bind_unseparated(kind.to_string());
-            pairs.push_unseparated(", ");
-            pairs.push_bind_unseparated(key.to_string());
-            pairs.push_unseparated(")");
-        }
-        select.push(")");
-        let rows: Vec<(String, String)> = select.build_query_as().fetch_all(&mut **tx).await?;
-        stored_keys.extend(rows);
-    }
-    let changes: Vec<&SubscriberChange> = changes
-        .iter()
-        .filter(|c| {
-            let event = c.event.as_ref().expect("plain events carry an event");
-            match &event.unique_key {
-                Some(key) => stored_keys.insert((event.kind.clone(), key.clone())),
-                None => true,
-            }
-        })
-        .collect();
-
-    let mut missing: Vec<(String, &str)> = Vec::new();
-    let mut seen = HashSet::new();
-    for change in &changes {
-        let key = change.email.key();
-        if !ids.0.contains_key(&key) && seen.insert(key.clone()) {
-            missing.push((key, change.email.as_str()));
-        }
-    }
-    // Look the subscribers up first, then create only those still missing.
-    for chunk in missing.chunks(ROWS_PER_STATEMENT) {
-        let mut select =
-            QueryBuilder::<Sqlite>::new("SELECT email_key, id FROM subscribers WHERE site_id = ");
-        select.push_bind(site_id).push(" AND email_key IN (");
-        let mut keys = select.separated(", ");
-        for (key, _) in chunk {
-            keys.push_bind(key.clone());
-        }
-        select.push(")");
-        let rows: Vec<(String, i64)> = select.build_query_as().fetch_all(&mut **tx).await?;
-        ids.0.extend(rows);
-    }
-    let new: Vec<&(String, &str)> = missing
-        .iter()
-        .filter(|(key, _)| !ids.0.contains_key(key))
-        .collect();
-    for chunk in new.chunks(ROWS_PER_STATEMENT) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO subscribers (site_id, uuid, email, email_key, created_at, updated_at) ",
-        );
-        insert.push_values(chunk, |mut row, (key, email)| {
-            row.push_bind(site_id)
-                .push_bind(random_hex_id())
-                .push_bind(email.to_string())
-                .push_bind(key.clone())
-                .push_bind(now)
-                .push_bind(now);
-        });
-        insert.push(" RETURNING email_key, id");
-        let rows: Vec<(String, i64)> = insert.build_query_as().fetch_all(&mut **tx).await?;
-        ids.0.extend(rows);
-    }
-    for chunk in changes.chunks(ROWS_PER_STATEMENT) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (site_id, subscriber_id, type, occurred_at, details, unique_key,
-                                 amount, currency, received_at) ",
-        );
-        insert.push_values(chunk, |mut row, change| {
-            let event = change.event.as_ref().expect("plain events carry an event");
-            let subscriber = ids.0.get(&change.email.key()).copied().unwrap_or_default();
-            row.push_bind(site_id)
-                .push_bind(subscriber)
-                .push_bind(event.kind.clone())
-                .push_bind(event.occurred_at)
-                .push_bind(event.details.clone())
-                .push_bind(event.unique_key.clone())
-                .push_bind(event.amount)
-                .push_bind(event.currency.clone())
-                .push_bind(now);
-        });
-        insert.push(
-            " ON CONFLICT (site_id, type, unique_key) WHERE unique_key IS NOT NULL DO NOTHING",
-        );
-        insert.build().execute(&mut **tx).await?;
-    }
-    Ok(())
 }
 
 /// The id of the site's tag with this name (ignoring case), created if new.

@@ -14,6 +14,7 @@
 //! arrival.
 
 mod audience;
+mod bulk;
 
 use super::{
     ApiKey, ChangeMarker, KeyCredentials, Precondition, Result, Site, StorageError, Store,

@@ -1,0 +1,384 @@
+//! Writing a run of audience changes in bulk: what every import and every
+//! batch of events mostly consists of.
+//!
+//! Any change that cannot be refused (it may create its subscriber and does
+//! not change an email) is applied here, many rows per statement: the run's
+//! subscribers are read at once, the missing ones created at once, every
+//! change folded in order into their state in memory, and the result written
+//! back with a handful of multi-row statements. Order inside the run is kept
+//! exactly: two changes to one subscriber apply one after the other, and the
+//! last word on a tag wins. A `$purchase` whose unique key is already stored
+//! (or repeated within the run) changes nothing at all.
+
+use crate::audience::{Create, Outcome, SubscriberChange, Subscription};
+use crate::credentials::random_hex_id;
+use crate::storage::Result;
+use serde_json::{Map, Value};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Rows per multi-row statement: well under SQLite's limit of bound values.
+const ROWS: usize = 500;
+
+/// Whether a change can be applied in bulk: nothing about it can be refused.
+pub(super) fn can_bulk(change: &SubscriberChange) -> bool {
+    change.create == Create::IfMissing && change.new_email.is_none()
+}
+
+/// One subscriber's state while a run is folded into it.
+struct State {
+    id: i64,
+    fields_text: String,
+    /// Parsed on first use: most runs never touch fields.
+    fields: Option<Map<String, Value>>,
+    unsubscribed_at: Option<i64>,
+    changed: bool,
+}
+
+type Tx = Transaction<'static, Sqlite>;
+
+/// Applies a run of changes that [`can_bulk`] accepts.
+pub(super) async fn apply_run(
+    tx: &mut Tx,
+    site_id: i64,
+    changes: &[SubscriberChange],
+    now: i64,
+) -> Result<Vec<Outcome>> {
+    let duplicates = stored_purchases(tx, site_id, changes).await?;
+    let mut outcomes = Vec::with_capacity(changes.len());
+    let mut seen_keys = HashSet::new();
+    let mut live = Vec::with_capacity(changes.len());
+    for change in changes {
+        let repeated = change
+            .event
+            .as_ref()
+            .and_then(|e| Some((e.kind.clone(), e.unique_key.clone()?)))
+            .is_some_and(|key| duplicates.contains(&key) || !seen_keys.insert(key));
+        if repeated {
+            outcomes.push(Outcome::Duplicate);
+        } else {
+            outcomes.push(Outcome::Applied);
+            live.push(change);
+        }
+    }
+
+    let mut states = load_subscribers(tx, site_id, &live, now).await?;
+    let mut tag_ops: BTreeMap<(i64, String), bool> = BTreeMap::new();
+    let mut tag_names: HashMap<String, &str> = HashMap::new();
+    let mut field_keys: Vec<&str> = Vec::new();
+    let mut events = Vec::new();
+    for change in &live {
+        let state = states.get_mut(&change.email.key()).expect("loaded above");
+        if !change.set_fields.is_empty() || !change.remove_fields.is_empty() {
+            let fields = state.fields.get_or_insert_with(|| {
+                serde_json::from_str(&state.fields_text).unwrap_or_default()
+            });
+            for (key, value) in &change.set_fields {
+                fields.insert(key.as_str().to_owned(), value.clone());
+                field_keys.push(key.as_str());
+            }
+            for key in &change.remove_fields {
+                fields.remove(key.as_str());
+            }
+            state.changed = true;
+        }
+        for (tags, add) in [(&change.add_tags, true), (&change.remove_tags, false)] {
+            for tag in tags {
+                tag_names.entry(tag.key()).or_insert(tag.as_str());
+                tag_ops.insert((state.id, tag.key()), add);
+                state.changed = true;
+            }
+        }
+        match change.subscription {
+            Some(Subscription::Subscribe) if state.unsubscribed_at.is_some() => {
+                state.unsubscribed_at = None;
+                state.changed = true;
+            }
+            Some(Subscription::Unsubscribe(at)) if state.unsubscribed_at.is_none() => {
+                state.unsubscribed_at = Some(at);
+                state.changed = true;
+            }
+            _ => {}
+        }
+        if let Some(event) = &change.event {
+            events.push((state.id, event));
+        }
+    }
+
+    register_fields(tx, site_id, field_keys, now).await?;
+    let tag_ids = tag_ids(tx, site_id, &tag_names, &tag_ops, now).await?;
+    write_subscribers(tx, states.values().filter(|s| s.changed), now).await?;
+    write_tags(tx, &tag_ops, &tag_ids, now).await?;
+    for chunk in events.chunks(ROWS) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (site_id, subscriber_id, type, occurred_at, details, unique_key,
+                                 amount, currency, received_at) ",
+        );
+        insert.push_values(chunk, |mut row, (subscriber, event)| {
+            row.push_bind(site_id)
+                .push_bind(*subscriber)
+                .push_bind(event.kind.clone())
+                .push_bind(event.occurred_at)
+                .push_bind(event.details.clone())
+                .push_bind(event.unique_key.clone())
+                .push_bind(event.amount)
+                .push_bind(event.currency.clone())
+                .push_bind(now);
+        });
+        // Already filtered above; the index stays the last word.
+        insert.push(
+            " ON CONFLICT (site_id, type, unique_key) WHERE unique_key IS NOT NULL DO NOTHING",
+        );
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(outcomes)
+}
+
+/// The (type, unique key) pairs of the run's purchases already stored.
+async fn stored_purchases(
+    tx: &mut Tx,
+    site_id: i64,
+    changes: &[SubscriberChange],
+) -> Result<HashSet<(String, String)>> {
+    let keyed: Vec<(&str, &str)> = changes
+        .iter()
+        .filter_map(|c| c.event.as_ref())
+        .filter_map(|e| Some((e.kind.as_str(), e.unique_key.as_deref()?)))
+        .collect();
+    let mut stored = HashSet::new();
+    for chunk in keyed.chunks(ROWS) {
+        let mut select = QueryBuilder::<Sqlite>::new(
+            "SELECT type, unique_key FROM events WHERE unique_key IS NOT NULL AND site_id = ",
+        );
+        select
+            .push_bind(site_id)
+            .push(" AND (type, unique_key) IN (VALUES ");
+        let mut pairs = select.separated(", ");
+        for (kind, key) in chunk {
+            pairs.push("(");
+            pairs.push_bind_unseparated(kind.to_string());
+            pairs.push_unseparated(", ");
+            pairs.push_bind_unseparated(key.to_string());
+            pairs.push_unseparated(")");
+        }
+        select.push(")");
+        let rows: Vec<(String, String)> = select.build_query_as().fetch_all(&mut **tx).await?;
+        stored.extend(rows);
+    }
+    Ok(stored)
+}
+
+/// Every subscriber the run names, by email key: read if they exist,
+/// created (subscribed, no fields) if not.
+async fn load_subscribers(
+    tx: &mut Tx,
+    site_id: i64,
+    changes: &[&SubscriberChange],
+    now: i64,
+) -> Result<HashMap<String, State>> {
+    let mut wanted: Vec<(String, &str)> = Vec::new();
+    let mut seen = HashSet::new();
+    for change in changes {
+        let key = change.email.key();
+        if seen.insert(key.clone()) {
+            wanted.push((key, change.email.as_str()));
+        }
+    }
+    let mut states = HashMap::with_capacity(wanted.len());
+    for chunk in wanted.chunks(ROWS) {
+        let mut select = QueryBuilder::<Sqlite>::new(
+            "SELECT email_key, id, fields, unsubscribed_at FROM subscribers WHERE site_id = ",
+        );
+        select.push_bind(site_id).push(" AND email_key IN (");
+        let mut keys = select.separated(", ");
+        for (key, _) in chunk {
+            keys.push_bind(key.clone());
+        }
+        select.push(")");
+        let rows: Vec<(String, i64, String, Option<i64>)> =
+            select.build_query_as().fetch_all(&mut **tx).await?;
+        for (key, id, fields_text, unsubscribed_at) in rows {
+            states.insert(
+                key,
+                State {
+                    id,
+                    fields_text,
+                    fields: None,
+                    unsubscribed_at,
+                    changed: false,
+                },
+            );
+        }
+    }
+    let missing: Vec<&(String, &str)> = wanted
+        .iter()
+        .filter(|(key, _)| !states.contains_key(key))
+        .collect();
+    for chunk in missing.chunks(ROWS) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO subscribers (site_id, uuid, email, email_key, created_at, updated_at) ",
+        );
+        insert.push_values(chunk, |mut row, (key, email)| {
+            row.push_bind(site_id)
+                .push_bind(random_hex_id())
+                .push_bind(email.to_string())
+                .push_bind(key.clone())
+                .push_bind(now)
+                .push_bind(now);
+        });
+        insert.push(" RETURNING email_key, id");
+        let rows: Vec<(String, i64)> = insert.build_query_as().fetch_all(&mut **tx).await?;
+        for (key, id) in rows {
+            let state = State {
+                id,
+                fields_text: "{}".into(),
+                fields: None,
+                unsubscribed_at: None,
+                changed: false,
+            };
+            states.insert(key, state);
+        }
+    }
+    Ok(states)
+}
+
+async fn register_fields(tx: &mut Tx, site_id: i64, mut keys: Vec<&str>, now: i64) -> Result<()> {
+    keys.sort_unstable();
+    keys.dedup();
+    for chunk in keys.chunks(ROWS) {
+        let mut insert =
+            QueryBuilder::<Sqlite>::new("INSERT INTO fields (site_id, key, name, created_at) ");
+        insert.push_values(chunk, |mut row, key| {
+            row.push_bind(site_id)
+                .push_bind(key.to_string())
+                .push_bind(key.to_string())
+                .push_bind(now);
+        });
+        insert.push(" ON CONFLICT (site_id, key) DO NOTHING");
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Ids of the tags the run names by key; tags it adds are created if new.
+async fn tag_ids(
+    tx: &mut Tx,
+    site_id: i64,
+    names: &HashMap<String, &str>,
+    ops: &BTreeMap<(i64, String), bool>,
+    now: i64,
+) -> Result<HashMap<String, i64>> {
+    let added: Vec<(&String, &&str)> = {
+        let adding: HashSet<&String> = ops
+            .iter()
+            .filter(|(_, add)| **add)
+            .map(|((_, key), _)| key)
+            .collect();
+        names
+            .iter()
+            .filter(|(key, _)| adding.contains(key))
+            .collect()
+    };
+    for chunk in added.chunks(ROWS) {
+        let mut insert =
+            QueryBuilder::<Sqlite>::new("INSERT INTO tags (site_id, name, name_key, created_at) ");
+        insert.push_values(chunk, |mut row, (key, name)| {
+            row.push_bind(site_id)
+                .push_bind(name.to_string())
+                .push_bind((*key).clone())
+                .push_bind(now);
+        });
+        insert.push(" ON CONFLICT (site_id, name_key) DO NOTHING");
+        insert.build().execute(&mut **tx).await?;
+    }
+    let keys: Vec<&String> = names.keys().collect();
+    let mut ids = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(ROWS) {
+        let mut select =
+            QueryBuilder::<Sqlite>::new("SELECT name_key, id FROM tags WHERE site_id = ");
+        select.push_bind(site_id).push(" AND name_key IN (");
+        let mut list = select.separated(", ");
+        for key in chunk {
+            list.push_bind((*key).clone());
+        }
+        select.push(")");
+        let rows: Vec<(String, i64)> = select.build_query_as().fetch_all(&mut **tx).await?;
+        ids.extend(rows);
+    }
+    Ok(ids)
+}
+
+async fn write_subscribers<'a>(
+    tx: &mut Tx,
+    changed: impl Iterator<Item = &'a State>,
+    now: i64,
+) -> Result<()> {
+    let rows: Vec<(i64, String, Option<i64>)> = changed
+        .map(|s| {
+            let fields = match &s.fields {
+                Some(map) => Value::Object(map.clone()).to_string(),
+                None => s.fields_text.clone(),
+            };
+            (s.id, fields, s.unsubscribed_at)
+        })
+        .collect();
+    for chunk in rows.chunks(ROWS) {
+        let mut update = QueryBuilder::<Sqlite>::new(
+            "UPDATE subscribers SET fields = v.column2, unsubscribed_at = v.column3, updated_at = ",
+        );
+        update.push_bind(now).push(" FROM (VALUES ");
+        let mut values = update.separated(", ");
+        for (id, fields, unsubscribed_at) in chunk {
+            values.push("(");
+            values.push_bind_unseparated(*id);
+            values.push_unseparated(", ");
+            values.push_bind_unseparated(fields.clone());
+            values.push_unseparated(", ");
+            values.push_bind_unseparated(*unsubscribed_at);
+            values.push_unseparated(")");
+        }
+        update.push(") AS v WHERE subscribers.id = v.column1");
+        update.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn write_tags(
+    tx: &mut Tx,
+    ops: &BTreeMap<(i64, String), bool>,
+    ids: &HashMap<String, i64>,
+    now: i64,
+) -> Result<()> {
+    let resolved = |add: bool| -> Vec<(i64, i64)> {
+        ops.iter()
+            .filter(|(_, a)| **a == add)
+            .filter_map(|((subscriber, key), _)| Some((*subscriber, *ids.get(key)?)))
+            .collect()
+    };
+    for chunk in resolved(true).chunks(ROWS) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO subscriber_tags (subscriber_id, tag_id, created_at) ",
+        );
+        insert.push_values(chunk, |mut row, (subscriber, tag)| {
+            row.push_bind(*subscriber).push_bind(*tag).push_bind(now);
+        });
+        insert.push(" ON CONFLICT DO NOTHING");
+        insert.build().execute(&mut **tx).await?;
+    }
+    for chunk in resolved(false).chunks(ROWS) {
+        let mut delete = QueryBuilder::<Sqlite>::new(
+            "DELETE FROM subscriber_tags WHERE (subscriber_id, tag_id) IN (VALUES ",
+        );
+        let mut pairs = delete.separated(", ");
+        for (subscriber, tag) in chunk {
+            pairs.push("(");
+            pairs.push_bind_unseparated(*subscriber);
+            pairs.push_unseparated(", ");
+            pairs.push_bind_unseparated(*tag);
+            pairs.push_unseparated(")");
+        }
+        delete.push(")");
+        delete.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
