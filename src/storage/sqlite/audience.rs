@@ -17,7 +17,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 /// Why one item of a batch was not applied.
-enum ItemError {
+pub(super) enum ItemError {
     /// The item breaks a rule: it is rolled back and reported.
     Refused(String),
     /// The database failed: the whole batch fails.
@@ -272,7 +272,7 @@ async fn register_field(
 }
 
 /// Applies one change inside the batch's transaction (and its savepoint).
-async fn apply_one(
+pub(super) async fn apply_one(
     tx: &mut Transaction<'static, Sqlite>,
     site_id: i64,
     change: &SubscriberChange,

@@ -64,7 +64,7 @@ pub(super) async fn apply_run(
 
     let mut states = load_subscribers(tx, site_id, &live, now).await?;
     let mut tag_ops: BTreeMap<(i64, String), bool> = BTreeMap::new();
-    let mut tag_names: HashMap<String, &str> = HashMap::new();
+    let mut tags_added: HashMap<String, &str> = HashMap::new();
     let mut field_keys: Vec<&str> = Vec::new();
     let mut events = Vec::new();
     for change in &live {
@@ -84,7 +84,11 @@ pub(super) async fn apply_run(
         }
         for (tags, add) in [(&change.add_tags, true), (&change.remove_tags, false)] {
             for tag in tags {
-                tag_names.entry(tag.key()).or_insert(tag.as_str());
+                if add {
+                    // Created with its first added spelling, even if a later
+                    // change removes it again.
+                    tags_added.entry(tag.key()).or_insert(tag.as_str());
+                }
                 tag_ops.insert((state.id, tag.key()), add);
                 state.changed = true;
             }
@@ -106,7 +110,7 @@ pub(super) async fn apply_run(
     }
 
     register_fields(tx, site_id, field_keys, now).await?;
-    let tag_ids = tag_ids(tx, site_id, &tag_names, &tag_ops, now).await?;
+    let tag_ids = tag_ids(tx, site_id, &tag_ops, &tags_added, now).await?;
     write_subscribers(tx, states.values().filter(|s| s.changed), now).await?;
     write_tags(tx, &tag_ops, &tag_ids, now).await?;
     for chunk in events.chunks(ROWS) {
@@ -264,21 +268,11 @@ async fn register_fields(tx: &mut Tx, site_id: i64, mut keys: Vec<&str>, now: i6
 async fn tag_ids(
     tx: &mut Tx,
     site_id: i64,
-    names: &HashMap<String, &str>,
     ops: &BTreeMap<(i64, String), bool>,
+    added: &HashMap<String, &str>,
     now: i64,
 ) -> Result<HashMap<String, i64>> {
-    let added: Vec<(&String, &&str)> = {
-        let adding: HashSet<&String> = ops
-            .iter()
-            .filter(|(_, add)| **add)
-            .map(|((_, key), _)| key)
-            .collect();
-        names
-            .iter()
-            .filter(|(key, _)| adding.contains(key))
-            .collect()
-    };
+    let added: Vec<(&String, &&str)> = added.iter().collect();
     for chunk in added.chunks(ROWS) {
         let mut insert =
             QueryBuilder::<Sqlite>::new("INSERT INTO tags (site_id, name, name_key, created_at) ");
@@ -291,7 +285,12 @@ async fn tag_ids(
         insert.push(" ON CONFLICT (site_id, name_key) DO NOTHING");
         insert.build().execute(&mut **tx).await?;
     }
-    let keys: Vec<&String> = names.keys().collect();
+    let keys: Vec<&String> = ops
+        .keys()
+        .map(|(_, key)| key)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
     let mut ids = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(ROWS) {
         let mut select =
@@ -381,4 +380,148 @@ async fn write_tags(
         delete.build().execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The bulk path and the one-at-a-time path must leave the same audience
+    //! behind for any sequence of changes.
+
+    use super::super::{SqliteStore, audience::apply_one};
+    use crate::audience::{Email, FieldKey, NewEvent, SubscriberChange, Subscription, TagName};
+    use crate::credentials::KeyPair;
+    use crate::storage::{AudienceStore, Store};
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    const NOW: i64 = 1_795_683_600_000;
+
+    fn change() -> impl Strategy<Value = SubscriberChange> {
+        let email = prop::sample::select(vec!["a@x.com", "A@X.com", "b@x.com", "c@x.com"]);
+        let tag = prop::sample::select(vec!["vip", "VIP", "lead", "Cold"]);
+        let key = prop::sample::select(vec!["plan", "seats"]);
+        let value = prop_oneof![
+            Just(Value::from("pro")),
+            Just(Value::from(3)),
+            Just(Value::Bool(true))
+        ];
+        let subscription = prop_oneof![
+            Just(None),
+            Just(Some(Subscription::Subscribe)),
+            (0i64..3).prop_map(|d| Some(Subscription::Unsubscribe(NOW - d))),
+        ];
+        let event = prop_oneof![
+            Just(None),
+            (
+                prop::sample::select(vec!["$pageview", "$purchase"]),
+                prop::option::of(0u8..3)
+            )
+                .prop_map(|(kind, unique)| {
+                    let unique_key = unique
+                        .filter(|_| kind == "$purchase")
+                        .map(|k| format!("order-{k}"));
+                    Some(NewEvent {
+                        kind: kind.to_owned(),
+                        occurred_at: NOW,
+                        details: "{}".into(),
+                        unique_key,
+                        amount: Some(10.0),
+                        currency: None,
+                    })
+                }),
+        ];
+        (
+            email,
+            prop::collection::vec((key.clone(), value), 0..2),
+            prop::collection::vec(key, 0..2),
+            prop::collection::vec(tag.clone(), 0..2),
+            prop::collection::vec(tag, 0..2),
+            subscription,
+            event,
+        )
+            .prop_map(
+                |(email, set, remove, add_tags, remove_tags, subscription, event)| {
+                    let mut change = SubscriberChange::touch(Email::parse(email).unwrap());
+                    change.set_fields = set
+                        .into_iter()
+                        .map(|(k, v)| (FieldKey::parse(k).unwrap(), v))
+                        .collect();
+                    change.remove_fields = remove
+                        .into_iter()
+                        .map(|k| FieldKey::parse(k).unwrap())
+                        .collect();
+                    change.add_tags = add_tags
+                        .into_iter()
+                        .map(|t| TagName::parse(t).unwrap())
+                        .collect();
+                    change.remove_tags = remove_tags
+                        .into_iter()
+                        .map(|t| TagName::parse(t).unwrap())
+                        .collect();
+                    change.subscription = subscription;
+                    change.event = event;
+                    change
+                },
+            )
+    }
+
+    /// Everything observable about a site's audience, in a stable order.
+    async fn dump(store: &SqliteStore) -> Vec<String> {
+        let queries = [
+            "SELECT email_key || ' ' || email || ' ' || fields || ' ' || IFNULL(unsubscribed_at, '-') FROM subscribers ORDER BY email_key",
+            "SELECT s.email_key || ' ' || t.name FROM subscriber_tags st JOIN subscribers s ON s.id = st.subscriber_id JOIN tags t ON t.id = st.tag_id ORDER BY 1",
+            "SELECT name_key || ' ' || name FROM tags ORDER BY 1",
+            "SELECT key FROM fields ORDER BY 1",
+            "SELECT s.email_key || ' ' || e.type || ' ' || IFNULL(e.unique_key, '-') FROM events e JOIN subscribers s ON s.id = e.subscriber_id ORDER BY e.id",
+        ];
+        let mut lines = Vec::new();
+        for sql in queries {
+            let rows: Vec<String> = sqlx::query_scalar(sql)
+                .fetch_all(&store.reader)
+                .await
+                .unwrap();
+            lines.push(format!("-- {sql}"));
+            lines.extend(rows);
+        }
+        lines
+    }
+
+    async fn fresh() -> (tempfile::TempDir, SqliteStore, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("t.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let site = store
+            .create_site("t", "s", &KeyPair::generate(), false, NOW)
+            .await
+            .unwrap();
+        (dir, store, site.id)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn bulk_and_one_at_a_time_agree(changes in prop::collection::vec(change(), 1..12)) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let (_a, bulk_store, site) = fresh().await;
+                let bulk_outcomes = bulk_store.apply_changes(site, &changes, NOW).await.unwrap();
+
+                let (_b, single_store, site) = fresh().await;
+                let mut tx = single_store.begin_write().await.unwrap();
+                let mut single_outcomes = Vec::new();
+                for change in &changes {
+                    match apply_one(&mut tx, site, change, NOW).await {
+                        Ok(outcome) => single_outcomes.push(outcome),
+                        Err(_) => panic!("a change that can be bulked was refused"),
+                    }
+                }
+                tx.commit().await.unwrap();
+
+                assert_eq!(bulk_outcomes, single_outcomes);
+                assert_eq!(dump(&bulk_store).await, dump(&single_store).await);
+            });
+        }
+    }
 }
