@@ -42,7 +42,7 @@ pub enum StorageError {
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 /// A site: the wall around one account's keys and data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Site {
     pub id: i64,
     pub uuid: String,
@@ -52,7 +52,7 @@ pub struct Site {
 }
 
 /// A key pair as stored: the secret is not here.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ApiKey {
     pub id: i64,
     pub site_id: i64,

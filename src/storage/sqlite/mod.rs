@@ -28,7 +28,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Connection, FromRow, Row, Sqlite, SqliteConnection, Transaction};
 use std::time::{Duration, Instant};
 
 /// Bytes of the database file each connection maps into memory.
@@ -165,26 +165,6 @@ fn segment_from_row(row: &SqliteRow) -> Result<Segment> {
     })
 }
 
-fn site_from_row(row: &SqliteRow) -> Result<Site> {
-    Ok(Site {
-        id: row.try_get("id")?,
-        uuid: row.try_get("uuid")?,
-        name: row.try_get("name")?,
-        demo: row.try_get("demo")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn key_from_row(row: &SqliteRow) -> Result<ApiKey> {
-    Ok(ApiKey {
-        id: row.try_get("id")?,
-        site_id: row.try_get("site_id")?,
-        publishable_key: row.try_get("publishable_key")?,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
-
 /// Turns a violation of the kept-name index into [`StorageError::NameTaken`].
 fn name_conflict(error: sqlx::Error) -> StorageError {
     match &error {
@@ -241,7 +221,7 @@ impl Store for SqliteStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        let site = site_from_row(&row)?;
+        let site = Site::from_row(&row)?;
         insert_key(&mut tx, site.id, keys, now).await?;
         tx.commit().await?;
         Ok(site)
@@ -251,7 +231,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT id, uuid, name, demo, created_at FROM sites ORDER BY id")
             .fetch_all(&self.reader)
             .await?;
-        rows.iter().map(site_from_row).collect()
+        Ok(rows.iter().map(Site::from_row).collect::<Result<_, _>>()?)
     }
 
     async fn find_site(&self, uuid: &str) -> Result<Option<Site>> {
@@ -259,7 +239,7 @@ impl Store for SqliteStore {
             .bind(uuid)
             .fetch_optional(&self.reader)
             .await?;
-        row.as_ref().map(site_from_row).transpose()
+        Ok(row.as_ref().map(Site::from_row).transpose()?)
     }
 
     async fn find_demo_site(&self) -> Result<Option<Site>> {
@@ -268,7 +248,7 @@ impl Store for SqliteStore {
         )
         .fetch_optional(&self.reader)
         .await?;
-        row.as_ref().map(site_from_row).transpose()
+        Ok(row.as_ref().map(Site::from_row).transpose()?)
     }
 
     async fn add_key(&self, site_id: i64, keys: &KeyPair, now: i64) -> Result<ApiKey> {
@@ -286,7 +266,10 @@ impl Store for SqliteStore {
         .bind(site_id)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(key_from_row).collect()
+        Ok(rows
+            .iter()
+            .map(ApiKey::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     async fn revoke_key(&self, publishable_key: &str, now: i64) -> Result<ApiKey> {
@@ -301,7 +284,7 @@ impl Store for SqliteStore {
         .await?
         .ok_or(StorageError::NotFound)?;
         tx.commit().await?;
-        key_from_row(&row)
+        Ok(ApiKey::from_row(&row)?)
     }
 
     async fn credentials(&self, publishable_key: &str) -> Result<Option<KeyCredentials>> {
@@ -499,5 +482,5 @@ async fn insert_key(
     .bind(now)
     .fetch_one(&mut **tx)
     .await?;
-    key_from_row(&row)
+    Ok(ApiKey::from_row(&row)?)
 }
