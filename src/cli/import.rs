@@ -104,7 +104,7 @@ pub async fn run(command: ImportCommand, store: &Arc<dyn Store>) -> Result<(), C
     let progress = match total {
         Some(bytes) => ProgressBar::new(bytes).with_style(
             ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta} {msg}",
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
             )
             .expect("valid template"),
         ),
