@@ -35,6 +35,9 @@ pub enum StorageError {
     UnsupportedUrl(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A grouped write failed (its detail was logged once, by the writer).
+    #[error("write failed: {0}")]
+    WriteFailed(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

@@ -768,3 +768,33 @@ async fn every_audience_write_refuses_malformed_and_oversized_bodies_and_stores_
         assert_eq!(app.count(sql).await, 0, "{sql}");
     }
 }
+
+#[tokio::test]
+async fn concurrent_batches_each_get_their_own_counts() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let mut tasks = Vec::new();
+    for batch in 0..16 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut events: Vec<Value> = (0..50)
+                .map(|i| json!({"type": "t", "email": format!("b{batch}-{i}@x.com")}))
+                .collect();
+            if batch % 4 == 0 {
+                events.push(json!({"type": "t", "email": "broken"}));
+            }
+            let answer = track(&app, json!(events)).await;
+            (batch, answer)
+        }));
+    }
+    for task in tasks {
+        let (batch, answer) = task.await.unwrap();
+        let failed = u64::from(batch % 4 == 0);
+        assert_eq!(answer["results"], 50, "{batch}: {answer}");
+        assert_eq!(answer["failed"], failed, "{batch}: {answer}");
+        if failed == 1 {
+            assert_eq!(answer["errors"][0]["index"], 50);
+        }
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM events").await, 16 * 50);
+    assert_eq!(app.count("SELECT COUNT(*) FROM subscribers").await, 16 * 50);
+}

@@ -118,40 +118,7 @@ impl AudienceStore for SqliteStore {
         changes: &[SubscriberChange],
         now: i64,
     ) -> Result<Vec<Outcome>> {
-        let mut tx = self.begin_write().await?;
-        let mut outcomes = Vec::with_capacity(changes.len());
-        let mut start = 0;
-        while start < changes.len() {
-            // Runs of changes that cannot be refused are written in bulk;
-            // the rest one at a time, in a savepoint each, in order.
-            let run = changes[start..]
-                .iter()
-                .take_while(|c| bulk::can_bulk(c))
-                .count();
-            if run > 0 {
-                let applied =
-                    bulk::apply_run(&mut tx, site_id, &changes[start..start + run], now).await?;
-                outcomes.extend(applied);
-                start += run;
-                continue;
-            }
-            sqlx::query("SAVEPOINT item").execute(&mut *tx).await?;
-            match apply_one(&mut tx, site_id, &changes[start], now).await {
-                Ok(outcome) => {
-                    sqlx::query("RELEASE item").execute(&mut *tx).await?;
-                    outcomes.push(outcome);
-                }
-                Err(ItemError::Refused(reason)) => {
-                    sqlx::query("ROLLBACK TO item").execute(&mut *tx).await?;
-                    sqlx::query("RELEASE item").execute(&mut *tx).await?;
-                    outcomes.push(Outcome::Failed(reason));
-                }
-                Err(ItemError::Database(error)) => return Err(error),
-            }
-            start += 1;
-        }
-        tx.commit().await?;
-        Ok(outcomes)
+        self.group.apply(site_id, changes.to_vec(), now).await
     }
 
     async fn list_tags(&self, site_id: i64) -> Result<Vec<Tag>> {
@@ -223,6 +190,45 @@ impl AudienceStore for SqliteStore {
             unsubscriber_count: users - subscribed,
         })
     }
+}
+
+/// Applies one caller's changes inside a write transaction: runs of changes
+/// that cannot be refused in bulk, the rest one at a time in a savepoint
+/// each, all in order.
+pub(super) async fn apply_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    site_id: i64,
+    changes: &[SubscriberChange],
+    now: i64,
+) -> Result<Vec<Outcome>> {
+    let mut outcomes = Vec::with_capacity(changes.len());
+    let mut start = 0;
+    while start < changes.len() {
+        let run = changes[start..]
+            .iter()
+            .take_while(|c| bulk::can_bulk(c))
+            .count();
+        if run > 0 {
+            outcomes.extend(bulk::apply_run(tx, site_id, &changes[start..start + run], now).await?);
+            start += run;
+            continue;
+        }
+        sqlx::query("SAVEPOINT item").execute(&mut **tx).await?;
+        match apply_one(tx, site_id, &changes[start], now).await {
+            Ok(outcome) => {
+                sqlx::query("RELEASE item").execute(&mut **tx).await?;
+                outcomes.push(outcome);
+            }
+            Err(ItemError::Refused(reason)) => {
+                sqlx::query("ROLLBACK TO item").execute(&mut **tx).await?;
+                sqlx::query("RELEASE item").execute(&mut **tx).await?;
+                outcomes.push(Outcome::Failed(reason));
+            }
+            Err(ItemError::Database(error)) => return Err(error),
+        }
+        start += 1;
+    }
+    Ok(outcomes)
 }
 
 /// The id of the site's tag with this name (ignoring case), created if new.

@@ -15,6 +15,7 @@
 
 mod audience;
 mod bulk;
+mod group;
 
 use super::{
     ApiKey, ChangeMarker, KeyCredentials, Precondition, Result, Site, StorageError, Store,
@@ -43,6 +44,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
     watch: ChangeWatch,
+    /// Audience writes, committed in groups.
+    group: group::GroupWriter,
 }
 
 /// The dedicated connection that reads `PRAGMA data_version`.
@@ -132,10 +135,12 @@ impl SqliteStore {
             options: base.read_only(true),
             state: Default::default(),
         };
+        let group = group::GroupWriter::start(writer.clone());
         Ok(Self {
             reader,
             writer,
             watch,
+            group,
         })
     }
 

@@ -1,0 +1,101 @@
+//! Group commit for audience writes.
+//!
+//! Every call of `apply_changes` becomes a job for one writer task. The task
+//! takes the first job waiting, then every other job already waiting (up to
+//! [`MAX_GROUP_ITEMS`] items), applies them one after the other in a single
+//! transaction and commits once, then answers each caller. Concurrent batch
+//! requests so share the cost of a commit (every commit rewrites the index
+//! pages it touched), while each caller's changes keep their own outcomes and
+//! order, and nobody is answered before the commit that holds their changes.
+//! A database error fails every job of its group: nothing of the group is
+//! stored.
+
+use super::audience::apply_in;
+use crate::audience::{Outcome, SubscriberChange};
+use crate::storage::{Result, StorageError};
+use sqlx::SqlitePool;
+use tokio::sync::{mpsc, oneshot};
+
+/// Items one group may hold before it is committed.
+const MAX_GROUP_ITEMS: usize = 50_000;
+
+struct Job {
+    site_id: i64,
+    changes: Vec<SubscriberChange>,
+    now: i64,
+    reply: oneshot::Sender<std::result::Result<Vec<Outcome>, String>>,
+}
+
+pub(super) struct GroupWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl GroupWriter {
+    /// Starts the writer task on the current runtime.
+    pub(super) fn start(writer: SqlitePool) -> Self {
+        let (jobs, receiver) = mpsc::channel(256);
+        tokio::spawn(run(writer, receiver));
+        Self { jobs }
+    }
+
+    pub(super) async fn apply(
+        &self,
+        site_id: i64,
+        changes: Vec<SubscriberChange>,
+        now: i64,
+    ) -> Result<Vec<Outcome>> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            site_id,
+            changes,
+            now,
+            reply,
+        };
+        let stopped = || StorageError::WriteFailed("the writer has stopped".into());
+        self.jobs.send(job).await.map_err(|_| stopped())?;
+        answer
+            .await
+            .map_err(|_| stopped())?
+            .map_err(StorageError::WriteFailed)
+    }
+}
+
+async fn run(writer: SqlitePool, mut receiver: mpsc::Receiver<Job>) {
+    while let Some(first) = receiver.recv().await {
+        let mut items = first.changes.len();
+        let mut jobs = vec![first];
+        while items < MAX_GROUP_ITEMS {
+            match receiver.try_recv() {
+                Ok(job) => {
+                    items += job.changes.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        match apply_group(&writer, &jobs).await {
+            Ok(results) => {
+                for (job, outcomes) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(Ok(outcomes));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, jobs = jobs.len(), "a group of audience writes failed");
+                let message = error.to_string();
+                for job in jobs {
+                    let _ = job.reply.send(Err(message.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn apply_group(writer: &SqlitePool, jobs: &[Job]) -> Result<Vec<Vec<Outcome>>> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        results.push(apply_in(&mut tx, job.site_id, &job.changes, job.now).await?);
+    }
+    tx.commit().await?;
+    Ok(results)
+}
