@@ -147,6 +147,45 @@ impl SqliteStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
+
+    /// Discards a kept segment, or restores a discarded one (restoring a kept
+    /// segment changes nothing); the precondition is checked either way.
+    async fn move_segment(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        precondition: &Precondition,
+        now: i64,
+        to: Listing,
+    ) -> Result<Segment> {
+        let discarding = to == Listing::Discarded;
+        let mut tx = self.begin_write().await?;
+        let current = segment_for_update(&mut tx, site_id, id).await?;
+        if discarding && !current.is_kept() {
+            return Err(StorageError::NotFound);
+        }
+        if !precondition.allows(current.version) {
+            return Err(StorageError::PreconditionFailed);
+        }
+        if !discarding && current.is_kept() {
+            return Ok(current);
+        }
+        let at = next_updated_at(current.updated_at, now);
+        sqlx::query(
+            "UPDATE segments SET discarded_at = $1, updated_at = $2, version = version + 1
+             WHERE id = $3",
+        )
+        .bind(discarding.then_some(at))
+        .bind(at)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        // Restoring can meet a kept segment that took the name meanwhile.
+        .map_err(name_conflict)?;
+        let moved = segment_for_update(&mut tx, site_id, id).await?;
+        tx.commit().await?;
+        Ok(moved)
+    }
 }
 
 /// The columns [`segment_from_row`] reads, as a literal for `concat!` (sqlx
@@ -418,26 +457,8 @@ impl Store for SqliteStore {
         precondition: &Precondition,
         now: i64,
     ) -> Result<Segment> {
-        let mut tx = self.begin_write().await?;
-        let current = segment_for_update(&mut tx, site_id, id).await?;
-        if !current.is_kept() {
-            return Err(StorageError::NotFound);
-        }
-        if !precondition.allows(current.version) {
-            return Err(StorageError::PreconditionFailed);
-        }
-        let at = next_updated_at(current.updated_at, now);
-        sqlx::query(
-            "UPDATE segments SET discarded_at = $1, updated_at = $1, version = version + 1
-             WHERE id = $2",
-        )
-        .bind(at)
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await?;
-        let discarded = segment_for_update(&mut tx, site_id, id).await?;
-        tx.commit().await?;
-        Ok(discarded)
+        self.move_segment(site_id, id, precondition, now, Listing::Discarded)
+            .await
     }
 
     async fn restore_segment(
@@ -447,26 +468,8 @@ impl Store for SqliteStore {
         precondition: &Precondition,
         now: i64,
     ) -> Result<Segment> {
-        let mut tx = self.begin_write().await?;
-        let current = segment_for_update(&mut tx, site_id, id).await?;
-        if !precondition.allows(current.version) {
-            return Err(StorageError::PreconditionFailed);
-        }
-        if current.is_kept() {
-            return Ok(current);
-        }
-        sqlx::query(
-            "UPDATE segments SET discarded_at = NULL, updated_at = $1, version = version + 1
-             WHERE id = $2",
-        )
-        .bind(next_updated_at(current.updated_at, now))
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(name_conflict)?;
-        let restored = segment_for_update(&mut tx, site_id, id).await?;
-        tx.commit().await?;
-        Ok(restored)
+        self.move_segment(site_id, id, precondition, now, Listing::Kept)
+            .await
     }
 }
 
