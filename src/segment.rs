@@ -1,7 +1,7 @@
 //! Segments: the saved audiences of a site, and the rules a segment obeys.
 //!
 //! Parsing happens once, at the edge: the HTTP layer and the CLI turn what they
-//! receive into [`SegmentName`], [`Description`] and [`RawQuery`](crate::query::RawQuery),
+//! receive into [`SegmentName`], [`Description`] and [`RawQuery`],
 //! so storage only ever sees values that already satisfy every rule. Messages
 //! follow Rails' wording ("can't be blank", "has already been taken"), as
 //! Bento's own API does.

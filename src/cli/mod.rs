@@ -1,6 +1,6 @@
 //! The `corral` command line: `serve` runs the HTTP server; `site`, `key` and
 //! `segment` administer the database directly, through the same
-//! [`Store`](crate::storage::Store) and the same validation as the API.
+//! [`Store`] and the same validation as the API.
 //!
 //! Every command takes `--database URL` (env `CORRAL_DATABASE_URL`, default
 //! `sqlite://corral.db`). Output meant for programs (`--json`) goes to stdout
