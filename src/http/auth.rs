@@ -44,7 +44,13 @@ pub async fn authenticate(
     next: Next,
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = request.into_parts();
-    let bytes = read_body(&parts.headers, body, state.settings.max_body_bytes).await?;
+    // A batch may carry 1,000 items (as the SDKs allow), so it gets more room.
+    let limit = if parts.uri.path().starts_with("/batch/") {
+        state.settings.max_batch_body_bytes
+    } else {
+        state.settings.max_body_bytes
+    };
+    let bytes = read_body(&parts.headers, body, limit).await?;
     let site_uuid = Query::<SiteParam>::try_from_uri(&parts.uri)
         .ok()
         .and_then(|q| q.0.site_uuid)

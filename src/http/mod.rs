@@ -28,6 +28,7 @@ pub use error::ApiError;
 use crate::clock::Clock;
 use crate::storage::Store;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -52,8 +53,10 @@ pub struct HttpSettings {
     pub stats_rate_limit_per_hour: u32,
     /// How long one request may take before it is answered 503.
     pub request_timeout: Duration,
-    /// The largest request body accepted (413 above).
+    /// The largest request body accepted (413 above), except on `/batch/*`.
     pub max_body_bytes: usize,
+    /// The largest body of `/batch/*`: 1,000 items, each up to about 16 KiB.
+    pub max_batch_body_bytes: usize,
 }
 
 impl Default for HttpSettings {
@@ -63,6 +66,7 @@ impl Default for HttpSettings {
             stats_rate_limit_per_hour: 60,
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
+            max_batch_body_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -141,6 +145,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/openapi.json", get(openapi::serve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        // Bodies are limited (with Bento's JSON 413) by the auth middleware,
+        // which reads them first; axum's own 2 MB default would answer first.
+        .layer(DefaultBodyLimit::disable())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), timeout))

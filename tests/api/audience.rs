@@ -414,9 +414,23 @@ async fn batches_hold_1_to_1000_items() {
 }
 
 #[tokio::test]
+async fn a_full_batch_of_large_events_fits() {
+    let app = TestApp::spawn().await;
+    // 1,000 events of about 2 KiB each: over the 1 MiB other routes allow.
+    let filler = "x".repeat(2 * 1024);
+    let big: Vec<Value> = (0..1000)
+        .map(|i| json!({"type": "t", "email": format!("u{i}@x.com"), "details": {"f": filler}}))
+        .collect();
+    let answer = track(&app, json!(big)).await;
+    assert_eq!(answer["results"], 1000);
+    assert_eq!(app.count("SELECT COUNT(*) FROM events").await, 1000);
+}
+
+#[tokio::test]
 async fn oversized_batches_are_a_413_and_store_nothing() {
     let app = TestApp::spawn().await;
-    let filler = "x".repeat(1100);
+    // 1,000 events of about 17 KiB each: over the 16 MiB a batch may carry.
+    let filler = "x".repeat(17 * 1024);
     let big: Vec<Value> = (0..1000)
         .map(|_| json!({"type": "t", "email": "a@x.com", "details": {"f": filler}}))
         .collect();
@@ -735,7 +749,8 @@ async fn a_retried_purchase_changes_nothing_whichever_path_it_takes() {
 #[tokio::test]
 async fn every_audience_write_refuses_malformed_and_oversized_bodies_and_stores_nothing() {
     let app = TestApp::spawn().await;
-    let huge = format!(r#"{{"x":"{}"}}"#, "y".repeat(1024 * 1024 + 1));
+    let over = |limit: usize| format!(r#"{{"x":"{}"}}"#, "y".repeat(limit + 1));
+    let (huge, huge_batch) = (over(1024 * 1024), over(16 * 1024 * 1024));
     for path in [
         "/api/v1/fetch/subscribers",
         "/api/v1/fetch/tags",
@@ -754,7 +769,12 @@ async fn every_audience_write_refuses_malformed_and_oversized_bodies_and_stores_
                 .starts_with("Malformed JSON"),
             "{path}"
         );
-        let oversized = app.send_raw(Method::POST, path, huge.clone()).await;
+        let body = if path.starts_with("/api/v1/batch/") {
+            huge_batch.clone()
+        } else {
+            huge.clone()
+        };
+        let oversized = app.send_raw(Method::POST, path, body).await;
         assert_eq!(oversized.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
         let not_object = app.send_raw(Method::POST, path, "[1, 2]").await;
         assert_invalid(not_object, &[("body", "must be a JSON object")]).await;
