@@ -127,13 +127,13 @@ pub async fn run(command: ImportCommand, store: &Arc<dyn Store>) -> Result<(), C
     while let Some(chunk) = receiver.recv().await {
         let chunk = chunk.map_err(CliError::Usage)?;
         let mut bad = chunk.bad;
-        let changes: Vec<SubscriberChange> = chunk.items.iter().map(|(_, c)| c.clone()).collect();
+        let (lines, changes): (Vec<u64>, Vec<SubscriberChange>) = chunk.items.into_iter().unzip();
         let outcomes = store
-            .apply_changes(site.id, &changes, SystemClock.now_ms())
+            .apply_changes(site.id, changes, SystemClock.now_ms())
             .await?;
-        for ((line, _), outcome) in chunk.items.iter().zip(outcomes) {
+        for (line, outcome) in lines.into_iter().zip(outcomes) {
             match outcome {
-                crate::audience::Outcome::Failed(reason) => bad.push((*line, reason)),
+                crate::audience::Outcome::Failed(reason) => bad.push((line, reason)),
                 _ => imported += 1,
             }
         }

@@ -167,7 +167,7 @@ async fn demo_site(store: &Arc<dyn Store>) -> Result<(Site, KeyPair), CliError> 
         })
         .collect::<Result<_, _>>()
         .map_err(CliError::Usage)?;
-    store.apply_changes(site.id, &audience, now).await?;
+    store.apply_changes(site.id, audience, now).await?;
     Ok((site, keys))
 }
 

@@ -244,7 +244,7 @@ pub async fn create_subscriber(
         .store
         .apply_changes(
             caller.site_id,
-            &[SubscriberChange::touch(email.clone())],
+            vec![SubscriberChange::touch(email.clone())],
             now,
         )
         .await?;

@@ -71,13 +71,21 @@ async fn apply(
     parsed: Vec<Result<SubscriberChange, String>>,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now_ms();
-    let changes: Vec<SubscriberChange> = parsed
-        .iter()
-        .filter_map(|p| p.as_ref().ok().cloned())
+    // Valid items go to storage; each slot keeps why an invalid one was not.
+    let mut changes = Vec::with_capacity(parsed.len());
+    let slots: Vec<Option<String>> = parsed
+        .into_iter()
+        .map(|item| match item {
+            Ok(change) => {
+                changes.push(change);
+                None
+            }
+            Err(message) => Some(message),
+        })
         .collect();
     let mut outcomes = state
         .store
-        .apply_changes(caller.site_id, &changes, now)
+        .apply_changes(caller.site_id, changes, now)
         .await?
         .into_iter();
     let mut result = BatchResult {
@@ -85,12 +93,12 @@ async fn apply(
         failed: 0,
         errors: Vec::new(),
     };
-    for (index, item) in parsed.into_iter().enumerate() {
-        let outcome = match item {
-            Ok(_) => outcomes
+    for (index, slot) in slots.into_iter().enumerate() {
+        let outcome = match slot {
+            None => outcomes
                 .next()
                 .unwrap_or(Outcome::Failed("not applied".into())),
-            Err(message) => Outcome::Failed(message),
+            Some(message) => Outcome::Failed(message),
         };
         match outcome {
             Outcome::Applied | Outcome::Duplicate => result.results += 1,

@@ -112,11 +112,12 @@ pub trait AudienceStore: Send + Sync + 'static {
     async fn subscriber_by_uuid(&self, site_id: i64, uuid: &str) -> Result<Option<Subscriber>>;
     /// Applies each change all or nothing, in one transaction: an item that
     /// is refused leaves no trace and the others are still applied. Durable
-    /// when this returns.
+    /// when this returns. The changes are taken by value: the writer that
+    /// commits them may run on another task.
     async fn apply_changes(
         &self,
         site_id: i64,
-        changes: &[SubscriberChange],
+        changes: Vec<SubscriberChange>,
         now: i64,
     ) -> Result<Vec<Outcome>>;
     /// Tags in name order.

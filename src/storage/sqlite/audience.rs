@@ -115,10 +115,10 @@ impl AudienceStore for SqliteStore {
     async fn apply_changes(
         &self,
         site_id: i64,
-        changes: &[SubscriberChange],
+        changes: Vec<SubscriberChange>,
         now: i64,
     ) -> Result<Vec<Outcome>> {
-        self.group.apply(site_id, changes.to_vec(), now).await
+        self.group.apply(site_id, changes, now).await
     }
 
     async fn list_tags(&self, site_id: i64) -> Result<Vec<Tag>> {

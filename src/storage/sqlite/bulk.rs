@@ -506,7 +506,7 @@ mod tests {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async {
                 let (_a, bulk_store, site) = fresh().await;
-                let bulk_outcomes = bulk_store.apply_changes(site, &changes, NOW).await.unwrap();
+                let bulk_outcomes = bulk_store.apply_changes(site, changes.clone(), NOW).await.unwrap();
 
                 let (_b, single_store, site) = fresh().await;
                 let mut tx = single_store.begin_write().await.unwrap();
