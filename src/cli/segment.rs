@@ -146,16 +146,13 @@ pub async fn run(command: SegmentCommand, store: &Arc<dyn Store>) -> Result<(), 
             let query = read_query(query.as_deref())
                 .map_err(|m| errors.push("visitor_event_query", m))
                 .ok();
-            let (Some(name), Some(query)) = (name, query) else {
-                return Err(errors.into());
-            };
-            if !errors.is_empty() {
-                return Err(errors.into());
-            }
-            let new = NewSegment {
-                name,
-                description,
-                query,
+            let new = match (name, query) {
+                (Some(name), Some(query)) if errors.is_empty() => NewSegment {
+                    name,
+                    description,
+                    query,
+                },
+                _ => return Err(errors.into()),
             };
             let segment = store.create_segment(site.id, &new, now).await?;
             print_segment(&segment, json);
