@@ -1,13 +1,19 @@
 //! The segment query language: `visitor_event_query`, the JSON object saved
 //! with each segment that defines who is in its audience.
 //!
-//! This module owns how a query is accepted and kept. A saved query must come
-//! back exactly as it was sent: the same keys in the same order, number literals
-//! unchanged (`12345678901234567890` and `1.10` stay as written), any Unicode and
-//! any nesting the size limit allows. So a query is never parsed into a tree and
-//! printed again: it is kept as the client's own JSON text ([`RawQuery`]), with
-//! only the insignificant whitespace between tokens removed.
+//! A query travels three ways. It is kept as the client's own JSON text
+//! ([`RawQuery`]: same keys in the same order, number literals unchanged), so
+//! it comes back exactly as saved. It is validated into a tree ([`ast`], by
+//! [`parse`]) with every problem pointed at by a JSON pointer. And the tree is
+//! evaluated against an audience ([`eval`]): to a set of members, or, for one
+//! subscriber, to the outcome of every condition. `docs/query-language.md` is
+//! the grammar's reference; `docs/query-language.schema.json` its JSON Schema.
 
+pub mod ast;
+pub mod eval;
+pub mod parse;
 mod raw;
 
+pub use ast::{Condition, Query};
+pub use parse::{Problem, parse};
 pub use raw::{MAX_QUERY_BYTES, ParseError, QueryError, RawQuery};

@@ -1,0 +1,338 @@
+//! The query tree: what a parsed `visitor_event_query` means.
+//!
+//! One enum of conditions, each variant a kind of fact about a subscriber,
+//! and three boolean combinators over them. Every test object (text, number,
+//! time, value) holds one or more operators that must all hold. Text and tag
+//! comparisons ignore case; relative times are kept relative until
+//! [`Query::resolve`] pins them to the time of the request, so the same tree
+//! can be evaluated at any instant.
+
+use chrono::{DateTime, Months, Utc};
+
+/// A parsed query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Query {
+    /// `{"foreign": …}`: kept verbatim, never evaluated.
+    Foreign,
+    /// Any evaluable query; `{}` is `All(vec![])`, which everyone matches.
+    Condition(Box<Condition>),
+}
+
+impl Query {
+    /// The segments this query refers to, in order of appearance.
+    pub fn segment_refs(&self) -> Vec<i64> {
+        let mut out = Vec::new();
+        if let Self::Condition(c) = self {
+            c.walk(&mut |c| {
+                if let Condition::Segment { id, .. } = c {
+                    out.push(*id);
+                }
+            });
+        }
+        out
+    }
+}
+
+/// One condition on a subscriber.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// Every condition holds (true when empty).
+    All(Vec<Condition>),
+    /// At least one condition holds (false when empty).
+    Any(Vec<Condition>),
+    Not(Box<Condition>),
+    /// Bento's groups: any group whose filters all hold.
+    Groups(Vec<Vec<Condition>>),
+    Email(TextTest),
+    Subscribed(bool),
+    Created(TimeTest),
+    Tag(TagTest),
+    Field {
+        key: String,
+        test: ValueTest,
+    },
+    Event(EventTest),
+    /// Membership of another segment (`member: false` for "not a member").
+    Segment {
+        id: i64,
+        member: bool,
+    },
+}
+
+impl Condition {
+    /// Visits this condition and every condition inside it, parents first.
+    pub fn walk(&self, f: &mut impl FnMut(&Condition)) {
+        f(self);
+        match self {
+            Self::All(cs) | Self::Any(cs) => cs.iter().for_each(|c| c.walk(f)),
+            Self::Groups(groups) => groups.iter().flatten().for_each(|c| c.walk(f)),
+            Self::Not(c) => c.walk(f),
+            _ => {}
+        }
+    }
+}
+
+/// Text operators, all ignoring case; text is compared by its lowercase form.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TextTest {
+    pub equals: Option<String>,
+    pub not_equals: Option<String>,
+    pub contains: Option<String>,
+    pub starts_with: Option<String>,
+    pub ends_with: Option<String>,
+    /// The part after the last `@` equals this.
+    pub domain: Option<String>,
+    pub one_of: Option<Vec<String>>,
+}
+
+impl TextTest {
+    /// Whether lowercase `text` passes every operator.
+    pub fn matches(&self, text: &str) -> bool {
+        self.equals.as_ref().is_none_or(|v| text == v)
+            && self.not_equals.as_ref().is_none_or(|v| text != v)
+            && self
+                .contains
+                .as_ref()
+                .is_none_or(|v| text.contains(v.as_str()))
+            && self
+                .starts_with
+                .as_ref()
+                .is_none_or(|v| text.starts_with(v.as_str()))
+            && self
+                .ends_with
+                .as_ref()
+                .is_none_or(|v| text.ends_with(v.as_str()))
+            && self
+                .domain
+                .as_ref()
+                .is_none_or(|v| text.rsplit_once('@').is_some_and(|(_, domain)| domain == v))
+            && self
+                .one_of
+                .as_ref()
+                .is_none_or(|vs| vs.iter().any(|v| v == text))
+    }
+}
+
+/// Number operators.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NumberTest {
+    pub equals: Option<f64>,
+    pub not_equals: Option<f64>,
+    pub more_than: Option<f64>,
+    pub at_least: Option<f64>,
+    pub less_than: Option<f64>,
+    pub at_most: Option<f64>,
+}
+
+impl NumberTest {
+    pub fn matches(&self, n: f64) -> bool {
+        self.equals.is_none_or(|v| n == v)
+            && self.not_equals.is_none_or(|v| n != v)
+            && self.more_than.is_none_or(|v| n > v)
+            && self.at_least.is_none_or(|v| n >= v)
+            && self.less_than.is_none_or(|v| n < v)
+            && self.at_most.is_none_or(|v| n <= v)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A length of time before now, in one calendar unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span {
+    Hours(u32),
+    Days(u32),
+    Weeks(u32),
+    Months(u32),
+}
+
+impl Span {
+    /// The instant this long before `now` (Unix ms). Months are calendar
+    /// months, the day clamped to the month's length (31 March minus one
+    /// month is 28 or 29 February).
+    pub fn before(self, now: i64) -> i64 {
+        const HOUR: i64 = 3_600_000;
+        match self {
+            Self::Hours(n) => now - i64::from(n) * HOUR,
+            Self::Days(n) => now - i64::from(n) * 24 * HOUR,
+            Self::Weeks(n) => now - i64::from(n) * 7 * 24 * HOUR,
+            Self::Months(n) => DateTime::<Utc>::from_timestamp_millis(now)
+                .and_then(|t| t.checked_sub_months(Months::new(n)))
+                .map_or(i64::MIN, |t| t.timestamp_millis()),
+        }
+    }
+}
+
+/// Time operators, as written; see [`TimeTest::resolve`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TimeTest {
+    /// At or after this instant (Unix ms).
+    pub since: Option<i64>,
+    /// Strictly before this instant.
+    pub before: Option<i64>,
+    /// Between now minus the span and now, both included.
+    pub within_last: Option<Span>,
+    /// Strictly before now minus the span.
+    pub older_than: Option<Span>,
+}
+
+impl TimeTest {
+    /// The half-open range `[from, until)` of instants that pass, at `now`.
+    pub fn resolve(&self, now: i64) -> TimeRange {
+        let mut range = TimeRange {
+            from: i64::MIN,
+            until: i64::MAX,
+        };
+        if let Some(t) = self.since {
+            range.from = range.from.max(t);
+        }
+        if let Some(t) = self.before {
+            range.until = range.until.min(t);
+        }
+        if let Some(span) = self.within_last {
+            range.from = range.from.max(span.before(now));
+            range.until = range.until.min(now.saturating_add(1));
+        }
+        if let Some(span) = self.older_than {
+            range.until = range.until.min(span.before(now));
+        }
+        range
+    }
+}
+
+/// Instants `from <= t < until`, in Unix ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from: i64,
+    pub until: i64,
+}
+
+impl TimeRange {
+    pub const ALL: Self = Self {
+        from: i64::MIN,
+        until: i64::MAX,
+    };
+
+    pub fn contains(&self, t: i64) -> bool {
+        self.from <= t && t < self.until
+    }
+}
+
+/// Tag operators; names are compared by their lowercase form.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TagTest {
+    pub has: Option<String>,
+    pub has_not: Option<String>,
+    pub any_of: Option<Vec<String>>,
+    pub all_of: Option<Vec<String>>,
+    pub none_of: Option<Vec<String>>,
+}
+
+/// A scalar written in a query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    /// Kept lowercase: text comparisons ignore case.
+    Text(String),
+    Number(f64),
+    Bool(bool),
+}
+
+/// Operators on a value that may be absent or of any JSON type (a field, or a
+/// path inside an event's details). Typed operators match only values of
+/// their type: `more_than` only numbers, `contains` only text, `since` only
+/// text that is a date.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ValueTest {
+    pub exists: Option<bool>,
+    pub equals: Option<Scalar>,
+    pub not_equals: Option<Scalar>,
+    pub one_of: Option<Vec<Scalar>>,
+    pub text: TextTest,
+    pub number: NumberTest,
+    pub time: TimeTest,
+}
+
+impl ValueTest {
+    pub fn has_text_ops(&self) -> bool {
+        self.text != TextTest::default()
+    }
+    pub fn has_number_ops(&self) -> bool {
+        !self.number.is_empty()
+    }
+    pub fn has_time_ops(&self) -> bool {
+        self.time != TimeTest::default()
+    }
+}
+
+/// What is known of events of a kind, and the tests on it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EventTest {
+    /// The event type; `None` for any type.
+    pub kind: Option<String>,
+    /// Only events in this window count.
+    pub when: TimeTest,
+    /// Only events whose details pass all of these count (path, test).
+    pub filters: Vec<(DetailPath, ValueTest)>,
+    /// How many counted events; absent with the others: at least one.
+    pub count: Option<NumberTest>,
+    /// The sum of a numeric detail over the counted events (0 when none).
+    pub sum: Option<(DetailPath, NumberTest)>,
+    /// When the earliest counted event happened.
+    pub first: Option<TimeTest>,
+    /// When the latest counted event happened.
+    pub last: Option<TimeTest>,
+}
+
+impl EventTest {
+    /// The count test in force: the one written, or "at least one" when no
+    /// aggregate test is written.
+    pub fn effective_count(&self) -> Option<NumberTest> {
+        match (&self.count, &self.sum, &self.first, &self.last) {
+            (Some(c), ..) => Some(c.clone()),
+            (None, None, None, None) => Some(NumberTest {
+                at_least: Some(1.0),
+                ..NumberTest::default()
+            }),
+            _ => None,
+        }
+    }
+
+    /// Every detail path this test reads.
+    pub fn paths(&self) -> impl Iterator<Item = &DetailPath> {
+        self.filters
+            .iter()
+            .map(|(p, _)| p)
+            .chain(self.sum.as_ref().map(|(p, _)| p))
+    }
+}
+
+/// A path of object keys into an event's details (`value.amount`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DetailPath(pub Vec<String>);
+
+impl DetailPath {
+    /// The value at this path, if every step is an object holding the key.
+    pub fn lookup<'a>(&self, details: &'a serde_json::Value) -> Option<&'a serde_json::Value> {
+        self.0
+            .iter()
+            .try_fold(details, |v, key| v.get(key.as_str()))
+    }
+
+    /// The path as SQLite's JSON functions take it: `$."value"."amount"`.
+    /// Keys cannot hold `"` (the parser refuses them).
+    pub fn sqlite_path(&self) -> String {
+        let mut out = String::from("$");
+        for key in &self.0 {
+            out.push_str(".\"");
+            out.push_str(key);
+            out.push('"');
+        }
+        out
+    }
+
+    pub fn dotted(&self) -> String {
+        self.0.join(".")
+    }
+}

@@ -1,0 +1,440 @@
+//! The engine: every condition becomes a bit set over the audience's
+//! subscribers, combined with word-wide `and`, `or` and `not`.
+//!
+//! Leaves read columns: a tag is already a bit set; a field, an email or a
+//! creation time is one pass over a column. An event test is one pass over
+//! the events of its type, accumulating per subscriber the count, sum and
+//! first and last time of the events it counts, then one pass over the
+//! subscribers to test those aggregates. Referenced segments are evaluated
+//! once per request and reused.
+
+use super::{Audience, DetailColumn, Val};
+use crate::query::ast::{
+    Condition, EventTest, NumberTest, Query, Scalar, TagTest, TimeRange, ValueTest,
+};
+use crate::query::parse::parse_instant;
+use fixedbitset::FixedBitSet;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// How deep segment references may chain (a cycle would be infinitely deep;
+/// saving refuses cycles, this is the guard if one slips in).
+const MAX_REFERENCE_DEPTH: usize = 32;
+
+/// Why a query cannot be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    #[error(
+        "the query is foreign ({{\"foreign\": …}}): Corral keeps it as written but does not evaluate it"
+    )]
+    Foreign,
+    #[error(
+        "segment {0}, referenced by the query, is foreign ({{\"foreign\": …}}) and cannot be evaluated"
+    )]
+    ForeignReference(i64),
+    #[error("segment {0}, referenced by the query, does not exist or is discarded")]
+    MissingReference(i64),
+    #[error("segment references nest more than {MAX_REFERENCE_DEPTH} deep, or form a cycle")]
+    ReferencesTooDeep,
+    #[error("event details for {0:?} are not loaded")]
+    DetailsNotLoaded(String),
+}
+
+/// Where the queries of referenced segments come from.
+pub trait Resolver {
+    /// The parsed query of a kept segment of the site, or `None`.
+    fn segment_query(&self, id: i64) -> Option<Arc<Query>>;
+}
+
+impl Resolver for HashMap<i64, Arc<Query>> {
+    fn segment_query(&self, id: i64) -> Option<Arc<Query>> {
+        self.get(&id).cloned()
+    }
+}
+
+/// The members of `query` at `now`: a bit per subscriber of the audience.
+pub fn members(
+    audience: &Audience,
+    query: &Query,
+    now: i64,
+    resolver: &dyn Resolver,
+) -> Result<FixedBitSet, EvalError> {
+    let Query::Condition(condition) = query else {
+        return Err(EvalError::Foreign);
+    };
+    Engine::new(audience, now, resolver).eval(condition)
+}
+
+pub(super) struct Engine<'a> {
+    pub(super) audience: &'a Audience,
+    pub(super) now: i64,
+    resolver: &'a dyn Resolver,
+    memo: HashMap<i64, FixedBitSet>,
+    depth: usize,
+}
+
+impl<'a> Engine<'a> {
+    pub(super) fn new(audience: &'a Audience, now: i64, resolver: &'a dyn Resolver) -> Self {
+        Self {
+            audience,
+            now,
+            resolver,
+            memo: HashMap::new(),
+            depth: 0,
+        }
+    }
+
+    fn n(&self) -> usize {
+        self.audience.len()
+    }
+
+    fn full(&self) -> FixedBitSet {
+        let mut set = FixedBitSet::with_capacity(self.n());
+        set.insert_range(..);
+        set
+    }
+
+    fn filter(&self, test: impl Fn(usize) -> bool) -> FixedBitSet {
+        let mut set = FixedBitSet::with_capacity(self.n());
+        for i in 0..self.n() {
+            if test(i) {
+                set.insert(i);
+            }
+        }
+        set
+    }
+
+    pub(super) fn eval(&mut self, condition: &Condition) -> Result<FixedBitSet, EvalError> {
+        let a = self.audience;
+        Ok(match condition {
+            Condition::All(cs) => {
+                let mut set = self.full();
+                for c in cs {
+                    set.intersect_with(&self.eval(c)?);
+                }
+                set
+            }
+            Condition::Any(cs) => {
+                let mut set = FixedBitSet::with_capacity(self.n());
+                for c in cs {
+                    set.union_with(&self.eval(c)?);
+                }
+                set
+            }
+            Condition::Not(c) => {
+                let mut set = self.eval(c)?;
+                set.toggle_range(..);
+                set
+            }
+            Condition::Groups(groups) => {
+                let mut set = FixedBitSet::with_capacity(self.n());
+                for filters in groups {
+                    let mut group = self.full();
+                    for c in filters {
+                        group.intersect_with(&self.eval(c)?);
+                    }
+                    set.union_with(&group);
+                }
+                set
+            }
+            Condition::Email(test) => self.filter(|i| test.matches(&a.emails_lower[i])),
+            Condition::Subscribed(want) => {
+                let mut set = a.subscribed.clone();
+                if !want {
+                    set.toggle_range(..);
+                }
+                set
+            }
+            Condition::Created(test) => {
+                let range = test.resolve(self.now);
+                self.filter(|i| range.contains(a.created_at[i]))
+            }
+            Condition::Tag(test) => self.tags(test),
+            Condition::Field { key, test } => match a.fields.get(key) {
+                Some(column) => self.filter(|i| value_matches(test, &column[i], self.now)),
+                None => {
+                    if value_matches(test, &Val::Missing, self.now) {
+                        self.full()
+                    } else {
+                        FixedBitSet::with_capacity(self.n())
+                    }
+                }
+            },
+            Condition::Event(test) => self.event(test)?,
+            Condition::Segment { id, member } => {
+                let mut set = self.segment(*id)?;
+                if !member {
+                    set.toggle_range(..);
+                }
+                set
+            }
+        })
+    }
+
+    /// The members of a referenced segment, evaluated once per request.
+    pub(super) fn segment(&mut self, id: i64) -> Result<FixedBitSet, EvalError> {
+        if let Some(set) = self.memo.get(&id) {
+            return Ok(set.clone());
+        }
+        if self.depth >= MAX_REFERENCE_DEPTH {
+            return Err(EvalError::ReferencesTooDeep);
+        }
+        let query = self
+            .resolver
+            .segment_query(id)
+            .ok_or(EvalError::MissingReference(id))?;
+        let Query::Condition(condition) = query.as_ref() else {
+            return Err(EvalError::ForeignReference(id));
+        };
+        self.depth += 1;
+        let result = self.eval(condition);
+        self.depth -= 1;
+        let set = result?;
+        self.memo.insert(id, set.clone());
+        Ok(set)
+    }
+
+    fn tags(&self, test: &TagTest) -> FixedBitSet {
+        let a = self.audience;
+        let empty = FixedBitSet::with_capacity(self.n());
+        let holders = |name: &String| a.tag(name).unwrap_or(&empty);
+        let any = |names: &Vec<String>| {
+            let mut set = FixedBitSet::with_capacity(self.n());
+            for name in names {
+                set.union_with(holders(name));
+            }
+            set
+        };
+        let mut set = self.full();
+        if let Some(name) = &test.has {
+            set.intersect_with(holders(name));
+        }
+        if let Some(name) = &test.has_not {
+            set.difference_with(holders(name));
+        }
+        if let Some(names) = &test.any_of {
+            set.intersect_with(&any(names));
+        }
+        if let Some(names) = &test.all_of {
+            for name in names {
+                set.intersect_with(holders(name));
+            }
+        }
+        if let Some(names) = &test.none_of {
+            set.difference_with(&any(names));
+        }
+        set
+    }
+
+    fn event(&self, test: &EventTest) -> Result<FixedBitSet, EvalError> {
+        let n = self.n();
+        let mut facts = Facts::new(n, test.sum.is_some());
+        for (kind, column) in event_columns(self.audience, test) {
+            let filters = detail_columns(self.audience, kind, test)?;
+            let sum = match &test.sum {
+                Some((path, _)) => Some(
+                    self.audience
+                        .details(kind, path)
+                        .ok_or_else(|| EvalError::DetailsNotLoaded(path.dotted()))?,
+                ),
+                None => None,
+            };
+            let window = test.when.resolve(self.now);
+            for (e, (&s, &at)) in column.subscriber.iter().zip(&column.at).enumerate() {
+                if !window.contains(at)
+                    || !filters
+                        .iter()
+                        .all(|(values, t)| value_matches(t, &values[e], self.now))
+                {
+                    continue;
+                }
+                let amount = match &sum {
+                    Some(values) => match values[e] {
+                        Val::Number(x) => x,
+                        _ => 0.0,
+                    },
+                    None => 0.0,
+                };
+                facts.add(s as usize, at, amount);
+            }
+        }
+        let checks = Checks::new(test, self.now);
+        Ok(self.filter(|i| checks.pass(&facts.get(i))))
+    }
+}
+
+/// The event columns an event test reads: its type's, or every type's.
+pub(super) fn event_columns<'a>(
+    audience: &'a Audience,
+    test: &EventTest,
+) -> Vec<(&'a str, &'a super::EventColumn)> {
+    match &test.kind {
+        Some(kind) => audience
+            .events
+            .get_key_value(kind)
+            .map(|(k, c)| (k.as_str(), c))
+            .into_iter()
+            .collect(),
+        None => {
+            let mut all: Vec<_> = audience
+                .events
+                .iter()
+                .map(|(k, c)| (k.as_str(), c))
+                .collect();
+            // A fixed order, so sums add up in the same order every time.
+            all.sort_unstable_by_key(|(k, _)| *k);
+            all
+        }
+    }
+}
+
+/// The detail columns of an event test's `where`, for one type.
+pub(super) fn detail_columns<'t>(
+    audience: &Audience,
+    kind: &str,
+    test: &'t EventTest,
+) -> Result<Vec<(DetailColumn, &'t ValueTest)>, EvalError> {
+    test.filters
+        .iter()
+        .map(|(path, t)| {
+            audience
+                .details(kind, path)
+                .map(|values| (values, t))
+                .ok_or_else(|| EvalError::DetailsNotLoaded(path.dotted()))
+        })
+        .collect()
+}
+
+/// What is known of one subscriber's counted events.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Fact {
+    pub count: u32,
+    pub sum: f64,
+    pub first: i64,
+    pub last: i64,
+}
+
+impl Fact {
+    pub const NONE: Self = Self {
+        count: 0,
+        sum: 0.0,
+        first: i64::MAX,
+        last: i64::MIN,
+    };
+
+    pub fn add(&mut self, at: i64, amount: f64) {
+        self.count += 1;
+        self.sum += amount;
+        self.first = self.first.min(at);
+        self.last = self.last.max(at);
+    }
+}
+
+/// Per-subscriber facts, as columns.
+struct Facts {
+    count: Vec<u32>,
+    sum: Vec<f64>,
+    first: Vec<i64>,
+    last: Vec<i64>,
+}
+
+impl Facts {
+    fn new(n: usize, with_sum: bool) -> Self {
+        Self {
+            count: vec![0; n],
+            sum: if with_sum { vec![0.0; n] } else { Vec::new() },
+            first: vec![i64::MAX; n],
+            last: vec![i64::MIN; n],
+        }
+    }
+
+    fn add(&mut self, s: usize, at: i64, amount: f64) {
+        self.count[s] += 1;
+        if let Some(sum) = self.sum.get_mut(s) {
+            *sum += amount;
+        }
+        self.first[s] = self.first[s].min(at);
+        self.last[s] = self.last[s].max(at);
+    }
+
+    fn get(&self, s: usize) -> Fact {
+        Fact {
+            count: self.count[s],
+            sum: self.sum.get(s).copied().unwrap_or(0.0),
+            first: self.first[s],
+            last: self.last[s],
+        }
+    }
+}
+
+/// An event test's aggregate tests, resolved at `now`.
+pub(super) struct Checks {
+    count: Option<NumberTest>,
+    sum: Option<NumberTest>,
+    first: Option<TimeRange>,
+    last: Option<TimeRange>,
+}
+
+impl Checks {
+    pub fn new(test: &EventTest, now: i64) -> Self {
+        Self {
+            count: test.effective_count(),
+            sum: test.sum.as_ref().map(|(_, t)| t.clone()),
+            first: test.first.as_ref().map(|t| t.resolve(now)),
+            last: test.last.as_ref().map(|t| t.resolve(now)),
+        }
+    }
+
+    pub fn pass(&self, fact: &Fact) -> bool {
+        self.count
+            .as_ref()
+            .is_none_or(|t| t.matches(f64::from(fact.count)))
+            && self.sum.as_ref().is_none_or(|t| t.matches(fact.sum))
+            && self
+                .first
+                .is_none_or(|r| fact.count > 0 && r.contains(fact.first))
+            && self
+                .last
+                .is_none_or(|r| fact.count > 0 && r.contains(fact.last))
+    }
+}
+
+fn scalar_equals(scalar: &Scalar, value: &Val) -> bool {
+    match (scalar, value) {
+        (Scalar::Text(a), Val::Text(b)) => a.as_str() == &**b,
+        (Scalar::Number(a), Val::Number(b)) => a == b,
+        (Scalar::Bool(a), Val::Bool(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Whether a value passes every operator of a value test.
+pub(super) fn value_matches(test: &ValueTest, value: &Val, now: i64) -> bool {
+    let present = !matches!(value, Val::Missing);
+    if test.exists.is_some_and(|want| want != present) {
+        return false;
+    }
+    let scalar = matches!(value, Val::Bool(_) | Val::Number(_) | Val::Text(_));
+    let mut ok = true;
+    if let Some(s) = &test.equals {
+        ok &= scalar_equals(s, value);
+    }
+    if let Some(s) = &test.not_equals {
+        ok &= scalar && !scalar_equals(s, value);
+    }
+    if let Some(list) = &test.one_of {
+        ok &= list.iter().any(|s| scalar_equals(s, value));
+    }
+    if test.has_text_ops() {
+        ok &= matches!(value, Val::Text(t) if test.text.matches(t));
+    }
+    if test.has_number_ops() {
+        ok &= matches!(value, Val::Number(x) if test.number.matches(*x));
+    }
+    if test.has_time_ops() {
+        let range = test.time.resolve(now);
+        ok &=
+            matches!(value, Val::Text(t) if parse_instant(t).is_some_and(|at| range.contains(at)));
+    }
+    ok
+}

@@ -1,0 +1,303 @@
+//! Evaluation: a query tree against one site's audience, held in memory as
+//! columns.
+//!
+//! [`Audience`] is a snapshot of a site: subscribers in id order (emails,
+//! subscription, creation time), one bit set per tag, one column per field,
+//! and per event type the subscriber and time of every event. Columns of event
+//! details are added on demand, one per (type, path) a query reads, so memory
+//! holds what queries use rather than every detail ever sent. The engine
+//! ([`members`]) turns each condition into a bit set over the subscribers;
+//! [`explain`] answers for one subscriber with the outcome of every
+//! condition. Both are pure functions of the snapshot, the query and `now`:
+//! keeping the snapshot current is the caller's job (see [`crate::live`]).
+
+mod engine;
+mod explain;
+#[cfg(test)]
+mod naive;
+#[cfg(test)]
+mod tests;
+
+use super::ast::{DetailPath, Query};
+use fixedbitset::FixedBitSet;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+pub use engine::{EvalError, Resolver, members};
+pub use explain::{Explanation, Node, explain};
+
+/// A value as queries see it: a field of a subscriber, or a detail of an event.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Val {
+    #[default]
+    Missing,
+    Null,
+    Bool(bool),
+    Number(f64),
+    /// Lowercase: every text comparison ignores case.
+    Text(Box<str>),
+    /// An object or a list: there, but no operator but `exists` applies.
+    Other,
+}
+
+impl Val {
+    pub fn from_json(value: &serde_json::Value) -> Self {
+        use serde_json::Value as J;
+        match value {
+            J::Null => Self::Null,
+            J::Bool(b) => Self::Bool(*b),
+            J::Number(n) => n.as_f64().map_or(Self::Other, Self::Number),
+            J::String(s) => Self::Text(s.to_lowercase().into()),
+            J::Array(_) | J::Object(_) => Self::Other,
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Self::Missing | Self::Null => J::Null,
+            Self::Bool(b) => J::Bool(*b),
+            Self::Number(n) => serde_json::Number::from_f64(*n).map_or(J::Null, J::Number),
+            Self::Text(t) => J::String(t.to_string()),
+            Self::Other => J::String("(object or list)".to_owned()),
+        }
+    }
+}
+
+/// The events of one type, in the order they were stored.
+#[derive(Debug, Default)]
+pub struct EventColumn {
+    /// Index of the subscriber (into the audience's subscriber columns).
+    pub subscriber: Vec<u32>,
+    /// When each happened, Unix ms.
+    pub at: Vec<i64>,
+}
+
+/// A column of event details: one value per event of a type, in column order.
+pub type DetailColumn = Arc<Vec<Val>>;
+
+/// One site's audience, as of one instant.
+#[derive(Debug, Default)]
+pub struct Audience {
+    /// Subscriber ids, ascending: the order of every subscriber column.
+    pub ids: Vec<i64>,
+    pub uuids: Vec<String>,
+    pub emails: Vec<String>,
+    /// Lowercase emails, for text tests.
+    emails_lower: Vec<String>,
+    pub subscribed: FixedBitSet,
+    pub created_at: Vec<i64>,
+    /// Lowercase tag name → its holders.
+    tags: HashMap<String, FixedBitSet>,
+    /// Field key → value per subscriber.
+    fields: HashMap<String, Vec<Val>>,
+    /// Event type → its events.
+    events: HashMap<String, EventColumn>,
+    /// (type, path) → the detail of each event of the type, in column order.
+    details: RwLock<HashMap<(String, DetailPath), DetailColumn>>,
+}
+
+impl Audience {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The index of a subscriber id, if the subscriber is in the snapshot.
+    pub fn index_of(&self, id: i64) -> Option<usize> {
+        self.ids.binary_search(&id).ok()
+    }
+
+    pub fn event_types(&self) -> impl Iterator<Item = &str> {
+        self.events.keys().map(String::as_str)
+    }
+
+    pub fn event_count(&self) -> usize {
+        self.events.values().map(|c| c.at.len()).sum()
+    }
+
+    fn tag(&self, name: &str) -> Option<&FixedBitSet> {
+        self.tags.get(name)
+    }
+
+    /// The tags a subscriber has, lowercase, sorted.
+    pub fn tags_of(&self, index: usize) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .tags
+            .iter()
+            .filter(|(_, holders)| holders.contains(index))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    fn field(&self, key: &str, index: usize) -> &Val {
+        self.fields
+            .get(key)
+            .map_or(&Val::Missing, |column| &column[index])
+    }
+
+    /// The (type, path) detail columns a query needs that are not loaded yet.
+    /// For an event test without a type, every type's column is needed.
+    pub fn missing_details(&self, queries: &[&Query]) -> Vec<(String, DetailPath)> {
+        let loaded = self.details.read().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for query in queries {
+            let Query::Condition(c) = query else { continue };
+            c.walk(&mut |c| {
+                let super::Condition::Event(test) = c else {
+                    return;
+                };
+                for path in test.paths() {
+                    let kinds: Vec<&str> = match &test.kind {
+                        Some(kind) if self.events.contains_key(kind) => vec![kind.as_str()],
+                        Some(_) => vec![],
+                        None => self.event_types().collect(),
+                    };
+                    for kind in kinds {
+                        let key = (kind.to_owned(), path.clone());
+                        if !loaded.contains_key(&key) && !out.contains(&key) {
+                            out.push(key);
+                        }
+                    }
+                }
+            });
+        }
+        out
+    }
+
+    /// Adds a detail column: one value per event of `kind`, in column order.
+    /// A column of the wrong length is refused (the data it came from is not
+    /// this snapshot's).
+    pub fn add_details(&self, kind: &str, path: DetailPath, values: Vec<Val>) -> bool {
+        let expected = self.events.get(kind).map_or(0, |c| c.at.len());
+        if values.len() != expected {
+            return false;
+        }
+        self.details
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((kind.to_owned(), path), Arc::new(values));
+        true
+    }
+
+    fn details(&self, kind: &str, path: &DetailPath) -> Option<DetailColumn> {
+        self.details
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(kind.to_owned(), path.clone()))
+            .cloned()
+    }
+
+    /// A rough count of the bytes the snapshot holds, for reports.
+    pub fn approximate_bytes(&self) -> usize {
+        let n = self.len();
+        let strings: usize = self.emails.iter().map(|e| e.len() * 2 + 48).sum::<usize>() + n * 56;
+        let tags = self.tags.len() * n.div_ceil(8);
+        let fields = self.fields.len() * n * std::mem::size_of::<Val>();
+        let events = self.event_count() * 12;
+        let details: usize = self
+            .details
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|c| c.len() * std::mem::size_of::<Val>())
+            .sum();
+        n * 8 + strings + tags + fields + events + details
+    }
+}
+
+/// One subscriber as a loader hands it over.
+#[derive(Debug, Clone)]
+pub struct SubscriberRow {
+    pub id: i64,
+    pub uuid: String,
+    pub email: String,
+    pub subscribed: bool,
+    pub created_at: i64,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Builds an [`Audience`]: subscribers first (in ascending id order), then
+/// tags and events in any order.
+#[derive(Debug, Default)]
+pub struct AudienceBuilder {
+    audience: Audience,
+    subscribed: Vec<bool>,
+    field_values: Vec<(String, u32, Val)>,
+    tag_members: Vec<(String, u32)>,
+}
+
+impl AudienceBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a subscriber; ids must come in ascending order.
+    pub fn subscriber(&mut self, row: SubscriberRow) {
+        let a = &mut self.audience;
+        debug_assert!(a.ids.last().is_none_or(|&last| last < row.id));
+        let index = a.ids.len() as u32;
+        a.ids.push(row.id);
+        a.uuids.push(row.uuid);
+        a.emails_lower.push(row.email.to_lowercase());
+        a.emails.push(row.email);
+        a.created_at.push(row.created_at);
+        self.subscribed.push(row.subscribed);
+        for (key, value) in &row.fields {
+            self.field_values
+                .push((key.clone(), index, Val::from_json(value)));
+        }
+    }
+
+    /// Gives a subscriber (by id) a tag (by lowercase name).
+    pub fn tag(&mut self, subscriber_id: i64, tag: &str) {
+        if let Some(index) = self.audience.index_of(subscriber_id) {
+            self.tag_members.push((tag.to_owned(), index as u32));
+        }
+    }
+
+    /// Adds an event; call in the order events were stored. Events of
+    /// subscribers not in the snapshot are skipped.
+    pub fn event(&mut self, subscriber_id: i64, kind: &str, at: i64) {
+        let Some(index) = self.audience.index_of(subscriber_id) else {
+            return;
+        };
+        let events = &mut self.audience.events;
+        if !events.contains_key(kind) {
+            events.insert(kind.to_owned(), EventColumn::default());
+        }
+        let Some(column) = events.get_mut(kind) else {
+            return;
+        };
+        column.subscriber.push(index as u32);
+        column.at.push(at);
+    }
+
+    pub fn build(mut self) -> Audience {
+        let n = self.audience.ids.len();
+        let mut subscribed = FixedBitSet::with_capacity(n);
+        for (i, s) in self.subscribed.iter().enumerate() {
+            subscribed.set(i, *s);
+        }
+        self.audience.subscribed = subscribed;
+        for (key, index, value) in self.field_values {
+            self.audience
+                .fields
+                .entry(key)
+                .or_insert_with(|| vec![Val::Missing; n])[index as usize] = value;
+        }
+        for (tag, index) in self.tag_members {
+            self.audience
+                .tags
+                .entry(tag)
+                .or_insert_with(|| FixedBitSet::with_capacity(n))
+                .insert(index as usize);
+        }
+        self.audience
+    }
+}

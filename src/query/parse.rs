@@ -1,0 +1,1115 @@
+//! Validation: JSON text in, a [`Query`] or every problem out.
+//!
+//! Each problem names the spot it concerns with a JSON pointer into the query
+//! (`/groups/0/filters/1/event/count`) and says what would be accepted there,
+//! so a person can fix the query without the manual. The parser never stops
+//! at the first problem, and it bounds the work a query can ask for (nesting,
+//! number of conditions, list lengths) before anything is evaluated.
+
+use super::ast::{
+    Condition, DetailPath, EventTest, NumberTest, Query, Scalar, Span, TagTest, TextTest, TimeTest,
+    ValueTest,
+};
+use crate::audience::{FieldKey, TagName};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// Deepest nesting of conditions inside one another.
+pub const MAX_DEPTH: usize = 32;
+/// Most conditions in one query.
+pub const MAX_CONDITIONS: usize = 500;
+/// Longest list (of conditions, tags or values).
+pub const MAX_LIST: usize = 1_000;
+
+/// The kinds of condition, in the order the grammar document lists them.
+pub const CONDITIONS: &[&str] = &[
+    "all",
+    "any",
+    "not",
+    "groups",
+    "email",
+    "subscribed",
+    "created",
+    "tag",
+    "field",
+    "event",
+    "segment",
+];
+
+const TEXT_OPS: &[&str] = &[
+    "equals",
+    "not_equals",
+    "in",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "domain",
+];
+const NUMBER_OPS: &[&str] = &[
+    "equals",
+    "not_equals",
+    "more_than",
+    "at_least",
+    "less_than",
+    "at_most",
+];
+const TIME_OPS: &[&str] = &["since", "before", "between", "within_last", "older_than"];
+const TAG_OPS: &[&str] = &["has", "has_not", "any_of", "all_of", "none_of"];
+const VALUE_OPS: &[&str] = &[
+    "exists",
+    "equals",
+    "not_equals",
+    "in",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "more_than",
+    "at_least",
+    "less_than",
+    "at_most",
+    "since",
+    "before",
+    "between",
+    "within_last",
+    "older_than",
+];
+const EVENT_KEYS: &[&str] = &["type", "when", "where", "count", "sum", "first", "last"];
+const SPAN_UNITS: &[&str] = &["hours", "days", "weeks", "months"];
+const MAX_SPAN: u64 = 100_000;
+
+/// One thing wrong with a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// JSON pointer into the query; empty for the query as a whole.
+    pub pointer: String,
+    pub message: String,
+}
+
+/// Parses and validates a query's JSON text (already known to be a JSON
+/// object, as [`super::RawQuery`] guarantees).
+pub fn parse(text: &str) -> Result<Query, Vec<Problem>> {
+    // The foreign form is recognised without building a tree, so a foreign
+    // query may nest as deep as the size limit allows.
+    if let Ok(top) = serde_json::from_str::<HashMap<String, &serde_json::value::RawValue>>(text)
+        && top.len() == 1
+        && top.contains_key("foreign")
+    {
+        return Ok(Query::Foreign);
+    }
+    let value: Value = match serde_json::from_str(text) {
+        Ok(value) => value,
+        Err(e) if e.to_string().contains("recursion limit") => {
+            return Err(vec![Problem {
+                pointer: String::new(),
+                message: format!(
+                    "nests too deeply (conditions nest at most {MAX_DEPTH} levels); \
+                     to keep a query Corral does not evaluate, save it as {{\"foreign\": …}}"
+                ),
+            }]);
+        }
+        Err(e) => {
+            return Err(vec![Problem {
+                pointer: String::new(),
+                message: format!("is not valid JSON: {e}"),
+            }]);
+        }
+    };
+    let mut parser = Parser::default();
+    let condition = match &value {
+        Value::Object(map) if map.is_empty() => Some(Condition::All(Vec::new())),
+        Value::Object(map) if map.contains_key("foreign") => {
+            parser.problem(
+                "/foreign",
+                "must be the only key: {\"foreign\": …} keeps a query verbatim and is never evaluated",
+            );
+            None
+        }
+        _ => parser.condition(&value, "", 0),
+    };
+    match condition {
+        Some(c) if parser.problems.is_empty() => Ok(Query::Condition(Box::new(c))),
+        _ => Err(parser.problems),
+    }
+}
+
+#[derive(Default)]
+struct Parser {
+    problems: Vec<Problem>,
+    conditions: usize,
+}
+
+/// Appends one reference token to a JSON pointer.
+fn at(pointer: &str, token: &str) -> String {
+    format!("{pointer}/{}", token.replace('~', "~0").replace('/', "~1"))
+}
+
+fn list(names: &[&str]) -> String {
+    names.join(", ")
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "true/false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl Parser {
+    fn problem(&mut self, pointer: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            pointer: pointer.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn condition(&mut self, value: &Value, ptr: &str, depth: usize) -> Option<Condition> {
+        if depth >= MAX_DEPTH {
+            self.problem(
+                ptr,
+                format!("nests too deeply (conditions nest at most {MAX_DEPTH} levels)"),
+            );
+            return None;
+        }
+        self.conditions += 1;
+        if self.conditions == MAX_CONDITIONS + 1 {
+            self.problem(
+                ptr,
+                format!("is one condition too many (a query holds at most {MAX_CONDITIONS})"),
+            );
+        }
+        let Value::Object(map) = value else {
+            self.problem(
+                ptr,
+                format!(
+                    "must be a condition: an object with one key, one of {}; found {}",
+                    list(CONDITIONS),
+                    kind(value)
+                ),
+            );
+            return None;
+        };
+        let mut keys = map.keys();
+        let (Some(name), None) = (keys.next(), keys.next()) else {
+            let found: Vec<String> = map.keys().map(|k| format!("{k:?}")).collect();
+            self.problem(
+                ptr,
+                if map.is_empty() {
+                    format!(
+                        "is an empty condition; a condition has one key, one of {}",
+                        list(CONDITIONS)
+                    )
+                } else {
+                    format!(
+                        "has {} keys ({}); a condition has exactly one, so combine several with \"all\" or \"any\"",
+                        map.len(),
+                        found.join(", ")
+                    )
+                },
+            );
+            return None;
+        };
+        let inner = &map[name];
+        let ptr = at(ptr, name);
+        let ptr = ptr.as_str();
+        match name.as_str() {
+            "all" => self.conditions_list(inner, ptr, depth).map(Condition::All),
+            "any" => self.conditions_list(inner, ptr, depth).map(Condition::Any),
+            "not" => self
+                .condition(inner, ptr, depth + 1)
+                .map(|c| Condition::Not(Box::new(c))),
+            "groups" => self.groups(inner, ptr, depth),
+            "email" => {
+                let test = self.text_test(inner, ptr, TEXT_OPS);
+                test.map(Condition::Email)
+            }
+            "subscribed" => match inner {
+                Value::Bool(b) => Some(Condition::Subscribed(*b)),
+                other => {
+                    self.problem(
+                        ptr,
+                        format!(
+                            "must be true (subscribed) or false (unsubscribed); found {}",
+                            kind(other)
+                        ),
+                    );
+                    None
+                }
+            },
+            "created" => self.time_test(inner, ptr).map(Condition::Created),
+            "tag" => self.tag_test(inner, ptr).map(Condition::Tag),
+            "field" => self.field(inner, ptr),
+            "event" => self.event(inner, ptr).map(Condition::Event),
+            "segment" => self.segment(inner, ptr),
+            other => {
+                let hint = if other == "foreign" {
+                    " (\"foreign\" is only allowed as the whole query)".to_owned()
+                } else {
+                    String::new()
+                };
+                self.problem(
+                    ptr,
+                    format!(
+                        "unknown condition {other:?}{hint}; the conditions are {}. \
+                         To keep a query Corral does not evaluate, save it as {{\"foreign\": …}}",
+                        list(CONDITIONS)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn array<'v>(&mut self, value: &'v Value, ptr: &str, what: &str) -> Option<&'v Vec<Value>> {
+        match value {
+            Value::Array(items) if items.len() > MAX_LIST => {
+                self.problem(
+                    ptr,
+                    format!("has {} items; the most allowed is {MAX_LIST}", items.len()),
+                );
+                None
+            }
+            Value::Array(items) => Some(items),
+            other => {
+                self.problem(
+                    ptr,
+                    format!("must be a list of {what}; found {}", kind(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn conditions_list(
+        &mut self,
+        value: &Value,
+        ptr: &str,
+        depth: usize,
+    ) -> Option<Vec<Condition>> {
+        let items = self.array(value, ptr, "conditions")?;
+        let parsed: Vec<Option<Condition>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| self.condition(item, &at(ptr, &i.to_string()), depth + 1))
+            .collect();
+        parsed.into_iter().collect()
+    }
+
+    fn groups(&mut self, value: &Value, ptr: &str, depth: usize) -> Option<Condition> {
+        let items = self.array(value, ptr, "groups ({\"filters\": [conditions]})")?;
+        let mut groups = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let gptr = at(ptr, &i.to_string());
+            let Some(map) = self.operators(item, &gptr, &["filters"], "a group") else {
+                ok = false;
+                continue;
+            };
+            let Some(filters) = map.get("filters") else {
+                self.problem(
+                    &gptr,
+                    "needs \"filters\": a list of conditions, all of which must hold",
+                );
+                ok = false;
+                continue;
+            };
+            match self.conditions_list(filters, &at(&gptr, "filters"), depth + 1) {
+                Some(filters) => groups.push(filters),
+                None => ok = false,
+            }
+        }
+        ok.then_some(Condition::Groups(groups))
+    }
+
+    /// An object whose keys must all be among `allowed`; reports the others.
+    fn operators<'v>(
+        &mut self,
+        value: &'v Value,
+        ptr: &str,
+        allowed: &[&str],
+        what: &str,
+    ) -> Option<&'v Map<String, Value>> {
+        let Value::Object(map) = value else {
+            self.problem(
+                ptr,
+                format!(
+                    "must be {what}: an object with keys among {}; found {}",
+                    list(allowed),
+                    kind(value)
+                ),
+            );
+            return None;
+        };
+        let mut ok = true;
+        for key in map.keys() {
+            if !allowed.contains(&key.as_str()) {
+                self.problem(
+                    &at(ptr, key),
+                    format!(
+                        "unknown operator {key:?}; the operators here are {}",
+                        list(allowed)
+                    ),
+                );
+                ok = false;
+            }
+        }
+        ok.then_some(map)
+    }
+
+    fn text(&mut self, value: &Value, ptr: &str) -> Option<String> {
+        match value {
+            Value::String(s) => Some(s.to_lowercase()),
+            other => {
+                self.problem(ptr, format!("must be text; found {}", kind(other)));
+                None
+            }
+        }
+    }
+
+    fn texts(&mut self, value: &Value, ptr: &str) -> Option<Vec<String>> {
+        let items = self.array(value, ptr, "text")?;
+        let parsed: Vec<Option<String>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| self.text(v, &at(ptr, &i.to_string())))
+            .collect();
+        parsed.into_iter().collect()
+    }
+
+    fn text_test(&mut self, value: &Value, ptr: &str, allowed: &[&str]) -> Option<TextTest> {
+        let map = self.operators(value, ptr, allowed, "text operators")?;
+        if map.is_empty() {
+            self.problem(ptr, format!("needs an operator: {}", list(allowed)));
+            return None;
+        }
+        let mut test = TextTest::default();
+        let mut ok = true;
+        for (op, v) in map {
+            let p = at(ptr, op);
+            let slot = match op.as_str() {
+                "equals" => &mut test.equals,
+                "not_equals" => &mut test.not_equals,
+                "contains" => &mut test.contains,
+                "starts_with" => &mut test.starts_with,
+                "ends_with" => &mut test.ends_with,
+                "domain" => &mut test.domain,
+                "in" => {
+                    test.one_of = self.texts(v, &p);
+                    ok &= test.one_of.is_some();
+                    continue;
+                }
+                _ => continue,
+            };
+            *slot = self.text(v, &p);
+            ok &= slot.is_some();
+        }
+        ok.then_some(test)
+    }
+
+    fn number(&mut self, value: &Value, ptr: &str) -> Option<f64> {
+        match value.as_f64() {
+            Some(n) if n.is_finite() => Some(n),
+            _ => {
+                self.problem(ptr, format!("must be a number; found {}", kind(value)));
+                None
+            }
+        }
+    }
+
+    /// Number operators taken from `map`, ignoring its other keys.
+    fn number_ops(&mut self, map: &Map<String, Value>, ptr: &str) -> Option<NumberTest> {
+        let mut test = NumberTest::default();
+        let mut ok = true;
+        for (op, v) in map {
+            let slot = match op.as_str() {
+                "equals" => &mut test.equals,
+                "not_equals" => &mut test.not_equals,
+                "more_than" => &mut test.more_than,
+                "at_least" => &mut test.at_least,
+                "less_than" => &mut test.less_than,
+                "at_most" => &mut test.at_most,
+                _ => continue,
+            };
+            *slot = self.number(v, &at(ptr, op));
+            ok &= slot.is_some();
+        }
+        ok.then_some(test)
+    }
+
+    fn number_test(&mut self, value: &Value, ptr: &str) -> Option<NumberTest> {
+        let map = self.operators(value, ptr, NUMBER_OPS, "number operators")?;
+        if map.is_empty() {
+            self.problem(ptr, format!("needs an operator: {}", list(NUMBER_OPS)));
+            return None;
+        }
+        self.number_ops(map, ptr)
+    }
+
+    fn instant(&mut self, value: &Value, ptr: &str) -> Option<i64> {
+        let parsed = value.as_str().and_then(parse_instant);
+        if parsed.is_none() {
+            self.problem(
+                ptr,
+                format!(
+                    "must be a date (\"2026-01-31\", midnight UTC) or a time with its offset \
+                     (\"2026-01-31T09:30:00Z\"); found {}",
+                    match value {
+                        Value::String(s) => format!("{s:?}"),
+                        other => kind(other).to_owned(),
+                    }
+                ),
+            );
+        }
+        parsed
+    }
+
+    fn span(&mut self, value: &Value, ptr: &str) -> Option<Span> {
+        let map = self.operators(value, ptr, SPAN_UNITS, "a span such as {\"days\": 30}")?;
+        let mut units = map.iter();
+        let (Some((unit, n)), None) = (units.next(), units.next()) else {
+            self.problem(
+                ptr,
+                format!(
+                    "needs exactly one unit, one of {}: {{\"days\": 30}}",
+                    list(SPAN_UNITS)
+                ),
+            );
+            return None;
+        };
+        let p = at(ptr, unit);
+        let Some(n) = n.as_u64().filter(|n| (1..=MAX_SPAN).contains(n)) else {
+            self.problem(&p, format!("must be a whole number from 1 to {MAX_SPAN}"));
+            return None;
+        };
+        let n = n as u32;
+        Some(match unit.as_str() {
+            "hours" => Span::Hours(n),
+            "days" => Span::Days(n),
+            "weeks" => Span::Weeks(n),
+            _ => Span::Months(n),
+        })
+    }
+
+    /// Time operators taken from `map`, ignoring its other keys.
+    fn time_ops(&mut self, map: &Map<String, Value>, ptr: &str) -> Option<TimeTest> {
+        let mut test = TimeTest::default();
+        let mut ok = true;
+        for (op, v) in map {
+            let p = at(ptr, op);
+            match op.as_str() {
+                "since" => {
+                    test.since = self.instant(v, &p);
+                    ok &= test.since.is_some();
+                }
+                "before" => {
+                    test.before = self.instant(v, &p);
+                    ok &= test.before.is_some();
+                }
+                "between" => match v {
+                    Value::Array(pair) if pair.len() == 2 => {
+                        let from = self.instant(&pair[0], &at(&p, "0"));
+                        let until = self.instant(&pair[1], &at(&p, "1"));
+                        if let (Some(from), Some(until)) = (from, until) {
+                            if from > until {
+                                self.problem(
+                                    &p,
+                                    "starts after it ends: write the earlier date first",
+                                );
+                                ok = false;
+                            }
+                            test.since = Some(test.since.map_or(from, |t| t.max(from)));
+                            test.before = Some(test.before.map_or(until, |t| t.min(until)));
+                        } else {
+                            ok = false;
+                        }
+                    }
+                    _ => {
+                        self.problem(
+                            &p,
+                            "must be a list of two dates, [from, until): from included, until not",
+                        );
+                        ok = false;
+                    }
+                },
+                "within_last" => {
+                    test.within_last = self.span(v, &p);
+                    ok &= test.within_last.is_some();
+                }
+                "older_than" => {
+                    test.older_than = self.span(v, &p);
+                    ok &= test.older_than.is_some();
+                }
+                _ => {}
+            }
+        }
+        ok.then_some(test)
+    }
+
+    fn time_test(&mut self, value: &Value, ptr: &str) -> Option<TimeTest> {
+        let map = self.operators(value, ptr, TIME_OPS, "time operators")?;
+        if map.is_empty() {
+            self.problem(ptr, format!("needs an operator: {}", list(TIME_OPS)));
+            return None;
+        }
+        self.time_ops(map, ptr)
+    }
+
+    fn tag_name(&mut self, value: &Value, ptr: &str) -> Option<String> {
+        match value {
+            Value::String(s) => TagName::parse(s)
+                .map(|name| name.key())
+                .map_err(|m| self.problem(ptr, format!("is not a tag name: {m}")))
+                .ok(),
+            other => {
+                self.problem(
+                    ptr,
+                    format!("must be a tag name (text); found {}", kind(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn tag_names(&mut self, value: &Value, ptr: &str) -> Option<Vec<String>> {
+        let items = self.array(value, ptr, "tag names")?;
+        if items.is_empty() {
+            self.problem(ptr, "must name at least one tag");
+            return None;
+        }
+        let parsed: Vec<Option<String>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| self.tag_name(v, &at(ptr, &i.to_string())))
+            .collect();
+        parsed.into_iter().collect()
+    }
+
+    fn tag_test(&mut self, value: &Value, ptr: &str) -> Option<TagTest> {
+        let map = self.operators(value, ptr, TAG_OPS, "tag operators")?;
+        if map.is_empty() {
+            self.problem(ptr, format!("needs an operator: {}", list(TAG_OPS)));
+            return None;
+        }
+        let mut test = TagTest::default();
+        let mut ok = true;
+        for (op, v) in map {
+            let p = at(ptr, op);
+            match op.as_str() {
+                "has" => {
+                    test.has = self.tag_name(v, &p);
+                    ok &= test.has.is_some();
+                }
+                "has_not" => {
+                    test.has_not = self.tag_name(v, &p);
+                    ok &= test.has_not.is_some();
+                }
+                "any_of" => {
+                    test.any_of = self.tag_names(v, &p);
+                    ok &= test.any_of.is_some();
+                }
+                "all_of" => {
+                    test.all_of = self.tag_names(v, &p);
+                    ok &= test.all_of.is_some();
+                }
+                "none_of" => {
+                    test.none_of = self.tag_names(v, &p);
+                    ok &= test.none_of.is_some();
+                }
+                _ => {}
+            }
+        }
+        ok.then_some(test)
+    }
+
+    fn scalar(&mut self, value: &Value, ptr: &str) -> Option<Scalar> {
+        match value {
+            Value::String(s) => Some(Scalar::Text(s.to_lowercase())),
+            Value::Bool(b) => Some(Scalar::Bool(*b)),
+            Value::Number(_) => self.number(value, ptr).map(Scalar::Number),
+            other => {
+                self.problem(
+                    ptr,
+                    format!(
+                        "must be text, a number or true/false; found {} (to test whether a value is there, use \"exists\")",
+                        kind(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Value operators from `map`, ignoring its other keys.
+    fn value_test(&mut self, map: &Map<String, Value>, ptr: &str) -> Option<ValueTest> {
+        let mut test = ValueTest::default();
+        let mut ok = true;
+        for (op, v) in map {
+            let p = at(ptr, op);
+            match op.as_str() {
+                "exists" => match v {
+                    Value::Bool(b) => test.exists = Some(*b),
+                    other => {
+                        self.problem(&p, format!("must be true or false; found {}", kind(other)));
+                        ok = false;
+                    }
+                },
+                "equals" => {
+                    test.equals = self.scalar(v, &p);
+                    ok &= test.equals.is_some();
+                }
+                "not_equals" => {
+                    test.not_equals = self.scalar(v, &p);
+                    ok &= test.not_equals.is_some();
+                }
+                "in" => match self.array(v, &p, "values") {
+                    Some(items) => {
+                        let parsed: Option<Vec<Scalar>> = items
+                            .iter()
+                            .enumerate()
+                            .map(|(i, item)| self.scalar(item, &at(&p, &i.to_string())))
+                            .collect::<Vec<_>>()
+                            .into_iter()
+                            .collect();
+                        ok &= parsed.is_some();
+                        test.one_of = parsed;
+                    }
+                    None => ok = false,
+                },
+                "contains" => {
+                    test.text.contains = self.text(v, &p);
+                    ok &= test.text.contains.is_some();
+                }
+                "starts_with" => {
+                    test.text.starts_with = self.text(v, &p);
+                    ok &= test.text.starts_with.is_some();
+                }
+                "ends_with" => {
+                    test.text.ends_with = self.text(v, &p);
+                    ok &= test.text.ends_with.is_some();
+                }
+                _ => {}
+            }
+        }
+        let mut numbers = map.clone();
+        numbers.retain(|k, _| {
+            matches!(
+                k.as_str(),
+                "more_than" | "at_least" | "less_than" | "at_most"
+            )
+        });
+        match self.number_ops(&numbers, ptr) {
+            Some(n) => test.number = n,
+            None => ok = false,
+        }
+        match self.time_ops(map, ptr) {
+            Some(t) => test.time = t,
+            None => ok = false,
+        }
+        if !ok {
+            return None;
+        }
+        let typed = [
+            test.has_text_ops()
+                .then_some("text (contains, starts_with, ends_with)"),
+            test.has_number_ops()
+                .then_some("number (more_than, at_least, less_than, at_most)"),
+            test.has_time_ops()
+                .then_some("time (since, before, between, within_last, older_than)"),
+        ];
+        let typed: Vec<&str> = typed.into_iter().flatten().collect();
+        if typed.len() > 1 {
+            self.problem(
+                ptr,
+                format!(
+                    "mixes {} operators: a value has one type, so it could never pass them all",
+                    typed.join(" and ")
+                ),
+            );
+            return None;
+        }
+        if test.exists == Some(false) && map.keys().filter(|k| *k != "key").count() > 1 {
+            self.problem(
+                &at(ptr, "exists"),
+                "is false, so no other operator can hold: drop them or use \"not\"",
+            );
+            return None;
+        }
+        Some(test)
+    }
+
+    fn field(&mut self, value: &Value, ptr: &str) -> Option<Condition> {
+        let mut allowed = vec!["key"];
+        allowed.extend_from_slice(VALUE_OPS);
+        let map = self.operators(
+            value,
+            ptr,
+            &allowed,
+            "a field test such as {\"key\": \"plan\", \"equals\": \"pro\"}",
+        )?;
+        let key = match map.get("key") {
+            Some(Value::String(s)) => FieldKey::parse(s)
+                .map(|k| k.as_str().to_owned())
+                .map_err(|m| self.problem(&at(ptr, "key"), format!("is not a field key: {m}")))
+                .ok(),
+            Some(other) => {
+                self.problem(
+                    &at(ptr, "key"),
+                    format!("must be the field's key (text); found {}", kind(other)),
+                );
+                None
+            }
+            None => {
+                self.problem(ptr, "needs \"key\": the field's key, such as \"plan\"");
+                None
+            }
+        };
+        if map.len() == 1 && key.is_some() {
+            self.problem(
+                ptr,
+                format!("needs an operator besides \"key\": {}", list(VALUE_OPS)),
+            );
+            return None;
+        }
+        let test = self.value_test(map, ptr)?;
+        Some(Condition::Field { key: key?, test })
+    }
+
+    fn detail_path(&mut self, text: &str, ptr: &str) -> Option<DetailPath> {
+        let parts: Vec<String> = text.split('.').map(str::to_owned).collect();
+        if parts.iter().any(|p| p.is_empty() || p.contains('"')) {
+            self.problem(
+                ptr,
+                format!(
+                    "{text:?} is not a path into the details: keys joined by dots, such as \"value.amount\", none empty and none holding '\"'"
+                ),
+            );
+            return None;
+        }
+        Some(DetailPath(parts))
+    }
+
+    fn event(&mut self, value: &Value, ptr: &str) -> Option<EventTest> {
+        let map = self.operators(
+            value,
+            ptr,
+            EVENT_KEYS,
+            "an event test such as {\"type\": \"$purchase\"}",
+        )?;
+        let mut test = EventTest::default();
+        let mut ok = true;
+        for (key, v) in map {
+            let p = at(ptr, key);
+            match key.as_str() {
+                "type" => match v {
+                    Value::String(s) if !s.trim().is_empty() => {
+                        test.kind = Some(s.trim().to_owned())
+                    }
+                    other => {
+                        self.problem(
+                            &p,
+                            format!(
+                                "must be an event type such as \"$purchase\"; found {}",
+                                kind(other)
+                            ),
+                        );
+                        ok = false;
+                    }
+                },
+                "when" => match self.time_test(v, &p) {
+                    Some(t) => test.when = t,
+                    None => ok = false,
+                },
+                "where" => {
+                    let Value::Object(paths) = v else {
+                        self.problem(&p, format!(
+                            "must be an object of detail paths and their tests, such as {{\"value.amount\": {{\"more_than\": 100}}}}; found {}",
+                            kind(v)
+                        ));
+                        ok = false;
+                        continue;
+                    };
+                    for (path, ops) in paths {
+                        let pp = at(&p, path);
+                        let path = self.detail_path(path, &pp);
+                        let ops = self.operators(ops, &pp, VALUE_OPS, "value operators");
+                        let test_ops = match ops {
+                            Some(m) if m.is_empty() => {
+                                self.problem(
+                                    &pp,
+                                    format!("needs an operator: {}", list(VALUE_OPS)),
+                                );
+                                None
+                            }
+                            Some(m) => self.value_test(m, &pp),
+                            None => None,
+                        };
+                        match (path, test_ops) {
+                            (Some(path), Some(t)) => test.filters.push((path, t)),
+                            _ => ok = false,
+                        }
+                    }
+                }
+                "count" => match self.number_test(v, &p) {
+                    Some(n) => test.count = Some(n),
+                    None => ok = false,
+                },
+                "sum" => {
+                    let mut allowed = vec!["of"];
+                    allowed.extend_from_slice(NUMBER_OPS);
+                    let Some(m) = self.operators(
+                        v,
+                        &p,
+                        &allowed,
+                        "a sum such as {\"of\": \"value.amount\", \"more_than\": 500}",
+                    ) else {
+                        ok = false;
+                        continue;
+                    };
+                    let path = match m.get("of") {
+                        Some(Value::String(s)) => self.detail_path(s, &at(&p, "of")),
+                        _ => {
+                            self.problem(&p, "needs \"of\": the path of the number to sum, such as \"value.amount\"");
+                            None
+                        }
+                    };
+                    let numbers = self.number_ops(m, &p);
+                    match (path, numbers) {
+                        (Some(path), Some(n)) if !n.is_empty() => test.sum = Some((path, n)),
+                        (Some(_), Some(_)) => {
+                            self.problem(
+                                &p,
+                                format!("needs a number operator: {}", list(NUMBER_OPS)),
+                            );
+                            ok = false;
+                        }
+                        _ => ok = false,
+                    }
+                }
+                "first" => match self.time_test(v, &p) {
+                    Some(t) => test.first = Some(t),
+                    None => ok = false,
+                },
+                "last" => match self.time_test(v, &p) {
+                    Some(t) => test.last = Some(t),
+                    None => ok = false,
+                },
+                _ => {}
+            }
+        }
+        ok.then_some(test)
+    }
+
+    fn segment(&mut self, value: &Value, ptr: &str) -> Option<Condition> {
+        const OPS: &[&str] = &["member_of", "not_member_of"];
+        let map = self.operators(
+            value,
+            ptr,
+            OPS,
+            "a segment test such as {\"member_of\": \"42\"}",
+        )?;
+        let mut ops = map.iter();
+        let (Some((op, id)), None) = (ops.next(), ops.next()) else {
+            self.problem(ptr, "needs exactly one of member_of, not_member_of");
+            return None;
+        };
+        let id = match id {
+            Value::String(s) => crate::segment::SegmentId::parse(s).map(|id| id.0),
+            Value::Number(n) => n.as_i64().filter(|&n| n > 0),
+            _ => None,
+        };
+        let Some(id) = id else {
+            self.problem(&at(ptr, op), "must be a segment id, such as \"42\"");
+            return None;
+        };
+        Some(Condition::Segment {
+            id,
+            member: op == "member_of",
+        })
+    }
+}
+
+/// Reads `2026-01-31` (midnight UTC) or an RFC 3339 time with its offset.
+pub fn parse_instant(text: &str) -> Option<i64> {
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis());
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<(String, String)> {
+        parse(text)
+            .expect_err(text)
+            .into_iter()
+            .map(|p| (p.pointer, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn the_empty_query_and_the_foreign_form() {
+        assert_eq!(
+            parse("{}"),
+            Ok(Query::Condition(Box::new(Condition::All(vec![]))))
+        );
+        assert_eq!(parse(r#"{"foreign":{"a":[1]}}"#), Ok(Query::Foreign));
+        let deep = format!("{}1{}", r#"{"foreign":["#.repeat(3_000), "]}".repeat(3_000));
+        assert_eq!(parse(&deep), Ok(Query::Foreign));
+        let p = problems(r#"{"foreign":1,"tag":{"has":"x"}}"#);
+        assert_eq!(p[0].0, "/foreign");
+    }
+
+    #[test]
+    fn unknown_operator_names_the_ones_that_exist() {
+        let p = problems(
+            r#"{"groups":[{"filters":[{"tag":{"has":"x"}},{"event":{"type":"$login","count":{"gte":3}}}]}]}"#,
+        );
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].0, "/groups/0/filters/1/event/count/gte");
+        assert!(p[0].1.contains("unknown operator \"gte\""), "{}", p[0].1);
+        assert!(p[0].1.contains("at_least"), "{}", p[0].1);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let p = problems(
+            r#"{"all":[{"tag":{"has":5}},{"email":{"like":"x"}},{"subscribed":"yes"},{"field":{"equals":1}},{"colour":"red"}]}"#,
+        );
+        let pointers: Vec<&str> = p.iter().map(|(ptr, _)| ptr.as_str()).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/all/0/tag/has",
+                "/all/1/email/like",
+                "/all/2/subscribed",
+                "/all/3/field",
+                "/all/4/colour"
+            ]
+        );
+    }
+
+    #[test]
+    fn shapes_and_types_are_checked() {
+        let cases = [
+            (r#"{"tag":{"has":"x"},"subscribed":true}"#, "", "has 2 keys"),
+            (r#"{"all":{}}"#, "/all", "must be a list of conditions"),
+            (r#"{"all":[{}]}"#, "/all/0", "empty condition"),
+            (
+                r#"{"created":{"since":"yesterday"}}"#,
+                "/created/since",
+                "must be a date",
+            ),
+            (
+                r#"{"created":{"within_last":{"days":0}}}"#,
+                "/created/within_last/days",
+                "whole number",
+            ),
+            (
+                r#"{"created":{"within_last":{"days":1,"hours":2}}}"#,
+                "/created/within_last",
+                "exactly one unit",
+            ),
+            (
+                r#"{"created":{"between":["2026-02-01","2026-01-01"]}}"#,
+                "/created/between",
+                "starts after it ends",
+            ),
+            (
+                r#"{"field":{"key":"plan","contains":"a","more_than":1}}"#,
+                "/field",
+                "mixes text",
+            ),
+            (
+                r#"{"field":{"key":"plan","exists":false,"equals":"x"}}"#,
+                "/field/exists",
+                "is false",
+            ),
+            (r#"{"field":{"key":"plan"}}"#, "/field", "needs an operator"),
+            (
+                r#"{"field":{"key":"plan","equals":null}}"#,
+                "/field/equals",
+                "use \"exists\"",
+            ),
+            (
+                r#"{"event":{"where":{"a..b":{"exists":true}}}}"#,
+                "/event/where/a..b",
+                "not a path",
+            ),
+            (
+                r#"{"event":{"sum":{"of":"value.amount"}}}"#,
+                "/event/sum",
+                "needs a number operator",
+            ),
+            (
+                r#"{"segment":{"member_of":"x"}}"#,
+                "/segment/member_of",
+                "segment id",
+            ),
+            (
+                r#"{"tag":{"any_of":[]}}"#,
+                "/tag/any_of",
+                "at least one tag",
+            ),
+            (
+                r#"{"not":{"foreign":{}}}"#,
+                "/not/foreign",
+                "only allowed as the whole query",
+            ),
+            (r#"{"email":{"equals":"a/b~c"},"x/y":1}"#, "", "has 2 keys"),
+        ];
+        for (text, pointer, message) in cases {
+            let p = problems(text);
+            assert_eq!(p[0].0, pointer, "{text}: {p:?}");
+            assert!(p[0].1.contains(message), "{text}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn pointers_escape_slash_and_tilde() {
+        let p = problems(r#"{"event":{"where":{"a/b~":{"bogus":1}}}}"#);
+        assert_eq!(p[0].0, "/event/where/a~1b~0/bogus");
+    }
+
+    #[test]
+    fn limits_bound_the_work() {
+        let deep = format!(
+            "{}{}{}",
+            r#"{"not":"#.repeat(40),
+            r#"{"subscribed":true}"#,
+            "}".repeat(40)
+        );
+        assert!(problems(&deep)[0].1.contains("nests too deeply"));
+        let wide = format!(
+            r#"{{"any":[{}]}}"#,
+            vec![r#"{"subscribed":true}"#; 600].join(",")
+        );
+        assert!(problems(&wide)[0].1.contains("one condition too many"));
+        let very_deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let p = problems(&format!(r#"{{"all":{very_deep}}}"#));
+        assert!(p[0].1.contains("nests too deeply"), "{p:?}");
+    }
+
+    #[test]
+    fn names_are_normalised_like_stored_ones() {
+        let Ok(Query::Condition(c)) = parse(r#"{"field":{"key":" First Name","exists":true}}"#)
+        else {
+            panic!()
+        };
+        let Condition::Field { key, .. } = *c else {
+            panic!()
+        };
+        assert_eq!(key, "first_name");
+        let Ok(Query::Condition(c)) = parse(r#"{"tag":{"has":" VIP "}}"#) else {
+            panic!()
+        };
+        let Condition::Tag(t) = *c else { panic!() };
+        assert_eq!(t.has.as_deref(), Some("vip"));
+    }
+}
