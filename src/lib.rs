@@ -10,8 +10,12 @@
 //!   saved query), shared by the HTTP layer and the CLI so both enforce the same.
 //! - [`audience`]: subscribers, tags, fields and events, and the one
 //!   [`audience::SubscriberChange`] every write of audience data becomes.
-//! - [`query`]: the `visitor_event_query` itself: how a saved query is kept
-//!   verbatim (key order, number literals, Unicode) and size-checked.
+//! - [`query`]: the segment query language: the saved text kept verbatim, its
+//!   grammar (parsed with pointed errors into one enum of conditions), and the
+//!   evaluator that turns a query into members over an in-memory audience.
+//! - [`live`]: live evaluation for the HTTP layer and the CLI: snapshots of a
+//!   site's audience kept current against the store's change marker, and the
+//!   save-time checks of segment references.
 //! - [`storage`]: the [`storage::Store`] trait every backend implements, and the
 //!   backends (SQLite today), each with its own `migrations/` folder; the backend
 //!   is chosen from the database URL's scheme.
@@ -36,6 +40,10 @@
 //! - [`http::ApiError`]: the only error a handler returns. It converts from the
 //!   two above with `From`, picks the status and Bento's body shape, and logs
 //!   (never sends) the detail of a server fault.
+//! - [`query::Problem`]: one thing wrong with a query, at a JSON pointer;
+//!   becomes a [`segment::FieldError`] on `visitor_event_query/…`.
+//! - [`query::eval::EvalError`] and [`live::LiveError`]: a query that cannot
+//!   be evaluated (foreign, or referring to a missing segment), answered 422.
 //! - The CLI prints any of them as one line on stderr and exits non-zero.
 
 pub mod audience;
@@ -46,6 +54,7 @@ pub mod credentials;
 pub mod generator;
 pub mod http;
 pub mod json;
+pub mod live;
 pub mod query;
 pub mod segment;
 pub mod storage;

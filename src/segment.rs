@@ -6,8 +6,24 @@
 //! follow Rails' wording ("can't be blank", "has already been taken"), as
 //! Bento's own API does.
 
-use crate::query::RawQuery;
+use crate::query::{Query, RawQuery};
 use std::fmt;
+
+/// The name of the query field, and the start of every error about it.
+pub const QUERY_FIELD: &str = "visitor_event_query";
+
+/// Checks a query against the grammar. Each problem becomes an error on
+/// `visitor_event_query` followed by its JSON pointer, so a client sees
+/// exactly where the query is wrong.
+pub fn check_query(raw: &RawQuery, errors: &mut FieldErrors) -> Option<Query> {
+    crate::query::parse(raw.as_str())
+        .map_err(|problems| {
+            for p in problems {
+                errors.push(format!("{QUERY_FIELD}{}", p.pointer), p.message);
+            }
+        })
+        .ok()
+}
 
 /// Longest segment name, in characters, after trimming.
 pub const MAX_NAME_CHARS: usize = 255;
@@ -70,6 +86,18 @@ impl From<FieldError> for FieldErrors {
     fn from(error: FieldError) -> Self {
         Self(vec![error])
     }
+}
+
+/// The error for discarding a segment other segments refer to.
+pub fn referenced_by(referrers: &[i64]) -> FieldError {
+    let ids: Vec<String> = referrers.iter().map(i64::to_string).collect();
+    FieldError::new(
+        "id",
+        format!(
+            "is referred to by segment {}: change their queries first, or a segment would lose part of its audience",
+            ids.join(", ")
+        ),
+    )
 }
 
 /// A segment's name: trimmed, 1 to 255 characters, no control characters.

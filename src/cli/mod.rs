@@ -7,6 +7,7 @@
 //! in the API's shapes; a failure is one line on stderr and exit status 1.
 
 mod admin;
+mod evaluate;
 mod import;
 mod segment;
 mod serve;

@@ -4,10 +4,11 @@
 use super::{CliError, site_by_uuid};
 use crate::clock::{Clock, SystemClock, format_ms};
 use crate::http::wire::{segment_body, segment_list_body};
+use crate::live;
 use crate::query::RawQuery;
 use crate::segment::{
-    Description, FieldError, FieldErrors, Listing, NewSegment, Segment, SegmentId, SegmentName,
-    SegmentPatch,
+    Description, FieldError, FieldErrors, Listing, NewSegment, QUERY_FIELD, Segment, SegmentId,
+    SegmentName, SegmentPatch,
 };
 use crate::storage::{Precondition, StorageError, Store};
 use clap::{Args, Subcommand};
@@ -83,6 +84,52 @@ pub enum SegmentCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Count a segment's members now (Bento's segment stats).
+    Stats {
+        id: String,
+        #[command(flatten)]
+        site: SiteArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whether a subscriber is in a segment, and the outcome of every condition.
+    Match {
+        id: String,
+        #[command(flatten)]
+        site: SiteArg,
+        /// The subscriber's email.
+        #[arg(long, required_unless_present = "uuid", conflicts_with = "uuid")]
+        email: Option<String>,
+        /// The subscriber's uuid.
+        #[arg(long)]
+        uuid: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What an unsaved query would select: counts and a sample.
+    Preview {
+        #[command(flatten)]
+        site: SiteArg,
+        /// File holding the query; `-` or absent: stdin.
+        #[arg(long)]
+        query: Option<PathBuf>,
+        /// How many members to show.
+        #[arg(long, default_value_t = 10)]
+        sample: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export every member of a segment.
+    Members {
+        id: String,
+        #[command(flatten)]
+        site: SiteArg,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: super::evaluate::ExportFormat,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +193,9 @@ pub async fn run(command: SegmentCommand, store: &Arc<dyn Store>) -> Result<(), 
             let query = read_query(query.as_deref())
                 .map_err(|m| errors.push("visitor_event_query", m))
                 .ok();
+            if let Some(q) = &query {
+                check_query(store.as_ref(), site.id, None, q, &mut errors).await?;
+            }
             let new = match (name, query) {
                 (Some(name), Some(query)) if errors.is_empty() => NewSegment {
                     name,
@@ -189,6 +239,14 @@ pub async fn run(command: SegmentCommand, store: &Arc<dyn Store>) -> Result<(), 
                 patch.query = read_query(Some(&path))
                     .map_err(|m| errors.push("visitor_event_query", m))
                     .ok();
+                if let Some(q) = &patch.query {
+                    store
+                        .get_segment(site.id, id)
+                        .await?
+                        .filter(Segment::is_kept)
+                        .ok_or_else(|| not_found(id))?;
+                    check_query(store.as_ref(), site.id, Some(id), q, &mut errors).await?;
+                }
             }
             errors.finish(|| ())?;
             let segment = store
@@ -200,11 +258,45 @@ pub async fn run(command: SegmentCommand, store: &Arc<dyn Store>) -> Result<(), 
         SegmentCommand::Discard { id, site, json } => {
             let site = site_by_uuid(store, &site.uuid).await?;
             let id = parse_id(&id)?;
+            let referrers = live::referrers(store.as_ref(), site.id, id).await?;
+            if !referrers.is_empty() {
+                return Err(FieldErrors::from(crate::segment::referenced_by(&referrers)).into());
+            }
             let segment = store
                 .discard_segment(site.id, id, &Precondition::None, now)
                 .await
                 .map_err(|e| segment_error(e, id))?;
             print_segment(&segment, json);
+        }
+        SegmentCommand::Stats { id, site, json } => {
+            return super::evaluate::stats(store, &site.uuid, id, json).await;
+        }
+        SegmentCommand::Match {
+            id,
+            site,
+            email,
+            uuid,
+            json,
+        } => {
+            let who = email.ok_or_else(|| uuid.unwrap_or_default());
+            return super::evaluate::explain(store, &site.uuid, id, who, json).await;
+        }
+        SegmentCommand::Preview {
+            site,
+            query,
+            sample,
+            json,
+        } => {
+            return super::evaluate::preview(store, &site.uuid, query, sample, json).await;
+        }
+        SegmentCommand::Members {
+            id,
+            site,
+            format,
+            output,
+        } => {
+            return super::evaluate::members(store, &site.uuid, id, format, output.as_deref())
+                .await;
         }
         SegmentCommand::Restore { id, site, json } => {
             let site = site_by_uuid(store, &site.uuid).await?;
@@ -238,7 +330,7 @@ fn segment_error(error: StorageError, id: SegmentId) -> CliError {
 }
 
 /// Reads a query from a file, or from stdin for `-` or no path.
-fn read_query(path: Option<&std::path::Path>) -> Result<RawQuery, String> {
+pub(super) fn read_query(path: Option<&std::path::Path>) -> Result<RawQuery, String> {
     let text = match path {
         Some(p) if p.as_os_str() != "-" => std::fs::read_to_string(p)
             .map_err(|e| format!("cannot be read from {}: {e}", p.display()))?,
@@ -251,6 +343,23 @@ fn read_query(path: Option<&std::path::Path>) -> Result<RawQuery, String> {
         }
     };
     RawQuery::parse(&text).map_err(|e| e.to_string())
+}
+
+/// Checks a query read from a file: the grammar, then its references to
+/// other segments of the site (`saving` is the segment it is for, if any).
+async fn check_query(
+    store: &dyn Store,
+    site_id: i64,
+    saving: Option<SegmentId>,
+    query: &RawQuery,
+    errors: &mut FieldErrors,
+) -> Result<(), CliError> {
+    if let Some(parsed) = crate::segment::check_query(query, errors) {
+        for (at, message) in live::check_references(store, site_id, saving, &parsed).await? {
+            errors.push(format!("{QUERY_FIELD}{at}"), message);
+        }
+    }
+    Ok(())
 }
 
 fn print_segment(segment: &Segment, json: bool) {

@@ -116,22 +116,22 @@ const DEMO_SEGMENTS: &[(&str, Option<&str>, &str)] = &[
     (
         "VIP customers",
         Some("Spent more than 500 in the last 90 days"),
-        r#"{"groups":[{"filters":[{"event":{"type":"$purchase","sum":{"detail":"value.amount","gt":500},"within":{"days":90}}}]}]}"#,
+        r#"{"groups":[{"filters":[{"event":{"type":"$purchase","when":{"within_last":{"days":90}},"sum":{"of":"value.amount","more_than":500}}}]}]}"#,
     ),
     (
         "Newsletter subscribers",
         Some("Subscribed and tagged newsletter"),
-        r#"{"groups":[{"filters":[{"subscriber":{"subscribed":true}},{"tag":{"has":"newsletter"}}]}]}"#,
+        r#"{"groups":[{"filters":[{"subscribed":true},{"tag":{"has":"newsletter"}}]}]}"#,
     ),
     (
         "Dormant trial users",
         None,
-        r#"{"groups":[{"filters":[{"tag":{"has":"trial"}},{"event":{"type":"$pageview","not_performed":true,"within":{"days":30}}}]}]}"#,
+        r#"{"groups":[{"filters":[{"tag":{"has":"trial"}},{"not":{"event":{"type":"$pageview","when":{"within_last":{"days":30}}}}}]}]}"#,
     ),
     (
         "agency leads",
         Some("Company size field over 50, or tagged agency"),
-        r#"{"groups":[{"filters":[{"field":{"key":"company_size","gt":50}}]},{"filters":[{"tag":{"has":"agency"}}]}]}"#,
+        r#"{"groups":[{"filters":[{"field":{"key":"company_size","more_than":50}}]},{"filters":[{"tag":{"has":"agency"}}]}]}"#,
     ),
 ];
 

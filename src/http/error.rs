@@ -8,6 +8,8 @@
 //! with a generic message: internals never reach a client.
 
 use super::wire::{ErrorBody, ValidationErrorBody, json_response};
+use crate::live::LiveError;
+use crate::query::eval::EvalError;
 use crate::segment::FieldErrors;
 use crate::storage::StorageError;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -26,6 +28,10 @@ pub enum ApiError {
     /// site's segment, indistinguishably.
     #[error("segment not found")]
     SegmentNotFound,
+    /// 404 `{"error":"Subscriber not found"}`: no such subscriber on the
+    /// caller's site.
+    #[error("subscriber not found")]
+    SubscriberNotFound,
     /// 404 `{"error":"Not Found"}`: no such route.
     #[error("no such route")]
     RouteNotFound,
@@ -69,7 +75,9 @@ impl ApiError {
         match self {
             Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::SegmentNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::SegmentNotFound | Self::SubscriberNotFound | Self::RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -85,6 +93,7 @@ impl ApiError {
             Self::MalformedJson(detail) => format!("Malformed JSON: {detail}"),
             Self::Unauthorized => "Unauthorized".into(),
             Self::SegmentNotFound => "Segment not found".into(),
+            Self::SubscriberNotFound => "Subscriber not found".into(),
             Self::RouteNotFound => "Not Found".into(),
             Self::MethodNotAllowed => "Method Not Allowed".into(),
             Self::PreconditionFailed => "Precondition Failed".into(),
@@ -107,6 +116,20 @@ impl From<StorageError> for ApiError {
             ),
             StorageError::PreconditionFailed => Self::PreconditionFailed,
             other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<LiveError> for ApiError {
+    fn from(error: LiveError) -> Self {
+        match error {
+            LiveError::Storage(e) => e.into(),
+            LiveError::NotEvaluable(EvalError::DetailsNotLoaded(detail)) => {
+                Self::Internal(format!("event details not loaded: {detail}"))
+            }
+            LiveError::NotEvaluable(e) => Self::Invalid(
+                crate::segment::FieldError::new(crate::segment::QUERY_FIELD, e.to_string()).into(),
+            ),
         }
     }
 }

@@ -15,6 +15,7 @@ mod body;
 mod cache;
 mod conditional;
 mod error;
+mod evaluation;
 mod health;
 pub mod openapi;
 mod rate_limit;
@@ -22,8 +23,10 @@ mod segment_body;
 mod segments;
 pub mod wire;
 
+pub use audience::SubscriberResource;
 pub use auth::Caller;
 pub use error::ApiError;
+pub use evaluation::{MatchEnvelope, MatchResult, Preview, PreviewEnvelope};
 
 use crate::clock::Clock;
 use crate::storage::Store;
@@ -80,6 +83,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub settings: HttpSettings,
+    /// Live evaluation, with the audience snapshots it keeps.
+    pub live: crate::live::Live,
     limits: RateLimits,
     cache: cache::ReadCache,
 }
@@ -91,6 +96,7 @@ impl AppState {
             settings.stats_rate_limit_per_hour,
         );
         Self(Arc::new(Shared {
+            live: crate::live::Live::new(Arc::clone(&store)),
             store,
             clock,
             settings,
@@ -118,7 +124,10 @@ pub fn router(state: AppState) -> Router {
                 .patch(segments::update)
                 .delete(segments::discard),
         )
+        .route("/segments/preview", post(evaluation::preview))
         .route("/segments/{id}/restore", post(segments::restore))
+        .route("/segments/{id}/match", post(evaluation::match_subscriber))
+        .route("/segments/{id}/members", get(evaluation::members))
         .route(
             "/subscribers",
             get(audience::find_subscriber).post(audience::create_subscriber),
@@ -135,6 +144,7 @@ pub fn router(state: AppState) -> Router {
         .route("/batch/subscribers", post(batch::import_subscribers))
         .route("/batch/events", post(batch::import_events))
         .route("/stats/site", get(audience::site_stats))
+        .route("/stats/segment", get(evaluation::segment_stats))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -143,6 +153,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", authenticated)
         .route("/api/openapi.json", get(openapi::serve))
+        .route(
+            "/api/query-language.schema.json",
+            get(evaluation::query_schema),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         // Bodies are limited (with Bento's JSON 413) by the auth middleware,

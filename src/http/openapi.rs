@@ -2,7 +2,7 @@
 //! served at `GET /api/openapi.json`. It is snapshot-tested, so any change to
 //! the API's shape shows up in review.
 
-use super::{audience, batch, health, segments, wire};
+use super::{audience, batch, evaluation, health, segments, wire};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -29,6 +29,11 @@ use utoipa::{Modify, OpenApi};
         audience::list_fields,
         audience::create_field,
         audience::site_stats,
+        evaluation::segment_stats,
+        evaluation::match_subscriber,
+        evaluation::members,
+        evaluation::preview,
+        evaluation::query_schema,
         batch::import_subscribers,
         batch::import_events,
         batch::commands,
@@ -45,6 +50,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "segments", description = "Bento's Segments API and Corral's segment management"),
         (name = "audience", description = "Bento's subscribers, tags, fields, events, commands and stats"),
+        (name = "evaluation", description = "Segments evaluated live: Bento's segment stats, and who matches, who the members are, and what an unsaved query would select"),
         (name = "operations", description = "Health checks"),
     )
 )]

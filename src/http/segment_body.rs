@@ -3,11 +3,11 @@
 //!
 //! Text that is not JSON is a 400. JSON of the wrong shape is a 422 that lists
 //! every problem at once: unknown fields by name, wrong types, and each broken
-//! rule. `visitor_event_query` is never parsed into a tree, so it reaches
-//! storage exactly as written.
+//! rule. `visitor_event_query` is parsed only to check it against the grammar;
+//! what reaches storage is the text exactly as written.
 
 use super::{ApiError, body};
-use crate::query::RawQuery;
+use crate::query::{Query, RawQuery};
 use crate::segment::{Description, FieldErrors, NewSegment, SegmentName, SegmentPatch};
 use serde_json::value::RawValue;
 
@@ -115,14 +115,21 @@ fn parse_description(raw: &RawValue, errors: &mut FieldErrors) -> Option<Option<
     }
 }
 
-fn parse_query(raw: &RawValue, errors: &mut FieldErrors) -> Option<RawQuery> {
+/// A query as sent: kept verbatim, and parsed to check it fits the grammar.
+pub fn checked_query(raw: &RawValue, errors: &mut FieldErrors) -> Option<(RawQuery, Query)> {
     if raw.get() == "null" {
         errors.push("visitor_event_query", "is required");
         return None;
     }
-    RawQuery::from_raw_value(raw)
+    let query = RawQuery::from_raw_value(raw)
         .map_err(|e| errors.push("visitor_event_query", e.to_string()))
-        .ok()
+        .ok()?;
+    let parsed = crate::segment::check_query(&query, errors)?;
+    Some((query, parsed))
+}
+
+fn parse_query(raw: &RawValue, errors: &mut FieldErrors) -> Option<RawQuery> {
+    checked_query(raw, errors).map(|(raw, _)| raw)
 }
 
 #[cfg(test)]

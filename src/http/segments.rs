@@ -13,7 +13,7 @@ use super::wire::{
     ErrorBody, SegmentEnvelope, SegmentListEnvelope, ValidationErrorBody, bytes_response,
     segment_body, segment_list_body,
 };
-use super::{ApiError, AppState, segment_body as body};
+use super::{ApiError, AppState, evaluation, segment_body as body};
 use crate::segment::{Listing, Segment, SegmentId};
 use axum::Extension;
 use axum::body::Bytes;
@@ -158,6 +158,7 @@ pub async fn create(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let new = body::new_segment(&bytes)?;
+    evaluation::checked_for_saving(&state, caller.site_id, None, &new.query).await?;
     let segment = state
         .store
         .create_segment(caller.site_id, &new, state.clock.now_ms())
@@ -200,6 +201,15 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let id = SegmentId::parse(&id).ok_or(ApiError::SegmentNotFound)?;
     let patch = body::segment_patch(&bytes)?;
+    if let Some(query) = &patch.query {
+        state
+            .store
+            .get_segment(caller.site_id, id)
+            .await?
+            .filter(Segment::is_kept)
+            .ok_or(ApiError::SegmentNotFound)?;
+        evaluation::checked_for_saving(&state, caller.site_id, Some(id), query).await?;
+    }
     let segment = state
         .store
         .update_segment(
@@ -237,6 +247,15 @@ pub async fn discard(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    if let Some(segment_id) = SegmentId::parse(&id) {
+        let referrers =
+            crate::live::referrers(state.store.as_ref(), caller.site_id, segment_id).await?;
+        if !referrers.is_empty() {
+            return Err(
+                crate::segment::FieldErrors::from(crate::segment::referenced_by(&referrers)).into(),
+            );
+        }
+    }
     move_to(&state, &caller, &id, &headers, Listing::Discarded).await
 }
 

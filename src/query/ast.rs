@@ -33,6 +33,46 @@ impl Query {
     }
 }
 
+impl Query {
+    /// Each segment reference with the JSON pointer of its id in the query.
+    pub fn segment_refs_at(&self) -> Vec<(String, i64)> {
+        fn visit(c: &Condition, at: String, out: &mut Vec<(String, i64)>) {
+            match c {
+                Condition::All(cs) => cs
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, c)| visit(c, format!("{at}/all/{i}"), out)),
+                Condition::Any(cs) => cs
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, c)| visit(c, format!("{at}/any/{i}"), out)),
+                Condition::Not(c) => visit(c, format!("{at}/not"), out),
+                Condition::Groups(groups) => {
+                    for (g, filters) in groups.iter().enumerate() {
+                        for (i, c) in filters.iter().enumerate() {
+                            visit(c, format!("{at}/groups/{g}/filters/{i}"), out);
+                        }
+                    }
+                }
+                Condition::Segment { id, member } => {
+                    let op = if *member {
+                        "member_of"
+                    } else {
+                        "not_member_of"
+                    };
+                    out.push((format!("{at}/segment/{op}"), *id));
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        if let Self::Condition(c) = self {
+            visit(c, String::new(), &mut out);
+        }
+        out
+    }
+}
+
 /// One condition on a subscriber.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {

@@ -316,7 +316,7 @@ impl Parser {
                 ok = false;
                 continue;
             };
-            match self.conditions_list(filters, &at(&gptr, "filters"), depth + 1) {
+            match self.conditions_list(filters, &at(&gptr, "filters"), depth) {
                 Some(filters) => groups.push(filters),
                 None => ok = false,
             }
@@ -500,14 +500,16 @@ impl Parser {
         for (op, v) in map {
             let p = at(ptr, op);
             match op.as_str() {
-                "since" => {
-                    test.since = self.instant(v, &p);
-                    ok &= test.since.is_some();
-                }
-                "before" => {
-                    test.before = self.instant(v, &p);
-                    ok &= test.before.is_some();
-                }
+                // Keys come in alphabetical order, so `since` and `before`
+                // narrow what `between` set rather than replace it.
+                "since" => match self.instant(v, &p) {
+                    Some(t) => test.since = Some(test.since.map_or(t, |s| s.max(t))),
+                    None => ok = false,
+                },
+                "before" => match self.instant(v, &p) {
+                    Some(t) => test.before = Some(test.before.map_or(t, |b| b.min(t))),
+                    None => ok = false,
+                },
                 "between" => match v {
                     Value::Array(pair) if pair.len() == 2 => {
                         let from = self.instant(&pair[0], &at(&p, "0"));
@@ -870,7 +872,17 @@ impl Parser {
                     };
                     let path = match m.get("of") {
                         Some(Value::String(s)) => self.detail_path(s, &at(&p, "of")),
-                        _ => {
+                        Some(other) => {
+                            self.problem(
+                                &at(&p, "of"),
+                                format!(
+                                    "must be a path such as \"value.amount\"; found {}",
+                                    kind(other)
+                                ),
+                            );
+                            None
+                        }
+                        None => {
                             self.problem(&p, "needs \"of\": the path of the number to sum, such as \"value.amount\"");
                             None
                         }
@@ -1069,6 +1081,18 @@ mod tests {
             assert_eq!(p[0].0, pointer, "{text}: {p:?}");
             assert!(p[0].1.contains(message), "{text}: {p:?}");
         }
+    }
+
+    #[test]
+    fn time_operators_all_hold() {
+        let Ok(Query::Condition(c)) = parse(
+            r#"{"created":{"between":["2026-02-01","2026-03-01"],"since":"2025-01-01","before":"2026-04-01"}}"#,
+        ) else {
+            panic!()
+        };
+        let Condition::Created(t) = *c else { panic!() };
+        assert_eq!(t.since, parse_instant("2026-02-01"));
+        assert_eq!(t.before, parse_instant("2026-03-01"));
     }
 
     #[test]

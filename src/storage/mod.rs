@@ -13,6 +13,8 @@ use crate::audience::{
     AudienceCounts, Email, Field, FieldKey, Outcome, Subscriber, SubscriberChange, Tag, TagName,
 };
 use crate::credentials::KeyPair;
+use crate::query::ast::DetailPath;
+use crate::query::eval::{Audience, Val};
 use crate::segment::{Listing, NewSegment, Segment, SegmentId, SegmentPatch};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -136,6 +138,16 @@ pub trait AudienceStore: Send + Sync + 'static {
     ) -> Result<Field>;
     /// Counts of the whole site's audience.
     async fn site_counts(&self, site_id: i64) -> Result<AudienceCounts>;
+    /// The site's whole audience, as of one instant, for evaluation. Event
+    /// columns are in the order events were stored.
+    async fn load_audience(&self, site_id: i64) -> Result<Audience>;
+    /// The value at `path` in the details of each event of type `kind`, in
+    /// the order events were stored (so its start lines up with the columns
+    /// of any earlier [`AudienceStore::load_audience`]).
+    async fn load_details(&self, site_id: i64, kind: &str, path: &DetailPath) -> Result<Vec<Val>>;
+    /// The subscribers with these ids, in id order; ids of other sites or of
+    /// no one are left out.
+    async fn subscribers_by_ids(&self, site_id: i64, ids: &[i64]) -> Result<Vec<Subscriber>>;
 }
 
 /// The operations Corral needs from a database. Every segment call is scoped

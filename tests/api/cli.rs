@@ -124,7 +124,7 @@ fn segments_are_managed_from_the_command_line_in_the_apis_shape() {
             "big",
             "--json",
         ],
-        r#"{"z": 1.10, "a": 12345678901234567890}"#,
+        r#"{"foreign": {"z": 1.10, "a": 12345678901234567890}}"#,
     );
     assert!(
         created.status.success(),
@@ -136,7 +136,7 @@ fn segments_are_managed_from_the_command_line_in_the_apis_shape() {
     let id = created["data"]["id"].as_str().unwrap().to_owned();
 
     let query_file = cli.dir.path().join("q.json");
-    std::fs::write(&query_file, r#"{"changed": true}"#).unwrap();
+    std::fs::write(&query_file, r#"{"tag": {"has": "changed"}}"#).unwrap();
     let updated = cli.json(&[
         "segment",
         "update",
@@ -154,14 +154,14 @@ fn segments_are_managed_from_the_command_line_in_the_apis_shape() {
     assert_eq!(updated["data"]["attributes"]["description"], Value::Null);
     assert_eq!(
         updated["data"]["attributes"]["visitor_event_query"],
-        json!({"changed": true})
+        json!({"tag": {"has": "changed"}})
     );
 
     let listed = cli.json(&["segment", "list", "--site", uuid, "--json"]);
     assert_eq!(listed["data"][0], updated["data"]);
     let shown = cli.ok(&["segment", "show", &id, "--site", uuid]);
     assert!(
-        shown.contains("VIP 2") && shown.contains(r#"{"changed":true}"#),
+        shown.contains("VIP 2") && shown.contains(r#"{"tag":{"has":"changed"}}"#),
         "{shown}"
     );
 
@@ -184,7 +184,8 @@ fn cli_output_matches_the_api_byte_for_byte() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let app = TestApp::spawn().await;
-        app.create_segment("Same", json!({"n": 1.10})).await;
+        app.create_segment("Same", json!({"foreign": {"n": 1.10}}))
+            .await;
         let api = app
             .get("/api/v1/fetch/segments")
             .await
@@ -219,6 +220,13 @@ fn cli_errors_are_one_line_and_a_failing_exit() {
             "{oops",
         ),
         "visitor_event_query is not valid JSON",
+    );
+    assert_fails(
+        &cli.run_with_stdin(
+            &["segment", "create", "--site", uuid, "--name", "x"],
+            r#"{"event": {"type": "$login", "count": {"gte": 3}}}"#,
+        ),
+        "visitor_event_query/event/count/gte unknown operator \"gte\"",
     );
     assert_fails(
         &cli.run_with_stdin(&["segment", "create", "--site", uuid, "--name", "  "], "{}"),
@@ -444,7 +452,7 @@ async fn acknowledged_writes_survive_a_crash_and_sigterm_stops_cleanly() {
         let response = client
             .post(format!("{}/api/v1/fetch/segments?site_uuid={uuid}", server.base))
             .basic_auth(site["publishable_key"].as_str().unwrap(), site["secret_key"].as_str())
-            .json(&json!({"segment": {"name": format!("durable {i}"), "visitor_event_query": {"i": i}}}))
+            .json(&json!({"segment": {"name": format!("durable {i}"), "visitor_event_query": {"foreign": {"i": i}}}}))
             .send()
             .await
             .unwrap();
@@ -485,7 +493,7 @@ async fn changes_made_by_the_cli_are_served_by_a_running_server_at_once() {
             "from cli",
             "--json",
         ],
-        r#"{"via": "cli"}"#,
+        r#"{"foreign": {"via": "cli"}}"#,
     );
     assert!(created.status.success());
     assert_eq!(app.listed_names().await, ["from cli", "kept"]);

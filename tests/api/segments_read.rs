@@ -14,7 +14,9 @@ async fn a_new_site_lists_an_empty_data_array() {
 #[tokio::test]
 async fn a_segment_has_bentos_resource_shape() {
     let app = TestApp::spawn().await;
-    let created = app.create_segment("VIP", json!({"a": 1})).await;
+    let created = app
+        .create_segment("VIP", json!({"foreign": {"a": 1}}))
+        .await;
     let id = created["id"].as_str().expect("id is a string").to_owned();
     let body: Value = app
         .get("/api/v1/fetch/segments")
@@ -30,7 +32,7 @@ async fn a_segment_has_bentos_resource_shape() {
             "attributes": {
                 "name": "VIP",
                 "description": null,
-                "visitor_event_query": {"a": 1},
+                "visitor_event_query": {"foreign": {"a": 1}},
                 "created_at": "2026-11-26T09:00:00.000Z",
                 "updated_at": "2026-11-26T09:00:00.000Z"
             }
@@ -114,7 +116,7 @@ async fn discarded_segments_are_left_out_of_the_list() {
 #[tokio::test]
 async fn the_query_comes_back_exactly_as_it_was_written() {
     let app = TestApp::spawn().await;
-    let query = r#"{"zeta":12345678901234567890,"alpha":1.10,"nested":{"b":[1,2.50,-0.0e+5,true,null,{"é":"日本語 \u00e9 \"q\""}],"a":{}},"emoji":"🐄"}"#;
+    let query = r#"{"foreign":{"zeta":12345678901234567890,"alpha":1.10,"nested":{"b":[1,2.50,-0.0e+5,true,null,{"é":"日本語 \u00e9 \"q\""}],"a":{}},"emoji":"🐄"}}"#;
     let body = format!(r#"{{"segment":{{"name":"verbatim","visitor_event_query":{query}}}}}"#);
     let response = app
         .send_raw(Method::POST, "/api/v1/fetch/segments", body)
@@ -139,13 +141,13 @@ async fn the_query_comes_back_exactly_as_it_was_written() {
 #[tokio::test]
 async fn whitespace_between_tokens_is_dropped_but_not_inside_strings() {
     let app = TestApp::spawn().await;
-    let body = "{\"segment\":{\"name\":\"spaces\",\"visitor_event_query\":{ \"a\" : [ 1 , \"x  y\" ] }\n}}";
+    let body = "{\"segment\":{\"name\":\"spaces\",\"visitor_event_query\":{ \"foreign\" : { \"a\" : [ 1 , \"x  y\" ] } }\n}}";
     let response = app
         .send_raw(Method::POST, "/api/v1/fetch/segments", body)
         .await;
     let text = response.text().await.unwrap();
     assert!(
-        text.contains(r#""visitor_event_query":{"a":[1,"x  y"]}"#),
+        text.contains(r#""visitor_event_query":{"foreign":{"a":[1,"x  y"]}}"#),
         "{text}"
     );
 }
@@ -154,7 +156,11 @@ async fn whitespace_between_tokens_is_dropped_but_not_inside_strings() {
 async fn deeply_nested_queries_round_trip() {
     let app = TestApp::spawn().await;
     let depth = 5_000;
-    let query = format!("{}{{}}{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+    let query = format!(
+        r#"{{"foreign":{}{{}}{}}}"#,
+        r#"{"a":"#.repeat(depth),
+        "}".repeat(depth)
+    );
     let body = format!(r#"{{"segment":{{"name":"deep","visitor_event_query":{query}}}}}"#);
     let response = app
         .send_raw(Method::POST, "/api/v1/fetch/segments", body)

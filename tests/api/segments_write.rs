@@ -19,7 +19,7 @@ async fn data(response: reqwest::Response, status: StatusCode) -> Value {
 #[tokio::test]
 async fn create_answers_201_with_the_segment_its_location_and_tag() {
     let app = TestApp::spawn().await;
-    let response = app.send_json(Method::POST, SEGMENTS, &json!({"segment": {"name": "  VIP  ", "description": "Big spenders", "visitor_event_query": {"x": [1]}}})).await;
+    let response = app.send_json(Method::POST, SEGMENTS, &json!({"segment": {"name": "  VIP  ", "description": "Big spenders", "visitor_event_query": {"foreign": {"x": [1]}}}})).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let id = response.json::<Value>().await.unwrap()["data"]["id"]
         .as_str()
@@ -42,7 +42,7 @@ async fn create_answers_201_with_the_segment_its_location_and_tag() {
     assert_eq!(shown["attributes"]["description"], "Big spenders");
     assert_eq!(
         shown["attributes"]["visitor_event_query"],
-        json!({"x": [1]})
+        json!({"foreign": {"x": [1]}})
     );
 }
 
@@ -180,10 +180,10 @@ async fn the_query_is_required_and_must_be_an_object() {
 #[tokio::test]
 async fn queries_over_64_kib_are_refused() {
     let app = TestApp::spawn().await;
-    // {"k":"…"} is 8 bytes plus the filler.
-    let at_limit = json!({"k": "x".repeat(65_536 - 8)});
+    // {"foreign":{"k":"…"}} is 20 bytes plus the filler.
+    let at_limit = json!({"foreign": {"k": "x".repeat(65_536 - 20)}});
     app.create_segment("at limit", at_limit).await;
-    let over = json!({"k": "x".repeat(65_536 - 7)});
+    let over = json!({"foreign": {"k": "x".repeat(65_536 - 19)}});
     let response = app
         .send_json(
             Method::POST,
@@ -308,16 +308,18 @@ async fn chunked_post(app: &TestApp, path: &str, body: &[u8]) -> u16 {
 #[tokio::test]
 async fn patch_changes_fields_and_moves_updated_at_only() {
     let app = TestApp::spawn().await;
-    let created = app.create_segment("before", json!({"v": 1})).await;
+    let created = app
+        .create_segment("before", json!({"foreign": {"v": 1}}))
+        .await;
     app.clock.advance_ms(1_500);
-    let response = app.send_json(Method::PATCH, &path(&created), &json!({"segment": {"name": "after", "description": "now described", "visitor_event_query": {"v": 2}}})).await;
+    let response = app.send_json(Method::PATCH, &path(&created), &json!({"segment": {"name": "after", "description": "now described", "visitor_event_query": {"foreign": {"v": 2}}}})).await;
     let changed = data(response, StatusCode::OK).await;
     assert_eq!(changed["id"], created["id"]);
     assert_eq!(changed["attributes"]["name"], "after");
     assert_eq!(changed["attributes"]["description"], "now described");
     assert_eq!(
         changed["attributes"]["visitor_event_query"],
-        json!({"v": 2})
+        json!({"foreign": {"v": 2}})
     );
     assert_eq!(
         changed["attributes"]["created_at"],
@@ -354,11 +356,13 @@ async fn updated_at_moves_even_within_the_same_millisecond() {
 #[tokio::test]
 async fn a_patch_that_changes_nothing_leaves_updated_at_alone() {
     let app = TestApp::spawn().await;
-    let created = app.create_segment("same", json!({"a": 1})).await;
+    let created = app
+        .create_segment("same", json!({"foreign": {"a": 1}}))
+        .await;
     app.clock.advance_ms(60_000);
     for body in [
         json!({"segment": {}}),
-        json!({"segment": {"name": " same ", "visitor_event_query": {"a": 1}, "description": null}}),
+        json!({"segment": {"name": " same ", "visitor_event_query": {"foreign": {"a": 1}}, "description": null}}),
     ] {
         let unchanged = data(
             app.request(Method::PATCH, &path(&created))
@@ -403,13 +407,15 @@ async fn patch_with_null_description_clears_it() {
 async fn patch_to_a_taken_name_is_refused_and_changes_nothing() {
     let app = TestApp::spawn().await;
     app.create_segment("taken", json!({})).await;
-    let other = app.create_segment("other", json!({"keep": true})).await;
+    let other = app
+        .create_segment("other", json!({"foreign": {"keep": true}}))
+        .await;
     let before = app.snapshot().await;
     let response = app
         .send_json(
             Method::PATCH,
             &path(&other),
-            &json!({"segment": {"name": "TAKEN", "visitor_event_query": {"keep": false}}}),
+            &json!({"segment": {"name": "TAKEN", "visitor_event_query": {"foreign": {"keep": false}}}}),
         )
         .await;
     assert_invalid(response, &[("name", "has already been taken")]).await;
@@ -490,7 +496,9 @@ async fn discard_answers_the_discarded_record_and_hides_it() {
 #[tokio::test]
 async fn discarded_segments_are_listed_on_request_and_restorable() {
     let app = TestApp::spawn().await;
-    let seg = app.create_segment("phoenix", json!({"q": 1})).await;
+    let seg = app
+        .create_segment("phoenix", json!({"foreign": {"q": 1}}))
+        .await;
     app.request(Method::DELETE, &path(&seg))
         .send()
         .await
@@ -515,7 +523,7 @@ async fn discarded_segments_are_listed_on_request_and_restorable() {
     assert!(restored["attributes"].get("discarded_at").is_none());
     assert_eq!(
         restored["attributes"]["visitor_event_query"],
-        json!({"q": 1})
+        json!({"foreign": {"q": 1}})
     );
     assert_eq!(app.listed_names().await, ["phoenix"]);
     // Restoring a kept segment changes nothing.
@@ -602,7 +610,7 @@ async fn concurrent_writers_and_readers_all_succeed() {
     for i in 0..40 {
         let app = app.clone();
         tasks.push(tokio::spawn(async move {
-            let created = app.send_json(Method::POST, SEGMENTS, &json!({"segment": {"name": format!("s{i:02}"), "visitor_event_query": {"i": i}}})).await
+            let created = app.send_json(Method::POST, SEGMENTS, &json!({"segment": {"name": format!("s{i:02}"), "visitor_event_query": {"foreign": {"i": i}}}})).await
                 .status();
             let listed = app.get(SEGMENTS).await.status();
             (created, listed)

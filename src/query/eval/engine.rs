@@ -8,7 +8,7 @@
 //! subscribers to test those aggregates. Referenced segments are evaluated
 //! once per request and reused.
 
-use super::{Audience, DetailColumn, Val};
+use super::{Audience, DetailColumn, NOBODY, Val};
 use crate::query::ast::{
     Condition, EventTest, NumberTest, Query, Scalar, TagTest, TimeRange, ValueTest,
 };
@@ -241,7 +241,8 @@ impl<'a> Engine<'a> {
             };
             let window = test.when.resolve(self.now);
             for (e, (&s, &at)) in column.subscriber.iter().zip(&column.at).enumerate() {
-                if !window.contains(at)
+                if s == NOBODY
+                    || !window.contains(at)
                     || !filters
                         .iter()
                         .all(|(values, t)| value_matches(t, &values[e], self.now))

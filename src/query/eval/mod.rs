@@ -64,6 +64,9 @@ impl Val {
     }
 }
 
+/// The subscriber index of an event whose subscriber is not in the snapshot.
+pub const NOBODY: u32 = u32::MAX;
+
 /// The events of one type, in the order they were stored.
 #[derive(Debug, Default)]
 pub struct EventColumn {
@@ -113,6 +116,11 @@ impl Audience {
 
     pub fn event_types(&self) -> impl Iterator<Item = &str> {
         self.events.keys().map(String::as_str)
+    }
+
+    /// How many events of one type the snapshot holds.
+    pub fn event_count_of(&self, kind: &str) -> usize {
+        self.events.get(kind).map_or(0, |c| c.at.len())
     }
 
     pub fn event_count(&self) -> usize {
@@ -261,12 +269,14 @@ impl AudienceBuilder {
         }
     }
 
-    /// Adds an event; call in the order events were stored. Events of
-    /// subscribers not in the snapshot are skipped.
+    /// Adds an event; call in the order events were stored. An event of a
+    /// subscriber not in the snapshot keeps its place in the column (so
+    /// detail columns line up) but counts for nobody.
     pub fn event(&mut self, subscriber_id: i64, kind: &str, at: i64) {
-        let Some(index) = self.audience.index_of(subscriber_id) else {
-            return;
-        };
+        let index = self
+            .audience
+            .index_of(subscriber_id)
+            .map_or(NOBODY, |i| i as u32);
         let events = &mut self.audience.events;
         if !events.contains_key(kind) {
             events.insert(kind.to_owned(), EventColumn::default());
@@ -274,7 +284,7 @@ impl AudienceBuilder {
         let Some(column) = events.get_mut(kind) else {
             return;
         };
-        column.subscriber.push(index as u32);
+        column.subscriber.push(index);
         column.at.push(at);
     }
 

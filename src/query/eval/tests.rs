@@ -36,7 +36,7 @@ fn build(people: &[Person], events: &[Happening], queries: &[&Query]) -> Audienc
     for (kind, path) in audience.missing_details(queries) {
         let values = events
             .iter()
-            .filter(|e| e.kind == kind && audience.index_of(e.subscriber_id).is_some())
+            .filter(|e| e.kind == kind)
             .map(|e| path.lookup(&e.details).map_or(Val::Missing, Val::from_json))
             .collect();
         assert!(audience.add_details(&kind, path, values));

@@ -16,6 +16,7 @@
 mod audience;
 mod bulk;
 mod group;
+mod snapshot;
 
 use super::{
     ApiKey, ChangeMarker, KeyCredentials, Precondition, Result, Site, StorageError, Store,

@@ -1,0 +1,304 @@
+//! `corral segment stats|match|preview|members`: live evaluation from the
+//! command line, on the database directly, with the API's answers (`--json`
+//! prints exactly what the HTTP API would).
+//!
+//! `members` exports every member as CSV or JSON Lines, streaming: the
+//! members are evaluated once, then written a thousand records at a time, with
+//! a progress bar on a terminal.
+
+use super::{CliError, site_by_uuid};
+use crate::audience::{Email, Subscriber};
+use crate::clock::{Clock, SystemClock, format_ms};
+use crate::http::{MatchEnvelope, MatchResult, Preview, PreviewEnvelope, SubscriberResource};
+use crate::live::Live;
+use crate::query::eval::Node;
+use crate::query::{Query, RawQuery};
+use crate::segment::{FieldErrors, QUERY_FIELD, SegmentId};
+use crate::storage::Store;
+use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Member records fetched and written at a time by `members`.
+const EXPORT_CHUNK: usize = 1_000;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
+}
+
+/// Where a query to evaluate comes from.
+pub enum Target {
+    Saved(String),
+    Unsaved(Option<PathBuf>),
+}
+
+/// The query of a kept segment, or of a file, checked as saving would.
+async fn query_of(store: &dyn Store, site_id: i64, target: Target) -> Result<Query, CliError> {
+    let raw = match target {
+        Target::Saved(id) => {
+            let id = SegmentId::parse(&id)
+                .ok_or_else(|| CliError::Usage(format!("{id:?} is not a segment id")))?;
+            store
+                .get_segment(site_id, id)
+                .await?
+                .filter(|s| s.is_kept())
+                .ok_or_else(|| CliError::Usage(format!("segment {id} not found on this site")))?
+                .query
+        }
+        Target::Unsaved(path) => super::segment::read_query(path.as_deref())
+            .map_err(|m| FieldErrors::from(crate::segment::FieldError::new(QUERY_FIELD, m)))?,
+    };
+    parsed(store, site_id, &raw).await
+}
+
+async fn parsed(store: &dyn Store, site_id: i64, raw: &RawQuery) -> Result<Query, CliError> {
+    let mut errors = FieldErrors::default();
+    let query = crate::segment::check_query(raw, &mut errors);
+    if let Some(query) = &query {
+        for (at, message) in crate::live::check_references(store, site_id, None, query).await? {
+            errors.push(format!("{QUERY_FIELD}{at}"), message);
+        }
+    }
+    errors.finish(|| ())?;
+    query.ok_or_else(|| CliError::Usage("the query is invalid".into()))
+}
+
+fn not_evaluable(e: crate::live::LiveError) -> CliError {
+    match e {
+        crate::live::LiveError::Storage(e) => e.into(),
+        crate::live::LiveError::NotEvaluable(e) => {
+            FieldErrors::from(crate::segment::FieldError::new(QUERY_FIELD, e.to_string())).into()
+        }
+    }
+}
+
+/// `segment stats`: Bento's three counts.
+pub async fn stats(
+    store: &Arc<dyn Store>,
+    site: &str,
+    id: String,
+    json: bool,
+) -> Result<(), CliError> {
+    let site = site_by_uuid(store, site).await?;
+    let query = query_of(store.as_ref(), site.id, Target::Saved(id)).await?;
+    let live = Live::new(Arc::clone(store));
+    let evaluation = live
+        .evaluate(site.id, &query, SystemClock.now_ms())
+        .await
+        .map_err(not_evaluable)?;
+    let counts = evaluation.counts();
+    if json {
+        println!("{}", serde_json::to_string(&counts).unwrap_or_default());
+    } else {
+        println!("members:      {}", counts.user_count);
+        println!("subscribed:   {}", counts.subscriber_count);
+        println!("unsubscribed: {}", counts.unsubscriber_count);
+    }
+    Ok(())
+}
+
+/// `segment match`: one subscriber's outcome, and why.
+pub async fn explain(
+    store: &Arc<dyn Store>,
+    site: &str,
+    id: String,
+    who: Result<String, String>,
+    json: bool,
+) -> Result<(), CliError> {
+    let site = site_by_uuid(store, site).await?;
+    let query = query_of(store.as_ref(), site.id, Target::Saved(id.clone())).await?;
+    let subscriber = match &who {
+        Ok(email) => {
+            let email = Email::parse(email)
+                .map_err(|m| FieldErrors::from(crate::segment::FieldError::new("email", m)))?;
+            store.subscriber_by_email(site.id, &email).await?
+        }
+        Err(uuid) => store.subscriber_by_uuid(site.id, uuid.trim()).await?,
+    }
+    .ok_or_else(|| CliError::Usage("no such subscriber on this site".into()))?;
+    let live = Live::new(Arc::clone(store));
+    let explanation = live
+        .explain(site.id, &query, SystemClock.now_ms(), subscriber.id)
+        .await
+        .map_err(not_evaluable)?
+        .ok_or_else(|| CliError::Usage("no such subscriber on this site".into()))?;
+    if json {
+        let envelope = MatchEnvelope {
+            data: MatchResult {
+                segment_id: id,
+                matched: explanation.matched,
+                subscriber: SubscriberResource::from(&subscriber),
+                explanation: explanation.root,
+            },
+        };
+        println!("{}", serde_json::to_string(&envelope).unwrap_or_default());
+    } else {
+        println!(
+            "{} is {}in segment {id}",
+            subscriber.email,
+            if explanation.matched { "" } else { "not " }
+        );
+        print_node(&explanation.root, 0);
+    }
+    Ok(())
+}
+
+fn print_node(node: &Node, depth: usize) {
+    let mark = if node.matched { "yes" } else { "no " };
+    let at = if node.at.is_empty() {
+        "(query)"
+    } else {
+        &node.at
+    };
+    let facts = node
+        .facts
+        .as_ref()
+        .map(|f| format!("  {f}"))
+        .unwrap_or_default();
+    println!(
+        "{mark} {}{} {at}{facts}",
+        "  ".repeat(depth),
+        node.condition
+    );
+    for child in &node.children {
+        print_node(child, depth + 1);
+    }
+}
+
+/// `segment preview`: what an unsaved query would select.
+pub async fn preview(
+    store: &Arc<dyn Store>,
+    site: &str,
+    query: Option<PathBuf>,
+    sample: usize,
+    json: bool,
+) -> Result<(), CliError> {
+    let site = site_by_uuid(store, site).await?;
+    let query = query_of(store.as_ref(), site.id, Target::Unsaved(query)).await?;
+    let live = Live::new(Arc::clone(store));
+    let evaluation = live
+        .evaluate(site.id, &query, SystemClock.now_ms())
+        .await
+        .map_err(not_evaluable)?;
+    let (ids, _) = evaluation.page(None, sample);
+    let sample = store.subscribers_by_ids(site.id, &ids).await?;
+    let counts = evaluation.counts();
+    if json {
+        let envelope = PreviewEnvelope {
+            data: Preview {
+                user_count: counts.user_count,
+                subscriber_count: counts.subscriber_count,
+                unsubscriber_count: counts.unsubscriber_count,
+                sample: sample.iter().map(SubscriberResource::from).collect(),
+            },
+        };
+        println!("{}", serde_json::to_string(&envelope).unwrap_or_default());
+    } else {
+        println!(
+            "members: {} ({} subscribed, {} unsubscribed)",
+            counts.user_count, counts.subscriber_count, counts.unsubscriber_count
+        );
+        for s in &sample {
+            println!("  {} {}", s.uuid, s.email);
+        }
+    }
+    Ok(())
+}
+
+/// `segment members`: every member, exported.
+pub async fn members(
+    store: &Arc<dyn Store>,
+    site: &str,
+    id: String,
+    format: ExportFormat,
+    output: Option<&Path>,
+) -> Result<(), CliError> {
+    let site = site_by_uuid(store, site).await?;
+    let query = query_of(store.as_ref(), site.id, Target::Saved(id)).await?;
+    let live = Live::new(Arc::clone(store));
+    let evaluation = live
+        .evaluate(site.id, &query, SystemClock.now_ms())
+        .await
+        .map_err(not_evaluable)?;
+    let total = evaluation.members.count_ones(..);
+    let ids: Vec<i64> = evaluation
+        .members
+        .ones()
+        .map(|i| evaluation.snapshot.audience.ids[i])
+        .collect();
+    let out: Box<dyn Write> = match output {
+        Some(path) if path.as_os_str() != "-" => Box::new(
+            std::fs::File::create(path)
+                .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?,
+        ),
+        _ => Box::new(std::io::stdout().lock()),
+    };
+    let progress = ProgressBar::new(total as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} members {per_sec} eta {eta}")
+            .expect("valid template"),
+    );
+    let mut sink = match format {
+        ExportFormat::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(["uuid", "email", "created_at", "unsubscribed_at", "fields"])
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            Sink::Csv(Box::new(w))
+        }
+        ExportFormat::Jsonl => Sink::Jsonl(std::io::BufWriter::new(out)),
+    };
+    let mut written = 0usize;
+    for chunk in ids.chunks(EXPORT_CHUNK) {
+        let rows = store.subscribers_by_ids(site.id, chunk).await?;
+        for s in &rows {
+            sink.write(s)?;
+        }
+        written += rows.len();
+        progress.set_position(written as u64);
+    }
+    sink.flush()?;
+    progress.finish_and_clear();
+    eprintln!("{written} members exported");
+    Ok(())
+}
+
+/// Where exported members go, in their format.
+enum Sink {
+    Csv(Box<csv::Writer<Box<dyn Write>>>),
+    Jsonl(std::io::BufWriter<Box<dyn Write>>),
+}
+
+impl Sink {
+    fn write(&mut self, s: &Subscriber) -> Result<(), CliError> {
+        match self {
+            Self::Csv(w) => {
+                let fields = serde_json::to_string(&s.fields).unwrap_or_default();
+                w.write_record([
+                    s.uuid.as_str(),
+                    s.email.as_str(),
+                    &format_ms(s.created_at),
+                    &s.unsubscribed_at.map(format_ms).unwrap_or_default(),
+                    &fields,
+                ])
+                .map_err(|e| CliError::Usage(e.to_string()))
+            }
+            Self::Jsonl(out) => {
+                serde_json::to_writer(&mut *out, &SubscriberResource::from(s))
+                    .map_err(|e| CliError::Usage(e.to_string()))?;
+                out.write_all(b"\n")?;
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), CliError> {
+        match self {
+            Self::Csv(w) => w.flush()?,
+            Self::Jsonl(out) => out.flush()?,
+        }
+        Ok(())
+    }
+}

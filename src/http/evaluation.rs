@@ -1,0 +1,472 @@
+//! Live evaluation over HTTP: Bento's segment stats, and Corral's match
+//! (with the reason), members (paged by a stable cursor) and preview of an
+//! unsaved query. Every answer is computed against the data as it is when
+//! the request arrives ([`crate::live`]); relative times count from the
+//! request's clock.
+
+use super::audience::SubscriberResource;
+use super::segment_body;
+use super::wire::{ErrorBody, ValidationErrorBody, json_response};
+use super::{ApiError, AppState, Caller, body};
+use crate::audience::{AudienceCounts, Email, Subscriber};
+use crate::query::eval::Node;
+use crate::query::{Query, RawQuery};
+use crate::segment::{FieldError, FieldErrors, QUERY_FIELD, SegmentId};
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, Query as QueryString, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Members per page when `limit` is not given, and the most allowed.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1_000;
+/// Sample size of a preview when `sample` is not given, and the most allowed.
+const DEFAULT_SAMPLE: usize = 10;
+const MAX_SAMPLE: usize = 100;
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::Invalid(FieldError::new(field, message).into())
+}
+
+/// A kept segment's parsed query, or the 404 / 422 that says why not.
+async fn segment_query(state: &AppState, site_id: i64, id: &str) -> Result<Query, ApiError> {
+    let id = SegmentId::parse(id).ok_or(ApiError::SegmentNotFound)?;
+    let segment = state
+        .store
+        .get_segment(site_id, id)
+        .await?
+        .filter(|s| s.is_kept())
+        .ok_or(ApiError::SegmentNotFound)?;
+    crate::query::parse(segment.query.as_str()).map_err(|problems| {
+        let mut errors = FieldErrors::default();
+        for p in problems {
+            errors.push(
+                format!("{QUERY_FIELD}{}", p.pointer),
+                format!(
+                    "{} (this query was saved before it could be checked; save it again in the documented grammar, or as {{\"foreign\": …}})",
+                    p.message
+                ),
+            );
+        }
+        ApiError::Invalid(errors)
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SegmentStatsParams {
+    /// The segment's id.
+    segment_id: Option<String>,
+}
+
+/// Counts of a segment's members, flat (no envelope), as of now.
+///
+/// Bento: Stats → Segment stats. `user_count` is every member,
+/// `subscriber_count` the subscribed ones, `unsubscriber_count` the others.
+#[utoipa::path(get, path = "/api/v1/stats/segment", tag = "evaluation",
+    params(SegmentStatsParams),
+    responses(
+        (status = 200, description = "Counts of the members", body = AudienceCounts),
+        (status = 401, description = "Bad credentials or site", body = ErrorBody),
+        (status = 404, description = "No such kept segment on this site", body = ErrorBody),
+        (status = 422, description = "No `segment_id`, or the query cannot be evaluated", body = ValidationErrorBody),
+    ),
+    security(("basic" = [])))]
+pub async fn segment_stats(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    QueryString(params): QueryString<SegmentStatsParams>,
+) -> Result<Response, ApiError> {
+    let id = params
+        .segment_id
+        .ok_or_else(|| invalid("segment_id", "is required"))?;
+    let query = segment_query(&state, caller.site_id, &id).await?;
+    let evaluation = state
+        .live
+        .evaluate(caller.site_id, &query, state.clock.now_ms())
+        .await?;
+    Ok(json_response(StatusCode::OK, &evaluation.counts()))
+}
+
+/// Who to match: exactly one of the two (documentation only).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct MatchRequest {
+    #[schema(example = "ann@example.com")]
+    pub email: Option<String>,
+    pub uuid: Option<String>,
+}
+
+/// Whether one subscriber is in a segment, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MatchResult {
+    pub segment_id: String,
+    pub matched: bool,
+    pub subscriber: SubscriberResource,
+    /// The outcome of every condition of the query, by JSON pointer.
+    pub explanation: Node,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MatchEnvelope {
+    pub data: MatchResult,
+}
+
+/// Whether a subscriber is in a segment, and why.
+///
+/// Corral extension. The body names the subscriber by `email` or `uuid`. The
+/// answer gives the outcome of every condition and group, each with the JSON
+/// pointer of the condition in the query and the facts it was decided on.
+#[utoipa::path(post, path = "/api/v1/fetch/segments/{id}/match", tag = "evaluation",
+    params(("id" = String, Path, description = "The segment's id")),
+    request_body = MatchRequest,
+    responses(
+        (status = 200, description = "The outcome and its reasons", body = MatchEnvelope),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Bad credentials or site", body = ErrorBody),
+        (status = 404, description = "No such kept segment, or no such subscriber, on this site", body = ErrorBody),
+        (status = 422, description = "No email or uuid, or the query cannot be evaluated", body = ValidationErrorBody),
+    ),
+    security(("basic" = [])))]
+pub async fn match_subscriber(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let mut object = body::top_object(&bytes)?;
+    object.remove("site_uuid");
+    let mut errors = FieldErrors::default();
+    let [email, uuid] = body::take_known(&mut object, ["email", "uuid"], &mut errors);
+    let text =
+        |raw: Option<Box<serde_json::value::RawValue>>, field: &str, errors: &mut FieldErrors| {
+            raw.and_then(|r| match serde_json::from_str::<String>(r.get()) {
+                Ok(s) => Some(s),
+                Err(_) => {
+                    errors.push(field, "must be a string");
+                    None
+                }
+            })
+        };
+    let email = text(email, "email", &mut errors);
+    let uuid = text(uuid, "uuid", &mut errors);
+    let who = match (email, uuid) {
+        (Some(_), Some(_)) => {
+            errors.push("email", "and uuid: give one, not both");
+            None
+        }
+        (Some(email), None) => match Email::parse(&email) {
+            Ok(email) => Some(Ok(email)),
+            Err(m) => {
+                errors.push("email", m);
+                None
+            }
+        },
+        (None, Some(uuid)) => Some(Err(uuid.trim().to_owned())),
+        (None, None) => {
+            if errors.is_empty() {
+                errors.push("email", "or uuid is required");
+            }
+            None
+        }
+    };
+    errors.finish(|| ())?;
+    let query = segment_query(&state, caller.site_id, &id).await?;
+    let subscriber = match who {
+        Some(Ok(email)) => {
+            state
+                .store
+                .subscriber_by_email(caller.site_id, &email)
+                .await?
+        }
+        Some(Err(uuid)) => {
+            state
+                .store
+                .subscriber_by_uuid(caller.site_id, &uuid)
+                .await?
+        }
+        None => None,
+    }
+    .ok_or(ApiError::SubscriberNotFound)?;
+    let explanation = state
+        .live
+        .explain(caller.site_id, &query, state.clock.now_ms(), subscriber.id)
+        .await?
+        .ok_or(ApiError::SubscriberNotFound)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &MatchEnvelope {
+            data: MatchResult {
+                segment_id: id,
+                matched: explanation.matched,
+                subscriber: SubscriberResource::from(&subscriber),
+                explanation: explanation.root,
+            },
+        },
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MembersParams {
+    /// Members per page, 1 to 1,000 (default 100).
+    limit: Option<String>,
+    /// `meta.next_cursor` of the previous page; absent for the first.
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembersMeta {
+    /// How many members the segment has now.
+    pub count: i64,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembersPage {
+    pub data: Vec<SubscriberResource>,
+    pub meta: MembersMeta,
+}
+
+/// A cursor: the last subscriber id of a page, opaque to clients.
+fn encode_cursor(after: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("after:{after}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<i64> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    text.strip_prefix("after:")?.parse().ok()
+}
+
+fn parse_count(
+    text: Option<&str>,
+    field: &str,
+    default: usize,
+    max: usize,
+    min: usize,
+) -> Result<usize, ApiError> {
+    match text {
+        None => Ok(default),
+        Some(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| invalid(field, format!("must be a whole number from {min} to {max}"))),
+    }
+}
+
+/// The members of a segment, in a stable order, a page at a time.
+///
+/// Corral extension. Members come in subscriber order; `meta.next_cursor`
+/// continues after the last one. The cursor names a position, not a page
+/// number, so it stays valid however the audience changes: each page is
+/// evaluated afresh, and a subscriber who joins or leaves the segment between
+/// pages is or is not on the pages still to come.
+#[utoipa::path(get, path = "/api/v1/fetch/segments/{id}/members", tag = "evaluation",
+    params(("id" = String, Path, description = "The segment's id"), MembersParams),
+    responses(
+        (status = 200, description = "One page of members", body = MembersPage),
+        (status = 401, description = "Bad credentials or site", body = ErrorBody),
+        (status = 404, description = "No such kept segment on this site", body = ErrorBody),
+        (status = 422, description = "A bad limit or cursor, or the query cannot be evaluated", body = ValidationErrorBody),
+    ),
+    security(("basic" = [])))]
+pub async fn members(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    QueryString(params): QueryString<MembersParams>,
+) -> Result<Response, ApiError> {
+    let limit = parse_count(params.limit.as_deref(), "limit", DEFAULT_PAGE, MAX_PAGE, 1)?;
+    let after = match params.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+            invalid(
+                "cursor",
+                "is not a cursor this API gave out (use meta.next_cursor)",
+            )
+        })?),
+    };
+    let query = segment_query(&state, caller.site_id, &id).await?;
+    let evaluation = state
+        .live
+        .evaluate(caller.site_id, &query, state.clock.now_ms())
+        .await?;
+    let (ids, more) = evaluation.page(after, limit);
+    let data = subscribers(&state, caller.site_id, &ids).await?;
+    let next_cursor = if more {
+        ids.last().map(|&id| encode_cursor(id))
+    } else {
+        None
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &MembersPage {
+            data,
+            meta: MembersMeta {
+                count: evaluation.counts().user_count,
+                next_cursor,
+            },
+        },
+    ))
+}
+
+/// Full subscriber records for member ids, in the ids' order.
+async fn subscribers(
+    state: &AppState,
+    site_id: i64,
+    ids: &[i64],
+) -> Result<Vec<SubscriberResource>, ApiError> {
+    let rows: Vec<Subscriber> = state.store.subscribers_by_ids(site_id, ids).await?;
+    Ok(rows.iter().map(SubscriberResource::from).collect())
+}
+
+/// An unsaved query to try (documentation only).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PreviewRequest {
+    /// The query, as it would be saved.
+    #[schema(value_type = Object)]
+    pub visitor_event_query: serde_json::Value,
+    /// How many members to show, 0 to 100 (default 10).
+    pub sample: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Preview {
+    pub user_count: i64,
+    pub subscriber_count: i64,
+    pub unsubscriber_count: i64,
+    /// The first members in subscriber order.
+    pub sample: Vec<SubscriberResource>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewEnvelope {
+    pub data: Preview,
+}
+
+/// What a query would select, without saving it.
+///
+/// Corral extension. Answers the counts and a sample of members, or the
+/// same 422 that saving the query would give, every problem at its JSON
+/// pointer.
+#[utoipa::path(post, path = "/api/v1/fetch/segments/preview", tag = "evaluation",
+    request_body = PreviewRequest,
+    responses(
+        (status = 200, description = "Counts and a sample", body = PreviewEnvelope),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Bad credentials or site", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 422, description = "The query does not fit the grammar, or cannot be evaluated", body = ValidationErrorBody),
+    ),
+    security(("basic" = [])))]
+pub async fn preview(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let mut object = body::top_object(&bytes)?;
+    object.remove("site_uuid");
+    let mut errors = FieldErrors::default();
+    let [raw_query, sample] = body::take_known(&mut object, [QUERY_FIELD, "sample"], &mut errors);
+    let sample = match sample {
+        None => DEFAULT_SAMPLE,
+        Some(raw) => match serde_json::from_str::<usize>(raw.get()) {
+            Ok(n) if n <= MAX_SAMPLE => n,
+            _ => {
+                errors.push(
+                    "sample",
+                    format!("must be a whole number from 0 to {MAX_SAMPLE}"),
+                );
+                0
+            }
+        },
+    };
+    let query = match raw_query {
+        Some(raw) => segment_body::checked_query(&raw, &mut errors),
+        None => {
+            errors.push(QUERY_FIELD, "is required");
+            None
+        }
+    };
+    errors.finish(|| ())?;
+    let Some((_, query)) = query else {
+        return Err(invalid(QUERY_FIELD, "is required"));
+    };
+    check_references(&state, caller.site_id, None, &query).await?;
+    let evaluation = state
+        .live
+        .evaluate(caller.site_id, &query, state.clock.now_ms())
+        .await?;
+    let (ids, _) = evaluation.page(None, sample);
+    let counts = evaluation.counts();
+    Ok(json_response(
+        StatusCode::OK,
+        &PreviewEnvelope {
+            data: Preview {
+                user_count: counts.user_count,
+                subscriber_count: counts.subscriber_count,
+                unsubscriber_count: counts.unsubscriber_count,
+                sample: subscribers(&state, caller.site_id, &ids).await?,
+            },
+        },
+    ))
+}
+
+/// Refuses a query whose segment references are broken (422, each at its
+/// pointer).
+pub async fn check_references(
+    state: &AppState,
+    site_id: i64,
+    saving: Option<SegmentId>,
+    query: &Query,
+) -> Result<(), ApiError> {
+    let problems =
+        crate::live::check_references(state.store.as_ref(), site_id, saving, query).await?;
+    let mut errors = FieldErrors::default();
+    for (at, message) in problems {
+        errors.push(format!("{QUERY_FIELD}{at}"), message);
+    }
+    errors.finish(|| ()).map_err(ApiError::from)
+}
+
+/// Parses a raw query and checks its references, for saving.
+pub async fn checked_for_saving(
+    state: &AppState,
+    site_id: i64,
+    saving: Option<SegmentId>,
+    raw: &RawQuery,
+) -> Result<(), ApiError> {
+    let mut errors = FieldErrors::default();
+    match crate::segment::check_query(raw, &mut errors) {
+        Some(query) => check_references(state, site_id, saving, &query).await,
+        None => Err(errors.into()),
+    }
+}
+
+/// The JSON Schema of `visitor_event_query`.
+///
+/// Describes the grammar of `docs/query-language.md`. A query that fits the
+/// schema may still be refused for what a schema cannot say (a date range
+/// that ends before it starts, the limits on size and nesting).
+#[utoipa::path(get, path = "/api/query-language.schema.json", tag = "evaluation",
+    responses((status = 200, description = "JSON Schema (draft 2020-12)", content_type = "application/schema+json")))]
+pub async fn query_schema() -> Response {
+    let mut response = super::wire::bytes_response(
+        StatusCode::OK,
+        include_str!("../../docs/query-language.schema.json"),
+    );
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/schema+json"),
+    );
+    response
+}
