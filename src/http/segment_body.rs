@@ -148,12 +148,12 @@ mod tests {
     #[test]
     fn reads_a_complete_create_body() {
         let new = new_segment(
-            br#"{"site_uuid":"x","segment":{"name":" VIP ","description":"d","visitor_event_query":{"b":1.10,"a":[]}}}"#,
+            br#"{"site_uuid":"x","segment":{"name":" VIP ","description":"d","visitor_event_query":{"field":{"key":"b","equals":1.10}}}}"#,
         )
         .unwrap();
         assert_eq!(new.name.as_str(), "VIP");
         assert_eq!(new.description.unwrap().as_str(), "d");
-        assert_eq!(new.query.as_str(), r#"{"b":1.10,"a":[]}"#);
+        assert_eq!(new.query.as_str(), r#"{"field":{"key":"b","equals":1.10}}"#);
     }
 
     #[test]
