@@ -1121,6 +1121,26 @@ mod tests {
     }
 
     #[test]
+    fn every_example_in_the_grammar_document_parses() {
+        let doc = include_str!("../../docs/query-language.md");
+        let mut examples = 0;
+        for block in doc.split("```json\n").skip(1) {
+            let example = block.split("```").next().unwrap_or_default();
+            if let Err(problems) = parse(example) {
+                panic!("example does not parse: {example}\n{problems:?}");
+            }
+            examples += 1;
+        }
+        assert!(examples >= 40, "only {examples} examples");
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/query-language.schema.json")).unwrap();
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+    }
+
+    #[test]
     fn names_are_normalised_like_stored_ones() {
         let Ok(Query::Condition(c)) = parse(r#"{"field":{"key":" First Name","exists":true}}"#)
         else {

@@ -9,6 +9,7 @@ mod audience;
 mod auth;
 mod cli;
 mod conditional;
+mod evaluation;
 mod operations;
 mod rate_limit;
 mod segments_read;

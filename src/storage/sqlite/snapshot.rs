@@ -88,7 +88,8 @@ impl SqliteStore {
                 Some("null") => Val::Null,
                 Some("true") => Val::Bool(true),
                 Some("false") => Val::Bool(false),
-                Some("integer" | "real") => Val::Number(row.try_get(1)?),
+                Some("integer") => Val::Number(row.try_get::<i64, _>(1)? as f64),
+                Some("real") => Val::Number(row.try_get(1)?),
                 Some("text") => {
                     let text: &str = row.try_get(1)?;
                     Val::Text(text.to_lowercase().into())
