@@ -151,9 +151,17 @@ impl<'a> Engine<'a> {
             }
             Condition::Tag(test) => self.tags(test),
             Condition::Field { key, test } => match a.fields.get(key) {
-                Some(column) => self.filter(|i| value_matches(test, &column[i], self.now)),
+                Some(column) => {
+                    let matcher = ValueMatcher::new(test, self.now);
+                    if test.has_time_ops() {
+                        let instants = a.field_instants(key);
+                        self.filter(|i| matcher.matches_with(&column[i], || instants[i]))
+                    } else {
+                        self.filter(|i| matcher.matches(&column[i]))
+                    }
+                }
                 None => {
-                    if value_matches(test, &Val::Missing, self.now) {
+                    if ValueMatcher::new(test, self.now).matches(&Val::Missing) {
                         self.full()
                     } else {
                         FixedBitSet::with_capacity(self.n())
@@ -230,7 +238,7 @@ impl<'a> Engine<'a> {
         let n = self.n();
         let mut facts = Facts::new(n, test.sum.is_some());
         for (kind, column) in event_columns(self.audience, test) {
-            let filters = detail_columns(self.audience, kind, test)?;
+            let filters = detail_columns(self.audience, kind, test, self.now)?;
             let sum = match &test.sum {
                 Some((path, _)) => Some(
                     self.audience
@@ -245,7 +253,7 @@ impl<'a> Engine<'a> {
                     || !window.contains(at)
                     || !filters
                         .iter()
-                        .all(|(values, t)| value_matches(t, &values[e], self.now))
+                        .all(|(values, t)| t.matches(&values[e]))
                 {
                     continue;
                 }
@@ -289,18 +297,20 @@ pub(super) fn event_columns<'a>(
     }
 }
 
-/// The detail columns of an event test's `where`, for one type.
+/// The detail columns of an event test's `where`, for one type, each with
+/// its test made ready.
 pub(super) fn detail_columns<'t>(
     audience: &Audience,
     kind: &str,
     test: &'t EventTest,
-) -> Result<Vec<(DetailColumn, &'t ValueTest)>, EvalError> {
+    now: i64,
+) -> Result<Vec<(DetailColumn, ValueMatcher<'t>)>, EvalError> {
     test.filters
         .iter()
         .map(|(path, t)| {
             audience
                 .details(kind, path)
-                .map(|values| (values, t))
+                .map(|values| (values, ValueMatcher::new(t, now)))
                 .ok_or_else(|| EvalError::DetailsNotLoaded(path.dotted()))
         })
         .collect()
@@ -409,33 +419,65 @@ fn scalar_equals(scalar: &Scalar, value: &Val) -> bool {
     }
 }
 
-/// Whether a value passes every operator of a value test.
-pub(super) fn value_matches(test: &ValueTest, value: &Val, now: i64) -> bool {
-    let present = !matches!(value, Val::Missing);
-    if test.exists.is_some_and(|want| want != present) {
-        return false;
+/// A value test made ready for many values: its time window resolved once,
+/// and which operator families it uses.
+pub(super) struct ValueMatcher<'t> {
+    test: &'t ValueTest,
+    text: bool,
+    number: bool,
+    time: Option<TimeRange>,
+}
+
+impl<'t> ValueMatcher<'t> {
+    pub fn new(test: &'t ValueTest, now: i64) -> Self {
+        Self {
+            test,
+            text: test.has_text_ops(),
+            number: test.has_number_ops(),
+            time: test.has_time_ops().then(|| test.time.resolve(now)),
+        }
     }
-    let scalar = matches!(value, Val::Bool(_) | Val::Number(_) | Val::Text(_));
-    let mut ok = true;
-    if let Some(s) = &test.equals {
-        ok &= scalar_equals(s, value);
+
+    /// Whether `value` passes every operator; `instant` gives the value's
+    /// time when it is text that is one (asked only by time operators).
+    pub fn matches_with(&self, value: &Val, instant: impl FnOnce() -> Option<i64>) -> bool {
+        let test = self.test;
+        let present = !matches!(value, Val::Missing);
+        if test.exists.is_some_and(|want| want != present) {
+            return false;
+        }
+        let scalar = matches!(value, Val::Bool(_) | Val::Number(_) | Val::Text(_));
+        if let Some(s) = &test.equals
+            && !scalar_equals(s, value)
+        {
+            return false;
+        }
+        if let Some(s) = &test.not_equals
+            && (!scalar || scalar_equals(s, value))
+        {
+            return false;
+        }
+        if let Some(list) = &test.one_of
+            && !list.iter().any(|s| scalar_equals(s, value))
+        {
+            return false;
+        }
+        if self.text && !matches!(value, Val::Text(t) if test.text.matches(t)) {
+            return false;
+        }
+        if self.number && !matches!(value, Val::Number(x) if test.number.matches(*x)) {
+            return false;
+        }
+        if let Some(range) = self.time {
+            return matches!(value, Val::Text(_)) && instant().is_some_and(|at| range.contains(at));
+        }
+        true
     }
-    if let Some(s) = &test.not_equals {
-        ok &= scalar && !scalar_equals(s, value);
+
+    pub fn matches(&self, value: &Val) -> bool {
+        self.matches_with(value, || match value {
+            Val::Text(t) => parse_instant(t),
+            _ => None,
+        })
     }
-    if let Some(list) = &test.one_of {
-        ok &= list.iter().any(|s| scalar_equals(s, value));
-    }
-    if test.has_text_ops() {
-        ok &= matches!(value, Val::Text(t) if test.text.matches(t));
-    }
-    if test.has_number_ops() {
-        ok &= matches!(value, Val::Number(x) if test.number.matches(*x));
-    }
-    if test.has_time_ops() {
-        let range = test.time.resolve(now);
-        ok &=
-            matches!(value, Val::Text(t) if parse_instant(t).is_some_and(|at| range.contains(at)));
-    }
-    ok
 }

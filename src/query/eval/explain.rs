@@ -7,7 +7,7 @@
 //! subscriber's own row and events; a referenced segment is decided by the
 //! engine, so a membership shown here is the one `members` computes.
 
-use super::engine::{Checks, Engine, Fact, detail_columns, event_columns, value_matches};
+use super::engine::{Checks, Engine, Fact, ValueMatcher, detail_columns, event_columns};
 use super::{Audience, EvalError, Resolver, Val};
 use crate::clock::format_ms;
 use crate::query::ast::{Condition, EventTest, Query, TagTest};
@@ -147,7 +147,7 @@ fn node(
                 Val::Missing => json!({ "present": false }),
                 v => json!({ "present": true, "value": v.to_json() }),
             };
-            leaf(at, "field", value_matches(test, value, now), facts)
+            leaf(at, "field", ValueMatcher::new(test, now).matches(value), facts)
         }
         Condition::Event(test) => {
             let fact = event_fact(a, test, now, index)?;
@@ -212,7 +212,7 @@ fn event_fact(a: &Audience, test: &EventTest, now: i64, index: usize) -> Result<
     let mut fact = Fact::NONE;
     let window = test.when.resolve(now);
     for (kind, column) in event_columns(a, test) {
-        let filters = detail_columns(a, kind, test)?;
+        let filters = detail_columns(a, kind, test, now)?;
         let sum = match &test.sum {
             Some((path, _)) => Some(
                 a.details(kind, path)
@@ -225,7 +225,7 @@ fn event_fact(a: &Audience, test: &EventTest, now: i64, index: usize) -> Result<
                 || !window.contains(at)
                 || !filters
                     .iter()
-                    .all(|(values, t)| value_matches(t, &values[e], now))
+                    .all(|(values, t)| t.matches(&values[e]))
             {
                 continue;
             }

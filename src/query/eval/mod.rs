@@ -98,6 +98,9 @@ pub struct Audience {
     events: HashMap<String, EventColumn>,
     /// (type, path) → the detail of each event of the type, in column order.
     details: RwLock<HashMap<(String, DetailPath), DetailColumn>>,
+    /// Field key → the time each subscriber's value names, if it is text
+    /// that is a date or time; read once, when a query first compares it.
+    instants: RwLock<HashMap<String, Arc<Vec<Option<i64>>>>>,
 }
 
 impl Audience {
@@ -147,6 +150,34 @@ impl Audience {
         self.fields
             .get(key)
             .map_or(&Val::Missing, |column| &column[index])
+    }
+
+    /// The times a field's values name, per subscriber (parsed once).
+    fn field_instants(&self, key: &str) -> Arc<Vec<Option<i64>>> {
+        if let Some(column) = self
+            .instants
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+        {
+            return Arc::clone(column);
+        }
+        let column: Vec<Option<i64>> = match self.fields.get(key) {
+            Some(values) => values
+                .iter()
+                .map(|v| match v {
+                    Val::Text(t) => crate::query::parse::parse_instant(t),
+                    _ => None,
+                })
+                .collect(),
+            None => vec![None; self.len()],
+        };
+        let column = Arc::new(column);
+        self.instants
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_owned(), Arc::clone(&column));
+        column
     }
 
     /// The (type, path) detail columns a query needs that are not loaded yet.
