@@ -251,9 +251,7 @@ impl<'a> Engine<'a> {
             for (e, (&s, &at)) in column.subscriber.iter().zip(&column.at).enumerate() {
                 if s == NOBODY
                     || !window.contains(at)
-                    || !filters
-                        .iter()
-                        .all(|(values, t)| t.matches(&values[e]))
+                    || !filters.iter().all(|(values, t)| t.matches(&values[e]))
                 {
                     continue;
                 }

@@ -147,7 +147,12 @@ fn node(
                 Val::Missing => json!({ "present": false }),
                 v => json!({ "present": true, "value": v.to_json() }),
             };
-            leaf(at, "field", ValueMatcher::new(test, now).matches(value), facts)
+            leaf(
+                at,
+                "field",
+                ValueMatcher::new(test, now).matches(value),
+                facts,
+            )
         }
         Condition::Event(test) => {
             let fact = event_fact(a, test, now, index)?;
@@ -223,9 +228,7 @@ fn event_fact(a: &Audience, test: &EventTest, now: i64, index: usize) -> Result<
         for (e, (&s, &at)) in column.subscriber.iter().zip(&column.at).enumerate() {
             if s as usize != index
                 || !window.contains(at)
-                || !filters
-                    .iter()
-                    .all(|(values, t)| t.matches(&values[e]))
+                || !filters.iter().all(|(values, t)| t.matches(&values[e]))
             {
                 continue;
             }
