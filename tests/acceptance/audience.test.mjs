@@ -14,7 +14,8 @@
 // Every test uses its own emails, tag names and field keys (random suffix), so tests are
 // independent of each other and of sdk.test.mjs; counts on the shared main site are
 // compared before and after (exact, since the tests of this file run one after another and
-// sdk.test.mjs, run in parallel by `node --test`, creates no subscribers).
+// sdk.test.mjs, run in parallel by `node --test`, creates no subscribers; run.sh runs
+// evaluation.test.mjs, which does, only after this file).
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -4,8 +4,10 @@
 # Starts two servers on free loopback ports, each on its own SQLite file in a temporary
 # folder: one without rate limiting (also none on /stats/*), with three sites (the main one,
 # another for the isolation tests, and one that only the exact-count stats test touches), and
-# one limited to 5 requests a minute. Runs sdk.test.mjs and audience.test.mjs. Exits with
-# node's exit code; always stops both servers.
+# one limited to 5 requests a minute. Runs sdk.test.mjs and audience.test.mjs (in parallel),
+# then evaluation.test.mjs on its own: it creates subscribers on the main site, which
+# audience.test.mjs's before/after site counts must not see. Exits non-zero when either
+# run fails; always stops both servers.
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -112,6 +114,7 @@ done
 
 status=0
 node --test sdk.test.mjs audience.test.mjs || status=$?
+node --test evaluation.test.mjs || status=$?
 if [[ $status -ne 0 ]]; then
   echo "--- main server log (tail) ---" >&2
   tail -n 50 "$TMP/main.log" >&2 || true

@@ -234,7 +234,9 @@ describe('GET /fetch/segments', () => {
 
 describe('GET /fetch/segments/:id', () => {
   test('answers the segment with its visitor_event_query exactly as saved', async () => {
-    const query = {
+    // A query in Bento's own shape (its grammar is not public) is saved under "foreign",
+    // which Corral keeps verbatim and never evaluates.
+    const bentoQuery = {
       match: 'any',
       groups: [
         {
@@ -252,6 +254,7 @@ describe('GET /fetch/segments/:id', () => {
         },
       ],
     };
+    const query = { foreign: bentoQuery };
     const name = `Nested \u00fcnic\u00f8de ${suffix()}`;
     const description = 'Kunden mit \u00dcberblick \u2014 \u201cVIP\u201d';
     const created = await createSegment(main, { name, description, visitor_event_query: query });
@@ -265,6 +268,63 @@ describe('GET /fetch/segments/:id', () => {
     assert.equal(a.description, description);
     assert.deepEqual(a.visitor_event_query, query);
     assert.equal(a.created_at, created.attributes.created_at);
+
+    // On the wire: the very text the SDK sent (key order, Unicode as UTF-8).
+    const res = await http(MAIN, 'GET', `/fetch/segments/${created.id}`, { query: { site_uuid: MAIN.siteUuid } });
+    assert.equal(res.status, 200, res.text);
+    assert.ok(res.text.includes(`"visitor_event_query":${JSON.stringify(query)}`), res.text);
+  });
+
+  test('a foreign query comes back as written: number literals, key order, escapes and Unicode', async () => {
+    // Written by hand: JSON.stringify would lose 12345678901234567890 and 1.10.
+    const query = String.raw`{"foreign":{"zeta":12345678901234567890,"alpha":1.10,"nested":{"b":[1,2.50,-0.0e+5,true,null,{"é":"日本語 \u00e9 \"q\""}],"a":{}},"emoji":"🐄"}}`;
+    const name = `Verbatim ${suffix()}`;
+    const created = await http(MAIN, 'POST', '/fetch/segments', {
+      query: { site_uuid: MAIN.siteUuid },
+      body: `{"segment":{"name":${JSON.stringify(name)},"visitor_event_query":${query}}}`,
+    });
+    assert.equal(created.status, 201, created.text);
+    assert.ok(created.text.includes(`"visitor_event_query":${query}`), created.text);
+    const id = created.json.data.id;
+
+    const got = await http(MAIN, 'GET', `/fetch/segments/${id}`, { query: { site_uuid: MAIN.siteUuid } });
+    assert.equal(got.status, 200, got.text);
+    assert.ok(got.text.includes(`"visitor_event_query":${query}`), got.text);
+    const listed = await http(MAIN, 'GET', '/fetch/segments', { query: { site_uuid: MAIN.siteUuid } });
+    assert.ok(listed.text.includes(`"visitor_event_query":${query}`), 'the list must carry the same text');
+
+    // Through the SDK (JSON.parse): the values, as far as JavaScript numbers hold them.
+    const viaSdk = (await main.get(`/fetch/segments/${id}`)).data.attributes.visitor_event_query;
+    assert.deepEqual(viaSdk, JSON.parse(query));
+    assert.deepEqual(Object.keys(viaSdk.foreign), ['zeta', 'alpha', 'nested', 'emoji']);
+  });
+
+  test('a query in the documented grammar comes back as written', async () => {
+    const query = {
+      all: [
+        { subscribed: true },
+        { tag: { has: 'customer' } },
+        { field: { key: 'plan', in: ['pro', 'team'] } },
+        {
+          event: {
+            type: '$purchase',
+            when: { within_last: { days: 90 } },
+            where: { 'value.currency': { equals: 'USD' } },
+            sum: { of: 'value.amount', at_least: 50000 },
+          },
+        },
+        {
+          any: [
+            { event: { type: '$open_email', last: { within_last: { weeks: 2 } } } },
+            { event: { type: '$login', when: { within_last: { days: 30 } }, count: { at_least: 3 } } },
+          ],
+        },
+      ],
+    };
+    const created = await createSegment(main, { name: `Grammar ${suffix()}`, visitor_event_query: query });
+    assert.deepEqual(created.attributes.visitor_event_query, query);
+    const res = await http(MAIN, 'GET', `/fetch/segments/${created.id}`, { query: { site_uuid: MAIN.siteUuid } });
+    assert.ok(res.text.includes(`"visitor_event_query":${JSON.stringify(query)}`), res.text);
   });
 
   test('an unknown id raises the SDK error for 404', async () => {
@@ -331,7 +391,7 @@ describe('changing, discarding and restoring segments (Corral extensions)', () =
   });
 
   test('a restored segment is listed and readable again', async () => {
-    const query = {};
+    const query = { all: [{ tag: { has: `restored-${suffix()}` } }, { subscribed: true }] };
     const created = await createSegment(main, { name: `Restored ${suffix()}`, visitor_event_query: query });
     await main.delete(`/fetch/segments/${created.id}`);
     await assert.rejects(main.get(`/fetch/segments/${created.id}`), notFound);
