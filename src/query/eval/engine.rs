@@ -10,7 +10,7 @@
 
 use super::{Audience, DetailColumn, NOBODY, Val};
 use crate::query::ast::{
-    Condition, EventTest, NumberTest, Query, Scalar, TagTest, TimeRange, ValueTest,
+    Condition, EventTest, NumberTest, Query, Scalar, TagTest, TextTest, TimeRange, ValueTest,
 };
 use crate::query::parse::parse_instant;
 use fixedbitset::FixedBitSet;
@@ -137,7 +137,24 @@ impl<'a> Engine<'a> {
                 }
                 set
             }
-            Condition::Email(test) => self.filter(|i| test.matches(&a.emails_lower[i])),
+            Condition::Email(test) => match &test.domain {
+                // A domain is one comparison of small numbers per subscriber.
+                Some(domain) => match a.domain_id(domain) {
+                    None => FixedBitSet::with_capacity(self.n()),
+                    Some(id) => {
+                        let rest = TextTest {
+                            domain: None,
+                            ..test.clone()
+                        };
+                        let rest = (rest != TextTest::default()).then_some(rest);
+                        self.filter(|i| {
+                            a.domain_of(i) == id
+                                && rest.as_ref().is_none_or(|t| t.matches(a.email_lower(i)))
+                        })
+                    }
+                },
+                None => self.filter(|i| test.matches(a.email_lower(i))),
+            },
             Condition::Subscribed(want) => {
                 let mut set = a.subscribed.clone();
                 if !want {

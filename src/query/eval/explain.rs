@@ -115,8 +115,8 @@ fn node(
             branch(at, "groups", matched, children)
         }
         Condition::Email(test) => {
-            let email = &a.emails[index];
-            let matched = test.matches(&email.to_lowercase());
+            let email = a.email_lower(index);
+            let matched = test.matches(email);
             leaf(at, "email", matched, json!({ "email": email }))
         }
         Condition::Subscribed(want) => {

@@ -84,10 +84,12 @@ pub type DetailColumn = Arc<Vec<Val>>;
 pub struct Audience {
     /// Subscriber ids, ascending: the order of every subscriber column.
     pub ids: Vec<i64>,
-    pub uuids: Vec<String>,
-    pub emails: Vec<String>,
-    /// Lowercase emails, for text tests.
-    emails_lower: Vec<String>,
+    /// Lowercase emails, for text tests, end to end in one buffer.
+    emails_lower: Texts,
+    /// The domain of each lowercase email (the part after the last `@`), as
+    /// an index into `domains`; [`NOBODY`] for none.
+    domain_of: Vec<u32>,
+    domains: HashMap<String, u32>,
     pub subscribed: FixedBitSet,
     pub created_at: Vec<i64>,
     /// Lowercase tag name → its holders.
@@ -103,7 +105,41 @@ pub struct Audience {
     instants: RwLock<HashMap<String, Arc<Vec<Option<i64>>>>>,
 }
 
+/// Many strings in one buffer: fewer allocations, and a scan reads memory in
+/// order.
+#[derive(Debug, Default)]
+pub struct Texts {
+    bytes: String,
+    ends: Vec<u32>,
+}
+
+impl Texts {
+    fn push(&mut self, text: &str) {
+        self.bytes.push_str(text);
+        self.ends.push(self.bytes.len() as u32);
+    }
+
+    pub fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.bytes[start..self.ends[i] as usize]
+    }
+}
+
 impl Audience {
+    /// The lowercase email of the subscriber at `index`.
+    pub fn email_lower(&self, index: usize) -> &str {
+        self.emails_lower.get(index)
+    }
+
+    /// The index of an email domain (lowercase), if any subscriber has it.
+    pub fn domain_id(&self, domain: &str) -> Option<u32> {
+        self.domains.get(domain).copied()
+    }
+
+    pub fn domain_of(&self, index: usize) -> u32 {
+        self.domain_of[index]
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }
@@ -235,7 +271,7 @@ impl Audience {
     /// A rough count of the bytes the snapshot holds, for reports.
     pub fn approximate_bytes(&self) -> usize {
         let n = self.len();
-        let strings: usize = self.emails.iter().map(|e| e.len() * 2 + 48).sum::<usize>() + n * 56;
+        let strings = self.emails_lower.bytes.len() + n * 8;
         let tags = self.tags.len() * n.div_ceil(8);
         let fields = self.fields.len() * n * std::mem::size_of::<Val>();
         let events = self.event_count() * 12;
@@ -254,7 +290,6 @@ impl Audience {
 #[derive(Debug, Clone)]
 pub struct SubscriberRow {
     pub id: i64,
-    pub uuid: String,
     pub email: String,
     pub subscribed: bool,
     pub created_at: i64,
@@ -267,7 +302,8 @@ pub struct SubscriberRow {
 pub struct AudienceBuilder {
     audience: Audience,
     subscribed: Vec<bool>,
-    field_values: Vec<(String, u32, Val)>,
+    field_keys: HashMap<String, u32>,
+    field_values: Vec<(u32, u32, Val)>,
     tag_members: Vec<(String, u32)>,
 }
 
@@ -282,14 +318,32 @@ impl AudienceBuilder {
         debug_assert!(a.ids.last().is_none_or(|&last| last < row.id));
         let index = a.ids.len() as u32;
         a.ids.push(row.id);
-        a.uuids.push(row.uuid);
-        a.emails_lower.push(row.email.to_lowercase());
-        a.emails.push(row.email);
+        let lower = row.email.to_lowercase();
+        let domain = match lower.rsplit_once('@') {
+            Some((_, domain)) => match a.domains.get(domain) {
+                Some(&id) => id,
+                None => {
+                    let id = a.domains.len() as u32;
+                    a.domains.insert(domain.to_owned(), id);
+                    id
+                }
+            },
+            None => NOBODY,
+        };
+        a.domain_of.push(domain);
+        a.emails_lower.push(&lower);
         a.created_at.push(row.created_at);
         self.subscribed.push(row.subscribed);
         for (key, value) in &row.fields {
-            self.field_values
-                .push((key.clone(), index, Val::from_json(value)));
+            let key = match self.field_keys.get(key.as_str()) {
+                Some(&k) => k,
+                None => {
+                    let k = self.field_keys.len() as u32;
+                    self.field_keys.insert(key.clone(), k);
+                    k
+                }
+            };
+            self.field_values.push((key, index, Val::from_json(value)));
         }
     }
 
@@ -326,11 +380,16 @@ impl AudienceBuilder {
             subscribed.set(i, *s);
         }
         self.audience.subscribed = subscribed;
+        let mut columns: Vec<Vec<Val>> = (0..self.field_keys.len())
+            .map(|_| vec![Val::Missing; n])
+            .collect();
         for (key, index, value) in self.field_values {
-            self.audience
-                .fields
-                .entry(key)
-                .or_insert_with(|| vec![Val::Missing; n])[index as usize] = value;
+            columns[key as usize][index as usize] = value;
+        }
+        let mut keys: Vec<(String, u32)> = self.field_keys.into_iter().collect();
+        keys.sort_unstable_by_key(|(_, k)| *k);
+        for ((key, _), column) in keys.into_iter().zip(columns) {
+            self.audience.fields.insert(key, column);
         }
         for (tag, index) in self.tag_members {
             self.audience

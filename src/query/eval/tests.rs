@@ -17,7 +17,6 @@ fn build(people: &[Person], events: &[Happening], queries: &[&Query]) -> Audienc
     for p in people {
         b.subscriber(SubscriberRow {
             id: p.id,
-            uuid: format!("u{}", p.id),
             email: p.email.clone(),
             subscribed: p.subscribed,
             created_at: p.created_at,

@@ -38,10 +38,9 @@ fn parse_chunk<'a, T: serde::Deserialize<'a>>(text: Option<&'a str>) -> Result<V
     }
 }
 
-/// `[id, uuid, email, fields, subscribed, created_at]`.
+/// `[id, email, fields, subscribed, created_at]`.
 type SubscriberJson = (
     i64,
-    String,
     String,
     serde_json::Map<String, serde_json::Value>,
     i64,
@@ -64,7 +63,7 @@ impl SqliteStore {
         for (from, to) in chunks(low, high) {
             let text: Option<String> = sqlx::query_scalar(
                 "SELECT json_group_array(json_array(
-                     id, uuid, email, json(fields), unsubscribed_at IS NULL, created_at)
+                     id, email, json(fields), unsubscribed_at IS NULL, created_at)
                    ORDER BY id)
                  FROM subscribers WHERE id >= $1 AND id < $2 AND +site_id = $3",
             )
@@ -77,11 +76,10 @@ impl SqliteStore {
             for row in rows {
                 builder.subscriber(SubscriberRow {
                     id: row.0,
-                    uuid: row.1,
-                    email: row.2,
-                    fields: row.3,
-                    subscribed: row.4 != 0,
-                    created_at: row.5,
+                    email: row.1,
+                    fields: row.2,
+                    subscribed: row.3 != 0,
+                    created_at: row.4,
                 });
             }
         }
