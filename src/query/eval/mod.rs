@@ -304,7 +304,11 @@ pub struct AudienceBuilder {
     subscribed: Vec<bool>,
     field_keys: HashMap<String, u32>,
     field_values: Vec<(u32, u32, Val)>,
-    tag_members: Vec<(String, u32)>,
+    /// Subscriber index by `id - first id`, built once the subscribers are
+    /// in: tags and events look their subscriber up millions of times.
+    dense: Option<(i64, Vec<u32>)>,
+    tag_keys: HashMap<String, u32>,
+    tag_members: Vec<(u32, u32)>,
 }
 
 impl AudienceBuilder {
@@ -314,6 +318,7 @@ impl AudienceBuilder {
 
     /// Adds a subscriber; ids must come in ascending order.
     pub fn subscriber(&mut self, row: SubscriberRow) {
+        self.dense = None;
         let a = &mut self.audience;
         debug_assert!(a.ids.last().is_none_or(|&last| last < row.id));
         let index = a.ids.len() as u32;
@@ -347,10 +352,37 @@ impl AudienceBuilder {
         }
     }
 
+    /// The index of a subscriber id, or [`NOBODY`].
+    fn lookup(&mut self, id: i64) -> u32 {
+        let ids = &self.audience.ids;
+        let (first, table) = self.dense.get_or_insert_with(|| {
+            let first = ids.first().copied().unwrap_or(0);
+            let span = ids.last().map_or(0, |&last| (last - first + 1) as usize);
+            let mut table = vec![NOBODY; span];
+            for (index, id) in ids.iter().enumerate() {
+                table[(id - first) as usize] = index as u32;
+            }
+            (first, table)
+        });
+        usize::try_from(id - *first)
+            .ok()
+            .and_then(|offset| table.get(offset).copied())
+            .unwrap_or(NOBODY)
+    }
+
     /// Gives a subscriber (by id) a tag (by lowercase name).
     pub fn tag(&mut self, subscriber_id: i64, tag: &str) {
-        if let Some(index) = self.audience.index_of(subscriber_id) {
-            self.tag_members.push((tag.to_owned(), index as u32));
+        let index = self.lookup(subscriber_id);
+        if index != NOBODY {
+            let tag = match self.tag_keys.get(tag) {
+                Some(&t) => t,
+                None => {
+                    let t = self.tag_keys.len() as u32;
+                    self.tag_keys.insert(tag.to_owned(), t);
+                    t
+                }
+            };
+            self.tag_members.push((tag, index));
         }
     }
 
@@ -358,10 +390,7 @@ impl AudienceBuilder {
     /// subscriber not in the snapshot keeps its place in the column (so
     /// detail columns line up) but counts for nobody.
     pub fn event(&mut self, subscriber_id: i64, kind: &str, at: i64) {
-        let index = self
-            .audience
-            .index_of(subscriber_id)
-            .map_or(NOBODY, |i| i as u32);
+        let index = self.lookup(subscriber_id);
         let events = &mut self.audience.events;
         if !events.contains_key(kind) {
             events.insert(kind.to_owned(), EventColumn::default());
@@ -391,12 +420,16 @@ impl AudienceBuilder {
         for ((key, _), column) in keys.into_iter().zip(columns) {
             self.audience.fields.insert(key, column);
         }
+        let mut holders: Vec<FixedBitSet> = (0..self.tag_keys.len())
+            .map(|_| FixedBitSet::with_capacity(n))
+            .collect();
         for (tag, index) in self.tag_members {
-            self.audience
-                .tags
-                .entry(tag)
-                .or_insert_with(|| FixedBitSet::with_capacity(n))
-                .insert(index as usize);
+            holders[tag as usize].insert(index as usize);
+        }
+        let mut names: Vec<(String, u32)> = self.tag_keys.into_iter().collect();
+        names.sort_unstable_by_key(|(_, t)| *t);
+        for ((name, _), set) in names.into_iter().zip(holders) {
+            self.audience.tags.insert(name, set);
         }
         self.audience
     }

@@ -38,6 +38,55 @@ fn parse_chunk<'a, T: serde::Deserialize<'a>>(text: Option<&'a str>) -> Result<V
     }
 }
 
+/// Reads a table a chunk of ids at a time: `bounds` gives the lowest and
+/// highest id, `chunk` one JSON array for the ids in `[$1, $2)` of site `$3`.
+/// While `consume` works through one chunk, SQLite already builds the next
+/// (on the driver's own thread), so reading and parsing overlap.
+async fn read_table(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    bounds: &'static str,
+    chunk: &'static str,
+    site_id: i64,
+    mut consume: impl FnMut(&str) -> Result<()>,
+) -> Result<()> {
+    let (low, high): (Option<i64>, Option<i64>) =
+        sqlx::query_as(bounds).fetch_one(&mut **tx).await?;
+    let ranges: Vec<(i64, i64)> = chunks(low, high).collect();
+    let Some(&first) = ranges.first() else {
+        return Ok(());
+    };
+    let mut current = fetch_chunk(tx, chunk, site_id, first).await?;
+    for next in ranges.iter().skip(1).map(Some).chain([None]) {
+        let text = current.take();
+        let (fetched, consumed) = tokio::join!(
+            async {
+                match next {
+                    Some(&range) => fetch_chunk(tx, chunk, site_id, range).await,
+                    None => Ok(None),
+                }
+            },
+            async { text.as_deref().map_or(Ok(()), &mut consume) }
+        );
+        consumed?;
+        current = fetched?;
+    }
+    Ok(())
+}
+
+async fn fetch_chunk(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    sql: &'static str,
+    site_id: i64,
+    (from, to): (i64, i64),
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(sql)
+        .bind(from)
+        .bind(to)
+        .bind(site_id)
+        .fetch_one(&mut **tx)
+        .await
+}
+
 /// `[id, email, fields, subscribed, created_at]`.
 type SubscriberJson = (
     i64,
@@ -56,33 +105,29 @@ impl SqliteStore {
         let started = std::time::Instant::now();
         let mut tx = self.reader.begin().await?;
         let mut builder = AudienceBuilder::new();
-        let (low, high): (Option<i64>, Option<i64>) =
-            sqlx::query_as("SELECT min(id), max(id) FROM subscribers")
-                .fetch_one(&mut *tx)
-                .await?;
-        for (from, to) in chunks(low, high) {
-            let text: Option<String> = sqlx::query_scalar(
-                "SELECT json_group_array(json_array(
-                     id, email, json(fields), unsubscribed_at IS NULL, created_at)
-                   ORDER BY id)
-                 FROM subscribers WHERE id >= $1 AND id < $2 AND +site_id = $3",
-            )
-            .bind(from)
-            .bind(to)
-            .bind(site_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let rows: Vec<SubscriberJson> = parse_chunk(text.as_deref())?;
-            for row in rows {
-                builder.subscriber(SubscriberRow {
-                    id: row.0,
-                    email: row.1,
-                    fields: row.2,
-                    subscribed: row.3 != 0,
-                    created_at: row.4,
-                });
-            }
-        }
+        read_table(
+            &mut tx,
+            "SELECT min(id), max(id) FROM subscribers",
+            "SELECT json_group_array(json_array(
+                 id, email, json(fields), unsubscribed_at IS NULL, created_at)
+               ORDER BY id)
+             FROM subscribers WHERE id >= $1 AND id < $2 AND +site_id = $3",
+            site_id,
+            |text| {
+                let rows: Vec<SubscriberJson> = parse_chunk(Some(text))?;
+                for row in rows {
+                    builder.subscriber(SubscriberRow {
+                        id: row.0,
+                        email: row.1,
+                        fields: row.2,
+                        subscribed: row.3 != 0,
+                        created_at: row.4,
+                    });
+                }
+                Ok(())
+            },
+        )
+        .await?;
         let subscribers_ms = started.elapsed().as_millis() as u64;
         let tags: Vec<(String, Option<String>)> = sqlx::query_as(
             "SELECT t.name_key, json_group_array(st.subscriber_id) FROM tags t
@@ -100,25 +145,21 @@ impl SqliteStore {
             }
         }
         let tags_ms = started.elapsed().as_millis() as u64;
-        let (low, high): (Option<i64>, Option<i64>) =
-            sqlx::query_as("SELECT min(id), max(id) FROM events")
-                .fetch_one(&mut *tx)
-                .await?;
-        for (from, to) in chunks(low, high) {
-            let text: Option<String> = sqlx::query_scalar(
-                "SELECT json_group_array(json_array(subscriber_id, occurred_at, type) ORDER BY id)
-                 FROM events WHERE id >= $1 AND id < $2 AND +site_id = $3",
-            )
-            .bind(from)
-            .bind(to)
-            .bind(site_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let rows: Vec<EventJson<'_>> = parse_chunk(text.as_deref())?;
-            for row in rows {
-                builder.event(row.0, &row.2, row.1);
-            }
-        }
+        read_table(
+            &mut tx,
+            "SELECT min(id), max(id) FROM events",
+            "SELECT json_group_array(json_array(subscriber_id, occurred_at, type) ORDER BY id)
+             FROM events WHERE id >= $1 AND id < $2 AND +site_id = $3",
+            site_id,
+            |text| {
+                let rows: Vec<EventJson<'_>> = parse_chunk(Some(text))?;
+                for row in rows {
+                    builder.event(row.0, &row.2, row.1);
+                }
+                Ok(())
+            },
+        )
+        .await?;
         tx.commit().await?;
         let events_ms = started.elapsed().as_millis() as u64;
         let audience = builder.build();

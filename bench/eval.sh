@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# Evaluation benchmark: segment counts by Corral's stats endpoint, against DuckDB.
+#
+# Measures, on one generated audience (`corral gen`, fixed seed) imported into Corral,
+# the time of `GET /api/v1/stats/segment` (members, subscribed, unsubscribed) for a suite
+# of realistic segments (bench/eval_helper.py holds it), and in the same run the time of
+# DuckDB (in-process, in-memory database, its default threads) answering the same three
+# counts with hand-written SQL over the same rows, exported from Corral's own database.
+# The counts of both engines must be equal for every segment with absolute dates.
+#
+# Usage: bash bench/eval.sh               (as root on Debian; installs python3,
+#                                          python3-venv, sqlite3, curl; duckdb from PyPI
+#                                          into bench/.venv)
+# Knobs (environment):
+#   SIZE=small       100,000 subscribers and 1,000,000 events (default)
+#   SIZE=large       1,000,000 subscribers and 10,000,000 events
+#   SEED=42          the generator's seed
+#   ROUNDS=7         timed runs of each engine per segment (after one warm-up each)
+#   DUCKDB_ONLY=1    skip Corral: DuckDB's side only (loading, every query, the table)
+#   FRESH=1          regenerate and re-import even when the work dir is complete
+#   WORK_DIR=PATH    the work dir (default bench/.data/<size>): database, site, CSV
+#   DUCKDB_SPEC      what pip installs into the venv (default: duckdb, the newest)
+#   VENV=PATH        the venv (default bench/.venv)
+#   SKIP_BUILD=1     use the existing target/release/corral, skip `cargo build --release`
+#   CORRAL_BIN=PATH  benchmark another corral binary (combine with SKIP_BUILD=1)
+#   CORRAL_PORT      fixed port for `corral serve` (default: a free port)
+#   KEEP_TMP=1       keep the run's temp dir (server log, results JSON)
+#
+# The work dir is reused when its marker says it holds the same sizes and seed: a second
+# run skips generation, import and export (the large import takes minutes).
+#
+# Output: a Markdown table on stdout; it, the machine, the commit and the raw figures are
+# appended to bench/results/eval-<size>-<timestamp>.txt. Exits non-zero when Corral and
+# DuckDB disagree on the counts of an absolute-date segment (after printing the table),
+# or when any step fails.
+set -euo pipefail
+
+SIZE=${SIZE:-small}
+case "$SIZE" in
+    small | default) SIZE=small SUBSCRIBERS=100000 EVENTS=1000000 ;;
+    large) SUBSCRIBERS=1000000 EVENTS=10000000 ;;
+    *) echo "SIZE must be 'small' or 'large', not '$SIZE'" >&2; exit 2 ;;
+esac
+SEED=${SEED:-42}
+ROUNDS=${ROUNDS:-7}
+DUCKDB_ONLY=${DUCKDB_ONLY:-0}
+DUCKDB_SPEC=${DUCKDB_SPEC:-duckdb}
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+HELPER="$ROOT/bench/eval_helper.py"
+VENV=${VENV:-$ROOT/bench/.venv}
+WORK=${WORK_DIR:-$ROOT/bench/.data/$SIZE}
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a whole number of 1 or more"
+
+# --- tools -------------------------------------------------------------------------
+missing=()
+command -v python3 >/dev/null || missing+=(python3)
+# Debian's python3 makes venvs only with python3-venv (ensurepip) installed.
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
+command -v curl >/dev/null || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    [ "$(id -u)" = 0 ] || die "need root to apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+SQLITE3=$(command -v sqlite3)
+
+# DuckDB's Python package (its json extension is built into the wheel), in a venv kept
+# between runs.
+PY="$VENV/bin/python"
+if ! "$PY" -c 'import duckdb' 2>/dev/null; then
+    [ -x "$PY" ] || { say "creating the venv $VENV"; python3 -m venv "$VENV"; }
+    say "pip install $DUCKDB_SPEC into $VENV"
+    "$PY" -m pip install --quiet "$DUCKDB_SPEC" || die "could not pip install $DUCKDB_SPEC"
+fi
+DUCKDB_VERSION=$("$PY" -c 'import duckdb; print(duckdb.__version__)')
+
+# --- build -------------------------------------------------------------------------
+if [ "${SKIP_BUILD:-0}" = 1 ]; then
+    say "SKIP_BUILD=1: not building"
+else
+    command -v cargo >/dev/null || die "cargo not found: install Rust (rustup.rs) or set SKIP_BUILD=1"
+    say "cargo build --release"
+    cargo build --release
+fi
+CORRAL=${CORRAL_BIN:-$ROOT/target/release/corral}
+[ -x "$CORRAL" ] || die "$CORRAL not found (build it, or unset SKIP_BUILD)"
+
+# --- temp dir and clean-up -----------------------------------------------------------
+TMP=$(mktemp -d /tmp/corral-eval-bench.XXXXXX)
+CORRAL_PID=
+cleanup() {
+    local rc=$?
+    if [ -n "$CORRAL_PID" ]; then
+        kill "$CORRAL_PID" 2>/dev/null || true
+        wait "$CORRAL_PID" 2>/dev/null || true
+    fi
+    if [ "$rc" -ne 0 ] && [ -s "$TMP/serve.log" ]; then
+        echo "--- last lines of the Corral log ($TMP/serve.log) ---" >&2
+        tail -n 20 "$TMP/serve.log" >&2 || true
+    fi
+    if [ "${KEEP_TMP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
+        echo "temp dir kept: $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$ROOT/bench/results"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESULTS="$ROOT/bench/results/eval-$SIZE-$STAMP.txt"
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no-commit")
+if [ -n "$(git -C "$ROOT" status --porcelain -- . ':!bench' 2>/dev/null)" ]; then
+    COMMIT="$COMMIT (with uncommitted changes outside bench/)"
+fi
+CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+NPROC=$(nproc)
+RAM=$(awk '/^MemTotal/ { printf "%.0f GiB RAM", $2/1048576 }' /proc/meminfo)
+log() { printf '%s\n' "$*" >>"$RESULTS"; }
+log "# Corral evaluation benchmark, $STAMP"
+log "commit: $COMMIT"
+log "machine: $NPROC CPUs, ${CPU:-unknown CPU}, $(uname -sr), $RAM"
+log "corral: $CORRAL; duckdb $DUCKDB_VERSION ($VENV); sqlite3 $("$SQLITE3" --version | cut -d' ' -f1)"
+log ""
+
+# Runs a step, its output into the results file; on failure shows its last lines.
+step() {
+    local label=$1
+    shift
+    say "$label"
+    {
+        echo "## \$ $*"
+    } >>"$RESULTS"
+    if ! "$@" >"$TMP/step.out" 2>&1; then
+        cat "$TMP/step.out" >>"$RESULTS"
+        die "$label failed: $(tail -n 20 "$TMP/step.out")"
+    fi
+    cat "$TMP/step.out" >>"$RESULTS"
+    echo >>"$RESULTS"
+}
+
+# --- 1. the work dir: data, Corral's database, the CSV export -----------------------------
+# Everything runs from the temp dir, so no corral.toml of the working directory is
+# picked up.
+cd "$TMP"
+WANT="subscribers=$SUBSCRIBERS events=$EVENTS seed=$SEED"
+MARKER="$WORK/.complete"
+DB="$WORK/corral.db"
+CSV="$WORK/csv"
+if [ "${FRESH:-0}" != 1 ] && [ -f "$MARKER" ] && [ "$(head -n 1 "$MARKER")" = "$WANT" ] \
+    && [ -s "$DB" ] && [ -s "$WORK/site.json" ] && [ -s "$CSV/events.csv" ]; then
+    say "reusing $WORK ($WANT; FRESH=1 regenerates)"
+    log "work dir: $WORK, reused ($(tail -n +2 "$MARKER" | tr '\n' ' '))"
+    REUSED=1
+else
+    # Only ever delete a directory this script made (it holds .eval-work-dir).
+    if [ -e "$WORK" ] && [ ! -f "$WORK/.eval-work-dir" ] && [ -n "$(ls -A "$WORK")" ]; then
+        die "$WORK exists and is not this benchmark's work dir: choose another WORK_DIR"
+    fi
+    rm -rf "$WORK"
+    mkdir -p "$WORK"
+    touch "$WORK/.eval-work-dir"
+    REUSED=0
+    log "work dir: $WORK, made by this run"
+    step "corral gen --subscribers $SUBSCRIBERS --events $EVENTS --seed $SEED" \
+        "$CORRAL" gen --subscribers "$SUBSCRIBERS" --events "$EVENTS" --seed "$SEED" --out "$WORK/data"
+    say "corral site create Bench"
+    "$CORRAL" site create Bench --json --database "sqlite://$DB" >"$WORK/site.json" \
+        || die "corral site create failed: $(cat "$WORK/site.json")"
+    SITE=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["site_uuid"])' "$WORK/site.json") \
+        || die "corral site create did not print one JSON object: $(cat "$WORK/site.json")"
+    step "corral import subscribers" \
+        "$CORRAL" import subscribers --site "$SITE" "$WORK/data/subscribers.jsonl" --database "sqlite://$DB"
+    grep -q "^imported $SUBSCRIBERS subscribers, skipped 0 bad lines" "$TMP/step.out" \
+        || die "expected 'imported $SUBSCRIBERS subscribers, skipped 0 bad lines', got: $(tail -n 5 "$TMP/step.out")"
+    step "corral import events (minutes at SIZE=large)" \
+        "$CORRAL" import events --site "$SITE" "$WORK/data/events.jsonl" --database "sqlite://$DB"
+    grep -q "^imported $EVENTS events, skipped 0 bad lines" "$TMP/step.out" \
+        || die "expected 'imported $EVENTS events, skipped 0 bad lines', got: $(tail -n 5 "$TMP/step.out")"
+    # Everything into the .db file, an empty WAL; then the JSON Lines are not needed
+    # (the generator writes the same bytes again from the same seed).
+    "$SQLITE3" "$DB" 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
+    rm -rf "$WORK/data"
+
+    # The rows Corral holds, as CSV from the sqlite3 shell, for DuckDB to load: the very
+    # rows Corral evaluates. Tags by their lowercase name (name_key); details and fields
+    # as the JSON text Corral stores.
+    say "exporting Corral's tables to CSV (sqlite3 shell)"
+    SITE_ID=$("$SQLITE3" "$DB" "SELECT id FROM sites WHERE uuid = '$SITE'")
+    [ -n "$SITE_ID" ] || die "no site $SITE in $DB"
+    mkdir -p "$CSV"
+    export_csv() { # file, SQL
+        "$SQLITE3" -bail -csv -header "$DB" "$2" >"$CSV/$1" || die "sqlite3 could not export $1"
+    }
+    export_csv subscribers.csv "SELECT id, email_key, fields, unsubscribed_at, created_at
+        FROM subscribers WHERE site_id = $SITE_ID ORDER BY id"
+    export_csv subscriber_tags.csv "SELECT st.subscriber_id, t.name_key AS tag
+        FROM subscriber_tags st JOIN tags t ON t.id = st.tag_id
+        WHERE t.site_id = $SITE_ID ORDER BY st.subscriber_id, t.name_key"
+    export_csv events.csv "SELECT subscriber_id, type, occurred_at, details
+        FROM events WHERE site_id = $SITE_ID ORDER BY id"
+    printf '%s\nmade %s by %s\n' "$WANT" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$("$CORRAL" --version)" >"$MARKER"
+fi
+read -r SITE PK SK < <(python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(s["site_uuid"], s["publishable_key"], s["secret_key"])' "$WORK/site.json")
+log "CSV: $(cd "$CSV" && for f in subscribers.csv subscriber_tags.csv events.csv; do
+    printf '%s %s bytes; ' "$f" "$(stat -c %s "$f")"; done)"
+log ""
+
+# --- 2. Corral's server ------------------------------------------------------------------
+corral_args=()
+SERVE_RSS_KB="?"
+SERVE_SPLIT="?"
+if [ "$DUCKDB_ONLY" = 1 ]; then
+    say "DUCKDB_ONLY=1: not starting Corral"
+    log "DUCKDB_ONLY=1: Corral not run"
+else
+    CORRAL_PORT=${CORRAL_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+    URL="http://127.0.0.1:$CORRAL_PORT"
+    say "starting corral serve on 127.0.0.1:$CORRAL_PORT"
+    # Rate limits off; a request timeout of 10 minutes, so that the first stats call,
+    # which loads the audience (many seconds at SIZE=large), is not cut off at 30 s.
+    "$CORRAL" serve --database "sqlite://$DB" --listen "127.0.0.1:$CORRAL_PORT" \
+        --rate-limit-per-minute 0 --stats-rate-limit-per-hour 0 --request-timeout-secs 600 \
+        --log-level warn >"$TMP/serve.log" 2>&1 &
+    CORRAL_PID=$!
+    # Start-up runs the database's pending migrations first: on a reused work dir made by
+    # an older build, that can take minutes at SIZE=large (an index over 10M events).
+    STARTED=$SECONDS
+    until [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/healthz" || true)" = 200 ]; do
+        kill -0 "$CORRAL_PID" 2>/dev/null || die "corral serve exited during start-up"
+        [ $(( SECONDS - STARTED )) -lt 900 ] || die "corral serve did not answer 200 on /healthz within 15 minutes"
+        sleep 0.2
+    done
+    [ $(( SECONDS - STARTED )) -lt 5 ] || say "corral serve took $(( SECONDS - STARTED )) s to start (migrations)"
+    corral_args=(--corral "$URL" "$SITE" "$PK" "$SK")
+fi
+
+# --- 3. the measurements -------------------------------------------------------------------
+# One Python process: loads DuckDB (not timed), creates the segments, times both engines.
+say "measuring: $ROUNDS rounds a segment"
+if ! "$PY" "$HELPER" run --csv "$CSV" --out "$TMP/run.json" --rounds "$ROUNDS" \
+    "${corral_args[@]}" 2>&1 | tee "$TMP/helper.log" >&2; then
+    cat "$TMP/helper.log" >>"$RESULTS"
+    die "the measurements failed (see above)"
+fi
+{ echo "## measurements (per segment: counts and times)"; cat "$TMP/helper.log"; echo; } >>"$RESULTS"
+if [ -n "$CORRAL_PID" ]; then
+    SERVE_RSS_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$CORRAL_PID/status" 2>/dev/null || echo "?")
+    # The peak counts pages of the database file SQLite maps into memory
+    # (mmap), which the kernel can drop at will; the split below is taken
+    # after the runs: RssAnon is Corral's own memory (the audience snapshot).
+    SERVE_SPLIT=$(awk '/^RssAnon:|^RssFile:/ { printf "%s %d MiB  ", $1, $2 / 1024 }' "/proc/$CORRAL_PID/status" 2>/dev/null || echo "?")
+    kill "$CORRAL_PID" 2>/dev/null || true
+    wait "$CORRAL_PID" 2>/dev/null || true
+    CORRAL_PID=
+fi
+
+# --- 4. report -----------------------------------------------------------------------------
+TABLE_RC=0
+TABLE=$("$PY" "$HELPER" table "$TMP/run.json" --serve-rss-kib "$SERVE_RSS_KB") || TABLE_RC=$?
+[ "$TABLE_RC" = 0 ] || [ "$TABLE_RC" = 3 ] || die "could not make the table (exit $TABLE_RC)"
+REPORT=$(cat <<EOF
+
+## Corral evaluation benchmark ($(date -u '+%Y-%m-%d %H:%M UTC'))
+
+- commit: $COMMIT
+- machine: $NPROC CPUs, ${CPU:-unknown CPU}, $RAM
+- data: SIZE=$SIZE, \`corral gen --subscribers $SUBSCRIBERS --events $EVENTS --seed $SEED\` imported into SQLite ($([ "$REUSED" = 1 ] && echo "work dir reused" || echo "generated by this run")); DuckDB loads the same rows from Corral's database (CSV export of the sqlite3 shell)
+
+$TABLE
+- \`corral serve\` resident memory after the runs: $SERVE_SPLIT
+EOF
+)
+echo "$REPORT"
+{ echo "$REPORT"; echo; echo "## raw figures (seconds)"; cat "$TMP/run.json"; echo; } >>"$RESULTS"
+say "results: $RESULTS"
+[ "$TABLE_RC" = 0 ] || die "Corral and DuckDB disagree on the counts of some segment (see MISMATCHES above)"
