@@ -141,19 +141,20 @@ events = ["$purchase", "$pageview", "$signup", "$login", "$cart_add", "$subscrib
 plans = ["free", "starter", "pro", "enterprise"]
 
 def query(i):
-    """A realistic nested query of a few hundred bytes, varied per segment."""
+    """A realistic nested query of a few hundred bytes, varied per segment, in
+    Corral's query language (docs/query-language.md)."""
     first = {"filters": [
         {"tag": {"has": tags[i % len(tags)]}},
         {"event": {"type": events[i % len(events)],
-                   "count": {"gte": 1 + i % 5},
-                   "within": {"days": [7, 30, 90, 180][i % 4]}}},
+                   "when": {"within_last": {"days": [7, 30, 90, 180][i % 4]}},
+                   "count": {"at_least": 1 + i % 5}}},
     ]}
     second = {"filters": [
         {"tag": {"has": tags[(i + 3) % len(tags)]}},
-        {"field": {"key": "plan", "eq": plans[i % len(plans)]}},
+        {"field": {"key": "plan", "equals": plans[i % len(plans)]}},
         {"event": {"type": events[(i + 2) % len(events)],
-                   "count": {"gte": 2 + i % 3},
-                   "within": {"days": 14 + i % 60}}},
+                   "when": {"within_last": {"days": 14 + i % 60}},
+                   "count": {"at_least": 2 + i % 3}}},
     ]}
     return {"groups": [first, second] if i % 3 else [first]}
 

@@ -251,15 +251,26 @@ pub async fn members(
         ExportFormat::Jsonl => Sink::Jsonl(std::io::BufWriter::new(out)),
     };
     let mut written = 0usize;
-    for chunk in ids.chunks(EXPORT_CHUNK) {
-        let rows = store.subscribers_by_ids(site.id, chunk).await?;
-        for s in &rows {
-            sink.write(s)?;
+    let result: Result<(), CliError> = async {
+        for chunk in ids.chunks(EXPORT_CHUNK) {
+            let rows = store.subscribers_by_ids(site.id, chunk).await?;
+            for s in &rows {
+                sink.write(s)?;
+            }
+            written += rows.len();
+            progress.set_position(written as u64);
         }
-        written += rows.len();
-        progress.set_position(written as u64);
+        sink.flush()
     }
-    sink.flush()?;
+    .await;
+    match result {
+        // The reader went away (`… | head`): what it read is what it wanted.
+        Err(CliError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            progress.finish_and_clear();
+            return Ok(());
+        }
+        other => other?,
+    }
     progress.finish_and_clear();
     eprintln!("{written} members exported");
     Ok(())
@@ -286,8 +297,12 @@ impl Sink {
                 .map_err(|e| CliError::Usage(e.to_string()))
             }
             Self::Jsonl(out) => {
-                serde_json::to_writer(&mut *out, &SubscriberResource::from(s))
-                    .map_err(|e| CliError::Usage(e.to_string()))?;
+                serde_json::to_writer(&mut *out, &SubscriberResource::from(s)).map_err(
+                    |e| match e.io_error_kind() {
+                        Some(kind) => CliError::Io(kind.into()),
+                        None => CliError::Usage(e.to_string()),
+                    },
+                )?;
                 out.write_all(b"\n")?;
                 Ok(())
             }

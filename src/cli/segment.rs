@@ -98,11 +98,15 @@ pub enum SegmentCommand {
         #[command(flatten)]
         site: SiteArg,
         /// The subscriber's email.
-        #[arg(long, required_unless_present = "uuid", conflicts_with = "uuid")]
+        #[arg(
+            long,
+            required_unless_present = "subscriber",
+            conflicts_with = "subscriber"
+        )]
         email: Option<String>,
         /// The subscriber's uuid.
-        #[arg(long)]
-        uuid: Option<String>,
+        #[arg(long = "uuid")]
+        subscriber: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -275,10 +279,10 @@ pub async fn run(command: SegmentCommand, store: &Arc<dyn Store>) -> Result<(), 
             id,
             site,
             email,
-            uuid,
+            subscriber,
             json,
         } => {
-            let who = email.ok_or_else(|| uuid.unwrap_or_default());
+            let who = email.ok_or_else(|| subscriber.unwrap_or_default());
             return super::evaluate::explain(store, &site.uuid, id, who, json).await;
         }
         SegmentCommand::Preview {
