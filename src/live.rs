@@ -126,7 +126,17 @@ impl Live {
             return Ok(s);
         }
         let started = Instant::now();
-        let audience = self.store.load_audience(site_id).await?;
+        // The site's previous snapshot, if any: its events need not be read
+        // again, only those stored since.
+        let earlier = {
+            let snapshots = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+            snapshots.iter().find(|s| s.site_id == site_id).cloned()
+        };
+        let audience = self
+            .store
+            .load_audience(site_id, earlier.as_ref().map(|s| &s.audience))
+            .await?;
+        drop(earlier);
         let segments = self
             .store
             .list_segments(site_id, Listing::Kept)

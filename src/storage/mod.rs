@@ -139,8 +139,10 @@ pub trait AudienceStore: Send + Sync + 'static {
     /// Counts of the whole site's audience.
     async fn site_counts(&self, site_id: i64) -> Result<AudienceCounts>;
     /// The site's whole audience, as of one instant, for evaluation. Event
-    /// columns are in the order events were stored.
-    async fn load_audience(&self, site_id: i64) -> Result<Audience>;
+    /// columns are in the order events were stored. Given an `earlier`
+    /// snapshot of the site, events it holds may be taken from it rather
+    /// than read again (events are only ever appended).
+    async fn load_audience(&self, site_id: i64, earlier: Option<&Audience>) -> Result<Audience>;
     /// The value at `path` in the details of each event of type `kind`, in
     /// the order events were stored (so its start lines up with the columns
     /// of any earlier [`AudienceStore::load_audience`]).

@@ -666,3 +666,50 @@ async fn the_query_schema_is_served() {
         "https://json-schema.org/draft/2020-12/schema"
     );
 }
+
+#[tokio::test]
+async fn a_snapshot_refreshed_after_writes_answers_what_a_fresh_one_does() {
+    let app = app().await;
+    audience(&app).await;
+    let queries = [
+        json!({}),
+        json!({"event": {"type": "$purchase", "sum": {"of": "value.amount", "more_than": 500}}}),
+        json!({"event": {"type": "$purchase", "where": {"value.amount": {"at_least": 600}}}}),
+        json!({"event": {"type": "$login", "count": {"at_least": 2}}}),
+        json!({"all": [{"tag": {"has": "vip"}}, {"subscribed": true}]}),
+    ];
+    let mut ids = Vec::new();
+    for (i, q) in queries.iter().enumerate() {
+        ids.push(id(&app.create_segment(&format!("q{i}"), q.clone()).await));
+    }
+    let writes = [
+        json!({"events": [purchase("bob@example.com", "r1", 700, 1),
+                          {"type": "$login", "email": "eve@example.com", "date": days_ago(1)}]}),
+        json!({"events": [{"type": "$login", "email": "eve@example.com", "date": days_ago(2)},
+                          {"type": "$tag", "email": "eve@example.com", "details": {"tag": "vip"}},
+                          {"type": "$unsubscribe", "email": "ann@example.com"}]}),
+        json!({"events": [purchase("eve@example.com", "r2", 1000, 0)]}),
+    ];
+    for write in writes.iter().map(Some).chain([None]) {
+        for (q, id) in queries.iter().zip(&ids) {
+            // The server's snapshot was read before the last write and is
+            // brought up to date; a new evaluator reads everything afresh.
+            let served = stats(&app, id).await;
+            let fresh = corral::live::Live::new(app.store.clone())
+                .evaluate(1, &corral::query::parse(&q.to_string()).unwrap(), START_MS)
+                .await
+                .unwrap()
+                .counts();
+            assert_eq!(served, serde_json::to_value(fresh).unwrap(), "{q}");
+        }
+        if let Some(write) = write {
+            let response = app
+                .send_json(Method::POST, "/api/v1/batch/events", write)
+                .await;
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["failed"], 0, "{body}");
+        }
+    }
+    let everyone = stats(&app, &ids[0]).await;
+    assert_eq!(everyone, counts(5, 3));
+}

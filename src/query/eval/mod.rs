@@ -68,7 +68,7 @@ impl Val {
 pub const NOBODY: u32 = u32::MAX;
 
 /// The events of one type, in the order they were stored.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct EventColumn {
     /// Index of the subscriber (into the audience's subscriber columns).
     pub subscriber: Vec<u32>,
@@ -103,6 +103,8 @@ pub struct Audience {
     /// Field key → the time each subscriber's value names, if it is text
     /// that is a date or time; read once, when a query first compares it.
     instants: RwLock<HashMap<String, Arc<Vec<Option<i64>>>>>,
+    /// The highest event id the snapshot has read (0 before any).
+    pub events_through: i64,
 }
 
 /// Many strings in one buffer: fewer allocations, and a scan reads memory in
@@ -307,6 +309,9 @@ pub struct AudienceBuilder {
     /// Subscriber index by `id - first id`, built once the subscribers are
     /// in: tags and events look their subscriber up millions of times.
     dense: Option<(i64, Vec<u32>)>,
+    /// Detail columns taken over from an earlier snapshot, kept by
+    /// [`AudienceBuilder::build`] only where no event of their type was added.
+    carried: Vec<((String, DetailPath), DetailColumn)>,
     tag_keys: HashMap<String, u32>,
     tag_members: Vec<(u32, u32)>,
 }
@@ -370,6 +375,34 @@ impl AudienceBuilder {
             .unwrap_or(NOBODY)
     }
 
+    /// Takes over the events (and detail columns) of an earlier snapshot of
+    /// the same site, so that only events stored since need reading. Call
+    /// after the subscribers are in. It works when the earlier snapshot's
+    /// subscribers are the first ones of this one (subscribers are never
+    /// deleted and new ones get higher ids, so their indexes stay put);
+    /// otherwise nothing is taken and `false` says to read every event.
+    pub fn continue_from(&mut self, earlier: &Audience) -> bool {
+        let ids = &self.audience.ids;
+        if earlier.ids.len() > ids.len() || earlier.ids[..] != ids[..earlier.ids.len()] {
+            return false;
+        }
+        self.audience.events = earlier.events.clone();
+        self.audience.events_through = earlier.events_through;
+        self.carried = earlier
+            .details
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(key, column)| (key.clone(), Arc::clone(column)))
+            .collect();
+        true
+    }
+
+    /// Records the highest event id read.
+    pub fn events_through(&mut self, id: i64) {
+        self.audience.events_through = self.audience.events_through.max(id);
+    }
+
     /// Gives a subscriber (by id) a tag (by lowercase name).
     pub fn tag(&mut self, subscriber_id: i64, tag: &str) {
         let index = self.lookup(subscriber_id);
@@ -409,6 +442,18 @@ impl AudienceBuilder {
             subscribed.set(i, *s);
         }
         self.audience.subscribed = subscribed;
+        {
+            let mut details = self
+                .audience
+                .details
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            for ((kind, path), column) in self.carried {
+                if column.len() == self.audience.event_count_of(&kind) {
+                    details.insert((kind, path), column);
+                }
+            }
+        }
         let mut columns: Vec<Vec<Val>> = (0..self.field_keys.len())
             .map(|_| vec![Val::Missing; n])
             .collect();

@@ -173,8 +173,12 @@ impl AudienceStore for SqliteStore {
         field_from_row(&row)
     }
 
-    async fn load_audience(&self, site_id: i64) -> Result<crate::query::eval::Audience> {
-        self.read_audience(site_id).await
+    async fn load_audience(
+        &self,
+        site_id: i64,
+        earlier: Option<&crate::query::eval::Audience>,
+    ) -> Result<crate::query::eval::Audience> {
+        self.read_audience(site_id, earlier).await
     }
 
     async fn load_details(

@@ -39,21 +39,27 @@ fn parse_chunk<'a, T: serde::Deserialize<'a>>(text: Option<&'a str>) -> Result<V
 }
 
 /// Reads a table a chunk of ids at a time: `bounds` gives the lowest and
-/// highest id, `chunk` one JSON array for the ids in `[$1, $2)` of site `$3`.
-/// While `consume` works through one chunk, SQLite already builds the next
-/// (on the driver's own thread), so reading and parsing overlap.
+/// highest id, `chunk` one JSON array for the ids in `[$1, $2)` of site `$3`;
+/// with `after`, only ids above it are read. While `consume` works through
+/// one chunk, SQLite already builds the next (on the driver's own thread), so
+/// reading and parsing overlap. Returns the highest id of the table.
 async fn read_table(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     bounds: &'static str,
     chunk: &'static str,
     site_id: i64,
+    after: Option<i64>,
     mut consume: impl FnMut(&str) -> Result<()>,
-) -> Result<()> {
+) -> Result<Option<i64>> {
     let (low, high): (Option<i64>, Option<i64>) =
         sqlx::query_as(bounds).fetch_one(&mut **tx).await?;
+    let low = match (low, after) {
+        (Some(low), Some(after)) => Some(low.max(after + 1)),
+        (low, _) => low,
+    };
     let ranges: Vec<(i64, i64)> = chunks(low, high).collect();
     let Some(&first) = ranges.first() else {
-        return Ok(());
+        return Ok(high);
     };
     let mut current = fetch_chunk(tx, chunk, site_id, first).await?;
     for next in ranges.iter().skip(1).map(Some).chain([None]) {
@@ -70,7 +76,7 @@ async fn read_table(
         consumed?;
         current = fetched?;
     }
-    Ok(())
+    Ok(high)
 }
 
 async fn fetch_chunk(
@@ -101,7 +107,11 @@ type SubscriberJson = (
 struct EventJson<'a>(i64, i64, #[serde(borrow)] std::borrow::Cow<'a, str>);
 
 impl SqliteStore {
-    pub(super) async fn read_audience(&self, site_id: i64) -> Result<Audience> {
+    pub(super) async fn read_audience(
+        &self,
+        site_id: i64,
+        earlier: Option<&Audience>,
+    ) -> Result<Audience> {
         let started = std::time::Instant::now();
         let mut tx = self.reader.begin().await?;
         let mut builder = AudienceBuilder::new();
@@ -113,6 +123,7 @@ impl SqliteStore {
                ORDER BY id)
              FROM subscribers WHERE id >= $1 AND id < $2 AND +site_id = $3",
             site_id,
+            None,
             |text| {
                 let rows: Vec<SubscriberJson> = parse_chunk(Some(text))?;
                 for row in rows {
@@ -145,12 +156,17 @@ impl SqliteStore {
             }
         }
         let tags_ms = started.elapsed().as_millis() as u64;
-        read_table(
+        let after = match earlier {
+            Some(earlier) if builder.continue_from(earlier) => Some(earlier.events_through),
+            _ => None,
+        };
+        let through = read_table(
             &mut tx,
             "SELECT min(id), max(id) FROM events",
             "SELECT json_group_array(json_array(subscriber_id, occurred_at, type) ORDER BY id)
              FROM events WHERE id >= $1 AND id < $2 AND +site_id = $3",
             site_id,
+            after,
             |text| {
                 let rows: Vec<EventJson<'_>> = parse_chunk(Some(text))?;
                 for row in rows {
@@ -160,6 +176,9 @@ impl SqliteStore {
             },
         )
         .await?;
+        if let Some(id) = through {
+            builder.events_through(id);
+        }
         tx.commit().await?;
         let events_ms = started.elapsed().as_millis() as u64;
         let audience = builder.build();
@@ -167,6 +186,7 @@ impl SqliteStore {
             site_id,
             subscribers_ms,
             tags_ms,
+            events_from = after.map_or(0, |id| id + 1),
             events_ms,
             built_ms = started.elapsed().as_millis() as u64,
             "audience read"
