@@ -5,9 +5,10 @@
 //! memory and labelled with the store's [`ChangeMarker`]. Every evaluation
 //! first asks the store for its current marker, which any committed write
 //! moves (this process's or another's, such as a CLI import), and uses the
-//! snapshot only while the labels agree; otherwise it reads a new one. So an
-//! answer is never staler than the request, and an unchanged audience is read
-//! once, not per request. Detail columns a query needs are added to the
+//! snapshot only while the labels agree; otherwise it reads a new one, taking
+//! over the previous snapshot's events and reading only those stored since
+//! (events are only ever appended). So an answer is never staler than the
+//! request, and an unchanged audience is read once, not per request. Detail columns a query needs are added to the
 //! snapshot as queries ask for them. Relative times are resolved against the
 //! `now` the caller passes, the time of the request.
 
