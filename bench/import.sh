@@ -14,7 +14,7 @@
 # Knobs (environment):
 #   SIZE=large       1,000,000 subscribers and 10,000,000 events (default: 100,000 and 1,000,000)
 #   SUBSCRIBERS, EVENTS   explicit sizes (win over SIZE);  SEED=42  the generator's seed
-#   BATCH            `corral import --batch` (default: Corral's own, 20,000)
+#   BATCH            `corral import --batch` (default: Corral's own, 100,000)
 #   PER_REQUEST=1000 events per HTTP request;  HTTP_CONNECTIONS=2  parallel connections
 #   ROWS_PER_STATEMENT=500   rows per INSERT of the sqlite3 bound
 #   BOUND_PRAGMAS    the bound's settings, "name=value ..." (default: those of Corral's writer)
