@@ -32,7 +32,9 @@ pub(super) fn can_bulk(change: &SubscriberChange) -> bool {
 /// One subscriber's state while a run is folded into it.
 struct State {
     id: i64,
-    fields_text: String,
+    /// The stored fields; `None` when only the id was read, for a
+    /// subscriber whose row the run does not touch.
+    fields_text: Option<String>,
     /// Parsed on first use: most runs never touch fields.
     fields: Option<Map<String, Value>>,
     unsubscribed_at: Option<i64>,
@@ -75,7 +77,8 @@ pub(super) async fn apply_run(
         let state = states.get_mut(&change.email.key()).expect("loaded above");
         if !change.set_fields.is_empty() || !change.remove_fields.is_empty() {
             let fields = state.fields.get_or_insert_with(|| {
-                serde_json::from_str(&state.fields_text).unwrap_or_default()
+                serde_json::from_str(state.fields_text.as_deref().unwrap_or("{}"))
+                    .unwrap_or_default()
             });
             for (key, value) in &change.set_fields {
                 fields.insert(key.as_str().to_owned(), value.clone());
@@ -176,51 +179,99 @@ async fn stored_purchases(
     Ok(stored)
 }
 
+/// Keys looked up per statement (they travel as one JSON array; `CROSS
+/// JOIN` keeps SQLite walking the array and probing the email index, never
+/// the other way round).
+const LOOKUP_ROWS: usize = 20_000;
+
+/// Whether a change reads or writes the subscriber's row (fields, tags or
+/// subscription), rather than only adding an event for their id.
+fn touches_row(change: &SubscriberChange) -> bool {
+    !change.set_fields.is_empty()
+        || !change.remove_fields.is_empty()
+        || !change.add_tags.is_empty()
+        || !change.remove_tags.is_empty()
+        || change.subscription.is_some()
+}
+
 /// Every subscriber the run names, by email key: read if they exist,
-/// created (subscribed, no fields) if not.
+/// created (subscribed, no fields) if not. Most changes of an import only
+/// add an event, and for those the id is all that is read: a lookup the
+/// email index answers alone.
 async fn load_subscribers(
     tx: &mut Tx,
     site_id: i64,
     changes: &[&SubscriberChange],
     now: i64,
 ) -> Result<HashMap<String, State>> {
-    let mut wanted: Vec<(String, &str)> = Vec::new();
-    let mut seen = HashSet::new();
+    let mut wanted: Vec<(String, &str, bool)> = Vec::new();
+    let mut position: HashMap<String, usize> = HashMap::new();
     for change in changes {
         let key = change.email.key();
-        if seen.insert(key.clone()) {
-            wanted.push((key, change.email.as_str()));
+        match position.get(&key) {
+            Some(&i) => wanted[i].2 |= touches_row(change),
+            None => {
+                position.insert(key.clone(), wanted.len());
+                wanted.push((key, change.email.as_str(), touches_row(change)));
+            }
         }
     }
     let mut states = HashMap::with_capacity(wanted.len());
-    for chunk in wanted.chunks(ROWS) {
-        let mut select = QueryBuilder::<Sqlite>::new(
-            "SELECT email_key, id, fields, unsubscribed_at FROM subscribers WHERE site_id = ",
-        );
-        select.push_bind(site_id).push(" AND email_key IN (");
-        let mut keys = select.separated(", ");
-        for (key, _) in chunk {
-            keys.push_bind(key.clone());
-        }
-        select.push(")");
-        let rows: Vec<(String, i64, String, Option<i64>)> =
-            select.build_query_as().fetch_all(&mut **tx).await?;
-        for (key, id, fields_text, unsubscribed_at) in rows {
-            states.insert(
-                key,
-                State {
-                    id,
-                    fields_text,
-                    fields: None,
-                    unsubscribed_at,
-                    changed: false,
-                },
-            );
+    for full in [true, false] {
+        let keys: Vec<&str> = wanted
+            .iter()
+            .filter(|w| w.2 == full)
+            .map(|w| w.0.as_str())
+            .collect();
+        for chunk in keys.chunks(LOOKUP_ROWS) {
+            let list = serde_json::to_string(chunk)
+                .map_err(|e| crate::storage::StorageError::WriteFailed(e.to_string()))?;
+            if full {
+                let rows: Vec<(i64, i64, String, Option<i64>)> = sqlx::query_as(
+                    "SELECT j.key, s.id, s.fields, s.unsubscribed_at
+                     FROM json_each($2) j
+                     CROSS JOIN subscribers s ON s.site_id = $1 AND s.email_key = j.value",
+                )
+                .bind(site_id)
+                .bind(&list)
+                .fetch_all(&mut **tx)
+                .await?;
+                for (i, id, fields_text, unsubscribed_at) in rows {
+                    let state = State {
+                        id,
+                        fields_text: Some(fields_text),
+                        fields: None,
+                        unsubscribed_at,
+                        changed: false,
+                    };
+                    states.insert(chunk[i as usize].to_owned(), state);
+                }
+            } else {
+                let rows: Vec<(i64, i64)> = sqlx::query_as(
+                    "SELECT j.key, s.id FROM json_each($2) j
+                     CROSS JOIN subscribers s ON s.site_id = $1 AND s.email_key = j.value",
+                )
+                .bind(site_id)
+                .bind(&list)
+                .fetch_all(&mut **tx)
+                .await?;
+                for (i, id) in rows {
+                    let state = State {
+                        id,
+                        fields_text: None,
+                        fields: None,
+                        unsubscribed_at: None,
+                        changed: false,
+                    };
+                    states.insert(chunk[i as usize].to_owned(), state);
+                }
+            }
         }
     }
-    let missing: Vec<&(String, &str)> = wanted
+    let missing: Vec<(&String, &str)> = wanted
         .iter()
-        .filter(|(key, _)| !states.contains_key(key))
+        .filter(|(key, _, _)| !states.contains_key(key))
+        .map(|(key, email, _)| (key, *email))
         .collect();
     for chunk in missing.chunks(ROWS) {
         let mut insert = QueryBuilder::<Sqlite>::new(
@@ -230,7 +281,7 @@ async fn load_subscribers(
             row.push_bind(site_id)
                 .push_bind(random_hex_id())
                 .push_bind(email.to_string())
-                .push_bind(key.clone())
+                .push_bind((*key).clone())
                 .push_bind(now)
                 .push_bind(now);
         });
@@ -239,7 +290,7 @@ async fn load_subscribers(
         for (key, id) in rows {
             let state = State {
                 id,
-                fields_text: "{}".into(),
+                fields_text: Some("{}".into()),
                 fields: None,
                 unsubscribed_at: None,
                 changed: false,
@@ -316,10 +367,12 @@ async fn write_subscribers<'a>(
     changed: impl Iterator<Item = &'a State>,
     now: i64,
 ) -> Result<()> {
-    let rows: Vec<(i64, String, Option<i64>)> = changed
+    let rows: Vec<(i64, Option<String>, Option<i64>)> = changed
         .map(|s| {
+            // `None` (never the case for a row a change touched) keeps the
+            // stored fields.
             let fields = match &s.fields {
-                Some(map) => Value::Object(map.clone()).to_string(),
+                Some(map) => Some(Value::Object(map.clone()).to_string()),
                 None => s.fields_text.clone(),
             };
             (s.id, fields, s.unsubscribed_at)
@@ -327,7 +380,8 @@ async fn write_subscribers<'a>(
         .collect();
     for chunk in rows.chunks(ROWS) {
         let mut update = QueryBuilder::<Sqlite>::new(
-            "UPDATE subscribers SET fields = v.column2, unsubscribed_at = v.column3, updated_at = ",
+            "UPDATE subscribers SET fields = COALESCE(v.column2, subscribers.fields),
+                                    unsubscribed_at = v.column3, updated_at = ",
         );
         update.push_bind(now).push(" FROM (VALUES ");
         let mut values = update.separated(", ");

@@ -232,7 +232,7 @@ impl SqliteStore {
         let rows = sqlx::query(
             "SELECT id, uuid, email, fields, unsubscribed_at, created_at, updated_at
              FROM subscribers
-             WHERE site_id = $1 AND id IN (SELECT value FROM json_each($2))
+             WHERE id IN (SELECT value FROM json_each($2)) AND +site_id = $1
              ORDER BY id",
         )
         .bind(site_id)
