@@ -10,11 +10,11 @@ use super::{CliError, site_by_uuid};
 use crate::audience::{Email, Subscriber};
 use crate::clock::{Clock, SystemClock, format_ms};
 use crate::http::{MatchEnvelope, MatchResult, Preview, PreviewEnvelope, SubscriberResource};
-use crate::live::Live;
+use crate::live::{Evaluation, Live};
 use crate::query::eval::Node;
 use crate::query::{Query, RawQuery};
 use crate::segment::{FieldErrors, QUERY_FIELD, SegmentId};
-use crate::storage::Store;
+use crate::storage::{Site, Store};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -76,6 +76,21 @@ fn not_evaluable(e: crate::live::LiveError) -> CliError {
     }
 }
 
+/// The site (by uuid) and the members of a query of it, now.
+async fn evaluate(
+    store: &Arc<dyn Store>,
+    site: &str,
+    target: Target,
+) -> Result<(Site, Evaluation), CliError> {
+    let site = site_by_uuid(store, site).await?;
+    let query = query_of(store.as_ref(), site.id, target).await?;
+    let evaluation = Live::new(Arc::clone(store))
+        .evaluate(site.id, &query, SystemClock.now_ms())
+        .await
+        .map_err(not_evaluable)?;
+    Ok((site, evaluation))
+}
+
 /// `segment stats`: Bento's three counts.
 pub async fn stats(
     store: &Arc<dyn Store>,
@@ -83,13 +98,7 @@ pub async fn stats(
     id: String,
     json: bool,
 ) -> Result<(), CliError> {
-    let site = site_by_uuid(store, site).await?;
-    let query = query_of(store.as_ref(), site.id, Target::Saved(id)).await?;
-    let live = Live::new(Arc::clone(store));
-    let evaluation = live
-        .evaluate(site.id, &query, SystemClock.now_ms())
-        .await
-        .map_err(not_evaluable)?;
+    let (_, evaluation) = evaluate(store, site, Target::Saved(id)).await?;
     let counts = evaluation.counts();
     if json {
         println!("{}", serde_json::to_string(&counts).unwrap_or_default());
@@ -177,13 +186,7 @@ pub async fn preview(
     sample: usize,
     json: bool,
 ) -> Result<(), CliError> {
-    let site = site_by_uuid(store, site).await?;
-    let query = query_of(store.as_ref(), site.id, Target::Unsaved(query)).await?;
-    let live = Live::new(Arc::clone(store));
-    let evaluation = live
-        .evaluate(site.id, &query, SystemClock.now_ms())
-        .await
-        .map_err(not_evaluable)?;
+    let (site, evaluation) = evaluate(store, site, Target::Unsaved(query)).await?;
     let (ids, _) = evaluation.page(None, sample);
     let sample = store.subscribers_by_ids(site.id, &ids).await?;
     let counts = evaluation.counts();
@@ -217,13 +220,7 @@ pub async fn members(
     format: ExportFormat,
     output: Option<&Path>,
 ) -> Result<(), CliError> {
-    let site = site_by_uuid(store, site).await?;
-    let query = query_of(store.as_ref(), site.id, Target::Saved(id)).await?;
-    let live = Live::new(Arc::clone(store));
-    let evaluation = live
-        .evaluate(site.id, &query, SystemClock.now_ms())
-        .await
-        .map_err(not_evaluable)?;
+    let (site, evaluation) = evaluate(store, site, Target::Saved(id)).await?;
     let total = evaluation.members.count_ones(..);
     let ids: Vec<i64> = evaluation
         .members

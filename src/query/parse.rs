@@ -536,14 +536,8 @@ impl Parser {
                         ok = false;
                     }
                 },
-                "within_last" => {
-                    test.within_last = self.span(v, &p);
-                    ok &= test.within_last.is_some();
-                }
-                "older_than" => {
-                    test.older_than = self.span(v, &p);
-                    ok &= test.older_than.is_some();
-                }
+                "within_last" => ok &= put(&mut test.within_last, self.span(v, &p)),
+                "older_than" => ok &= put(&mut test.older_than, self.span(v, &p)),
                 _ => {}
             }
         }
@@ -600,26 +594,11 @@ impl Parser {
         for (op, v) in map {
             let p = at(ptr, op);
             match op.as_str() {
-                "has" => {
-                    test.has = self.tag_name(v, &p);
-                    ok &= test.has.is_some();
-                }
-                "has_not" => {
-                    test.has_not = self.tag_name(v, &p);
-                    ok &= test.has_not.is_some();
-                }
-                "any_of" => {
-                    test.any_of = self.tag_names(v, &p);
-                    ok &= test.any_of.is_some();
-                }
-                "all_of" => {
-                    test.all_of = self.tag_names(v, &p);
-                    ok &= test.all_of.is_some();
-                }
-                "none_of" => {
-                    test.none_of = self.tag_names(v, &p);
-                    ok &= test.none_of.is_some();
-                }
+                "has" => ok &= put(&mut test.has, self.tag_name(v, &p)),
+                "has_not" => ok &= put(&mut test.has_not, self.tag_name(v, &p)),
+                "any_of" => ok &= put(&mut test.any_of, self.tag_names(v, &p)),
+                "all_of" => ok &= put(&mut test.all_of, self.tag_names(v, &p)),
+                "none_of" => ok &= put(&mut test.none_of, self.tag_names(v, &p)),
                 _ => {}
             }
         }
@@ -658,14 +637,8 @@ impl Parser {
                         ok = false;
                     }
                 },
-                "equals" => {
-                    test.equals = self.scalar(v, &p);
-                    ok &= test.equals.is_some();
-                }
-                "not_equals" => {
-                    test.not_equals = self.scalar(v, &p);
-                    ok &= test.not_equals.is_some();
-                }
+                "equals" => ok &= put(&mut test.equals, self.scalar(v, &p)),
+                "not_equals" => ok &= put(&mut test.not_equals, self.scalar(v, &p)),
                 "in" => match self.array(v, &p, "values") {
                     Some(items) => {
                         let parsed: Option<Vec<Scalar>> = items
@@ -680,18 +653,9 @@ impl Parser {
                     }
                     None => ok = false,
                 },
-                "contains" => {
-                    test.text.contains = self.text(v, &p);
-                    ok &= test.text.contains.is_some();
-                }
-                "starts_with" => {
-                    test.text.starts_with = self.text(v, &p);
-                    ok &= test.text.starts_with.is_some();
-                }
-                "ends_with" => {
-                    test.text.ends_with = self.text(v, &p);
-                    ok &= test.text.ends_with.is_some();
-                }
+                "contains" => ok &= put(&mut test.text.contains, self.text(v, &p)),
+                "starts_with" => ok &= put(&mut test.text.starts_with, self.text(v, &p)),
+                "ends_with" => ok &= put(&mut test.text.ends_with, self.text(v, &p)),
                 _ => {}
             }
         }
@@ -941,6 +905,14 @@ impl Parser {
             member: op == "member_of",
         })
     }
+}
+
+/// Stores a parsed operand; whether there was one to store (its problem,
+/// if not, is already reported).
+fn put<T>(slot: &mut Option<T>, value: Option<T>) -> bool {
+    let ok = value.is_some();
+    *slot = value;
+    ok
 }
 
 /// Reads `2026-01-31` (midnight UTC) or an RFC 3339 time with its offset.
