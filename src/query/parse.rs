@@ -359,6 +359,22 @@ impl Parser {
         ok.then_some(map)
     }
 
+    /// Like [`Parser::operators`], and at least one of them.
+    fn some_operators<'v>(
+        &mut self,
+        value: &'v Value,
+        ptr: &str,
+        allowed: &[&str],
+        what: &str,
+    ) -> Option<&'v Map<String, Value>> {
+        let map = self.operators(value, ptr, allowed, what)?;
+        if map.is_empty() {
+            self.problem(ptr, format!("needs an operator: {}", list(allowed)));
+            return None;
+        }
+        Some(map)
+    }
+
     fn text(&mut self, value: &Value, ptr: &str) -> Option<String> {
         match value {
             Value::String(s) => Some(s.to_lowercase()),
@@ -380,11 +396,7 @@ impl Parser {
     }
 
     fn text_test(&mut self, value: &Value, ptr: &str, allowed: &[&str]) -> Option<TextTest> {
-        let map = self.operators(value, ptr, allowed, "text operators")?;
-        if map.is_empty() {
-            self.problem(ptr, format!("needs an operator: {}", list(allowed)));
-            return None;
-        }
+        let map = self.some_operators(value, ptr, allowed, "text operators")?;
         let mut test = TextTest::default();
         let mut ok = true;
         for (op, v) in map {
@@ -440,11 +452,7 @@ impl Parser {
     }
 
     fn number_test(&mut self, value: &Value, ptr: &str) -> Option<NumberTest> {
-        let map = self.operators(value, ptr, NUMBER_OPS, "number operators")?;
-        if map.is_empty() {
-            self.problem(ptr, format!("needs an operator: {}", list(NUMBER_OPS)));
-            return None;
-        }
+        let map = self.some_operators(value, ptr, NUMBER_OPS, "number operators")?;
         self.number_ops(map, ptr)
     }
 
@@ -545,11 +553,7 @@ impl Parser {
     }
 
     fn time_test(&mut self, value: &Value, ptr: &str) -> Option<TimeTest> {
-        let map = self.operators(value, ptr, TIME_OPS, "time operators")?;
-        if map.is_empty() {
-            self.problem(ptr, format!("needs an operator: {}", list(TIME_OPS)));
-            return None;
-        }
+        let map = self.some_operators(value, ptr, TIME_OPS, "time operators")?;
         self.time_ops(map, ptr)
     }
 
@@ -584,11 +588,7 @@ impl Parser {
     }
 
     fn tag_test(&mut self, value: &Value, ptr: &str) -> Option<TagTest> {
-        let map = self.operators(value, ptr, TAG_OPS, "tag operators")?;
-        if map.is_empty() {
-            self.problem(ptr, format!("needs an operator: {}", list(TAG_OPS)));
-            return None;
-        }
+        let map = self.some_operators(value, ptr, TAG_OPS, "tag operators")?;
         let mut test = TagTest::default();
         let mut ok = true;
         for (op, v) in map {
