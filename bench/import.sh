@@ -49,10 +49,10 @@ BOUND_PRAGMAS=${BOUND_PRAGMAS:-journal_mode=WAL synchronous=FULL cache_size=-131
 CLI_GOAL=250000
 HTTP_GOAL=50000
 
-say() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 cd "$ROOT"
 HELPER="$ROOT/bench/import_helper.py"
 
@@ -81,48 +81,13 @@ if [ -f "$ROOT/src/storage/sqlite/mod.rs" ]; then
 fi
 
 # --- build -------------------------------------------------------------------------
-if [ "${SKIP_BUILD:-0}" = 1 ]; then
-    say "SKIP_BUILD=1: not building"
-else
-    command -v cargo >/dev/null || die "cargo not found: install Rust (rustup.rs) or set SKIP_BUILD=1"
-    say "cargo build --release"
-    cargo build --release
-fi
-CORRAL=${CORRAL_BIN:-$ROOT/target/release/corral}
-[ -x "$CORRAL" ] || die "$CORRAL not found (build it, or unset SKIP_BUILD)"
+bench_build
 
 # --- temp dir and clean-up -----------------------------------------------------------
-TMP=$(mktemp -d /tmp/corral-import-bench.XXXXXX)
 CORRAL_PID=
-cleanup() {
-    local rc=$?
-    if [ -n "$CORRAL_PID" ]; then
-        kill "$CORRAL_PID" 2>/dev/null || true
-        wait "$CORRAL_PID" 2>/dev/null || true
-    fi
-    if [ "$rc" -ne 0 ] && [ -f "$TMP/serve.log" ]; then
-        echo "--- last lines of the Corral log ($TMP/serve.log) ---" >&2
-        tail -n 20 "$TMP/serve.log" >&2 || true
-    fi
-    if [ "${KEEP_TMP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
-        echo "temp dir kept: $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp import "CORRAL_PID" serve.log
 
-mkdir -p "$ROOT/bench/results"
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-RESULTS="$ROOT/bench/results/import-$STAMP.txt"
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no-commit")
-if [ -n "$(git -C "$ROOT" status --porcelain -- . ':!bench' 2>/dev/null)" ]; then
-    COMMIT="$COMMIT (with uncommitted changes outside bench/)"
-fi
-CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-NPROC=$(nproc)
+bench_results import
 log() { printf '%s\n' "$*" >>"$RESULTS"; }
 log "# Corral import benchmark, $STAMP"
 log "commit: $COMMIT"

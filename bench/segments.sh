@@ -33,10 +33,10 @@ THREADS=${THREADS:-2}
 SEGMENTS=${SEGMENTS:-100}
 CONTENT_TYPE='application/json; charset=utf-8'
 
-say() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 cd "$ROOT"
 
 # --- tools -------------------------------------------------------------------------
@@ -54,41 +54,12 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 # --- build -------------------------------------------------------------------------
-if [ "${SKIP_BUILD:-0}" = 1 ]; then
-    say "SKIP_BUILD=1: not building"
-else
-    command -v cargo >/dev/null || die "cargo not found: install Rust (rustup.rs) or set SKIP_BUILD=1"
-    say "cargo build --release"
-    cargo build --release
-fi
-CORRAL=${CORRAL_BIN:-$ROOT/target/release/corral}
-[ -x "$CORRAL" ] || die "$CORRAL not found (build it, or unset SKIP_BUILD)"
+bench_build
 
 # --- temp dir and clean-up -----------------------------------------------------------
-TMP=$(mktemp -d /tmp/corral-bench.XXXXXX)
 CORRAL_PID=
 NGINX_PID=
-cleanup() {
-    local rc=$?
-    for pid in $CORRAL_PID $NGINX_PID; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in $CORRAL_PID $NGINX_PID; do
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "$rc" -ne 0 ] && [ -f "$TMP/corral.log" ]; then
-        echo "--- last lines of the Corral log ($TMP/corral.log) ---" >&2
-        tail -n 20 "$TMP/corral.log" >&2 || true
-    fi
-    if [ "${KEEP_TMP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
-        echo "temp dir kept: $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp segments "CORRAL_PID NGINX_PID" corral.log
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -272,15 +243,7 @@ for name in list one; do
 done
 
 # --- measurements ---------------------------------------------------------------------
-mkdir -p "$ROOT/bench/results"
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-RESULTS="$ROOT/bench/results/segments-$STAMP.txt"
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no-commit")
-if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no -- . ':!bench' 2>/dev/null)" ]; then
-    COMMIT="$COMMIT (with uncommitted changes outside bench/)"
-fi
-CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-NPROC=$(nproc)
+bench_results segments
 {
     echo "# Corral segments benchmark, $STAMP"
     echo "commit: $COMMIT"
