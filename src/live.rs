@@ -8,13 +8,14 @@
 //! snapshot only while the labels agree; otherwise it reads a new one, taking
 //! over the previous snapshot's events and reading only those stored since
 //! (events are only ever appended). So an answer is never staler than the
-//! request, and an unchanged audience is read once, not per request. Detail columns a query needs are added to the
-//! snapshot as queries ask for them. Relative times are resolved against the
-//! `now` the caller passes, the time of the request.
+//! request, and an unchanged audience is read once, not per request. Detail
+//! columns a query needs are added to the snapshot as queries ask for them.
+//! Relative times are resolved against the `now` the caller passes, the time
+//! of the request.
 
 use crate::audience::AudienceCounts;
+use crate::query::Query;
 use crate::query::eval::{self, Audience, EvalError, Explanation};
-use crate::query::{Condition, Query};
 use crate::segment::{Listing, SegmentId};
 use crate::storage::{ChangeMarker, StorageError, Store};
 use fixedbitset::FixedBitSet;
@@ -357,9 +358,4 @@ pub async fn referrers(
         })
         .map(|s| s.id.0)
         .collect())
-}
-
-/// Whether a parsed query reads anything at all (`{}` reads nothing).
-pub fn is_everyone(query: &Query) -> bool {
-    matches!(query, Query::Condition(c) if matches!(c.as_ref(), Condition::All(cs) if cs.is_empty()))
 }

@@ -172,18 +172,6 @@ impl Audience {
         self.tags.get(name)
     }
 
-    /// The tags a subscriber has, lowercase, sorted.
-    pub fn tags_of(&self, index: usize) -> Vec<&str> {
-        let mut names: Vec<&str> = self
-            .tags
-            .iter()
-            .filter(|(_, holders)| holders.contains(index))
-            .map(|(name, _)| name.as_str())
-            .collect();
-        names.sort_unstable();
-        names
-    }
-
     fn field(&self, key: &str, index: usize) -> &Val {
         self.fields
             .get(key)
@@ -268,23 +256,6 @@ impl Audience {
             .unwrap_or_else(|e| e.into_inner())
             .get(&(kind.to_owned(), path.clone()))
             .cloned()
-    }
-
-    /// A rough count of the bytes the snapshot holds, for reports.
-    pub fn approximate_bytes(&self) -> usize {
-        let n = self.len();
-        let strings = self.emails_lower.bytes.len() + n * 8;
-        let tags = self.tags.len() * n.div_ceil(8);
-        let fields = self.fields.len() * n * std::mem::size_of::<Val>();
-        let events = self.event_count() * 12;
-        let details: usize = self
-            .details
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .map(|c| c.len() * std::mem::size_of::<Val>())
-            .sum();
-        n * 8 + strings + tags + fields + events + details
     }
 }
 
