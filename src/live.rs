@@ -201,7 +201,7 @@ impl Live {
             let wanted = snapshot.audience.event_count_of(&kind);
             values.truncate(wanted);
             if !snapshot.audience.add_details(&kind, path, values) {
-                return Err(StorageError::WriteFailed(format!(
+                return Err(StorageError::ReadFailed(format!(
                     "event details of {kind:?} no longer line up with the snapshot"
                 )));
             }
@@ -228,7 +228,7 @@ impl Live {
                 eval::members(&snapshot.audience, &query, now, &snapshot.segments)
             })
             .await
-            .map_err(|e| StorageError::WriteFailed(format!("evaluation task failed: {e}")))??
+            .map_err(|e| StorageError::ReadFailed(format!("evaluation task failed: {e}")))??
         };
         Ok(Evaluation { snapshot, members })
     }

@@ -40,6 +40,10 @@ pub enum StorageError {
     /// A grouped write failed (its detail was logged once, by the writer).
     #[error("write failed: {0}")]
     WriteFailed(String),
+    /// Data read back could not be understood, or no longer lines up with
+    /// what was read before it.
+    #[error("read failed: {0}")]
+    ReadFailed(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

@@ -33,7 +33,7 @@ fn parse_chunk<'a, T: serde::Deserialize<'a>>(text: Option<&'a str>) -> Result<V
     match text {
         None => Ok(Vec::new()),
         Some(text) => serde_json::from_str(text).map_err(|e| {
-            StorageError::WriteFailed(format!("could not read the audience back: {e}"))
+            StorageError::ReadFailed(format!("could not read the audience back: {e}"))
         }),
     }
 }
