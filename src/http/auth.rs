@@ -110,9 +110,14 @@ fn site_uuid_in_body(bytes: &[u8]) -> Option<String> {
     serde_json::from_slice::<SiteParam>(bytes).ok()?.site_uuid
 }
 
-/// The `(user, password)` of a Basic `Authorization` header.
+/// The `(user, password)` of a Basic `Authorization` header; none when the
+/// request carries several, which would leave it unclear whose it is.
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    let value = value.to_str().ok()?;
     let (scheme, encoded) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;

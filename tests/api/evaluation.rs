@@ -713,3 +713,119 @@ async fn a_snapshot_refreshed_after_writes_answers_what_a_fresh_one_does() {
     let everyone = stats(&app, &ids[0]).await;
     assert_eq!(everyone, counts(5, 3));
 }
+
+#[tokio::test]
+async fn evaluation_routes_refuse_broken_bodies_and_other_sites() {
+    let app = app().await;
+    audience(&app).await;
+    let preview = format!("{SEGMENTS}/preview");
+    let response = app
+        .send_raw(Method::POST, &preview, "{\"visitor_event_query\":")
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = app.send_raw(Method::POST, &preview, "[1]").await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let huge = format!(
+        r#"{{"visitor_event_query":{{"foreign":"{}"}}}}"#,
+        "x".repeat(1024 * 1024)
+    );
+    let response = app.send_raw(Method::POST, &preview, huge).await;
+    assert_json(
+        response,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        json!({"error": "Payload Too Large"}),
+    )
+    .await;
+    let response = app
+        .send_json(
+            Method::POST,
+            &preview,
+            &json!({"visitor_event_query": [1], "sample": "ten"}),
+        )
+        .await;
+    assert_invalid(
+        response,
+        &[
+            ("sample", "must be a whole number from 0 to 100"),
+            ("visitor_event_query", "must be a JSON object"),
+        ],
+    )
+    .await;
+
+    // Another site's keys see none of this site's segments or subscribers.
+    let mine = app.create_segment("Mine", json!({})).await;
+    let other = app.new_site().await;
+    for (method, path, body) in [
+        (
+            Method::GET,
+            format!("/api/v1/stats/segment?segment_id={}", id(&mine)),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("{SEGMENTS}/{}/match", id(&mine)),
+            Some(json!({"email": "ann@example.com"})),
+        ),
+        (
+            Method::GET,
+            format!("{SEGMENTS}/{}/members", id(&mine)),
+            None,
+        ),
+    ] {
+        let mut request = app.as_site(&other, method, &path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        assert_json(
+            response,
+            StatusCode::NOT_FOUND,
+            json!({"error": "Segment not found"}),
+        )
+        .await;
+    }
+    let response = app
+        .as_site(&other, Method::POST, &preview)
+        .json(&json!({"visitor_event_query": {}}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["data"]["user_count"], 0,
+        "the other site has no subscribers"
+    );
+    let response = app
+        .bare(
+            Method::GET,
+            &format!(
+                "/api/v1/stats/segment?segment_id={}&site_uuid={}",
+                id(&mine),
+                app.site.uuid
+            ),
+        )
+        .basic_auth(&other.publishable_key, Some(&other.secret_key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "another site's keys on this site"
+    );
+    // Two Authorization headers, one of them valid: whose request is it? Nobody's.
+    let response = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/stats/segment?segment_id={}", id(&mine)),
+        )
+        .basic_auth(&other.publishable_key, Some(&other.secret_key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "two sets of credentials"
+    );
+}
