@@ -283,6 +283,22 @@ impl Parser {
         }
     }
 
+    /// Parses every item of a list (each at its index in the pointer),
+    /// reporting every item's problems, not only the first's.
+    fn each<T>(
+        &mut self,
+        items: &[Value],
+        ptr: &str,
+        mut item: impl FnMut(&mut Self, &Value, &str) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let parsed: Vec<Option<T>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| item(self, v, &at(ptr, &i.to_string())))
+            .collect();
+        parsed.into_iter().collect()
+    }
+
     fn conditions_list(
         &mut self,
         value: &Value,
@@ -290,12 +306,7 @@ impl Parser {
         depth: usize,
     ) -> Option<Vec<Condition>> {
         let items = self.array(value, ptr, "conditions")?;
-        let parsed: Vec<Option<Condition>> = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| self.condition(item, &at(ptr, &i.to_string()), depth + 1))
-            .collect();
-        parsed.into_iter().collect()
+        self.each(items, ptr, |p, item, at| p.condition(item, at, depth + 1))
     }
 
     fn groups(&mut self, value: &Value, ptr: &str, depth: usize) -> Option<Condition> {
@@ -387,12 +398,7 @@ impl Parser {
 
     fn texts(&mut self, value: &Value, ptr: &str) -> Option<Vec<String>> {
         let items = self.array(value, ptr, "text")?;
-        let parsed: Vec<Option<String>> = items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| self.text(v, &at(ptr, &i.to_string())))
-            .collect();
-        parsed.into_iter().collect()
+        self.each(items, ptr, Self::text)
     }
 
     fn text_test(&mut self, value: &Value, ptr: &str, allowed: &[&str]) -> Option<TextTest> {
@@ -409,14 +415,12 @@ impl Parser {
                 "ends_with" => &mut test.ends_with,
                 "domain" => &mut test.domain,
                 "in" => {
-                    test.one_of = self.texts(v, &p);
-                    ok &= test.one_of.is_some();
+                    ok &= put(&mut test.one_of, self.texts(v, &p));
                     continue;
                 }
                 _ => continue,
             };
-            *slot = self.text(v, &p);
-            ok &= slot.is_some();
+            ok &= put(slot, self.text(v, &p));
         }
         ok.then_some(test)
     }
@@ -445,8 +449,7 @@ impl Parser {
                 "at_most" => &mut test.at_most,
                 _ => continue,
             };
-            *slot = self.number(v, &at(ptr, op));
-            ok &= slot.is_some();
+            ok &= put(slot, self.number(v, &at(ptr, op)));
         }
         ok.then_some(test)
     }
@@ -579,12 +582,7 @@ impl Parser {
             self.problem(ptr, "must name at least one tag");
             return None;
         }
-        let parsed: Vec<Option<String>> = items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| self.tag_name(v, &at(ptr, &i.to_string())))
-            .collect();
-        parsed.into_iter().collect()
+        self.each(items, ptr, Self::tag_name)
     }
 
     fn tag_test(&mut self, value: &Value, ptr: &str) -> Option<TagTest> {
@@ -639,20 +637,12 @@ impl Parser {
                 },
                 "equals" => ok &= put(&mut test.equals, self.scalar(v, &p)),
                 "not_equals" => ok &= put(&mut test.not_equals, self.scalar(v, &p)),
-                "in" => match self.array(v, &p, "values") {
-                    Some(items) => {
-                        let parsed: Option<Vec<Scalar>> = items
-                            .iter()
-                            .enumerate()
-                            .map(|(i, item)| self.scalar(item, &at(&p, &i.to_string())))
-                            .collect::<Vec<_>>()
-                            .into_iter()
-                            .collect();
-                        ok &= parsed.is_some();
-                        test.one_of = parsed;
-                    }
-                    None => ok = false,
-                },
+                "in" => {
+                    let parsed = self
+                        .array(v, &p, "values")
+                        .and_then(|items| self.each(items, &p, Self::scalar));
+                    ok &= put(&mut test.one_of, parsed);
+                }
                 "contains" => ok &= put(&mut test.text.contains, self.text(v, &p)),
                 "starts_with" => ok &= put(&mut test.text.starts_with, self.text(v, &p)),
                 "ends_with" => ok &= put(&mut test.text.ends_with, self.text(v, &p)),
