@@ -252,43 +252,54 @@ impl<'a> Engine<'a> {
     }
 
     fn event(&self, test: &EventTest) -> Result<FixedBitSet, EvalError> {
-        let n = self.n();
-        let mut facts = Facts::new(n, test.sum.is_some());
-        for (kind, column) in event_columns(self.audience, test) {
-            let filters = detail_columns(self.audience, kind, test, self.now)?;
-            let sum = match &test.sum {
-                Some((path, _)) => Some(
-                    self.audience
-                        .details(kind, path)
-                        .ok_or_else(|| EvalError::DetailsNotLoaded(path.dotted()))?,
-                ),
-                None => None,
-            };
-            let window = test.when.resolve(self.now);
-            for (e, (&s, &at)) in column.subscriber.iter().zip(&column.at).enumerate() {
-                if s == NOBODY
-                    || !window.contains(at)
-                    || !filters.iter().all(|(values, t)| t.matches(&values[e]))
-                {
-                    continue;
-                }
-                let amount = match &sum {
-                    Some(values) => match values[e] {
-                        Val::Number(x) => x,
-                        _ => 0.0,
-                    },
-                    None => 0.0,
-                };
-                facts.add(s as usize, at, amount);
-            }
-        }
+        let mut facts = Facts::new(self.n(), test.sum.is_some());
+        scan_events(self.audience, test, self.now, |s, at, amount| {
+            facts.add(s, at, amount)
+        })?;
         let checks = Checks::new(test, self.now);
         Ok(self.filter(|i| checks.pass(&facts.get(i))))
     }
 }
 
+/// Calls `counted(subscriber, at, amount)` for every event an event test
+/// counts: of its type, in its window, passing its `where`; `amount` is the
+/// number at the `sum` path (0 when there is none or it is not a number).
+pub(super) fn scan_events(
+    audience: &Audience,
+    test: &EventTest,
+    now: i64,
+    mut counted: impl FnMut(usize, i64, f64),
+) -> Result<(), EvalError> {
+    let window = test.when.resolve(now);
+    for (kind, column) in event_columns(audience, test) {
+        let filters = detail_columns(audience, kind, test, now)?;
+        let sum = match &test.sum {
+            Some((path, _)) => Some(
+                audience
+                    .details(kind, path)
+                    .ok_or_else(|| EvalError::DetailsNotLoaded(path.dotted()))?,
+            ),
+            None => None,
+        };
+        for (e, (&s, &at)) in column.subscriber.iter().zip(&column.at).enumerate() {
+            if s == NOBODY
+                || !window.contains(at)
+                || !filters.iter().all(|(values, t)| t.matches(&values[e]))
+            {
+                continue;
+            }
+            let amount = match sum.as_ref().map(|values| &values[e]) {
+                Some(Val::Number(x)) => *x,
+                _ => 0.0,
+            };
+            counted(s as usize, at, amount);
+        }
+    }
+    Ok(())
+}
+
 /// The event columns an event test reads: its type's, or every type's.
-pub(super) fn event_columns<'a>(
+fn event_columns<'a>(
     audience: &'a Audience,
     test: &EventTest,
 ) -> Vec<(&'a str, &'a super::EventColumn)> {
@@ -314,7 +325,7 @@ pub(super) fn event_columns<'a>(
 
 /// The detail columns of an event test's `where`, for one type, each with
 /// its test made ready.
-pub(super) fn detail_columns<'t>(
+fn detail_columns<'t>(
     audience: &Audience,
     kind: &str,
     test: &'t EventTest,

@@ -7,7 +7,7 @@
 //! subscriber's own row and events; a referenced segment is decided by the
 //! engine, so a membership shown here is the one `members` computes.
 
-use super::engine::{Checks, Engine, Fact, ValueMatcher, detail_columns, event_columns};
+use super::engine::{Checks, Engine, Fact, ValueMatcher, scan_events};
 use super::{Audience, EvalError, Resolver, Val};
 use crate::clock::format_ms;
 use crate::query::ast::{Condition, EventTest, Query, TagTest};
@@ -215,29 +215,10 @@ fn tag_outcome(a: &Audience, test: &TagTest, index: usize) -> (bool, Vec<String>
 /// The counted events of one subscriber for an event test.
 fn event_fact(a: &Audience, test: &EventTest, now: i64, index: usize) -> Result<Fact, EvalError> {
     let mut fact = Fact::NONE;
-    let window = test.when.resolve(now);
-    for (kind, column) in event_columns(a, test) {
-        let filters = detail_columns(a, kind, test, now)?;
-        let sum = match &test.sum {
-            Some((path, _)) => Some(
-                a.details(kind, path)
-                    .ok_or_else(|| EvalError::DetailsNotLoaded(path.dotted()))?,
-            ),
-            None => None,
-        };
-        for (e, (&s, &at)) in column.subscriber.iter().zip(&column.at).enumerate() {
-            if s as usize != index
-                || !window.contains(at)
-                || !filters.iter().all(|(values, t)| t.matches(&values[e]))
-            {
-                continue;
-            }
-            let amount = match sum.as_ref().map(|values| &values[e]) {
-                Some(Val::Number(x)) => *x,
-                _ => 0.0,
-            };
+    scan_events(a, test, now, |s, at, amount| {
+        if s == index {
             fact.add(at, amount);
         }
-    }
+    })?;
     Ok(fact)
 }
