@@ -16,7 +16,7 @@
 use crate::audience::AudienceCounts;
 use crate::query::Query;
 use crate::query::eval::{self, Audience, EvalError, Explanation};
-use crate::segment::{Listing, SegmentId};
+use crate::segment::{FieldErrors, Listing, QUERY_FIELD, SegmentId};
 use crate::storage::{ChangeMarker, StorageError, Store};
 use fixedbitset::FixedBitSet;
 use std::collections::HashMap;
@@ -263,17 +263,18 @@ impl Live {
 /// Checks a query's segment references before it is saved as the query of
 /// `saving` (`None` when creating): each must name a kept segment of the site
 /// whose query is evaluable, and following them must never lead back to
-/// `saving`. Returns `(JSON pointer, message)` for each bad reference.
+/// `saving`. Each bad reference is pushed to `errors` at its JSON pointer
+/// (`visitor_event_query/…/segment/member_of`).
 pub async fn check_references(
     store: &dyn Store,
     site_id: i64,
     saving: Option<SegmentId>,
     query: &Query,
-) -> Result<Vec<(String, String)>, StorageError> {
-    let mut problems = Vec::new();
+    errors: &mut FieldErrors,
+) -> Result<(), StorageError> {
     let refs = query.segment_refs_at();
     if refs.is_empty() {
-        return Ok(problems);
+        return Ok(());
     }
     let kept: HashMap<i64, Option<Query>> = store
         .list_segments(site_id, Listing::Kept)
@@ -307,9 +308,9 @@ pub async fn check_references(
                 )
             }
         };
-        problems.push((at, message));
+        errors.push(format!("{QUERY_FIELD}{at}"), message);
     }
-    Ok(problems)
+    Ok(())
 }
 
 /// A chain of references from `query` (reached via `trail`) to `target`.

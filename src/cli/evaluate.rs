@@ -57,12 +57,7 @@ async fn query_of(store: &dyn Store, site_id: i64, target: Target) -> Result<Que
 
 async fn parsed(store: &dyn Store, site_id: i64, raw: &RawQuery) -> Result<Query, CliError> {
     let mut errors = FieldErrors::default();
-    let query = crate::segment::check_query(raw, &mut errors);
-    if let Some(query) = &query {
-        for (at, message) in crate::live::check_references(store, site_id, None, query).await? {
-            errors.push(format!("{QUERY_FIELD}{at}"), message);
-        }
-    }
+    let query = super::segment::check_query(store, site_id, None, raw, &mut errors).await?;
     errors.finish(|| ())?;
     query.ok_or_else(|| CliError::Usage("the query is invalid".into()))
 }

@@ -5,10 +5,10 @@ use super::{CliError, site_by_uuid};
 use crate::clock::{Clock, SystemClock, format_ms};
 use crate::http::wire::{segment_body, segment_list_body};
 use crate::live;
-use crate::query::RawQuery;
+use crate::query::{Query, RawQuery};
 use crate::segment::{
-    Description, FieldError, FieldErrors, Listing, NewSegment, QUERY_FIELD, Segment, SegmentId,
-    SegmentName, SegmentPatch,
+    Description, FieldError, FieldErrors, Listing, NewSegment, Segment, SegmentId, SegmentName,
+    SegmentPatch,
 };
 use crate::storage::{Precondition, StorageError, Store};
 use clap::{Args, Subcommand};
@@ -351,19 +351,18 @@ pub(super) fn read_query(path: Option<&std::path::Path>) -> Result<RawQuery, Str
 
 /// Checks a query read from a file: the grammar, then its references to
 /// other segments of the site (`saving` is the segment it is for, if any).
-async fn check_query(
+pub(super) async fn check_query(
     store: &dyn Store,
     site_id: i64,
     saving: Option<SegmentId>,
     query: &RawQuery,
     errors: &mut FieldErrors,
-) -> Result<(), CliError> {
-    if let Some(parsed) = crate::segment::check_query(query, errors) {
-        for (at, message) in live::check_references(store, site_id, saving, &parsed).await? {
-            errors.push(format!("{QUERY_FIELD}{at}"), message);
-        }
+) -> Result<Option<Query>, CliError> {
+    let parsed = crate::segment::check_query(query, errors);
+    if let Some(parsed) = &parsed {
+        live::check_references(store, site_id, saving, parsed, errors).await?;
     }
-    Ok(())
+    Ok(parsed)
 }
 
 fn print_segment(segment: &Segment, json: bool) {

@@ -429,12 +429,9 @@ pub async fn check_references(
     saving: Option<SegmentId>,
     query: &Query,
 ) -> Result<(), ApiError> {
-    let problems =
-        crate::live::check_references(state.store.as_ref(), site_id, saving, query).await?;
     let mut errors = FieldErrors::default();
-    for (at, message) in problems {
-        errors.push(format!("{QUERY_FIELD}{at}"), message);
-    }
+    crate::live::check_references(state.store.as_ref(), site_id, saving, query, &mut errors)
+        .await?;
     errors.finish(|| ()).map_err(ApiError::from)
 }
 
