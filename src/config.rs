@@ -13,6 +13,7 @@
 //! request_timeout_secs = 30
 //! log_format = "pretty"   # or "json"
 //! log_level = "info"      # a tracing filter, e.g. "corral=debug,info"
+//! checkpoint_dir = "/var/lib/corral/corral.db-checkpoints"   # or "off"
 //! ```
 
 use serde::Deserialize;
@@ -31,6 +32,7 @@ pub struct FileConfig {
     pub request_timeout_secs: Option<u64>,
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
+    pub checkpoint_dir: Option<String>,
 }
 
 /// How `serve` writes its logs.

@@ -183,8 +183,9 @@ pub async fn preview(
 ) -> Result<(), CliError> {
     let (site, evaluation) = evaluate(store, site, Target::Unsaved(query)).await?;
     let (ids, _) = evaluation.page(None, sample);
-    let sample = store.subscribers_by_ids(site.id, &ids).await?;
     let counts = evaluation.counts();
+    drop(evaluation);
+    let sample = store.subscribers_by_ids(site.id, &ids).await?;
     if json {
         let envelope = PreviewEnvelope {
             data: Preview {
@@ -216,12 +217,9 @@ pub async fn members(
     output: Option<&Path>,
 ) -> Result<(), CliError> {
     let (site, evaluation) = evaluate(store, site, Target::Saved(id)).await?;
-    let total = evaluation.members.count_ones(..);
-    let ids: Vec<i64> = evaluation
-        .members
-        .ones()
-        .map(|i| evaluation.snapshot.audience.ids[i])
-        .collect();
+    let ids = evaluation.member_ids();
+    drop(evaluation);
+    let total = ids.len();
     let out: Box<dyn Write> = match output {
         Some(path) if path.as_os_str() != "-" => Box::new(
             std::fs::File::create(path)

@@ -9,11 +9,13 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{FileConfig, LogFormat};
 use crate::credentials::KeyPair;
 use crate::http::{self, AppState, HttpSettings};
+use crate::live::{CHECKPOINT_INTERVAL, CheckpointSettings};
 use crate::query::RawQuery;
 use crate::segment::{Description, NewSegment, SegmentName};
 use crate::storage::{self, Site, Store};
 use clap::Args;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
@@ -41,6 +43,10 @@ pub struct ServeArgs {
     /// Log filter, e.g. "info" or "corral=debug,info" [default: info]
     #[arg(long, env = "CORRAL_LOG")]
     log_level: Option<String>,
+    /// Directory for checkpoints of the in-memory audience, or "off"
+    /// [default: beside the SQLite file, PATH-checkpoints]
+    #[arg(long, env = "CORRAL_CHECKPOINT_DIR")]
+    checkpoint_dir: Option<String>,
 }
 
 pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(), CliError> {
@@ -62,6 +68,12 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
             .request_timeout_secs
             .or(file.request_timeout_secs)
             .map_or(defaults.request_timeout, Duration::from_secs),
+        checkpoints: match args.checkpoint_dir.or_else(|| file.checkpoint_dir.clone()) {
+            Some(dir) if dir == "off" => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => storage::default_checkpoint_dir(database),
+        }
+        .map(|dir| CheckpointSettings { dir, write: true }),
         ..defaults
     };
     init_logging(
@@ -82,11 +94,34 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
         print_demo(&site, &keys, address);
     }
     tracing::info!(%address, database = %redact(database), rate_limit_per_minute = settings.rate_limit_per_minute, "corral listening");
-    let state = AppState::new(store, Arc::new(SystemClock), settings);
-    http::serve(listener, state, http::shutdown_signal()).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let state = AppState::new(store, Arc::clone(&clock), settings);
+    // Sites with checkpoints are read before the first request asks.
+    let warm = state.clone();
+    tokio::spawn(async move { warm.live.warm_up().await });
+    let upkeep = state.clone();
+    let maintenance = tokio::spawn(async move {
+        let mut every = tokio::time::interval(MAINTENANCE_EVERY);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            upkeep
+                .live
+                .maintain(clock.now_ms(), CHECKPOINT_INTERVAL)
+                .await;
+        }
+    });
+    http::serve(listener, state.clone(), http::shutdown_signal()).await?;
+    maintenance.abort();
+    // The next start reads these instead of the whole audience.
+    state.live.write_checkpoints(None).await;
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How often the change log is trimmed and moved snapshots are considered
+/// for a checkpoint.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
 
 fn init_logging(format: LogFormat, filter: &str) -> Result<(), CliError> {
     let filter = EnvFilter::try_new(filter)

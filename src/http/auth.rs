@@ -11,7 +11,7 @@
 
 use super::{ApiError, AppState};
 use crate::credentials::secret_matches;
-use crate::storage::ChangeMarker;
+use crate::storage::SiteHead;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, header};
@@ -26,9 +26,9 @@ use serde::Deserialize;
 pub struct Caller {
     pub site_id: i64,
     pub key_id: i64,
-    /// The database's change marker read after the request arrived: answers
-    /// built under it include every change made before the request.
-    pub marker: ChangeMarker,
+    /// The site's change-log heads, read after the request arrived: answers
+    /// built under them include every change made before the request.
+    pub head: SiteHead,
 }
 
 #[derive(Deserialize)]
@@ -57,13 +57,12 @@ pub async fn authenticate(
         .or_else(|| site_uuid_in_body(&bytes))
         .ok_or(ApiError::Unauthorized)?;
     let (publishable, secret) = basic_credentials(&parts.headers).ok_or(ApiError::Unauthorized)?;
-    let marker = state.store.change_marker().await?;
     let credentials = state
         .cache
-        .credentials(state.store.as_ref(), marker, &publishable)
+        .credentials(state.store.as_ref(), state.live.heads(), &publishable)
         .await?;
     let caller = match credentials {
-        Some(c)
+        Some((c, head))
             if !c.revoked
                 && c.site_uuid == site_uuid
                 && secret_matches(&secret, &c.secret_hash) =>
@@ -71,7 +70,7 @@ pub async fn authenticate(
             Caller {
                 site_id: c.site_id,
                 key_id: c.key_id,
-                marker,
+                head,
             }
         }
         Some(_) => return Err(ApiError::Unauthorized),

@@ -1,17 +1,21 @@
 //! Rendered answers of Bento's two read routes, and the credentials behind
-//! them, kept in memory and used only while the database's
-//! [`ChangeMarker`] is the one they were built under.
+//! them, kept in memory and used only while the site's change-log heads say
+//! nothing they depend on changed.
 //!
-//! Every request reads the current marker (the storage layer shares one
-//! check among concurrent requests), so a change made by anyone, this server
-//! or the CLI in another process, is seen by the next request: the cache saves
-//! the database round trips and the JSON encoding, never freshness. A site's
-//! entry holds the list body with its ETag and each kept segment's body with
-//! its ETag, all built from one read.
+//! Every request learns its site's current [`SiteHead`] ([`Heads`]: no
+//! database round trip while nothing was committed anywhere), so a change
+//! made by anyone, this server or the CLI in another process, is seen by the
+//! next request: the cache saves the database round trips and the JSON
+//! encoding, never freshness. Credentials hold while the site's `keys_seq` is
+//! the one they were read under; a site's segments while its `segments_seq`
+//! is, so events streaming into a site leave both untouched. A site's entry
+//! holds the list body with its ETag and each kept segment's body with its
+//! ETag, all built from one read.
 
 use crate::http::wire::{segment_body, segment_list_body};
+use crate::live::Heads;
 use crate::segment::{Listing, SegmentId};
-use crate::storage::{ChangeMarker, KeyCredentials, StorageError, Store};
+use crate::storage::{KeyCredentials, SiteHead, StorageError, Store};
 use axum::body::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -31,7 +35,7 @@ pub struct Rendered {
 /// A site's kept segments as the two read routes answer them.
 #[derive(Debug)]
 pub struct SiteSegments {
-    marker: ChangeMarker,
+    segments_seq: i64,
     pub list: Rendered,
     pub by_id: HashMap<SegmentId, Rendered>,
 }
@@ -39,50 +43,51 @@ pub struct SiteSegments {
 #[derive(Default)]
 pub struct ReadCache {
     sites: RwLock<HashMap<i64, Arc<SiteSegments>>>,
-    keys: RwLock<HashMap<String, (ChangeMarker, KeyCredentials)>>,
+    keys: RwLock<HashMap<String, KeyCredentials>>,
 }
 
 impl ReadCache {
-    /// The credentials of a publishable key as of `marker`.
+    /// The credentials of a publishable key, with the head of their site,
+    /// both current as of this call.
     pub async fn credentials(
         &self,
         store: &dyn Store,
-        marker: ChangeMarker,
+        heads: &Heads,
         publishable_key: &str,
-    ) -> Result<Option<KeyCredentials>, StorageError> {
-        if let Some((at, credentials)) = read(&self.keys).get(publishable_key)
-            && *at == marker
-        {
-            return Ok(Some(credentials.clone()));
+    ) -> Result<Option<(KeyCredentials, SiteHead)>, StorageError> {
+        let cached = read(&self.keys).get(publishable_key).cloned();
+        if let Some(credentials) = cached {
+            let head = heads.current(credentials.site_id).await?;
+            if head.keys_seq == credentials.keys_seq {
+                return Ok(Some((credentials, head)));
+            }
         }
         // Unknown keys are not remembered: guessing must not fill memory.
         let Some(credentials) = store.credentials(publishable_key).await? else {
             return Ok(None);
         };
-        insert(
-            &self.keys,
-            publishable_key.to_owned(),
-            (marker, credentials.clone()),
-        );
-        Ok(Some(credentials))
+        let head = heads.current(credentials.site_id).await?;
+        insert(&self.keys, publishable_key.to_owned(), credentials.clone());
+        Ok(Some((credentials, head)))
     }
 
-    /// A site's kept segments, rendered, as of `marker`.
+    /// A site's kept segments, rendered, as of `head` (read before this
+    /// call, so what is read here is at least as new as its label).
     pub async fn segments(
         &self,
         store: &dyn Store,
-        marker: ChangeMarker,
+        head: SiteHead,
         site_id: i64,
     ) -> Result<Arc<SiteSegments>, StorageError> {
         if let Some(entry) = read(&self.sites).get(&site_id)
-            && entry.marker == marker
+            && entry.segments_seq == head.segments_seq
         {
             return Ok(entry.clone());
         }
         let segments = store.list_segments(site_id, Listing::Kept).await?;
         let list = segment_list_body(&segments);
         let entry = Arc::new(SiteSegments {
-            marker,
+            segments_seq: head.segments_seq,
             list: Rendered {
                 etag: digest_etag(&list),
                 body: list.into(),

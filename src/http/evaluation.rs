@@ -300,6 +300,9 @@ pub async fn members(
         .evaluate(caller.site_id, &query, state.clock.now_ms())
         .await?;
     let (ids, more) = evaluation.page(after, limit);
+    let count = evaluation.counts().user_count;
+    // Release the snapshot before reading rows: it may move meanwhile.
+    drop(evaluation);
     let data = subscribers(&state, caller.site_id, &ids).await?;
     let next_cursor = if more {
         ids.last().map(|&id| encode_cursor(id))
@@ -310,10 +313,7 @@ pub async fn members(
         StatusCode::OK,
         &MembersPage {
             data,
-            meta: MembersMeta {
-                count: evaluation.counts().user_count,
-                next_cursor,
-            },
+            meta: MembersMeta { count, next_cursor },
         },
     ))
 }
@@ -408,6 +408,7 @@ pub async fn preview(
         .await?;
     let (ids, _) = evaluation.page(None, sample);
     let counts = evaluation.counts();
+    drop(evaluation);
     Ok(json_response(
         StatusCode::OK,
         &PreviewEnvelope {

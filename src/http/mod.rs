@@ -60,6 +60,9 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// The largest body of `/batch/*`: 1,000 items, each up to about 16 KiB.
     pub max_batch_body_bytes: usize,
+    /// Where live evaluation keeps the checkpoints of its snapshots; `None`
+    /// keeps none.
+    pub checkpoints: Option<crate::live::CheckpointSettings>,
 }
 
 impl Default for HttpSettings {
@@ -70,6 +73,7 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
             max_batch_body_bytes: 16 * 1024 * 1024,
+            checkpoints: None,
         }
     }
 }
@@ -95,8 +99,13 @@ impl AppState {
             settings.rate_limit_per_minute,
             settings.stats_rate_limit_per_hour,
         );
+        let heads = Arc::new(crate::live::Heads::new(Arc::clone(&store)));
         Self(Arc::new(Shared {
-            live: crate::live::Live::new(Arc::clone(&store)),
+            live: crate::live::Live::with_heads(
+                Arc::clone(&store),
+                heads,
+                settings.checkpoints.clone(),
+            ),
             store,
             clock,
             settings,

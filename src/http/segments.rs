@@ -69,7 +69,7 @@ pub async fn list(
         Listing::Kept => {
             let segments = state
                 .cache
-                .segments(state.store.as_ref(), caller.marker, caller.site_id)
+                .segments(state.store.as_ref(), caller.head, caller.site_id)
                 .await?;
             (segments.list.body.clone(), segments.list.etag.clone())
         }
@@ -121,7 +121,7 @@ pub async fn show(
     let id = SegmentId::parse(&id).ok_or(ApiError::SegmentNotFound)?;
     let segments = state
         .cache
-        .segments(state.store.as_ref(), caller.marker, caller.site_id)
+        .segments(state.store.as_ref(), caller.head, caller.site_id)
         .await?;
     let rendered = segments.by_id.get(&id).ok_or(ApiError::SegmentNotFound)?;
     Ok(conditional_response(

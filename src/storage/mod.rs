@@ -5,8 +5,11 @@
 //! computed by the application ([`crate::segment::name_key`]), and queries as
 //! text, so that answers are identical whichever database holds the data. The
 //! backend is chosen by the database URL's scheme in [`open`]; each has its own
-//! `migrations/<backend>/` folder, applied when it opens.
+//! `migrations/<backend>/` folder, applied when it opens. Every write also
+//! records what it changed in the change log ([`changes`]), which live
+//! snapshots and caches follow.
 
+pub mod changes;
 mod sqlite;
 
 use crate::audience::{
@@ -14,11 +17,12 @@ use crate::audience::{
 };
 use crate::credentials::KeyPair;
 use crate::query::ast::DetailPath;
-use crate::query::eval::{Audience, Val};
+use crate::query::eval::Val;
 use crate::segment::{Listing, NewSegment, Segment, SegmentId, SegmentPatch};
 use async_trait::async_trait;
 use std::sync::Arc;
 
+pub use changes::{ChangeFeed, LogEntry, Position, Signal, SiteHead};
 pub use sqlite::SqliteStore;
 
 /// What a backend can fail with.
@@ -44,6 +48,10 @@ pub enum StorageError {
     /// what was read before it.
     #[error("read failed: {0}")]
     ReadFailed(String),
+    /// The change log cannot bring a snapshot up to date from where it
+    /// stands (entries trimmed or unreadable): read the site from scratch.
+    #[error("the change log cannot bring the snapshot up to date: {0}")]
+    Stale(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -78,17 +86,9 @@ pub struct KeyCredentials {
     pub site_uuid: String,
     pub secret_hash: Vec<u8>,
     pub revoked: bool,
-}
-
-/// A token that changes whenever the database's content may have changed,
-/// whoever changed it (this process or another, such as the CLI). Caches of
-/// rendered answers are labelled with it and used only while it is current,
-/// so they are never stale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ChangeMarker {
-    /// Distinguishes markers of different watcher connections.
-    pub epoch: u64,
-    pub version: i64,
+    /// The site's [`SiteHead::keys_seq`] when this was read: the
+    /// credentials hold while the head has not moved past it.
+    pub keys_seq: i64,
 }
 
 /// A write's precondition, from `If-Match`.
@@ -142,14 +142,9 @@ pub trait AudienceStore: Send + Sync + 'static {
     ) -> Result<Field>;
     /// Counts of the whole site's audience.
     async fn site_counts(&self, site_id: i64) -> Result<AudienceCounts>;
-    /// The site's whole audience, as of one instant, for evaluation. Event
-    /// columns are in the order events were stored. Given an `earlier`
-    /// snapshot of the site, events it holds may be taken from it rather
-    /// than read again (events are only ever appended).
-    async fn load_audience(&self, site_id: i64, earlier: Option<&Audience>) -> Result<Audience>;
     /// The value at `path` in the details of each event of type `kind`, in
     /// the order events were stored (so its start lines up with the columns
-    /// of any earlier [`AudienceStore::load_audience`]).
+    /// of any snapshot read earlier: events are only ever appended).
     async fn load_details(&self, site_id: i64, kind: &str, path: &DetailPath) -> Result<Vec<Val>>;
     /// The subscribers with these ids, in id order; ids of other sites or of
     /// no one are left out.
@@ -159,14 +154,9 @@ pub trait AudienceStore: Send + Sync + 'static {
 /// The operations Corral needs from a database. Every segment call is scoped
 /// by `site_id`: a record of another site is reported exactly like a missing one.
 #[async_trait]
-pub trait Store: AudienceStore {
+pub trait Store: AudienceStore + ChangeFeed {
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
-
-    /// The current [`ChangeMarker`]. It reflects at least every commit that
-    /// completed before the call began, so an answer built from data read
-    /// after the call may be labelled with it.
-    async fn change_marker(&self) -> Result<ChangeMarker>;
 
     /// Creates a site with its first key pair.
     async fn create_site(
@@ -229,6 +219,12 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
         return Ok(Arc::new(SqliteStore::open(path).await?));
     }
     Err(StorageError::UnsupportedUrl(url.to_owned()))
+}
+
+/// Where snapshots' checkpoints go when nothing else is said: beside a
+/// SQLite file, in `PATH-checkpoints/`.
+pub fn default_checkpoint_dir(url: &str) -> Option<std::path::PathBuf> {
+    sqlite_path(url).map(|path| format!("{path}-checkpoints").into())
 }
 
 /// The file a SQLite URL names: `sqlite://PATH`, `sqlite:PATH`, or a bare path.

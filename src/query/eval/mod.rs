@@ -14,7 +14,8 @@
 mod engine;
 mod explain;
 #[cfg(test)]
-mod naive;
+pub(crate) mod naive;
+pub mod persist;
 #[cfg(test)]
 mod tests;
 
@@ -108,24 +109,60 @@ pub struct Audience {
 }
 
 /// Many strings in one buffer: fewer allocations, and a scan reads memory in
-/// order.
+/// order. A string replaced is written anew at the end of the buffer; the
+/// buffer is compacted once more than half of it is such leftovers.
 #[derive(Debug, Default)]
 pub struct Texts {
     bytes: String,
-    ends: Vec<u32>,
+    /// `(start, end)` of each string in `bytes`.
+    spans: Vec<(u32, u32)>,
+    /// Bytes no string points at any more.
+    garbage: usize,
 }
 
 impl Texts {
     fn push(&mut self, text: &str) {
+        let start = self.bytes.len() as u32;
         self.bytes.push_str(text);
-        self.ends.push(self.bytes.len() as u32);
+        self.spans.push((start, self.bytes.len() as u32));
+    }
+
+    fn replace(&mut self, i: usize, text: &str) {
+        if self.get(i) == text {
+            return;
+        }
+        let (start, end) = self.spans[i];
+        self.garbage += (end - start) as usize;
+        let start = self.bytes.len() as u32;
+        self.bytes.push_str(text);
+        self.spans[i] = (start, self.bytes.len() as u32);
+        if self.garbage > self.bytes.len() / 2 {
+            let mut compact = Texts::default();
+            for i in 0..self.spans.len() {
+                compact.push(self.get(i));
+            }
+            *self = compact;
+        }
     }
 
     pub fn get(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.bytes[start..self.ends[i] as usize]
+        let (start, end) = self.spans[i];
+        &self.bytes[start as usize..end as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
     }
 }
+
+/// A change an [`Audience`] cannot take in place: read the site again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NeedsReload(pub String);
 
 impl Audience {
     /// The lowercase email of the subscriber at `index`.
@@ -250,12 +287,237 @@ impl Audience {
         true
     }
 
+    /// The (type, path) of every detail column loaded.
+    pub fn detail_columns(&self) -> Vec<(String, DetailPath)> {
+        self.details
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// The index of an email domain, added if new.
+    fn domain_index(&mut self, email_lower: &str) -> u32 {
+        match email_lower.rsplit_once('@') {
+            Some((_, domain)) => match self.domains.get(domain) {
+                Some(&id) => id,
+                None => {
+                    let id = self.domains.len() as u32;
+                    self.domains.insert(domain.to_owned(), id);
+                    id
+                }
+            },
+            None => NOBODY,
+        }
+    }
+
+    /// Sets a subscriber's state as it is now: the subscriber with this id,
+    /// or a new one when the id is above every id held (ids are handed out
+    /// in ascending order, so new subscribers always come last and every
+    /// index stays put). A new id below the highest held cannot be placed
+    /// without moving every index after it.
+    pub fn put_subscriber(
+        &mut self,
+        row: &SubscriberRow,
+        tags: &[String],
+    ) -> Result<(), NeedsReload> {
+        let index = match self.index_of(row.id) {
+            Some(index) => index,
+            None if self.ids.last().is_none_or(|&last| last < row.id) => self.push_subscriber(row),
+            None => {
+                return Err(NeedsReload(format!(
+                    "subscriber {} is new but not the newest ({} is held)",
+                    row.id,
+                    self.ids.last().copied().unwrap_or_default()
+                )));
+            }
+        };
+        let lower = row.email.to_lowercase();
+        self.domain_of[index] = self.domain_index(&lower);
+        self.emails_lower.replace(index, &lower);
+        self.subscribed.set(index, row.subscribed);
+        self.created_at[index] = row.created_at;
+        for column in self.fields.values_mut() {
+            column[index] = Val::Missing;
+        }
+        let n = self.len();
+        for (key, value) in &row.fields {
+            let column = self
+                .fields
+                .entry(key.clone())
+                .or_insert_with(|| vec![Val::Missing; n]);
+            column[index] = Val::from_json(value);
+        }
+        for (key, column) in self.instants.get_mut().unwrap_or_else(|e| e.into_inner()) {
+            let instant = match self.fields.get(key).map(|c| &c[index]) {
+                Some(Val::Text(t)) => crate::query::parse::parse_instant(t),
+                _ => None,
+            };
+            Arc::make_mut(column)[index] = instant;
+        }
+        for holders in self.tags.values_mut() {
+            holders.set(index, false);
+        }
+        for name in tags {
+            self.tags
+                .entry(name.clone())
+                .or_insert_with(|| FixedBitSet::with_capacity(n))
+                .insert(index);
+        }
+        Ok(())
+    }
+
+    /// Appends a subscriber with nothing set yet; returns its index.
+    fn push_subscriber(&mut self, row: &SubscriberRow) -> usize {
+        let index = self.ids.len();
+        self.ids.push(row.id);
+        self.emails_lower.push("");
+        self.domain_of.push(NOBODY);
+        self.created_at.push(row.created_at);
+        let n = index + 1;
+        self.subscribed.grow(n);
+        for column in self.fields.values_mut() {
+            column.push(Val::Missing);
+        }
+        for column in self
+            .instants
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .values_mut()
+        {
+            Arc::make_mut(column).push(None);
+        }
+        for holders in self.tags.values_mut() {
+            holders.grow(n);
+        }
+        index
+    }
+
+    /// Appends an event (events come in the order they were stored). An
+    /// event of a subscriber not held counts for nobody.
+    pub fn push_event(&mut self, subscriber_id: i64, kind: &str, at: i64) {
+        let index = self.index_of(subscriber_id).map_or(NOBODY, |i| i as u32);
+        if !self.events.contains_key(kind) {
+            self.events.insert(kind.to_owned(), EventColumn::default());
+        }
+        if let Some(column) = self.events.get_mut(kind) {
+            column.subscriber.push(index);
+            column.at.push(at);
+        }
+    }
+
+    /// Appends values to a loaded detail column (one per event of its type
+    /// appended since it last lined up with them).
+    pub fn extend_details(&mut self, kind: &str, path: &DetailPath, values: Vec<Val>) {
+        let details = self.details.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(column) = details.get_mut(&(kind.to_owned(), path.clone())) {
+            Arc::make_mut(column).extend(values);
+        }
+    }
+
+    /// Drops the detail columns that no longer have one value per event of
+    /// their type (they are read again when a query needs them).
+    pub fn drop_unaligned_details(&mut self) -> usize {
+        let events = &self.events;
+        let details = self.details.get_mut().unwrap_or_else(|e| e.into_inner());
+        let before = details.len();
+        details
+            .retain(|(kind, _), column| column.len() == events.get(kind).map_or(0, |c| c.at.len()));
+        before - details.len()
+    }
+
     fn details(&self, kind: &str, path: &DetailPath) -> Option<DetailColumn> {
         self.details
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&(kind.to_owned(), path.clone()))
             .cloned()
+    }
+}
+
+/// Everything an audience holds, in a form two audiences compare by: what a
+/// snapshot brought forward by the change log must equal, against one read
+/// from scratch.
+#[cfg(test)]
+pub type CanonicalSubscriber = (
+    i64,
+    String,
+    Option<String>,
+    bool,
+    i64,
+    std::collections::BTreeMap<String, Val>,
+    Vec<String>,
+);
+
+#[cfg(test)]
+#[derive(Debug, PartialEq)]
+pub struct Canonical {
+    /// Per subscriber: id, lowercase email, domain, subscribed, created,
+    /// fields (present ones), tags.
+    pub subscribers: Vec<CanonicalSubscriber>,
+    /// Per type: (subscriber id, time) of each event, in stored order.
+    pub events: std::collections::BTreeMap<String, Vec<(Option<i64>, i64)>>,
+    pub details: std::collections::BTreeMap<(String, String), Vec<Val>>,
+    pub events_through: i64,
+}
+
+#[cfg(test)]
+impl Audience {
+    pub fn canonical(&self) -> Canonical {
+        let domains: HashMap<u32, &String> = self.domains.iter().map(|(d, i)| (*i, d)).collect();
+        let subscribers = (0..self.len())
+            .map(|i| {
+                let fields = self
+                    .fields
+                    .iter()
+                    .filter(|(_, c)| c[i] != Val::Missing)
+                    .map(|(k, c)| (k.clone(), c[i].clone()))
+                    .collect();
+                let mut tags: Vec<String> = self
+                    .tags
+                    .iter()
+                    .filter(|(_, set)| set.contains(i))
+                    .map(|(t, _)| t.clone())
+                    .collect();
+                tags.sort();
+                (
+                    self.ids[i],
+                    self.email_lower(i).to_owned(),
+                    domains.get(&self.domain_of[i]).map(|d| (*d).clone()),
+                    self.subscribed.contains(i),
+                    self.created_at[i],
+                    fields,
+                    tags,
+                )
+            })
+            .collect();
+        let events = self
+            .events
+            .iter()
+            .map(|(kind, c)| {
+                let rows = c
+                    .subscriber
+                    .iter()
+                    .zip(&c.at)
+                    .map(|(s, at)| ((*s != NOBODY).then(|| self.ids[*s as usize]), *at))
+                    .collect();
+                (kind.clone(), rows)
+            })
+            .collect();
+        let details = self
+            .details
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|((kind, path), c)| ((kind.clone(), path.dotted()), c.to_vec()))
+            .collect();
+        Canonical {
+            subscribers,
+            events,
+            details,
+            events_through: self.events_through,
+        }
     }
 }
 
@@ -280,9 +542,6 @@ pub struct AudienceBuilder {
     /// Subscriber index by `id - first id`, built once the subscribers are
     /// in: tags and events look their subscriber up millions of times.
     dense: Option<(i64, Vec<u32>)>,
-    /// Detail columns taken over from an earlier snapshot, kept by
-    /// [`AudienceBuilder::build`] only where no event of their type was added.
-    carried: Vec<((String, DetailPath), DetailColumn)>,
     tag_keys: HashMap<String, u32>,
     tag_members: Vec<(u32, u32)>,
 }
@@ -300,17 +559,7 @@ impl AudienceBuilder {
         let index = a.ids.len() as u32;
         a.ids.push(row.id);
         let lower = row.email.to_lowercase();
-        let domain = match lower.rsplit_once('@') {
-            Some((_, domain)) => match a.domains.get(domain) {
-                Some(&id) => id,
-                None => {
-                    let id = a.domains.len() as u32;
-                    a.domains.insert(domain.to_owned(), id);
-                    id
-                }
-            },
-            None => NOBODY,
-        };
+        let domain = a.domain_index(&lower);
         a.domain_of.push(domain);
         a.emails_lower.push(&lower);
         a.created_at.push(row.created_at);
@@ -344,29 +593,6 @@ impl AudienceBuilder {
             .ok()
             .and_then(|offset| table.get(offset).copied())
             .unwrap_or(NOBODY)
-    }
-
-    /// Takes over the events (and detail columns) of an earlier snapshot of
-    /// the same site, so that only events stored since need reading. Call
-    /// after the subscribers are in. It works when the earlier snapshot's
-    /// subscribers are the first ones of this one (subscribers are never
-    /// deleted and new ones get higher ids, so their indexes stay put);
-    /// otherwise nothing is taken and `false` says to read every event.
-    pub fn continue_from(&mut self, earlier: &Audience) -> bool {
-        let ids = &self.audience.ids;
-        if earlier.ids.len() > ids.len() || earlier.ids[..] != ids[..earlier.ids.len()] {
-            return false;
-        }
-        self.audience.events = earlier.events.clone();
-        self.audience.events_through = earlier.events_through;
-        self.carried = earlier
-            .details
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(key, column)| (key.clone(), Arc::clone(column)))
-            .collect();
-        true
     }
 
     /// Records the highest event id read.
@@ -413,18 +639,6 @@ impl AudienceBuilder {
             subscribed.set(i, *s);
         }
         self.audience.subscribed = subscribed;
-        {
-            let mut details = self
-                .audience
-                .details
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
-            for ((kind, path), column) in self.carried {
-                if column.len() == self.audience.event_count_of(&kind) {
-                    details.insert((kind, path), column);
-                }
-            }
-        }
         let mut columns: Vec<Vec<Val>> = (0..self.field_keys.len())
             .map(|_| vec![Val::Missing; n])
             .collect();

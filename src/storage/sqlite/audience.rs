@@ -173,14 +173,6 @@ impl AudienceStore for SqliteStore {
         field_from_row(&row)
     }
 
-    async fn load_audience(
-        &self,
-        site_id: i64,
-        earlier: Option<&crate::query::eval::Audience>,
-    ) -> Result<crate::query::eval::Audience> {
-        self.read_audience(site_id, earlier).await
-    }
-
     async fn load_details(
         &self,
         site_id: i64,
@@ -215,12 +207,14 @@ impl AudienceStore for SqliteStore {
 
 /// Applies one caller's changes inside a write transaction: runs of changes
 /// that cannot be refused in bulk, the rest one at a time in a savepoint
-/// each, all in order.
+/// each, all in order. The ids of subscribers created, or whose row or tags
+/// changed, are added to `touched` (for the change log).
 pub(super) async fn apply_in(
     tx: &mut Transaction<'static, Sqlite>,
     site_id: i64,
     changes: &[SubscriberChange],
     now: i64,
+    touched: &mut Vec<i64>,
 ) -> Result<Vec<Outcome>> {
     let mut outcomes = Vec::with_capacity(changes.len());
     let mut start = 0;
@@ -230,15 +224,18 @@ pub(super) async fn apply_in(
             .take_while(|c| bulk::can_bulk(c))
             .count();
         if run > 0 {
-            outcomes.extend(bulk::apply_run(tx, site_id, &changes[start..start + run], now).await?);
+            outcomes.extend(
+                bulk::apply_run(tx, site_id, &changes[start..start + run], now, touched).await?,
+            );
             start += run;
             continue;
         }
         sqlx::query("SAVEPOINT item").execute(&mut **tx).await?;
         match apply_one(tx, site_id, &changes[start], now).await {
-            Ok(outcome) => {
+            Ok((outcome, changed)) => {
                 sqlx::query("RELEASE item").execute(&mut **tx).await?;
                 outcomes.push(outcome);
+                touched.extend(changed);
             }
             Err(ItemError::Refused(reason)) => {
                 sqlx::query("ROLLBACK TO item").execute(&mut **tx).await?;
@@ -298,13 +295,15 @@ async fn register_field(
     Ok(())
 }
 
-/// Applies one change inside the batch's transaction (and its savepoint).
+/// Applies one change inside the batch's transaction (and its savepoint);
+/// with the outcome, the subscriber's id if it was created or its row or tags
+/// changed.
 pub(super) async fn apply_one(
     tx: &mut Transaction<'static, Sqlite>,
     site_id: i64,
     change: &SubscriberChange,
     now: i64,
-) -> std::result::Result<Outcome, ItemError> {
+) -> std::result::Result<(Outcome, Option<i64>), ItemError> {
     // A purchase sent again is acknowledged and nothing else happens.
     if let Some(event) = &change.event
         && let Some(key) = &event.unique_key
@@ -318,7 +317,7 @@ pub(super) async fn apply_one(
         .fetch_optional(&mut **tx)
         .await?;
         if seen.is_some() {
-            return Ok(Outcome::Duplicate);
+            return Ok((Outcome::Duplicate, None));
         }
     }
 
@@ -329,6 +328,7 @@ pub(super) async fn apply_one(
     .bind(change.email.key())
     .fetch_optional(&mut **tx)
     .await?;
+    let mut created = false;
     let (subscriber_id, fields_text, unsubscribed_at): (i64, String, Option<i64>) = match existing {
         Some(row) => (
             row.try_get("id")?,
@@ -353,6 +353,7 @@ pub(super) async fn apply_one(
             .bind(now)
             .fetch_one(&mut **tx)
             .await?;
+            created = true;
             (id, "{}".to_owned(), None)
         }
     };
@@ -461,5 +462,6 @@ pub(super) async fn apply_one(
         .bind(subscriber_id)
         .execute(&mut **tx)
         .await?;
-    Ok(Outcome::Applied)
+    let changed = created || bulk::touches_row(change) || change.new_email.is_some();
+    Ok((Outcome::Applied, changed.then_some(subscriber_id)))
 }

@@ -39,16 +39,20 @@ struct State {
     fields: Option<Map<String, Value>>,
     unsubscribed_at: Option<i64>,
     changed: bool,
+    /// Created by this run.
+    created: bool,
 }
 
 type Tx = Transaction<'static, Sqlite>;
 
-/// Applies a run of changes that [`can_bulk`] accepts.
+/// Applies a run of changes that [`can_bulk`] accepts; adds to `touched`
+/// the ids of the subscribers it created or whose row or tags it changed.
 pub(super) async fn apply_run(
     tx: &mut Tx,
     site_id: i64,
     changes: &[SubscriberChange],
     now: i64,
+    touched: &mut Vec<i64>,
 ) -> Result<Vec<Outcome>> {
     let duplicates = stored_purchases(tx, site_id, changes).await?;
     let mut outcomes = Vec::with_capacity(changes.len());
@@ -116,6 +120,12 @@ pub(super) async fn apply_run(
         }
     }
 
+    touched.extend(
+        states
+            .values()
+            .filter(|s| s.changed || s.created)
+            .map(|s| s.id),
+    );
     register_fields(tx, site_id, field_keys, now).await?;
     let tag_ids = tag_ids(tx, site_id, &tag_ops, &tags_added, now).await?;
     write_subscribers(tx, states.values().filter(|s| s.changed), now).await?;
@@ -186,7 +196,7 @@ const LOOKUP_ROWS: usize = 20_000;
 
 /// Whether a change reads or writes the subscriber's row (fields, tags or
 /// subscription), rather than only adding an event for their id.
-fn touches_row(change: &SubscriberChange) -> bool {
+pub(super) fn touches_row(change: &SubscriberChange) -> bool {
     !change.set_fields.is_empty()
         || !change.remove_fields.is_empty()
         || !change.add_tags.is_empty()
@@ -243,6 +253,7 @@ async fn load_subscribers(
                         fields: None,
                         unsubscribed_at,
                         changed: false,
+                        created: false,
                     };
                     states.insert(chunk[i as usize].to_owned(), state);
                 }
@@ -262,6 +273,7 @@ async fn load_subscribers(
                         fields: None,
                         unsubscribed_at: None,
                         changed: false,
+                        created: false,
                     };
                     states.insert(chunk[i as usize].to_owned(), state);
                 }
@@ -294,6 +306,7 @@ async fn load_subscribers(
                 fields: None,
                 unsubscribed_at: None,
                 changed: false,
+                created: true,
             };
             states.insert(key, state);
         }
@@ -571,7 +584,7 @@ mod tests {
                 let mut single_outcomes = Vec::new();
                 for change in &changes {
                     match apply_one(&mut tx, site, change, NOW).await {
-                        Ok(outcome) => single_outcomes.push(outcome),
+                        Ok((outcome, _)) => single_outcomes.push(outcome),
                         Err(_) => panic!("a change that can be bulked was refused"),
                     }
                 }

@@ -8,12 +8,17 @@
 //! pages it touched), while each caller's changes keep their own outcomes and
 //! order, and nobody is answered before the commit that holds their changes.
 //! A database error fails every job of its group: nothing of the group is
-//! stored.
+//! stored. The group's transaction also records one change-log entry per
+//! site it touched: the subscribers each job created or changed and the
+//! range of event ids it appended.
 
 use super::audience::apply_in;
+use super::log;
 use crate::audience::{Outcome, SubscriberChange};
-use crate::storage::{Result, StorageError};
+use crate::storage::changes::IdRanges;
+use crate::storage::{LogEntry, Result, StorageError};
 use sqlx::SqlitePool;
+use std::collections::BTreeMap;
 use tokio::sync::{mpsc, oneshot};
 
 /// Items one group may hold before it is committed.
@@ -93,8 +98,21 @@ async fn run(writer: SqlitePool, mut receiver: mpsc::Receiver<Job>) {
 async fn apply_group(writer: &SqlitePool, jobs: &[Job]) -> Result<Vec<Vec<Outcome>>> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let mut results = Vec::with_capacity(jobs.len());
+    // Per site: the subscribers touched, the entry, and the latest clock.
+    let mut sites: BTreeMap<i64, (Vec<i64>, LogEntry, i64)> = BTreeMap::new();
     for job in jobs {
-        results.push(apply_in(&mut tx, job.site_id, &job.changes, job.now).await?);
+        let before = log::events_high(&mut tx).await?;
+        let (touched, entry, now) = sites
+            .entry(job.site_id)
+            .or_insert_with(|| (Vec::new(), LogEntry::default(), job.now));
+        results.push(apply_in(&mut tx, job.site_id, &job.changes, job.now, touched).await?);
+        let after = log::events_high(&mut tx).await?;
+        entry.add_events(before + 1, after);
+        *now = (*now).max(job.now);
+    }
+    for (site_id, (touched, mut entry, now)) in sites {
+        entry.subscribers = IdRanges::from_ids(touched);
+        log::record(&mut tx, site_id, &entry, now).await?;
     }
     tx.commit().await?;
     Ok(results)

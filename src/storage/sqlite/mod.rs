@@ -6,24 +6,27 @@
 //! processes, in SQLite's busy handler) instead of failing with "database is
 //! locked". `synchronous = FULL` makes every acknowledged commit durable.
 //!
-//! Change detection uses `PRAGMA data_version` on one dedicated connection:
-//! SQLite changes it whenever any other connection, in this process or
-//! another, commits. Concurrent callers share checks: a caller waits for the
-//! first check that *started* after it arrived, so under load one query
-//! answers a whole wave of requests and none is answered from before its
-//! arrival.
+//! Every write transaction records what it changed in the change log
+//! ([`crate::storage::changes`]; [`log`]). Whether anything was committed
+//! since a moment, by this process or another, is read without a round trip
+//! from the header of SQLite's WAL index ([`signal`]); the heads and the
+//! changes themselves are read from the log's tables ([`snapshot`]).
 
 mod audience;
 mod bulk;
 mod group;
+mod log;
+mod signal;
 mod snapshot;
 
+use super::changes::{Changes, Loaded};
 use super::{
-    ApiKey, ChangeMarker, KeyCredentials, Precondition, Result, Site, StorageError, Store,
-    next_updated_at,
+    ApiKey, ChangeFeed, KeyCredentials, LogEntry, Position, Precondition, Result, Signal, Site,
+    SiteHead, StorageError, Store, next_updated_at,
 };
 use crate::credentials::KeyPair;
 use crate::query::RawQuery;
+use crate::query::ast::DetailPath;
 use crate::segment::{Listing, NewSegment, Segment, SegmentId, SegmentPatch, name_key};
 use async_trait::async_trait;
 use sqlx::sqlite::{
@@ -31,7 +34,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Connection, FromRow, Row, Sqlite, SqliteConnection, Transaction};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Bytes of the database file each connection maps into memory.
 const MMAP_BYTES: u64 = 1 << 30;
@@ -44,63 +47,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
-    watch: ChangeWatch,
     /// Audience writes, committed in groups.
     group: group::GroupWriter,
-}
-
-/// The dedicated connection that reads `PRAGMA data_version`.
-struct ChangeWatch {
-    options: SqliteConnectOptions,
-    state: tokio::sync::Mutex<WatchState>,
-}
-
-#[derive(Default)]
-struct WatchState {
-    connection: Option<SqliteConnection>,
-    /// Bumped on every (re)connection: versions of two connections are not
-    /// comparable.
-    epoch: u64,
-    /// When the last successful check began, and what it found.
-    last: Option<(Instant, ChangeMarker)>,
-}
-
-impl ChangeWatch {
-    async fn marker(&self) -> Result<ChangeMarker> {
-        let arrived = Instant::now();
-        // tokio's mutex is fair: waiters are served in arrival order.
-        let mut state = self.state.lock().await;
-        if let Some((started, marker)) = state.last
-            && started > arrived
-        {
-            return Ok(marker);
-        }
-        let started = Instant::now();
-        if state.connection.is_none() {
-            state.connection = Some(SqliteConnection::connect_with(&self.options).await?);
-            state.epoch += 1;
-        }
-        let epoch = state.epoch;
-        let connection = state.connection.as_mut().expect("connected above");
-        match sqlx::query("PRAGMA data_version")
-            .fetch_one(connection)
-            .await
-        {
-            Ok(row) => {
-                let marker = ChangeMarker {
-                    epoch,
-                    version: row.try_get(0)?,
-                };
-                state.last = Some((started, marker));
-                Ok(marker)
-            }
-            Err(error) => {
-                state.connection = None;
-                state.last = None;
-                Err(error.into())
-            }
-        }
-    }
+    signal: signal::ShmSignal,
+    /// Held open for the store's life: while any connection is open, the
+    /// WAL index file that [`signal`] reads stays in place.
+    _keep_open: tokio::sync::Mutex<SqliteConnection>,
 }
 
 impl SqliteStore {
@@ -132,16 +84,18 @@ impl SqliteStore {
             .min_connections(1)
             .connect_with(base.clone().read_only(true))
             .await?;
-        let watch = ChangeWatch {
-            options: base.read_only(true),
-            state: Default::default(),
-        };
+        let mut keep_open = SqliteConnection::connect_with(&base.read_only(true)).await?;
+        // A read makes sure the WAL index exists before the signal opens it.
+        sqlx::query("SELECT 1 FROM change_heads LIMIT 1")
+            .fetch_optional(&mut keep_open)
+            .await?;
         let group = group::GroupWriter::start(writer.clone());
         Ok(Self {
             reader,
             writer,
-            watch,
             group,
+            signal: signal::ShmSignal::new(path),
+            _keep_open: tokio::sync::Mutex::new(keep_open),
         })
     }
 
@@ -184,6 +138,7 @@ impl SqliteStore {
         // Restoring can meet a kept segment that took the name meanwhile.
         .map_err(name_conflict)?;
         let moved = segment_for_update(&mut tx, site_id, id).await?;
+        log::record(&mut tx, site_id, &LogEntry::segment(id.0), now).await?;
         tx.commit().await?;
         Ok(moved)
     }
@@ -218,6 +173,31 @@ fn name_conflict(error: sqlx::Error) -> StorageError {
     }
 }
 
+/// A site's segments of one listing, ordered by name key, then exact name,
+/// then id.
+async fn segments_in(
+    conn: &mut SqliteConnection,
+    site_id: i64,
+    listing: Listing,
+) -> Result<Vec<Segment>> {
+    let sql = match listing {
+        Listing::Kept => concat!(
+            "SELECT ",
+            segment_columns!(),
+            " FROM segments WHERE site_id = $1 AND discarded_at IS NULL
+              ORDER BY name_key, name, id"
+        ),
+        Listing::Discarded => concat!(
+            "SELECT ",
+            segment_columns!(),
+            " FROM segments WHERE site_id = $1 AND discarded_at IS NOT NULL
+              ORDER BY name_key, name, id"
+        ),
+    };
+    let rows = sqlx::query(sql).bind(site_id).fetch_all(&mut *conn).await?;
+    rows.iter().map(segment_from_row).collect()
+}
+
 async fn segment_for_update(
     tx: &mut Transaction<'static, Sqlite>,
     site_id: i64,
@@ -243,10 +223,6 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn change_marker(&self) -> Result<ChangeMarker> {
-        self.watch.marker().await
-    }
-
     async fn create_site(
         &self,
         name: &str,
@@ -267,6 +243,10 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         let site = Site::from_row(&row)?;
+        sqlx::query("INSERT INTO change_heads (site_id) VALUES ($1)")
+            .bind(site.id)
+            .execute(&mut *tx)
+            .await?;
         insert_key(&mut tx, site.id, keys, now).await?;
         tx.commit().await?;
         Ok(site)
@@ -299,6 +279,7 @@ impl Store for SqliteStore {
     async fn add_key(&self, site_id: i64, keys: &KeyPair, now: i64) -> Result<ApiKey> {
         let mut tx = self.begin_write().await?;
         let key = insert_key(&mut tx, site_id, keys, now).await?;
+        log::record(&mut tx, site_id, &LogEntry::keys(), now).await?;
         tx.commit().await?;
         Ok(key)
     }
@@ -328,14 +309,19 @@ impl Store for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StorageError::NotFound)?;
+        let key = ApiKey::from_row(&row)?;
+        log::record(&mut tx, key.site_id, &LogEntry::keys(), now).await?;
         tx.commit().await?;
-        Ok(ApiKey::from_row(&row)?)
+        Ok(key)
     }
 
     async fn credentials(&self, publishable_key: &str) -> Result<Option<KeyCredentials>> {
         let row = sqlx::query(
-            "SELECT k.id, k.site_id, s.uuid, k.secret_hash, k.revoked_at IS NOT NULL AS revoked
-             FROM api_keys k JOIN sites s ON s.id = k.site_id WHERE k.publishable_key = $1",
+            "SELECT k.id, k.site_id, s.uuid, k.secret_hash, k.revoked_at IS NOT NULL AS revoked,
+                    COALESCE(h.keys_seq, 0) AS keys_seq
+             FROM api_keys k JOIN sites s ON s.id = k.site_id
+             LEFT JOIN change_heads h ON h.site_id = k.site_id
+             WHERE k.publishable_key = $1",
         )
         .bind(publishable_key)
         .fetch_optional(&self.reader)
@@ -347,29 +333,13 @@ impl Store for SqliteStore {
             site_uuid: row.try_get("uuid")?,
             secret_hash: row.try_get("secret_hash")?,
             revoked: row.try_get("revoked")?,
+            keys_seq: row.try_get("keys_seq")?,
         }))
     }
 
     async fn list_segments(&self, site_id: i64, listing: Listing) -> Result<Vec<Segment>> {
-        let sql = match listing {
-            Listing::Kept => concat!(
-                "SELECT ",
-                segment_columns!(),
-                " FROM segments WHERE site_id = $1 AND discarded_at IS NULL
-                  ORDER BY name_key, name, id"
-            ),
-            Listing::Discarded => concat!(
-                "SELECT ",
-                segment_columns!(),
-                " FROM segments WHERE site_id = $1 AND discarded_at IS NOT NULL
-                  ORDER BY name_key, name, id"
-            ),
-        };
-        let rows = sqlx::query(sql)
-            .bind(site_id)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(segment_from_row).collect()
+        let mut conn = self.reader.acquire().await?;
+        segments_in(&mut conn, site_id, listing).await
     }
 
     async fn get_segment(&self, site_id: i64, id: SegmentId) -> Result<Option<Segment>> {
@@ -401,8 +371,10 @@ impl Store for SqliteStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(name_conflict)?;
+        let created = segment_from_row(&row)?;
+        log::record(&mut tx, site_id, &LogEntry::segment(created.id.0), now).await?;
         tx.commit().await?;
-        segment_from_row(&row)
+        Ok(created)
     }
 
     async fn update_segment(
@@ -447,6 +419,7 @@ impl Store for SqliteStore {
         .await
         .map_err(name_conflict)?;
         let updated = segment_for_update(&mut tx, site_id, id).await?;
+        log::record(&mut tx, site_id, &LogEntry::segment(id.0), now).await?;
         tx.commit().await?;
         Ok(updated)
     }
@@ -471,6 +444,77 @@ impl Store for SqliteStore {
     ) -> Result<Segment> {
         self.move_segment(site_id, id, precondition, now, Listing::Kept)
             .await
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for SqliteStore {
+    fn change_signal(&self) -> Option<Signal> {
+        self.signal.read()
+    }
+
+    async fn site_head(&self, site_id: i64) -> Result<SiteHead> {
+        self.read_head(site_id).await
+    }
+
+    async fn load_snapshot(&self, site_id: i64) -> Result<Loaded> {
+        self.read_snapshot(site_id).await
+    }
+
+    async fn read_changes(
+        &self,
+        site_id: i64,
+        since: Position,
+        columns: &[(String, DetailPath)],
+        with_segments: bool,
+    ) -> Result<Changes> {
+        self.read_changes(site_id, since, columns, with_segments)
+            .await
+    }
+
+    async fn log_entry(&self, site_id: i64, seq: i64) -> Result<Option<(i64, String)>> {
+        Ok(
+            sqlx::query_as("SELECT at, entry FROM change_log WHERE site_id = $1 AND seq = $2")
+                .bind(site_id)
+                .bind(seq)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn trim_log(&self, before: i64) -> Result<u64> {
+        /// Entries deleted per write transaction, so that trimming never
+        /// holds the write lock for long.
+        const PER_TRANSACTION: i64 = 5_000;
+        let mut deleted = 0;
+        loop {
+            let mut tx = self.begin_write().await?;
+            let done = sqlx::query(
+                "DELETE FROM change_log WHERE (site_id, seq) IN (
+                     SELECT l.site_id, l.seq FROM change_log l
+                     JOIN change_heads h ON h.site_id = l.site_id
+                     WHERE l.at < $1 AND l.seq < h.seq
+                     LIMIT $2)",
+            )
+            .bind(before)
+            .bind(PER_TRANSACTION)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            deleted += done;
+            if done < PER_TRANSACTION as u64 {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    async fn database_id(&self) -> Result<String> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'database_id'")
+                .fetch_one(&self.reader)
+                .await?,
+        )
     }
 }
 

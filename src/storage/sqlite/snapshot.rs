@@ -1,17 +1,23 @@
 //! Reading a site's audience for evaluation: the whole audience into an
-//! [`Audience`] in one read transaction, columns of event details on demand,
-//! and full subscriber rows for a page of members.
+//! [`crate::query::eval::Audience`] at one position of the change log, in one
+//! read transaction; the changes since a position (the state of just the
+//! subscribers, events and segments the log's entries name), also in one read
+//! transaction; columns of event details on demand; and full subscriber rows
+//! for a page of members.
 //!
-//! Events are read in id order. Events are only ever appended, so the events
-//! of a type read later begin with exactly the ones a snapshot holds: a detail
-//! column read after the snapshot lines up with it once cut to its length.
+//! Events are read in id order. Events are only ever appended, and a site's
+//! event ids grow in commit order, so the events of a type read later begin
+//! with exactly the ones a snapshot holds: a detail column read after the
+//! snapshot lines up with it once cut to its length.
 
 use super::SqliteStore;
 use crate::audience::Subscriber;
 use crate::query::ast::DetailPath;
-use crate::query::eval::{Audience, AudienceBuilder, SubscriberRow, Val};
-use crate::storage::{Result, StorageError};
-use sqlx::Row;
+use crate::query::eval::{AudienceBuilder, SubscriberRow, Val};
+use crate::segment::Listing;
+use crate::storage::changes::{Changes, EventRow, Loaded, SubscriberState};
+use crate::storage::{LogEntry, Position, Result, SiteHead, StorageError};
+use sqlx::{Row, SqliteConnection};
 
 /// Rows read per query when reading a whole table: SQLite builds one JSON
 /// array of them, so the driver hands over one value instead of a row each
@@ -38,36 +44,28 @@ fn parse_chunk<'a, T: serde::Deserialize<'a>>(text: Option<&'a str>) -> Result<V
     }
 }
 
-/// Reads a table a chunk of ids at a time: `bounds` gives the lowest and
-/// highest id, `chunk` one JSON array for the ids in `[$1, $2)` of site `$3`;
-/// with `after`, only ids above it are read. While `consume` works through
-/// one chunk, SQLite already builds the next (on the driver's own thread), so
-/// reading and parsing overlap. Returns the highest id of the table.
+/// Reads a table a chunk of ids at a time, over the ids `low..=high`:
+/// `chunk` gives one JSON array for the ids in `[$1, $2)` of site `$3`. While
+/// `consume` works through one chunk, SQLite already builds the next (on the
+/// driver's own thread), so reading and parsing overlap.
 async fn read_table(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    bounds: &'static str,
+    conn: &mut SqliteConnection,
     chunk: &'static str,
     site_id: i64,
-    after: Option<i64>,
+    (low, high): (Option<i64>, Option<i64>),
     mut consume: impl FnMut(&str) -> Result<()>,
-) -> Result<Option<i64>> {
-    let (low, high): (Option<i64>, Option<i64>) =
-        sqlx::query_as(bounds).fetch_one(&mut **tx).await?;
-    let low = match (low, after) {
-        (Some(low), Some(after)) => Some(low.max(after + 1)),
-        (low, _) => low,
-    };
+) -> Result<()> {
     let ranges: Vec<(i64, i64)> = chunks(low, high).collect();
     let Some(&first) = ranges.first() else {
-        return Ok(high);
+        return Ok(());
     };
-    let mut current = fetch_chunk(tx, chunk, site_id, first).await?;
+    let mut current = fetch_chunk(conn, chunk, site_id, first).await?;
     for next in ranges.iter().skip(1).map(Some).chain([None]) {
         let text = current.take();
         let (fetched, consumed) = tokio::join!(
             async {
                 match next {
-                    Some(&range) => fetch_chunk(tx, chunk, site_id, range).await,
+                    Some(&range) => fetch_chunk(conn, chunk, site_id, range).await,
                     None => Ok(None),
                 }
             },
@@ -76,11 +74,11 @@ async fn read_table(
         consumed?;
         current = fetched?;
     }
-    Ok(high)
+    Ok(())
 }
 
 async fn fetch_chunk(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    conn: &mut SqliteConnection,
     sql: &'static str,
     site_id: i64,
     (from, to): (i64, i64),
@@ -89,9 +87,64 @@ async fn fetch_chunk(
         .bind(from)
         .bind(to)
         .bind(site_id)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *conn)
         .await
 }
+
+/// The site's newest position (0 before any entry).
+async fn head_seq(conn: &mut SqliteConnection, site_id: i64) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM change_heads WHERE site_id = $1), 0)")
+            .bind(site_id)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+/// The lowest and highest id of a table (`None`s when it is empty).
+async fn bounds(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+) -> Result<(Option<i64>, Option<i64>)> {
+    Ok(sqlx::query_as(sql).fetch_one(&mut *conn).await?)
+}
+
+/// The chunk query of subscribers, `[id, email, fields, subscribed, created_at]`.
+const SUBSCRIBER_CHUNK: &str = "SELECT json_group_array(json_array(
+        id, email, json(fields), unsubscribed_at IS NULL, created_at)
+      ORDER BY id)
+    FROM subscribers WHERE id >= $1 AND id < $2 AND +site_id = $3";
+
+/// The chunk query of events, `[id, subscriber_id, occurred_at, type]`.
+const EVENT_CHUNK: &str =
+    "SELECT json_group_array(json_array(id, subscriber_id, occurred_at, type) ORDER BY id)
+     FROM events WHERE id >= $1 AND id < $2 AND +site_id = $3";
+
+fn subscriber_row(row: SubscriberJson) -> SubscriberRow {
+    SubscriberRow {
+        id: row.0,
+        email: row.1,
+        fields: row.2,
+        subscribed: row.3 != 0,
+        created_at: row.4,
+    }
+}
+
+/// `[json_type, value]` per event: the type tells a missing value (no type)
+/// from a JSON null.
+fn detail_values(text: Option<&str>) -> Result<Vec<Val>> {
+    let rows: Vec<(Option<&str>, serde_json::Value)> = parse_chunk(text)?;
+    Ok(rows
+        .into_iter()
+        .map(|(kind, value)| match kind {
+            None => Val::Missing,
+            Some(_) => Val::from_json(&value),
+        })
+        .collect())
+}
+
+/// Ids sent to SQLite per statement, as one JSON array.
+const IDS_PER_QUERY: usize = 20_000;
 
 /// `[id, email, fields, subscribed, created_at]`.
 type SubscriberJson = (
@@ -102,42 +155,24 @@ type SubscriberJson = (
     i64,
 );
 
-/// `[subscriber_id, occurred_at, type]`, the type borrowed when it can be.
+/// `[id, subscriber_id, occurred_at, type]`, the type borrowed when it can be.
 #[derive(serde::Deserialize)]
-struct EventJson<'a>(i64, i64, #[serde(borrow)] std::borrow::Cow<'a, str>);
+struct EventJson<'a>(i64, i64, i64, #[serde(borrow)] std::borrow::Cow<'a, str>);
 
 impl SqliteStore {
-    pub(super) async fn read_audience(
-        &self,
-        site_id: i64,
-        earlier: Option<&Audience>,
-    ) -> Result<Audience> {
+    pub(super) async fn read_snapshot(&self, site_id: i64) -> Result<Loaded> {
         let started = std::time::Instant::now();
         let mut tx = self.reader.begin().await?;
+        let seq = head_seq(&mut tx, site_id).await?;
         let mut builder = AudienceBuilder::new();
-        read_table(
-            &mut tx,
-            "SELECT min(id), max(id) FROM subscribers",
-            "SELECT json_group_array(json_array(
-                 id, email, json(fields), unsubscribed_at IS NULL, created_at)
-               ORDER BY id)
-             FROM subscribers WHERE id >= $1 AND id < $2 AND +site_id = $3",
-            site_id,
-            None,
-            |text| {
-                let rows: Vec<SubscriberJson> = parse_chunk(Some(text))?;
-                for row in rows {
-                    builder.subscriber(SubscriberRow {
-                        id: row.0,
-                        email: row.1,
-                        fields: row.2,
-                        subscribed: row.3 != 0,
-                        created_at: row.4,
-                    });
-                }
-                Ok(())
-            },
-        )
+        let range = bounds(&mut tx, "SELECT min(id), max(id) FROM subscribers").await?;
+        read_table(&mut tx, SUBSCRIBER_CHUNK, site_id, range, |text| {
+            let rows: Vec<SubscriberJson> = parse_chunk(Some(text))?;
+            for row in rows {
+                builder.subscriber(subscriber_row(row));
+            }
+            Ok(())
+        })
         .await?;
         let subscribers_ms = started.elapsed().as_millis() as u64;
         let tags: Vec<(String, Option<String>)> = sqlx::query_as(
@@ -156,42 +191,196 @@ impl SqliteStore {
             }
         }
         let tags_ms = started.elapsed().as_millis() as u64;
-        let after = match earlier {
-            Some(earlier) if builder.continue_from(earlier) => Some(earlier.events_through),
-            _ => None,
-        };
-        let through = read_table(
-            &mut tx,
-            "SELECT min(id), max(id) FROM events",
-            "SELECT json_group_array(json_array(subscriber_id, occurred_at, type) ORDER BY id)
-             FROM events WHERE id >= $1 AND id < $2 AND +site_id = $3",
-            site_id,
-            after,
-            |text| {
-                let rows: Vec<EventJson<'_>> = parse_chunk(Some(text))?;
-                for row in rows {
-                    builder.event(row.0, &row.2, row.1);
-                }
-                Ok(())
-            },
-        )
+        let range = bounds(&mut tx, "SELECT min(id), max(id) FROM events").await?;
+        read_table(&mut tx, EVENT_CHUNK, site_id, range, |text| {
+            let rows: Vec<EventJson<'_>> = parse_chunk(Some(text))?;
+            for row in rows {
+                builder.event(row.1, &row.3, row.2);
+                builder.events_through(row.0);
+            }
+            Ok(())
+        })
         .await?;
-        if let Some(id) = through {
-            builder.events_through(id);
-        }
+        let segments = super::segments_in(&mut tx, site_id, Listing::Kept).await?;
         tx.commit().await?;
         let events_ms = started.elapsed().as_millis() as u64;
         let audience = builder.build();
         tracing::debug!(
             site_id,
+            seq,
             subscribers_ms,
             tags_ms,
-            events_from = after.map_or(0, |id| id + 1),
             events_ms,
             built_ms = started.elapsed().as_millis() as u64,
             "audience read"
         );
-        Ok(audience)
+        Ok(Loaded {
+            seq,
+            audience,
+            segments,
+        })
+    }
+
+    pub(super) async fn read_changes(
+        &self,
+        site_id: i64,
+        since: Position,
+        columns: &[(String, DetailPath)],
+        with_segments: bool,
+    ) -> Result<Changes> {
+        let mut tx = self.reader.begin().await?;
+        let head = head_seq(&mut tx, site_id).await?;
+        if head < since.seq {
+            return Err(StorageError::Stale(format!(
+                "the database is at position {head}, behind the snapshot's {}",
+                since.seq
+            )));
+        }
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, entry FROM change_log WHERE site_id = $1 AND seq > $2 ORDER BY seq",
+        )
+        .bind(site_id)
+        .bind(since.seq)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut expected = since.seq + 1;
+        let mut ids = Vec::new();
+        let mut events: Option<(i64, i64)> = None;
+        let mut segments_changed = with_segments;
+        for (seq, text) in &rows {
+            if *seq != expected {
+                break;
+            }
+            let entry = LogEntry::from_json(text).map_err(|e| {
+                StorageError::Stale(format!("entry {seq} of site {site_id} cannot be read: {e}"))
+            })?;
+            ids.extend(entry.subscribers.ids());
+            if let Some((first, last)) = entry.events {
+                events = Some(events.map_or((first, last), |(a, b)| (a.min(first), b.max(last))));
+            }
+            segments_changed |= !entry.segments.is_empty();
+            expected += 1;
+        }
+        if expected - 1 != head {
+            return Err(StorageError::Stale(format!(
+                "entries {expected} to {head} of site {site_id} are no longer kept"
+            )));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+
+        let mut subscribers: Vec<SubscriberState> = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let list = serde_json::to_string(chunk).unwrap_or_else(|_| "[]".to_owned());
+            let text: Option<String> = sqlx::query_scalar(
+                "SELECT json_group_array(json_array(
+                     id, email, json(fields), unsubscribed_at IS NULL, created_at)
+                   ORDER BY id)
+                 FROM subscribers WHERE id IN (SELECT value FROM json_each($1)) AND +site_id = $2",
+            )
+            .bind(&list)
+            .bind(site_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let first = subscribers.len();
+            let rows: Vec<SubscriberJson> = parse_chunk(text.as_deref())?;
+            subscribers.extend(rows.into_iter().map(|row| SubscriberState {
+                row: subscriber_row(row),
+                tags: Vec::new(),
+            }));
+            let tags: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT st.subscriber_id, t.name_key FROM subscriber_tags st
+                 JOIN tags t ON t.id = st.tag_id
+                 WHERE st.subscriber_id IN (SELECT value FROM json_each($1))
+                   AND t.discarded_at IS NULL
+                 ORDER BY st.subscriber_id",
+            )
+            .bind(&list)
+            .fetch_all(&mut *tx)
+            .await?;
+            let states = &mut subscribers[first..];
+            for (id, name) in tags {
+                if let Ok(i) = states.binary_search_by_key(&id, |s| s.row.id) {
+                    states[i].tags.push(name);
+                }
+            }
+        }
+
+        let mut new_events = Vec::new();
+        let mut details = Vec::new();
+        if let Some((first, last)) = events {
+            let first = first.max(since.events_through + 1);
+            read_table(
+                &mut tx,
+                EVENT_CHUNK,
+                site_id,
+                (Some(first), Some(last)),
+                |text| {
+                    let rows: Vec<EventJson<'_>> = parse_chunk(Some(text))?;
+                    new_events.extend(rows.into_iter().map(|row| EventRow {
+                        id: row.0,
+                        subscriber_id: row.1,
+                        at: row.2,
+                        kind: row.3.into_owned(),
+                    }));
+                    Ok(())
+                },
+            )
+            .await?;
+            for (kind, path) in columns {
+                if !new_events.iter().any(|e| &e.kind == kind) {
+                    continue;
+                }
+                let text: Option<String> = sqlx::query_scalar(
+                    "SELECT json_group_array(json_array(json_type(details, $3), json(details -> $3))
+                       ORDER BY id)
+                     FROM events WHERE site_id = $1 AND type = $2 AND id >= $4 AND id <= $5",
+                )
+                .bind(site_id)
+                .bind(kind)
+                .bind(path.sqlite_path())
+                .bind(first)
+                .bind(last)
+                .fetch_one(&mut *tx)
+                .await?;
+                details.push((
+                    (kind.clone(), path.clone()),
+                    detail_values(text.as_deref())?,
+                ));
+            }
+        }
+        let segments = if segments_changed {
+            Some(super::segments_in(&mut tx, site_id, Listing::Kept).await?)
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(Changes {
+            seq: head,
+            entries: rows.len(),
+            subscribers,
+            events: new_events,
+            details,
+            segments,
+        })
+    }
+
+    pub(super) async fn read_head(&self, site_id: i64) -> Result<SiteHead> {
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT seq, segments_seq, keys_seq FROM change_heads WHERE site_id = $1",
+        )
+        .bind(site_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(
+            row.map_or_else(SiteHead::default, |(seq, segments_seq, keys_seq)| {
+                SiteHead {
+                    seq,
+                    segments_seq,
+                    keys_seq,
+                }
+            }),
+        )
     }
 
     pub(super) async fn read_details(
@@ -200,8 +389,6 @@ impl SqliteStore {
         kind: &str,
         path: &DetailPath,
     ) -> Result<Vec<Val>> {
-        // `[json_type, value]` per event: the type tells a missing value
-        // (no type) from a JSON null.
         let text: Option<String> = sqlx::query_scalar(
             "SELECT json_group_array(json_array(json_type(details, $3), json(details -> $3))
                ORDER BY id)
@@ -212,14 +399,7 @@ impl SqliteStore {
         .bind(path.sqlite_path())
         .fetch_one(&self.reader)
         .await?;
-        let rows: Vec<(Option<&str>, serde_json::Value)> = parse_chunk(text.as_deref())?;
-        Ok(rows
-            .into_iter()
-            .map(|(kind, value)| match kind {
-                None => Val::Missing,
-                Some(_) => Val::from_json(&value),
-            })
-            .collect())
+        detail_values(text.as_deref())
     }
 
     pub(super) async fn read_subscribers(

@@ -1,0 +1,305 @@
+//! Checkpoints: a site's resident snapshot written to a file, so that a
+//! server that starts reads it and the change log since it, instead of the
+//! whole audience from the database.
+//!
+//! One file per site, `<dir>/site-<id>.ckpt`, written to a temporary file,
+//! synced and renamed over the old one, so a crash leaves the old checkpoint
+//! or the new one, never half of one. The file holds:
+//!
+//! - `CORRALCK` and the format version;
+//! - a JSON header: the database's id, the site, the snapshot's position,
+//!   and the time and SHA-256 of the change-log entry at that position;
+//! - the audience ([`crate::query::eval::persist`]);
+//! - a CRC-32C of everything before it.
+//!
+//! A checkpoint is used only when it belongs to this database (its id), its
+//! entry is still in the log exactly as it was (so the database was not
+//! restored to another history since), and every byte checks out; then the
+//! snapshot is brought forward from its position like any resident one, so
+//! a checkpoint never serves data older than the database. Anything else is
+//! logged and the site is read from scratch.
+
+use super::CheckpointSettings;
+use crate::query::eval::Audience;
+use crate::query::eval::persist::{Decoder, Encoder};
+use crate::storage::{Position, StorageError, Store};
+use crc::{CRC_32_ISCSI, Crc, Digest, Table};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+const MAGIC: &[u8; 8] = b"CORRALCK";
+const VERSION: u32 = 1;
+static CASTAGNOLI: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
+
+/// What a checkpoint says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    database_id: String,
+    site_id: i64,
+    seq: i64,
+    events_through: i64,
+    /// The entry at `seq` as stored: its time and the SHA-256 of its JSON.
+    entry_at: Option<i64>,
+    entry_sha256: Option<String>,
+}
+
+/// Why a checkpoint was not used.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Unusable(String),
+}
+
+/// Where a store's checkpoints are kept.
+#[derive(Clone)]
+pub struct Checkpoints {
+    store: Arc<dyn Store>,
+    pub settings: CheckpointSettings,
+    database_id: Arc<OnceLock<String>>,
+}
+
+fn entry_hash(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Passes bytes through while adding them to a CRC.
+pub struct Checked<T> {
+    inner: T,
+    digest: Digest<'static, u32, Table<16>>,
+}
+
+impl<W: Write> Write for Checked<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.digest.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<R: Read> Read for Checked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.digest.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A checkpoint being written: the caller writes the audience's parts
+/// through [`CheckpointWriter::encoder`], then [`CheckpointWriter::finish`].
+pub struct CheckpointWriter {
+    encoder: Encoder<Checked<BufWriter<File>>>,
+    temp: PathBuf,
+    path: PathBuf,
+}
+
+impl CheckpointWriter {
+    pub fn encoder(&mut self) -> &mut Encoder<Checked<BufWriter<File>>> {
+        &mut self.encoder
+    }
+
+    /// Seals, syncs and puts the file in place.
+    pub fn finish(self) -> io::Result<()> {
+        let Checked { inner, digest } = self.encoder.into_inner();
+        let mut out = inner;
+        out.write_all(&digest.finalize().to_le_bytes())?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&self.temp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Abandons the file.
+    pub fn discard(self) {
+        let _ = std::fs::remove_file(&self.temp);
+    }
+}
+
+impl Checkpoints {
+    pub fn new(store: Arc<dyn Store>, settings: CheckpointSettings) -> Self {
+        Self {
+            store,
+            settings,
+            database_id: Arc::new(OnceLock::new()),
+        }
+    }
+
+    fn path(&self, site_id: i64) -> PathBuf {
+        self.settings.dir.join(format!("site-{site_id}.ckpt"))
+    }
+
+    async fn database_id(&self) -> Result<String, StorageError> {
+        if let Some(id) = self.database_id.get() {
+            return Ok(id.clone());
+        }
+        let id = self.store.database_id().await?;
+        Ok(self.database_id.get_or_init(|| id).clone())
+    }
+
+    /// The sites that have a checkpoint, the most recently written first.
+    pub fn sites_newest_first(&self) -> Vec<i64> {
+        let Ok(entries) = std::fs::read_dir(&self.settings.dir) else {
+            return Vec::new();
+        };
+        let mut sites: Vec<(std::time::SystemTime, i64)> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let id = name
+                    .strip_prefix("site-")?
+                    .strip_suffix(".ckpt")?
+                    .parse()
+                    .ok()?;
+                Some((e.metadata().ok()?.modified().ok()?, id))
+            })
+            .collect();
+        sites.sort_by(|a, b| b.cmp(a));
+        sites.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Starts the checkpoint of a snapshot at `position`.
+    pub async fn start(
+        &self,
+        site_id: i64,
+        position: Position,
+    ) -> Result<CheckpointWriter, CheckpointError> {
+        let entry = if position.seq > 0 {
+            let (at, text) = self
+                .store
+                .log_entry(site_id, position.seq)
+                .await?
+                .ok_or_else(|| {
+                    CheckpointError::Unusable(format!(
+                        "entry {} is no longer in the log",
+                        position.seq
+                    ))
+                })?;
+            Some((at, entry_hash(&text)))
+        } else {
+            None
+        };
+        let header = Header {
+            database_id: self.database_id().await?,
+            site_id,
+            seq: position.seq,
+            events_through: position.events_through,
+            entry_at: entry.as_ref().map(|e| e.0),
+            entry_sha256: entry.map(|e| e.1),
+        };
+        std::fs::create_dir_all(&self.settings.dir)?;
+        let path = self.path(site_id);
+        let temp = path.with_extension("ckpt.tmp");
+        let file = File::create(&temp)?;
+        let mut encoder = Encoder::new(Checked {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            digest: CASTAGNOLI.digest(),
+        });
+        let header = serde_json::to_string(&header).expect("a header always serialises");
+        encoder.inner_mut().write_all(MAGIC)?;
+        encoder.u32(VERSION)?;
+        encoder.str(&header)?;
+        Ok(CheckpointWriter {
+            encoder,
+            temp,
+            path,
+        })
+    }
+
+    /// The site's checkpoint, if there is one this database can use: the
+    /// audience and the position it reflects.
+    pub async fn read(
+        &self,
+        site_id: i64,
+    ) -> Result<Option<(Position, Audience)>, CheckpointError> {
+        let path = self.path(site_id);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let database_id = self.database_id().await?;
+        let (header, audience) = tokio::task::spawn_blocking(move || decode(file))
+            .await
+            .map_err(|e| CheckpointError::Unusable(format!("reading failed: {e}")))??;
+        if header.database_id != database_id || header.site_id != site_id {
+            return Err(CheckpointError::Unusable(
+                "it was written for another database or site".into(),
+            ));
+        }
+        if header.seq > 0 {
+            let stored = self.store.log_entry(site_id, header.seq).await?;
+            let same = stored.is_some_and(|(at, text)| {
+                Some(at) == header.entry_at && Some(entry_hash(&text)) == header.entry_sha256
+            });
+            if !same {
+                return Err(CheckpointError::Unusable(format!(
+                    "entry {} of the log is no longer the one it was written after",
+                    header.seq
+                )));
+            }
+        }
+        if audience.events_through != header.events_through {
+            return Err(CheckpointError::Unusable(
+                "its audience does not match its header".into(),
+            ));
+        }
+        Ok(Some((
+            Position {
+                seq: header.seq,
+                events_through: header.events_through,
+            },
+            audience,
+        )))
+    }
+}
+
+fn decode(file: File) -> Result<(Header, Audience), CheckpointError> {
+    let mut d = Decoder::new(Checked {
+        inner: BufReader::with_capacity(1 << 20, file),
+        digest: CASTAGNOLI.digest(),
+    });
+    let mut magic = [0u8; 8];
+    d.inner_mut().read_exact(&mut magic)?;
+    if &magic != MAGIC {
+        return Err(CheckpointError::Unusable("not a checkpoint file".into()));
+    }
+    let version = d.u32()?;
+    if version != VERSION {
+        return Err(CheckpointError::Unusable(format!(
+            "format version {version}, not {VERSION}"
+        )));
+    }
+    let header: Header = serde_json::from_str(&d.str()?)
+        .map_err(|e| CheckpointError::Unusable(format!("its header cannot be read: {e}")))?;
+    let audience = Audience::read_from(&mut d)?;
+    let Checked { mut inner, digest } = d.into_inner();
+    let computed = digest.finalize();
+    let mut stored = [0u8; 4];
+    inner.read_exact(&mut stored)?;
+    if u32::from_le_bytes(stored) != computed {
+        return Err(CheckpointError::Unusable(
+            "its checksum does not match".into(),
+        ));
+    }
+    if inner.read(&mut [0u8; 1])? != 0 {
+        return Err(CheckpointError::Unusable(
+            "it has bytes past its end".into(),
+        ));
+    }
+    Ok((header, audience))
+}

@@ -1,0 +1,334 @@
+//! Live evaluation: segments evaluated against the current data, for the
+//! HTTP layer and the CLI alike.
+//!
+//! Each site's audience is held in memory as columns ([`Audience`]) in a
+//! *resident snapshot* that reflects one position of the site's change log
+//! ([`crate::storage::changes`]). Before answering, an evaluation learns the
+//! site's head ([`Heads`]: no database round trip while nothing was
+//! committed anywhere) and, if the snapshot is behind, brings it forward: it
+//! reads the log's entries since the snapshot's position together with the
+//! current state of just what they name (the subscribers whose row or tags
+//! changed, the events appended, the segments saved), in one read
+//! transaction, and applies that in place ([`site`]). The cost is that of
+//! the change, not of the audience, and no second copy of the audience is
+//! made. Evaluations read the snapshot under a shared lock; applying takes it
+//! exclusively for as long as the (already read) changes take to apply.
+//!
+//! Correctness comes from the log alone, so writes made by any process (this
+//! server, `corral import` in another, another server on the same database)
+//! are seen, and an answer reflects every write acknowledged before its
+//! request began. A snapshot that cannot be brought forward (entries trimmed,
+//! an entry that cannot be read, a subscriber that cannot be placed) is read
+//! again from scratch, and that is logged.
+//!
+//! Snapshots are written to checkpoint files ([`checkpoint`]) after a full
+//! read, periodically and at shutdown; a server that starts reads the
+//! checkpoint and the log since it instead of the whole audience, and still
+//! brings it up to the head before any answer. A write to one site never
+//! touches another site's snapshot. Detail columns a query needs are added to
+//! the snapshot as queries ask for them, and kept current from then on.
+//! Relative times are resolved against the `now` the caller passes, the time
+//! of the request.
+
+pub mod checkpoint;
+mod heads;
+mod references;
+mod site;
+
+pub use heads::Heads;
+pub use references::{check_references, referrers};
+pub use site::{Resident, SiteStats};
+
+use crate::audience::AudienceCounts;
+use crate::query::Query;
+use crate::query::eval::{self, Audience, EvalError, Explanation};
+use crate::storage::{StorageError, Store};
+use fixedbitset::FixedBitSet;
+use site::SiteLive;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::OwnedRwLockReadGuard;
+
+/// How many sites' snapshots are kept in memory at once.
+const SNAPSHOTS_KEPT: usize = 4;
+
+/// How long change-log entries are kept: a snapshot (or a checkpoint) older
+/// than this is read again from scratch.
+pub const LOG_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// How often a resident snapshot that moved is written to its checkpoint.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// Why a live evaluation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    NotEvaluable(#[from] EvalError),
+}
+
+/// A resident snapshot, read-locked: current as of the request it was
+/// asked for, and unchanged while held.
+pub type ResidentGuard = OwnedRwLockReadGuard<Option<Resident>, Resident>;
+
+/// The members of a query, with the snapshot they are indexes into. It holds
+/// the snapshot's shared lock: drop it before slow work, so that the
+/// snapshot can be brought forward meanwhile.
+pub struct Evaluation {
+    resident: ResidentGuard,
+    pub members: FixedBitSet,
+}
+
+impl Evaluation {
+    pub fn audience(&self) -> &Audience {
+        &self.resident.audience
+    }
+
+    /// Bento's three counts over the members.
+    pub fn counts(&self) -> AudienceCounts {
+        let users = self.members.count_ones(..) as i64;
+        let mut subscribed = self.members.clone();
+        subscribed.intersect_with(&self.audience().subscribed);
+        let subscribed = subscribed.count_ones(..) as i64;
+        AudienceCounts {
+            user_count: users,
+            subscriber_count: subscribed,
+            unsubscriber_count: users - subscribed,
+        }
+    }
+
+    /// Up to `limit` member ids after the subscriber id `after`, ascending,
+    /// and whether more follow. Ids are stable, so a page boundary stays put
+    /// whatever changes between pages.
+    pub fn page(&self, after: Option<i64>, limit: usize) -> (Vec<i64>, bool) {
+        let ids = &self.audience().ids;
+        let start = after.map_or(0, |after| ids.partition_point(|&id| id <= after));
+        let mut page = Vec::with_capacity(limit.min(1024));
+        let mut more = false;
+        for index in self.members.ones().skip_while(|&i| i < start) {
+            if page.len() == limit {
+                more = true;
+                break;
+            }
+            page.push(ids[index]);
+        }
+        (page, more)
+    }
+
+    /// Every member's id, ascending.
+    pub fn member_ids(&self) -> Vec<i64> {
+        let ids = &self.audience().ids;
+        self.members.ones().map(|i| ids[i]).collect()
+    }
+}
+
+/// Where checkpoints go, and whether this process writes them.
+#[derive(Debug, Clone)]
+pub struct CheckpointSettings {
+    pub dir: PathBuf,
+    /// Servers write checkpoints; one-off commands only read them.
+    pub write: bool,
+}
+
+/// Evaluates queries against a store, keeping recent sites' snapshots
+/// resident and current.
+pub struct Live {
+    store: Arc<dyn Store>,
+    heads: Arc<Heads>,
+    /// Most recently used last.
+    sites: Mutex<Vec<Arc<SiteLive>>>,
+    checkpoints: Option<checkpoint::Checkpoints>,
+}
+
+impl Live {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        let heads = Arc::new(Heads::new(Arc::clone(&store)));
+        Self::with_heads(store, heads, None)
+    }
+
+    /// A `Live` sharing `heads` with other users of the store (the HTTP
+    /// caches), keeping checkpoints as `checkpoints` says.
+    pub fn with_heads(
+        store: Arc<dyn Store>,
+        heads: Arc<Heads>,
+        checkpoints: Option<CheckpointSettings>,
+    ) -> Self {
+        Self {
+            checkpoints: checkpoints.map(|c| checkpoint::Checkpoints::new(Arc::clone(&store), c)),
+            store,
+            heads,
+            sites: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn heads(&self) -> &Arc<Heads> {
+        &self.heads
+    }
+
+    fn site(&self, site_id: i64) -> Arc<SiteLive> {
+        let mut sites = self.sites.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = sites.iter().position(|s| s.site_id == site_id) {
+            let site = sites.remove(i);
+            sites.push(Arc::clone(&site));
+            return site;
+        }
+        if sites.len() >= SNAPSHOTS_KEPT {
+            sites.remove(0);
+        }
+        let site = Arc::new(SiteLive::new(site_id));
+        sites.push(Arc::clone(&site));
+        site
+    }
+
+    /// Counters of one site's snapshot, if it is resident.
+    pub fn site_stats(&self, site_id: i64) -> Option<SiteStats> {
+        let sites = self.sites.lock().unwrap_or_else(|e| e.into_inner());
+        sites
+            .iter()
+            .find(|s| s.site_id == site_id)
+            .map(|s| s.stats())
+    }
+
+    /// The site's snapshot, brought up to the site's head as of this call.
+    pub async fn resident(&self, site_id: i64) -> Result<ResidentGuard, StorageError> {
+        let site = self.site(site_id);
+        let head = self.heads.current(site_id).await?;
+        site.current(&self.store, self.checkpoints.as_ref(), head.seq)
+            .await
+    }
+
+    /// Reads the detail columns `query` and the segments it refers to need.
+    async fn prepare(&self, resident: &Resident, query: &Query) -> Result<(), StorageError> {
+        let mut queries = vec![query];
+        let mut seen = Vec::new();
+        let mut i = 0;
+        while i < queries.len() {
+            for id in queries[i].segment_refs() {
+                if !seen.contains(&id) {
+                    seen.push(id);
+                    if let Some(q) = resident.segments.get(&id) {
+                        queries.push(q);
+                    }
+                }
+            }
+            i += 1;
+        }
+        let audience = &resident.audience;
+        for (kind, path) in audience.missing_details(&queries) {
+            let mut values = self
+                .store
+                .load_details(resident.site_id, &kind, &path)
+                .await?;
+            values.truncate(audience.event_count_of(&kind));
+            if !audience.add_details(&kind, path, values) {
+                return Err(StorageError::ReadFailed(format!(
+                    "event details of {kind:?} no longer line up with the snapshot"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The members of `query` at `now`.
+    pub async fn evaluate(
+        &self,
+        site_id: i64,
+        query: &Query,
+        now: i64,
+    ) -> Result<Evaluation, LiveError> {
+        if matches!(query, Query::Foreign) {
+            return Err(EvalError::Foreign.into());
+        }
+        let resident = self.resident(site_id).await?;
+        self.prepare(&resident, query).await?;
+        let query = query.clone();
+        let (resident, members) = tokio::task::spawn_blocking(move || {
+            let members = eval::members(&resident.audience, &query, now, &resident.segments);
+            (resident, members)
+        })
+        .await
+        .map_err(|e| StorageError::ReadFailed(format!("evaluation task failed: {e}")))?;
+        Ok(Evaluation {
+            resident,
+            members: members?,
+        })
+    }
+
+    /// Whether one subscriber (by id) is a member, and why; `None` when the
+    /// subscriber is not in the site's audience.
+    pub async fn explain(
+        &self,
+        site_id: i64,
+        query: &Query,
+        now: i64,
+        subscriber_id: i64,
+    ) -> Result<Option<Explanation>, LiveError> {
+        if matches!(query, Query::Foreign) {
+            return Err(EvalError::Foreign.into());
+        }
+        let resident = self.resident(site_id).await?;
+        let Some(index) = resident.audience.index_of(subscriber_id) else {
+            return Ok(None);
+        };
+        self.prepare(&resident, query).await?;
+        Ok(Some(eval::explain(
+            &resident.audience,
+            query,
+            now,
+            &resident.segments,
+            index,
+        )?))
+    }
+
+    /// Makes the sites that have checkpoints resident (the most recently
+    /// written first, as many as are kept), so that the first requests after
+    /// a start do not wait for a whole read.
+    pub async fn warm_up(&self) {
+        let Some(checkpoints) = &self.checkpoints else {
+            return;
+        };
+        for site_id in checkpoints
+            .sites_newest_first()
+            .into_iter()
+            .take(SNAPSHOTS_KEPT)
+        {
+            if let Err(error) = self.resident(site_id).await {
+                tracing::warn!(site_id, %error, "could not warm up the site's snapshot");
+            }
+        }
+    }
+
+    /// Periodic upkeep: trims change-log entries older than
+    /// [`LOG_RETENTION`] and writes the checkpoints of resident snapshots
+    /// that moved and were last written longer ago than `interval`.
+    pub async fn maintain(&self, now: i64, interval: Duration) {
+        match self
+            .store
+            .trim_log(now - LOG_RETENTION.as_millis() as i64)
+            .await
+        {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "change log trimmed"),
+            Err(error) => tracing::warn!(%error, "could not trim the change log"),
+        }
+        self.write_checkpoints(Some(interval)).await;
+    }
+
+    /// Writes the checkpoint of every resident snapshot that moved since its
+    /// last one (and, with `older_than`, was last written longer ago).
+    pub async fn write_checkpoints(&self, older_than: Option<Duration>) {
+        let Some(checkpoints) = &self.checkpoints else {
+            return;
+        };
+        let sites: Vec<Arc<SiteLive>> =
+            self.sites.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for site in sites {
+            site.write_checkpoint(checkpoints, older_than).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
