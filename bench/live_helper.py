@@ -356,8 +356,8 @@ def cmd_measure(args):
         say(summary_line("no writes", result["idle"]))
 
         # 2. Under the writer: measuring starts once its first request is answered.
-        say(f"writer: {args.write_rate} events/s; {args.rounds} rounds "
-            f"(none begun after {args.phase_seconds} s)")
+        say(f"writer: {args.write_rate:g} events/s; {args.rounds} rounds "
+            f"(none begun after {args.phase_seconds:g} s)")
         writer = Writer(args, emails, args.write_rate, args.seed)
         writer.start()
         if not writer.answered.wait(TIMEOUT_S):
@@ -490,7 +490,8 @@ def cmd_table(args):
     peak = max((s[2] for s in samples), default=None)
 
     def peak_in(start, end):
-        inside = [s[2] for s in samples if start <= s[0] <= end]
+        # Widened by one sampling interval, so a phase shorter than it has its samples.
+        inside = [s[2] for s in samples if start - 0.1 <= s[0] <= end + 0.1]
         return mib(max(inside)) if inside else "no sample"
 
     stats_p99, p99_name = max(writer_p99)
@@ -524,7 +525,7 @@ def cmd_table(args):
           f"warm-up call each; all calls: median {ms(statistics.median(all_calls['idle']))} ms, "
           f"p99 {ms(p99(all_calls['idle']))} ms")
     print(f"- under the writer: {writing['rounds']} rounds in {writing['seconds']:,.1f} s "
-          f"(none begun after {run['phase_seconds']} s); all calls: median "
+          f"(none begun after {run['phase_seconds']:g} s); all calls: median "
           f"{ms(statistics.median(all_calls['writing']))} ms, p99 "
           f"{ms(p99(all_calls['writing']))} ms")
     print(f"- the writer: `POST /api/v1/batch/events`, {writer['per_request']} events a "

@@ -182,6 +182,14 @@ impl Live {
         site
     }
 
+    /// Makes the site's catch-ups drop changes to subscribers already held.
+    #[cfg(test)]
+    pub(crate) fn break_catch_up(&self, site_id: i64) {
+        self.site(site_id)
+            .broken
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Counters of one site's snapshot, if it is resident.
     pub fn site_stats(&self, site_id: i64) -> Option<SiteStats> {
         let sites = self.sites.lock().unwrap_or_else(|e| e.into_inner());

@@ -748,3 +748,239 @@ fn evaluation_from_the_cli_answers_what_the_api_answers() {
         );
     });
 }
+
+/// `user_count` of a segment, as the running server answers it now.
+async fn members_now(app: &TestApp, id: &str) -> i64 {
+    let counts: Value = app
+        .get(&format!("/api/v1/stats/segment?segment_id={id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    counts["user_count"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn a_running_servers_answers_follow_writes_by_another_process_at_once() {
+    let app = TestApp::spawn().await;
+    let signed_up = app
+        .create_segment("signed up", json!({"event": {"type": "signup"}}))
+        .await;
+    let signed_up = signed_up["id"].as_str().unwrap().to_owned();
+    let vip = app
+        .create_segment("vip", json!({"tag": {"has": "vip"}}))
+        .await;
+    let vip = vip["id"].as_str().unwrap().to_owned();
+    let both = app
+        .create_segment(
+            "vip sign-ups",
+            json!({"all": [{"segment": {"member_of": vip.parse::<i64>().unwrap()}},
+                           {"segment": {"member_of": signed_up.parse::<i64>().unwrap()}}]}),
+        )
+        .await;
+    let both = both["id"].as_str().unwrap().to_owned();
+    // The audience is resident from here on.
+    assert_eq!(members_now(&app, &signed_up).await, 0);
+
+    let cli = Cli::on(&app.database_url);
+    let events = cli.dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        ["a", "b", "c"]
+            .map(|n| format!(r#"{{"type":"signup","email":"{n}@example.com"}}"#))
+            .join("\n"),
+    )
+    .unwrap();
+    cli.ok(&[
+        "import",
+        "events",
+        "--site",
+        &app.site.uuid,
+        events.to_str().unwrap(),
+    ]);
+    assert_eq!(members_now(&app, &signed_up).await, 3);
+
+    let people = cli.dir.path().join("people.jsonl");
+    std::fs::write(
+        &people,
+        r#"{"email":"a@example.com","tags":"vip"}
+{"email":"z@example.com","tags":"vip"}"#,
+    )
+    .unwrap();
+    cli.ok(&[
+        "import",
+        "subscribers",
+        "--site",
+        &app.site.uuid,
+        people.to_str().unwrap(),
+    ]);
+    assert_eq!(members_now(&app, &vip).await, 2);
+    assert_eq!(members_now(&app, &both).await, 1);
+
+    // A segment's query changed by the CLI: those referring to it follow.
+    let query = cli.dir.path().join("query.json");
+    std::fs::write(&query, r#"{"tag": {"has_not": "vip"}}"#).unwrap();
+    cli.ok(&[
+        "segment",
+        "update",
+        &vip,
+        "--site",
+        &app.site.uuid,
+        "--query",
+        query.to_str().unwrap(),
+    ]);
+    assert_eq!(members_now(&app, &vip).await, 2);
+    assert_eq!(members_now(&app, &both).await, 2);
+}
+
+/// A `corral serve` child process on `cli`'s database with its log (info)
+/// in `log`, on a free port.
+fn serve_logging(cli: &Cli, log: &std::path::Path) -> Server {
+    let mut child = cli
+        .command(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit-per-minute",
+            "0",
+            "--stats-rate-limit-per-hour",
+            "0",
+            "--log-format",
+            "json",
+            "--demo",
+        ])
+        .env("CORRAL_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let reader = BufReader::new(child.stdout.take().unwrap());
+    let curl = reader
+        .lines()
+        .map(Result::unwrap)
+        .find(|line| line.trim_start().starts_with("curl "))
+        .expect("the demo banner has a curl line")
+        .trim()
+        .to_owned();
+    let host = curl
+        .split("'http://")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let base = format!("http://{host}");
+    wait_healthy(&base);
+    Server { child, base, curl }
+}
+
+#[tokio::test]
+async fn after_a_crash_the_checkpoint_and_the_log_give_every_acknowledged_write() {
+    let cli = Cli::new();
+    let site = cli.new_site();
+    let uuid = site["site_uuid"].as_str().unwrap().to_owned();
+    let (pk, sk) = (
+        site["publishable_key"].as_str().unwrap().to_owned(),
+        site["secret_key"].as_str().unwrap().to_owned(),
+    );
+    let client = reqwest::Client::new();
+    let log = cli.dir.path().join("serve.log");
+    let mut server = serve_logging(&cli, &log);
+    let call = |server: &Server, method: Method, path: &str, body: Option<Value>| {
+        let joiner = if path.contains('?') { '&' } else { '?' };
+        let mut request = client
+            .request(
+                method,
+                format!("{}/api/v1{path}{joiner}site_uuid={uuid}", server.base),
+            )
+            .basic_auth(&pk, Some(&sk));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let segment: Value = call(
+        &server,
+        Method::POST,
+        "/fetch/segments",
+        Some(json!({"segment": {"name": "buyers", "visitor_event_query":
+            {"event": {"type": "$purchase", "sum": {"of": "value.amount", "at_least": 10}}}}})),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let stats = format!(
+        "/stats/segment?segment_id={}",
+        segment["data"]["id"].as_str().unwrap()
+    );
+    let buy = |n: usize| {
+        json!({"events": (0..n).map(|i| json!({"type": "$purchase", "email": format!("p{i}@x.com"),
+            "details": {"value": {"amount": 10 + i}}})).collect::<Vec<_>>()})
+    };
+    let counted = |server: &Server| {
+        let request = call(server, Method::GET, &stats, None);
+        async move {
+            let counts: Value = request.await.unwrap().json().await.unwrap();
+            counts["user_count"].as_i64().unwrap()
+        }
+    };
+    call(&server, Method::POST, "/batch/events", Some(buy(2)))
+        .await
+        .unwrap();
+    assert_eq!(counted(&server).await, 2);
+    // The first whole read is followed by a checkpoint.
+    let checkpoints = cli.dir.path().join("cli.db-checkpoints");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&checkpoints).map_or(true, |d| {
+        !d.flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".ckpt"))
+    }) {
+        assert!(Instant::now() < deadline, "no checkpoint was written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Acknowledged, then killed before any request could apply it in memory.
+    let response = call(&server, Method::POST, "/batch/events", Some(buy(5)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    // And more written while no server runs.
+    let events = cli.dir.path().join("more.jsonl");
+    std::fs::write(
+        &events,
+        r#"{"type":"$purchase","email":"late@x.com","details":{"value":{"amount":99}}}"#,
+    )
+    .unwrap();
+    cli.ok(&[
+        "import",
+        "events",
+        "--site",
+        &uuid,
+        events.to_str().unwrap(),
+    ]);
+
+    let log = cli.dir.path().join("serve-again.log");
+    let mut server = serve_logging(&cli, &log);
+    assert_eq!(counted(&server).await, 6);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("read from its checkpoint and the change log"),
+        "the restart did not use the checkpoint: {logged}"
+    );
+    assert!(!logged.contains("read from the database"), "{logged}");
+    // SIGTERM writes the checkpoint of where it stands.
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(server.child.wait().unwrap().success());
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("checkpoint written")
+    );
+}

@@ -17,7 +17,7 @@ mod explain;
 pub(crate) mod naive;
 pub mod persist;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use super::ast::{DetailPath, Query};
 use fixedbitset::FixedBitSet;

@@ -10,7 +10,7 @@ use serde_json::json;
 
 const DAY: i64 = 86_400_000;
 /// 2026-06-15T12:00:00Z
-const NOW: i64 = 1_781_524_800_000;
+pub(crate) const NOW: i64 = 1_781_524_800_000;
 
 fn build(people: &[Person], events: &[Happening], queries: &[&Query]) -> Audience {
     let mut b = AudienceBuilder::new();
@@ -391,11 +391,11 @@ fn explain_names_every_condition_with_its_facts() {
 
 // ---- property tests: engine and naive evaluator agree ----
 
-const KINDS: &[&str] = &["a", "b", "$purchase"];
-const TAGS: &[&str] = &["x", "Y", "z", "ünï"];
-const KEYS: &[&str] = &["n", "s", "d"];
+pub(crate) const KINDS: &[&str] = &["a", "b", "$purchase"];
+pub(crate) const TAGS: &[&str] = &["x", "Y", "z", "ünï"];
+pub(crate) const KEYS: &[&str] = &["n", "s", "d"];
 
-fn arb_value() -> impl Strategy<Value = Value> {
+pub(crate) fn arb_value() -> impl Strategy<Value = Value> {
     prop_oneof![
         (-3i64..6).prop_map(|n| json!(n)),
         (-3i64..6).prop_map(|n| json!(n as f64 + 0.5)),
@@ -417,7 +417,7 @@ fn arb_value() -> impl Strategy<Value = Value> {
 }
 
 /// Times on an hour grid around NOW, so windows' edges are hit exactly.
-fn arb_time() -> impl Strategy<Value = i64> {
+pub(crate) fn arb_time() -> impl Strategy<Value = i64> {
     (-100i64..4).prop_map(|h| NOW + h * 3_600_000)
 }
 
@@ -634,7 +634,7 @@ fn arb_leaf() -> impl Strategy<Value = Condition> {
     ]
 }
 
-fn arb_condition() -> impl Strategy<Value = Condition> {
+pub(crate) fn arb_condition() -> impl Strategy<Value = Condition> {
     arb_leaf().prop_recursive(4, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Condition::All),
@@ -683,7 +683,7 @@ proptest! {
     }
 }
 
-fn contains_ref(c: &Condition, id: i64) -> bool {
+pub(crate) fn contains_ref(c: &Condition, id: i64) -> bool {
     let mut found = false;
     c.walk(&mut |c| found |= matches!(c, Condition::Segment { id: x, .. } if *x == id));
     found
