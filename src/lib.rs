@@ -13,12 +13,14 @@
 //! - [`query`]: the segment query language: the saved text kept verbatim, its
 //!   grammar (parsed with pointed errors into one enum of conditions), and the
 //!   evaluator that turns a query into members over an in-memory audience.
-//! - [`live`]: live evaluation for the HTTP layer and the CLI: snapshots of a
-//!   site's audience kept current against the store's change marker, and the
+//! - [`live`]: live evaluation for the HTTP layer and the CLI: resident
+//!   snapshots of each site's audience brought forward from the change log,
+//!   freshness checks without database round trips, checkpoints, and the
 //!   save-time checks of segment references.
-//! - [`storage`]: the [`storage::Store`] trait every backend implements, and the
-//!   backends (SQLite today), each with its own `migrations/` folder; the backend
-//!   is chosen from the database URL's scheme.
+//! - [`storage`]: the [`storage::Store`] trait every backend implements, the
+//!   commit-ordered change log every write records ([`storage::changes`]), and
+//!   the backends (SQLite today), each with its own `migrations/` folder; the
+//!   backend is chosen from the database URL's scheme.
 //! - [`cli`]: the `corral` command line: `serve`, site and key administration,
 //!   segment management working on the database directly.
 //! - [`config`]: settings layered from flags, `CORRAL_…` environment variables
@@ -36,7 +38,8 @@
 //! - [`segment::FieldErrors`]: a request was well-formed but broke a rule; each
 //!   entry names the field. Produced by validation, shown to the user as is.
 //! - [`storage::StorageError`]: what a backend reports: a missing record, a
-//!   uniqueness conflict, a failed precondition, or a database fault.
+//!   uniqueness conflict, a failed precondition, a change log that cannot
+//!   bring a snapshot forward (`Stale`), or a database fault.
 //! - [`http::ApiError`]: the only error a handler returns. It converts from the
 //!   two above with `From`, picks the status and Bento's body shape, and logs
 //!   (never sends) the detail of a server fault.

@@ -55,3 +55,84 @@ pub(super) async fn events_high(conn: &mut SqliteConnection) -> Result<i64> {
     .fetch_one(&mut *conn)
     .await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::SqliteStore;
+    use crate::audience::{Email, SubscriberChange};
+    use crate::credentials::KeyPair;
+    use crate::storage::{AudienceStore, ChangeFeed, Position, StorageError, Store};
+
+    async fn store() -> (tempfile::TempDir, SqliteStore, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("log.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let site = store
+            .create_site("s", "s", &KeyPair::generate(), false, 0)
+            .await
+            .unwrap()
+            .id;
+        (dir, store, site)
+    }
+
+    fn touch(email: &str) -> Vec<SubscriberChange> {
+        vec![SubscriberChange::touch(Email::parse(email).unwrap())]
+    }
+
+    #[tokio::test]
+    async fn each_write_is_one_entry_at_the_next_position() {
+        let (_dir, store, site) = store().await;
+        assert_eq!(store.site_head(site).await.unwrap().seq, 0);
+        store
+            .apply_changes(site, touch("a@x.io"), 100)
+            .await
+            .unwrap();
+        // Nothing changes for a subscriber that exists: no entry.
+        store
+            .apply_changes(site, touch("a@x.io"), 150)
+            .await
+            .unwrap();
+        store
+            .add_key(site, &KeyPair::generate(), 200)
+            .await
+            .unwrap();
+        let head = store.site_head(site).await.unwrap();
+        assert_eq!((head.seq, head.keys_seq, head.segments_seq), (2, 2, 0));
+        let (at, entry) = store.log_entry(site, 1).await.unwrap().unwrap();
+        assert_eq!((at, entry.as_str()), (100, r#"{"subscribers":[[1,1]]}"#));
+        let changes = store
+            .read_changes(site, Position::default(), &[], false)
+            .await
+            .unwrap();
+        assert_eq!((changes.seq, changes.entries), (2, 2));
+        assert_eq!(changes.subscribers.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn trimming_keeps_each_sites_newest_entry_and_readers_behind_it_are_told() {
+        let (_dir, store, site) = store().await;
+        for (i, at) in [100, 200, 300].into_iter().enumerate() {
+            store
+                .apply_changes(site, touch(&format!("{i}@x.io")), at)
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.trim_log(1_000).await.unwrap(), 2);
+        assert_eq!(store.trim_log(1_000).await.unwrap(), 0);
+        assert!(store.log_entry(site, 3).await.unwrap().is_some());
+        let behind = store
+            .read_changes(site, Position::default(), &[], false)
+            .await;
+        assert!(matches!(behind, Err(StorageError::Stale(_))), "{behind:?}");
+        let since_two = Position {
+            seq: 2,
+            events_through: 0,
+        };
+        let changes = store
+            .read_changes(site, since_two, &[], false)
+            .await
+            .unwrap();
+        assert_eq!((changes.seq, changes.subscribers.len()), (3, 1));
+    }
+}

@@ -70,3 +70,37 @@ fn header(file: &File) -> Option<Signal> {
     signal.copy_from_slice(first);
     Some(Signal(signal))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::SqliteStore;
+    use crate::credentials::KeyPair;
+    use crate::storage::{ChangeFeed, Store};
+
+    #[tokio::test]
+    async fn the_signal_moves_with_every_commit_of_any_connection_and_only_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signal.db");
+        let path = path.to_str().unwrap();
+        let store = SqliteStore::open(path).await.unwrap();
+        let other = SqliteStore::open(path).await.unwrap();
+        let before = store.change_signal().expect("a WAL index to read");
+        store.list_sites().await.unwrap();
+        assert_eq!(store.change_signal(), Some(before), "a read is no change");
+        other
+            .create_site("s", "s", &KeyPair::generate(), false, 0)
+            .await
+            .unwrap();
+        let after = store.change_signal().unwrap();
+        assert_ne!(after, before, "another connection's commit");
+        store
+            .create_site("t", "t", &KeyPair::generate(), false, 0)
+            .await
+            .unwrap();
+        assert_ne!(
+            store.change_signal().unwrap(),
+            after,
+            "this store's own commit"
+        );
+    }
+}
