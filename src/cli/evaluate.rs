@@ -10,7 +10,7 @@ use super::{CliError, site_by_uuid};
 use crate::audience::{Email, Subscriber};
 use crate::clock::{Clock, SystemClock, format_ms};
 use crate::http::{MatchEnvelope, MatchResult, Preview, PreviewEnvelope, SubscriberResource};
-use crate::live::{Evaluation, Live};
+use crate::live::{CheckpointSettings, Evaluation, Heads, Live};
 use crate::query::eval::Node;
 use crate::query::{Query, RawQuery};
 use crate::segment::{FieldErrors, QUERY_FIELD, SegmentId};
@@ -71,15 +71,28 @@ fn not_evaluable(e: crate::live::LiveError) -> CliError {
     }
 }
 
+/// Live evaluation for one command: it reads the server's checkpoints in
+/// `checkpoints` when there are any (and brings them up to the database's
+/// position, as the server does), never writes them.
+pub fn live(store: &Arc<dyn Store>, checkpoints: Option<PathBuf>) -> Live {
+    let heads = Arc::new(Heads::new(Arc::clone(store)));
+    Live::with_heads(
+        Arc::clone(store),
+        heads,
+        checkpoints.map(|dir| CheckpointSettings { dir, write: false }),
+    )
+}
+
 /// The site (by uuid) and the members of a query of it, now.
 async fn evaluate(
     store: &Arc<dyn Store>,
+    live: &Live,
     site: &str,
     target: Target,
 ) -> Result<(Site, Evaluation), CliError> {
     let site = site_by_uuid(store, site).await?;
     let query = query_of(store.as_ref(), site.id, target).await?;
-    let evaluation = Live::new(Arc::clone(store))
+    let evaluation = live
         .evaluate(site.id, &query, SystemClock.now_ms())
         .await
         .map_err(not_evaluable)?;
@@ -89,11 +102,12 @@ async fn evaluate(
 /// `segment stats`: Bento's three counts.
 pub async fn stats(
     store: &Arc<dyn Store>,
+    live: &Live,
     site: &str,
     id: String,
     json: bool,
 ) -> Result<(), CliError> {
-    let (_, evaluation) = evaluate(store, site, Target::Saved(id)).await?;
+    let (_, evaluation) = evaluate(store, live, site, Target::Saved(id)).await?;
     let counts = evaluation.counts();
     if json {
         println!("{}", serde_json::to_string(&counts).unwrap_or_default());
@@ -108,6 +122,7 @@ pub async fn stats(
 /// `segment match`: one subscriber's outcome, and why.
 pub async fn explain(
     store: &Arc<dyn Store>,
+    live: &Live,
     site: &str,
     id: String,
     who: Result<String, String>,
@@ -124,7 +139,6 @@ pub async fn explain(
         Err(uuid) => store.subscriber_by_uuid(site.id, uuid.trim()).await?,
     }
     .ok_or_else(|| CliError::Usage("no such subscriber on this site".into()))?;
-    let live = Live::new(Arc::clone(store));
     let explanation = live
         .explain(site.id, &query, SystemClock.now_ms(), subscriber.id)
         .await
@@ -176,12 +190,13 @@ fn print_node(node: &Node, depth: usize) {
 /// `segment preview`: what an unsaved query would select.
 pub async fn preview(
     store: &Arc<dyn Store>,
+    live: &Live,
     site: &str,
     query: Option<PathBuf>,
     sample: usize,
     json: bool,
 ) -> Result<(), CliError> {
-    let (site, evaluation) = evaluate(store, site, Target::Unsaved(query)).await?;
+    let (site, evaluation) = evaluate(store, live, site, Target::Unsaved(query)).await?;
     let (ids, _) = evaluation.page(None, sample);
     let counts = evaluation.counts();
     drop(evaluation);
@@ -211,12 +226,13 @@ pub async fn preview(
 /// `segment members`: every member, exported.
 pub async fn members(
     store: &Arc<dyn Store>,
+    live: &Live,
     site: &str,
     id: String,
     format: ExportFormat,
     output: Option<&Path>,
 ) -> Result<(), CliError> {
-    let (site, evaluation) = evaluate(store, site, Target::Saved(id)).await?;
+    let (site, evaluation) = evaluate(store, live, site, Target::Saved(id)).await?;
     let ids = evaluation.member_ids();
     drop(evaluation);
     let total = ids.len();

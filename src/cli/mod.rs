@@ -108,7 +108,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve(args) => serve::run(args, &file, &database).await,
         Command::Site(command) => admin::site(command, &open(&database).await?).await,
         Command::Key(command) => admin::key(command, &open(&database).await?).await,
-        Command::Segment(command) => segment::run(command, &open(&database).await?).await,
+        Command::Segment(command) => {
+            // Evaluating commands read the server's checkpoints (never write
+            // them): a whole read of a large audience takes seconds.
+            let checkpoints = serve::checkpoint_dir(
+                std::env::var("CORRAL_CHECKPOINT_DIR").ok(),
+                &file,
+                &database,
+            );
+            segment::run(command, &open(&database).await?, checkpoints).await
+        }
         Command::Import(command) => import::run(command, &open(&database).await?).await,
         Command::Gen(_) => unreachable!("handled before the database is opened"),
     }

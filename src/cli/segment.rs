@@ -143,7 +143,12 @@ pub struct SiteArg {
     uuid: String,
 }
 
-pub async fn run(command: SegmentCommand, store: &Arc<dyn Store>) -> Result<(), CliError> {
+pub async fn run(
+    command: SegmentCommand,
+    store: &Arc<dyn Store>,
+    checkpoints: Option<std::path::PathBuf>,
+) -> Result<(), CliError> {
+    let live = || super::evaluate::live(store, checkpoints.clone());
     let now = SystemClock.now_ms();
     match command {
         SegmentCommand::List {
@@ -273,7 +278,7 @@ pub async fn run(command: SegmentCommand, store: &Arc<dyn Store>) -> Result<(), 
             print_segment(&segment, json);
         }
         SegmentCommand::Stats { id, site, json } => {
-            return super::evaluate::stats(store, &site.uuid, id, json).await;
+            return super::evaluate::stats(store, &live(), &site.uuid, id, json).await;
         }
         SegmentCommand::Match {
             id,
@@ -283,7 +288,7 @@ pub async fn run(command: SegmentCommand, store: &Arc<dyn Store>) -> Result<(), 
             json,
         } => {
             let who = email.ok_or_else(|| subscriber.unwrap_or_default());
-            return super::evaluate::explain(store, &site.uuid, id, who, json).await;
+            return super::evaluate::explain(store, &live(), &site.uuid, id, who, json).await;
         }
         SegmentCommand::Preview {
             site,
@@ -291,7 +296,7 @@ pub async fn run(command: SegmentCommand, store: &Arc<dyn Store>) -> Result<(), 
             sample,
             json,
         } => {
-            return super::evaluate::preview(store, &site.uuid, query, sample, json).await;
+            return super::evaluate::preview(store, &live(), &site.uuid, query, sample, json).await;
         }
         SegmentCommand::Members {
             id,
@@ -299,8 +304,15 @@ pub async fn run(command: SegmentCommand, store: &Arc<dyn Store>) -> Result<(), 
             format,
             output,
         } => {
-            return super::evaluate::members(store, &site.uuid, id, format, output.as_deref())
-                .await;
+            return super::evaluate::members(
+                store,
+                &live(),
+                &site.uuid,
+                id,
+                format,
+                output.as_deref(),
+            )
+            .await;
         }
         SegmentCommand::Restore { id, site, json } => {
             let site = site_by_uuid(store, &site.uuid).await?;

@@ -119,6 +119,20 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
     Ok(())
 }
 
+/// Where checkpoints are kept: the flag (or `CORRAL_CHECKPOINT_DIR`), else
+/// `checkpoint_dir` of the file, else beside the SQLite file; `off` for none.
+pub(super) fn checkpoint_dir(
+    flag: Option<String>,
+    file: &FileConfig,
+    database: &str,
+) -> Option<PathBuf> {
+    match flag.or_else(|| file.checkpoint_dir.clone()) {
+        Some(dir) if dir == "off" => None,
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => storage::default_checkpoint_dir(database),
+    }
+}
+
 /// How often the change log is trimmed and moved snapshots are considered
 /// for a checkpoint.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
