@@ -104,6 +104,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         .database
         .or_else(|| file.database_url.clone())
         .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+    if !matches!(cli.command, Command::Serve(_))
+        && let Ok(filter) = std::env::var("CORRAL_LOG")
+    {
+        // Other commands are quiet unless asked: `CORRAL_LOG=info corral …`.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     match cli.command {
         Command::Serve(args) => serve::run(args, &file, &database).await,
         Command::Site(command) => admin::site(command, &open(&database).await?).await,

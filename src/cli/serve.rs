@@ -142,6 +142,8 @@ fn init_logging(format: LogFormat, filter: &str) -> Result<(), CliError> {
         .map_err(|e| CliError::Usage(format!("invalid log filter {filter:?}: {e}")))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only on a terminal: not in files or journald.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),
