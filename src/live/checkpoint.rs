@@ -71,16 +71,36 @@ fn entry_hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-/// Passes bytes through while adding them to a CRC.
+/// Passes bytes through while adding them, up to `until` bytes from the
+/// start, to a CRC. It sits under the buffer, so it sees large blocks.
 pub struct Checked<T> {
     inner: T,
     digest: Digest<'static, u32, Table<16>>,
+    at: u64,
+    until: u64,
+}
+
+impl<T> Checked<T> {
+    fn new(inner: T, until: u64) -> Self {
+        Self {
+            inner,
+            digest: CASTAGNOLI.digest(),
+            at: 0,
+            until,
+        }
+    }
+
+    fn add(&mut self, bytes: &[u8]) {
+        let room = self.until.saturating_sub(self.at).min(bytes.len() as u64) as usize;
+        self.digest.update(&bytes[..room]);
+        self.at += bytes.len() as u64;
+    }
 }
 
 impl<W: Write> Write for Checked<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.digest.update(&buf[..n]);
+        self.add(&buf[..n]);
         Ok(n)
     }
 
@@ -92,30 +112,38 @@ impl<W: Write> Write for Checked<W> {
 impl<R: Read> Read for Checked<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.digest.update(&buf[..n]);
+        self.add(&buf[..n]);
         Ok(n)
     }
 }
 
+type FileEncoder = Encoder<BufWriter<Checked<File>>>;
+
 /// A checkpoint being written: the caller writes the audience's parts
 /// through [`CheckpointWriter::encoder`], then [`CheckpointWriter::finish`].
 pub struct CheckpointWriter {
-    encoder: Encoder<Checked<BufWriter<File>>>,
+    encoder: FileEncoder,
     temp: PathBuf,
     path: PathBuf,
 }
 
 impl CheckpointWriter {
-    pub fn encoder(&mut self) -> &mut Encoder<Checked<BufWriter<File>>> {
+    pub fn encoder(&mut self) -> &mut FileEncoder {
         &mut self.encoder
     }
 
     /// Seals, syncs and puts the file in place.
     pub fn finish(self) -> io::Result<()> {
-        let Checked { inner, digest } = self.encoder.into_inner();
-        let mut out = inner;
-        out.write_all(&digest.finalize().to_le_bytes())?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
+        let Checked {
+            inner: mut file,
+            digest,
+            ..
+        } = self
+            .encoder
+            .into_inner()
+            .into_inner()
+            .map_err(|e| e.into_error())?;
+        file.write_all(&digest.finalize().to_le_bytes())?;
         file.sync_all()?;
         std::fs::rename(&self.temp, &self.path)?;
         if let Some(dir) = self.path.parent() {
@@ -205,10 +233,10 @@ impl Checkpoints {
         let path = self.path(site_id);
         let temp = path.with_extension("ckpt.tmp");
         let file = File::create(&temp)?;
-        let mut encoder = Encoder::new(Checked {
-            inner: BufWriter::with_capacity(1 << 20, file),
-            digest: CASTAGNOLI.digest(),
-        });
+        let mut encoder = Encoder::new(BufWriter::with_capacity(
+            1 << 20,
+            Checked::new(file, u64::MAX),
+        ));
         let header = serde_json::to_string(&header).expect("a header always serialises");
         encoder.inner_mut().write_all(MAGIC)?;
         encoder.u32(VERSION)?;
@@ -269,10 +297,12 @@ impl Checkpoints {
 }
 
 fn decode(file: File) -> Result<(Header, Audience), CheckpointError> {
-    let mut d = Decoder::new(Checked {
-        inner: BufReader::with_capacity(1 << 20, file),
-        digest: CASTAGNOLI.digest(),
-    });
+    // Everything but the last four bytes (the CRC itself) is checked.
+    let checked = file.metadata()?.len().saturating_sub(4);
+    let mut d = Decoder::new(BufReader::with_capacity(
+        1 << 20,
+        Checked::new(file, checked),
+    ));
     let mut magic = [0u8; 8];
     d.inner_mut().read_exact(&mut magic)?;
     if &magic != MAGIC {
@@ -287,18 +317,18 @@ fn decode(file: File) -> Result<(Header, Audience), CheckpointError> {
     let header: Header = serde_json::from_str(&d.str()?)
         .map_err(|e| CheckpointError::Unusable(format!("its header cannot be read: {e}")))?;
     let audience = Audience::read_from(&mut d)?;
-    let Checked { mut inner, digest } = d.into_inner();
-    let computed = digest.finalize();
-    let mut stored = [0u8; 4];
-    inner.read_exact(&mut stored)?;
-    if u32::from_le_bytes(stored) != computed {
+    let mut reader = d.into_inner();
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest)?;
+    let computed = reader.into_inner().digest.finalize();
+    if rest.len() != 4 {
         return Err(CheckpointError::Unusable(
-            "its checksum does not match".into(),
+            "its length does not match its contents".into(),
         ));
     }
-    if inner.read(&mut [0u8; 1])? != 0 {
+    if rest[..] != computed.to_le_bytes() {
         return Err(CheckpointError::Unusable(
-            "it has bytes past its end".into(),
+            "its checksum does not match".into(),
         ));
     }
     Ok((header, audience))

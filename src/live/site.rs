@@ -424,6 +424,7 @@ impl SiteLive {
             return Ok(None);
         }
         let writer = checkpoints.start(self.site_id, position).await?;
+        let held = Instant::now();
         let (mut writer, lengths) = blocking(move || {
             let mut writer = writer;
             let audience = &guard.as_ref().expect("checked above").audience;
@@ -431,6 +432,11 @@ impl SiteLive {
             Ok((writer, audience.column_lengths()))
         })
         .await?;
+        tracing::debug!(
+            site_id = self.site_id,
+            ms = held.elapsed().as_millis() as u64,
+            "subscriber columns written for a checkpoint"
+        );
         let (events, details) = lengths;
         writer.encoder().u64(events.len() as u64)?;
         for (kind, len) in &events {
@@ -477,7 +483,7 @@ impl SiteLive {
         piece: impl FnOnce(
             &Audience,
             &mut crate::query::eval::persist::Encoder<
-                super::checkpoint::Checked<std::io::BufWriter<std::fs::File>>,
+                std::io::BufWriter<super::checkpoint::Checked<std::fs::File>>,
             >,
         ) -> std::io::Result<bool>
         + Send

@@ -86,14 +86,10 @@ impl<W: Write> Encoder<W> {
     }
 
     fn bits(&mut self, set: &FixedBitSet, len: usize) -> io::Result<()> {
-        let words: Vec<u32> = (0..len.div_ceil(32))
-            .map(|w| {
-                (0..32).fold(0u32, |word, b| {
-                    let i = w * 32 + b;
-                    word | (u32::from(i < len && set.contains(i)) << b)
-                })
-            })
-            .collect();
+        let mut words = vec![0u32; len.div_ceil(32)];
+        for i in set.ones().take_while(|&i| i < len) {
+            words[i / 32] |= 1 << (i % 32);
+        }
         self.u32s(&words)
     }
 
