@@ -127,6 +127,8 @@ impl From<LiveError> for ApiError {
             LiveError::NotEvaluable(EvalError::DetailsNotLoaded(detail)) => {
                 Self::Internal(format!("event details not loaded: {detail}"))
             }
+            // Only ever seen by a request that is gone.
+            LiveError::NotEvaluable(EvalError::Cancelled) => Self::Timeout,
             LiveError::NotEvaluable(e) => Self::Invalid(
                 crate::segment::FieldError::new(crate::segment::QUERY_FIELD, e.to_string()).into(),
             ),

@@ -433,7 +433,13 @@ pub async fn check_references(
     let mut errors = FieldErrors::default();
     crate::live::check_references(state.store.as_ref(), site_id, saving, query, &mut errors)
         .await?;
-    errors.finish(|| ()).map_err(ApiError::from)
+    errors.finish(|| ()).map_err(ApiError::from)?;
+    // Over budget for the audience this server holds: refused now rather
+    // than on every evaluation.
+    state
+        .live
+        .check_cost(site_id, query)
+        .map_err(|e| ApiError::from(crate::live::LiveError::NotEvaluable(e)))
 }
 
 /// Parses a raw query and checks its references, for saving.

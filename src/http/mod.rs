@@ -63,6 +63,8 @@ pub struct HttpSettings {
     /// Where live evaluation keeps the checkpoints of its snapshots; `None`
     /// keeps none.
     pub checkpoints: Option<crate::live::CheckpointSettings>,
+    /// The evaluation budget: refused above, a narrow lane for the heavy.
+    pub eval_limits: crate::query::eval::cost::Limits,
 }
 
 impl Default for HttpSettings {
@@ -74,6 +76,7 @@ impl Default for HttpSettings {
             max_body_bytes: 1024 * 1024,
             max_batch_body_bytes: 16 * 1024 * 1024,
             checkpoints: None,
+            eval_limits: Default::default(),
         }
     }
 }
@@ -105,7 +108,8 @@ impl AppState {
                 Arc::clone(&store),
                 heads,
                 settings.checkpoints.clone(),
-            ),
+            )
+            .with_limits(settings.eval_limits),
             store,
             clock,
             settings,

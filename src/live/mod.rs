@@ -32,6 +32,7 @@
 
 pub mod checkpoint;
 mod heads;
+mod lanes;
 mod references;
 mod site;
 
@@ -41,7 +42,8 @@ pub use site::{Resident, SiteStats};
 
 use crate::audience::AudienceCounts;
 use crate::query::Query;
-use crate::query::eval::{self, Audience, EvalError, Explanation};
+use crate::query::eval::cost::{self, Limits};
+use crate::query::eval::{self, Audience, Cancel, EvalError, Explanation};
 use crate::storage::{StorageError, Store};
 use fixedbitset::FixedBitSet;
 use site::SiteLive;
@@ -140,6 +142,18 @@ pub struct Live {
     /// Most recently used last.
     sites: Mutex<Vec<Arc<SiteLive>>>,
     checkpoints: Option<checkpoint::Checkpoints>,
+    limits: Limits,
+    lanes: lanes::Lanes,
+}
+
+/// Sets the flag of a running evaluation when the future waiting for it is
+/// dropped: its request timed out, or its client went away.
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 impl Live {
@@ -160,7 +174,15 @@ impl Live {
             store,
             heads,
             sites: Mutex::new(Vec::new()),
+            limits: Limits::default(),
+            lanes: lanes::Lanes::new(),
         }
+    }
+
+    /// The same, with other evaluation limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn heads(&self) -> &Arc<Heads> {
@@ -239,6 +261,47 @@ impl Live {
         Ok(())
     }
 
+    /// The site's snapshot, ready for `query` (its detail columns read),
+    /// with a place in the lane its cost calls for; a query over budget is
+    /// refused before anything runs.
+    async fn admitted(
+        &self,
+        site_id: i64,
+        query: &Query,
+    ) -> Result<(ResidentGuard, lanes::Permit), LiveError> {
+        let resident = self.resident(site_id).await?;
+        self.prepare(&resident, query).await?;
+        let cost = cost::estimate(&resident.audience, query, &resident.segments);
+        cost.check(&resident.audience, &self.limits)
+            .map_err(EvalError::TooExpensive)?;
+        let heavy = cost.values > self.limits.heavy;
+        if let Some(permit) = self.lanes.try_admit(site_id, heavy) {
+            return Ok((resident, permit));
+        }
+        // Never queue holding the snapshot: it could not move meanwhile.
+        drop(resident);
+        let permit = self.lanes.admit(site_id, heavy).await;
+        let resident = self.resident(site_id).await?;
+        self.prepare(&resident, query).await?;
+        Ok((resident, permit))
+    }
+
+    /// Whether `query` is within budget over the site's audience, when the
+    /// audience is already in memory (saving a segment does not read it).
+    pub fn check_cost(&self, site_id: i64, query: &Query) -> Result<(), EvalError> {
+        let site = {
+            let sites = self.sites.lock().unwrap_or_else(|e| e.into_inner());
+            sites.iter().find(|s| s.site_id == site_id).cloned()
+        };
+        let Some(resident) = site.as_ref().and_then(|s| s.try_resident()) else {
+            return Ok(());
+        };
+        let resident = resident.as_ref().expect("only held snapshots are returned");
+        cost::estimate(&resident.audience, query, &resident.segments)
+            .check(&resident.audience, &self.limits)
+            .map_err(EvalError::TooExpensive)
+    }
+
     /// The members of `query` at `now`.
     pub async fn evaluate(
         &self,
@@ -249,11 +312,14 @@ impl Live {
         if matches!(query, Query::Foreign) {
             return Err(EvalError::Foreign.into());
         }
-        let resident = self.resident(site_id).await?;
-        self.prepare(&resident, query).await?;
+        let (resident, permit) = self.admitted(site_id, query).await?;
+        let cancel = Cancel::default();
+        let _cancel_on_drop = CancelOnDrop(cancel.clone());
         let query = query.clone();
         let (resident, members) = tokio::task::spawn_blocking(move || {
-            let members = eval::members(&resident.audience, &query, now, &resident.segments);
+            let members =
+                eval::members_unless(&resident.audience, &query, now, &resident.segments, &cancel);
+            drop(permit);
             (resident, members)
         })
         .await
@@ -276,18 +342,28 @@ impl Live {
         if matches!(query, Query::Foreign) {
             return Err(EvalError::Foreign.into());
         }
-        let resident = self.resident(site_id).await?;
+        let (resident, permit) = self.admitted(site_id, query).await?;
         let Some(index) = resident.audience.index_of(subscriber_id) else {
             return Ok(None);
         };
-        self.prepare(&resident, query).await?;
-        Ok(Some(eval::explain(
-            &resident.audience,
-            query,
-            now,
-            &resident.segments,
-            index,
-        )?))
+        let cancel = Cancel::default();
+        let _cancel_on_drop = CancelOnDrop(cancel.clone());
+        let query = query.clone();
+        let explanation = tokio::task::spawn_blocking(move || {
+            let explanation = eval::explain_unless(
+                &resident.audience,
+                &query,
+                now,
+                &resident.segments,
+                index,
+                &cancel,
+            );
+            drop(permit);
+            explanation
+        })
+        .await
+        .map_err(|e| StorageError::ReadFailed(format!("explanation task failed: {e}")))?;
+        Ok(Some(explanation?))
     }
 
     /// Makes the sites that have checkpoints resident (the most recently

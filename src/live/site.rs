@@ -142,6 +142,13 @@ impl SiteLive {
         }
     }
 
+    /// The snapshot, if one is held and no update holds it now.
+    pub(super) fn try_resident(
+        &self,
+    ) -> Option<tokio::sync::RwLockReadGuard<'_, Option<Resident>>> {
+        self.state.try_read().ok().filter(|s| s.is_some())
+    }
+
     pub(super) fn stats(&self) -> SiteStats {
         let mut stats = *self.stats.lock().unwrap_or_else(|e| e.into_inner());
         stats.position = self

@@ -8,6 +8,7 @@ use super::*;
 use crate::audience::{Create, Email, FieldKey, NewEvent, SubscriberChange, Subscription, TagName};
 use crate::credentials::KeyPair;
 use crate::query::ast::{Condition, DetailPath};
+use crate::query::eval::cost::Limits;
 use crate::query::eval::naive::World;
 use crate::query::eval::tests::{KEYS, KINDS, NOW, TAGS, arb_condition, arb_time, arb_value};
 use crate::query::{Query, RawQuery};
@@ -619,4 +620,96 @@ async fn a_damaged_or_foreign_checkpoint_is_not_used() {
     assert_eq!(count(&live, f.site).await, 1);
     let stats = live.site_stats(f.site).unwrap();
     assert_eq!((stats.checkpoint_reads, stats.full_reads), (0, 1));
+}
+
+async fn purchases(f: &Fixture, n: usize) {
+    let changes = (0..n)
+        .map(|i| event(&format!("p{}@x.io", i % 7), "$purchase", i as f64))
+        .collect();
+    f.store.apply_changes(f.site, changes, NOW).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_query_over_budget_is_refused_before_it_runs() {
+    let f = fixture().await;
+    purchases(&f, 60).await;
+    let live = Live::new(f.store.clone()).with_limits(Limits { max: 50, heavy: 10 });
+    let every_event =
+        crate::query::parse(r#"{"event":{"where":{"url":{"exists":true}}}}"#).unwrap();
+    match live.evaluate(f.site, &every_event, NOW).await {
+        Err(LiveError::NotEvaluable(EvalError::TooExpensive(e))) => {
+            // 60 events read twice (the scan, the `where`), then 7 subscribers.
+            assert_eq!((e.cost, e.limit, e.event_tests, e.events), (127, 50, 1, 60));
+        }
+        other => panic!("{:?}", other.map(|e| e.counts())),
+    }
+    let cheap = crate::query::parse(r#"{"subscribed":true}"#).unwrap();
+    assert_eq!(
+        live.evaluate(f.site, &cheap, NOW)
+            .await
+            .unwrap()
+            .counts()
+            .user_count,
+        7
+    );
+    // Saving checks it against the audience held.
+    assert!(matches!(
+        live.check_cost(f.site, &every_event),
+        Err(EvalError::TooExpensive(_))
+    ));
+    assert_eq!(live.check_cost(f.site, &cheap), Ok(()));
+    assert_eq!(
+        live.check_cost(f.second_site, &every_event),
+        Ok(()),
+        "not held: not read for this"
+    );
+}
+
+#[tokio::test]
+async fn heavy_evaluations_wait_for_each_other_never_cheap_ones() {
+    let f = fixture().await;
+    purchases(&f, 60).await;
+    let live = Live::new(f.store.clone()).with_limits(Limits {
+        max: u64::MAX,
+        heavy: 50,
+    });
+    let heavy = crate::query::parse(r#"{"event":{"where":{"url":{"exists":false}}}}"#).unwrap();
+    let cheap = crate::query::parse(r#"{"subscribed":true}"#).unwrap();
+    assert_eq!(
+        live.evaluate(f.site, &heavy, NOW)
+            .await
+            .unwrap()
+            .counts()
+            .user_count,
+        7
+    );
+
+    // The site's heavy place is taken: cheap queries still answer...
+    let held = live.lanes.admit(f.site, true).await;
+    assert_eq!(live.lanes.heavy_running(), 1);
+    assert_eq!(
+        live.evaluate(f.site, &cheap, NOW)
+            .await
+            .unwrap()
+            .counts()
+            .user_count,
+        7
+    );
+    // ...a heavy one waits, and one that gives up leaves the queue.
+    let mut waiting = Box::pin(live.evaluate(f.site, &heavy, NOW));
+    tokio::select! {
+        _ = &mut waiting => panic!("a heavy evaluation ran while its lane was taken"),
+        _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+    }
+    drop(waiting);
+    drop(held);
+    assert_eq!(
+        live.evaluate(f.site, &heavy, NOW)
+            .await
+            .unwrap()
+            .counts()
+            .user_count,
+        7
+    );
+    assert_eq!(live.lanes.heavy_running(), 0);
 }

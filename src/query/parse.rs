@@ -20,6 +20,8 @@ pub const MAX_DEPTH: usize = 32;
 pub const MAX_CONDITIONS: usize = 500;
 /// Longest list (of conditions, tags or values).
 pub const MAX_LIST: usize = 1_000;
+/// Distinct event tests in one query: each is a pass over events.
+pub const MAX_EVENT_TESTS: usize = 64;
 
 /// The kinds of condition, in the order the grammar document lists them.
 pub const CONDITIONS: &[&str] = &[
@@ -126,6 +128,24 @@ pub fn parse(text: &str) -> Result<Query, Vec<Problem>> {
         }
         _ => parser.condition(&value, "", 0),
     };
+    if let Some(c) = &condition {
+        let mut tests = std::collections::HashSet::new();
+        c.walk(&mut |c| {
+            if let Condition::Event(test) = c {
+                tests.insert(format!("{test:?}"));
+            }
+        });
+        if tests.len() > MAX_EVENT_TESTS {
+            parser.problem(
+                "",
+                format!(
+                    "has {} different event tests; a query holds at most {MAX_EVENT_TESTS} \
+                     (each is a pass over events; the same test written twice counts once)",
+                    tests.len()
+                ),
+            );
+        }
+    }
     match condition {
         Some(c) if parser.problems.is_empty() => Ok(Query::Condition(Box::new(c))),
         _ => Err(parser.problems),
@@ -925,6 +945,36 @@ mod tests {
             .into_iter()
             .map(|p| (p.pointer, p.message))
             .collect()
+    }
+
+    fn event_tests(n: usize, repeat: usize) -> String {
+        let tests: Vec<String> = (0..n)
+            .flat_map(|i| {
+                std::iter::repeat_n(
+                    format!(r#"{{"event":{{"where":{{"url":{{"contains":"zz{i}"}}}}}}}}"#),
+                    repeat,
+                )
+            })
+            .collect();
+        format!(r#"{{"any":[{}]}}"#, tests.join(","))
+    }
+
+    #[test]
+    fn a_query_holds_at_most_64_different_event_tests() {
+        assert!(parse(&event_tests(MAX_EVENT_TESTS, 1)).is_ok());
+        assert!(
+            parse(&event_tests(MAX_EVENT_TESTS, 3)).is_ok(),
+            "repeats count once"
+        );
+        assert_eq!(
+            problems(&event_tests(MAX_EVENT_TESTS + 1, 1)),
+            [(
+                String::new(),
+                "has 65 different event tests; a query holds at most 64 (each is a pass over \
+                 events; the same test written twice counts once)"
+                    .to_owned()
+            )]
+        );
     }
 
     #[test]

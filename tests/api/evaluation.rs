@@ -829,3 +829,73 @@ async fn evaluation_routes_refuse_broken_bodies_and_other_sites() {
         "two sets of credentials"
     );
 }
+
+#[tokio::test]
+async fn a_query_too_expensive_to_evaluate_is_refused_saying_by_how_much() {
+    let app = TestApp::spawn_with(HttpSettings {
+        rate_limit_per_minute: 0,
+        stats_rate_limit_per_hour: 0,
+        eval_limits: corral::query::eval::cost::Limits { max: 30, heavy: 10 },
+        ..HttpSettings::default()
+    })
+    .await;
+    audience(&app).await;
+    // More different event tests than any query may hold, whatever the data.
+    let many: Vec<Value> = (0..65)
+        .map(|i| json!({"event": {"where": {"url": {"contains": format!("zz{i}")}}}}))
+        .collect();
+    let response = app
+        .send_json(
+            Method::POST,
+            "/api/v1/fetch/segments",
+            &json!({"segment": {"name": "many", "visitor_event_query": {"any": many}}}),
+        )
+        .await;
+    assert_invalid(
+        response,
+        &[(
+            "visitor_event_query",
+            "has 65 different event tests; a query holds at most 64 (each is a pass over events; the same test written twice counts once)",
+        )],
+    )
+    .await;
+
+    // Over the budget for this audience: preview says so...
+    let costly = json!({"all": [{"event": {"where": {"url": {"exists": true}}}},
+                                {"event": {"where": {"url": {"exists": false}}}}]});
+    let response = app
+        .send_json(
+            Method::POST,
+            "/api/v1/fetch/segments/preview",
+            &json!({"visitor_event_query": costly}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert_eq!(body["errors"][0]["field"], "visitor_event_query");
+    assert!(
+        message.starts_with("is too expensive to evaluate: it would examine about "),
+        "{message}"
+    );
+    assert!(
+        message.contains("2 event test(s)") && message.contains("the 30 allowed"),
+        "{message}"
+    );
+    // ...and so does saving, now that the server holds this audience.
+    let response = app
+        .send_json(
+            Method::POST,
+            "/api/v1/fetch/segments",
+            &json!({"segment": {"name": "costly", "visitor_event_query": costly}}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(app.listed_names().await.is_empty());
+    // A cheap query of the same site is answered as ever.
+    let cheap = app
+        .create_segment("cheap", json!({"subscribed": true}))
+        .await;
+    let counts = stats(&app, &id(&cheap)).await;
+    assert!(counts["user_count"].as_i64().unwrap() > 0, "{counts}");
+}

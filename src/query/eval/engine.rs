@@ -6,7 +6,12 @@
 //! the events of its type, accumulating per subscriber the count, sum and
 //! first and last time of the events it counts, then one pass over the
 //! subscribers to test those aggregates. Referenced segments are evaluated
-//! once per request and reused.
+//! once per request and reused, and so is an event test written more than
+//! once (the same scan is not done twice).
+//!
+//! An evaluation can be cancelled ([`Cancel`]): it checks between conditions
+//! and every 65,536 events of a scan, so an evaluation nobody waits for any
+//! more (its request timed out, its client left) stops within milliseconds.
 
 use super::{Audience, DetailColumn, NOBODY, Val};
 use crate::query::ast::{
@@ -38,6 +43,33 @@ pub enum EvalError {
     ReferencesTooDeep,
     #[error("event details for {0:?} are not loaded")]
     DetailsNotLoaded(String),
+    /// Nobody waits for the answer any more.
+    #[error("the evaluation was cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    TooExpensive(super::cost::TooExpensive),
+}
+
+/// Tells a running evaluation to stop. Clones share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn check(&self) -> Result<(), EvalError> {
+        if self.is_cancelled() {
+            Err(EvalError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// Where the queries of referenced segments come from.
@@ -59,10 +91,21 @@ pub fn members(
     now: i64,
     resolver: &dyn Resolver,
 ) -> Result<FixedBitSet, EvalError> {
+    members_unless(audience, query, now, resolver, &Cancel::default())
+}
+
+/// [`members`], stopping with [`EvalError::Cancelled`] once `cancel` is set.
+pub fn members_unless(
+    audience: &Audience,
+    query: &Query,
+    now: i64,
+    resolver: &dyn Resolver,
+    cancel: &Cancel,
+) -> Result<FixedBitSet, EvalError> {
     let Query::Condition(condition) = query else {
         return Err(EvalError::Foreign);
     };
-    Engine::new(audience, now, resolver).eval(condition)
+    Engine::new(audience, now, resolver, cancel.clone()).eval(condition)
 }
 
 pub(super) struct Engine<'a> {
@@ -70,17 +113,28 @@ pub(super) struct Engine<'a> {
     pub(super) now: i64,
     resolver: &'a dyn Resolver,
     memo: HashMap<i64, FixedBitSet>,
+    /// Results of event tests, by the test (written out): a test that
+    /// appears more than once is scanned once.
+    events: HashMap<String, FixedBitSet>,
     depth: usize,
+    pub(super) cancel: Cancel,
 }
 
 impl<'a> Engine<'a> {
-    pub(super) fn new(audience: &'a Audience, now: i64, resolver: &'a dyn Resolver) -> Self {
+    pub(super) fn new(
+        audience: &'a Audience,
+        now: i64,
+        resolver: &'a dyn Resolver,
+        cancel: Cancel,
+    ) -> Self {
         Self {
             audience,
             now,
             resolver,
             memo: HashMap::new(),
+            events: HashMap::new(),
             depth: 0,
+            cancel,
         }
     }
 
@@ -105,6 +159,7 @@ impl<'a> Engine<'a> {
     }
 
     pub(super) fn eval(&mut self, condition: &Condition) -> Result<FixedBitSet, EvalError> {
+        self.cancel.check()?;
         let a = self.audience;
         Ok(match condition {
             Condition::All(cs) => {
@@ -185,7 +240,17 @@ impl<'a> Engine<'a> {
                     }
                 }
             },
-            Condition::Event(test) => self.event(test)?,
+            Condition::Event(test) => {
+                let key = format!("{test:?}");
+                match self.events.get(&key) {
+                    Some(set) => set.clone(),
+                    None => {
+                        let set = self.event(test)?;
+                        self.events.insert(key, set.clone());
+                        set
+                    }
+                }
+            }
             Condition::Segment { id, member } => {
                 let mut set = self.segment(*id)?;
                 if !member {
@@ -253,9 +318,13 @@ impl<'a> Engine<'a> {
 
     fn event(&self, test: &EventTest) -> Result<FixedBitSet, EvalError> {
         let mut facts = Facts::new(self.n(), test.sum.is_some());
-        scan_events(self.audience, test, self.now, |s, at, amount| {
-            facts.add(s, at, amount)
-        })?;
+        scan_events(
+            self.audience,
+            test,
+            self.now,
+            &self.cancel,
+            |s, at, amount| facts.add(s, at, amount),
+        )?;
         let checks = Checks::new(test, self.now);
         Ok(self.filter(|i| checks.pass(&facts.get(i))))
     }
@@ -268,6 +337,7 @@ pub(super) fn scan_events(
     audience: &Audience,
     test: &EventTest,
     now: i64,
+    cancel: &Cancel,
     mut counted: impl FnMut(usize, i64, f64),
 ) -> Result<(), EvalError> {
     let window = test.when.resolve(now);
@@ -282,6 +352,9 @@ pub(super) fn scan_events(
             None => None,
         };
         for (e, (&s, &at)) in column.subscriber.iter().zip(&column.at).enumerate() {
+            if e & 0xFFFF == 0 {
+                cancel.check()?;
+            }
             if s == NOBODY
                 || !window.contains(at)
                 || !filters.iter().all(|(values, t)| t.matches(&values[e]))

@@ -7,7 +7,7 @@
 //! subscriber's own row and events; a referenced segment is decided by the
 //! engine, so a membership shown here is the one `members` computes.
 
-use super::engine::{Checks, Engine, Fact, ValueMatcher, scan_events};
+use super::engine::{Cancel, Checks, Engine, Fact, ValueMatcher, scan_events};
 use super::{Audience, EvalError, Resolver, Val};
 use crate::clock::format_ms;
 use crate::query::ast::{Condition, EventTest, Query, TagTest};
@@ -46,10 +46,22 @@ pub fn explain(
     resolver: &dyn Resolver,
     index: usize,
 ) -> Result<Explanation, EvalError> {
+    explain_unless(audience, query, now, resolver, index, &Cancel::default())
+}
+
+/// [`explain`], stopping with [`EvalError::Cancelled`] once `cancel` is set.
+pub fn explain_unless(
+    audience: &Audience,
+    query: &Query,
+    now: i64,
+    resolver: &dyn Resolver,
+    index: usize,
+    cancel: &Cancel,
+) -> Result<Explanation, EvalError> {
     let Query::Condition(condition) = query else {
         return Err(EvalError::Foreign);
     };
-    let mut engine = Engine::new(audience, now, resolver);
+    let mut engine = Engine::new(audience, now, resolver, cancel.clone());
     let root = node(&mut engine, condition, String::new(), index)?;
     Ok(Explanation {
         matched: root.matched,
@@ -155,7 +167,7 @@ fn node(
             )
         }
         Condition::Event(test) => {
-            let fact = event_fact(a, test, now, index)?;
+            let fact = event_fact(a, test, now, &engine.cancel, index)?;
             let matched = Checks::new(test, now).pass(&fact);
             let mut facts = json!({ "count": fact.count });
             if test.sum.is_some() {
@@ -213,9 +225,15 @@ fn tag_outcome(a: &Audience, test: &TagTest, index: usize) -> (bool, Vec<String>
 }
 
 /// The counted events of one subscriber for an event test.
-fn event_fact(a: &Audience, test: &EventTest, now: i64, index: usize) -> Result<Fact, EvalError> {
+fn event_fact(
+    a: &Audience,
+    test: &EventTest,
+    now: i64,
+    cancel: &Cancel,
+    index: usize,
+) -> Result<Fact, EvalError> {
     let mut fact = Fact::NONE;
-    scan_events(a, test, now, |s, at, amount| {
+    scan_events(a, test, now, cancel, |s, at, amount| {
         if s == index {
             fact.add(at, amount);
         }

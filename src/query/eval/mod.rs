@@ -11,6 +11,7 @@
 //! condition. Both are pure functions of the snapshot, the query and `now`:
 //! keeping the snapshot current is the caller's job (see [`crate::live`]).
 
+pub mod cost;
 mod engine;
 mod explain;
 #[cfg(test)]
@@ -24,8 +25,8 @@ use fixedbitset::FixedBitSet;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-pub use engine::{EvalError, Resolver, members};
-pub use explain::{Explanation, Node, explain};
+pub use engine::{Cancel, EvalError, Resolver, members, members_unless};
+pub use explain::{Explanation, Node, explain, explain_unless};
 
 /// A value as queries see it: a field of a subscriber, or a detail of an event.
 #[derive(Debug, Clone, PartialEq, Default)]

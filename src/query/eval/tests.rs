@@ -690,6 +690,25 @@ pub(crate) fn contains_ref(c: &Condition, id: i64) -> bool {
 }
 
 #[test]
+fn a_cancelled_evaluation_stops_with_cancelled() {
+    let (people, events, _) = hand_made();
+    let query = parse(r#"{"event":{"type":"$purchase"}}"#).unwrap();
+    let audience = build(&people, &events, &[&query]);
+    let none: HashMap<i64, Arc<Query>> = HashMap::new();
+    let cancel = Cancel::default();
+    assert!(members_unless(&audience, &query, NOW, &none, &cancel).is_ok());
+    cancel.cancel();
+    assert_eq!(
+        members_unless(&audience, &query, NOW, &none, &cancel),
+        Err(EvalError::Cancelled)
+    );
+    assert_eq!(
+        explain_unless(&audience, &query, NOW, &none, 0, &cancel).map(|e| e.matched),
+        Err(EvalError::Cancelled)
+    );
+}
+
+#[test]
 fn deliberately_broken_engine_is_caught() {
     // The property above must be able to fail: a naive evaluator that gets
     // "within_last" one millisecond wrong disagrees on an edge event.
