@@ -238,7 +238,7 @@ fn parse_command(raw: &RawValue, now: i64) -> Result<SubscriberChange, String> {
             let key = FieldKey::parse(key).map_err(|m| format!("query.key {m}"))?;
             match value {
                 None | Some(Value::Null) => change.remove_fields.push(key),
-                Some(value) => change.set_fields.push((key, value.clone())),
+                Some(value) => change.set_field(key, value.clone())?,
             }
         }
         "remove_field" => change
