@@ -18,6 +18,7 @@ use crate::audience::{
 };
 use crate::clock::format_ms;
 use crate::segment::FieldError;
+use crate::storage::StorageError;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -210,6 +211,14 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::Invalid(FieldError::new(field, message).into())
 }
 
+/// A cap reached by creating one record is a 422 on the record's `field`.
+fn over_cap(field: &'static str) -> impl Fn(StorageError) -> ApiError {
+    move |error| match error {
+        StorageError::LimitExceeded(message) => invalid(field, message),
+        other => other.into(),
+    }
+}
+
 /// Reads `{"<wrapper>":{"<field>":"…"}}` and returns the string.
 fn wrapped_string(bytes: &[u8], wrapper: &str, field: &str) -> Result<String, ApiError> {
     let (inner, mut errors) = body::wrapped(bytes, wrapper)?;
@@ -280,12 +289,13 @@ pub async fn list_tags(
 
 /// Creates a tag, or answers the one that already has this name (ignoring case).
 ///
-/// Bento: Tags → Create tag.
+/// Bento: Tags → Create tag. A new tag that would take the site over its
+/// cap of 10,000 tags is a 422 on `name`.
 #[utoipa::path(post, path = "/api/v1/fetch/tags", tag = "audience",
     responses(
         (status = 200, description = "The tag", body = TagEnvelope),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 422, description = "Missing or invalid name", body = ValidationErrorBody),
+        (status = 422, description = "Missing or invalid name, or the site has as many tags as it may", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
 pub async fn create_tag(
@@ -298,7 +308,8 @@ pub async fn create_tag(
     let tag = state
         .store
         .create_tag(caller.site_id, &name, state.clock.now_ms())
-        .await?;
+        .await
+        .map_err(over_cap("name"))?;
     Ok(json_response(
         StatusCode::OK,
         &TagEnvelope {
@@ -324,12 +335,13 @@ pub async fn list_fields(
 
 /// Registers a field key (normalised: `"First Name"` is `first_name`).
 ///
-/// Bento: Fields → Create field.
+/// Bento: Fields → Create field. A new key that would take the site over its
+/// cap of 1,000 field keys is a 422 on `key`.
 #[utoipa::path(post, path = "/api/v1/fetch/fields", tag = "audience",
     responses(
         (status = 200, description = "The field", body = FieldEnvelope),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 422, description = "Missing or invalid key", body = ValidationErrorBody),
+        (status = 422, description = "Missing or invalid key, or the site has as many field keys as it may", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
 pub async fn create_field(
@@ -342,7 +354,8 @@ pub async fn create_field(
     let field = state
         .store
         .create_field(caller.site_id, &key, written.trim(), state.clock.now_ms())
-        .await?;
+        .await
+        .map_err(over_cap("key"))?;
     Ok(json_response(
         StatusCode::OK,
         &FieldEnvelope {
