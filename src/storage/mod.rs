@@ -114,6 +114,15 @@ impl Precondition {
     }
 }
 
+/// One page of a listing in key order, and where the next one starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The sort key of the last item, when more items follow: pass it as
+    /// `after` for the next page.
+    pub next_after: Option<String>,
+}
+
 /// The audience: subscribers, tags, fields and events. Every call is scoped by
 /// `site_id`.
 #[async_trait]
@@ -132,14 +141,21 @@ pub trait AudienceStore: Send + Sync + 'static {
         changes: Vec<SubscriberChange>,
         now: i64,
     ) -> Result<Vec<Outcome>>;
-    /// Tags in name order.
-    async fn list_tags(&self, site_id: i64) -> Result<Vec<Tag>>;
+    /// Up to `limit` tags in name order (ignoring case), after the tag whose
+    /// name key is `after`.
+    async fn list_tags(&self, site_id: i64, after: Option<&str>, limit: usize)
+    -> Result<Page<Tag>>;
     /// Creates a tag, or returns the one that has this name ignoring case;
     /// a new tag that would take the site over its cap of tags is
     /// [`StorageError::LimitExceeded`].
     async fn create_tag(&self, site_id: i64, name: &TagName, now: i64) -> Result<Tag>;
-    /// Fields in key order.
-    async fn list_fields(&self, site_id: i64) -> Result<Vec<Field>>;
+    /// Up to `limit` fields in key order, after the field whose key is `after`.
+    async fn list_fields(
+        &self,
+        site_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Field>>;
     /// Registers a field key, or returns the one registered; a new key that
     /// would take the site over its cap of field keys is
     /// [`StorageError::LimitExceeded`].

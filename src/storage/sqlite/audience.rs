@@ -15,7 +15,7 @@ use crate::audience::{
     Subscription, Tag, TagName,
 };
 use crate::credentials::random_hex_id;
-use crate::storage::{AudienceStore, Result, StorageError};
+use crate::storage::{AudienceStore, Page, Result, StorageError};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use sqlx::sqlite::SqliteRow;
@@ -127,15 +127,25 @@ impl AudienceStore for SqliteStore {
         self.group.apply(site_id, changes, now).await
     }
 
-    async fn list_tags(&self, site_id: i64) -> Result<Vec<Tag>> {
+    async fn list_tags(
+        &self,
+        site_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Tag>> {
+        // `name_key` is unique per site: it alone orders the tags, and a
+        // page continues after the last one's.
         let rows = sqlx::query(
-            "SELECT id, name, created_at, discarded_at FROM tags WHERE site_id = $1
-             ORDER BY name_key, name, id",
+            "SELECT id, name, name_key, created_at, discarded_at FROM tags
+             WHERE site_id = $1 AND name_key > $2
+             ORDER BY name_key, name, id LIMIT $3",
         )
         .bind(site_id)
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64 + 1)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(tag_from_row).collect()
+        page(&rows, limit, "name_key", tag_from_row)
     }
 
     async fn create_tag(&self, site_id: i64, name: &TagName, now: i64) -> Result<Tag> {
@@ -156,14 +166,23 @@ impl AudienceStore for SqliteStore {
         tag_from_row(&row)
     }
 
-    async fn list_fields(&self, site_id: i64) -> Result<Vec<Field>> {
+    async fn list_fields(
+        &self,
+        site_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Field>> {
         let rows = sqlx::query(
-            "SELECT id, key, name, created_at FROM fields WHERE site_id = $1 ORDER BY key",
+            "SELECT id, key, name, created_at FROM fields
+             WHERE site_id = $1 AND key > $2
+             ORDER BY key LIMIT $3",
         )
         .bind(site_id)
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64 + 1)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(field_from_row).collect()
+        page(&rows, limit, "key", field_from_row)
     }
 
     async fn create_field(
@@ -223,6 +242,25 @@ impl AudienceStore for SqliteStore {
             unsubscriber_count: users - subscribed,
         })
     }
+}
+
+/// Up to `limit` of `rows` (which hold one more when another page follows),
+/// and the sort key in `column` of the last one kept when one does.
+fn page<T>(
+    rows: &[SqliteRow],
+    limit: usize,
+    column: &str,
+    item: impl Fn(&SqliteRow) -> Result<T>,
+) -> Result<Page<T>> {
+    let kept = &rows[..rows.len().min(limit)];
+    let next_after = match kept.last() {
+        Some(last) if rows.len() > limit => Some(last.try_get(column)?),
+        _ => None,
+    };
+    Ok(Page {
+        items: kept.iter().map(item).collect::<Result<_>>()?,
+        next_after,
+    })
 }
 
 /// Applies one caller's changes inside a write transaction: runs of changes
