@@ -8,8 +8,9 @@
 //!   [`http::ApiError`] that turns every failure into Bento's error shapes.
 //! - [`segment`]: the segment model and its rules (names, descriptions, the
 //!   saved query), shared by the HTTP layer and the CLI so both enforce the same.
-//! - [`audience`]: subscribers, tags, fields and events, and the one
-//!   [`audience::SubscriberChange`] every write of audience data becomes.
+//! - [`audience`]: subscribers, tags, fields and events, the one
+//!   [`audience::SubscriberChange`] every write of audience data becomes, and
+//!   the caps ([`audience::limits`]) every write is held to.
 //! - [`query`]: the segment query language: the saved text kept verbatim, its
 //!   grammar (parsed with pointed errors into one enum of conditions), and the
 //!   evaluator that turns a query into members over an in-memory audience.

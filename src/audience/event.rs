@@ -18,6 +18,11 @@
 //! A subscriber item is `{"email", "tags"?, "remove_tags"?, …}`: tags as
 //! comma-separated names (or a list), every other key a field. A field set to
 //! `null` is removed.
+//!
+//! What one item may carry is bounded here: an event type, a tag name and a
+//! field key are at most 255 characters, a field value at most 8 KiB and the
+//! details at most 64 KiB of compact JSON ([`super::limits`]). What an item
+//! may do to its subscriber and site is bounded where it is applied.
 
 use super::{Create, Email, FieldKey, NewEvent, SubscriberChange, Subscription, TagName};
 use serde_json::Value;
@@ -50,7 +55,7 @@ fn field_values(
         if value.is_null() {
             change.remove_fields.push(key);
         } else {
-            change.set_fields.push((key, value));
+            change.set_field(key, value)?;
         }
     }
     Ok(())
@@ -80,6 +85,7 @@ pub fn parse_event(raw: &RawValue, now: i64) -> Result<SubscriberChange, String>
         Some(text) if text.trim_start().starts_with('{') => crate::json::compact(text),
         Some(_) => return Err("details must be a JSON object".into()),
     };
+    super::limits::check_details(&details_text)?;
     let details: Value = serde_json::from_str(&details_text).map_err(|e| e.to_string())?;
 
     let mut change = SubscriberChange::touch(email);

@@ -14,13 +14,19 @@
 //!   subscriber's fields;
 //! - the special event types (`$subscribe`, `$unsubscribe`, `$tag`,
 //!   `$remove_tag`, `$update_fields`, `$purchase`) change the subscriber as
-//!   [`event`] describes.
+//!   [`event`] describes;
+//! - no change may take a subscriber or a site over the caps of [`limits`]
+//!   (fields and tags per subscriber, field keys and tags per site, the size
+//!   of a field value and of an event's details): such a change is refused
+//!   whole, and the other items of its batch are applied.
 
 pub mod email;
 pub mod event;
+pub mod limits;
 pub mod names;
 
 pub use email::Email;
+pub use limits::Limits;
 pub use names::{FieldKey, TagName};
 
 use serde_json::Value;
@@ -84,6 +90,14 @@ impl SubscriberChange {
             new_email: None,
             event: None,
         }
+    }
+
+    /// Sets a field (merged into the subscriber's), refusing a value larger
+    /// than [`limits::MAX_FIELD_VALUE_BYTES`].
+    pub fn set_field(&mut self, key: FieldKey, value: Value) -> Result<(), String> {
+        limits::check_field_value(key.as_str(), &value)?;
+        self.set_fields.push((key, value));
+        Ok(())
     }
 }
 

@@ -9,22 +9,39 @@
 //! - `GET /stats/site`: `{"user_count","subscriber_count","unsubscriber_count"}`, flat.
 //!
 //! These mirror the sections of the same names in Bento's API reference.
+//!
+//! The two lists come a page at a time (Corral's addition):
+//! `{"data":[…],"meta":{"next_cursor":…}}`, with `limit` and `cursor` in the
+//! query string. Bento's SDKs send neither and read only `data`; the default
+//! page is the site's cap ([`crate::audience::limits`]), so they see the
+//! whole list on any site within its caps, and only a site that holds more
+//! (data stored before the caps) needs a second page.
 
 use super::auth::Caller;
 use super::wire::{ErrorBody, ValidationErrorBody, json_response};
 use super::{ApiError, AppState, body};
+use crate::audience::limits::{MAX_FIELD_KEYS_PER_SITE, MAX_TAGS_PER_SITE};
 use crate::audience::{
     AudienceCounts, Email, Field, FieldKey, Subscriber, SubscriberChange, Tag, TagName,
 };
 use crate::clock::format_ms;
 use crate::segment::FieldError;
+use crate::storage::StorageError;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+/// Tags per page of `GET /fetch/tags`, by default and at most: a site's cap,
+/// so that a client that does not page sees every tag of a site within it.
+const TAG_PAGE: usize = MAX_TAGS_PER_SITE;
+/// Fields per page of `GET /fetch/fields`, likewise.
+const FIELD_PAGE: usize = MAX_FIELD_KEYS_PER_SITE;
 
 /// A subscriber on the wire (`type` `visitors`).
 #[derive(Debug, Serialize, ToSchema)]
@@ -142,9 +159,18 @@ pub struct TagEnvelope {
     pub data: TagResource,
 }
 
+/// One page of tags.
 #[derive(Serialize, ToSchema)]
 pub struct TagListEnvelope {
     pub data: Vec<TagResource>,
+    pub meta: ListMeta,
+}
+
+/// Where the next page starts (Corral extension; Bento's SDKs ignore it).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListMeta {
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -152,9 +178,77 @@ pub struct FieldEnvelope {
     pub data: FieldResource,
 }
 
+/// One page of fields.
 #[derive(Serialize, ToSchema)]
 pub struct FieldListEnvelope {
     pub data: Vec<FieldResource>,
+    pub meta: ListMeta,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TagListParams {
+    /// Tags per page, 1 to 10,000 (default 10,000, a site's cap).
+    limit: Option<String>,
+    /// `meta.next_cursor` of the previous page; absent for the first.
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FieldListParams {
+    /// Fields per page, 1 to 1,000 (default 1,000, a site's cap).
+    limit: Option<String>,
+    /// `meta.next_cursor` of the previous page; absent for the first.
+    cursor: Option<String>,
+}
+
+/// A list's page request: the limit (1 to `max`, `max` when absent) and the
+/// sort key the page starts after. A cursor is the last key of a page,
+/// opaque to clients and tied to its list (`scope`): it names a position, so
+/// it stays valid whatever is added meanwhile.
+fn page_request(
+    limit: Option<&str>,
+    cursor: Option<&str>,
+    max: usize,
+    scope: &str,
+) -> Result<(usize, Option<String>), ApiError> {
+    let limit = match limit {
+        None => max,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| invalid("limit", format!("must be a whole number from 1 to {max}")))?,
+    };
+    let after = match cursor {
+        None | Some("") => None,
+        Some(cursor) => Some(decode_cursor(cursor, scope).ok_or_else(|| {
+            invalid(
+                "cursor",
+                "is not a cursor this API gave out (use meta.next_cursor)",
+            )
+        })?),
+    };
+    Ok((limit, after))
+}
+
+fn encode_cursor(scope: &str, after: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{scope}:{after}"))
+}
+
+fn decode_cursor(cursor: &str, scope: &str) -> Option<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    Some(text.strip_prefix(scope)?.strip_prefix(':')?.to_owned())
+}
+
+/// A cap reached by creating one record is a 422 on the record's `field`.
+fn over_cap(field: &'static str) -> impl Fn(StorageError) -> ApiError {
+    move |error| match error {
+        StorageError::LimitExceeded(message) => invalid(field, message),
+        other => other.into(),
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -260,32 +354,59 @@ pub async fn create_subscriber(
     ))
 }
 
-/// The site's tags, in name order.
+/// The site's tags, in name order (ignoring case), a page at a time.
 ///
-/// Bento: Tags → Get tags.
+/// Bento: Tags → Get tags. Paging is Corral's addition: without `limit` a
+/// page holds up to 10,000 tags, a site's cap, so a client that reads only
+/// `data` (Bento's SDKs) gets every tag of a site within its caps.
+/// `meta.next_cursor` continues after the last tag of the page.
 #[utoipa::path(get, path = "/api/v1/fetch/tags", tag = "audience",
-    responses((status = 200, description = "Tags", body = TagListEnvelope)),
+    params(TagListParams),
+    responses(
+        (status = 200, description = "One page of tags", body = TagListEnvelope),
+        (status = 401, description = "Bad credentials or site", body = ErrorBody),
+        (status = 422, description = "A bad limit or cursor", body = ValidationErrorBody),
+    ),
     security(("basic" = [])))]
 pub async fn list_tags(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Query(params): Query<TagListParams>,
 ) -> Result<Response, ApiError> {
-    let tags = state.store.list_tags(caller.site_id).await?;
-    let data = tags
+    let (limit, after) = page_request(
+        params.limit.as_deref(),
+        params.cursor.as_deref(),
+        TAG_PAGE,
+        "tags",
+    )?;
+    let page = state
+        .store
+        .list_tags(caller.site_id, after.as_deref(), limit)
+        .await?;
+    let data = page
+        .items
         .iter()
         .map(|t| tag_resource(t, caller.site_id))
         .collect();
-    Ok(json_response(StatusCode::OK, &TagListEnvelope { data }))
+    let next_cursor = page.next_after.map(|key| encode_cursor("tags", &key));
+    Ok(json_response(
+        StatusCode::OK,
+        &TagListEnvelope {
+            data,
+            meta: ListMeta { next_cursor },
+        },
+    ))
 }
 
 /// Creates a tag, or answers the one that already has this name (ignoring case).
 ///
-/// Bento: Tags → Create tag.
+/// Bento: Tags → Create tag. A new tag that would take the site over its
+/// cap of 10,000 tags is a 422 on `name`.
 #[utoipa::path(post, path = "/api/v1/fetch/tags", tag = "audience",
     responses(
         (status = 200, description = "The tag", body = TagEnvelope),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 422, description = "Missing or invalid name", body = ValidationErrorBody),
+        (status = 422, description = "Missing or invalid name, or the site has as many tags as it may", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
 pub async fn create_tag(
@@ -298,7 +419,8 @@ pub async fn create_tag(
     let tag = state
         .store
         .create_tag(caller.site_id, &name, state.clock.now_ms())
-        .await?;
+        .await
+        .map_err(over_cap("name"))?;
     Ok(json_response(
         StatusCode::OK,
         &TagEnvelope {
@@ -307,29 +429,55 @@ pub async fn create_tag(
     ))
 }
 
-/// The site's fields, in key order.
+/// The site's fields, in key order, a page at a time.
 ///
-/// Bento: Fields → Get fields.
+/// Bento: Fields → Get fields. Paging is Corral's addition: without `limit`
+/// a page holds up to 1,000 fields, a site's cap, so a client that reads
+/// only `data` (Bento's SDKs) gets every field of a site within its caps.
+/// `meta.next_cursor` continues after the last field of the page.
 #[utoipa::path(get, path = "/api/v1/fetch/fields", tag = "audience",
-    responses((status = 200, description = "Fields", body = FieldListEnvelope)),
+    params(FieldListParams),
+    responses(
+        (status = 200, description = "One page of fields", body = FieldListEnvelope),
+        (status = 401, description = "Bad credentials or site", body = ErrorBody),
+        (status = 422, description = "A bad limit or cursor", body = ValidationErrorBody),
+    ),
     security(("basic" = [])))]
 pub async fn list_fields(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Query(params): Query<FieldListParams>,
 ) -> Result<Response, ApiError> {
-    let fields = state.store.list_fields(caller.site_id).await?;
-    let data = fields.iter().map(field_resource).collect();
-    Ok(json_response(StatusCode::OK, &FieldListEnvelope { data }))
+    let (limit, after) = page_request(
+        params.limit.as_deref(),
+        params.cursor.as_deref(),
+        FIELD_PAGE,
+        "fields",
+    )?;
+    let page = state
+        .store
+        .list_fields(caller.site_id, after.as_deref(), limit)
+        .await?;
+    let data = page.items.iter().map(field_resource).collect();
+    let next_cursor = page.next_after.map(|key| encode_cursor("fields", &key));
+    Ok(json_response(
+        StatusCode::OK,
+        &FieldListEnvelope {
+            data,
+            meta: ListMeta { next_cursor },
+        },
+    ))
 }
 
 /// Registers a field key (normalised: `"First Name"` is `first_name`).
 ///
-/// Bento: Fields → Create field.
+/// Bento: Fields → Create field. A new key that would take the site over its
+/// cap of 1,000 field keys is a 422 on `key`.
 #[utoipa::path(post, path = "/api/v1/fetch/fields", tag = "audience",
     responses(
         (status = 200, description = "The field", body = FieldEnvelope),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 422, description = "Missing or invalid key", body = ValidationErrorBody),
+        (status = 422, description = "Missing or invalid key, or the site has as many field keys as it may", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
 pub async fn create_field(
@@ -342,7 +490,8 @@ pub async fn create_field(
     let field = state
         .store
         .create_field(caller.site_id, &key, written.trim(), state.clock.now_ms())
-        .await?;
+        .await
+        .map_err(over_cap("key"))?;
     Ok(json_response(
         StatusCode::OK,
         &FieldEnvelope {

@@ -8,6 +8,10 @@
 //! `{"results":N,"failed":N}`, plus Corral's `errors`: for each failed item its
 //! index and why. A `$purchase` already stored under its unique key counts as a
 //! result (acknowledged) and is not stored again. A batch holds 1 to 1,000 items.
+//! An item that would take its subscriber or the site over one of the caps of
+//! [`crate::audience::limits`] (or carries a value over its size) fails alone,
+//! with a message naming the cap (`subscriber would have 201 fields; at most
+//! 200`).
 
 use super::auth::Caller;
 use super::wire::{ErrorBody, ValidationErrorBody, json_response};
@@ -114,7 +118,8 @@ async fn apply(
 /// Imports subscribers: each item's `email`, `tags` and `remove_tags`
 /// (comma-separated names) and every other key as a field (`null` removes it).
 ///
-/// Bento: Batch → Import subscribers.
+/// Bento: Batch → Import subscribers. An item over a cap (fields or tags per
+/// subscriber, field keys or tags per site, a value's size) fails alone.
 #[utoipa::path(post, path = "/api/v1/batch/subscribers", tag = "audience",
     responses(
         (status = 200, description = "Counts", body = BatchResult),
@@ -137,6 +142,8 @@ pub async fn import_subscribers(
 /// Imports events: `{"type","email","date"?,"details"?,"fields"?}` each.
 ///
 /// Bento: Batch → Import events. See the README for the special event types.
+/// An item over a cap (fields or tags per subscriber, field keys or tags per
+/// site, a value's or the details' size) fails alone.
 #[utoipa::path(post, path = "/api/v1/batch/events", tag = "audience",
     responses(
         (status = 200, description = "Counts", body = BatchResult),
@@ -162,7 +169,8 @@ pub async fn import_events(
 /// `remove_tag`, `add_field` (`query` `{"key","value"}`), `remove_field`,
 /// `subscribe`, `unsubscribe`, `change_email` (`query` the new email).
 ///
-/// Bento: Commands.
+/// Bento: Commands. A command over a cap (fields or tags per subscriber,
+/// field keys or tags per site, a value's size) fails alone.
 #[utoipa::path(post, path = "/api/v1/fetch/commands", tag = "audience",
     responses(
         (status = 200, description = "Counts", body = BatchResult),
@@ -238,7 +246,7 @@ fn parse_command(raw: &RawValue, now: i64) -> Result<SubscriberChange, String> {
             let key = FieldKey::parse(key).map_err(|m| format!("query.key {m}"))?;
             match value {
                 None | Some(Value::Null) => change.remove_fields.push(key),
-                Some(value) => change.set_fields.push((key, value.clone())),
+                Some(value) => change.set_field(key, value.clone())?,
             }
         }
         "remove_field" => change

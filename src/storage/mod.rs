@@ -37,6 +37,10 @@ pub enum StorageError {
     /// The record changed since the version the caller named.
     #[error("the record has changed since it was read")]
     PreconditionFailed,
+    /// Creating the record would take the site over one of the caps of
+    /// [`crate::audience::limits`]; the message names the cap.
+    #[error("{0}")]
+    LimitExceeded(String),
     #[error("unsupported database URL {0:?}: use sqlite://PATH")]
     UnsupportedUrl(String),
     #[error("database error: {0}")]
@@ -110,6 +114,15 @@ impl Precondition {
     }
 }
 
+/// One page of a listing in key order, and where the next one starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The sort key of the last item, when more items follow: pass it as
+    /// `after` for the next page.
+    pub next_after: Option<String>,
+}
+
 /// The audience: subscribers, tags, fields and events. Every call is scoped by
 /// `site_id`.
 #[async_trait]
@@ -117,22 +130,35 @@ pub trait AudienceStore: Send + Sync + 'static {
     async fn subscriber_by_email(&self, site_id: i64, email: &Email) -> Result<Option<Subscriber>>;
     async fn subscriber_by_uuid(&self, site_id: i64, uuid: &str) -> Result<Option<Subscriber>>;
     /// Applies each change all or nothing, in one transaction: an item that
-    /// is refused leaves no trace and the others are still applied. Durable
-    /// when this returns. The changes are taken by value: the writer that
-    /// commits them may run on another task.
+    /// is refused (an unknown subscriber for `change_email`, a taken email,
+    /// or a change that would take the subscriber or the site over one of the
+    /// backend's [`crate::audience::Limits`]) leaves no trace and the others
+    /// are still applied. Durable when this returns. The changes are taken
+    /// by value: the writer that commits them may run on another task.
     async fn apply_changes(
         &self,
         site_id: i64,
         changes: Vec<SubscriberChange>,
         now: i64,
     ) -> Result<Vec<Outcome>>;
-    /// Tags in name order.
-    async fn list_tags(&self, site_id: i64) -> Result<Vec<Tag>>;
-    /// Creates a tag, or returns the one that has this name ignoring case.
+    /// Up to `limit` tags in name order (ignoring case), after the tag whose
+    /// name key is `after`.
+    async fn list_tags(&self, site_id: i64, after: Option<&str>, limit: usize)
+    -> Result<Page<Tag>>;
+    /// Creates a tag, or returns the one that has this name ignoring case;
+    /// a new tag that would take the site over its cap of tags is
+    /// [`StorageError::LimitExceeded`].
     async fn create_tag(&self, site_id: i64, name: &TagName, now: i64) -> Result<Tag>;
-    /// Fields in key order.
-    async fn list_fields(&self, site_id: i64) -> Result<Vec<Field>>;
-    /// Registers a field key, or returns the one registered.
+    /// Up to `limit` fields in key order, after the field whose key is `after`.
+    async fn list_fields(
+        &self,
+        site_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Field>>;
+    /// Registers a field key, or returns the one registered; a new key that
+    /// would take the site over its cap of field keys is
+    /// [`StorageError::LimitExceeded`].
     async fn create_field(
         &self,
         site_id: i64,

@@ -553,6 +553,21 @@ describe('Batch limits and concurrency', () => {
     assert.deepEqual(await tagNamesOf(bento, s), [`bulk-${sfx}`]);
   });
 
+  test('importSubscribers leaves a subscriber over a cap out of results and stores nothing of it', async () => {
+    const sfx = suffix();
+    const tooMany = { email: newEmail('too-many-fields') };
+    for (let i = 0; i < 201; i++) tooMany[`f${i}_${sfx}`] = i;
+    const fine = { email: newEmail('within-caps'), plan: 'pro' };
+    const before = await siteStats(bento);
+    assert.equal(await bento.Batch.importSubscribers({ subscribers: [tooMany, fine] }), 1);
+    assert.equal(await bento.Subscribers.getSubscribers({ email: tooMany.email }), null);
+    assert.deepEqual(fieldsOf(await subscriber(bento, fine.email)), { plan: 'pro' });
+    const keys = (await bento.Fields.getFields()).map((f) => f.attributes.key);
+    assert.ok(!keys.includes(`f0_${sfx}`), 'a refused item registers no field key');
+    const after = await siteStats(bento);
+    assert.equal(after.user_count - before.user_count, 1);
+  });
+
   test('the same subscriber, tag and purchase sent in parallel are stored once', async () => {
     const sfx = suffix();
     const email = newEmail('parallel');

@@ -407,6 +407,39 @@ describe('changing, discarding and restoring segments (Corral extensions)', () =
   });
 });
 
+describe('tag and field lists (paging is a Corral extension)', () => {
+  test('getTags reads the whole list, and _client pages it with limit and cursor', async () => {
+    const sfx = suffix();
+    const names = ['a', 'b', 'c'].map((l) => `page-${l}-${sfx}`);
+    const tags = sdk(MAIN).V1.Tags;
+    for (const name of names) await tags.createTag({ name });
+    const whole = (await tags.getTags()).map((t) => t.attributes.name);
+    for (const name of names) assert.ok(whole.includes(name), `${name} not in getTags`);
+
+    const paged = [];
+    let cursor;
+    do {
+      const page = await main.get('/fetch/tags', { limit: 2, cursor });
+      assert.ok(page.data.length <= 2, JSON.stringify(page.meta));
+      paged.push(...page.data);
+      cursor = page.meta.next_cursor ?? undefined;
+    } while (cursor);
+    const ids = paged.map((t) => t.id);
+    assert.equal(new Set(ids).size, ids.length, 'no tag is on two pages');
+    const ours = paged.map((t) => t.attributes.name).filter((n) => names.includes(n));
+    assert.deepEqual(ours, names);
+
+    const fields = await main.get('/fetch/fields', { limit: 1 });
+    assert.ok(Array.isArray(fields.data) && fields.data.length <= 1);
+    assert.ok('next_cursor' in fields.meta);
+    await assert.rejects(main.get('/fetch/tags', { cursor: 'not-a-cursor' }), (err) => {
+      assert.match(err.message, /^\[422\] - /);
+      assert.equal(JSON.parse(err.message.slice('[422] - '.length)).errors[0].field, 'cursor');
+      return true;
+    });
+  });
+});
+
 describe('authentication', () => {
   test('a wrong secret key raises NotAuthorizedError', async () => {
     const client = sdk(MAIN, { secretKey: bogus(MAIN.secretKey) }).V1._client;

@@ -642,6 +642,112 @@ async fn importing_subscribers_reads_csv_with_typed_fields_and_stdin() {
     );
 }
 
+#[tokio::test]
+async fn importing_skips_lines_over_the_caps_and_keeps_the_rest() {
+    let app = TestApp::spawn().await;
+    let cli = Cli::on(&app.database_url);
+    let numbered = |prefix: &str, count: usize| -> Vec<String> {
+        (0..count).map(|i| format!("{prefix}{i}")).collect()
+    };
+    let with_fields = |email: &str, keys: &[String]| {
+        let mut item = serde_json::Map::new();
+        item.insert("email".into(), json!(email));
+        for key in keys {
+            item.insert(key.clone(), json!(1));
+        }
+        Value::Object(item).to_string()
+    };
+    let mut lines = vec![
+        // Lines 1 to 4: one cap each, per subscriber and per value.
+        with_fields("a@x.com", &numbered("f", 201)),
+        json!({"email": "b@x.com", "tags": numbered("t", 501).join(",")}).to_string(),
+        json!({"email": "c@x.com", "bio": "x".repeat(8 * 1024)}).to_string(),
+        json!({"email": "d@x.com", "plan": "pro", "tags": "vip"}).to_string(),
+    ];
+    // Lines 5 to 9 bring the site to 1,000 field keys (`plan` is one);
+    // line 10 would be the 1,001st.
+    for i in 0..5 {
+        let keys = numbered(&format!("k{i}_"), if i == 4 { 199 } else { 200 });
+        lines.push(with_fields(&format!("k{i}@x.com"), &keys));
+    }
+    lines.push(with_fields("e@x.com", &["brand_new".to_owned()]));
+    // Lines 11 to 30 bring the site to 10,000 tags (`vip` is one); line 31
+    // would be one more.
+    for i in 0..20 {
+        let tags = numbered(&format!("s{i}-"), if i == 19 { 499 } else { 500 }).join(",");
+        lines.push(json!({"email": format!("s{i}@x.com"), "tags": tags}).to_string());
+    }
+    lines.push(json!({"email": "f@x.com", "tags": "brand-new"}).to_string());
+    let file = cli.dir.path().join("people.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+
+    let output = cli.run(&[
+        "import",
+        "subscribers",
+        "--site",
+        &app.site.uuid,
+        file.to_str().unwrap(),
+    ]);
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for skipped in [
+        "line 1: subscriber would have 201 fields; at most 200 (skipped)",
+        "line 2: subscriber would have 501 tags; at most 500 (skipped)",
+        "line 3: field \"bio\" would take 8194 bytes; at most 8192 (skipped)",
+        "line 10: site would have 1001 field keys; at most 1000 (skipped)",
+        "line 31: site would have 10001 tags; at most 10000 (skipped)",
+    ] {
+        assert!(stderr.contains(skipped), "{skipped}: {stderr}");
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.starts_with("imported 26 subscribers, skipped 5 bad lines"),
+        "{stdout}"
+    );
+    for email in ["a@x.com", "b@x.com", "c@x.com", "e@x.com", "f@x.com"] {
+        assert_eq!(app.subscriber(email).await, Value::Null, "{email}");
+    }
+    assert_eq!(
+        app.subscriber("d@x.com").await["attributes"]["fields"],
+        json!({"plan": "pro"})
+    );
+
+    // Events: details over 64 KiB, and a tag the site has no room for.
+    let events = [
+        json!({"type": "t", "email": "d@x.com", "details": {"f": "x".repeat(64 * 1024)}}),
+        json!({"type": "$tag", "email": "d@x.com", "details": {"tag": "brand-new"}}),
+        json!({"type": "$tag", "email": "d@x.com", "details": {"tag": "S0-0"}}),
+    ];
+    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
+    let file = cli.dir.path().join("events.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let output = cli.run(&[
+        "import",
+        "events",
+        "--site",
+        &app.site.uuid,
+        file.to_str().unwrap(),
+    ]);
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("line 1: details would take 65544 bytes; at most 65536 (skipped)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 2: site would have 10001 tags; at most 10000 (skipped)"),
+        "{stderr}"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM events").await, 1);
+    assert_eq!(
+        app.subscriber("d@x.com").await["attributes"]["cached_tag_ids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
 #[test]
 fn evaluation_from_the_cli_answers_what_the_api_answers() {
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -10,6 +10,7 @@ mod auth;
 mod cli;
 mod conditional;
 mod evaluation;
+mod limits;
 mod operations;
 mod rate_limit;
 mod segments_read;

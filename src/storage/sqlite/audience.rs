@@ -1,20 +1,26 @@
 //! The audience on SQLite: subscribers, tags, fields and events.
 //!
 //! [`AudienceStore::apply_changes`] runs a whole batch in one write
-//! transaction and each item inside a savepoint, so a refused item is rolled
-//! back alone and the batch is durable (`synchronous = FULL`) when it returns.
+//! transaction: runs of changes that cannot be refused for who they name in
+//! bulk ([`bulk`]), the others each inside a savepoint, so a refused item is
+//! rolled back alone and the batch is durable (`synchronous = FULL`) when it
+//! returns. Both paths hold every change to the store's [`Limits`], checked
+//! in the same order with the same counts ([`caps`]), and refuse the same
+//! items with the same message.
 
-use super::{SqliteStore, bulk};
+use super::{SqliteStore, bulk, caps};
+use crate::audience::limits::Growth;
 use crate::audience::{
-    AudienceCounts, Create, Email, Field, FieldKey, Outcome, Subscriber, SubscriberChange,
+    AudienceCounts, Create, Email, Field, FieldKey, Limits, Outcome, Subscriber, SubscriberChange,
     Subscription, Tag, TagName,
 };
 use crate::credentials::random_hex_id;
-use crate::storage::{AudienceStore, Result, StorageError};
+use crate::storage::{AudienceStore, Page, Result, StorageError};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+use std::collections::{BTreeSet, HashSet};
 
 /// Why one item of a batch was not applied.
 pub(super) enum ItemError {
@@ -121,19 +127,36 @@ impl AudienceStore for SqliteStore {
         self.group.apply(site_id, changes, now).await
     }
 
-    async fn list_tags(&self, site_id: i64) -> Result<Vec<Tag>> {
+    async fn list_tags(
+        &self,
+        site_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Tag>> {
+        // `name_key` is unique per site: it alone orders the tags, and a
+        // page continues after the last one's.
         let rows = sqlx::query(
-            "SELECT id, name, created_at, discarded_at FROM tags WHERE site_id = $1
-             ORDER BY name_key, name, id",
+            "SELECT id, name, name_key, created_at, discarded_at FROM tags
+             WHERE site_id = $1 AND name_key > $2
+             ORDER BY name_key, name, id LIMIT $3",
         )
         .bind(site_id)
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64 + 1)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(tag_from_row).collect()
+        page(&rows, limit, "name_key", tag_from_row)
     }
 
     async fn create_tag(&self, site_id: i64, name: &TagName, now: i64) -> Result<Tag> {
         let mut tx = self.begin_write().await?;
+        let known = caps::known_tag_keys(&mut tx, site_id, &[name.key().as_str()]).await?;
+        if known.is_empty() {
+            let count = caps::tag_count(&mut tx, site_id).await?;
+            self.limits
+                .check_new_tag(count)
+                .map_err(StorageError::LimitExceeded)?;
+        }
         let id = tag_id(&mut tx, site_id, name, now).await?;
         let row = sqlx::query("SELECT id, name, created_at, discarded_at FROM tags WHERE id = $1")
             .bind(id)
@@ -143,14 +166,23 @@ impl AudienceStore for SqliteStore {
         tag_from_row(&row)
     }
 
-    async fn list_fields(&self, site_id: i64) -> Result<Vec<Field>> {
+    async fn list_fields(
+        &self,
+        site_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Field>> {
         let rows = sqlx::query(
-            "SELECT id, key, name, created_at FROM fields WHERE site_id = $1 ORDER BY key",
+            "SELECT id, key, name, created_at FROM fields
+             WHERE site_id = $1 AND key > $2
+             ORDER BY key LIMIT $3",
         )
         .bind(site_id)
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64 + 1)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(field_from_row).collect()
+        page(&rows, limit, "key", field_from_row)
     }
 
     async fn create_field(
@@ -161,6 +193,13 @@ impl AudienceStore for SqliteStore {
         now: i64,
     ) -> Result<Field> {
         let mut tx = self.begin_write().await?;
+        let known = caps::known_field_keys(&mut tx, site_id, &[key.as_str()]).await?;
+        if known.is_empty() {
+            let count = caps::field_key_count(&mut tx, site_id).await?;
+            self.limits
+                .check_new_field_key(count)
+                .map_err(StorageError::LimitExceeded)?;
+        }
         register_field(&mut tx, site_id, key, name, now).await?;
         let row = sqlx::query(
             "SELECT id, key, name, created_at FROM fields WHERE site_id = $1 AND key = $2",
@@ -205,15 +244,36 @@ impl AudienceStore for SqliteStore {
     }
 }
 
+/// Up to `limit` of `rows` (which hold one more when another page follows),
+/// and the sort key in `column` of the last one kept when one does.
+fn page<T>(
+    rows: &[SqliteRow],
+    limit: usize,
+    column: &str,
+    item: impl Fn(&SqliteRow) -> Result<T>,
+) -> Result<Page<T>> {
+    let kept = &rows[..rows.len().min(limit)];
+    let next_after = match kept.last() {
+        Some(last) if rows.len() > limit => Some(last.try_get(column)?),
+        _ => None,
+    };
+    Ok(Page {
+        items: kept.iter().map(item).collect::<Result<_>>()?,
+        next_after,
+    })
+}
+
 /// Applies one caller's changes inside a write transaction: runs of changes
-/// that cannot be refused in bulk, the rest one at a time in a savepoint
-/// each, all in order. The ids of subscribers created, or whose row or tags
-/// changed, are added to `touched` (for the change log).
+/// that may create their subscriber and do not change an email in bulk, the
+/// rest one at a time in a savepoint each, all in order. The ids of
+/// subscribers created, or whose row or tags changed, are added to `touched`
+/// (for the change log); a refused item adds nobody.
 pub(super) async fn apply_in(
     tx: &mut Transaction<'static, Sqlite>,
     site_id: i64,
     changes: &[SubscriberChange],
     now: i64,
+    limits: &Limits,
     touched: &mut Vec<i64>,
 ) -> Result<Vec<Outcome>> {
     let mut outcomes = Vec::with_capacity(changes.len());
@@ -225,13 +285,21 @@ pub(super) async fn apply_in(
             .count();
         if run > 0 {
             outcomes.extend(
-                bulk::apply_run(tx, site_id, &changes[start..start + run], now, touched).await?,
+                bulk::apply_run(
+                    tx,
+                    site_id,
+                    &changes[start..start + run],
+                    now,
+                    limits,
+                    touched,
+                )
+                .await?,
             );
             start += run;
             continue;
         }
         sqlx::query("SAVEPOINT item").execute(&mut **tx).await?;
-        match apply_one(tx, site_id, &changes[start], now).await {
+        match apply_one(tx, site_id, &changes[start], now, limits).await {
             Ok((outcome, changed)) => {
                 sqlx::query("RELEASE item").execute(&mut **tx).await?;
                 outcomes.push(outcome);
@@ -297,12 +365,14 @@ async fn register_field(
 
 /// Applies one change inside the batch's transaction (and its savepoint);
 /// with the outcome, the subscriber's id if it was created or its row or tags
-/// changed.
+/// changed. A refusal may leave writes behind: the caller rolls the
+/// savepoint back.
 pub(super) async fn apply_one(
     tx: &mut Transaction<'static, Sqlite>,
     site_id: i64,
     change: &SubscriberChange,
     now: i64,
+    limits: &Limits,
 ) -> std::result::Result<(Outcome, Option<i64>), ItemError> {
     // A purchase sent again is acknowledged and nothing else happens.
     if let Some(event) = &change.event
@@ -359,13 +429,28 @@ pub(super) async fn apply_one(
     };
 
     if !change.set_fields.is_empty() || !change.remove_fields.is_empty() {
-        let mut fields: Map<String, Value> = serde_json::from_str(&fields_text).unwrap_or_default();
+        let before: Map<String, Value> = serde_json::from_str(&fields_text).unwrap_or_default();
+        let mut fields = before.clone();
         for (key, value) in &change.set_fields {
-            register_field(tx, site_id, key, key.as_str(), now).await?;
             fields.insert(key.as_str().to_owned(), value.clone());
         }
         for key in &change.remove_fields {
             fields.remove(key.as_str());
+        }
+        let named: BTreeSet<&FieldKey> = change.set_fields.iter().map(|(key, _)| key).collect();
+        let (site_keys, new_keys) = if named.is_empty() {
+            (0, 0)
+        } else {
+            let keys: Vec<&str> = named.iter().map(|key| key.as_str()).collect();
+            let known = caps::known_field_keys(tx, site_id, &keys).await?;
+            let count = caps::field_key_count(tx, site_id).await?;
+            (count, keys.len() - known.len())
+        };
+        limits
+            .check_fields(&before, &fields, site_keys, new_keys)
+            .map_err(ItemError::Refused)?;
+        for key in named {
+            register_field(tx, site_id, key, key.as_str(), now).await?;
         }
         let text = serde_json::to_string(&fields).map_err(|e| ItemError::Refused(e.to_string()))?;
         sqlx::query("UPDATE subscribers SET fields = $1 WHERE id = $2")
@@ -375,6 +460,34 @@ pub(super) async fn apply_one(
             .await?;
     }
 
+    if !change.add_tags.is_empty() {
+        let held = if created {
+            HashSet::new()
+        } else {
+            caps::tags_held(tx, &[subscriber_id])
+                .await?
+                .remove(&subscriber_id)
+                .unwrap_or_default()
+        };
+        let mut after = held.clone();
+        for name in &change.add_tags {
+            after.insert(name.key());
+        }
+        for name in &change.remove_tags {
+            after.remove(&name.key());
+        }
+        let added: BTreeSet<String> = change.add_tags.iter().map(TagName::key).collect();
+        let added: Vec<&str> = added.iter().map(String::as_str).collect();
+        let known = caps::known_tag_keys(tx, site_id, &added).await?;
+        let count = caps::tag_count(tx, site_id).await?;
+        let growth = Growth {
+            before: held.len(),
+            after: after.len(),
+        };
+        limits
+            .check_tags(growth, count, added.len() - known.len())
+            .map_err(ItemError::Refused)?;
+    }
     for name in &change.add_tags {
         let tag = tag_id(tx, site_id, name, now).await?;
         sqlx::query(

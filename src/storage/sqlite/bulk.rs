@@ -1,21 +1,31 @@
 //! Writing a run of audience changes in bulk: what every import and every
 //! batch of events mostly consists of.
 //!
-//! Any change that cannot be refused (it may create its subscriber and does
-//! not change an email) is applied here, many rows per statement: the run's
-//! subscribers are read at once, the missing ones created at once, every
-//! change folded in order into their state in memory, and the result written
-//! back with a handful of multi-row statements. Order inside the run is kept
-//! exactly: two changes to one subscriber apply one after the other, and the
-//! last word on a tag wins. A `$purchase` whose unique key is already stored
-//! (or repeated within the run) changes nothing at all.
+//! Any change that may create its subscriber and does not change an email is
+//! applied here, many rows per statement: the run's subscribers are read at
+//! once, every change folded in order into their state in memory, and the
+//! result written back with a handful of multi-row statements. Order inside
+//! the run is kept exactly: two changes to one subscriber apply one after the
+//! other, and the last word on a tag wins. A `$purchase` whose unique key is
+//! already stored (or repeated within the run) changes nothing at all.
+//!
+//! The caps of [`Limits`] are decided while folding, from counts read once
+//! for the run (the site's field keys and tags, which of the keys the run
+//! names the site already has, the tags held by the subscribers it tags) and
+//! kept up to date as changes are applied. A refused change is folded into
+//! nothing: it creates no subscriber, tag or field key, and its subscriber is
+//! written (and reported changed) only if another change of the run applies.
+//! The one-at-a-time path ([`super::audience::apply_one`]) checks the same
+//! caps in the same order, so both refuse the same items with the same words.
 
-use crate::audience::{Create, Outcome, SubscriberChange, Subscription};
+use super::caps;
+use crate::audience::limits::Growth;
+use crate::audience::{Create, Email, Limits, NewEvent, Outcome, SubscriberChange, Subscription};
 use crate::credentials::random_hex_id;
 use crate::storage::Result;
 use serde_json::{Map, Value};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Rows per multi-row statement: well under SQLite's limit of bound values.
 const ROWS: usize = 500;
@@ -24,85 +34,159 @@ const ROWS: usize = 500;
 /// SQLite's 32,766 bound values.
 const EVENT_ROWS: usize = 3_000;
 
-/// Whether a change can be applied in bulk: nothing about it can be refused.
+/// Whether a change can be applied in bulk: it may create its subscriber and
+/// changes no email, so nothing but the caps can refuse it.
 pub(super) fn can_bulk(change: &SubscriberChange) -> bool {
     change.create == Create::IfMissing && change.new_email.is_none()
 }
 
 /// One subscriber's state while a run is folded into it.
-struct State {
-    id: i64,
+struct State<'a> {
+    /// `None` for a subscriber the run names but the site does not have yet:
+    /// created after folding, and only if one of its changes was applied.
+    id: Option<i64>,
+    /// The email to create the subscriber with.
+    email: &'a Email,
     /// The stored fields; `None` when only the id was read, for a
     /// subscriber whose row the run does not touch.
     fields_text: Option<String>,
     /// Parsed on first use: most runs never touch fields.
     fields: Option<Map<String, Value>>,
     unsubscribed_at: Option<i64>,
+    /// The name keys of the tags held; read only for the subscribers the
+    /// run adds or removes tags of.
+    tags: Option<HashSet<String>>,
     changed: bool,
+    /// Named by a change that was applied.
+    used: bool,
     /// Created by this run.
     created: bool,
 }
 
-type Tx = Transaction<'static, Sqlite>;
+/// What the site holds that the caps count, as of the changes folded so far.
+#[derive(Default)]
+struct SiteCounts {
+    field_keys: usize,
+    /// The field keys the run sets that the site has (or the run registered).
+    known_fields: HashSet<String>,
+    tags: usize,
+    /// The tag keys the run adds that the site has (or the run created).
+    known_tags: HashSet<String>,
+}
 
-/// Applies a run of changes that [`can_bulk`] accepts; adds to `touched`
-/// the ids of the subscribers it created or whose row or tags it changed.
-pub(super) async fn apply_run(
-    tx: &mut Tx,
-    site_id: i64,
-    changes: &[SubscriberChange],
-    now: i64,
-    touched: &mut Vec<i64>,
-) -> Result<Vec<Outcome>> {
-    let duplicates = stored_purchases(tx, site_id, changes).await?;
-    let mut outcomes = Vec::with_capacity(changes.len());
-    let mut seen_keys = HashSet::new();
-    let mut live = Vec::with_capacity(changes.len());
-    for change in changes {
-        let repeated = change
-            .event
-            .as_ref()
-            .and_then(|e| Some((e.kind.clone(), e.unique_key.clone()?)))
-            .is_some_and(|key| duplicates.contains(&key) || !seen_keys.insert(key));
-        if repeated {
-            outcomes.push(Outcome::Duplicate);
-        } else {
-            outcomes.push(Outcome::Applied);
-            live.push(change);
-        }
-    }
+/// A run's applied changes, folded in memory, ready to be written.
+struct Fold<'a> {
+    states: Vec<State<'a>>,
+    by_email: HashMap<String, usize>,
+    site: SiteCounts,
+    /// Subscribers to create, in the order of their first applied change.
+    to_create: Vec<usize>,
+    /// (subscriber, tag key) → added (true) or removed (false): the last word.
+    tag_ops: BTreeMap<(usize, String), bool>,
+    /// Tags to create if new, with their first added spelling.
+    tags_added: HashMap<String, &'a str>,
+    field_keys: Vec<&'a str>,
+    events: Vec<(usize, &'a NewEvent)>,
+}
 
-    let mut states = load_subscribers(tx, site_id, &live, now).await?;
-    let mut tag_ops: BTreeMap<(i64, String), bool> = BTreeMap::new();
-    let mut tags_added: HashMap<String, &str> = HashMap::new();
-    let mut field_keys: Vec<&str> = Vec::new();
-    let mut events = Vec::new();
-    for change in &live {
-        let state = states.get_mut(&change.email.key()).expect("loaded above");
-        if !change.set_fields.is_empty() || !change.remove_fields.is_empty() {
-            let fields = state.fields.get_or_insert_with(|| {
+impl<'a> Fold<'a> {
+    /// Folds one change in, or refuses it (then nothing of it is folded).
+    fn apply(&mut self, change: &'a SubscriberChange, limits: &Limits) -> Result<(), String> {
+        let index = self.by_email[&change.email.key()];
+        let state = &mut self.states[index];
+        let site = &mut self.site;
+
+        // Decide everything before folding anything.
+        let fields = if !change.set_fields.is_empty() || !change.remove_fields.is_empty() {
+            let before = state.fields.get_or_insert_with(|| {
                 serde_json::from_str(state.fields_text.as_deref().unwrap_or("{}"))
                     .unwrap_or_default()
             });
+            let mut after = before.clone();
             for (key, value) in &change.set_fields {
-                fields.insert(key.as_str().to_owned(), value.clone());
-                field_keys.push(key.as_str());
+                after.insert(key.as_str().to_owned(), value.clone());
             }
             for key in &change.remove_fields {
-                fields.remove(key.as_str());
+                after.remove(key.as_str());
             }
-            state.changed = true;
+            let named: BTreeSet<&'a str> =
+                change.set_fields.iter().map(|(k, _)| k.as_str()).collect();
+            let new: Vec<&'a str> = named
+                .into_iter()
+                .filter(|key| !site.known_fields.contains(*key))
+                .collect();
+            limits.check_fields(before, &after, site.field_keys, new.len())?;
+            Some((after, new))
+        } else {
+            None
+        };
+        let tags = if !change.add_tags.is_empty() || !change.remove_tags.is_empty() {
+            let held = state
+                .tags
+                .as_ref()
+                .expect("tags are read for every subscriber the run tags");
+            let mut last_word: BTreeMap<String, bool> = BTreeMap::new();
+            for tag in &change.add_tags {
+                last_word.insert(tag.key(), true);
+            }
+            for tag in &change.remove_tags {
+                last_word.insert(tag.key(), false);
+            }
+            let gained = last_word
+                .iter()
+                .filter(|(key, add)| **add && !held.contains(*key))
+                .count();
+            let lost = last_word
+                .iter()
+                .filter(|(key, add)| !**add && held.contains(*key))
+                .count();
+            let growth = Growth {
+                before: held.len(),
+                after: held.len() + gained - lost,
+            };
+            let added: BTreeSet<String> = change.add_tags.iter().map(|t| t.key()).collect();
+            let new: Vec<String> = added
+                .into_iter()
+                .filter(|key| !site.known_tags.contains(key))
+                .collect();
+            limits.check_tags(growth, site.tags, new.len())?;
+            Some((last_word, new))
+        } else {
+            None
+        };
+
+        if state.id.is_none() && !state.used {
+            // Created as its first applied change writes the email.
+            state.email = &change.email;
+            self.to_create.push(index);
         }
-        for (tags, add) in [(&change.add_tags, true), (&change.remove_tags, false)] {
-            for tag in tags {
+        state.used = true;
+        if let Some((after, new)) = fields {
+            state.fields = Some(after);
+            state.changed = true;
+            site.field_keys += new.len();
+            site.known_fields.extend(new.into_iter().map(str::to_owned));
+            self.field_keys
+                .extend(change.set_fields.iter().map(|(k, _)| k.as_str()));
+        }
+        if let Some((last_word, new)) = tags {
+            let held = state.tags.as_mut().expect("checked above");
+            for (key, add) in last_word {
                 if add {
-                    // Created with its first added spelling, even if a later
-                    // change removes it again.
-                    tags_added.entry(tag.key()).or_insert(tag.as_str());
+                    held.insert(key.clone());
+                } else {
+                    held.remove(&key);
                 }
-                tag_ops.insert((state.id, tag.key()), add);
-                state.changed = true;
+                self.tag_ops.insert((index, key), add);
             }
+            for tag in &change.add_tags {
+                // Created with its first added spelling, even if a later
+                // change removes it again.
+                self.tags_added.entry(tag.key()).or_insert(tag.as_str());
+            }
+            site.tags += new.len();
+            site.known_tags.extend(new);
+            state.changed = true;
         }
         match change.subscription {
             Some(Subscription::Subscribe) if state.unsubscribed_at.is_some() => {
@@ -116,20 +200,85 @@ pub(super) async fn apply_run(
             _ => {}
         }
         if let Some(event) = &change.event {
-            events.push((state.id, event));
+            self.events.push((index, event));
+        }
+        Ok(())
+    }
+
+    fn id(&self, index: usize) -> i64 {
+        self.states[index]
+            .id
+            .expect("every subscriber a folded change names is created")
+    }
+}
+
+type Tx = Transaction<'static, Sqlite>;
+
+/// Applies a run of changes that [`can_bulk`] accepts, each held to
+/// `limits`; adds to `touched` the ids of the subscribers it created or
+/// whose row or tags it changed (never one that only refused changes name).
+pub(super) async fn apply_run(
+    tx: &mut Tx,
+    site_id: i64,
+    changes: &[SubscriberChange],
+    now: i64,
+    limits: &Limits,
+    touched: &mut Vec<i64>,
+) -> Result<Vec<Outcome>> {
+    let stored = stored_purchases(tx, site_id, changes).await?;
+    let purchase = |change: &SubscriberChange| {
+        change
+            .event
+            .as_ref()
+            .and_then(|e| Some((e.kind.clone(), e.unique_key.clone()?)))
+    };
+    let live: Vec<&SubscriberChange> = changes
+        .iter()
+        .filter(|c| !purchase(c).is_some_and(|key| stored.contains(&key)))
+        .collect();
+    let mut fold = load(tx, site_id, &live).await?;
+
+    let mut outcomes = Vec::with_capacity(changes.len());
+    // Purchases applied by this run: sent again later in it, a duplicate.
+    let mut seen_keys = HashSet::new();
+    for change in changes {
+        let key = purchase(change);
+        if key
+            .as_ref()
+            .is_some_and(|k| stored.contains(k) || seen_keys.contains(k))
+        {
+            outcomes.push(Outcome::Duplicate);
+            continue;
+        }
+        match fold.apply(change, limits) {
+            Ok(()) => {
+                seen_keys.extend(key);
+                outcomes.push(Outcome::Applied);
+            }
+            Err(message) => outcomes.push(Outcome::Failed(message)),
         }
     }
 
+    create_subscribers(tx, site_id, &mut fold, now).await?;
     touched.extend(
-        states
-            .values()
+        fold.states
+            .iter()
             .filter(|s| s.changed || s.created)
-            .map(|s| s.id),
+            .filter_map(|s| s.id),
     );
-    register_fields(tx, site_id, field_keys, now).await?;
-    let tag_ids = tag_ids(tx, site_id, &tag_ops, &tags_added, now).await?;
-    write_subscribers(tx, states.values().filter(|s| s.changed), now).await?;
+    let tag_ops: BTreeMap<(i64, String), bool> = std::mem::take(&mut fold.tag_ops)
+        .into_iter()
+        .map(|((index, key), add)| ((fold.id(index), key), add))
+        .collect();
+    register_fields(tx, site_id, std::mem::take(&mut fold.field_keys), now).await?;
+    let tag_ids = tag_ids(tx, site_id, &tag_ops, &fold.tags_added, now).await?;
+    write_subscribers(tx, fold.states.iter().filter(|s| s.changed), now).await?;
     write_tags(tx, &tag_ops, &tag_ids, now).await?;
+    let events: Vec<(i64, &NewEvent)> = fold
+        .events
+        .iter()
+        .map(|&(index, event)| (fold.id(index), event))
+        .collect();
     for chunk in events.chunks(EVENT_ROWS) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO events (site_id, subscriber_id, type, occurred_at, details, unique_key,
@@ -204,29 +353,50 @@ pub(super) fn touches_row(change: &SubscriberChange) -> bool {
         || change.subscription.is_some()
 }
 
-/// Every subscriber the run names, by email key: read if they exist,
-/// created (subscribed, no fields) if not. Most changes of an import only
-/// add an event, and for those the id is all that is read: a lookup the
-/// email index answers alone.
-async fn load_subscribers(
-    tx: &mut Tx,
-    site_id: i64,
-    changes: &[&SubscriberChange],
-    now: i64,
-) -> Result<HashMap<String, State>> {
-    let mut wanted: Vec<(String, &str, bool)> = Vec::new();
-    let mut position: HashMap<String, usize> = HashMap::new();
+fn touches_tags(change: &SubscriberChange) -> bool {
+    !change.add_tags.is_empty() || !change.remove_tags.is_empty()
+}
+
+/// What folding `changes` starts from: every subscriber they name, by email
+/// key, read if they exist (not created yet), and the site's counts the caps
+/// watch. Most changes of an import only add an event, and for those the id
+/// is all that is read: a lookup the email index answers alone.
+async fn load<'a>(tx: &mut Tx, site_id: i64, changes: &[&'a SubscriberChange]) -> Result<Fold<'a>> {
+    // (email key, email, row wanted, tags wanted)
+    let mut wanted: Vec<(String, &'a Email, bool, bool)> = Vec::new();
+    let mut by_email: HashMap<String, usize> = HashMap::new();
     for change in changes {
         let key = change.email.key();
-        match position.get(&key) {
-            Some(&i) => wanted[i].2 |= touches_row(change),
+        match by_email.get(&key) {
+            Some(&i) => {
+                wanted[i].2 |= touches_row(change);
+                wanted[i].3 |= touches_tags(change);
+            }
             None => {
-                position.insert(key.clone(), wanted.len());
-                wanted.push((key, change.email.as_str(), touches_row(change)));
+                by_email.insert(key.clone(), wanted.len());
+                wanted.push((
+                    key,
+                    &change.email,
+                    touches_row(change),
+                    touches_tags(change),
+                ));
             }
         }
     }
-    let mut states = HashMap::with_capacity(wanted.len());
+    let mut states: Vec<State<'a>> = wanted
+        .iter()
+        .map(|&(_, email, _, _)| State {
+            id: None,
+            email,
+            fields_text: Some("{}".into()),
+            fields: None,
+            unsubscribed_at: None,
+            tags: Some(HashSet::new()),
+            changed: false,
+            used: false,
+            created: false,
+        })
+        .collect();
     for full in [true, false] {
         let keys: Vec<&str> = wanted
             .iter()
@@ -236,8 +406,8 @@ async fn load_subscribers(
         for chunk in keys.chunks(LOOKUP_ROWS) {
             let list = serde_json::to_string(chunk)
                 .map_err(|e| crate::storage::StorageError::WriteFailed(e.to_string()))?;
-            if full {
-                let rows: Vec<(i64, i64, String, Option<i64>)> = sqlx::query_as(
+            let rows: Vec<(i64, i64, Option<String>, Option<i64>)> = if full {
+                sqlx::query_as(
                     "SELECT j.key, s.id, s.fields, s.unsubscribed_at
                      FROM json_each($2) j
                      CROSS JOIN subscribers s ON s.site_id = $1 AND s.email_key = j.value",
@@ -245,45 +415,85 @@ async fn load_subscribers(
                 .bind(site_id)
                 .bind(&list)
                 .fetch_all(&mut **tx)
-                .await?;
-                for (i, id, fields_text, unsubscribed_at) in rows {
-                    let state = State {
-                        id,
-                        fields_text: Some(fields_text),
-                        fields: None,
-                        unsubscribed_at,
-                        changed: false,
-                        created: false,
-                    };
-                    states.insert(chunk[i as usize].to_owned(), state);
-                }
+                .await?
             } else {
-                let rows: Vec<(i64, i64)> = sqlx::query_as(
-                    "SELECT j.key, s.id FROM json_each($2) j
+                sqlx::query_as(
+                    "SELECT j.key, s.id, NULL, NULL FROM json_each($2) j
                      CROSS JOIN subscribers s ON s.site_id = $1 AND s.email_key = j.value",
                 )
                 .bind(site_id)
                 .bind(&list)
                 .fetch_all(&mut **tx)
-                .await?;
-                for (i, id) in rows {
-                    let state = State {
-                        id,
-                        fields_text: None,
-                        fields: None,
-                        unsubscribed_at: None,
-                        changed: false,
-                        created: false,
-                    };
-                    states.insert(chunk[i as usize].to_owned(), state);
-                }
+                .await?
+            };
+            for (i, id, fields_text, unsubscribed_at) in rows {
+                let state = &mut states[by_email[chunk[i as usize]]];
+                state.id = Some(id);
+                state.fields_text = fields_text;
+                state.unsubscribed_at = unsubscribed_at;
+                state.tags = None;
             }
         }
     }
-    let missing: Vec<(&String, &str)> = wanted
+    let tagged: Vec<i64> = wanted
         .iter()
-        .filter(|(key, _, _)| !states.contains_key(key))
-        .map(|(key, email, _)| (key, *email))
+        .zip(&states)
+        .filter(|(w, _)| w.3)
+        .filter_map(|(_, s)| s.id)
+        .collect();
+    let mut held = caps::tags_held(tx, &tagged).await?;
+    for (w, state) in wanted.iter().zip(&mut states) {
+        if let Some(id) = state.id.filter(|_| w.3) {
+            state.tags = Some(held.remove(&id).unwrap_or_default());
+        }
+    }
+
+    let mut site = SiteCounts::default();
+    let set: BTreeSet<&str> = changes
+        .iter()
+        .flat_map(|c| c.set_fields.iter().map(|(k, _)| k.as_str()))
+        .collect();
+    if !set.is_empty() {
+        let set: Vec<&str> = set.into_iter().collect();
+        site.field_keys = caps::field_key_count(tx, site_id).await?;
+        site.known_fields = caps::known_field_keys(tx, site_id, &set).await?;
+    }
+    let added: BTreeSet<String> = changes
+        .iter()
+        .flat_map(|c| c.add_tags.iter().map(|t| t.key()))
+        .collect();
+    if !added.is_empty() {
+        let added: Vec<&str> = added.iter().map(String::as_str).collect();
+        site.tags = caps::tag_count(tx, site_id).await?;
+        site.known_tags = caps::known_tag_keys(tx, site_id, &added).await?;
+    }
+    Ok(Fold {
+        states,
+        by_email,
+        site,
+        to_create: Vec::new(),
+        tag_ops: BTreeMap::new(),
+        tags_added: HashMap::new(),
+        field_keys: Vec::new(),
+        events: Vec::new(),
+    })
+}
+
+/// Creates (subscribed, no fields) the subscribers that applied changes
+/// name and the site did not have.
+async fn create_subscribers(
+    tx: &mut Tx,
+    site_id: i64,
+    fold: &mut Fold<'_>,
+    now: i64,
+) -> Result<()> {
+    let missing: Vec<(String, &str)> = fold
+        .to_create
+        .iter()
+        .map(|&i| {
+            let email = fold.states[i].email;
+            (email.key(), email.as_str())
+        })
         .collect();
     for chunk in missing.chunks(ROWS) {
         let mut insert = QueryBuilder::<Sqlite>::new(
@@ -293,25 +503,19 @@ async fn load_subscribers(
             row.push_bind(site_id)
                 .push_bind(random_hex_id())
                 .push_bind(email.to_string())
-                .push_bind((*key).clone())
+                .push_bind(key.clone())
                 .push_bind(now)
                 .push_bind(now);
         });
         insert.push(" RETURNING email_key, id");
         let rows: Vec<(String, i64)> = insert.build_query_as().fetch_all(&mut **tx).await?;
         for (key, id) in rows {
-            let state = State {
-                id,
-                fields_text: Some("{}".into()),
-                fields: None,
-                unsubscribed_at: None,
-                changed: false,
-                created: true,
-            };
-            states.insert(key, state);
+            let state = &mut fold.states[fold.by_email[&key]];
+            state.id = Some(id);
+            state.created = true;
         }
     }
-    Ok(states)
+    Ok(())
 }
 
 async fn register_fields(tx: &mut Tx, site_id: i64, mut keys: Vec<&str>, now: i64) -> Result<()> {
@@ -375,9 +579,9 @@ async fn tag_ids(
     Ok(ids)
 }
 
-async fn write_subscribers<'a>(
+async fn write_subscribers<'s, 'a: 's>(
     tx: &mut Tx,
-    changed: impl Iterator<Item = &'a State>,
+    changed: impl Iterator<Item = &'s State<'a>>,
     now: i64,
 ) -> Result<()> {
     let rows: Vec<(i64, Option<String>, Option<i64>)> = changed
@@ -388,7 +592,11 @@ async fn write_subscribers<'a>(
                 Some(map) => Some(Value::Object(map.clone()).to_string()),
                 None => s.fields_text.clone(),
             };
-            (s.id, fields, s.unsubscribed_at)
+            (
+                s.id.expect("changed, so created"),
+                fields,
+                s.unsubscribed_at,
+            )
         })
         .collect();
     for chunk in rows.chunks(ROWS) {
@@ -456,25 +664,42 @@ async fn write_tags(
 #[cfg(test)]
 mod tests {
     //! The bulk path and the one-at-a-time path must leave the same audience
-    //! behind for any sequence of changes.
+    //! behind, answer the same outcomes and report no subscriber that only
+    //! refused changes name, for any sequence of changes, caps reached
+    //! included.
 
-    use super::super::{SqliteStore, audience::apply_one};
-    use crate::audience::{Email, FieldKey, NewEvent, SubscriberChange, Subscription, TagName};
+    use super::super::{SqliteStore, audience::ItemError, audience::apply_one};
+    use super::apply_run;
+    use crate::audience::{
+        Email, FieldKey, Limits, NewEvent, Outcome, SubscriberChange, Subscription, TagName,
+    };
     use crate::credentials::KeyPair;
-    use crate::storage::{AudienceStore, Store};
+    use crate::storage::Store;
     use proptest::prelude::*;
     use serde_json::Value;
+    use std::collections::BTreeSet;
 
     const NOW: i64 = 1_795_683_600_000;
 
+    /// Caps a dozen changes reach: four field keys and four tag keys are
+    /// named, and a long value takes two fields over the size cap.
+    const SMALL: Limits = Limits {
+        fields_per_subscriber: 2,
+        field_bytes_per_subscriber: 40,
+        tags_per_subscriber: 2,
+        field_keys_per_site: 3,
+        tags_per_site: 3,
+    };
+
     fn change() -> impl Strategy<Value = SubscriberChange> {
         let email = prop::sample::select(vec!["a@x.com", "A@X.com", "b@x.com", "c@x.com"]);
-        let tag = prop::sample::select(vec!["vip", "VIP", "lead", "Cold"]);
-        let key = prop::sample::select(vec!["plan", "seats"]);
+        let tag = prop::sample::select(vec!["vip", "VIP", "lead", "Cold", "beta"]);
+        let key = prop::sample::select(vec!["plan", "seats", "city", "role"]);
         let value = prop_oneof![
             Just(Value::from("pro")),
             Just(Value::from(3)),
-            Just(Value::Bool(true))
+            Just(Value::Bool(true)),
+            Just(Value::from("x".repeat(20))),
         ];
         let subscription = prop_oneof![
             Just(None),
@@ -503,9 +728,9 @@ mod tests {
         ];
         (
             email,
-            prop::collection::vec((key.clone(), value), 0..2),
+            prop::collection::vec((key.clone(), value), 0..4),
             prop::collection::vec(key, 0..2),
-            prop::collection::vec(tag.clone(), 0..2),
+            prop::collection::vec(tag.clone(), 0..4),
             prop::collection::vec(tag, 0..2),
             subscription,
             event,
@@ -559,7 +784,7 @@ mod tests {
 
     async fn fresh() -> (tempfile::TempDir, SqliteStore, i64) {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("t.db").to_str().unwrap())
+        let store = SqliteStore::open_with_limits(dir.path().join("t.db").to_str().unwrap(), SMALL)
             .await
             .unwrap();
         let site = store
@@ -569,30 +794,173 @@ mod tests {
         (dir, store, site.id)
     }
 
+    /// One batch through the bulk path, in its own transaction: the
+    /// outcomes and the email keys of the subscribers reported touched.
+    async fn bulk(
+        store: &SqliteStore,
+        site: i64,
+        changes: &[SubscriberChange],
+    ) -> (Vec<Outcome>, BTreeSet<String>) {
+        let mut tx = store.begin_write().await.unwrap();
+        let mut touched = Vec::new();
+        let outcomes = apply_run(&mut tx, site, changes, NOW, &SMALL, &mut touched)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        (outcomes, emails(store, &touched).await)
+    }
+
+    /// The same batch one change at a time, each in a savepoint.
+    async fn one_at_a_time(
+        store: &SqliteStore,
+        site: i64,
+        changes: &[SubscriberChange],
+    ) -> (Vec<Outcome>, BTreeSet<String>) {
+        let mut tx = store.begin_write().await.unwrap();
+        let (mut outcomes, mut touched) = (Vec::new(), Vec::new());
+        for change in changes {
+            sqlx::query("SAVEPOINT item")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            match apply_one(&mut tx, site, change, NOW, &SMALL).await {
+                Ok((outcome, changed)) => {
+                    outcomes.push(outcome);
+                    touched.extend(changed);
+                }
+                Err(ItemError::Refused(reason)) => {
+                    sqlx::query("ROLLBACK TO item")
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    outcomes.push(Outcome::Failed(reason));
+                }
+                Err(ItemError::Database(error)) => panic!("{error}"),
+            }
+            sqlx::query("RELEASE item").execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        (outcomes, emails(store, &touched).await)
+    }
+
+    async fn emails(store: &SqliteStore, ids: &[i64]) -> BTreeSet<String> {
+        let mut keys = BTreeSet::new();
+        for id in ids {
+            let key: String = sqlx::query_scalar("SELECT email_key FROM subscribers WHERE id = $1")
+                .bind(id)
+                .fetch_one(&store.reader)
+                .await
+                .unwrap();
+            keys.insert(key);
+        }
+        keys
+    }
+
+    /// The subscribers an applied change of the batch names.
+    fn applied(changes: &[SubscriberChange], outcomes: &[Outcome]) -> BTreeSet<String> {
+        changes
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, o)| **o == Outcome::Applied)
+            .map(|(c, _)| c.email.key())
+            .collect()
+    }
+
+    /// Both paths over the same batches, each batch in its own transaction.
+    async fn both(batches: &[&[SubscriberChange]]) -> Vec<Vec<Outcome>> {
+        let (_a, bulk_store, site) = fresh().await;
+        let (_b, single_store, _) = fresh().await;
+        let mut all = Vec::new();
+        for changes in batches {
+            let (outcomes, touched) = bulk(&bulk_store, site, changes).await;
+            let (single_outcomes, single_touched) =
+                one_at_a_time(&single_store, site, changes).await;
+            assert_eq!(outcomes, single_outcomes);
+            assert_eq!(dump(&bulk_store).await, dump(&single_store).await);
+            let applied = applied(changes, &outcomes);
+            assert!(touched.is_subset(&applied), "{touched:?} {applied:?}");
+            assert!(single_touched.is_subset(&applied), "{single_touched:?}");
+            all.push(outcomes);
+        }
+        all
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(48))]
+        #![proptest_config(ProptestConfig::with_cases(64))]
 
         #[test]
-        fn bulk_and_one_at_a_time_agree(changes in prop::collection::vec(change(), 1..12)) {
+        fn bulk_and_one_at_a_time_agree(
+            changes in prop::collection::vec(change(), 1..16),
+            split in 0usize..16,
+        ) {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async {
-                let (_a, bulk_store, site) = fresh().await;
-                let bulk_outcomes = bulk_store.apply_changes(site, changes.clone(), NOW).await.unwrap();
-
-                let (_b, single_store, site) = fresh().await;
-                let mut tx = single_store.begin_write().await.unwrap();
-                let mut single_outcomes = Vec::new();
-                for change in &changes {
-                    match apply_one(&mut tx, site, change, NOW).await {
-                        Ok((outcome, _)) => single_outcomes.push(outcome),
-                        Err(_) => panic!("a change that can be bulked was refused"),
-                    }
-                }
-                tx.commit().await.unwrap();
-
-                assert_eq!(bulk_outcomes, single_outcomes);
-                assert_eq!(dump(&bulk_store).await, dump(&single_store).await);
-            });
+            // Two batches: the second finds what the first stored (field
+            // maps, tags held, the site's keys) in the database.
+            let split = split.min(changes.len());
+            let (first, second) = changes.split_at(split);
+            runtime.block_on(both(&[first, second]));
         }
+    }
+
+    fn with(email: &str, edit: impl FnOnce(&mut SubscriberChange)) -> SubscriberChange {
+        let mut change = SubscriberChange::touch(Email::parse(email).unwrap());
+        edit(&mut change);
+        change
+    }
+
+    fn fields(keys: &[&str]) -> Vec<(FieldKey, Value)> {
+        keys.iter()
+            .map(|k| (FieldKey::parse(k).unwrap(), Value::from(1)))
+            .collect()
+    }
+
+    fn tags(names: &[&str]) -> Vec<TagName> {
+        names.iter().map(|t| TagName::parse(t).unwrap()).collect()
+    }
+
+    fn failed(message: &str) -> Outcome {
+        Outcome::Failed(message.to_owned())
+    }
+
+    #[tokio::test]
+    async fn each_cap_refuses_the_item_alone_on_both_paths() {
+        let first = [
+            with("a@x.com", |c| {
+                c.set_fields = fields(&["plan", "seats", "city"])
+            }),
+            with("a@x.com", |c| c.set_fields = fields(&["plan", "seats"])),
+            with("a@x.com", |c| {
+                c.set_fields = vec![(FieldKey::parse("plan").unwrap(), "x".repeat(40).into())]
+            }),
+            with("b@x.com", |c| c.set_fields = fields(&["city", "role"])),
+            with("c@x.com", |c| c.add_tags = tags(&["vip", "lead", "cold"])),
+            with("c@x.com", |c| c.add_tags = tags(&["vip", "lead"])),
+            with("d@x.com", |c| c.add_tags = tags(&["cold", "beta"])),
+            with("d@x.com", |c| c.add_tags = tags(&["cold"])),
+        ];
+        let second = [
+            // The site holds as many field keys and tags as it may: the
+            // ones it has are still set and added.
+            with("b@x.com", |c| c.set_fields = fields(&["plan"])),
+            with("c@x.com", |c| {
+                c.remove_tags = tags(&["vip"]);
+                c.add_tags = tags(&["Cold"]);
+            }),
+        ];
+        let outcomes = both(&[&first, &second]).await;
+        assert_eq!(
+            outcomes[0],
+            [
+                failed("subscriber would have 3 fields; at most 2"),
+                Outcome::Applied,
+                failed("subscriber's fields would take 61 bytes; at most 40"),
+                failed("site would have 4 field keys; at most 3"),
+                failed("subscriber would have 3 tags; at most 2"),
+                Outcome::Applied,
+                failed("site would have 4 tags; at most 3"),
+                Outcome::Applied,
+            ]
+        );
+        assert_eq!(outcomes[1], [Outcome::Applied, Outcome::Applied]);
     }
 }

@@ -14,7 +14,7 @@
 
 use super::audience::apply_in;
 use super::log;
-use crate::audience::{Outcome, SubscriberChange};
+use crate::audience::{Limits, Outcome, SubscriberChange};
 use crate::storage::changes::IdRanges;
 use crate::storage::{LogEntry, Result, StorageError};
 use sqlx::SqlitePool;
@@ -36,10 +36,11 @@ pub(super) struct GroupWriter {
 }
 
 impl GroupWriter {
-    /// Starts the writer task on the current runtime.
-    pub(super) fn start(writer: SqlitePool) -> Self {
+    /// Starts the writer task on the current runtime; every change it
+    /// applies is held to `limits`.
+    pub(super) fn start(writer: SqlitePool, limits: Limits) -> Self {
         let (jobs, receiver) = mpsc::channel(256);
-        tokio::spawn(run(writer, receiver));
+        tokio::spawn(run(writer, limits, receiver));
         Self { jobs }
     }
 
@@ -65,7 +66,7 @@ impl GroupWriter {
     }
 }
 
-async fn run(writer: SqlitePool, mut receiver: mpsc::Receiver<Job>) {
+async fn run(writer: SqlitePool, limits: Limits, mut receiver: mpsc::Receiver<Job>) {
     while let Some(first) = receiver.recv().await {
         let mut items = first.changes.len();
         let mut jobs = vec![first];
@@ -78,7 +79,7 @@ async fn run(writer: SqlitePool, mut receiver: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        match apply_group(&writer, &jobs).await {
+        match apply_group(&writer, &limits, &jobs).await {
             Ok(results) => {
                 for (job, outcomes) in jobs.into_iter().zip(results) {
                     let _ = job.reply.send(Ok(outcomes));
@@ -95,7 +96,11 @@ async fn run(writer: SqlitePool, mut receiver: mpsc::Receiver<Job>) {
     }
 }
 
-async fn apply_group(writer: &SqlitePool, jobs: &[Job]) -> Result<Vec<Vec<Outcome>>> {
+async fn apply_group(
+    writer: &SqlitePool,
+    limits: &Limits,
+    jobs: &[Job],
+) -> Result<Vec<Vec<Outcome>>> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let mut results = Vec::with_capacity(jobs.len());
     // Per site: the subscribers touched, the entry, and the latest clock.
@@ -105,7 +110,7 @@ async fn apply_group(writer: &SqlitePool, jobs: &[Job]) -> Result<Vec<Vec<Outcom
         let (touched, entry, now) = sites
             .entry(job.site_id)
             .or_insert_with(|| (Vec::new(), LogEntry::default(), job.now));
-        results.push(apply_in(&mut tx, job.site_id, &job.changes, job.now, touched).await?);
+        results.push(apply_in(&mut tx, job.site_id, &job.changes, job.now, limits, touched).await?);
         let after = log::events_high(&mut tx).await?;
         entry.add_events(before + 1, after);
         *now = (*now).max(job.now);

@@ -59,7 +59,8 @@ pub(super) async fn events_high(conn: &mut SqliteConnection) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::super::SqliteStore;
-    use crate::audience::{Email, SubscriberChange};
+    use crate::audience::limits::MAX_FIELDS_PER_SUBSCRIBER;
+    use crate::audience::{Email, FieldKey, Outcome, SubscriberChange};
     use crate::credentials::KeyPair;
     use crate::storage::{AudienceStore, ChangeFeed, Position, StorageError, Store};
 
@@ -134,5 +135,49 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((changes.seq, changes.subscribers.len()), (3, 1));
+    }
+
+    /// A change setting `count` fields named `prefix0`, `prefix1`, …
+    fn with_fields(email: &str, prefix: &str, count: usize) -> SubscriberChange {
+        let mut change = SubscriberChange::touch(Email::parse(email).unwrap());
+        change.set_fields = (0..count)
+            .map(|i| (FieldKey::parse(&format!("{prefix}{i}")).unwrap(), 1.into()))
+            .collect();
+        change
+    }
+
+    #[tokio::test]
+    async fn a_refused_item_names_nobody_in_the_log() {
+        let (_dir, store, site) = store().await;
+        let full = with_fields("a@x.io", "f", MAX_FIELDS_PER_SUBSCRIBER);
+        let outcomes = store.apply_changes(site, vec![full], 100).await.unwrap();
+        assert_eq!(outcomes, [Outcome::Applied]);
+        assert_eq!(store.site_head(site).await.unwrap().seq, 1);
+
+        // Over the cap: one more field for a, a new subscriber with too many
+        // (both in bulk), and a change of email with one more field (one at
+        // a time).
+        let mut moved = with_fields("a@x.io", "g", 1);
+        moved.create = crate::audience::Create::Never;
+        moved.new_email = Some(Email::parse("z@x.io").unwrap());
+        let refused = vec![
+            with_fields("a@x.io", "g", 1),
+            with_fields("b@x.io", "f", MAX_FIELDS_PER_SUBSCRIBER + 1),
+            moved,
+        ];
+        let outcomes = store.apply_changes(site, refused, 200).await.unwrap();
+        assert!(
+            outcomes.iter().all(|o| matches!(o, Outcome::Failed(_))),
+            "{outcomes:?}"
+        );
+        assert_eq!(store.site_head(site).await.unwrap().seq, 1);
+
+        // Next to an applied item, only the applied item's subscriber.
+        let mixed = vec![with_fields("a@x.io", "g", 1), touch("c@x.io").remove(0)];
+        let outcomes = store.apply_changes(site, mixed, 300).await.unwrap();
+        assert!(matches!(outcomes[0], Outcome::Failed(_)));
+        assert_eq!(outcomes[1], Outcome::Applied);
+        let (_, entry) = store.log_entry(site, 2).await.unwrap().unwrap();
+        assert_eq!(entry, r#"{"subscribers":[[2,2]]}"#);
     }
 }

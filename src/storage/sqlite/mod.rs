@@ -14,6 +14,7 @@
 
 mod audience;
 mod bulk;
+mod caps;
 mod group;
 mod log;
 mod signal;
@@ -24,6 +25,7 @@ use super::{
     ApiKey, ChangeFeed, KeyCredentials, LogEntry, Position, Precondition, Result, Signal, Site,
     SiteHead, StorageError, Store, next_updated_at,
 };
+use crate::audience::Limits;
 use crate::credentials::KeyPair;
 use crate::query::RawQuery;
 use crate::query::ast::DetailPath;
@@ -49,6 +51,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Audience writes, committed in groups.
     group: group::GroupWriter,
+    /// The caps every audience write is held to.
+    limits: Limits,
     signal: signal::ShmSignal,
     /// Held open for the store's life: while any connection is open, the
     /// WAL index file that [`signal`] reads stays in place.
@@ -56,8 +60,15 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and applies migrations.
+    /// Opens (creating if needed) the database file and applies migrations;
+    /// audience writes are held to the documented caps.
     pub async fn open(path: &str) -> Result<Self> {
+        Self::open_with_limits(path, Limits::default()).await
+    }
+
+    /// Opens the database as [`SqliteStore::open`] does, holding audience
+    /// writes to `limits` instead (tests lower them to reach the caps).
+    pub async fn open_with_limits(path: &str, limits: Limits) -> Result<Self> {
         let base = SqliteConnectOptions::new()
             .filename(path)
             .journal_mode(SqliteJournalMode::Wal)
@@ -89,11 +100,12 @@ impl SqliteStore {
         sqlx::query("SELECT 1 FROM change_heads LIMIT 1")
             .fetch_optional(&mut keep_open)
             .await?;
-        let group = group::GroupWriter::start(writer.clone());
+        let group = group::GroupWriter::start(writer.clone(), limits);
         Ok(Self {
             reader,
             writer,
             group,
+            limits,
             signal: signal::ShmSignal::new(path),
             _keep_open: tokio::sync::Mutex::new(keep_open),
         })
