@@ -14,6 +14,9 @@
 //! log_format = "pretty"   # or "json"
 //! log_level = "info"      # a tracing filter, e.g. "corral=debug,info"
 //! checkpoint_dir = "/var/lib/corral/corral.db-checkpoints"   # or "off"
+//! header_read_timeout_secs = 10
+//! keep_alive_timeout_secs = 60
+//! max_connections = 10000
 //! ```
 
 use serde::Deserialize;
@@ -33,6 +36,9 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
     pub checkpoint_dir: Option<String>,
+    pub header_read_timeout_secs: Option<u64>,
+    pub keep_alive_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
 }
 
 /// How `serve` writes its logs.

@@ -8,6 +8,7 @@ use super::admin::create_site;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{FileConfig, LogFormat};
 use crate::credentials::KeyPair;
+use crate::http::conn::ConnectionSettings;
 use crate::http::{self, AppState, HttpSettings};
 use crate::live::{CHECKPOINT_INTERVAL, CheckpointSettings};
 use crate::query::RawQuery;
@@ -43,6 +44,15 @@ pub struct ServeArgs {
     /// Log filter, e.g. "info" or "corral=debug,info" [default: info]
     #[arg(long, env = "CORRAL_LOG")]
     log_level: Option<String>,
+    /// Seconds a request's head may take to arrive once begun [default: 10]
+    #[arg(long, env = "CORRAL_HEADER_READ_TIMEOUT_SECS")]
+    header_read_timeout_secs: Option<u64>,
+    /// Seconds a connection with no request in flight may stay silent [default: 60]
+    #[arg(long, env = "CORRAL_KEEP_ALIVE_TIMEOUT_SECS")]
+    keep_alive_timeout_secs: Option<u64>,
+    /// Connections open at once; at the cap the longest idle one is closed [default: 10000]
+    #[arg(long, env = "CORRAL_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
     /// Directory for checkpoints of the in-memory audience, or "off"
     /// [default: beside the SQLite file, PATH-checkpoints]
     #[arg(long, env = "CORRAL_CHECKPOINT_DIR")]
@@ -68,12 +78,25 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
             .request_timeout_secs
             .or(file.request_timeout_secs)
             .map_or(defaults.request_timeout, Duration::from_secs),
-        checkpoints: match args.checkpoint_dir.or_else(|| file.checkpoint_dir.clone()) {
-            Some(dir) if dir == "off" => None,
-            Some(dir) => Some(PathBuf::from(dir)),
-            None => storage::default_checkpoint_dir(database),
-        }
-        .map(|dir| CheckpointSettings { dir, write: true }),
+        checkpoints: checkpoint_dir(args.checkpoint_dir, file, database)
+            .map(|dir| CheckpointSettings { dir, write: true }),
+        connections: ConnectionSettings {
+            header_read_timeout: args
+                .header_read_timeout_secs
+                .or(file.header_read_timeout_secs)
+                .map_or(
+                    defaults.connections.header_read_timeout,
+                    Duration::from_secs,
+                ),
+            idle_timeout: args
+                .keep_alive_timeout_secs
+                .or(file.keep_alive_timeout_secs)
+                .map_or(defaults.connections.idle_timeout, Duration::from_secs),
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.connections.max_connections),
+        },
         ..defaults
     };
     init_logging(

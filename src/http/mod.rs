@@ -14,6 +14,7 @@ mod batch;
 mod body;
 mod cache;
 mod conditional;
+pub mod conn;
 mod error;
 mod evaluation;
 mod health;
@@ -65,6 +66,8 @@ pub struct HttpSettings {
     pub checkpoints: Option<crate::live::CheckpointSettings>,
     /// The evaluation budget: refused above, a narrow lane for the heavy.
     pub eval_limits: crate::query::eval::cost::Limits,
+    /// Timeouts and the cap of connections.
+    pub connections: conn::ConnectionSettings,
 }
 
 impl Default for HttpSettings {
@@ -77,6 +80,7 @@ impl Default for HttpSettings {
             max_batch_body_bytes: 16 * 1024 * 1024,
             checkpoints: None,
             eval_limits: Default::default(),
+            connections: Default::default(),
         }
     }
 }
@@ -222,9 +226,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let settings = state.settings.connections;
+    conn::serve(listener, router(state), settings, shutdown).await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -9,6 +9,7 @@ mod audience;
 mod auth;
 mod cli;
 mod conditional;
+mod connections;
 mod evaluation;
 mod limits;
 mod operations;
