@@ -57,7 +57,7 @@ impl Default for ConnectionSettings {
 /// How often connections are looked at.
 const SWEEP_EVERY: Duration = Duration::from_millis(200);
 
-/// What the sweeper knows of one connection. Times are milliseconds since
+/// What the sweeper knows of one connection. Times are microseconds since
 /// the server started; 0 is "not since".
 struct Watch {
     last_activity: AtomicU64,
@@ -103,7 +103,7 @@ struct Registry {
 
 impl Registry {
     fn now(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64 + 1
+        self.started.elapsed().as_micros() as u64 + 1
     }
 
     fn len(&self) -> usize {
@@ -116,12 +116,13 @@ impl Registry {
     /// Closes the connection idle the longest; whether there was one.
     fn evict_one(&self) -> bool {
         let connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        // The longest silent; between equals, the one accepted first.
         let oldest = connections
-            .values()
-            .filter(|w| w.idle() && !w.closing.load(Ordering::Relaxed))
-            .min_by_key(|w| w.last_activity.load(Ordering::Relaxed));
+            .iter()
+            .filter(|(_, w)| w.idle() && !w.closing.load(Ordering::Relaxed))
+            .min_by_key(|(id, w)| (w.last_activity.load(Ordering::Relaxed), **id));
         match oldest {
-            Some(watch) => {
+            Some((_, watch)) => {
                 watch.end();
                 true
             }
@@ -139,9 +140,9 @@ impl Registry {
             let head_since = watch.head_since.load(Ordering::Relaxed);
             let silent = now.saturating_sub(watch.last_activity.load(Ordering::Relaxed));
             let expired = if head_since != 0 {
-                now.saturating_sub(head_since) > settings.header_read_timeout.as_millis() as u64
+                now.saturating_sub(head_since) > settings.header_read_timeout.as_micros() as u64
             } else {
-                silent > settings.idle_timeout.as_millis() as u64
+                silent > settings.idle_timeout.as_micros() as u64
             };
             if expired {
                 watch.end();
