@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Live benchmark: segment evaluation while data is being written.
 #
-# Corral answers a segment from a snapshot of the audience it holds in memory, used only
-# while the database says nothing has changed since it was read: any write, by the server
-# or by a CLI import in another process, retires it. eval.sh measures evaluation on an
-# audience at rest; this measures it on the same audience and the same suite of 19
-# segments (bench/eval_helper.py) while data arrives, which is how a server runs:
+# Corral answers a segment from a snapshot of the audience it holds in memory, which it
+# brings forward from the change log before every answer (the writes of the server and of
+# a CLI import in another process alike). eval.sh measures evaluation on an audience at
+# rest; this measures it on the same audience and the same suite of 19 segments
+# (bench/eval_helper.py) while data arrives, which is how a server runs:
 #   1. `GET /api/v1/stats/segment` of every segment with no writes (after one warm-up
 #      call each), ROUNDS calls a segment: median and p99;
 #   2. the same while a writer posts `POST /api/v1/batch/events` at WRITE_RATE events a
@@ -32,6 +32,7 @@
 #   SIZE=large       1,000,000 subscribers and 10,000,000 events
 #   SEED=42          the generator's seed (of the work dir and of the file imported)
 #   ROUNDS=30        stats calls of each segment in phases 1 and 2 (after one warm-up each)
+#   MIN_PHASE_SECONDS=60  phase 2 goes on (more rounds) until the writer has run this long
 #   PHASE_SECONDS=600  no round of phase 2 begins after this many seconds (at least one
 #                    round runs); phase 3 lasts as long as the import
 #   WRITE_RATE=1000  events a second the writer of phase 2 posts
@@ -57,6 +58,7 @@ esac
 SEED=${SEED:-42}
 ROUNDS=${ROUNDS:-30}
 PHASE_SECONDS=${PHASE_SECONDS:-600}
+MIN_PHASE_SECONDS=${MIN_PHASE_SECONDS:-60}
 WRITE_RATE=${WRITE_RATE:-1000}
 IMPORT_EVENTS=${IMPORT_EVENTS:-1000000}
 
@@ -67,7 +69,7 @@ source "$ROOT/bench/lib.sh"
 cd "$ROOT"
 HELPER="$ROOT/bench/live_helper.py"
 WORK=${WORK_DIR:-$ROOT/bench/.data/$SIZE}
-for knob in ROUNDS PHASE_SECONDS WRITE_RATE IMPORT_EVENTS; do
+for knob in ROUNDS PHASE_SECONDS MIN_PHASE_SECONDS WRITE_RATE IMPORT_EVENTS; do
     [[ "${!knob}" =~ ^[1-9][0-9]*$ ]] || die "$knob must be a whole number of 1 or more"
 done
 
@@ -291,7 +293,7 @@ QUIET=1 step "cold start 2: first stats answer" \
 say "measuring: $ROUNDS rounds without writes, $ROUNDS under $WRITE_RATE events/s, then during the import of $IMPORT_EVENTS events"
 if ! python3 "$HELPER" measure "${target[@]}" --ids "$TMP/ids.json" --db "$LIVE_DB" \
     --out "$TMP/measure.json" --rounds "$ROUNDS" --write-rate "$WRITE_RATE" \
-    --phase-seconds "$PHASE_SECONDS" --seed "$SEED" --import-events "$IMPORT_EVENTS" \
+    --phase-seconds "$PHASE_SECONDS" --min-phase-seconds "$MIN_PHASE_SECONDS" --seed "$SEED" --import-events "$IMPORT_EVENTS" \
     --import-log "$TMP/import.log" -- \
     "$CORRAL" import events --site "$SITE" "$IMPORT_FILE" --database "sqlite://$LIVE_DB" \
     2>&1 | tee "$TMP/helper.log" >&2; then

@@ -32,7 +32,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 const MAGIC: &[u8; 8] = b"CORRALCK";
-const VERSION: u32 = 1;
+/// 2: fields dictionary-encoded.
+const VERSION: u32 = 2;
 static CASTAGNOLI: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
 
 /// What a checkpoint says about itself.

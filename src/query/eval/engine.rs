@@ -224,13 +224,20 @@ impl<'a> Engine<'a> {
             Condition::Tag(test) => self.tags(test),
             Condition::Field { key, test } => match a.fields.get(key) {
                 Some(column) => {
+                    // Decided once per distinct value, then read off per
+                    // subscriber by its code.
                     let matcher = ValueMatcher::new(test, self.now);
-                    if test.has_time_ops() {
-                        let instants = a.field_instants(key);
-                        self.filter(|i| matcher.matches_with(&column[i], || instants[i]))
-                    } else {
-                        self.filter(|i| matcher.matches(&column[i]))
-                    }
+                    let instants = test.has_time_ops().then(|| a.field_instants(key));
+                    let table: Vec<bool> = column
+                        .values()
+                        .iter()
+                        .enumerate()
+                        .map(|(code, value)| {
+                            matcher.matches_with(value, || instants.as_ref().and_then(|t| t[code]))
+                        })
+                        .collect();
+                    let codes = column.codes();
+                    self.filter(|i| table[codes[i] as usize])
                 }
                 None => {
                     if ValueMatcher::new(test, self.now).matches(&Val::Missing) {

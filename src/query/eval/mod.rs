@@ -11,6 +11,7 @@
 //! condition. Both are pure functions of the snapshot, the query and `now`:
 //! keeping the snapshot current is the caller's job (see [`crate::live`]).
 
+mod column;
 pub mod cost;
 mod engine;
 mod explain;
@@ -21,6 +22,7 @@ pub mod persist;
 pub(crate) mod tests;
 
 use super::ast::{DetailPath, Query};
+pub use column::FieldColumn;
 use fixedbitset::FixedBitSet;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -97,13 +99,14 @@ pub struct Audience {
     /// Lowercase tag name → its holders.
     tags: HashMap<String, FixedBitSet>,
     /// Field key → value per subscriber.
-    fields: HashMap<String, Vec<Val>>,
+    fields: HashMap<String, FieldColumn>,
     /// Event type → its events.
     events: HashMap<String, EventColumn>,
     /// (type, path) → the detail of each event of the type, in column order.
     details: RwLock<HashMap<(String, DetailPath), DetailColumn>>,
-    /// Field key → the time each subscriber's value names, if it is text
-    /// that is a date or time; read once, when a query first compares it.
+    /// Field key → the time each of its distinct values names (by code),
+    /// if it is text that is a date or time; read when a query first
+    /// compares it, and for values added since when one next does.
     instants: RwLock<HashMap<String, Arc<Vec<Option<i64>>>>>,
     /// The highest event id the snapshot has read (0 before any).
     pub events_through: i64,
@@ -213,35 +216,37 @@ impl Audience {
     fn field(&self, key: &str, index: usize) -> &Val {
         self.fields
             .get(key)
-            .map_or(&Val::Missing, |column| &column[index])
+            .map_or(&Val::Missing, |column| column.get(index))
     }
 
-    /// The times a field's values name, per subscriber (parsed once).
+    /// The times a field's distinct values name, by code (each parsed once
+    /// per snapshot).
     fn field_instants(&self, key: &str) -> Arc<Vec<Option<i64>>> {
-        if let Some(column) = self
+        let Some(column) = self.fields.get(key) else {
+            return Arc::new(vec![None]);
+        };
+        let values = column.values();
+        if let Some(known) = self
             .instants
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(key)
+            && known.len() == values.len()
         {
-            return Arc::clone(column);
+            return Arc::clone(known);
         }
-        let column: Vec<Option<i64>> = match self.fields.get(key) {
-            Some(values) => values
-                .iter()
-                .map(|v| match v {
-                    Val::Text(t) => crate::query::parse::parse_instant(t),
-                    _ => None,
-                })
-                .collect(),
-            None => vec![None; self.len()],
-        };
-        let column = Arc::new(column);
-        self.instants
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_owned(), Arc::clone(&column));
-        column
+        let mut instants = self.instants.write().unwrap_or_else(|e| e.into_inner());
+        let known = instants
+            .entry(key.to_owned())
+            .or_insert_with(|| Arc::new(Vec::new()));
+        if known.len() < values.len() {
+            let from = known.len();
+            Arc::make_mut(known).extend(values[from..].iter().map(|v| match v {
+                Val::Text(t) => crate::query::parse::parse_instant(t),
+                _ => None,
+            }));
+        }
+        Arc::clone(known)
     }
 
     /// The (type, path) detail columns a query needs that are not loaded yet.
@@ -340,22 +345,14 @@ impl Audience {
         self.subscribed.set(index, row.subscribed);
         self.created_at[index] = row.created_at;
         for column in self.fields.values_mut() {
-            column[index] = Val::Missing;
+            column.set(index, Val::Missing);
         }
         let n = self.len();
         for (key, value) in &row.fields {
-            let column = self
-                .fields
+            self.fields
                 .entry(key.clone())
-                .or_insert_with(|| vec![Val::Missing; n]);
-            column[index] = Val::from_json(value);
-        }
-        for (key, column) in self.instants.get_mut().unwrap_or_else(|e| e.into_inner()) {
-            let instant = match self.fields.get(key).map(|c| &c[index]) {
-                Some(Val::Text(t)) => crate::query::parse::parse_instant(t),
-                _ => None,
-            };
-            Arc::make_mut(column)[index] = instant;
+                .or_insert_with(|| FieldColumn::missing(n))
+                .set(index, Val::from_json(value));
         }
         for holders in self.tags.values_mut() {
             holders.set(index, false);
@@ -472,8 +469,8 @@ impl Audience {
                 let fields = self
                     .fields
                     .iter()
-                    .filter(|(_, c)| c[i] != Val::Missing)
-                    .map(|(k, c)| (k.clone(), c[i].clone()))
+                    .filter(|(_, c)| *c.get(i) != Val::Missing)
+                    .map(|(k, c)| (k.clone(), c.get(i).clone()))
                     .collect();
                 let mut tags: Vec<String> = self
                     .tags
@@ -538,8 +535,6 @@ pub struct SubscriberRow {
 pub struct AudienceBuilder {
     audience: Audience,
     subscribed: Vec<bool>,
-    field_keys: HashMap<String, u32>,
-    field_values: Vec<(u32, u32, Val)>,
     /// Subscriber index by `id - first id`, built once the subscribers are
     /// in: tags and events look their subscriber up millions of times.
     dense: Option<(i64, Vec<u32>)>,
@@ -566,15 +561,14 @@ impl AudienceBuilder {
         a.created_at.push(row.created_at);
         self.subscribed.push(row.subscribed);
         for (key, value) in &row.fields {
-            let key = match self.field_keys.get(key.as_str()) {
-                Some(&k) => k,
-                None => {
-                    let k = self.field_keys.len() as u32;
-                    self.field_keys.insert(key.clone(), k);
-                    k
-                }
+            let column = match a.fields.get_mut(key.as_str()) {
+                Some(column) => column,
+                None => a
+                    .fields
+                    .entry(key.clone())
+                    .or_insert_with(|| FieldColumn::missing(0)),
             };
-            self.field_values.push((key, index, Val::from_json(value)));
+            column.set_growing(index as usize, Val::from_json(value));
         }
     }
 
@@ -640,16 +634,8 @@ impl AudienceBuilder {
             subscribed.set(i, *s);
         }
         self.audience.subscribed = subscribed;
-        let mut columns: Vec<Vec<Val>> = (0..self.field_keys.len())
-            .map(|_| vec![Val::Missing; n])
-            .collect();
-        for (key, index, value) in self.field_values {
-            columns[key as usize][index as usize] = value;
-        }
-        let mut keys: Vec<(String, u32)> = self.field_keys.into_iter().collect();
-        keys.sort_unstable_by_key(|(_, k)| *k);
-        for ((key, _), column) in keys.into_iter().zip(columns) {
-            self.audience.fields.insert(key, column);
+        for column in self.audience.fields.values_mut() {
+            column.pad(n);
         }
         let mut holders: Vec<FixedBitSet> = (0..self.tag_keys.len())
             .map(|_| FixedBitSet::with_capacity(n))

@@ -284,12 +284,14 @@ impl Audience {
             e.str(name)?;
             e.bits(holders, n)?;
         }
-        let mut fields: Vec<(&String, &Vec<Val>)> = self.fields.iter().collect();
+        let mut fields: Vec<(&String, &super::FieldColumn)> = self.fields.iter().collect();
         fields.sort_unstable_by_key(|(key, _)| *key);
         e.u64(fields.len() as u64)?;
         for (key, column) in fields {
             e.str(key)?;
-            e.vals(column)?;
+            e.u64(column.values().len() as u64)?;
+            e.vals(column.values())?;
+            e.u32s(column.codes())?;
         }
         e.i64(self.events_through)
     }
@@ -386,7 +388,11 @@ impl Audience {
         }
         for _ in 0..d.len(MAX_LEN)? {
             let key = d.str()?;
-            let column = d.vals(n)?;
+            let distinct = d.len(MAX_LEN)?;
+            let values = d.vals(distinct)?;
+            let codes = d.u32s(n)?;
+            let column = super::FieldColumn::from_parts(values, codes)
+                .ok_or_else(|| invalid("a field's codes do not fit its values"))?;
             a.fields.insert(key, column);
         }
         a.events_through = d.i64()?;
