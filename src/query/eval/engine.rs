@@ -148,12 +148,18 @@ impl<'a> Engine<'a> {
         set
     }
 
+    /// The subscribers passing `test`, built a word of 64 at a time.
     fn filter(&self, test: impl Fn(usize) -> bool) -> FixedBitSet {
-        let mut set = FixedBitSet::with_capacity(self.n());
-        for i in 0..self.n() {
-            if test(i) {
-                set.insert(i);
+        let n = self.n();
+        let mut set = FixedBitSet::with_capacity(n);
+        const BITS: usize = usize::BITS as usize;
+        for (w, word) in set.as_mut_slice().iter_mut().enumerate() {
+            let from = w * BITS;
+            let mut bits = 0usize;
+            for (b, i) in (from..n.min(from + BITS)).enumerate() {
+                bits |= usize::from(test(i)) << b;
             }
+            *word = bits;
         }
         set
     }
@@ -324,15 +330,29 @@ impl<'a> Engine<'a> {
     }
 
     fn event(&self, test: &EventTest) -> Result<FixedBitSet, EvalError> {
-        let mut facts = Facts::new(self.n(), test.sum.is_some());
-        scan_events(
-            self.audience,
-            test,
-            self.now,
-            &self.cancel,
-            |s, at, amount| facts.add(s, at, amount),
-        )?;
-        let checks = Checks::new(test, self.now);
+        let (a, now, cancel) = (self.audience, self.now, &self.cancel);
+        let checks = Checks::new(test, now);
+        if test.sum.is_none() && test.first.is_none() && test.last.is_none() {
+            let count = test.effective_count().unwrap_or_default();
+            let at_least_one = NumberTest {
+                at_least: Some(1.0),
+                ..NumberTest::default()
+            };
+            if count == at_least_one {
+                // "Performed": one bit per subscriber, no counting.
+                let mut set = FixedBitSet::with_capacity(self.n());
+                scan_events(a, test, now, cancel, |s, _, _| set.insert(s))?;
+                return Ok(set);
+            }
+            // Only the count is tested: one small counter per subscriber.
+            let mut counts = vec![0u32; self.n()];
+            scan_events(a, test, now, cancel, |s, _, _| counts[s] += 1)?;
+            return Ok(self.filter(|i| count.matches(f64::from(counts[i]))));
+        }
+        let mut facts = Facts::new(self.n(), test);
+        scan_events(a, test, now, cancel, |s, at, amount| {
+            facts.add(s, at, amount)
+        })?;
         Ok(self.filter(|i| checks.pass(&facts.get(i))))
     }
 }
@@ -447,7 +467,8 @@ impl Fact {
     }
 }
 
-/// Per-subscriber facts, as columns.
+/// Per-subscriber facts, as columns: only those the test reads (the others
+/// stay empty and read as none).
 struct Facts {
     count: Vec<u32>,
     sum: Vec<f64>,
@@ -456,12 +477,13 @@ struct Facts {
 }
 
 impl Facts {
-    fn new(n: usize, with_sum: bool) -> Self {
+    fn new(n: usize, test: &EventTest) -> Self {
+        let sized = |needed: bool, n: usize| if needed { n } else { 0 };
         Self {
             count: vec![0; n],
-            sum: if with_sum { vec![0.0; n] } else { Vec::new() },
-            first: vec![i64::MAX; n],
-            last: vec![i64::MIN; n],
+            sum: vec![0.0; sized(test.sum.is_some(), n)],
+            first: vec![i64::MAX; sized(test.first.is_some(), n)],
+            last: vec![i64::MIN; sized(test.last.is_some(), n)],
         }
     }
 
@@ -470,16 +492,20 @@ impl Facts {
         if let Some(sum) = self.sum.get_mut(s) {
             *sum += amount;
         }
-        self.first[s] = self.first[s].min(at);
-        self.last[s] = self.last[s].max(at);
+        if let Some(first) = self.first.get_mut(s) {
+            *first = (*first).min(at);
+        }
+        if let Some(last) = self.last.get_mut(s) {
+            *last = (*last).max(at);
+        }
     }
 
     fn get(&self, s: usize) -> Fact {
         Fact {
             count: self.count[s],
             sum: self.sum.get(s).copied().unwrap_or(0.0),
-            first: self.first[s],
-            last: self.last[s],
+            first: self.first.get(s).copied().unwrap_or(i64::MAX),
+            last: self.last.get(s).copied().unwrap_or(i64::MIN),
         }
     }
 }
