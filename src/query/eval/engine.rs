@@ -338,28 +338,112 @@ impl<'a> Engine<'a> {
                 at_least: Some(1.0),
                 ..NumberTest::default()
             };
+            let n = self.n();
             if count == at_least_one {
                 // "Performed": one bit per subscriber, no counting.
-                let mut set = FixedBitSet::with_capacity(self.n());
-                scan_events(a, test, now, cancel, |s, _, _| set.insert(s))?;
-                return Ok(set);
+                return scan_into(
+                    a,
+                    test,
+                    now,
+                    cancel,
+                    || FixedBitSet::with_capacity(n),
+                    |set, s, _, _| set.insert(s),
+                    |set, other| set.union_with(&other),
+                );
             }
             // Only the count is tested: one small counter per subscriber.
-            let mut counts = vec![0u32; self.n()];
-            scan_events(a, test, now, cancel, |s, _, _| counts[s] += 1)?;
+            let counts = scan_into(
+                a,
+                test,
+                now,
+                cancel,
+                || vec![0u32; n],
+                |counts, s, _, _| counts[s] += 1,
+                |counts, other| counts.iter_mut().zip(other).for_each(|(c, o)| *c += o),
+            )?;
             return Ok(self.filter(|i| count.matches(f64::from(counts[i]))));
         }
-        let mut facts = Facts::new(self.n(), test);
-        scan_events(a, test, now, cancel, |s, at, amount| {
-            facts.add(s, at, amount)
-        })?;
+        let n = self.n();
+        let facts = scan_into(
+            a,
+            test,
+            now,
+            cancel,
+            || Facts::new(n, test),
+            |facts, s, at, amount| facts.add(s, at, amount),
+            |facts, other| facts.merge(other),
+        )?;
         Ok(self.filter(|i| checks.pass(&facts.get(i))))
     }
+}
+
+/// One event column an event test reads, made ready: its `where` columns
+/// with their tests, and its `sum` column.
+struct Part<'a, 't> {
+    column: &'a super::EventColumn,
+    filters: Vec<(DetailColumn, ValueMatcher<'t>)>,
+    sum: Option<DetailColumn>,
+}
+
+fn parts<'a, 't>(
+    audience: &'a Audience,
+    test: &'t EventTest,
+    now: i64,
+) -> Result<Vec<Part<'a, 't>>, EvalError> {
+    event_columns(audience, test)
+        .into_iter()
+        .map(|(kind, column)| {
+            let sum = match &test.sum {
+                Some((path, _)) => Some(
+                    audience
+                        .details(kind, path)
+                        .ok_or_else(|| EvalError::DetailsNotLoaded(path.dotted()))?,
+                ),
+                None => None,
+            };
+            Ok(Part {
+                column,
+                filters: detail_columns(audience, kind, test, now)?,
+                sum,
+            })
+        })
+        .collect()
+}
+
+/// Calls `counted(subscriber, at, amount)` for every event of `part` in
+/// `range` that passes the window and the `where` tests.
+fn scan_part(
+    part: &Part<'_, '_>,
+    range: std::ops::Range<usize>,
+    window: &TimeRange,
+    cancel: &Cancel,
+    counted: &mut impl FnMut(usize, i64, f64),
+) -> Result<(), EvalError> {
+    let column = part.column;
+    for e in range {
+        if e & 0xFFFF == 0 {
+            cancel.check()?;
+        }
+        let (s, at) = (column.subscriber[e], column.at[e]);
+        if s == NOBODY
+            || !window.contains(at)
+            || !part.filters.iter().all(|(values, t)| t.matches(&values[e]))
+        {
+            continue;
+        }
+        let amount = match part.sum.as_ref().map(|values| &values[e]) {
+            Some(Val::Number(x)) => *x,
+            _ => 0.0,
+        };
+        counted(s as usize, at, amount);
+    }
+    Ok(())
 }
 
 /// Calls `counted(subscriber, at, amount)` for every event an event test
 /// counts: of its type, in its window, passing its `where`; `amount` is the
 /// number at the `sum` path (0 when there is none or it is not a number).
+/// Types in name order, each in storage order.
 pub(super) fn scan_events(
     audience: &Audience,
     test: &EventTest,
@@ -368,34 +452,67 @@ pub(super) fn scan_events(
     mut counted: impl FnMut(usize, i64, f64),
 ) -> Result<(), EvalError> {
     let window = test.when.resolve(now);
-    for (kind, column) in event_columns(audience, test) {
-        let filters = detail_columns(audience, kind, test, now)?;
-        let sum = match &test.sum {
-            Some((path, _)) => Some(
-                audience
-                    .details(kind, path)
-                    .ok_or_else(|| EvalError::DetailsNotLoaded(path.dotted()))?,
-            ),
-            None => None,
-        };
-        for (e, (&s, &at)) in column.subscriber.iter().zip(&column.at).enumerate() {
-            if e & 0xFFFF == 0 {
-                cancel.check()?;
-            }
-            if s == NOBODY
-                || !window.contains(at)
-                || !filters.iter().all(|(values, t)| t.matches(&values[e]))
-            {
-                continue;
-            }
-            let amount = match sum.as_ref().map(|values| &values[e]) {
-                Some(Val::Number(x)) => *x,
-                _ => 0.0,
-            };
-            counted(s as usize, at, amount);
-        }
+    for part in parts(audience, test, now)? {
+        let len = part.column.at.len();
+        scan_part(&part, 0..len, &window, cancel, &mut counted)?;
     }
     Ok(())
+}
+
+/// Events scanned from which a second thread pays for itself (in tests, a
+/// handful, so that the property tests run the split and the merge).
+const SPLIT_AT: usize = if cfg!(test) { 8 } else { 500_000 };
+
+/// [`scan_events`] into an accumulator, on both cores when there are enough
+/// events: each thread takes one half of every column into an accumulator
+/// of its own (`new`, `add`), and the second half's is merged into the
+/// first's. A sum so adds each half in storage order, then the halves.
+pub(super) fn scan_into<A: Send>(
+    audience: &Audience,
+    test: &EventTest,
+    now: i64,
+    cancel: &Cancel,
+    new: impl Fn() -> A + Sync,
+    add: impl Fn(&mut A, usize, i64, f64) + Sync,
+    merge: impl FnOnce(&mut A, A),
+) -> Result<A, EvalError> {
+    let window = test.when.resolve(now);
+    let parts = parts(audience, test, now)?;
+    let total: usize = parts.iter().map(|p| p.column.at.len()).sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let half = |p: &Part<'_, '_>| p.column.at.len() / 2;
+    let run = |acc: &mut A, second: bool| -> Result<(), EvalError> {
+        for part in &parts {
+            let len = part.column.at.len();
+            let range = match (second, total >= SPLIT_AT && cores > 1) {
+                (_, false) => 0..len,
+                (false, true) => 0..half(part),
+                (true, true) => half(part)..len,
+            };
+            scan_part(part, range, &window, cancel, &mut |s, at, x| {
+                add(acc, s, at, x)
+            })?;
+        }
+        Ok(())
+    };
+    let mut first = new();
+    if total < SPLIT_AT || cores < 2 {
+        run(&mut first, false)?;
+        return Ok(first);
+    }
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| {
+            let mut second = new();
+            run(&mut second, true).map(|()| second)
+        });
+        let mine = run(&mut first, false);
+        let second = other
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        mine?;
+        merge(&mut first, second?);
+        Ok(first)
+    })
 }
 
 /// The event columns an event test reads: its type's, or every type's.
@@ -498,6 +615,26 @@ impl Facts {
         if let Some(last) = self.last.get_mut(s) {
             *last = (*last).max(at);
         }
+    }
+
+    /// Adds what another scan (of later events) found.
+    fn merge(&mut self, later: Facts) {
+        self.count
+            .iter_mut()
+            .zip(later.count)
+            .for_each(|(a, b)| *a += b);
+        self.sum
+            .iter_mut()
+            .zip(later.sum)
+            .for_each(|(a, b)| *a += b);
+        self.first
+            .iter_mut()
+            .zip(later.first)
+            .for_each(|(a, b)| *a = (*a).min(b));
+        self.last
+            .iter_mut()
+            .zip(later.last)
+            .for_each(|(a, b)| *a = (*a).max(b));
     }
 
     fn get(&self, s: usize) -> Fact {
@@ -611,5 +748,75 @@ impl<'t> ValueMatcher<'t> {
             Val::Text(t) => parse_instant(t),
             _ => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    //! Scans of enough events run on two threads, each over half of every
+    //! column: the halves' bit sets, counts and facts must add up to the
+    //! whole (the property tests use small audiences, where this is rare).
+
+    use super::*;
+    use crate::query::ast::DetailPath;
+    use crate::query::eval::{AudienceBuilder, SubscriberRow};
+    use crate::query::parse;
+
+    fn audience() -> Audience {
+        let mut b = AudienceBuilder::new();
+        for id in 1..=3 {
+            b.subscriber(SubscriberRow {
+                id,
+                email: format!("{id}@x.io"),
+                subscribed: true,
+                created_at: 0,
+                fields: Default::default(),
+            });
+        }
+        // Subscriber 1: ten events early in the column; 2: ten late; 3:
+        // five in each half.
+        for i in 0..40 {
+            let s = match i {
+                0..10 => 1,
+                30..40 => 2,
+                _ if i % 2 == 0 => 3,
+                _ => 99,
+            };
+            b.event(s, "a", 1_000 + i);
+        }
+        let a = b.build();
+        let amounts = (0..40).map(|i| Val::Number(f64::from(i))).collect();
+        assert!(a.add_details("a", DetailPath(vec!["v".into()]), amounts));
+        a
+    }
+
+    fn count(query: &str) -> Vec<i64> {
+        let a = audience();
+        let none: HashMap<i64, Arc<Query>> = HashMap::new();
+        let set = members(&a, &parse(query).unwrap(), 0, &none).unwrap();
+        set.ones().map(|i| a.ids[i]).collect()
+    }
+
+    #[test]
+    fn both_halves_count() {
+        assert!(40 >= SPLIT_AT, "this audience is split");
+        assert_eq!(count(r#"{"event":{"type":"a"}}"#), [1, 2, 3]);
+        assert_eq!(
+            count(r#"{"event":{"type":"a","count":{"equals":10}}}"#),
+            [1, 2, 3]
+        );
+        assert_eq!(
+            count(r#"{"event":{"type":"a","sum":{"of":"v","equals":190}}}"#),
+            [3],
+            "10 + 12 + … + 28"
+        );
+        assert_eq!(
+            count(r#"{"event":{"type":"a","first":{"before":"1970-01-01T00:00:01.005Z"}}}"#),
+            [1]
+        );
+        assert_eq!(
+            count(r#"{"event":{"type":"a","last":{"since":"1970-01-01T00:00:01.035Z"}}}"#),
+            [2]
+        );
     }
 }
