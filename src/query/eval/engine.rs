@@ -799,7 +799,7 @@ mod split_tests {
 
     #[test]
     fn both_halves_count() {
-        assert!(40 >= SPLIT_AT, "this audience is split");
+        const { assert!(40 >= SPLIT_AT, "this audience is split") };
         assert_eq!(count(r#"{"event":{"type":"a"}}"#), [1, 2, 3]);
         assert_eq!(
             count(r#"{"event":{"type":"a","count":{"equals":10}}}"#),
