@@ -446,10 +446,14 @@ impl SiteLive {
         );
         let (events, details) = lengths;
         writer.encoder().u64(events.len() as u64)?;
-        for (kind, len) in &events {
+        for (kind, len, ranked) in &events {
             writer.encoder().str(kind)?;
             writer.encoder().u64(*len as u64)?;
-            for part in [0u8, 1] {
+            let parts: &[u8] = if *ranked { &[0, 1, 2] } else { &[0, 1] };
+            for &part in parts {
+                if part == 2 {
+                    writer.encoder().u8(1)?;
+                }
                 for from in (0..*len).step_by(CHUNK) {
                     let range = from..(from + CHUNK).min(*len);
                     let kind = kind.clone();
@@ -459,6 +463,9 @@ impl SiteLive {
                         })
                         .await?;
                 }
+            }
+            if !*ranked {
+                writer.encoder().u8(0)?;
             }
         }
         writer.encoder().u64(details.len() as u64)?;

@@ -420,22 +420,24 @@ fn scan_part(
     counted: &mut impl FnMut(usize, i64, f64),
 ) -> Result<(), EvalError> {
     let column = part.column;
-    for e in range {
-        if e & 0xFFFF == 0 {
-            cancel.check()?;
+    for range in column.ranges_in(range, window) {
+        for e in range {
+            if e & 0xFFFF == 0 {
+                cancel.check()?;
+            }
+            let (s, at) = (column.subscriber[e], column.at[e]);
+            if s == NOBODY
+                || !window.contains(at)
+                || !part.filters.iter().all(|(values, t)| t.matches(&values[e]))
+            {
+                continue;
+            }
+            let amount = match part.sum.as_ref().map(|values| &values[e]) {
+                Some(Val::Number(x)) => *x,
+                _ => 0.0,
+            };
+            counted(s as usize, at, amount);
         }
-        let (s, at) = (column.subscriber[e], column.at[e]);
-        if s == NOBODY
-            || !window.contains(at)
-            || !part.filters.iter().all(|(values, t)| t.matches(&values[e]))
-        {
-            continue;
-        }
-        let amount = match part.sum.as_ref().map(|values| &values[e]) {
-            Some(Val::Number(x)) => *x,
-            _ => 0.0,
-        };
-        counted(s as usize, at, amount);
     }
     Ok(())
 }
@@ -453,7 +455,7 @@ pub(super) fn scan_events(
 ) -> Result<(), EvalError> {
     let window = test.when.resolve(now);
     for part in parts(audience, test, now)? {
-        let len = part.column.at.len();
+        let len = part.column.len();
         scan_part(&part, 0..len, &window, cancel, &mut counted)?;
     }
     Ok(())
@@ -478,12 +480,12 @@ pub(super) fn scan_into<A: Send>(
 ) -> Result<A, EvalError> {
     let window = test.when.resolve(now);
     let parts = parts(audience, test, now)?;
-    let total: usize = parts.iter().map(|p| p.column.at.len()).sum();
+    let total: usize = parts.iter().map(|p| p.column.len()).sum();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let half = |p: &Part<'_, '_>| p.column.at.len() / 2;
+    let half = |p: &Part<'_, '_>| p.column.len() / 2;
     let run = |acc: &mut A, second: bool| -> Result<(), EvalError> {
         for part in &parts {
-            let len = part.column.at.len();
+            let len = part.column.len();
             let range = match (second, total >= SPLIT_AT && cores > 1) {
                 (_, false) => 0..len,
                 (false, true) => 0..half(part),

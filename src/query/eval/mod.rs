@@ -14,6 +14,7 @@
 mod column;
 pub mod cost;
 mod engine;
+mod events;
 mod explain;
 #[cfg(test)]
 pub(crate) mod naive;
@@ -23,6 +24,7 @@ pub(crate) mod tests;
 
 use super::ast::{DetailPath, Query};
 pub use column::FieldColumn;
+pub use events::EventColumn;
 use fixedbitset::FixedBitSet;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -70,15 +72,6 @@ impl Val {
 
 /// The subscriber index of an event whose subscriber is not in the snapshot.
 pub const NOBODY: u32 = u32::MAX;
-
-/// The events of one type, in the order they were stored.
-#[derive(Debug, Default, Clone)]
-pub struct EventColumn {
-    /// Index of the subscriber (into the audience's subscriber columns).
-    pub subscriber: Vec<u32>,
-    /// When each happened, Unix ms.
-    pub at: Vec<i64>,
-}
 
 /// A column of event details: one value per event of a type, in column order.
 pub type DetailColumn = Arc<Vec<Val>>;
@@ -278,14 +271,18 @@ impl Audience {
         out
     }
 
-    /// Adds a detail column: one value per event of `kind`, in column order.
-    /// A column of the wrong length is refused (the data it came from is not
-    /// this snapshot's).
+    /// Adds a detail column: one value per event of `kind`, in storage
+    /// order (the order the database gives them), kept in the event
+    /// column's order. A column of the wrong length is refused (the data it
+    /// came from is not this snapshot's).
     pub fn add_details(&self, kind: &str, path: DetailPath, values: Vec<Val>) -> bool {
-        let expected = self.events.get(kind).map_or(0, |c| c.at.len());
-        if values.len() != expected {
+        let Some(column) = self.events.get(kind) else {
+            return values.is_empty();
+        };
+        if values.len() != column.len() {
             return false;
         }
+        let values = column.in_column_order(values);
         self.details
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -400,8 +397,7 @@ impl Audience {
             self.events.insert(kind.to_owned(), EventColumn::default());
         }
         if let Some(column) = self.events.get_mut(kind) {
-            column.subscriber.push(index);
-            column.at.push(at);
+            column.push(index, at);
         }
     }
 
@@ -490,15 +486,19 @@ impl Audience {
                 )
             })
             .collect();
+        // In storage order: a snapshot brought forward and one read whole
+        // may keep their events in different orders.
         let events = self
             .events
             .iter()
             .map(|(kind, c)| {
                 let rows = c
-                    .subscriber
-                    .iter()
-                    .zip(&c.at)
-                    .map(|(s, at)| ((*s != NOBODY).then(|| self.ids[*s as usize]), *at))
+                    .storage_order()
+                    .into_iter()
+                    .map(|p| {
+                        let s = c.subscriber[p];
+                        ((s != NOBODY).then(|| self.ids[s as usize]), c.at[p])
+                    })
                     .collect();
                 (kind.clone(), rows)
             })
@@ -508,7 +508,13 @@ impl Audience {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|((kind, path), c)| ((kind.clone(), path.dotted()), c.to_vec()))
+            .map(|((kind, path), c)| {
+                let order = self.events.get(kind).map(EventColumn::storage_order);
+                let values = order.map_or_else(Vec::new, |order| {
+                    order.into_iter().map(|p| c[p].clone()).collect()
+                });
+                ((kind.clone(), path.dotted()), values)
+            })
             .collect();
         Canonical {
             subscribers,
@@ -623,8 +629,7 @@ impl AudienceBuilder {
         let Some(column) = events.get_mut(kind) else {
             return;
         };
-        column.subscriber.push(index);
-        column.at.push(at);
+        column.push(index, at);
     }
 
     pub fn build(mut self) -> Audience {
@@ -636,6 +641,10 @@ impl AudienceBuilder {
         self.audience.subscribed = subscribed;
         for column in self.audience.fields.values_mut() {
             column.pad(n);
+        }
+        // Time order, so that windows skip whole blocks.
+        for column in self.audience.events.values_mut() {
+            column.sort_by_time();
         }
         let mut holders: Vec<FixedBitSet> = (0..self.tag_keys.len())
             .map(|_| FixedBitSet::with_capacity(n))

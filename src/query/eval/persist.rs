@@ -259,7 +259,12 @@ impl<R: Read> Decoder<R> {
 
 /// Event types with their event counts, and detail columns with their
 /// lengths.
-pub type ColumnLengths = (Vec<(String, usize)>, Vec<((String, DetailPath), usize)>);
+/// Event types with their event counts and whether they keep a rank, and
+/// detail columns with their lengths.
+pub type ColumnLengths = (
+    Vec<(String, usize, bool)>,
+    Vec<((String, DetailPath), usize)>,
+);
 
 /// The most subscribers, events or values a checkpoint may claim: a bound
 /// that keeps a damaged length from asking for absurd memory.
@@ -301,10 +306,10 @@ impl Audience {
     /// [`Audience::write_events`] and [`Audience::write_details`] may write
     /// later, even after more events were appended.
     pub fn column_lengths(&self) -> ColumnLengths {
-        let mut events: Vec<(String, usize)> = self
+        let mut events: Vec<(String, usize, bool)> = self
             .events
             .iter()
-            .map(|(kind, c)| (kind.clone(), c.at.len()))
+            .map(|(kind, c)| (kind.clone(), c.len(), c.rank().is_some()))
             .collect();
         events.sort();
         let mut details: Vec<((String, DetailPath), usize)> = self
@@ -318,8 +323,9 @@ impl Audience {
         (events, details)
     }
 
-    /// Writes the subscribers (`part` 0) or times (`part` 1) of the events
-    /// of `kind` in `range`; false when the column is shorter.
+    /// Writes the subscribers (`part` 0), times (`part` 1) or ranks (`part`
+    /// 2) of the events of `kind` in `range`; false when the column is
+    /// shorter or has no ranks.
     pub fn write_events<W: Write>(
         &self,
         kind: &str,
@@ -330,12 +336,16 @@ impl Audience {
         let Some(column) = self.events.get(kind) else {
             return Ok(false);
         };
-        if column.at.len() < range.end {
+        if column.len() < range.end {
             return Ok(false);
         }
         match part {
             0 => e.u32s(&column.subscriber[range])?,
-            _ => e.i64s(&column.at[range])?,
+            1 => e.i64s(&column.at[range])?,
+            _ => match column.rank() {
+                Some(rank) => e.u32s(&rank[range])?,
+                None => return Ok(false),
+            },
         }
         Ok(true)
     }
@@ -404,7 +414,13 @@ impl Audience {
                 return Err(invalid("an event names a subscriber out of range"));
             }
             let at = d.i64s(len)?;
-            a.events.insert(kind, EventColumn { subscriber, at });
+            let rank = match d.u8()? {
+                0 => None,
+                _ => Some(d.u32s(len)?),
+            };
+            let column = EventColumn::from_parts(subscriber, at, rank)
+                .ok_or_else(|| invalid("an event column's ranks do not fit it"))?;
+            a.events.insert(kind, column);
         }
         let mut details = HashMap::new();
         for _ in 0..d.len(MAX_LEN)? {
@@ -433,11 +449,15 @@ mod tests {
         a.write_subscribers(&mut e).unwrap();
         let (events, details) = a.column_lengths();
         e.u64(events.len() as u64).unwrap();
-        for (kind, len) in &events {
+        for (kind, len, ranked) in &events {
             e.str(kind).unwrap();
             e.u64(*len as u64).unwrap();
             assert!(a.write_events(kind, 0, 0..*len, &mut e).unwrap());
             assert!(a.write_events(kind, 1, 0..*len, &mut e).unwrap());
+            e.u8(u8::from(*ranked)).unwrap();
+            if *ranked {
+                assert!(a.write_events(kind, 2, 0..*len, &mut e).unwrap());
+            }
         }
         e.u64(details.len() as u64).unwrap();
         for (key, len) in &details {
