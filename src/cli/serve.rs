@@ -107,6 +107,9 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
             .unwrap_or("info"),
     )?;
 
+    // Before anything is printed or bound: SIGTERM from then on stops the
+    // server gracefully.
+    let shutdown = http::shutdown_signal();
     let store = storage::open(database).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -134,7 +137,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
                 .await;
         }
     });
-    http::serve(listener, state.clone(), http::shutdown_signal()).await?;
+    http::serve(listener, state.clone(), shutdown).await?;
     maintenance.abort();
     // The next start reads these instead of the whole audience.
     state.live.write_checkpoints(None).await;
