@@ -6,10 +6,11 @@
 //! Every failure (no header, a malformed one, an unknown or revoked key, a
 //! wrong secret, a missing or foreign `site_uuid`) is the same
 //! `401 {"error":"Unauthorized"}`: the answer never tells which part was wrong.
-//! The body is read here once, under the size limit, and handed on to the
-//! handler unchanged.
+//! The body is read here once, under the size limit (413), and after the
+//! credentials and the rate limit, admitted as JSON ([`body::admit`]: 415,
+//! 400) before it is handed on to the handler unchanged.
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, body};
 use crate::credentials::secret_matches;
 use crate::storage::SiteHead;
 use axum::body::{Body, Bytes};
@@ -36,8 +37,8 @@ struct SiteParam {
     site_uuid: Option<String>,
 }
 
-/// Middleware: authenticates the request or answers 401, then counts it
-/// against the key pair's rate limit (429 when over).
+/// Middleware: authenticates the request or answers 401, counts it against
+/// the key pair's rate limit (429 when over), then admits its body.
 pub async fn authenticate(
     State(state): State<AppState>,
     request: Request,
@@ -81,6 +82,7 @@ pub async fn authenticate(
         }
     };
     state.limits.admit(parts.uri.path(), &caller)?;
+    body::admit(&parts.headers, &bytes)?;
     parts.extensions.insert(caller);
     Ok(next
         .run(Request::from_parts(parts, Body::from(bytes)))

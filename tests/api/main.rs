@@ -7,6 +7,7 @@ mod helpers;
 
 mod audience;
 mod auth;
+mod bodies;
 mod cli;
 mod conditional;
 mod evaluation;
