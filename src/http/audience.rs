@@ -11,6 +11,7 @@
 //! These mirror the sections of the same names in Bento's API reference.
 
 use super::auth::Caller;
+use super::extract::{Extension, Query};
 use super::wire::{ErrorBody, ValidationErrorBody, json_response};
 use super::{ApiError, AppState, body};
 use crate::audience::{
@@ -18,9 +19,8 @@ use crate::audience::{
 };
 use crate::clock::format_ms;
 use crate::segment::FieldError;
-use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};

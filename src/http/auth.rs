@@ -10,11 +10,12 @@
 //! credentials and the rate limit, admitted as JSON ([`body::admit`]: 415,
 //! 400) before it is handed on to the handler unchanged.
 
+use super::extract::Query;
 use super::{ApiError, AppState, body};
 use crate::credentials::secret_matches;
 use crate::storage::SiteHead;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -52,7 +53,7 @@ pub async fn authenticate(
         state.settings.max_body_bytes
     };
     let bytes = read_body(&parts.headers, body, limit).await?;
-    let site_uuid = Query::<SiteParam>::try_from_uri(&parts.uri)
+    let site_uuid = Query::<SiteParam>::from_uri(&parts.uri)
         .ok()
         .and_then(|q| q.0.site_uuid)
         .or_else(|| site_uuid_in_body(&bytes))

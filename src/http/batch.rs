@@ -10,12 +10,12 @@
 //! result (acknowledged) and is not stored again. A batch holds 1 to 1,000 items.
 
 use super::auth::Caller;
+use super::extract::Extension;
 use super::wire::{ErrorBody, ValidationErrorBody, json_response};
 use super::{ApiError, AppState, body};
 use crate::audience::event::{parse_event, parse_subscriber};
 use crate::audience::{Create, Email, FieldKey, Outcome, SubscriberChange, Subscription, TagName};
 use crate::segment::{FieldError, FieldErrors};
-use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -26,6 +26,10 @@ pub enum ApiError {
     /// short when long.
     #[error("duplicate key {key:?} at {pointer:?}")]
     DuplicateKey { key: String, pointer: String },
+    /// 400 `{"error":"Invalid query string: …"}`: the query string cannot be
+    /// read (a parameter given twice, for one).
+    #[error("invalid query string: {0}")]
+    InvalidQueryString(String),
     /// 401 `{"error":"Unauthorized"}`: any credential or site problem, never
     /// saying which.
     #[error("unauthorized")]
@@ -83,7 +87,9 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            Self::MalformedJson(_) | Self::DuplicateKey { .. } => StatusCode::BAD_REQUEST,
+            Self::MalformedJson(_) | Self::DuplicateKey { .. } | Self::InvalidQueryString(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::SegmentNotFound | Self::SubscriberNotFound | Self::RouteNotFound => {
                 StatusCode::NOT_FOUND
@@ -110,6 +116,7 @@ impl ApiError {
                     format!("Duplicate key {key} at {}", shortened(pointer, 256))
                 }
             }
+            Self::InvalidQueryString(detail) => format!("Invalid query string: {detail}"),
             Self::Unauthorized => "Unauthorized".into(),
             Self::SegmentNotFound => "Segment not found".into(),
             Self::SubscriberNotFound => "Subscriber not found".into(),

@@ -5,6 +5,7 @@
 //! request's clock.
 
 use super::audience::SubscriberResource;
+use super::extract::{Extension, Query as QueryString, SegmentPath};
 use super::segment_body;
 use super::wire::{ErrorBody, ValidationErrorBody, json_response};
 use super::{ApiError, AppState, Caller, body};
@@ -12,9 +13,8 @@ use crate::audience::{AudienceCounts, Email, Subscriber};
 use crate::query::eval::Node;
 use crate::query::{Query, RawQuery};
 use crate::segment::{FieldError, FieldErrors, QUERY_FIELD, SegmentId};
-use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, Query as QueryString, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine as _;
@@ -34,8 +34,7 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 }
 
 /// A kept segment's parsed query, or the 404 / 422 that says why not.
-async fn segment_query(state: &AppState, site_id: i64, id: &str) -> Result<Query, ApiError> {
-    let id = SegmentId::parse(id).ok_or(ApiError::SegmentNotFound)?;
+async fn segment_query(state: &AppState, site_id: i64, id: SegmentId) -> Result<Query, ApiError> {
     let segment = state
         .store
         .get_segment(site_id, id)
@@ -85,7 +84,8 @@ pub async fn segment_stats(
     let id = params
         .segment_id
         .ok_or_else(|| invalid("segment_id", "is required"))?;
-    let query = segment_query(&state, caller.site_id, &id).await?;
+    let id = SegmentId::parse(&id).ok_or(ApiError::SegmentNotFound)?;
+    let query = segment_query(&state, caller.site_id, id).await?;
     let evaluation = state
         .live
         .evaluate(caller.site_id, &query, state.clock.now_ms())
@@ -136,7 +136,7 @@ pub struct MatchEnvelope {
 pub async fn match_subscriber(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    SegmentPath(id): SegmentPath,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let mut object = body::top_object(&bytes)?;
@@ -176,7 +176,7 @@ pub async fn match_subscriber(
         }
     };
     errors.finish(|| ())?;
-    let query = segment_query(&state, caller.site_id, &id).await?;
+    let query = segment_query(&state, caller.site_id, id).await?;
     let subscriber = match who {
         Some(Ok(email)) => {
             state
@@ -202,7 +202,7 @@ pub async fn match_subscriber(
         StatusCode::OK,
         &MatchEnvelope {
             data: MatchResult {
-                segment_id: id,
+                segment_id: id.to_string(),
                 matched: explanation.matched,
                 subscriber: SubscriberResource::from(&subscriber),
                 explanation: explanation.root,
@@ -281,7 +281,7 @@ fn parse_count(
 pub async fn members(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    SegmentPath(id): SegmentPath,
     QueryString(params): QueryString<MembersParams>,
 ) -> Result<Response, ApiError> {
     let limit = parse_count(params.limit.as_deref(), "limit", DEFAULT_PAGE, MAX_PAGE, 1)?;
@@ -294,7 +294,7 @@ pub async fn members(
             )
         })?),
     };
-    let query = segment_query(&state, caller.site_id, &id).await?;
+    let query = segment_query(&state, caller.site_id, id).await?;
     let evaluation = state
         .live
         .evaluate(caller.site_id, &query, state.clock.now_ms())

@@ -16,6 +16,7 @@ mod cache;
 mod conditional;
 mod error;
 mod evaluation;
+mod extract;
 mod health;
 pub mod openapi;
 mod rate_limit;

@@ -9,15 +9,15 @@
 
 use super::auth::Caller;
 use super::conditional::{digest_etag, if_match, not_modified, not_modified_since, with_etag};
+use super::extract::{Extension, Query, SegmentPath};
 use super::wire::{
     ErrorBody, SegmentEnvelope, SegmentListEnvelope, ValidationErrorBody, bytes_response,
     segment_body, segment_list_body,
 };
 use super::{ApiError, AppState, evaluation, segment_body as body};
 use crate::segment::{Listing, Segment, SegmentId};
-use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
@@ -115,10 +115,9 @@ fn conditional_response(headers: &HeaderMap, body: Bytes, etag: &str) -> Respons
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    SegmentPath(id): SegmentPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = SegmentId::parse(&id).ok_or(ApiError::SegmentNotFound)?;
     let segments = state
         .cache
         .segments(state.store.as_ref(), caller.head, caller.site_id)
@@ -195,11 +194,10 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    SegmentPath(id): SegmentPath,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = SegmentId::parse(&id).ok_or(ApiError::SegmentNotFound)?;
     let patch = body::segment_patch(&bytes)?;
     if let Some(query) = &patch.query {
         state
@@ -244,19 +242,16 @@ pub async fn update(
 pub async fn discard(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    SegmentPath(id): SegmentPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if let Some(segment_id) = SegmentId::parse(&id) {
-        let referrers =
-            crate::live::referrers(state.store.as_ref(), caller.site_id, segment_id).await?;
-        if !referrers.is_empty() {
-            return Err(
-                crate::segment::FieldErrors::from(crate::segment::referenced_by(&referrers)).into(),
-            );
-        }
+    let referrers = crate::live::referrers(state.store.as_ref(), caller.site_id, id).await?;
+    if !referrers.is_empty() {
+        return Err(
+            crate::segment::FieldErrors::from(crate::segment::referenced_by(&referrers)).into(),
+        );
     }
-    move_to(&state, &caller, &id, &headers, Listing::Discarded).await
+    move_to(&state, &caller, id, &headers, Listing::Discarded).await
 }
 
 /// Restores a discarded segment.
@@ -280,21 +275,20 @@ pub async fn discard(
 pub async fn restore(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    SegmentPath(id): SegmentPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    move_to(&state, &caller, &id, &headers, Listing::Kept).await
+    move_to(&state, &caller, id, &headers, Listing::Kept).await
 }
 
 /// Discards or restores a segment, honouring `If-Match`, and answers it.
 async fn move_to(
     state: &AppState,
     caller: &Caller,
-    id: &str,
+    id: SegmentId,
     headers: &HeaderMap,
     to: Listing,
 ) -> Result<Response, ApiError> {
-    let id = SegmentId::parse(id).ok_or(ApiError::SegmentNotFound)?;
     let (site, precondition, now) = (caller.site_id, if_match(headers, id), state.clock.now_ms());
     let moved = match to {
         Listing::Discarded => {

@@ -10,6 +10,7 @@ mod auth;
 mod bodies;
 mod cli;
 mod conditional;
+mod errors;
 mod evaluation;
 mod operations;
 mod rate_limit;
