@@ -4,8 +4,10 @@
 //! writes, from the JSON body.
 //!
 //! Every failure (no header, a malformed one, an unknown or revoked key, a
-//! wrong secret, a missing or foreign `site_uuid`) is the same
-//! `401 {"error":"Unauthorized"}`: the answer never tells which part was wrong.
+//! wrong secret, a missing or foreign `site_uuid`, a `site_uuid` in the body
+//! that is not the query string's) is the same `401 {"error":"Unauthorized"}`:
+//! the answer never tells which part was wrong.
+//!
 //! The body is read here once, under the size limit (413), and after the
 //! credentials and the rate limit, admitted as JSON ([`body::admit`]: 415,
 //! 400) before it is handed on to the handler unchanged.
@@ -16,12 +18,13 @@ use crate::credentials::secret_matches;
 use crate::storage::SiteHead;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Uri, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 
 /// The caller, once authenticated; handlers read it from request extensions.
 #[derive(Debug, Clone)]
@@ -53,11 +56,7 @@ pub async fn authenticate(
         state.settings.max_body_bytes
     };
     let bytes = read_body(&parts.headers, body, limit).await?;
-    let site_uuid = Query::<SiteParam>::from_uri(&parts.uri)
-        .ok()
-        .and_then(|q| q.0.site_uuid)
-        .or_else(|| site_uuid_in_body(&bytes))
-        .ok_or(ApiError::Unauthorized)?;
+    let site_uuid = requested_site(&parts.uri, &bytes).ok_or(ApiError::Unauthorized)?;
     let (publishable, secret) = basic_credentials(&parts.headers).ok_or(ApiError::Unauthorized)?;
     let credentials = state
         .cache
@@ -90,6 +89,21 @@ pub async fn authenticate(
         .await)
 }
 
+/// The `site_uuid` a request names: in the query string, in the JSON body
+/// (as the Node SDK sends it on writes), or in both when they are the same.
+/// None, to be answered 401, when it names none, when the query string cannot
+/// be read (`site_uuid` given twice), or when the body's `site_uuid` is not
+/// the query string's, or not a string.
+fn requested_site(uri: &Uri, bytes: &[u8]) -> Option<String> {
+    let in_query = Query::<SiteParam>::from_uri(uri).ok()?.0.site_uuid;
+    match (in_query, site_uuid_in_body(bytes)) {
+        (Some(query), None) => Some(query),
+        (None, Some(Some(body))) => Some(body),
+        (Some(query), Some(Some(body))) if query == body => Some(query),
+        _ => None,
+    }
+}
+
 /// Reads the whole body, refusing one over `limit` bytes with a 413 before
 /// reading it when its declared length already says so.
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
@@ -105,11 +119,24 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
         .map_err(|_| ApiError::PayloadTooLarge)
 }
 
-fn site_uuid_in_body(bytes: &[u8]) -> Option<String> {
-    if bytes.is_empty() {
+/// The body's `site_uuid`: `None` when the body has none (or is not a JSON
+/// object), `Some(None)` when its value is not a string.
+fn site_uuid_in_body(bytes: &[u8]) -> Option<Option<String>> {
+    #[derive(Deserialize)]
+    struct BodySite {
+        #[serde(default, deserialize_with = "present")]
+        site_uuid: Option<Box<RawValue>>,
+    }
+    /// Any value, `null` included, is there: only absence is `None`.
+    fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+        Box::<RawValue>::deserialize(d).map(Some)
+    }
+    // Only an object: serde would also read a struct from an array.
+    if !bytes.trim_ascii_start().starts_with(b"{") {
         return None;
     }
-    serde_json::from_slice::<SiteParam>(bytes).ok()?.site_uuid
+    let raw = serde_json::from_slice::<BodySite>(bytes).ok()?.site_uuid?;
+    Some(serde_json::from_str::<String>(raw.get()).ok())
 }
 
 /// The `(user, password)` of a Basic `Authorization` header; none when the
@@ -169,10 +196,29 @@ mod tests {
     fn finds_site_uuid_in_a_json_body_only() {
         assert_eq!(
             site_uuid_in_body(br#"{"site_uuid":"abc","segment":{}}"#),
-            Some("abc".into())
+            Some(Some("abc".into()))
         );
         assert_eq!(site_uuid_in_body(b"not json"), None);
-        assert_eq!(site_uuid_in_body(br#"{"site_uuid":5}"#), None);
+        assert_eq!(site_uuid_in_body(br#"{"segment":{}}"#), None);
+        assert_eq!(site_uuid_in_body(br#"{"site_uuid":5}"#), Some(None));
+        assert_eq!(site_uuid_in_body(br#"{"site_uuid":null}"#), Some(None));
         assert_eq!(site_uuid_in_body(b""), None);
+        assert_eq!(site_uuid_in_body(br#"["abc"]"#), None);
+    }
+
+    #[test]
+    fn the_query_and_the_body_must_name_the_same_site() {
+        let uri = |q: &str| -> Uri { format!("/fetch/segments{q}").parse().unwrap() };
+        let body = br#"{"site_uuid":"a"}"#;
+        assert_eq!(requested_site(&uri("?site_uuid=a"), b""), Some("a".into()));
+        assert_eq!(requested_site(&uri(""), body), Some("a".into()));
+        assert_eq!(requested_site(&uri("?site_uuid=a"), body), Some("a".into()));
+        assert_eq!(requested_site(&uri("?site_uuid=b"), body), None);
+        assert_eq!(
+            requested_site(&uri("?site_uuid=a"), br#"{"site_uuid":null}"#),
+            None
+        );
+        assert_eq!(requested_site(&uri("?site_uuid=a&site_uuid=a"), b""), None);
+        assert_eq!(requested_site(&uri(""), b""), None);
     }
 }

@@ -115,6 +115,54 @@ async fn a_foreign_site_uuid_in_the_body_is_refused() {
 }
 
 #[tokio::test]
+async fn a_site_uuid_in_the_body_must_be_the_query_strings() {
+    let app = TestApp::spawn().await;
+    let other = app.new_site().await;
+    let tag = |site_uuid: serde_json::Value| json!({"site_uuid": site_uuid, "tag": {"name": "x"}});
+    let path = "/api/v1/fetch/tags";
+    // The same in both places: one site, no doubt.
+    let same = app
+        .send_json(Method::POST, path, &tag(json!(app.site.uuid)))
+        .await;
+    assert_eq!(same.status(), StatusCode::OK);
+    // Anything else in the body is doubt about the site: another site's
+    // uuid, an unknown one, or not a string at all.
+    for body_site in [
+        json!(other.uuid),
+        json!("0".repeat(32)),
+        json!(null),
+        json!(5),
+    ] {
+        let response = app.send_json(Method::POST, path, &tag(body_site)).await;
+        assert_unauthorized(response).await;
+    }
+    // Also when the body's is right and the query string's is not.
+    let response = app
+        .as_site(
+            &TestSite {
+                uuid: other.uuid.clone(),
+                ..app.site.clone()
+            },
+            Method::POST,
+            path,
+        )
+        .json(&tag(json!(app.site.uuid)))
+        .send()
+        .await
+        .unwrap();
+    assert_unauthorized(response).await;
+}
+
+#[tokio::test]
+async fn site_uuid_twice_in_the_query_string_is_refused() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .get(&format!("{SEGMENTS}?site_uuid={}", app.site.uuid))
+        .await;
+    assert_unauthorized(response).await;
+}
+
+#[tokio::test]
 async fn a_second_key_pair_works_and_revoking_one_leaves_the_other() {
     let app = TestApp::spawn().await;
     let site = app.store.find_site(&app.site.uuid).await.unwrap().unwrap();
