@@ -6,7 +6,8 @@
 //! Every failure (no header, a malformed one, an unknown or revoked key, a
 //! wrong secret, a missing or foreign `site_uuid`, a `site_uuid` in the body
 //! that is not the query string's) is the same `401 {"error":"Unauthorized"}`:
-//! the answer never tells which part was wrong.
+//! the answer never tells which part was wrong, and it takes the same time
+//! whether or not the publishable key exists (see [`super::cache`]).
 //!
 //! The body is read here once, under the size limit (413), and after the
 //! credentials and the rate limit, admitted as JSON ([`body::admit`]: 415,
@@ -25,6 +26,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
+use subtle::ConstantTimeEq;
+
+/// The longest Basic user name looked up: far above the 32 characters of the
+/// publishable keys Corral makes, so that nothing longer is ever a key and
+/// guesses cannot make the lookups remember long strings.
+const MAX_PUBLISHABLE_KEY_BYTES: usize = 128;
 
 /// The caller, once authenticated; handlers read it from request extensions.
 #[derive(Debug, Clone)]
@@ -63,21 +70,24 @@ pub async fn authenticate(
         .credentials(state.store.as_ref(), state.live.heads(), &publishable)
         .await?;
     let caller = match credentials {
-        Some((c, head))
-            if !c.revoked
-                && c.site_uuid == site_uuid
-                && secret_matches(&secret, &c.secret_hash) =>
-        {
+        Some((c, head)) => {
+            // Every check runs, whichever fails: the time taken does not say
+            // which part was wrong.
+            let secret_ok = secret_matches(&secret, &c.secret_hash);
+            let site_ok: bool = c.site_uuid.as_bytes().ct_eq(site_uuid.as_bytes()).into();
+            if !(secret_ok & site_ok & !c.revoked) {
+                return Err(ApiError::Unauthorized);
+            }
             Caller {
                 site_id: c.site_id,
                 key_id: c.key_id,
                 head,
             }
         }
-        Some(_) => return Err(ApiError::Unauthorized),
         None => {
-            // Spend the same hashing work as for a known key.
+            // Spend the same work as for a known key.
             let _ = secret_matches(&secret, &[0; 32]);
+            let _: bool = site_uuid.as_bytes().ct_eq(site_uuid.as_bytes()).into();
             return Err(ApiError::Unauthorized);
         }
     };
@@ -153,6 +163,9 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     }
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (user, password) = decoded.split_once(':')?;
+    if user.len() > MAX_PUBLISHABLE_KEY_BYTES {
+        return None;
+    }
     Some((user.to_owned(), password.to_owned()))
 }
 
@@ -188,6 +201,15 @@ mod tests {
         let no_colon = STANDARD.encode("justuser");
         assert_eq!(
             basic_credentials(&with_auth(&format!("Basic {no_colon}"))),
+            None
+        );
+    }
+
+    #[test]
+    fn refuses_user_names_longer_than_any_key() {
+        let long = STANDARD.encode(format!("{}:secret", "p".repeat(129)));
+        assert_eq!(
+            basic_credentials(&with_auth(&format!("Basic {long}"))),
             None
         );
     }

@@ -163,6 +163,52 @@ async fn site_uuid_twice_in_the_query_string_is_refused() {
 }
 
 #[tokio::test]
+async fn a_user_name_longer_than_any_key_is_refused() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .bare(
+            Method::GET,
+            &format!("{SEGMENTS}?site_uuid={}", app.site.uuid),
+        )
+        .basic_auth("p".repeat(10_000), Some(&app.site.secret_key))
+        .send()
+        .await
+        .unwrap();
+    assert_unauthorized(response).await;
+}
+
+#[tokio::test]
+async fn a_key_created_after_it_was_refused_is_let_in() {
+    let app = TestApp::spawn().await;
+    let site = app.store.find_site(&app.site.uuid).await.unwrap().unwrap();
+    let later = KeyPair::generate();
+    let as_later = TestSite {
+        uuid: app.site.uuid.clone(),
+        publishable_key: later.publishable_key.clone(),
+        secret_key: later.secret_key.clone(),
+    };
+    // Refused, and then remembered as unknown.
+    for _ in 0..2 {
+        let response = app
+            .as_site(&as_later, Method::GET, SEGMENTS)
+            .send()
+            .await
+            .unwrap();
+        assert_unauthorized(response).await;
+    }
+    app.store
+        .add_key(site.id, &later, app.clock.now_ms())
+        .await
+        .unwrap();
+    let response = app
+        .as_site(&as_later, Method::GET, SEGMENTS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn a_second_key_pair_works_and_revoking_one_leaves_the_other() {
     let app = TestApp::spawn().await;
     let site = app.store.find_site(&app.site.uuid).await.unwrap().unwrap();
