@@ -71,6 +71,22 @@ pub fn declares_json(headers: &HeaderMap) -> bool {
     })
 }
 
+/// A body that may carry nothing but `site_uuid` (DELETE and restore, which
+/// the Node SDK sends `{"site_uuid":"…"}`): empty, or an object without
+/// other keys, each of which is a 422.
+pub fn site_only(bytes: &[u8]) -> Result<(), ApiError> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let mut top = top_object(bytes)?;
+    top.remove("site_uuid");
+    let mut errors = FieldErrors::default();
+    for unknown in top.keys() {
+        errors.push(unknown.as_str(), "is not a known field");
+    }
+    errors.finish(|| ()).map_err(ApiError::from)
+}
+
 /// A JSON object with its values unparsed.
 pub type Object = BTreeMap<String, Box<RawValue>>;
 
@@ -234,6 +250,22 @@ mod tests {
             Err(ApiError::MalformedJson(_))
         ));
         assert!(matches!(wrapped(b"[]", "tag"), Err(ApiError::Invalid(_))));
+    }
+
+    #[test]
+    fn site_only_bodies_hold_nothing_else() {
+        assert!(site_only(b"").is_ok());
+        assert!(site_only(br#"{"site_uuid":"s"}"#).is_ok());
+        assert!(site_only(b"{}").is_ok());
+        assert!(matches!(site_only(b"null"), Err(ApiError::Invalid(_))));
+        assert!(matches!(site_only(b"[1]"), Err(ApiError::Invalid(_))));
+        match site_only(br#"{"site_uuid":"s","segment":{}}"#) {
+            Err(ApiError::Invalid(errors)) => assert_eq!(
+                errors.0,
+                vec![FieldError::new("segment", "is not a known field")]
+            ),
+            other => panic!("expected a 422, got {other:?}"),
+        }
     }
 
     #[test]

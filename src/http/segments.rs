@@ -225,7 +225,8 @@ pub async fn update(
 /// Discards (soft-deletes) a segment.
 ///
 /// Corral extension. The segment leaves Bento's list and its id answers 404
-/// there; the answer is the discarded record, with `discarded_at`.
+/// there; the answer is the discarded record, with `discarded_at`. A body,
+/// if any, holds only `site_uuid` (as the Node SDK sends it).
 #[utoipa::path(
     delete,
     path = "/api/v1/fetch/segments/{id}",
@@ -244,7 +245,9 @@ pub async fn discard(
     Extension(caller): Extension<Caller>,
     SegmentPath(id): SegmentPath,
     headers: HeaderMap,
+    bytes: Bytes,
 ) -> Result<Response, ApiError> {
+    super::body::site_only(&bytes)?;
     let referrers = crate::live::referrers(state.store.as_ref(), caller.site_id, id).await?;
     if !referrers.is_empty() {
         return Err(
@@ -257,7 +260,8 @@ pub async fn discard(
 /// Restores a discarded segment.
 ///
 /// Corral extension. Refused with 422 when a kept segment now has its name.
-/// Restoring a kept segment changes nothing.
+/// Restoring a kept segment changes nothing. A body, if any, holds only
+/// `site_uuid`.
 #[utoipa::path(
     post,
     path = "/api/v1/fetch/segments/{id}/restore",
@@ -277,7 +281,9 @@ pub async fn restore(
     Extension(caller): Extension<Caller>,
     SegmentPath(id): SegmentPath,
     headers: HeaderMap,
+    bytes: Bytes,
 ) -> Result<Response, ApiError> {
+    super::body::site_only(&bytes)?;
     move_to(&state, &caller, id, &headers, Listing::Kept).await
 }
 
