@@ -12,7 +12,8 @@
 
 use super::auth::Caller;
 use super::extract::{Extension, Query};
-use super::wire::{ErrorBody, ValidationErrorBody, json_response};
+use super::schemas::{EmailText, FieldKeyText, Name, SiteUuidText};
+use super::wire::{ValidationErrorBody, json_response};
 use super::{ApiError, AppState, body};
 use crate::audience::{
     AudienceCounts, Email, Field, FieldKey, Subscriber, SubscriberChange, Tag, TagName,
@@ -160,7 +161,9 @@ pub struct FieldListEnvelope {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SubscriberLookup {
-    /// The subscriber's email (case does not matter).
+    /// The subscriber's email (case does not matter). One of `email` and
+    /// `uuid` is required; with both, `email` is used.
+    #[param(value_type = Option<EmailText>)]
     email: Option<String>,
     /// The subscriber's uuid.
     uuid: Option<String>,
@@ -173,7 +176,6 @@ pub struct SubscriberLookup {
     params(SubscriberLookup),
     responses(
         (status = 200, description = "The subscriber, or `data: null`", body = SubscriberEnvelope),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 422, description = "Neither email nor uuid, or an invalid email", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
@@ -222,13 +224,31 @@ fn wrapped_string(bytes: &[u8], wrapper: &str, field: &str) -> Result<String, Ap
     }
 }
 
+/// `{"subscriber":{"email"}}` (documentation only).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CreateSubscriberRequest {
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
+    subscriber: SubscriberFields,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SubscriberFields {
+    email: EmailText,
+}
+
 /// Creates a subscriber (or finds the existing one).
 ///
 /// Bento: Subscribers → Create subscriber.
 #[utoipa::path(post, path = "/api/v1/fetch/subscribers", tag = "audience",
+    request_body = CreateSubscriberRequest,
     responses(
         (status = 200, description = "The subscriber", body = SubscriberEnvelope),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "Missing or invalid email", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
@@ -278,13 +298,31 @@ pub async fn list_tags(
     Ok(json_response(StatusCode::OK, &TagListEnvelope { data }))
 }
 
+/// `{"tag":{"name"}}` (documentation only).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CreateTagRequest {
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
+    tag: TagFields,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct TagFields {
+    name: Name,
+}
+
 /// Creates a tag, or answers the one that already has this name (ignoring case).
 ///
 /// Bento: Tags → Create tag.
 #[utoipa::path(post, path = "/api/v1/fetch/tags", tag = "audience",
+    request_body = CreateTagRequest,
     responses(
         (status = 200, description = "The tag", body = TagEnvelope),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "Missing or invalid name", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
@@ -322,13 +360,31 @@ pub async fn list_fields(
     Ok(json_response(StatusCode::OK, &FieldListEnvelope { data }))
 }
 
+/// `{"field":{"key"}}` (documentation only).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CreateFieldRequest {
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
+    field: FieldFields,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct FieldFields {
+    key: FieldKeyText,
+}
+
 /// Registers a field key (normalised: `"First Name"` is `first_name`).
 ///
 /// Bento: Fields → Create field.
 #[utoipa::path(post, path = "/api/v1/fetch/fields", tag = "audience",
+    request_body = CreateFieldRequest,
     responses(
         (status = 200, description = "The field", body = FieldEnvelope),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "Missing or invalid key", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]

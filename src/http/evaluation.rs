@@ -6,6 +6,7 @@
 
 use super::audience::SubscriberResource;
 use super::extract::{Extension, Query as QueryString, SegmentPath};
+use super::schemas::{EmailText, SegmentIdText, SiteUuidText, VisitorEventQuery};
 use super::segment_body;
 use super::wire::{ErrorBody, ValidationErrorBody, json_response};
 use super::{ApiError, AppState, Caller, body};
@@ -59,7 +60,8 @@ async fn segment_query(state: &AppState, site_id: i64, id: SegmentId) -> Result<
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SegmentStatsParams {
-    /// The segment's id.
+    /// The segment's id (required: without it the answer is a 422).
+    #[param(value_type = SegmentIdText, required = true)]
     segment_id: Option<String>,
 }
 
@@ -71,7 +73,6 @@ pub struct SegmentStatsParams {
     params(SegmentStatsParams),
     responses(
         (status = 200, description = "Counts of the members", body = AudienceCounts),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 404, description = "No such kept segment on this site", body = ErrorBody),
         (status = 422, description = "No `segment_id`, or the query cannot be evaluated", body = ValidationErrorBody),
     ),
@@ -93,13 +94,35 @@ pub async fn segment_stats(
     Ok(json_response(StatusCode::OK, &evaluation.counts()))
 }
 
-/// Who to match: exactly one of the two (documentation only).
-#[derive(ToSchema)]
+/// Who to match: by `email` or by `uuid`, exactly one of the two
+/// (documentation only).
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
 #[allow(dead_code)]
-pub struct MatchRequest {
-    #[schema(example = "ann@example.com")]
-    pub email: Option<String>,
-    pub uuid: Option<String>,
+pub enum MatchRequest {
+    ByEmail(MatchByEmail),
+    ByUuid(MatchByUuid),
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct MatchByEmail {
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
+    email: EmailText,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct MatchByUuid {
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
+    /// The subscriber's `uuid`.
+    uuid: String,
 }
 
 /// Whether one subscriber is in a segment, and why.
@@ -123,12 +146,10 @@ pub struct MatchEnvelope {
 /// answer gives the outcome of every condition and group, each with the JSON
 /// pointer of the condition in the query and the facts it was decided on.
 #[utoipa::path(post, path = "/api/v1/fetch/segments/{id}/match", tag = "evaluation",
-    params(("id" = String, Path, description = "The segment's id")),
+    params(("id" = SegmentIdText, Path, description = "The segment's id")),
     request_body = MatchRequest,
     responses(
         (status = 200, description = "The outcome and its reasons", body = MatchEnvelope),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 404, description = "No such kept segment, or no such subscriber, on this site", body = ErrorBody),
         (status = 422, description = "No email or uuid, or the query cannot be evaluated", body = ValidationErrorBody),
     ),
@@ -215,6 +236,7 @@ pub async fn match_subscriber(
 #[into_params(parameter_in = Query)]
 pub struct MembersParams {
     /// Members per page, 1 to 1,000 (default 100).
+    #[param(value_type = Option<u16>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// `meta.next_cursor` of the previous page; absent for the first.
     cursor: Option<String>,
@@ -270,10 +292,9 @@ fn parse_count(
 /// evaluated afresh, and a subscriber who joins or leaves the segment between
 /// pages is or is not on the pages still to come.
 #[utoipa::path(get, path = "/api/v1/fetch/segments/{id}/members", tag = "evaluation",
-    params(("id" = String, Path, description = "The segment's id"), MembersParams),
+    params(("id" = SegmentIdText, Path, description = "The segment's id"), MembersParams),
     responses(
         (status = 200, description = "One page of members", body = MembersPage),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 404, description = "No such kept segment on this site", body = ErrorBody),
         (status = 422, description = "A bad limit or cursor, or the query cannot be evaluated", body = ValidationErrorBody),
     ),
@@ -329,14 +350,20 @@ async fn subscribers(
 }
 
 /// An unsaved query to try (documentation only).
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct PreviewRequest {
-    /// The query, as it would be saved.
-    #[schema(value_type = Object)]
-    pub visitor_event_query: serde_json::Value,
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
+    /// The query, as it would be saved: a JSON object of at most 64 KiB
+    /// (see `visitor_event_query` of a segment).
+    #[schema(value_type = VisitorEventQuery)]
+    visitor_event_query: serde_json::Value,
     /// How many members to show, 0 to 100 (default 10).
-    pub sample: Option<usize>,
+    #[schema(minimum = 0, maximum = 100, nullable = false)]
+    sample: Option<u8>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -362,9 +389,6 @@ pub struct PreviewEnvelope {
     request_body = PreviewRequest,
     responses(
         (status = 200, description = "Counts and a sample", body = PreviewEnvelope),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
-        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 422, description = "The query does not fit the grammar, or cannot be evaluated", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]

@@ -20,6 +20,7 @@ mod extract;
 mod health;
 pub mod openapi;
 mod rate_limit;
+mod schemas;
 mod segment_body;
 mod segments;
 pub mod wire;

@@ -10,6 +10,7 @@
 use super::auth::Caller;
 use super::conditional::{digest_etag, if_match, not_modified, not_modified_since, with_etag};
 use super::extract::{Extension, Query, SegmentPath};
+use super::schemas::{Name, SegmentIdText, SiteOnlyRequest, SiteUuidText, VisitorEventQuery};
 use super::wire::{
     ErrorBody, SegmentEnvelope, SegmentListEnvelope, ValidationErrorBody, bytes_response,
     segment_body, segment_list_body,
@@ -28,7 +29,17 @@ use serde::Deserialize;
 pub struct ListParams {
     /// Corral extension: `discarded` lists discarded segments instead of kept
     /// ones. Absent or `kept`: Bento's list.
+    #[param(value_type = Option<SegmentState>)]
     state: Option<String>,
+}
+
+/// Which segments a list holds.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum SegmentState {
+    Kept,
+    Discarded,
 }
 
 fn listing(params: &ListParams) -> Result<Listing, ApiError> {
@@ -53,9 +64,7 @@ fn listing(params: &ListParams) -> Result<Listing, ApiError> {
     responses(
         (status = 200, description = "The site's kept segments in name order", body = SegmentListEnvelope),
         (status = 304, description = "Unchanged since the `If-None-Match` tag"),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 422, description = "Unknown `state`", body = ValidationErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
     ),
     security(("basic" = []))
 )]
@@ -102,13 +111,11 @@ fn conditional_response(headers: &HeaderMap, body: Bytes, etag: &str) -> Respons
     get,
     path = "/api/v1/fetch/segments/{id}",
     tag = "segments",
-    params(("id" = String, Path, description = "The segment's id")),
+    params(("id" = SegmentIdText, Path, description = "The segment's id")),
     responses(
         (status = 200, description = "The segment", body = SegmentEnvelope),
         (status = 304, description = "Unchanged since the `If-None-Match` tag"),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 404, description = "No such kept segment on this site", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
     ),
     security(("basic" = []))
 )]
@@ -143,11 +150,7 @@ pub async fn show(
     request_body = CreateSegmentRequest,
     responses(
         (status = 201, description = "Created", body = SegmentEnvelope),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
-        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 422, description = "Breaks the rules listed", body = ValidationErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
     ),
     security(("basic" = []))
 )]
@@ -178,15 +181,12 @@ pub async fn create(
     patch,
     path = "/api/v1/fetch/segments/{id}",
     tag = "segments",
-    params(("id" = String, Path, description = "The segment's id")),
+    params(("id" = SegmentIdText, Path, description = "The segment's id")),
     request_body = UpdateSegmentRequest,
     responses(
         (status = 200, description = "The changed segment", body = SegmentEnvelope),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 404, description = "No such kept segment on this site", body = ErrorBody),
         (status = 412, description = "`If-Match` names another version", body = ErrorBody),
-        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 422, description = "Breaks the rules listed", body = ValidationErrorBody),
     ),
     security(("basic" = []))
@@ -225,18 +225,18 @@ pub async fn update(
 /// Discards (soft-deletes) a segment.
 ///
 /// Corral extension. The segment leaves Bento's list and its id answers 404
-/// there; the answer is the discarded record, with `discarded_at`. A body,
-/// if any, holds only `site_uuid` (as the Node SDK sends it).
+/// there; the answer is the discarded record, with `discarded_at`.
 #[utoipa::path(
     delete,
     path = "/api/v1/fetch/segments/{id}",
     tag = "segments",
-    params(("id" = String, Path, description = "The segment's id")),
+    params(("id" = SegmentIdText, Path, description = "The segment's id")),
+    request_body(content = Option<SiteOnlyRequest>, description = "Optional: only `site_uuid` (the Node SDK sends it with every DELETE)"),
     responses(
         (status = 200, description = "The discarded segment", body = SegmentEnvelope),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 404, description = "No such kept segment on this site", body = ErrorBody),
         (status = 412, description = "`If-Match` names another version", body = ErrorBody),
+        (status = 422, description = "Other segments refer to it", body = ValidationErrorBody),
     ),
     security(("basic" = []))
 )]
@@ -260,16 +260,15 @@ pub async fn discard(
 /// Restores a discarded segment.
 ///
 /// Corral extension. Refused with 422 when a kept segment now has its name.
-/// Restoring a kept segment changes nothing. A body, if any, holds only
-/// `site_uuid`.
+/// Restoring a kept segment changes nothing.
 #[utoipa::path(
     post,
     path = "/api/v1/fetch/segments/{id}/restore",
     tag = "segments",
-    params(("id" = String, Path, description = "The segment's id")),
+    params(("id" = SegmentIdText, Path, description = "The segment's id")),
+    request_body(content = Option<SiteOnlyRequest>, description = "Optional: only `site_uuid`"),
     responses(
         (status = 200, description = "The restored segment", body = SegmentEnvelope),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 404, description = "No such segment on this site", body = ErrorBody),
         (status = 412, description = "`If-Match` names another version", body = ErrorBody),
         (status = 422, description = "Its name is taken", body = ValidationErrorBody),
@@ -322,41 +321,63 @@ fn segment_response(status: StatusCode, segment: &Segment) -> Response {
 }
 
 /// `{"segment":{…}}` for a create (documentation only).
-#[derive(utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CreateSegmentRequest {
     /// Sent by the Node SDK; may instead be in the query string.
-    site_uuid: Option<String>,
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
     segment: CreateSegmentFields,
 }
 
-#[derive(utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CreateSegmentFields {
-    /// 1–255 characters after trimming, unique among kept segments ignoring case.
-    #[schema(example = "VIP customers")]
-    name: String,
-    /// At most 2,000 characters.
+    /// Unique among the site's kept segments, ignoring case.
+    name: Name,
+    /// At most 2,000 characters, no control characters but line breaks and
+    /// tabs; `null` or absent for none.
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     description: Option<String>,
-    /// A JSON object of at most 64 KiB.
-    #[schema(value_type = Object)]
+    /// A JSON object of at most 64 KiB (compact form), kept exactly as
+    /// written: `{}` (everyone), `{"foreign": …}` (any JSON, never
+    /// evaluated), or one condition of the query language, whose JSON Schema
+    /// is served at `/api/query-language.schema.json`.
+    #[schema(value_type = VisitorEventQuery)]
     visitor_event_query: serde_json::Value,
 }
 
-/// `{"segment":{…}}` for a change (documentation only).
-#[derive(utoipa::ToSchema)]
+/// `{"segment":{…}}` for a change (documentation only): fields left out stay
+/// as they are.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct UpdateSegmentRequest {
-    site_uuid: Option<String>,
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
     segment: UpdateSegmentFields,
 }
 
-#[derive(utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct UpdateSegmentFields {
-    name: Option<String>,
-    /// `null` clears it.
+    /// Unique among the site's kept segments, ignoring case.
+    #[schema(nullable = false, required = false)]
+    name: Option<Name>,
+    /// At most 2,000 characters; `null` clears it.
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     description: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    /// As on create.
+    #[schema(value_type = VisitorEventQuery, nullable = false, required = false)]
     visitor_event_query: Option<serde_json::Value>,
 }
