@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs them all: formatting, lints, the Rust
-# unit and integration tests, and the acceptance suite that drives Bento's
-# official Node SDK against a real `corral serve`.
+# unit and integration tests, the acceptance suite that drives Bento's
+# official Node SDK against a real `corral serve`, and a bounded Schemathesis
+# run of the OpenAPI document against another (tests/fuzz/run.sh, which makes
+# its own venv, installing python3-venv if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,4 +26,7 @@ echo "== cargo test"
 cargo test --locked
 echo "== acceptance: Bento's Node SDK against corral serve"
 cargo build --locked --bin corral
-bash tests/acceptance/run.sh target/debug/corral
+BIN="${CARGO_TARGET_DIR:-target}/debug/corral"
+bash tests/acceptance/run.sh "$BIN"
+echo "== fuzzing: Schemathesis against corral serve"
+bash tests/fuzz/run.sh "$BIN"

@@ -28,6 +28,8 @@
 //!   and an optional `corral.toml`.
 //! - [`generator`]: `corral gen`, a deterministic synthetic audience (subscribers
 //!   and events with realistic skew) written as JSON lines for the importer.
+//! - [`json`]: JSON kept as the client wrote it, and the check that no
+//!   object of a request body names a key twice.
 //! - [`clock`] and [`credentials`]: the injectable clock, and how site ids and
 //!   API keys are generated, hashed and compared.
 //!

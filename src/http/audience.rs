@@ -18,7 +18,9 @@
 //! (data stored before the caps) needs a second page.
 
 use super::auth::Caller;
-use super::wire::{ErrorBody, ValidationErrorBody, json_response};
+use super::extract::{Extension, Query};
+use super::schemas::{EmailText, FieldKeyText, Name, SiteUuidText};
+use super::wire::{ValidationErrorBody, json_response};
 use super::{ApiError, AppState, body};
 use crate::audience::limits::{MAX_FIELD_KEYS_PER_SITE, MAX_TAGS_PER_SITE};
 use crate::audience::{
@@ -27,9 +29,8 @@ use crate::audience::{
 use crate::clock::format_ms;
 use crate::segment::FieldError;
 use crate::storage::StorageError;
-use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine as _;
@@ -189,6 +190,7 @@ pub struct FieldListEnvelope {
 #[into_params(parameter_in = Query)]
 pub struct TagListParams {
     /// Tags per page, 1 to 10,000 (default 10,000, a site's cap).
+    #[param(value_type = Option<u16>, minimum = 1, maximum = 10000)]
     limit: Option<String>,
     /// `meta.next_cursor` of the previous page; absent for the first.
     cursor: Option<String>,
@@ -198,6 +200,7 @@ pub struct TagListParams {
 #[into_params(parameter_in = Query)]
 pub struct FieldListParams {
     /// Fields per page, 1 to 1,000 (default 1,000, a site's cap).
+    #[param(value_type = Option<u16>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// `meta.next_cursor` of the previous page; absent for the first.
     cursor: Option<String>,
@@ -254,7 +257,9 @@ fn over_cap(field: &'static str) -> impl Fn(StorageError) -> ApiError {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SubscriberLookup {
-    /// The subscriber's email (case does not matter).
+    /// The subscriber's email (case does not matter). One of `email` and
+    /// `uuid` is required; with both, `email` is used.
+    #[param(value_type = Option<EmailText>)]
     email: Option<String>,
     /// The subscriber's uuid.
     uuid: Option<String>,
@@ -267,7 +272,6 @@ pub struct SubscriberLookup {
     params(SubscriberLookup),
     responses(
         (status = 200, description = "The subscriber, or `data: null`", body = SubscriberEnvelope),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 422, description = "Neither email nor uuid, or an invalid email", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
@@ -316,13 +320,31 @@ fn wrapped_string(bytes: &[u8], wrapper: &str, field: &str) -> Result<String, Ap
     }
 }
 
+/// `{"subscriber":{"email"}}` (documentation only).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CreateSubscriberRequest {
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
+    subscriber: SubscriberFields,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SubscriberFields {
+    email: EmailText,
+}
+
 /// Creates a subscriber (or finds the existing one).
 ///
 /// Bento: Subscribers → Create subscriber.
 #[utoipa::path(post, path = "/api/v1/fetch/subscribers", tag = "audience",
+    request_body = CreateSubscriberRequest,
     responses(
         (status = 200, description = "The subscriber", body = SubscriberEnvelope),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "Missing or invalid email", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
@@ -364,7 +386,6 @@ pub async fn create_subscriber(
     params(TagListParams),
     responses(
         (status = 200, description = "One page of tags", body = TagListEnvelope),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 422, description = "A bad limit or cursor", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
@@ -398,14 +419,32 @@ pub async fn list_tags(
     ))
 }
 
+/// `{"tag":{"name"}}` (documentation only).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CreateTagRequest {
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
+    tag: TagFields,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct TagFields {
+    name: Name,
+}
+
 /// Creates a tag, or answers the one that already has this name (ignoring case).
 ///
 /// Bento: Tags → Create tag. A new tag that would take the site over its
 /// cap of 10,000 tags is a 422 on `name`.
 #[utoipa::path(post, path = "/api/v1/fetch/tags", tag = "audience",
+    request_body = CreateTagRequest,
     responses(
         (status = 200, description = "The tag", body = TagEnvelope),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "Missing or invalid name, or the site has as many tags as it may", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
@@ -439,7 +478,6 @@ pub async fn create_tag(
     params(FieldListParams),
     responses(
         (status = 200, description = "One page of fields", body = FieldListEnvelope),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 422, description = "A bad limit or cursor", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
@@ -469,14 +507,32 @@ pub async fn list_fields(
     ))
 }
 
+/// `{"field":{"key"}}` (documentation only).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CreateFieldRequest {
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
+    field: FieldFields,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct FieldFields {
+    key: FieldKeyText,
+}
+
 /// Registers a field key (normalised: `"First Name"` is `first_name`).
 ///
 /// Bento: Fields → Create field. A new key that would take the site over its
 /// cap of 1,000 field keys is a 422 on `key`.
 #[utoipa::path(post, path = "/api/v1/fetch/fields", tag = "audience",
+    request_body = CreateFieldRequest,
     responses(
         (status = 200, description = "The field", body = FieldEnvelope),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "Missing or invalid key, or the site has as many field keys as it may", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]

@@ -4,22 +4,34 @@
 //! writes, from the JSON body.
 //!
 //! Every failure (no header, a malformed one, an unknown or revoked key, a
-//! wrong secret, a missing or foreign `site_uuid`) is the same
-//! `401 {"error":"Unauthorized"}`: the answer never tells which part was wrong.
-//! The body is read here once, under the size limit, and handed on to the
-//! handler unchanged.
+//! wrong secret, a missing or foreign `site_uuid`, a `site_uuid` in the body
+//! that is not the query string's) is the same `401 {"error":"Unauthorized"}`:
+//! the answer never tells which part was wrong, and it takes the same time
+//! whether or not the publishable key exists (see [`super::cache`]).
+//!
+//! The body is read here once, under the size limit (413), and after the
+//! credentials and the rate limit, admitted as JSON ([`body::admit`]: 415,
+//! 400) before it is handed on to the handler unchanged.
 
-use super::{ApiError, AppState};
+use super::extract::Query;
+use super::{ApiError, AppState, body};
 use crate::credentials::secret_matches;
 use crate::storage::SiteHead;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Uri, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use subtle::ConstantTimeEq;
+
+/// The longest Basic user name looked up: far above the 32 characters of the
+/// publishable keys Corral makes, so that nothing longer is ever a key and
+/// guesses cannot make the lookups remember long strings.
+const MAX_PUBLISHABLE_KEY_BYTES: usize = 128;
 
 /// The caller, once authenticated; handlers read it from request extensions.
 #[derive(Debug, Clone)]
@@ -36,8 +48,8 @@ struct SiteParam {
     site_uuid: Option<String>,
 }
 
-/// Middleware: authenticates the request or answers 401, then counts it
-/// against the key pair's rate limit (429 when over).
+/// Middleware: authenticates the request or answers 401, counts it against
+/// the key pair's rate limit (429 when over), then admits its body.
 pub async fn authenticate(
     State(state): State<AppState>,
     request: Request,
@@ -51,40 +63,55 @@ pub async fn authenticate(
         state.settings.max_body_bytes
     };
     let bytes = read_body(&parts.headers, body, limit).await?;
-    let site_uuid = Query::<SiteParam>::try_from_uri(&parts.uri)
-        .ok()
-        .and_then(|q| q.0.site_uuid)
-        .or_else(|| site_uuid_in_body(&bytes))
-        .ok_or(ApiError::Unauthorized)?;
+    let site_uuid = requested_site(&parts.uri, &bytes).ok_or(ApiError::Unauthorized)?;
     let (publishable, secret) = basic_credentials(&parts.headers).ok_or(ApiError::Unauthorized)?;
     let credentials = state
         .cache
         .credentials(state.store.as_ref(), state.live.heads(), &publishable)
         .await?;
     let caller = match credentials {
-        Some((c, head))
-            if !c.revoked
-                && c.site_uuid == site_uuid
-                && secret_matches(&secret, &c.secret_hash) =>
-        {
+        Some((c, head)) => {
+            // Every check runs, whichever fails: the time taken does not say
+            // which part was wrong.
+            let secret_ok = secret_matches(&secret, &c.secret_hash);
+            let site_ok: bool = c.site_uuid.as_bytes().ct_eq(site_uuid.as_bytes()).into();
+            if !(secret_ok & site_ok & !c.revoked) {
+                return Err(ApiError::Unauthorized);
+            }
             Caller {
                 site_id: c.site_id,
                 key_id: c.key_id,
                 head,
             }
         }
-        Some(_) => return Err(ApiError::Unauthorized),
         None => {
-            // Spend the same hashing work as for a known key.
+            // Spend the same work as for a known key.
             let _ = secret_matches(&secret, &[0; 32]);
+            let _: bool = site_uuid.as_bytes().ct_eq(site_uuid.as_bytes()).into();
             return Err(ApiError::Unauthorized);
         }
     };
     state.limits.admit(parts.uri.path(), &caller)?;
+    body::admit(&parts.headers, &bytes)?;
     parts.extensions.insert(caller);
     Ok(next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await)
+}
+
+/// The `site_uuid` a request names: in the query string, in the JSON body
+/// (as the Node SDK sends it on writes), or in both when they are the same.
+/// None, to be answered 401, when it names none, when the query string cannot
+/// be read (`site_uuid` given twice), or when the body's `site_uuid` is not
+/// the query string's, or not a string.
+fn requested_site(uri: &Uri, bytes: &[u8]) -> Option<String> {
+    let in_query = Query::<SiteParam>::from_uri(uri).ok()?.0.site_uuid;
+    match (in_query, site_uuid_in_body(bytes)) {
+        (Some(query), None) => Some(query),
+        (None, Some(Some(body))) => Some(body),
+        (Some(query), Some(Some(body))) if query == body => Some(query),
+        _ => None,
+    }
 }
 
 /// Reads the whole body, refusing one over `limit` bytes with a 413 before
@@ -102,11 +129,24 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
         .map_err(|_| ApiError::PayloadTooLarge)
 }
 
-fn site_uuid_in_body(bytes: &[u8]) -> Option<String> {
-    if bytes.is_empty() {
+/// The body's `site_uuid`: `None` when the body has none (or is not a JSON
+/// object), `Some(None)` when its value is not a string.
+fn site_uuid_in_body(bytes: &[u8]) -> Option<Option<String>> {
+    #[derive(Deserialize)]
+    struct BodySite {
+        #[serde(default, deserialize_with = "present")]
+        site_uuid: Option<Box<RawValue>>,
+    }
+    /// Any value, `null` included, is there: only absence is `None`.
+    fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+        Box::<RawValue>::deserialize(d).map(Some)
+    }
+    // Only an object: serde would also read a struct from an array.
+    if !bytes.trim_ascii_start().starts_with(b"{") {
         return None;
     }
-    serde_json::from_slice::<SiteParam>(bytes).ok()?.site_uuid
+    let raw = serde_json::from_slice::<BodySite>(bytes).ok()?.site_uuid?;
+    Some(serde_json::from_str::<String>(raw.get()).ok())
 }
 
 /// The `(user, password)` of a Basic `Authorization` header; none when the
@@ -123,6 +163,9 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     }
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (user, password) = decoded.split_once(':')?;
+    if user.len() > MAX_PUBLISHABLE_KEY_BYTES {
+        return None;
+    }
     Some((user.to_owned(), password.to_owned()))
 }
 
@@ -163,13 +206,41 @@ mod tests {
     }
 
     #[test]
+    fn refuses_user_names_longer_than_any_key() {
+        let long = STANDARD.encode(format!("{}:secret", "p".repeat(129)));
+        assert_eq!(
+            basic_credentials(&with_auth(&format!("Basic {long}"))),
+            None
+        );
+    }
+
+    #[test]
     fn finds_site_uuid_in_a_json_body_only() {
         assert_eq!(
             site_uuid_in_body(br#"{"site_uuid":"abc","segment":{}}"#),
-            Some("abc".into())
+            Some(Some("abc".into()))
         );
         assert_eq!(site_uuid_in_body(b"not json"), None);
-        assert_eq!(site_uuid_in_body(br#"{"site_uuid":5}"#), None);
+        assert_eq!(site_uuid_in_body(br#"{"segment":{}}"#), None);
+        assert_eq!(site_uuid_in_body(br#"{"site_uuid":5}"#), Some(None));
+        assert_eq!(site_uuid_in_body(br#"{"site_uuid":null}"#), Some(None));
         assert_eq!(site_uuid_in_body(b""), None);
+        assert_eq!(site_uuid_in_body(br#"["abc"]"#), None);
+    }
+
+    #[test]
+    fn the_query_and_the_body_must_name_the_same_site() {
+        let uri = |q: &str| -> Uri { format!("/fetch/segments{q}").parse().unwrap() };
+        let body = br#"{"site_uuid":"a"}"#;
+        assert_eq!(requested_site(&uri("?site_uuid=a"), b""), Some("a".into()));
+        assert_eq!(requested_site(&uri(""), body), Some("a".into()));
+        assert_eq!(requested_site(&uri("?site_uuid=a"), body), Some("a".into()));
+        assert_eq!(requested_site(&uri("?site_uuid=b"), body), None);
+        assert_eq!(
+            requested_site(&uri("?site_uuid=a"), br#"{"site_uuid":null}"#),
+            None
+        );
+        assert_eq!(requested_site(&uri("?site_uuid=a&site_uuid=a"), b""), None);
+        assert_eq!(requested_site(&uri(""), b""), None);
     }
 }

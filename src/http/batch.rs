@@ -14,17 +14,18 @@
 //! 200`).
 
 use super::auth::Caller;
-use super::wire::{ErrorBody, ValidationErrorBody, json_response};
+use super::extract::Extension;
+use super::schemas::{EmailText, Name, SiteUuidText};
+use super::wire::{ValidationErrorBody, json_response};
 use super::{ApiError, AppState, body};
 use crate::audience::event::{parse_event, parse_subscriber};
 use crate::audience::{Create, Email, FieldKey, Outcome, SubscriberChange, Subscription, TagName};
 use crate::segment::{FieldError, FieldErrors};
-use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -121,9 +122,9 @@ async fn apply(
 /// Bento: Batch → Import subscribers. An item over a cap (fields or tags per
 /// subscriber, field keys or tags per site, a value's size) fails alone.
 #[utoipa::path(post, path = "/api/v1/batch/subscribers", tag = "audience",
+    request_body = ImportSubscribersRequest,
     responses(
         (status = 200, description = "Counts", body = BatchResult),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "No `subscribers` array of 1 to 1,000 items", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
@@ -145,9 +146,9 @@ pub async fn import_subscribers(
 /// An item over a cap (fields or tags per subscriber, field keys or tags per
 /// site, a value's or the details' size) fails alone.
 #[utoipa::path(post, path = "/api/v1/batch/events", tag = "audience",
+    request_body = ImportEventsRequest,
     responses(
         (status = 200, description = "Counts", body = BatchResult),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "No `events` array of 1 to 1,000 items", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
@@ -172,9 +173,9 @@ pub async fn import_events(
 /// Bento: Commands. A command over a cap (fields or tags per subscriber,
 /// field keys or tags per site, a value's size) fails alone.
 #[utoipa::path(post, path = "/api/v1/fetch/commands", tag = "audience",
+    request_body = CommandsRequest,
     responses(
         (status = 200, description = "Counts", body = BatchResult),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 422, description = "No `command`", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
@@ -201,6 +202,132 @@ pub async fn commands(
     let now = state.clock.now_ms();
     let parsed = list.iter().map(|raw| parse_command(raw, now)).collect();
     apply(&state, &caller, parsed).await
+}
+
+/// `{"subscribers":[…]}` (documentation only). An item that breaks a rule
+/// is counted in `failed`, with its reason, and the others are stored.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ImportSubscribersRequest {
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
+    #[schema(min_items = 1, max_items = 1000)]
+    subscribers: Vec<SubscriberItem>,
+}
+
+/// One subscriber: its `email`, tags to add and remove, and every other key a
+/// field (normalised as field keys are; `null` removes the field).
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct SubscriberItem {
+    email: EmailText,
+    /// Tags to add: comma-separated names, or a list of names.
+    tags: Option<TagNames>,
+    /// Tags to remove: comma-separated names, or a list of names.
+    remove_tags: Option<TagNames>,
+}
+
+/// Tag names: `"lead, mql"` or `["lead","mql"]`.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum TagNames {
+    CommaSeparated(String),
+    List(Vec<Name>),
+}
+
+/// `{"events":[…]}` (documentation only). An item that breaks a rule is
+/// counted in `failed`, with its reason, and the others are stored.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ImportEventsRequest {
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
+    #[schema(min_items = 1, max_items = 1000)]
+    events: Vec<EventItem>,
+}
+
+/// One event. Special types: `$subscribe`, `$unsubscribe`, `$tag` and
+/// `$remove_tag` (the tag in `details.tag`), `$update_fields`, `$purchase`
+/// (`details.value.amount` a number; `details.unique.key` makes it stored
+/// once per site however often it is sent).
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct EventItem {
+    /// 1–255 characters once trimmed, no control characters.
+    #[serde(rename = "type")]
+    #[schema(example = "$purchase")]
+    kind: Name,
+    email: EmailText,
+    /// When it happened (RFC 3339); absent or `null`: when it arrived.
+    #[schema(format = DateTime)]
+    date: Option<String>,
+    /// Kept exactly as sent.
+    #[schema(value_type = Option<Object>)]
+    details: Option<serde_json::Value>,
+    /// Merged into the subscriber's fields (`null` removes one).
+    #[schema(value_type = Option<Object>)]
+    fields: Option<serde_json::Value>,
+}
+
+/// `{"command":{…}}` or `{"command":[…]}` (documentation only). A command
+/// that breaks a rule is counted in `failed`, with its reason, and the
+/// others are run.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CommandsRequest {
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
+    command: Commands,
+}
+
+/// One command, or a list of 1 to 1,000.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum Commands {
+    One(Command),
+    Many(CommandList),
+}
+
+/// 1 to 1,000 commands.
+#[derive(Deserialize, ToSchema)]
+#[schema(min_items = 1, max_items = 1000)]
+#[allow(dead_code)]
+pub struct CommandList(Vec<Command>);
+
+/// A command on one subscriber.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct Command {
+    command: CommandName,
+    email: EmailText,
+    /// The tag name (`add_tag`, `remove_tag`), `{"key","value"}`
+    /// (`add_field`; a `null` value removes the field), the field key
+    /// (`remove_field`), the new email (`change_email`); none for
+    /// `subscribe` and `unsubscribe`.
+    #[schema(value_type = Option<Value>)]
+    query: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum CommandName {
+    AddTag,
+    RemoveTag,
+    AddField,
+    RemoveField,
+    Subscribe,
+    Unsubscribe,
+    ChangeEmail,
 }
 
 /// The commands `POST /fetch/commands` knows.

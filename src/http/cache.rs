@@ -11,11 +11,24 @@
 //! is, so events streaming into a site leave both untouched. A site's entry
 //! holds the list body with its ETag and each kept segment's body with its
 //! ETag, all built from one read.
+//!
+//! Publishable keys the database does not know are remembered too, under the
+//! store's change signal read before the database was asked: while the
+//! signal is unchanged nothing was committed anywhere, so no key was created
+//! (by this server, the CLI or another server on the file) and the key is
+//! still unknown. So an unknown key costs what a known one does: a map
+//! lookup and a read of the signal while nothing changes, one indexed
+//! single-row query once something was committed (the key's row for an
+//! unknown key, the site's head for a known one). A guess is refused in the
+//! time a known key with a wrong secret is, so how fast it is refused does
+//! not say whether the key exists (`examples/auth_timing.rs` measures both).
+//! Both maps are bounded (emptied when full), and user names longer than any
+//! key are refused before they get here, so guessing cannot fill memory.
 
 use crate::http::wire::{segment_body, segment_list_body};
 use crate::live::Heads;
 use crate::segment::{Listing, SegmentId};
-use crate::storage::{KeyCredentials, SiteHead, StorageError, Store};
+use crate::storage::{KeyCredentials, Signal, SiteHead, StorageError, Store};
 use axum::body::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -44,6 +57,9 @@ pub struct SiteSegments {
 pub struct ReadCache {
     sites: RwLock<HashMap<i64, Arc<SiteSegments>>>,
     keys: RwLock<HashMap<String, KeyCredentials>>,
+    /// Keys the database did not know, with the change signal read before
+    /// it was asked; such an entry holds while the signal is the same.
+    unknown_keys: RwLock<HashMap<String, Signal>>,
 }
 
 impl ReadCache {
@@ -62,8 +78,18 @@ impl ReadCache {
                 return Ok(Some((credentials, head)));
             }
         }
-        // Unknown keys are not remembered: guessing must not fill memory.
+        // Read before the database is asked: a key created after this read
+        // changes the signal, so the answer is never trusted past it.
+        let signal = store.change_signal();
+        if let Some(signal) = signal
+            && read(&self.unknown_keys).get(publishable_key) == Some(&signal)
+        {
+            return Ok(None);
+        }
         let Some(credentials) = store.credentials(publishable_key).await? else {
+            if let Some(signal) = signal {
+                insert(&self.unknown_keys, publishable_key.to_owned(), signal);
+            }
             return Ok(None);
         };
         let head = heads.current(credentials.site_id).await?;

@@ -20,6 +20,16 @@ pub enum ApiError {
     /// 400 `{"error":"Malformed JSON: …"}`: the body is not JSON at all.
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
+    /// 400 `{"error":"Duplicate key \"tag\" at /segment/visitor_event_query"}`:
+    /// an object of the body names a key twice (`at the top level` for the
+    /// body's own keys). The key and the JSON Pointer of its object are cut
+    /// short when long.
+    #[error("duplicate key {key:?} at {pointer:?}")]
+    DuplicateKey { key: String, pointer: String },
+    /// 400 `{"error":"Invalid query string: …"}`: the query string cannot be
+    /// read (a parameter given twice, for one).
+    #[error("invalid query string: {0}")]
+    InvalidQueryString(String),
     /// 401 `{"error":"Unauthorized"}`: any credential or site problem, never
     /// saying which.
     #[error("unauthorized")]
@@ -44,6 +54,10 @@ pub enum ApiError {
     /// 413 `{"error":"Payload Too Large"}`: the body is over the limit.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// 415 `{"error":"Unsupported Media Type"}`: a body that does not say it
+    /// is JSON.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
     /// 422 `{"errors":[…]}`: well-formed, but breaks the rules listed.
     #[error("invalid: {0}")]
     Invalid(FieldErrors),
@@ -73,7 +87,9 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            Self::MalformedJson(_) | Self::DuplicateKey { .. } | Self::InvalidQueryString(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::SegmentNotFound | Self::SubscriberNotFound | Self::RouteNotFound => {
                 StatusCode::NOT_FOUND
@@ -81,6 +97,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout | Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -91,6 +108,15 @@ impl ApiError {
     fn message(&self) -> String {
         match self {
             Self::MalformedJson(detail) => format!("Malformed JSON: {detail}"),
+            Self::DuplicateKey { key, pointer } => {
+                let key = serde_json::to_string(&shortened(key, 64)).unwrap_or_default();
+                if pointer.is_empty() {
+                    format!("Duplicate key {key} at the top level")
+                } else {
+                    format!("Duplicate key {key} at {}", shortened(pointer, 256))
+                }
+            }
+            Self::InvalidQueryString(detail) => format!("Invalid query string: {detail}"),
             Self::Unauthorized => "Unauthorized".into(),
             Self::SegmentNotFound => "Segment not found".into(),
             Self::SubscriberNotFound => "Subscriber not found".into(),
@@ -98,12 +124,22 @@ impl ApiError {
             Self::MethodNotAllowed => "Method Not Allowed".into(),
             Self::PreconditionFailed => "Precondition Failed".into(),
             Self::PayloadTooLarge => "Payload Too Large".into(),
+            Self::UnsupportedMediaType => "Unsupported Media Type".into(),
             Self::Invalid(_) => "Unprocessable Entity".into(),
             Self::RateLimited { .. } => "Too Many Requests".into(),
             Self::Timeout => "Request timed out".into(),
             Self::NotReady(_) => "Service Unavailable".into(),
             Self::Internal(_) => "Internal Server Error".into(),
         }
+    }
+}
+
+/// `text` cut to its first `max` characters, with `…` when cut: client text
+/// echoed in an error stays short.
+fn shortened(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
     }
 }
 
@@ -178,5 +214,48 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_name_the_key_and_its_object() {
+        let nested = ApiError::DuplicateKey {
+            key: "tag".into(),
+            pointer: "/segment/visitor_event_query".into(),
+        };
+        assert_eq!(nested.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            nested.message(),
+            r#"Duplicate key "tag" at /segment/visitor_event_query"#
+        );
+        let top = ApiError::DuplicateKey {
+            key: "say \"hi\"".into(),
+            pointer: String::new(),
+        };
+        assert_eq!(
+            top.message(),
+            r#"Duplicate key "say \"hi\"" at the top level"#
+        );
+    }
+
+    #[test]
+    fn long_client_text_is_cut_short() {
+        let long = ApiError::DuplicateKey {
+            key: "é".repeat(100),
+            pointer: "/a".repeat(200),
+        };
+        let message = long.message();
+        assert!(
+            message.contains(&format!("\"{}…\"", "é".repeat(64))),
+            "{message}"
+        );
+        assert!(
+            message.ends_with(&format!("{}…", "/a".repeat(128))),
+            "{message}"
+        );
     }
 }

@@ -5,6 +5,8 @@
 //! request's clock.
 
 use super::audience::SubscriberResource;
+use super::extract::{Extension, Query as QueryString, SegmentPath};
+use super::schemas::{EmailText, SegmentIdText, SiteUuidText, VisitorEventQuery};
 use super::segment_body;
 use super::wire::{ErrorBody, ValidationErrorBody, json_response};
 use super::{ApiError, AppState, Caller, body};
@@ -12,9 +14,8 @@ use crate::audience::{AudienceCounts, Email, Subscriber};
 use crate::query::eval::Node;
 use crate::query::{Query, RawQuery};
 use crate::segment::{FieldError, FieldErrors, QUERY_FIELD, SegmentId};
-use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, Query as QueryString, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine as _;
@@ -34,8 +35,7 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 }
 
 /// A kept segment's parsed query, or the 404 / 422 that says why not.
-async fn segment_query(state: &AppState, site_id: i64, id: &str) -> Result<Query, ApiError> {
-    let id = SegmentId::parse(id).ok_or(ApiError::SegmentNotFound)?;
+async fn segment_query(state: &AppState, site_id: i64, id: SegmentId) -> Result<Query, ApiError> {
     let segment = state
         .store
         .get_segment(site_id, id)
@@ -60,7 +60,8 @@ async fn segment_query(state: &AppState, site_id: i64, id: &str) -> Result<Query
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SegmentStatsParams {
-    /// The segment's id.
+    /// The segment's id (required: without it the answer is a 422).
+    #[param(value_type = SegmentIdText, required = true)]
     segment_id: Option<String>,
 }
 
@@ -72,7 +73,6 @@ pub struct SegmentStatsParams {
     params(SegmentStatsParams),
     responses(
         (status = 200, description = "Counts of the members", body = AudienceCounts),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 404, description = "No such kept segment on this site", body = ErrorBody),
         (status = 422, description = "No `segment_id`, or the query cannot be evaluated", body = ValidationErrorBody),
     ),
@@ -85,7 +85,8 @@ pub async fn segment_stats(
     let id = params
         .segment_id
         .ok_or_else(|| invalid("segment_id", "is required"))?;
-    let query = segment_query(&state, caller.site_id, &id).await?;
+    let id = SegmentId::parse(&id).ok_or(ApiError::SegmentNotFound)?;
+    let query = segment_query(&state, caller.site_id, id).await?;
     let evaluation = state
         .live
         .evaluate(caller.site_id, &query, state.clock.now_ms())
@@ -93,13 +94,35 @@ pub async fn segment_stats(
     Ok(json_response(StatusCode::OK, &evaluation.counts()))
 }
 
-/// Who to match: exactly one of the two (documentation only).
-#[derive(ToSchema)]
+/// Who to match: by `email` or by `uuid`, exactly one of the two
+/// (documentation only).
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
 #[allow(dead_code)]
-pub struct MatchRequest {
-    #[schema(example = "ann@example.com")]
-    pub email: Option<String>,
-    pub uuid: Option<String>,
+pub enum MatchRequest {
+    ByEmail(MatchByEmail),
+    ByUuid(MatchByUuid),
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct MatchByEmail {
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
+    email: EmailText,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct MatchByUuid {
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
+    /// The subscriber's `uuid`.
+    uuid: String,
 }
 
 /// Whether one subscriber is in a segment, and why.
@@ -123,12 +146,10 @@ pub struct MatchEnvelope {
 /// answer gives the outcome of every condition and group, each with the JSON
 /// pointer of the condition in the query and the facts it was decided on.
 #[utoipa::path(post, path = "/api/v1/fetch/segments/{id}/match", tag = "evaluation",
-    params(("id" = String, Path, description = "The segment's id")),
+    params(("id" = SegmentIdText, Path, description = "The segment's id")),
     request_body = MatchRequest,
     responses(
         (status = 200, description = "The outcome and its reasons", body = MatchEnvelope),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 404, description = "No such kept segment, or no such subscriber, on this site", body = ErrorBody),
         (status = 422, description = "No email or uuid, or the query cannot be evaluated", body = ValidationErrorBody),
     ),
@@ -136,7 +157,7 @@ pub struct MatchEnvelope {
 pub async fn match_subscriber(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    SegmentPath(id): SegmentPath,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let mut object = body::top_object(&bytes)?;
@@ -176,7 +197,7 @@ pub async fn match_subscriber(
         }
     };
     errors.finish(|| ())?;
-    let query = segment_query(&state, caller.site_id, &id).await?;
+    let query = segment_query(&state, caller.site_id, id).await?;
     let subscriber = match who {
         Some(Ok(email)) => {
             state
@@ -202,7 +223,7 @@ pub async fn match_subscriber(
         StatusCode::OK,
         &MatchEnvelope {
             data: MatchResult {
-                segment_id: id,
+                segment_id: id.to_string(),
                 matched: explanation.matched,
                 subscriber: SubscriberResource::from(&subscriber),
                 explanation: explanation.root,
@@ -215,6 +236,7 @@ pub async fn match_subscriber(
 #[into_params(parameter_in = Query)]
 pub struct MembersParams {
     /// Members per page, 1 to 1,000 (default 100).
+    #[param(value_type = Option<u16>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// `meta.next_cursor` of the previous page; absent for the first.
     cursor: Option<String>,
@@ -270,10 +292,9 @@ fn parse_count(
 /// evaluated afresh, and a subscriber who joins or leaves the segment between
 /// pages is or is not on the pages still to come.
 #[utoipa::path(get, path = "/api/v1/fetch/segments/{id}/members", tag = "evaluation",
-    params(("id" = String, Path, description = "The segment's id"), MembersParams),
+    params(("id" = SegmentIdText, Path, description = "The segment's id"), MembersParams),
     responses(
         (status = 200, description = "One page of members", body = MembersPage),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 404, description = "No such kept segment on this site", body = ErrorBody),
         (status = 422, description = "A bad limit or cursor, or the query cannot be evaluated", body = ValidationErrorBody),
     ),
@@ -281,7 +302,7 @@ fn parse_count(
 pub async fn members(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    SegmentPath(id): SegmentPath,
     QueryString(params): QueryString<MembersParams>,
 ) -> Result<Response, ApiError> {
     let limit = parse_count(params.limit.as_deref(), "limit", DEFAULT_PAGE, MAX_PAGE, 1)?;
@@ -294,7 +315,7 @@ pub async fn members(
             )
         })?),
     };
-    let query = segment_query(&state, caller.site_id, &id).await?;
+    let query = segment_query(&state, caller.site_id, id).await?;
     let evaluation = state
         .live
         .evaluate(caller.site_id, &query, state.clock.now_ms())
@@ -329,14 +350,20 @@ async fn subscribers(
 }
 
 /// An unsaved query to try (documentation only).
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct PreviewRequest {
-    /// The query, as it would be saved.
-    #[schema(value_type = Object)]
-    pub visitor_event_query: serde_json::Value,
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
+    /// The query, as it would be saved: a JSON object of at most 64 KiB
+    /// (see `visitor_event_query` of a segment).
+    #[schema(value_type = VisitorEventQuery)]
+    visitor_event_query: serde_json::Value,
     /// How many members to show, 0 to 100 (default 10).
-    pub sample: Option<usize>,
+    #[schema(minimum = 0, maximum = 100, nullable = false)]
+    sample: Option<u8>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -362,9 +389,6 @@ pub struct PreviewEnvelope {
     request_body = PreviewRequest,
     responses(
         (status = 200, description = "Counts and a sample", body = PreviewEnvelope),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
-        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 422, description = "The query does not fit the grammar, or cannot be evaluated", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]

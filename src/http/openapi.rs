@@ -1,10 +1,20 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and
 //! served at `GET /api/openapi.json`. It is snapshot-tested, so any change to
 //! the API's shape shows up in review.
+//!
+//! What every `/api/v1` route shares, because middleware does it before any
+//! handler ([`super::auth`]), is added to each operation in one place
+//! ([`Edge`]) rather than in every annotation: the `site_uuid` parameter, the
+//! 401 and 429 answers, and, where the route takes a body, 400 (not JSON, or
+//! a key named twice), 413 and 415; where it reads query parameters of its
+//! own, 400 for a query string that cannot be read.
 
 use super::{audience, batch, evaluation, health, segments, wire};
 use axum::Json;
+use serde_json::Value;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -13,7 +23,10 @@ use utoipa::{Modify, OpenApi};
         title = "Corral",
         description = "Self-hosted audience segments, speaking Bento's Segments API. \
             Every `/api/v1` route takes HTTP Basic auth (publishable key as user name, \
-            secret key as password) and the site's `site_uuid` in the query string or JSON body."
+            secret key as password) and the site's `site_uuid` in the query string or JSON body \
+            (the same in both when both are given). A request body must be declared JSON \
+            (`application/json` or a `+json` type, UTF-8) and name no key twice in any object. \
+            Errors are JSON: `{\"error\":\"…\"}` or `{\"errors\":[{\"field\",\"message\"}]}`."
     ),
     paths(
         segments::list,
@@ -41,12 +54,17 @@ use utoipa::{Modify, OpenApi};
         health::readyz,
     ),
     components(schemas(
+        super::schemas::SiteUuidText,
+        super::schemas::SegmentIdText,
+        super::schemas::EmailText,
+        super::schemas::VisitorEventQuery,
+        segments::SegmentState,
         wire::SegmentEnvelope,
         wire::SegmentListEnvelope,
         wire::ErrorBody,
         wire::ValidationErrorBody,
     )),
-    modifiers(&BasicAuth),
+    modifiers(&BasicAuth, &Edge),
     tags(
         (name = "segments", description = "Bento's Segments API and Corral's segment management"),
         (name = "audience", description = "Bento's subscribers, tags, fields, events, commands and stats"),
@@ -68,13 +86,243 @@ impl Modify for BasicAuth {
     }
 }
 
-/// The document, as served.
-pub fn document() -> utoipa::openapi::OpenApi {
+/// What the authentication middleware adds to every `/api/v1` operation.
+struct Edge;
+
+impl Modify for Edge {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            let batch = path.starts_with("/api/v1/batch/");
+            let operations = [
+                (&mut item.get, true),
+                (&mut item.post, false),
+                (&mut item.patch, false),
+                (&mut item.delete, false),
+            ];
+            for (operation, is_get) in operations {
+                if let Some(operation) = operation.as_mut() {
+                    add_edge(operation, is_get, batch);
+                }
+            }
+        }
+    }
+}
+
+fn add_edge(operation: &mut Operation, is_get: bool, batch: bool) {
+    let parameters = operation.parameters.get_or_insert_with(Vec::new);
+    let own_query = parameters
+        .iter()
+        .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query));
+    // GET requests carry no body, so the query string is the only place.
+    let (required, description) = if is_get {
+        (Required::True, "The site the key pair belongs to.")
+    } else {
+        (
+            Required::False,
+            "The site the key pair belongs to, here or as `site_uuid` in the JSON body \
+             (the same in both when both are given).",
+        )
+    };
+    parameters.insert(
+        0,
+        ParameterBuilder::new()
+            .name("site_uuid")
+            .parameter_in(ParameterIn::Query)
+            .required(required)
+            .description(Some(description))
+            .schema(Some(Ref::from_schema_name("SiteUuidText")))
+            .build()
+            .into(),
+    );
+    let mut answers = vec![
+        ("401", "Bad credentials or site"),
+        ("429", "Rate limited (`Retry-After` in seconds)"),
+    ];
+    if operation.request_body.is_some() {
+        answers.push(("400", "Malformed JSON, or a key named twice in an object"));
+        answers.push((
+            "413",
+            if batch {
+                "Body over 16 MiB"
+            } else {
+                "Body over 1 MiB"
+            },
+        ));
+        answers.push(("415", "A body not declared `application/json`"));
+    } else if own_query {
+        answers.push((
+            "400",
+            "A query string that cannot be read (a parameter twice)",
+        ));
+    }
+    for (status, description) in answers {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| {
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build()
+                    .into()
+            });
+    }
+}
+
+/// The document, as served: the generated one, with the query language's
+/// JSON Schema (`docs/query-language.schema.json`, also served on its own)
+/// in place of the [`super::schemas::VisitorEventQuery`] placeholder.
+pub fn document() -> Value {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let mut doc = serde_json::to_value(doc).expect("the document serializes");
+    embed_query_language(&mut doc);
+    optional_bodies(&mut doc);
     doc
 }
 
-pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+/// utoipa writes an optional request body (`Option<T>`) as a required body
+/// that may be `null`; here it means a body that may be left out.
+fn optional_bodies(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for operation in paths.values_mut().filter_map(Value::as_object_mut) {
+        for body in operation
+            .values_mut()
+            .filter_map(|op| op.get_mut("requestBody"))
+        {
+            if body.get("required") == Some(&Value::Bool(true)) {
+                continue;
+            }
+            let Some(schema) = body.pointer_mut("/content/application~1json/schema") else {
+                continue;
+            };
+            let kept = match schema.get("oneOf").and_then(Value::as_array) {
+                Some(choices) if choices.len() == 2 => choices
+                    .iter()
+                    .find(|choice| choice.get("type") != Some(&Value::from("null")))
+                    .cloned(),
+                _ => None,
+            };
+            if let Some(kept) = kept {
+                *schema = kept;
+            }
+        }
+    }
+}
+
+pub async fn serve() -> Json<Value> {
     Json(document())
+}
+
+/// Puts the query language's schema under `components/schemas`: its root as
+/// `VisitorEventQuery`, each of its `$defs` as `Query<Name>`, with every
+/// `$ref` rewritten to match.
+fn embed_query_language(doc: &mut Value) {
+    let text = include_str!("../../docs/query-language.schema.json");
+    let mut grammar: Value = serde_json::from_str(text).expect("the query schema is JSON");
+    rewrite_refs(&mut grammar);
+    let Some(root) = grammar.as_object_mut() else {
+        return;
+    };
+    let definitions = root.remove("$defs");
+    root.remove("$schema");
+    root.remove("$id");
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if let Some(Value::Object(definitions)) = definitions {
+        for (name, schema) in definitions {
+            schemas.insert(query_schema_name(&name), schema);
+        }
+    }
+    schemas.insert("VisitorEventQuery".to_owned(), grammar);
+}
+
+/// `condition` → `QueryCondition`.
+fn query_schema_name(definition: &str) -> String {
+    let mut chars = definition.chars();
+    let first = chars.next().map(|c| c.to_uppercase().to_string());
+    format!("Query{}{}", first.unwrap_or_default(), chars.as_str())
+}
+
+fn rewrite_refs(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            for (key, inner) in object.iter_mut() {
+                if key == "$ref"
+                    && let Value::String(target) = inner
+                    && let Some(rest) = target.strip_prefix("#/$defs/")
+                {
+                    let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
+                    let separator = if tail.is_empty() { "" } else { "/" };
+                    *target = format!(
+                        "#/components/schemas/{}{separator}{tail}",
+                        query_schema_name(name)
+                    );
+                } else {
+                    rewrite_refs(inner);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(rewrite_refs),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_language_is_embedded_with_every_reference_resolvable() {
+        let doc = document();
+        let text = doc.to_string();
+        assert!(!text.contains("#/$defs/"));
+        let mut refs = Vec::new();
+        collect_refs(&doc, &mut refs);
+        assert!(
+            refs.iter()
+                .any(|r| r.starts_with("#/components/schemas/Query"))
+        );
+        for target in refs {
+            let pointer = target.strip_prefix('#').expect("a local reference");
+            assert!(
+                doc.pointer(pointer).is_some(),
+                "{target} resolves to nothing"
+            );
+        }
+        assert_eq!(
+            doc.pointer("/components/schemas/VisitorEventQuery/title"),
+            Some(&Value::from("Corral visitor_event_query"))
+        );
+    }
+
+    fn collect_refs(value: &Value, refs: &mut Vec<String>) {
+        match value {
+            Value::Object(object) => {
+                for (key, inner) in object {
+                    match inner {
+                        Value::String(target) if key == "$ref" => refs.push(target.clone()),
+                        _ => collect_refs(inner, refs),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect_refs(v, refs)),
+            _ => {}
+        }
+    }
 }

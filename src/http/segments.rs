@@ -9,15 +9,16 @@
 
 use super::auth::Caller;
 use super::conditional::{digest_etag, if_match, not_modified, not_modified_since, with_etag};
+use super::extract::{Extension, Query, SegmentPath};
+use super::schemas::{Name, SegmentIdText, SiteOnlyRequest, SiteUuidText, VisitorEventQuery};
 use super::wire::{
     ErrorBody, SegmentEnvelope, SegmentListEnvelope, ValidationErrorBody, bytes_response,
     segment_body, segment_list_body,
 };
 use super::{ApiError, AppState, evaluation, segment_body as body};
 use crate::segment::{Listing, Segment, SegmentId};
-use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
@@ -28,7 +29,17 @@ use serde::Deserialize;
 pub struct ListParams {
     /// Corral extension: `discarded` lists discarded segments instead of kept
     /// ones. Absent or `kept`: Bento's list.
+    #[param(value_type = Option<SegmentState>)]
     state: Option<String>,
+}
+
+/// Which segments a list holds.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum SegmentState {
+    Kept,
+    Discarded,
 }
 
 fn listing(params: &ListParams) -> Result<Listing, ApiError> {
@@ -53,9 +64,7 @@ fn listing(params: &ListParams) -> Result<Listing, ApiError> {
     responses(
         (status = 200, description = "The site's kept segments in name order", body = SegmentListEnvelope),
         (status = 304, description = "Unchanged since the `If-None-Match` tag"),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 422, description = "Unknown `state`", body = ValidationErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
     ),
     security(("basic" = []))
 )]
@@ -102,23 +111,20 @@ fn conditional_response(headers: &HeaderMap, body: Bytes, etag: &str) -> Respons
     get,
     path = "/api/v1/fetch/segments/{id}",
     tag = "segments",
-    params(("id" = String, Path, description = "The segment's id")),
+    params(("id" = SegmentIdText, Path, description = "The segment's id")),
     responses(
         (status = 200, description = "The segment", body = SegmentEnvelope),
         (status = 304, description = "Unchanged since the `If-None-Match` tag"),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 404, description = "No such kept segment on this site", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
     ),
     security(("basic" = []))
 )]
 pub async fn show(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    SegmentPath(id): SegmentPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = SegmentId::parse(&id).ok_or(ApiError::SegmentNotFound)?;
     let segments = state
         .cache
         .segments(state.store.as_ref(), caller.head, caller.site_id)
@@ -144,11 +150,7 @@ pub async fn show(
     request_body = CreateSegmentRequest,
     responses(
         (status = 201, description = "Created", body = SegmentEnvelope),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
-        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 422, description = "Breaks the rules listed", body = ValidationErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
     ),
     security(("basic" = []))
 )]
@@ -179,15 +181,12 @@ pub async fn create(
     patch,
     path = "/api/v1/fetch/segments/{id}",
     tag = "segments",
-    params(("id" = String, Path, description = "The segment's id")),
+    params(("id" = SegmentIdText, Path, description = "The segment's id")),
     request_body = UpdateSegmentRequest,
     responses(
         (status = 200, description = "The changed segment", body = SegmentEnvelope),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 404, description = "No such kept segment on this site", body = ErrorBody),
         (status = 412, description = "`If-Match` names another version", body = ErrorBody),
-        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 422, description = "Breaks the rules listed", body = ValidationErrorBody),
     ),
     security(("basic" = []))
@@ -195,11 +194,10 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    SegmentPath(id): SegmentPath,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = SegmentId::parse(&id).ok_or(ApiError::SegmentNotFound)?;
     let patch = body::segment_patch(&bytes)?;
     if let Some(query) = &patch.query {
         state
@@ -232,31 +230,31 @@ pub async fn update(
     delete,
     path = "/api/v1/fetch/segments/{id}",
     tag = "segments",
-    params(("id" = String, Path, description = "The segment's id")),
+    params(("id" = SegmentIdText, Path, description = "The segment's id")),
+    request_body(content = Option<SiteOnlyRequest>, description = "Optional: only `site_uuid` (the Node SDK sends it with every DELETE)"),
     responses(
         (status = 200, description = "The discarded segment", body = SegmentEnvelope),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 404, description = "No such kept segment on this site", body = ErrorBody),
         (status = 412, description = "`If-Match` names another version", body = ErrorBody),
+        (status = 422, description = "Other segments refer to it", body = ValidationErrorBody),
     ),
     security(("basic" = []))
 )]
 pub async fn discard(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    SegmentPath(id): SegmentPath,
     headers: HeaderMap,
+    bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    if let Some(segment_id) = SegmentId::parse(&id) {
-        let referrers =
-            crate::live::referrers(state.store.as_ref(), caller.site_id, segment_id).await?;
-        if !referrers.is_empty() {
-            return Err(
-                crate::segment::FieldErrors::from(crate::segment::referenced_by(&referrers)).into(),
-            );
-        }
+    super::body::site_only(&bytes)?;
+    let referrers = crate::live::referrers(state.store.as_ref(), caller.site_id, id).await?;
+    if !referrers.is_empty() {
+        return Err(
+            crate::segment::FieldErrors::from(crate::segment::referenced_by(&referrers)).into(),
+        );
     }
-    move_to(&state, &caller, &id, &headers, Listing::Discarded).await
+    move_to(&state, &caller, id, &headers, Listing::Discarded).await
 }
 
 /// Restores a discarded segment.
@@ -267,10 +265,10 @@ pub async fn discard(
     post,
     path = "/api/v1/fetch/segments/{id}/restore",
     tag = "segments",
-    params(("id" = String, Path, description = "The segment's id")),
+    params(("id" = SegmentIdText, Path, description = "The segment's id")),
+    request_body(content = Option<SiteOnlyRequest>, description = "Optional: only `site_uuid`"),
     responses(
         (status = 200, description = "The restored segment", body = SegmentEnvelope),
-        (status = 401, description = "Bad credentials or site", body = ErrorBody),
         (status = 404, description = "No such segment on this site", body = ErrorBody),
         (status = 412, description = "`If-Match` names another version", body = ErrorBody),
         (status = 422, description = "Its name is taken", body = ValidationErrorBody),
@@ -280,21 +278,22 @@ pub async fn discard(
 pub async fn restore(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    SegmentPath(id): SegmentPath,
     headers: HeaderMap,
+    bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    move_to(&state, &caller, &id, &headers, Listing::Kept).await
+    super::body::site_only(&bytes)?;
+    move_to(&state, &caller, id, &headers, Listing::Kept).await
 }
 
 /// Discards or restores a segment, honouring `If-Match`, and answers it.
 async fn move_to(
     state: &AppState,
     caller: &Caller,
-    id: &str,
+    id: SegmentId,
     headers: &HeaderMap,
     to: Listing,
 ) -> Result<Response, ApiError> {
-    let id = SegmentId::parse(id).ok_or(ApiError::SegmentNotFound)?;
     let (site, precondition, now) = (caller.site_id, if_match(headers, id), state.clock.now_ms());
     let moved = match to {
         Listing::Discarded => {
@@ -322,41 +321,63 @@ fn segment_response(status: StatusCode, segment: &Segment) -> Response {
 }
 
 /// `{"segment":{…}}` for a create (documentation only).
-#[derive(utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CreateSegmentRequest {
     /// Sent by the Node SDK; may instead be in the query string.
-    site_uuid: Option<String>,
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
     segment: CreateSegmentFields,
 }
 
-#[derive(utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CreateSegmentFields {
-    /// 1–255 characters after trimming, unique among kept segments ignoring case.
-    #[schema(example = "VIP customers")]
-    name: String,
-    /// At most 2,000 characters.
+    /// Unique among the site's kept segments, ignoring case.
+    name: Name,
+    /// At most 2,000 characters, no control characters but line breaks and
+    /// tabs; `null` or absent for none.
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     description: Option<String>,
-    /// A JSON object of at most 64 KiB.
-    #[schema(value_type = Object)]
+    /// A JSON object of at most 64 KiB (compact form), kept exactly as
+    /// written: `{}` (everyone), `{"foreign": …}` (any JSON, never
+    /// evaluated), or one condition of the query language, whose JSON Schema
+    /// is served at `/api/query-language.schema.json`.
+    #[schema(value_type = VisitorEventQuery)]
     visitor_event_query: serde_json::Value,
 }
 
-/// `{"segment":{…}}` for a change (documentation only).
-#[derive(utoipa::ToSchema)]
+/// `{"segment":{…}}` for a change (documentation only): fields left out stay
+/// as they are.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct UpdateSegmentRequest {
-    site_uuid: Option<String>,
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[schema(nullable = false)]
+    site_uuid: Option<SiteUuidText>,
     segment: UpdateSegmentFields,
 }
 
-#[derive(utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct UpdateSegmentFields {
-    name: Option<String>,
-    /// `null` clears it.
+    /// Unique among the site's kept segments, ignoring case.
+    #[schema(nullable = false, required = false)]
+    name: Option<Name>,
+    /// At most 2,000 characters; `null` clears it.
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     description: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    /// As on create.
+    #[schema(value_type = VisitorEventQuery, nullable = false, required = false)]
     visitor_event_query: Option<serde_json::Value>,
 }

@@ -115,6 +115,100 @@ async fn a_foreign_site_uuid_in_the_body_is_refused() {
 }
 
 #[tokio::test]
+async fn a_site_uuid_in_the_body_must_be_the_query_strings() {
+    let app = TestApp::spawn().await;
+    let other = app.new_site().await;
+    let tag = |site_uuid: serde_json::Value| json!({"site_uuid": site_uuid, "tag": {"name": "x"}});
+    let path = "/api/v1/fetch/tags";
+    // The same in both places: one site, no doubt.
+    let same = app
+        .send_json(Method::POST, path, &tag(json!(app.site.uuid)))
+        .await;
+    assert_eq!(same.status(), StatusCode::OK);
+    // Anything else in the body is doubt about the site: another site's
+    // uuid, an unknown one, or not a string at all.
+    for body_site in [
+        json!(other.uuid),
+        json!("0".repeat(32)),
+        json!(null),
+        json!(5),
+    ] {
+        let response = app.send_json(Method::POST, path, &tag(body_site)).await;
+        assert_unauthorized(response).await;
+    }
+    // Also when the body's is right and the query string's is not.
+    let response = app
+        .as_site(
+            &TestSite {
+                uuid: other.uuid.clone(),
+                ..app.site.clone()
+            },
+            Method::POST,
+            path,
+        )
+        .json(&tag(json!(app.site.uuid)))
+        .send()
+        .await
+        .unwrap();
+    assert_unauthorized(response).await;
+}
+
+#[tokio::test]
+async fn site_uuid_twice_in_the_query_string_is_refused() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .get(&format!("{SEGMENTS}?site_uuid={}", app.site.uuid))
+        .await;
+    assert_unauthorized(response).await;
+}
+
+#[tokio::test]
+async fn a_user_name_longer_than_any_key_is_refused() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .bare(
+            Method::GET,
+            &format!("{SEGMENTS}?site_uuid={}", app.site.uuid),
+        )
+        .basic_auth("p".repeat(10_000), Some(&app.site.secret_key))
+        .send()
+        .await
+        .unwrap();
+    assert_unauthorized(response).await;
+}
+
+#[tokio::test]
+async fn a_key_created_after_it_was_refused_is_let_in() {
+    let app = TestApp::spawn().await;
+    let site = app.store.find_site(&app.site.uuid).await.unwrap().unwrap();
+    let later = KeyPair::generate();
+    let as_later = TestSite {
+        uuid: app.site.uuid.clone(),
+        publishable_key: later.publishable_key.clone(),
+        secret_key: later.secret_key.clone(),
+    };
+    // Refused, and then remembered as unknown.
+    for _ in 0..2 {
+        let response = app
+            .as_site(&as_later, Method::GET, SEGMENTS)
+            .send()
+            .await
+            .unwrap();
+        assert_unauthorized(response).await;
+    }
+    app.store
+        .add_key(site.id, &later, app.clock.now_ms())
+        .await
+        .unwrap();
+    let response = app
+        .as_site(&as_later, Method::GET, SEGMENTS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn a_second_key_pair_works_and_revoking_one_leaves_the_other() {
     let app = TestApp::spawn().await;
     let site = app.store.find_site(&app.site.uuid).await.unwrap().unwrap();

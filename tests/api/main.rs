@@ -7,9 +7,11 @@ mod helpers;
 
 mod audience;
 mod auth;
+mod bodies;
 mod cli;
 mod conditional;
 mod connections;
+mod errors;
 mod evaluation;
 mod limits;
 mod operations;

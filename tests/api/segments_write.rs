@@ -494,6 +494,44 @@ async fn discard_answers_the_discarded_record_and_hides_it() {
 }
 
 #[tokio::test]
+async fn discard_and_restore_take_no_body_but_site_uuid() {
+    let app = TestApp::spawn().await;
+    let seg = app.create_segment("kept", json!({})).await;
+    let before = app.snapshot().await;
+    for body in [
+        json!({"segment": {"name": "x"}}),
+        json!([app.site.uuid]),
+        json!(null),
+    ] {
+        let response = app.send_json(Method::DELETE, &path(&seg), &body).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}"
+        );
+    }
+    assert_invalid(
+        app.send_json(
+            Method::POST,
+            &format!("{}/restore", path(&seg)),
+            &json!({"site_uuid": app.site.uuid, "force": true}),
+        )
+        .await,
+        &[("force", "is not a known field")],
+    )
+    .await;
+    assert_eq!(app.snapshot().await, before);
+    // As the Node SDK sends it.
+    let sdk = json!({"site_uuid": app.site.uuid});
+    let response = app.send_json(Method::DELETE, &path(&seg), &sdk).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = app
+        .send_json(Method::POST, &format!("{}/restore", path(&seg)), &sdk)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn discarded_segments_are_listed_on_request_and_restorable() {
     let app = TestApp::spawn().await;
     let seg = app
