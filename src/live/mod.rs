@@ -9,7 +9,7 @@
 //! reads the log's entries since the snapshot's position together with the
 //! current state of just what they name (the subscribers whose row or tags
 //! changed, the events appended, the segments saved), in one read
-//! transaction, and applies that in place ([`site`]). The cost is that of
+//! transaction, and applies that in place (`site.rs`). The cost is that of
 //! the change, not of the audience, and no second copy of the audience is
 //! made. Evaluations read the snapshot under a shared lock; applying takes it
 //! exclusively for as long as the (already read) changes take to apply.

@@ -10,6 +10,32 @@
 //! [`explain`] answers for one subscriber with the outcome of every
 //! condition. Both are pure functions of the snapshot, the query and `now`:
 //! keeping the snapshot current is the caller's job (see [`crate::live`]).
+//!
+//! # Design, and why
+//!
+//! - **Columns, appendable.** Every column grows at its end and changes in
+//!   place, so the change log can bring a snapshot forward without a copy
+//!   ([`Audience::put_subscriber`], [`Audience::push_event`]); subscribers
+//!   keep their index for the snapshot's life (new ones get higher ids).
+//! - **Fields dictionary-encoded** ([`FieldColumn`]): each distinct value
+//!   once, a four-byte code per subscriber. A field test is decided per
+//!   distinct value and read off per subscriber from a table, so a plain
+//!   comparison over a million subscribers is a pass over codes (under a
+//!   millisecond), and text that differs only in case is one value.
+//! - **Events in time order, in blocks** ([`EventColumn`]): a snapshot read
+//!   whole sorts each type's events by time; each block of 4,096 knows its
+//!   earliest and latest time, so a window reads only the blocks it meets.
+//!   Events brought in later are appended (real events arrive nearly in
+//!   time order); detail columns follow through each event's storage rank.
+//! - **Only the facts a test reads**: "performed" is one bit per subscriber,
+//!   a count a `u32`; sums, first and last times only when tested.
+//! - **Both cores for big scans**: 500,000 events or more are scanned in two
+//!   halves on two threads, each into its own accumulator, then merged.
+//! - **Work done once per evaluation**: a referenced segment, and an event
+//!   test written twice, are computed once ([`members`] memoises both).
+//! - **A cost known before running** ([`cost`]): values examined, estimated
+//!   from the sizes; live evaluation refuses or queues by it, and checks a
+//!   [`Cancel`] flag between conditions and every 65,536 events.
 
 mod column;
 pub mod cost;
