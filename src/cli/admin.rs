@@ -3,7 +3,7 @@
 //! A secret key is shown once, when it is made; the database keeps only its
 //! digest. Revoking a key takes effect on the server's next request.
 
-use super::{CliError, print_json, site_by_uuid};
+use super::{CliError, outln, print_json, site_by_uuid};
 use crate::clock::{Clock, SystemClock, format_ms};
 use crate::credentials::{KeyPair, generate_site_uuid};
 use crate::storage::{Site, Store};
@@ -57,23 +57,18 @@ struct Credentials<'a> {
     secret_key: &'a str,
 }
 
-fn print_credentials(site_uuid: &str, keys: &KeyPair, json: bool) {
+fn print_credentials(site_uuid: &str, keys: &KeyPair, json: bool) -> Result<(), CliError> {
     if json {
-        let credentials = Credentials {
+        return print_json(&Credentials {
             site_uuid,
             publishable_key: &keys.publishable_key,
             secret_key: &keys.secret_key,
-        };
-        println!(
-            "{}",
-            serde_json::to_string(&credentials).expect("plain strings serialize")
-        );
-    } else {
-        println!("site_uuid:        {site_uuid}");
-        println!("publishable_key:  {}", keys.publishable_key);
-        println!("secret_key:       {}", keys.secret_key);
-        println!("(the secret key is shown only now: store it safely)");
+        });
     }
+    outln!("site_uuid:        {site_uuid}")?;
+    outln!("publishable_key:  {}", keys.publishable_key)?;
+    outln!("secret_key:       {}", keys.secret_key)?;
+    outln!("(the secret key is shown only now: store it safely)")
 }
 
 /// Creates a site and its first key pair.
@@ -103,7 +98,7 @@ pub async fn site(command: SiteCommand, store: &Arc<dyn Store>) -> Result<(), Cl
     match command {
         SiteCommand::Create { name, json } => {
             let (site, keys) = create_site(store, &name, false).await?;
-            print_credentials(&site.uuid, &keys, json);
+            print_credentials(&site.uuid, &keys, json)?;
         }
         SiteCommand::List { json } => {
             for site in store.list_sites().await? {
@@ -112,14 +107,14 @@ pub async fn site(command: SiteCommand, store: &Arc<dyn Store>) -> Result<(), Cl
                         "site_uuid": site.uuid,
                         "name": site.name,
                         "created_at": format_ms(site.created_at),
-                    }));
+                    }))?;
                 } else {
-                    println!(
+                    outln!(
                         "{}  {}  {}",
                         site.uuid,
                         format_ms(site.created_at),
                         site.name
-                    );
+                    )?;
                 }
             }
         }
@@ -133,7 +128,7 @@ pub async fn key(command: KeyCommand, store: &Arc<dyn Store>) -> Result<(), CliE
             let site = site_by_uuid(store, &site).await?;
             let keys = KeyPair::generate();
             store.add_key(site.id, &keys, SystemClock.now_ms()).await?;
-            print_credentials(&site.uuid, &keys, json);
+            print_credentials(&site.uuid, &keys, json)?;
         }
         KeyCommand::List { site, json } => {
             let site = site_by_uuid(store, &site).await?;
@@ -144,14 +139,14 @@ pub async fn key(command: KeyCommand, store: &Arc<dyn Store>) -> Result<(), CliE
                         "publishable_key": key.publishable_key,
                         "created_at": format_ms(key.created_at),
                         "revoked_at": revoked,
-                    }));
+                    }))?;
                 } else {
                     let state = revoked.map_or("active".to_owned(), |at| format!("revoked {at}"));
-                    println!(
+                    outln!(
                         "{}  {}  {state}",
                         key.publishable_key,
                         format_ms(key.created_at)
-                    );
+                    )?;
                 }
             }
         }
@@ -165,7 +160,7 @@ pub async fn key(command: KeyCommand, store: &Arc<dyn Store>) -> Result<(), CliE
                     )),
                     other => other.into(),
                 })?;
-            println!("revoked {publishable_key}");
+            outln!("revoked {publishable_key}")?;
         }
     }
     Ok(())

@@ -6,7 +6,7 @@
 //! members are evaluated once, then written a thousand records at a time, with
 //! a progress bar on a terminal.
 
-use super::{CliError, site_by_uuid};
+use super::{CliError, outln, print_json, site_by_uuid};
 use crate::audience::{Email, Subscriber};
 use crate::clock::{Clock, SystemClock, format_ms};
 use crate::http::{MatchEnvelope, MatchResult, Preview, PreviewEnvelope, SubscriberResource};
@@ -110,13 +110,11 @@ pub async fn stats(
     let (_, evaluation) = evaluate(store, live, site, Target::Saved(id)).await?;
     let counts = evaluation.counts();
     if json {
-        println!("{}", serde_json::to_string(&counts).unwrap_or_default());
-    } else {
-        println!("members:      {}", counts.user_count);
-        println!("subscribed:   {}", counts.subscriber_count);
-        println!("unsubscribed: {}", counts.unsubscriber_count);
+        return print_json(&counts);
     }
-    Ok(())
+    outln!("members:      {}", counts.user_count)?;
+    outln!("subscribed:   {}", counts.subscriber_count)?;
+    outln!("unsubscribed: {}", counts.unsubscriber_count)
 }
 
 /// `segment match`: one subscriber's outcome, and why.
@@ -153,19 +151,17 @@ pub async fn explain(
                 explanation: explanation.root,
             },
         };
-        println!("{}", serde_json::to_string(&envelope).unwrap_or_default());
-    } else {
-        println!(
-            "{} is {}in segment {id}",
-            subscriber.email,
-            if explanation.matched { "" } else { "not " }
-        );
-        print_node(&explanation.root, 0);
+        return print_json(&envelope);
     }
-    Ok(())
+    outln!(
+        "{} is {}in segment {id}",
+        subscriber.email,
+        if explanation.matched { "" } else { "not " }
+    )?;
+    print_node(&explanation.root, 0)
 }
 
-fn print_node(node: &Node, depth: usize) {
+fn print_node(node: &Node, depth: usize) -> Result<(), CliError> {
     let mark = if node.matched { "yes" } else { "no " };
     let at = if node.at.is_empty() {
         "(query)"
@@ -177,14 +173,15 @@ fn print_node(node: &Node, depth: usize) {
         .as_ref()
         .map(|f| format!("  {f}"))
         .unwrap_or_default();
-    println!(
+    outln!(
         "{mark} {}{} {at}{facts}",
         "  ".repeat(depth),
         node.condition
-    );
+    )?;
     for child in &node.children {
-        print_node(child, depth + 1);
+        print_node(child, depth + 1)?;
     }
+    Ok(())
 }
 
 /// `segment preview`: what an unsaved query would select.
@@ -210,15 +207,16 @@ pub async fn preview(
                 sample: sample.iter().map(SubscriberResource::from).collect(),
             },
         };
-        println!("{}", serde_json::to_string(&envelope).unwrap_or_default());
-    } else {
-        println!(
-            "members: {} ({} subscribed, {} unsubscribed)",
-            counts.user_count, counts.subscriber_count, counts.unsubscriber_count
-        );
-        for s in &sample {
-            println!("  {} {}", s.uuid, s.email);
-        }
+        return print_json(&envelope);
+    }
+    outln!(
+        "members: {} ({} subscribed, {} unsubscribed)",
+        counts.user_count,
+        counts.subscriber_count,
+        counts.unsubscriber_count
+    )?;
+    for s in &sample {
+        outln!("  {} {}", s.uuid, s.email)?;
     }
     Ok(())
 }
@@ -247,17 +245,9 @@ pub async fn members(
         ProgressStyle::with_template("{bar:40} {pos}/{len} members {per_sec} eta {eta}")
             .expect("valid template"),
     );
-    let mut sink = match format {
-        ExportFormat::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            w.write_record(["uuid", "email", "created_at", "unsubscribed_at", "fields"])
-                .map_err(|e| CliError::Usage(e.to_string()))?;
-            Sink::Csv(Box::new(w))
-        }
-        ExportFormat::Jsonl => Sink::Jsonl(std::io::BufWriter::new(out)),
-    };
     let mut written = 0usize;
     let result: Result<(), CliError> = async {
+        let mut sink = Sink::new(format, out)?;
         for chunk in ids.chunks(EXPORT_CHUNK) {
             let rows = store.subscribers_by_ids(site.id, chunk).await?;
             for s in &rows {
@@ -269,15 +259,9 @@ pub async fn members(
         sink.flush()
     }
     .await;
-    match result {
-        // The reader went away (`… | head`): what it read is what it wanted.
-        Err(CliError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            progress.finish_and_clear();
-            return Ok(());
-        }
-        other => other?,
-    }
     progress.finish_and_clear();
+    // A closed pipe (`… | head`) ends the command quietly, in `cli::main`.
+    result?;
     eprintln!("{written} members exported");
     Ok(())
 }
@@ -289,6 +273,18 @@ enum Sink {
 }
 
 impl Sink {
+    fn new(format: ExportFormat, out: Box<dyn Write>) -> Result<Self, CliError> {
+        Ok(match format {
+            ExportFormat::Csv => {
+                let mut w = csv::Writer::from_writer(out);
+                w.write_record(["uuid", "email", "created_at", "unsubscribed_at", "fields"])
+                    .map_err(csv_error)?;
+                Self::Csv(Box::new(w))
+            }
+            ExportFormat::Jsonl => Self::Jsonl(std::io::BufWriter::new(out)),
+        })
+    }
+
     fn write(&mut self, s: &Subscriber) -> Result<(), CliError> {
         match self {
             Self::Csv(w) => {
@@ -300,7 +296,7 @@ impl Sink {
                     &s.unsubscribed_at.map(format_ms).unwrap_or_default(),
                     &fields,
                 ])
-                .map_err(|e| CliError::Usage(e.to_string()))
+                .map_err(csv_error)
             }
             Self::Jsonl(out) => {
                 serde_json::to_writer(&mut *out, &SubscriberResource::from(s)).map_err(
@@ -321,5 +317,17 @@ impl Sink {
             Self::Jsonl(out) => out.flush()?,
         }
         Ok(())
+    }
+}
+
+/// A CSV writer's error, keeping an I/O error as one (a closed pipe must
+/// still be recognised as such).
+fn csv_error(e: csv::Error) -> CliError {
+    if !e.is_io_error() {
+        return CliError::Usage(e.to_string());
+    }
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => CliError::Io(e),
+        other => CliError::Usage(format!("{other:?}")),
     }
 }

@@ -5,6 +5,12 @@
 //! Every command takes `--database URL` (env `CORRAL_DATABASE_URL`, default
 //! `sqlite://corral.db`). Output meant for programs (`--json`) goes to stdout
 //! in the API's shapes; a failure is one line on stderr and exit status 1.
+//!
+//! Everything meant for stdout goes through [`outln!`] (or, for the bulk of
+//! `segment members`, a writer over [`std::io::stdout`]) and returns its
+//! error: a reader that went away (`corral … | head`) surfaces as a
+//! [`std::io::ErrorKind::BrokenPipe`] that [`main`] turns into a quiet exit
+//! with status 0, as `grep` or `rg` do, rather than a panic.
 
 mod admin;
 mod evaluate;
@@ -16,9 +22,20 @@ use crate::config::{ConfigError, FileConfig};
 use crate::segment::FieldErrors;
 use crate::storage::{self, DEFAULT_DATABASE_URL, Site, StorageError, Store};
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+/// Prints a line on stdout, like `println!`, but returns the failure
+/// (`Result<(), CliError>`) instead of panicking, so that a closed pipe ends
+/// the command quietly (see [`main`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_line(::std::format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -73,6 +90,8 @@ pub enum CliError {
 }
 
 /// Runs the command line and turns its outcome into an exit status.
+///
+/// A closed stdout is not a failure: the reader took what it wanted.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -87,6 +106,7 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -96,8 +116,7 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Gen(args) = &cli.command {
-        println!("{}", crate::generator::run(args)?);
-        return Ok(());
+        return outln!("{}", crate::generator::run(args)?);
     }
     let file = FileConfig::load(cli.config.as_deref())?;
     let database = cli
@@ -145,7 +164,17 @@ async fn site_by_uuid(store: &Arc<dyn Store>, uuid: &str) -> Result<Site, CliErr
         .ok_or_else(|| CliError::Usage(format!("no site has the uuid {uuid:?}")))
 }
 
+/// Writes one line on stdout; the body of [`outln!`].
+pub(crate) fn write_line(args: std::fmt::Arguments<'_>) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
 /// Prints a value as one line of JSON.
-fn print_json(value: &serde_json::Value) {
-    println!("{value}");
+fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| CliError::Usage(format!("cannot print the answer as JSON: {e}")))?;
+    outln!("{text}")
 }

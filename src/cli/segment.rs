@@ -1,7 +1,7 @@
 //! `corral segment …`: segment management on the database directly, with the
 //! API's rules and, with `--json`, the API's output shape (`{"data":…}`).
 
-use super::{CliError, site_by_uuid};
+use super::{CliError, outln, site_by_uuid};
 use crate::clock::{Clock, SystemClock, format_ms};
 use crate::http::wire::{segment_body, segment_list_body};
 use crate::live;
@@ -164,10 +164,10 @@ pub async fn run(
             };
             let segments = store.list_segments(site.id, listing).await?;
             if json {
-                println!("{}", String::from_utf8_lossy(&segment_list_body(&segments)));
+                outln!("{}", String::from_utf8_lossy(&segment_list_body(&segments)))?;
             } else {
                 for s in &segments {
-                    println!("{:>6}  {}  {}", s.id, format_ms(s.updated_at), s.name);
+                    outln!("{:>6}  {}  {}", s.id, format_ms(s.updated_at), s.name)?;
                 }
             }
         }
@@ -178,7 +178,7 @@ pub async fn run(
                 .get_segment(site.id, id)
                 .await?
                 .ok_or_else(|| not_found(id))?;
-            print_segment(&segment, json);
+            print_segment(&segment, json)?;
         }
         SegmentCommand::Create {
             site,
@@ -214,7 +214,7 @@ pub async fn run(
                 _ => return Err(errors.into()),
             };
             let segment = store.create_segment(site.id, &new, now).await?;
-            print_segment(&segment, json);
+            print_segment(&segment, json)?;
         }
         SegmentCommand::Update {
             id,
@@ -262,7 +262,7 @@ pub async fn run(
                 .update_segment(site.id, id, &patch, &Precondition::None, now)
                 .await
                 .map_err(|e| segment_error(e, id))?;
-            print_segment(&segment, json);
+            print_segment(&segment, json)?;
         }
         SegmentCommand::Discard { id, site, json } => {
             let site = site_by_uuid(store, &site.uuid).await?;
@@ -275,7 +275,7 @@ pub async fn run(
                 .discard_segment(site.id, id, &Precondition::None, now)
                 .await
                 .map_err(|e| segment_error(e, id))?;
-            print_segment(&segment, json);
+            print_segment(&segment, json)?;
         }
         SegmentCommand::Stats { id, site, json } => {
             return super::evaluate::stats(store, &live(), &site.uuid, id, json).await;
@@ -321,7 +321,7 @@ pub async fn run(
                 .restore_segment(site.id, id, &Precondition::None, now)
                 .await
                 .map_err(|e| segment_error(e, id))?;
-            print_segment(&segment, json);
+            print_segment(&segment, json)?;
         }
     }
     Ok(())
@@ -377,21 +377,20 @@ pub(super) async fn check_query(
     Ok(parsed)
 }
 
-fn print_segment(segment: &Segment, json: bool) {
+fn print_segment(segment: &Segment, json: bool) -> Result<(), CliError> {
     if json {
-        println!("{}", String::from_utf8_lossy(&segment_body(segment)));
-        return;
+        return outln!("{}", String::from_utf8_lossy(&segment_body(segment)));
     }
-    println!("id:           {}", segment.id);
-    println!("name:         {}", segment.name);
-    println!(
+    outln!("id:           {}", segment.id)?;
+    outln!("name:         {}", segment.name)?;
+    outln!(
         "description:  {}",
         segment.description.as_deref().unwrap_or("-")
-    );
-    println!("created_at:   {}", format_ms(segment.created_at));
-    println!("updated_at:   {}", format_ms(segment.updated_at));
+    )?;
+    outln!("created_at:   {}", format_ms(segment.created_at))?;
+    outln!("updated_at:   {}", format_ms(segment.updated_at))?;
     if let Some(at) = segment.discarded_at {
-        println!("discarded_at: {}", format_ms(at));
+        outln!("discarded_at: {}", format_ms(at))?;
     }
-    println!("query:        {}", segment.query.as_str());
+    outln!("query:        {}", segment.query.as_str())
 }

@@ -3,8 +3,8 @@
 //! migrated, the demo site made on request, and the server run until SIGTERM
 //! or Ctrl-C.
 
-use super::CliError;
 use super::admin::create_site;
+use super::{CliError, outln};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{FileConfig, LogFormat};
 use crate::credentials::KeyPair;
@@ -91,7 +91,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
     let address = listener.local_addr()?;
     if args.demo {
         let (site, keys) = demo_site(&store).await?;
-        print_demo(&site, &keys, address);
+        print_demo(&site, &keys, address)?;
     }
     tracing::info!(%address, database = %redact(database), rate_limit_per_minute = settings.rate_limit_per_minute, "corral listening");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -273,21 +273,23 @@ fn demo_audience(now: i64) -> Vec<serde_json::Value> {
     events
 }
 
-fn print_demo(site: &Site, keys: &KeyPair, address: SocketAddr) {
+fn print_demo(site: &Site, keys: &KeyPair, address: SocketAddr) -> Result<(), CliError> {
     let host = if address.ip().is_unspecified() {
         SocketAddr::new([127, 0, 0, 1].into(), address.port())
     } else {
         address
     };
-    println!("Corral demo site");
-    println!("  site_uuid:        {}", site.uuid);
-    println!("  publishable_key:  {}", keys.publishable_key);
-    println!("  secret_key:       {}", keys.secret_key);
-    println!("List its segments:");
-    println!(
+    outln!("Corral demo site")?;
+    outln!("  site_uuid:        {}", site.uuid)?;
+    outln!("  publishable_key:  {}", keys.publishable_key)?;
+    outln!("  secret_key:       {}", keys.secret_key)?;
+    outln!("List its segments:")?;
+    outln!(
         "  curl -u '{}:{}' 'http://{host}/api/v1/fetch/segments?site_uuid={}'",
-        keys.publishable_key, keys.secret_key, site.uuid
-    );
+        keys.publishable_key,
+        keys.secret_key,
+        site.uuid
+    )
 }
 
 #[cfg(test)]

@@ -36,7 +36,8 @@ impl Cli {
             .args(["--database", &self.database])
             .current_dir(self.dir.path())
             .env_remove("CORRAL_DATABASE_URL")
-            .env_remove("CORRAL_CONFIG");
+            .env_remove("CORRAL_CONFIG")
+            .env_remove("CORRAL_LOG");
         command
     }
 
@@ -983,4 +984,136 @@ async fn after_a_crash_the_checkpoint_and_the_log_give_every_acknowledged_write(
             .unwrap()
             .contains("checkpoint written")
     );
+}
+
+/// Runs `command` with its stdout a pipe whose reader takes the first `take`
+/// bytes (none: it closes the pipe at once) and then goes away, as
+/// `corral … | head -c N` does. Returns the exit status and stderr.
+fn run_into_closed_pipe(mut command: Command, take: usize) -> (std::process::ExitStatus, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    if take > 0 {
+        let mut head = vec![0; take];
+        std::io::Read::read_exact(&mut stdout, &mut head).unwrap();
+    }
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_reader_that_goes_away_ends_every_command_quietly_and_successfully() {
+    let app = TestApp::spawn().await;
+    // More than a pipe holds (64 KiB), so the writer is still writing when
+    // the reader leaves: segments with large queries, sites with long names,
+    // members with a long field.
+    for i in 0..3 {
+        app.create_segment(
+            &format!("big {i}"),
+            json!({"foreign": {"pad": "x".repeat(40_000)}}),
+        )
+        .await;
+    }
+    let everyone = app.create_segment("everyone", json!({})).await;
+    let everyone = everyone["id"].as_str().unwrap().to_owned();
+    for i in 0..20 {
+        app.store
+            .create_site(
+                &format!("site {i} {}", "n".repeat(5_000)),
+                &corral::credentials::generate_site_uuid(),
+                &corral::credentials::KeyPair::generate(),
+                false,
+                START_MS,
+            )
+            .await
+            .unwrap();
+    }
+    let people: Vec<Value> = (0..1_000)
+        .map(|i| json!({"email": format!("p{i}@example.com"), "bio": "b".repeat(300)}))
+        .collect();
+    let response = app
+        .send_json(
+            Method::POST,
+            "/api/v1/batch/subscribers",
+            &json!({ "subscribers": people }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cli = Cli::on(&app.database_url);
+    let uuid = app.site.uuid.as_str();
+    let out = cli.dir.path().join("gen");
+    let commands: &[&[&str]] = &[
+        &["segment", "list", "--site", uuid, "--json"],
+        &["segment", "list", "--site", uuid],
+        &["site", "list"],
+        &["site", "list", "--json"],
+        &["segment", "members", &everyone, "--site", uuid],
+        &[
+            "segment", "members", &everyone, "--site", uuid, "--format", "csv",
+        ],
+        &["segment", "show", &everyone, "--site", uuid],
+        &["segment", "stats", &everyone, "--site", uuid, "--json"],
+        &["key", "list", "--site", uuid, "--json"],
+        &["site", "create", "Piped", "--json"],
+        &[
+            "gen",
+            "--subscribers",
+            "5",
+            "--events",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ];
+    for args in commands {
+        for take in [0, 5] {
+            // The short answers fit in the pipe: only a reader gone before
+            // the first write shows them a closed pipe.
+            let large = matches!(
+                args[..2],
+                ["segment", "list"] | ["segment", "members"] | ["site", "list"]
+            );
+            if take > 0 && !large {
+                continue;
+            }
+            let (status, stderr) = run_into_closed_pipe(cli.command(args), take);
+            assert!(
+                status.success(),
+                "{args:?} after {take} bytes: {status:?} {stderr}"
+            );
+            assert_eq!(stderr, "", "{args:?} after {take} bytes");
+        }
+    }
+}
+
+#[test]
+fn serve_demo_with_no_reader_for_its_banner_ends_quietly_and_successfully() {
+    let cli = Cli::new();
+    let mut child = cli
+        .command(&["serve", "--listen", "127.0.0.1:0", "--demo"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve kept running with nobody to read its banner");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{:?}", output.status);
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }
