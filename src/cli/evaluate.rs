@@ -26,7 +26,9 @@ const EXPORT_CHUNK: usize = 1_000;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ExportFormat {
+    /// A header row, then uuid, email, created_at, unsubscribed_at, fields (JSON)
     Csv,
+    /// One subscriber a line, as the API shows it
     Jsonl,
 }
 
@@ -227,19 +229,21 @@ pub async fn members(
     live: &Live,
     site: &str,
     id: String,
-    format: ExportFormat,
+    format: Option<ExportFormat>,
     output: Option<&Path>,
 ) -> Result<(), CliError> {
+    let output = output.filter(|path| path.as_os_str() != "-");
+    let format = format.unwrap_or_else(|| ExportFormat::for_output(output));
     let (site, evaluation) = evaluate(store, live, site, Target::Saved(id)).await?;
     let ids = evaluation.member_ids();
     drop(evaluation);
     let total = ids.len();
     let out: Box<dyn Write> = match output {
-        Some(path) if path.as_os_str() != "-" => Box::new(
+        Some(path) => Box::new(
             std::fs::File::create(path)
                 .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?,
         ),
-        _ => Box::new(std::io::stdout().lock()),
+        None => Box::new(std::io::stdout().lock()),
     };
     let progress = ProgressBar::new(total as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} members {per_sec} eta {eta}")
@@ -264,6 +268,17 @@ pub async fn members(
     result?;
     eprintln!("{written} members exported");
     Ok(())
+}
+
+impl ExportFormat {
+    /// The format an export takes when none is given: CSV for a file named
+    /// `*.csv`, JSON Lines otherwise (`*.jsonl`, `*.json`, stdout).
+    fn for_output(output: Option<&Path>) -> Self {
+        match output {
+            Some(path) if super::import::has_extension(path, "csv") => Self::Csv,
+            _ => Self::Jsonl,
+        }
+    }
 }
 
 /// Where exported members go, in their format.

@@ -163,7 +163,7 @@ pub async fn run(command: ImportCommand, store: &Arc<dyn Store>) -> Result<(), C
     )
 }
 
-fn has_extension(path: &Path, extension: &str) -> bool {
+pub(super) fn has_extension(path: &Path, extension: &str) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case(extension))
 }

@@ -128,10 +128,11 @@ pub enum SegmentCommand {
         id: String,
         #[command(flatten)]
         site: SiteArg,
-        #[arg(long, value_enum, default_value = "jsonl")]
-        format: super::evaluate::ExportFormat,
-        /// Write here instead of stdout.
-        #[arg(long)]
+        /// Output format [default: csv for an --output ending in .csv, else jsonl]
+        #[arg(long, value_enum)]
+        format: Option<super::evaluate::ExportFormat>,
+        /// Write here instead of stdout (`-`: stdout)
+        #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
 }

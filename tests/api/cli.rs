@@ -1117,3 +1117,48 @@ fn serve_demo_with_no_reader_for_its_banner_ends_quietly_and_successfully() {
     assert!(output.status.success(), "{:?}", output.status);
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }
+
+#[tokio::test]
+async fn members_are_exported_in_the_format_the_output_file_is_named_for() {
+    let app = TestApp::spawn().await;
+    app.send_json(
+        Method::POST,
+        "/api/v1/batch/subscribers",
+        &json!({"subscribers": [{"email": "ann@example.com"}, {"email": "bob@example.com"}]}),
+    )
+    .await;
+    let segment = app.create_segment("everyone", json!({})).await;
+    let id = segment["id"].as_str().unwrap();
+    let cli = Cli::on(&app.database_url);
+    let export = |name: &str, extra: &[&str]| {
+        let path = cli.dir.path().join(name);
+        let mut args = vec!["segment", "members", id, "--site", &app.site.uuid];
+        args.extend(["--output", path.to_str().unwrap()]);
+        args.extend(extra);
+        cli.ok(&args);
+        std::fs::read_to_string(&path).unwrap()
+    };
+    let csv = export("m.csv", &[]);
+    assert!(
+        csv.starts_with("uuid,email,created_at,unsubscribed_at,fields\n"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 3);
+    assert!(export("M.CSV", &[]).starts_with("uuid,email,"));
+    for name in ["m.jsonl", "m.json", "members"] {
+        let jsonl = export(name, &[]);
+        let first: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+        assert_eq!(first["attributes"]["email"], "ann@example.com", "{name}");
+    }
+    // --format wins over the name.
+    let jsonl = export("forced.csv", &["--format", "jsonl"]);
+    assert!(jsonl.starts_with('{'), "{jsonl}");
+    let csv = export("forced.jsonl", &["--format", "csv"]);
+    assert!(csv.starts_with("uuid,"), "{csv}");
+    // Stdout, including `--output -`, is JSON Lines unless told otherwise.
+    for extra in [&[][..], &["--output", "-"][..]] {
+        let mut args = vec!["segment", "members", id, "--site", &app.site.uuid];
+        args.extend(extra);
+        assert!(cli.ok(&args).starts_with('{'));
+    }
+}
