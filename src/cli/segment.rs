@@ -12,7 +12,7 @@ use crate::segment::{
 };
 use crate::storage::{Precondition, StorageError, Store};
 use clap::{Args, Subcommand};
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -44,13 +44,14 @@ pub enum SegmentCommand {
         name: String,
         #[arg(long)]
         description: Option<String>,
-        /// File holding the visitor_event_query JSON object; `-` or absent: stdin.
-        #[arg(long)]
+        /// File holding the visitor_event_query JSON object; `-` or absent: stdin
+        #[arg(long, value_name = "FILE|-")]
         query: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
-    /// Change a segment's name, description or query.
+    /// Change a segment's name, description or query; what is not given is
+    /// left as it is.
     Update {
         id: String,
         #[command(flatten)]
@@ -62,8 +63,8 @@ pub enum SegmentCommand {
         /// Remove the description.
         #[arg(long)]
         clear_description: bool,
-        /// File holding the new query (`-` for stdin).
-        #[arg(long)]
+        /// File holding the new query; `-`: stdin; absent: the query is unchanged
+        #[arg(long, value_name = "FILE|-")]
         query: Option<PathBuf>,
         #[arg(long)]
         json: bool,
@@ -114,8 +115,8 @@ pub enum SegmentCommand {
     Preview {
         #[command(flatten)]
         site: SiteArg,
-        /// File holding the query; `-` or absent: stdin.
-        #[arg(long)]
+        /// File holding the query; `-` or absent: stdin
+        #[arg(long, value_name = "FILE|-")]
         query: Option<PathBuf>,
         /// How many members to show.
         #[arg(long, default_value_t = 10)]
@@ -352,8 +353,15 @@ pub(super) fn read_query(path: Option<&std::path::Path>) -> Result<RawQuery, Str
         Some(p) if p.as_os_str() != "-" => std::fs::read_to_string(p)
             .map_err(|e| format!("cannot be read from {}: {e}", p.display()))?,
         _ => {
+            let mut stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                // Otherwise the command would seem to hang.
+                eprintln!(
+                    "reading the query (visitor_event_query JSON) from stdin; end with Ctrl-D"
+                );
+            }
             let mut text = String::new();
-            std::io::stdin()
+            stdin
                 .read_to_string(&mut text)
                 .map_err(|e| format!("cannot be read from stdin: {e}"))?;
             text

@@ -1162,3 +1162,92 @@ async fn members_are_exported_in_the_format_the_output_file_is_named_for() {
         assert!(cli.ok(&args).starts_with('{'));
     }
 }
+
+/// Runs the binary with its stdin a terminal (a pseudo-terminal made by
+/// python3) on which `typed` is typed and then Ctrl-D; stdout and stderr are
+/// pipes. Returns (success, stdout, stderr).
+fn run_on_a_terminal(cli: &Cli, args: &[&str], typed: &str) -> (bool, String, String) {
+    const ON_A_PTY: &str = r#"
+import json, os, subprocess, sys
+master, slave = os.openpty()
+child = subprocess.Popen(sys.argv[2:], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+os.close(slave)
+os.write(master, sys.argv[1].encode() + b"\n\x04")
+out, err = child.communicate(timeout=60)
+print(json.dumps({"ok": child.returncode == 0, "out": out.decode(), "err": err.decode()}))
+"#;
+    let command = cli.command(args);
+    let program = command.get_program().to_owned();
+    let full: Vec<std::ffi::OsString> = command.get_args().map(|a| a.to_owned()).collect();
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(ON_A_PTY)
+        .arg(typed)
+        .arg(program)
+        .args(full)
+        .current_dir(cli.dir.path())
+        .env_remove("CORRAL_DATABASE_URL")
+        .env_remove("CORRAL_CONFIG")
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    (
+        result["ok"].as_bool().unwrap(),
+        result["out"].as_str().unwrap().to_owned(),
+        result["err"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn a_query_awaited_on_a_terminal_is_announced_on_stderr_and_only_there() {
+    let cli = Cli::new();
+    let site = cli.new_site();
+    let uuid = site["site_uuid"].as_str().unwrap();
+    let hint = "reading the query (visitor_event_query JSON) from stdin; end with Ctrl-D\n";
+    let (ok, out, err) = run_on_a_terminal(
+        &cli,
+        &[
+            "segment", "create", "--site", uuid, "--name", "All", "--json",
+        ],
+        "{}",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(err, hint);
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let id = created["data"]["id"].as_str().unwrap();
+    let (ok, _, err) = run_on_a_terminal(
+        &cli,
+        &["segment", "update", id, "--site", uuid, "--query", "-"],
+        r#"{"tag": {"has": "x"}}"#,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(err, hint);
+    let (ok, out, err) = run_on_a_terminal(&cli, &["segment", "preview", "--site", uuid], "{}");
+    assert!(ok, "{err}");
+    assert_eq!(err, hint);
+    assert!(out.starts_with("members: 0"), "{out}");
+    // Piped, the query comes without a word on stderr.
+    let piped = cli.run_with_stdin(&["segment", "preview", "--site", uuid], "{}");
+    assert!(piped.status.success());
+    assert_eq!(String::from_utf8_lossy(&piped.stderr), "");
+    // Without --query, update leaves the query alone and reads nothing.
+    let (ok, _, err) = run_on_a_terminal(
+        &cli,
+        &["segment", "update", id, "--site", uuid, "--name", "Renamed"],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(err, "");
+    let shown = cli.json(&["segment", "show", id, "--site", uuid, "--json"]);
+    assert_eq!(
+        shown["data"]["attributes"]["visitor_event_query"],
+        json!({"tag": {"has": "x"}})
+    );
+    let help = cli.ok(&["segment", "update", "--help"]);
+    assert!(help.contains("absent: the query is unchanged"), "{help}");
+}
