@@ -1251,3 +1251,44 @@ fn a_query_awaited_on_a_terminal_is_announced_on_stderr_and_only_there() {
     let help = cli.ok(&["segment", "update", "--help"]);
     assert!(help.contains("absent: the query is unchanged"), "{help}");
 }
+
+#[test]
+fn json_lists_print_one_data_object_and_credentials_one_bare_object() {
+    let cli = Cli::new();
+    let site = cli.new_site();
+    let uuid = site["site_uuid"].as_str().unwrap();
+    let second = cli.ok(&["key", "create", "--site", uuid, "--json"]);
+    // Exactly as `site create --json` prints: one object, the same keys in
+    // the same order.
+    assert_eq!(second.lines().count(), 1);
+    let order: Vec<usize> = ["\"site_uuid\":", "\"publishable_key\":", "\"secret_key\":"]
+        .map(|key| second.find(key).expect(key))
+        .to_vec();
+    assert!(order.is_sorted() && order[0] == 1, "{second}");
+    let second: Value = serde_json::from_str(&second).unwrap();
+    assert_eq!(second.as_object().unwrap().len(), 3);
+    assert_eq!(second["site_uuid"], uuid);
+    cli.ok(&["key", "revoke", second["publishable_key"].as_str().unwrap()]);
+
+    let sites = cli.ok(&["site", "list", "--json"]);
+    assert_eq!(sites.lines().count(), 1);
+    let sites: Value = serde_json::from_str(&sites).unwrap();
+    let data = sites["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0]["site_uuid"], uuid);
+    assert_eq!(data[0]["name"], "Shop");
+
+    let keys = cli.ok(&["key", "list", "--site", uuid, "--json"]);
+    assert_eq!(keys.lines().count(), 1);
+    let keys: Value = serde_json::from_str(&keys).unwrap();
+    let data = keys["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2);
+    assert_eq!(data[0]["publishable_key"], site["publishable_key"]);
+    assert_eq!(data[0]["revoked_at"], Value::Null);
+    assert_eq!(data[1]["publishable_key"], second["publishable_key"]);
+    assert!(data[1]["revoked_at"].is_string());
+    assert!(data.iter().all(|k| k.get("secret_key").is_none()));
+
+    let empty = Cli::new();
+    assert_eq!(empty.json(&["site", "list", "--json"]), json!({"data": []}));
+}
