@@ -152,8 +152,55 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-async fn open(database: &str) -> Result<Arc<dyn Store>, CliError> {
-    Ok(storage::open(database).await?)
+/// Opens (and migrates) the database, or says which one could not be opened.
+pub(crate) async fn open(database: &str) -> Result<Arc<dyn Store>, CliError> {
+    storage::open(database).await.map_err(|e| {
+        let reason = match e {
+            // Its message repeats the URL as given, password included.
+            StorageError::UnsupportedUrl(_) => {
+                return CliError::Usage(format!(
+                    "unsupported database URL {:?}: use sqlite://PATH",
+                    redact(database)
+                ));
+            }
+            // SQLite's own words ("unable to open database file"), not
+            // sqlx's wrapping of them.
+            StorageError::Database(sqlx::Error::Database(e)) => e.message().to_owned(),
+            other => other.to_string(),
+        };
+        CliError::Usage(format!(
+            "cannot open the database {}: {reason}",
+            redact(database)
+        ))
+    })
+}
+
+/// A database URL fit for a message or a log line: no password, whether in
+/// the user information (`postgres://user:pw@host/db`) or in the query
+/// (`?password=…`). A SQLite URL names a file, whose path may hold an `@`.
+pub(crate) fn redact(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut redacted = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme && !base.starts_with("sqlite:") => {
+            format!("{}://***{}", &base[..scheme], &base[at..])
+        }
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&pairs.join("&"));
+    }
+    redacted
 }
 
 /// The site a `--site UUID` names, or a clear error.
@@ -177,4 +224,22 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string(value)
         .map_err(|e| CliError::Usage(format!("cannot print the answer as JSON: {e}")))?;
     outln!("{text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_from_urls() {
+        assert_eq!(redact("postgres://u:pw@host/db"), "postgres://***@host/db");
+        assert_eq!(
+            redact("postgres://u@host/db?sslmode=require&password=pw"),
+            "postgres://***@host/db?sslmode=require&password=***"
+        );
+        assert_eq!(redact("sqlite://corral.db"), "sqlite://corral.db");
+        assert_eq!(redact("sqlite://a.db?mode=rwc"), "sqlite://a.db?mode=rwc");
+        assert_eq!(redact("sqlite:///home/a@b/x.db"), "sqlite:///home/a@b/x.db");
+        assert_eq!(redact("postgres://u:p/w@host/db"), "postgres://***@host/db");
+    }
 }

@@ -4,7 +4,7 @@
 //! or Ctrl-C.
 
 use super::admin::create_site;
-use super::{CliError, outln};
+use super::{CliError, outln, redact};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{FileConfig, LogFormat};
 use crate::credentials::KeyPair;
@@ -84,7 +84,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
             .unwrap_or("info"),
     )?;
 
-    let store = storage::open(database).await?;
+    let store = super::open(database).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {listen}: {e}")))?;
@@ -150,16 +150,6 @@ fn init_logging(format: LogFormat, filter: &str) -> Result<(), CliError> {
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
     Ok(())
-}
-
-/// A database URL fit for a log line: no password.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// Sample segments of the demo site: (name, description, query).
@@ -295,12 +285,6 @@ fn print_demo(site: &Site, keys: &KeyPair, address: SocketAddr) -> Result<(), Cl
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_passwords_from_urls() {
-        assert_eq!(redact("postgres://u:pw@host/db"), "postgres://***@host/db");
-        assert_eq!(redact("sqlite://corral.db"), "sqlite://corral.db");
-    }
 
     #[test]
     fn the_demo_audience_is_valid_and_varied() {

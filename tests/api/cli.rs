@@ -1292,3 +1292,36 @@ fn json_lists_print_one_data_object_and_credentials_one_bare_object() {
     let empty = Cli::new();
     assert_eq!(empty.json(&["site", "list", "--json"]), json!({"data": []}));
 }
+
+#[test]
+fn a_database_that_cannot_be_opened_is_named_without_its_password() {
+    let output = Command::new(BIN)
+        .args([
+            "site",
+            "list",
+            "--database",
+            "sqlite:///nonexistent/dir/x.db",
+        ])
+        .env_remove("CORRAL_CONFIG")
+        .output()
+        .unwrap();
+    assert_fails(
+        &output,
+        "error: cannot open the database sqlite:///nonexistent/dir/x.db: unable to open database file",
+    );
+    let output = Command::new(BIN)
+        .args([
+            "site",
+            "list",
+            "--database",
+            "postgres://ann:hunter2@db.example/corral",
+        ])
+        .env_remove("CORRAL_CONFIG")
+        .output()
+        .unwrap();
+    assert_fails(
+        &output,
+        "unsupported database URL \"postgres://***@db.example/corral\"",
+    );
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("hunter2"));
+}
