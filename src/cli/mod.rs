@@ -71,7 +71,27 @@ enum Command {
     #[command(subcommand)]
     Import(import::ImportCommand),
     /// Generate a realistic synthetic audience (deterministic from a seed).
-    Gen(crate::generator::GenArgs),
+    #[command(long_about = crate::generator::GEN_ABOUT)]
+    Gen {
+        #[command(flatten)]
+        args: crate::generator::GenArgs,
+        #[command(flatten)]
+        _unused: NoDatabase,
+    },
+}
+
+/// `gen` touches no database and reads no settings, so its help does not
+/// offer `--database` and `--config`. They are still accepted, and ignored,
+/// so that any `corral` command line takes `--database URL`: an argument of
+/// a subcommand with a global argument's id keeps clap from adding the
+/// global one there.
+#[derive(Debug, clap::Args)]
+#[allow(dead_code, reason = "parsed only to be ignored")]
+struct NoDatabase {
+    #[arg(long, hide = true)]
+    database: Option<String>,
+    #[arg(long, hide = true)]
+    config: Option<PathBuf>,
 }
 
 /// Whatever a command can fail with; printed as one line.
@@ -115,7 +135,7 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    if let Command::Gen(args) = &cli.command {
+    if let Command::Gen { args, .. } = &cli.command {
         return outln!("{}", crate::generator::run(args)?);
     }
     let file = FileConfig::load(cli.config.as_deref())?;
@@ -148,7 +168,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             segment::run(command, &open(&database).await?, checkpoints).await
         }
         Command::Import(command) => import::run(command, &open(&database).await?).await,
-        Command::Gen(_) => unreachable!("handled before the database is opened"),
+        Command::Gen { .. } => unreachable!("handled before the database is opened"),
     }
 }
 
