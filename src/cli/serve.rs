@@ -156,8 +156,9 @@ fn init_logging(format: LogFormat, filter: &str) -> Result<(), CliError> {
 const DEMO_SEGMENTS: &[(&str, Option<&str>, &str)] = &[
     (
         "VIP customers",
-        Some("Spent more than 500 in the last 90 days"),
-        r#"{"groups":[{"filters":[{"event":{"type":"$purchase","when":{"within_last":{"days":90}},"sum":{"of":"value.amount","more_than":500}}}]}]}"#,
+        // Amounts are in cents.
+        Some("Spent more than $250 in the last 90 days"),
+        r#"{"groups":[{"filters":[{"event":{"type":"$purchase","when":{"within_last":{"days":90}},"sum":{"of":"value.amount","more_than":25000}}}]}]}"#,
     ),
     (
         "Newsletter subscribers",
