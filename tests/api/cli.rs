@@ -348,38 +348,41 @@ struct Server {
     child: Child,
     base: String,
     curl: String,
+    /// The demo banner, up to its last line (the curl line).
+    banner: Vec<String>,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Server {
+    /// (site_uuid, publishable_key, secret_key) as the banner shows them.
+    fn banner_credentials(&self) -> [String; 3] {
+        ["site_uuid:", "publishable_key:", "secret_key:"].map(|label| {
+            self.banner
+                .iter()
+                .find_map(|line| line.trim().strip_prefix(label))
+                .unwrap_or_else(|| panic!("no {label} in {:?}", self.banner))
+                .trim()
+                .to_owned()
+        })
     }
 }
 
-/// Starts the server and reads its demo banner up to the curl line, which
-/// names the port it bound.
-fn start_server(cli: &Cli) -> Server {
-    let mut child = cli
-        .command(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rate-limit-per-minute",
-            "0",
-            "--demo",
-        ])
-        .env("CORRAL_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+/// Reads the demo banner of a `serve --demo` child up to its curl line,
+/// which names the port it bound, and waits until it answers.
+fn read_banner(mut child: Child) -> Server {
     let reader = BufReader::new(child.stdout.take().unwrap());
-    let curl = reader
-        .lines()
-        .map(Result::unwrap)
-        .find(|line| line.trim_start().starts_with("curl "))
-        .expect("the demo banner has a curl line")
+    let mut banner = Vec::new();
+    for line in reader.lines() {
+        let line = line.unwrap();
+        let last = line.trim_start().starts_with("curl ");
+        banner.push(line);
+        if last {
+            break;
+        }
+    }
+    let curl = banner
+        .last()
+        .filter(|line| line.trim_start().starts_with("curl "))
+        .unwrap_or_else(|| panic!("the demo banner has no curl line: {banner:?}"))
         .trim()
         .to_owned();
     let host = curl
@@ -391,7 +394,46 @@ fn start_server(cli: &Cli) -> Server {
         .unwrap();
     let base = format!("http://{host}");
     wait_healthy(&base);
-    Server { child, base, curl }
+    Server {
+        child,
+        base,
+        curl,
+        banner,
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the server and reads its demo banner.
+fn start_server(cli: &Cli) -> Server {
+    start_demo(
+        cli,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit-per-minute",
+            "0",
+            "--demo",
+        ],
+    )
+}
+
+/// Starts `corral ARGS` (a `serve --demo`) and reads its banner.
+fn start_demo(cli: &Cli, args: &[&str]) -> Server {
+    let child = cli
+        .command(args)
+        .env("CORRAL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    read_banner(child)
 }
 
 fn wait_healthy(base: &str) {
@@ -429,7 +471,7 @@ async fn serve_demo_prints_a_curl_line_that_works_as_printed() {
     assert_eq!(counts["user_count"], 40, "{counts}");
     assert!(counts["unsubscriber_count"].as_i64().unwrap() > 0);
     drop(server);
-    // A second start keeps the one demo site and prints new working keys.
+    // A second start keeps the one demo site and its working keys.
     let again = start_server(&cli);
     let output = Command::new("sh")
         .arg("-c")
@@ -837,7 +879,7 @@ async fn a_running_servers_answers_follow_writes_by_another_process_at_once() {
 /// A `corral serve` child process on `cli`'s database with its log (info)
 /// in `log`, on a free port.
 fn serve_logging(cli: &Cli, log: &std::path::Path) -> Server {
-    let mut child = cli
+    let child = cli
         .command(&[
             "serve",
             "--listen",
@@ -855,24 +897,7 @@ fn serve_logging(cli: &Cli, log: &std::path::Path) -> Server {
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
-    let reader = BufReader::new(child.stdout.take().unwrap());
-    let curl = reader
-        .lines()
-        .map(Result::unwrap)
-        .find(|line| line.trim_start().starts_with("curl "))
-        .expect("the demo banner has a curl line")
-        .trim()
-        .to_owned();
-    let host = curl
-        .split("'http://")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap();
-    let base = format!("http://{host}");
-    wait_healthy(&base);
-    Server { child, base, curl }
+    read_banner(child)
 }
 
 #[tokio::test]
@@ -1394,4 +1419,52 @@ fn gen_offers_no_database_options_but_every_other_command_takes_them_anywhere() 
     }
     let listed = Cli::on(&database).ok(&["site", "list"]);
     assert_eq!(listed.lines().count(), 3, "{listed}");
+}
+
+/// Starts `serve --demo` on `cli`'s database, returns its banner's
+/// credentials (site_uuid, publishable_key, secret_key), and stops it.
+fn demo_credentials(cli: &Cli) -> [String; 3] {
+    start_server(cli).banner_credentials()
+}
+
+#[test]
+fn serve_demo_restarts_print_the_same_credentials_while_they_work() {
+    let cli = Cli::new();
+    let first = demo_credentials(&cli);
+    let kept = cli.dir.path().join("cli.db-demo.json");
+    let file: Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+    assert_eq!(
+        file,
+        json!({"site_uuid": first[0], "publishable_key": first[1], "secret_key": first[2]})
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    assert_eq!(demo_credentials(&cli), first);
+    let keys = cli.json(&["key", "list", "--site", &first[0], "--json"]);
+    assert_eq!(keys["data"].as_array().unwrap().len(), 1, "{keys}");
+
+    // Revoked, the pair is replaced, and the file with it.
+    cli.ok(&["key", "revoke", &first[1]]);
+    let second = demo_credentials(&cli);
+    assert_eq!(second[0], first[0]);
+    assert_ne!(second[1], first[1]);
+    let file: Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+    assert_eq!(file["publishable_key"], second[1].as_str());
+    assert_eq!(demo_credentials(&cli), second);
+    // A file that does not hold working keys is replaced too.
+    std::fs::write(&kept, "{\"site_uuid\":\"x\"}").unwrap();
+    let third = demo_credentials(&cli);
+    assert_ne!(third[1], second[1]);
+    let keys = cli.json(&["key", "list", "--site", &first[0], "--json"]);
+    let active = keys["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["revoked_at"].is_null())
+        .count();
+    assert_eq!(active, 2, "{keys}");
 }
