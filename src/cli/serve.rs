@@ -357,8 +357,8 @@ fn demo_audience(now: i64) -> Vec<serde_json::Value> {
     events
 }
 
-/// The demo banner: credentials and, last, a `curl` line that works as
-/// printed.
+/// The demo banner: credentials, the `export` line the README's examples
+/// expect, and, last, a `curl` line that works as printed.
 fn print_demo(
     site: &Site,
     keys: &KeyPair,
@@ -380,6 +380,13 @@ fn print_demo(
             path.display()
         )?;
     }
+    outln!("For the README's API examples:")?;
+    outln!(
+        "  export SITE={} PK={} SK={} BASE=http://{host}/api/v1",
+        site.uuid,
+        keys.publishable_key,
+        keys.secret_key
+    )?;
     outln!("List its segments:")?;
     outln!(
         "  curl -u '{}:{}' 'http://{host}/api/v1/fetch/segments?site_uuid={}'",

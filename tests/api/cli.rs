@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_corral");
 
-struct Cli {
-    dir: tempfile::TempDir,
+pub(crate) struct Cli {
+    pub(crate) dir: tempfile::TempDir,
     database: String,
 }
 
 impl Cli {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let database = format!("sqlite://{}", dir.path().join("cli.db").display());
         Self { dir, database }
@@ -29,7 +29,7 @@ impl Cli {
         }
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(BIN);
         command
             .args(args)
@@ -344,15 +344,24 @@ async fn revoking_a_key_from_the_cli_locks_it_out_of_a_running_server_at_once() 
 }
 
 /// A `corral serve --demo` child process on a free port.
-struct Server {
-    child: Child,
-    base: String,
-    curl: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+    pub(crate) curl: String,
     /// The demo banner, up to its last line (the curl line).
-    banner: Vec<String>,
+    pub(crate) banner: Vec<String>,
 }
 
 impl Server {
+    /// The banner's `export SITE=… PK=… SK=… BASE=…` line.
+    pub(crate) fn export_line(&self) -> &str {
+        self.banner
+            .iter()
+            .map(|line| line.trim())
+            .find(|line| line.starts_with("export SITE="))
+            .expect("the demo banner has an export line")
+    }
+
     /// (site_uuid, publishable_key, secret_key) as the banner shows them.
     fn banner_credentials(&self) -> [String; 3] {
         ["site_uuid:", "publishable_key:", "secret_key:"].map(|label| {
@@ -425,7 +434,7 @@ fn start_server(cli: &Cli) -> Server {
 }
 
 /// Starts `corral ARGS` (a `serve --demo`) and reads its banner.
-fn start_demo(cli: &Cli, args: &[&str]) -> Server {
+pub(crate) fn start_demo(cli: &Cli, args: &[&str]) -> Server {
     let child = cli
         .command(args)
         .env("CORRAL_LOG", "warn")

@@ -12,5 +12,6 @@ mod conditional;
 mod evaluation;
 mod operations;
 mod rate_limit;
+mod readme;
 mod segments_read;
 mod segments_write;
