@@ -2,6 +2,11 @@
 # Installs what the tests need and runs them all: formatting, lints, the Rust
 # unit and integration tests, and the acceptance suite that drives Bento's
 # official Node SDK against a real `corral serve`.
+#
+# Needs Rust (the rust-version of Cargo.toml) with rustfmt and clippy; installs
+# Node.js, npm, curl and python3 with apt-get when they are missing. Builds the
+# binary once: the acceptance suite runs the `corral` that `cargo test` built
+# (in target/debug/, or under CARGO_TARGET_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,5 +28,13 @@ cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked
 echo "== acceptance: Bento's Node SDK against corral serve"
-cargo build --locked --bin corral
-bash tests/acceptance/run.sh target/debug/corral
+# The integration tests run the binary, so `cargo test` has just built it, in
+# the dev profile, where `cargo build` would put it: no second build.
+target_dir="$(cargo metadata --locked --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+bin="$target_dir/debug/corral"
+if [[ ! -x "$bin" ]]; then
+  echo "cargo test left no binary at $bin" >&2
+  exit 1
+fi
+bash tests/acceptance/run.sh "$bin"
