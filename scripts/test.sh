@@ -4,6 +4,11 @@
 # official Node SDK against a real `corral serve`, and a bounded Schemathesis
 # run of the OpenAPI document against another (tests/fuzz/run.sh, which makes
 # its own venv, installing python3-venv if missing).
+#
+# Needs Rust (the rust-version of Cargo.toml) with rustfmt and clippy; installs
+# Node.js, npm, curl and python3 with apt-get when they are missing. Builds the
+# binary once: the acceptance suite and the fuzzer run the `corral` that
+# `cargo test` built (in target/debug/, or under CARGO_TARGET_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,8 +30,15 @@ cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked
 echo "== acceptance: Bento's Node SDK against corral serve"
-cargo build --locked --bin corral
-BIN="${CARGO_TARGET_DIR:-target}/debug/corral"
-bash tests/acceptance/run.sh "$BIN"
+# The integration tests run the binary, so `cargo test` has just built it, in
+# the dev profile, where `cargo build` would put it: no second build.
+target_dir="$(cargo metadata --locked --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+bin="$target_dir/debug/corral"
+if [[ ! -x "$bin" ]]; then
+  echo "cargo test left no binary at $bin" >&2
+  exit 1
+fi
+bash tests/acceptance/run.sh "$bin"
 echo "== fuzzing: Schemathesis against corral serve"
-bash tests/fuzz/run.sh "$BIN"
+bash tests/fuzz/run.sh "$bin"

@@ -54,6 +54,22 @@ use std::path::{Path, PathBuf};
 /// The `until` used when none is given, so output is reproducible.
 pub const DEFAULT_UNTIL: &str = "2026-11-01T00:00:00Z";
 
+/// `corral gen --help`: what the command writes, and why its year ends on a
+/// fixed date rather than today.
+pub const GEN_ABOUT: &str = "\
+Generate a realistic synthetic audience (deterministic from a seed).
+
+Writes subscribers.jsonl (and subscribers.csv with --csv) and events.jsonl into
+--out, ready for `corral import`. The same arguments write the same bytes, which
+benchmarks rely on.
+
+The events span the year before --until, which is 2026-11-01T00:00:00Z unless
+given: a fixed date, not today. Relative conditions count back from the moment
+a segment is evaluated, so a segment such as {\"within_last\":{\"days\":30}}
+matches almost nobody in the default data once that date is past. To end the
+year now, pass --until now (or a date: --until \"$(date -u +%FT%TZ)\"); the
+output then depends on when it is generated.";
+
 /// `corral gen`: write a synthetic audience for Corral's importer.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GenArgs {
@@ -72,8 +88,9 @@ pub struct GenArgs {
     /// Also write subscribers.csv
     #[arg(long)]
     pub csv: bool,
-    /// The end of the year the events span, RFC 3339 [default: 2026-11-01T00:00:00Z]; fixed so output is reproducible
-    #[arg(long)]
+    /// The end of the year the events span: an RFC 3339 date-time, or `now`
+    /// [default: 2026-11-01T00:00:00Z, fixed so the output is reproducible]
+    #[arg(long, value_name = "RFC3339|now")]
     pub until: Option<String>,
 }
 
@@ -876,12 +893,17 @@ struct Subscriber {
 impl Plan {
     fn new(args: &GenArgs) -> io::Result<Self> {
         let until_text = args.until.as_deref().unwrap_or(DEFAULT_UNTIL);
-        let until = chrono::DateTime::parse_from_rfc3339(until_text.trim()).map_err(|e| {
-            invalid(format!(
-                "--until {until_text:?} is not an RFC 3339 date-time: {e}"
-            ))
-        })?;
-        let until_ms = until.timestamp_millis();
+        let until_ms = if until_text.trim().eq_ignore_ascii_case("now") {
+            chrono::Utc::now().timestamp_millis()
+        } else {
+            chrono::DateTime::parse_from_rfc3339(until_text.trim())
+                .map_err(|e| {
+                    invalid(format!(
+                        "--until {until_text:?} is not an RFC 3339 date-time (nor `now`): {e}"
+                    ))
+                })?
+                .timestamp_millis()
+        };
         // 1900-01-01 .. 9999-01-01: four-digit years for every date written.
         if !(-2_208_988_800_000..253_370_764_800_000).contains(&until_ms) {
             return Err(invalid(format!(
@@ -1658,6 +1680,25 @@ mod tests {
         let summary = run(&late).unwrap();
         assert_eq!(summary.until, "2026-03-04T03:06:07.500Z");
         assert!(summary.to_string().contains("500 events"));
+    }
+
+    #[test]
+    fn until_now_ends_the_year_at_the_time_of_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = chrono::Utc::now().timestamp_millis();
+        let summary = run(&GenArgs {
+            until: Some("now".into()),
+            ..args(dir.path(), 10, 100)
+        })
+        .unwrap();
+        let until = chrono::DateTime::parse_from_rfc3339(&summary.until)
+            .unwrap()
+            .timestamp_millis();
+        assert!(
+            before <= until && until <= chrono::Utc::now().timestamp_millis(),
+            "{}",
+            summary.until
+        );
     }
 
     /// Throughput, by hand: `cargo test --release --lib gen -- --ignored --nocapture`.

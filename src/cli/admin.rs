@@ -2,13 +2,17 @@
 //!
 //! A secret key is shown once, when it is made; the database keeps only its
 //! digest. Revoking a key takes effect on the server's next request.
+//!
+//! With `--json`, `site create` and `key create` print the bare credentials
+//! object `{"site_uuid","publishable_key","secret_key"}` (the contract
+//! scripts rely on); the lists print one `{"data":[…]}` object, as the API
+//! does.
 
-use super::{CliError, print_json, site_by_uuid};
+use super::{CliError, outln, print_json, site_by_uuid};
 use crate::clock::{Clock, SystemClock, format_ms};
 use crate::credentials::{KeyPair, generate_site_uuid};
 use crate::storage::{Site, Store};
 use clap::Subcommand;
-use serde_json::json;
 use std::sync::Arc;
 
 #[derive(Debug, Subcommand)]
@@ -23,6 +27,7 @@ pub enum SiteCommand {
     },
     /// List every site.
     List {
+        /// Print {"data":[{"site_uuid","name","created_at"}]} as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -35,13 +40,16 @@ pub enum KeyCommand {
         /// The site's uuid.
         #[arg(long)]
         site: String,
+        /// Print {"site_uuid","publishable_key","secret_key"} as JSON.
         #[arg(long)]
         json: bool,
     },
     /// List a site's key pairs (publishable keys only).
     List {
+        /// The site's uuid.
         #[arg(long)]
         site: String,
+        /// Print {"data":[{"publishable_key","created_at","revoked_at"}]} as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -57,23 +65,40 @@ struct Credentials<'a> {
     secret_key: &'a str,
 }
 
-fn print_credentials(site_uuid: &str, keys: &KeyPair, json: bool) {
+/// The API's envelope, for the lists.
+#[derive(serde::Serialize)]
+struct Data<T> {
+    data: Vec<T>,
+}
+
+/// A site in `site list --json`.
+#[derive(serde::Serialize)]
+struct SiteListing<'a> {
+    site_uuid: &'a str,
+    name: &'a str,
+    created_at: String,
+}
+
+/// A key pair in `key list --json`: never its secret, which is not kept.
+#[derive(serde::Serialize)]
+struct KeyListing<'a> {
+    publishable_key: &'a str,
+    created_at: String,
+    revoked_at: Option<String>,
+}
+
+fn print_credentials(site_uuid: &str, keys: &KeyPair, json: bool) -> Result<(), CliError> {
     if json {
-        let credentials = Credentials {
+        return print_json(&Credentials {
             site_uuid,
             publishable_key: &keys.publishable_key,
             secret_key: &keys.secret_key,
-        };
-        println!(
-            "{}",
-            serde_json::to_string(&credentials).expect("plain strings serialize")
-        );
-    } else {
-        println!("site_uuid:        {site_uuid}");
-        println!("publishable_key:  {}", keys.publishable_key);
-        println!("secret_key:       {}", keys.secret_key);
-        println!("(the secret key is shown only now: store it safely)");
+        });
     }
+    outln!("site_uuid:        {site_uuid}")?;
+    outln!("publishable_key:  {}", keys.publishable_key)?;
+    outln!("secret_key:       {}", keys.secret_key)?;
+    outln!("(the secret key is shown only now: store it safely)")
 }
 
 /// Creates a site and its first key pair.
@@ -103,28 +128,32 @@ pub async fn site(command: SiteCommand, store: &Arc<dyn Store>) -> Result<(), Cl
     match command {
         SiteCommand::Create { name, json } => {
             let (site, keys) = create_site(store, &name, false).await?;
-            print_credentials(&site.uuid, &keys, json);
+            print_credentials(&site.uuid, &keys, json)
         }
         SiteCommand::List { json } => {
-            for site in store.list_sites().await? {
-                if json {
-                    print_json(&json!({
-                        "site_uuid": site.uuid,
-                        "name": site.name,
-                        "created_at": format_ms(site.created_at),
-                    }));
-                } else {
-                    println!(
-                        "{}  {}  {}",
-                        site.uuid,
-                        format_ms(site.created_at),
-                        site.name
-                    );
-                }
+            let sites = store.list_sites().await?;
+            if json {
+                let data: Vec<_> = sites
+                    .iter()
+                    .map(|site| SiteListing {
+                        site_uuid: &site.uuid,
+                        name: &site.name,
+                        created_at: format_ms(site.created_at),
+                    })
+                    .collect();
+                return print_json(&Data { data });
             }
+            for site in &sites {
+                outln!(
+                    "{}  {}  {}",
+                    site.uuid,
+                    format_ms(site.created_at),
+                    site.name
+                )?;
+            }
+            Ok(())
         }
     }
-    Ok(())
 }
 
 pub async fn key(command: KeyCommand, store: &Arc<dyn Store>) -> Result<(), CliError> {
@@ -133,27 +162,33 @@ pub async fn key(command: KeyCommand, store: &Arc<dyn Store>) -> Result<(), CliE
             let site = site_by_uuid(store, &site).await?;
             let keys = KeyPair::generate();
             store.add_key(site.id, &keys, SystemClock.now_ms()).await?;
-            print_credentials(&site.uuid, &keys, json);
+            print_credentials(&site.uuid, &keys, json)
         }
         KeyCommand::List { site, json } => {
             let site = site_by_uuid(store, &site).await?;
-            for key in store.list_keys(site.id).await? {
-                let revoked = key.revoked_at.map(format_ms);
-                if json {
-                    print_json(&json!({
-                        "publishable_key": key.publishable_key,
-                        "created_at": format_ms(key.created_at),
-                        "revoked_at": revoked,
-                    }));
-                } else {
-                    let state = revoked.map_or("active".to_owned(), |at| format!("revoked {at}"));
-                    println!(
-                        "{}  {}  {state}",
-                        key.publishable_key,
-                        format_ms(key.created_at)
-                    );
-                }
+            let keys = store.list_keys(site.id).await?;
+            if json {
+                let data: Vec<_> = keys
+                    .iter()
+                    .map(|key| KeyListing {
+                        publishable_key: &key.publishable_key,
+                        created_at: format_ms(key.created_at),
+                        revoked_at: key.revoked_at.map(format_ms),
+                    })
+                    .collect();
+                return print_json(&Data { data });
             }
+            for key in &keys {
+                let state = key.revoked_at.map_or("active".to_owned(), |at| {
+                    format!("revoked {}", format_ms(at))
+                });
+                outln!(
+                    "{}  {}  {state}",
+                    key.publishable_key,
+                    format_ms(key.created_at)
+                )?;
+            }
+            Ok(())
         }
         KeyCommand::Revoke { publishable_key } => {
             store
@@ -165,8 +200,7 @@ pub async fn key(command: KeyCommand, store: &Arc<dyn Store>) -> Result<(), CliE
                     )),
                     other => other.into(),
                 })?;
-            println!("revoked {publishable_key}");
+            outln!("revoked {publishable_key}")
         }
     }
-    Ok(())
 }

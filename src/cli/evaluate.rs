@@ -6,7 +6,7 @@
 //! members are evaluated once, then written a thousand records at a time, with
 //! a progress bar on a terminal.
 
-use super::{CliError, site_by_uuid};
+use super::{CliError, outln, print_json, site_by_uuid};
 use crate::audience::{Email, Subscriber};
 use crate::clock::{Clock, SystemClock, format_ms};
 use crate::http::{MatchEnvelope, MatchResult, Preview, PreviewEnvelope, SubscriberResource};
@@ -26,7 +26,9 @@ const EXPORT_CHUNK: usize = 1_000;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ExportFormat {
+    /// A header row, then uuid, email, created_at, unsubscribed_at, fields (JSON)
     Csv,
+    /// One subscriber a line, as the API shows it
     Jsonl,
 }
 
@@ -110,13 +112,11 @@ pub async fn stats(
     let (_, evaluation) = evaluate(store, live, site, Target::Saved(id)).await?;
     let counts = evaluation.counts();
     if json {
-        println!("{}", serde_json::to_string(&counts).unwrap_or_default());
-    } else {
-        println!("members:      {}", counts.user_count);
-        println!("subscribed:   {}", counts.subscriber_count);
-        println!("unsubscribed: {}", counts.unsubscriber_count);
+        return print_json(&counts);
     }
-    Ok(())
+    outln!("members:      {}", counts.user_count)?;
+    outln!("subscribed:   {}", counts.subscriber_count)?;
+    outln!("unsubscribed: {}", counts.unsubscriber_count)
 }
 
 /// `segment match`: one subscriber's outcome, and why.
@@ -153,19 +153,17 @@ pub async fn explain(
                 explanation: explanation.root,
             },
         };
-        println!("{}", serde_json::to_string(&envelope).unwrap_or_default());
-    } else {
-        println!(
-            "{} is {}in segment {id}",
-            subscriber.email,
-            if explanation.matched { "" } else { "not " }
-        );
-        print_node(&explanation.root, 0);
+        return print_json(&envelope);
     }
-    Ok(())
+    outln!(
+        "{} is {}in segment {id}",
+        subscriber.email,
+        if explanation.matched { "" } else { "not " }
+    )?;
+    print_node(&explanation.root, 0)
 }
 
-fn print_node(node: &Node, depth: usize) {
+fn print_node(node: &Node, depth: usize) -> Result<(), CliError> {
     let mark = if node.matched { "yes" } else { "no " };
     let at = if node.at.is_empty() {
         "(query)"
@@ -177,14 +175,15 @@ fn print_node(node: &Node, depth: usize) {
         .as_ref()
         .map(|f| format!("  {f}"))
         .unwrap_or_default();
-    println!(
+    outln!(
         "{mark} {}{} {at}{facts}",
         "  ".repeat(depth),
         node.condition
-    );
+    )?;
     for child in &node.children {
-        print_node(child, depth + 1);
+        print_node(child, depth + 1)?;
     }
+    Ok(())
 }
 
 /// `segment preview`: what an unsaved query would select.
@@ -210,15 +209,16 @@ pub async fn preview(
                 sample: sample.iter().map(SubscriberResource::from).collect(),
             },
         };
-        println!("{}", serde_json::to_string(&envelope).unwrap_or_default());
-    } else {
-        println!(
-            "members: {} ({} subscribed, {} unsubscribed)",
-            counts.user_count, counts.subscriber_count, counts.unsubscriber_count
-        );
-        for s in &sample {
-            println!("  {} {}", s.uuid, s.email);
-        }
+        return print_json(&envelope);
+    }
+    outln!(
+        "members: {} ({} subscribed, {} unsubscribed)",
+        counts.user_count,
+        counts.subscriber_count,
+        counts.unsubscriber_count
+    )?;
+    for s in &sample {
+        outln!("  {} {}", s.uuid, s.email)?;
     }
     Ok(())
 }
@@ -229,35 +229,29 @@ pub async fn members(
     live: &Live,
     site: &str,
     id: String,
-    format: ExportFormat,
+    format: Option<ExportFormat>,
     output: Option<&Path>,
 ) -> Result<(), CliError> {
+    let output = output.filter(|path| path.as_os_str() != "-");
+    let format = format.unwrap_or_else(|| ExportFormat::for_output(output));
     let (site, evaluation) = evaluate(store, live, site, Target::Saved(id)).await?;
     let ids = evaluation.member_ids();
     drop(evaluation);
     let total = ids.len();
     let out: Box<dyn Write> = match output {
-        Some(path) if path.as_os_str() != "-" => Box::new(
+        Some(path) => Box::new(
             std::fs::File::create(path)
                 .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?,
         ),
-        _ => Box::new(std::io::stdout().lock()),
+        None => Box::new(std::io::stdout().lock()),
     };
     let progress = ProgressBar::new(total as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} members {per_sec} eta {eta}")
             .expect("valid template"),
     );
-    let mut sink = match format {
-        ExportFormat::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            w.write_record(["uuid", "email", "created_at", "unsubscribed_at", "fields"])
-                .map_err(|e| CliError::Usage(e.to_string()))?;
-            Sink::Csv(Box::new(w))
-        }
-        ExportFormat::Jsonl => Sink::Jsonl(std::io::BufWriter::new(out)),
-    };
     let mut written = 0usize;
     let result: Result<(), CliError> = async {
+        let mut sink = Sink::new(format, out)?;
         for chunk in ids.chunks(EXPORT_CHUNK) {
             let rows = store.subscribers_by_ids(site.id, chunk).await?;
             for s in &rows {
@@ -269,17 +263,22 @@ pub async fn members(
         sink.flush()
     }
     .await;
-    match result {
-        // The reader went away (`… | head`): what it read is what it wanted.
-        Err(CliError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            progress.finish_and_clear();
-            return Ok(());
-        }
-        other => other?,
-    }
     progress.finish_and_clear();
+    // A closed pipe (`… | head`) ends the command quietly, in `cli::main`.
+    result?;
     eprintln!("{written} members exported");
     Ok(())
+}
+
+impl ExportFormat {
+    /// The format an export takes when none is given: CSV for a file named
+    /// `*.csv`, JSON Lines otherwise (`*.jsonl`, `*.json`, stdout).
+    fn for_output(output: Option<&Path>) -> Self {
+        match output {
+            Some(path) if super::import::has_extension(path, "csv") => Self::Csv,
+            _ => Self::Jsonl,
+        }
+    }
 }
 
 /// Where exported members go, in their format.
@@ -289,6 +288,18 @@ enum Sink {
 }
 
 impl Sink {
+    fn new(format: ExportFormat, out: Box<dyn Write>) -> Result<Self, CliError> {
+        Ok(match format {
+            ExportFormat::Csv => {
+                let mut w = csv::Writer::from_writer(out);
+                w.write_record(["uuid", "email", "created_at", "unsubscribed_at", "fields"])
+                    .map_err(csv_error)?;
+                Self::Csv(Box::new(w))
+            }
+            ExportFormat::Jsonl => Self::Jsonl(std::io::BufWriter::new(out)),
+        })
+    }
+
     fn write(&mut self, s: &Subscriber) -> Result<(), CliError> {
         match self {
             Self::Csv(w) => {
@@ -300,7 +311,7 @@ impl Sink {
                     &s.unsubscribed_at.map(format_ms).unwrap_or_default(),
                     &fields,
                 ])
-                .map_err(|e| CliError::Usage(e.to_string()))
+                .map_err(csv_error)
             }
             Self::Jsonl(out) => {
                 serde_json::to_writer(&mut *out, &SubscriberResource::from(s)).map_err(
@@ -321,5 +332,17 @@ impl Sink {
             Self::Jsonl(out) => out.flush()?,
         }
         Ok(())
+    }
+}
+
+/// A CSV writer's error, keeping an I/O error as one (a closed pipe must
+/// still be recognised as such).
+fn csv_error(e: csv::Error) -> CliError {
+    if !e.is_io_error() {
+        return CliError::Usage(e.to_string());
+    }
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => CliError::Io(e),
+        other => CliError::Usage(format!("{other:?}")),
     }
 }

@@ -18,7 +18,7 @@
 //!   `false` become booleans and numbers without leading zeros become numbers
 //!   (so `01234` stays text).
 
-use super::{CliError, site_by_uuid};
+use super::{CliError, outln, site_by_uuid};
 use crate::audience::SubscriberChange;
 use crate::audience::event::{parse_event, parse_subscriber};
 use crate::clock::{Clock, SystemClock};
@@ -157,14 +157,13 @@ pub async fn run(command: ImportCommand, store: &Arc<dyn Store>) -> Result<(), C
         Kind::Subscribers => "subscribers",
         Kind::Events => "events",
     };
-    println!(
+    outln!(
         "imported {imported} {what}, skipped {failed} bad lines, in {seconds:.1} s ({:.0} {what}/s)",
         imported as f64 / seconds.max(1e-9)
-    );
-    Ok(())
+    )
 }
 
-fn has_extension(path: &Path, extension: &str) -> bool {
+pub(super) fn has_extension(path: &Path, extension: &str) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case(extension))
 }

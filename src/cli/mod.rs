@@ -5,6 +5,12 @@
 //! Every command takes `--database URL` (env `CORRAL_DATABASE_URL`, default
 //! `sqlite://corral.db`). Output meant for programs (`--json`) goes to stdout
 //! in the API's shapes; a failure is one line on stderr and exit status 1.
+//!
+//! Everything meant for stdout goes through [`outln!`] (or, for the bulk of
+//! `segment members`, a writer over [`std::io::stdout`]) and returns its
+//! error: a reader that went away (`corral … | head`) surfaces as a
+//! [`std::io::ErrorKind::BrokenPipe`] that [`main`] turns into a quiet exit
+//! with status 0, as `grep` or `rg` do, rather than a panic.
 
 mod admin;
 mod evaluate;
@@ -16,9 +22,20 @@ use crate::config::{ConfigError, FileConfig};
 use crate::segment::FieldErrors;
 use crate::storage::{self, DEFAULT_DATABASE_URL, Site, StorageError, Store};
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+/// Prints a line on stdout, like `println!`, but returns the failure
+/// (`Result<(), CliError>`) instead of panicking, so that a closed pipe ends
+/// the command quietly (see [`main`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_line(::std::format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,7 +71,27 @@ enum Command {
     #[command(subcommand)]
     Import(import::ImportCommand),
     /// Generate a realistic synthetic audience (deterministic from a seed).
-    Gen(crate::generator::GenArgs),
+    #[command(long_about = crate::generator::GEN_ABOUT)]
+    Gen {
+        #[command(flatten)]
+        args: crate::generator::GenArgs,
+        #[command(flatten)]
+        _unused: NoDatabase,
+    },
+}
+
+/// `gen` touches no database and reads no settings, so its help does not
+/// offer `--database` and `--config`. They are still accepted, and ignored,
+/// so that any `corral` command line takes `--database URL`: an argument of
+/// a subcommand with a global argument's id keeps clap from adding the
+/// global one there.
+#[derive(Debug, clap::Args)]
+#[allow(dead_code, reason = "parsed only to be ignored")]
+struct NoDatabase {
+    #[arg(long, hide = true)]
+    database: Option<String>,
+    #[arg(long, hide = true)]
+    config: Option<PathBuf>,
 }
 
 /// Whatever a command can fail with; printed as one line.
@@ -73,6 +110,8 @@ pub enum CliError {
 }
 
 /// Runs the command line and turns its outcome into an exit status.
+///
+/// A closed stdout is not a failure: the reader took what it wanted.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -87,6 +126,7 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -95,9 +135,8 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    if let Command::Gen(args) = &cli.command {
-        println!("{}", crate::generator::run(args)?);
-        return Ok(());
+    if let Command::Gen { args, .. } = &cli.command {
+        return outln!("{}", crate::generator::run(args)?);
     }
     let file = FileConfig::load(cli.config.as_deref())?;
     let database = cli
@@ -129,12 +168,59 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             segment::run(command, &open(&database).await?, checkpoints).await
         }
         Command::Import(command) => import::run(command, &open(&database).await?).await,
-        Command::Gen(_) => unreachable!("handled before the database is opened"),
+        Command::Gen { .. } => unreachable!("handled before the database is opened"),
     }
 }
 
-async fn open(database: &str) -> Result<Arc<dyn Store>, CliError> {
-    Ok(storage::open(database).await?)
+/// Opens (and migrates) the database, or says which one could not be opened.
+pub(crate) async fn open(database: &str) -> Result<Arc<dyn Store>, CliError> {
+    storage::open(database).await.map_err(|e| {
+        let reason = match e {
+            // Its message repeats the URL as given, password included.
+            StorageError::UnsupportedUrl(_) => {
+                return CliError::Usage(format!(
+                    "unsupported database URL {:?}: use sqlite://PATH",
+                    redact(database)
+                ));
+            }
+            // SQLite's own words ("unable to open database file"), not
+            // sqlx's wrapping of them.
+            StorageError::Database(sqlx::Error::Database(e)) => e.message().to_owned(),
+            other => other.to_string(),
+        };
+        CliError::Usage(format!(
+            "cannot open the database {}: {reason}",
+            redact(database)
+        ))
+    })
+}
+
+/// A database URL fit for a message or a log line: no password, whether in
+/// the user information (`postgres://user:pw@host/db`) or in the query
+/// (`?password=…`). A SQLite URL names a file, whose path may hold an `@`.
+pub(crate) fn redact(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut redacted = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme && !base.starts_with("sqlite:") => {
+            format!("{}://***{}", &base[..scheme], &base[at..])
+        }
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&pairs.join("&"));
+    }
+    redacted
 }
 
 /// The site a `--site UUID` names, or a clear error.
@@ -145,7 +231,35 @@ async fn site_by_uuid(store: &Arc<dyn Store>, uuid: &str) -> Result<Site, CliErr
         .ok_or_else(|| CliError::Usage(format!("no site has the uuid {uuid:?}")))
 }
 
+/// Writes one line on stdout; the body of [`outln!`].
+pub(crate) fn write_line(args: std::fmt::Arguments<'_>) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
 /// Prints a value as one line of JSON.
-fn print_json(value: &serde_json::Value) {
-    println!("{value}");
+fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| CliError::Usage(format!("cannot print the answer as JSON: {e}")))?;
+    outln!("{text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_from_urls() {
+        assert_eq!(redact("postgres://u:pw@host/db"), "postgres://***@host/db");
+        assert_eq!(
+            redact("postgres://u@host/db?sslmode=require&password=pw"),
+            "postgres://***@host/db?sslmode=require&password=***"
+        );
+        assert_eq!(redact("sqlite://corral.db"), "sqlite://corral.db");
+        assert_eq!(redact("sqlite://a.db?mode=rwc"), "sqlite://a.db?mode=rwc");
+        assert_eq!(redact("sqlite:///home/a@b/x.db"), "sqlite:///home/a@b/x.db");
+        assert_eq!(redact("postgres://u:p/w@host/db"), "postgres://***@host/db");
+    }
 }

@@ -1,7 +1,7 @@
 //! `corral segment …`: segment management on the database directly, with the
 //! API's rules and, with `--json`, the API's output shape (`{"data":…}`).
 
-use super::{CliError, site_by_uuid};
+use super::{CliError, outln, site_by_uuid};
 use crate::clock::{Clock, SystemClock, format_ms};
 use crate::http::wire::{segment_body, segment_list_body};
 use crate::live;
@@ -12,7 +12,7 @@ use crate::segment::{
 };
 use crate::storage::{Precondition, StorageError, Store};
 use clap::{Args, Subcommand};
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -44,13 +44,14 @@ pub enum SegmentCommand {
         name: String,
         #[arg(long)]
         description: Option<String>,
-        /// File holding the visitor_event_query JSON object; `-` or absent: stdin.
-        #[arg(long)]
+        /// File holding the visitor_event_query JSON object; `-` or absent: stdin
+        #[arg(long, value_name = "FILE|-")]
         query: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
-    /// Change a segment's name, description or query.
+    /// Change a segment's name, description or query; what is not given is
+    /// left as it is.
     Update {
         id: String,
         #[command(flatten)]
@@ -62,8 +63,8 @@ pub enum SegmentCommand {
         /// Remove the description.
         #[arg(long)]
         clear_description: bool,
-        /// File holding the new query (`-` for stdin).
-        #[arg(long)]
+        /// File holding the new query; `-`: stdin; absent: the query is unchanged
+        #[arg(long, value_name = "FILE|-")]
         query: Option<PathBuf>,
         #[arg(long)]
         json: bool,
@@ -114,8 +115,8 @@ pub enum SegmentCommand {
     Preview {
         #[command(flatten)]
         site: SiteArg,
-        /// File holding the query; `-` or absent: stdin.
-        #[arg(long)]
+        /// File holding the query; `-` or absent: stdin
+        #[arg(long, value_name = "FILE|-")]
         query: Option<PathBuf>,
         /// How many members to show.
         #[arg(long, default_value_t = 10)]
@@ -128,10 +129,11 @@ pub enum SegmentCommand {
         id: String,
         #[command(flatten)]
         site: SiteArg,
-        #[arg(long, value_enum, default_value = "jsonl")]
-        format: super::evaluate::ExportFormat,
-        /// Write here instead of stdout.
-        #[arg(long)]
+        /// Output format [default: csv for an --output ending in .csv, else jsonl]
+        #[arg(long, value_enum)]
+        format: Option<super::evaluate::ExportFormat>,
+        /// Write here instead of stdout (`-`: stdout)
+        #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
 }
@@ -164,10 +166,10 @@ pub async fn run(
             };
             let segments = store.list_segments(site.id, listing).await?;
             if json {
-                println!("{}", String::from_utf8_lossy(&segment_list_body(&segments)));
+                outln!("{}", String::from_utf8_lossy(&segment_list_body(&segments)))?;
             } else {
                 for s in &segments {
-                    println!("{:>6}  {}  {}", s.id, format_ms(s.updated_at), s.name);
+                    outln!("{:>6}  {}  {}", s.id, format_ms(s.updated_at), s.name)?;
                 }
             }
         }
@@ -178,7 +180,7 @@ pub async fn run(
                 .get_segment(site.id, id)
                 .await?
                 .ok_or_else(|| not_found(id))?;
-            print_segment(&segment, json);
+            print_segment(&segment, json)?;
         }
         SegmentCommand::Create {
             site,
@@ -214,7 +216,7 @@ pub async fn run(
                 _ => return Err(errors.into()),
             };
             let segment = store.create_segment(site.id, &new, now).await?;
-            print_segment(&segment, json);
+            print_segment(&segment, json)?;
         }
         SegmentCommand::Update {
             id,
@@ -262,7 +264,7 @@ pub async fn run(
                 .update_segment(site.id, id, &patch, &Precondition::None, now)
                 .await
                 .map_err(|e| segment_error(e, id))?;
-            print_segment(&segment, json);
+            print_segment(&segment, json)?;
         }
         SegmentCommand::Discard { id, site, json } => {
             let site = site_by_uuid(store, &site.uuid).await?;
@@ -275,7 +277,7 @@ pub async fn run(
                 .discard_segment(site.id, id, &Precondition::None, now)
                 .await
                 .map_err(|e| segment_error(e, id))?;
-            print_segment(&segment, json);
+            print_segment(&segment, json)?;
         }
         SegmentCommand::Stats { id, site, json } => {
             return super::evaluate::stats(store, &live(), &site.uuid, id, json).await;
@@ -321,7 +323,7 @@ pub async fn run(
                 .restore_segment(site.id, id, &Precondition::None, now)
                 .await
                 .map_err(|e| segment_error(e, id))?;
-            print_segment(&segment, json);
+            print_segment(&segment, json)?;
         }
     }
     Ok(())
@@ -351,8 +353,15 @@ pub(super) fn read_query(path: Option<&std::path::Path>) -> Result<RawQuery, Str
         Some(p) if p.as_os_str() != "-" => std::fs::read_to_string(p)
             .map_err(|e| format!("cannot be read from {}: {e}", p.display()))?,
         _ => {
+            let mut stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                // Otherwise the command would seem to hang.
+                eprintln!(
+                    "reading the query (visitor_event_query JSON) from stdin; end with Ctrl-D"
+                );
+            }
             let mut text = String::new();
-            std::io::stdin()
+            stdin
                 .read_to_string(&mut text)
                 .map_err(|e| format!("cannot be read from stdin: {e}"))?;
             text
@@ -377,21 +386,20 @@ pub(super) async fn check_query(
     Ok(parsed)
 }
 
-fn print_segment(segment: &Segment, json: bool) {
+fn print_segment(segment: &Segment, json: bool) -> Result<(), CliError> {
     if json {
-        println!("{}", String::from_utf8_lossy(&segment_body(segment)));
-        return;
+        return outln!("{}", String::from_utf8_lossy(&segment_body(segment)));
     }
-    println!("id:           {}", segment.id);
-    println!("name:         {}", segment.name);
-    println!(
+    outln!("id:           {}", segment.id)?;
+    outln!("name:         {}", segment.name)?;
+    outln!(
         "description:  {}",
         segment.description.as_deref().unwrap_or("-")
-    );
-    println!("created_at:   {}", format_ms(segment.created_at));
-    println!("updated_at:   {}", format_ms(segment.updated_at));
+    )?;
+    outln!("created_at:   {}", format_ms(segment.created_at))?;
+    outln!("updated_at:   {}", format_ms(segment.updated_at))?;
     if let Some(at) = segment.discarded_at {
-        println!("discarded_at: {}", format_ms(at));
+        outln!("discarded_at: {}", format_ms(at))?;
     }
-    println!("query:        {}", segment.query.as_str());
+    outln!("query:        {}", segment.query.as_str())
 }

@@ -2,12 +2,17 @@
 //! `corral.toml`, then default), logging set up, the database opened and
 //! migrated, the demo site made on request, and the server run until SIGTERM
 //! or Ctrl-C.
+//!
+//! The demo site's credentials are kept in `PATH-demo.json` beside the SQLite
+//! file (readable by its owner only): the database keeps only a digest of
+//! each secret, and without the file every start would have to issue (and
+//! leave behind) another key pair.
 
-use super::CliError;
 use super::admin::create_site;
+use super::{CliError, outln, redact};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{FileConfig, LogFormat};
-use crate::credentials::KeyPair;
+use crate::credentials::{KeyPair, secret_matches};
 use crate::http::conn::ConnectionSettings;
 use crate::http::{self, AppState, HttpSettings};
 use crate::live::{CHECKPOINT_INTERVAL, CheckpointSettings};
@@ -16,7 +21,7 @@ use crate::segment::{Description, NewSegment, SegmentName};
 use crate::storage::{self, Site, Store};
 use clap::Args;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
@@ -110,14 +115,15 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
     // Before anything is printed or bound: SIGTERM from then on stops the
     // server gracefully.
     let shutdown = http::shutdown_signal();
-    let store = storage::open(database).await?;
+    let store = super::open(database).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {listen}: {e}")))?;
     let address = listener.local_addr()?;
     if args.demo {
-        let (site, keys) = demo_site(&store).await?;
-        print_demo(&site, &keys, address);
+        let file = demo_credentials_path(database);
+        let (site, keys) = demo_site(&store, file.as_deref()).await?;
+        print_demo(&site, &keys, file.as_deref(), address)?;
     }
     tracing::info!(%address, database = %redact(database), rate_limit_per_minute = settings.rate_limit_per_minute, "corral listening");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -178,22 +184,13 @@ fn init_logging(format: LogFormat, filter: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-/// A database URL fit for a log line: no password.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// Sample segments of the demo site: (name, description, query).
 const DEMO_SEGMENTS: &[(&str, Option<&str>, &str)] = &[
     (
         "VIP customers",
-        Some("Spent more than 500 in the last 90 days"),
-        r#"{"groups":[{"filters":[{"event":{"type":"$purchase","when":{"within_last":{"days":90}},"sum":{"of":"value.amount","more_than":500}}}]}]}"#,
+        // Amounts are in cents.
+        Some("Spent more than $250 in the last 90 days"),
+        r#"{"groups":[{"filters":[{"event":{"type":"$purchase","when":{"within_last":{"days":90}},"sum":{"of":"value.amount","more_than":25000}}}]}]}"#,
     ),
     (
         "Newsletter subscribers",
@@ -212,15 +209,24 @@ const DEMO_SEGMENTS: &[(&str, Option<&str>, &str)] = &[
     ),
 ];
 
-/// The demo site, made with its sample segments on first use. Later starts
-/// issue a fresh key pair, since stored secrets cannot be shown again.
-async fn demo_site(store: &Arc<dyn Store>) -> Result<(Site, KeyPair), CliError> {
+/// The demo site, made with its sample segments and audience on first use,
+/// and its key pair: the one kept in `file` while it still works, else a
+/// new one (then kept there).
+async fn demo_site(
+    store: &Arc<dyn Store>,
+    file: Option<&Path>,
+) -> Result<(Site, KeyPair), CliError> {
     if let Some(site) = store.find_demo_site().await? {
+        if let Some(keys) = kept_demo_keys(store, &site, file).await? {
+            return Ok((site, keys));
+        }
         let keys = KeyPair::generate();
         store.add_key(site.id, &keys, SystemClock.now_ms()).await?;
+        keep_demo_keys(file, &site, &keys);
         return Ok((site, keys));
     }
     let (site, keys) = create_site(store, "Demo", true).await?;
+    keep_demo_keys(file, &site, &keys);
     for (name, description, query) in DEMO_SEGMENTS {
         let new = NewSegment {
             name: SegmentName::parse(name).map_err(CliError::Usage)?,
@@ -246,6 +252,84 @@ async fn demo_site(store: &Arc<dyn Store>) -> Result<(Site, KeyPair), CliError> 
         .map_err(CliError::Usage)?;
     store.apply_changes(site.id, audience, now).await?;
     Ok((site, keys))
+}
+
+/// Where the demo site's credentials are kept: `PATH-demo.json` beside a
+/// SQLite file `PATH` (the checkpoints' default directory, `PATH-checkpoints`,
+/// names the same place); nowhere for other databases.
+fn demo_credentials_path(database: &str) -> Option<PathBuf> {
+    let checkpoints = storage::default_checkpoint_dir(database)?;
+    let path = checkpoints.to_str()?.strip_suffix("-checkpoints")?;
+    Some(PathBuf::from(format!("{path}-demo.json")))
+}
+
+/// The credentials file's contents: what `site create --json` prints.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DemoCredentials {
+    site_uuid: String,
+    publishable_key: String,
+    secret_key: String,
+}
+
+/// The key pair kept in `file`, if it belongs to the demo site and still
+/// authenticates (it exists, is not revoked, and its secret matches).
+async fn kept_demo_keys(
+    store: &Arc<dyn Store>,
+    site: &Site,
+    file: Option<&Path>,
+) -> Result<Option<KeyPair>, CliError> {
+    let Some(kept) = file
+        .and_then(|path| std::fs::read(path).ok())
+        .and_then(|bytes| serde_json::from_slice::<DemoCredentials>(&bytes).ok())
+        .filter(|kept| kept.site_uuid == site.uuid)
+    else {
+        return Ok(None);
+    };
+    let works = store
+        .credentials(&kept.publishable_key)
+        .await?
+        .is_some_and(|stored| {
+            stored.site_id == site.id
+                && !stored.revoked
+                && secret_matches(&kept.secret_key, &stored.secret_hash)
+        });
+    Ok(works.then_some(KeyPair {
+        publishable_key: kept.publishable_key,
+        secret_key: kept.secret_key,
+    }))
+}
+
+/// Keeps the demo site's key pair in `file`, readable by its owner only. A
+/// failure is logged, not fatal: the next start then issues another pair.
+fn keep_demo_keys(file: Option<&Path>, site: &Site, keys: &KeyPair) {
+    let Some(path) = file else { return };
+    let credentials = DemoCredentials {
+        site_uuid: site.uuid.clone(),
+        publishable_key: keys.publishable_key.clone(),
+        secret_key: keys.secret_key.clone(),
+    };
+    if let Err(e) = write_private(path, &serde_json::to_vec(&credentials).unwrap_or_default()) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot keep the demo credentials");
+    }
+}
+
+/// Replaces `path` with `bytes`, with mode 0600 from the start: written to a
+/// new file beside it, then renamed over it.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    let _ = std::fs::remove_file(&temporary);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temporary)?;
+    file.write_all(bytes)?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
 }
 
 /// A small sample audience for the demo site: 40 subscribers with fields,
@@ -299,21 +383,43 @@ fn demo_audience(now: i64) -> Vec<serde_json::Value> {
     events
 }
 
-fn print_demo(site: &Site, keys: &KeyPair, address: SocketAddr) {
+/// The demo banner: credentials, the `export` line the README's examples
+/// expect, and, last, a `curl` line that works as printed.
+fn print_demo(
+    site: &Site,
+    keys: &KeyPair,
+    file: Option<&Path>,
+    address: SocketAddr,
+) -> Result<(), CliError> {
     let host = if address.ip().is_unspecified() {
         SocketAddr::new([127, 0, 0, 1].into(), address.port())
     } else {
         address
     };
-    println!("Corral demo site");
-    println!("  site_uuid:        {}", site.uuid);
-    println!("  publishable_key:  {}", keys.publishable_key);
-    println!("  secret_key:       {}", keys.secret_key);
-    println!("List its segments:");
-    println!(
+    outln!("Corral demo site")?;
+    outln!("  site_uuid:        {}", site.uuid)?;
+    outln!("  publishable_key:  {}", keys.publishable_key)?;
+    outln!("  secret_key:       {}", keys.secret_key)?;
+    if let Some(path) = file {
+        outln!(
+            "  (kept in {}: every `serve --demo` prints the same keys)",
+            path.display()
+        )?;
+    }
+    outln!("For the README's API examples:")?;
+    outln!(
+        "  export SITE={} PK={} SK={} BASE=http://{host}/api/v1",
+        site.uuid,
+        keys.publishable_key,
+        keys.secret_key
+    )?;
+    outln!("List its segments:")?;
+    outln!(
         "  curl -u '{}:{}' 'http://{host}/api/v1/fetch/segments?site_uuid={}'",
-        keys.publishable_key, keys.secret_key, site.uuid
-    );
+        keys.publishable_key,
+        keys.secret_key,
+        site.uuid
+    )
 }
 
 #[cfg(test)]
@@ -321,9 +427,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redacts_passwords_from_urls() {
-        assert_eq!(redact("postgres://u:pw@host/db"), "postgres://***@host/db");
-        assert_eq!(redact("sqlite://corral.db"), "sqlite://corral.db");
+    fn demo_credentials_are_kept_beside_a_sqlite_file() {
+        assert_eq!(
+            demo_credentials_path("sqlite:///var/lib/corral.db"),
+            Some(PathBuf::from("/var/lib/corral.db-demo.json"))
+        );
+        assert_eq!(
+            demo_credentials_path("corral.db"),
+            Some(PathBuf::from("corral.db-demo.json"))
+        );
+        assert_eq!(demo_credentials_path("postgres://u@host/db"), None);
     }
 
     #[test]

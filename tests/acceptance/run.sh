@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the acceptance suite (Bento's official Node SDK against Corral).
-# Usage: tests/acceptance/run.sh PATH_TO_CORRAL_BINARY
+# Usage: tests/acceptance/run.sh [PATH_TO_CORRAL_BINARY]
+# Without a path: $CORRAL_BIN, else target/debug/corral of the repository (or under
+# $CARGO_TARGET_DIR, relative to the repository when relative). `npm test` runs this script.
 # Starts two servers on free loopback ports, each on its own SQLite file in a temporary
 # folder: one without rate limiting (also none on /stats/*), with three sites (the main one,
 # another for the isolation tests, and one that only the exact-count stats test touches), and
@@ -10,19 +12,31 @@
 # run fails; always stops both servers.
 set -euo pipefail
 
-if [[ $# -ne 1 ]]; then
-  echo "usage: $0 PATH_TO_CORRAL_BINARY" >&2
-  exit 2
-fi
-BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-if [[ ! -x "$BIN" ]]; then
-  echo "not an executable: $1" >&2
+if [[ $# -gt 1 ]]; then
+  echo "usage: $0 [PATH_TO_CORRAL_BINARY]" >&2
   exit 2
 fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+GIVEN="${1:-${CORRAL_BIN:-}}"
+if [[ -z "$GIVEN" ]]; then
+  case "${CARGO_TARGET_DIR:-}" in
+    "") GIVEN="$ROOT/target/debug/corral" ;;
+    /*) GIVEN="$CARGO_TARGET_DIR/debug/corral" ;;
+    *) GIVEN="$ROOT/$CARGO_TARGET_DIR/debug/corral" ;;
+  esac
+fi
+if [[ ! -x "$GIVEN" ]]; then
+  echo "not an executable: $GIVEN (build it with cargo build, or name it)" >&2
+  exit 2
+fi
+BIN="$(cd "$(dirname "$GIVEN")" && pwd)/$(basename "$GIVEN")"
 cd "$HERE"
 
-npm ci --silent --no-audit --no-fund >/dev/null
+# Under `npm test`, npm has the packages in hand: install them only if missing.
+if [[ -z "${npm_lifecycle_event:-}" || ! -d node_modules ]]; then
+  npm ci --silent --no-audit --no-fund >/dev/null
+fi
 
 TMP="$(mktemp -d)"
 PIDS=()

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_corral");
 
-struct Cli {
-    dir: tempfile::TempDir,
+pub(crate) struct Cli {
+    pub(crate) dir: tempfile::TempDir,
     database: String,
 }
 
 impl Cli {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let database = format!("sqlite://{}", dir.path().join("cli.db").display());
         Self { dir, database }
@@ -29,14 +29,15 @@ impl Cli {
         }
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(BIN);
         command
             .args(args)
             .args(["--database", &self.database])
             .current_dir(self.dir.path())
             .env_remove("CORRAL_DATABASE_URL")
-            .env_remove("CORRAL_CONFIG");
+            .env_remove("CORRAL_CONFIG")
+            .env_remove("CORRAL_LOG");
         command
     }
 
@@ -343,42 +344,54 @@ async fn revoking_a_key_from_the_cli_locks_it_out_of_a_running_server_at_once() 
 }
 
 /// A `corral serve --demo` child process on a free port.
-struct Server {
-    child: Child,
-    base: String,
-    curl: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+    pub(crate) curl: String,
+    /// The demo banner, up to its last line (the curl line).
+    pub(crate) banner: Vec<String>,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Server {
+    /// The banner's `export SITE=… PK=… SK=… BASE=…` line.
+    pub(crate) fn export_line(&self) -> &str {
+        self.banner
+            .iter()
+            .map(|line| line.trim())
+            .find(|line| line.starts_with("export SITE="))
+            .expect("the demo banner has an export line")
+    }
+
+    /// (site_uuid, publishable_key, secret_key) as the banner shows them.
+    fn banner_credentials(&self) -> [String; 3] {
+        ["site_uuid:", "publishable_key:", "secret_key:"].map(|label| {
+            self.banner
+                .iter()
+                .find_map(|line| line.trim().strip_prefix(label))
+                .unwrap_or_else(|| panic!("no {label} in {:?}", self.banner))
+                .trim()
+                .to_owned()
+        })
     }
 }
 
-/// Starts the server and reads its demo banner up to the curl line, which
-/// names the port it bound.
-fn start_server(cli: &Cli) -> Server {
-    let mut child = cli
-        .command(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rate-limit-per-minute",
-            "0",
-            "--demo",
-        ])
-        .env("CORRAL_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+/// Reads the demo banner of a `serve --demo` child up to its curl line,
+/// which names the port it bound, and waits until it answers.
+fn read_banner(mut child: Child) -> Server {
     let reader = BufReader::new(child.stdout.take().unwrap());
-    let curl = reader
-        .lines()
-        .map(Result::unwrap)
-        .find(|line| line.trim_start().starts_with("curl "))
-        .expect("the demo banner has a curl line")
+    let mut banner = Vec::new();
+    for line in reader.lines() {
+        let line = line.unwrap();
+        let last = line.trim_start().starts_with("curl ");
+        banner.push(line);
+        if last {
+            break;
+        }
+    }
+    let curl = banner
+        .last()
+        .filter(|line| line.trim_start().starts_with("curl "))
+        .unwrap_or_else(|| panic!("the demo banner has no curl line: {banner:?}"))
         .trim()
         .to_owned();
     let host = curl
@@ -390,7 +403,46 @@ fn start_server(cli: &Cli) -> Server {
         .unwrap();
     let base = format!("http://{host}");
     wait_healthy(&base);
-    Server { child, base, curl }
+    Server {
+        child,
+        base,
+        curl,
+        banner,
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the server and reads its demo banner.
+fn start_server(cli: &Cli) -> Server {
+    start_demo(
+        cli,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit-per-minute",
+            "0",
+            "--demo",
+        ],
+    )
+}
+
+/// Starts `corral ARGS` (a `serve --demo`) and reads its banner.
+pub(crate) fn start_demo(cli: &Cli, args: &[&str]) -> Server {
+    let child = cli
+        .command(args)
+        .env("CORRAL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    read_banner(child)
 }
 
 fn wait_healthy(base: &str) {
@@ -428,7 +480,7 @@ async fn serve_demo_prints_a_curl_line_that_works_as_printed() {
     assert_eq!(counts["user_count"], 40, "{counts}");
     assert!(counts["unsubscriber_count"].as_i64().unwrap() > 0);
     drop(server);
-    // A second start keeps the one demo site and prints new working keys.
+    // A second start keeps the one demo site and its working keys.
     let again = start_server(&cli);
     let output = Command::new("sh")
         .arg("-c")
@@ -942,7 +994,7 @@ async fn a_running_servers_answers_follow_writes_by_another_process_at_once() {
 /// A `corral serve` child process on `cli`'s database with its log (info)
 /// in `log`, on a free port.
 fn serve_logging(cli: &Cli, log: &std::path::Path) -> Server {
-    let mut child = cli
+    let child = cli
         .command(&[
             "serve",
             "--listen",
@@ -960,24 +1012,7 @@ fn serve_logging(cli: &Cli, log: &std::path::Path) -> Server {
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
-    let reader = BufReader::new(child.stdout.take().unwrap());
-    let curl = reader
-        .lines()
-        .map(Result::unwrap)
-        .find(|line| line.trim_start().starts_with("curl "))
-        .expect("the demo banner has a curl line")
-        .trim()
-        .to_owned();
-    let host = curl
-        .split("'http://")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap();
-    let base = format!("http://{host}");
-    wait_healthy(&base);
-    Server { child, base, curl }
+    read_banner(child)
 }
 
 #[tokio::test]
@@ -1089,4 +1124,462 @@ async fn after_a_crash_the_checkpoint_and_the_log_give_every_acknowledged_write(
             .unwrap()
             .contains("checkpoint written")
     );
+}
+
+/// Runs `command` with its stdout a pipe whose reader takes the first `take`
+/// bytes (none: it closes the pipe at once) and then goes away, as
+/// `corral … | head -c N` does. Returns the exit status and stderr.
+fn run_into_closed_pipe(mut command: Command, take: usize) -> (std::process::ExitStatus, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    if take > 0 {
+        let mut head = vec![0; take];
+        std::io::Read::read_exact(&mut stdout, &mut head).unwrap();
+    }
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_reader_that_goes_away_ends_every_command_quietly_and_successfully() {
+    let app = TestApp::spawn().await;
+    // More than a pipe holds (64 KiB), so the writer is still writing when
+    // the reader leaves: segments with large queries, sites with long names,
+    // members with a long field.
+    for i in 0..3 {
+        app.create_segment(
+            &format!("big {i}"),
+            json!({"foreign": {"pad": "x".repeat(40_000)}}),
+        )
+        .await;
+    }
+    let everyone = app.create_segment("everyone", json!({})).await;
+    let everyone = everyone["id"].as_str().unwrap().to_owned();
+    for i in 0..20 {
+        app.store
+            .create_site(
+                &format!("site {i} {}", "n".repeat(5_000)),
+                &corral::credentials::generate_site_uuid(),
+                &corral::credentials::KeyPair::generate(),
+                false,
+                START_MS,
+            )
+            .await
+            .unwrap();
+    }
+    let people: Vec<Value> = (0..1_000)
+        .map(|i| json!({"email": format!("p{i}@example.com"), "bio": "b".repeat(300)}))
+        .collect();
+    let response = app
+        .send_json(
+            Method::POST,
+            "/api/v1/batch/subscribers",
+            &json!({ "subscribers": people }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cli = Cli::on(&app.database_url);
+    let uuid = app.site.uuid.as_str();
+    let out = cli.dir.path().join("gen");
+    let commands: &[&[&str]] = &[
+        &["segment", "list", "--site", uuid, "--json"],
+        &["segment", "list", "--site", uuid],
+        &["site", "list"],
+        &["site", "list", "--json"],
+        &["segment", "members", &everyone, "--site", uuid],
+        &[
+            "segment", "members", &everyone, "--site", uuid, "--format", "csv",
+        ],
+        &["segment", "show", &everyone, "--site", uuid],
+        &["segment", "stats", &everyone, "--site", uuid, "--json"],
+        &["key", "list", "--site", uuid, "--json"],
+        &["site", "create", "Piped", "--json"],
+        &[
+            "gen",
+            "--subscribers",
+            "5",
+            "--events",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ];
+    for args in commands {
+        for take in [0, 5] {
+            // The short answers fit in the pipe: only a reader gone before
+            // the first write shows them a closed pipe.
+            let large = matches!(
+                args[..2],
+                ["segment", "list"] | ["segment", "members"] | ["site", "list"]
+            );
+            if take > 0 && !large {
+                continue;
+            }
+            let (status, stderr) = run_into_closed_pipe(cli.command(args), take);
+            assert!(
+                status.success(),
+                "{args:?} after {take} bytes: {status:?} {stderr}"
+            );
+            assert_eq!(stderr, "", "{args:?} after {take} bytes");
+        }
+    }
+}
+
+#[test]
+fn serve_demo_with_no_reader_for_its_banner_ends_quietly_and_successfully() {
+    let cli = Cli::new();
+    let mut child = cli
+        .command(&["serve", "--listen", "127.0.0.1:0", "--demo"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve kept running with nobody to read its banner");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{:?}", output.status);
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}
+
+#[tokio::test]
+async fn members_are_exported_in_the_format_the_output_file_is_named_for() {
+    let app = TestApp::spawn().await;
+    app.send_json(
+        Method::POST,
+        "/api/v1/batch/subscribers",
+        &json!({"subscribers": [{"email": "ann@example.com"}, {"email": "bob@example.com"}]}),
+    )
+    .await;
+    let segment = app.create_segment("everyone", json!({})).await;
+    let id = segment["id"].as_str().unwrap();
+    let cli = Cli::on(&app.database_url);
+    let export = |name: &str, extra: &[&str]| {
+        let path = cli.dir.path().join(name);
+        let mut args = vec!["segment", "members", id, "--site", &app.site.uuid];
+        args.extend(["--output", path.to_str().unwrap()]);
+        args.extend(extra);
+        cli.ok(&args);
+        std::fs::read_to_string(&path).unwrap()
+    };
+    let csv = export("m.csv", &[]);
+    assert!(
+        csv.starts_with("uuid,email,created_at,unsubscribed_at,fields\n"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 3);
+    assert!(export("M.CSV", &[]).starts_with("uuid,email,"));
+    for name in ["m.jsonl", "m.json", "members"] {
+        let jsonl = export(name, &[]);
+        let first: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+        assert_eq!(first["attributes"]["email"], "ann@example.com", "{name}");
+    }
+    // --format wins over the name.
+    let jsonl = export("forced.csv", &["--format", "jsonl"]);
+    assert!(jsonl.starts_with('{'), "{jsonl}");
+    let csv = export("forced.jsonl", &["--format", "csv"]);
+    assert!(csv.starts_with("uuid,"), "{csv}");
+    // Stdout, including `--output -`, is JSON Lines unless told otherwise.
+    for extra in [&[][..], &["--output", "-"][..]] {
+        let mut args = vec!["segment", "members", id, "--site", &app.site.uuid];
+        args.extend(extra);
+        assert!(cli.ok(&args).starts_with('{'));
+    }
+}
+
+/// Runs the binary with its stdin a terminal (a pseudo-terminal made by
+/// python3) on which `typed` is typed and then Ctrl-D; stdout and stderr are
+/// pipes. Returns (success, stdout, stderr).
+fn run_on_a_terminal(cli: &Cli, args: &[&str], typed: &str) -> (bool, String, String) {
+    const ON_A_PTY: &str = r#"
+import json, os, subprocess, sys
+master, slave = os.openpty()
+child = subprocess.Popen(sys.argv[2:], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+os.close(slave)
+os.write(master, sys.argv[1].encode() + b"\n\x04")
+out, err = child.communicate(timeout=60)
+print(json.dumps({"ok": child.returncode == 0, "out": out.decode(), "err": err.decode()}))
+"#;
+    let command = cli.command(args);
+    let program = command.get_program().to_owned();
+    let full: Vec<std::ffi::OsString> = command.get_args().map(|a| a.to_owned()).collect();
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(ON_A_PTY)
+        .arg(typed)
+        .arg(program)
+        .args(full)
+        .current_dir(cli.dir.path())
+        .env_remove("CORRAL_DATABASE_URL")
+        .env_remove("CORRAL_CONFIG")
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    (
+        result["ok"].as_bool().unwrap(),
+        result["out"].as_str().unwrap().to_owned(),
+        result["err"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn a_query_awaited_on_a_terminal_is_announced_on_stderr_and_only_there() {
+    let cli = Cli::new();
+    let site = cli.new_site();
+    let uuid = site["site_uuid"].as_str().unwrap();
+    let hint = "reading the query (visitor_event_query JSON) from stdin; end with Ctrl-D\n";
+    let (ok, out, err) = run_on_a_terminal(
+        &cli,
+        &[
+            "segment", "create", "--site", uuid, "--name", "All", "--json",
+        ],
+        "{}",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(err, hint);
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let id = created["data"]["id"].as_str().unwrap();
+    let (ok, _, err) = run_on_a_terminal(
+        &cli,
+        &["segment", "update", id, "--site", uuid, "--query", "-"],
+        r#"{"tag": {"has": "x"}}"#,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(err, hint);
+    let (ok, out, err) = run_on_a_terminal(&cli, &["segment", "preview", "--site", uuid], "{}");
+    assert!(ok, "{err}");
+    assert_eq!(err, hint);
+    assert!(out.starts_with("members: 0"), "{out}");
+    // Piped, the query comes without a word on stderr.
+    let piped = cli.run_with_stdin(&["segment", "preview", "--site", uuid], "{}");
+    assert!(piped.status.success());
+    assert_eq!(String::from_utf8_lossy(&piped.stderr), "");
+    // Without --query, update leaves the query alone and reads nothing.
+    let (ok, _, err) = run_on_a_terminal(
+        &cli,
+        &["segment", "update", id, "--site", uuid, "--name", "Renamed"],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(err, "");
+    let shown = cli.json(&["segment", "show", id, "--site", uuid, "--json"]);
+    assert_eq!(
+        shown["data"]["attributes"]["visitor_event_query"],
+        json!({"tag": {"has": "x"}})
+    );
+    let help = cli.ok(&["segment", "update", "--help"]);
+    assert!(help.contains("absent: the query is unchanged"), "{help}");
+}
+
+#[test]
+fn json_lists_print_one_data_object_and_credentials_one_bare_object() {
+    let cli = Cli::new();
+    let site = cli.new_site();
+    let uuid = site["site_uuid"].as_str().unwrap();
+    let second = cli.ok(&["key", "create", "--site", uuid, "--json"]);
+    // Exactly as `site create --json` prints: one object, the same keys in
+    // the same order.
+    assert_eq!(second.lines().count(), 1);
+    let order: Vec<usize> = ["\"site_uuid\":", "\"publishable_key\":", "\"secret_key\":"]
+        .map(|key| second.find(key).expect(key))
+        .to_vec();
+    assert!(order.is_sorted() && order[0] == 1, "{second}");
+    let second: Value = serde_json::from_str(&second).unwrap();
+    assert_eq!(second.as_object().unwrap().len(), 3);
+    assert_eq!(second["site_uuid"], uuid);
+    cli.ok(&["key", "revoke", second["publishable_key"].as_str().unwrap()]);
+
+    let sites = cli.ok(&["site", "list", "--json"]);
+    assert_eq!(sites.lines().count(), 1);
+    let sites: Value = serde_json::from_str(&sites).unwrap();
+    let data = sites["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0]["site_uuid"], uuid);
+    assert_eq!(data[0]["name"], "Shop");
+
+    let keys = cli.ok(&["key", "list", "--site", uuid, "--json"]);
+    assert_eq!(keys.lines().count(), 1);
+    let keys: Value = serde_json::from_str(&keys).unwrap();
+    let data = keys["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2);
+    assert_eq!(data[0]["publishable_key"], site["publishable_key"]);
+    assert_eq!(data[0]["revoked_at"], Value::Null);
+    assert_eq!(data[1]["publishable_key"], second["publishable_key"]);
+    assert!(data[1]["revoked_at"].is_string());
+    assert!(data.iter().all(|k| k.get("secret_key").is_none()));
+
+    let empty = Cli::new();
+    assert_eq!(empty.json(&["site", "list", "--json"]), json!({"data": []}));
+}
+
+#[test]
+fn a_database_that_cannot_be_opened_is_named_without_its_password() {
+    let output = Command::new(BIN)
+        .args([
+            "site",
+            "list",
+            "--database",
+            "sqlite:///nonexistent/dir/x.db",
+        ])
+        .env_remove("CORRAL_CONFIG")
+        .output()
+        .unwrap();
+    assert_fails(
+        &output,
+        "error: cannot open the database sqlite:///nonexistent/dir/x.db: unable to open database file",
+    );
+    let output = Command::new(BIN)
+        .args([
+            "site",
+            "list",
+            "--database",
+            "postgres://ann:hunter2@db.example/corral",
+        ])
+        .env_remove("CORRAL_CONFIG")
+        .output()
+        .unwrap();
+    assert_fails(
+        &output,
+        "unsupported database URL \"postgres://***@db.example/corral\"",
+    );
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("hunter2"));
+}
+
+#[test]
+fn gen_offers_no_database_options_but_every_other_command_takes_them_anywhere() {
+    let cli = Cli::new();
+    let help = cli.ok(&["gen", "--help"]);
+    assert!(
+        !help.contains("--database") && !help.contains("--config"),
+        "{help}"
+    );
+    // Its help says the year ends on a fixed date, and how to end it now.
+    assert!(help.contains("2026-11-01T00:00:00Z"), "{help}");
+    assert!(help.contains("--until now"), "{help}");
+    // Given anyway (as scripts that add it to every command do), it is ignored.
+    let out = cli.dir.path().join("data");
+    let wrote = cli.ok(&[
+        "gen",
+        "--subscribers",
+        "3",
+        "--events",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(wrote.contains("dated from 2025-11-01"), "{wrote}");
+    assert!(!cli.dir.path().join("cli.db").exists());
+    let now = cli.ok(&[
+        "gen",
+        "--subscribers",
+        "3",
+        "--events",
+        "3",
+        "--until",
+        "now",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!now.contains("to 2026-11-01T00:00:00.000Z"), "{now}");
+
+    for args in [
+        &["site", "list", "--help"][..],
+        &["segment", "members", "--help"][..],
+        &["serve", "--help"][..],
+    ] {
+        let help = cli.ok(args);
+        assert!(
+            help.contains("--database") && help.contains("--config"),
+            "{args:?}: {help}"
+        );
+    }
+    let database = format!("sqlite://{}", cli.dir.path().join("anywhere.db").display());
+    for args in [
+        &["--database", &database, "site", "create", "A"][..],
+        &["site", "--database", &database, "create", "B"][..],
+        &["site", "create", "C", "--database", &database][..],
+    ] {
+        let output = Command::new(BIN)
+            .args(args)
+            .env_remove("CORRAL_CONFIG")
+            .current_dir(cli.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let listed = Cli::on(&database).ok(&["site", "list"]);
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+}
+
+/// Starts `serve --demo` on `cli`'s database, returns its banner's
+/// credentials (site_uuid, publishable_key, secret_key), and stops it.
+fn demo_credentials(cli: &Cli) -> [String; 3] {
+    start_server(cli).banner_credentials()
+}
+
+#[test]
+fn serve_demo_restarts_print_the_same_credentials_while_they_work() {
+    let cli = Cli::new();
+    let first = demo_credentials(&cli);
+    let kept = cli.dir.path().join("cli.db-demo.json");
+    let file: Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+    assert_eq!(
+        file,
+        json!({"site_uuid": first[0], "publishable_key": first[1], "secret_key": first[2]})
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    assert_eq!(demo_credentials(&cli), first);
+    let keys = cli.json(&["key", "list", "--site", &first[0], "--json"]);
+    assert_eq!(keys["data"].as_array().unwrap().len(), 1, "{keys}");
+
+    // Revoked, the pair is replaced, and the file with it.
+    cli.ok(&["key", "revoke", &first[1]]);
+    let second = demo_credentials(&cli);
+    assert_eq!(second[0], first[0]);
+    assert_ne!(second[1], first[1]);
+    let file: Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+    assert_eq!(file["publishable_key"], second[1].as_str());
+    assert_eq!(demo_credentials(&cli), second);
+    // A file that does not hold working keys is replaced too.
+    std::fs::write(&kept, "{\"site_uuid\":\"x\"}").unwrap();
+    let third = demo_credentials(&cli);
+    assert_ne!(third[1], second[1]);
+    let keys = cli.json(&["key", "list", "--site", &first[0], "--json"]);
+    let active = keys["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["revoked_at"].is_null())
+        .count();
+    assert_eq!(active, 2, "{keys}");
 }

@@ -16,5 +16,6 @@ mod evaluation;
 mod limits;
 mod operations;
 mod rate_limit;
+mod readme;
 mod segments_read;
 mod segments_write;
