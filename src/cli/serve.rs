@@ -255,12 +255,10 @@ async fn demo_site(
 }
 
 /// Where the demo site's credentials are kept: `PATH-demo.json` beside a
-/// SQLite file `PATH` (the checkpoints' default directory, `PATH-checkpoints`,
-/// names the same place); nowhere for other databases.
+/// SQLite file `PATH`; nowhere for other databases.
 fn demo_credentials_path(database: &str) -> Option<PathBuf> {
-    let checkpoints = storage::default_checkpoint_dir(database)?;
-    let path = checkpoints.to_str()?.strip_suffix("-checkpoints")?;
-    Some(PathBuf::from(format!("{path}-demo.json")))
+    let path = storage::sqlite_file(database)?;
+    Some(PathBuf::from(format!("{}-demo.json", path.to_str()?)))
 }
 
 /// The credentials file's contents: what `site create --json` prints.

@@ -247,6 +247,11 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     Err(StorageError::UnsupportedUrl(url.to_owned()))
 }
 
+/// The file a SQLite URL names; `None` for other databases.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    sqlite_path(url).map(std::path::PathBuf::from)
+}
+
 /// Where snapshots' checkpoints go when nothing else is said: beside a
 /// SQLite file, in `PATH-checkpoints/`.
 pub fn default_checkpoint_dir(url: &str) -> Option<std::path::PathBuf> {
