@@ -96,7 +96,8 @@ AUTH="Authorization: Basic $(printf '%s:%s' "$PK" "$SK" | base64 -w0)"
 
 say "starting corral serve on 127.0.0.1:$CORRAL_PORT"
 # Run from the temp dir, so no corral.toml of the working directory is picked up.
-(cd "$TMP" && RUST_LOG=warn exec "$CORRAL" serve --listen "127.0.0.1:$CORRAL_PORT" \
+# Request logs off (warn), as nginx runs with its access log off.
+(cd "$TMP" && exec "$CORRAL" serve --listen "127.0.0.1:$CORRAL_PORT" --log-level warn \
     --database "$DB" --rate-limit-per-minute 0 >"$TMP/corral.log" 2>&1) &
 CORRAL_PID=$!
 wait_for_200 "$CORRAL_URL/healthz" "corral serve" "$CORRAL_PID"

@@ -25,7 +25,16 @@ use std::sync::RwLock;
 pub(super) struct ShmSignal {
     path: PathBuf,
     file: RwLock<Option<File>>,
+    /// When the open file was last seen still linked (ms since `started`):
+    /// checked at most every [`RELINK_CHECK_MS`], not on every read.
+    linked_at: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
 }
+
+/// How often the open WAL index is checked to be the file in place. It can
+/// only be replaced after every connection to the database closed, and the
+/// store keeps one open: the check is a safety net, not a hot path.
+const RELINK_CHECK_MS: u64 = 1_000;
 
 impl ShmSignal {
     /// The signal of the database file at `database` (its `-shm` beside it).
@@ -33,17 +42,26 @@ impl ShmSignal {
         Self {
             path: PathBuf::from(format!("{database}-shm")),
             file: RwLock::new(None),
+            linked_at: std::sync::atomic::AtomicU64::new(0),
+            started: std::time::Instant::now(),
         }
     }
 
     /// The current header, or `None` when it cannot be read consistently.
     pub(super) fn read(&self) -> Option<Signal> {
+        use std::sync::atomic::Ordering;
         {
             let file = self.file.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(file) = file.as_ref()
-                && file.metadata().is_ok_and(|m| m.nlink() > 0)
-            {
-                return header(file);
+            if let Some(file) = file.as_ref() {
+                let now = self.started.elapsed().as_millis() as u64 + 1;
+                let seen = self.linked_at.load(Ordering::Relaxed);
+                if seen != 0 && now.saturating_sub(seen) < RELINK_CHECK_MS {
+                    return header(file);
+                }
+                if file.metadata().is_ok_and(|m| m.nlink() > 0) {
+                    self.linked_at.store(now, Ordering::Relaxed);
+                    return header(file);
+                }
             }
         }
         let opened = File::open(&self.path).ok()?;
