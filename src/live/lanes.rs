@@ -13,13 +13,22 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub(super) struct Lanes {
     normal: Arc<Semaphore>,
     heavy: Arc<Semaphore>,
-    heavy_sites: Mutex<HashMap<i64, Arc<Semaphore>>>,
+    heavysites: Mutex<HashMap<i64, Arc<Semaphore>>>,
 }
 
 /// A place in a lane, held for as long as the evaluation runs.
 pub(super) struct Permit {
+    /// Held, never read: the place is given back when the permit drops.
     _lane: OwnedSemaphorePermit,
-    _site: Option<OwnedSemaphorePermit>,
+    /// The site's heavy place, for a heavy evaluation.
+    site: Option<OwnedSemaphorePermit>,
+}
+
+impl Permit {
+    /// Whether this is a place in the heavy lane.
+    pub(super) fn heavy(&self) -> bool {
+        self.site.is_some()
+    }
 }
 
 impl Lanes {
@@ -28,12 +37,12 @@ impl Lanes {
         Self {
             normal: Arc::new(Semaphore::new(cores * 2)),
             heavy: Arc::new(Semaphore::new((cores / 2).max(1))),
-            heavy_sites: Mutex::new(HashMap::new()),
+            heavysites: Mutex::new(HashMap::new()),
         }
     }
 
     fn site(&self, site_id: i64) -> Arc<Semaphore> {
-        let mut sites = self.heavy_sites.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sites = self.heavysites.lock().unwrap_or_else(|e| e.into_inner());
         Arc::clone(
             sites
                 .entry(site_id)
@@ -47,14 +56,14 @@ impl Lanes {
             let lane = Arc::clone(&self.normal).try_acquire_owned().ok()?;
             return Some(Permit {
                 _lane: lane,
-                _site: None,
+                site: None,
             });
         }
         let site = self.site(site_id).try_acquire_owned().ok()?;
         let lane = Arc::clone(&self.heavy).try_acquire_owned().ok()?;
         Some(Permit {
             _lane: lane,
-            _site: Some(site),
+            site: Some(site),
         })
     }
 
@@ -68,7 +77,7 @@ impl Lanes {
                 .expect("the semaphore is never closed");
             return Permit {
                 _lane: lane,
-                _site: None,
+                site: None,
             };
         }
         let site = self
@@ -82,7 +91,7 @@ impl Lanes {
             .expect("the semaphore is never closed");
         Permit {
             _lane: lane,
-            _site: Some(site),
+            site: Some(site),
         }
     }
 

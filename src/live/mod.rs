@@ -317,8 +317,16 @@ impl Live {
         let _cancel_on_drop = CancelOnDrop(cancel.clone());
         let query = query.clone();
         let (resident, members) = tokio::task::spawn_blocking(move || {
-            let members =
-                eval::members_unless(&resident.audience, &query, now, &resident.segments, &cancel);
+            // A heavy evaluation keeps to one core, leaving one to the rest.
+            let split = !permit.heavy();
+            let members = eval::members_on(
+                &resident.audience,
+                &query,
+                now,
+                &resident.segments,
+                &cancel,
+                split,
+            );
             drop(permit);
             (resident, members)
         })

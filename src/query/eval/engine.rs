@@ -102,10 +102,25 @@ pub fn members_unless(
     resolver: &dyn Resolver,
     cancel: &Cancel,
 ) -> Result<FixedBitSet, EvalError> {
+    members_on(audience, query, now, resolver, cancel, true)
+}
+
+/// [`members_unless`], on one core when `split` is false (big scans
+/// otherwise take both): heavy evaluations leave a core to cheap ones.
+pub fn members_on(
+    audience: &Audience,
+    query: &Query,
+    now: i64,
+    resolver: &dyn Resolver,
+    cancel: &Cancel,
+    split: bool,
+) -> Result<FixedBitSet, EvalError> {
     let Query::Condition(condition) = query else {
         return Err(EvalError::Foreign);
     };
-    Engine::new(audience, now, resolver, cancel.clone()).eval(condition)
+    let mut engine = Engine::new(audience, now, resolver, cancel.clone());
+    engine.split = split;
+    engine.eval(condition)
 }
 
 pub(super) struct Engine<'a> {
@@ -118,6 +133,8 @@ pub(super) struct Engine<'a> {
     events: HashMap<String, FixedBitSet>,
     depth: usize,
     pub(super) cancel: Cancel,
+    /// Whether big scans may take a second core.
+    split: bool,
 }
 
 impl<'a> Engine<'a> {
@@ -135,6 +152,7 @@ impl<'a> Engine<'a> {
             events: HashMap::new(),
             depth: 0,
             cancel,
+            split: true,
         }
     }
 
@@ -331,6 +349,7 @@ impl<'a> Engine<'a> {
 
     fn event(&self, test: &EventTest) -> Result<FixedBitSet, EvalError> {
         let (a, now, cancel) = (self.audience, self.now, &self.cancel);
+        let split = self.split;
         let checks = Checks::new(test, now);
         if test.sum.is_none() && test.first.is_none() && test.last.is_none() {
             let count = test.effective_count().unwrap_or_default();
@@ -345,7 +364,7 @@ impl<'a> Engine<'a> {
                     a,
                     test,
                     now,
-                    cancel,
+                    (cancel, split),
                     || FixedBitSet::with_capacity(n),
                     |set, s, _, _| set.insert(s),
                     |set, other| set.union_with(&other),
@@ -356,7 +375,7 @@ impl<'a> Engine<'a> {
                 a,
                 test,
                 now,
-                cancel,
+                (cancel, split),
                 || vec![0u32; n],
                 |counts, s, _, _| counts[s] += 1,
                 |counts, other| counts.iter_mut().zip(other).for_each(|(c, o)| *c += o),
@@ -368,7 +387,7 @@ impl<'a> Engine<'a> {
             a,
             test,
             now,
-            cancel,
+            (cancel, split),
             || Facts::new(n, test),
             |facts, s, at, amount| facts.add(s, at, amount),
             |facts, other| facts.merge(other),
@@ -473,7 +492,7 @@ pub(super) fn scan_into<A: Send>(
     audience: &Audience,
     test: &EventTest,
     now: i64,
-    cancel: &Cancel,
+    (cancel, split): (&Cancel, bool),
     new: impl Fn() -> A + Sync,
     add: impl Fn(&mut A, usize, i64, f64) + Sync,
     merge: impl FnOnce(&mut A, A),
@@ -481,7 +500,11 @@ pub(super) fn scan_into<A: Send>(
     let window = test.when.resolve(now);
     let parts = parts(audience, test, now)?;
     let total: usize = parts.iter().map(|p| p.column.len()).sum();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = if split {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        1
+    };
     let half = |p: &Part<'_, '_>| p.column.len() / 2;
     let run = |acc: &mut A, second: bool| -> Result<(), EvalError> {
         for part in &parts {

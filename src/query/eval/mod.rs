@@ -55,7 +55,7 @@ use fixedbitset::FixedBitSet;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-pub use engine::{Cancel, EvalError, Resolver, members, members_unless};
+pub use engine::{Cancel, EvalError, Resolver, members, members_on, members_unless};
 pub use explain::{Explanation, Node, explain, explain_unless};
 
 /// A value as queries see it: a field of a subscriber, or a detail of an event.
