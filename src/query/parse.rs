@@ -927,7 +927,14 @@ fn put<T>(slot: &mut Option<T>, value: Option<T>) -> bool {
 
 /// Reads `2026-01-31` (midnight UTC) or an RFC 3339 time with its offset.
 pub fn parse_instant(text: &str) -> Option<i64> {
-    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+    // chrono's `%Y-%m-%d` also takes `2026-6-1`, ` 2026-06-01` and
+    // `+2026-06-01`; a date is written `YYYY-MM-DD` and nothing else.
+    let date_shaped = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if date_shaped && let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis());
     }
     chrono::DateTime::parse_from_rfc3339(text)
@@ -1105,6 +1112,22 @@ mod tests {
         let Condition::Created(t) = *c else { panic!() };
         assert_eq!(t.since, parse_instant("2026-02-01"));
         assert_eq!(t.before, parse_instant("2026-03-01"));
+    }
+
+    #[test]
+    fn a_date_is_written_yyyy_mm_dd() {
+        assert_eq!(parse_instant("2026-06-01"), Some(1_780_272_000_000));
+        for text in [
+            "2026-6-1",
+            "2026-06-1",
+            " 2026-06-01",
+            "+2026-06-01",
+            "226-06-01",
+        ] {
+            assert_eq!(parse_instant(text), None, "{text:?}");
+        }
+        let p = problems(r#"{"created":{"since":"2026-6-1"}}"#);
+        assert_eq!(p[0].0, "/created/since");
     }
 
     #[test]
