@@ -1131,6 +1131,20 @@ mod tests {
     }
 
     #[test]
+    fn a_number_is_read_as_the_nearest_double() {
+        // 1e15 + 0.5 is a double; a parser that rounds on the way reads it
+        // as 1e15 + 0.375, and a sum of 1e15 and 0.5 would not equal it.
+        let Ok(Query::Condition(c)) =
+            parse(r#"{"event":{"sum":{"of":"value.amount","equals":1000000000000000.5}}}"#)
+        else {
+            panic!()
+        };
+        let Condition::Event(t) = *c else { panic!() };
+        let equals = t.sum.map(|(_, n)| n.equals);
+        assert_eq!(equals, Some(Some(1e15 + 0.5)));
+    }
+
+    #[test]
     fn pointers_escape_slash_and_tilde() {
         let p = problems(r#"{"event":{"where":{"a/b~":{"bogus":1}}}}"#);
         assert_eq!(p[0].0, "/event/where/a~1b~0/bogus");
