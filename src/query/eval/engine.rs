@@ -383,6 +383,11 @@ impl<'a> Engine<'a> {
             return Ok(self.filter(|i| count.matches(f64::from(counts[i]))));
         }
         let n = self.n();
+        // A sum is added up by one thread, in storage order: halves added
+        // apart and then together can differ in the last bit (floating
+        // point), which would make membership depend on the machine's cores
+        // and differ from the sum `explain` shows.
+        let split = split && test.sum.is_none();
         let facts = scan_into(
             a,
             test,
@@ -487,7 +492,8 @@ const SPLIT_AT: usize = if cfg!(test) { 8 } else { 500_000 };
 /// [`scan_events`] into an accumulator, on both cores when there are enough
 /// events: each thread takes one half of every column into an accumulator
 /// of its own (`new`, `add`), and the second half's is merged into the
-/// first's. A sum so adds each half in storage order, then the halves.
+/// first's. A sum so would add each half in storage order, then the
+/// halves: a scan that sums is not split (see `Engine::event`).
 pub(super) fn scan_into<A: Send>(
     audience: &Audience,
     test: &EventTest,
@@ -843,5 +849,32 @@ mod split_tests {
             count(r#"{"event":{"type":"a","last":{"since":"1970-01-01T00:00:01.035Z"}}}"#),
             [2]
         );
+    }
+
+    #[test]
+    fn a_sum_is_added_in_one_order_however_many_cores() {
+        // 0.1 + 0.2 + … + 0.8 added in order is 3.5999999999999996; added
+        // as two halves, then together, 3.6.
+        let mut b = AudienceBuilder::new();
+        b.subscriber(SubscriberRow {
+            id: 1,
+            email: "1@x.io".into(),
+            subscribed: true,
+            created_at: 0,
+            fields: Default::default(),
+        });
+        for i in 0..8 {
+            b.event(1, "a", 1_000 + i);
+        }
+        let a = b.build();
+        const { assert!(8 >= SPLIT_AT, "this audience would be split") };
+        let amounts = (1..=8).map(|i| Val::Number(f64::from(i) / 10.0)).collect();
+        assert!(a.add_details("a", DetailPath(vec!["v".into()]), amounts));
+        let none: HashMap<i64, Arc<Query>> = HashMap::new();
+        let query = parse(r#"{"event":{"type":"a","sum":{"of":"v","equals":3.5999999999999996}}}"#)
+            .unwrap();
+        assert_eq!(members(&a, &query, 0, &none).unwrap().count_ones(..), 1);
+        let explained = crate::query::eval::explain(&a, &query, 0, &none, 0).unwrap();
+        assert!(explained.matched, "{:?}", explained.root.facts);
     }
 }

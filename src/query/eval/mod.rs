@@ -30,7 +30,9 @@
 //! - **Only the facts a test reads**: "performed" is one bit per subscriber,
 //!   a count a `u32`; sums, first and last times only when tested.
 //! - **Both cores for big scans**: 500,000 events or more are scanned in two
-//!   halves on two threads, each into its own accumulator, then merged.
+//!   halves on two threads, each into its own accumulator, then merged;
+//!   not a scan that sums, whose result would then hang on the number of
+//!   cores (floating point addition depends on the order).
 //! - **Work done once per evaluation**: a referenced segment, and an event
 //!   test written twice, are computed once ([`members`] memoises both).
 //! - **A cost known before running** ([`cost`]): values examined, estimated
