@@ -198,9 +198,15 @@ impl Span {
             Self::Hours(n) => now - i64::from(n) * HOUR,
             Self::Days(n) => now - i64::from(n) * 24 * HOUR,
             Self::Weeks(n) => now - i64::from(n) * 7 * 24 * HOUR,
-            Self::Months(n) => DateTime::<Utc>::from_timestamp_millis(now)
-                .and_then(|t| t.checked_sub_months(Months::new(n)))
-                .map_or(i64::MIN, |t| t.timestamp_millis()),
+            Self::Months(n) => {
+                #[cfg(test)]
+                if let Some(broken) = crate::query::eval::mutant::months_before(now, n) {
+                    return broken;
+                }
+                DateTime::<Utc>::from_timestamp_millis(now)
+                    .and_then(|t| t.checked_sub_months(Months::new(n)))
+                    .map_or(i64::MIN, |t| t.timestamp_millis())
+            }
         }
     }
 }

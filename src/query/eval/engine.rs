@@ -226,6 +226,8 @@ impl<'a> Engine<'a> {
                             ..test.clone()
                         };
                         let rest = (rest != TextTest::default()).then_some(rest);
+                        #[cfg(test)]
+                        let rest = rest.filter(|_| !mutant::domain_alone());
                         self.filter(|i| {
                             a.domain_of(i) == id
                                 && rest.as_ref().is_none_or(|t| t.matches(a.email_lower(i)))
@@ -451,7 +453,7 @@ fn scan_part(
             }
             let (s, at) = (column.subscriber[e], column.at[e]);
             if s == NOBODY
-                || !window.contains(at)
+                || !in_window(window, at)
                 || !part.filters.iter().all(|(values, t)| t.matches(&values[e]))
             {
                 continue;
@@ -464,6 +466,15 @@ fn scan_part(
         }
     }
     Ok(())
+}
+
+/// Whether an event at `at` falls in an event test's `when` window.
+fn in_window(window: &TimeRange, at: i64) -> bool {
+    #[cfg(test)]
+    if let Some(broken) = mutant::in_window(window, at) {
+        return broken;
+    }
+    window.contains(at)
 }
 
 /// Calls `counted(subscriber, at, amount)` for every event an event test
@@ -697,6 +708,8 @@ impl Checks {
     }
 
     pub fn pass(&self, fact: &Fact) -> bool {
+        #[cfg(test)]
+        let fact = &mutant::fact(fact);
         self.count
             .as_ref()
             .is_none_or(|t| t.matches(f64::from(fact.count)))
@@ -779,6 +792,90 @@ impl<'t> ValueMatcher<'t> {
             Val::Text(t) => parse_instant(t),
             _ => None,
         })
+    }
+}
+
+/// Deliberate faults a test switches on, for its own thread only, to show
+/// that the property tests notice a broken engine (see
+/// `tests::the_property_catches_a_broken_engine`). The broken code lives
+/// here, in test-only code, so that nothing of it is built into Corral.
+#[cfg(test)]
+pub(crate) mod mutant {
+    use super::Fact;
+    use crate::query::ast::TimeRange;
+    use std::cell::Cell;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Mutant {
+        /// An event exactly at the end of a `when` window counts.
+        WindowEndIncluded,
+        /// An email test with `domain` checks the domain alone, ignoring its
+        /// other text operators.
+        DomainAlone,
+        /// `first` tests the latest counted event instead of the earliest.
+        FirstIsLast,
+        /// Calendar months back run past the end of a shorter month instead
+        /// of stopping at it (31 March minus one month is 3 March).
+        MonthsRollOver,
+    }
+
+    thread_local! {
+        static ACTIVE: Cell<Option<Mutant>> = const { Cell::new(None) };
+    }
+
+    pub fn is(mutant: Mutant) -> bool {
+        ACTIVE.with(|active| active.get() == Some(mutant))
+    }
+
+    /// A mutant switched on for this thread until dropped.
+    pub struct On(Option<Mutant>);
+
+    pub fn on(mutant: Mutant) -> On {
+        On(ACTIVE.with(|active| active.replace(Some(mutant))))
+    }
+
+    impl Drop for On {
+        fn drop(&mut self) {
+            ACTIVE.with(|active| active.set(self.0));
+        }
+    }
+
+    /// Whether an event is in a `when` window, when that is broken.
+    pub fn in_window(window: &TimeRange, at: i64) -> Option<bool> {
+        is(Mutant::WindowEndIncluded).then_some(window.from <= at && at <= window.until)
+    }
+
+    pub fn domain_alone() -> bool {
+        is(Mutant::DomainAlone)
+    }
+
+    /// The facts `Checks::pass` tests.
+    pub(in crate::query::eval) fn fact(fact: &Fact) -> Fact {
+        Fact {
+            first: if is(Mutant::FirstIsLast) {
+                fact.last
+            } else {
+                fact.first
+            },
+            ..*fact
+        }
+    }
+
+    /// `n` calendar months before `now`, when that is broken: the day runs
+    /// past the end of a shorter month.
+    pub fn months_before(now: i64, n: u32) -> Option<i64> {
+        use chrono::{DateTime, Datelike, Days, Months, Utc};
+        if !is(Mutant::MonthsRollOver) {
+            return None;
+        }
+        let t = DateTime::<Utc>::from_timestamp_millis(now)?;
+        let clamped = t.checked_sub_months(Months::new(n))?;
+        let past = u64::from(t.day() - clamped.day());
+        Some(
+            clamped
+                .checked_add_days(Days::new(past))?
+                .timestamp_millis(),
+        )
     }
 }
 

@@ -57,6 +57,8 @@ use fixedbitset::FixedBitSet;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+#[cfg(test)]
+pub(crate) use engine::mutant;
 pub use engine::{Cancel, EvalError, Resolver, members, members_on, members_unless};
 pub use explain::{Explanation, Node, explain, explain_unless};
 
