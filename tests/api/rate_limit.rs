@@ -1,6 +1,8 @@
 //! Per-key-pair rate limiting on /fetch/*.
 
 use crate::helpers::*;
+use corral::clock::Clock;
+use corral::credentials::KeyPair;
 use corral::http::HttpSettings;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -58,6 +60,43 @@ async fn writes_count_and_a_refused_write_changes_nothing() {
 
 #[tokio::test]
 async fn each_key_pair_has_its_own_allowance() {
+    let app = limited(2).await;
+    let site = app.store.find_site(&app.site.uuid).await.unwrap().unwrap();
+    let second = KeyPair::generate();
+    app.store
+        .add_key(site.id, &second, app.clock.now_ms())
+        .await
+        .unwrap();
+    // The same site, through its second key pair.
+    let other_pair = TestSite {
+        uuid: app.site.uuid.clone(),
+        publishable_key: second.publishable_key,
+        secret_key: second.secret_key,
+    };
+    let get_as = |pair: &TestSite| app.as_site(pair, Method::GET, SEGMENTS).send();
+    for _ in 0..2 {
+        assert_eq!(get_as(&app.site).await.unwrap().status(), StatusCode::OK);
+    }
+    assert_eq!(
+        get_as(&app.site).await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            get_as(&other_pair).await.unwrap().status(),
+            StatusCode::OK,
+            "the first pair's requests were counted against the second's"
+        );
+    }
+    assert_eq!(
+        get_as(&other_pair).await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the second pair has an allowance of its own, not an unlimited one"
+    );
+}
+
+#[tokio::test]
+async fn another_site_has_its_own_allowance() {
     let app = limited(2).await;
     let other = app.new_site().await;
     app.get(SEGMENTS).await;
