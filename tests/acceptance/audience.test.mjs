@@ -2,7 +2,8 @@
 // tracked events and site stats, driven through the Bento Node SDK's own methods
 // (`analytics.V1.Subscribers.getSubscribers`, `analytics.V1.track`, ...), never `_client`,
 // so every request is exactly what an application using the SDK sends. Every test checks
-// the effect of what it sends by reading it back through the SDK.
+// the effect of what it sends by reading it back through the SDK, or, for what no SDK
+// method reads (a subscriber's events), through Corral's preview over plain HTTP.
 //
 // Run with tests/acceptance/run.sh, which starts the servers and sets:
 //   CORRAL_BASE_URL, CORRAL_SITE_UUID, CORRAL_PUBLISHABLE_KEY, CORRAL_SECRET_KEY
@@ -143,6 +144,26 @@ async function tagNamesOf(api, record) {
       return byId.get(id).toLowerCase();
     })
     .sort();
+}
+
+/**
+ * How many subscribers a query selects, by `POST /fetch/segments/preview` (a Corral extension,
+ * which no SDK method calls: plain HTTP with the SDK's credentials). Saves nothing.
+ */
+async function previewCount(query) {
+  const url = new URL(`${MAIN.baseUrl}/fetch/segments/preview`);
+  url.searchParams.set('site_uuid', MAIN.siteUuid);
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: {
+      Authorization: 'Basic ' + Buffer.from(`${MAIN.publishableKey}:${MAIN.secretKey}`).toString('base64'),
+      'Content-Type': 'application/json',
+    },
+    body: JSON.stringify({ visitor_event_query: query, sample: 0 }),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 200, text);
+  return JSON.parse(text).data.user_count;
 }
 
 async function siteStats(api) {
@@ -573,6 +594,7 @@ describe('Batch limits and concurrency', () => {
     const email = newEmail('parallel');
     const tagName = `Parallel ${sfx}`;
     const purchaseDetails = { unique: { key: `order-${sfx}` }, value: { currency: 'USD', amount: 1 } };
+    const before = await siteStats(bento);
     const answers = await Promise.all([
       ...Array.from({ length: 8 }, () => bento.addSubscriber({ email })),
       ...Array.from({ length: 8 }, () => bento.tagSubscriber({ email, tagName })),
@@ -583,6 +605,11 @@ describe('Batch limits and concurrency', () => {
     assert.equal(new Set(tags.map((t) => t.id)).size, 1, `parallel createTag made several tags: ${JSON.stringify(tags.map((t) => t.id))}`);
     const s = await subscriber(bento, email);
     assert.deepEqual(s.attributes.cached_tag_ids, [tags[0].id]);
+    assert.equal((await siteStats(bento)).user_count - before.user_count, 1, 'one subscriber, not several');
+    // The subscriber's purchases, counted by Corral's preview (no SDK method reads events).
+    const purchases = (count) => ({ all: [{ email: { equals: email } }, { event: { type: '$purchase', count } }] });
+    assert.equal(await previewCount(purchases({ equals: 1 })), 1, 'the purchase was not stored exactly once');
+    assert.equal(await previewCount(purchases({ at_least: 2 })), 0, 'the purchase was stored more than once');
   });
 });
 
