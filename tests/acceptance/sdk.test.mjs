@@ -163,12 +163,13 @@ describe('creating segments (Corral extension)', () => {
     assert.equal(a.description, 'made by plain HTTP');
   });
 
-  test('a segment without a name is refused with a JSON error and not saved', async () => {
+  test('a segment without a name is refused with 422 naming the field, and not saved', async () => {
     const description = `nameless ${suffix()}`;
+    // The README: a well-formed body that breaks a rule is a 422, each problem at its field.
     await assert.rejects(
       main.post('/fetch/segments', { segment: { description, visitor_event_query: {} } }),
       (err) => {
-        assert.match(err.message, /^\[(400|422)\] - [{[]/, err.message);
+        assert.equal(err.message, `[422] - {"errors":[{"field":"name","message":"can't be blank"}]}`);
         return true;
       },
     );
