@@ -25,9 +25,12 @@
 #   KEEP_TMP=1       keep the temp dir (data, databases, SQL, logs)
 #
 # Output: a Markdown table on stdout; it and the raw output of every step are appended to
-# bench/results/import-<timestamp>.txt. Exits non-zero when an import reports failed or
-# skipped items, an HTTP answer is not 200 with failed 0, or the databases do not hold
-# the expected rows (count and content).
+# bench/results/import-<timestamp>.txt. Exits non-zero, saying why, when a data file holds
+# no lines (nothing would be measured), when what was imported does not account for every
+# line of the files (subscribers stored, events stored plus repeated purchases, events
+# acknowledged over HTTP), when an import reports failed or skipped items, an HTTP answer
+# is not 200 with failed 0, or the databases do not hold the expected rows (count and
+# content).
 set -euo pipefail
 
 SIZE=${SIZE:-default}
@@ -140,6 +143,9 @@ EVENT_LINES=$(grep -c . "$DATA/events.jsonl" || true)
 SUB_BYTES=$(stat -c %s "$DATA/subscribers.jsonl")
 EVENT_BYTES=$(stat -c %s "$DATA/events.jsonl")
 PURCHASES=$(grep -c '"type":"\$purchase"' "$DATA/events.jsonl" || true)
+# An empty file imports in no time at any rate: nothing would be measured.
+[ "$SUB_LINES" -gt 0 ] || die "$DATA/subscribers.jsonl holds no subscribers: nothing to measure"
+[ "$EVENT_LINES" -gt 0 ] || die "$DATA/events.jsonl holds no events: nothing to measure"
 say "data: $SUB_LINES subscribers ($SUB_BYTES bytes), $EVENT_LINES events ($EVENT_BYTES bytes)"
 log "data: $SUB_LINES subscribers ($SUB_BYTES bytes), $EVENT_LINES events ($EVENT_BYTES bytes), $PURCHASES purchases"
 log ""
@@ -171,6 +177,9 @@ grep -q "^imported $SUB_LINES subscribers, skipped 0 bad lines" "$TMP/subscriber
     || die "expected 'imported $SUB_LINES subscribers, skipped 0 bad lines', got: $(tail -n 5 "$TMP/subscribers.out")"
 SUBS_SECONDS=$ELAPSED
 SUBS_RSS_KB=$RSS_KB
+SUB_ROWS=$("$SQLITE3" "$BASE_DB" 'select count(*) from subscribers')
+[ "$SUB_ROWS" = "$SUB_LINES" ] \
+    || die "the database holds $SUB_ROWS subscribers after importing the $SUB_LINES lines of subscribers.jsonl (an email repeated?): the figures would not be of that file"
 "$SQLITE3" "$BASE_DB" 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
 rm -f "$BASE_DB-wal" "$BASE_DB-shm"
 CLI_DB="$TMP/cli.db" BOUND_DB="$TMP/bound.db" HTTP_DB="$TMP/http.db"
@@ -182,10 +191,15 @@ settle() { sync; }
 say "writing the bound's SQL (before any timing)"
 python3 "$HELPER" sql "$DATA/events.jsonl" "$BOUND_DB" "$SITE" "$TMP/events.sql" \
     "$ROWS_PER_STATEMENT" "$BOUND_PRAGMAS" >"$TMP/sql.json" || die "could not write the SQL for the bound"
-read -r EXPECTED DUPLICATES < <(python3 -c '
+read -r EXPECTED DUPLICATES HELPER_LINES < <(python3 -c '
 import json, sys
 s = json.load(open(sys.argv[1]))
-print(s["rows"], s["duplicate_purchases"])' "$TMP/sql.json")
+print(s["rows"], s["duplicate_purchases"], s["lines"])' "$TMP/sql.json")
+# Every line is one stored event, or a purchase whose unique key came before.
+[ "$HELPER_LINES" = "$EVENT_LINES" ] \
+    || die "the bound's SQL read $HELPER_LINES events, events.jsonl has $EVENT_LINES lines"
+[ $((EXPECTED + DUPLICATES)) = "$EVENT_LINES" ] \
+    || die "$EXPECTED rows and $DUPLICATES repeated purchases do not account for the $EVENT_LINES lines of events.jsonl"
 SQL_BYTES=$(stat -c %s "$TMP/events.sql")
 log "bound SQL: $(cat "$TMP/sql.json"), $SQL_BYTES bytes"
 log ""
@@ -237,11 +251,13 @@ SERVE_RSS_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$CORRAL_PID/status" 2>/dev/nu
 kill "$CORRAL_PID" 2>/dev/null || true
 wait "$CORRAL_PID" 2>/dev/null || true
 CORRAL_PID=
-read -r HTTP_SECONDS HTTP_P50 HTTP_P99 HTTP_BODY < <(python3 -c '
+read -r HTTP_SECONDS HTTP_P50 HTTP_P99 HTTP_BODY HTTP_STORED < <(python3 -c '
 import json, sys
 s = json.load(open(sys.argv[1]))
-print("%.3f %.1f %.1f %d" % (s["seconds"], s["request_ms_p50"], s["request_ms_p99"],
-                            s["largest_body_bytes"]))' "$TMP/http.json")
+print("%.3f %.1f %.1f %d %d" % (s["seconds"], s["request_ms_p50"], s["request_ms_p99"],
+                               s["largest_body_bytes"], s["stored"]))' "$TMP/http.json")
+[ "$HTTP_STORED" = "$EVENT_LINES" ] \
+    || die "POST /batch/events acknowledged $HTTP_STORED events of the $EVENT_LINES lines of events.jsonl"
 
 # --- 5. checks: row counts and contents ---------------------------------------------------------
 say "checking row counts and contents"
