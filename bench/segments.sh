@@ -19,10 +19,14 @@
 #   CORRAL_PORT, NGINX_PORT   fixed ports (default: free ports picked at start)
 #   KEEP_TMP=1       keep the temp dir (database, logs, nginx config, bodies)
 #   CORRAL_BIN=PATH  benchmark another corral binary (combine with SKIP_BUILD=1)
+#   RATIO_GOAL=0.5, P99_GOAL_MS=5   the goals: Corral's throughput at least this share of
+#                    nginx's, Corral's p99 under this, on both endpoints (README)
 #
 # Output: a Markdown table on stdout; the raw wrk output and the table are appended to
 # bench/results/segments-<timestamp>.txt. Exits non-zero when any wrk run saw non-2xx/3xx
-# responses or socket errors, or when the two servers' bytes differ.
+# responses or socket errors, when the two servers' bytes differ (nginx's against a fresh
+# answer of Corral's, before and after the runs), or, after printing the table, when a goal
+# is not met (saying which).
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -31,6 +35,8 @@ ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 SEGMENTS=${SEGMENTS:-100}
+RATIO_GOAL=${RATIO_GOAL:-0.5}
+P99_GOAL_MS=${P99_GOAL_MS:-5}
 CONTENT_TYPE='application/json; charset=utf-8'
 
 
@@ -222,26 +228,35 @@ wait_for_200 "$NGINX_URL/healthz" nginx "$NGINX_PID"
 content_type() { # file of headers from curl -D
     tr -d '\r' <"$1" | awk 'tolower($0) ~ /^content-type:/ { sub(/^[^:]*:[ \t]*/, ""); print; exit }'
 }
-say "checking that both servers answer the same bytes"
-for name in list one; do
-    if [ $name = list ]; then path=$LIST_PATH; else path=$ONE_PATH; fi
-    for srv in corral nginx; do
-        if [ $srv = corral ]; then base=$CORRAL_URL; else base=$NGINX_URL; fi
-        code=$(curl -s -H "$AUTH" -D "$TMP/$srv-$name.headers" -o "$TMP/$srv-$name.body" \
-            -w '%{http_code}' "$base$path$QUERY")
-        [ "$code" = 200 ] || die "$srv GET $path answered $code"
+# Both servers' bytes, compared: what nginx sends (the file it serves, as it sends it)
+# against what Corral sends to a request of its own, on its own connection, never the file
+# saved for nginx. Before the runs, and again after them: what was measured must have been
+# the same bytes all along.
+same_bytes() { # when
+    local name path srv base code ct_corral ct_nginx
+    for name in list one; do
+        if [ $name = list ]; then path=$LIST_PATH; else path=$ONE_PATH; fi
+        for srv in corral nginx; do
+            if [ $srv = corral ]; then base=$CORRAL_URL; else base=$NGINX_URL; fi
+            rm -f "$TMP/$srv-$name.body" "$TMP/$srv-$name.headers"
+            code=$(curl -s -H "$AUTH" -D "$TMP/$srv-$name.headers" -o "$TMP/$srv-$name.body" \
+                -w '%{http_code}' "$base$path$QUERY")
+            [ "$code" = 200 ] || die "$srv GET $path answered $code ($1)"
+        done
+        if ! cmp -s "$TMP/corral-$name.body" "$TMP/nginx-$name.body"; then
+            cmp "$TMP/corral-$name.body" "$TMP/nginx-$name.body" >&2 || true
+            die "BODY MISMATCH on $path $1: Corral's answer and nginx's differ (kept in $TMP)"
+        fi
+        ct_corral=$(content_type "$TMP/corral-$name.headers")
+        ct_nginx=$(content_type "$TMP/nginx-$name.headers")
+        if [ "$ct_corral" != "$ct_nginx" ]; then
+            die "CONTENT-TYPE MISMATCH on $path $1: Corral '$ct_corral', nginx '$ct_nginx'"
+        fi
+        say "  $path: $(wc -c <"$TMP/corral-$name.body") bytes, Content-Type '$ct_corral', identical ($1)"
     done
-    if ! cmp -s "$TMP/corral-$name.body" "$TMP/nginx-$name.body"; then
-        cmp "$TMP/corral-$name.body" "$TMP/nginx-$name.body" >&2 || true
-        die "BODY MISMATCH on $path: Corral and nginx bodies differ (kept in $TMP)"
-    fi
-    ct_corral=$(content_type "$TMP/corral-$name.headers")
-    ct_nginx=$(content_type "$TMP/nginx-$name.headers")
-    if [ "$ct_corral" != "$ct_nginx" ]; then
-        die "CONTENT-TYPE MISMATCH on $path: Corral '$ct_corral', nginx '$ct_nginx'"
-    fi
-    say "  $path: $(wc -c <"$TMP/corral-$name.body") bytes, Content-Type '$ct_corral', identical"
-done
+}
+say "checking that both servers answer the same bytes"
+same_bytes "before the runs"
 
 # --- measurements ---------------------------------------------------------------------
 bench_results segments
@@ -305,9 +320,12 @@ done
 
 RSS_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$CORRAL_PID/status" 2>/dev/null || echo "?")
 kill -0 "$CORRAL_PID" 2>/dev/null || die "corral serve is no longer running after the runs"
+say "checking again that both servers answer the same bytes"
+same_bytes "after the runs"
 
 # --- report ---------------------------------------------------------------------------
-TABLE=$(python3 - "$PARSED" "$SEGMENTS" "$MID_ID" <<'PY'
+GOALS="$TMP/goals.txt"
+TABLE=$(python3 - "$PARSED" "$SEGMENTS" "$MID_ID" "$RATIO_GOAL" "$P99_GOAL_MS" "$GOALS" <<'PY'
 import sys
 from statistics import median
 runs = {}
@@ -333,6 +351,17 @@ for label in ("list", "one"):
 print()
 print("Medians over rounds; the ratio is the median of the rounds' ratios (per round: "
       + "; ".join(f"{l} " + ", ".join(f"{r:.0%}" for r in ratios[l]) for l in ("list", "one")) + ").")
+# The goals, on the figures of the table: one line per goal missed.
+ratio_goal, p99_goal = float(sys.argv[4]), float(sys.argv[5])
+with open(sys.argv[6], "w") as missed:
+    for label in ("list", "one"):
+        ratio, p99 = median(ratios[label]), rows[label]["corral"][2]
+        if not ratio >= ratio_goal:
+            missed.write(f"{label}: Corral serves {ratio:.0%} of nginx's throughput, "
+                         f"the goal is at least {ratio_goal:.0%}\n")
+        if not p99 < p99_goal:
+            missed.write(f"{label}: Corral's p99 is {p99:.2f} ms, the goal is under "
+                         f"{p99_goal:g} ms\n")
 PY
 )
 FAILED=$(awk '$7 != "-" { print "  round " $1 ", " $3 " on " $2 ": " $7 }' "$PARSED")
@@ -350,9 +379,14 @@ REPORT=$(cat <<EOF
 $TABLE
 
 - Corral peak RSS (VmHWM) after the runs: $RSS
-- goal: Corral >= 50% of nginx's throughput on both endpoints, Corral p99 < 5 ms
+- goal: Corral >= $(python3 -c 'import sys; print(f"{float(sys.argv[1]):.0%}")' "$RATIO_GOAL") of nginx's throughput on both endpoints, Corral p99 < $P99_GOAL_MS ms: $([ -s "$GOALS" ] && echo "NOT MET, see below" || echo "met")
 EOF
 )
+if [ -s "$GOALS" ]; then
+    REPORT="$REPORT
+- GOALS NOT MET:
+$(sed 's/^/  /' "$GOALS")"
+fi
 if [ -n "$FAILED" ]; then
     REPORT="$REPORT
 - FAILED RUNS (errors reported by wrk; the figures above are not valid):
@@ -362,3 +396,4 @@ echo "$REPORT"
 echo "$REPORT" >>"$RESULTS"
 say "raw wrk output: $RESULTS"
 [ -z "$FAILED" ] || die "some wrk runs saw failed requests (see above)"
+[ ! -s "$GOALS" ] || die "goal not met: $(paste -sd ';' "$GOALS" | sed 's/;/; /g')"
