@@ -371,6 +371,48 @@ fn foreign_and_missing_references_are_not_evaluable() {
 }
 
 #[test]
+fn only_a_chain_of_references_counts_towards_their_depth() {
+    let (people, events, _) = hand_made();
+    let audience = build(&people, &events, &[]);
+    let refer = |id: i64| format!(r#"{{"segment":{{"member_of":"{id}"}}}}"#);
+    // Forty segments side by side: each is one reference deep.
+    let side_by_side: HashMap<i64, Arc<Query>> = (1..=40)
+        .map(|id| (id, Arc::new(parse(r#"{"subscribed":true}"#).unwrap())))
+        .collect();
+    let all: Vec<String> = (1..=40).map(refer).collect();
+    let query = parse(&format!(r#"{{"all":[{}]}}"#, all.join(","))).unwrap();
+    let set = members(&audience, &query, NOW, &side_by_side).unwrap();
+    assert_eq!(
+        set.ones().map(|i| audience.ids[i]).collect::<Vec<_>>(),
+        [1, 2, 4, 5]
+    );
+    // A chain: segment n refers to n + 1, and the last holds a condition.
+    let chain = |length: i64| -> HashMap<i64, Arc<Query>> {
+        (1..=length)
+            .map(|id| {
+                let text = if id == length {
+                    r#"{"subscribed":true}"#.to_owned()
+                } else {
+                    refer(id + 1)
+                };
+                (id, Arc::new(parse(&text).unwrap()))
+            })
+            .collect()
+    };
+    let first = parse(&refer(1)).unwrap();
+    assert_eq!(
+        members(&audience, &first, NOW, &chain(32))
+            .unwrap()
+            .count_ones(..),
+        4
+    );
+    assert_eq!(
+        members(&audience, &first, NOW, &chain(33)),
+        Err(EvalError::ReferencesTooDeep)
+    );
+}
+
+#[test]
 fn explain_names_every_condition_with_its_facts() {
     let (people, events, _) = hand_made();
     let query = parse(
@@ -454,6 +496,11 @@ struct Case {
 }
 
 fn arb_case() -> impl Strategy<Value = Case> {
+    arb_case_of(0..=8)
+}
+
+/// A case with this many people.
+fn arb_case_of(size: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Case> {
     prop::sample::select(cases::clocks())
         .prop_flat_map(|now| {
             (
@@ -464,7 +511,7 @@ fn arb_case() -> impl Strategy<Value = Case> {
                 any::<u64>(),
             )
         })
-        .prop_flat_map(|(now, query, s100, s101, seed)| {
+        .prop_flat_map(move |(now, query, s100, s101, seed)| {
             // Segment 101 may refer to 100; 100 refers to nothing (no cycles).
             let s100 = match s100 {
                 Condition::Segment { .. } => Condition::All(vec![]),
@@ -480,7 +527,7 @@ fn arb_case() -> impl Strategy<Value = Case> {
                 cases::edges_of(c, now, &mut hot);
             }
             let times = cases::Times { now, hot };
-            cases::arb_world(times).prop_map(move |(people, events)| Case {
+            cases::arb_world(times, size.clone()).prop_map(move |(people, events)| Case {
                 now,
                 people,
                 events,
@@ -712,6 +759,17 @@ proptest! {
 
     #[test]
     fn engine_agrees_with_the_naive_evaluator(case in arb_case()) {
+        holds_for(&case)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Sets of subscribers are built 64 at a time: audiences of more than
+    /// one word, and ending inside one.
+    #[test]
+    fn engine_agrees_with_the_naive_evaluator_over_more_than_64(case in arb_case_of(65..=150)) {
         holds_for(&case)?;
     }
 }

@@ -391,12 +391,16 @@ fn details(times: &Times) -> impl Strategy<Value = Value> + use<> {
         })
 }
 
-/// People with ids from 1 to 30, gaps between them, and events: up to six
-/// of each person's (so that first, last and sums have several to choose
-/// from), and some of people the audience does not hold (those count for
-/// nobody), stored in a random order.
-pub(crate) fn arb_world(times: Times) -> impl Strategy<Value = (Vec<Person>, Vec<Happening>)> {
-    prop::collection::btree_set(1i64..=30, 0..=8).prop_flat_map(move |ids| {
+/// People (`size` of them, with ids from 1 to four times as many, so with
+/// gaps), and events: up to six of each person's (so that first, last and
+/// sums have several to choose from), and some of people the audience does
+/// not hold (those count for nobody), stored in a random order.
+pub(crate) fn arb_world(
+    times: Times,
+    size: std::ops::RangeInclusive<usize>,
+) -> impl Strategy<Value = (Vec<Person>, Vec<Happening>)> {
+    let last_id = 4 * (*size.end()).max(8) as i64;
+    prop::collection::btree_set(1..=last_id, size).prop_flat_map(move |ids| {
         let people: Vec<_> = ids.iter().map(|&id| person(id, &times)).collect();
         let event = |subscriber: BoxedStrategy<i64>| {
             (
@@ -416,7 +420,7 @@ pub(crate) fn arb_world(times: Times) -> impl Strategy<Value = (Vec<Person>, Vec
             .iter()
             .map(|&id| prop::collection::vec(event(Just(id).boxed()), 0..=6))
             .collect();
-        let strangers = prop::collection::vec(event((0i64..=32).boxed()), 0..4);
+        let strangers = prop::collection::vec(event((0..=last_id + 2).boxed()), 0..4);
         (people, own, strangers).prop_flat_map(|(people, own, strangers)| {
             let events: Vec<Happening> = own.into_iter().flatten().chain(strangers).collect();
             (Just(people), Just(events).prop_shuffle())
