@@ -10,6 +10,7 @@
 #   bench_results NAME          RESULTS file under bench/results, STAMP, COMMIT
 #                               (noting uncommitted changes outside bench/),
 #                               CPU and NPROC
+#   bench_work_dir              the work dir of a size, made or reused (see below)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
@@ -66,4 +67,71 @@ bench_results() {
     fi
     CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     NPROC=$(nproc)
+}
+
+# The work dir of a size (eval.sh's; live.sh and abuse.sh read it too): Corral's database
+# with the generated audience imported, the site's keys and the CSV export of its tables.
+# Made when missing, reused when its marker names the same sizes and seed (FRESH=1
+# regenerates). Needs WORK, SUBSCRIBERS, EVENTS, SEED, CORRAL, SQLITE3 and TMP, and the
+# caller's `step` and `log`; sets DB, CSV and REUSED, and works from "$TMP".
+bench_work_dir() {
+    cd "$TMP"
+    WANT="subscribers=$SUBSCRIBERS events=$EVENTS seed=$SEED"
+    MARKER="$WORK/.complete"
+    DB="$WORK/corral.db"
+    CSV="$WORK/csv"
+    if [ "${FRESH:-0}" != 1 ] && [ -f "$MARKER" ] && [ "$(head -n 1 "$MARKER")" = "$WANT" ] \
+        && [ -s "$DB" ] && [ -s "$WORK/site.json" ] && [ -s "$CSV/events.csv" ]; then
+        say "reusing $WORK ($WANT; FRESH=1 regenerates)"
+        log "work dir: $WORK, reused ($(tail -n +2 "$MARKER" | tr '\n' ' '))"
+        REUSED=1
+    else
+        # Only ever delete a directory this script made (it holds .eval-work-dir).
+        if [ -e "$WORK" ] && [ ! -f "$WORK/.eval-work-dir" ] && [ -n "$(ls -A "$WORK")" ]; then
+            die "$WORK exists and is not this benchmark's work dir: choose another WORK_DIR"
+        fi
+        rm -rf "$WORK"
+        mkdir -p "$WORK"
+        touch "$WORK/.eval-work-dir"
+        REUSED=0
+        log "work dir: $WORK, made by this run"
+        step "corral gen --subscribers $SUBSCRIBERS --events $EVENTS --seed $SEED" \
+            "$CORRAL" gen --subscribers "$SUBSCRIBERS" --events "$EVENTS" --seed "$SEED" --out "$WORK/data"
+        say "corral site create Bench"
+        "$CORRAL" site create Bench --json --database "sqlite://$DB" >"$WORK/site.json" \
+            || die "corral site create failed: $(cat "$WORK/site.json")"
+        SITE=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["site_uuid"])' "$WORK/site.json") \
+            || die "corral site create did not print one JSON object: $(cat "$WORK/site.json")"
+        step "corral import subscribers" \
+            "$CORRAL" import subscribers --site "$SITE" "$WORK/data/subscribers.jsonl" --database "sqlite://$DB"
+        grep -q "^imported $SUBSCRIBERS subscribers, skipped 0 bad lines" "$TMP/step.out" \
+            || die "expected 'imported $SUBSCRIBERS subscribers, skipped 0 bad lines', got: $(tail -n 5 "$TMP/step.out")"
+        step "corral import events (minutes at SIZE=large)" \
+            "$CORRAL" import events --site "$SITE" "$WORK/data/events.jsonl" --database "sqlite://$DB"
+        grep -q "^imported $EVENTS events, skipped 0 bad lines" "$TMP/step.out" \
+            || die "expected 'imported $EVENTS events, skipped 0 bad lines', got: $(tail -n 5 "$TMP/step.out")"
+        # Everything into the .db file, an empty WAL; then the JSON Lines are not needed
+        # (the generator writes the same bytes again from the same seed).
+        "$SQLITE3" "$DB" 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
+        rm -rf "$WORK/data"
+
+        # The rows Corral holds, as CSV from the sqlite3 shell, for DuckDB and chDB to load: the
+        # very rows Corral evaluates. Tags by their lowercase name (name_key); details and fields
+        # as the JSON text Corral stores.
+        say "exporting Corral's tables to CSV (sqlite3 shell)"
+        SITE_ID=$("$SQLITE3" "$DB" "SELECT id FROM sites WHERE uuid = '$SITE'")
+        [ -n "$SITE_ID" ] || die "no site $SITE in $DB"
+        mkdir -p "$CSV"
+        export_csv() { # file, SQL
+            "$SQLITE3" -bail -csv -header "$DB" "$2" >"$CSV/$1" || die "sqlite3 could not export $1"
+        }
+        export_csv subscribers.csv "SELECT id, email_key, fields, unsubscribed_at, created_at
+            FROM subscribers WHERE site_id = $SITE_ID ORDER BY id"
+        export_csv subscriber_tags.csv "SELECT st.subscriber_id, t.name_key AS tag
+            FROM subscriber_tags st JOIN tags t ON t.id = st.tag_id
+            WHERE t.site_id = $SITE_ID ORDER BY st.subscriber_id, t.name_key"
+        export_csv events.csv "SELECT subscriber_id, type, occurred_at, details
+            FROM events WHERE site_id = $SITE_ID ORDER BY id"
+        printf '%s\nmade %s by %s\n' "$WANT" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$("$CORRAL" --version)" >"$MARKER"
+    fi
 }

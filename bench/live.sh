@@ -122,65 +122,8 @@ step() {
     echo >>"$RESULTS"
 }
 
-# --- 1. the work dir (eval.sh's), made as eval.sh makes it when missing --------------------
-# Everything runs from the temp dir, so no corral.toml of the working directory is
-# picked up.
-cd "$TMP"
-WANT="subscribers=$SUBSCRIBERS events=$EVENTS seed=$SEED"
-MARKER="$WORK/.complete"
-DB="$WORK/corral.db"
-CSV="$WORK/csv"
-if [ -f "$MARKER" ] && [ "$(head -n 1 "$MARKER")" = "$WANT" ] \
-    && [ -s "$DB" ] && [ -s "$WORK/site.json" ] && [ -s "$CSV/events.csv" ]; then
-    say "reusing $WORK ($WANT)"
-    log "work dir: $WORK, reused ($(tail -n +2 "$MARKER" | tr '\n' ' '))"
-    REUSED=1
-else
-    # The same steps as bench/eval.sh, to the same marker, so either script reuses the
-    # work dir the other made. Only ever delete a directory eval.sh's way made (it holds
-    # .eval-work-dir).
-    if [ -e "$WORK" ] && [ ! -f "$WORK/.eval-work-dir" ] && [ -n "$(ls -A "$WORK")" ]; then
-        die "$WORK exists and is not the evaluation benchmark's work dir: choose another WORK_DIR"
-    fi
-    rm -rf "$WORK"
-    mkdir -p "$WORK"
-    touch "$WORK/.eval-work-dir"
-    REUSED=0
-    log "work dir: $WORK, made by this run"
-    step "corral gen --subscribers $SUBSCRIBERS --events $EVENTS --seed $SEED" \
-        "$CORRAL" gen --subscribers "$SUBSCRIBERS" --events "$EVENTS" --seed "$SEED" --out "$WORK/data"
-    say "corral site create Bench"
-    "$CORRAL" site create Bench --json --database "sqlite://$DB" >"$WORK/site.json" \
-        || die "corral site create failed: $(cat "$WORK/site.json")"
-    SITE=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["site_uuid"])' "$WORK/site.json") \
-        || die "corral site create did not print one JSON object: $(cat "$WORK/site.json")"
-    step "corral import subscribers" \
-        "$CORRAL" import subscribers --site "$SITE" "$WORK/data/subscribers.jsonl" --database "sqlite://$DB"
-    grep -q "^imported $SUBSCRIBERS subscribers, skipped 0 bad lines" "$TMP/step.out" \
-        || die "expected 'imported $SUBSCRIBERS subscribers, skipped 0 bad lines', got: $(tail -n 5 "$TMP/step.out")"
-    step "corral import events (minutes at SIZE=large)" \
-        "$CORRAL" import events --site "$SITE" "$WORK/data/events.jsonl" --database "sqlite://$DB"
-    grep -q "^imported $EVENTS events, skipped 0 bad lines" "$TMP/step.out" \
-        || die "expected 'imported $EVENTS events, skipped 0 bad lines', got: $(tail -n 5 "$TMP/step.out")"
-    "$SQLITE3" "$DB" 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
-    rm -rf "$WORK/data"
-    # eval.sh's CSV export of Corral's tables (DuckDB's input there; not used here).
-    say "exporting Corral's tables to CSV (sqlite3 shell)"
-    SITE_ID=$("$SQLITE3" "$DB" "SELECT id FROM sites WHERE uuid = '$SITE'")
-    [ -n "$SITE_ID" ] || die "no site $SITE in $DB"
-    mkdir -p "$CSV"
-    export_csv() { # file, SQL
-        "$SQLITE3" -bail -csv -header "$DB" "$2" >"$CSV/$1" || die "sqlite3 could not export $1"
-    }
-    export_csv subscribers.csv "SELECT id, email_key, fields, unsubscribed_at, created_at
-        FROM subscribers WHERE site_id = $SITE_ID ORDER BY id"
-    export_csv subscriber_tags.csv "SELECT st.subscriber_id, t.name_key AS tag
-        FROM subscriber_tags st JOIN tags t ON t.id = st.tag_id
-        WHERE t.site_id = $SITE_ID ORDER BY st.subscriber_id, t.name_key"
-    export_csv events.csv "SELECT subscriber_id, type, occurred_at, details
-        FROM events WHERE site_id = $SITE_ID ORDER BY id"
-    printf '%s\nmade %s by %s\n' "$WANT" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$("$CORRAL" --version)" >"$MARKER"
-fi
+# --- 1. the work dir (eval.sh's, made as eval.sh makes it when missing) -------------------
+bench_work_dir
 read -r SITE PK SK < <(python3 -c '
 import json, sys
 s = json.load(open(sys.argv[1]))

@@ -172,10 +172,7 @@ impl SegmentId {
     /// Reads an id from a path; anything that is not a positive decimal
     /// integer names no segment.
     pub fn parse(input: &str) -> Option<Self> {
-        if input.is_empty() || input.len() > 18 || !input.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        input.parse().ok().filter(|&n| n > 0).map(Self)
+        crate::query::ast::segment_id(input).map(Self)
     }
 }
 

@@ -51,7 +51,7 @@ async fn query_of(store: &dyn Store, site_id: i64, target: Target) -> Result<Que
                 .ok_or_else(|| CliError::Usage(format!("segment {id} not found on this site")))?
                 .query
         }
-        Target::Unsaved(path) => super::segment::read_query(path.as_deref())
+        Target::Unsaved(path) => super::query_input::read_query(path.as_deref())
             .map_err(|m| FieldErrors::from(crate::segment::FieldError::new(QUERY_FIELD, m)))?,
     };
     parsed(store, site_id, &raw).await
@@ -59,7 +59,7 @@ async fn query_of(store: &dyn Store, site_id: i64, target: Target) -> Result<Que
 
 async fn parsed(store: &dyn Store, site_id: i64, raw: &RawQuery) -> Result<Query, CliError> {
     let mut errors = FieldErrors::default();
-    let query = super::segment::check_query(store, site_id, None, raw, &mut errors).await?;
+    let query = super::query_input::check_query(store, site_id, None, raw, &mut errors).await?;
     errors.finish(|| ())?;
     query.ok_or_else(|| CliError::Usage("the query is invalid".into()))
 }

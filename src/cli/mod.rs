@@ -15,6 +15,7 @@
 mod admin;
 mod evaluate;
 mod import;
+mod query_input;
 mod segment;
 mod serve;
 

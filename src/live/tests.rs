@@ -414,23 +414,22 @@ async fn count(live: &Live, site: i64) -> i64 {
         .user_count
 }
 
+/// One purchase of 10 by `email`, written through `store`.
+async fn buy(store: &SqliteStore, site: i64, email: &str) {
+    store
+        .apply_changes(site, vec![event(email, "$purchase", 10.0)], NOW)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn trimmed_entries_make_the_snapshot_read_again_once() {
     let f = fixture().await;
     let live = Live::new(f.store.clone());
-    f.store
-        .apply_changes(f.site, vec![event("a@x.io", "$purchase", 10.0)], NOW)
-        .await
-        .unwrap();
+    buy(&f.store, f.site, "a@x.io").await;
     assert_eq!(count(&live, f.site).await, 1);
-    f.other
-        .apply_changes(f.site, vec![event("b@x.io", "$purchase", 10.0)], NOW)
-        .await
-        .unwrap();
-    f.other
-        .apply_changes(f.site, vec![event("c@x.io", "$purchase", 10.0)], NOW)
-        .await
-        .unwrap();
+    buy(&f.other, f.site, "b@x.io").await;
+    buy(&f.other, f.site, "c@x.io").await;
     // Trimmed as an old log would be: the snapshot's next entry is gone.
     f.store
         .execute("DELETE FROM change_log WHERE seq < (SELECT max(seq) FROM change_log)")
@@ -440,10 +439,7 @@ async fn trimmed_entries_make_the_snapshot_read_again_once() {
     assert_eq!((stats.reloads, stats.full_reads), (1, 2), "{stats:?}");
     assert_same_as_fresh(&live, &f.store, f.site).await;
     // And from then on, back to catching up.
-    f.store
-        .apply_changes(f.site, vec![event("d@x.io", "$purchase", 10.0)], NOW)
-        .await
-        .unwrap();
+    buy(&f.store, f.site, "d@x.io").await;
     assert_eq!(count(&live, f.site).await, 4);
     assert_eq!(live.site_stats(f.site).unwrap().full_reads, 2);
 }
@@ -452,15 +448,9 @@ async fn trimmed_entries_make_the_snapshot_read_again_once() {
 async fn an_unreadable_entry_makes_the_snapshot_read_again() {
     let f = fixture().await;
     let live = Live::new(f.store.clone());
-    f.store
-        .apply_changes(f.site, vec![event("a@x.io", "$purchase", 10.0)], NOW)
-        .await
-        .unwrap();
+    buy(&f.store, f.site, "a@x.io").await;
     assert_eq!(count(&live, f.site).await, 1);
-    f.store
-        .apply_changes(f.site, vec![event("b@x.io", "$purchase", 10.0)], NOW)
-        .await
-        .unwrap();
+    buy(&f.store, f.site, "b@x.io").await;
     f.store
         .execute("UPDATE change_log SET entry = '{\"subscribers\":\"all\"}' WHERE seq = (SELECT max(seq) FROM change_log)")
         .await;
@@ -474,10 +464,7 @@ async fn a_gap_in_positions_makes_the_snapshot_read_again() {
     let f = fixture().await;
     let live = Live::new(f.store.clone());
     assert_eq!(count(&live, f.site).await, 0);
-    f.store
-        .apply_changes(f.site, vec![event("a@x.io", "$purchase", 10.0)], NOW)
-        .await
-        .unwrap();
+    buy(&f.store, f.site, "a@x.io").await;
     // The head says 2, but only entry 1 exists... then 2 goes missing.
     f.store
         .execute("UPDATE change_heads SET seq = seq + 1 WHERE site_id = 1")
@@ -493,10 +480,7 @@ async fn a_write_to_one_site_leaves_another_sites_snapshot_alone() {
     count(&live, f.site).await;
     count(&live, f.second_site).await;
     let before = live.site_stats(f.second_site).unwrap();
-    f.store
-        .apply_changes(f.site, vec![event("a@x.io", "$purchase", 10.0)], NOW)
-        .await
-        .unwrap();
+    buy(&f.store, f.site, "a@x.io").await;
     assert_eq!(count(&live, f.site).await, 1);
     assert_eq!(count(&live, f.second_site).await, 0);
     assert_eq!(live.site_stats(f.second_site).unwrap(), before);
@@ -565,10 +549,7 @@ async fn a_checkpoint_and_the_log_since_it_make_the_snapshot_at_start() {
         assert_eq!(live.site_stats(f.site).unwrap().checkpoints_written, 1);
     }
     // Written while no server ran (an import in another process).
-    f.other
-        .apply_changes(f.site, vec![event("b@x.io", "$purchase", 10.0)], NOW)
-        .await
-        .unwrap();
+    buy(&f.other, f.site, "b@x.io").await;
     let live = with_checkpoints(f.store.clone(), dir.path());
     live.warm_up().await;
     let stats = live.site_stats(f.site).unwrap();
@@ -586,10 +567,7 @@ async fn a_damaged_or_foreign_checkpoint_is_not_used() {
     let f = fixture().await;
     let dir = tempfile::tempdir().unwrap();
     let live = with_checkpoints(f.store.clone(), dir.path());
-    f.store
-        .apply_changes(f.site, vec![event("a@x.io", "$purchase", 10.0)], NOW)
-        .await
-        .unwrap();
+    buy(&f.store, f.site, "a@x.io").await;
     assert_eq!(count(&live, f.site).await, 1);
     live.write_checkpoints(None).await;
     let file = dir.path().join(format!("site-{}.ckpt", f.site));

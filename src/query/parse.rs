@@ -902,7 +902,7 @@ impl Parser {
             return None;
         };
         let id = match id {
-            Value::String(s) => crate::segment::SegmentId::parse(s).map(|id| id.0),
+            Value::String(s) => super::ast::segment_id(s),
             Value::Number(n) => n.as_i64().filter(|&n| n > 0),
             _ => None,
         };

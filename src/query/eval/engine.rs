@@ -225,13 +225,19 @@ impl<'a> Engine<'a> {
                             domain: None,
                             ..test.clone()
                         };
-                        let rest = (rest != TextTest::default()).then_some(rest);
                         #[cfg(test)]
-                        let rest = rest.filter(|_| !mutant::domain_alone());
-                        self.filter(|i| {
-                            a.domain_of(i) == id
-                                && rest.as_ref().is_none_or(|t| t.matches(a.email_lower(i)))
-                        })
+                        let rest = if mutant::domain_alone() {
+                            TextTest::default()
+                        } else {
+                            rest
+                        };
+                        if rest == TextTest::default() {
+                            // Without a branch per subscriber: a domain holds
+                            // a fraction of them, so a branch would guess wrong.
+                            self.filter(|i| a.domain_of(i) == id)
+                        } else {
+                            self.filter(|i| a.domain_of(i) == id && rest.matches(a.email_lower(i)))
+                        }
                     }
                 },
                 None => self.filter(|i| test.matches(a.email_lower(i))),
@@ -349,10 +355,65 @@ impl<'a> Engine<'a> {
         set
     }
 
+    /// The subscribers with at least one event `test` counts in `window`
+    /// (within the test's own window too).
+    fn performed(&self, test: &EventTest, window: TimeRange) -> Result<FixedBitSet, EvalError> {
+        let own = test.when.resolve(self.now);
+        let window = TimeRange {
+            from: window.from.max(own.from),
+            until: window.until.min(own.until),
+        };
+        let n = self.n();
+        if window.from >= window.until {
+            return Ok(FixedBitSet::with_capacity(n));
+        }
+        scan_into(
+            self.audience,
+            test,
+            (self.now, window),
+            (&self.cancel, self.split),
+            || FixedBitSet::with_capacity(n),
+            |set, s, _, _| set.insert(s),
+            |set, other| set.union_with(&other),
+        )
+    }
+
     fn event(&self, test: &EventTest) -> Result<FixedBitSet, EvalError> {
         let (a, now, cancel) = (self.audience, self.now, &self.cancel);
         let split = self.split;
         let checks = Checks::new(test, now);
+        let own = test.when.resolve(now);
+        if test.sum.is_none() && test.count.is_none() {
+            // Only first and last are tested: each is two "performed"
+            // scans over time windows, one bit per subscriber, no facts.
+            // first in [a, b): an event in [a, b), none before a; last in
+            // [a, b): an event in [a, b), none from b on.
+            #[cfg(test)]
+            let first_is_last = mutant::is(mutant::Mutant::FirstIsLast);
+            #[cfg(not(test))]
+            let first_is_last = false;
+            let mut set = self.full();
+            for (edge, earliest) in [(&test.first, !first_is_last), (&test.last, false)] {
+                let Some(edge) = edge else { continue };
+                let range = edge.resolve(now);
+                set.intersect_with(&self.performed(test, range)?);
+                let outside = if earliest {
+                    TimeRange {
+                        from: i64::MIN,
+                        until: range.from,
+                    }
+                } else {
+                    TimeRange {
+                        from: range.until,
+                        until: i64::MAX,
+                    }
+                };
+                set.difference_with(&self.performed(test, outside)?);
+            }
+            if test.first.is_some() || test.last.is_some() {
+                return Ok(set);
+            }
+        }
         if test.sum.is_none() && test.first.is_none() && test.last.is_none() {
             let count = test.effective_count().unwrap_or_default();
             let at_least_one = NumberTest {
@@ -365,7 +426,7 @@ impl<'a> Engine<'a> {
                 return scan_into(
                     a,
                     test,
-                    now,
+                    (now, own),
                     (cancel, split),
                     || FixedBitSet::with_capacity(n),
                     |set, s, _, _| set.insert(s),
@@ -376,7 +437,7 @@ impl<'a> Engine<'a> {
             let counts = scan_into(
                 a,
                 test,
-                now,
+                (now, own),
                 (cancel, split),
                 || vec![0u32; n],
                 |counts, s, _, _| counts[s] += 1,
@@ -393,7 +454,7 @@ impl<'a> Engine<'a> {
         let facts = scan_into(
             a,
             test,
-            now,
+            (now, own),
             (cancel, split),
             || Facts::new(n, test),
             |facts, s, at, amount| facts.add(s, at, amount),
@@ -508,13 +569,12 @@ const SPLIT_AT: usize = if cfg!(test) { 8 } else { 500_000 };
 pub(super) fn scan_into<A: Send>(
     audience: &Audience,
     test: &EventTest,
-    now: i64,
+    (now, window): (i64, TimeRange),
     (cancel, split): (&Cancel, bool),
     new: impl Fn() -> A + Sync,
     add: impl Fn(&mut A, usize, i64, f64) + Sync,
     merge: impl FnOnce(&mut A, A),
 ) -> Result<A, EvalError> {
-    let window = test.when.resolve(now);
     let parts = parts(audience, test, now)?;
     let total: usize = parts.iter().map(|p| p.column.len()).sum();
     let cores = if split {
@@ -923,6 +983,39 @@ mod split_tests {
         let none: HashMap<i64, Arc<Query>> = HashMap::new();
         let set = members(&a, &parse(query).unwrap(), 0, &none).unwrap();
         set.ones().map(|i| a.ids[i]).collect()
+    }
+
+    #[test]
+    fn first_and_last_are_the_earliest_and_latest_counted_events() {
+        // Subscriber 1's events: 1,000..1,009; 2's: 1,030..1,039; 3's: every
+        // other one of 1,010..1,029 (the audience above).
+        let at = |ms: i64| format!("1970-01-01T00:00:0{}.{:03}Z", ms / 1000, ms % 1000);
+        let last_before = |t| {
+            format!(
+                r#"{{"event":{{"type":"a","last":{{"before":"{}"}}}}}}"#,
+                at(t)
+            )
+        };
+        let first_since = |t| {
+            format!(
+                r#"{{"event":{{"type":"a","first":{{"since":"{}"}}}}}}"#,
+                at(t)
+            )
+        };
+        assert_eq!(count(&last_before(1_010)), [1]);
+        assert_eq!(count(&last_before(1_030)), [1, 3]);
+        assert_eq!(count(&last_before(1_029)), [1, 3], "3's last is 1,028");
+        assert_eq!(count(&last_before(1_028)), [1], "1,028 is not before 1,028");
+        assert_eq!(count(&first_since(1_010)), [2, 3]);
+        assert_eq!(count(&first_since(1_011)), [2]);
+        // Both, and a window on the counted events.
+        let both = format!(
+            r#"{{"event":{{"type":"a","when":{{"since":"{}"}},"first":{{"since":"{}"}},"last":{{"before":"{}"}}}}}}"#,
+            at(1_005),
+            at(1_005),
+            at(1_030)
+        );
+        assert_eq!(count(&both), [1, 3]);
     }
 
     #[test]

@@ -61,28 +61,29 @@ impl<W: Write> Encoder<W> {
         self.out.write_all(s.as_bytes())
     }
 
-    pub fn u32s(&mut self, values: &[u32]) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(BLOCK.min(values.len()) * 4);
+    /// Numbers, each as its `N` little-endian bytes, a block at a time.
+    fn numbers<T: Copy, const N: usize>(
+        &mut self,
+        values: &[T],
+        bytes: impl Fn(T) -> [u8; N],
+    ) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(BLOCK.min(values.len()) * N);
         for block in values.chunks(BLOCK) {
             buf.clear();
-            for v in block {
-                buf.extend_from_slice(&v.to_le_bytes());
+            for &v in block {
+                buf.extend_from_slice(&bytes(v));
             }
             self.out.write_all(&buf)?;
         }
         Ok(())
     }
 
+    pub fn u32s(&mut self, values: &[u32]) -> io::Result<()> {
+        self.numbers(values, u32::to_le_bytes)
+    }
+
     pub fn i64s(&mut self, values: &[i64]) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(BLOCK.min(values.len()) * 8);
-        for block in values.chunks(BLOCK) {
-            buf.clear();
-            for v in block {
-                buf.extend_from_slice(&v.to_le_bytes());
-            }
-            self.out.write_all(&buf)?;
-        }
-        Ok(())
+        self.numbers(values, i64::to_le_bytes)
     }
 
     fn bits(&mut self, set: &FixedBitSet, len: usize) -> io::Result<()> {
