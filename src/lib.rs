@@ -63,4 +63,5 @@ pub mod json;
 pub mod live;
 pub mod query;
 pub mod segment;
+pub mod service;
 pub mod storage;

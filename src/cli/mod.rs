@@ -107,6 +107,8 @@ pub enum CliError {
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
+    Segment(#[from] crate::service::SegmentError),
+    #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 

@@ -4,9 +4,9 @@
 //! ones.
 
 use super::CliError;
-use crate::live;
 use crate::query::{Query, RawQuery};
 use crate::segment::{FieldErrors, SegmentId};
+use crate::service::{SegmentError, Segments};
 use crate::storage::Store;
 use std::io::{IsTerminal, Read};
 
@@ -33,8 +33,9 @@ pub(super) fn read_query(path: Option<&std::path::Path>) -> Result<RawQuery, Str
     RawQuery::parse(&text).map_err(|e| e.to_string())
 }
 
-/// Checks a query read from a file: the grammar, then its references to
-/// other segments of the site (`saving` is the segment it is for, if any).
+/// Checks a query read from a file as the segment service would for saving
+/// it as the query of `saving` (the grammar, then its references to other
+/// segments of the site): problems are added to `errors`.
 pub(super) async fn check_query(
     store: &dyn Store,
     site_id: i64,
@@ -42,9 +43,15 @@ pub(super) async fn check_query(
     query: &RawQuery,
     errors: &mut FieldErrors,
 ) -> Result<Option<Query>, CliError> {
-    let parsed = crate::segment::check_query(query, errors);
-    if let Some(parsed) = &parsed {
-        live::check_references(store, site_id, saving, parsed, errors).await?;
+    match Segments::new(store)
+        .check_query(site_id, saving, query)
+        .await
+    {
+        Ok(query) => Ok(Some(query)),
+        Err(SegmentError::Invalid(found)) => {
+            errors.0.extend(found.0);
+            Ok(None)
+        }
+        Err(other) => Err(other.into()),
     }
-    Ok(parsed)
 }

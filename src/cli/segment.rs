@@ -5,12 +5,11 @@ use super::query_input::{check_query, read_query};
 use super::{CliError, outln, site_by_uuid};
 use crate::clock::{Clock, SystemClock, format_ms};
 use crate::http::wire::{segment_body, segment_list_body};
-use crate::live;
 use crate::segment::{
-    Description, FieldError, FieldErrors, Listing, NewSegment, Segment, SegmentId, SegmentName,
-    SegmentPatch,
+    Description, FieldErrors, Listing, NewSegment, Segment, SegmentId, SegmentName, SegmentPatch,
 };
-use crate::storage::{Precondition, StorageError, Store};
+use crate::service::{SegmentError, Segments};
+use crate::storage::{Precondition, Store};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -214,7 +213,9 @@ pub async fn run(
                 },
                 _ => return Err(errors.into()),
             };
-            let segment = store.create_segment(site.id, &new, now).await?;
+            let segment = Segments::new(store.as_ref())
+                .create(site.id, &new, now)
+                .await?;
             print_segment(&segment, json)?;
         }
         SegmentCommand::Update {
@@ -259,8 +260,8 @@ pub async fn run(
                 }
             }
             errors.finish(|| ())?;
-            let segment = store
-                .update_segment(site.id, id, &patch, &Precondition::None, now)
+            let segment = Segments::new(store.as_ref())
+                .update(site.id, id, &patch, &Precondition::None, now)
                 .await
                 .map_err(|e| segment_error(e, id))?;
             print_segment(&segment, json)?;
@@ -268,12 +269,8 @@ pub async fn run(
         SegmentCommand::Discard { id, site, json } => {
             let site = site_by_uuid(store, &site.uuid).await?;
             let id = parse_id(&id)?;
-            let referrers = live::referrers(store.as_ref(), site.id, id).await?;
-            if !referrers.is_empty() {
-                return Err(FieldErrors::from(crate::segment::referenced_by(&referrers)).into());
-            }
-            let segment = store
-                .discard_segment(site.id, id, &Precondition::None, now)
+            let segment = Segments::new(store.as_ref())
+                .discard(site.id, id, &Precondition::None, now)
                 .await
                 .map_err(|e| segment_error(e, id))?;
             print_segment(&segment, json)?;
@@ -318,8 +315,8 @@ pub async fn run(
         SegmentCommand::Restore { id, site, json } => {
             let site = site_by_uuid(store, &site.uuid).await?;
             let id = parse_id(&id)?;
-            let segment = store
-                .restore_segment(site.id, id, &Precondition::None, now)
+            let segment = Segments::new(store.as_ref())
+                .restore(site.id, id, &Precondition::None, now)
                 .await
                 .map_err(|e| segment_error(e, id))?;
             print_segment(&segment, json)?;
@@ -336,12 +333,9 @@ fn not_found(id: SegmentId) -> CliError {
     CliError::Usage(format!("segment {id} not found on this site"))
 }
 
-fn segment_error(error: StorageError, id: SegmentId) -> CliError {
+fn segment_error(error: SegmentError, id: SegmentId) -> CliError {
     match error {
-        StorageError::NotFound => not_found(id),
-        StorageError::NameTaken => {
-            FieldErrors::from(FieldError::new("name", "has already been taken")).into()
-        }
+        SegmentError::NotFound => not_found(id),
         other => other.into(),
     }
 }

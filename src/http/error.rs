@@ -11,6 +11,7 @@ use super::wire::{ErrorBody, ValidationErrorBody, json_response};
 use crate::live::LiveError;
 use crate::query::eval::EvalError;
 use crate::segment::FieldErrors;
+use crate::service::SegmentError;
 use crate::storage::StorageError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -76,15 +77,6 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// A storage result seen from a segment route: a missing record is a
-    /// missing segment.
-    pub fn from_segment_storage(error: StorageError) -> Self {
-        match error {
-            StorageError::NotFound => Self::SegmentNotFound,
-            other => other.into(),
-        }
-    }
-
     fn status(&self) -> StatusCode {
         match self {
             Self::MalformedJson(_) | Self::DuplicateKey { .. } | Self::InvalidQueryString(_) => {
@@ -151,6 +143,7 @@ impl From<StorageError> for ApiError {
                 crate::segment::FieldError::new("name", "has already been taken").into(),
             ),
             StorageError::PreconditionFailed => Self::PreconditionFailed,
+            StorageError::Refused(errors) => Self::Invalid(errors),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -168,6 +161,17 @@ impl From<LiveError> for ApiError {
             LiveError::NotEvaluable(e) => Self::Invalid(
                 crate::segment::FieldError::new(crate::segment::QUERY_FIELD, e.to_string()).into(),
             ),
+        }
+    }
+}
+
+impl From<SegmentError> for ApiError {
+    fn from(error: SegmentError) -> Self {
+        match error {
+            SegmentError::Invalid(errors) => Self::Invalid(errors),
+            SegmentError::NotFound => Self::SegmentNotFound,
+            SegmentError::PreconditionFailed => Self::PreconditionFailed,
+            SegmentError::Storage(e) => e.into(),
         }
     }
 }

@@ -11,8 +11,8 @@ use super::segment_body;
 use super::wire::{ErrorBody, ValidationErrorBody, json_response};
 use super::{ApiError, AppState, Caller, body};
 use crate::audience::{AudienceCounts, Email, Subscriber};
+use crate::query::Query;
 use crate::query::eval::Node;
-use crate::query::{Query, RawQuery};
 use crate::segment::{FieldError, FieldErrors, QUERY_FIELD, SegmentId};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -425,7 +425,10 @@ pub async fn preview(
     let Some((_, query)) = query else {
         return Err(invalid(QUERY_FIELD, "is required"));
     };
-    check_references(&state, caller.site_id, None, &query).await?;
+    // Saving would refuse it: its references, its cost.
+    super::segments::segments(&state)
+        .check_parsed(caller.site_id, None, &query)
+        .await?;
     let evaluation = state
         .live
         .evaluate(caller.site_id, &query, state.clock.now_ms())
@@ -444,40 +447,6 @@ pub async fn preview(
             },
         },
     ))
-}
-
-/// Refuses a query whose segment references are broken (422, each at its
-/// pointer).
-pub async fn check_references(
-    state: &AppState,
-    site_id: i64,
-    saving: Option<SegmentId>,
-    query: &Query,
-) -> Result<(), ApiError> {
-    let mut errors = FieldErrors::default();
-    crate::live::check_references(state.store.as_ref(), site_id, saving, query, &mut errors)
-        .await?;
-    errors.finish(|| ()).map_err(ApiError::from)?;
-    // Over budget for the audience this server holds: refused now rather
-    // than on every evaluation.
-    state
-        .live
-        .check_cost(site_id, query)
-        .map_err(|e| ApiError::from(crate::live::LiveError::NotEvaluable(e)))
-}
-
-/// Parses a raw query and checks its references, for saving.
-pub async fn checked_for_saving(
-    state: &AppState,
-    site_id: i64,
-    saving: Option<SegmentId>,
-    raw: &RawQuery,
-) -> Result<(), ApiError> {
-    let mut errors = FieldErrors::default();
-    match crate::segment::check_query(raw, &mut errors) {
-        Some(query) => check_references(state, site_id, saving, &query).await,
-        None => Err(errors.into()),
-    }
 }
 
 /// The JSON Schema of `visitor_event_query`.

@@ -15,8 +15,9 @@ use super::wire::{
     ErrorBody, SegmentEnvelope, SegmentListEnvelope, ValidationErrorBody, bytes_response,
     segment_body, segment_list_body,
 };
-use super::{ApiError, AppState, evaluation, segment_body as body};
+use super::{ApiError, AppState, segment_body as body};
 use crate::segment::{Listing, Segment, SegmentId};
+use crate::service::Segments;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -160,10 +161,8 @@ pub async fn create(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let new = body::new_segment(&bytes)?;
-    evaluation::checked_for_saving(&state, caller.site_id, None, &new.query).await?;
-    let segment = state
-        .store
-        .create_segment(caller.site_id, &new, state.clock.now_ms())
+    let segment = segments(&state)
+        .create(caller.site_id, &new, state.clock.now_ms())
         .await?;
     let mut response = segment_response(StatusCode::CREATED, &segment);
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/fetch/segments/{}", segment.id)) {
@@ -199,26 +198,15 @@ pub async fn update(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let patch = body::segment_patch(&bytes)?;
-    if let Some(query) = &patch.query {
-        state
-            .store
-            .get_segment(caller.site_id, id)
-            .await?
-            .filter(Segment::is_kept)
-            .ok_or(ApiError::SegmentNotFound)?;
-        evaluation::checked_for_saving(&state, caller.site_id, Some(id), query).await?;
-    }
-    let segment = state
-        .store
-        .update_segment(
+    let segment = segments(&state)
+        .update(
             caller.site_id,
             id,
             &patch,
             &if_match(&headers, id),
             state.clock.now_ms(),
         )
-        .await
-        .map_err(ApiError::from_segment_storage)?;
+        .await?;
     Ok(segment_response(StatusCode::OK, &segment))
 }
 
@@ -248,12 +236,6 @@ pub async fn discard(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     super::body::site_only(&bytes)?;
-    let referrers = crate::live::referrers(state.store.as_ref(), caller.site_id, id).await?;
-    if !referrers.is_empty() {
-        return Err(
-            crate::segment::FieldErrors::from(crate::segment::referenced_by(&referrers)).into(),
-        );
-    }
     move_to(&state, &caller, id, &headers, Listing::Discarded).await
 }
 
@@ -295,22 +277,18 @@ async fn move_to(
     to: Listing,
 ) -> Result<Response, ApiError> {
     let (site, precondition, now) = (caller.site_id, if_match(headers, id), state.clock.now_ms());
-    let moved = match to {
-        Listing::Discarded => {
-            state
-                .store
-                .discard_segment(site, id, &precondition, now)
-                .await
-        }
-        Listing::Kept => {
-            state
-                .store
-                .restore_segment(site, id, &precondition, now)
-                .await
-        }
+    let segments = segments(state);
+    let segment = match to {
+        Listing::Discarded => segments.discard(site, id, &precondition, now).await?,
+        Listing::Kept => segments.restore(site, id, &precondition, now).await?,
     };
-    let segment = moved.map_err(ApiError::from_segment_storage)?;
     Ok(segment_response(StatusCode::OK, &segment))
+}
+
+/// The segment service over this server's store, held to the evaluation
+/// budget of the audience it holds.
+pub(super) fn segments(state: &AppState) -> Segments<'_> {
+    Segments::new(state.store.as_ref()).with_budget(&state.live)
 }
 
 fn segment_response(status: StatusCode, segment: &Segment) -> Response {

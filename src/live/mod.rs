@@ -33,11 +33,9 @@
 pub mod checkpoint;
 mod heads;
 mod lanes;
-mod references;
 mod site;
 
 pub use heads::Heads;
-pub use references::{check_references, referrers};
 pub use site::{Resident, SiteStats};
 
 use crate::audience::AudienceCounts;
@@ -424,3 +422,11 @@ impl Live {
 
 #[cfg(test)]
 mod tests;
+
+/// Saving a segment checks its query's cost against the audience this
+/// server holds for the site (nothing when it holds none yet).
+impl crate::service::Budget for Live {
+    fn over_budget(&self, site_id: i64, query: &Query) -> Option<String> {
+        self.check_cost(site_id, query).err().map(|e| e.to_string())
+    }
+}

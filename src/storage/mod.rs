@@ -37,6 +37,10 @@ pub enum StorageError {
     /// The record changed since the version the caller named.
     #[error("the record has changed since it was read")]
     PreconditionFailed,
+    /// A rule of segments ([`crate::segment::references`]), checked again
+    /// inside the write's transaction, refuses the write.
+    #[error("{0}")]
+    Refused(crate::segment::FieldErrors),
     /// Creating the record would take the site over one of the caps of
     /// [`crate::audience::limits`]; the message names the cap.
     #[error("{0}")]

@@ -29,7 +29,9 @@ use crate::audience::Limits;
 use crate::credentials::KeyPair;
 use crate::query::RawQuery;
 use crate::query::ast::DetailPath;
-use crate::segment::{Listing, NewSegment, Segment, SegmentId, SegmentPatch, name_key};
+use crate::segment::{
+    KeptSegments, Listing, NewSegment, Segment, SegmentId, SegmentPatch, name_key,
+};
 use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -137,6 +139,12 @@ impl SqliteStore {
         if !discarding && current.is_kept() {
             return Ok(current);
         }
+        if discarding {
+            let kept = segments_in(&mut tx, site_id, Listing::Kept).await?;
+            KeptSegments::new(&kept)
+                .check_discard(id)
+                .map_err(StorageError::Refused)?;
+        }
         let at = next_updated_at(current.updated_at, now);
         sqlx::query(
             "UPDATE segments SET discarded_at = $1, updated_at = $2, version = version + 1
@@ -208,6 +216,25 @@ async fn segments_in(
     };
     let rows = sqlx::query(sql).bind(site_id).fetch_all(&mut *conn).await?;
     rows.iter().map(segment_from_row).collect()
+}
+
+/// Refuses, inside the write's transaction, a query whose segment references
+/// break the rules of [`KeptSegments::check`] as the site stands now.
+async fn check_references(
+    tx: &mut Transaction<'static, Sqlite>,
+    site_id: i64,
+    saving: Option<SegmentId>,
+    query: &RawQuery,
+) -> Result<()> {
+    let Ok(parsed) = crate::query::parse(query.as_str()) else {
+        return Ok(());
+    };
+    if parsed.segment_refs().is_empty() {
+        return Ok(());
+    }
+    let kept = segments_in(tx, site_id, Listing::Kept).await?;
+    let errors = KeptSegments::new(&kept).check(saving, &parsed);
+    errors.finish(|| ()).map_err(StorageError::Refused)
 }
 
 async fn segment_for_update(
@@ -369,6 +396,7 @@ impl Store for SqliteStore {
 
     async fn create_segment(&self, site_id: i64, new: &NewSegment, now: i64) -> Result<Segment> {
         let mut tx = self.begin_write().await?;
+        check_references(&mut tx, site_id, None, &new.query).await?;
         let row = sqlx::query(concat!(
             "INSERT INTO segments (site_id, name, name_key, description, query, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING ",
@@ -407,6 +435,9 @@ impl Store for SqliteStore {
         }
         if !current.differs_from(patch) {
             return Ok(current);
+        }
+        if let Some(query) = &patch.query {
+            check_references(&mut tx, site_id, Some(id), query).await?;
         }
         let name = patch
             .name

@@ -6,8 +6,12 @@
 //! follow Rails' wording ("can't be blank", "has already been taken"), as
 //! Bento's own API does.
 
+pub mod references;
+
 use crate::query::{Query, RawQuery};
 use std::fmt;
+
+pub use references::{KeptSegments, referenced_by};
 
 /// The name of the query field, and the start of every error about it.
 pub const QUERY_FIELD: &str = "visitor_event_query";
@@ -86,18 +90,6 @@ impl From<FieldError> for FieldErrors {
     fn from(error: FieldError) -> Self {
         Self(vec![error])
     }
-}
-
-/// The error for discarding a segment other segments refer to.
-pub fn referenced_by(referrers: &[i64]) -> FieldError {
-    let ids: Vec<String> = referrers.iter().map(i64::to_string).collect();
-    FieldError::new(
-        "id",
-        format!(
-            "is referred to by segment {}: change their queries first, or a segment would lose part of its audience",
-            ids.join(", ")
-        ),
-    )
 }
 
 /// A segment's name: trimmed, 1 to 255 characters, no control characters.

@@ -1,0 +1,348 @@
+//! The segment service: creating, changing, discarding and restoring a
+//! site's segments, for the HTTP handlers and the CLI alike. It checks a
+//! query's grammar (every problem at its JSON pointer), its references to
+//! other segments ([`crate::segment::references`]: kept, evaluable, no
+//! cycle) and, where the caller holds the site's audience, its cost; it
+//! refuses to discard a segment that kept segments refer to. The backend
+//! checks the reference rules again inside the write's transaction, so two
+//! concurrent writes cannot together make a cycle or orphan a reference.
+
+use crate::query::{Query, RawQuery};
+use crate::segment::{
+    FieldError, FieldErrors, KeptSegments, Listing, NewSegment, QUERY_FIELD, Segment, SegmentId,
+    SegmentPatch,
+};
+use crate::storage::{Precondition, StorageError, Store};
+
+/// What a segment service call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    /// The call breaks the rules listed (each named by its field).
+    #[error("{0}")]
+    Invalid(FieldErrors),
+    /// No such segment on this site (or not kept, where it must be).
+    #[error("no such segment on this site")]
+    NotFound,
+    /// The segment changed since the version the caller named.
+    #[error("the segment has changed since it was read")]
+    PreconditionFailed,
+    #[error("{0}")]
+    Storage(StorageError),
+}
+
+impl From<StorageError> for SegmentError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::NotFound => Self::NotFound,
+            StorageError::PreconditionFailed => Self::PreconditionFailed,
+            StorageError::NameTaken => {
+                Self::Invalid(FieldError::new("name", "has already been taken").into())
+            }
+            StorageError::Refused(errors) => Self::Invalid(errors),
+            other => Self::Storage(other),
+        }
+    }
+}
+
+impl From<FieldErrors> for SegmentError {
+    fn from(errors: FieldErrors) -> Self {
+        Self::Invalid(errors)
+    }
+}
+
+/// Whether a query fits the evaluation budget for a site's audience as the
+/// caller holds it: `Some(reason)` when it does not. A server answers from
+/// its resident audience; the CLI holds none and checks nothing.
+pub trait Budget: Sync {
+    fn over_budget(&self, site_id: i64, query: &Query) -> Option<String>;
+}
+
+/// The segment rules over one store.
+pub struct Segments<'a> {
+    store: &'a dyn Store,
+    budget: Option<&'a dyn Budget>,
+}
+
+impl<'a> Segments<'a> {
+    pub fn new(store: &'a dyn Store) -> Self {
+        Self {
+            store,
+            budget: None,
+        }
+    }
+
+    /// Also refuses queries over `budget`.
+    pub fn with_budget(self, budget: &'a dyn Budget) -> Self {
+        Self {
+            budget: Some(budget),
+            ..self
+        }
+    }
+
+    /// Parses a raw query and checks it as saving it as the query of
+    /// `saving` (`None` when creating, or for a query not to be saved) would.
+    pub async fn check_query(
+        &self,
+        site_id: i64,
+        saving: Option<SegmentId>,
+        raw: &RawQuery,
+    ) -> Result<Query, SegmentError> {
+        let mut errors = FieldErrors::default();
+        let Some(query) = crate::segment::check_query(raw, &mut errors) else {
+            return Err(errors.into());
+        };
+        self.check_parsed(site_id, saving, &query).await?;
+        Ok(query)
+    }
+
+    /// Checks a parsed query's references, then its cost.
+    pub async fn check_parsed(
+        &self,
+        site_id: i64,
+        saving: Option<SegmentId>,
+        query: &Query,
+    ) -> Result<(), SegmentError> {
+        if !query.segment_refs().is_empty() {
+            let kept = self.store.list_segments(site_id, Listing::Kept).await?;
+            KeptSegments::new(&kept)
+                .check(saving, query)
+                .finish(|| ())?;
+        }
+        if let Some(reason) = self.budget.and_then(|b| b.over_budget(site_id, query)) {
+            return Err(FieldErrors::from(FieldError::new(QUERY_FIELD, reason)).into());
+        }
+        Ok(())
+    }
+
+    pub async fn create(
+        &self,
+        site_id: i64,
+        new: &NewSegment,
+        now: i64,
+    ) -> Result<Segment, SegmentError> {
+        self.check_query(site_id, None, &new.query).await?;
+        Ok(self.store.create_segment(site_id, new, now).await?)
+    }
+
+    /// Changes a kept segment's name, description or query.
+    pub async fn update(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        patch: &SegmentPatch,
+        precondition: &Precondition,
+        now: i64,
+    ) -> Result<Segment, SegmentError> {
+        if let Some(query) = &patch.query {
+            self.store
+                .get_segment(site_id, id)
+                .await?
+                .filter(Segment::is_kept)
+                .ok_or(SegmentError::NotFound)?;
+            self.check_query(site_id, Some(id), query).await?;
+        }
+        Ok(self
+            .store
+            .update_segment(site_id, id, patch, precondition, now)
+            .await?)
+    }
+
+    /// Discards a kept segment no kept segment refers to.
+    pub async fn discard(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        precondition: &Precondition,
+        now: i64,
+    ) -> Result<Segment, SegmentError> {
+        let kept = self.store.list_segments(site_id, Listing::Kept).await?;
+        KeptSegments::new(&kept).check_discard(id)?;
+        Ok(self
+            .store
+            .discard_segment(site_id, id, precondition, now)
+            .await?)
+    }
+
+    /// Restores a discarded segment; restoring a kept one changes nothing.
+    pub async fn restore(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        precondition: &Precondition,
+        now: i64,
+    ) -> Result<Segment, SegmentError> {
+        Ok(self
+            .store
+            .restore_segment(site_id, id, precondition, now)
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The reference rules hold inside the backend's write transaction, not
+    //! only in the service's checks before it: each test calls the store
+    //! directly, as a write racing with the service's check would reach it.
+
+    use super::*;
+    use crate::credentials::KeyPair;
+    use crate::segment::SegmentName;
+    use crate::storage::SqliteStore;
+
+    async fn fixture() -> (tempfile::TempDir, SqliteStore, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("segments.db");
+        let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        let site = store
+            .create_site("one", "site-one", &KeyPair::generate(), false, 0)
+            .await
+            .unwrap()
+            .id;
+        (dir, store, site)
+    }
+
+    fn new(name: &str, query: &str) -> NewSegment {
+        NewSegment {
+            name: SegmentName::parse(name).unwrap(),
+            description: None,
+            query: RawQuery::parse(query).unwrap(),
+        }
+    }
+
+    fn refer(id: SegmentId) -> String {
+        format!(r#"{{"segment":{{"member_of":"{id}"}}}}"#)
+    }
+
+    fn refused(result: Result<Segment, StorageError>) -> String {
+        match result {
+            Err(StorageError::Refused(errors)) => errors.to_string(),
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_store_refuses_to_discard_a_segment_referred_to() {
+        let (_dir, store, site) = fixture().await;
+        let a = store
+            .create_segment(site, &new("a", r#"{"subscribed":true}"#), 1)
+            .await
+            .unwrap();
+        let b = store
+            .create_segment(site, &new("b", &refer(a.id)), 2)
+            .await
+            .unwrap();
+        let message = refused(
+            store
+                .discard_segment(site, a.id, &Precondition::None, 3)
+                .await,
+        );
+        assert!(
+            message.contains(&format!("referred to by segment {}", b.id)),
+            "{message}"
+        );
+        assert!(
+            store
+                .get_segment(site, a.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .is_kept()
+        );
+        // Once b is gone, a may go.
+        store
+            .discard_segment(site, b.id, &Precondition::None, 4)
+            .await
+            .unwrap();
+        store
+            .discard_segment(site, a.id, &Precondition::None, 5)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_store_refuses_a_reference_to_a_discarded_segment_or_a_cycle() {
+        let (_dir, store, site) = fixture().await;
+        let a = store
+            .create_segment(site, &new("a", r#"{"subscribed":true}"#), 1)
+            .await
+            .unwrap();
+        let b = store
+            .create_segment(site, &new("b", &refer(a.id)), 2)
+            .await
+            .unwrap();
+        // a referring to b would close a cycle.
+        let patch = SegmentPatch {
+            query: Some(RawQuery::parse(&refer(b.id)).unwrap()),
+            ..SegmentPatch::default()
+        };
+        let message = refused(
+            store
+                .update_segment(site, a.id, &patch, &Precondition::None, 3)
+                .await,
+        );
+        assert!(message.contains("leads back to this segment"), "{message}");
+        assert_eq!(
+            store
+                .get_segment(site, a.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
+            a.version
+        );
+        // A segment discarded cannot be referred to.
+        let c = store
+            .create_segment(site, &new("c", r#"{"subscribed":false}"#), 4)
+            .await
+            .unwrap();
+        store
+            .discard_segment(site, c.id, &Precondition::None, 5)
+            .await
+            .unwrap();
+        let message = refused(store.create_segment(site, &new("d", &refer(c.id)), 6).await);
+        assert!(
+            message.contains("does not exist or is discarded"),
+            "{message}"
+        );
+        let kept = store.list_segments(site, Listing::Kept).await.unwrap();
+        assert_eq!(kept.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_service_answers_with_its_own_errors() {
+        let (_dir, store, site) = fixture().await;
+        let segments = Segments::new(&store);
+        let a = segments
+            .create(site, &new("a", r#"{"subscribed":true}"#), 1)
+            .await
+            .unwrap();
+        match segments.create(site, &new("A", "{}"), 2).await {
+            Err(SegmentError::Invalid(e)) => {
+                assert_eq!(e.to_string(), "name has already been taken")
+            }
+            other => panic!("{other:?}"),
+        }
+        match segments
+            .create(site, &new("b", r#"{"tag":{"bogus":"x"}}"#), 3)
+            .await
+        {
+            Err(SegmentError::Invalid(e)) => {
+                assert!(e.0[0].field.starts_with("visitor_event_query/tag"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let missing = SegmentId(a.id.0 + 100);
+        assert!(matches!(
+            segments
+                .discard(site, missing, &Precondition::None, 4)
+                .await,
+            Err(SegmentError::NotFound)
+        ));
+        assert!(matches!(
+            segments
+                .discard(site, a.id, &Precondition::Versions(vec![99]), 4)
+                .await,
+            Err(SegmentError::PreconditionFailed)
+        ));
+    }
+}
