@@ -186,9 +186,8 @@ pub(crate) async fn open(database: &str) -> Result<Arc<dyn Store>, CliError> {
                     redact(database)
                 ));
             }
-            // SQLite's own words ("unable to open database file"), not
-            // sqlx's wrapping of them.
-            StorageError::Database(sqlx::Error::Database(e)) => e.message().to_owned(),
+            // The database's own words ("unable to open database file").
+            StorageError::Database(message) => message,
             other => other.to_string(),
         };
         CliError::Usage(format!(

@@ -7,9 +7,12 @@
 //! backend is chosen by the database URL's scheme in [`open`]; each has its own
 //! `migrations/<backend>/` folder, applied when it opens. Every write also
 //! records what it changed in the change log ([`changes`]), which live
-//! snapshots and caches follow.
+//! snapshots and caches follow. This module is backend-neutral: its models
+//! and [`StorageError`] hold no driver type; each backend reads its own rows
+//! and turns its driver's errors into these ([`sql`] for those on sqlx).
 
 pub mod changes;
+mod sql;
 mod sqlite;
 
 use crate::audience::{
@@ -47,8 +50,10 @@ pub enum StorageError {
     LimitExceeded(String),
     #[error("unsupported database URL {0:?}: use sqlite://PATH")]
     UnsupportedUrl(String),
+    /// The database refused or failed a statement, in its own words (each
+    /// backend turns its driver's errors into this).
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(String),
     /// A grouped write failed (its detail was logged once, by the writer).
     #[error("write failed: {0}")]
     WriteFailed(String),
@@ -61,13 +66,13 @@ pub enum StorageError {
     #[error("the change log cannot bring the snapshot up to date: {0}")]
     Stale(String),
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(String),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 /// A site: the wall around one account's keys and data.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Site {
     pub id: i64,
     pub uuid: String,
@@ -77,7 +82,7 @@ pub struct Site {
 }
 
 /// A key pair as stored: the secret is not here.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
     pub id: i64,
     pub site_id: i64,

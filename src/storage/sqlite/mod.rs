@@ -37,7 +37,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Connection, FromRow, Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
 use std::time::Duration;
 
 /// Bytes of the database file each connection maps into memory.
@@ -172,6 +172,26 @@ macro_rules! segment_columns {
     };
 }
 
+fn site_from_row(row: &SqliteRow) -> Result<Site> {
+    Ok(Site {
+        id: row.try_get("id")?,
+        uuid: row.try_get("uuid")?,
+        name: row.try_get("name")?,
+        demo: row.try_get("demo")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn key_from_row(row: &SqliteRow) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        site_id: row.try_get("site_id")?,
+        publishable_key: row.try_get("publishable_key")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
 fn segment_from_row(row: &SqliteRow) -> Result<Segment> {
     Ok(Segment {
         id: SegmentId(row.try_get("id")?),
@@ -189,7 +209,7 @@ fn segment_from_row(row: &SqliteRow) -> Result<Segment> {
 fn name_conflict(error: sqlx::Error) -> StorageError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::NameTaken,
-        _ => StorageError::Database(error),
+        _ => error.into(),
     }
 }
 
@@ -281,7 +301,7 @@ impl Store for SqliteStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        let site = Site::from_row(&row)?;
+        let site = site_from_row(&row)?;
         sqlx::query("INSERT INTO change_heads (site_id) VALUES ($1)")
             .bind(site.id)
             .execute(&mut *tx)
@@ -295,7 +315,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT id, uuid, name, demo, created_at FROM sites ORDER BY id")
             .fetch_all(&self.reader)
             .await?;
-        Ok(rows.iter().map(Site::from_row).collect::<Result<_, _>>()?)
+        Ok(rows.iter().map(site_from_row).collect::<Result<_, _>>()?)
     }
 
     async fn find_site(&self, uuid: &str) -> Result<Option<Site>> {
@@ -303,7 +323,7 @@ impl Store for SqliteStore {
             .bind(uuid)
             .fetch_optional(&self.reader)
             .await?;
-        Ok(row.as_ref().map(Site::from_row).transpose()?)
+        Ok(row.as_ref().map(site_from_row).transpose()?)
     }
 
     async fn find_demo_site(&self) -> Result<Option<Site>> {
@@ -312,7 +332,7 @@ impl Store for SqliteStore {
         )
         .fetch_optional(&self.reader)
         .await?;
-        Ok(row.as_ref().map(Site::from_row).transpose()?)
+        Ok(row.as_ref().map(site_from_row).transpose()?)
     }
 
     async fn add_key(&self, site_id: i64, keys: &KeyPair, now: i64) -> Result<ApiKey> {
@@ -331,10 +351,7 @@ impl Store for SqliteStore {
         .bind(site_id)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows
-            .iter()
-            .map(ApiKey::from_row)
-            .collect::<Result<_, _>>()?)
+        Ok(rows.iter().map(key_from_row).collect::<Result<_, _>>()?)
     }
 
     async fn revoke_key(&self, publishable_key: &str, now: i64) -> Result<ApiKey> {
@@ -348,7 +365,7 @@ impl Store for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StorageError::NotFound)?;
-        let key = ApiKey::from_row(&row)?;
+        let key = key_from_row(&row)?;
         log::record(&mut tx, key.site_id, &LogEntry::keys(), now).await?;
         tx.commit().await?;
         Ok(key)
@@ -578,5 +595,5 @@ async fn insert_key(
     .bind(now)
     .fetch_one(&mut **tx)
     .await?;
-    Ok(ApiKey::from_row(&row)?)
+    key_from_row(&row)
 }
