@@ -575,6 +575,7 @@ pub(super) async fn apply_one(
         .bind(subscriber_id)
         .execute(&mut **tx)
         .await?;
-    let changed = created || bulk::touches_row(change) || change.new_email.is_some();
+    let changed =
+        created || crate::audience::apply::touches_row(change) || change.new_email.is_some();
     Ok((Outcome::Applied, changed.then_some(subscriber_id)))
 }
