@@ -19,8 +19,9 @@
 //! folded into nothing: it creates no subscriber, tag or field key, and its
 //! subscriber is written (and reported changed) only if another change of
 //! the run applies. The one-at-a-time path ([`super::audience::apply_one`])
-//! checks the same caps in the same order, so both refuse the same items
-//! with the same words.
+//! applies each change with the same function, from counts read for it
+//! alone, so both refuse the same items with the same words and write the
+//! same rows.
 
 use super::caps;
 use crate::audience::apply::{
