@@ -367,8 +367,9 @@ async fn register_field(
 
 /// Applies one change inside the batch's transaction (and its savepoint);
 /// with the outcome, the subscriber's id if it was created or its row or tags
-/// changed. A refusal may leave writes behind: the caller rolls the
-/// savepoint back.
+/// changed. The rules of the change are decided by [`apply::apply`] before
+/// anything is written; the refusal of an email already taken comes after
+/// writes, which the caller rolls back with the savepoint.
 pub(super) async fn apply_one(
     tx: &mut Transaction<'static, Sqlite>,
     site_id: i64,
