@@ -3,8 +3,11 @@
 //!
 //! Everything that changes a subscriber, whichever Bento endpoint it came
 //! through (a tracked event, a command, a batch import, the CLI importer), is
-//! turned into one [`SubscriberChange`] and applied by the storage layer, so
-//! every path follows the same rules:
+//! turned into one [`SubscriberChange`]. What a change does to a subscriber
+//! is decided in one place, [`apply`], for every storage backend and every
+//! path through one (in bulk or one change at a time): a backend reads the
+//! state it starts from and writes what it returns. So all follow the same
+//! rules:
 //!
 //! - a subscriber is identified by email, unique per site ignoring case, and
 //!   keeps a stable `uuid` (also across `change_email`);
@@ -20,6 +23,7 @@
 //!   of a field value and of an event's details): such a change is refused
 //!   whole, and the other items of its batch are applied.
 
+pub mod apply;
 pub mod email;
 pub mod event;
 pub mod limits;

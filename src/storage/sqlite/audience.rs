@@ -4,23 +4,25 @@
 //! transaction: runs of changes that cannot be refused for who they name in
 //! bulk ([`bulk`]), the others each inside a savepoint, so a refused item is
 //! rolled back alone and the batch is durable (`synchronous = FULL`) when it
-//! returns. Both paths hold every change to the store's [`Limits`], checked
-//! in the same order with the same counts ([`caps`]), and refuse the same
-//! items with the same message.
+//! returns. On both paths what a change does to its subscriber, and whether
+//! the store's [`Limits`] allow it, is decided by [`apply::apply`], from
+//! counts read alike ([`caps`]); the paths only read the state it starts
+//! from and write the effects it returns. What needs the database stays
+//! here: a `$purchase` whose unique key is stored is a duplicate, a missing
+//! subscriber is created (or the change refused, [`apply::may_create`]), and
+//! an email change to an address another subscriber has is refused.
 
 use super::{SqliteStore, bulk, caps};
-use crate::audience::limits::Growth;
+use crate::audience::apply::{self, Fields, SubscriberState};
 use crate::audience::{
-    AudienceCounts, Create, Email, Field, FieldKey, Limits, Outcome, Subscriber, SubscriberChange,
-    Subscription, Tag, TagName,
+    AudienceCounts, Email, Field, FieldKey, Limits, Outcome, Subscriber, SubscriberChange, Tag,
+    TagName,
 };
 use crate::credentials::random_hex_id;
 use crate::storage::{AudienceStore, Page, Result, StorageError};
 use async_trait::async_trait;
-use serde_json::{Map, Value};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
-use std::collections::{BTreeSet, HashSet};
 
 /// Why one item of a batch was not applied.
 pub(super) enum ItemError {
@@ -365,8 +367,9 @@ async fn register_field(
 
 /// Applies one change inside the batch's transaction (and its savepoint);
 /// with the outcome, the subscriber's id if it was created or its row or tags
-/// changed. A refusal may leave writes behind: the caller rolls the
-/// savepoint back.
+/// changed. The rules of the change are decided by [`apply::apply`] before
+/// anything is written; the refusal of an email already taken comes after
+/// writes, which the caller rolls back with the savepoint.
 pub(super) async fn apply_one(
     tx: &mut Transaction<'static, Sqlite>,
     site_id: i64,
@@ -375,14 +378,12 @@ pub(super) async fn apply_one(
     limits: &Limits,
 ) -> std::result::Result<(Outcome, Option<i64>), ItemError> {
     // A purchase sent again is acknowledged and nothing else happens.
-    if let Some(event) = &change.event
-        && let Some(key) = &event.unique_key
-    {
+    if let Some((kind, key)) = apply::purchase_key(change) {
         let seen: Option<i64> = sqlx::query_scalar(
             "SELECT 1 FROM events WHERE site_id = $1 AND type = $2 AND unique_key = $3",
         )
         .bind(site_id)
-        .bind(&event.kind)
+        .bind(kind)
         .bind(key)
         .fetch_optional(&mut **tx)
         .await?;
@@ -398,21 +399,36 @@ pub(super) async fn apply_one(
     .bind(change.email.key())
     .fetch_optional(&mut **tx)
     .await?;
-    let mut created = false;
-    let (subscriber_id, fields_text, unsubscribed_at): (i64, String, Option<i64>) = match existing {
-        Some(row) => (
-            row.try_get("id")?,
-            row.try_get("fields")?,
-            row.try_get("unsubscribed_at")?,
-        ),
-        None if change.create == Create::Never => {
-            return Err(ItemError::Refused(format!(
-                "no subscriber has the email {}",
-                change.email
-            )));
+    let (id, mut state) = match existing {
+        Some(row) => {
+            let id: i64 = row.try_get("id")?;
+            let tags = if apply::touches_tags(change) {
+                let mut held = caps::tags_held(tx, &[id]).await?;
+                Some(held.remove(&id).unwrap_or_default())
+            } else {
+                None
+            };
+            let state = SubscriberState {
+                fields: Fields::Text(row.try_get("fields")?),
+                tags,
+                unsubscribed_at: row.try_get("unsubscribed_at")?,
+            };
+            (Some(id), state)
         }
         None => {
-            let id = sqlx::query_scalar(
+            apply::may_create(change).map_err(ItemError::Refused)?;
+            (None, SubscriberState::new())
+        }
+    };
+    let mut site = caps::site_counts(tx, site_id, std::iter::once(change)).await?;
+    let effects =
+        apply::apply(&mut state, &mut site, change, limits).map_err(ItemError::Refused)?;
+
+    let created = id.is_none();
+    let subscriber_id =
+        match id {
+            Some(id) => id,
+            None => sqlx::query_scalar(
                 "INSERT INTO subscribers (site_id, uuid, email, email_key, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
             )
@@ -422,111 +438,46 @@ pub(super) async fn apply_one(
             .bind(change.email.key())
             .bind(now)
             .fetch_one(&mut **tx)
-            .await?;
-            created = true;
-            (id, "{}".to_owned(), None)
-        }
-    };
-
-    if !change.set_fields.is_empty() || !change.remove_fields.is_empty() {
-        let before: Map<String, Value> = serde_json::from_str(&fields_text).unwrap_or_default();
-        let mut fields = before.clone();
-        for (key, value) in &change.set_fields {
-            fields.insert(key.as_str().to_owned(), value.clone());
-        }
-        for key in &change.remove_fields {
-            fields.remove(key.as_str());
-        }
-        let named: BTreeSet<&FieldKey> = change.set_fields.iter().map(|(key, _)| key).collect();
-        let (site_keys, new_keys) = if named.is_empty() {
-            (0, 0)
-        } else {
-            let keys: Vec<&str> = named.iter().map(|key| key.as_str()).collect();
-            let known = caps::known_field_keys(tx, site_id, &keys).await?;
-            let count = caps::field_key_count(tx, site_id).await?;
-            (count, keys.len() - known.len())
+            .await?,
         };
-        limits
-            .check_fields(&before, &fields, site_keys, new_keys)
-            .map_err(ItemError::Refused)?;
-        for key in named {
-            register_field(tx, site_id, key, key.as_str(), now).await?;
-        }
-        let text = serde_json::to_string(&fields).map_err(|e| ItemError::Refused(e.to_string()))?;
-        sqlx::query("UPDATE subscribers SET fields = $1 WHERE id = $2")
-            .bind(text)
-            .bind(subscriber_id)
-            .execute(&mut **tx)
-            .await?;
+    for key in &effects.field_keys {
+        register_field(tx, site_id, key, key.as_str(), now).await?;
     }
-
-    if !change.add_tags.is_empty() {
-        let held = if created {
-            HashSet::new()
-        } else {
-            caps::tags_held(tx, &[subscriber_id])
-                .await?
-                .remove(&subscriber_id)
-                .unwrap_or_default()
-        };
-        let mut after = held.clone();
-        for name in &change.add_tags {
-            after.insert(name.key());
-        }
-        for name in &change.remove_tags {
-            after.remove(&name.key());
-        }
-        let added: BTreeSet<String> = change.add_tags.iter().map(TagName::key).collect();
-        let added: Vec<&str> = added.iter().map(String::as_str).collect();
-        let known = caps::known_tag_keys(tx, site_id, &added).await?;
-        let count = caps::tag_count(tx, site_id).await?;
-        let growth = Growth {
-            before: held.len(),
-            after: after.len(),
-        };
-        limits
-            .check_tags(growth, count, added.len() - known.len())
-            .map_err(ItemError::Refused)?;
-    }
-    for name in &change.add_tags {
-        let tag = tag_id(tx, site_id, name, now).await?;
+    if effects.fields || effects.subscription {
         sqlx::query(
-            "INSERT INTO subscriber_tags (subscriber_id, tag_id, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
+            "UPDATE subscribers SET fields = COALESCE($1, fields), unsubscribed_at = $2
+             WHERE id = $3",
         )
+        .bind(state.fields.to_text())
+        .bind(state.unsubscribed_at)
         .bind(subscriber_id)
-        .bind(tag)
-        .bind(now)
         .execute(&mut **tx)
         .await?;
     }
-    for name in &change.remove_tags {
+    for (key, name) in &effects.new_tags {
+        let tag = tag_id(tx, site_id, name, now).await?;
+        if effects.tags.get(key) == Some(&true) {
+            sqlx::query(
+                "INSERT INTO subscriber_tags (subscriber_id, tag_id, created_at)
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(subscriber_id)
+            .bind(tag)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    for (key, _) in effects.tags.iter().filter(|(_, add)| !**add) {
         sqlx::query(
             "DELETE FROM subscriber_tags WHERE subscriber_id = $1
              AND tag_id = (SELECT id FROM tags WHERE site_id = $2 AND name_key = $3)",
         )
         .bind(subscriber_id)
         .bind(site_id)
-        .bind(name.key())
+        .bind(key)
         .execute(&mut **tx)
         .await?;
-    }
-
-    match change.subscription {
-        Some(Subscription::Subscribe) => {
-            sqlx::query("UPDATE subscribers SET unsubscribed_at = NULL WHERE id = $1")
-                .bind(subscriber_id)
-                .execute(&mut **tx)
-                .await?;
-        }
-        Some(Subscription::Unsubscribe(at)) if unsubscribed_at.is_none() => {
-            sqlx::query("UPDATE subscribers SET unsubscribed_at = $1 WHERE id = $2")
-                .bind(at)
-                .bind(subscriber_id)
-                .execute(&mut **tx)
-                .await?;
-        }
-        _ => {}
     }
 
     if let Some(new_email) = &change.new_email {
@@ -539,9 +490,7 @@ pub(super) async fn apply_one(
         .fetch_optional(&mut **tx)
         .await?;
         if taken.is_some() {
-            return Err(ItemError::Refused(format!(
-                "email {new_email} has already been taken"
-            )));
+            return Err(ItemError::Refused(apply::email_taken(new_email)));
         }
         sqlx::query("UPDATE subscribers SET email = $1, email_key = $2 WHERE id = $3")
             .bind(new_email.as_str())
@@ -575,6 +524,6 @@ pub(super) async fn apply_one(
         .bind(subscriber_id)
         .execute(&mut **tx)
         .await?;
-    let changed = created || bulk::touches_row(change) || change.new_email.is_some();
+    let changed = created || apply::touches_row(change) || change.new_email.is_some();
     Ok((Outcome::Applied, changed.then_some(subscriber_id)))
 }

@@ -3,29 +3,35 @@
 //!
 //! Any change that may create its subscriber and does not change an email is
 //! applied here, many rows per statement: the run's subscribers are read at
-//! once, every change folded in order into their state in memory, and the
-//! result written back with a handful of multi-row statements. Order inside
-//! the run is kept exactly: two changes to one subscriber apply one after the
-//! other, and the last word on a tag wins. A `$purchase` whose unique key is
-//! already stored (or repeated within the run) changes nothing at all.
+//! once, every change folded in order into their state in memory by
+//! [`apply::apply`] (where what a change means and the caps of [`Limits`]
+//! are decided), and the effects written back with a handful of multi-row
+//! statements. Order inside the run is kept exactly: two changes to one
+//! subscriber apply one after the other, and the last word on a tag in the
+//! run wins. A `$purchase` whose unique key is already stored (or repeated
+//! within the run) changes nothing at all.
 //!
-//! The caps of [`Limits`] are decided while folding, from counts read once
-//! for the run (the site's field keys and tags, which of the keys the run
-//! names the site already has, the tags held by the subscribers it tags) and
-//! kept up to date as changes are applied. A refused change is folded into
-//! nothing: it creates no subscriber, tag or field key, and its subscriber is
-//! written (and reported changed) only if another change of the run applies.
-//! The one-at-a-time path ([`super::audience::apply_one`]) checks the same
-//! caps in the same order, so both refuse the same items with the same words.
+//! The counts the caps watch are read once for the run (the site's field
+//! keys and tags, which of the keys the run names the site already has, the
+//! tags held by the subscribers it tags) and kept up to date by `apply`.
+//! A subscriber's fields are read only when a change of the run touches its
+//! row, and parsed only when one sets or removes fields. A refused change is
+//! folded into nothing: it creates no subscriber, tag or field key, and its
+//! subscriber is written (and reported changed) only if another change of
+//! the run applies. The one-at-a-time path ([`super::audience::apply_one`])
+//! applies each change with the same function, from counts read for it
+//! alone, so both refuse the same items with the same words and write the
+//! same rows.
 
 use super::caps;
-use crate::audience::limits::Growth;
-use crate::audience::{Create, Email, Limits, NewEvent, Outcome, SubscriberChange, Subscription};
+use crate::audience::apply::{
+    self, Fields, SiteCounts, SubscriberState, touches_row, touches_tags,
+};
+use crate::audience::{Create, Email, Limits, NewEvent, Outcome, SubscriberChange};
 use crate::credentials::random_hex_id;
 use crate::storage::Result;
-use serde_json::{Map, Value};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Rows per multi-row statement: well under SQLite's limit of bound values.
 const ROWS: usize = 500;
@@ -40,22 +46,17 @@ pub(super) fn can_bulk(change: &SubscriberChange) -> bool {
     change.create == Create::IfMissing && change.new_email.is_none()
 }
 
-/// One subscriber's state while a run is folded into it.
-struct State<'a> {
+/// One subscriber while a run is folded into it.
+struct Slot<'a> {
     /// `None` for a subscriber the run names but the site does not have yet:
     /// created after folding, and only if one of its changes was applied.
     id: Option<i64>,
     /// The email to create the subscriber with.
     email: &'a Email,
-    /// The stored fields; `None` when only the id was read, for a
-    /// subscriber whose row the run does not touch.
-    fields_text: Option<String>,
-    /// Parsed on first use: most runs never touch fields.
-    fields: Option<Map<String, Value>>,
-    unsubscribed_at: Option<i64>,
-    /// The name keys of the tags held; read only for the subscribers the
-    /// run adds or removes tags of.
-    tags: Option<HashSet<String>>,
+    /// Its fields are [`Fields::Unread`] for a subscriber whose row the run
+    /// does not touch, its tags read only for the subscribers the run adds
+    /// or removes tags of.
+    state: SubscriberState,
     changed: bool,
     /// Named by a change that was applied.
     used: bool,
@@ -63,20 +64,9 @@ struct State<'a> {
     created: bool,
 }
 
-/// What the site holds that the caps count, as of the changes folded so far.
-#[derive(Default)]
-struct SiteCounts {
-    field_keys: usize,
-    /// The field keys the run sets that the site has (or the run registered).
-    known_fields: HashSet<String>,
-    tags: usize,
-    /// The tag keys the run adds that the site has (or the run created).
-    known_tags: HashSet<String>,
-}
-
 /// A run's applied changes, folded in memory, ready to be written.
 struct Fold<'a> {
-    states: Vec<State<'a>>,
+    slots: Vec<Slot<'a>>,
     by_email: HashMap<String, usize>,
     site: SiteCounts,
     /// Subscribers to create, in the order of their first applied change.
@@ -93,111 +83,23 @@ impl<'a> Fold<'a> {
     /// Folds one change in, or refuses it (then nothing of it is folded).
     fn apply(&mut self, change: &'a SubscriberChange, limits: &Limits) -> Result<(), String> {
         let index = self.by_email[&change.email.key()];
-        let state = &mut self.states[index];
-        let site = &mut self.site;
-
-        // Decide everything before folding anything.
-        let fields = if !change.set_fields.is_empty() || !change.remove_fields.is_empty() {
-            let before = state.fields.get_or_insert_with(|| {
-                serde_json::from_str(state.fields_text.as_deref().unwrap_or("{}"))
-                    .unwrap_or_default()
-            });
-            let mut after = before.clone();
-            for (key, value) in &change.set_fields {
-                after.insert(key.as_str().to_owned(), value.clone());
-            }
-            for key in &change.remove_fields {
-                after.remove(key.as_str());
-            }
-            let named: BTreeSet<&'a str> =
-                change.set_fields.iter().map(|(k, _)| k.as_str()).collect();
-            let new: Vec<&'a str> = named
-                .into_iter()
-                .filter(|key| !site.known_fields.contains(*key))
-                .collect();
-            limits.check_fields(before, &after, site.field_keys, new.len())?;
-            Some((after, new))
-        } else {
-            None
-        };
-        let tags = if !change.add_tags.is_empty() || !change.remove_tags.is_empty() {
-            let held = state
-                .tags
-                .as_ref()
-                .expect("tags are read for every subscriber the run tags");
-            let mut last_word: BTreeMap<String, bool> = BTreeMap::new();
-            for tag in &change.add_tags {
-                last_word.insert(tag.key(), true);
-            }
-            for tag in &change.remove_tags {
-                last_word.insert(tag.key(), false);
-            }
-            let gained = last_word
-                .iter()
-                .filter(|(key, add)| **add && !held.contains(*key))
-                .count();
-            let lost = last_word
-                .iter()
-                .filter(|(key, add)| !**add && held.contains(*key))
-                .count();
-            let growth = Growth {
-                before: held.len(),
-                after: held.len() + gained - lost,
-            };
-            let added: BTreeSet<String> = change.add_tags.iter().map(|t| t.key()).collect();
-            let new: Vec<String> = added
-                .into_iter()
-                .filter(|key| !site.known_tags.contains(key))
-                .collect();
-            limits.check_tags(growth, site.tags, new.len())?;
-            Some((last_word, new))
-        } else {
-            None
-        };
-
-        if state.id.is_none() && !state.used {
+        let slot = &mut self.slots[index];
+        let effects = apply::apply(&mut slot.state, &mut self.site, change, limits)?;
+        if slot.id.is_none() && !slot.used {
             // Created as its first applied change writes the email.
-            state.email = &change.email;
+            slot.email = &change.email;
             self.to_create.push(index);
         }
-        state.used = true;
-        if let Some((after, new)) = fields {
-            state.fields = Some(after);
-            state.changed = true;
-            site.field_keys += new.len();
-            site.known_fields.extend(new.into_iter().map(str::to_owned));
-            self.field_keys
-                .extend(change.set_fields.iter().map(|(k, _)| k.as_str()));
+        slot.used = true;
+        slot.changed |= effects.changed;
+        self.field_keys
+            .extend(effects.field_keys.iter().map(|key| key.as_str()));
+        for (key, add) in effects.tags {
+            self.tag_ops.insert((index, key), add);
         }
-        if let Some((last_word, new)) = tags {
-            let held = state.tags.as_mut().expect("checked above");
-            for (key, add) in last_word {
-                if add {
-                    held.insert(key.clone());
-                } else {
-                    held.remove(&key);
-                }
-                self.tag_ops.insert((index, key), add);
-            }
-            for tag in &change.add_tags {
-                // Created with its first added spelling, even if a later
-                // change removes it again.
-                self.tags_added.entry(tag.key()).or_insert(tag.as_str());
-            }
-            site.tags += new.len();
-            site.known_tags.extend(new);
-            state.changed = true;
-        }
-        match change.subscription {
-            Some(Subscription::Subscribe) if state.unsubscribed_at.is_some() => {
-                state.unsubscribed_at = None;
-                state.changed = true;
-            }
-            Some(Subscription::Unsubscribe(at)) if state.unsubscribed_at.is_none() => {
-                state.unsubscribed_at = Some(at);
-                state.changed = true;
-            }
-            _ => {}
+        for (key, tag) in effects.new_tags {
+            // Created with its first added spelling in the run.
+            self.tags_added.entry(key).or_insert(tag.as_str());
         }
         if let Some(event) = &change.event {
             self.events.push((index, event));
@@ -206,7 +108,7 @@ impl<'a> Fold<'a> {
     }
 
     fn id(&self, index: usize) -> i64 {
-        self.states[index]
+        self.slots[index]
             .id
             .expect("every subscriber a folded change names is created")
     }
@@ -227,10 +129,7 @@ pub(super) async fn apply_run(
 ) -> Result<Vec<Outcome>> {
     let stored = stored_purchases(tx, site_id, changes).await?;
     let purchase = |change: &SubscriberChange| {
-        change
-            .event
-            .as_ref()
-            .and_then(|e| Some((e.kind.clone(), e.unique_key.clone()?)))
+        apply::purchase_key(change).map(|(kind, key)| (kind.to_owned(), key.to_owned()))
     };
     let live: Vec<&SubscriberChange> = changes
         .iter()
@@ -261,7 +160,7 @@ pub(super) async fn apply_run(
 
     create_subscribers(tx, site_id, &mut fold, now).await?;
     touched.extend(
-        fold.states
+        fold.slots
             .iter()
             .filter(|s| s.changed || s.created)
             .filter_map(|s| s.id),
@@ -272,7 +171,7 @@ pub(super) async fn apply_run(
         .collect();
     register_fields(tx, site_id, std::mem::take(&mut fold.field_keys), now).await?;
     let tag_ids = tag_ids(tx, site_id, &tag_ops, &fold.tags_added, now).await?;
-    write_subscribers(tx, fold.states.iter().filter(|s| s.changed), now).await?;
+    write_subscribers(tx, fold.slots.iter().filter(|s| s.changed), now).await?;
     write_tags(tx, &tag_ops, &tag_ids, now).await?;
     let events: Vec<(i64, &NewEvent)> = fold
         .events
@@ -310,11 +209,7 @@ async fn stored_purchases(
     site_id: i64,
     changes: &[SubscriberChange],
 ) -> Result<HashSet<(String, String)>> {
-    let keyed: Vec<(&str, &str)> = changes
-        .iter()
-        .filter_map(|c| c.event.as_ref())
-        .filter_map(|e| Some((e.kind.as_str(), e.unique_key.as_deref()?)))
-        .collect();
+    let keyed: Vec<(&str, &str)> = changes.iter().filter_map(apply::purchase_key).collect();
     let mut stored = HashSet::new();
     for chunk in keyed.chunks(ROWS) {
         let mut select = QueryBuilder::<Sqlite>::new(
@@ -343,20 +238,6 @@ async fn stored_purchases(
 /// the other way round).
 const LOOKUP_ROWS: usize = 20_000;
 
-/// Whether a change reads or writes the subscriber's row (fields, tags or
-/// subscription), rather than only adding an event for their id.
-pub(super) fn touches_row(change: &SubscriberChange) -> bool {
-    !change.set_fields.is_empty()
-        || !change.remove_fields.is_empty()
-        || !change.add_tags.is_empty()
-        || !change.remove_tags.is_empty()
-        || change.subscription.is_some()
-}
-
-fn touches_tags(change: &SubscriberChange) -> bool {
-    !change.add_tags.is_empty() || !change.remove_tags.is_empty()
-}
-
 /// What folding `changes` starts from: every subscriber they name, by email
 /// key, read if they exist (not created yet), and the site's counts the caps
 /// watch. Most changes of an import only add an event, and for those the id
@@ -383,15 +264,12 @@ async fn load<'a>(tx: &mut Tx, site_id: i64, changes: &[&'a SubscriberChange]) -
             }
         }
     }
-    let mut states: Vec<State<'a>> = wanted
+    let mut slots: Vec<Slot<'a>> = wanted
         .iter()
-        .map(|&(_, email, _, _)| State {
+        .map(|&(_, email, _, _)| Slot {
             id: None,
             email,
-            fields_text: Some("{}".into()),
-            fields: None,
-            unsubscribed_at: None,
-            tags: Some(HashSet::new()),
+            state: SubscriberState::new(),
             changed: false,
             used: false,
             created: false,
@@ -427,48 +305,32 @@ async fn load<'a>(tx: &mut Tx, site_id: i64, changes: &[&'a SubscriberChange]) -
                 .await?
             };
             for (i, id, fields_text, unsubscribed_at) in rows {
-                let state = &mut states[by_email[chunk[i as usize]]];
-                state.id = Some(id);
-                state.fields_text = fields_text;
-                state.unsubscribed_at = unsubscribed_at;
-                state.tags = None;
+                let slot = &mut slots[by_email[chunk[i as usize]]];
+                slot.id = Some(id);
+                slot.state = SubscriberState {
+                    fields: fields_text.map_or(Fields::Unread, Fields::Text),
+                    tags: None,
+                    unsubscribed_at,
+                };
             }
         }
     }
     let tagged: Vec<i64> = wanted
         .iter()
-        .zip(&states)
+        .zip(&slots)
         .filter(|(w, _)| w.3)
         .filter_map(|(_, s)| s.id)
         .collect();
     let mut held = caps::tags_held(tx, &tagged).await?;
-    for (w, state) in wanted.iter().zip(&mut states) {
-        if let Some(id) = state.id.filter(|_| w.3) {
-            state.tags = Some(held.remove(&id).unwrap_or_default());
+    for (w, slot) in wanted.iter().zip(&mut slots) {
+        if let Some(id) = slot.id.filter(|_| w.3) {
+            slot.state.tags = Some(held.remove(&id).unwrap_or_default());
         }
     }
 
-    let mut site = SiteCounts::default();
-    let set: BTreeSet<&str> = changes
-        .iter()
-        .flat_map(|c| c.set_fields.iter().map(|(k, _)| k.as_str()))
-        .collect();
-    if !set.is_empty() {
-        let set: Vec<&str> = set.into_iter().collect();
-        site.field_keys = caps::field_key_count(tx, site_id).await?;
-        site.known_fields = caps::known_field_keys(tx, site_id, &set).await?;
-    }
-    let added: BTreeSet<String> = changes
-        .iter()
-        .flat_map(|c| c.add_tags.iter().map(|t| t.key()))
-        .collect();
-    if !added.is_empty() {
-        let added: Vec<&str> = added.iter().map(String::as_str).collect();
-        site.tags = caps::tag_count(tx, site_id).await?;
-        site.known_tags = caps::known_tag_keys(tx, site_id, &added).await?;
-    }
+    let site = caps::site_counts(tx, site_id, changes.iter().copied()).await?;
     Ok(Fold {
-        states,
+        slots,
         by_email,
         site,
         to_create: Vec::new(),
@@ -491,7 +353,7 @@ async fn create_subscribers(
         .to_create
         .iter()
         .map(|&i| {
-            let email = fold.states[i].email;
+            let email = fold.slots[i].email;
             (email.key(), email.as_str())
         })
         .collect();
@@ -510,9 +372,9 @@ async fn create_subscribers(
         insert.push(" RETURNING email_key, id");
         let rows: Vec<(String, i64)> = insert.build_query_as().fetch_all(&mut **tx).await?;
         for (key, id) in rows {
-            let state = &mut fold.states[fold.by_email[&key]];
-            state.id = Some(id);
-            state.created = true;
+            let slot = &mut fold.slots[fold.by_email[&key]];
+            slot.id = Some(id);
+            slot.created = true;
         }
     }
     Ok(())
@@ -581,21 +443,17 @@ async fn tag_ids(
 
 async fn write_subscribers<'s, 'a: 's>(
     tx: &mut Tx,
-    changed: impl Iterator<Item = &'s State<'a>>,
+    changed: impl Iterator<Item = &'s Slot<'a>>,
     now: i64,
 ) -> Result<()> {
     let rows: Vec<(i64, Option<String>, Option<i64>)> = changed
         .map(|s| {
             // `None` (never the case for a row a change touched) keeps the
             // stored fields.
-            let fields = match &s.fields {
-                Some(map) => Some(Value::Object(map.clone()).to_string()),
-                None => s.fields_text.clone(),
-            };
             (
                 s.id.expect("changed, so created"),
-                fields,
-                s.unsubscribed_at,
+                s.state.fields.to_text(),
+                s.state.unsubscribed_at,
             )
         })
         .collect();

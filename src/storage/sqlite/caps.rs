@@ -1,15 +1,18 @@
 //! What enforcing the audience caps ([`crate::audience::Limits`]) needs to
 //! read, shared by the bulk path and the one-at-a-time path so that both
 //! count alike: the site's field keys and tags, which of a list of keys the
-//! site already has, and the tags subscribers hold (by name key).
+//! site already has ([`site_counts`], what [`crate::audience::apply`] starts
+//! from), and the tags subscribers hold (by name key).
 //!
 //! Lists travel as one JSON array, walked with `json_each` and probed
 //! against the unique indexes, so no statement nears SQLite's limit of bound
 //! values however long the list.
 
+use crate::audience::SubscriberChange;
+use crate::audience::apply::SiteCounts;
 use crate::storage::{Result, StorageError};
 use sqlx::SqliteConnection;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 fn json_list<T: serde::Serialize>(items: &[T]) -> Result<String> {
     serde_json::to_string(items).map_err(|e| StorageError::WriteFailed(e.to_string()))
@@ -95,4 +98,34 @@ pub(super) async fn tags_held(
         held.entry(subscriber).or_default().insert(key);
     }
     Ok(held)
+}
+
+/// The site's counts the caps watch before `changes` apply: the field keys
+/// and which of those the changes set it has (read only if they set any),
+/// the tags and which of those the changes add it has (read only if they add
+/// any).
+pub(super) async fn site_counts<'c>(
+    conn: &mut SqliteConnection,
+    site_id: i64,
+    changes: impl Iterator<Item = &'c SubscriberChange> + Clone,
+) -> Result<SiteCounts> {
+    let mut site = SiteCounts::default();
+    let set: BTreeSet<&str> = changes
+        .clone()
+        .flat_map(|c| c.set_fields.iter().map(|(k, _)| k.as_str()))
+        .collect();
+    if !set.is_empty() {
+        let set: Vec<&str> = set.into_iter().collect();
+        site.field_keys = field_key_count(conn, site_id).await?;
+        site.known_fields = known_field_keys(conn, site_id, &set).await?;
+    }
+    let added: BTreeSet<String> = changes
+        .flat_map(|c| c.add_tags.iter().map(|t| t.key()))
+        .collect();
+    if !added.is_empty() {
+        let added: Vec<&str> = added.iter().map(String::as_str).collect();
+        site.tags = tag_count(conn, site_id).await?;
+        site.known_tags = known_tag_keys(conn, site_id, &added).await?;
+    }
+    Ok(site)
 }
