@@ -13,8 +13,11 @@
 #                         a loop that no longer ends)
 #   MUTANTS_JOBS=1        mutants built and tested at once
 #   MUTANTS_OUT=target    the folder mutants.out is written in (caught.txt, missed.txt, ...)
-#   MUTANTS_TARGET_DIR    the target dir of the mutants' builds (default target/mutants),
-#                         apart from the one you build in, so neither invalidates the other
+#   MUTANTS_TARGET_DIR    the target dir of the mutants' builds with one job (default
+#                         target/mutants), apart from the one you build in, so neither
+#                         invalidates the other; with more jobs, each builds in its own copy
+#   MUTANTS_ITERATE=1     test again only what the last run in MUTANTS_OUT did not catch
+#                         (after adding tests for the missed mutants)
 #
 # Installs cargo-mutants (cargo install cargo-mutants --locked) when it is missing. Prints
 # how many mutants were caught and missed, and each missed one; exits with cargo-mutants'
@@ -30,13 +33,22 @@ fi
 
 OUT=${MUTANTS_OUT:-target}
 mkdir -p "$OUT"
-export CARGO_TARGET_DIR=${MUTANTS_TARGET_DIR:-$ROOT/target/mutants}
+if [ "${MUTANTS_JOBS:-1}" = 1 ]; then
+    export CARGO_TARGET_DIR=${MUTANTS_TARGET_DIR:-$ROOT/target/mutants}
+else
+    # Jobs sharing one target dir would wait for each other's lock: each
+    # builds in its own copy of the tree instead.
+    unset CARGO_TARGET_DIR
+fi
 
 files=("$@")
 if [ ${#files[@]} -eq 0 ]; then
     files=("src/query/**" "src/audience/**")
 fi
 args=()
+if [ "${MUTANTS_ITERATE:-0}" = 1 ]; then
+    args+=(--iterate)
+fi
 for f in "${files[@]}"; do
     args+=(--file "$f")
 done

@@ -92,4 +92,24 @@ mod tests {
         assert_eq!(Email::parse(" ").unwrap_err(), "can't be blank");
         assert!(Email::parse(&format!("{}@x.com", "a".repeat(65))).is_err());
     }
+
+    #[test]
+    fn limits_hold_at_their_edges() {
+        // 254 bytes in all are accepted, 255 are too long.
+        let of_length = |len: usize| format!("{}@{}.com", "a".repeat(64), "b".repeat(len - 69));
+        assert_eq!(of_length(254).len(), 254);
+        assert!(Email::parse(&of_length(254)).is_ok());
+        assert_eq!(
+            Email::parse(&of_length(255)).unwrap_err(),
+            "is too long (maximum is 254 characters)"
+        );
+        // A local part of 64 bytes is accepted, 65 are not.
+        assert!(Email::parse(&format!("{}@x.com", "a".repeat(64))).is_ok());
+    }
+
+    #[test]
+    fn shows_as_written() {
+        let email = Email::parse(" Ada@Example.com ").unwrap();
+        assert_eq!(email.to_string(), "Ada@Example.com");
+    }
 }

@@ -204,6 +204,40 @@ mod tests {
     const NOW: i64 = 1_795_683_600_000;
 
     #[test]
+    fn an_event_type_is_at_most_255_characters_without_control_characters() {
+        let event = |kind: &str| {
+            let item = serde_json::json!({"email": "a@x.io", "type": kind}).to_string();
+            parse_event(&raw(&item), NOW).map(|c| c.event.map(|e| e.kind))
+        };
+        // Characters, not bytes: 255 two-byte characters are accepted.
+        let longest = "é".repeat(MAX_TYPE_CHARS);
+        assert_eq!(event(&longest), Ok(Some(longest.clone())));
+        let refused = Err("type is invalid".to_owned());
+        assert_eq!(event(&format!("{longest}x")), refused);
+        // Short, but with a control character inside.
+        assert_eq!(event("sign\u{7}up"), refused);
+        assert_eq!(event("signed-up"), Ok(Some("signed-up".to_owned())));
+    }
+
+    #[test]
+    fn a_purchase_key_is_a_non_empty_string_or_a_number() {
+        let key = |unique: serde_json::Value| {
+            let item = serde_json::json!({"email": "a@x.io", "type": "$purchase",
+                "details": {"unique": {"key": unique}, "value": {"amount": 100}}})
+            .to_string();
+            parse_event(&raw(&item), NOW).map(|c| c.event.and_then(|e| e.unique_key))
+        };
+        assert_eq!(
+            key(serde_json::json!("order-1")),
+            Ok(Some("order-1".to_owned()))
+        );
+        assert_eq!(key(serde_json::json!(42)), Ok(Some("42".to_owned())));
+        let refused = Err("details.unique.key must be a non-empty string".to_owned());
+        assert_eq!(key(serde_json::json!("")), refused);
+        assert_eq!(key(serde_json::json!(true)), refused);
+    }
+
+    #[test]
     fn a_plain_event_keeps_its_details_verbatim_and_merges_fields() {
         let change = parse_event(
             &raw(r#"{"type":"$pageview","email":"a@x.com","details":{ "url":"/", "n":1.10 },"fields":{"First Name":"Ada","age":null}}"#),
