@@ -119,8 +119,10 @@ pub(super) struct SiteLive {
     state: Arc<RwLock<Option<Resident>>>,
     updating: Mutex<()>,
     writing: Mutex<()>,
-    /// Position and time of the last checkpoint written or read.
-    last_checkpoint: std::sync::Mutex<Option<(i64, Instant)>>,
+    /// Position and time of the last checkpoint written or read, and how
+    /// many detail columns it held: columns read since (on first use) make
+    /// the next checkpoint worth writing even if no write moved the site.
+    last_checkpoint: std::sync::Mutex<Option<(i64, Instant, usize)>>,
     generations: std::sync::atomic::AtomicU64,
     stats: std::sync::Mutex<SiteStats>,
     #[cfg(test)]
@@ -351,10 +353,11 @@ impl SiteLive {
             return Err(super::checkpoint::CheckpointError::Unusable(why));
         }
         let reached = resident.position.seq;
+        let details = resident.audience.detail_columns().len();
         *self
             .last_checkpoint
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some((position.seq, Instant::now()));
+            .unwrap_or_else(|e| e.into_inner()) = Some((position.seq, Instant::now(), details));
         self.count(|s| s.checkpoint_reads += 1);
         tracing::info!(
             site_id = self.site_id,
@@ -389,11 +392,11 @@ impl SiteLive {
         };
         let started = Instant::now();
         match self.write_checkpoint_now(checkpoints, older_than).await {
-            Ok(Some(seq)) => {
+            Ok(Some((seq, details))) => {
                 *self
                     .last_checkpoint
                     .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some((seq, Instant::now()));
+                    .unwrap_or_else(|e| e.into_inner()) = Some((seq, Instant::now(), details));
                 self.count(|s| s.checkpoints_written += 1);
                 tracing::info!(
                     site_id = self.site_id,
@@ -413,7 +416,7 @@ impl SiteLive {
         &self,
         checkpoints: &Checkpoints,
         older_than: Option<Duration>,
-    ) -> Result<Option<i64>, super::checkpoint::CheckpointError> {
+    ) -> Result<Option<(i64, usize)>, super::checkpoint::CheckpointError> {
         let last = *self
             .last_checkpoint
             .lock()
@@ -425,8 +428,11 @@ impl SiteLive {
             return Ok(None);
         };
         let (position, generation) = (resident.position, resident.generation);
-        if let Some((seq, when)) = last
-            && (seq == position.seq || older_than.is_some_and(|interval| when.elapsed() < interval))
+        let unchanged = |(seq, _, details): (i64, Instant, usize)| {
+            seq == position.seq && details == resident.audience.detail_columns().len()
+        };
+        if let Some(last) = last
+            && (unchanged(last) || older_than.is_some_and(|interval| last.1.elapsed() < interval))
         {
             return Ok(None);
         }
@@ -484,7 +490,7 @@ impl SiteLive {
             }
         }
         blocking(move || Ok(writer.finish()?)).await?;
-        Ok(Some(position.seq))
+        Ok(Some((position.seq, details.len())))
     }
 
     /// Runs one piece of a checkpoint under the shared lock, on a blocking

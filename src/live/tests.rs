@@ -563,6 +563,35 @@ async fn a_checkpoint_and_the_log_since_it_make_the_snapshot_at_start() {
 }
 
 #[tokio::test]
+async fn detail_columns_read_on_first_use_make_the_next_checkpoint() {
+    let f = fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let written = |live: &Live| live.site_stats(f.site).unwrap().checkpoints_written;
+    {
+        let live = with_checkpoints(f.store.clone(), dir.path());
+        buy(&f.store, f.site, "a@x.io").await;
+        let plain = crate::query::parse(r#"{"subscribed":true}"#).unwrap();
+        live.evaluate(f.site, &plain, NOW).await.unwrap();
+        live.write_checkpoints(None).await;
+        assert_eq!(written(&live), 1);
+        // Reads value.amount of the purchases: no write moved the site, but
+        // the checkpoint is worth writing again, once.
+        assert_eq!(count(&live, f.site).await, 1);
+        live.write_checkpoints(None).await;
+        live.write_checkpoints(None).await;
+        assert_eq!(written(&live), 2);
+    }
+    let live = with_checkpoints(f.store.clone(), dir.path());
+    live.warm_up().await;
+    let resident = live.resident(f.site).await.unwrap();
+    let amount = DetailPath(vec!["value".into(), "amount".into()]);
+    assert_eq!(
+        resident.audience.detail_columns(),
+        [("$purchase".to_owned(), amount)]
+    );
+}
+
+#[tokio::test]
 async fn a_damaged_or_foreign_checkpoint_is_not_used() {
     let f = fixture().await;
     let dir = tempfile::tempdir().unwrap();
