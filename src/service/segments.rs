@@ -213,6 +213,19 @@ mod tests {
         format!(r#"{{"segment":{{"member_of":"{id}"}}}}"#)
     }
 
+    /// Segment a, and segment b whose query refers to a.
+    async fn a_and_b_referring_to_it(store: &SqliteStore, site: i64) -> (Segment, Segment) {
+        let a = store
+            .create_segment(site, &new("a", r#"{"subscribed":true}"#), 1)
+            .await
+            .unwrap();
+        let b = store
+            .create_segment(site, &new("b", &refer(a.id)), 2)
+            .await
+            .unwrap();
+        (a, b)
+    }
+
     fn refused(result: Result<Segment, StorageError>) -> String {
         match result {
             Err(StorageError::Refused(errors)) => errors.to_string(),
@@ -223,14 +236,7 @@ mod tests {
     #[tokio::test]
     async fn the_store_refuses_to_discard_a_segment_referred_to() {
         let (_dir, store, site) = fixture().await;
-        let a = store
-            .create_segment(site, &new("a", r#"{"subscribed":true}"#), 1)
-            .await
-            .unwrap();
-        let b = store
-            .create_segment(site, &new("b", &refer(a.id)), 2)
-            .await
-            .unwrap();
+        let (a, b) = a_and_b_referring_to_it(&store, site).await;
         let message = refused(
             store
                 .discard_segment(site, a.id, &Precondition::None, 3)
@@ -262,14 +268,7 @@ mod tests {
     #[tokio::test]
     async fn the_store_refuses_a_reference_to_a_discarded_segment_or_a_cycle() {
         let (_dir, store, site) = fixture().await;
-        let a = store
-            .create_segment(site, &new("a", r#"{"subscribed":true}"#), 1)
-            .await
-            .unwrap();
-        let b = store
-            .create_segment(site, &new("b", &refer(a.id)), 2)
-            .await
-            .unwrap();
+        let (a, b) = a_and_b_referring_to_it(&store, site).await;
         // a referring to b would close a cycle.
         let patch = SegmentPatch {
             query: Some(RawQuery::parse(&refer(b.id)).unwrap()),

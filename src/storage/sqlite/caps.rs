@@ -42,18 +42,14 @@ pub(super) async fn known_field_keys(
     site_id: i64,
     keys: &[&str],
 ) -> Result<HashSet<String>> {
-    if keys.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let rows: Vec<String> = sqlx::query_scalar(
+    known(
+        conn,
+        site_id,
+        keys,
         "SELECT f.key FROM json_each($2) j
          CROSS JOIN fields f ON f.site_id = $1 AND f.key = j.value",
     )
-    .bind(site_id)
-    .bind(json_list(keys)?)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.into_iter().collect())
+    .await
 }
 
 /// The name keys among `keys` that the site has as tags.
@@ -62,17 +58,32 @@ pub(super) async fn known_tag_keys(
     site_id: i64,
     keys: &[&str],
 ) -> Result<HashSet<String>> {
-    if keys.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let rows: Vec<String> = sqlx::query_scalar(
+    known(
+        conn,
+        site_id,
+        keys,
         "SELECT t.name_key FROM json_each($2) j
          CROSS JOIN tags t ON t.site_id = $1 AND t.name_key = j.value",
     )
-    .bind(site_id)
-    .bind(json_list(keys)?)
-    .fetch_all(&mut *conn)
-    .await?;
+    .await
+}
+
+/// The keys among `keys` that `sql` finds (given the site as `$1` and the
+/// keys as a JSON array in `$2`).
+async fn known(
+    conn: &mut SqliteConnection,
+    site_id: i64,
+    keys: &[&str],
+    sql: &'static str,
+) -> Result<HashSet<String>> {
+    if keys.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows: Vec<String> = sqlx::query_scalar(sql)
+        .bind(site_id)
+        .bind(json_list(keys)?)
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(rows.into_iter().collect())
 }
 
