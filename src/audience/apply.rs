@@ -319,6 +319,67 @@ mod tests {
     }
 
     #[test]
+    fn what_a_change_touches_decides_what_a_backend_reads() {
+        let event_only = change(|_| {});
+        assert!(!touches_fields(&event_only) && !touches_tags(&event_only));
+        assert!(!touches_row(&event_only));
+        let each: [SubscriberChange; 5] = [
+            change(|c| c.set_fields = set(&[("plan", json!("pro"))])),
+            change(|c| c.remove_fields = keys(&["plan"])),
+            change(|c| c.add_tags = tags(&["vip"])),
+            change(|c| c.remove_tags = tags(&["vip"])),
+            change(|c| c.subscription = Some(Subscription::Subscribe)),
+        ];
+        let seen: Vec<(bool, bool, bool)> = each
+            .iter()
+            .map(|c| (touches_fields(c), touches_tags(c), touches_row(c)))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (true, false, true),
+                (true, false, true),
+                (false, true, true),
+                (false, true, true),
+                (false, false, true)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_purchase_is_keyed_by_its_type_and_unique_key() {
+        use super::super::NewEvent;
+        let purchase = |key: Option<&str>| {
+            change(|c| {
+                c.event = Some(NewEvent {
+                    kind: "$purchase".into(),
+                    occurred_at: 0,
+                    details: "{}".into(),
+                    unique_key: key.map(str::to_owned),
+                    amount: None,
+                    currency: None,
+                })
+            })
+        };
+        assert_eq!(
+            purchase_key(&purchase(Some("o-1"))),
+            Some(("$purchase", "o-1"))
+        );
+        assert_eq!(purchase_key(&purchase(None)), None);
+        assert_eq!(purchase_key(&change(|_| {})), None);
+        assert_eq!(may_create(&purchase(None)), Ok(()));
+        let never = change(|c| c.create = Create::Never);
+        assert_eq!(
+            may_create(&never),
+            Err("no subscriber has the email a@x.com".to_owned())
+        );
+        assert_eq!(
+            email_taken(&Email::parse("b@x.com").unwrap()),
+            "email b@x.com has already been taken"
+        );
+    }
+
+    #[test]
     fn fields_merge_into_the_stored_ones_and_removals_come_last() {
         let mut state = SubscriberState {
             fields: Fields::Text(r#"{"plan":"free","city":"Oslo"}"#.into()),
