@@ -351,4 +351,21 @@ mod tests {
             "email is required"
         );
     }
+
+    #[test]
+    fn subscriber_tags_may_be_a_list_or_null() {
+        let tags = |json: &str| parse_subscriber(&raw(json)).map(|c| c.add_tags);
+        assert_eq!(
+            tags(r#"{"email":"a@x.com","tags":["lead"," mql "]}"#),
+            Ok(vec![
+                TagName::parse("lead").unwrap(),
+                TagName::parse("mql").unwrap()
+            ])
+        );
+        assert_eq!(tags(r#"{"email":"a@x.com","tags":null}"#), Ok(vec![]));
+        assert_eq!(
+            tags(r#"{"email":"a@x.com","tags":["lead",7]}"#),
+            Err("tags must be comma-separated tag names".to_owned())
+        );
+    }
 }

@@ -282,6 +282,18 @@ mod tests {
     }
 
     #[test]
+    fn field_bytes_may_reach_the_cap_and_data_over_it_may_keep_its_size() {
+        let limits = small();
+        let at_cap = map(json!({"a": "x".repeat(22)}));
+        assert_eq!(json_len(&at_cap), 30);
+        assert!(limits.check_fields(&Map::new(), &at_cap, 0, 1).is_ok());
+        // Stored before the cap was lowered: a change of the same size goes on.
+        let over = map(json!({"a": "x".repeat(30)}));
+        let same_size = map(json!({"a": "y".repeat(30)}));
+        assert!(limits.check_fields(&over, &same_size, 1, 0).is_ok());
+    }
+
+    #[test]
     fn values_and_details_have_a_size() {
         assert_eq!(json_len(&json!({"a": [1, "é"]})), r#"{"a":[1,"é"]}"#.len());
         assert!(check_field_value("bio", &json!("x".repeat(8 * 1024 - 2))).is_ok());

@@ -110,4 +110,14 @@ mod tests {
         assert_eq!(tags[1].key(), "mql");
         assert!(TagName::parse_list("").unwrap().is_empty());
     }
+
+    #[test]
+    fn a_name_is_at_most_255_characters() {
+        let longest = "é".repeat(MAX_NAME_CHARS);
+        assert!(TagName::parse(&longest).is_ok());
+        assert_eq!(
+            TagName::parse(&format!("{longest}e")).unwrap_err(),
+            "is too long (maximum is 255 characters)"
+        );
+    }
 }

@@ -59,14 +59,6 @@ impl FieldColumn {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.codes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.codes.is_empty()
-    }
-
     /// The code of `value`, added if new.
     fn code(&mut self, value: Val) -> u32 {
         let key = Key::of(&value);
