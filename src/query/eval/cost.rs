@@ -197,6 +197,18 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Arc;
 
+    #[test]
+    fn numbers_in_messages_have_commas_between_thousands() {
+        let shown: Vec<String> = [0, 12, 100, 1_000, 123_456, 1_000_000_000]
+            .into_iter()
+            .map(with_commas)
+            .collect();
+        assert_eq!(
+            shown,
+            ["0", "12", "100", "1,000", "123,456", "1,000,000,000"]
+        );
+    }
+
     fn audience() -> Audience {
         let mut b = AudienceBuilder::new();
         for id in 1..=640 {
