@@ -246,6 +246,54 @@ mod tests {
     }
 
     #[test]
+    fn set_operations_cost_a_word_per_64_subscribers() {
+        // 640 subscribers: sets of 11 words.
+        let words = 640 / 64 + 1;
+        let yes = r#"{"subscribed":true}"#;
+        let no = r#"{"subscribed":false}"#;
+        let costs: Vec<u64> = [
+            yes.to_owned(),
+            format!(r#"{{"all":[{yes},{no}]}}"#),
+            format!(r#"{{"any":[{yes},{no},{yes}]}}"#),
+            format!(r#"{{"not":{yes}}}"#),
+            format!(r#"{{"groups":[{{"filters":[{yes}]}},{{"filters":[{yes},{no}]}}]}}"#),
+            r#"{"tag":{"any_of":["a","b"],"has_not":"c"}}"#.to_owned(),
+            r#"{"tag":{"has":"a","all_of":["b"],"none_of":["c","d"]}}"#.to_owned(),
+            r#"{"email":{"domain":"x.io"}}"#.to_owned(),
+        ]
+        .iter()
+        .map(|q| cost(q).values)
+        .collect();
+        assert_eq!(
+            costs,
+            [
+                words,
+                2 * words + 2 * words,
+                3 * words + 3 * words,
+                words + words,
+                (2 * words + words) + (3 * words + 2 * words),
+                4 * words,
+                5 * words,
+                640
+            ]
+        );
+    }
+
+    #[test]
+    fn a_referenced_segment_costs_its_query_once() {
+        let words = 640 / 64 + 1;
+        let segments: HashMap<i64, Arc<Query>> =
+            HashMap::from([(5, Arc::new(parse(r#"{"event":{"type":"buy"}}"#).unwrap()))]);
+        let cost = |text: &str| estimate(&audience(), &parse(text).unwrap(), &segments).values;
+        let reference = r#"{"segment":{"member_of":"5"}}"#;
+        assert_eq!(cost(reference), words + 1_000 + 640);
+        assert_eq!(
+            cost(&format!(r#"{{"all":[{reference},{reference}]}}"#)),
+            2 * words + 2 * words + 1_000 + 640
+        );
+    }
+
+    #[test]
     fn the_same_event_test_twice_is_counted_once() {
         let once = cost(r#"{"event":{"type":"buy"}}"#);
         let twice = cost(r#"{"any":[{"event":{"type":"buy"}},{"not":{"event":{"type":"buy"}}}]}"#);

@@ -1016,6 +1016,14 @@ mod split_tests {
             at(1_030)
         );
         assert_eq!(count(&both), [1, 3]);
+        // With a count too (facts per subscriber, merged from both halves):
+        // 3's ten events lie five in each half.
+        let counted = format!(
+            r#"{{"event":{{"type":"a","count":{{"equals":10}},"first":{{"since":"{}"}},"last":{{"before":"{}"}}}}}}"#,
+            at(1_010),
+            at(1_030)
+        );
+        assert_eq!(count(&counted), [3]);
     }
 
     #[test]
