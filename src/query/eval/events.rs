@@ -174,6 +174,35 @@ mod tests {
     }
 
     #[test]
+    fn ranges_name_exactly_the_blocks_a_window_touches() {
+        let b = BLOCK as i64;
+        let window = |from: i64, until: i64| TimeRange { from, until };
+        // Three blocks in time order: a range ending at a block's end never
+        // reaches into the next one.
+        let sorted = column(&(0..3 * b).collect::<Vec<_>>());
+        assert!(!sorted.is_empty() && EventColumn::default().is_empty());
+        let two_blocks = 0..2 * BLOCK;
+        assert_eq!(
+            sorted.ranges_in(two_blocks.clone(), &window(2 * b, 3 * b)),
+            Vec::<Range<usize>>::new()
+        );
+        assert_eq!(
+            sorted.ranges_in(two_blocks, &window(b, 3 * b)),
+            vec![(BLOCK..2 * BLOCK)]
+        );
+        // Events appended late (after a catch-up) can leave a block between
+        // two that a window touches: they stay two ranges.
+        let mut times: Vec<i64> = (0..b).collect();
+        times.extend((0..b).map(|t| 100 + t));
+        times.extend((0..b).map(|t| b + t));
+        let appended = column(&times);
+        assert_eq!(
+            appended.ranges_in(0..3 * BLOCK, &window(0, 2 * b)),
+            [0..BLOCK, 2 * BLOCK..3 * BLOCK]
+        );
+    }
+
+    #[test]
     fn sorting_keeps_where_each_event_was_stored() {
         let mut c = column(&[30, 10, 20, 10]);
         c.sort_by_time();
