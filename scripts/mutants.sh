@@ -72,7 +72,11 @@ missed=$(count missed)
 timeouts=$(count timeout)
 unviable=$(count unviable)
 echo
+before=$(count previously_caught)
 echo "mutants of ${files[*]}: caught $caught, missed $missed, timed out $timeouts, unviable $unviable (did not build)"
+if [ "$before" -gt 0 ]; then
+    echo "not tested again (caught or unviable in the earlier runs of MUTANTS_OUT): $before"
+fi
 if [ "$missed" -gt 0 ]; then
     echo "missed (nothing noticed these changes):"
     sed 's/^/  /' "$results/missed.txt"
