@@ -240,6 +240,10 @@ mod tests {
             2 * 9_000 + 640
         );
         assert_eq!(
+            cost(r#"{"event":{"type":"buy","sum":{"of":"v","at_least":1}}}"#).values,
+            2 * 1_000 + 640
+        );
+        assert_eq!(
             cost(r#"{"field":{"key":"plan","equals":"pro"}}"#).values,
             640
         );

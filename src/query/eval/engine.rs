@@ -725,10 +725,8 @@ impl Facts {
             .iter_mut()
             .zip(later.count)
             .for_each(|(a, b)| *a += b);
-        self.sum
-            .iter_mut()
-            .zip(later.sum)
-            .for_each(|(a, b)| *a += b);
+        // No sums: a scan that sums is never split (see `Engine::event`).
+        debug_assert!(later.sum.is_empty());
         self.first
             .iter_mut()
             .zip(later.first)
