@@ -156,10 +156,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             .with_writer(std::io::stderr)
             .try_init();
     }
-    match cli.command {
-        Command::Serve(args) => serve::run(args, &file, &database).await,
-        Command::Site(command) => admin::site(command, &open(&database).await?).await,
-        Command::Key(command) => admin::key(command, &open(&database).await?).await,
+    if let Command::Serve(args) = cli.command {
+        return serve::run(args, &file, &database).await;
+    }
+    let store = open(&database).await?;
+    let result = match cli.command {
+        Command::Site(command) => admin::site(command, &store).await,
+        Command::Key(command) => admin::key(command, &store).await,
         Command::Segment(command) => {
             // Evaluating commands read the server's checkpoints (never write
             // them): a whole read of a large audience takes seconds.
@@ -168,11 +171,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 &file,
                 &database,
             );
-            segment::run(command, &open(&database).await?, checkpoints).await
+            segment::run(command, &store, checkpoints).await
         }
-        Command::Import(command) => import::run(command, &open(&database).await?).await,
-        Command::Gen { .. } => unreachable!("handled before the database is opened"),
-    }
+        Command::Import(command) => import::run(command, &store).await,
+        Command::Serve(_) | Command::Gen { .. } => {
+            unreachable!("handled before the database is opened")
+        }
+    };
+    // Also after a failure: what was committed is folded into the file.
+    store.close().await;
+    result
 }
 
 /// Opens (and migrates) the database, or says which one could not be opened.

@@ -147,6 +147,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
     maintenance.abort();
     // The next start reads these instead of the whole audience.
     state.live.write_checkpoints(None).await;
+    state.store.close().await;
     tracing::info!("stopped");
     Ok(())
 }

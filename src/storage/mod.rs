@@ -192,6 +192,11 @@ pub trait AudienceStore: Send + Sync + 'static {
 pub trait Store: AudienceStore + ChangeFeed {
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
+    /// Closes the database once nothing will be written any more (at the
+    /// end of a command, after a server's last answer): what the database
+    /// keeps beside its file (SQLite's write-ahead log) is folded into it,
+    /// so the file alone holds every acknowledged write. Calls after it fail.
+    async fn close(&self);
 
     /// Creates a site with its first key pair.
     async fn create_site(

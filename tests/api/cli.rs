@@ -524,6 +524,20 @@ async fn acknowledged_writes_survive_a_crash_and_sigterm_stops_cleanly() {
     assert!(status.success());
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
+    // Stopped cleanly, the database file alone holds every write: the
+    // write-ahead log was folded into it and removed. A command too.
+    let wal = cli.dir.path().join("cli.db-wal");
+    assert!(!wal.exists(), "{} left behind by serve", wal.display());
+    cli.json(&["segment", "list", "--site", &uuid, "--json"]);
+    assert!(!wal.exists(), "{} left behind by a command", wal.display());
+    let alone = tempfile::tempdir().unwrap();
+    std::fs::copy(cli.dir.path().join("cli.db"), alone.path().join("copy.db")).unwrap();
+    let copy = Cli::on(&format!(
+        "sqlite://{}",
+        alone.path().join("copy.db").display()
+    ));
+    let listed = copy.json(&["segment", "list", "--site", &uuid, "--json"]);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 20);
 }
 
 #[tokio::test]

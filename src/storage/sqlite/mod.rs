@@ -56,9 +56,10 @@ pub struct SqliteStore {
     /// The caps every audience write is held to.
     limits: Limits,
     signal: signal::ShmSignal,
-    /// Held open for the store's life: while any connection is open, the
-    /// WAL index file that [`signal`] reads stays in place.
-    _keep_open: tokio::sync::Mutex<SqliteConnection>,
+    /// Held open for the store's life (until [`Store::close`]): while any
+    /// connection is open, the WAL index file that [`signal`] reads stays in
+    /// place.
+    keep_open: tokio::sync::Mutex<Option<SqliteConnection>>,
 }
 
 impl SqliteStore {
@@ -109,7 +110,7 @@ impl SqliteStore {
             group,
             limits,
             signal: signal::ShmSignal::new(path),
-            _keep_open: tokio::sync::Mutex::new(keep_open),
+            keep_open: tokio::sync::Mutex::new(Some(keep_open)),
         })
     }
 
@@ -280,6 +281,24 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        // The read-only connections first: the last connection to close, the
+        // writer, folds the WAL into the file and removes it.
+        if let Some(connection) = self.keep_open.lock().await.take()
+            && let Err(error) = connection.close().await
+        {
+            tracing::warn!(%error, "closing a database connection failed");
+        }
+        self.reader.close().await;
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await
+        {
+            tracing::warn!(%error, "the write-ahead log could not be folded into the database");
+        }
+        self.writer.close().await;
     }
 
     async fn create_site(
