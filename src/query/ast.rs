@@ -393,3 +393,50 @@ impl DetailPath {
         self.0.join(".")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_references_are_found_everywhere_with_their_pointers() {
+        let query = crate::query::parse(
+            r#"{"all":[
+                {"segment":{"member_of":"1"}},
+                {"any":[{"not":{"segment":{"not_member_of":"2"}}}]},
+                {"groups":[{"filters":[{"subscribed":true},{"segment":{"member_of":"3"}}]}]}
+            ]}"#,
+        )
+        .unwrap();
+        assert_eq!(query.segment_refs(), [1, 2, 3]);
+        assert_eq!(
+            query.segment_refs_at(),
+            [
+                ("/all/0/segment/member_of".to_owned(), 1),
+                ("/all/1/any/0/not/segment/not_member_of".to_owned(), 2),
+                ("/all/2/groups/0/filters/1/segment/member_of".to_owned(), 3),
+            ]
+        );
+        let none = crate::query::parse(r#"{"subscribed":true}"#).unwrap();
+        assert_eq!(none.segment_refs(), Vec::<i64>::new());
+        assert_eq!(none.segment_refs_at(), Vec::<(String, i64)>::new());
+    }
+
+    #[test]
+    fn a_segment_id_is_a_positive_decimal_of_at_most_18_digits() {
+        assert_eq!(segment_id("1"), Some(1));
+        assert_eq!(segment_id(&"9".repeat(18)), Some(999_999_999_999_999_999));
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "+1",
+            "1.0",
+            " 1",
+            "1a",
+            "1000000000000000000",
+        ] {
+            assert_eq!(segment_id(bad), None, "{bad:?}");
+        }
+    }
+}
