@@ -18,6 +18,10 @@
 #                         invalidates the other; with more jobs, each builds in its own copy
 #   MUTANTS_ITERATE=1     test again only what the last run in MUTANTS_OUT did not catch
 #                         (after adding tests for the missed mutants)
+#   MUTANTS_TESTS="query:: audience::"   the unit tests run against each mutant (names
+#                         filtered as `cargo test` does); empty: every unit test of the
+#                         library, slower but also counting what the live snapshots' and the
+#                         storage's tests notice of code they reach in these modules
 #
 # Installs cargo-mutants (cargo install cargo-mutants --locked) when it is missing. Prints
 # how many mutants were caught and missed, and each missed one; exits with cargo-mutants'
@@ -56,14 +60,14 @@ done
 status=0
 # Only the library is built and tested (`--lib` for every cargo call): the integration
 # tests would make each mutant's build minutes long and are not what this measures. No
-# debug info, for quicker builds. After `--`: the unit tests of the two modules only.
+# debug info, for quicker builds. After `--`: the unit tests to run (MUTANTS_TESTS).
 export CARGO_PROFILE_DEV_DEBUG=0
 cargo mutants "${args[@]}" \
     --timeout "${MUTANTS_TIMEOUT:-120}" \
     --jobs "${MUTANTS_JOBS:-1}" \
     --output "$OUT" \
     --cargo-arg=--lib \
-    -- -- query:: audience:: || status=$?
+    -- -- ${MUTANTS_TESTS-query:: audience::} || status=$?
 
 results="$OUT/mutants.out"
 count() { if [ -f "$results/$1.txt" ]; then grep -c . "$results/$1.txt" || true; else echo 0; fi; }
