@@ -371,6 +371,48 @@ fn foreign_and_missing_references_are_not_evaluable() {
 }
 
 #[test]
+fn texts_are_replaced_in_place_and_compacted_when_half_is_leftovers() {
+    let mut t = Texts::default();
+    assert!(t.is_empty());
+    for email in ["ann@x.io", "bob@y.io", "cy@z.io"] {
+        t.push(email);
+    }
+    assert_eq!((t.len(), t.is_empty(), t.bytes.len()), (3, false, 23));
+    // The same text: nothing written.
+    t.replace(1, "bob@y.io");
+    assert_eq!((t.bytes.len(), t.garbage), (23, 0));
+    // Each new text at the end; the old bytes are leftovers.
+    t.replace(1, "robert@y.io");
+    t.replace(0, "a@x.io");
+    t.replace(2, "c@z.io");
+    assert_eq!((t.bytes.len(), t.garbage), (46, 23), "exactly half: kept");
+    assert_eq!(
+        [t.get(0), t.get(1), t.get(2)],
+        ["a@x.io", "robert@y.io", "c@z.io"]
+    );
+    // More than half: compacted.
+    t.replace(1, "r@y.io");
+    assert_eq!((t.bytes.len(), t.garbage), (18, 0));
+    assert_eq!(
+        [t.get(0), t.get(1), t.get(2)],
+        ["a@x.io", "r@y.io", "c@z.io"]
+    );
+}
+
+#[test]
+fn a_subscriber_is_found_by_id() {
+    let (people, events, _) = hand_made();
+    let audience = build(&people, &events, &[]);
+    assert!(!audience.is_empty());
+    for (i, id) in audience.ids.iter().enumerate() {
+        assert_eq!(audience.index_of(*id), Some(i));
+    }
+    assert_eq!(audience.index_of(0), None);
+    assert_eq!(audience.index_of(i64::MAX), None);
+    assert!(build(&[], &[], &[]).is_empty());
+}
+
+#[test]
 fn only_a_chain_of_references_counts_towards_their_depth() {
     let (people, events, _) = hand_made();
     let audience = build(&people, &events, &[]);
