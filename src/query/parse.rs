@@ -1170,6 +1170,79 @@ mod tests {
     }
 
     #[test]
+    fn limits_hold_at_their_edges() {
+        let leaf = r#"{"subscribed":true}"#;
+        // Conditions: 500 pass, 501 do not (the list's own condition counts).
+        let any = |n: usize| format!(r#"{{"any":[{}]}}"#, vec![leaf; n].join(","));
+        assert!(parse(&any(MAX_CONDITIONS - 1)).is_ok());
+        assert!(
+            problems(&any(MAX_CONDITIONS))[0]
+                .1
+                .contains("one condition too many")
+        );
+        // Nesting through lists: 32 levels pass, 33 do not.
+        let nested = |n: usize| format!("{}{leaf}{}", r#"{"all":["#.repeat(n), "]}".repeat(n));
+        assert!(parse(&nested(MAX_DEPTH - 1)).is_ok());
+        assert!(
+            problems(&nested(MAX_DEPTH))[0]
+                .1
+                .contains("nests too deeply")
+        );
+        // Lists: 1,000 items pass, 1,001 do not.
+        let tags = |n: usize| {
+            let names: Vec<String> = (0..n).map(|i| format!(r#""t{i}""#)).collect();
+            format!(r#"{{"tag":{{"any_of":[{}]}}}}"#, names.join(","))
+        };
+        assert!(parse(&tags(MAX_LIST)).is_ok());
+        assert_eq!(
+            problems(&tags(MAX_LIST + 1)),
+            [(
+                "/tag/any_of".to_owned(),
+                "has 1001 items; the most allowed is 1000".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn between_takes_two_dates_in_order_and_an_empty_window_is_allowed() {
+        let between = |dates: &str| format!(r#"{{"created":{{"between":{dates}}}}}"#);
+        assert!(parse(&between(r#"["2026-01-01","2026-01-01"]"#)).is_ok());
+        assert!(parse(&between(r#"["2026-01-01","2026-02-01"]"#)).is_ok());
+        let p = problems(&between(r#"["2026-02-01","2026-01-01"]"#));
+        assert!(p[0].1.starts_with("starts after it ends"), "{p:?}");
+        for wrong in [
+            r#"["2026-01-01"]"#,
+            r#"["2026-01-01","2026-02-01","2026-03-01"]"#,
+        ] {
+            let p = problems(&between(wrong));
+            assert_eq!(p[0].0, "/created/between", "{wrong}");
+            assert!(p[0].1.starts_with("must be a list of two dates"), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_type_is_named_in_the_message() {
+        for (value, named) in [
+            (r#""5""#, "text"),
+            ("true", "true/false"),
+            ("null", "null"),
+            ("[1]", "a list"),
+            (r#"{"a":1}"#, "an object"),
+        ] {
+            let p = problems(&format!(
+                r#"{{"event":{{"count":{{"at_least":{value}}}}}}}"#
+            ));
+            assert_eq!(
+                p,
+                [(
+                    "/event/count/at_least".to_owned(),
+                    format!("must be a number; found {named}")
+                )]
+            );
+        }
+    }
+
+    #[test]
     fn every_example_in_the_grammar_document_parses() {
         let doc = include_str!("../../docs/query-language.md");
         let mut examples = 0;
