@@ -16,17 +16,21 @@ requests of the same and of another site pay meanwhile.
            /proc/PID/stat) every 50 ms until it stops moving: how long the server stayed
            busy after its last answer.
 
-Standard library only.
+Standard library only; the HTTP client is bench/eval_helper.py's.
 """
 
 import argparse
-import base64
-import http.client
 import json
+import os
 import statistics
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ left in bench/
+# eval_helper imports duckdb and chdb only when it runs them.
+from eval_helper import Corral  # noqa: E402
 
 PARALLEL = 12
 ROUNDS = 40
@@ -37,34 +41,23 @@ def fail(message):
     sys.exit(1)
 
 
-class Client:
+class Client(Corral):
+    """eval_helper's client (one kept-alive connection). Its answers are returned, not
+    checked: refusals are what this benchmark looks for."""
+
     def __init__(self, url, site, pk, sk, timeout=120):
-        host, port = url.removeprefix("http://").split(":")
-        self.conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-        self.site = site
-        self.auth = "Basic " + base64.b64encode(f"{pk}:{sk}".encode()).decode()
+        super().__init__(url, site, pk, sk)
+        self.conn.timeout = timeout
 
-    def call(self, method, path, body=None):
-        sep = "&" if "?" in path else "?"
-        headers = {"Authorization": self.auth}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        started = time.perf_counter()
-        self.conn.request(method, f"/api/v1{path}{sep}site_uuid={self.site}", body=data,
-                          headers=headers)
-        response = self.conn.getresponse()
-        text = response.read()
-        return response.status, text, time.perf_counter() - started
-
-    def create(self, name, query):
+    def save(self, name, query):
+        """(status, parsed answer) of saving a segment."""
         status, text, _ = self.call("POST", "/fetch/segments",
                                     {"segment": {"name": name, "visitor_event_query": query}})
         return status, json.loads(text)
 
-    def stats(self, segment_id):
-        status, text, seconds = self.call("GET", f"/stats/segment?segment_id={segment_id}")
+    def timed_stats(self, segment_id):
+        """(status, seconds) of GET /stats/segment."""
+        status, _, seconds = self.call("GET", f"/stats/segment?segment_id={segment_id}")
         return status, seconds
 
 
@@ -114,33 +107,33 @@ def main():
     stamp = str(int(time.time()))
     result = {}
 
-    status, body = mine.create(f"abuse: the issue's query {stamp}", abusive())
+    status, body = mine.save(f"abuse: the issue's query {stamp}", abusive())
     result["abusive_query"] = {"status": status, "answer": body}
     if status != 422:
         fail(f"the abusive query was not refused: {status} {body}")
 
-    status, body = mine.create(f"abuse: heaviest allowed {stamp}", heaviest())
+    status, body = mine.save(f"abuse: heaviest allowed {stamp}", heaviest())
     if status != 201:
         fail(f"the heaviest allowed query was refused: {status} {body}")
     heavy_id = body["data"]["id"]
     cheap_ids = {}
     for name, client in (("same site", mine), ("other site", other)):
-        status, body = client.create(f"abuse: cheap {stamp}", {"subscribed": True})
+        status, body = client.save(f"abuse: cheap {stamp}", {"subscribed": True})
         if status != 201:
             fail(f"a cheap query was refused: {status} {body}")
         cheap_ids[name] = (client, body["data"]["id"])
 
     # Warm: both audiences read, the heavy query's detail column loaded.
     for client, cid in cheap_ids.values():
-        client.stats(cid)
-    status, seconds = mine.stats(heavy_id)
+        client.timed_stats(cid)
+    status, seconds = mine.timed_stats(heavy_id)
     result["heavy_alone_s"] = seconds
     result["heavy_alone_status"] = status
 
     at_rest = {name: [] for name in cheap_ids}
     for _ in range(ROUNDS):
         for name, (client, cid) in cheap_ids.items():
-            status, seconds = client.stats(cid)
+            status, seconds = client.timed_stats(cid)
             if status != 200:
                 fail(f"cheap call answered {status}")
             at_rest[name].append(seconds)
@@ -151,7 +144,7 @@ def main():
 
     def heavy_call():
         client = Client(args.url, args.site, args.pk, args.sk, timeout=300)
-        status, seconds = client.stats(heavy_id)
+        status, seconds = client.timed_stats(heavy_id)
         with lock:
             answers.append((status, seconds, time.perf_counter()))
 
@@ -162,7 +155,7 @@ def main():
     during = {name: [] for name in cheap_ids}
     while any(t.is_alive() for t in threads):
         for name, (client, cid) in cheap_ids.items():
-            status, seconds = client.stats(cid)
+            status, seconds = client.timed_stats(cid)
             if status != 200:
                 fail(f"cheap call answered {status} while heavy ones ran")
             during[name].append(seconds)
