@@ -33,7 +33,7 @@ CORRAL_PID=
 bench_tmp abuse "CORRAL_PID" serve.log
 bench_results "abuse-$SIZE"
 
-cp "$WORK/corral.db" "$TMP/corral.db"
+bench_copy_db "$WORK/corral.db" "$TMP/corral.db"
 DB="sqlite://$TMP/corral.db"
 "$CORRAL" site list --database "$DB" >/dev/null
 "$CORRAL" site create Other --json --database "$DB" >"$TMP/other.json"

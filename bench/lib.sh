@@ -69,6 +69,16 @@ bench_results() {
     NPROC=$(nproc)
 }
 
+# Copies a work dir's database to where a run serves and writes it, with the write-ahead
+# log the work dir may hold (a server stopped without closing it leaves one; SQLite folds
+# it in when the copy is opened); the -shm is rebuilt. Copying the file alone would lose
+# what only the log holds.
+bench_copy_db() { # source dest
+    cp "$1" "$2"
+    rm -f "$2-wal" "$2-shm"
+    [ ! -s "$1-wal" ] || cp "$1-wal" "$2-wal"
+}
+
 # The work dir of a size (eval.sh's; live.sh and abuse.sh read it too): Corral's database
 # with the generated audience imported, the site's keys and the CSV export of its tables.
 # Made when missing, reused when its marker names the same sizes and seed (FRESH=1

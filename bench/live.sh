@@ -131,12 +131,10 @@ print(s["site_uuid"], s["publishable_key"], s["secret_key"])' "$WORK/site.json")
 
 # --- 2. the run's copy of the database, and the file to import ----------------------------
 # The copy is what the server serves and every write goes to; the work dir is only read.
-# A WAL the work dir may hold goes with it (SQLite folds it in); its -shm is rebuilt.
 say "copying $DB into the temp dir"
 mkdir -p "$TMP/db"
 LIVE_DB="$TMP/db/corral.db"
-cp "$DB" "$LIVE_DB"
-[ ! -s "$DB-wal" ] || cp "$DB-wal" "$LIVE_DB-wal"
+bench_copy_db "$DB" "$LIVE_DB"
 log "database: copy of $DB ($(stat -c %s "$LIVE_DB") bytes) in $TMP/db"
 # Every command applies the migrations the binary has and the database lacks (a work dir
 # made by an older build): a one-time cost, paid here rather than counted as a cold start.
