@@ -192,7 +192,7 @@ impl Walk<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::eval::{AudienceBuilder, SubscriberRow};
+    use crate::query::eval::AudienceBuilder;
     use crate::query::parse;
     use std::collections::HashMap;
     use std::sync::Arc;
@@ -212,13 +212,7 @@ mod tests {
     fn audience() -> Audience {
         let mut b = AudienceBuilder::new();
         for id in 1..=640 {
-            b.subscriber(SubscriberRow {
-                id,
-                email: format!("{id}@x.io"),
-                subscribed: true,
-                created_at: 0,
-                fields: Default::default(),
-            });
+            b.plain_subscriber(id);
         }
         for i in 0..10_000 {
             b.event(1 + i % 640, if i % 10 == 0 { "buy" } else { "view" }, i);

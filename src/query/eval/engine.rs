@@ -945,19 +945,13 @@ mod split_tests {
 
     use super::*;
     use crate::query::ast::DetailPath;
-    use crate::query::eval::{AudienceBuilder, SubscriberRow};
+    use crate::query::eval::AudienceBuilder;
     use crate::query::parse;
 
     fn audience() -> Audience {
         let mut b = AudienceBuilder::new();
         for id in 1..=3 {
-            b.subscriber(SubscriberRow {
-                id,
-                email: format!("{id}@x.io"),
-                subscribed: true,
-                created_at: 0,
-                fields: Default::default(),
-            });
+            b.plain_subscriber(id);
         }
         // Subscriber 1: ten events early in the column; 2: ten late; 3:
         // five in each half.
@@ -1052,13 +1046,7 @@ mod split_tests {
         // 0.1 + 0.2 + … + 0.8 added in order is 3.5999999999999996; added
         // as two halves, then together, 3.6.
         let mut b = AudienceBuilder::new();
-        b.subscriber(SubscriberRow {
-            id: 1,
-            email: "1@x.io".into(),
-            subscribed: true,
-            created_at: 0,
-            fields: Default::default(),
-        });
+        b.plain_subscriber(1);
         for i in 0..8 {
             b.event(1, "a", 1_000 + i);
         }

@@ -584,6 +584,19 @@ impl AudienceBuilder {
     }
 
     /// Adds a subscriber; ids must come in ascending order.
+    /// A subscribed subscriber `id@x.io`, created at 0, without fields: the
+    /// audience of tests about events.
+    #[cfg(test)]
+    pub fn plain_subscriber(&mut self, id: i64) {
+        self.subscriber(SubscriberRow {
+            id,
+            email: format!("{id}@x.io"),
+            subscribed: true,
+            created_at: 0,
+            fields: Default::default(),
+        });
+    }
+
     pub fn subscriber(&mut self, row: SubscriberRow) {
         self.dense = None;
         let a = &mut self.audience;
