@@ -172,29 +172,12 @@ fi
 
 bench_results "eval-$SIZE"
 RAM=$(awk '/^MemTotal/ { printf "%.0f GiB RAM", $2/1048576 }' /proc/meminfo)
-log() { printf '%s\n' "$*" >>"$RESULTS"; }
 log "# Corral evaluation benchmark, $STAMP"
 log "commit: $COMMIT"
 log "machine: $NPROC CPUs, ${CPU:-unknown CPU}, $(uname -sr), $RAM"
 log "engines: $ENGINES"
 log "corral: $CORRAL$VERSIONS ($VENV); sqlite3 $("$SQLITE3" --version | cut -d' ' -f1)"
 log ""
-
-# Runs a step, its output into the results file; on failure shows its last lines.
-step() {
-    local label=$1
-    shift
-    say "$label"
-    {
-        echo "## \$ $*"
-    } >>"$RESULTS"
-    if ! "$@" >"$TMP/step.out" 2>&1; then
-        cat "$TMP/step.out" >>"$RESULTS"
-        die "$label failed: $(tail -n 20 "$TMP/step.out")"
-    fi
-    cat "$TMP/step.out" >>"$RESULTS"
-    echo >>"$RESULTS"
-}
 
 # --- 1. the work dir: data, Corral's database, the CSV export -----------------------------
 # Everything runs from the temp dir, so no corral.toml of the working directory is

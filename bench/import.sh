@@ -91,7 +91,6 @@ CORRAL_PID=
 bench_tmp import "CORRAL_PID" serve.log
 
 bench_results import
-log() { printf '%s\n' "$*" >>"$RESULTS"; }
 log "# Corral import benchmark, $STAMP"
 log "commit: $COMMIT"
 log "machine: $NPROC CPUs, ${CPU:-unknown CPU}, $(uname -sr), $(awk '/^MemTotal/ { printf "%.0f GiB RAM", $2/1048576 }' /proc/meminfo)"

@@ -11,9 +11,33 @@
 #                               (noting uncommitted changes outside bench/),
 #                               CPU and NPROC
 #   bench_work_dir              the work dir of a size, made or reused (see below)
+# and, once RESULTS is set: log LINE (to the results file), step LABEL COMMAND... (a
+# command's output into the results file, failing the run with its last lines), and
+# bench_copy_db SOURCE DEST (a work dir's database, with its write-ahead log).
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+# A line of the results file (bench_results sets RESULTS).
+log() { printf '%s\n' "$*" >>"$RESULTS"; }
+
+# Runs a step, its output into the results file; on failure shows its last lines. The
+# results file gets the command line, or only the label with QUIET=1 (keys in it).
+step() {
+    local label=$1
+    shift
+    say "$label"
+    if [ "${QUIET:-0}" = 1 ]; then
+        echo "## $label" >>"$RESULTS"
+    else
+        echo "## \$ $*" >>"$RESULTS"
+    fi
+    if ! "$@" >"$TMP/step.out" 2>&1; then
+        cat "$TMP/step.out" >>"$RESULTS"
+        die "$label failed: $(tail -n 20 "$TMP/step.out")"
+    fi
+    cat "$TMP/step.out" >>"$RESULTS"
+    echo >>"$RESULTS"
+}
 
 bench_build() {
     if [ "${SKIP_BUILD:-0}" = 1 ]; then

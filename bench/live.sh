@@ -96,31 +96,11 @@ bench_tmp live "CORRAL_PID RSS_PID" serve.log
 
 bench_results "live-$SIZE"
 RAM=$(awk '/^MemTotal/ { printf "%.0f GiB RAM", $2/1048576 }' /proc/meminfo)
-log() { printf '%s\n' "$*" >>"$RESULTS"; }
 log "# Corral live benchmark, $STAMP"
 log "commit: $COMMIT"
 log "machine: $NPROC CPUs, ${CPU:-unknown CPU}, $(uname -sr), $RAM"
 log "corral: $CORRAL; python $(python3 -c 'import sys; print(sys.version.split()[0])')"
 log ""
-
-# Runs a step, its output into the results file; on failure shows its last lines. The
-# results file gets the command line, or only the label with QUIET=1 (keys in it).
-step() {
-    local label=$1
-    shift
-    say "$label"
-    if [ "${QUIET:-0}" = 1 ]; then
-        echo "## $label" >>"$RESULTS"
-    else
-        echo "## \$ $*" >>"$RESULTS"
-    fi
-    if ! "$@" >"$TMP/step.out" 2>&1; then
-        cat "$TMP/step.out" >>"$RESULTS"
-        die "$label failed: $(tail -n 20 "$TMP/step.out")"
-    fi
-    cat "$TMP/step.out" >>"$RESULTS"
-    echo >>"$RESULTS"
-}
 
 # --- 1. the work dir (eval.sh's, made as eval.sh makes it when missing) -------------------
 bench_work_dir
