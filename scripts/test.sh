@@ -3,7 +3,10 @@
 # unit and integration tests, the acceptance suite that drives Bento's
 # official Node SDK against a real `corral serve`, and a bounded Schemathesis
 # run of the OpenAPI document against another (tests/fuzz/run.sh, which makes
-# its own venv, installing python3-venv if missing).
+# its own venv, installing python3-venv if missing). The integration tests
+# and the acceptance suite run twice: on SQLite, then on a throwaway
+# PostgreSQL cluster (scripts/postgres.sh: installs Debian's `postgresql` if
+# `initdb` is missing, and the cluster is always stopped and deleted).
 #
 # Needs Rust (the rust-version of Cargo.toml) with rustfmt and clippy; installs
 # Node.js, npm, curl and python3 with apt-get when they are missing. Builds the
@@ -27,8 +30,18 @@ echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
-echo "== cargo test"
+source scripts/postgres.sh
+trap pg_throwaway_stop EXIT
+echo "== PostgreSQL: a throwaway cluster"
+# Sets CORRAL_TEST_POSTGRES: the tests that need PostgreSQL (the backend
+# differential, several servers on one database, copying) run on it; the
+# others run on SQLite unless CORRAL_TEST_BACKEND=postgres.
+pg_throwaway_start
+
+echo "== cargo test (SQLite)"
 cargo test --locked
+echo "== cargo test: the integration tests on PostgreSQL"
+CORRAL_TEST_BACKEND=postgres cargo test --locked --test api
 echo "== acceptance: Bento's Node SDK against corral serve"
 # The integration tests run the binary, so `cargo test` has just built it, in
 # the dev profile, where `cargo build` would put it: no second build.
@@ -40,5 +53,7 @@ if [[ ! -x "$bin" ]]; then
   exit 1
 fi
 bash tests/acceptance/run.sh "$bin"
+echo "== acceptance on PostgreSQL"
+CORRAL_TEST_BACKEND=postgres bash tests/acceptance/run.sh "$bin"
 echo "== fuzzing: Schemathesis against corral serve"
 bash tests/fuzz/run.sh "$bin"

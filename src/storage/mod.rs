@@ -12,6 +12,7 @@
 //! and turns its driver's errors into these ([`sql`] for those on sqlx).
 
 pub mod changes;
+mod postgres;
 mod sql;
 mod sqlite;
 
@@ -26,6 +27,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 
 pub use changes::{ChangeFeed, LogEntry, Position, Signal, SiteHead};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// What a backend can fail with.
@@ -48,7 +50,7 @@ pub enum StorageError {
     /// [`crate::audience::limits`]; the message names the cap.
     #[error("{0}")]
     LimitExceeded(String),
-    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
     UnsupportedUrl(String),
     /// The database refused or failed a statement, in its own words (each
     /// backend turns its driver's errors into this).
@@ -258,6 +260,9 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     if let Some(path) = sqlite_path(url) {
         return Ok(Arc::new(SqliteStore::open(path).await?));
     }
+    if is_postgres(url) {
+        return Ok(Arc::new(PgStore::open(url).await?));
+    }
     Err(StorageError::UnsupportedUrl(url.to_owned()))
 }
 
@@ -270,6 +275,11 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
 /// SQLite file, in `PATH-checkpoints/`.
 pub fn default_checkpoint_dir(url: &str) -> Option<std::path::PathBuf> {
     sqlite_path(url).map(|path| format!("{path}-checkpoints").into())
+}
+
+/// Whether a URL names a PostgreSQL database.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// The file a SQLite URL names: `sqlite://PATH`, `sqlite:PATH`, or a bare path.

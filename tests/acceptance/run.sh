@@ -61,11 +61,30 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# make_database NAME: makes the database a name stands for: a SQLite file
+# in the temporary folder, or, when CORRAL_TEST_POSTGRES names a PostgreSQL
+# cluster (as scripts/test.sh sets it for its second pass), a database
+# created there. database_url NAME prints its URL.
+declare -A DATABASES=()
+make_database() {
+  local name="$1"
+  if [[ "${CORRAL_TEST_BACKEND:-sqlite}" == postgres ]]; then
+    local db="acceptance_${name}_$$_$RANDOM"
+    psql -q "$CORRAL_TEST_POSTGRES" -c "CREATE DATABASE $db" >/dev/null
+    DATABASES[$name]="${CORRAL_TEST_POSTGRES%/*}/$db"
+  else
+    DATABASES[$name]="sqlite://$TMP/$name.db"
+  fi
+}
+database_url() {
+  printf '%s' "${DATABASES[$1]}"
+}
+
 # create_site DB PREFIX: creates a site and sets PREFIX_SITE_UUID, PREFIX_PUBLISHABLE_KEY and
 # PREFIX_SECRET_KEY (exported only once the servers are up).
 create_site() {
   local db="$1" prefix="$2" json uuid pk sk
-  json="$("$BIN" site create "Acceptance" --json --database "sqlite://$db")"
+  json="$("$BIN" site create "Acceptance" --json --database "$(database_url "$db")")"
   {
     read -r uuid
     read -r pk
@@ -91,7 +110,7 @@ start_server() {
   local db="$1" log="$2" prefix="$3" port pid
   shift 3
   port="$(free_port)"
-  "$BIN" serve --listen "127.0.0.1:$port" --database "sqlite://$db" "$@" >"$log" 2>&1 &
+  "$BIN" serve --listen "127.0.0.1:$port" --database "$(database_url "$db")" "$@" >"$log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
   for _ in $(seq 1 80); do
@@ -109,13 +128,15 @@ start_server() {
   return 1
 }
 
-create_site "$TMP/main.db" CORRAL
-create_site "$TMP/main.db" CORRAL_OTHER
-create_site "$TMP/main.db" CORRAL_STATS
-create_site "$TMP/limited.db" CORRAL_LIMITED
+make_database main
+make_database limited
+create_site main CORRAL
+create_site main CORRAL_OTHER
+create_site main CORRAL_STATS
+create_site limited CORRAL_LIMITED
 
-start_server "$TMP/main.db" "$TMP/main.log" CORRAL --rate-limit-per-minute 0 --stats-rate-limit-per-hour 0
-start_server "$TMP/limited.db" "$TMP/limited.log" CORRAL_LIMITED --rate-limit-per-minute 5
+start_server main "$TMP/main.log" CORRAL --rate-limit-per-minute 0 --stats-rate-limit-per-hour 0
+start_server limited "$TMP/limited.log" CORRAL_LIMITED --rate-limit-per-minute 5
 
 for prefix in CORRAL CORRAL_OTHER CORRAL_STATS CORRAL_LIMITED; do
   for name in BASE_URL SITE_UUID PUBLISHABLE_KEY SECRET_KEY; do

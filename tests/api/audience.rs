@@ -325,8 +325,7 @@ async fn a_purchase_with_a_unique_key_is_stored_once_however_often_it_is_sent() 
     assert_eq!(both["results"], 2);
     assert_eq!(app.count("SELECT COUNT(*) FROM events").await, 1);
     assert_eq!(
-        app.count("SELECT CAST(amount AS INTEGER) FROM events")
-            .await,
+        app.count("SELECT CAST(amount AS BIGINT) FROM events").await,
         12050
     );
     // Without a unique key every purchase counts.

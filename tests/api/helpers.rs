@@ -53,7 +53,7 @@ impl TestApp {
     pub async fn spawn_with(settings: HttpSettings) -> Self {
         init_logs();
         let dir = tempfile::tempdir().expect("temp dir");
-        let database_url = format!("sqlite://{}", dir.path().join("corral.db").display());
+        let database_url = fresh_database(dir.path()).await;
         let store = storage::open(&database_url).await.expect("open database");
         let clock = ManualClock::new(START_MS);
         let state = AppState::new(store.clone(), clock.clone(), settings);
@@ -207,9 +207,72 @@ pub async fn assert_invalid(response: Response, errors: &[(&str, &str)]) {
     .await;
 }
 
+/// The PostgreSQL cluster the tests may use, when `CORRAL_TEST_POSTGRES`
+/// names one (an administrator's URL, as `scripts/test.sh` sets it).
+pub fn postgres_cluster() -> Option<String> {
+    std::env::var("CORRAL_TEST_POSTGRES")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// Whether the tests run on PostgreSQL (`CORRAL_TEST_BACKEND=postgres`)
+/// rather than SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("CORRAL_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// A database no other test uses: with [`on_postgres`], a new database on
+/// the cluster of [`postgres_cluster`], else a SQLite file in `dir`.
+pub async fn fresh_database(dir: &std::path::Path) -> String {
+    if !on_postgres() {
+        return format!("sqlite://{}", dir.join("corral.db").display());
+    }
+    fresh_postgres_database()
+        .await
+        .expect("CORRAL_TEST_BACKEND=postgres needs CORRAL_TEST_POSTGRES")
+}
+
+/// A new database on the cluster of [`postgres_cluster`], if there is one.
+pub async fn fresh_postgres_database() -> Option<String> {
+    let admin = postgres_cluster()?;
+    let name = format!("corral_test_{}", corral::credentials::random_hex_id());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .expect("the test cluster answers");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create a test database");
+    let (server, _) = admin.rsplit_once('/').expect("a database URL");
+    Some(format!("{server}/{name}"))
+}
+
+/// [`fresh_database`] for code that does not await (on a thread of its
+/// own, so that it works inside a runtime too).
+pub fn fresh_database_blocking(dir: &std::path::Path) -> String {
+    let dir = dir.to_owned();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(fresh_database(&dir))
+    })
+    .join()
+    .unwrap()
+}
+
 impl TestApp {
-    /// A count straight from the database, to prove what was (not) stored.
+    /// A count straight from the database, to prove what was (not) stored:
+    /// `sql` is run as written on whichever backend the test runs on, so it
+    /// sticks to what both understand.
     pub async fn count(&self, sql: &'static str) -> i64 {
+        if self.database_url.starts_with("postgres") {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.database_url)
+                .await
+                .unwrap();
+            return sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
+        }
         let path = self.database_url.trim_start_matches("sqlite://");
         let options = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(path)

@@ -1,0 +1,596 @@
+//! The audience on PostgreSQL: subscribers, tags, fields and events.
+//!
+//! [`AudienceStore::apply_changes`] runs a caller's batch in one transaction
+//! that holds the site's head row from its start ([`super::log::lock_head`]):
+//! the batch reads each subscriber's state, lets [`apply::apply`] decide what
+//! the change does and whether the caps allow it, and writes the effects, so
+//! no other server's write of the site can interleave and lose an update.
+//! A refused item leaves no trace (the rules are decided before anything is
+//! written; the one refusal that comes after writes, an email already taken,
+//! is rolled back to a savepoint). A duplicate `$purchase` is found by its
+//! unique key, which a unique index also guards.
+
+use super::{PgStore, Tx, log};
+use crate::audience::apply::{self, Fields, SiteCounts, SubscriberState};
+use crate::audience::{
+    AudienceCounts, Email, Field, FieldKey, Limits, Outcome, Subscriber, SubscriberChange, Tag,
+    TagName,
+};
+use crate::credentials::random_hex_id;
+use crate::storage::changes::IdRanges;
+use crate::storage::{AudienceStore, LogEntry, Page, Result, StorageError};
+use async_trait::async_trait;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+use std::collections::{BTreeSet, HashSet};
+
+/// Why one item of a batch was not applied.
+enum ItemError {
+    Refused(String),
+    Database(StorageError),
+}
+
+impl From<sqlx::Error> for ItemError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error.into())
+    }
+}
+
+impl From<StorageError> for ItemError {
+    fn from(error: StorageError) -> Self {
+        Self::Database(error)
+    }
+}
+
+fn tag_from_row(row: &PgRow) -> Result<Tag> {
+    Ok(Tag {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        discarded_at: row.try_get("discarded_at")?,
+    })
+}
+
+fn field_from_row(row: &PgRow) -> Result<Field> {
+    Ok(Field {
+        id: row.try_get("id")?,
+        key: row.try_get("key")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// The columns [`subscriber_from_row`] reads, tags included, of
+/// `subscribers s` (a literal for `concat!`: sqlx takes only literal SQL).
+macro_rules! subscriber_columns {
+    () => {
+        "SELECT s.id, s.uuid, s.email, s.fields, s.unsubscribed_at, s.created_at, s.updated_at,
+            ARRAY(SELECT st.tag_id FROM subscriber_tags st
+                  WHERE st.site_id = s.site_id AND st.subscriber_id = s.id
+                  ORDER BY st.tag_id) AS tag_ids
+         FROM subscribers s "
+    };
+}
+
+pub(super) fn subscriber_from_row(row: &PgRow) -> Result<Subscriber> {
+    let fields: String = row.try_get("fields")?;
+    Ok(Subscriber {
+        id: row.try_get("id")?,
+        uuid: row.try_get("uuid")?,
+        email: row.try_get("email")?,
+        fields: serde_json::from_str(&fields).unwrap_or_default(),
+        tag_ids: row.try_get("tag_ids")?,
+        unsubscribed_at: row.try_get("unsubscribed_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl PgStore {
+    async fn find_subscriber(
+        &self,
+        site_id: i64,
+        by_email: bool,
+        value: &str,
+    ) -> Result<Option<Subscriber>> {
+        let sql = if by_email {
+            concat!(
+                subscriber_columns!(),
+                "WHERE s.site_id = $1 AND s.email_key = $2"
+            )
+        } else {
+            concat!(
+                subscriber_columns!(),
+                "WHERE s.site_id = $1 AND s.uuid = $2"
+            )
+        };
+        let row = sqlx::query(sql)
+            .bind(site_id)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(subscriber_from_row).transpose()
+    }
+
+    pub(super) async fn read_subscribers(
+        &self,
+        site_id: i64,
+        ids: &[i64],
+    ) -> Result<Vec<Subscriber>> {
+        let rows = sqlx::query(concat!(
+            subscriber_columns!(),
+            "WHERE s.site_id = $1 AND s.id = ANY($2) ORDER BY s.id"
+        ))
+        .bind(site_id)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(subscriber_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl AudienceStore for PgStore {
+    async fn subscriber_by_email(&self, site_id: i64, email: &Email) -> Result<Option<Subscriber>> {
+        self.find_subscriber(site_id, true, &email.key()).await
+    }
+
+    async fn subscriber_by_uuid(&self, site_id: i64, uuid: &str) -> Result<Option<Subscriber>> {
+        self.find_subscriber(site_id, false, uuid).await
+    }
+
+    async fn apply_changes(
+        &self,
+        site_id: i64,
+        changes: Vec<SubscriberChange>,
+        now: i64,
+    ) -> Result<Vec<Outcome>> {
+        let mut tx = self.begin_site_write(site_id).await?;
+        let mut outcomes = Vec::with_capacity(changes.len());
+        let mut touched = Vec::new();
+        let mut entry = LogEntry::default();
+        for change in &changes {
+            // Only an email change can be refused after it wrote something.
+            let savepoint = change.new_email.is_some();
+            if savepoint {
+                sqlx::query("SAVEPOINT item").execute(&mut *tx).await?;
+            }
+            match apply_one(&mut tx, site_id, change, now, &self.limits).await {
+                Ok((outcome, changed, event)) => {
+                    if savepoint {
+                        sqlx::query("RELEASE item").execute(&mut *tx).await?;
+                    }
+                    outcomes.push(outcome);
+                    touched.extend(changed);
+                    if let Some(id) = event {
+                        entry.add_events(id, id);
+                    }
+                }
+                Err(ItemError::Refused(reason)) => {
+                    if savepoint {
+                        sqlx::query("ROLLBACK TO item").execute(&mut *tx).await?;
+                        sqlx::query("RELEASE item").execute(&mut *tx).await?;
+                    }
+                    outcomes.push(Outcome::Failed(reason));
+                }
+                Err(ItemError::Database(error)) => return Err(error),
+            }
+        }
+        entry.subscribers = IdRanges::from_ids(touched);
+        log::record(&mut tx, site_id, &entry, now).await?;
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn list_tags(
+        &self,
+        site_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Tag>> {
+        let rows = sqlx::query(
+            "SELECT id, name, name_key, created_at, discarded_at FROM tags
+             WHERE site_id = $1 AND name_key > $2
+             ORDER BY name_key, name, id LIMIT $3",
+        )
+        .bind(site_id)
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64 + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        page(&rows, limit, "name_key", tag_from_row)
+    }
+
+    async fn create_tag(&self, site_id: i64, name: &TagName, now: i64) -> Result<Tag> {
+        let mut tx = self.begin_site_write(site_id).await?;
+        let known = known_keys(&mut tx, site_id, Names::Tags, &[name.key()]).await?;
+        if known.is_empty() {
+            let count = count_of(&mut tx, site_id, Names::Tags).await?;
+            self.limits
+                .check_new_tag(count)
+                .map_err(StorageError::LimitExceeded)?;
+        }
+        let id = tag_id(&mut tx, site_id, name, now).await?;
+        let row = sqlx::query(
+            "SELECT id, name, created_at, discarded_at FROM tags WHERE site_id = $1 AND id = $2",
+        )
+        .bind(site_id)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tag_from_row(&row)
+    }
+
+    async fn list_fields(
+        &self,
+        site_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Field>> {
+        let rows = sqlx::query(
+            "SELECT id, key, name, created_at FROM fields
+             WHERE site_id = $1 AND key > $2
+             ORDER BY key LIMIT $3",
+        )
+        .bind(site_id)
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64 + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        page(&rows, limit, "key", field_from_row)
+    }
+
+    async fn create_field(
+        &self,
+        site_id: i64,
+        key: &FieldKey,
+        name: &str,
+        now: i64,
+    ) -> Result<Field> {
+        let mut tx = self.begin_site_write(site_id).await?;
+        let known = known_keys(&mut tx, site_id, Names::Fields, &[key.as_str().to_owned()]).await?;
+        if known.is_empty() {
+            let count = count_of(&mut tx, site_id, Names::Fields).await?;
+            self.limits
+                .check_new_field_key(count)
+                .map_err(StorageError::LimitExceeded)?;
+        }
+        register_field(&mut tx, site_id, key, name, now).await?;
+        let row = sqlx::query(
+            "SELECT id, key, name, created_at FROM fields WHERE site_id = $1 AND key = $2",
+        )
+        .bind(site_id)
+        .bind(key.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        field_from_row(&row)
+    }
+
+    async fn site_counts(&self, site_id: i64) -> Result<AudienceCounts> {
+        let (users, subscribed): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE unsubscribed_at IS NULL)
+             FROM subscribers WHERE site_id = $1",
+        )
+        .bind(site_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(AudienceCounts {
+            user_count: users,
+            subscriber_count: subscribed,
+            unsubscriber_count: users - subscribed,
+        })
+    }
+
+    async fn load_details(
+        &self,
+        site_id: i64,
+        kind: &str,
+        path: &crate::query::ast::DetailPath,
+    ) -> Result<Vec<crate::query::eval::Val>> {
+        let mut conn = self.pool.acquire().await?;
+        super::snapshot::details(&mut conn, site_id, kind, path, None).await
+    }
+
+    async fn subscribers_by_ids(&self, site_id: i64, ids: &[i64]) -> Result<Vec<Subscriber>> {
+        self.read_subscribers(site_id, ids).await
+    }
+}
+
+/// Up to `limit` of `rows` (which hold one more when another page follows),
+/// and the sort key in `column` of the last one kept when one does.
+fn page<T>(
+    rows: &[PgRow],
+    limit: usize,
+    column: &str,
+    item: impl Fn(&PgRow) -> Result<T>,
+) -> Result<Page<T>> {
+    let kept = &rows[..rows.len().min(limit)];
+    let next_after = match kept.last() {
+        Some(last) if rows.len() > limit => Some(last.try_get(column)?),
+        _ => None,
+    };
+    Ok(Page {
+        items: kept.iter().map(item).collect::<Result<_>>()?,
+        next_after,
+    })
+}
+
+/// The two kinds of names a site registers, which the caps count.
+#[derive(Clone, Copy)]
+enum Names {
+    Tags,
+    Fields,
+}
+
+/// How many tags or field keys the site has.
+async fn count_of(conn: &mut PgConnection, site_id: i64, names: Names) -> Result<usize> {
+    let sql = match names {
+        Names::Tags => "SELECT COUNT(*) FROM tags WHERE site_id = $1",
+        Names::Fields => "SELECT COUNT(*) FROM fields WHERE site_id = $1",
+    };
+    let n: i64 = sqlx::query_scalar(sql)
+        .bind(site_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(n as usize)
+}
+
+/// The keys among `keys` (tag name keys, or field keys) that the site has.
+async fn known_keys(
+    conn: &mut PgConnection,
+    site_id: i64,
+    names: Names,
+    keys: &[String],
+) -> Result<HashSet<String>> {
+    if keys.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let sql = match names {
+        Names::Tags => "SELECT name_key FROM tags WHERE site_id = $1 AND name_key = ANY($2)",
+        Names::Fields => "SELECT key FROM fields WHERE site_id = $1 AND key = ANY($2)",
+    };
+    let rows: Vec<String> = sqlx::query_scalar(sql)
+        .bind(site_id)
+        .bind(keys)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The site's counts the caps watch before `change` applies (see
+/// [`crate::audience::apply::SiteCounts`]).
+async fn site_counts(
+    conn: &mut PgConnection,
+    site_id: i64,
+    change: &SubscriberChange,
+) -> Result<SiteCounts> {
+    let mut site = SiteCounts::default();
+    let set: BTreeSet<String> = change
+        .set_fields
+        .iter()
+        .map(|(k, _)| k.as_str().to_owned())
+        .collect();
+    if !set.is_empty() {
+        let set: Vec<String> = set.into_iter().collect();
+        site.field_keys = count_of(conn, site_id, Names::Fields).await?;
+        site.known_fields = known_keys(conn, site_id, Names::Fields, &set).await?;
+    }
+    let added: BTreeSet<String> = change.add_tags.iter().map(|t| t.key()).collect();
+    if !added.is_empty() {
+        let added: Vec<String> = added.into_iter().collect();
+        site.tags = count_of(conn, site_id, Names::Tags).await?;
+        site.known_tags = known_keys(conn, site_id, Names::Tags, &added).await?;
+    }
+    Ok(site)
+}
+
+/// The id of the site's tag with this name (ignoring case), created if new.
+async fn tag_id(conn: &mut PgConnection, site_id: i64, name: &TagName, now: i64) -> Result<i64> {
+    sqlx::query(
+        "INSERT INTO tags (site_id, name, name_key, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (site_id, name_key) DO NOTHING",
+    )
+    .bind(site_id)
+    .bind(name.as_str())
+    .bind(name.key())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(
+        sqlx::query_scalar("SELECT id FROM tags WHERE site_id = $1 AND name_key = $2")
+            .bind(site_id)
+            .bind(name.key())
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+async fn register_field(
+    conn: &mut PgConnection,
+    site_id: i64,
+    key: &FieldKey,
+    name: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO fields (site_id, key, name, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (site_id, key) DO NOTHING",
+    )
+    .bind(site_id)
+    .bind(key.as_str())
+    .bind(name)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies one change inside the batch's transaction; with the outcome, the
+/// subscriber's id if it was created or its row or tags changed, and the id
+/// of the event stored.
+async fn apply_one(
+    tx: &mut Tx,
+    site_id: i64,
+    change: &SubscriberChange,
+    now: i64,
+    limits: &Limits,
+) -> std::result::Result<(Outcome, Option<i64>, Option<i64>), ItemError> {
+    if let Some((kind, key)) = apply::purchase_key(change) {
+        let seen: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM events WHERE site_id = $1 AND type = $2 AND unique_key = $3",
+        )
+        .bind(site_id)
+        .bind(kind)
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if seen.is_some() {
+            return Ok((Outcome::Duplicate, None, None));
+        }
+    }
+
+    let existing = sqlx::query(
+        "SELECT id, fields, unsubscribed_at,
+                ARRAY(SELECT t.name_key FROM subscriber_tags st
+                      JOIN tags t ON t.site_id = st.site_id AND t.id = st.tag_id
+                      WHERE st.site_id = s.site_id AND st.subscriber_id = s.id) AS tag_keys
+         FROM subscribers s WHERE site_id = $1 AND email_key = $2",
+    )
+    .bind(site_id)
+    .bind(change.email.key())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let (id, mut state) = match existing {
+        Some(row) => {
+            let id: i64 = row.try_get("id")?;
+            let tags: Vec<String> = row.try_get("tag_keys")?;
+            let state = SubscriberState {
+                fields: Fields::Text(row.try_get("fields")?),
+                tags: apply::touches_tags(change).then(|| tags.into_iter().collect()),
+                unsubscribed_at: row.try_get("unsubscribed_at")?,
+            };
+            (Some(id), state)
+        }
+        None => {
+            apply::may_create(change).map_err(ItemError::Refused)?;
+            (None, SubscriberState::new())
+        }
+    };
+    let mut site = site_counts(tx, site_id, change).await?;
+    let effects =
+        apply::apply(&mut state, &mut site, change, limits).map_err(ItemError::Refused)?;
+
+    let created = id.is_none();
+    let subscriber_id =
+        match id {
+            Some(id) => id,
+            None => sqlx::query_scalar(
+                "INSERT INTO subscribers (site_id, uuid, email, email_key, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+            )
+            .bind(site_id)
+            .bind(random_hex_id())
+            .bind(change.email.as_str())
+            .bind(change.email.key())
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await?,
+        };
+    for key in &effects.field_keys {
+        register_field(tx, site_id, key, key.as_str(), now).await?;
+    }
+    for (key, name) in &effects.new_tags {
+        let tag = tag_id(tx, site_id, name, now).await?;
+        if effects.tags.get(key) == Some(&true) {
+            sqlx::query(
+                "INSERT INTO subscriber_tags (site_id, subscriber_id, tag_id, created_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(site_id)
+            .bind(subscriber_id)
+            .bind(tag)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    for (key, _) in effects.tags.iter().filter(|(_, add)| !**add) {
+        sqlx::query(
+            "DELETE FROM subscriber_tags WHERE site_id = $1 AND subscriber_id = $2
+             AND tag_id = (SELECT id FROM tags WHERE site_id = $1 AND name_key = $3)",
+        )
+        .bind(site_id)
+        .bind(subscriber_id)
+        .bind(key)
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    if let Some(new_email) = &change.new_email {
+        let taken: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM subscribers WHERE site_id = $1 AND email_key = $2 AND id <> $3",
+        )
+        .bind(site_id)
+        .bind(new_email.key())
+        .bind(subscriber_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if taken.is_some() {
+            return Err(ItemError::Refused(apply::email_taken(new_email)));
+        }
+        sqlx::query(
+            "UPDATE subscribers SET email = $1, email_key = $2 WHERE site_id = $3 AND id = $4",
+        )
+        .bind(new_email.as_str())
+        .bind(new_email.key())
+        .bind(site_id)
+        .bind(subscriber_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    let mut event_id = None;
+    if let Some(event) = &change.event {
+        event_id = Some(
+            sqlx::query_scalar(
+                "INSERT INTO events (site_id, subscriber_id, type, occurred_at, details,
+                                     unique_key, amount, currency, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            )
+            .bind(site_id)
+            .bind(subscriber_id)
+            .bind(&event.kind)
+            .bind(event.occurred_at)
+            .bind(&event.details)
+            .bind(&event.unique_key)
+            .bind(event.amount)
+            .bind(&event.currency)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await?,
+        );
+    }
+
+    // The row's new fields and subscription (when they changed) and its
+    // `updated_at`, in one statement.
+    let rewrite = effects.fields || effects.subscription;
+    sqlx::query(
+        "UPDATE subscribers SET
+             fields = CASE WHEN $1 THEN COALESCE($2, fields) ELSE fields END,
+             unsubscribed_at = CASE WHEN $1 THEN $3 ELSE unsubscribed_at END,
+             updated_at = $4
+         WHERE site_id = $5 AND id = $6",
+    )
+    .bind(rewrite)
+    .bind(state.fields.to_text())
+    .bind(state.unsubscribed_at)
+    .bind(now)
+    .bind(site_id)
+    .bind(subscriber_id)
+    .execute(&mut **tx)
+    .await?;
+    let changed = created || apply::touches_row(change) || change.new_email.is_some();
+    Ok((Outcome::Applied, changed.then_some(subscriber_id), event_id))
+}
