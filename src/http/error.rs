@@ -144,6 +144,7 @@ impl From<StorageError> for ApiError {
             ),
             StorageError::PreconditionFailed => Self::PreconditionFailed,
             StorageError::Refused(errors) => Self::Invalid(errors),
+            StorageError::Unavailable(detail) => Self::NotReady(detail),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -214,6 +215,10 @@ impl IntoResponse for ApiError {
             }
             Self::RateLimited { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            // A database restarting is usually back within seconds.
+            Self::NotReady(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
             }
             _ => {}
         }

@@ -56,6 +56,10 @@ pub enum StorageError {
     /// backend turns its driver's errors into this).
     #[error("database error: {0}")]
     Database(String),
+    /// The database cannot be reached now (a server down or restarting, no
+    /// free connection in time): the call may succeed if tried again.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     /// A grouped write failed (its detail was logged once, by the writer).
     #[error("write failed: {0}")]
     WriteFailed(String),

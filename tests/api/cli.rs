@@ -17,6 +17,9 @@ pub(crate) struct Cli {
 
 impl Cli {
     pub(crate) fn new() -> Self {
+        if !on_postgres() {
+            return Self::sqlite();
+        }
         let dir = tempfile::tempdir().unwrap();
         let database = fresh_database_blocking(dir.path());
         Self { dir, database }
@@ -30,7 +33,7 @@ impl Cli {
         Self { dir, database }
     }
 
-    fn on(database: &str) -> Self {
+    pub(crate) fn on(database: &str) -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
             database: database.to_owned(),
@@ -93,7 +96,7 @@ impl Cli {
         serde_json::from_str(&self.ok(args)).unwrap()
     }
 
-    fn new_site(&self) -> Value {
+    pub(crate) fn new_site(&self) -> Value {
         self.json(&["site", "create", "Shop", "--json"])
     }
 }
@@ -435,7 +438,7 @@ impl Drop for Server {
 }
 
 /// Starts the server and reads its demo banner.
-fn start_server(cli: &Cli) -> Server {
+pub(crate) fn start_server(cli: &Cli) -> Server {
     start_demo(
         cli,
         &[

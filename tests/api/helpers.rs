@@ -51,9 +51,23 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: HttpSettings) -> Self {
-        init_logs();
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = fresh_database(dir.path()).await;
+        Self::spawn_in(dir, database_url, settings).await
+    }
+
+    /// A server on the database `database_url` names (whichever backend).
+    pub async fn spawn_on(database_url: String) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = HttpSettings {
+            rate_limit_per_minute: 0,
+            ..HttpSettings::default()
+        };
+        Self::spawn_in(dir, database_url, settings).await
+    }
+
+    async fn spawn_in(dir: TempDir, database_url: String, settings: HttpSettings) -> Self {
+        init_logs();
         let store = storage::open(&database_url).await.expect("open database");
         let clock = ManualClock::new(START_MS);
         let state = AppState::new(store.clone(), clock.clone(), settings);

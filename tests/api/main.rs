@@ -1,5 +1,7 @@
 //! Corral's behaviour, tested through the real HTTP server bound on port 0 and
-//! through the real `corral` binary; one fresh SQLite database per test.
+//! through the real `corral` binary; one fresh database per test, SQLite unless
+//! `CORRAL_TEST_BACKEND=postgres` (then a new database on the PostgreSQL cluster
+//! `CORRAL_TEST_POSTGRES` names, as `scripts/test.sh` runs them a second time).
 //!
 //! Logs are silent unless `TEST_LOG=1` is set.
 
@@ -15,6 +17,7 @@ mod errors;
 mod evaluation;
 mod limits;
 mod operations;
+mod postgres;
 mod rate_limit;
 mod readme;
 mod segments_read;

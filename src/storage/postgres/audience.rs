@@ -9,6 +9,11 @@
 //! written; the one refusal that comes after writes, an email already taken,
 //! is rolled back to a savepoint). A duplicate `$purchase` is found by its
 //! unique key, which a unique index also guards.
+//!
+//! Rows are inserted only once known to be new, never left to a conflict
+//! clause: PostgreSQL takes an id from the sequence for every insert tried,
+//! and the ids the API shows must follow SQLite's (a tag or field id is not
+//! skipped because a request named one that existed).
 
 use super::{PgStore, Tx, log};
 use crate::audience::apply::{self, Fields, SiteCounts, SubscriberState};
@@ -388,9 +393,12 @@ async fn site_counts(
 
 /// The id of the site's tag with this name (ignoring case), created if new.
 async fn tag_id(conn: &mut PgConnection, site_id: i64, name: &TagName, now: i64) -> Result<i64> {
+    // Not `ON CONFLICT DO NOTHING`, which would take an id from the
+    // sequence even when the tag exists: ids stay those SQLite gives.
     sqlx::query(
-        "INSERT INTO tags (site_id, name, name_key, created_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (site_id, name_key) DO NOTHING",
+        "INSERT INTO tags (site_id, name, name_key, created_at)
+         SELECT $1, $2, $3, $4
+         WHERE NOT EXISTS (SELECT 1 FROM tags WHERE site_id = $1 AND name_key = $3)",
     )
     .bind(site_id)
     .bind(name.as_str())
@@ -415,8 +423,9 @@ async fn register_field(
     now: i64,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO fields (site_id, key, name, created_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (site_id, key) DO NOTHING",
+        "INSERT INTO fields (site_id, key, name, created_at)
+         SELECT $1, $2, $3, $4
+         WHERE NOT EXISTS (SELECT 1 FROM fields WHERE site_id = $1 AND key = $2)",
     )
     .bind(site_id)
     .bind(key.as_str())

@@ -33,7 +33,7 @@ use crate::segment::{
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{PgConnection, Postgres, Row, Transaction};
+use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -66,6 +66,17 @@ impl PgStore {
         let options = PgConnectOptions::from_str(&url)
             .map_err(|e| StorageError::Database(redact(&e.to_string(), &url)))?
             .application_name("corral");
+        // One connection first, without the pool's retries, so that a server
+        // down or a wrong password is told at once and in its own words.
+        // Several servers starting together migrate one at a time (sqlx
+        // holds an advisory lock).
+        let mut first = PgConnection::connect_with(&options)
+            .await
+            .map_err(|e| StorageError::Database(redact(&connect_error(e), &url)))?;
+        sqlx::migrate!("migrations/postgres")
+            .run(&mut first)
+            .await?;
+        first.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .min_connections(1)
@@ -73,7 +84,6 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(|e| StorageError::Database(redact(&connect_error(e), &url)))?;
-        sqlx::migrate!("migrations/postgres").run(&pool).await?;
         Ok(Self { pool, limits })
     }
 
@@ -284,6 +294,25 @@ async fn check_references(
     errors.finish(|| ()).map_err(StorageError::Refused)
 }
 
+/// Whether another kept segment of the site has this name key.
+async fn name_in_use(
+    tx: &mut Tx,
+    site_id: i64,
+    key: &str,
+    other_than: Option<SegmentId>,
+) -> Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM segments
+         WHERE site_id = $1 AND name_key = $2 AND discarded_at IS NULL AND id <> $3",
+    )
+    .bind(site_id)
+    .bind(key)
+    .bind(other_than.map_or(0, |id| id.0))
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(found.is_some())
+}
+
 async fn segment_for_update(tx: &mut Tx, site_id: i64, id: SegmentId) -> Result<Segment> {
     let row = sqlx::query(concat!(
         "SELECT ",
@@ -462,6 +491,11 @@ impl Store for PgStore {
     async fn create_segment(&self, site_id: i64, new: &NewSegment, now: i64) -> Result<Segment> {
         let mut tx = self.begin_site_write(site_id).await?;
         check_references(&mut tx, site_id, None, &new.query).await?;
+        // Told before inserting, so that no id is taken from the sequence
+        // for a name that is taken (the index still has the last word).
+        if name_in_use(&mut tx, site_id, &new.name.key(), None).await? {
+            return Err(StorageError::NameTaken);
+        }
         let row = sqlx::query(concat!(
             "INSERT INTO segments (site_id, name, name_key, description, query, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING ",
@@ -513,6 +547,9 @@ impl Store for PgStore {
             None => current.description.clone(),
         };
         let query = patch.query.as_ref().unwrap_or(&current.query);
+        if name_in_use(&mut tx, site_id, &name_key(&name), Some(id)).await? {
+            return Err(StorageError::NameTaken);
+        }
         sqlx::query(
             "UPDATE segments SET name = $1, name_key = $2, description = $3, query = $4,
              updated_at = $5, version = version + 1 WHERE site_id = $6 AND id = $7",

@@ -326,9 +326,11 @@ async fn tag_id(
     name: &TagName,
     now: i64,
 ) -> Result<i64> {
+    // Inserted only if new: a conflict clause would take an id all the same.
     sqlx::query(
-        "INSERT INTO tags (site_id, name, name_key, created_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (site_id, name_key) DO NOTHING",
+        "INSERT INTO tags (site_id, name, name_key, created_at)
+         SELECT $1, $2, $3, $4
+         WHERE NOT EXISTS (SELECT 1 FROM tags WHERE site_id = $1 AND name_key = $3)",
     )
     .bind(site_id)
     .bind(name.as_str())
@@ -353,8 +355,9 @@ async fn register_field(
     now: i64,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO fields (site_id, key, name, created_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (site_id, key) DO NOTHING",
+        "INSERT INTO fields (site_id, key, name, created_at)
+         SELECT $1, $2, $3, $4
+         WHERE NOT EXISTS (SELECT 1 FROM fields WHERE site_id = $1 AND key = $2)",
     )
     .bind(site_id)
     .bind(key.as_str())

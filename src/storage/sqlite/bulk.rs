@@ -384,15 +384,23 @@ async fn register_fields(tx: &mut Tx, site_id: i64, mut keys: Vec<&str>, now: i6
     keys.sort_unstable();
     keys.dedup();
     for chunk in keys.chunks(ROWS) {
-        let mut insert =
-            QueryBuilder::<Sqlite>::new("INSERT INTO fields (site_id, key, name, created_at) ");
+        // Only the keys not yet registered are inserted: a conflict clause
+        // would still take an id for each known one (AUTOINCREMENT), and ids
+        // must not depend on how a write was grouped, or on the backend.
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO fields (site_id, key, name, created_at)
+             SELECT column1, column2, column3, column4 FROM (",
+        );
         insert.push_values(chunk, |mut row, key| {
             row.push_bind(site_id)
                 .push_bind(key.to_string())
                 .push_bind(key.to_string())
                 .push_bind(now);
         });
-        insert.push(" ON CONFLICT (site_id, key) DO NOTHING");
+        insert.push(
+            ") AS v WHERE NOT EXISTS
+               (SELECT 1 FROM fields f WHERE f.site_id = v.column1 AND f.key = v.column2)",
+        );
         insert.build().execute(&mut **tx).await?;
     }
     Ok(())
@@ -408,15 +416,21 @@ async fn tag_ids(
 ) -> Result<HashMap<String, i64>> {
     let added: Vec<(&String, &&str)> = added.iter().collect();
     for chunk in added.chunks(ROWS) {
-        let mut insert =
-            QueryBuilder::<Sqlite>::new("INSERT INTO tags (site_id, name, name_key, created_at) ");
+        // Only new tags are inserted (see `register_fields`).
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO tags (site_id, name, name_key, created_at)
+             SELECT column1, column2, column3, column4 FROM (",
+        );
         insert.push_values(chunk, |mut row, (key, name)| {
             row.push_bind(site_id)
                 .push_bind(name.to_string())
                 .push_bind((*key).clone())
                 .push_bind(now);
         });
-        insert.push(" ON CONFLICT (site_id, name_key) DO NOTHING");
+        insert.push(
+            ") AS v WHERE NOT EXISTS
+               (SELECT 1 FROM tags t WHERE t.site_id = v.column1 AND t.name_key = v.column3)",
+        );
         insert.build().execute(&mut **tx).await?;
     }
     let keys: Vec<&String> = ops
