@@ -17,6 +17,7 @@ mod conditional;
 pub mod conn;
 mod error;
 mod evaluation;
+mod export;
 mod extract;
 mod health;
 pub mod openapi;
@@ -24,12 +25,15 @@ mod rate_limit;
 mod schemas;
 mod segment_body;
 mod segments;
+mod subscribers;
 pub mod wire;
 
 pub use audience::SubscriberResource;
 pub use auth::Caller;
 pub use error::ApiError;
 pub use evaluation::{MatchEnvelope, MatchResult, Preview, PreviewEnvelope};
+pub use export::{MEMBER_CSV_HEADER, member_csv_record};
+pub use subscribers::{EventListEnvelope, EventResource, events_limit};
 
 use crate::clock::Clock;
 use crate::storage::Store;
@@ -149,10 +153,13 @@ pub fn router(state: AppState) -> Router {
         .route("/segments/{id}/restore", post(segments::restore))
         .route("/segments/{id}/match", post(evaluation::match_subscriber))
         .route("/segments/{id}/members", get(evaluation::members))
+        .route("/segments/{id}/members.csv", get(export::members_csv))
         .route(
             "/subscribers",
             get(audience::find_subscriber).post(audience::create_subscriber),
         )
+        .route("/subscribers/segments", get(subscribers::segments))
+        .route("/subscribers/events", get(subscribers::events))
         .route("/tags", get(audience::list_tags).post(audience::create_tag))
         .route(
             "/fields",

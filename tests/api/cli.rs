@@ -22,7 +22,7 @@ impl Cli {
         Self { dir, database }
     }
 
-    fn on(database: &str) -> Self {
+    pub(crate) fn on(database: &str) -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
             database: database.to_owned(),
@@ -41,7 +41,7 @@ impl Cli {
         command
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }
 
@@ -63,7 +63,7 @@ impl Cli {
     }
 
     /// Runs a command that must succeed and returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let output = self.run(args);
         assert!(
             output.status.success(),

@@ -19,3 +19,4 @@ mod rate_limit;
 mod readme;
 mod segments_read;
 mod segments_write;
+mod subscribers;
