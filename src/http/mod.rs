@@ -6,7 +6,8 @@
 //! (tests bind port 0) until the shutdown signal, then lets in-flight requests
 //! finish. Each request gets an id (`x-request-id`, kept if the client sent
 //! one), a span with the route template, a timeout, and on `/fetch/*`
-//! authentication followed by the per-key rate limit.
+//! authentication followed by the per-key rate limit. The web console
+//! ([`console`]) is served beside the API, at `/` and `/console/…`.
 
 mod audience;
 mod auth;
@@ -15,6 +16,7 @@ mod body;
 mod cache;
 mod conditional;
 pub mod conn;
+mod console;
 mod error;
 mod evaluation;
 mod export;
@@ -187,6 +189,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(console::routes())
         // Bodies are limited (with Bento's JSON 413) by the auth middleware,
         // which reads them first; axum's own 2 MB default would answer first.
         .layer(DefaultBodyLimit::disable())

@@ -11,6 +11,7 @@ mod bodies;
 mod cli;
 mod conditional;
 mod connections;
+mod console;
 mod errors;
 mod evaluation;
 mod limits;
