@@ -84,7 +84,7 @@ async function open(t, { width = 1280, height = 860 } = {}) {
   const page = await context.newPage();
   const problems = [];
   page.on('console', (message) => {
-    if (message.type() === 'error' && !/status of (401|404|412|422)/.test(message.text())) problems.push(message.text());
+    if (message.type() === 'error' && !/status of (401|404|412|422|429)/.test(message.text())) problems.push(message.text());
   });
   page.on('pageerror', (error) => problems.push(error.message));
   t.after(async () => {
@@ -330,6 +330,36 @@ describe('the console', () => {
       await page.locator('.chips li', { hasText: tags.find((tag) => tag.id === id).attributes.name }).waitFor();
     }
     await shot(page, 'subscriber');
+  });
+
+  test('signs in and opens a segment from the keyboard alone', async (t) => {
+    const page = await open(t);
+    await page.getByLabel('Site UUID').waitFor();
+    // The form takes the focus; Tab moves through it in order; Enter submits.
+    await page.keyboard.type(SITE);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(PK);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(SK);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Segments', level: 1 }).waitFor();
+    const first = (await segments())[0];
+    await page.getByRole('link', { name: first.attributes.name }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: first.attributes.name, level: 1 }).waitFor();
+    // The new page's heading has the focus, for screen readers.
+    assert.equal(await page.evaluate(() => document.activeElement.tagName), 'H1');
+  });
+
+  test('says when to retry when the API answers 429', async (t) => {
+    const page = await open(t);
+    await page.route('**/api/v1/stats/segment?**', (route) => route.fulfill({
+      status: 429,
+      headers: { 'Retry-After': '42', 'Content-Type': 'application/json; charset=utf-8' },
+      body: '{"error":"Too Many Requests"}',
+    }));
+    await signIn(page);
+    await page.getByRole('alert').filter({ hasText: 'try again in 42 seconds' }).waitFor();
   });
 
   test('is readable at a phone\'s width', async (t) => {
