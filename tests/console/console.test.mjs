@@ -332,6 +332,22 @@ describe('the console', () => {
     await shot(page, 'subscriber');
   });
 
+  test('discards a segment, lists it on the Discarded tab and restores it', async (t) => {
+    const created = await api('POST', '/fetch/segments', { body: { segment: { name: 'Short-lived', visitor_event_query: {} } } });
+    const id = created.body.data.id;
+    const page = await open(t);
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/segment/${id}`);
+    await page.getByRole('button', { name: 'Discard' }).click();
+    await page.getByRole('button', { name: 'Discard segment' }).click();
+    await page.getByRole('heading', { name: 'Segments', level: 1 }).waitFor();
+    assert.equal((await api('GET', `/fetch/segments/${id}`)).status, 404);
+    await page.getByRole('link', { name: 'Discarded' }).click();
+    await page.getByRole('button', { name: 'Restore Short-lived' }).click();
+    await page.getByText('Restored “Short-lived”').waitFor();
+    assert.equal((await api('GET', `/fetch/segments/${id}`)).status, 200);
+  });
+
   test('signs in and opens a segment from the keyboard alone', async (t) => {
     const page = await open(t);
     await page.getByLabel('Site UUID').waitFor();
