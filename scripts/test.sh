@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs them all: formatting, lints, the Rust
 # unit and integration tests, the acceptance suite that drives Bento's
-# official Node SDK against a real `corral serve`, and a bounded Schemathesis
-# run of the OpenAPI document against another (tests/fuzz/run.sh, which makes
-# its own venv, installing python3-venv if missing). The integration tests
-# and the acceptance suite run twice: on SQLite, then on a throwaway
-# PostgreSQL cluster (scripts/postgres.sh: installs Debian's `postgresql` if
-# `initdb` is missing, and the cluster is always stopped and deleted).
+# official Node SDK against a real `corral serve`, the web console's browser
+# tests (headless Chromium against `corral serve --demo`; tests/console/run.sh
+# installs Debian's chromium if missing), and a bounded Schemathesis run of
+# the OpenAPI document against another (tests/fuzz/run.sh, which makes its own
+# venv, installing python3-venv if missing). The integration tests and the
+# acceptance suite run twice: on SQLite, then on a throwaway PostgreSQL
+# cluster (scripts/postgres.sh: installs Debian's `postgresql` if `initdb` is
+# missing, and the cluster is always stopped and deleted).
 #
 # Needs Rust (the rust-version of Cargo.toml) with rustfmt and clippy; installs
 # Node.js, npm, curl and python3 with apt-get when they are missing. Builds the
-# binary once: the acceptance suite and the fuzzer run the `corral` that
-# `cargo test` built (in target/debug/, or under CARGO_TARGET_DIR).
+# binary once: the acceptance suite, the browser tests and the fuzzer run the
+# `corral` that `cargo test` built (in target/debug/, or under CARGO_TARGET_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,5 +57,7 @@ fi
 bash tests/acceptance/run.sh "$bin"
 echo "== acceptance on PostgreSQL"
 CORRAL_TEST_BACKEND=postgres bash tests/acceptance/run.sh "$bin"
+echo "== console: the web console in headless Chromium against corral serve --demo"
+bash tests/console/run.sh "$bin"
 echo "== fuzzing: Schemathesis against corral serve"
 bash tests/fuzz/run.sh "$bin"

@@ -127,6 +127,8 @@ CREATE TABLE events (
 );
 
 CREATE INDEX events_site_type ON events (site_id, type, id);
+-- A subscriber's latest events (the console's subscriber page).
+CREATE INDEX events_subscriber ON events (site_id, subscriber_id, occurred_at DESC, id DESC);
 CREATE UNIQUE INDEX events_unique_purchase ON events (site_id, type, unique_key) WHERE unique_key IS NOT NULL;
 
 -- The change log (see migrations/sqlite/20261201000004_change_log.sql): one

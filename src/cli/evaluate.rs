@@ -8,7 +8,7 @@
 
 use super::{CliError, outln, print_json, site_by_uuid};
 use crate::audience::{Email, Subscriber};
-use crate::clock::{Clock, SystemClock, format_ms};
+use crate::clock::{Clock, SystemClock};
 use crate::http::{MatchEnvelope, MatchResult, Preview, PreviewEnvelope, SubscriberResource};
 use crate::live::{CheckpointSettings, Evaluation, Heads, Live};
 use crate::query::eval::Node;
@@ -292,7 +292,7 @@ impl Sink {
         Ok(match format {
             ExportFormat::Csv => {
                 let mut w = csv::Writer::from_writer(out);
-                w.write_record(["uuid", "email", "created_at", "unsubscribed_at", "fields"])
+                w.write_record(crate::http::MEMBER_CSV_HEADER)
                     .map_err(csv_error)?;
                 Self::Csv(Box::new(w))
             }
@@ -302,17 +302,9 @@ impl Sink {
 
     fn write(&mut self, s: &Subscriber) -> Result<(), CliError> {
         match self {
-            Self::Csv(w) => {
-                let fields = serde_json::to_string(&s.fields).unwrap_or_default();
-                w.write_record([
-                    s.uuid.as_str(),
-                    s.email.as_str(),
-                    &format_ms(s.created_at),
-                    &s.unsubscribed_at.map(format_ms).unwrap_or_default(),
-                    &fields,
-                ])
-                .map_err(csv_error)
-            }
+            Self::Csv(w) => w
+                .write_record(crate::http::member_csv_record(s))
+                .map_err(csv_error),
             Self::Jsonl(out) => {
                 serde_json::to_writer(&mut *out, &SubscriberResource::from(s)).map_err(
                     |e| match e.io_error_kind() {

@@ -18,6 +18,7 @@ mod import;
 mod query_input;
 mod segment;
 mod serve;
+mod subscriber;
 
 use crate::config::{ConfigError, FileConfig};
 use crate::segment::FieldErrors;
@@ -68,6 +69,9 @@ enum Command {
     /// Manage a site's segments.
     #[command(subcommand)]
     Segment(segment::SegmentCommand),
+    /// One subscriber: the segments they are in, their recent events.
+    #[command(subcommand)]
+    Subscriber(subscriber::SubscriberCommand),
     /// Bulk-import subscribers or events from JSON Lines or CSV.
     #[command(subcommand)]
     Import(import::ImportCommand),
@@ -172,6 +176,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 &database,
             );
             segment::run(command, &store, checkpoints).await
+        }
+        Command::Subscriber(command) => {
+            let checkpoints = serve::checkpoint_dir(
+                std::env::var("CORRAL_CHECKPOINT_DIR").ok(),
+                &file,
+                &database,
+            );
+            subscriber::run(command, &store, checkpoints).await
         }
         Command::Import(command) => import::run(command, &store).await,
         Command::Serve(_) | Command::Gen { .. } => {

@@ -382,8 +382,8 @@ fn demo_audience(now: i64) -> Vec<serde_json::Value> {
     events
 }
 
-/// The demo banner: credentials, the `export` line the README's examples
-/// expect, and, last, a `curl` line that works as printed.
+/// The demo banner: credentials, the console's URL, the `export` line the
+/// README's examples expect, and, last, a `curl` line that works as printed.
 fn print_demo(
     site: &Site,
     keys: &KeyPair,
@@ -405,6 +405,8 @@ fn print_demo(
             path.display()
         )?;
     }
+    outln!("Console (sign in with the three values above):")?;
+    outln!("  http://{host}/")?;
     outln!("For the README's API examples:")?;
     outln!(
         "  export SITE={} PK={} SK={} BASE=http://{host}/api/v1",

@@ -35,7 +35,11 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 }
 
 /// A kept segment's parsed query, or the 404 / 422 that says why not.
-async fn segment_query(state: &AppState, site_id: i64, id: SegmentId) -> Result<Query, ApiError> {
+pub(super) async fn segment_query(
+    state: &AppState,
+    site_id: i64,
+    id: SegmentId,
+) -> Result<Query, ApiError> {
     let segment = state
         .store
         .get_segment(site_id, id)

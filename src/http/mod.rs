@@ -6,7 +6,8 @@
 //! (tests bind port 0) until the shutdown signal, then lets in-flight requests
 //! finish. Each request gets an id (`x-request-id`, kept if the client sent
 //! one), a span with the route template, a timeout, and on `/fetch/*`
-//! authentication followed by the per-key rate limit.
+//! authentication followed by the per-key rate limit. The web console
+//! ([`console`]) is served beside the API, at `/` and `/console/…`.
 
 mod audience;
 mod auth;
@@ -15,8 +16,10 @@ mod body;
 mod cache;
 mod conditional;
 pub mod conn;
+mod console;
 mod error;
 mod evaluation;
+mod export;
 mod extract;
 mod health;
 pub mod openapi;
@@ -24,12 +27,15 @@ mod rate_limit;
 mod schemas;
 mod segment_body;
 mod segments;
+mod subscribers;
 pub mod wire;
 
 pub use audience::SubscriberResource;
 pub use auth::Caller;
 pub use error::ApiError;
 pub use evaluation::{MatchEnvelope, MatchResult, Preview, PreviewEnvelope};
+pub use export::{MEMBER_CSV_HEADER, member_csv_record};
+pub use subscribers::{EventListEnvelope, EventResource, events_limit};
 
 use crate::clock::Clock;
 use crate::storage::Store;
@@ -149,10 +155,13 @@ pub fn router(state: AppState) -> Router {
         .route("/segments/{id}/restore", post(segments::restore))
         .route("/segments/{id}/match", post(evaluation::match_subscriber))
         .route("/segments/{id}/members", get(evaluation::members))
+        .route("/segments/{id}/members.csv", get(export::members_csv))
         .route(
             "/subscribers",
             get(audience::find_subscriber).post(audience::create_subscriber),
         )
+        .route("/subscribers/segments", get(subscribers::segments))
+        .route("/subscribers/events", get(subscribers::events))
         .route("/tags", get(audience::list_tags).post(audience::create_tag))
         .route(
             "/fields",
@@ -180,6 +189,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(console::routes())
         // Bodies are limited (with Bento's JSON 413) by the auth middleware,
         // which reads them first; axum's own 2 MB default would answer first.
         .layer(DefaultBodyLimit::disable())

@@ -9,7 +9,7 @@
 //! a key named twice), 413 and 415; where it reads query parameters of its
 //! own, 400 for a query string that cannot be read.
 
-use super::{audience, batch, evaluation, health, segments, wire};
+use super::{audience, batch, evaluation, export, health, segments, subscribers, wire};
 use axum::Json;
 use serde_json::Value;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
@@ -37,6 +37,8 @@ use utoipa::{Modify, OpenApi};
         segments::restore,
         audience::find_subscriber,
         audience::create_subscriber,
+        subscribers::segments,
+        subscribers::events,
         audience::list_tags,
         audience::create_tag,
         audience::list_fields,
@@ -45,6 +47,7 @@ use utoipa::{Modify, OpenApi};
         evaluation::segment_stats,
         evaluation::match_subscriber,
         evaluation::members,
+        export::members_csv,
         evaluation::preview,
         evaluation::query_schema,
         batch::import_subscribers,

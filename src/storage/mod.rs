@@ -138,6 +138,18 @@ pub struct Page<T> {
     pub next_after: Option<String>,
 }
 
+/// One stored event, as a subscriber's recent activity shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub id: i64,
+    /// The event's type, such as `$purchase`.
+    pub kind: String,
+    /// When it happened (Unix milliseconds).
+    pub occurred_at: i64,
+    /// The details object exactly as sent (compact JSON text).
+    pub details: String,
+}
+
 /// The audience: subscribers, tags, fields and events. Every call is scoped by
 /// `site_id`.
 #[async_trait]
@@ -190,6 +202,14 @@ pub trait AudienceStore: Send + Sync + 'static {
     /// The subscribers with these ids, in id order; ids of other sites or of
     /// no one are left out.
     async fn subscribers_by_ids(&self, site_id: i64, ids: &[i64]) -> Result<Vec<Subscriber>>;
+    /// Up to `limit` of the subscriber's events, the most recent first
+    /// (by `occurred_at`, then the latest stored first).
+    async fn recent_events(
+        &self,
+        site_id: i64,
+        subscriber_id: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>>;
 }
 
 /// The operations Corral needs from a database. Every segment call is scoped

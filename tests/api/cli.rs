@@ -60,7 +60,7 @@ impl Cli {
         command
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }
 
@@ -82,7 +82,7 @@ impl Cli {
     }
 
     /// Runs a command that must succeed and returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let output = self.run(args);
         assert!(
             output.status.success(),
@@ -492,6 +492,17 @@ async fn serve_demo_prints_a_curl_line_that_works_as_printed() {
         .unwrap();
     let body: Value = serde_json::from_slice(&output.stdout).expect("curl printed JSON");
     assert_eq!(body["data"].as_array().unwrap().len(), 4, "{body}");
+    // It names the console, served where it says.
+    let console = server
+        .banner
+        .iter()
+        .position(|line| line.starts_with("Console"))
+        .map(|i| server.banner[i + 1].trim().to_owned())
+        .expect("the banner names the console");
+    assert_eq!(console, format!("{}/", server.base));
+    let page = reqwest::get(&console).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("/console/app.js"));
     // The demo site comes with a sample audience.
     let stats = server.curl.replace("/fetch/segments?", "/stats/site?");
     let output = Command::new("sh").arg("-c").arg(&stats).output().unwrap();

@@ -23,7 +23,7 @@ use crate::audience::{
 };
 use crate::credentials::random_hex_id;
 use crate::storage::changes::IdRanges;
-use crate::storage::{AudienceStore, LogEntry, Page, Result, StorageError};
+use crate::storage::{AudienceStore, LogEntry, Page, Result, StorageError, StoredEvent};
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -300,6 +300,33 @@ impl AudienceStore for PgStore {
 
     async fn subscribers_by_ids(&self, site_id: i64, ids: &[i64]) -> Result<Vec<Subscriber>> {
         self.read_subscribers(site_id, ids).await
+    }
+
+    async fn recent_events(
+        &self,
+        site_id: i64,
+        subscriber_id: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
+            "SELECT id, type, occurred_at, details FROM events
+             WHERE site_id = $1 AND subscriber_id = $2
+             ORDER BY occurred_at DESC, id DESC LIMIT $3",
+        )
+        .bind(site_id)
+        .bind(subscriber_id)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, kind, occurred_at, details)| StoredEvent {
+                id,
+                kind,
+                occurred_at,
+                details,
+            })
+            .collect())
     }
 }
 

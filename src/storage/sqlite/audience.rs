@@ -19,7 +19,7 @@ use crate::audience::{
     TagName,
 };
 use crate::credentials::random_hex_id;
-use crate::storage::{AudienceStore, Page, Result, StorageError};
+use crate::storage::{AudienceStore, Page, Result, StorageError, StoredEvent};
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
@@ -243,6 +243,36 @@ impl AudienceStore for SqliteStore {
             subscriber_count: subscribed,
             unsubscriber_count: users - subscribed,
         })
+    }
+
+    async fn recent_events(
+        &self,
+        site_id: i64,
+        subscriber_id: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        // No index leads from the subscriber (each would slow every import),
+        // so this reads the site's events; it serves one page, not evaluation.
+        let rows = sqlx::query(
+            "SELECT id, type, occurred_at, details FROM events
+             WHERE site_id = $1 AND subscriber_id = $2
+             ORDER BY occurred_at DESC, id DESC LIMIT $3",
+        )
+        .bind(site_id)
+        .bind(subscriber_id)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredEvent {
+                    id: row.try_get("id")?,
+                    kind: row.try_get("type")?,
+                    occurred_at: row.try_get("occurred_at")?,
+                    details: row.try_get("details")?,
+                })
+            })
+            .collect()
     }
 }
 

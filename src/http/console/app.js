@@ -1,0 +1,118 @@
+// The console's shell: signed in or not, the top bar, and the hash routes.
+//
+//   #/segments            the site's segments with live counts
+//   #/discarded           discarded segments, with restore
+//   #/new                 a new segment in the editor
+//   #/segment/ID          a segment: counts, members, export, Why?
+//   #/segment/ID/edit     the editor
+//   #/subscriber?email=E  a subscriber: fields, tags, segments, events
+
+import { clearCredentials, credentials } from './api.js';
+import { h, replace } from './dom.js';
+import { renderSignIn } from './signin.js';
+import { renderSegments } from './segments.js';
+import { renderEditor } from './editor.js';
+import { renderSegment } from './segment.js';
+import { renderSubscriber } from './subscriber.js';
+
+const main = document.getElementById('main');
+const bar = document.getElementById('bar');
+
+// Each render gets a signal that is aborted when another route starts, so a
+// slow answer for a page no longer shown changes nothing.
+let current = null;
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, '') || '/segments';
+  const [path, search = ''] = raw.split('?');
+  const parts = path.split('/').filter(Boolean);
+  return { parts, params: new URLSearchParams(search) };
+}
+
+function navLink(href, text, active) {
+  return h('a', { href, class: active ? 'active' : null, 'aria-current': active ? 'page' : null, text });
+}
+
+function renderBar(section) {
+  const c = credentials();
+  bar.hidden = false;
+  replace(
+    bar,
+    h('a', { class: 'brand', href: '#/segments' }, h('img', { src: '/console/favicon.svg', alt: '', width: 24, height: 24 }), 'Corral'),
+    h(
+      'nav',
+      { 'aria-label': 'Console' },
+      navLink('#/segments', 'Segments', section === 'segments'),
+      navLink('#/subscriber', 'Subscribers', section === 'subscriber'),
+    ),
+    h('span', { class: 'site', title: 'Site UUID' }, h('span', { class: 'visually-hidden', text: 'Site ' }), c.siteUuid),
+    h('button', { type: 'button', class: 'secondary', onClick: signOut, text: 'Sign out' }),
+  );
+}
+
+function signOut() {
+  clearCredentials();
+  if (current) current.abort();
+  bar.hidden = true;
+  replace(bar);
+  history.replaceState(null, '', location.pathname);
+  route();
+}
+
+async function route() {
+  if (current) current.abort();
+  current = new AbortController();
+  const signal = current.signal;
+  document.getElementById('booting')?.remove();
+  if (!credentials()) {
+    bar.hidden = true;
+    document.title = 'Sign in · Corral';
+    renderSignIn(main, () => {
+      if (!location.hash || location.hash === '#') location.hash = '#/segments';
+      else route();
+    });
+    return;
+  }
+  const { parts, params } = parseHash();
+  const [section, id, action] = parts;
+  renderBar(section === 'discarded' || section === 'new' || section === 'segment' ? 'segments' : section);
+  const view = h('div', { class: 'view' });
+  replace(main, view);
+  try {
+    if (section === 'segments' || section === 'discarded') {
+      await renderSegments(view, { discarded: section === 'discarded', signal });
+    } else if (section === 'new') {
+      await renderEditor(view, { id: null, signal });
+    } else if (section === 'segment' && id && action === 'edit') {
+      await renderEditor(view, { id, signal });
+    } else if (section === 'segment' && id) {
+      await renderSegment(view, { id, signal });
+    } else if (section === 'subscriber') {
+      await renderSubscriber(view, { email: params.get('email') || '', signal });
+    } else {
+      replace(view, h('h1', { tabindex: '-1', text: 'Not found' }), h('p', {}, 'No such page. ', h('a', { href: '#/segments', text: 'See the segments' }), '.'));
+    }
+  } catch (e) {
+    if (e.name === 'AbortError') return;
+    if (e.status === 401) {
+      // The keys stopped working (revoked): back to the sign-in form.
+      clearCredentials();
+      route();
+      return;
+    }
+    view.append(h('div', { class: 'notice error', role: 'alert', text: e.message }));
+  }
+  if (!signal.aborted) {
+    const heading = view.querySelector('h1');
+    document.title = `${heading ? heading.textContent : 'Console'} · Corral`;
+    // Move focus to the new page, for keyboards and screen readers, unless
+    // the page put it somewhere on purpose.
+    if (heading && (document.activeElement === document.body || !view.contains(document.activeElement))) {
+      heading.setAttribute('tabindex', '-1');
+      heading.focus({ preventScroll: false });
+    }
+  }
+}
+
+window.addEventListener('hashchange', route);
+route();

@@ -1,0 +1,283 @@
+// The segment editor: name, description and query, with the condition
+// builder and the raw JSON side by side and kept in step. As the query
+// changes, the preview endpoint gives the live count and a sample of members
+// (debounced), or the validation errors, shown at the condition or operator
+// each error's JSON pointer names, in the builder and in the JSON. Saving an
+// existing segment sends If-Match, so a change saved meanwhile by someone
+// else is never overwritten silently.
+
+import { api, queryPointer } from './api.js';
+import { createBuilder, escapePointer } from './builder.js';
+import { count, debounce, errorBox, h, labelled, loading, replace, subscriberHref, toast } from './dom.js';
+
+const PREVIEW_DELAY_MS = 400;
+
+/** Where each value of a JSON text starts and ends, by JSON pointer. */
+export function jsonPositions(text) {
+  const places = new Map();
+  let i = 0;
+  const space = () => {
+    while (i < text.length && /\s/.test(text[i])) i += 1;
+  };
+  const string = () => {
+    const start = i;
+    i += 1;
+    while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+    i += 1;
+    return JSON.parse(text.slice(start, i));
+  };
+  const value = (pointer, from) => {
+    space();
+    const start = from ?? i;
+    if (text[i] === '{') {
+      i += 1;
+      space();
+      if (text[i] === '}') i += 1;
+      else {
+        for (;;) {
+          space();
+          const keyStart = i;
+          const key = string();
+          space();
+          i += 1;
+          value(`${pointer}/${escapePointer(key)}`, keyStart);
+          space();
+          const sep = text[i];
+          i += 1;
+          if (sep !== ',') break;
+        }
+      }
+    } else if (text[i] === '[') {
+      i += 1;
+      space();
+      if (text[i] === ']') i += 1;
+      else {
+        for (let n = 0; ; n += 1) {
+          value(`${pointer}/${n}`);
+          space();
+          const sep = text[i];
+          i += 1;
+          if (sep !== ',') break;
+        }
+      }
+    } else if (text[i] === '"') string();
+    else while (i < text.length && !/[\s,\]}]/.test(text[i])) i += 1;
+    places.set(pointer, [start, i]);
+  };
+  try {
+    value('');
+  } catch {
+    // Only ever given text that JSON.parse accepted.
+  }
+  return places;
+}
+
+function lineOf(text, offset) {
+  return text.slice(0, offset).split('\n').length;
+}
+
+export async function renderEditor(view, { id, signal }) {
+  replace(view, loading(id ? 'Loading the segment…' : 'Loading…'));
+  const [list, existing] = await Promise.all([
+    api('GET', '/fetch/segments', { signal }),
+    id ? api('GET', `/fetch/segments/${id}`, { signal }) : null,
+  ]);
+  const others = list.data.data.filter((s) => s.id !== id).map((s) => ({ id: s.id, name: s.attributes.name }));
+  let etag = existing ? existing.etag : null;
+  const segment = existing ? existing.data.data : null;
+  const initial = segment ? segment.attributes.visitor_event_query : { all: [] };
+
+  const name = h('input', { name: 'name', required: true, maxlength: 255, value: segment ? segment.attributes.name : '' });
+  const description = h('textarea', { name: 'description', rows: 2, maxlength: 2000 });
+  description.value = segment?.attributes.description || '';
+  const nameErrors = h('div', { class: 'errors' });
+  const descriptionErrors = h('div', { class: 'errors' });
+  const json = h('textarea', { id: 'query-json', class: 'json', rows: 18, spellcheck: 'false', autocomplete: 'off', 'aria-describedby': 'json-status' });
+  const jsonStatus = h('div', { id: 'json-status', class: 'json-status', 'aria-live': 'polite' });
+  const builderBox = h('div', { class: 'builder', id: 'builder' });
+  const preview = h('div', { class: 'preview-body' });
+  const message = h('div', { 'aria-live': 'assertive' });
+  const save = h('button', { type: 'submit', text: segment ? 'Save changes' : 'Create segment' });
+
+  let jsonValid = true;
+  const builder = createBuilder(builderBox, {
+    segments: others,
+    onChange: (query) => {
+      json.value = JSON.stringify(query, null, 2);
+      jsonValid = true;
+      replace(jsonStatus);
+      json.removeAttribute('aria-invalid');
+      schedulePreview();
+    },
+  });
+
+  json.addEventListener('input', () => {
+    let parsed;
+    try {
+      parsed = JSON.parse(json.value);
+    } catch (e) {
+      jsonValid = false;
+      json.setAttribute('aria-invalid', 'true');
+      replace(jsonStatus, h('p', { class: 'field-error', text: `Not valid JSON yet: ${e.message}` }));
+      schedulePreview.cancel();
+      return;
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      jsonValid = false;
+      json.setAttribute('aria-invalid', 'true');
+      replace(jsonStatus, h('p', { class: 'field-error', text: 'The query must be a JSON object, such as {} for everyone.' }));
+      return;
+    }
+    jsonValid = true;
+    json.removeAttribute('aria-invalid');
+    replace(jsonStatus);
+    builder.load(parsed);
+    schedulePreview();
+  });
+
+  function showQueryErrors(errors) {
+    builder.showErrors(errors);
+    if (!errors.length) {
+      replace(jsonStatus);
+      return;
+    }
+    const text = json.value;
+    const places = jsonPositions(text);
+    const items = errors.map(({ pointer, message: m }) => {
+      let p = pointer;
+      while (!places.has(p) && p !== '') p = p.slice(0, p.lastIndexOf('/'));
+      const [start, end] = places.get(p) || [0, 0];
+      const line = lineOf(text, start);
+      const go = h('button', { type: 'button', class: 'link', text: `line ${line}`, 'aria-label': `Show line ${line} in the JSON` });
+      go.addEventListener('click', () => {
+        json.focus();
+        json.setSelectionRange(start, end);
+      });
+      return h('li', { dataset: { pointer } }, go, ' ', h('code', { text: pointer || '(the whole query)' }), `: ${m}`);
+    });
+    replace(jsonStatus, h('ul', { class: 'json-errors', 'aria-label': 'Problems in the query' }, items));
+  }
+
+  let previewSeq = 0;
+  let inFlight = null;
+  const schedulePreview = debounce(runPreview, PREVIEW_DELAY_MS);
+
+  async function runPreview() {
+    if (!jsonValid) return;
+    previewSeq += 1;
+    const seq = previewSeq;
+    if (inFlight) inFlight.abort();
+    inFlight = new AbortController();
+    preview.setAttribute('aria-busy', 'true');
+    try {
+      const { data } = await api('POST', '/fetch/segments/preview', {
+        body: { visitor_event_query: builder.query(), sample: 10 },
+        signal: inFlight.signal,
+      });
+      if (seq !== previewSeq) return;
+      showQueryErrors([]);
+      const p = data.data;
+      replace(preview,
+        h('p', { class: 'live-count' },
+          h('strong', { dataset: { liveCount: String(p.user_count) }, text: `${count(p.user_count)} member${p.user_count === 1 ? '' : 's'}` }),
+          ` (${count(p.subscriber_count)} subscribed, ${count(p.unsubscriber_count)} unsubscribed)`),
+        p.sample.length
+          ? h('div', {}, h('h3', { text: `First ${p.sample.length}` }),
+            h('ul', { class: 'sample' }, p.sample.map((s) => h('li', {}, h('a', { href: subscriberHref(s.attributes.email), text: s.attributes.email })))))
+          : h('p', { class: 'muted', text: 'Nobody matches this query now.' }));
+    } catch (e) {
+      if (e.name === 'AbortError' || seq !== previewSeq) return;
+      const errors = e.status === 422 ? queryErrors(e.fieldErrors) : [];
+      if (errors.length) {
+        showQueryErrors(errors);
+        replace(preview, h('p', { class: 'muted', text: `No count while the query has ${errors.length === 1 ? 'a problem' : `${errors.length} problems`} (shown where they are).` }));
+      } else {
+        replace(preview, errorBox(e));
+      }
+    } finally {
+      if (seq === previewSeq) preview.removeAttribute('aria-busy');
+    }
+  }
+
+  function queryErrors(fieldErrors) {
+    return fieldErrors
+      .map((f) => ({ pointer: queryPointer(f.field), message: f.message }))
+      .filter((f) => f.pointer !== null);
+  }
+
+  const form = h('form', { class: 'editor', novalidate: true },
+    h('div', { class: 'title' }, h('h1', { text: segment ? `Edit “${segment.attributes.name}”` : 'New segment' })),
+    h('div', { class: 'meta' },
+      h('div', {}, labelled('Name', name), nameErrors),
+      h('div', {}, labelled('Description', description, 'Optional. Shown beside the name in the list.'), descriptionErrors)),
+    h('div', { class: 'editor-grid' },
+      h('section', { class: 'panel', 'aria-labelledby': 'builder-title' }, h('h2', { id: 'builder-title', text: 'Conditions' }), builderBox),
+      h('section', { class: 'panel', 'aria-label': 'The query as JSON' },
+        h('h2', { id: 'json-title' }, h('label', { for: 'query-json', text: 'Query (JSON)' })),
+        json, jsonStatus,
+        h('p', { class: 'hint' }, 'The grammar: ', h('a', { href: '/api/query-language.schema.json', text: 'JSON Schema' }), '.'))),
+    h('section', { class: 'panel preview', 'aria-labelledby': 'preview-title', 'aria-live': 'polite' },
+      h('h2', { id: 'preview-title', text: 'Live count' }), preview),
+    message,
+    h('div', { class: 'actions' }, save, h('a', { class: 'button secondary', href: segment ? `#/segment/${id}` : '#/segments', text: 'Cancel' })));
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    replace(message);
+    nameErrors.replaceChildren();
+    descriptionErrors.replaceChildren();
+    name.removeAttribute('aria-invalid');
+    if (!jsonValid) {
+      replace(message, h('p', { class: 'notice error', role: 'alert', text: 'The JSON is not valid yet: fix it before saving.' }));
+      json.focus();
+      return;
+    }
+    const body = {
+      segment: {
+        name: name.value,
+        description: description.value.trim() === '' ? null : description.value,
+        visitor_event_query: builder.query(),
+      },
+    };
+    save.disabled = true;
+    try {
+      const answer = segment
+        ? await api('PATCH', `/fetch/segments/${id}`, { body, headers: etag ? { 'If-Match': etag } : {} })
+        : await api('POST', '/fetch/segments', { body });
+      etag = answer.etag;
+      toast(segment ? 'Saved.' : 'Segment created.');
+      location.hash = `#/segment/${answer.data.data.id}`;
+    } catch (e) {
+      save.disabled = false;
+      if (e.status === 412) {
+        const reload = h('button', { type: 'button', class: 'secondary', text: 'Load their version' });
+        reload.addEventListener('click', () => window.dispatchEvent(new HashChangeEvent('hashchange')));
+        replace(message, h('div', { class: 'notice error', role: 'alert' },
+          h('p', { text: `${e.message} Copy your query from the JSON if you want to keep it, then load their version and apply your changes again.` }), reload));
+        return;
+      }
+      if (e.status === 422 && e.fieldErrors.length) {
+        const general = [];
+        for (const f of e.fieldErrors) {
+          if (f.field === 'name') {
+            nameErrors.append(h('p', { class: 'field-error', text: `Name ${f.message}` }));
+            name.setAttribute('aria-invalid', 'true');
+          } else if (f.field === 'description') {
+            descriptionErrors.append(h('p', { class: 'field-error', text: `Description ${f.message}` }));
+          } else if (queryPointer(f.field) === null) general.push(`${f.field}: ${f.message}`);
+        }
+        const q = queryErrors(e.fieldErrors);
+        if (q.length) showQueryErrors(q);
+        replace(message, h('p', { class: 'notice error', role: 'alert', text: general.length ? general.join('; ') : 'Not saved: see the problems marked above.' }));
+        return;
+      }
+      replace(message, errorBox(e));
+    }
+  });
+
+  replace(view, form);
+  builder.load(structuredClone(initial));
+  json.value = JSON.stringify(initial, null, 2);
+  runPreview();
+  if (!segment) name.focus();
+}

@@ -1,0 +1,88 @@
+// A subscriber's page, found by email: fields, tags, subscription state, the
+// segments they are in now and their most recent events.
+
+import { api } from './api.js';
+import { errorBox, h, labelled, loading, replace, subscriberHref, time } from './dom.js';
+
+export async function renderSubscriber(view, { email, signal }) {
+  const input = h('input', { type: 'email', name: 'email', autocomplete: 'off', spellcheck: 'false', value: email });
+  const form = h('form', { class: 'inline-form', role: 'search', novalidate: true },
+    labelled('Email', input), h('button', { type: 'submit', text: 'Find' }));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const next = input.value.trim();
+    if (next) location.hash = subscriberHref(next);
+  });
+  const result = h('div', {});
+  replace(view, h('div', { class: 'title' }, h('h1', { text: email ? email : 'Find a subscriber' })), form, result);
+  if (!email) {
+    replace(result, h('p', { class: 'muted empty', text: "Enter a subscriber's email to see their fields, tags, segments and recent events." }));
+    input.focus();
+    return;
+  }
+  replace(result, loading('Looking up the subscriber…'));
+  const { data } = await api('GET', '/fetch/subscribers', { params: { email }, signal });
+  const subscriber = data.data;
+  if (!subscriber) {
+    replace(result, h('p', { class: 'notice', role: 'status', text: `No subscriber with the email ${email} on this site.` }));
+    return;
+  }
+  const s = subscriber.attributes;
+  const segmentsBox = h('div', {}, loading('Evaluating every segment…'));
+  const eventsBox = h('div', {}, loading('Loading events…'));
+  const tagsBox = h('div', {}, s.cached_tag_ids.length ? loading('Loading tags…') : h('p', { class: 'muted', text: 'No tags.' }));
+  const fields = Object.entries(s.fields || {});
+  replace(result,
+    h('dl', { class: 'stat-grid' },
+      h('div', { class: 'stat' }, h('dt', { text: 'Subscription' }),
+        h('dd', { dataset: { state: s.unsubscribed_at ? 'unsubscribed' : 'subscribed' } },
+          s.unsubscribed_at ? h('span', {}, 'Unsubscribed ', time(s.unsubscribed_at)) : 'Subscribed')),
+      h('div', { class: 'stat' }, h('dt', { text: 'UUID' }), h('dd', {}, h('code', { text: s.uuid })))),
+    h('div', { class: 'columns' },
+      h('section', { class: 'panel', 'aria-labelledby': 'sub-segments' }, h('h2', { id: 'sub-segments', text: 'Segments' }), segmentsBox),
+      h('section', { class: 'panel', 'aria-labelledby': 'sub-tags' }, h('h2', { id: 'sub-tags', text: 'Tags' }), tagsBox)),
+    h('section', { class: 'panel', 'aria-labelledby': 'sub-fields' }, h('h2', { id: 'sub-fields', text: 'Fields' }),
+      fields.length
+        ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'Key' }), h('th', { scope: 'col', text: 'Value' }))),
+          h('tbody', {}, fields.map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, h('code', { text: k })), h('td', {}, h('code', { text: JSON.stringify(v) })))))))
+        : h('p', { class: 'muted', text: 'No fields.' })),
+    h('section', { class: 'panel', 'aria-labelledby': 'sub-events' }, h('h2', { id: 'sub-events', text: 'Recent events' }), eventsBox));
+
+  const loadSegments = async () => {
+    try {
+      const { data: list } = await api('GET', '/fetch/subscribers/segments', { params: { email }, signal });
+      replace(segmentsBox, list.data.length
+        ? h('ul', { class: 'segment-list' }, list.data.map((seg) => h('li', { dataset: { segmentId: seg.id } },
+          h('a', { href: `#/segment/${seg.id}`, text: seg.attributes.name }))))
+        : h('p', { class: 'muted', text: 'In no segment now.' }));
+    } catch (e) {
+      if (e.name !== 'AbortError') replace(segmentsBox, errorBox(e));
+    }
+  };
+  const loadEvents = async () => {
+    try {
+      const { data: list } = await api('GET', '/fetch/subscribers/events', { params: { email, limit: 20 }, signal });
+      replace(eventsBox, list.data.length
+        ? h('div', { class: 'table-wrap' }, h('table', { class: 'events' },
+          h('thead', {}, h('tr', {}, ['When', 'Type', 'Details'].map((t) => h('th', { scope: 'col', text: t })))),
+          h('tbody', {}, list.data.map((ev) => h('tr', {},
+            h('td', {}, time(ev.attributes.occurred_at)),
+            h('th', { scope: 'row' }, h('code', { text: ev.attributes.type })),
+            h('td', {}, h('code', { class: 'details', text: JSON.stringify(ev.attributes.details) })))))))
+        : h('p', { class: 'muted', text: 'No events.' }));
+    } catch (e) {
+      if (e.name !== 'AbortError') replace(eventsBox, errorBox(e));
+    }
+  };
+  const loadTags = async () => {
+    if (!s.cached_tag_ids.length) return;
+    try {
+      const { data: list } = await api('GET', '/fetch/tags', { signal });
+      const names = new Map(list.data.map((t) => [t.id, t.attributes.name]));
+      replace(tagsBox, h('ul', { class: 'chips' }, s.cached_tag_ids.map((tid) => h('li', { class: 'chip', text: names.get(tid) || `#${tid}` }))));
+    } catch (e) {
+      if (e.name !== 'AbortError') replace(tagsBox, errorBox(e));
+    }
+  };
+  await Promise.all([loadSegments(), loadEvents(), loadTags()]);
+}

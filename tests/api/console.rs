@@ -1,0 +1,84 @@
+//! The web console's files: served at `/` and `/console/…` without
+//! credentials, with the security headers, while the API beside them still
+//! asks for its keys.
+
+use crate::helpers::*;
+use reqwest::{Method, StatusCode};
+
+fn assert_console_headers(response: &reqwest::Response) {
+    let headers = response.headers();
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{directive} missing from {csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+}
+
+#[tokio::test]
+async fn the_console_is_served_at_the_root_without_credentials() {
+    let app = TestApp::spawn().await;
+    let response = app.bare(Method::GET, "/").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    assert_console_headers(&response);
+    let html = response.text().await.unwrap();
+    assert!(html.contains(r#"<script type="module" src="/console/app.js">"#));
+    assert!(!html.contains("<style"), "no inline styles");
+}
+
+#[tokio::test]
+async fn every_console_file_is_served_with_its_type_and_the_headers() {
+    let app = TestApp::spawn().await;
+    for (path, content_type) in [
+        ("/console/app.js", "text/javascript; charset=utf-8"),
+        ("/console/builder.js", "text/javascript; charset=utf-8"),
+        ("/console/style.css", "text/css; charset=utf-8"),
+        ("/console/favicon.svg", "image/svg+xml"),
+    ] {
+        let response = app.bare(Method::GET, path).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.headers()["content-type"], content_type, "{path}");
+        assert_console_headers(&response);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_console_file_is_the_json_404() {
+    let app = TestApp::spawn().await;
+    for path in ["/console/nope.js", "/console/", "/console/../Cargo.toml"] {
+        let response = app.bare(Method::GET, path).send().await.unwrap();
+        assert_json(
+            response,
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": "Not Found"}),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn the_api_beside_the_console_still_asks_for_keys() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .bare(Method::GET, "/api/v1/fetch/segments")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        response.headers().get("content-security-policy").is_none(),
+        "the API's answers are not the console's"
+    );
+}

@@ -1,0 +1,403 @@
+// The web console in a real browser: headless Chromium driven by Playwright
+// against `corral serve --demo` (started by run.sh, which sets the
+// variables read below). Every expected figure comes from Corral's API, read
+// here with the same demo keys.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, mkdir } from 'node:fs/promises';
+import { chromium } from 'playwright-core';
+
+const CONSOLE = process.env.CORRAL_CONSOLE_URL;
+const SITE = process.env.CORRAL_SITE_UUID;
+const PK = process.env.CORRAL_PUBLISHABLE_KEY;
+const SK = process.env.CORRAL_SECRET_KEY;
+const SHOTS = process.env.CORRAL_SCREENSHOTS === '1' ? process.env.CORRAL_SCREENSHOT_DIR : null;
+for (const [name, value] of Object.entries({ CORRAL_CONSOLE_URL: CONSOLE, CORRAL_SITE_UUID: SITE, CORRAL_PUBLISHABLE_KEY: PK, CORRAL_SECRET_KEY: SK })) {
+  if (!value) throw new Error(`${name} is not set: run these tests with tests/console/run.sh`);
+}
+
+// ---- the API, as a plain client -------------------------------------------
+
+async function api(method, path, { params = {}, body } = {}) {
+  const query = new URLSearchParams({ site_uuid: SITE, ...params });
+  const response = await fetch(new URL(`api/v1${path}?${query}`, CONSOLE), {
+    method,
+    headers: {
+      Authorization: `Basic ${Buffer.from(`${PK}:${SK}`).toString('base64')}`,
+      ...(body ? { 'Content-Type': 'application/json' } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : null };
+}
+
+async function segments() {
+  return (await api('GET', '/fetch/segments')).body.data;
+}
+
+async function segmentByName(name) {
+  const found = (await segments()).find((s) => s.attributes.name === name);
+  assert.ok(found, `no segment named ${name}`);
+  return found;
+}
+
+async function stats(id) {
+  const answer = await api('GET', '/stats/segment', { params: { segment_id: id } });
+  assert.equal(answer.status, 200);
+  return answer.body;
+}
+
+async function allMembers(id) {
+  const members = [];
+  let cursor = '';
+  for (;;) {
+    const page = await api('GET', `/fetch/segments/${id}/members`, { params: { limit: 1000, cursor } });
+    members.push(...page.body.data);
+    if (!page.body.meta.next_cursor) return members;
+    cursor = page.body.meta.next_cursor;
+  }
+}
+
+// The demo audience: `{name}{i}@example.com` for i in 0..40.
+const NAMES = ['ada', 'grace', 'alan', 'edsger', 'barbara', 'donald', 'frances', 'ken'];
+const DEMO_EMAILS = Array.from({ length: 40 }, (_, i) => `${NAMES[i % NAMES.length]}${i}@example.com`);
+
+// ---- the browser ------------------------------------------------------------
+
+let browser;
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CORRAL_CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox'],
+  });
+  if (SHOTS) await mkdir(SHOTS, { recursive: true });
+});
+after(async () => {
+  await browser?.close();
+});
+
+/** A fresh tab; every console error, page error and CSP violation fails the test. */
+async function open(t, { width = 1280, height = 860 } = {}) {
+  const context = await browser.newContext({ viewport: { width, height }, acceptDownloads: true });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !/status of (401|404|412|422|429)/.test(message.text())) problems.push(message.text());
+  });
+  page.on('pageerror', (error) => problems.push(error.message));
+  t.after(async () => {
+    await context.close();
+    assert.deepEqual(problems, [], 'the page logged errors');
+  });
+  await page.goto(CONSOLE);
+  return page;
+}
+
+async function signIn(page) {
+  await page.getByLabel('Site UUID').fill(SITE);
+  await page.getByLabel('Publishable key').fill(PK);
+  await page.getByLabel('Secret key').fill(SK);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Segments', level: 1 }).waitFor();
+}
+
+async function shot(page, name) {
+  if (SHOTS) await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+}
+
+/** The segments table's numbers, once every count has arrived. */
+async function listedCounts(page) {
+  await page.waitForFunction(() => {
+    const cells = [...document.querySelectorAll('table.segments td[data-count="members"]')];
+    return cells.length > 0 && cells.every((c) => /^[\d,]+$/.test(c.textContent.trim()));
+  });
+  return page.$$eval('table.segments tbody tr', (rows) => rows.map((row) => ({
+    id: row.dataset.segmentId,
+    name: row.querySelector('th a').textContent,
+    counts: ['members', 'subscribed', 'unsubscribed'].map((k) => Number(row.querySelector(`[data-count="${k}"]`).textContent.replace(/,/g, ''))),
+  })));
+}
+
+// ---- the tests ----------------------------------------------------------------
+
+describe('the console', () => {
+  test('signs in with the demo keys, and refuses wrong ones with a clear message', async (t) => {
+    const page = await open(t);
+    await page.getByLabel('Site UUID').waitFor();
+    await shot(page, 'sign-in');
+    await page.getByLabel('Site UUID').fill(SITE);
+    await page.getByLabel('Publishable key').fill(PK);
+    await page.getByLabel('Secret key').fill('not-the-secret');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Wrong site UUID or keys' }).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'refused keys are not kept');
+    await page.getByLabel('Secret key').fill(SK);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Segments', level: 1 }).waitFor();
+    for (const secret of [PK, SK]) assert.ok(!page.url().includes(secret), 'keys never go in the URL');
+    // A reload of the tab keeps the session.
+    await page.reload();
+    await page.getByRole('heading', { name: 'Segments', level: 1 }).waitFor();
+  });
+
+  test('lists the demo segments in Bento\'s order with the counts the API gives', async (t) => {
+    const page = await open(t);
+    await signIn(page);
+    const listed = await listedCounts(page);
+    const expected = await segments();
+    assert.deepEqual(listed.map((r) => r.name), expected.map((s) => s.attributes.name));
+    assert.ok(listed.length >= 4);
+    for (const row of listed) {
+      const s = await stats(row.id);
+      assert.deepEqual(row.counts, [s.user_count, s.subscriber_count, s.unsubscriber_count], row.name);
+    }
+    const description = expected.find((s) => s.attributes.description).attributes.description;
+    await page.getByText(description).waitFor();
+    await shot(page, 'segments');
+  });
+
+  test('builds a segment from a tag and an event count in a window, whose live count matches its stats once saved', async (t) => {
+    const page = await open(t);
+    await signIn(page);
+    await page.getByRole('link', { name: 'New segment' }).click();
+    await page.getByLabel('Name').fill('Active newsletter readers');
+    await page.getByLabel('Description').fill('Newsletter tag and at least 2 page views in the last 60 days');
+    const builder = page.locator('#builder');
+    await builder.getByRole('button', { name: '+ condition' }).click();
+    await builder.locator('[data-pointer="/all/0"]').getByLabel('Value: has').fill('newsletter');
+    await builder.getByRole('button', { name: '+ condition' }).last().click();
+    await builder.locator('[data-pointer="/all/1"]').getByLabel('Condition').first().selectOption('event');
+    const event = builder.locator('[data-pointer="/all/1"]');
+    await event.getByLabel('Event type').fill('$pageview');
+    await event.getByRole('button', { name: /^Add when/ }).click();
+    await event.getByLabel('Value: within the last: how many').fill('60');
+    await event.getByRole('button', { name: /^Add count/ }).click();
+    await event.getByLabel('Value: at least').fill('2');
+    const expectedQuery = {
+      all: [
+        { tag: { has: 'newsletter' } },
+        { event: { type: '$pageview', when: { within_last: { days: 60 } }, count: { at_least: 2 } } },
+      ],
+    };
+    // The JSON beside the builder follows it.
+    await page.waitForFunction((q) => {
+      try {
+        return JSON.stringify(JSON.parse(document.getElementById('query-json').value)) === q;
+      } catch {
+        return false;
+      }
+    }, JSON.stringify(expectedQuery));
+    const preview = await api('POST', '/fetch/segments/preview', { body: { visitor_event_query: expectedQuery } });
+    const expectedCount = preview.body.data.user_count;
+    assert.ok(expectedCount > 0, 'the demo audience has such members');
+    await page.locator(`[data-live-count="${expectedCount}"]`).waitFor();
+    await shot(page, 'editor');
+    await page.getByRole('button', { name: 'Create segment' }).click();
+    await page.getByRole('heading', { name: 'Active newsletter readers', level: 1 }).waitFor();
+    const saved = await segmentByName('Active newsletter readers');
+    assert.deepEqual(saved.attributes.visitor_event_query, expectedQuery);
+    const s = await stats(saved.id);
+    assert.equal(s.user_count, expectedCount);
+    await page.locator(`[data-count="members"]:text-is("${s.user_count}")`).waitFor();
+  });
+
+  test('shows an unknown operator typed in the JSON at its condition, in the builder and in the JSON', async (t) => {
+    const page = await open(t);
+    await signIn(page);
+    await page.getByRole('link', { name: 'New segment' }).click();
+    const query = { groups: [{ filters: [{ tag: { has: 'customer' } }, { event: { type: '$purchase', count: { gte: 2 } } }] }] };
+    await page.getByRole('textbox', { name: 'Query (JSON)' }).fill(JSON.stringify(query, null, 2));
+    const pointer = '/groups/0/filters/1/event/count/gte';
+    const atOperator = page.locator(`#builder [data-pointer="${pointer}"] .field-error`);
+    await atOperator.waitFor();
+    assert.match(await atOperator.textContent(), /unknown operator "gte"/);
+    // The operator's own select says which one it is.
+    assert.equal(await page.locator(`#builder [data-pointer="${pointer}"] select`).first().inputValue(), 'gte');
+    const inJson = page.locator(`.json-errors li[data-pointer="${pointer}"]`);
+    await inJson.waitFor();
+    assert.match(await inJson.textContent(), /line 14/);
+    // Fixing it in the builder clears the error.
+    await page.locator(`#builder [data-pointer="${pointer}"] select`).first().selectOption('at_least');
+    await page.locator('[data-live-count]').waitFor();
+    assert.equal(await page.locator('.field-error').count(), 0);
+  });
+
+  test('refuses to overwrite a change saved meanwhile (If-Match), with a clear message', async (t) => {
+    const created = await api('POST', '/fetch/segments', { body: { segment: { name: 'Edited twice', visitor_event_query: { tag: { has: 'trial' } } } } });
+    assert.equal(created.status, 201);
+    const id = created.body.data.id;
+    const page = await open(t);
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/segment/${id}/edit`);
+    await page.getByLabel('Description').fill('mine');
+    const other = await api('PATCH', `/fetch/segments/${id}`, { body: { segment: { description: 'theirs' } } });
+    assert.equal(other.status, 200);
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('alert').filter({ hasText: 'changed by someone else' }).waitFor();
+    assert.equal((await api('GET', `/fetch/segments/${id}`)).body.data.attributes.description, 'theirs');
+  });
+
+  test('explains why a member is in a segment and why a non-member is not', async (t) => {
+    const segment = await segmentByName('agency leads');
+    const members = new Set((await allMembers(segment.id)).map((m) => m.attributes.email));
+    const member = DEMO_EMAILS.find((e) => members.has(e));
+    const outsider = DEMO_EMAILS.find((e) => !members.has(e));
+    assert.ok(member && outsider);
+    const page = await open(t);
+    await signIn(page);
+    await page.getByRole('link', { name: 'agency leads' }).click();
+    await page.getByRole('heading', { name: 'agency leads', level: 1 }).waitFor();
+    for (const [email, matched] of [[outsider, false], [member, true]]) {
+      await page.getByLabel('Email').fill(email);
+      await page.getByRole('button', { name: 'Why?' }).click();
+      const verdict = page.locator(`.verdict[data-matched="${matched}"]`).filter({ hasText: email });
+      await verdict.waitFor();
+      const answer = await api('POST', `/fetch/segments/${segment.id}/match`, { body: { email } });
+      // Every condition of the answer is in the tree, with its outcome.
+      const nodes = [];
+      const walk = (n) => {
+        nodes.push(n);
+        (n.children || []).forEach(walk);
+      };
+      walk(answer.body.data.explanation);
+      for (const n of nodes) {
+        await page.locator(`.explain li[data-pointer="${n.at}"][data-matched="${n.matched}"]`).first().waitFor();
+      }
+      // The facts are shown: company_size's value, the tags seen.
+      const fieldValue = nodes.find((n) => n.condition === 'field').facts.value;
+      await page.locator('.explain .facts code', { hasText: String(fieldValue) }).first().waitFor();
+    }
+    await shot(page, 'segment-why');
+  });
+
+  test('exports every member as CSV, the rows the members API pages through', async (t) => {
+    const segment = await segmentByName('agency leads');
+    const members = await allMembers(segment.id);
+    const page = await open(t);
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/segment/${segment.id}`);
+    await page.getByRole('heading', { name: 'agency leads', level: 1 }).waitFor();
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Export CSV' }).click(),
+    ]);
+    assert.equal(download.suggestedFilename(), `segment-${segment.id}-members.csv`);
+    const csv = await readFile(await download.path(), 'utf8');
+    const lines = csv.trimEnd().split('\n');
+    assert.equal(lines[0], 'uuid,email,created_at,unsubscribed_at,fields');
+    const rows = lines.slice(1).map((line) => line.split(','));
+    assert.deepEqual(rows.map((r) => [r[0], r[1]]), members.map((m) => [m.attributes.uuid, m.attributes.email]));
+    for (const [row, m] of rows.map((r, i) => [r, members[i]])) {
+      assert.equal(row[3], m.attributes.unsubscribed_at || '', m.attributes.email);
+    }
+  });
+
+  test('shows a subscriber with the segments they are in', async (t) => {
+    // Someone in several segments, and with events.
+    const all = await segments();
+    let chosen = null;
+    for (const email of DEMO_EMAILS) {
+      const inSegments = [];
+      for (const s of all) {
+        const m = await api('POST', `/fetch/segments/${s.id}/match`, { body: { email } });
+        if (m.body.data.matched) inSegments.push(s.id);
+      }
+      if (inSegments.length >= 2 && inSegments.length < all.length) {
+        chosen = { email, inSegments };
+        break;
+      }
+    }
+    assert.ok(chosen, 'a demo subscriber in some segments but not all');
+    const page = await open(t);
+    await signIn(page);
+    await page.getByRole('link', { name: 'Subscribers', exact: true }).click();
+    await page.getByLabel('Email').fill(chosen.email.toUpperCase());
+    await page.getByRole('button', { name: 'Find' }).click();
+    await page.locator('.segment-list').waitFor();
+    const listed = await page.$$eval('.segment-list li', (items) => items.map((li) => li.dataset.segmentId));
+    assert.deepEqual(listed, chosen.inSegments);
+    const subscriber = (await api('GET', '/fetch/subscribers', { params: { email: chosen.email } })).body.data;
+    await page.locator(`[data-state="${subscriber.attributes.unsubscribed_at ? 'unsubscribed' : 'subscribed'}"]`).waitFor();
+    for (const key of Object.keys(subscriber.attributes.fields)) {
+      await page.getByRole('rowheader', { name: key }).waitFor();
+    }
+    const events = (await api('GET', '/fetch/subscribers/events', { params: { email: chosen.email, limit: 20 } })).body.data;
+    assert.equal(await page.locator('table.events tbody tr').count(), events.length);
+    const tags = (await api('GET', '/fetch/tags')).body.data;
+    for (const id of subscriber.attributes.cached_tag_ids) {
+      await page.locator('.chips li', { hasText: tags.find((tag) => tag.id === id).attributes.name }).waitFor();
+    }
+    await shot(page, 'subscriber');
+  });
+
+  test('discards a segment, lists it on the Discarded tab and restores it', async (t) => {
+    const created = await api('POST', '/fetch/segments', { body: { segment: { name: 'Short-lived', visitor_event_query: {} } } });
+    const id = created.body.data.id;
+    const page = await open(t);
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/segment/${id}`);
+    await page.getByRole('button', { name: 'Discard' }).click();
+    await page.getByRole('button', { name: 'Discard segment' }).click();
+    await page.getByRole('heading', { name: 'Segments', level: 1 }).waitFor();
+    assert.equal((await api('GET', `/fetch/segments/${id}`)).status, 404);
+    await page.getByRole('link', { name: 'Discarded' }).click();
+    await page.getByRole('button', { name: 'Restore Short-lived' }).click();
+    await page.getByText('Restored “Short-lived”').waitFor();
+    assert.equal((await api('GET', `/fetch/segments/${id}`)).status, 200);
+  });
+
+  test('signs in and opens a segment from the keyboard alone', async (t) => {
+    const page = await open(t);
+    await page.getByLabel('Site UUID').waitFor();
+    // The form takes the focus; Tab moves through it in order; Enter submits.
+    await page.keyboard.type(SITE);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(PK);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(SK);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Segments', level: 1 }).waitFor();
+    const first = (await segments())[0];
+    await page.getByRole('link', { name: first.attributes.name }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: first.attributes.name, level: 1 }).waitFor();
+    // The new page's heading has the focus, for screen readers.
+    assert.equal(await page.evaluate(() => document.activeElement.tagName), 'H1');
+  });
+
+  test('says when to retry when the API answers 429', async (t) => {
+    const page = await open(t);
+    await page.route('**/api/v1/stats/segment?**', (route) => route.fulfill({
+      status: 429,
+      headers: { 'Retry-After': '42', 'Content-Type': 'application/json; charset=utf-8' },
+      body: '{"error":"Too Many Requests"}',
+    }));
+    await signIn(page);
+    await page.getByRole('alert').filter({ hasText: 'try again in 42 seconds' }).waitFor();
+  });
+
+  test('is readable at a phone\'s width', async (t) => {
+    const page = await open(t, { width: 390, height: 844 });
+    await signIn(page);
+    await listedCounts(page);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
+    await page.getByRole('link', { name: 'New segment' }).click();
+    await page.locator('[data-live-count]').waitFor();
+    const editorOverflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(editorOverflow <= 0, `the editor is ${editorOverflow}px wider than the screen`);
+  });
+
+  test('signs out, leaving nothing in sessionStorage', async (t) => {
+    const page = await open(t);
+    await signIn(page);
+    assert.equal(await page.evaluate(() => sessionStorage.length), 1);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    await page.reload();
+    await page.getByLabel('Site UUID').waitFor();
+  });
+});
