@@ -67,13 +67,17 @@ async fn stored_purchases(
     Ok(rows.into_iter().collect())
 }
 
+/// A subscriber as [`load`] reads it: its place in [`fold::wanted`], id,
+/// fields and tag keys (when wanted), and subscription.
+type LoadedRow = (i64, i64, Option<String>, Option<i64>, Option<Vec<String>>);
+
 /// Every subscriber `changes` name, read if it exists (its row and tags only
 /// when a change needs them), and the site's counts the caps watch.
 async fn load<'a>(tx: &mut Tx, site_id: i64, changes: &[&'a SubscriberChange]) -> Result<Fold<'a>> {
     let wanted = fold::wanted(changes);
     let mut slots: Vec<Slot<'a>> = wanted.iter().map(|w| Slot::missing(w.email)).collect();
     let keys: Vec<&str> = wanted.iter().map(|w| w.key.as_str()).collect();
-    let rows: Vec<(i64, i64, Option<String>, Option<i64>, Option<Vec<String>>)> = sqlx::query_as(
+    let rows: Vec<LoadedRow> = sqlx::query_as(
         "SELECT w.ord, s.id,
                 CASE WHEN w.row THEN s.fields END,
                 s.unsubscribed_at,
