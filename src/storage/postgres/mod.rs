@@ -19,6 +19,7 @@ mod audience;
 mod bulk;
 mod log;
 mod snapshot;
+mod webhooks;
 
 use super::changes::{Changes, Loaded};
 use super::{
