@@ -171,12 +171,12 @@ fn spawn_webhooks(state: AppState, clock: Arc<dyn Clock>) -> [tokio::task::JoinH
     let tracking = state.clone();
     let tracking_clock = Arc::clone(&clock);
     let tracker = tokio::spawn(async move {
+        let tracker = crate::webhooks::tracker::Tracker::new(Arc::clone(&tracking.store));
         let mut every = tokio::time::interval(TRACK_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            let tracker = crate::webhooks::tracker::Tracker::new(&tracking.store, &tracking.live);
-            if let Err(error) = tracker.tick(tracking_clock.now_ms()).await {
+            if let Err(error) = tracker.tick(&tracking.live, tracking_clock.now_ms()).await {
                 tracing::warn!(%error, "watched segments could not be followed");
             }
         }

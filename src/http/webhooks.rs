@@ -179,6 +179,30 @@ fn delivery_resource(delivery: &Delivery) -> DeliveryResource {
     }
 }
 
+/// `{"data": webhook}` as the API answers it (the secret only when asked).
+pub fn webhook_body(webhook: &Webhook, with_secret: bool) -> WebhookEnvelope {
+    WebhookEnvelope {
+        data: webhook_resource(webhook, with_secret),
+    }
+}
+
+/// `{"data": [webhook, …]}`, without secrets.
+pub fn webhook_list_body(webhooks: &[Webhook]) -> WebhookListEnvelope {
+    WebhookListEnvelope {
+        data: webhooks
+            .iter()
+            .map(|w| webhook_resource(w, false))
+            .collect(),
+    }
+}
+
+/// `{"data": [delivery, …]}`.
+pub fn delivery_list_body(deliveries: &[Delivery]) -> DeliveryListEnvelope {
+    DeliveryListEnvelope {
+        data: deliveries.iter().map(delivery_resource).collect(),
+    }
+}
+
 impl From<WebhookError> for ApiError {
     fn from(error: WebhookError) -> Self {
         match error {

@@ -21,8 +21,8 @@ use crate::segment::SegmentId;
 use crate::storage::webhooks::{Notification, Transition, Watch, WebhookEvent};
 use crate::storage::{Position, StorageError, Store};
 use serde_json::json;
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 /// How often a watch is worked out again when nothing was written: the
 /// longest a relative time window's move waits to be noticed.
@@ -60,22 +60,34 @@ pub async fn work_out(
 }
 
 /// Follows the watched segments of every site, from the live snapshots.
-pub struct Tracker<'a> {
-    store: &'a Arc<dyn Store>,
-    live: &'a Live,
+/// It keeps the members of each watch as it last read or wrote them, so
+/// that a segment of many members is not read back from the database at
+/// every change: they are used while the stored watch is still the one they
+/// belong to.
+pub struct Tracker {
+    store: Arc<dyn Store>,
+    members: Mutex<HashMap<(i64, i64), (Watch, Arc<Vec<i64>>)>>,
 }
 
-impl<'a> Tracker<'a> {
-    pub fn new(store: &'a Arc<dyn Store>, live: &'a Live) -> Self {
-        Self { store, live }
+impl Tracker {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            members: Mutex::default(),
+        }
     }
 
     /// Works out every watch that is due; returns how many transitions this
     /// server wrote.
-    pub async fn tick(&self, now: i64) -> Result<usize, WebhookError> {
+    pub async fn tick(&self, live: &Live, now: i64) -> Result<usize, WebhookError> {
         let mut written = 0;
-        for (site_id, watch) in self.store.watches().await? {
-            match self.follow(site_id, watch, now).await {
+        let watches = self.store.watches().await?;
+        self.members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|key, _| watches.iter().any(|(s, w)| (*s, w.segment_id) == *key));
+        for (site_id, watch) in watches {
+            match self.follow(live, site_id, watch, now).await {
                 Ok(true) => written += 1,
                 Ok(false) => {}
                 Err(error) => {
@@ -87,8 +99,42 @@ impl<'a> Tracker<'a> {
         Ok(written)
     }
 
-    async fn follow(&self, site_id: i64, from: Watch, now: i64) -> Result<bool, WebhookError> {
-        let head = self.live.heads().current(site_id).await?;
+    /// The stored members of a watch: kept ones if they belong to it.
+    async fn stored_members(
+        &self,
+        site_id: i64,
+        watch: Watch,
+    ) -> Result<Arc<Vec<i64>>, WebhookError> {
+        let key = (site_id, watch.segment_id);
+        if let Some((kept, members)) = self
+            .members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            && *kept == watch
+        {
+            return Ok(Arc::clone(members));
+        }
+        let members = Arc::new(self.store.watch_members(site_id, watch.segment_id).await?);
+        self.remember(site_id, watch, Arc::clone(&members));
+        Ok(members)
+    }
+
+    fn remember(&self, site_id: i64, watch: Watch, members: Arc<Vec<i64>>) {
+        self.members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((site_id, watch.segment_id), (watch, members));
+    }
+
+    async fn follow(
+        &self,
+        live: &Live,
+        site_id: i64,
+        from: Watch,
+        now: i64,
+    ) -> Result<bool, WebhookError> {
+        let head = live.heads().current(site_id).await?;
         let segment = self
             .store
             .get_segment(site_id, SegmentId(from.segment_id))
@@ -103,8 +149,8 @@ impl<'a> Tracker<'a> {
         if !due {
             return Ok(false);
         }
-        let (to, members) = work_out(self.store, self.live, site_id, from.segment_id, now).await?;
-        let before = self.store.watch_members(site_id, from.segment_id).await?;
+        let (to, members) = work_out(&self.store, live, site_id, from.segment_id, now).await?;
+        let before = self.stored_members(site_id, from).await?;
         let (added, removed) = difference(&before, &members);
         let reason = |id: i64, written: &Option<HashSet<i64>>| -> &'static str {
             if from.kept && !to.kept {
@@ -175,7 +221,11 @@ impl<'a> Tracker<'a> {
             removed,
             notifications,
         };
-        Ok(self.store.commit_transition(site_id, &transition).await?)
+        let written = self.store.commit_transition(site_id, &transition).await?;
+        if written {
+            self.remember(site_id, to, Arc::new(members));
+        }
+        Ok(written)
     }
 
     /// The subscribers a write named between two positions (their rows,

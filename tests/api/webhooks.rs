@@ -592,3 +592,81 @@ async fn private_targets_and_other_sites_segments_are_refused() {
     );
     assert_eq!(app.get(&path).await.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_cli_manages_webhooks_with_the_same_rules() {
+    let cli = Cli::new();
+    let site = Site::new(&cli);
+    let server = server(&cli);
+    let vips = site
+        .segment(&server, "vips", json!({"tag": {"has": "vip"}}))
+        .await;
+    let uuid = site.keys[0].clone();
+    let run = |args: &[&str]| cli.command(args).output().unwrap();
+    let refused = run(&[
+        "webhook",
+        "create",
+        "--site",
+        &uuid,
+        "--url",
+        "http://127.0.0.1:9/x",
+        "--segment",
+        &vips,
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("url") && stderr.contains("127.0.0.1"),
+        "{stderr}"
+    );
+    let made = run(&[
+        "webhook",
+        "create",
+        "--site",
+        &uuid,
+        "--url",
+        "http://127.0.0.1:9/x",
+        "--segment",
+        &vips,
+        "--event",
+        "segment.member_added",
+        "--allow-private",
+        "--json",
+    ]);
+    assert!(made.status.success(), "{made:?}");
+    let made: Value = serde_json::from_slice(&made.stdout).unwrap();
+    assert!(
+        made["data"]["attributes"]["secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsec_")
+    );
+    assert_eq!(
+        made["data"]["attributes"]["events"],
+        json!(["segment.member_added"])
+    );
+    // The server lists what the CLI made, without the secret.
+    let listed = site
+        .send(&server, Method::GET, "/fetch/webhooks", json!({}))
+        .await;
+    assert_eq!(listed["data"][0]["id"], made["data"]["id"]);
+    assert!(listed["data"][0]["attributes"].get("secret").is_none());
+    let id = made["data"]["id"].as_str().unwrap();
+    let deliveries = run(&["webhook", "deliveries", "--site", &uuid, id, "--json"]);
+    assert!(deliveries.status.success(), "{deliveries:?}");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&deliveries.stdout).unwrap(),
+        json!({"data": []})
+    );
+    assert!(
+        run(&["webhook", "delete", "--site", &uuid, id])
+            .status
+            .success()
+    );
+    let listed = site
+        .send(&server, Method::GET, "/fetch/webhooks", json!({}))
+        .await;
+    assert_eq!(listed["data"], json!([]));
+    let gone = run(&["webhook", "delete", "--site", &uuid, id]);
+    assert!(!gone.status.success());
+}
