@@ -59,6 +59,10 @@ pub async fn work_out(
     }
 }
 
+/// A watch's members as last read or written: (site, segment) → (the watch
+/// they belong to, the members).
+type Known = (Watch, Arc<Vec<i64>>);
+
 /// Follows the watched segments of every site, from the live snapshots.
 /// It keeps the members of each watch as it last read or wrote them, so
 /// that a segment of many members is not read back from the database at
@@ -66,7 +70,7 @@ pub async fn work_out(
 /// belong to.
 pub struct Tracker {
     store: Arc<dyn Store>,
-    members: Mutex<HashMap<(i64, i64), (Watch, Arc<Vec<i64>>)>>,
+    members: Mutex<HashMap<(i64, i64), Known>>,
 }
 
 impl Tracker {
