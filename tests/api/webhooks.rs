@@ -670,3 +670,71 @@ async fn the_cli_manages_webhooks_with_the_same_rules() {
     let gone = run(&["webhook", "delete", "--site", &uuid, id]);
     assert!(!gone.status.success());
 }
+
+/// The code block of `language` in docs/webhooks.md.
+fn doc_snippet(language: &str) -> String {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/webhooks.md")).unwrap();
+    let start = doc
+        .find(&format!("```{language}\n"))
+        .unwrap_or_else(|| panic!("no {language} block"))
+        + language.len()
+        + 4;
+    let end = start + doc[start..].find("```").unwrap();
+    doc[start..end].to_owned()
+}
+
+#[test]
+fn the_documented_verification_snippets_accept_corrals_signatures_only() {
+    let secret = "whsec_0123456789abcdef";
+    let body = r#"{"data":[{"event_id":"evt_1","type":"segment.member_added"}]}"#;
+    let now = chrono::Utc::now().timestamp();
+    let header = corral::webhooks::delivery::signature(secret, now, body);
+    let old = corral::webhooks::delivery::signature(secret, now - 3_600, body);
+    let cases = [
+        (header.as_str(), body, true),
+        (
+            header.as_str(),
+            &body.replace("added", "removed")[..],
+            false,
+        ),
+        (old.as_str(), body, false),
+        ("t=1,v1=zz", body, false),
+    ];
+    let js = doc_snippet("js");
+    let python = doc_snippet("python");
+    for (header, body, expected) in cases {
+        let arg = |s: &str| serde_json::to_string(s).unwrap();
+        let node = std::process::Command::new("node")
+            .arg("-e")
+            .arg(format!(
+                "{js}\nconsole.log(verifyCorralSignature({}, {}, {}));",
+                arg(secret),
+                arg(header),
+                arg(body)
+            ))
+            .output()
+            .expect("node runs");
+        assert_eq!(
+            String::from_utf8_lossy(&node.stdout).trim(),
+            expected.to_string(),
+            "node, {header}: {node:?}"
+        );
+        let py = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(format!(
+                "{python}\nprint(verify_corral_signature({}, {}, {}.encode()))",
+                arg(secret),
+                arg(header),
+                arg(body)
+            ))
+            .output()
+            .expect("python3 runs");
+        let printed = if expected { "True" } else { "False" };
+        assert_eq!(
+            String::from_utf8_lossy(&py.stdout).trim(),
+            printed,
+            "python, {header}: {py:?}"
+        );
+    }
+}
