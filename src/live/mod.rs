@@ -33,6 +33,7 @@
 pub mod checkpoint;
 mod heads;
 mod lanes;
+pub mod membership;
 mod site;
 
 pub use heads::Heads;

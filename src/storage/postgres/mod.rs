@@ -17,6 +17,7 @@
 
 mod audience;
 mod bulk;
+mod caps;
 mod log;
 mod snapshot;
 mod webhooks;
