@@ -88,6 +88,8 @@ enum Read {
     /// A table begins, with its number of rows.
     Table(Table, u64),
     Rows(Rows),
+    /// The last message: the ids the source has handed out.
+    HandedOut(Vec<(Table, i64)>),
 }
 
 pub async fn run(args: CopyArgs) -> Result<(), CliError> {
@@ -178,6 +180,7 @@ async fn copy(
 
     let mut counts = Counts::default();
     let mut progress: Option<(Table, ProgressBar)> = None;
+    let mut handed_out = Vec::new();
     let result = async {
         while let Some(read) = receiver.recv().await {
             match read? {
@@ -201,6 +204,7 @@ async fn copy(
                         bar.inc(rows.len() as u64);
                     }
                 }
+                Read::HandedOut(ids) => handed_out = ids,
             }
         }
         Ok::<_, CliError>(())
@@ -214,7 +218,7 @@ async fn copy(
     let _ = reading.await;
     result?;
     writer
-        .finish()
+        .finish(&handed_out)
         .await
         .map_err(|source| CliError::CopyFailed {
             step: "committing".into(),
@@ -251,6 +255,11 @@ async fn read_all(
             }
         }
     }
+    let handed_out = reader.handed_out().await?;
+    sender
+        .send(Ok(Read::HandedOut(handed_out)))
+        .await
+        .map_err(|_| stopped())?;
     Ok(())
 }
 

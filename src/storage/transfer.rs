@@ -45,6 +45,12 @@ impl Table {
         Table::ChangeHeads,
     ];
 
+    /// Whether the table's rows have ids of their own, handed out by the
+    /// database (an `AUTOINCREMENT` on SQLite, an identity on PostgreSQL).
+    pub fn has_ids(self) -> bool {
+        !matches!(self, Table::SubscriberTags | Table::ChangeHeads)
+    }
+
     /// The table's name in both schemas.
     pub fn name(self) -> &'static str {
         match self {
@@ -250,6 +256,13 @@ pub trait TransferReader: Send {
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Page>;
+
+    /// The highest id handed out so far in each table that [has
+    /// ids](Table::has_ids): at least its highest id, more when ids were
+    /// handed out to rows never committed (a PostgreSQL sequence does not
+    /// give back the ids of a rolled-back insert). The target hands out ids
+    /// after these, as the source would have.
+    async fn handed_out(&mut self) -> Result<Vec<(Table, i64)>>;
 }
 
 /// Writes rows inside one transaction.
@@ -266,8 +279,11 @@ pub trait TransferWriter: Send {
     /// Inserts rows exactly as given, ids included.
     async fn write(&mut self, rows: &Rows) -> Result<()>;
 
-    /// Brings what hands out ids past every id written (so that no new row
-    /// reuses one), gives the database a new id of its own (so that no
-    /// checkpoint written before the copy is read as one of it), and commits.
-    async fn finish(self: Box<Self>) -> Result<()>;
+    /// Brings what hands out ids past every id written and every id the
+    /// source had handed out (`handed_out`, from
+    /// [`TransferReader::handed_out`]), so that new rows get the ids they
+    /// would have had on the source and never reuse one; gives the database
+    /// a new id of its own (so that no checkpoint written before the copy is
+    /// read as one of it); and commits.
+    async fn finish(self: Box<Self>, handed_out: &[(Table, i64)]) -> Result<()>;
 }

@@ -143,6 +143,22 @@ impl TransferReader for Reader {
         let rows = rows_of(table, &found)?;
         Ok(Page { rows, next })
     }
+
+    async fn handed_out(&mut self) -> Result<Vec<(Table, i64)>> {
+        let mut highs = Vec::new();
+        for table in Table::ALL.into_iter().filter(|t| t.has_ids()) {
+            // Sequences are outside transactions: this is the latest value,
+            // at least the highest id of the snapshot.
+            let high: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence($1, 'id')::regclass), 0)",
+            )
+            .bind(table.name())
+            .fetch_one(&mut *self.tx)
+            .await?;
+            highs.push((table, high));
+        }
+        Ok(highs)
+    }
 }
 
 /// The key of the last row read, in the order of [`Reader::read_page`].
@@ -465,11 +481,19 @@ impl TransferWriter for Writer {
         Ok(())
     }
 
-    async fn finish(self: Box<Self>) -> Result<()> {
+    async fn finish(self: Box<Self>, handed_out: &[(Table, i64)]) -> Result<()> {
         let mut tx = self.tx;
-        // Each identity past the highest id written to its table, and never
-        // back: after a `clear`, ids handed out before stay handed out.
-        for (table, high) in self.highs {
+        // Each identity past the highest id written to its table and the
+        // highest the source handed out, and never back: after a `clear`,
+        // ids handed out before stay handed out.
+        let mut highs = self.highs;
+        for &(table, high) in handed_out {
+            match highs.iter_mut().find(|(t, _)| *t == table) {
+                Some((_, h)) => *h = (*h).max(high),
+                None => highs.push((table, high)),
+            }
+        }
+        for (table, high) in highs {
             sqlx::query(
                 "SELECT setval(pg_get_serial_sequence($1, 'id'),
                                GREATEST($2, COALESCE(pg_sequence_last_value(

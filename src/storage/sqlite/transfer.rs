@@ -121,6 +121,19 @@ impl TransferReader for Reader {
         let rows = rows_of(table, &found)?;
         Ok(Page { rows, next: last })
     }
+
+    async fn handed_out(&mut self) -> Result<Vec<(Table, i64)>> {
+        let found: Vec<(String, i64)> = sqlx::query_as("SELECT name, seq FROM sqlite_sequence")
+            .fetch_all(&mut *self.tx)
+            .await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|(name, seq)| {
+                let table = Table::ALL.into_iter().find(|t| t.name() == name)?;
+                table.has_ids().then_some((table, seq))
+            })
+            .collect())
+    }
 }
 
 /// The key of the last row read, in the order of [`Reader::read_page`].
@@ -282,29 +295,30 @@ impl TransferWriter for Writer {
         }
     }
 
-    async fn finish(self: Box<Self>) -> Result<()> {
+    async fn finish(self: Box<Self>, handed_out: &[(Table, i64)]) -> Result<()> {
         let mut tx = self.tx;
-        // AUTOINCREMENT already follows explicit ids; this only makes sure
-        // of it, whatever inserted the rows.
-        for table in [
-            "sites",
-            "api_keys",
-            "segments",
-            "subscribers",
-            "tags",
-            "fields",
-            "events",
-        ] {
-            let mut update = QueryBuilder::<Sqlite>::new(
-                "UPDATE sqlite_sequence SET seq = (SELECT MAX(id) FROM ",
-            );
+        // AUTOINCREMENT already follows the ids inserted; the source may have
+        // handed out more. Never lowered: ids handed out here stay so.
+        for table in Table::ALL.into_iter().filter(|t| t.has_ids()) {
+            let source = handed_out
+                .iter()
+                .find(|(t, _)| *t == table)
+                .map_or(0, |(_, high)| *high);
+            sqlx::query(
+                "INSERT INTO sqlite_sequence (name, seq)
+                 SELECT $1, 0 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = $1)",
+            )
+            .bind(table.name())
+            .execute(&mut *tx)
+            .await?;
+            let mut update =
+                QueryBuilder::<Sqlite>::new("UPDATE sqlite_sequence SET seq = MAX(seq, ");
             update
-                .push(table)
-                .push(") WHERE name = ")
-                .push_bind(table)
-                .push(" AND seq < (SELECT MAX(id) FROM ")
-                .push(table)
-                .push(")");
+                .push_bind(source)
+                .push(", COALESCE((SELECT MAX(id) FROM ")
+                .push(table.name())
+                .push("), 0)) WHERE name = ")
+                .push_bind(table.name());
             update.build().execute(&mut *tx).await?;
         }
         sqlx::query("UPDATE meta SET value = lower(hex(randomblob(16))) WHERE key = 'database_id'")
