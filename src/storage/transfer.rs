@@ -272,15 +272,14 @@ pub trait TransferWriter: Send {
     async fn count_sites(&mut self) -> Result<u64>;
 
     /// Deletes every site and everything that belongs to one (the change
-    /// log too), inside the transaction. Ids already handed out are not
-    /// handed out again.
+    /// log too), inside the transaction.
     async fn clear(&mut self) -> Result<()>;
 
     /// Inserts rows exactly as given, ids included.
     async fn write(&mut self, rows: &Rows) -> Result<()>;
 
-    /// Brings what hands out ids past every id written and every id the
-    /// source had handed out (`handed_out`, from
+    /// Sets what hands out ids to where the source's stood: past every id
+    /// written and every id the source had handed out (`handed_out`, from
     /// [`TransferReader::handed_out`]), so that new rows get the ids they
     /// would have had on the source and never reuse one; gives the database
     /// a new id of its own (so that no checkpoint written before the copy is

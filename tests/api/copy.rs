@@ -530,32 +530,75 @@ fn site_list(database: &str) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-#[tokio::test]
-async fn a_target_holding_a_site_is_refused_and_left_as_it_was_unless_replaced() {
+/// A target with a site of its own, and more segments than the source has
+/// (so its ids run further), is refused; `--replace` empties it and copies,
+/// and the ids it hands out next are the source's again.
+async fn a_target_holding_a_site_is_refused_unless_replaced(to: &str) {
     let dir = tempfile::tempdir().unwrap();
     let from = fresh_database(dir.path()).await;
     let original = Server::start(&from).await;
     let sites = populate(&original).await;
-    let to = sqlite_url(&dir, "target.db");
-    let target = Server::start(&to).await;
+    let target = Server::start(to).await;
     let theirs = target.new_site("Theirs").await;
+    for n in 0..10 {
+        target
+            .write(
+                &theirs,
+                Method::POST,
+                "/fetch/segments",
+                json!({"segment": {
+                "name": format!("theirs {n}"), "visitor_event_query": {}}}),
+            )
+            .await;
+    }
     target.store.close().await;
-    let before = site_list(&to);
+    let before = site_list(to);
 
-    let refused = copy(&from, &to, &[]);
+    let refused = copy(&from, to, &[]);
     assert_refused(&refused, "already holds 1 site");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--replace"));
-    assert_eq!(site_list(&to), before);
+    assert_eq!(site_list(to), before);
 
-    let counts: Value =
-        serde_json::from_str(&copied(&from, &to, &["--replace", "--json"])).unwrap();
+    let counts: Value = serde_json::from_str(&copied(&from, to, &["--replace", "--json"])).unwrap();
     assert_eq!(counts["sites"], 2);
     assert_eq!(counts["segments"], 6);
     assert_eq!(counts["events"], 6);
-    let after = site_list(&to);
+    let after = site_list(to);
     assert!(!after.contains(&theirs.uuid), "{after}");
     assert!(sites.iter().all(|s| after.contains(&s.uuid)), "{after}");
+
+    let copy = Server::start(to).await;
+    let mut next = Vec::new();
+    for server in [&original, &copy] {
+        let created = server
+            .write(
+                &sites[0],
+                Method::POST,
+                "/fetch/segments",
+                json!({"segment": {
+                "name": "Next", "visitor_event_query": {}}}),
+            )
+            .await;
+        next.push(id(&created));
+    }
+    assert_eq!(next, ["7", "7"]);
+    copy.store.close().await;
     original.store.close().await;
+}
+
+#[tokio::test]
+async fn a_sqlite_target_holding_a_site_is_refused_and_left_as_it_was_unless_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    a_target_holding_a_site_is_refused_unless_replaced(&sqlite_url(&dir, "target.db")).await;
+}
+
+#[tokio::test]
+async fn a_postgresql_target_holding_a_site_is_refused_and_left_as_it_was_unless_replaced() {
+    let Some(to) = fresh_postgres_database().await else {
+        eprintln!("skipped: CORRAL_TEST_POSTGRES names no PostgreSQL cluster");
+        return;
+    };
+    a_target_holding_a_site_is_refused_unless_replaced(&to).await;
 }
 
 #[test]

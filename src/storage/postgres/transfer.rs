@@ -309,7 +309,7 @@ impl TransferWriter for Writer {
     }
 
     async fn clear(&mut self) -> Result<()> {
-        // Identities are not restarted: ids handed out stay handed out.
+        // The identities are set by `finish`.
         sqlx::query(
             "TRUNCATE sites, api_keys, segments, subscribers, tags, subscriber_tags, fields,
                       events, change_heads, change_log",
@@ -483,27 +483,30 @@ impl TransferWriter for Writer {
 
     async fn finish(self: Box<Self>, handed_out: &[(Table, i64)]) -> Result<()> {
         let mut tx = self.tx;
-        // Each identity past the highest id written to its table and the
-        // highest the source handed out, and never back: after a `clear`,
-        // ids handed out before stay handed out.
-        let mut highs = self.highs;
-        for &(table, high) in handed_out {
-            match highs.iter_mut().find(|(t, _)| *t == table) {
-                Some((_, h)) => *h = (*h).max(high),
-                None => highs.push((table, high)),
-            }
-        }
-        for (table, high) in highs {
-            sqlx::query(
-                "SELECT setval(pg_get_serial_sequence($1, 'id'),
-                               GREATEST($2, COALESCE(pg_sequence_last_value(
-                                   pg_get_serial_sequence($1, 'id')::regclass), 0)) + 1,
-                               false)",
-            )
-            .bind(table.name())
-            .bind(high)
-            .execute(&mut *tx)
-            .await?;
+        // Each identity where the source's stood: past the highest id
+        // written to its table and the highest the source handed out (after
+        // a `clear`, the target's own may have been higher). `setval` with
+        // `is_called` true, so that `pg_sequence_last_value` reads it back
+        // when this database is copied in turn.
+        for table in Table::ALL.into_iter().filter(|t| t.has_ids()) {
+            let high = self
+                .highs
+                .iter()
+                .chain(handed_out)
+                .filter(|(t, _)| *t == table)
+                .map(|(_, high)| *high)
+                .max()
+                .unwrap_or(0);
+            let query = if high > 0 {
+                sqlx::query("SELECT setval(pg_get_serial_sequence($1, 'id'), $2, true)")
+                    .bind(table.name())
+                    .bind(high)
+            } else {
+                // As new: the first id handed out is 1.
+                sqlx::query("SELECT setval(pg_get_serial_sequence($1, 'id'), 1, false)")
+                    .bind(table.name())
+            };
+            query.execute(&mut *tx).await?;
         }
         sqlx::query(
             "UPDATE meta SET value = md5(random()::text || clock_timestamp()::text)

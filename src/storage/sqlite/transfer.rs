@@ -262,8 +262,8 @@ impl TransferWriter for Writer {
     }
 
     async fn clear(&mut self) -> Result<()> {
-        // Children first, for the foreign keys. `sqlite_sequence` is left
-        // alone: ids handed out before stay handed out.
+        // Children first, for the foreign keys. `sqlite_sequence` is set
+        // by `finish`.
         for sql in [
             "DELETE FROM change_log",
             "DELETE FROM change_heads",
@@ -297,8 +297,9 @@ impl TransferWriter for Writer {
 
     async fn finish(self: Box<Self>, handed_out: &[(Table, i64)]) -> Result<()> {
         let mut tx = self.tx;
-        // AUTOINCREMENT already follows the ids inserted; the source may have
-        // handed out more. Never lowered: ids handed out here stay so.
+        // AUTOINCREMENT already follows the ids inserted, but the source
+        // may have handed out more, and after a `clear` the target's own
+        // count may be higher: each is set to the source's.
         for table in Table::ALL.into_iter().filter(|t| t.has_ids()) {
             let source = handed_out
                 .iter()
@@ -311,8 +312,7 @@ impl TransferWriter for Writer {
             .bind(table.name())
             .execute(&mut *tx)
             .await?;
-            let mut update =
-                QueryBuilder::<Sqlite>::new("UPDATE sqlite_sequence SET seq = MAX(seq, ");
+            let mut update = QueryBuilder::<Sqlite>::new("UPDATE sqlite_sequence SET seq = MAX(");
             update
                 .push_bind(source)
                 .push(", COALESCE((SELECT MAX(id) FROM ")
