@@ -10,7 +10,7 @@
 //! same transaction. Ids, uuids, versions, timestamps and the change heads
 //! are copied as they are, so the copy answers every request as the source
 //! did; the change log's entries are not (a server on the copy reads each
-//! site whole once), and the target keeps a database id of its own.
+//! site whole once), and the target is given a new database id of its own.
 
 use super::{CliError, outln, print_json, redact};
 use crate::storage::transfer::{Cursor, Rows, Table, TransferReader};
