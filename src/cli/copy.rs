@@ -27,9 +27,11 @@ only at the end, so a failure or Ctrl-C leaves the target as it was. The source 
 in use: what is copied is the source as it stood when the copy began.
 
 Copied: sites, API keys (revoked ones too), segments (discarded ones too), subscribers, \
-tags, fields and events, with their ids, uuids, versions and timestamps, and each site's \
-change-log position. Not copied: the change log's entries and the database's own id; \
-checkpoints are never copied either, so a server on the copy reads each site whole once.")]
+tags, fields, events, and webhooks with their secrets, the members of the segments they \
+watch and their notifications (delivered and waiting), with their ids, uuids, versions \
+and timestamps, and each site's change-log position. Not copied: the change log's \
+entries and the database's own id; checkpoints are never copied either, so a server on \
+the copy reads each site whole once.")]
 pub struct CopyArgs {
     /// The database to copy: sqlite://PATH or postgres://USER@HOST:PORT/DB
     #[arg(long, value_name = "URL")]
@@ -64,6 +66,10 @@ struct Counts {
     subscriber_tags: u64,
     fields: u64,
     events: u64,
+    webhooks: u64,
+    segment_watches: u64,
+    segment_members: u64,
+    webhook_deliveries: u64,
     change_heads: u64,
 }
 
@@ -78,6 +84,10 @@ impl Counts {
             Table::SubscriberTags => &mut self.subscriber_tags,
             Table::Fields => &mut self.fields,
             Table::Events => &mut self.events,
+            Table::Webhooks => &mut self.webhooks,
+            Table::SegmentWatches => &mut self.segment_watches,
+            Table::SegmentMembers => &mut self.segment_members,
+            Table::WebhookDeliveries => &mut self.webhook_deliveries,
             Table::ChangeHeads => &mut self.change_heads,
         }
     }

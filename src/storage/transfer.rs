@@ -28,12 +28,16 @@ pub enum Table {
     SubscriberTags,
     Fields,
     Events,
+    Webhooks,
+    SegmentWatches,
+    SegmentMembers,
+    WebhookDeliveries,
     ChangeHeads,
 }
 
 impl Table {
     /// Every table, parents first.
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 13] = [
         Table::Sites,
         Table::ApiKeys,
         Table::Segments,
@@ -42,13 +46,23 @@ impl Table {
         Table::SubscriberTags,
         Table::Fields,
         Table::Events,
+        Table::Webhooks,
+        Table::SegmentWatches,
+        Table::SegmentMembers,
+        Table::WebhookDeliveries,
         Table::ChangeHeads,
     ];
 
     /// Whether the table's rows have ids of their own, handed out by the
     /// database (an `AUTOINCREMENT` on SQLite, an identity on PostgreSQL).
     pub fn has_ids(self) -> bool {
-        !matches!(self, Table::SubscriberTags | Table::ChangeHeads)
+        !matches!(
+            self,
+            Table::SubscriberTags
+                | Table::SegmentWatches
+                | Table::SegmentMembers
+                | Table::ChangeHeads
+        )
     }
 
     /// The table's name in both schemas.
@@ -62,6 +76,10 @@ impl Table {
             Table::SubscriberTags => "subscriber_tags",
             Table::Fields => "fields",
             Table::Events => "events",
+            Table::Webhooks => "webhooks",
+            Table::SegmentWatches => "segment_watches",
+            Table::SegmentMembers => "segment_members",
+            Table::WebhookDeliveries => "webhook_deliveries",
             Table::ChangeHeads => "change_heads",
         }
     }
@@ -159,6 +177,61 @@ pub struct EventRow {
     pub received_at: i64,
 }
 
+/// A membership-change webhook (its signing secret included: receivers
+/// check signatures with it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookRow {
+    pub id: i64,
+    pub site_id: i64,
+    pub url: String,
+    /// The watched segments' ids, as a JSON array.
+    pub segment_ids: String,
+    /// The events wanted, as a JSON array.
+    pub events: String,
+    pub secret: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub disabled_at: Option<i64>,
+    pub failing_since: Option<i64>,
+    pub leased_until: Option<i64>,
+}
+
+/// Where the members of a watched segment were last worked out: a
+/// change-log position, which the copied heads keep meaningful.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentWatchRow {
+    pub site_id: i64,
+    pub segment_id: i64,
+    pub seq: i64,
+    pub checked_at: i64,
+    pub version: i64,
+    pub kept: bool,
+}
+
+/// A member of a watched segment, as of its watch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentMemberRow {
+    pub site_id: i64,
+    pub segment_id: i64,
+    pub subscriber_id: i64,
+}
+
+/// A notification in the outbox, delivered or waiting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookDeliveryRow {
+    pub id: i64,
+    pub site_id: i64,
+    pub webhook_id: i64,
+    pub event_id: String,
+    pub notification: String,
+    pub created_at: i64,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangeHeadRow {
     pub site_id: i64,
@@ -178,6 +251,10 @@ pub enum Rows {
     SubscriberTags(Vec<SubscriberTagRow>),
     Fields(Vec<FieldRow>),
     Events(Vec<EventRow>),
+    Webhooks(Vec<WebhookRow>),
+    SegmentWatches(Vec<SegmentWatchRow>),
+    SegmentMembers(Vec<SegmentMemberRow>),
+    WebhookDeliveries(Vec<WebhookDeliveryRow>),
     ChangeHeads(Vec<ChangeHeadRow>),
 }
 
@@ -192,6 +269,10 @@ impl Rows {
             Rows::SubscriberTags(_) => Table::SubscriberTags,
             Rows::Fields(_) => Table::Fields,
             Rows::Events(_) => Table::Events,
+            Rows::Webhooks(_) => Table::Webhooks,
+            Rows::SegmentWatches(_) => Table::SegmentWatches,
+            Rows::SegmentMembers(_) => Table::SegmentMembers,
+            Rows::WebhookDeliveries(_) => Table::WebhookDeliveries,
             Rows::ChangeHeads(_) => Table::ChangeHeads,
         }
     }
@@ -206,6 +287,10 @@ impl Rows {
             Rows::SubscriberTags(rows) => rows.len(),
             Rows::Fields(rows) => rows.len(),
             Rows::Events(rows) => rows.len(),
+            Rows::Webhooks(rows) => rows.len(),
+            Rows::SegmentWatches(rows) => rows.len(),
+            Rows::SegmentMembers(rows) => rows.len(),
+            Rows::WebhookDeliveries(rows) => rows.len(),
             Rows::ChangeHeads(rows) => rows.len(),
         }
     }

@@ -8,6 +8,8 @@ use crate::helpers::{START_MS, fresh_database, fresh_postgres_database, urlencod
 use corral::clock::ManualClock;
 use corral::credentials::{KeyPair, generate_site_uuid};
 use corral::http::{self, AppState, HttpSettings};
+use corral::storage::transfer::{Rows, Table};
+use corral::storage::webhooks::{Notification, Transition};
 use corral::storage::{self, Store};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -297,6 +299,48 @@ async fn populate(server: &Server) -> Vec<Site> {
         )
         .await;
 
+    // A webhook watching "Leads": its watch and members are stored when it
+    // is made; a notification is planted in its outbox as a change of
+    // members would write it (no server here works changes out).
+    let hook = server
+        .write(
+            &a,
+            Method::POST,
+            "/fetch/webhooks",
+            json!({"webhook": {
+            "url": "https://1.1.1.1/hook", "segment_ids": [id(&leads)]}}),
+        )
+        .await;
+    let hook_id: i64 = hook["data"]["id"].as_str().unwrap().parse().unwrap();
+    let site_id = server.store.find_site(&a.uuid).await.unwrap().unwrap().id;
+    let (_, watch) = server
+        .store
+        .watches()
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    let written = server
+        .store
+        .commit_transition(
+            site_id,
+            &Transition {
+                from: watch,
+                to: watch,
+                added: vec![],
+                removed: vec![],
+                notifications: vec![Notification {
+                    webhook_id: hook_id,
+                    event_id: "evt_copied".into(),
+                    body: r#"{"type":"segment.member_added","n":1.10}"#.into(),
+                }],
+            },
+        )
+        .await
+        .unwrap();
+    assert!(written);
+
     let b = server.new_site("Other shop").await;
     server
         .write(
@@ -361,6 +405,14 @@ async fn every_answer(server: &Server, sites: &[Site]) -> Vec<Answer> {
         for email in EMAILS {
             answers.push(get(format!("/fetch/subscribers?email={}", urlencode(email))).await);
         }
+        let hooks = get("/fetch/webhooks".into()).await;
+        let body: Value = serde_json::from_str(&hooks.body).unwrap();
+        for hook in body["data"].as_array().unwrap() {
+            let id = hook["id"].as_str().unwrap();
+            answers.push(get(format!("/fetch/webhooks/{id}")).await);
+            answers.push(get(format!("/fetch/webhooks/{id}/deliveries")).await);
+        }
+        answers.push(hooks);
         answers.push(get("/fetch/tags".into()).await);
         answers.push(get("/fetch/fields".into()).await);
         for key in &site.keys {
@@ -399,6 +451,61 @@ async fn assert_same_answers(original: &Server, copy: &Server, sites: &[Site]) {
     );
 }
 
+/// Each row of a page, as text.
+fn row_texts(rows: &Rows) -> Vec<String> {
+    fn texts<T: std::fmt::Debug>(rows: &[T]) -> Vec<String> {
+        rows.iter().map(|row| format!("{row:?}")).collect()
+    }
+    match rows {
+        Rows::Sites(rows) => texts(rows),
+        Rows::ApiKeys(rows) => texts(rows),
+        Rows::Segments(rows) => texts(rows),
+        Rows::Subscribers(rows) => texts(rows),
+        Rows::Tags(rows) => texts(rows),
+        Rows::SubscriberTags(rows) => texts(rows),
+        Rows::Fields(rows) => texts(rows),
+        Rows::Events(rows) => texts(rows),
+        Rows::Webhooks(rows) => texts(rows),
+        Rows::SegmentWatches(rows) => texts(rows),
+        Rows::SegmentMembers(rows) => texts(rows),
+        Rows::WebhookDeliveries(rows) => texts(rows),
+        Rows::ChangeHeads(rows) => texts(rows),
+    }
+}
+
+/// Every row of every table the copy moves, as text, sorted (the backends
+/// page in different key orders).
+async fn every_row(store: &Arc<dyn Store>) -> Vec<(Table, Vec<String>)> {
+    let mut reader = store.begin_read().await.unwrap();
+    let mut all = Vec::new();
+    for table in Table::ALL {
+        let mut texts = Vec::new();
+        let mut after = None;
+        loop {
+            let page = reader.read_page(table, after, 3).await.unwrap();
+            texts.extend(row_texts(&page.rows));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        texts.sort();
+        all.push((table, texts));
+    }
+    all
+}
+
+/// Asserts the copy holds every row of the original, column for column,
+/// and that the original had some of every table (so none went untested).
+async fn assert_same_rows(original: &Server, copy: &Server) {
+    let expected = every_row(&original.store).await;
+    let got = every_row(&copy.store).await;
+    for ((table, expected), (_, got)) in expected.iter().zip(&got) {
+        assert!(!expected.is_empty(), "the test writes no {}", table.name());
+        assert_eq!(expected, got, "{}", table.name());
+    }
+}
+
 fn copy(from: &str, to: &str, extra: &[&str]) -> Output {
     Command::new(BIN)
         .args(["copy", "--from", from, "--to", to])
@@ -435,6 +542,7 @@ async fn copy_answers_as_the_original(from: &str, to: &str) {
     let sites = populate(&original).await;
     copied(from, to, &["--page", "2"]);
     let copy = Server::start(to).await;
+    assert_same_rows(&original, &copy).await;
     assert_same_answers(&original, &copy, &sites).await;
 
     // The same writes on both: new ids come after the copied ones, on the
@@ -708,7 +816,7 @@ fn the_summary_counts_every_table_and_the_help_says_all_or_nothing() {
     let to = sqlite_url(&dir, "to.db");
     let summary = copied(&from, &to, &[]);
     let lines: Vec<&str> = summary.lines().collect();
-    assert_eq!(lines.len(), 10, "{summary}");
+    assert_eq!(lines.len(), 14, "{summary}");
     for (line, (table, rows)) in lines.iter().zip([
         ("sites", 1),
         ("api_keys", 1),
@@ -718,13 +826,17 @@ fn the_summary_counts_every_table_and_the_help_says_all_or_nothing() {
         ("subscriber_tags", 0),
         ("fields", 0),
         ("events", 0),
+        ("webhooks", 0),
+        ("segment_watches", 0),
+        ("segment_members", 0),
+        ("webhook_deliveries", 0),
         ("change_heads", 1),
     ]) {
         let words: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(words, [table, &rows.to_string()], "{summary}");
     }
     assert!(
-        lines[9].starts_with(&format!("copied {from} to {to} in ")),
+        lines[13].starts_with(&format!("copied {from} to {to} in ")),
         "{summary}"
     );
     let help = Command::new(BIN).args(["copy", "--help"]).output().unwrap();

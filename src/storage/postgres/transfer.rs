@@ -4,7 +4,8 @@
 //! database as it was until the commit).
 //!
 //! Pages follow each table's primary key (`(site_id, id)` for a site's
-//! records, `id` for sites and keys), so each page is one index range scan.
+//! records, `id` for sites and keys, the whole key where there is no id), so
+//! each page is one index range scan.
 //! A page is written with one `INSERT … SELECT FROM UNNEST(…)` of an array
 //! per column. The identity sequences are moved past the highest id at the
 //! end.
@@ -12,8 +13,9 @@
 use super::{PgStore, Tx};
 use crate::storage::Result;
 use crate::storage::transfer::{
-    ApiKeyRow, ChangeHeadRow, Cursor, EventRow, FieldRow, Page, Rows, SegmentRow, SiteRow,
-    SubscriberRow, SubscriberTagRow, Table, TagRow, Transfer, TransferReader, TransferWriter,
+    ApiKeyRow, ChangeHeadRow, Cursor, EventRow, FieldRow, Page, Rows, SegmentMemberRow, SegmentRow,
+    SegmentWatchRow, SiteRow, SubscriberRow, SubscriberTagRow, Table, TagRow, Transfer,
+    TransferReader, TransferWriter, WebhookDeliveryRow, WebhookRow,
 };
 use async_trait::async_trait;
 use sqlx::Row;
@@ -35,7 +37,8 @@ impl Transfer for PgStore {
         // the check for sites and the commit.
         sqlx::query(
             "LOCK TABLE sites, api_keys, segments, subscribers, tags, subscriber_tags, fields,
-                        events, change_heads, change_log
+                        events, webhooks, segment_watches, segment_members, webhook_deliveries,
+                        change_heads, change_log
              IN EXCLUSIVE MODE",
         )
         .execute(&mut *tx)
@@ -63,6 +66,10 @@ impl TransferReader for Reader {
             Table::SubscriberTags => "SELECT COUNT(*) FROM subscriber_tags",
             Table::Fields => "SELECT COUNT(*) FROM fields",
             Table::Events => "SELECT COUNT(*) FROM events",
+            Table::Webhooks => "SELECT COUNT(*) FROM webhooks",
+            Table::SegmentWatches => "SELECT COUNT(*) FROM segment_watches",
+            Table::SegmentMembers => "SELECT COUNT(*) FROM segment_members",
+            Table::WebhookDeliveries => "SELECT COUNT(*) FROM webhook_deliveries",
             Table::ChangeHeads => "SELECT COUNT(*) FROM change_heads",
         };
         let count: i64 = sqlx::query_scalar(sql).fetch_one(&mut *self.tx).await?;
@@ -129,6 +136,35 @@ impl TransferReader for Reader {
             )
             .bind(a)
             .bind(b),
+            Table::Webhooks => sqlx::query(
+                "SELECT id, site_id, url, segment_ids, events, secret, created_at, updated_at,
+                        disabled_at, failing_since, leased_until
+                 FROM webhooks WHERE (site_id, id) > ($1, $2) ORDER BY site_id, id LIMIT $3",
+            )
+            .bind(a)
+            .bind(b),
+            Table::SegmentWatches => sqlx::query(
+                "SELECT site_id, segment_id, seq, checked_at, version, kept FROM segment_watches
+                 WHERE (site_id, segment_id) > ($1, $2) ORDER BY site_id, segment_id LIMIT $3",
+            )
+            .bind(a)
+            .bind(b),
+            Table::SegmentMembers => sqlx::query(
+                "SELECT site_id, segment_id, subscriber_id FROM segment_members
+                 WHERE (site_id, segment_id, subscriber_id) > ($1, $2, $3)
+                 ORDER BY site_id, segment_id, subscriber_id LIMIT $4",
+            )
+            .bind(a)
+            .bind(b)
+            .bind(c),
+            Table::WebhookDeliveries => sqlx::query(
+                "SELECT id, site_id, webhook_id, event_id, notification, created_at, attempts,
+                        next_attempt_at, last_status, last_error, delivered_at
+                 FROM webhook_deliveries WHERE (site_id, id) > ($1, $2)
+                 ORDER BY site_id, id LIMIT $3",
+            )
+            .bind(a)
+            .bind(b),
             Table::ChangeHeads => sqlx::query(
                 "SELECT site_id, seq, segments_seq, keys_seq FROM change_heads
                  WHERE site_id > $1 ORDER BY site_id LIMIT $2",
@@ -171,6 +207,12 @@ fn cursor(table: Table, row: &PgRow) -> Result<Cursor> {
             row.try_get("tag_id")?,
         ],
         Table::ChangeHeads => [row.try_get("site_id")?, 0, 0],
+        Table::SegmentWatches => [row.try_get("site_id")?, row.try_get("segment_id")?, 0],
+        Table::SegmentMembers => [
+            row.try_get("site_id")?,
+            row.try_get("segment_id")?,
+            row.try_get("subscriber_id")?,
+        ],
         _ => [row.try_get("site_id")?, row.try_get("id")?, 0],
     }))
 }
@@ -267,6 +309,53 @@ fn rows_of(table: Table, found: &[PgRow]) -> Result<Rows> {
                 received_at: r.try_get("received_at")?,
             })
         })?),
+        Table::Webhooks => Rows::Webhooks(all(found, |r| {
+            Ok(WebhookRow {
+                id: r.try_get("id")?,
+                site_id: r.try_get("site_id")?,
+                url: r.try_get("url")?,
+                segment_ids: r.try_get("segment_ids")?,
+                events: r.try_get("events")?,
+                secret: r.try_get("secret")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+                disabled_at: r.try_get("disabled_at")?,
+                failing_since: r.try_get("failing_since")?,
+                leased_until: r.try_get("leased_until")?,
+            })
+        })?),
+        Table::SegmentWatches => Rows::SegmentWatches(all(found, |r| {
+            Ok(SegmentWatchRow {
+                site_id: r.try_get("site_id")?,
+                segment_id: r.try_get("segment_id")?,
+                seq: r.try_get("seq")?,
+                checked_at: r.try_get("checked_at")?,
+                version: r.try_get("version")?,
+                kept: r.try_get("kept")?,
+            })
+        })?),
+        Table::SegmentMembers => Rows::SegmentMembers(all(found, |r| {
+            Ok(SegmentMemberRow {
+                site_id: r.try_get("site_id")?,
+                segment_id: r.try_get("segment_id")?,
+                subscriber_id: r.try_get("subscriber_id")?,
+            })
+        })?),
+        Table::WebhookDeliveries => Rows::WebhookDeliveries(all(found, |r| {
+            Ok(WebhookDeliveryRow {
+                id: r.try_get("id")?,
+                site_id: r.try_get("site_id")?,
+                webhook_id: r.try_get("webhook_id")?,
+                event_id: r.try_get("event_id")?,
+                notification: r.try_get("notification")?,
+                created_at: r.try_get("created_at")?,
+                attempts: r.try_get("attempts")?,
+                next_attempt_at: r.try_get("next_attempt_at")?,
+                last_status: r.try_get("last_status")?,
+                last_error: r.try_get("last_error")?,
+                delivered_at: r.try_get("delivered_at")?,
+            })
+        })?),
         Table::ChangeHeads => Rows::ChangeHeads(all(found, |r| {
             Ok(ChangeHeadRow {
                 site_id: r.try_get("site_id")?,
@@ -312,7 +401,8 @@ impl TransferWriter for Writer {
         // The identities are set by `finish`.
         sqlx::query(
             "TRUNCATE sites, api_keys, segments, subscribers, tags, subscriber_tags, fields,
-                      events, change_heads, change_log",
+                      events, webhooks, segment_watches, segment_members, webhook_deliveries,
+                      change_heads, change_log",
         )
         .execute(&mut *self.tx)
         .await?;
@@ -328,7 +418,14 @@ impl TransferWriter for Writer {
             Rows::Tags(r) => self.wrote(Table::Tags, r.iter().map(|r| r.id)),
             Rows::Fields(r) => self.wrote(Table::Fields, r.iter().map(|r| r.id)),
             Rows::Events(r) => self.wrote(Table::Events, r.iter().map(|r| r.id)),
-            Rows::SubscriberTags(_) | Rows::ChangeHeads(_) => {}
+            Rows::Webhooks(r) => self.wrote(Table::Webhooks, r.iter().map(|r| r.id)),
+            Rows::WebhookDeliveries(r) => {
+                self.wrote(Table::WebhookDeliveries, r.iter().map(|r| r.id))
+            }
+            Rows::SubscriberTags(_)
+            | Rows::SegmentWatches(_)
+            | Rows::SegmentMembers(_)
+            | Rows::ChangeHeads(_) => {}
         }
         let tx = &mut *self.tx;
         match rows {
@@ -462,6 +559,80 @@ impl TransferWriter for Writer {
                 .bind(column(rows, |r| r.amount))
                 .bind(column(rows, |r| r.currency.as_deref()))
                 .bind(column(rows, |r| r.received_at))
+                .execute(tx)
+                .await?;
+            }
+            Rows::Webhooks(rows) => {
+                sqlx::query(
+                    "INSERT INTO webhooks (id, site_id, url, segment_ids, events, secret,
+                                           created_at, updated_at, disabled_at, failing_since,
+                                           leased_until)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+                                          $5::text[], $6::text[], $7::bigint[], $8::bigint[],
+                                          $9::bigint[], $10::bigint[], $11::bigint[])",
+                )
+                .bind(column(rows, |r| r.id))
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.url.as_str()))
+                .bind(column(rows, |r| r.segment_ids.as_str()))
+                .bind(column(rows, |r| r.events.as_str()))
+                .bind(column(rows, |r| r.secret.as_str()))
+                .bind(column(rows, |r| r.created_at))
+                .bind(column(rows, |r| r.updated_at))
+                .bind(column(rows, |r| r.disabled_at))
+                .bind(column(rows, |r| r.failing_since))
+                .bind(column(rows, |r| r.leased_until))
+                .execute(tx)
+                .await?;
+            }
+            Rows::SegmentWatches(rows) => {
+                sqlx::query(
+                    "INSERT INTO segment_watches (site_id, segment_id, seq, checked_at, version,
+                                                  kept)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+                                          $5::bigint[], $6::boolean[])",
+                )
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.segment_id))
+                .bind(column(rows, |r| r.seq))
+                .bind(column(rows, |r| r.checked_at))
+                .bind(column(rows, |r| r.version))
+                .bind(column(rows, |r| r.kept))
+                .execute(tx)
+                .await?;
+            }
+            Rows::SegmentMembers(rows) => {
+                sqlx::query(
+                    "INSERT INTO segment_members (site_id, segment_id, subscriber_id)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[])",
+                )
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.segment_id))
+                .bind(column(rows, |r| r.subscriber_id))
+                .execute(tx)
+                .await?;
+            }
+            Rows::WebhookDeliveries(rows) => {
+                sqlx::query(
+                    "INSERT INTO webhook_deliveries (id, site_id, webhook_id, event_id,
+                                                     notification, created_at, attempts,
+                                                     next_attempt_at, last_status, last_error,
+                                                     delivered_at)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
+                                          $5::text[], $6::bigint[], $7::bigint[], $8::bigint[],
+                                          $9::bigint[], $10::text[], $11::bigint[])",
+                )
+                .bind(column(rows, |r| r.id))
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.webhook_id))
+                .bind(column(rows, |r| r.event_id.as_str()))
+                .bind(column(rows, |r| r.notification.as_str()))
+                .bind(column(rows, |r| r.created_at))
+                .bind(column(rows, |r| r.attempts))
+                .bind(column(rows, |r| r.next_attempt_at))
+                .bind(column(rows, |r| r.last_status))
+                .bind(column(rows, |r| r.last_error.as_deref()))
+                .bind(column(rows, |r| r.delivered_at))
                 .execute(tx)
                 .await?;
             }
