@@ -174,8 +174,9 @@ async fn send(
 }
 
 /// Chooses the TLS implementation `https` targets are reached with (ring,
-/// checking certificates against the system's roots), once per process.
-fn tls() {
+/// checking certificates against the system's roots), once per process:
+/// before it, building an HTTP client panics.
+pub fn install_tls() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // Already chosen (by an embedding program): keep that one.
@@ -186,7 +187,7 @@ fn tls() {
 /// A client that sends to the addresses checked for `host`, follows no
 /// redirect and gives up after [`TIMEOUT`].
 fn client(host: &str, addrs: &[std::net::SocketAddr]) -> reqwest::Result<reqwest::Client> {
-    tls();
+    install_tls();
     reqwest::Client::builder()
         .timeout(TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())

@@ -529,7 +529,7 @@ async fn acknowledged_writes_survive_a_crash_and_sigterm_stops_cleanly() {
     let site = cli.new_site();
     let uuid = site["site_uuid"].as_str().unwrap().to_owned();
     let mut server = start_server(&cli);
-    let client = reqwest::Client::new();
+    let client = http_client();
     for i in 0..20 {
         let response = client
             .post(format!("{}/api/v1/fetch/segments?site_uuid={uuid}", server.base))
@@ -1071,7 +1071,7 @@ async fn after_a_crash_the_checkpoint_and_the_log_give_every_acknowledged_write(
         site["publishable_key"].as_str().unwrap().to_owned(),
         site["secret_key"].as_str().unwrap().to_owned(),
     );
-    let client = reqwest::Client::new();
+    let client = http_client();
     let log = cli.dir.path().join("serve.log");
     let mut server = serve_logging(&cli, &log);
     let call = |server: &Server, method: Method, path: &str, body: Option<Value>| {

@@ -52,7 +52,7 @@ impl Server {
         tokio::spawn(http::serve(listener, state, std::future::pending()));
         Self {
             base,
-            client: reqwest::Client::new(),
+            client: crate::helpers::http_client(),
             store,
         }
     }

@@ -78,7 +78,7 @@ impl TestApp {
         let site = new_site(&store).await;
         Self {
             base,
-            client: reqwest::Client::new(),
+            client: http_client(),
             store,
             clock,
             site,
@@ -220,6 +220,13 @@ pub async fn assert_invalid(response: Response, errors: &[(&str, &str)]) {
         json!({"errors": expected}),
     )
     .await;
+}
+
+/// An HTTP client for the tests (the process's TLS provider chosen first,
+/// as the server does before it sends a webhook).
+pub fn http_client() -> reqwest::Client {
+    corral::webhooks::delivery::install_tls();
+    reqwest::Client::new()
 }
 
 /// The PostgreSQL cluster the tests may use, when `CORRAL_TEST_POSTGRES`
