@@ -168,6 +168,11 @@ const DELIVER_EVERY: Duration = Duration::from_millis(250);
 /// The webhook tracker and deliverer, each on its own task (a slow
 /// evaluation never holds a delivery back).
 fn spawn_webhooks(state: AppState, clock: Arc<dyn Clock>) -> [tokio::task::JoinHandle<()>; 2] {
+    let deliverer = crate::webhooks::delivery::Deliverer::new(
+        Arc::clone(&state.store),
+        state.settings.allow_private_webhook_targets,
+    );
+    let wake = Arc::clone(&deliverer.wake);
     let tracking = state.clone();
     let tracking_clock = Arc::clone(&clock);
     let tracker = tokio::spawn(async move {
@@ -176,24 +181,25 @@ fn spawn_webhooks(state: AppState, clock: Arc<dyn Clock>) -> [tokio::task::JoinH
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            if let Err(error) = tracker.tick(&tracking.live, tracking_clock.now_ms()).await {
-                tracing::warn!(%error, "watched segments could not be followed");
+            match tracker.tick(&tracking.live, tracking_clock.as_ref()).await {
+                Ok(0) => {}
+                Ok(_) => wake.notify_one(),
+                Err(error) => tracing::warn!(%error, "watched segments could not be followed"),
             }
         }
     });
-    let deliverer = tokio::spawn(async move {
-        let deliverer = crate::webhooks::delivery::Deliverer::new(
-            Arc::clone(&state.store),
-            state.settings.allow_private_webhook_targets,
-        );
+    let delivering = tokio::spawn(async move {
         let mut every = tokio::time::interval(DELIVER_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            every.tick().await;
+            tokio::select! {
+                _ = every.tick() => {}
+                () = deliverer.wake.notified() => {}
+            }
             deliverer.tick(clock.now_ms()).await;
         }
     });
-    [tracker, deliverer]
+    [tracker, delivering]
 }
 
 /// Where checkpoints are kept: the flag (or `CORRAL_CHECKPOINT_DIR`), else

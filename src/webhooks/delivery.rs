@@ -58,6 +58,9 @@ pub fn signature(secret: &str, seconds: i64, body: &str) -> String {
 
 /// Sends the outbox's notifications.
 pub struct Deliverer {
+    /// Woken when the tracker wrote notifications, so they need not wait
+    /// for the next tick.
+    pub wake: Arc<tokio::sync::Notify>,
     store: Arc<dyn Store>,
     allow_private: bool,
     /// Webhooks this server is sending to now.
@@ -67,6 +70,7 @@ pub struct Deliverer {
 impl Deliverer {
     pub fn new(store: Arc<dyn Store>, allow_private: bool) -> Self {
         Self {
+            wake: Arc::default(),
             store,
             allow_private,
             sending: Arc::default(),
@@ -114,15 +118,36 @@ async fn send(
     id: i64,
     allow_private: bool,
 ) -> Result<(), crate::storage::StorageError> {
+    // While batches go through whole, the next follows at once: a busy
+    // webhook is not held to one batch a tick.
+    for _ in 0..ROUNDS {
+        if !send_batch(store, site_id, id, allow_private).await? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Batches one send may deliver back to back (10,000 notifications).
+const ROUNDS: usize = 100;
+
+/// Sends a webhook's next batch and records how it went; whether a full
+/// batch was delivered (so more may wait).
+async fn send_batch(
+    store: &Arc<dyn Store>,
+    site_id: i64,
+    id: i64,
+    allow_private: bool,
+) -> Result<bool, crate::storage::StorageError> {
     let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
     if !store
         .lease_webhook(site_id, id, now, now + LEASE_MS)
         .await?
     {
-        return Ok(());
+        return Ok(false);
     }
     let Some(webhook) = store.get_webhook(site_id, id).await? else {
-        return Ok(());
+        return Ok(false);
     };
     let batch = store.pending_deliveries(site_id, id, BATCH).await?;
     let Some(first) = batch.first() else {
@@ -134,7 +159,8 @@ async fn send(
             next_attempt_at: now,
             disable_if_failing_since: now - DISABLE_AFTER,
         };
-        return store.record_attempt(site_id, id, &[], &attempt).await;
+        store.record_attempt(site_id, id, &[], &attempt).await?;
+        return Ok(false);
     };
     let body = format!(
         "{{\"data\":[{}]}}",
@@ -170,7 +196,8 @@ async fn send(
         );
     }
     let ids: Vec<i64> = batch.iter().map(|d| d.id).collect();
-    store.record_attempt(site_id, id, &ids, &attempt).await
+    store.record_attempt(site_id, id, &ids, &attempt).await?;
+    Ok(delivered && batch.len() == BATCH)
 }
 
 /// Chooses the TLS implementation `https` targets are reached with (ring,

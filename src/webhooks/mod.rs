@@ -280,7 +280,7 @@ impl<'a> Webhooks<'a> {
             .collect();
         let mut baselines = Vec::new();
         for &id in segment_ids.iter().filter(|id| !watched.contains(id)) {
-            let (watch, members) = tracker::work_out(self.store, self.live, site_id, id, now)
+            let (watch, members) = tracker::work_out(self.store, self.live, site_id, id, &At(now))
                 .await
                 .map_err(|e| match e {
                     WebhookError::Live(LiveError::NotEvaluable(e)) => WebhookError::Invalid(
@@ -295,6 +295,16 @@ impl<'a> Webhooks<'a> {
             baselines.push(Baseline { watch, members });
         }
         Ok(baselines)
+    }
+}
+
+/// A clock stopped at one moment: a baseline is worked out at the time of
+/// the request that asked for it.
+struct At(i64);
+
+impl crate::clock::Clock for At {
+    fn now_ms(&self) -> i64 {
+        self.0
     }
 }
 

@@ -15,8 +15,9 @@
 //! servers exactly one writes each change.
 
 use super::{WebhookError, watch_of};
+use crate::clock::Clock;
 use crate::clock::format_ms;
-use crate::live::Live;
+use crate::live::{Live, LiveError};
 use crate::segment::SegmentId;
 use crate::storage::webhooks::{Notification, Transition, Watch, WebhookEvent};
 use crate::storage::{Position, StorageError, Store};
@@ -28,14 +29,20 @@ use std::sync::{Arc, Mutex};
 /// longest a relative time window's move waits to be noticed.
 pub const RECHECK: i64 = 60_000;
 
-/// The members `segment_id` has now, with the watch they make: the
-/// segment's version and state, and the position of the snapshot.
+/// The members `segment_id` has at the time `clock` tells, with the watch
+/// they make: the segment's version and state, and the position of the
+/// snapshot.
+///
+/// The time is read once the snapshot holds every write committed before
+/// it, and the members are worked out again if the snapshot moved while they
+/// were: an event stored "now" by a write that committed after the time was
+/// read would lie in the future of it, outside a window that ends at it.
 pub async fn work_out(
     store: &Arc<dyn Store>,
     live: &Live,
     site_id: i64,
     segment_id: i64,
-    now: i64,
+    clock: &dyn Clock,
 ) -> Result<(Watch, Vec<i64>), WebhookError> {
     let segment = store.get_segment(site_id, SegmentId(segment_id)).await?;
     let (version, kept) = segment
@@ -45,16 +52,26 @@ pub async fn work_out(
         .as_ref()
         .filter(|_| kept)
         .and_then(|s| crate::query::parse(s.query.as_str()).ok());
-    match parsed {
-        Some(query) => {
-            let evaluation = live.evaluate(site_id, &query, now).await?;
-            let seq = evaluation.position().seq;
+    let Some(query) = parsed else {
+        let seq = store.site_head(site_id).await?.seq;
+        let now = clock.now_ms();
+        return Ok((watch_of(segment_id, seq, now, version, false), Vec::new()));
+    };
+    let mut tries = 0;
+    loop {
+        let before = live
+            .resident(site_id)
+            .await
+            .map_err(LiveError::from)?
+            .position
+            .seq;
+        let now = clock.now_ms();
+        let evaluation = live.evaluate(site_id, &query, now).await?;
+        let seq = evaluation.position().seq;
+        tries += 1;
+        if seq == before || tries == 5 {
             let members = evaluation.member_ids();
-            Ok((watch_of(segment_id, seq, now, version, true), members))
-        }
-        None => {
-            let seq = store.site_head(site_id).await?.seq;
-            Ok((watch_of(segment_id, seq, now, version, false), Vec::new()))
+            return Ok((watch_of(segment_id, seq, now, version, true), members));
         }
     }
 }
@@ -83,7 +100,7 @@ impl Tracker {
 
     /// Works out every watch that is due; returns how many transitions this
     /// server wrote.
-    pub async fn tick(&self, live: &Live, now: i64) -> Result<usize, WebhookError> {
+    pub async fn tick(&self, live: &Live, clock: &dyn Clock) -> Result<usize, WebhookError> {
         let mut written = 0;
         let watches = self.store.watches().await?;
         self.members
@@ -91,7 +108,7 @@ impl Tracker {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|key, _| watches.iter().any(|(s, w)| (*s, w.segment_id) == *key));
         for (site_id, watch) in watches {
-            match self.follow(live, site_id, watch, now).await {
+            match self.follow(live, site_id, watch, clock).await {
                 Ok(true) => written += 1,
                 Ok(false) => {}
                 Err(error) => {
@@ -136,7 +153,7 @@ impl Tracker {
         live: &Live,
         site_id: i64,
         from: Watch,
-        now: i64,
+        clock: &dyn Clock,
     ) -> Result<bool, WebhookError> {
         let head = live.heads().current(site_id).await?;
         let segment = self
@@ -149,11 +166,12 @@ impl Tracker {
         let due = from.seq < head.seq
             || from.version != version
             || from.kept != kept
-            || now - from.checked_at >= RECHECK;
+            || clock.now_ms() - from.checked_at >= RECHECK;
         if !due {
             return Ok(false);
         }
-        let (to, members) = work_out(&self.store, live, site_id, from.segment_id, now).await?;
+        let (to, members) = work_out(&self.store, live, site_id, from.segment_id, clock).await?;
+        let now = to.checked_at;
         let before = self.stored_members(site_id, from).await?;
         let (added, removed) = difference(&before, &members);
         let reason = |id: i64, written: &Option<HashSet<i64>>| -> &'static str {

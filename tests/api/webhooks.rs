@@ -738,3 +738,42 @@ fn the_documented_verification_snippets_accept_corrals_signatures_only() {
         );
     }
 }
+
+#[tokio::test]
+async fn many_changes_go_out_in_batches_of_at_most_a_hundred_in_order() {
+    let cli = Cli::new();
+    let site = Site::new(&cli);
+    let server = server(&cli);
+    let vips = site
+        .segment(&server, "vips", json!({"tag": {"has": "vip"}}))
+        .await;
+    let (url, received) = receiver(0, 0).await;
+    site.webhook(&server, &url, &[&vips]).await;
+    let emails: Vec<String> = (0..250).map(|i| format!("m{i:03}@x.com")).collect();
+    site.send(
+        &server,
+        Method::POST,
+        "/batch/subscribers",
+        json!({"subscribers": emails.iter().map(|e| json!({"email": e, "tags": "vip"})).collect::<Vec<_>>()}),
+    )
+    .await;
+    let got = received.wait_for(250).await;
+    let sizes: Vec<usize> = received
+        .all()
+        .iter()
+        .map(|(_, body)| {
+            serde_json::from_str::<Value>(body).unwrap()["data"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
+        .collect();
+    assert!(sizes.iter().all(|n| *n <= 100), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), 250);
+    // In the order they joined (the order they were imported).
+    let order: Vec<&str> = got
+        .iter()
+        .map(|n| n["subscriber"]["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, emails.iter().map(String::as_str).collect::<Vec<_>>());
+}
