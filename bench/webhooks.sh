@@ -7,7 +7,8 @@
 #   1. a baseline: the writer alone for BASELINE_SECONDS, nothing watched;
 #   2. 10 segments the writer's pings and tag commands move people in and out of, created
 #      over HTTP; a receiver (a Python HTTP server on loopback that checks each request's
-#      signature) and one webhook watching all 10; each segment's members read;
+#      signature) and one webhook watching all 10 (or WEBHOOKS sharing them); each
+#      segment's members read;
 #   3. the writer again for DURATION seconds; the receiver records every notification with
 #      its arrival time, on the same clock as the writer's answers;
 #   4. after the writer stops, the outbox drained (the newest delivery delivered and no
@@ -32,6 +33,7 @@
 #   POOL=10000        subscribers the pings and tag commands are for
 #   PING_SHARE=0.05   share of the events that are `bench_ping` (the rest as live.sh's)
 #   COMMANDS=2        tag commands sent after each request of events
+#   WEBHOOKS=1        webhooks the 10 segments are dealt out among (1 to 10)
 #   WORK_DIR=PATH     the work dir (default bench/.data/<size>): database, site keys
 #   SKIP_BUILD=1      use the existing target/release/corral, skip `cargo build --release`
 #   CORRAL_BIN=PATH   benchmark another corral binary (combine with SKIP_BUILD=1)
@@ -57,6 +59,7 @@ BASELINE_SECONDS=${BASELINE_SECONDS:-20}
 POOL=${POOL:-10000}
 PING_SHARE=${PING_SHARE:-0.05}
 COMMANDS=${COMMANDS:-2}
+WEBHOOKS=${WEBHOOKS:-1}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
@@ -68,6 +71,7 @@ for knob in WRITE_RATE DURATION BASELINE_SECONDS POOL; do
     [[ "${!knob}" =~ ^[1-9][0-9]*$ ]] || die "$knob must be a whole number of 1 or more"
 done
 [[ "$COMMANDS" =~ ^[0-9]+$ ]] || die "COMMANDS must be a whole number"
+[[ "$WEBHOOKS" =~ ^([1-9]|10)$ ]] || die "WEBHOOKS must be a whole number from 1 to 10"
 [[ "$PING_SHARE" =~ ^(0|1|0?\.[0-9]+)$ ]] || die "PING_SHARE must be a number from 0 to 1"
 
 # --- tools -------------------------------------------------------------------------
@@ -137,7 +141,7 @@ say "measuring: baseline ${BASELINE_SECONDS} s, then ${DURATION} s watched, at $
 if ! python3 "$HELPER" run "$URL" "$SITE" "$PK" "$SK" --db "$LIVE_DB" --pid "$CORRAL_PID" \
     --out "$TMP/run.json" --write-rate "$WRITE_RATE" --duration "$DURATION" \
     --baseline-seconds "$BASELINE_SECONDS" --seed "$SEED" --pool "$POOL" \
-    --ping-share "$PING_SHARE" --commands "$COMMANDS" \
+    --ping-share "$PING_SHARE" --commands "$COMMANDS" --webhooks "$WEBHOOKS" \
     2>&1 | tee "$TMP/helper.log" >&2; then
     cat "$TMP/helper.log" >>"$RESULTS"
     die "the measurements failed (see above)"

@@ -5,12 +5,13 @@ and bench/eval_helper.py's).
 
     run   URL SITE_UUID PK SK --db PATH --pid PID --out FILE [--write-rate R]
           [--duration S] [--baseline-seconds S] [--seed N] [--pool N] [--ping-share F]
-          [--commands N] [--quiet-seconds S] [--drain-seconds S]
+          [--commands N] [--webhooks N] [--quiet-seconds S] [--drain-seconds S]
           in one process, so that every time below is read from the same clock
           (time.time()):
           1. a baseline: the writer alone for S seconds, with no segment watched;
           2. the 10 segments of SEGMENTS created over HTTP, a receiver started on a free
-             loopback port, one webhook watching all 10 pointed at it, and each
+             loopback port, --webhooks webhooks (1 by default) watching the 10 (dealt out in
+          turn) pointed at it, and each
              segment's members read (members.csv);
           3. the writer again for --duration seconds while the receiver records every
              notification (signature checked) with its arrival time;
@@ -235,7 +236,7 @@ class Receiver:
     time its request arrived."""
 
     def __init__(self):
-        self.secret = None
+        self.secrets = {}  # webhook id → its secret
         self.lock = threading.Lock()
         self.received = []  # [arrived at, notification, request number]
         self.requests = 0
@@ -248,7 +249,8 @@ class Receiver:
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 arrived = time.time()
-                receiver.take(raw, self.headers.get("Corral-Signature", ""), arrived)
+                receiver.take(raw, self.headers.get("Corral-Webhook-Id", ""),
+                             self.headers.get("Corral-Signature", ""), arrived)
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -262,12 +264,14 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def take(self, raw, header, arrived):
+    def take(self, raw, webhook_id, header, arrived):
         with self.lock:
             self.requests += 1
             number = self.requests
-            if self.secret is None or not verify_corral_signature(self.secret, header, raw):
-                self.bad.append(f"request {number}: bad signature {header!r}")
+            secret = self.secrets.get(webhook_id)
+            if secret is None or not verify_corral_signature(secret, header, raw):
+                self.bad.append(f"request {number}: webhook {webhook_id!r}, bad signature "
+                                f"{header!r}")
                 return
             try:
                 data = json.loads(raw)["data"]
@@ -416,13 +420,19 @@ def cmd_run(args):
         # 2. The receiver, the webhook, the members before.
         corral.conn.close()  # idle while the writer ran
         receiver = Receiver()
+        # WEBHOOKS webhooks, the segments dealt out among them in turn.
         created = time.time()
-        answer = corral.json_call("POST", "/fetch/webhooks", {"webhook": {
-            "url": receiver.url, "segment_ids": list(ids.values())}}, ok=(201,))
+        segment_ids = list(ids.values())
+        webhook_ids = []
+        for k in range(args.webhooks):
+            answer = corral.json_call("POST", "/fetch/webhooks", {"webhook": {
+                "url": receiver.url, "segment_ids": segment_ids[k::args.webhooks]}},
+                ok=(201,))
+            webhook_ids.append(answer["data"]["id"])
+            receiver.secrets[answer["data"]["id"]] = answer["data"]["attributes"]["secret"]
         result["webhook_create_s"] = time.time() - created
-        webhook_id = answer["data"]["id"]
-        receiver.secret = answer["data"]["attributes"]["secret"]
-        say(f"webhook {webhook_id} -> {receiver.url} watching {len(ids)} segments "
+        result["webhooks"] = args.webhooks
+        say(f"{args.webhooks} webhook(s) -> {receiver.url} watching {len(ids)} segments "
             f"(created in {result['webhook_create_s']:.2f} s)")
         before = {}
         read_s = []
@@ -444,12 +454,12 @@ def cmd_run(args):
         # 3. The writer, watched.
         start = time.time()
         writer, run = writer_phase(args, emails, pool, tagged, args.duration,
-                                   "watched (one webhook, 10 segments)")
+                                   f"watched ({args.webhooks} webhook(s), 10 segments)")
         run["rss_peak_kib"], run["cpu_s"] = sampler.between(start, run["ended"])
         result["watched"] = run
         received_by_stop = len(receiver.received)
 
-        # 4. The drain: the newest delivery delivered and a quiet spell.
+        # 4. The drain: each webhook's newest delivery delivered and a quiet spell.
         say(f"draining: {received_by_stop:,} notifications so far")
         # The connection sat idle while the writer ran: the server may have closed it.
         corral.conn.close()
@@ -458,10 +468,14 @@ def cmd_run(args):
         polls = 0
         while time.time() - drain_from < args.drain_seconds:
             polls += 1
-            page = corral.json_call("GET", f"/fetch/webhooks/{webhook_id}/deliveries?limit=1")
-            newest = page["data"][0]["attributes"]["status"] if page["data"] else "delivered"
+            delivered = True
+            for webhook_id in webhook_ids:
+                page = corral.json_call(
+                    "GET", f"/fetch/webhooks/{webhook_id}/deliveries?limit=1")
+                if page["data"] and page["data"][0]["attributes"]["status"] != "delivered":
+                    delivered = False
             last = receiver.last_arrival() or drain_from
-            if newest == "delivered" and time.time() - max(last, drain_from) >= args.quiet_seconds:
+            if delivered and time.time() - max(last, drain_from) >= args.quiet_seconds:
                 drained = True
                 break
             time.sleep(0.5)
@@ -646,19 +660,13 @@ def cmd_table(args):
         print(f"| {goal} | {figures} | {met(ok)} |")
     print()
 
-    def cost(phase):
-        return (f"requests median {ms(phase['median_s'])} ms, **p99 {ms(phase['p99_s'])} ms**, "
-                f"max {ms(phase['max_s'])} ms; commands p99 "
-                f"{ms(phase['command_p99_s'] or 0)} ms; server CPU "
-                f"{(phase['cpu_s'] or 0) / phase['seconds']:.0%} of a core, RssAnon peak "
-                f"{mib(phase['rss_peak_kib'])}")
-
     ratio = watched["p99_s"] / base["p99_s"] if base["p99_s"] else float("nan")
     print("| phase | events/s achieved | writer p50 ms | writer p99 ms | commands p99 ms "
           "| server CPU (share of a core) | RssAnon peak |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for label, ph in (("baseline: nothing watched", base),
-                      ("10 segments watched, 1 webhook", watched)):
+                      (f"10 segments watched, {run.get('webhooks', 1)} webhook"
+                       f"{'' if run.get('webhooks', 1) == 1 else 's'}", watched)):
         print(f"| {label} | {ph['achieved_rate']:,.0f} | {ms(ph['median_s'])} | "
               f"{ms(ph['p99_s'])} | {ms(ph['command_p99_s'] or 0)} | "
               f"{(ph['cpu_s'] or 0) / ph['seconds']:.0%} | {mib(ph['rss_peak_kib'])} |")
@@ -720,12 +728,15 @@ def main():
     run.add_argument("--commands", type=int, default=2)
     run.add_argument("--quiet-seconds", type=float, default=5)
     run.add_argument("--drain-seconds", type=float, default=600)
+    run.add_argument("--webhooks", type=int, default=1)
     table = sub.add_parser("table")
     table.add_argument("--run", required=True)
     args = parser.parse_args()
     if args.command == "run":
-        if args.write_rate <= 0 or args.duration <= 0 or not 0 <= args.ping_share <= 1:
-            fail("--write-rate and --duration above 0, --ping-share from 0 to 1")
+        if args.write_rate <= 0 or args.duration <= 0 or not 0 <= args.ping_share <= 1 \
+                or not 1 <= args.webhooks <= len(SEGMENTS):
+            fail("--write-rate and --duration above 0, --ping-share from 0 to 1, "
+                 f"--webhooks from 1 to {len(SEGMENTS)}")
         cmd_run(args)
     else:
         cmd_table(args)
