@@ -534,6 +534,7 @@ def check(received, ids, before, after, acks, writer_started):
     early = 0
     unexplained = 0
     ambiguous = 0
+    other = {}  # segment → its notifications with another reason than `data`
     for arrived, n, _ in received:
         if n["event_id"] in seen:
             duplicates += 1
@@ -557,9 +558,16 @@ def check(received, ids, before, after, acks, writer_started):
             if email not in members_now:
                 inconsistent.append(f"{name}: {email} removed while not a member")
             members_now.discard(email)
-        if n["reason"] != "data":
-            continue
         times = touched.get(email, [])
+        if n["reason"] != "data":
+            # Not caused by a write, says Corral: which segment, and how far from the
+            # tracker's tick the subscriber's latest write was answered.
+            k = bisect.bisect_right(times, arrived)
+            other.setdefault(name, []).append({
+                "type": n["type"], "reason": n["reason"], "email": email,
+                "write_answered_minus_occurred_at_s":
+                    times[k - 1] - parse_ms(n["occurred_at"]) if k else None})
+            continue
         k = bisect.bisect_right(times, arrived)
         if k == 0:
             # No write touching this email was answered before the notification came:
@@ -599,6 +607,7 @@ def check(received, ids, before, after, acks, writer_started):
             "latency": dist(latest), "latency_upper": dist(earliest),
             "tracker_part": dist(tracker_part), "delivery_part": dist(delivery_part),
             "ambiguous": ambiguous, "ambiguous_window_s": AMBIGUOUS_S,
+            "not_data": {name: {"count": len(v), "examples": v[:5]} for name, v in other.items()},
             "before_answer": early, "unexplained": unexplained,
             "first_arrival": min(arrivals, default=None),
             "last_arrival": max(arrivals, default=None),
@@ -700,6 +709,14 @@ def cmd_table(args):
         print(f"- of which answer → outbox (`occurred_at`, the tracker's clock): p50 "
               f"{sec(trk['p50'])}, p99 {sec(trk['p99'])}; outbox → arrival (the deliverer): "
               f"p50 {sec(dlv['p50'])}, p99 {sec(dlv['p99'])}, max {sec(dlv['max'])}")
+    for name, found in sorted(run.get("not_data", {}).items()):
+        gaps = [e["write_answered_minus_occurred_at_s"] for e in found["examples"]
+                if e["write_answered_minus_occurred_at_s"] is not None]
+        print(f"- `{name}`: {found['count']:,} notifications with a reason other than `data` ("
+              + ", ".join(sorted({e["reason"] for e in found["examples"]}))
+              + "); their subscriber's latest write was answered "
+              + ", ".join(f"{g * 1000:+,.0f} ms" for g in gaps)
+              + " from the tick that noticed it (first examples)")
     print(f"- {run['before_answer']:,} notifications arrived before the writer had read the "
           f"answer of any write touching that subscriber, {run['unexplained']:,} for a "
           f"subscriber no write touched (both left out of the latencies)")
