@@ -777,3 +777,102 @@ async fn many_changes_go_out_in_batches_of_at_most_a_hundred_in_order() {
         .collect();
     assert_eq!(order, emails.iter().map(String::as_str).collect::<Vec<_>>());
 }
+
+/// A tracker of this process's own, on the test server's store, driven by
+/// the test's clock (the server's own tracker runs only in `corral serve`).
+async fn track(app: &TestApp, store: &std::sync::Arc<dyn corral::storage::Store>) -> usize {
+    let live = corral::live::Live::new(std::sync::Arc::clone(store));
+    corral::webhooks::tracker::Tracker::new(std::sync::Arc::clone(store))
+        .tick(&live, app.clock.as_ref())
+        .await
+        .unwrap()
+}
+
+async fn notifications_of(app: &TestApp, webhook: &Value) -> Vec<Value> {
+    let path = format!(
+        "/api/v1/fetch/webhooks/{}/deliveries",
+        webhook["data"]["id"].as_str().unwrap()
+    );
+    let listed: Value = app.get(&path).await.json().await.unwrap();
+    listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["attributes"]["notification"].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_window_that_moves_with_the_clock_alone_is_a_time_window_change() {
+    let app = TestApp::spawn().await;
+    let recent = app
+        .create_segment(
+            "recent",
+            json!({"event": {"type": "login", "when": {"within_last": {"days": 1}}}}),
+        )
+        .await;
+    app.send_json(
+        Method::POST,
+        "/api/v1/batch/events",
+        &json!({"events": [{"type": "login", "email": "a@x.com"}]}),
+    )
+    .await;
+    let webhook: Value = app
+        .send_json(
+            Method::POST,
+            "/api/v1/fetch/webhooks",
+            &json!({"webhook": {"url": "https://1.1.1.1/hook", "segment_ids": [recent["id"]]}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Nothing moved: nothing to say, however often it is looked at.
+    track(&app, &app.store).await;
+    assert_eq!(notifications_of(&app, &webhook).await, Vec::<Value>::new());
+    // Two days on, nobody wrote, and a@x.com has left.
+    app.clock.advance_ms(2 * 86_400_000);
+    assert_eq!(track(&app, &app.store).await, 1);
+    let said = notifications_of(&app, &webhook).await;
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(said[0]["type"], "segment.member_removed");
+    assert_eq!(said[0]["reason"], "time_window");
+    assert_eq!(said[0]["subscriber"]["email"], "a@x.com");
+}
+
+#[tokio::test]
+async fn of_several_servers_exactly_one_writes_each_change() {
+    let Some(url) = fresh_postgres_database().await else {
+        return eprintln!("several trackers: skipped, CORRAL_TEST_POSTGRES names no cluster");
+    };
+    let app = TestApp::spawn_on(url.clone()).await;
+    let vips = app
+        .create_segment("vips", json!({"tag": {"has": "vip"}}))
+        .await;
+    let webhook: Value = app
+        .send_json(
+            Method::POST,
+            "/api/v1/fetch/webhooks",
+            &json!({"webhook": {"url": "https://1.1.1.1/hook", "segment_ids": [vips["id"]]}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.send_json(
+        Method::POST,
+        "/api/v1/fetch/commands",
+        &json!({"command": [{"command": "add_tag", "email": "a@x.com", "query": "vip"}]}),
+    )
+    .await;
+    // Four servers' trackers (stores of their own) see the change at once.
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(corral::storage::open(&url).await.unwrap());
+    }
+    let written = futures_util::future::join_all(stores.iter().map(|s| track(&app, s))).await;
+    assert_eq!(written.iter().sum::<usize>(), 1, "{written:?}");
+    let said = notifications_of(&app, &webhook).await;
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(said[0]["reason"], "data");
+}
