@@ -26,6 +26,7 @@
 pub mod apply;
 pub mod email;
 pub mod event;
+pub mod fold;
 pub mod limits;
 pub mod names;
 

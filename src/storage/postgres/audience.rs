@@ -1,22 +1,23 @@
 //! The audience on PostgreSQL: subscribers, tags, fields and events.
 //!
 //! [`AudienceStore::apply_changes`] runs a caller's batch in one transaction
-//! that holds the site's head row from its start ([`super::log::lock_head`]):
-//! the batch reads each subscriber's state, lets [`apply::apply`] decide what
-//! the change does and whether the caps allow it, and writes the effects, so
-//! no other server's write of the site can interleave and lose an update.
-//! A refused item leaves no trace (the rules are decided before anything is
-//! written; the one refusal that comes after writes, an email already taken,
-//! is rolled back to a savepoint). A duplicate `$purchase` is found by its
-//! unique key, which a unique index also guards.
+//! that holds the site's head row from its start ([`super::log::lock_head`]),
+//! so no other server's write of the site can interleave and lose an update.
+//! As on SQLite, runs of changes that only the caps can refuse are applied
+//! in bulk ([`super::bulk`], folded by [`crate::audience::fold`]); the
+//! others one at a time here, each decided by [`apply::apply`] before
+//! anything is written (the one refusal that comes after writes, an email
+//! already taken, is rolled back to a savepoint). A duplicate `$purchase` is
+//! found by its unique key, which a unique index also guards.
 //!
 //! Rows are inserted only once known to be new, never left to a conflict
 //! clause: PostgreSQL takes an id from the sequence for every insert tried,
 //! and the ids the API shows must follow SQLite's (a tag or field id is not
 //! skipped because a request named one that existed).
 
-use super::{PgStore, Tx, log};
+use super::{PgStore, Tx, bulk, log};
 use crate::audience::apply::{self, Fields, SiteCounts, SubscriberState};
+use crate::audience::fold;
 use crate::audience::{
     AudienceCounts, Email, Field, FieldKey, Limits, Outcome, Subscriber, SubscriberChange, Tag,
     TagName,
@@ -154,7 +155,31 @@ impl AudienceStore for PgStore {
         let mut outcomes = Vec::with_capacity(changes.len());
         let mut touched = Vec::new();
         let mut entry = LogEntry::default();
-        for change in &changes {
+        let mut start = 0;
+        while start < changes.len() {
+            let run = changes[start..]
+                .iter()
+                .take_while(|c| fold::can_bulk(c))
+                .count();
+            if run > 0 {
+                let (applied, events) = bulk::apply_run(
+                    &mut tx,
+                    site_id,
+                    &changes[start..start + run],
+                    now,
+                    &self.limits,
+                    &mut touched,
+                )
+                .await?;
+                outcomes.extend(applied);
+                if let Some((first, last)) = events {
+                    entry.add_events(first, last);
+                }
+                start += run;
+                continue;
+            }
+            let change = &changes[start];
+            start += 1;
             // Only an email change can be refused after it wrote something.
             let savepoint = change.new_email.is_some();
             if savepoint {
@@ -391,25 +416,27 @@ async fn known_keys(
     Ok(rows.into_iter().collect())
 }
 
-/// The site's counts the caps watch before `change` applies (see
-/// [`crate::audience::apply::SiteCounts`]).
-async fn site_counts(
+/// The site's counts the caps watch before `changes` apply (see
+/// [`crate::audience::apply::SiteCounts`]): read only for what they set or
+/// add.
+pub(super) async fn site_counts<'c>(
     conn: &mut PgConnection,
     site_id: i64,
-    change: &SubscriberChange,
+    changes: impl Iterator<Item = &'c SubscriberChange> + Clone,
 ) -> Result<SiteCounts> {
     let mut site = SiteCounts::default();
-    let set: BTreeSet<String> = change
-        .set_fields
-        .iter()
-        .map(|(k, _)| k.as_str().to_owned())
+    let set: BTreeSet<String> = changes
+        .clone()
+        .flat_map(|c| c.set_fields.iter().map(|(k, _)| k.as_str().to_owned()))
         .collect();
     if !set.is_empty() {
         let set: Vec<String> = set.into_iter().collect();
         site.field_keys = count_of(conn, site_id, Names::Fields).await?;
         site.known_fields = known_keys(conn, site_id, Names::Fields, &set).await?;
     }
-    let added: BTreeSet<String> = change.add_tags.iter().map(|t| t.key()).collect();
+    let added: BTreeSet<String> = changes
+        .flat_map(|c| c.add_tags.iter().map(|t| t.key()))
+        .collect();
     if !added.is_empty() {
         let added: Vec<String> = added.into_iter().collect();
         site.tags = count_of(conn, site_id, Names::Tags).await?;
@@ -514,7 +541,7 @@ async fn apply_one(
             (None, SubscriberState::new())
         }
     };
-    let mut site = site_counts(tx, site_id, change).await?;
+    let mut site = site_counts(tx, site_id, std::iter::once(change)).await?;
     let effects =
         apply::apply(&mut state, &mut site, change, limits).map_err(ItemError::Refused)?;
 

@@ -16,6 +16,7 @@
 //! asks the database for the site's head: one indexed read per request.
 
 mod audience;
+mod bulk;
 mod log;
 mod snapshot;
 

@@ -24,14 +24,15 @@
 //! same rows.
 
 use super::caps;
-use crate::audience::apply::{
-    self, Fields, SiteCounts, SubscriberState, touches_row, touches_tags,
-};
-use crate::audience::{Create, Email, Limits, NewEvent, Outcome, SubscriberChange};
+use crate::audience::apply::{self, Fields, SubscriberState};
+use crate::audience::fold::{self, Fold, Slot};
+use crate::audience::{Limits, NewEvent, Outcome, SubscriberChange};
 use crate::credentials::random_hex_id;
 use crate::storage::Result;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+pub(super) use crate::audience::fold::can_bulk;
 
 /// Rows per multi-row statement: well under SQLite's limit of bound values.
 const ROWS: usize = 500;
@@ -39,80 +40,6 @@ const ROWS: usize = 500;
 /// Events per insert statement: nine values each, so 3,000 stay under
 /// SQLite's 32,766 bound values.
 const EVENT_ROWS: usize = 3_000;
-
-/// Whether a change can be applied in bulk: it may create its subscriber and
-/// changes no email, so nothing but the caps can refuse it.
-pub(super) fn can_bulk(change: &SubscriberChange) -> bool {
-    change.create == Create::IfMissing && change.new_email.is_none()
-}
-
-/// One subscriber while a run is folded into it.
-struct Slot<'a> {
-    /// `None` for a subscriber the run names but the site does not have yet:
-    /// created after folding, and only if one of its changes was applied.
-    id: Option<i64>,
-    /// The email to create the subscriber with.
-    email: &'a Email,
-    /// Its fields are [`Fields::Unread`] for a subscriber whose row the run
-    /// does not touch, its tags read only for the subscribers the run adds
-    /// or removes tags of.
-    state: SubscriberState,
-    changed: bool,
-    /// Named by a change that was applied.
-    used: bool,
-    /// Created by this run.
-    created: bool,
-}
-
-/// A run's applied changes, folded in memory, ready to be written.
-struct Fold<'a> {
-    slots: Vec<Slot<'a>>,
-    by_email: HashMap<String, usize>,
-    site: SiteCounts,
-    /// Subscribers to create, in the order of their first applied change.
-    to_create: Vec<usize>,
-    /// (subscriber, tag key) → added (true) or removed (false): the last word.
-    tag_ops: BTreeMap<(usize, String), bool>,
-    /// Tags to create if new, with their first added spelling.
-    tags_added: HashMap<String, &'a str>,
-    field_keys: Vec<&'a str>,
-    events: Vec<(usize, &'a NewEvent)>,
-}
-
-impl<'a> Fold<'a> {
-    /// Folds one change in, or refuses it (then nothing of it is folded).
-    fn apply(&mut self, change: &'a SubscriberChange, limits: &Limits) -> Result<(), String> {
-        let index = self.by_email[&change.email.key()];
-        let slot = &mut self.slots[index];
-        let effects = apply::apply(&mut slot.state, &mut self.site, change, limits)?;
-        if slot.id.is_none() && !slot.used {
-            // Created as its first applied change writes the email.
-            slot.email = &change.email;
-            self.to_create.push(index);
-        }
-        slot.used = true;
-        slot.changed |= effects.changed;
-        self.field_keys
-            .extend(effects.field_keys.iter().map(|key| key.as_str()));
-        for (key, add) in effects.tags {
-            self.tag_ops.insert((index, key), add);
-        }
-        for (key, tag) in effects.new_tags {
-            // Created with its first added spelling in the run.
-            self.tags_added.entry(key).or_insert(tag.as_str());
-        }
-        if let Some(event) = &change.event {
-            self.events.push((index, event));
-        }
-        Ok(())
-    }
-
-    fn id(&self, index: usize) -> i64 {
-        self.slots[index]
-            .id
-            .expect("every subscriber a folded change names is created")
-    }
-}
 
 type Tx = Transaction<'static, Sqlite>;
 
@@ -128,56 +55,21 @@ pub(super) async fn apply_run(
     touched: &mut Vec<i64>,
 ) -> Result<Vec<Outcome>> {
     let stored = stored_purchases(tx, site_id, changes).await?;
-    let purchase = |change: &SubscriberChange| {
-        apply::purchase_key(change).map(|(kind, key)| (kind.to_owned(), key.to_owned()))
-    };
     let live: Vec<&SubscriberChange> = changes
         .iter()
-        .filter(|c| !purchase(c).is_some_and(|key| stored.contains(&key)))
+        .filter(|c| !fold::purchase(c).is_some_and(|key| stored.contains(&key)))
         .collect();
     let mut fold = load(tx, site_id, &live).await?;
-
-    let mut outcomes = Vec::with_capacity(changes.len());
-    // Purchases applied by this run: sent again later in it, a duplicate.
-    let mut seen_keys = HashSet::new();
-    for change in changes {
-        let key = purchase(change);
-        if key
-            .as_ref()
-            .is_some_and(|k| stored.contains(k) || seen_keys.contains(k))
-        {
-            outcomes.push(Outcome::Duplicate);
-            continue;
-        }
-        match fold.apply(change, limits) {
-            Ok(()) => {
-                seen_keys.extend(key);
-                outcomes.push(Outcome::Applied);
-            }
-            Err(message) => outcomes.push(Outcome::Failed(message)),
-        }
-    }
+    let outcomes = fold.run(changes, &stored, limits);
 
     create_subscribers(tx, site_id, &mut fold, now).await?;
-    touched.extend(
-        fold.slots
-            .iter()
-            .filter(|s| s.changed || s.created)
-            .filter_map(|s| s.id),
-    );
-    let tag_ops: BTreeMap<(i64, String), bool> = std::mem::take(&mut fold.tag_ops)
-        .into_iter()
-        .map(|((index, key), add)| ((fold.id(index), key), add))
-        .collect();
-    register_fields(tx, site_id, std::mem::take(&mut fold.field_keys), now).await?;
+    touched.extend(fold.touched());
+    let tag_ops = fold.tag_ops_by_id();
+    register_fields(tx, site_id, fold.field_keys(), now).await?;
     let tag_ids = tag_ids(tx, site_id, &tag_ops, &fold.tags_added, now).await?;
     write_subscribers(tx, fold.slots.iter().filter(|s| s.changed), now).await?;
     write_tags(tx, &tag_ops, &tag_ids, now).await?;
-    let events: Vec<(i64, &NewEvent)> = fold
-        .events
-        .iter()
-        .map(|&(index, event)| (fold.id(index), event))
-        .collect();
+    let events: Vec<(i64, &NewEvent)> = fold.events_by_id();
     for chunk in events.chunks(EVENT_ROWS) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO events (site_id, subscriber_id, type, occurred_at, details, unique_key,
@@ -238,48 +130,23 @@ async fn stored_purchases(
 /// the other way round).
 const LOOKUP_ROWS: usize = 20_000;
 
-/// What folding `changes` starts from: every subscriber they name, by email
-/// key, read if they exist (not created yet), and the site's counts the caps
+/// What folding `changes` starts from: every subscriber they name
+/// ([`fold::wanted`]), read if they exist, and the site's counts the caps
 /// watch. Most changes of an import only add an event, and for those the id
 /// is all that is read: a lookup the email index answers alone.
 async fn load<'a>(tx: &mut Tx, site_id: i64, changes: &[&'a SubscriberChange]) -> Result<Fold<'a>> {
-    // (email key, email, row wanted, tags wanted)
-    let mut wanted: Vec<(String, &'a Email, bool, bool)> = Vec::new();
-    let mut by_email: HashMap<String, usize> = HashMap::new();
-    for change in changes {
-        let key = change.email.key();
-        match by_email.get(&key) {
-            Some(&i) => {
-                wanted[i].2 |= touches_row(change);
-                wanted[i].3 |= touches_tags(change);
-            }
-            None => {
-                by_email.insert(key.clone(), wanted.len());
-                wanted.push((
-                    key,
-                    &change.email,
-                    touches_row(change),
-                    touches_tags(change),
-                ));
-            }
-        }
-    }
-    let mut slots: Vec<Slot<'a>> = wanted
+    let wanted = fold::wanted(changes);
+    let mut slots: Vec<Slot<'a>> = wanted.iter().map(|w| Slot::missing(w.email)).collect();
+    let by_key: HashMap<&str, usize> = wanted
         .iter()
-        .map(|&(_, email, _, _)| Slot {
-            id: None,
-            email,
-            state: SubscriberState::new(),
-            changed: false,
-            used: false,
-            created: false,
-        })
+        .enumerate()
+        .map(|(i, w)| (w.key.as_str(), i))
         .collect();
     for full in [true, false] {
         let keys: Vec<&str> = wanted
             .iter()
-            .filter(|w| w.2 == full)
-            .map(|w| w.0.as_str())
+            .filter(|w| w.row == full)
+            .map(|w| w.key.as_str())
             .collect();
         for chunk in keys.chunks(LOOKUP_ROWS) {
             let list = serde_json::to_string(chunk)
@@ -305,7 +172,7 @@ async fn load<'a>(tx: &mut Tx, site_id: i64, changes: &[&'a SubscriberChange]) -
                 .await?
             };
             for (i, id, fields_text, unsubscribed_at) in rows {
-                let slot = &mut slots[by_email[chunk[i as usize]]];
+                let slot = &mut slots[by_key[chunk[i as usize]]];
                 slot.id = Some(id);
                 slot.state = SubscriberState {
                     fields: fields_text.map_or(Fields::Unread, Fields::Text),
@@ -318,27 +185,18 @@ async fn load<'a>(tx: &mut Tx, site_id: i64, changes: &[&'a SubscriberChange]) -
     let tagged: Vec<i64> = wanted
         .iter()
         .zip(&slots)
-        .filter(|(w, _)| w.3)
+        .filter(|(w, _)| w.tags)
         .filter_map(|(_, s)| s.id)
         .collect();
     let mut held = caps::tags_held(tx, &tagged).await?;
     for (w, slot) in wanted.iter().zip(&mut slots) {
-        if let Some(id) = slot.id.filter(|_| w.3) {
+        if let Some(id) = slot.id.filter(|_| w.tags) {
             slot.state.tags = Some(held.remove(&id).unwrap_or_default());
         }
     }
 
     let site = caps::site_counts(tx, site_id, changes.iter().copied()).await?;
-    Ok(Fold {
-        slots,
-        by_email,
-        site,
-        to_create: Vec::new(),
-        tag_ops: BTreeMap::new(),
-        tags_added: HashMap::new(),
-        field_keys: Vec::new(),
-        events: Vec::new(),
-    })
+    Ok(Fold::new(&wanted, slots, site))
 }
 
 /// Creates (subscribed, no fields) the subscribers that applied changes
@@ -372,17 +230,14 @@ async fn create_subscribers(
         insert.push(" RETURNING email_key, id");
         let rows: Vec<(String, i64)> = insert.build_query_as().fetch_all(&mut **tx).await?;
         for (key, id) in rows {
-            let slot = &mut fold.slots[fold.by_email[&key]];
-            slot.id = Some(id);
-            slot.created = true;
+            fold.created(&key, id);
         }
     }
     Ok(())
 }
 
-async fn register_fields(tx: &mut Tx, site_id: i64, mut keys: Vec<&str>, now: i64) -> Result<()> {
-    keys.sort_unstable();
-    keys.dedup();
+/// Registers the keys the site has not got (`keys` ascending, once each).
+async fn register_fields(tx: &mut Tx, site_id: i64, keys: Vec<&str>, now: i64) -> Result<()> {
     for chunk in keys.chunks(ROWS) {
         // Only the keys not yet registered are inserted: a conflict clause
         // would still take an id for each known one (AUTOINCREMENT), and ids
@@ -411,7 +266,7 @@ async fn tag_ids(
     tx: &mut Tx,
     site_id: i64,
     ops: &BTreeMap<(i64, String), bool>,
-    added: &HashMap<String, &str>,
+    added: &BTreeMap<String, &str>,
     now: i64,
 ) -> Result<HashMap<String, i64>> {
     let added: Vec<(&String, &&str)> = added.iter().collect();
