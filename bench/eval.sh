@@ -166,6 +166,9 @@ bench_tmp eval "CORRAL_PID PG_SERVE_PID" serve.log
 CHDB_DIR=
 eval_cleanup() {
     local rc=$?
+    # Without errexit here: under it, the subshell that hands rc on would end the trap
+    # before bench_cleanup stops the servers (and the cluster) of a failed run.
+    set +e
     [ -z "$CHDB_DIR" ] || rm -rf "$CHDB_DIR"
     (exit "$rc")
     bench_cleanup
