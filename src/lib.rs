@@ -20,8 +20,16 @@
 //!   save-time checks of segment references.
 //! - [`storage`]: the [`storage::Store`] trait every backend implements, the
 //!   commit-ordered change log every write records ([`storage::changes`]), and
-//!   the backends (SQLite today), each with its own `migrations/` folder; the
-//!   backend is chosen from the database URL's scheme.
+//!   the backends (SQLite, embedded; PostgreSQL, for several servers), each
+//!   with its own `migrations/` folder; the backend is chosen from the
+//!   database URL's scheme.
+//! - [`service`]: the domain services both front ends call (segments, a
+//!   subscriber's segments), so that one set of rules holds whatever the
+//!   front end and the backend.
+//! - [`webhooks`]: membership-change webhooks: their management, the tracker
+//!   that follows watched segments and writes each change with its
+//!   notifications (an outbox), and the deliverer that signs, sends and
+//!   retries them.
 //! - [`cli`]: the `corral` command line: `serve`, site and key administration,
 //!   segment management working on the database directly.
 //! - [`config`]: settings layered from flags, `CORRAL_…` environment variables
@@ -65,3 +73,4 @@ pub mod query;
 pub mod segment;
 pub mod service;
 pub mod storage;
+pub mod webhooks;

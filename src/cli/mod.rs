@@ -19,6 +19,7 @@ mod query_input;
 mod segment;
 mod serve;
 mod subscriber;
+mod webhook;
 
 use crate::config::{ConfigError, FileConfig};
 use crate::segment::FieldErrors;
@@ -72,6 +73,9 @@ enum Command {
     /// One subscriber: the segments they are in, their recent events.
     #[command(subcommand)]
     Subscriber(subscriber::SubscriberCommand),
+    /// Manage a site's membership-change webhooks and see their deliveries.
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
     /// Bulk-import subscribers or events from JSON Lines or CSV.
     #[command(subcommand)]
     Import(import::ImportCommand),
@@ -185,6 +189,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             );
             subscriber::run(command, &store, checkpoints).await
         }
+        Command::Webhook(command) => {
+            let checkpoints = serve::checkpoint_dir(
+                std::env::var("CORRAL_CHECKPOINT_DIR").ok(),
+                &file,
+                &database,
+            );
+            webhook::run(command, &store, checkpoints).await
+        }
         Command::Import(command) => import::run(command, &store).await,
         Command::Serve(_) | Command::Gen { .. } => {
             unreachable!("handled before the database is opened")
@@ -202,7 +214,7 @@ pub(crate) async fn open(database: &str) -> Result<Arc<dyn Store>, CliError> {
             // Its message repeats the URL as given, password included.
             StorageError::UnsupportedUrl(_) => {
                 return CliError::Usage(format!(
-                    "unsupported database URL {:?}: use sqlite://PATH",
+                    "unsupported database URL {:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB",
                     redact(database)
                 ));
             }

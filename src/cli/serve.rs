@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// [default: beside the SQLite file, PATH-checkpoints]
     #[arg(long, env = "CORRAL_CHECKPOINT_DIR")]
     checkpoint_dir: Option<String>,
+    /// Let webhooks send to loopback, private and link-local addresses
+    /// (refused otherwise, when saved and at every delivery)
+    #[arg(long, env = "CORRAL_ALLOW_PRIVATE_WEBHOOK_TARGETS")]
+    allow_private_webhook_targets: bool,
 }
 
 pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(), CliError> {
@@ -102,6 +106,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
                 .or(file.max_connections)
                 .unwrap_or(defaults.connections.max_connections),
         },
+        allow_private_webhook_targets: args.allow_private_webhook_targets,
         ..defaults
     };
     init_logging(
@@ -143,13 +148,52 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
                 .await;
         }
     });
+    let webhooks = spawn_webhooks(state.clone(), Arc::clone(&state.clock));
     http::serve(listener, state.clone(), shutdown).await?;
     maintenance.abort();
+    for task in webhooks {
+        task.abort();
+    }
     // The next start reads these instead of the whole audience.
     state.live.write_checkpoints(None).await;
     state.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often watched segments are worked out again, and the outbox looked at.
+const TRACK_EVERY: Duration = Duration::from_millis(500);
+const DELIVER_EVERY: Duration = Duration::from_millis(250);
+
+/// The webhook tracker and deliverer, each on its own task (a slow
+/// evaluation never holds a delivery back).
+fn spawn_webhooks(state: AppState, clock: Arc<dyn Clock>) -> [tokio::task::JoinHandle<()>; 2] {
+    let tracking = state.clone();
+    let tracking_clock = Arc::clone(&clock);
+    let tracker = tokio::spawn(async move {
+        let tracker = crate::webhooks::tracker::Tracker::new(Arc::clone(&tracking.store));
+        let mut every = tokio::time::interval(TRACK_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(error) = tracker.tick(&tracking.live, tracking_clock.now_ms()).await {
+                tracing::warn!(%error, "watched segments could not be followed");
+            }
+        }
+    });
+    let deliverer = tokio::spawn(async move {
+        let deliverer = crate::webhooks::delivery::Deliverer::new(
+            Arc::clone(&state.store),
+            state.settings.allow_private_webhook_targets,
+        );
+        let mut every = tokio::time::interval(DELIVER_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            deliverer.tick(clock.now_ms()).await;
+        }
+    });
+    [tracker, deliverer]
 }
 
 /// Where checkpoints are kept: the flag (or `CORRAL_CHECKPOINT_DIR`), else

@@ -39,6 +39,12 @@ pub enum ApiError {
     /// site's segment, indistinguishably.
     #[error("segment not found")]
     SegmentNotFound,
+    /// 404 `{"error":"Webhook not found"}`.
+    #[error("webhook not found")]
+    WebhookNotFound,
+    /// 404 `{"error":"Delivery not found"}`.
+    #[error("delivery not found")]
+    DeliveryNotFound,
     /// 404 `{"error":"Subscriber not found"}`: no such subscriber on the
     /// caller's site.
     #[error("subscriber not found")]
@@ -83,9 +89,11 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::SegmentNotFound | Self::SubscriberNotFound | Self::RouteNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            Self::SegmentNotFound
+            | Self::SubscriberNotFound
+            | Self::RouteNotFound
+            | Self::WebhookNotFound
+            | Self::DeliveryNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -111,6 +119,8 @@ impl ApiError {
             Self::InvalidQueryString(detail) => format!("Invalid query string: {detail}"),
             Self::Unauthorized => "Unauthorized".into(),
             Self::SegmentNotFound => "Segment not found".into(),
+            Self::WebhookNotFound => "Webhook not found".into(),
+            Self::DeliveryNotFound => "Delivery not found".into(),
             Self::SubscriberNotFound => "Subscriber not found".into(),
             Self::RouteNotFound => "Not Found".into(),
             Self::MethodNotAllowed => "Method Not Allowed".into(),

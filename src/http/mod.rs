@@ -28,6 +28,7 @@ mod schemas;
 mod segment_body;
 mod segments;
 mod subscribers;
+mod webhooks;
 pub mod wire;
 
 pub use audience::SubscriberResource;
@@ -36,6 +37,7 @@ pub use error::ApiError;
 pub use evaluation::{MatchEnvelope, MatchResult, Preview, PreviewEnvelope};
 pub use export::{MEMBER_CSV_HEADER, member_csv_record};
 pub use subscribers::{EventListEnvelope, EventResource, events_limit};
+pub use webhooks::{delivery_list_body, webhook_body, webhook_list_body};
 
 use crate::clock::Clock;
 use crate::storage::Store;
@@ -78,6 +80,9 @@ pub struct HttpSettings {
     pub eval_limits: crate::query::eval::cost::Limits,
     /// Timeouts and the cap of connections.
     pub connections: conn::ConnectionSettings,
+    /// Whether webhooks may send to loopback, private and link-local
+    /// addresses (`--allow-private-webhook-targets`).
+    pub allow_private_webhook_targets: bool,
 }
 
 impl Default for HttpSettings {
@@ -90,6 +95,7 @@ impl Default for HttpSettings {
             max_batch_body_bytes: 16 * 1024 * 1024,
             checkpoints: None,
             eval_limits: Default::default(),
+            allow_private_webhook_targets: false,
             connections: Default::default(),
         }
     }
@@ -167,7 +173,19 @@ pub fn router(state: AppState) -> Router {
             "/fields",
             get(audience::list_fields).post(audience::create_field),
         )
-        .route("/commands", post(batch::commands));
+        .route("/commands", post(batch::commands))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::show)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/webhooks/{id}/deliveries/{delivery_id}/retry",
+            post(webhooks::retry),
+        );
 
     let authenticated = Router::new()
         .nest("/fetch", fetch)

@@ -9,7 +9,7 @@
 //! a key named twice), 413 and 415; where it reads query parameters of its
 //! own, 400 for a query string that cannot be read.
 
-use super::{audience, batch, evaluation, export, health, segments, subscribers, wire};
+use super::{audience, batch, evaluation, export, health, segments, subscribers, webhooks, wire};
 use axum::Json;
 use serde_json::Value;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
@@ -53,6 +53,13 @@ use utoipa::{Modify, OpenApi};
         batch::import_subscribers,
         batch::import_events,
         batch::commands,
+        webhooks::create,
+        webhooks::list,
+        webhooks::show,
+        webhooks::update,
+        webhooks::delete,
+        webhooks::deliveries,
+        webhooks::retry,
         health::healthz,
         health::readyz,
     ),
@@ -72,6 +79,7 @@ use utoipa::{Modify, OpenApi};
         (name = "segments", description = "Bento's Segments API and Corral's segment management"),
         (name = "audience", description = "Bento's subscribers, tags, fields, events, commands and stats"),
         (name = "evaluation", description = "Segments evaluated live: Bento's segment stats, and who matches, who the members are, and what an unsaved query would select"),
+        (name = "webhooks", description = "Membership-change webhooks: signed notifications when subscribers join or leave watched segments"),
         (name = "operations", description = "Health checks"),
     )
 )]

@@ -33,6 +33,7 @@
 pub mod checkpoint;
 mod heads;
 mod lanes;
+pub mod membership;
 mod site;
 
 pub use heads::Heads;
@@ -42,7 +43,7 @@ use crate::audience::AudienceCounts;
 use crate::query::Query;
 use crate::query::eval::cost::{self, Limits};
 use crate::query::eval::{self, Audience, Cancel, EvalError, Explanation};
-use crate::storage::{StorageError, Store};
+use crate::storage::{Position, StorageError, Store};
 use fixedbitset::FixedBitSet;
 use site::SiteLive;
 use std::path::PathBuf;
@@ -115,6 +116,12 @@ impl Evaluation {
             page.push(ids[index]);
         }
         (page, more)
+    }
+
+    /// The change-log position of the snapshot the members were worked out
+    /// from.
+    pub fn position(&self) -> Position {
+        self.resident.position
     }
 
     /// Every member's id, ascending.

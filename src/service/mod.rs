@@ -5,7 +5,6 @@
 //! (whose backends check again, inside the write's transaction, what a
 //! concurrent write could break) and answers with one error type of its own.
 
-pub mod membership;
 pub mod segments;
 
 pub use segments::{Budget, SegmentError, Segments};

@@ -156,6 +156,59 @@ impl IdRanges {
     }
 }
 
+/// What the entries after a position name, read together: what a backend
+/// then reads the current state of.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Named {
+    /// Subscribers created or changed, ascending, once each.
+    pub subscribers: Vec<i64>,
+    /// The range of event ids appended, `[first, last]`.
+    pub events: Option<(i64, i64)>,
+    /// Whether any entry saved, discarded or restored a segment.
+    pub segments: bool,
+}
+
+/// Reads the entries `(seq, JSON)` a backend found after position `since`
+/// (in position order) for a site whose head is at `head`: what they name,
+/// or [`super::StorageError::Stale`] when they do not reach from `since` to
+/// `head` without a gap, or one cannot be read.
+pub fn walk_entries(site_id: i64, since: i64, head: i64, rows: &[(i64, String)]) -> Result<Named> {
+    use super::StorageError;
+    if head < since {
+        return Err(StorageError::Stale(format!(
+            "the database is at position {head}, behind the snapshot's {since}"
+        )));
+    }
+    let mut named = Named::default();
+    let mut expected = since + 1;
+    for (seq, text) in rows {
+        if *seq != expected {
+            break;
+        }
+        let entry = LogEntry::from_json(text).map_err(|e| {
+            StorageError::Stale(format!("entry {seq} of site {site_id} cannot be read: {e}"))
+        })?;
+        named.subscribers.extend(entry.subscribers.ids());
+        if let Some((first, last)) = entry.events {
+            named.events = Some(
+                named
+                    .events
+                    .map_or((first, last), |(a, b)| (a.min(first), b.max(last))),
+            );
+        }
+        named.segments |= !entry.segments.is_empty();
+        expected += 1;
+    }
+    if expected - 1 != head {
+        return Err(StorageError::Stale(format!(
+            "entries {expected} to {head} of site {site_id} are no longer kept"
+        )));
+    }
+    named.subscribers.sort_unstable();
+    named.subscribers.dedup();
+    Ok(named)
+}
+
 /// A site's positions: of its newest entry, and of the newest entries that
 /// changed its segments and its keys.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -283,6 +336,43 @@ mod tests {
             r#"{"subscribers":[[4,5]],"events":[7,12],"segments":[3]}"#
         );
         assert_eq!(LogEntry::from_json(&e.to_json()).unwrap(), e);
+    }
+
+    #[test]
+    fn walking_entries_names_what_changed_or_says_stale() {
+        let rows = vec![
+            (4, r#"{"subscribers":[[3,4]],"events":[10,12]}"#.to_owned()),
+            (5, r#"{"segments":[2]}"#.to_owned()),
+            (
+                6,
+                r#"{"subscribers":[[1,1],[4,4]],"events":[13,13]}"#.to_owned(),
+            ),
+        ];
+        let named = walk_entries(1, 3, 6, &rows).unwrap();
+        assert_eq!(
+            named,
+            Named {
+                subscribers: vec![1, 3, 4],
+                events: Some((10, 13)),
+                segments: true,
+            }
+        );
+        assert_eq!(walk_entries(1, 6, 6, &[]).unwrap(), Named::default());
+        for (since, head, rows) in [
+            (2, 6, &rows[..]),  // entry 3 trimmed
+            (3, 7, &rows[..]),  // entry 7 missing
+            (3, 2, &rows[..0]), // the database behind the snapshot
+        ] {
+            assert!(
+                matches!(
+                    walk_entries(1, since, head, rows),
+                    Err(super::super::StorageError::Stale(_))
+                ),
+                "{since} {head}"
+            );
+        }
+        let unreadable = [(4, "{\"subscribers\":7}".to_owned())];
+        assert!(walk_entries(1, 3, 4, &unreadable).is_err());
     }
 
     #[test]

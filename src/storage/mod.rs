@@ -15,6 +15,7 @@ pub mod changes;
 mod postgres;
 mod sql;
 mod sqlite;
+pub mod webhooks;
 
 use crate::audience::{
     AudienceCounts, Email, Field, FieldKey, Outcome, Subscriber, SubscriberChange, Tag, TagName,
@@ -215,7 +216,7 @@ pub trait AudienceStore: Send + Sync + 'static {
 /// The operations Corral needs from a database. Every segment call is scoped
 /// by `site_id`: a record of another site is reported exactly like a missing one.
 #[async_trait]
-pub trait Store: AudienceStore + ChangeFeed {
+pub trait Store: AudienceStore + ChangeFeed + webhooks::WebhookStore {
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
     /// Closes the database once nothing will be written any more (at the

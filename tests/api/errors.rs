@@ -112,7 +112,12 @@ async fn a_path_id_that_is_not_utf8_is_a_json_404_on_every_route() {
             }
             let response = request.send().await.unwrap();
             let body = assert_bento_error(response, StatusCode::NOT_FOUND, &what).await;
-            assert_eq!(body, json!({"error": "Segment not found"}), "{what}");
+            let missing = if template.contains("/webhooks/") {
+                "Webhook not found"
+            } else {
+                "Segment not found"
+            };
+            assert_eq!(body, json!({"error": missing}), "{what}");
         }
         walked += 1;
     }

@@ -24,3 +24,4 @@ mod readme;
 mod segments_read;
 mod segments_write;
 mod subscribers;
+mod webhooks;

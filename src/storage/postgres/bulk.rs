@@ -7,7 +7,7 @@
 //! them out.
 
 use super::Tx;
-use super::audience::site_counts;
+use super::caps::site_counts;
 use crate::audience::apply::{self, Fields, SubscriberState};
 use crate::audience::fold::{self, Fold, Slot};
 use crate::audience::{Limits, Outcome, SubscriberChange};

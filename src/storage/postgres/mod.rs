@@ -17,8 +17,10 @@
 
 mod audience;
 mod bulk;
+mod caps;
 mod log;
 mod snapshot;
+mod webhooks;
 
 use super::changes::{Changes, Loaded};
 use super::{

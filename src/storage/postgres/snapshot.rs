@@ -14,7 +14,7 @@ use crate::query::ast::DetailPath;
 use crate::query::eval::{AudienceBuilder, SubscriberRow, Val};
 use crate::segment::Listing;
 use crate::storage::changes::{Changes, EventRow, Loaded, SubscriberState};
-use crate::storage::{LogEntry, Position, Result, StorageError};
+use crate::storage::{Position, Result, StorageError};
 use sqlx::PgConnection;
 
 /// Rows read per statement when reading a whole table.
@@ -127,12 +127,6 @@ impl PgStore {
     ) -> Result<Changes> {
         let mut tx = self.begin_snapshot().await?;
         let head = head_seq(&mut tx, site_id).await?;
-        if head < since.seq {
-            return Err(StorageError::Stale(format!(
-                "the database is at position {head}, behind the snapshot's {}",
-                since.seq
-            )));
-        }
         let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT seq, entry FROM change_log WHERE site_id = $1 AND seq > $2 ORDER BY seq",
         )
@@ -140,31 +134,12 @@ impl PgStore {
         .bind(since.seq)
         .fetch_all(&mut *tx)
         .await?;
-        let mut expected = since.seq + 1;
-        let mut ids = Vec::new();
-        let mut events: Option<(i64, i64)> = None;
-        let mut segments_changed = with_segments;
-        for (seq, text) in &rows {
-            if *seq != expected {
-                break;
-            }
-            let entry = LogEntry::from_json(text).map_err(|e| {
-                StorageError::Stale(format!("entry {seq} of site {site_id} cannot be read: {e}"))
-            })?;
-            ids.extend(entry.subscribers.ids());
-            if let Some((first, last)) = entry.events {
-                events = Some(events.map_or((first, last), |(a, b)| (a.min(first), b.max(last))));
-            }
-            segments_changed |= !entry.segments.is_empty();
-            expected += 1;
-        }
-        if expected - 1 != head {
-            return Err(StorageError::Stale(format!(
-                "entries {expected} to {head} of site {site_id} are no longer kept"
-            )));
-        }
-        ids.sort_unstable();
-        ids.dedup();
+        let named = crate::storage::changes::walk_entries(site_id, since.seq, head, &rows)?;
+        let (ids, events, segments_changed) = (
+            named.subscribers,
+            named.events,
+            with_segments || named.segments,
+        );
 
         let mut subscribers = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(PAGE as usize) {

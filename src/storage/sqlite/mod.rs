@@ -19,6 +19,7 @@ mod group;
 mod log;
 mod signal;
 mod snapshot;
+mod webhooks;
 
 use super::changes::{Changes, Loaded};
 use super::{

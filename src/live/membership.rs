@@ -5,7 +5,7 @@
 //! they have no members. The HTTP route and the CLI command both call
 //! [`segments_of`], so they answer alike.
 
-use crate::live::{Live, LiveError};
+use super::{Live, LiveError};
 use crate::query::Query;
 use crate::query::eval::EvalError;
 use crate::segment::{Listing, Segment};

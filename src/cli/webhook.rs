@@ -1,0 +1,196 @@
+//! `corral webhook …`: a site's membership-change webhooks from the command
+//! line, through the same service as `/api/v1/fetch/webhooks` (so the same
+//! checks: kept segments of the site, known events, a target that may be
+//! sent to). `--json` prints the API's answer. Deliveries are sent by the
+//! running servers; these commands only manage and show them.
+
+use super::{CliError, outln, print_json, site_by_uuid};
+use crate::clock::{Clock, SystemClock, format_ms};
+use crate::http::{delivery_list_body, webhook_body, webhook_list_body};
+use crate::segment::FieldErrors;
+use crate::storage::Store;
+use crate::webhooks::{WebhookError, WebhookInput, Webhooks};
+use clap::Subcommand;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// The site's webhooks.
+    List {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Creates a webhook; prints its signing secret (shown this once).
+    Create {
+        #[arg(long)]
+        site: String,
+        /// Where to POST notifications (http or https).
+        #[arg(long)]
+        url: String,
+        /// A segment id to watch (repeat for several).
+        #[arg(long = "segment", required = true)]
+        segments: Vec<i64>,
+        /// segment.member_added or segment.member_removed (repeat; both when
+        /// left out).
+        #[arg(long = "event")]
+        events: Vec<String>,
+        /// Accept a loopback, private or link-local target (the server must
+        /// allow them too, or it will not deliver there).
+        #[arg(long)]
+        allow_private: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enables a webhook disabled after failing (what waits is due at once).
+    Enable {
+        #[arg(long)]
+        site: String,
+        id: i64,
+    },
+    /// Deletes a webhook and its undelivered notifications.
+    Delete {
+        #[arg(long)]
+        site: String,
+        id: i64,
+    },
+    /// A webhook's most recent notifications and how their delivery stands.
+    Deliveries {
+        #[arg(long)]
+        site: String,
+        id: i64,
+        /// How many, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn failed(error: WebhookError) -> CliError {
+    match error {
+        WebhookError::Invalid(errors) => errors.into(),
+        WebhookError::NotFound => CliError::Usage("no such webhook on this site".into()),
+        WebhookError::DeliveryNotFound => CliError::Usage("no such delivery".into()),
+        WebhookError::Live(crate::live::LiveError::Storage(e)) | WebhookError::Storage(e) => {
+            e.into()
+        }
+        WebhookError::Live(e) => CliError::Usage(e.to_string()),
+    }
+}
+
+pub async fn run(
+    command: WebhookCommand,
+    store: &Arc<dyn Store>,
+    checkpoints: Option<PathBuf>,
+) -> Result<(), CliError> {
+    let live = super::evaluate::live(store, checkpoints);
+    let now = SystemClock.now_ms();
+    match command {
+        WebhookCommand::List { site, json } => {
+            let site = site_by_uuid(store, &site).await?;
+            let webhooks = Webhooks::new(store, &live, false)
+                .list(site.id)
+                .await
+                .map_err(failed)?;
+            if json {
+                return print_json(&webhook_list_body(&webhooks));
+            }
+            for w in &webhooks {
+                let state = w.disabled_at.map_or("enabled".to_owned(), |at| {
+                    format!("disabled {}", format_ms(at))
+                });
+                let segments: Vec<String> = w.segment_ids.iter().map(i64::to_string).collect();
+                outln!(
+                    "{:>4}  {}  segments {}  {}",
+                    w.id,
+                    w.url,
+                    segments.join(","),
+                    state
+                )?;
+            }
+            Ok(())
+        }
+        WebhookCommand::Create {
+            site,
+            url,
+            segments,
+            events,
+            allow_private,
+            json,
+        } => {
+            let site = site_by_uuid(store, &site).await?;
+            let input = WebhookInput {
+                url: Some(url),
+                segment_ids: Some(segments),
+                events: (!events.is_empty()).then_some(events),
+                disabled: None,
+            };
+            let webhook = Webhooks::new(store, &live, allow_private)
+                .create(site.id, input, now)
+                .await
+                .map_err(failed)?;
+            if json {
+                return print_json(&webhook_body(&webhook, true));
+            }
+            outln!("webhook {} created", webhook.id)?;
+            outln!("secret: {} (shown this once)", webhook.secret)
+        }
+        WebhookCommand::Enable { site, id } => {
+            let site = site_by_uuid(store, &site).await?;
+            let input = WebhookInput {
+                disabled: Some(false),
+                ..WebhookInput::default()
+            };
+            Webhooks::new(store, &live, false)
+                .update(site.id, id, input, now)
+                .await
+                .map_err(failed)?;
+            outln!("webhook {id} enabled")
+        }
+        WebhookCommand::Delete { site, id } => {
+            let site = site_by_uuid(store, &site).await?;
+            Webhooks::new(store, &live, false)
+                .delete(site.id, id)
+                .await
+                .map_err(failed)?;
+            outln!("webhook {id} deleted")
+        }
+        WebhookCommand::Deliveries {
+            site,
+            id,
+            limit,
+            json,
+        } => {
+            if !(1..=100).contains(&limit) {
+                return Err(FieldErrors::from(crate::segment::FieldError::new(
+                    "limit",
+                    "must be a number from 1 to 100",
+                ))
+                .into());
+            }
+            let site = site_by_uuid(store, &site).await?;
+            let deliveries = Webhooks::new(store, &live, false)
+                .deliveries(site.id, id, limit)
+                .await
+                .map_err(failed)?;
+            if json {
+                return print_json(&delivery_list_body(&deliveries));
+            }
+            for d in &deliveries {
+                let state = match (d.delivered_at, d.attempts) {
+                    (Some(at), _) => format!("delivered {}", format_ms(at)),
+                    (None, 0) => "pending".to_owned(),
+                    (None, n) => format!(
+                        "failing after {n} attempts, next {}",
+                        format_ms(d.next_attempt_at)
+                    ),
+                };
+                outln!("{:>6}  {}  {}", d.id, d.event_id, state)?;
+            }
+            Ok(())
+        }
+    }
+}
