@@ -472,7 +472,7 @@ $TABLE
 - checks: $([ -z "$PROBLEMS" ] && echo "all $([ "$DATABASE" = postgres ] && echo "five (three SQLite, two PostgreSQL)" || echo three) databases hold the $EXPECTED expected events, with identical contents (digest of email, type, date, details, unique key, amount, currency)" || echo "FAILED, see below")
 EOF
 )
-REPORT="$REPORT$PG_REPORT"
+[ -z "$PG_REPORT" ] || REPORT="$REPORT"$'\n'"$PG_REPORT"
 if [ -n "$PROBLEMS" ]; then
     REPORT="$REPORT
 - PROBLEMS (the figures above are not valid):$PROBLEMS"
