@@ -57,6 +57,7 @@ fn main() {
         .build()
         .expect("client runtime");
     client.block_on(async {
+        corral::webhooks::delivery::install_tls();
         let http = reqwest::Client::new();
         if busy {
             let (http, base, site, keys) = (http.clone(), base.clone(), site.clone(), keys.clone());

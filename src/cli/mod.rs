@@ -13,6 +13,7 @@
 //! with status 0, as `grep` or `rg` do, rather than a panic.
 
 mod admin;
+mod copy;
 mod evaluate;
 mod import;
 mod query_input;
@@ -79,6 +80,8 @@ enum Command {
     /// Bulk-import subscribers or events from JSON Lines or CSV.
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// Copy a whole database into another (SQLite to PostgreSQL, or back).
+    Copy(copy::CopyArgs),
     /// Generate a realistic synthetic audience (deterministic from a seed).
     #[command(long_about = crate::generator::GEN_ABOUT)]
     Gen {
@@ -89,8 +92,8 @@ enum Command {
     },
 }
 
-/// `gen` touches no database and reads no settings, so its help does not
-/// offer `--database` and `--config`. They are still accepted, and ignored,
+/// `gen` touches no database and reads no settings, and `copy` names its two
+/// databases itself, so their help does not offer `--database` and `--config`. They are still accepted, and ignored,
 /// so that any `corral` command line takes `--database URL`: an argument of
 /// a subcommand with a global argument's id keeps clap from adding the
 /// global one there.
@@ -118,6 +121,10 @@ pub enum CliError {
     Segment(#[from] crate::service::SegmentError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A copy failed part way (`step`: "writing events", "committing"):
+    /// its transaction was rolled back, the target is as it was.
+    #[error("the copy failed while {step}, so nothing was copied: {source}")]
+    CopyFailed { step: String, source: StorageError },
 }
 
 /// Runs the command line and turns its outcome into an exit status.
@@ -148,6 +155,10 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Gen { args, .. } = &cli.command {
         return outln!("{}", crate::generator::run(args)?);
+    }
+    if let Command::Copy(args) = cli.command {
+        // It names its two databases itself and reads no settings file.
+        return copy::run(args).await;
     }
     let file = FileConfig::load(cli.config.as_deref())?;
     let database = cli
@@ -198,7 +209,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             webhook::run(command, &store, checkpoints).await
         }
         Command::Import(command) => import::run(command, &store).await,
-        Command::Serve(_) | Command::Gen { .. } => {
+        Command::Serve(_) | Command::Gen { .. } | Command::Copy(_) => {
             unreachable!("handled before the database is opened")
         }
     };

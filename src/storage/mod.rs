@@ -15,6 +15,7 @@ pub mod changes;
 mod postgres;
 mod sql;
 mod sqlite;
+pub mod transfer;
 pub mod webhooks;
 
 use crate::audience::{
@@ -30,6 +31,7 @@ use std::sync::Arc;
 pub use changes::{ChangeFeed, LogEntry, Position, Signal, SiteHead};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use transfer::Transfer;
 
 /// What a backend can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -215,8 +217,9 @@ pub trait AudienceStore: Send + Sync + 'static {
 
 /// The operations Corral needs from a database. Every segment call is scoped
 /// by `site_id`: a record of another site is reported exactly like a missing one.
+/// Copying a whole database to another ([`Transfer`]) comes with it.
 #[async_trait]
-pub trait Store: AudienceStore + ChangeFeed + webhooks::WebhookStore {
+pub trait Store: AudienceStore + ChangeFeed + webhooks::WebhookStore + Transfer {
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
     /// Closes the database once nothing will be written any more (at the

@@ -173,6 +173,28 @@ async fn send(
     store.record_attempt(site_id, id, &ids, &attempt).await
 }
 
+/// Chooses the TLS implementation `https` targets are reached with (ring,
+/// checking certificates against the system's roots), once per process:
+/// before it, building an HTTP client panics.
+pub fn install_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Already chosen (by an embedding program): keep that one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A client that sends to the addresses checked for `host`, follows no
+/// redirect and gives up after [`TIMEOUT`].
+fn client(host: &str, addrs: &[std::net::SocketAddr]) -> reqwest::Result<reqwest::Client> {
+    install_tls();
+    reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve_to_addrs(host, addrs)
+        .build()
+}
+
 /// One request: the receiver's status, or what kept it from answering.
 async fn post(webhook: &Webhook, body: &str, allow_private: bool) -> (Option<i64>, Option<String>) {
     let url = match target::parse(&webhook.url) {
@@ -184,12 +206,7 @@ async fn post(webhook: &Webhook, body: &str, allow_private: bool) -> (Option<i64
         Err(message) => return (None, Some(format!("the target {message}"))),
     };
     let host = url.host_str().unwrap_or_default().to_owned();
-    let client = match reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve_to_addrs(&host, &addrs)
-        .build()
-    {
+    let client = match client(&host, &addrs) {
         Ok(client) => client,
         Err(error) => return (None, Some(error.to_string())),
     };
@@ -225,6 +242,25 @@ mod tests {
             signature("whsec_test", 1_700_000_000, "{}"),
             "t=1700000000,v1=35495024f4ef3f94e5a93e22221544c4b75e9a42300cd965ab81cb85cd994e91"
         );
+    }
+
+    #[tokio::test]
+    async fn https_targets_are_reached_with_tls_and_a_bad_peer_is_an_error_not_a_crash() {
+        // A peer that answers in plain text: the TLS handshake must fail.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            if let Ok((mut stream, _)) = listener.accept().await {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+            }
+        });
+        let client = client("hooks.example.com", &[addr]).expect("a TLS client builds");
+        let sent = client
+            .post(format!("https://hooks.example.com:{}/x", addr.port()))
+            .send()
+            .await;
+        assert!(sent.is_err(), "{sent:?}");
     }
 
     #[test]

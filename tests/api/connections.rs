@@ -120,10 +120,13 @@ async fn at_the_connection_cap_the_server_still_answers() {
     // Silent connections fill the cap; a new client is still answered,
     // repeatedly, because the longest idle ones make room. (A new connection
     // each time: at the cap, an idle kept-alive one may be the one to go.)
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    let client = {
+        corral::webhooks::delivery::install_tls();
+        reqwest::Client::builder()
+    }
+    .pool_max_idle_per_host(0)
+    .build()
+    .unwrap();
     for _ in 0..3 {
         let request = client.get(format!("{}/healthz", app.base)).send();
         let response = tokio::time::timeout(Duration::from_secs(15), request)

@@ -3,6 +3,7 @@
 use corral::clock::ManualClock;
 use corral::credentials::{KeyPair, generate_site_uuid};
 use corral::http::{self, AppState, HttpSettings};
+pub use corral::storage::transfer::{EventRow, Rows, Table};
 use corral::storage::{self, Store};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
@@ -77,7 +78,7 @@ impl TestApp {
         let site = new_site(&store).await;
         Self {
             base,
-            client: reqwest::Client::new(),
+            client: http_client(),
             store,
             clock,
             site,
@@ -221,6 +222,13 @@ pub async fn assert_invalid(response: Response, errors: &[(&str, &str)]) {
     .await;
 }
 
+/// An HTTP client for the tests (the process's TLS provider chosen first,
+/// as the server does before it sends a webhook).
+pub fn http_client() -> reqwest::Client {
+    corral::webhooks::delivery::install_tls();
+    reqwest::Client::new()
+}
+
 /// The PostgreSQL cluster the tests may use, when `CORRAL_TEST_POSTGRES`
 /// names one (an administrator's URL, as `scripts/test.sh` sets it).
 pub fn postgres_cluster() -> Option<String> {
@@ -277,24 +285,30 @@ pub fn fresh_database_blocking(dir: &std::path::Path) -> String {
 }
 
 impl TestApp {
-    /// A count straight from the database, to prove what was (not) stored:
-    /// `sql` is run as written on whichever backend the test runs on, so it
-    /// sticks to what both understand.
-    pub async fn count(&self, sql: &'static str) -> i64 {
-        if self.database_url.starts_with("postgres") {
-            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.database_url)
-                .await
-                .unwrap();
-            return sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
+    /// How many rows a table holds, to prove what was (not) stored: read
+    /// through the store's own copying interface, the same on either
+    /// backend (no test reads a database file or runs SQL of its own).
+    pub async fn rows(&self, table: Table) -> i64 {
+        let mut reader = self.store.begin_read().await.unwrap();
+        reader.count(table).await.unwrap() as i64
+    }
+
+    /// Every stored event, in id order, as the store reads it.
+    pub async fn events(&self) -> Vec<EventRow> {
+        let mut reader = self.store.begin_read().await.unwrap();
+        let mut events = Vec::new();
+        let mut after = None;
+        loop {
+            let page = reader.read_page(Table::Events, after, 1_000).await.unwrap();
+            let Rows::Events(rows) = page.rows else {
+                panic!("events were asked for")
+            };
+            events.extend(rows);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return events,
+            }
         }
-        let path = self.database_url.trim_start_matches("sqlite://");
-        let options = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(path)
-            .read_only(true);
-        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
-            .await
-            .unwrap();
-        sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
     }
 
     /// `GET /fetch/subscribers?email=…` as the test's site: the `data`.

@@ -145,7 +145,7 @@ async fn a_subscriber_holds_at_most_200_fields_whichever_path_writes_them() {
     let a = fields_of(&app, "a@x.com").await;
     assert_eq!(a.len(), 200);
     assert!(!a.contains_key("extra"));
-    assert_eq!(app.count("SELECT COUNT(*) FROM events").await, 2);
+    assert_eq!(app.rows(Table::Events).await, 2);
     assert!(!field_keys(&app).await.contains(&"extra".to_owned()));
     assert_eq!(fields_of(&app, "b@x.com").await["plan"], "pro");
 
@@ -226,7 +226,7 @@ async fn a_subscriber_holds_at_most_500_tags_whichever_path_adds_them() {
         1,
         &[(0, "subscriber would have 501 tags; at most 500")],
     );
-    assert_eq!(app.count("SELECT COUNT(*) FROM events").await, 1);
+    assert_eq!(app.rows(Table::Events).await, 1);
 
     // Commands: room made by removing a tag can be used.
     let answer = commands(
@@ -378,7 +378,7 @@ async fn values_details_and_a_subscribers_fields_have_a_size() {
     )
     .await;
     assert_counts(&answer, 1, &[(0, value_refused), (1, details_refused)]);
-    assert_eq!(app.count("SELECT COUNT(*) FROM events").await, 1);
+    assert_eq!(app.rows(Table::Events).await, 1);
     assert_eq!(fields_of(&app, "a@x.com").await["bio"], "short");
 
     let answer = subscribers(&app, json!([{"email": "b@x.com", "bio": long}])).await;
@@ -400,7 +400,7 @@ async fn values_details_and_a_subscribers_fields_have_a_size() {
     let message = format!("subscriber's fields would take {bytes} bytes; at most 65536");
     assert_counts(&answer, 0, &[(0, &message)]);
     assert_eq!(app.subscriber("c@x.com").await, Value::Null);
-    assert_eq!(app.count("SELECT COUNT(*) FROM subscribers").await, 1);
+    assert_eq!(app.rows(Table::Subscribers).await, 1);
     assert_eq!(fields_of(&app, "a@x.com").await.len(), 1);
 }
 

@@ -14,6 +14,7 @@ mod cli;
 mod conditional;
 mod connections;
 mod console;
+mod copy;
 mod errors;
 mod evaluation;
 mod limits;

@@ -53,7 +53,7 @@ async fn two_servers_on_one_database_answer_each_others_writes_at_once() {
     let keys = ["site_uuid", "publishable_key", "secret_key"]
         .map(|k| site[k].as_str().unwrap().to_owned());
     let (a, b) = (start_server(&cli), start_server(&cli));
-    let client = reqwest::Client::new();
+    let client = http_client();
     let at = |server: &Server, method: Method, path: &str| {
         call(&client, &server.base, &keys, method, path)
     };
@@ -264,7 +264,7 @@ fn as_root() -> bool {
 /// Polls `url` until it answers `status`, for at most `within`; returns how
 /// long that took.
 async fn until_status(url: &str, status: StatusCode, within: Duration) -> Duration {
-    let client = reqwest::Client::new();
+    let client = http_client();
     let started = Instant::now();
     loop {
         let answered = client
@@ -294,10 +294,13 @@ async fn a_database_restart_is_a_503_meanwhile_and_service_resumes_with_every_wr
     let keys = ["site_uuid", "publishable_key", "secret_key"]
         .map(|k| site[k].as_str().unwrap().to_owned());
     let server = start_server(&cli);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(40))
-        .build()
-        .unwrap();
+    let client = {
+        corral::webhooks::delivery::install_tls();
+        reqwest::Client::builder()
+    }
+    .timeout(Duration::from_secs(40))
+    .build()
+    .unwrap();
     let write = |i: usize| {
         call(
             &client,
@@ -567,4 +570,77 @@ async fn both_backends_give_the_same_answers_to_the_same_writes() {
             assert_eq!(Some(answer), b.get(request), "seed {seed}: {request}");
         }
     }
+}
+
+#[tokio::test]
+async fn concurrent_writers_on_one_database_lose_nothing_and_store_nothing_twice() {
+    let Some(url) = fresh_postgres_database().await else {
+        return skipped("concurrent writers");
+    };
+    // Two servers with pools of their own, on one database; the second
+    // serves the first's site.
+    let a = TestApp::spawn_on(url.clone()).await;
+    let b = TestApp::spawn_on(url).await;
+    let site = a.site.clone();
+    let fields = |i: usize| json!({"subscribers": [{"email": "shared@x.com", format!("f{i}"): i}]});
+    let purchase = json!({"events": [{"type": "$purchase", "email": "buyer@x.com",
+        "details": {"unique": {"key": "order-1"}, "value": {"amount": 10, "currency": "USD"}}}]});
+    let mut writes = Vec::new();
+    for i in 0..40 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        writes.push(
+            app.as_site(&site, Method::POST, "/api/v1/batch/subscribers")
+                .json(&fields(i))
+                .send(),
+        );
+        writes.push(
+            app.as_site(&site, Method::POST, "/api/v1/batch/events")
+                .json(&purchase)
+                .send(),
+        );
+        if i < 10 {
+            writes.push(
+                app.as_site(&site, Method::POST, "/api/v1/fetch/segments")
+                    .json(&json!({"segment": {"name": "Same Name", "visitor_event_query": {}}}))
+                    .send(),
+            );
+        }
+    }
+    let answers = futures_util::future::join_all(writes).await;
+    let mut created = 0;
+    for answer in answers {
+        let status = answer.unwrap().status();
+        assert!(
+            status == StatusCode::OK
+                || status == StatusCode::CREATED
+                || status == StatusCode::UNPROCESSABLE_ENTITY,
+            "{status}"
+        );
+        created += usize::from(status == StatusCode::CREATED);
+    }
+    // One segment of that name; every field merged in; the purchase once.
+    assert_eq!(created, 1);
+    let subscriber: Value = b
+        .as_site(
+            &site,
+            Method::GET,
+            "/api/v1/fetch/subscribers?email=shared@x.com",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored = subscriber["data"]["attributes"]["fields"]
+        .as_object()
+        .unwrap();
+    assert_eq!(stored.len(), 40, "{stored:?}");
+    let purchases = a
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "$purchase")
+        .count();
+    assert_eq!(purchases, 1);
 }

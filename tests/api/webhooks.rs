@@ -110,7 +110,7 @@ impl Site {
         Self {
             keys: ["site_uuid", "publishable_key", "secret_key"]
                 .map(|k| site[k].as_str().unwrap().to_owned()),
-            client: reqwest::Client::new(),
+            client: http_client(),
         }
     }
 

@@ -369,7 +369,7 @@ describe('the console', () => {
 
   test('says when to retry when the API answers 429', async (t) => {
     const page = await open(t);
-    await page.route('**/api/v1/stats/segment?**', (route) => route.fulfill({
+    await page.route('**/api/v1/fetch/segments/preview*', (route) => route.fulfill({
       status: 429,
       headers: { 'Retry-After': '42', 'Content-Type': 'application/json; charset=utf-8' },
       body: '{"error":"Too Many Requests"}',

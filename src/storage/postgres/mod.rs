@@ -20,6 +20,7 @@ mod bulk;
 mod caps;
 mod log;
 mod snapshot;
+mod transfer;
 mod webhooks;
 
 use super::changes::{Changes, Loaded};

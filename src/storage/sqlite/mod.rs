@@ -19,6 +19,7 @@ mod group;
 mod log;
 mod signal;
 mod snapshot;
+mod transfer;
 mod webhooks;
 
 use super::changes::{Changes, Loaded};

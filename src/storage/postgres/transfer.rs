@@ -1,0 +1,691 @@
+//! [`Transfer`] on PostgreSQL: a snapshot read in one `REPEATABLE READ, READ
+//! ONLY` transaction, and a copy written in one transaction that locks every
+//! table it writes against other writers (readers go on, and see the
+//! database as it was until the commit).
+//!
+//! Pages follow each table's primary key (`(site_id, id)` for a site's
+//! records, `id` for sites and keys, the whole key where there is no id), so
+//! each page is one index range scan.
+//! A page is written with one `INSERT … SELECT FROM UNNEST(…)` of an array
+//! per column. The identity sequences are moved past the highest id at the
+//! end.
+
+use super::{PgStore, Tx};
+use crate::storage::Result;
+use crate::storage::transfer::{
+    ApiKeyRow, ChangeHeadRow, Cursor, EventRow, FieldRow, Page, Rows, SegmentMemberRow, SegmentRow,
+    SegmentWatchRow, SiteRow, SubscriberRow, SubscriberTagRow, Table, TagRow, Transfer,
+    TransferReader, TransferWriter, WebhookDeliveryRow, WebhookRow,
+};
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+#[async_trait]
+impl Transfer for PgStore {
+    async fn begin_read(&self) -> Result<Box<dyn TransferReader>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        Ok(Box::new(Reader { tx }))
+    }
+
+    async fn begin_write(&self) -> Result<Box<dyn TransferWriter>> {
+        let mut tx = self.pool.begin().await?;
+        // Every table written, so that no other writer's row lands between
+        // the check for sites and the commit.
+        sqlx::query(
+            "LOCK TABLE sites, api_keys, segments, subscribers, tags, subscriber_tags, fields,
+                        events, webhooks, segment_watches, segment_members, webhook_deliveries,
+                        change_heads, change_log
+             IN EXCLUSIVE MODE",
+        )
+        .execute(&mut *tx)
+        .await?;
+        Ok(Box::new(Writer {
+            tx,
+            highs: Vec::new(),
+        }))
+    }
+}
+
+struct Reader {
+    tx: Tx,
+}
+
+#[async_trait]
+impl TransferReader for Reader {
+    async fn count(&mut self, table: Table) -> Result<u64> {
+        let sql = match table {
+            Table::Sites => "SELECT COUNT(*) FROM sites",
+            Table::ApiKeys => "SELECT COUNT(*) FROM api_keys",
+            Table::Segments => "SELECT COUNT(*) FROM segments",
+            Table::Subscribers => "SELECT COUNT(*) FROM subscribers",
+            Table::Tags => "SELECT COUNT(*) FROM tags",
+            Table::SubscriberTags => "SELECT COUNT(*) FROM subscriber_tags",
+            Table::Fields => "SELECT COUNT(*) FROM fields",
+            Table::Events => "SELECT COUNT(*) FROM events",
+            Table::Webhooks => "SELECT COUNT(*) FROM webhooks",
+            Table::SegmentWatches => "SELECT COUNT(*) FROM segment_watches",
+            Table::SegmentMembers => "SELECT COUNT(*) FROM segment_members",
+            Table::WebhookDeliveries => "SELECT COUNT(*) FROM webhook_deliveries",
+            Table::ChangeHeads => "SELECT COUNT(*) FROM change_heads",
+        };
+        let count: i64 = sqlx::query_scalar(sql).fetch_one(&mut *self.tx).await?;
+        Ok(count as u64)
+    }
+
+    async fn read_page(
+        &mut self,
+        table: Table,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Page> {
+        let [a, b, c] = after.map_or([i64::MIN; 3], |c| c.0);
+        let limit_sql = limit as i64;
+        let query = match table {
+            Table::Sites => sqlx::query(
+                "SELECT id, uuid, name, demo, created_at FROM sites
+                 WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(a),
+            Table::ApiKeys => sqlx::query(
+                "SELECT id, site_id, publishable_key, secret_hash, created_at, revoked_at
+                 FROM api_keys WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(a),
+            Table::Segments => sqlx::query(
+                "SELECT id, site_id, name, name_key, description, query, created_at,
+                        updated_at, discarded_at, version
+                 FROM segments WHERE (site_id, id) > ($1, $2) ORDER BY site_id, id LIMIT $3",
+            )
+            .bind(a)
+            .bind(b),
+            Table::Subscribers => sqlx::query(
+                "SELECT id, site_id, uuid, email, email_key, fields, unsubscribed_at,
+                        created_at, updated_at
+                 FROM subscribers WHERE (site_id, id) > ($1, $2) ORDER BY site_id, id LIMIT $3",
+            )
+            .bind(a)
+            .bind(b),
+            Table::Tags => sqlx::query(
+                "SELECT id, site_id, name, name_key, created_at, discarded_at
+                 FROM tags WHERE (site_id, id) > ($1, $2) ORDER BY site_id, id LIMIT $3",
+            )
+            .bind(a)
+            .bind(b),
+            Table::SubscriberTags => sqlx::query(
+                "SELECT site_id, subscriber_id, tag_id, created_at FROM subscriber_tags
+                 WHERE (site_id, subscriber_id, tag_id) > ($1, $2, $3)
+                 ORDER BY site_id, subscriber_id, tag_id LIMIT $4",
+            )
+            .bind(a)
+            .bind(b)
+            .bind(c),
+            Table::Fields => sqlx::query(
+                "SELECT id, site_id, key, name, created_at
+                 FROM fields WHERE (site_id, id) > ($1, $2) ORDER BY site_id, id LIMIT $3",
+            )
+            .bind(a)
+            .bind(b),
+            Table::Events => sqlx::query(
+                "SELECT id, site_id, subscriber_id, type, occurred_at, details, unique_key,
+                        amount, currency, received_at
+                 FROM events WHERE (site_id, id) > ($1, $2) ORDER BY site_id, id LIMIT $3",
+            )
+            .bind(a)
+            .bind(b),
+            Table::Webhooks => sqlx::query(
+                "SELECT id, site_id, url, segment_ids, events, secret, created_at, updated_at,
+                        disabled_at, failing_since, leased_until
+                 FROM webhooks WHERE (site_id, id) > ($1, $2) ORDER BY site_id, id LIMIT $3",
+            )
+            .bind(a)
+            .bind(b),
+            Table::SegmentWatches => sqlx::query(
+                "SELECT site_id, segment_id, seq, checked_at, version, kept FROM segment_watches
+                 WHERE (site_id, segment_id) > ($1, $2) ORDER BY site_id, segment_id LIMIT $3",
+            )
+            .bind(a)
+            .bind(b),
+            Table::SegmentMembers => sqlx::query(
+                "SELECT site_id, segment_id, subscriber_id FROM segment_members
+                 WHERE (site_id, segment_id, subscriber_id) > ($1, $2, $3)
+                 ORDER BY site_id, segment_id, subscriber_id LIMIT $4",
+            )
+            .bind(a)
+            .bind(b)
+            .bind(c),
+            Table::WebhookDeliveries => sqlx::query(
+                "SELECT id, site_id, webhook_id, event_id, notification, created_at, attempts,
+                        next_attempt_at, last_status, last_error, delivered_at
+                 FROM webhook_deliveries WHERE (site_id, id) > ($1, $2)
+                 ORDER BY site_id, id LIMIT $3",
+            )
+            .bind(a)
+            .bind(b),
+            Table::ChangeHeads => sqlx::query(
+                "SELECT site_id, seq, segments_seq, keys_seq FROM change_heads
+                 WHERE site_id > $1 ORDER BY site_id LIMIT $2",
+            )
+            .bind(a),
+        };
+        let found = query.bind(limit_sql).fetch_all(&mut *self.tx).await?;
+        let next = match found.last() {
+            Some(row) if found.len() >= limit => Some(cursor(table, row)?),
+            _ => None,
+        };
+        let rows = rows_of(table, &found)?;
+        Ok(Page { rows, next })
+    }
+
+    async fn handed_out(&mut self) -> Result<Vec<(Table, i64)>> {
+        let mut highs = Vec::new();
+        for table in Table::ALL.into_iter().filter(|t| t.has_ids()) {
+            // Sequences are outside transactions: this is the latest value,
+            // at least the highest id of the snapshot.
+            let high: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence($1, 'id')::regclass), 0)",
+            )
+            .bind(table.name())
+            .fetch_one(&mut *self.tx)
+            .await?;
+            highs.push((table, high));
+        }
+        Ok(highs)
+    }
+}
+
+/// The key of the last row read, in the order of [`Reader::read_page`].
+fn cursor(table: Table, row: &PgRow) -> Result<Cursor> {
+    Ok(Cursor(match table {
+        Table::Sites | Table::ApiKeys => [row.try_get("id")?, 0, 0],
+        Table::SubscriberTags => [
+            row.try_get("site_id")?,
+            row.try_get("subscriber_id")?,
+            row.try_get("tag_id")?,
+        ],
+        Table::ChangeHeads => [row.try_get("site_id")?, 0, 0],
+        Table::SegmentWatches => [row.try_get("site_id")?, row.try_get("segment_id")?, 0],
+        Table::SegmentMembers => [
+            row.try_get("site_id")?,
+            row.try_get("segment_id")?,
+            row.try_get("subscriber_id")?,
+        ],
+        _ => [row.try_get("site_id")?, row.try_get("id")?, 0],
+    }))
+}
+
+fn rows_of(table: Table, found: &[PgRow]) -> Result<Rows> {
+    fn all<T>(found: &[PgRow], read: impl Fn(&PgRow) -> sqlx::Result<T>) -> Result<Vec<T>> {
+        Ok(found.iter().map(read).collect::<sqlx::Result<_>>()?)
+    }
+    Ok(match table {
+        Table::Sites => Rows::Sites(all(found, |r| {
+            Ok(SiteRow {
+                id: r.try_get("id")?,
+                uuid: r.try_get("uuid")?,
+                name: r.try_get("name")?,
+                demo: r.try_get("demo")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })?),
+        Table::ApiKeys => Rows::ApiKeys(all(found, |r| {
+            Ok(ApiKeyRow {
+                id: r.try_get("id")?,
+                site_id: r.try_get("site_id")?,
+                publishable_key: r.try_get("publishable_key")?,
+                secret_hash: r.try_get("secret_hash")?,
+                created_at: r.try_get("created_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+            })
+        })?),
+        Table::Segments => Rows::Segments(all(found, |r| {
+            Ok(SegmentRow {
+                id: r.try_get("id")?,
+                site_id: r.try_get("site_id")?,
+                name: r.try_get("name")?,
+                name_key: r.try_get("name_key")?,
+                description: r.try_get("description")?,
+                query: r.try_get("query")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+                discarded_at: r.try_get("discarded_at")?,
+                version: r.try_get("version")?,
+            })
+        })?),
+        Table::Subscribers => Rows::Subscribers(all(found, |r| {
+            Ok(SubscriberRow {
+                id: r.try_get("id")?,
+                site_id: r.try_get("site_id")?,
+                uuid: r.try_get("uuid")?,
+                email: r.try_get("email")?,
+                email_key: r.try_get("email_key")?,
+                fields: r.try_get("fields")?,
+                unsubscribed_at: r.try_get("unsubscribed_at")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        })?),
+        Table::Tags => Rows::Tags(all(found, |r| {
+            Ok(TagRow {
+                id: r.try_get("id")?,
+                site_id: r.try_get("site_id")?,
+                name: r.try_get("name")?,
+                name_key: r.try_get("name_key")?,
+                created_at: r.try_get("created_at")?,
+                discarded_at: r.try_get("discarded_at")?,
+            })
+        })?),
+        Table::SubscriberTags => Rows::SubscriberTags(all(found, |r| {
+            Ok(SubscriberTagRow {
+                site_id: r.try_get("site_id")?,
+                subscriber_id: r.try_get("subscriber_id")?,
+                tag_id: r.try_get("tag_id")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })?),
+        Table::Fields => Rows::Fields(all(found, |r| {
+            Ok(FieldRow {
+                id: r.try_get("id")?,
+                site_id: r.try_get("site_id")?,
+                key: r.try_get("key")?,
+                name: r.try_get("name")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })?),
+        Table::Events => Rows::Events(all(found, |r| {
+            Ok(EventRow {
+                id: r.try_get("id")?,
+                site_id: r.try_get("site_id")?,
+                subscriber_id: r.try_get("subscriber_id")?,
+                kind: r.try_get("type")?,
+                occurred_at: r.try_get("occurred_at")?,
+                details: r.try_get("details")?,
+                unique_key: r.try_get("unique_key")?,
+                amount: r.try_get("amount")?,
+                currency: r.try_get("currency")?,
+                received_at: r.try_get("received_at")?,
+            })
+        })?),
+        Table::Webhooks => Rows::Webhooks(all(found, |r| {
+            Ok(WebhookRow {
+                id: r.try_get("id")?,
+                site_id: r.try_get("site_id")?,
+                url: r.try_get("url")?,
+                segment_ids: r.try_get("segment_ids")?,
+                events: r.try_get("events")?,
+                secret: r.try_get("secret")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+                disabled_at: r.try_get("disabled_at")?,
+                failing_since: r.try_get("failing_since")?,
+                leased_until: r.try_get("leased_until")?,
+            })
+        })?),
+        Table::SegmentWatches => Rows::SegmentWatches(all(found, |r| {
+            Ok(SegmentWatchRow {
+                site_id: r.try_get("site_id")?,
+                segment_id: r.try_get("segment_id")?,
+                seq: r.try_get("seq")?,
+                checked_at: r.try_get("checked_at")?,
+                version: r.try_get("version")?,
+                kept: r.try_get("kept")?,
+            })
+        })?),
+        Table::SegmentMembers => Rows::SegmentMembers(all(found, |r| {
+            Ok(SegmentMemberRow {
+                site_id: r.try_get("site_id")?,
+                segment_id: r.try_get("segment_id")?,
+                subscriber_id: r.try_get("subscriber_id")?,
+            })
+        })?),
+        Table::WebhookDeliveries => Rows::WebhookDeliveries(all(found, |r| {
+            Ok(WebhookDeliveryRow {
+                id: r.try_get("id")?,
+                site_id: r.try_get("site_id")?,
+                webhook_id: r.try_get("webhook_id")?,
+                event_id: r.try_get("event_id")?,
+                notification: r.try_get("notification")?,
+                created_at: r.try_get("created_at")?,
+                attempts: r.try_get("attempts")?,
+                next_attempt_at: r.try_get("next_attempt_at")?,
+                last_status: r.try_get("last_status")?,
+                last_error: r.try_get("last_error")?,
+                delivered_at: r.try_get("delivered_at")?,
+            })
+        })?),
+        Table::ChangeHeads => Rows::ChangeHeads(all(found, |r| {
+            Ok(ChangeHeadRow {
+                site_id: r.try_get("site_id")?,
+                seq: r.try_get("seq")?,
+                segments_seq: r.try_get("segments_seq")?,
+                keys_seq: r.try_get("keys_seq")?,
+            })
+        })?),
+    })
+}
+
+struct Writer {
+    tx: Tx,
+    /// The highest id written to each table with an identity.
+    highs: Vec<(Table, i64)>,
+}
+
+impl Writer {
+    fn wrote(&mut self, table: Table, ids: impl Iterator<Item = i64>) {
+        let high = ids.max().unwrap_or(0);
+        match self.highs.iter_mut().find(|(t, _)| *t == table) {
+            Some((_, h)) => *h = (*h).max(high),
+            None => self.highs.push((table, high)),
+        }
+    }
+}
+
+/// One column of a page, as the array `UNNEST` takes.
+fn column<'a, T, U>(rows: &'a [T], get: impl Fn(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(get).collect()
+}
+
+#[async_trait]
+impl TransferWriter for Writer {
+    async fn count_sites(&mut self) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sites")
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(count as u64)
+    }
+
+    async fn clear(&mut self) -> Result<()> {
+        // The identities are set by `finish`.
+        sqlx::query(
+            "TRUNCATE sites, api_keys, segments, subscribers, tags, subscriber_tags, fields,
+                      events, webhooks, segment_watches, segment_members, webhook_deliveries,
+                      change_heads, change_log",
+        )
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn write(&mut self, rows: &Rows) -> Result<()> {
+        match rows {
+            Rows::Sites(r) => self.wrote(Table::Sites, r.iter().map(|r| r.id)),
+            Rows::ApiKeys(r) => self.wrote(Table::ApiKeys, r.iter().map(|r| r.id)),
+            Rows::Segments(r) => self.wrote(Table::Segments, r.iter().map(|r| r.id)),
+            Rows::Subscribers(r) => self.wrote(Table::Subscribers, r.iter().map(|r| r.id)),
+            Rows::Tags(r) => self.wrote(Table::Tags, r.iter().map(|r| r.id)),
+            Rows::Fields(r) => self.wrote(Table::Fields, r.iter().map(|r| r.id)),
+            Rows::Events(r) => self.wrote(Table::Events, r.iter().map(|r| r.id)),
+            Rows::Webhooks(r) => self.wrote(Table::Webhooks, r.iter().map(|r| r.id)),
+            Rows::WebhookDeliveries(r) => {
+                self.wrote(Table::WebhookDeliveries, r.iter().map(|r| r.id))
+            }
+            Rows::SubscriberTags(_)
+            | Rows::SegmentWatches(_)
+            | Rows::SegmentMembers(_)
+            | Rows::ChangeHeads(_) => {}
+        }
+        let tx = &mut *self.tx;
+        match rows {
+            Rows::Sites(rows) => {
+                sqlx::query(
+                    "INSERT INTO sites (id, uuid, name, demo, created_at)
+                     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::boolean[],
+                                          $5::bigint[])",
+                )
+                .bind(column(rows, |r| r.id))
+                .bind(column(rows, |r| r.uuid.as_str()))
+                .bind(column(rows, |r| r.name.as_str()))
+                .bind(column(rows, |r| r.demo))
+                .bind(column(rows, |r| r.created_at))
+                .execute(tx)
+                .await?;
+            }
+            Rows::ApiKeys(rows) => {
+                sqlx::query(
+                    "INSERT INTO api_keys (id, site_id, publishable_key, secret_hash, created_at,
+                                           revoked_at)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bytea[],
+                                          $5::bigint[], $6::bigint[])",
+                )
+                .bind(column(rows, |r| r.id))
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.publishable_key.as_str()))
+                .bind(column(rows, |r| r.secret_hash.as_slice()))
+                .bind(column(rows, |r| r.created_at))
+                .bind(column(rows, |r| r.revoked_at))
+                .execute(tx)
+                .await?;
+            }
+            Rows::Segments(rows) => {
+                sqlx::query(
+                    "INSERT INTO segments (id, site_id, name, name_key, description, query,
+                                           created_at, updated_at, discarded_at, version)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+                                          $5::text[], $6::text[], $7::bigint[], $8::bigint[],
+                                          $9::bigint[], $10::bigint[])",
+                )
+                .bind(column(rows, |r| r.id))
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.name.as_str()))
+                .bind(column(rows, |r| r.name_key.as_str()))
+                .bind(column(rows, |r| r.description.as_deref()))
+                .bind(column(rows, |r| r.query.as_str()))
+                .bind(column(rows, |r| r.created_at))
+                .bind(column(rows, |r| r.updated_at))
+                .bind(column(rows, |r| r.discarded_at))
+                .bind(column(rows, |r| r.version))
+                .execute(tx)
+                .await?;
+            }
+            Rows::Subscribers(rows) => {
+                sqlx::query(
+                    "INSERT INTO subscribers (id, site_id, uuid, email, email_key, fields,
+                                              unsubscribed_at, created_at, updated_at)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+                                          $5::text[], $6::text[], $7::bigint[], $8::bigint[],
+                                          $9::bigint[])",
+                )
+                .bind(column(rows, |r| r.id))
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.uuid.as_str()))
+                .bind(column(rows, |r| r.email.as_str()))
+                .bind(column(rows, |r| r.email_key.as_str()))
+                .bind(column(rows, |r| r.fields.as_str()))
+                .bind(column(rows, |r| r.unsubscribed_at))
+                .bind(column(rows, |r| r.created_at))
+                .bind(column(rows, |r| r.updated_at))
+                .execute(tx)
+                .await?;
+            }
+            Rows::Tags(rows) => {
+                sqlx::query(
+                    "INSERT INTO tags (id, site_id, name, name_key, created_at, discarded_at)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+                                          $5::bigint[], $6::bigint[])",
+                )
+                .bind(column(rows, |r| r.id))
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.name.as_str()))
+                .bind(column(rows, |r| r.name_key.as_str()))
+                .bind(column(rows, |r| r.created_at))
+                .bind(column(rows, |r| r.discarded_at))
+                .execute(tx)
+                .await?;
+            }
+            Rows::SubscriberTags(rows) => {
+                sqlx::query(
+                    "INSERT INTO subscriber_tags (site_id, subscriber_id, tag_id, created_at)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])",
+                )
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.subscriber_id))
+                .bind(column(rows, |r| r.tag_id))
+                .bind(column(rows, |r| r.created_at))
+                .execute(tx)
+                .await?;
+            }
+            Rows::Fields(rows) => {
+                sqlx::query(
+                    "INSERT INTO fields (id, site_id, key, name, created_at)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+                                          $5::bigint[])",
+                )
+                .bind(column(rows, |r| r.id))
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.key.as_str()))
+                .bind(column(rows, |r| r.name.as_str()))
+                .bind(column(rows, |r| r.created_at))
+                .execute(tx)
+                .await?;
+            }
+            Rows::Events(rows) => {
+                sqlx::query(
+                    "INSERT INTO events (id, site_id, subscriber_id, type, occurred_at, details,
+                                         unique_key, amount, currency, received_at)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
+                                          $5::bigint[], $6::text[], $7::text[],
+                                          $8::double precision[], $9::text[], $10::bigint[])",
+                )
+                .bind(column(rows, |r| r.id))
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.subscriber_id))
+                .bind(column(rows, |r| r.kind.as_str()))
+                .bind(column(rows, |r| r.occurred_at))
+                .bind(column(rows, |r| r.details.as_str()))
+                .bind(column(rows, |r| r.unique_key.as_deref()))
+                .bind(column(rows, |r| r.amount))
+                .bind(column(rows, |r| r.currency.as_deref()))
+                .bind(column(rows, |r| r.received_at))
+                .execute(tx)
+                .await?;
+            }
+            Rows::Webhooks(rows) => {
+                sqlx::query(
+                    "INSERT INTO webhooks (id, site_id, url, segment_ids, events, secret,
+                                           created_at, updated_at, disabled_at, failing_since,
+                                           leased_until)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+                                          $5::text[], $6::text[], $7::bigint[], $8::bigint[],
+                                          $9::bigint[], $10::bigint[], $11::bigint[])",
+                )
+                .bind(column(rows, |r| r.id))
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.url.as_str()))
+                .bind(column(rows, |r| r.segment_ids.as_str()))
+                .bind(column(rows, |r| r.events.as_str()))
+                .bind(column(rows, |r| r.secret.as_str()))
+                .bind(column(rows, |r| r.created_at))
+                .bind(column(rows, |r| r.updated_at))
+                .bind(column(rows, |r| r.disabled_at))
+                .bind(column(rows, |r| r.failing_since))
+                .bind(column(rows, |r| r.leased_until))
+                .execute(tx)
+                .await?;
+            }
+            Rows::SegmentWatches(rows) => {
+                sqlx::query(
+                    "INSERT INTO segment_watches (site_id, segment_id, seq, checked_at, version,
+                                                  kept)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+                                          $5::bigint[], $6::boolean[])",
+                )
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.segment_id))
+                .bind(column(rows, |r| r.seq))
+                .bind(column(rows, |r| r.checked_at))
+                .bind(column(rows, |r| r.version))
+                .bind(column(rows, |r| r.kept))
+                .execute(tx)
+                .await?;
+            }
+            Rows::SegmentMembers(rows) => {
+                sqlx::query(
+                    "INSERT INTO segment_members (site_id, segment_id, subscriber_id)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[])",
+                )
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.segment_id))
+                .bind(column(rows, |r| r.subscriber_id))
+                .execute(tx)
+                .await?;
+            }
+            Rows::WebhookDeliveries(rows) => {
+                sqlx::query(
+                    "INSERT INTO webhook_deliveries (id, site_id, webhook_id, event_id,
+                                                     notification, created_at, attempts,
+                                                     next_attempt_at, last_status, last_error,
+                                                     delivered_at)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
+                                          $5::text[], $6::bigint[], $7::bigint[], $8::bigint[],
+                                          $9::bigint[], $10::text[], $11::bigint[])",
+                )
+                .bind(column(rows, |r| r.id))
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.webhook_id))
+                .bind(column(rows, |r| r.event_id.as_str()))
+                .bind(column(rows, |r| r.notification.as_str()))
+                .bind(column(rows, |r| r.created_at))
+                .bind(column(rows, |r| r.attempts))
+                .bind(column(rows, |r| r.next_attempt_at))
+                .bind(column(rows, |r| r.last_status))
+                .bind(column(rows, |r| r.last_error.as_deref()))
+                .bind(column(rows, |r| r.delivered_at))
+                .execute(tx)
+                .await?;
+            }
+            Rows::ChangeHeads(rows) => {
+                sqlx::query(
+                    "INSERT INTO change_heads (site_id, seq, segments_seq, keys_seq)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])",
+                )
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.seq))
+                .bind(column(rows, |r| r.segments_seq))
+                .bind(column(rows, |r| r.keys_seq))
+                .execute(tx)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>, handed_out: &[(Table, i64)]) -> Result<()> {
+        let mut tx = self.tx;
+        // Each identity where the source's stood: past the highest id
+        // written to its table and the highest the source handed out (after
+        // a `clear`, the target's own may have been higher). `setval` with
+        // `is_called` true, so that `pg_sequence_last_value` reads it back
+        // when this database is copied in turn.
+        for table in Table::ALL.into_iter().filter(|t| t.has_ids()) {
+            let high = self
+                .highs
+                .iter()
+                .chain(handed_out)
+                .filter(|(t, _)| *t == table)
+                .map(|(_, high)| *high)
+                .max()
+                .unwrap_or(0);
+            let query = if high > 0 {
+                sqlx::query("SELECT setval(pg_get_serial_sequence($1, 'id'), $2, true)")
+                    .bind(table.name())
+                    .bind(high)
+            } else {
+                // As new: the first id handed out is 1.
+                sqlx::query("SELECT setval(pg_get_serial_sequence($1, 'id'), 1, false)")
+                    .bind(table.name())
+            };
+            query.execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "UPDATE meta SET value = md5(random()::text || clock_timestamp()::text)
+             WHERE key = 'database_id'",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
