@@ -32,6 +32,7 @@
 #   CORRAL_BIN=PATH  benchmark another corral binary (combine with SKIP_BUILD=1)
 #   CORRAL_PORT      fixed port for `corral serve` (default: a free port)
 #   KEEP_TMP=1       keep the run's temp dir (server log, results JSON)
+#   DATABASE=postgres  Corral on PostgreSQL too, beside Corral on SQLite (default: sqlite)
 #
 # The work dir is reused when its marker says it holds the same sizes and seed: a second
 # run skips generation, import and export (the large import takes minutes).
@@ -40,6 +41,13 @@
 # appended to bench/results/eval-<size>-<timestamp>.txt. Exits 3 when Corral and a
 # reference engine (without Corral: DuckDB and chDB) disagree on the counts of an
 # absolute-date segment (after printing the table), non-zero when any step fails.
+#
+# DATABASE=postgres also imports the same audience (`corral gen` again, same seed) into a
+# throwaway PostgreSQL cluster (scripts/postgres.sh) and runs a second `corral serve` on
+# it: it answers the same suite in the same rounds, its counts are checked against
+# SQLite's, and the table gives its times and their ratio to SQLite's. Both servers then
+# start with an empty checkpoint dir of the run's own, so that the first load (timed
+# apart, before the suite) reads the whole audience from each database.
 set -euo pipefail
 
 SIZE=${SIZE:-small}
@@ -64,6 +72,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/bench/lib.sh"
 cd "$ROOT"
 HELPER="$ROOT/bench/eval_helper.py"
+bench_database
 VENV=${VENV:-$ROOT/bench/.venv}
 WORK=${WORK_DIR:-$ROOT/bench/.data/$SIZE}
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a whole number of 1 or more"
@@ -151,11 +160,15 @@ bench_build
 
 # --- temp dir and clean-up -----------------------------------------------------------
 CORRAL_PID=
-bench_tmp eval "CORRAL_PID" serve.log
+PG_SERVE_PID=
+bench_tmp eval "CORRAL_PID PG_SERVE_PID" serve.log
 # chDB's database, on tmpfs when there is one (in memory, as DuckDB's), removed at exit.
 CHDB_DIR=
 eval_cleanup() {
     local rc=$?
+    # Without errexit here: under it, the subshell that hands rc on would end the trap
+    # before bench_cleanup stops the servers (and the cluster) of a failed run.
+    set +e
     [ -z "$CHDB_DIR" ] || rm -rf "$CHDB_DIR"
     (exit "$rc")
     bench_cleanup
@@ -191,6 +204,37 @@ log "CSV: $(cd "$CSV" && for f in subscribers.csv subscriber_tags.csv events.csv
     printf '%s %s bytes; ' "$f" "$(stat -c %s "$f")"; done)"
 log ""
 
+# --- 1b. PostgreSQL (DATABASE=postgres): the same audience, imported by Corral ---------------
+# The work dir keeps no JSON Lines: `corral gen` writes the same bytes again from the same
+# seed. The site is PostgreSQL's own (other keys); the counts are compared with SQLite's.
+PG_IMPORT=""
+if [ "$DATABASE" = postgres ] && [ "$RUN_CORRAL" = 1 ]; then
+    bench_postgres_start
+    log "PostgreSQL $PG_VERSION (scripts/postgres.sh: fsync off, synchronous_commit on, shared_buffers 256MB)"
+    bench_pg_db corral_eval
+    PG_EVAL_URL=$PG_DB_URL
+    step "corral gen (again, for PostgreSQL)" \
+        "$CORRAL" gen --subscribers "$SUBSCRIBERS" --events "$EVENTS" --seed "$SEED" --out "$TMP/data"
+    "$CORRAL" site create Bench --json --database "$PG_EVAL_URL" >"$TMP/site-pg.json" \
+        || die "corral site create on PostgreSQL failed: $(cat "$TMP/site-pg.json")"
+    read -r PG_SITE PG_PK PG_SK < <(python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(s["site_uuid"], s["publishable_key"], s["secret_key"])' "$TMP/site-pg.json")
+    t0=$SECONDS
+    step "corral import subscribers (PostgreSQL)" \
+        "$CORRAL" import subscribers --site "$PG_SITE" "$TMP/data/subscribers.jsonl" --database "$PG_EVAL_URL"
+    t1=$SECONDS
+    step "corral import events (PostgreSQL)" \
+        "$CORRAL" import events --site "$PG_SITE" "$TMP/data/events.jsonl" --database "$PG_EVAL_URL"
+    grep -q "^imported $EVENTS events, skipped 0 bad lines" "$TMP/step.out" \
+        || die "PostgreSQL: expected 'imported $EVENTS events, skipped 0 bad lines', got: $(tail -n 5 "$TMP/step.out")"
+    PG_IMPORT="subscribers in $(( t1 - t0 )) s, events in $(( SECONDS - t1 )) s"
+    rm -rf "$TMP/data"
+    bench_psql "$PG_EVAL_URL" "VACUUM ANALYZE" >/dev/null
+    log "PostgreSQL import: $PG_IMPORT; database $(bench_psql "$PG_EVAL_URL" "SELECT pg_size_pretty(pg_database_size(current_database()))")"
+fi
+
 # --- 2. Corral's server ------------------------------------------------------------------
 corral_args=()
 SERVE_RSS_KB="?"
@@ -204,9 +248,13 @@ else
     say "starting corral serve on 127.0.0.1:$CORRAL_PORT"
     # Rate limits off; a request timeout of 10 minutes, so that the first stats call,
     # which loads the audience (many seconds at SIZE=large), is not cut off at 30 s.
+    # With DATABASE=postgres, both servers start from empty checkpoint dirs of the run's
+    # own, so that their first loads are alike: a whole read of the database.
+    checkpoint_args=()
+    [ "$DATABASE" != postgres ] || checkpoint_args=(--checkpoint-dir "$TMP/checkpoints-sqlite")
     "$CORRAL" serve --database "sqlite://$DB" --listen "127.0.0.1:$CORRAL_PORT" \
         --rate-limit-per-minute 0 --stats-rate-limit-per-hour 0 --request-timeout-secs 600 \
-        --log-level warn >"$TMP/serve.log" 2>&1 &
+        "${checkpoint_args[@]}" --log-level warn >"$TMP/serve.log" 2>&1 &
     CORRAL_PID=$!
     # Start-up runs the database's pending migrations first: on a reused work dir made by
     # an older build, that can take minutes at SIZE=large (an index over 10M events).
@@ -218,6 +266,19 @@ else
     done
     [ $(( SECONDS - STARTED )) -lt 5 ] || say "corral serve took $(( SECONDS - STARTED )) s to start (migrations)"
     corral_args=(--corral "$URL" "$SITE" "$PK" "$SK")
+    if [ "$DATABASE" = postgres ]; then
+        PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        say "starting corral serve on PostgreSQL, 127.0.0.1:$PG_PORT"
+        "$CORRAL" serve --database "$PG_EVAL_URL" --listen "127.0.0.1:$PG_PORT" \
+            --rate-limit-per-minute 0 --stats-rate-limit-per-hour 0 --request-timeout-secs 600 \
+            --checkpoint-dir "$TMP/checkpoints-pg" --log-level warn >"$TMP/serve-pg.log" 2>&1 &
+        PG_SERVE_PID=$!
+        until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PG_PORT/readyz" || true)" = 200 ]; do
+            kill -0 "$PG_SERVE_PID" 2>/dev/null || die "corral serve on PostgreSQL exited during start-up: $(tail -n 5 "$TMP/serve-pg.log")"
+            sleep 0.2
+        done
+        corral_args+=(--postgres "http://127.0.0.1:$PG_PORT" "$PG_SITE" "$PG_PK" "$PG_SK")
+    fi
 fi
 
 # --- 3. the measurements -------------------------------------------------------------------
@@ -244,6 +305,13 @@ if [ -n "$CORRAL_PID" ]; then
     wait "$CORRAL_PID" 2>/dev/null || true
     CORRAL_PID=
 fi
+PG_SPLIT=""
+if [ -n "$PG_SERVE_PID" ]; then
+    PG_SPLIT=$(awk '/^VmHWM:|^RssAnon:|^RssFile:/ { printf "%s %d MiB  ", $1, $2 / 1024 }' "/proc/$PG_SERVE_PID/status" 2>/dev/null || echo "?")
+    kill "$PG_SERVE_PID" 2>/dev/null || true
+    wait "$PG_SERVE_PID" 2>/dev/null || true
+    PG_SERVE_PID=
+fi
 [ -z "$CHDB_DIR" ] || { rm -rf "$CHDB_DIR"; CHDB_DIR=; }
 
 # --- 4. report -----------------------------------------------------------------------------
@@ -263,6 +331,7 @@ $TABLE
 EOF
 )
 [ "$RUN_CORRAL" = 0 ] || REPORT+=$'\n'"- \`corral serve\` resident memory after the runs: $SERVE_SPLIT"
+[ -z "$PG_SPLIT" ] || REPORT+=$'\n'"- \`corral serve\` on PostgreSQL $PG_VERSION (throwaway cluster, fsync off), resident memory after the runs: $PG_SPLIT; the same audience imported by \`corral import\`: $PG_IMPORT"
 echo "$REPORT"
 { echo "$REPORT"; echo; echo "## raw figures (seconds)"; cat "$TMP/run.json"; echo; } >>"$RESULTS"
 say "results: $RESULTS"

@@ -2,7 +2,7 @@
 """Helper of bench/eval.sh: segment evaluation, Corral against DuckDB and chDB.
 
     run   --csv DIR --out FILE [--rounds N] [--engines LIST] [--chdb-dir DIR]
-          [--corral URL SITE_UUID PK SK]
+          [--corral URL SITE_UUID PK SK] [--postgres URL SITE_UUID PK SK]
             loads DIR/{subscribers,subscriber_tags,events}.csv into an in-memory DuckDB
             database and into chDB's MergeTree tables kept in DIR of --chdb-dir (neither
             timed), creates the suite of segments in Corral (after discarding the segments
@@ -11,6 +11,10 @@
             N timed rounds of one call of each engine, the order turning each round.
             Writes every figure to FILE as JSON. --engines names the reference engines
             (`duckdb,chdb` by default); without --corral, the reference engines only.
+            --postgres names a second Corral server, on PostgreSQL, holding the same
+            audience: it runs in every round beside the first (the engine `postgres`), and
+            before anything else each server's first load is timed (a preview of `{}`
+            on a server just started without a checkpoint: the whole audience is read).
     table FILE
             prints the Markdown report of FILE; exits 3 when an absolute-date segment's
             counts differ between Corral and a reference engine (or, without Corral,
@@ -732,6 +736,15 @@ class Corral:
             self.json_call("DELETE", f"/fetch/segments/{s['id']}")
         return len(ours)
 
+    def first_load(self):
+        """Seconds of the first evaluation after the server started: a preview of `{}`
+        (every subscriber, no sample), which makes the site's snapshot resident."""
+        status, text, seconds = self.call("POST", "/fetch/segments/preview",
+                                          {"visitor_event_query": {}, "sample": 0})
+        if status != 200:
+            fail(f"POST /api/v1/fetch/segments/preview answered {status}: {text[:500]!r}")
+        return seconds
+
     def create(self, name, query):
         answer = self.json_call("POST", "/fetch/segments", {"segment": {
             "name": NAME_PREFIX + name, "visitor_event_query": query}}, ok=(200, 201))
@@ -758,7 +771,12 @@ class Corral:
 # The run.
 
 REFERENCES = ("duckdb", "chdb")
-LABELS = {"corral": "Corral", "duckdb": "DuckDB", "chdb": "chDB"}
+LABELS = {"corral": "Corral", "duckdb": "DuckDB", "chdb": "chDB",
+          "postgres": "Corral on PostgreSQL"}
+# Corral on PostgreSQL evaluates from the same kind of resident snapshot as on SQLite:
+# the goal is the same speed, taken as a geometric mean of its times over SQLite's of at
+# most this.
+POSTGRES_SAME = 1.10
 # Corral's goal: the geometric mean, over the suite, of each reference's time over
 # Corral's.
 GOALS = {"duckdb": 10, "chdb": 5}
@@ -840,17 +858,30 @@ def cmd_run(args):
 
 
 def run_suite(args, refs, runners, infos, memory, duck_con, ch_con):
-    corral = None
-    ids = {}
+    corral = postgres = None
+    ids, pg_ids = {}, {}
     discarded = 0
+    first_load = {}
     if args.corral:
         corral = Corral(*args.corral)
+        if args.postgres:
+            # Each server's first load, one after the other, nothing else running.
+            postgres = Corral(*args.postgres)
+            first_load["corral"] = corral.first_load()
+            first_load["postgres"] = postgres.first_load()
+            print(f"first load: SQLite {first_load['corral']:.3f} s, PostgreSQL "
+                  f"{first_load['postgres']:.3f} s", file=sys.stderr)
         discarded = corral.discard_earlier_runs()
         for segment in SUITE:
             ids[segment["name"]] = corral.create(segment["name"], resolve(segment["query"], ids))
         print(f"corral: discarded {discarded} segments of earlier runs, created {len(ids)}",
               file=sys.stderr)
-    engines = (["corral"] if corral else []) + refs
+        if postgres:
+            postgres.discard_earlier_runs()
+            for segment in SUITE:
+                pg_ids[segment["name"]] = postgres.create(
+                    segment["name"], resolve(segment["query"], pg_ids))
+    engines = (["corral"] if corral else []) + (["postgres"] if postgres else []) + refs
     if not engines:
         fail("no engine to run")
 
@@ -867,6 +898,8 @@ def run_suite(args, refs, runners, infos, memory, duck_con, ch_con):
         def once(engine, at):
             if engine == "corral":
                 return corral.stats(ids[name])
+            if engine == "postgres":
+                return postgres.stats(pg_ids[name])
             return runners[engine](segment, at)
 
         # Warm-up: Corral's first call (reported as "cold"), then one run of each reference
@@ -875,6 +908,9 @@ def run_suite(args, refs, runners, infos, memory, duck_con, ch_con):
         if corral:
             counts, entry["corral_cold_s"] = once("corral", at)
             entry["corral_counts"].append(counts)
+        if postgres:
+            counts, entry["postgres_cold_s"] = once("postgres", at)
+            entry["postgres_counts"].append(counts)
         for engine in refs:
             counts, entry[f"{engine}_first_s"] = once(engine, at)
             entry[f"{engine}_counts"].append(counts)
@@ -895,8 +931,8 @@ def run_suite(args, refs, runners, infos, memory, duck_con, ch_con):
         for engine in engines:
             text = (f"{engine} {entry[f'{engine}_counts'][0]} "
                     f"{statistics.median(entry[f'{engine}_s']) * 1000:.2f} ms")
-            if engine == "corral":
-                text += f" (cold {entry['corral_cold_s'] * 1000:.1f} ms)"
+            if engine in ("corral", "postgres"):
+                text += f" (cold {entry[f'{engine}_cold_s'] * 1000:.1f} ms)"
             parts.append(text)
         print(f"{name}: " + "; ".join(parts), file=sys.stderr)
 
@@ -909,6 +945,7 @@ def run_suite(args, refs, runners, infos, memory, duck_con, ch_con):
     memory["python_peak_rss_kib"] = peak_rss_kib()
     with open(args.out, "w", encoding="utf-8") as out:
         json.dump({"engines": engines, "references": refs, "corral": bool(corral),
+                   "postgres": bool(postgres), "first_load": first_load,
                    "duckdb": infos.get("duckdb"), "chdb": infos.get("chdb"),
                    "rounds": args.rounds, "discarded": discarded, "memory": memory,
                    "python": sys.version.split()[0], "segments": results}, out, indent=1)
@@ -942,9 +979,11 @@ def cmd_table(path, serve_rss_kib="?"):
         run = json.load(src)
     segments = run["segments"]
     engines, refs, corral = run["engines"], run["references"], run["corral"]
-    # Counts are checked against Corral's, or without Corral, DuckDB's against chDB's.
+    postgres = run.get("postgres", False)
+    # Counts are checked against Corral's, or without Corral, DuckDB's against chDB's;
+    # Corral on PostgreSQL's against Corral on SQLite's.
     base = "corral" if corral else engines[0]
-    others = [e for e in refs if e != base]
+    others = (["postgres"] if postgres else []) + [e for e in refs if e != base]
     rows = []
     problems = []
     warnings = []
@@ -973,12 +1012,20 @@ def cmd_table(path, serve_rss_kib="?"):
         cells = [f"`{s['name']}`", s["what"], members]
         cells += [fmt_ms(med[e][i]) for e in engines]
         if corral:
+            if postgres:
+                cells.append(fmt_ratio(med["postgres"][i] / med["corral"][i]))
             cells += [fmt_ratio(med[e][i] / med["corral"][i]) for e in refs]
             cells.append(fmt_ms(ms(s["corral_cold_s"])))
+            if postgres:
+                cells.append(fmt_ms(ms(s["postgres_cold_s"])))
         rows.append("| " + " | ".join(cells) + " |")
     head = ["segment", "what it tests", "members"] + [f"{LABELS[e]} ms" for e in engines]
     if corral:
+        if postgres:
+            head.append("PostgreSQL / SQLite")
         head += [f"{LABELS[e]} / Corral" for e in refs] + ["Corral cold ms"]
+        if postgres:
+            head.append("PostgreSQL cold ms")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * 2 + "---:|" * (len(head) - 2))
     print("\n".join(rows))
@@ -991,6 +1038,25 @@ def cmd_table(path, serve_rss_kib="?"):
             verdict = "met" if g >= GOALS[e] else "not met"
             means.append(f"{LABELS[e]} / Corral **{fmt_ratio(g)}** (goal ≥ {GOALS[e]}×: {verdict})")
         print(f"- **geometric mean of the ratios over the {n} segments**: " + "; ".join(means))
+    if postgres:
+        g = geomean([p / c for p, c in zip(med["postgres"], med["corral"])])
+        verdict = "met" if g <= POSTGRES_SAME else "not met"
+        load = run.get("first_load", {})
+        print(f"- **Corral on PostgreSQL / Corral on SQLite, geometric mean of the time ratios "
+              f"over the {n} segments: {fmt_ratio(g)}** (goal: the same speed once the "
+              f"snapshot is resident, taken as at most {POSTGRES_SAME:.2f}×: {verdict}); "
+              f"per segment {fmt_ratio(min(p / c for p, c in zip(med['postgres'], med['corral'])))}"
+              f" to {fmt_ratio(max(p / c for p, c in zip(med['postgres'], med['corral'])))}")
+        diffs = sorted(p - c for p, c in zip(med["postgres"], med["corral"]))
+        print(f"- the difference, Corral on PostgreSQL − on SQLite, per segment: median "
+              f"{statistics.median(diffs):+.2f} ms (from {diffs[0]:+.2f} to {diffs[-1]:+.2f}): on "
+              "PostgreSQL each request also asks the database for the site's change head, "
+              "one round trip, which SQLite's commit signal spares while nothing was written")
+        if load:
+            print(f"- first load (a preview of `{{}}` on a server just started with an empty "
+                  f"checkpoint dir: the whole audience read from the database): SQLite "
+                  f"{load['corral']:.2f} s, PostgreSQL {load['postgres']:.2f} s "
+                  f"({fmt_ratio(load['postgres'] / load['corral'])})")
     totals = {e: sum(med[e]) for e in engines}
     text = "; ".join(
         f"{LABELS[e]} {fmt_ms(totals[e])} ms"
@@ -1026,10 +1092,11 @@ def cmd_table(path, serve_rss_kib="?"):
     m = run["memory"]
     loaded = " and ".join(LABELS[e] for e in refs)
     end = m["rss_end"]
-    print(f"- the Python process with {loaded} loaded: peak RSS {mib(m['python_peak_rss_kib'])} "
-          f"(ru_maxrss, loading included); {mib(end['rss'])} resident after the runs, of which "
-          f"{mib(end['file'])} are pages of the engines' library files; {mib(m['rss_start']['rss'])} "
-          "before any engine")
+    if refs:
+        print(f"- the Python process with {loaded} loaded: peak RSS {mib(m['python_peak_rss_kib'])} "
+              f"(ru_maxrss, loading included); {mib(end['rss'])} resident after the runs, of "
+              f"which {mib(end['file'])} are pages of the engines' library files; "
+              f"{mib(m['rss_start']['rss'])} before any engine")
 
     def grew(after, before):
         return (f"+{mib(after['rss'] - before['rss'])} resident "
@@ -1058,7 +1125,8 @@ def cmd_table(path, serve_rss_kib="?"):
               f"{mib(stored / 1024)}, are files on {run['chdb']['data_fs']}, outside the "
               f"process's RSS")
     if corral:
-        order = "Corral, then " + ", then ".join(LABELS[e] for e in refs) if refs else "Corral"
+        rest = [LABELS[e] for e in engines if e != "corral"]
+        order = "Corral, then " + ", then ".join(rest) if rest else "Corral"
         print(f"- {run['rounds']} timed rounds a segment, after one warm-up call of each engine "
               f"(Corral's reported as cold); a round calls each engine once, in the order "
               f"{order} turned by one each round; ms are medians: Corral's from request sent "
@@ -1101,6 +1169,8 @@ def main():
     run.add_argument("--chdb-dir", help="an empty directory for chDB's database (default: "
                      "a temporary one, in /dev/shm when writable, removed at the end)")
     run.add_argument("--corral", nargs=4, metavar=("URL", "SITE_UUID", "PK", "SK"))
+    run.add_argument("--postgres", nargs=4, metavar=("URL", "SITE_UUID", "PK", "SK"),
+                     help="a second Corral server, on PostgreSQL, with the same audience")
     table = sub.add_parser("table")
     table.add_argument("file")
     table.add_argument("--serve-rss-kib", default="?", help="VmHWM of corral serve, in KiB")

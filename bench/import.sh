@@ -8,7 +8,9 @@
 # and, in the same run, the bound: the sqlite3 shell (Debian's package) inserting the
 # same rows, 500 per INSERT in one transaction with Corral's pragmas, into another copy.
 # Each Corral figure is read as a ratio to that bound. Every path's rows are counted
-# and their contents compared.
+# and their contents compared. With DATABASE=postgres, the same run also imports the same
+# files into a throwaway PostgreSQL cluster (scripts/postgres.sh), by `corral import` and
+# over HTTP, and prints each PostgreSQL figure beside SQLite's, with the ratio.
 #
 # Usage: bash bench/import.sh              (as root on Debian; installs sqlite3, time, curl)
 # Knobs (environment):
@@ -16,6 +18,10 @@
 #   SUBSCRIBERS, EVENTS   explicit sizes (win over SIZE);  SEED=42  the generator's seed
 #   BATCH            `corral import --batch` (default: Corral's own, 100,000)
 #   PER_REQUEST=1000 events per HTTP request;  HTTP_CONNECTIONS=2  parallel connections
+#                    (8 with DATABASE=postgres, on both backends)
+#   DATABASE=postgres  SQLite and PostgreSQL in the same run (default: sqlite, SQLite alone)
+#   PG_POOL          with DATABASE=postgres: the server's pool (the URL's max_connections;
+#                    default: Corral's own, 16)
 #   ROWS_PER_STATEMENT=500   rows per INSERT of the sqlite3 bound
 #   BOUND_PRAGMAS    the bound's settings, "name=value ..." (default: those of Corral's writer)
 #   DATA_DIR=PATH    use PATH/subscribers.jsonl and PATH/events.jsonl instead of generating
@@ -44,7 +50,14 @@ EVENTS=${EVENTS:-$DEF_EVENTS}
 SEED=${SEED:-42}
 BATCH=${BATCH:-}
 PER_REQUEST=${PER_REQUEST:-1000}
-HTTP_CONNECTIONS=${HTTP_CONNECTIONS:-2}
+DATABASE=${DATABASE:-sqlite}
+if [ "$DATABASE" = postgres ]; then
+    # The issue's figure for PostgreSQL is with 8 connections; SQLite gets the same.
+    HTTP_CONNECTIONS=${HTTP_CONNECTIONS:-8}
+else
+    HTTP_CONNECTIONS=${HTTP_CONNECTIONS:-2}
+fi
+PG_POOL=${PG_POOL:-}
 ROWS_PER_STATEMENT=${ROWS_PER_STATEMENT:-500}
 # The settings of Corral's writer connection (src/storage/sqlite/mod.rs), so the bound
 # writes under the same durability, cache and checkpointing.
@@ -58,6 +71,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/bench/lib.sh"
 cd "$ROOT"
 HELPER="$ROOT/bench/import_helper.py"
+bench_database
 
 # --- tools -------------------------------------------------------------------------
 missing=()
@@ -88,7 +102,8 @@ bench_build
 
 # --- temp dir and clean-up -----------------------------------------------------------
 CORRAL_PID=
-bench_tmp import "CORRAL_PID" serve.log
+PG_SERVE_PID=
+bench_tmp import "CORRAL_PID PG_SERVE_PID" serve.log
 
 bench_results import
 log "# Corral import benchmark, $STAMP"
@@ -149,8 +164,8 @@ say "data: $SUB_LINES subscribers ($SUB_BYTES bytes), $EVENT_LINES events ($EVEN
 log "data: $SUB_LINES subscribers ($SUB_BYTES bytes), $EVENT_LINES events ($EVENT_BYTES bytes), $PURCHASES purchases"
 log ""
 
-new_site() { # db-path -> "uuid pk sk"
-    "$CORRAL" site create Bench --json --database "sqlite://$1" >"$TMP/site.json" \
+new_site() { # database URL -> "uuid pk sk"
+    "$CORRAL" site create Bench --json --database "$1" >"$TMP/site.json" \
         || die "corral site create failed: $(cat "$TMP/site.json")"
     python3 -c '
 import json, sys
@@ -166,7 +181,7 @@ batch_args=()
 # the .db file, an empty WAL) and copied, so the CLI, the bound and the server all start
 # from byte-identical files: same site, keys, subscribers and ids.
 BASE_DB="$TMP/base.db"
-new_site "$BASE_DB" >"$TMP/site.txt"
+new_site "sqlite://$BASE_DB" >"$TMP/site.txt"
 read -r SITE PK SK <"$TMP/site.txt"
 say "corral import subscribers (timed, once)"
 timed "$TMP/subscribers.out" "$CORRAL" import subscribers --site "$SITE" \
@@ -258,6 +273,87 @@ print("%.3f %.1f %.1f %d %d" % (s["seconds"], s["request_ms_p50"], s["request_ms
 [ "$HTTP_STORED" = "$EVENT_LINES" ] \
     || die "POST /batch/events acknowledged $HTTP_STORED events of the $EVENT_LINES lines of events.jsonl"
 
+# --- 4b. PostgreSQL (DATABASE=postgres): the same files, the same two paths -----------------
+# A throwaway cluster with one database per path, each starting with its own site (its
+# keys differ from SQLite's; the rows compared below do not hold them).
+PG_ROWS=""
+if [ "$DATABASE" = postgres ]; then
+    bench_postgres_start
+    log "PostgreSQL $PG_VERSION (scripts/postgres.sh: fsync off, synchronous_commit on, shared_buffers 256MB)"
+    pool_suffix=""
+    [ -z "$PG_POOL" ] || pool_suffix="?max_connections=$PG_POOL"
+    pg_subscribers() { # url label -> sets SITE_PG PK_PG SK_PG, PG_SUBS_SECONDS
+        new_site "$1" >"$TMP/site-pg.txt"
+        read -r SITE_PG PK_PG SK_PG <"$TMP/site-pg.txt"
+        say "postgres ($2): corral import subscribers (timed)"
+        timed "$TMP/pg-$2-subscribers.out" "$CORRAL" import subscribers --site "$SITE_PG" \
+            "$DATA/subscribers.jsonl" --database "$1" "${batch_args[@]}" \
+            || die "corral import subscribers into PostgreSQL failed: $(tail -n 20 "$TMP/pg-$2-subscribers.out")"
+        grep -q "^imported $SUB_LINES subscribers, skipped 0 bad lines" "$TMP/pg-$2-subscribers.out" \
+            || die "PostgreSQL: expected 'imported $SUB_LINES subscribers, skipped 0 bad lines', got: $(tail -n 5 "$TMP/pg-$2-subscribers.out")"
+        PG_SUBS_SECONDS=$ELAPSED
+    }
+
+    bench_pg_db corral_cli
+    PG_CLI_URL=$PG_DB_URL
+    pg_subscribers "$PG_CLI_URL" cli
+    PG_CLI_SUBS_SECONDS=$PG_SUBS_SECONDS
+    PG_CLI_SUBS_RSS_KB=$RSS_KB
+    say "postgres: corral import events (timed)"
+    settle
+    timed "$TMP/pg-cli-events.out" "$CORRAL" import events --site "$SITE_PG" "$DATA/events.jsonl" \
+        --database "$PG_CLI_URL" "${batch_args[@]}" \
+        || die "corral import events into PostgreSQL failed: $(tail -n 20 "$TMP/pg-cli-events.out")"
+    PG_CLI_SECONDS=$ELAPSED
+    PG_CLI_RSS_KB=$RSS_KB
+    PG_CLI_OWN=$(grep -o '^imported .*' "$TMP/pg-cli-events.out" | tail -n 1)
+    [[ "$PG_CLI_OWN" == "imported $EVENT_LINES events, skipped 0 bad lines"* ]] \
+        || die "PostgreSQL: expected 'imported $EVENT_LINES events, skipped 0 bad lines', got: $(tail -n 5 "$TMP/pg-cli-events.out")"
+
+    bench_pg_db corral_http
+    PG_HTTP_URL=$PG_DB_URL
+    pg_subscribers "$PG_HTTP_URL" http
+    settle
+    PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    say "starting corral serve on PostgreSQL, 127.0.0.1:$PG_PORT"
+    CORRAL_LOG=warn "$CORRAL" serve --listen "127.0.0.1:$PG_PORT" --checkpoint-dir off \
+        --database "$PG_HTTP_URL$pool_suffix" --rate-limit-per-minute 0 >"$TMP/serve-pg.log" 2>&1 &
+    PG_SERVE_PID=$!
+    for i in $(seq 1 100); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PG_PORT/readyz" || true)" = 200 ] && break
+        kill -0 "$PG_SERVE_PID" 2>/dev/null || die "corral serve on PostgreSQL exited during start-up: $(tail -n 5 "$TMP/serve-pg.log")"
+        [ "$i" -lt 100 ] || die "corral serve on PostgreSQL did not answer 200 on /readyz within 10 s"
+        sleep 0.1
+    done
+    say "postgres http: $HTTP_CONNECTIONS connections, $PER_REQUEST events a request"
+    python3 "$HELPER" post "$DATA/events.jsonl" "http://127.0.0.1:$PG_PORT" "$SITE_PG" "$PK_PG" "$SK_PG" \
+        "$PER_REQUEST" "$HTTP_CONNECTIONS" >"$TMP/http-pg.json" 2>"$TMP/http-pg.err" \
+        || die "the HTTP run on PostgreSQL failed: $(cat "$TMP/http-pg.json" "$TMP/http-pg.err")"
+    { echo "## POST /api/v1/batch/events (PostgreSQL)"; cat "$TMP/http-pg.json"; echo; } >>"$RESULTS"
+    PG_SERVE_RSS_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$PG_SERVE_PID/status" 2>/dev/null || echo "?")
+    kill "$PG_SERVE_PID" 2>/dev/null || true
+    wait "$PG_SERVE_PID" 2>/dev/null || true
+    PG_SERVE_PID=
+    read -r PG_HTTP_SECONDS PG_HTTP_P50 PG_HTTP_P99 PG_HTTP_STORED < <(python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+print("%.3f %.1f %.1f %d" % (s["seconds"], s["request_ms_p50"], s["request_ms_p99"], s["stored"]))' "$TMP/http-pg.json")
+    [ "$PG_HTTP_STORED" = "$EVENT_LINES" ] \
+        || die "POST /batch/events on PostgreSQL acknowledged $PG_HTTP_STORED events of the $EVENT_LINES lines"
+
+    # What the audience takes in PostgreSQL, after the CLI import (tables with their
+    # indexes and TOAST), and in SQLite (the file).
+    bench_psql "$PG_CLI_URL" "VACUUM ANALYZE" >/dev/null
+    PG_SIZES=$(bench_psql "$PG_CLI_URL" "SELECT pg_database_size(current_database()),
+        pg_total_relation_size('subscribers'), pg_total_relation_size('subscriber_tags'),
+        pg_total_relation_size('events'), pg_total_relation_size('change_log'),
+        pg_relation_size('events'), pg_indexes_size('events')" | tr '|' ' ')
+    read -r PG_DB_BYTES PG_SUBS_BYTES PG_TAGS_BYTES PG_EVENTS_BYTES PG_LOG_BYTES PG_EVENTS_HEAP PG_EVENTS_INDEXES <<<"$PG_SIZES"
+    PG_EMPTY_BYTES=$(bench_psql "$PG_ADMIN_URL" "SELECT pg_database_size('template1')")
+    SQLITE_DB_BYTES=$(stat -c %s "$CLI_DB")
+    log "sizes: PostgreSQL database $PG_DB_BYTES bytes (template1 $PG_EMPTY_BYTES), subscribers $PG_SUBS_BYTES, subscriber_tags $PG_TAGS_BYTES, events $PG_EVENTS_BYTES (heap $PG_EVENTS_HEAP, indexes $PG_EVENTS_INDEXES), change_log $PG_LOG_BYTES; SQLite file $SQLITE_DB_BYTES"
+fi
+
 # --- 5. checks: row counts and contents ---------------------------------------------------------
 say "checking row counts and contents"
 PROBLEMS=""
@@ -269,13 +365,30 @@ for pair in "cli:$CLI_DB" "bound:$BOUND_DB" "http:$HTTP_DB"; do
 - ROW COUNT MISMATCH: $name holds $count events, expected $EXPECTED"
     fi
 done
-python3 "$HELPER" digest "$CLI_DB" "$BOUND_DB" "$HTTP_DB" >"$TMP/digest.txt" \
+DIGEST_PATHS=("$CLI_DB" "$BOUND_DB" "$HTTP_DB")
+if [ "$DATABASE" = postgres ]; then
+    for pair in "postgres-cli:$PG_CLI_URL" "postgres-http:$PG_HTTP_URL"; do
+        name=${pair%%:*} url=${pair#*:}
+        count=$(bench_psql "$url" 'select count(*) from events')
+        if [ "$count" != "$EXPECTED" ]; then
+            PROBLEMS="$PROBLEMS
+- ROW COUNT MISMATCH: $name holds $count events, expected $EXPECTED"
+        fi
+        count=$(bench_psql "$url" 'select count(*) from subscribers')
+        if [ "$count" != "$SUB_LINES" ]; then
+            PROBLEMS="$PROBLEMS
+- ROW COUNT MISMATCH: $name holds $count subscribers, expected $SUB_LINES"
+        fi
+    done
+    DIGEST_PATHS+=("$PG_CLI_URL" "$PG_HTTP_URL")
+fi
+PSQL=${PSQL:-} python3 "$HELPER" digest "${DIGEST_PATHS[@]}" >"$TMP/digest.txt" \
     || die "digest failed"
 { echo "## digests (path count digest)"; cat "$TMP/digest.txt"; echo; } >>"$RESULTS"
 DIGESTS=$(awk '{ print $2 "/" $3 }' "$TMP/digest.txt" | sort -u | wc -l)
 if [ "$DIGESTS" != 1 ]; then
     PROBLEMS="$PROBLEMS
-- CONTENT MISMATCH: the three databases' events differ: $(tr '\n' ';' <"$TMP/digest.txt")"
+- CONTENT MISMATCH: the databases' events differ: $(tr '\n' ';' <"$TMP/digest.txt")"
 fi
 
 # --- 6. report ---------------------------------------------------------------------------------------
@@ -299,6 +412,41 @@ print(row(f"`POST /api/v1/batch/events` ({per:,} a request, {conns} connections)
 print(row("sqlite3 shell: multi-row INSERTs of the same rows (the bound)", bound, 0))
 PY
 )
+PG_REPORT=""
+if [ "$DATABASE" = postgres ]; then
+    PG_TABLE=$(python3 - "$EXPECTED" "$SUB_LINES" "$SUBS_SECONDS" "$PG_CLI_SUBS_SECONDS" \
+        "$CLI_SECONDS" "$PG_CLI_SECONDS" "$HTTP_SECONDS" "$PG_HTTP_SECONDS" "$HTTP_GOAL" \
+        "$HTTP_CONNECTIONS" "$PER_REQUEST" <<'PY'
+import sys
+n, subs = int(sys.argv[1]), int(sys.argv[2])
+s_subs, p_subs, s_cli, p_cli, s_http, p_http = (float(x) for x in sys.argv[3:9])
+goal, conns, per = (int(x) for x in sys.argv[9:12])
+def row(path, count, sqlite, postgres, goal=0):
+    a, b = count / sqlite, count / postgres
+    verdict = f"≥ {goal:,}/s: {'met' if b >= goal else 'not met'}" if goal else "—"
+    print(f"| {path} | {count:,} | {a:,.0f} | {b:,.0f} | {b / a:.0%} | {verdict} |")
+print("| path | items | SQLite items/s | PostgreSQL items/s | PostgreSQL / SQLite | goal (PostgreSQL) |")
+print("|---|---:|---:|---:|---:|---|")
+row("`corral import subscribers`", subs, s_subs, p_subs)
+row("`corral import events`", n, s_cli, p_cli)
+row(f"`POST /api/v1/batch/events` ({per:,} a request, {conns} connections)", n, s_http, p_http, goal)
+PY
+)
+    per() { python3 -c 'import sys; print(f"{int(sys.argv[1]) / int(sys.argv[2]):,.0f}")' "$1" "$2"; }
+    PG_REPORT=$(cat <<EOF
+
+### PostgreSQL next to SQLite (same files, same run)
+
+PostgreSQL $PG_VERSION, a throwaway cluster on the same machine and disk (scripts/postgres.sh: fsync off, synchronous_commit on, shared_buffers 256MB), one database per path; \`corral serve\` on it with $([ -n "$PG_POOL" ] && echo "max_connections=$PG_POOL" || echo "its default pool (16)") and --checkpoint-dir off.
+
+$PG_TABLE
+
+- seconds: SQLite subscribers ${SUBS_SECONDS}, events ${CLI_SECONDS}, HTTP ${HTTP_SECONDS}; PostgreSQL subscribers ${PG_CLI_SUBS_SECONDS}, events ${PG_CLI_SECONDS} (Corral's own figure: "$PG_CLI_OWN"), HTTP ${PG_HTTP_SECONDS} (request p50 $PG_HTTP_P50 ms, p99 $PG_HTTP_P99 ms)
+- peak RSS: \`corral import events\` into PostgreSQL $(( PG_CLI_RSS_KB / 1024 )) MiB; \`corral serve\` on PostgreSQL (VmHWM) $([ "$PG_SERVE_RSS_KB" = "?" ] && echo "?" || echo "$(( PG_SERVE_RSS_KB / 1024 )) MiB")
+- size after \`corral import\` (and VACUUM ANALYZE): PostgreSQL database $(( PG_DB_BYTES / 1048576 )) MiB ($(( PG_EMPTY_BYTES / 1048576 )) MiB of it an empty database's); subscribers with their indexes $(( PG_SUBS_BYTES / 1048576 )) MiB + their tags $(( PG_TAGS_BYTES / 1048576 )) MiB = $(per $(( PG_SUBS_BYTES + PG_TAGS_BYTES )) "$SUB_LINES") bytes a subscriber; events $(( PG_EVENTS_BYTES / 1048576 )) MiB (table $(( PG_EVENTS_HEAP / 1048576 )) MiB, indexes $(( PG_EVENTS_INDEXES / 1048576 )) MiB) = $(per "$PG_EVENTS_BYTES" "$EXPECTED") bytes an event; change log $(( PG_LOG_BYTES / 1024 )) KiB. SQLite file: $(( SQLITE_DB_BYTES / 1048576 )) MiB ($(per "$SQLITE_DB_BYTES" "$EXPECTED") bytes an event, subscribers included)
+EOF
+)
+fi
 MIB() { if [ "$1" = "?" ]; then echo "?"; else echo "$(( $1 / 1024 )) MiB"; fi; }
 rate() { python3 -c 'import sys; print(f"{int(sys.argv[1]) / float(sys.argv[2]):,.0f}")' "$1" "$2"; }
 if [ -n "$GEN_SECONDS" ]; then
@@ -321,9 +469,10 @@ $TABLE
 - subscribers first (not in the table): \`corral import subscribers\` $SUB_LINES in ${SUBS_SECONDS} s ($(rate "$SUB_LINES" "$SUBS_SECONDS")/s), peak RSS $(MIB "$SUBS_RSS_KB")
 - peak RSS: \`corral import events\` $(MIB "$CLI_RSS_KB"); \`corral serve\` (VmHWM) $(MIB "$SERVE_RSS_KB"); sqlite3 shell $(MIB "$BOUND_RSS_KB")
 - bound: \`sqlite3 -bail DB < events.sql\`, $(( SQL_BYTES / 1048576 )) MiB of SQL, $ROWS_PER_STATEMENT rows an INSERT, one transaction, pragmas $BOUND_PRAGMAS
-- checks: $([ -z "$PROBLEMS" ] && echo "all three databases hold the $EXPECTED expected events, with identical contents (digest of email, type, date, details, unique key, amount, currency)" || echo "FAILED, see below")
+- checks: $([ -z "$PROBLEMS" ] && echo "all $([ "$DATABASE" = postgres ] && echo "five (three SQLite, two PostgreSQL)" || echo three) databases hold the $EXPECTED expected events, with identical contents (digest of email, type, date, details, unique key, amount, currency)" || echo "FAILED, see below")
 EOF
 )
+[ -z "$PG_REPORT" ] || REPORT="$REPORT"$'\n'"$PG_REPORT"
 if [ -n "$PROBLEMS" ]; then
     REPORT="$REPORT
 - PROBLEMS (the figures above are not valid):$PROBLEMS"

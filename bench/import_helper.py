@@ -5,6 +5,7 @@
                                       the events as multi-row INSERTs for the sqlite3 shell
     post    EVENTS URL SITE PK SK     all events through POST /api/v1/batch/events
     digest  DB...                     row count and content digest of each database's events
+                                      (a SQLite file, or a postgres:// URL read with $PSQL)
 
 `sql` writes exactly the rows Corral stores for each line: the subscriber id looked up
 by lowercase email in DB (the database as it stands before the events import), the
@@ -22,16 +23,20 @@ checks every answer.
 
 `digest` sums a hash of (email key, type, occurred_at, details, unique_key, amount,
 currency) over all events, so two databases holding the same rows in any order (and
-with any subscriber ids or received_at) have the same digest. Compare digests made by
-the same process only.
+with any subscriber ids or received_at) have the same digest, whichever backend holds
+them: PostgreSQL's rows come through `psql` as JSON arrays, the same values in the same
+Python types (an amount that is a whole number comes back as an int, which hashes as the
+float does). Compare digests made by the same process only.
 """
 
 import base64
 import datetime
 import http.client
 import json
+import os
 import re
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -317,17 +322,42 @@ def cmd_post(events_path, url, site, pk, sk, per_request=1000, connections=2):
         sys.exit(1)
 
 
+DIGEST_COLUMNS = "s.email_key, e.type, e.occurred_at, e.details, e.unique_key, e.amount, e.currency"
+
+
+def postgres_rows(url):
+    """The digest's rows of a PostgreSQL database, one JSON array a line from psql."""
+    psql = os.environ.get("PSQL") or "psql"
+    sql = (f"SELECT json_build_array({DIGEST_COLUMNS}) FROM events e JOIN subscribers s "
+           "ON s.site_id = e.site_id AND s.id = e.subscriber_id")
+    with subprocess.Popen([psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url,
+                           "-c", sql], stdout=subprocess.PIPE, text=True,
+                          encoding="utf-8") as proc:
+        for line in proc.stdout:
+            if line.strip():
+                yield tuple(json.loads(line))
+    if proc.returncode != 0:
+        fail(f"psql failed on {url} (exit {proc.returncode})")
+
+
+def sqlite_rows(path):
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        yield from db.execute(f"SELECT {DIGEST_COLUMNS} FROM events e JOIN subscribers s "
+                              "ON s.id = e.subscriber_id")
+    finally:
+        db.close()
+
+
 def cmd_digest(*paths):
     for path in paths:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        rows = postgres_rows(path) if path.startswith(("postgres://", "postgresql://")) \
+            else sqlite_rows(path)
         count = 0
         total = 0
-        for row in db.execute(
-                "SELECT s.email_key, e.type, e.occurred_at, e.details, e.unique_key, e.amount,"
-                " e.currency FROM events e JOIN subscribers s ON s.id = e.subscriber_id"):
+        for row in rows:
             count += 1
             total += hash(row)
-        db.close()
         print(f"{path} {count} {total & 0xFFFFFFFFFFFFFFFF:016x}")
 
 

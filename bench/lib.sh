@@ -14,6 +14,12 @@
 # and, once RESULTS is set: log LINE (to the results file), step LABEL COMMAND... (a
 # command's output into the results file, failing the run with its last lines), and
 # bench_copy_db SOURCE DEST (a work dir's database, with its write-ahead log).
+#
+# PostgreSQL (DATABASE=postgres): bench_database checks DATABASE (sqlite, the default, or
+# postgres); after bench_tmp, bench_postgres_start starts a throwaway cluster
+# (scripts/postgres.sh) that bench_cleanup stops and removes at exit, whatever happens;
+# bench_pg_db NAME then creates a database in it and sets PG_DB_URL; bench_psql URL SQL
+# runs one statement and prints its rows unaligned.
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
@@ -69,6 +75,10 @@ bench_cleanup() {
         pid=${!var:-}
         [ -z "$pid" ] || wait "$pid" 2>/dev/null || true
     done
+    # The cluster goes once the servers using it are gone.
+    if [ "${BENCH_PG:-0}" = 1 ]; then
+        pg_throwaway_stop >/dev/null 2>&1 || true
+    fi
     if [ "$rc" -ne 0 ] && [ -s "$TMP/$BENCH_LOG" ]; then
         echo "--- last lines of the Corral log ($TMP/$BENCH_LOG) ---" >&2
         tail -n 20 "$TMP/$BENCH_LOG" >&2 || true
@@ -168,4 +178,42 @@ bench_work_dir() {
             FROM events WHERE site_id = $SITE_ID ORDER BY id"
         printf '%s\nmade %s by %s\n' "$WANT" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$("$CORRAL" --version)" >"$MARKER"
     fi
+}
+
+# Which backends a run measures: DATABASE=sqlite (the default) measures SQLite alone, as
+# every script always has; DATABASE=postgres measures SQLite and PostgreSQL in the same run.
+bench_database() {
+    DATABASE=${DATABASE:-sqlite}
+    case "$DATABASE" in
+        sqlite | postgres) ;;
+        *) die "DATABASE must be 'sqlite' or 'postgres', not '$DATABASE'" ;;
+    esac
+}
+
+# A throwaway PostgreSQL cluster for this run (scripts/postgres.sh: installs Debian's
+# postgresql when missing; fsync off, synchronous_commit on, shared_buffers 256MB), on a
+# free loopback port; stopped and removed by bench_cleanup. Sets PSQL, PG_ADMIN_URL and
+# PG_VERSION. Needs TMP (bench_tmp first).
+bench_postgres_start() {
+    # shellcheck source=scripts/postgres.sh
+    source "$ROOT/scripts/postgres.sh"
+    say "starting a throwaway PostgreSQL cluster"
+    BENCH_PG=1
+    pg_throwaway_start >"$TMP/postgres-start.out" 2>&1 \
+        || die "could not start PostgreSQL: $(tail -n 20 "$TMP/postgres-start.out")"
+    PSQL="$PG_THROWAWAY_BIN/psql"
+    PG_ADMIN_URL=$CORRAL_TEST_POSTGRES
+    PG_VERSION=$("$PG_THROWAWAY_BIN/postgres" --version | awk '{ print $3 }')
+    say "$(tail -n 1 "$TMP/postgres-start.out")"
+}
+
+bench_psql() { # url sql
+    "$PSQL" -X -q -A -t -v ON_ERROR_STOP=1 -d "$1" -c "$2"
+}
+
+# A new database NAME in the run's cluster; sets PG_DB_URL (Corral's --database URL).
+bench_pg_db() { # name
+    bench_psql "$PG_ADMIN_URL" "CREATE DATABASE $1" >/dev/null \
+        || die "could not create the PostgreSQL database $1"
+    PG_DB_URL="${PG_ADMIN_URL%/*}/$1"
 }

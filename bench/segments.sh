@@ -7,7 +7,9 @@
 # on a release build of Corral with rate limiting off, under wrk at 64 connections on
 # loopback. In the same run nginx serves the identical response bytes (same body, same
 # Content-Type) as static files on the same paths, so each Corral figure is read as a
-# ratio to that bound.
+# ratio to that bound. With DATABASE=postgres, a second Corral, on a throwaway PostgreSQL
+# cluster (scripts/postgres.sh), with the same segments created the same way, is measured
+# in the same rounds, and the table gives its figures beside Corral's on SQLite.
 #
 # Usage: bash bench/segments.sh            (as root on Debian; installs wrk, nginx, curl)
 # Knobs (environment):
@@ -18,6 +20,8 @@
 #   SKIP_BUILD=1     use the existing target/release/corral, skip `cargo build --release`
 #   CORRAL_PORT, NGINX_PORT   fixed ports (default: free ports picked at start)
 #   KEEP_TMP=1       keep the temp dir (database, logs, nginx config, bodies)
+#   DATABASE=postgres  Corral on PostgreSQL too (default: sqlite, SQLite alone); no goal is
+#                    checked on its figures
 #   CORRAL_BIN=PATH  benchmark another corral binary (combine with SKIP_BUILD=1)
 #   RATIO_GOAL=0.5, P99_GOAL_MS=5, P99_RATIO_GOAL=1.5   the goals, on both endpoints
 #                    (README): Corral's throughput at least RATIO_GOAL of nginx's, Corral's
@@ -46,6 +50,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 cd "$ROOT"
+bench_database
 
 # --- tools -------------------------------------------------------------------------
 missing=()
@@ -67,7 +72,8 @@ bench_build
 # --- temp dir and clean-up -----------------------------------------------------------
 CORRAL_PID=
 NGINX_PID=
-bench_tmp segments "CORRAL_PID NGINX_PID" corral.log
+PG_CORRAL_PID=
+bench_tmp segments "CORRAL_PID NGINX_PID PG_CORRAL_PID" corral.log
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -110,8 +116,8 @@ say "starting corral serve on 127.0.0.1:$CORRAL_PORT"
 CORRAL_PID=$!
 wait_for_200 "$CORRAL_URL/healthz" "corral serve" "$CORRAL_PID"
 
-say "creating $SEGMENTS segments over HTTP"
-MID_ID=$(python3 - "$CORRAL_URL" "$SITE_UUID" "$PK" "$SK" "$SEGMENTS" <<'PY'
+create_segments() { # url site pk sk -> prints the id of the middle segment
+python3 - "$1" "$2" "$3" "$4" "$SEGMENTS" <<'PY'
 import base64, json, sys, urllib.error, urllib.request
 
 url, site, pk, sk, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
@@ -160,7 +166,33 @@ for i in range(n):
     ids.append(json.loads(text)["data"]["id"])
 print(ids[n // 2])
 PY
-) || die "segment creation failed (see above)"
+}
+say "creating $SEGMENTS segments over HTTP"
+MID_ID=$(create_segments "$CORRAL_URL" "$SITE_UUID" "$PK" "$SK") || die "segment creation failed (see above)"
+
+# --- Corral on PostgreSQL (DATABASE=postgres): its own site, the same segments ------------
+if [ "$DATABASE" = postgres ]; then
+    bench_postgres_start
+    bench_pg_db corral_segments
+    PG_DB=$PG_DB_URL
+    (cd "$TMP" && "$CORRAL" site create Bench --json --database "$PG_DB") >"$TMP/site-pg.json" \
+        || die "corral site create on PostgreSQL failed: $(cat "$TMP/site-pg.json")"
+    read -r PG_SITE_UUID PG_PK PG_SK < <(python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(s["site_uuid"], s["publishable_key"], s["secret_key"])' "$TMP/site-pg.json")
+    PG_AUTH="Authorization: Basic $(printf '%s:%s' "$PG_PK" "$PG_SK" | base64 -w0)"
+    PG_PORT=$(free_port)
+    PG_CORRAL_URL="http://127.0.0.1:$PG_PORT"
+    say "starting corral serve on PostgreSQL, 127.0.0.1:$PG_PORT"
+    (cd "$TMP" && exec "$CORRAL" serve --listen "127.0.0.1:$PG_PORT" --log-level warn \
+        --database "$PG_DB" --checkpoint-dir off --rate-limit-per-minute 0 >"$TMP/corral-pg.log" 2>&1) &
+    PG_CORRAL_PID=$!
+    wait_for_200 "$PG_CORRAL_URL/readyz" "corral serve on PostgreSQL" "$PG_CORRAL_PID"
+    say "creating $SEGMENTS segments over HTTP (PostgreSQL)"
+    PG_MID_ID=$(create_segments "$PG_CORRAL_URL" "$PG_SITE_UUID" "$PG_PK" "$PG_SK") \
+        || die "segment creation on PostgreSQL failed (see above)"
+fi
 
 LIST_PATH="/api/v1/fetch/segments"
 ONE_PATH="/api/v1/fetch/segments/$MID_ID"
@@ -175,6 +207,26 @@ for pair in "list:$LIST_PATH" "one:$ONE_PATH"; do
 done
 count=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["data"]))' "$TMP/www/list.json")
 [ "$count" = "$SEGMENTS" ] || die "the list holds $count segments, expected $SEGMENTS"
+# PostgreSQL's answers: the same segments, so the same bytes but for the ids and the times.
+pg_same_shape() { # when
+    local name path code
+    [ "$DATABASE" = postgres ] || return 0
+    for name in list one; do
+        if [ $name = list ]; then path=$LIST_PATH; else path=$PG_ONE_PATH; fi
+        code=$(curl -s -H "$PG_AUTH" -o "$TMP/pg-$name.json" -w '%{http_code}' "$PG_CORRAL_URL$path?site_uuid=$PG_SITE_UUID")
+        [ "$code" = 200 ] || die "PostgreSQL: GET $path answered $code ($1)"
+        python3 - "$TMP/www/$name.json" "$TMP/pg-$name.json" <<'PY' || die "PostgreSQL's answer to GET $path is not SQLite's ($1)"
+import json, re, sys
+def norm(path):
+    text = open(path).read()
+    return re.sub(r'"(created_at|updated_at)":"[^"]*"', '"t":""', re.sub(r'"id":"\d+"', '"id":""', text))
+sys.exit(0 if norm(sys.argv[1]) == norm(sys.argv[2]) else 1)
+PY
+        say "  PostgreSQL $path: $(wc -c <"$TMP/pg-$name.json") bytes, the same segments as SQLite's ($1)"
+    done
+}
+PG_ONE_PATH="/api/v1/fetch/segments/${PG_MID_ID:-}"
+pg_same_shape "before the runs"
 
 # --- nginx: the same bytes as static files ------------------------------------------------
 mkdir -p "$TMP/nginx/logs" "$TMP/nginx/tmp"
@@ -269,6 +321,7 @@ bench_results segments
     echo "wrk: -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency (warm-up ${WARMUP}s each)"
     echo "site: $SEGMENTS segments; single segment id $MID_ID"
     echo "list body: $(wc -c <"$TMP/www/list.json") bytes; one body: $(wc -c <"$TMP/www/one.json") bytes"
+    [ "$DATABASE" != postgres ] || echo "PostgreSQL $PG_VERSION (scripts/postgres.sh), single segment id $PG_MID_ID"
     echo
 } >>"$RESULTS"
 
@@ -296,14 +349,18 @@ print(f"{rps:.2f} {pct(50):.3f} {pct(99):.3f} {','.join(errors) or '-'}")
 PY
 }
 run_wrk() { # endpoint-label server base path round
-    local label=$1 srv=$2 url="$3$4$QUERY" round=$5 out="$TMP/wrk-$1-$2-$5.txt"
+    local label=$1 srv=$2 url="$3$4$QUERY" round=$5 out="$TMP/wrk-$1-$2-$5.txt" auth=$AUTH
+    if [ "$srv" = postgres ]; then
+        url="$3$4?site_uuid=$PG_SITE_UUID"
+        auth=$PG_AUTH
+    fi
     say "round $round, $label on $srv: warm-up ${WARMUP}s, then ${DURATION}s"
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -H "$AUTH" "$url" >"$TMP/warmup.txt" 2>&1 \
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -H "$auth" "$url" >"$TMP/warmup.txt" 2>&1 \
         || die "wrk warm-up failed: $(cat "$TMP/warmup.txt")"
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "$AUTH" "$url" >"$out" 2>&1 \
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "$auth" "$url" >"$out" 2>&1 \
         || die "wrk failed: $(cat "$out")"
     {
-        echo "## round $round, $label on $srv: GET $4$QUERY"
+        echo "## round $round, $label on $srv: GET ${url#"$3"}"
         cat "$out"
         echo
     } >>"$RESULTS"
@@ -317,6 +374,10 @@ for round in $(seq 1 "$ROUNDS"); do
         label=${pair%%:*} path=${pair#*:}
         run_wrk "$label" nginx "$NGINX_URL" "$path" "$round"
         run_wrk "$label" corral "$CORRAL_URL" "$path" "$round"
+        if [ "$DATABASE" = postgres ]; then
+            [ "$label" = list ] || path=$PG_ONE_PATH
+            run_wrk "$label" postgres "$PG_CORRAL_URL" "$path" "$round"
+        fi
     done
 done
 
@@ -324,6 +385,12 @@ RSS_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$CORRAL_PID/status" 2>/dev/null || 
 kill -0 "$CORRAL_PID" 2>/dev/null || die "corral serve is no longer running after the runs"
 say "checking again that both servers answer the same bytes"
 same_bytes "after the runs"
+PG_RSS="?"
+if [ "$DATABASE" = postgres ]; then
+    PG_RSS=$(awk '/^VmHWM:/ { print $2 }' "/proc/$PG_CORRAL_PID/status" 2>/dev/null || echo "?")
+    kill -0 "$PG_CORRAL_PID" 2>/dev/null || die "corral serve on PostgreSQL is no longer running after the runs"
+    pg_same_shape "after the runs"
+fi
 
 # --- report ---------------------------------------------------------------------------
 GOALS="$TMP/goals.txt"
@@ -353,6 +420,19 @@ for label in ("list", "one"):
 print()
 print("Medians over rounds; the ratio is the median of the rounds' ratios (per round: "
       + "; ".join(f"{l} " + ", ".join(f"{r:.0%}" for r in ratios[l]) for l in ("list", "one")) + ").")
+if all("postgres" in runs[label] for label in ("list", "one")):
+    print()
+    print("Corral on PostgreSQL, in the same rounds (no goal is checked on these):")
+    print()
+    print("| endpoint | PostgreSQL req/s | PostgreSQL / SQLite | PostgreSQL / nginx | PostgreSQL p50 | PostgreSQL p99 | SQLite p99 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label in ("list", "one"):
+        by = runs[label]
+        p, c = rows[label]["postgres"], rows[label]["corral"]
+        to_sqlite = median(by["postgres"][r][0] / by["corral"][r][0] for r in by["postgres"])
+        to_nginx = median(by["postgres"][r][0] / by["nginx"][r][0] for r in by["postgres"])
+        print(f"| {names[label]} | {p[0]:,.0f} | {to_sqlite:.0%} | {to_nginx:.0%} | "
+              f"{p[1]:.2f} ms | {p[2]:.2f} ms | {c[2]:.2f} ms |")
 # The goals, on the figures of the table: one line per goal missed.
 ratio_goal, p99_goal, p99_ratio_goal = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[7])
 with open(sys.argv[6], "w") as missed:
@@ -384,7 +464,7 @@ REPORT=$(cat <<EOF
 
 $TABLE
 
-- Corral peak RSS (VmHWM) after the runs: $RSS
+- Corral peak RSS (VmHWM) after the runs: $RSS$([ "$DATABASE" != postgres ] || echo "; Corral on PostgreSQL $PG_VERSION (throwaway cluster, fsync off): $([ "$PG_RSS" = "?" ] && echo "?" || echo "$((PG_RSS / 1024)) MiB")")
 - goal: Corral >= $(python3 -c 'import sys; print(f"{float(sys.argv[1]):.0%}")' "$RATIO_GOAL") of nginx's throughput on both endpoints, Corral p99 < $P99_GOAL_MS ms and <= ${P99_RATIO_GOAL}x nginx's: $([ -s "$GOALS" ] && echo "NOT MET, see below" || echo "met")
 EOF
 )
