@@ -16,7 +16,7 @@
 //! skipped because a request named one that existed).
 
 use super::caps::{Names, count_of, known_keys, site_counts};
-use super::{PgStore, Tx, bulk, log};
+use super::{PgStore, Tx, bulk};
 use crate::audience::apply::{self, Fields, SubscriberState};
 use crate::audience::fold;
 use crate::audience::{
@@ -24,7 +24,6 @@ use crate::audience::{
     TagName,
 };
 use crate::credentials::random_hex_id;
-use crate::storage::changes::IdRanges;
 use crate::storage::{AudienceStore, LogEntry, Page, Result, StorageError, StoredEvent};
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
@@ -151,65 +150,7 @@ impl AudienceStore for PgStore {
         changes: Vec<SubscriberChange>,
         now: i64,
     ) -> Result<Vec<Outcome>> {
-        let mut tx = self.begin_site_write(site_id).await?;
-        let mut outcomes = Vec::with_capacity(changes.len());
-        let mut touched = Vec::new();
-        let mut entry = LogEntry::default();
-        let mut start = 0;
-        while start < changes.len() {
-            let run = changes[start..]
-                .iter()
-                .take_while(|c| fold::can_bulk(c))
-                .count();
-            if run > 0 {
-                let (applied, events) = bulk::apply_run(
-                    &mut tx,
-                    site_id,
-                    &changes[start..start + run],
-                    now,
-                    &self.limits,
-                    &mut touched,
-                )
-                .await?;
-                outcomes.extend(applied);
-                if let Some((first, last)) = events {
-                    entry.add_events(first, last);
-                }
-                start += run;
-                continue;
-            }
-            let change = &changes[start];
-            start += 1;
-            // Only an email change can be refused after it wrote something.
-            let savepoint = change.new_email.is_some();
-            if savepoint {
-                sqlx::query("SAVEPOINT item").execute(&mut *tx).await?;
-            }
-            match apply_one(&mut tx, site_id, change, now, &self.limits).await {
-                Ok((outcome, changed, event)) => {
-                    if savepoint {
-                        sqlx::query("RELEASE item").execute(&mut *tx).await?;
-                    }
-                    outcomes.push(outcome);
-                    touched.extend(changed);
-                    if let Some(id) = event {
-                        entry.add_events(id, id);
-                    }
-                }
-                Err(ItemError::Refused(reason)) => {
-                    if savepoint {
-                        sqlx::query("ROLLBACK TO item").execute(&mut *tx).await?;
-                        sqlx::query("RELEASE item").execute(&mut *tx).await?;
-                    }
-                    outcomes.push(Outcome::Failed(reason));
-                }
-                Err(ItemError::Database(error)) => return Err(error),
-            }
-        }
-        entry.subscribers = IdRanges::from_ids(touched);
-        log::record(&mut tx, site_id, &entry, now).await?;
-        tx.commit().await?;
-        Ok(outcomes)
+        self.groups.apply(self, site_id, changes, now).await
     }
 
     async fn list_tags(
@@ -353,6 +294,73 @@ impl AudienceStore for PgStore {
             })
             .collect())
     }
+}
+
+/// Applies one caller's changes inside a write transaction of the site (in
+/// bulk where [`fold::can_bulk`] allows, else one at a time), adding to
+/// `touched` and `entry` what the change log must name.
+pub(super) async fn apply_in(
+    tx: &mut Tx,
+    site_id: i64,
+    changes: &[SubscriberChange],
+    now: i64,
+    limits: &Limits,
+    touched: &mut Vec<i64>,
+    entry: &mut LogEntry,
+) -> Result<Vec<Outcome>> {
+    let mut outcomes = Vec::with_capacity(changes.len());
+    let mut start = 0;
+    while start < changes.len() {
+        let run = changes[start..]
+            .iter()
+            .take_while(|c| fold::can_bulk(c))
+            .count();
+        if run > 0 {
+            let (applied, events) = bulk::apply_run(
+                tx,
+                site_id,
+                &changes[start..start + run],
+                now,
+                limits,
+                touched,
+            )
+            .await?;
+            outcomes.extend(applied);
+            if let Some((first, last)) = events {
+                entry.add_events(first, last);
+            }
+            start += run;
+            continue;
+        }
+        let change = &changes[start];
+        start += 1;
+        // Only an email change can be refused after it wrote something.
+        let savepoint = change.new_email.is_some();
+        if savepoint {
+            sqlx::query("SAVEPOINT item").execute(&mut **tx).await?;
+        }
+        match apply_one(tx, site_id, change, now, limits).await {
+            Ok((outcome, changed, event)) => {
+                if savepoint {
+                    sqlx::query("RELEASE item").execute(&mut **tx).await?;
+                }
+                outcomes.push(outcome);
+                touched.extend(changed);
+                if let Some(id) = event {
+                    entry.add_events(id, id);
+                }
+            }
+            Err(ItemError::Refused(reason)) => {
+                if savepoint {
+                    sqlx::query("ROLLBACK TO item").execute(&mut **tx).await?;
+                    sqlx::query("RELEASE item").execute(&mut **tx).await?;
+                }
+                outcomes.push(Outcome::Failed(reason));
+            }
+            Err(ItemError::Database(error)) => return Err(error),
+        }
+    }
+    Ok(outcomes)
 }
 
 /// Up to `limit` of `rows` (which hold one more when another page follows),

@@ -18,6 +18,7 @@
 mod audience;
 mod bulk;
 mod caps;
+mod group;
 mod log;
 mod snapshot;
 mod transfer;
@@ -54,6 +55,8 @@ pub struct PgStore {
     pool: PgPool,
     /// The caps every audience write is held to.
     limits: Limits,
+    /// Audience writes of a site, committed in groups.
+    groups: group::Groups,
 }
 
 impl PgStore {
@@ -88,7 +91,11 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(|e| StorageError::Database(redact(&connect_error(e), &url)))?;
-        Ok(Self { pool, limits })
+        Ok(Self {
+            pool,
+            limits,
+            groups: group::Groups::default(),
+        })
     }
 
     /// A write transaction of `site_id`, holding the site's head row (see
