@@ -57,11 +57,13 @@ impl TestApp {
         Self::spawn_in(dir, database_url, settings).await
     }
 
-    /// A server on the database `database_url` names (whichever backend).
+    /// A server on the database `database_url` names (whichever backend),
+    /// with rate limits off.
     pub async fn spawn_on(database_url: String) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let settings = HttpSettings {
             rate_limit_per_minute: 0,
+            stats_rate_limit_per_hour: 0,
             ..HttpSettings::default()
         };
         Self::spawn_in(dir, database_url, settings).await

@@ -644,3 +644,65 @@ async fn concurrent_writers_on_one_database_lose_nothing_and_store_nothing_twice
         .count();
     assert_eq!(purchases, 1);
 }
+
+#[tokio::test]
+async fn every_read_of_a_burst_after_a_write_on_another_server_sees_it() {
+    let Some(url) = fresh_postgres_database().await else {
+        return skipped("bursts of reads");
+    };
+    // Reads of one site that arrive together share one read of its head;
+    // none may share one that began before it arrived. A segment's answer
+    // is cached under the head, so a read that shared an older head would
+    // show the older name.
+    let a = TestApp::spawn_on(url.clone()).await;
+    let b = TestApp::spawn_on(url).await;
+    let site = a.site.clone();
+    let segment = a.create_segment("name 0", json!({})).await;
+    let path = format!("/api/v1/fetch/segments/{}", segment["id"].as_str().unwrap());
+    // Reads of B kept in flight all along, so that every burst arrives while
+    // one that began before the write may still be running.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hammers: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, base, site, stop, path) = (
+                b.client.clone(),
+                b.base.clone(),
+                site.clone(),
+                std::sync::Arc::clone(&stop),
+                path.clone(),
+            );
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = client
+                        .get(format!("{base}{path}?site_uuid={}", site.uuid))
+                        .basic_auth(&site.publishable_key, Some(&site.secret_key))
+                        .send()
+                        .await;
+                }
+            })
+        })
+        .collect();
+    for i in 1..=15 {
+        let name = format!("name {i}");
+        let renamed = a
+            .as_site(&site, Method::PATCH, &path)
+            .json(&json!({"segment": {"name": name}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(renamed.status(), StatusCode::OK);
+        let burst = (0..16).map(|_| b.as_site(&site, Method::GET, &path).send());
+        for answer in futures_util::future::join_all(burst).await {
+            let shown: Value = answer.unwrap().json().await.unwrap();
+            assert_eq!(
+                shown["data"]["attributes"]["name"],
+                name.as_str(),
+                "{shown}"
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for hammer in hammers {
+        hammer.await.unwrap();
+    }
+}
