@@ -22,7 +22,8 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that stands still until told to move; for tests.
+/// A clock that stands still until told to move: for tests, and for work
+/// done as of one moment (a webhook's baselines, at the time of its request).
 #[derive(Debug, Default)]
 pub struct ManualClock(AtomicI64);
 

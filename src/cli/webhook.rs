@@ -6,7 +6,7 @@
 
 use super::{CliError, outln, print_json, site_by_uuid};
 use crate::clock::{Clock, SystemClock, format_ms};
-use crate::http::{delivery_list_body, webhook_body, webhook_list_body};
+use crate::http::{deliveries_limit, delivery_list_body, webhook_body, webhook_list_body};
 use crate::segment::FieldErrors;
 use crate::storage::Store;
 use crate::webhooks::{WebhookError, WebhookInput, Webhooks};
@@ -61,9 +61,9 @@ pub enum WebhookCommand {
         #[arg(long)]
         site: String,
         id: i64,
-        /// How many, newest first.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
+        /// How many, newest first (1 to 100).
+        #[arg(long, default_value = "20")]
+        limit: String,
         #[arg(long)]
         json: bool,
     },
@@ -164,13 +164,8 @@ pub async fn run(
             limit,
             json,
         } => {
-            if !(1..=100).contains(&limit) {
-                return Err(FieldErrors::from(crate::segment::FieldError::new(
-                    "limit",
-                    "must be a number from 1 to 100",
-                ))
-                .into());
-            }
+            let limit = deliveries_limit(Some(&limit))
+                .map_err(|m| FieldErrors::from(crate::segment::FieldError::new("limit", m)))?;
             let site = site_by_uuid(store, &site).await?;
             let deliveries = Webhooks::new(store, &live, false)
                 .deliveries(site.id, id, limit)

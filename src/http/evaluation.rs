@@ -278,14 +278,7 @@ fn parse_count(
     max: usize,
     min: usize,
 ) -> Result<usize, ApiError> {
-    match text {
-        None => Ok(default),
-        Some(t) => t
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| invalid(field, format!("must be a whole number from {min} to {max}"))),
-    }
+    super::extract::whole_number(text, default, min, max).map_err(|m| invalid(field, m))
 }
 
 /// The members of a segment, in a stable order, a page at a time.

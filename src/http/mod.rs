@@ -37,7 +37,7 @@ pub use error::ApiError;
 pub use evaluation::{MatchEnvelope, MatchResult, Preview, PreviewEnvelope};
 pub use export::{MEMBER_CSV_HEADER, member_csv_record};
 pub use subscribers::{EventListEnvelope, EventResource, events_limit};
-pub use webhooks::{delivery_list_body, webhook_body, webhook_list_body};
+pub use webhooks::{deliveries_limit, delivery_list_body, webhook_body, webhook_list_body};
 
 use crate::clock::Clock;
 use crate::storage::Store;

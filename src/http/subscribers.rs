@@ -154,14 +154,7 @@ impl From<StoredEvent> for EventResource {
 
 /// Reads `limit`: 1 to [`MAX_EVENTS`], [`DEFAULT_EVENTS`] when absent.
 pub fn events_limit(text: Option<&str>) -> Result<usize, String> {
-    match text {
-        None => Ok(DEFAULT_EVENTS),
-        Some(t) => t
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_EVENTS).contains(n))
-            .ok_or_else(|| format!("must be a whole number from 1 to {MAX_EVENTS}")),
-    }
+    super::extract::whole_number(text, DEFAULT_EVENTS, 1, MAX_EVENTS)
 }
 
 /// A subscriber's most recent events.

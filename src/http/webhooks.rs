@@ -231,12 +231,8 @@ impl<S: Send + Sync> FromRequestParts<S> for WebhookPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let id = |text: &str| {
-            (!text.is_empty() && text.len() <= 18 && text.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| text.parse::<i64>().ok())
-                .flatten()
-                .filter(|id| *id > 0)
-        };
+        // The same rule as a segment's id: a positive decimal integer.
+        let id = crate::query::ast::segment_id;
         // Nested routers see the path without their prefixes.
         let path = parts.uri.path();
         let rest = path
@@ -444,6 +440,11 @@ pub async fn delete(
     ))
 }
 
+/// How many deliveries to list: 1 to 100, 50 when not said.
+pub fn deliveries_limit(text: Option<&str>) -> Result<usize, String> {
+    super::extract::whole_number(text, 50, 1, 100)
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryParams {
@@ -470,19 +471,8 @@ pub async fn deliveries(
     WebhookPath(id, _): WebhookPath,
     Query(params): Query<DeliveryParams>,
 ) -> Result<Response, ApiError> {
-    let limit = match params.limit.as_deref() {
-        None => 50,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| {
-                ApiError::Invalid(FieldErrors::from(FieldError::new(
-                    "limit",
-                    "must be a number from 1 to 100",
-                )))
-            })?,
-    };
+    let limit = deliveries_limit(params.limit.as_deref())
+        .map_err(|m| ApiError::Invalid(FieldErrors::from(FieldError::new("limit", m))))?;
     let deliveries = service(&state)
         .deliveries(caller.site_id, id, limit)
         .await?;

@@ -278,33 +278,27 @@ impl<'a> Webhooks<'a> {
             .filter(|(site, _)| *site == site_id)
             .map(|(_, w)| w.segment_id)
             .collect();
+        // Worked out at the time of the request that asked for them.
+        let at = crate::clock::ManualClock::new(now);
         let mut baselines = Vec::new();
         for &id in segment_ids.iter().filter(|id| !watched.contains(id)) {
-            let (watch, members) = tracker::work_out(self.store, self.live, site_id, id, &At(now))
-                .await
-                .map_err(|e| match e {
-                    WebhookError::Live(LiveError::NotEvaluable(e)) => WebhookError::Invalid(
-                        FieldError::new(
-                            "segment_ids",
-                            format!("segment {id} cannot be evaluated: {e}"),
-                        )
-                        .into(),
-                    ),
-                    other => other,
-                })?;
+            let segment = self.store.get_segment(site_id, SegmentId(id)).await?;
+            let (watch, members) =
+                tracker::work_out(self.store, self.live, site_id, id, segment.as_ref(), &*at)
+                    .await
+                    .map_err(|e| match e {
+                        WebhookError::Live(LiveError::NotEvaluable(e)) => WebhookError::Invalid(
+                            FieldError::new(
+                                "segment_ids",
+                                format!("segment {id} cannot be evaluated: {e}"),
+                            )
+                            .into(),
+                        ),
+                        other => other,
+                    })?;
             baselines.push(Baseline { watch, members });
         }
         Ok(baselines)
-    }
-}
-
-/// A clock stopped at one moment: a baseline is worked out at the time of
-/// the request that asked for it.
-struct At(i64);
-
-impl crate::clock::Clock for At {
-    fn now_ms(&self) -> i64 {
-        self.0
     }
 }
 

@@ -18,7 +18,7 @@ use super::{WebhookError, watch_of};
 use crate::clock::Clock;
 use crate::clock::format_ms;
 use crate::live::{Live, LiveError};
-use crate::segment::SegmentId;
+use crate::segment::{Segment, SegmentId};
 use crate::storage::webhooks::{Notification, Transition, Watch, WebhookEvent};
 use crate::storage::{Position, StorageError, Store};
 use serde_json::json;
@@ -37,19 +37,17 @@ pub const RECHECK: i64 = 60_000;
 /// it, and the members are worked out again if the snapshot moved while they
 /// were: an event stored "now" by a write that committed after the time was
 /// read would lie in the future of it, outside a window that ends at it.
+/// `segment` is the segment as just read (`None` when it is gone).
 pub async fn work_out(
     store: &Arc<dyn Store>,
     live: &Live,
     site_id: i64,
     segment_id: i64,
+    segment: Option<&Segment>,
     clock: &dyn Clock,
 ) -> Result<(Watch, Vec<i64>), WebhookError> {
-    let segment = store.get_segment(site_id, SegmentId(segment_id)).await?;
-    let (version, kept) = segment
-        .as_ref()
-        .map_or((0, false), |s| (s.version, s.is_kept()));
+    let (version, kept) = state_of(segment);
     let parsed = segment
-        .as_ref()
         .filter(|_| kept)
         .and_then(|s| crate::query::parse(s.query.as_str()).ok());
     let Some(query) = parsed else {
@@ -74,6 +72,11 @@ pub async fn work_out(
             return Ok((watch_of(segment_id, seq, now, version, true), members));
         }
     }
+}
+
+/// A segment's version, and whether it is kept (a segment gone is neither).
+fn state_of(segment: Option<&Segment>) -> (i64, bool) {
+    segment.map_or((0, false), |s| (s.version, s.is_kept()))
 }
 
 /// A watch's members as last read or written: (site, segment) → (the watch
@@ -160,9 +163,7 @@ impl Tracker {
             .store
             .get_segment(site_id, SegmentId(from.segment_id))
             .await?;
-        let (version, kept) = segment
-            .as_ref()
-            .map_or((0, false), |s| (s.version, s.is_kept()));
+        let (version, kept) = state_of(segment.as_ref());
         let due = from.seq < head.seq
             || from.version != version
             || from.kept != kept
@@ -170,7 +171,15 @@ impl Tracker {
         if !due {
             return Ok(false);
         }
-        let (to, members) = work_out(&self.store, live, site_id, from.segment_id, clock).await?;
+        let (to, members) = work_out(
+            &self.store,
+            live,
+            site_id,
+            from.segment_id,
+            segment.as_ref(),
+            clock,
+        )
+        .await?;
         let now = to.checked_at;
         let before = self.stored_members(site_id, from).await?;
         let (added, removed) = difference(&before, &members);

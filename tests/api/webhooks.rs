@@ -876,3 +876,94 @@ async fn of_several_servers_exactly_one_writes_each_change() {
     assert_eq!(said.len(), 1, "{said:?}");
     assert_eq!(said[0]["reason"], "data");
 }
+
+#[tokio::test]
+async fn malformed_webhook_requests_are_refused_field_by_field_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let mine = app.create_segment("mine", json!({})).await;
+    for (body, field, message) in [
+        (
+            json!({"webhook": {"url": 7, "segment_ids": [mine["id"]]}}),
+            "url",
+            "must be a string",
+        ),
+        (
+            json!({"webhook": {"url": "https://1.1.1.1/", "segment_ids": [1]}}),
+            "segment_ids",
+            "must be an array of string ids",
+        ),
+        (
+            json!({"webhook": {"url": "https://1.1.1.1/", "segment_ids": ["x"]}}),
+            "segment_ids",
+            "must be segment ids",
+        ),
+        (
+            json!({"webhook": {"url": "https://1.1.1.1/", "segment_ids": [mine["id"]], "events": "all"}}),
+            "events",
+            "must be an array of strings",
+        ),
+        (
+            json!({"webhook": {"url": "https://1.1.1.1/", "segment_ids": [mine["id"]], "disabled": "no"}}),
+            "disabled",
+            "must be true or false",
+        ),
+        (
+            json!({"webhook": {"url": "https://1.1.1.1/", "segment_ids": [mine["id"]], "colour": 1}}),
+            "colour",
+            "is not a known field",
+        ),
+        (json!({"hook": {}}), "hook", "is not a known field"),
+    ] {
+        let refused = app
+            .send_json(Method::POST, "/api/v1/fetch/webhooks", &body)
+            .await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let errors: Value = refused.json().await.unwrap();
+        assert!(
+            errors["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["field"] == field && e["message"] == message),
+            "{body}: {errors}"
+        );
+    }
+    let listed: Value = app
+        .get("/api/v1/fetch/webhooks")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"], json!([]));
+    let made: Value = app
+        .send_json(
+            Method::POST,
+            "/api/v1/fetch/webhooks",
+            &json!({"webhook": {"url": "https://1.1.1.1/", "segment_ids": [mine["id"]]}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!(
+        "/api/v1/fetch/webhooks/{}/deliveries",
+        made["data"]["id"].as_str().unwrap()
+    );
+    for limit in ["0", "101", "x"] {
+        assert_invalid(
+            app.get(&format!("{path}?limit={limit}")).await,
+            &[("limit", "must be a whole number from 1 to 100")],
+        )
+        .await;
+    }
+    let retry = format!(
+        "/api/v1/fetch/webhooks/{}/deliveries/999/retry",
+        made["data"]["id"].as_str().unwrap()
+    );
+    assert_json(
+        app.send_json(Method::POST, &retry, &json!({})).await,
+        StatusCode::NOT_FOUND,
+        json!({"error": "Delivery not found"}),
+    )
+    .await;
+}
