@@ -226,6 +226,27 @@ impl Segment {
         let query_differs = patch.query.as_ref().is_some_and(|q| *q != self.query);
         name_differs || description_differs || query_differs
     }
+
+    /// The name, description and query the segment has once `patch` is
+    /// applied (what is not in the patch stays), for a backend to store.
+    pub fn patched<'a>(
+        &'a self,
+        patch: &'a SegmentPatch,
+    ) -> (String, Option<String>, &'a RawQuery) {
+        let name = patch
+            .name
+            .as_ref()
+            .map_or(self.name.clone(), |n| n.as_str().to_owned());
+        let description = match &patch.description {
+            Some(d) => d.as_ref().map(|d| d.as_str().to_owned()),
+            None => self.description.clone(),
+        };
+        (
+            name,
+            description,
+            patch.query.as_ref().unwrap_or(&self.query),
+        )
+    }
 }
 
 /// Which segments a listing shows.

@@ -549,15 +549,7 @@ impl Store for PgStore {
         if let Some(query) = &patch.query {
             check_references(&mut tx, site_id, Some(id), query).await?;
         }
-        let name = patch
-            .name
-            .as_ref()
-            .map_or(current.name.clone(), |n| n.as_str().to_owned());
-        let description = match &patch.description {
-            Some(d) => d.as_ref().map(|d| d.as_str().to_owned()),
-            None => current.description.clone(),
-        };
-        let query = patch.query.as_ref().unwrap_or(&current.query);
+        let (name, description, query) = current.patched(patch);
         if name_in_use(&mut tx, site_id, &name_key(&name), Some(id)).await? {
             return Err(StorageError::NameTaken);
         }

@@ -477,15 +477,7 @@ impl Store for SqliteStore {
         if let Some(query) = &patch.query {
             check_references(&mut tx, site_id, Some(id), query).await?;
         }
-        let name = patch
-            .name
-            .as_ref()
-            .map_or(current.name.clone(), |n| n.as_str().to_owned());
-        let description = match &patch.description {
-            Some(d) => d.as_ref().map(|d| d.as_str().to_owned()),
-            None => current.description.clone(),
-        };
-        let query = patch.query.as_ref().unwrap_or(&current.query);
+        let (name, description, query) = current.patched(patch);
         sqlx::query(
             "UPDATE segments SET name = $1, name_key = $2, description = $3, query = $4,
              updated_at = $5, version = version + 1 WHERE id = $6",
