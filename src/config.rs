@@ -17,6 +17,7 @@
 //! header_read_timeout_secs = 10
 //! keep_alive_timeout_secs = 60
 //! max_connections = 10000
+//! preload = ["all"]       # or site uuids: read at start, kept resident
 //! ```
 
 use serde::Deserialize;
@@ -39,6 +40,7 @@ pub struct FileConfig {
     pub header_read_timeout_secs: Option<u64>,
     pub keep_alive_timeout_secs: Option<u64>,
     pub max_connections: Option<usize>,
+    pub preload: Option<Vec<String>>,
 }
 
 /// How `serve` writes its logs.
@@ -102,10 +104,12 @@ mod tests {
             request_timeout_secs = 5
             log_format = "json"
             log_level = "debug"
+            preload = ["all"]
             "#,
         )
         .unwrap();
         assert_eq!(config.listen.as_deref(), Some("0.0.0.0:9000"));
+        assert_eq!(config.preload, Some(vec!["all".to_owned()]));
         assert_eq!(config.rate_limit_per_minute, Some(0));
         assert_eq!(config.log_format, Some(LogFormat::Json));
     }

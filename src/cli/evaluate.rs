@@ -77,9 +77,10 @@ fn not_evaluable(e: crate::live::LiveError) -> CliError {
 /// `checkpoints` when there are any (and brings them up to the database's
 /// position, as the server does), never writes them.
 pub fn live(store: &Arc<dyn Store>, checkpoints: Option<PathBuf>) -> Live {
-    let heads = Arc::new(Heads::new(Arc::clone(store)));
+    let feed: Arc<dyn crate::storage::ChangeFeed> = store.clone();
+    let heads = Arc::new(Heads::new(Arc::clone(&feed)));
     Live::with_heads(
-        Arc::clone(store),
+        feed,
         heads,
         checkpoints.map(|dir| CheckpointSettings { dir, write: false }),
     )

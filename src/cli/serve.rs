@@ -66,6 +66,11 @@ pub struct ServeArgs {
     /// (refused otherwise, when saved and at every delivery)
     #[arg(long, env = "CORRAL_ALLOW_PRIVATE_WEBHOOK_TARGETS")]
     allow_private_webhook_targets: bool,
+    /// Sites to read at start and keep in memory: "all", or site UUIDs
+    /// (separated by spaces or commas); /readyz answers 503 until they are
+    /// read
+    #[arg(long, env = "CORRAL_PRELOAD", num_args = 1.., value_delimiter = ',')]
+    preload: Vec<String>,
 }
 
 pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(), CliError> {
@@ -121,6 +126,12 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
     // server gracefully.
     let shutdown = http::shutdown_signal();
     let store = super::open(database).await?;
+    let preload = if args.preload.is_empty() {
+        file.preload.clone().unwrap_or_default()
+    } else {
+        args.preload
+    };
+    let preload = preload_sites(&store, &preload).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {listen}: {e}")))?;
@@ -133,9 +144,24 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
     tracing::info!(%address, database = %redact(database), rate_limit_per_minute = settings.rate_limit_per_minute, "corral listening");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = AppState::new(store, Arc::clone(&clock), settings);
+    if !preload.is_empty() {
+        tracing::info!(
+            sites = preload.len(),
+            "preloading: /readyz answers 503 until these sites are read"
+        );
+    }
+    state.start_preload(preload);
     // Sites with checkpoints are read before the first request asks.
     let warm = state.clone();
     tokio::spawn(async move { warm.live.warm_up().await });
+    // Reads in flight stop as soon as the server is asked to: the requests
+    // waiting for them are answered 503 at once instead of holding the
+    // shutdown up.
+    let stopping = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.live.stop();
+    };
     let upkeep = state.clone();
     let maintenance = tokio::spawn(async move {
         let mut every = tokio::time::interval(MAINTENANCE_EVERY);
@@ -159,6 +185,43 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
     state.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The sites `--preload` names (id and uuid): every site for `all`, else
+/// each UUID, which must name a site.
+async fn preload_sites(
+    store: &Arc<dyn Store>,
+    names: &[String],
+) -> Result<Vec<(i64, String)>, CliError> {
+    let names: Vec<&str> = names
+        .iter()
+        .flat_map(|n| n.split_whitespace())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.contains(&"all") {
+        if names.len() > 1 {
+            return Err(CliError::Usage(
+                "--preload takes \"all\" or site UUIDs, not both".into(),
+            ));
+        }
+        return Ok(store
+            .list_sites()
+            .await?
+            .into_iter()
+            .map(|site| (site.id, site.uuid))
+            .collect());
+    }
+    let mut sites = Vec::with_capacity(names.len());
+    for uuid in names {
+        let site = store
+            .find_site(uuid)
+            .await?
+            .ok_or_else(|| CliError::Usage(format!("--preload: no site has the UUID {uuid:?}")))?;
+        if !sites.iter().any(|(id, _)| *id == site.id) {
+            sites.push((site.id, site.uuid));
+        }
+    }
+    Ok(sites)
 }
 
 /// How often watched segments are worked out again, and the outbox looked at.

@@ -74,6 +74,15 @@ pub enum ApiError {
     /// 503 `{"error":"Request timed out"}`: the request ran past its timeout.
     #[error("request timed out")]
     Timeout,
+    /// 503 `{"error":"The site's audience is being loaded (42% read); try
+    /// again in 18 s"}` with `Retry-After` in seconds: the request ran past
+    /// its timeout waiting for its site's audience to be read. The read goes
+    /// on without it.
+    #[error("{message}")]
+    Loading {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// 503 `{"error":"Service Unavailable"}`: the database does not answer.
     #[error("not ready: {0}")]
     NotReady(String),
@@ -100,7 +109,9 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Timeout | Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout | Self::Loading { .. } | Self::NotReady(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -130,6 +141,7 @@ impl ApiError {
             Self::Invalid(_) => "Unprocessable Entity".into(),
             Self::RateLimited { .. } => "Too Many Requests".into(),
             Self::Timeout => "Request timed out".into(),
+            Self::Loading { message, .. } => message.clone(),
             Self::NotReady(_) => "Service Unavailable".into(),
             Self::Internal(_) => "Internal Server Error".into(),
         }
@@ -223,7 +235,10 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Basic realm=\"corral\""),
                 );
             }
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs }
+            | Self::Loading {
+                retry_after_secs, ..
+            } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             // A database restarting is usually back within seconds.
@@ -236,9 +251,80 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// The answer to a request whose time ran out while it waited for its
+    /// site's audience to be read: when to come back, from the read's pace
+    /// so far (at least a second; as long as it has taken so far when
+    /// nothing tells the pace yet).
+    pub fn loading(loading: &crate::live::Loading) -> Self {
+        let progress = &loading.progress;
+        let wait = progress.remaining().unwrap_or(progress.elapsed);
+        let retry_after_secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let message = match progress.share() {
+            Some(share) => format!(
+                "The site's audience is being loaded ({}% read); try again in {retry_after_secs} s",
+                (share * 100.0).floor() as u64
+            ),
+            None => {
+                format!("The site's audience is being loaded; try again in {retry_after_secs} s")
+            }
+        };
+        Self::Loading {
+            message,
+            retry_after_secs,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::progress::{ProgressReport, Stage};
+    use std::time::Duration;
+
+    fn loading(read: u64, expected: Option<u64>, secs: f64) -> ApiError {
+        ApiError::loading(&crate::live::Loading {
+            site_id: 1,
+            progress: ProgressReport {
+                stage: Stage::Events,
+                elapsed: Duration::from_secs_f64(secs),
+                read,
+                expected,
+            },
+        })
+    }
+
+    #[test]
+    fn a_request_waiting_for_a_read_learns_when_to_come_back() {
+        let ApiError::Loading {
+            message,
+            retry_after_secs,
+        } = loading(250, Some(1000), 10.0)
+        else {
+            panic!("not a loading answer");
+        };
+        assert_eq!(retry_after_secs, 30);
+        assert_eq!(
+            message,
+            "The site's audience is being loaded (25% read); try again in 30 s"
+        );
+        let response = loading(250, Some(1000), 10.0).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "30");
+    }
+
+    #[test]
+    fn retry_after_is_at_least_a_second_and_falls_back_to_the_time_taken() {
+        let retry = |e: ApiError| match e {
+            ApiError::Loading {
+                retry_after_secs, ..
+            } => retry_after_secs,
+            _ => panic!("not a loading answer"),
+        };
+        assert_eq!(retry(loading(999, Some(1000), 0.2)), 1);
+        assert_eq!(retry(loading(0, Some(1000), 4.5)), 5);
+        assert_eq!(retry(loading(10, None, 0.0)), 1);
+    }
 
     #[test]
     fn duplicate_keys_name_the_key_and_its_object() {

@@ -40,7 +40,7 @@ pub use subscribers::{EventListEnvelope, EventResource, events_limit};
 pub use webhooks::{deliveries_limit, delivery_list_body, webhook_body, webhook_list_body};
 
 use crate::clock::Clock;
-use crate::storage::Store;
+use crate::storage::{ChangeFeed, Store};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{MatchedPath, Request, State};
@@ -118,24 +118,47 @@ pub struct Shared {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: HttpSettings) -> Self {
+        let feed: Arc<dyn ChangeFeed> = store.clone();
+        Self::with_feed(store, feed, clock, settings)
+    }
+
+    /// The same, with the snapshots and heads read through `feed` rather
+    /// than `store` itself (the same database, seen through a wrapper: tests
+    /// hold reads back with it).
+    pub fn with_feed(
+        store: Arc<dyn Store>,
+        feed: Arc<dyn ChangeFeed>,
+        clock: Arc<dyn Clock>,
+        settings: HttpSettings,
+    ) -> Self {
         let limits = RateLimits::new(
             settings.rate_limit_per_minute,
             settings.stats_rate_limit_per_hour,
         );
-        let heads = Arc::new(crate::live::Heads::new(Arc::clone(&store)));
+        let heads = Arc::new(crate::live::Heads::new(Arc::clone(&feed)));
         Self(Arc::new(Shared {
-            live: crate::live::Live::with_heads(
-                Arc::clone(&store),
-                heads,
-                settings.checkpoints.clone(),
-            )
-            .with_limits(settings.eval_limits),
+            live: crate::live::Live::with_heads(feed, heads, settings.checkpoints.clone())
+                .with_limits(settings.eval_limits),
             store,
             clock,
             settings,
             limits,
             cache: cache::ReadCache::default(),
         }))
+    }
+}
+
+impl AppState {
+    /// Reads `sites` (id and uuid) in the background, from their checkpoints
+    /// where they have one, and keeps them resident; `/readyz` is 503 until
+    /// all of them are.
+    pub fn start_preload(&self, sites: Vec<(i64, String)>) {
+        if sites.is_empty() {
+            return;
+        }
+        self.live.set_preload(sites);
+        let state = self.clone();
+        tokio::spawn(async move { state.live.preload().await });
     }
 }
 
@@ -271,11 +294,36 @@ fn request_span(request: &Request) -> tracing::Span {
     tracing::info_span!("request", method = %request.method(), route, request_id)
 }
 
-/// Answers 503 when a request runs past the configured timeout.
+/// Answers 503 when a request runs past the configured timeout: with
+/// `Retry-After` and how far the read is when it was waiting for its site's
+/// audience to be read (the read goes on without it).
 async fn timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(state.settings.request_timeout, next.run(request)).await {
+    let note = crate::live::WaitNote::default();
+    let answer = tokio::time::timeout(
+        state.settings.request_timeout,
+        note.scope(next.run(request)),
+    )
+    .await;
+    match answer {
         Ok(response) => response,
-        Err(_) => ApiError::Timeout.into_response(),
+        Err(_) => match note.loading() {
+            Some(loading) => {
+                let error = ApiError::loading(&loading);
+                let progress = &loading.progress;
+                tracing::warn!(
+                    site_id = loading.site_id,
+                    stage = progress.stage.name(),
+                    unit = progress.stage.unit(),
+                    read = progress.read,
+                    expected = progress.expected,
+                    seconds = progress.elapsed.as_secs_f64(),
+                    %error,
+                    "request timed out while its site's audience is being loaded"
+                );
+                error.into_response()
+            }
+            None => ApiError::Timeout.into_response(),
+        },
     }
 }
 

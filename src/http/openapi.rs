@@ -73,6 +73,8 @@ use utoipa::{Modify, OpenApi};
         wire::SegmentListEnvelope,
         wire::ErrorBody,
         wire::ValidationErrorBody,
+        health::NotReadyBody,
+        health::PreloadedSite,
     )),
     modifiers(&BasicAuth, &Edge),
     tags(

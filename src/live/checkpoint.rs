@@ -22,7 +22,8 @@
 use super::CheckpointSettings;
 use crate::query::eval::Audience;
 use crate::query::eval::persist::{Decoder, Encoder};
-use crate::storage::{Position, StorageError, Store};
+use crate::storage::progress::{ReadProgress, Stage};
+use crate::storage::{ChangeFeed, Position, StorageError};
 use crc::{CRC_32_ISCSI, Crc, Digest, Table};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -63,7 +64,7 @@ pub enum CheckpointError {
 /// Where a store's checkpoints are kept.
 #[derive(Clone)]
 pub struct Checkpoints {
-    store: Arc<dyn Store>,
+    store: Arc<dyn ChangeFeed>,
     pub settings: CheckpointSettings,
     database_id: Arc<OnceLock<String>>,
 }
@@ -122,25 +123,31 @@ type FileEncoder = Encoder<BufWriter<Checked<File>>>;
 
 /// A checkpoint being written: the caller writes the audience's parts
 /// through [`CheckpointWriter::encoder`], then [`CheckpointWriter::finish`].
+/// Until then the file has a temporary name; a writer dropped before it
+/// finished (an error, the server stopping) removes it, so a checkpoint is
+/// in place whole or not at all.
 pub struct CheckpointWriter {
-    encoder: FileEncoder,
+    /// `None` once finished.
+    encoder: Option<FileEncoder>,
     temp: PathBuf,
     path: PathBuf,
 }
 
 impl CheckpointWriter {
     pub fn encoder(&mut self) -> &mut FileEncoder {
-        &mut self.encoder
+        self.encoder
+            .as_mut()
+            .expect("a writer is used until it finishes")
     }
 
     /// Seals, syncs and puts the file in place.
-    pub fn finish(self) -> io::Result<()> {
+    pub fn finish(mut self) -> io::Result<()> {
+        let encoder = self.encoder.take().expect("a writer finishes once");
         let Checked {
             inner: mut file,
             digest,
             ..
-        } = self
-            .encoder
+        } = encoder
             .into_inner()
             .into_inner()
             .map_err(|e| e.into_error())?;
@@ -154,13 +161,39 @@ impl CheckpointWriter {
     }
 
     /// Abandons the file.
-    pub fn discard(self) {
-        let _ = std::fs::remove_file(&self.temp);
+    pub fn discard(self) {}
+}
+
+impl Drop for CheckpointWriter {
+    fn drop(&mut self) {
+        if self.encoder.take().is_some() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Reads a checkpoint file for a job: counts the bytes into the job's
+/// progress, and fails the read at the next block once the server stops
+/// (decoding runs on a blocking thread, which nothing else can stop).
+struct Watched<R> {
+    inner: R,
+    progress: Arc<ReadProgress>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl<R: Read> Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if *self.stopping.borrow() {
+            return Err(io::Error::other("the server is shutting down"));
+        }
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
     }
 }
 
 impl Checkpoints {
-    pub fn new(store: Arc<dyn Store>, settings: CheckpointSettings) -> Self {
+    pub fn new(store: Arc<dyn ChangeFeed>, settings: CheckpointSettings) -> Self {
         Self {
             store,
             settings,
@@ -243,17 +276,20 @@ impl Checkpoints {
         encoder.u32(VERSION)?;
         encoder.str(&header)?;
         Ok(CheckpointWriter {
-            encoder,
+            encoder: Some(encoder),
             temp,
             path,
         })
     }
 
     /// The site's checkpoint, if there is one this database can use: the
-    /// audience and the position it reflects.
+    /// audience and the position it reflects. `progress` counts its bytes;
+    /// the read stops at the next block once `stopping` says so.
     pub async fn read(
         &self,
         site_id: i64,
+        progress: &Arc<ReadProgress>,
+        stopping: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Option<(Position, Audience)>, CheckpointError> {
         let path = self.path(site_id);
         let file = match File::open(&path) {
@@ -262,7 +298,15 @@ impl Checkpoints {
             Err(e) => return Err(e.into()),
         };
         let database_id = self.database_id().await?;
-        let (header, audience) = tokio::task::spawn_blocking(move || decode(file))
+        let length = file.metadata()?.len();
+        progress.stage(Stage::Checkpoint);
+        progress.expect(length);
+        let watched = Watched {
+            inner: file,
+            progress: Arc::clone(progress),
+            stopping,
+        };
+        let (header, audience) = tokio::task::spawn_blocking(move || decode(watched, length))
             .await
             .map_err(|e| CheckpointError::Unusable(format!("reading failed: {e}")))??;
         if header.database_id != database_id || header.site_id != site_id {
@@ -297,9 +341,9 @@ impl Checkpoints {
     }
 }
 
-fn decode(file: File) -> Result<(Header, Audience), CheckpointError> {
+fn decode(file: impl Read, length: u64) -> Result<(Header, Audience), CheckpointError> {
     // Everything but the last four bytes (the CRC itself) is checked.
-    let checked = file.metadata()?.len().saturating_sub(4);
+    let checked = length.saturating_sub(4);
     let mut d = Decoder::new(BufReader::with_capacity(
         1 << 20,
         Checked::new(file, checked),

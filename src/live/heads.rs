@@ -15,7 +15,7 @@
 //! flight at a time. Either way, a head answered here reflects every commit
 //! completed before the call began.
 
-use crate::storage::{Signal, SiteHead, StorageError, Store};
+use crate::storage::{ChangeFeed, Signal, SiteHead, StorageError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 const MAX_SITES: usize = 100_000;
 
 pub struct Heads {
-    store: Arc<dyn Store>,
+    store: Arc<dyn ChangeFeed>,
     known: RwLock<HashMap<i64, (Signal, SiteHead)>>,
     /// Without a signal: each site's shared reads.
     reads: Mutex<HashMap<i64, Arc<SiteReads>>>,
@@ -44,7 +44,7 @@ struct SiteReads {
 }
 
 impl Heads {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn ChangeFeed>) -> Self {
         Self {
             store,
             known: RwLock::new(HashMap::new()),

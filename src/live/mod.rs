@@ -29,30 +29,45 @@
 //! the snapshot as queries ask for them, and kept current from then on.
 //! Relative times are resolved against the `now` the caller passes, the time
 //! of the request.
+//!
+//! Every read of a site runs in a task of the site's own, one at a time,
+//! and finishes whatever happens to the requests waiting for it (`site.rs`):
+//! work paid for is never thrown away. A request whose time runs out while
+//! it waits learns how far the read is ([`wait`]). Sites named to be
+//! preloaded are read at start, in the background, and kept resident;
+//! `/readyz` waits for them ([`Live::preload_report`]).
 
 pub mod checkpoint;
 mod heads;
 mod lanes;
 pub mod membership;
 mod site;
+pub mod wait;
 
 pub use heads::Heads;
-pub use site::{Resident, SiteStats};
+pub use site::{JobReport, Resident, SiteStats};
+pub use wait::{Loading, WaitNote};
 
 use crate::audience::AudienceCounts;
 use crate::query::Query;
+use crate::query::ast::DetailPath;
 use crate::query::eval::cost::{self, Limits};
 use crate::query::eval::{self, Audience, Cancel, EvalError, Explanation};
-use crate::storage::{Position, StorageError, Store};
+use crate::storage::{ChangeFeed, Position, StorageError};
 use fixedbitset::FixedBitSet;
 use site::SiteLive;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::OwnedRwLockReadGuard;
+use tokio::sync::{OwnedRwLockReadGuard, watch};
 
-/// How many sites' snapshots are kept in memory at once.
+/// How many sites' snapshots are kept in memory at once, besides the
+/// preloaded ones (which are kept whatever else is asked for).
 const SNAPSHOTS_KEPT: usize = 4;
+
+/// How long a preload waits before trying a site whose read failed again.
+const PRELOAD_RETRY: Duration = Duration::from_secs(5);
 
 /// How long change-log entries are kept: a snapshot (or a checkpoint) older
 /// than this is read again from scratch.
@@ -139,14 +154,62 @@ pub struct CheckpointSettings {
     pub write: bool,
 }
 
+/// What a site's reads read from, and when to stop: shared by the jobs of
+/// every site.
+#[derive(Clone)]
+pub(crate) struct Loader {
+    feed: Arc<dyn ChangeFeed>,
+    checkpoints: Option<checkpoint::Checkpoints>,
+    /// True once the server stops.
+    stopping: watch::Receiver<bool>,
+}
+
+impl Loader {
+    /// Resolves once the server stops.
+    async fn stopped(&self) {
+        let mut stopping = self.stopping.clone();
+        if stopping.wait_for(|&s| s).await.is_err() {
+            // Nobody can stop it any more: never.
+            std::future::pending::<()>().await;
+        }
+    }
+
+    fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+}
+
+/// A site named to be read at start and kept resident.
+#[derive(Debug, Clone)]
+struct Preloaded {
+    site_id: i64,
+    uuid: String,
+    /// Why its last read failed, while it has not succeeded since.
+    error: Option<String>,
+}
+
+/// Where one preloaded site stands, for `/readyz`.
+#[derive(Debug, Clone)]
+pub struct PreloadReport {
+    pub site_id: i64,
+    pub site_uuid: String,
+    pub resident: bool,
+    /// The read in flight, if any.
+    pub job: Option<JobReport>,
+    /// Why the last read failed (it is tried again).
+    pub error: Option<String>,
+}
+
 /// Evaluates queries against a store, keeping recent sites' snapshots
 /// resident and current.
 pub struct Live {
-    store: Arc<dyn Store>,
     heads: Arc<Heads>,
     /// Most recently used last.
     sites: Mutex<Vec<Arc<SiteLive>>>,
-    checkpoints: Option<checkpoint::Checkpoints>,
+    loader: Loader,
+    stop: watch::Sender<bool>,
+    /// Sites read at start and never dropped, in the order named.
+    preloaded: Mutex<Vec<Preloaded>>,
     limits: Limits,
     lanes: lanes::Lanes,
 }
@@ -162,23 +225,30 @@ impl Drop for CancelOnDrop {
 }
 
 impl Live {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        let heads = Arc::new(Heads::new(Arc::clone(&store)));
-        Self::with_heads(store, heads, None)
+    pub fn new(feed: Arc<dyn ChangeFeed>) -> Self {
+        let heads = Arc::new(Heads::new(Arc::clone(&feed)));
+        Self::with_heads(feed, heads, None)
     }
 
     /// A `Live` sharing `heads` with other users of the store (the HTTP
     /// caches), keeping checkpoints as `checkpoints` says.
     pub fn with_heads(
-        store: Arc<dyn Store>,
+        feed: Arc<dyn ChangeFeed>,
         heads: Arc<Heads>,
         checkpoints: Option<CheckpointSettings>,
     ) -> Self {
+        let (stop, stopping) = watch::channel(false);
         Self {
-            checkpoints: checkpoints.map(|c| checkpoint::Checkpoints::new(Arc::clone(&store), c)),
-            store,
+            loader: Loader {
+                checkpoints: checkpoints
+                    .map(|c| checkpoint::Checkpoints::new(Arc::clone(&feed), c)),
+                feed,
+                stopping,
+            },
+            stop,
             heads,
             sites: Mutex::new(Vec::new()),
+            preloaded: Mutex::new(Vec::new()),
             limits: Limits::default(),
             lanes: lanes::Lanes::new(),
         }
@@ -194,6 +264,14 @@ impl Live {
         &self.heads
     }
 
+    fn is_preloaded(&self, site_id: i64) -> bool {
+        self.preloaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|p| p.site_id == site_id)
+    }
+
     fn site(&self, site_id: i64) -> Arc<SiteLive> {
         let mut sites = self.sites.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = sites.iter().position(|s| s.site_id == site_id) {
@@ -201,12 +279,32 @@ impl Live {
             sites.push(Arc::clone(&site));
             return site;
         }
-        if sites.len() >= SNAPSHOTS_KEPT {
-            sites.remove(0);
+        let preloaded: Vec<i64> = self
+            .preloaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|p| p.site_id)
+            .collect();
+        // The least recently used site that was not preloaded makes room.
+        let others = sites
+            .iter()
+            .filter(|s| !preloaded.contains(&s.site_id))
+            .count();
+        if others >= SNAPSHOTS_KEPT
+            && let Some(i) = sites.iter().position(|s| !preloaded.contains(&s.site_id))
+        {
+            sites.remove(i);
         }
         let site = Arc::new(SiteLive::new(site_id));
         sites.push(Arc::clone(&site));
         site
+    }
+
+    /// The site's entry, if it has one (resident, or being read).
+    fn known_site(&self, site_id: i64) -> Option<Arc<SiteLive>> {
+        let sites = self.sites.lock().unwrap_or_else(|e| e.into_inner());
+        sites.iter().find(|s| s.site_id == site_id).cloned()
     }
 
     /// Makes the site's catch-ups drop changes to subscribers already held.
@@ -219,51 +317,32 @@ impl Live {
 
     /// Counters of one site's snapshot, if it is resident.
     pub fn site_stats(&self, site_id: i64) -> Option<SiteStats> {
-        let sites = self.sites.lock().unwrap_or_else(|e| e.into_inner());
-        sites
-            .iter()
-            .find(|s| s.site_id == site_id)
-            .map(|s| s.stats())
+        self.known_site(site_id).map(|s| s.stats())
     }
 
     /// The site's snapshot, brought up to the site's head as of this call.
     pub async fn resident(&self, site_id: i64) -> Result<ResidentGuard, StorageError> {
         let site = self.site(site_id);
         let head = self.heads.current(site_id).await?;
-        site.current(&self.store, self.checkpoints.as_ref(), head.seq)
-            .await
+        site.current(&self.loader, head.seq).await
     }
 
-    /// Reads the detail columns `query` and the segments it refers to need.
-    async fn prepare(&self, resident: &Resident, query: &Query) -> Result<(), StorageError> {
-        let mut queries = vec![query];
-        let mut seen = Vec::new();
-        let mut i = 0;
-        while i < queries.len() {
-            for id in queries[i].segment_refs() {
-                if !seen.contains(&id) {
-                    seen.push(id);
-                    if let Some(q) = resident.segments.get(&id) {
-                        queries.push(q);
-                    }
-                }
+    /// The site's snapshot, current as of this call and holding the detail
+    /// columns `query` and the segments it refers to need (read, in a job
+    /// of the site's, if it lacked any).
+    async fn ready(&self, site_id: i64, query: &Query) -> Result<ResidentGuard, StorageError> {
+        loop {
+            let resident = self.resident(site_id).await?;
+            let missing = missing_details(&resident, query);
+            if missing.is_empty() {
+                return Ok(resident);
             }
-            i += 1;
-        }
-        let audience = &resident.audience;
-        for (kind, path) in audience.missing_details(&queries) {
-            let mut values = self
-                .store
-                .load_details(resident.site_id, &kind, &path)
+            // Never wait holding the snapshot: the job could not add to it.
+            drop(resident);
+            self.site(site_id)
+                .read_details(&self.loader, missing)
                 .await?;
-            values.truncate(audience.event_count_of(&kind));
-            if !audience.add_details(&kind, path, values) {
-                return Err(StorageError::ReadFailed(format!(
-                    "event details of {kind:?} no longer line up with the snapshot"
-                )));
-            }
         }
-        Ok(())
     }
 
     /// The site's snapshot, ready for `query` (its detail columns read),
@@ -274,8 +353,7 @@ impl Live {
         site_id: i64,
         query: &Query,
     ) -> Result<(ResidentGuard, lanes::Permit), LiveError> {
-        let resident = self.resident(site_id).await?;
-        self.prepare(&resident, query).await?;
+        let resident = self.ready(site_id, query).await?;
         let cost = cost::estimate(&resident.audience, query, &resident.segments);
         cost.check(&resident.audience, &self.limits)
             .map_err(EvalError::TooExpensive)?;
@@ -286,18 +364,14 @@ impl Live {
         // Never queue holding the snapshot: it could not move meanwhile.
         drop(resident);
         let permit = self.lanes.admit(site_id, heavy).await;
-        let resident = self.resident(site_id).await?;
-        self.prepare(&resident, query).await?;
+        let resident = self.ready(site_id, query).await?;
         Ok((resident, permit))
     }
 
     /// Whether `query` is within budget over the site's audience, when the
     /// audience is already in memory (saving a segment does not read it).
     pub fn check_cost(&self, site_id: i64, query: &Query) -> Result<(), EvalError> {
-        let site = {
-            let sites = self.sites.lock().unwrap_or_else(|e| e.into_inner());
-            sites.iter().find(|s| s.site_id == site_id).cloned()
-        };
+        let site = self.known_site(site_id);
         let Some(resident) = site.as_ref().and_then(|s| s.try_resident()) else {
             return Ok(());
         };
@@ -380,21 +454,121 @@ impl Live {
     }
 
     /// Makes the sites that have checkpoints resident (the most recently
-    /// written first, as many as are kept), so that the first requests after
-    /// a start do not wait for a whole read.
+    /// written first, as many as are kept besides the preloaded ones), so
+    /// that the first requests after a start do not wait for a whole read.
     pub async fn warm_up(&self) {
-        let Some(checkpoints) = &self.checkpoints else {
+        let Some(checkpoints) = &self.loader.checkpoints else {
             return;
         };
         for site_id in checkpoints
             .sites_newest_first()
             .into_iter()
+            .filter(|&site_id| !self.is_preloaded(site_id))
             .take(SNAPSHOTS_KEPT)
         {
+            if self.loader.is_stopping() {
+                return;
+            }
             if let Err(error) = self.resident(site_id).await {
                 tracing::warn!(site_id, %error, "could not warm up the site's snapshot");
             }
         }
+    }
+
+    /// Names the sites (id and uuid) to read at start and keep resident;
+    /// `/readyz` is 503 until all of them are. Then [`Live::preload`] reads
+    /// them.
+    pub fn set_preload(&self, sites: Vec<(i64, String)>) {
+        *self.preloaded.lock().unwrap_or_else(|e| e.into_inner()) = sites
+            .into_iter()
+            .map(|(site_id, uuid)| Preloaded {
+                site_id,
+                uuid,
+                error: None,
+            })
+            .collect();
+    }
+
+    /// Reads the sites named by [`Live::set_preload`], one after another,
+    /// from their checkpoints where they have one; a site whose read fails
+    /// is tried again (every [`PRELOAD_RETRY`]) until it is resident or the
+    /// server stops.
+    pub async fn preload(&self) {
+        let sites: Vec<i64> = self
+            .preloaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|p| p.site_id)
+            .collect();
+        let mut pending = sites;
+        while !pending.is_empty() && !self.loader.is_stopping() {
+            let mut failed = Vec::new();
+            for site_id in pending {
+                let outcome = tokio::select! {
+                    () = self.loader.stopped() => return,
+                    outcome = self.resident(site_id) => outcome.map(drop),
+                };
+                let error = outcome.err().map(|e| e.to_string());
+                if let Some(error) = &error {
+                    tracing::warn!(site_id, %error, "a preloaded site could not be read; trying again");
+                    failed.push(site_id);
+                }
+                let mut preloaded = self.preloaded.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(p) = preloaded.iter_mut().find(|p| p.site_id == site_id) {
+                    p.error = error;
+                }
+            }
+            pending = failed;
+            if !pending.is_empty() {
+                tokio::select! {
+                    () = self.loader.stopped() => return,
+                    () = tokio::time::sleep(PRELOAD_RETRY) => {}
+                }
+            }
+        }
+        if !self.loader.is_stopping() {
+            tracing::info!("every preloaded site is resident");
+        }
+    }
+
+    /// Where each preloaded site stands; empty when none was named.
+    pub fn preload_report(&self) -> Vec<PreloadReport> {
+        let preloaded = self
+            .preloaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        preloaded
+            .into_iter()
+            .map(|p| {
+                let site = self.known_site(p.site_id);
+                PreloadReport {
+                    site_id: p.site_id,
+                    site_uuid: p.uuid,
+                    resident: site.as_ref().is_some_and(|s| s.is_resident()),
+                    job: site.as_ref().and_then(|s| s.job_report()),
+                    error: p.error,
+                }
+            })
+            .collect()
+    }
+
+    /// The reads in flight, by site.
+    pub fn jobs(&self) -> HashMap<i64, JobReport> {
+        let sites = self.sites.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        sites
+            .iter()
+            .filter_map(|s| Some((s.site_id, s.job_report()?)))
+            .collect()
+    }
+
+    /// Stops every read in flight at its next step (nothing of it is
+    /// installed, and its waiters get [`StorageError::Unavailable`]); reads
+    /// asked for from now on fail the same way. Checkpoints can still be
+    /// written ([`Live::write_checkpoints`]).
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
     }
 
     /// Periodic upkeep: trims change-log entries older than
@@ -402,7 +576,8 @@ impl Live {
     /// that moved and were last written longer ago than `interval`.
     pub async fn maintain(&self, now: i64, interval: Duration) {
         match self
-            .store
+            .loader
+            .feed
             .trim_log(now - LOG_RETENTION.as_millis() as i64)
             .await
         {
@@ -416,7 +591,7 @@ impl Live {
     /// Writes the checkpoint of every resident snapshot that moved since its
     /// last one (and, with `older_than`, was last written longer ago).
     pub async fn write_checkpoints(&self, older_than: Option<Duration>) {
-        let Some(checkpoints) = &self.checkpoints else {
+        let Some(checkpoints) = &self.loader.checkpoints else {
             return;
         };
         let sites: Vec<Arc<SiteLive>> =
@@ -425,6 +600,26 @@ impl Live {
             site.write_checkpoint(checkpoints, older_than).await;
         }
     }
+}
+
+/// The detail columns `query`, and the segments it refers to, need and the
+/// snapshot lacks.
+fn missing_details(resident: &Resident, query: &Query) -> Vec<(String, DetailPath)> {
+    let mut queries = vec![query];
+    let mut seen = Vec::new();
+    let mut i = 0;
+    while i < queries.len() {
+        for id in queries[i].segment_refs() {
+            if !seen.contains(&id) {
+                seen.push(id);
+                if let Some(q) = resident.segments.get(&id) {
+                    queries.push(q);
+                }
+            }
+        }
+        i += 1;
+    }
+    resident.audience.missing_details(&queries)
 }
 
 #[cfg(test)]

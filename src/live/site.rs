@@ -1,30 +1,44 @@
 //! One site's resident snapshot: read whole (from its checkpoint or the
-//! database), brought forward from the change log in place, and written to
-//! its checkpoint.
+//! database), brought forward from the change log in place, given the
+//! detail columns queries ask for, and written to its checkpoint.
+//!
+//! Every read of the site (the whole read, a checkpoint with the log since
+//! it, a catch-up, a column of event details) is a *job* that runs in a task
+//! of the site's own, one at a time. A request that needs one starts it, or
+//! joins the one in flight, and waits for its outcome; the job belongs to no
+//! request. A request that times out or goes away only stops waiting: the
+//! read goes on, its snapshot is installed, and after a whole read the
+//! checkpoint is written, whoever still waits. A job that fails hands the
+//! same error to every request that waited for it, and the next request
+//! starts another. When the server stops, a job in flight ends at its next
+//! statement (or, in a checkpoint file, its next block) and installs
+//! nothing.
 //!
 //! Three locks, each for one thing:
 //! - `state` (shared/exclusive): evaluations hold it shared for as long as
 //!   they read the snapshot; applying changes holds it exclusively, only
 //!   while the changes (already read from the database) are applied;
-//! - `updating`: one task at a time reads and applies changes or reads the
-//!   snapshot whole; others wait and then find it current;
+//! - `job`: the job in flight, which later requests join;
 //! - `writing`: one checkpoint at a time. A checkpoint reads the snapshot
 //!   under the shared lock a piece at a time, so it never holds up a
 //!   catch-up for long: the subscriber columns in one go, then the
 //!   append-only event and detail columns a chunk at a time, up to the
 //!   lengths they had when the subscribers were written.
 
-use super::ResidentGuard;
-use super::checkpoint::{CheckpointWriter, Checkpoints};
+use super::checkpoint::{CheckpointError, CheckpointWriter, Checkpoints};
+use super::{Loader, ResidentGuard, wait};
 use crate::query::Query;
+use crate::query::ast::DetailPath;
 use crate::query::eval::{Audience, NeedsReload};
 use crate::segment::Segment;
 use crate::storage::changes::Changes;
-use crate::storage::{Position, StorageError, Store};
+use crate::storage::progress::{ProgressReport, ReadProgress, Stage};
+use crate::storage::{Position, StorageError};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, OwnedRwLockReadGuard, RwLock};
+use tokio::sync::{Mutex, OwnedRwLockReadGuard, RwLock, watch};
 
 /// Events (or detail values) written per hold of the shared lock.
 const CHUNK: usize = 1 << 20;
@@ -112,18 +126,130 @@ pub struct SiteStats {
     /// Times the log could not bring the snapshot forward and it was dropped.
     pub reloads: u64,
     pub checkpoints_written: u64,
+    /// Jobs begun (whole reads, catch-ups, detail columns), whether they
+    /// ended well or not.
+    pub jobs: u64,
+    /// Jobs that ended with an error.
+    pub failed_jobs: u64,
+}
+
+/// What a job does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Work {
+    /// Brings the snapshot up to the site's head, reading it whole when
+    /// there is none.
+    Update,
+    /// Reads these detail columns (type, path) into the snapshot.
+    Details(Vec<(String, DetailPath)>),
+}
+
+/// What a job ended with: the position reached (`None` when the snapshot
+/// had to be dropped, so the next job reads it whole), or the error every
+/// waiting request gets.
+type Outcome = Result<Option<i64>, StorageError>;
+
+/// A job in flight, shared by the requests that wait for it.
+pub(super) struct Job {
+    /// Jobs of a site are numbered from 1 in the order they began.
+    number: u64,
+    work: Work,
+    progress: Arc<ReadProgress>,
+    waiters: AtomicUsize,
+    outcome: watch::Receiver<Option<Outcome>>,
+}
+
+/// A job in flight, as `/readyz` and the logs show it.
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    /// `"update"` (a whole read or a catch-up) or `"details"`.
+    pub work: &'static str,
+    pub waiters: usize,
+    pub progress: ProgressReport,
+}
+
+impl Job {
+    /// Waits for the outcome, noted on the request's [`wait::WaitNote`]
+    /// meanwhile.
+    async fn wait(&self, site_id: i64) -> Outcome {
+        wait::note(site_id, &self.progress);
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiters);
+        let mut outcome = self.outcome.clone();
+        match outcome.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone().expect("waited for it"),
+            Err(_) => Err(StorageError::ReadFailed(
+                "the read of the site ended without an outcome".into(),
+            )),
+        }
+    }
+
+    fn report(&self) -> JobReport {
+        JobReport {
+            work: match self.work {
+                Work::Update => "update",
+                Work::Details(_) => "details",
+            },
+            waiters: self.waiters.load(Ordering::Relaxed),
+            progress: self.progress.report(),
+        }
+    }
+}
+
+/// Counts a request out of a job's waiters when it stops waiting, however.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Ends a job however its task ends (an outcome, a panic, the runtime
+/// shutting down): the site's slot is freed before the outcome is
+/// published, so whoever reads the outcome and asks again starts a new job.
+struct Finish {
+    site: Arc<SiteLive>,
+    number: u64,
+    progress: Arc<ReadProgress>,
+    sender: Option<watch::Sender<Option<Outcome>>>,
+}
+
+impl Finish {
+    fn publish(&mut self, outcome: Outcome) {
+        {
+            let mut slot = self.site.job.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.as_ref().is_some_and(|job| job.number == self.number) {
+                *slot = None;
+            }
+        }
+        self.progress.finish();
+        if let Some(sender) = self.sender.take() {
+            sender.send_replace(Some(outcome));
+        }
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        if self.sender.is_some() {
+            self.publish(Err(StorageError::ReadFailed(
+                "the read of the site was interrupted".into(),
+            )));
+        }
+    }
 }
 
 pub(super) struct SiteLive {
     pub(super) site_id: i64,
     state: Arc<RwLock<Option<Resident>>>,
-    updating: Mutex<()>,
+    job: std::sync::Mutex<Option<Arc<Job>>>,
+    jobs_begun: AtomicU64,
     writing: Mutex<()>,
     /// Position and time of the last checkpoint written or read, and how
     /// many detail columns it held: columns read since (on first use) make
     /// the next checkpoint worth writing even if no write moved the site.
     last_checkpoint: std::sync::Mutex<Option<(i64, Instant, usize)>>,
-    generations: std::sync::atomic::AtomicU64,
+    generations: AtomicU64,
     stats: std::sync::Mutex<SiteStats>,
     #[cfg(test)]
     pub(super) broken: std::sync::atomic::AtomicBool,
@@ -134,7 +260,8 @@ impl SiteLive {
         Self {
             site_id,
             state: Arc::new(RwLock::new(None)),
-            updating: Mutex::new(()),
+            job: std::sync::Mutex::new(None),
+            jobs_begun: AtomicU64::new(0),
             writing: Mutex::new(()),
             last_checkpoint: std::sync::Mutex::new(None),
             generations: Default::default(),
@@ -151,6 +278,11 @@ impl SiteLive {
         self.state.try_read().ok().filter(|s| s.is_some())
     }
 
+    /// Whether a snapshot is held (false while only being read).
+    pub(super) fn is_resident(&self) -> bool {
+        self.state.try_read().map_or(true, |s| s.is_some())
+    }
+
     pub(super) fn stats(&self) -> SiteStats {
         let mut stats = *self.stats.lock().unwrap_or_else(|e| e.into_inner());
         stats.position = self
@@ -161,15 +293,21 @@ impl SiteLive {
         stats
     }
 
+    /// The job in flight, if any.
+    pub(super) fn job_report(&self) -> Option<JobReport> {
+        self.job
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|job| job.report())
+    }
+
     fn count(&self, f: impl FnOnce(&mut SiteStats)) {
         f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     fn install(&self, state: &mut Option<Resident>, position: Position, audience: Audience) -> u64 {
-        let generation = self
-            .generations
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         *state = Some(Resident {
             site_id: self.site_id,
             position,
@@ -177,7 +315,7 @@ impl SiteLive {
             segments: HashMap::new(),
             generation,
             #[cfg(test)]
-            broken: self.broken.load(std::sync::atomic::Ordering::Relaxed),
+            broken: self.broken.load(Ordering::Relaxed),
         });
         generation
     }
@@ -185,10 +323,11 @@ impl SiteLive {
     /// The snapshot, at position `head` or later.
     pub(super) async fn current(
         self: &Arc<Self>,
-        store: &Arc<dyn Store>,
-        checkpoints: Option<&Checkpoints>,
+        loader: &Loader,
         mut head: i64,
     ) -> Result<ResidentGuard, StorageError> {
+        // Jobs numbered after this began after the caller read `head`.
+        let arrived = self.jobs_begun.load(Ordering::SeqCst);
         loop {
             let guard = Arc::clone(&self.state).read_owned().await;
             match OwnedRwLockReadGuard::try_map(guard, |state| {
@@ -197,24 +336,110 @@ impl SiteLive {
                 Ok(current) => return Ok(current),
                 Err(behind) => drop(behind),
             }
-            let _updating = self.updating.lock().await;
-            let standing = self
-                .state
-                .read()
-                .await
-                .as_ref()
-                .map(|r| (r.position, r.audience.detail_columns()));
-            let reached = match standing {
-                Some((position, _)) if position.seq >= head => continue,
-                Some((position, columns)) => self.catch_up(store, position, columns).await?,
-                None => self.load(store, checkpoints).await?,
-            };
-            // Whatever was read was read after the request began: never
-            // ask for more than that (a database restored to an earlier
-            // state may now be behind the head remembered).
-            if let Some(reached) = reached {
+            let job = self.job(loader, Work::Update);
+            let reached = job.wait(self.site_id).await?;
+            // Whatever a job that began after the call read was read after
+            // the head: never ask for more than that (a database restored
+            // to an earlier state may now be behind the head remembered).
+            if job.number > arrived
+                && job.work == Work::Update
+                && let Some(reached) = reached
+            {
                 head = head.min(reached);
             }
+        }
+    }
+
+    /// Reads `columns` into the snapshot (those it still lacks), in a job.
+    pub(super) async fn read_details(
+        self: &Arc<Self>,
+        loader: &Loader,
+        columns: Vec<(String, DetailPath)>,
+    ) -> Result<(), StorageError> {
+        let work = Work::Details(columns);
+        loop {
+            let job = self.job(loader, work.clone());
+            job.wait(self.site_id).await?;
+            if job.work == work {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The job in flight, or a new one doing `work`.
+    fn job(self: &Arc<Self>, loader: &Loader, work: Work) -> Arc<Job> {
+        let mut slot = self.job.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(job) = slot.as_ref() {
+            return Arc::clone(job);
+        }
+        let number = self.jobs_begun.fetch_add(1, Ordering::SeqCst) + 1;
+        let progress = Arc::new(ReadProgress::new());
+        let (sender, outcome) = watch::channel(None);
+        let job = Arc::new(Job {
+            number,
+            work: work.clone(),
+            progress: Arc::clone(&progress),
+            waiters: AtomicUsize::new(0),
+            outcome,
+        });
+        *slot = Some(Arc::clone(&job));
+        drop(slot);
+        self.count(|s| s.jobs += 1);
+        let mut finish = Finish {
+            site: Arc::clone(self),
+            number,
+            progress: Arc::clone(&progress),
+            sender: Some(sender),
+        };
+        let site = Arc::clone(self);
+        let loader = loader.clone();
+        tokio::spawn(async move {
+            let outcome = tokio::select! {
+                biased;
+                () = loader.stopped() => Err(StorageError::Unavailable(
+                    "the server is shutting down".into(),
+                )),
+                outcome = site.run(&loader, &work, &progress) => outcome,
+            };
+            if let Err(error) = &outcome {
+                site.count(|s| s.failed_jobs += 1);
+                let report = progress.report();
+                tracing::warn!(
+                    site_id = site.site_id,
+                    %error,
+                    stage = report.stage.name(),
+                    read = report.read,
+                    seconds = report.elapsed.as_secs_f64(),
+                    "reading the site's audience failed"
+                );
+            }
+            finish.publish(outcome);
+        });
+        job
+    }
+
+    async fn run(
+        self: &Arc<Self>,
+        loader: &Loader,
+        work: &Work,
+        progress: &Arc<ReadProgress>,
+    ) -> Outcome {
+        match work {
+            Work::Update => {
+                let standing = self
+                    .state
+                    .read()
+                    .await
+                    .as_ref()
+                    .map(|r| (r.position, r.audience.detail_columns()));
+                match standing {
+                    Some((position, columns)) => {
+                        self.catch_up(loader, position, columns, progress).await
+                    }
+                    None => self.load(loader, progress).await,
+                }
+            }
+            Work::Details(columns) => self.add_details(loader, columns, progress).await,
         }
     }
 
@@ -222,12 +447,14 @@ impl SiteLive {
     /// or `None` when the snapshot had to be dropped.
     async fn catch_up(
         &self,
-        store: &Arc<dyn Store>,
+        loader: &Loader,
         position: Position,
-        columns: Vec<(String, crate::query::ast::DetailPath)>,
-    ) -> Result<Option<i64>, StorageError> {
-        let why = match store
-            .read_changes(self.site_id, position, &columns, false)
+        columns: Vec<(String, DetailPath)>,
+        progress: &ReadProgress,
+    ) -> Outcome {
+        let why = match loader
+            .feed
+            .read_changes(self.site_id, position, &columns, false, progress)
             .await
         {
             Ok(changes) => {
@@ -267,18 +494,63 @@ impl SiteLive {
         Ok(None)
     }
 
+    /// Reads the detail columns the snapshot lacks of `columns`, one at a
+    /// time, each cut to the snapshot's events of its type (events are only
+    /// appended, and no other job moves the snapshot meanwhile).
+    async fn add_details(
+        &self,
+        loader: &Loader,
+        columns: &[(String, DetailPath)],
+        progress: &ReadProgress,
+    ) -> Outcome {
+        for (kind, path) in columns {
+            let held = {
+                let state = self.state.read().await;
+                let Some(resident) = state.as_ref() else {
+                    return Ok(None);
+                };
+                if resident
+                    .audience
+                    .detail_columns()
+                    .iter()
+                    .any(|(k, p)| k == kind && p == path)
+                {
+                    continue;
+                }
+                resident.audience.event_count_of(kind)
+            };
+            progress.expect(held as u64);
+            let mut values = loader
+                .feed
+                .load_details(self.site_id, kind, path, progress)
+                .await?;
+            let state = self.state.read().await;
+            let Some(resident) = state.as_ref() else {
+                return Ok(None);
+            };
+            values.truncate(resident.audience.event_count_of(kind));
+            if !resident.audience.add_details(kind, path.clone(), values) {
+                return Err(StorageError::ReadFailed(format!(
+                    "event details of {kind:?} no longer line up with the snapshot"
+                )));
+            }
+        }
+        Ok(self.state.read().await.as_ref().map(|r| r.position.seq))
+    }
+
     /// Reads the snapshot whole: from its checkpoint and the log since, or
     /// from the database. Returns the position reached.
-    async fn load(
-        self: &Arc<Self>,
-        store: &Arc<dyn Store>,
-        checkpoints: Option<&Checkpoints>,
-    ) -> Result<Option<i64>, StorageError> {
-        if let Some(checkpoints) = checkpoints {
-            match self.load_checkpoint(store, checkpoints).await {
+    async fn load(self: &Arc<Self>, loader: &Loader, progress: &Arc<ReadProgress>) -> Outcome {
+        if let Some(checkpoints) = &loader.checkpoints {
+            match self.load_checkpoint(loader, checkpoints, progress).await {
                 Ok(Some(reached)) => return Ok(Some(reached)),
                 Ok(None) => {}
-                Err(super::checkpoint::CheckpointError::Storage(error)) => return Err(error),
+                Err(CheckpointError::Storage(error)) => return Err(error),
+                Err(_) if loader.is_stopping() => {
+                    return Err(StorageError::Unavailable(
+                        "the server is shutting down".into(),
+                    ));
+                }
                 Err(error) => tracing::warn!(
                     site_id = self.site_id,
                     %error,
@@ -287,15 +559,20 @@ impl SiteLive {
             }
         }
         let started = Instant::now();
-        let loaded = store.load_snapshot(self.site_id).await?;
+        let loaded = loader.feed.load_snapshot(self.site_id, progress).await?;
+        progress.stage(Stage::Building);
+        let builder = loaded.audience;
+        let audience = tokio::task::spawn_blocking(move || builder.build())
+            .await
+            .map_err(|e| StorageError::ReadFailed(format!("building the audience failed: {e}")))?;
         let position = Position {
             seq: loaded.seq,
-            events_through: loaded.audience.events_through,
+            events_through: audience.events_through,
         };
-        let (subscribers, events) = (loaded.audience.len(), loaded.audience.event_count());
+        let (subscribers, events) = (audience.len(), audience.event_count());
         {
             let mut state = self.state.write().await;
-            self.install(&mut state, position, loaded.audience);
+            self.install(&mut state, position, audience);
             if let Some(resident) = state.as_mut() {
                 resident.segments = parse_segments(loaded.segments);
             }
@@ -309,7 +586,8 @@ impl SiteLive {
             ms = started.elapsed().as_millis() as u64,
             "audience snapshot read from the database"
         );
-        if let Some(checkpoints) = checkpoints.filter(|c| c.settings.write) {
+        if let Some(checkpoints) = loader.checkpoints.as_ref().filter(|c| c.settings.write) {
+            // A task of its own: the job (and whoever waits) is done now.
             let site = Arc::clone(self);
             let checkpoints = checkpoints.clone();
             tokio::spawn(async move { site.write_checkpoint(&checkpoints, None).await });
@@ -319,17 +597,22 @@ impl SiteLive {
 
     async fn load_checkpoint(
         &self,
-        store: &Arc<dyn Store>,
+        loader: &Loader,
         checkpoints: &Checkpoints,
-    ) -> Result<Option<i64>, super::checkpoint::CheckpointError> {
+        progress: &Arc<ReadProgress>,
+    ) -> Result<Option<i64>, CheckpointError> {
         let started = Instant::now();
-        let Some((position, audience)) = checkpoints.read(self.site_id).await? else {
+        let Some((position, audience)) = checkpoints
+            .read(self.site_id, progress, loader.stopping.clone())
+            .await?
+        else {
             return Ok(None);
         };
         let read_ms = started.elapsed().as_millis() as u64;
         let columns = audience.detail_columns();
-        let changes = match store
-            .read_changes(self.site_id, position, &columns, true)
+        let changes = match loader
+            .feed
+            .read_changes(self.site_id, position, &columns, true, progress)
             .await
         {
             Ok(changes) => changes,
@@ -350,7 +633,7 @@ impl SiteLive {
         let resident = state.as_mut().expect("installed above");
         if let Err(NeedsReload(why)) = resident.apply(changes) {
             *state = None;
-            return Err(super::checkpoint::CheckpointError::Unusable(why));
+            return Err(CheckpointError::Unusable(why));
         }
         let reached = resident.position.seq;
         let details = resident.audience.detail_columns().len();
@@ -416,7 +699,7 @@ impl SiteLive {
         &self,
         checkpoints: &Checkpoints,
         older_than: Option<Duration>,
-    ) -> Result<Option<(i64, usize)>, super::checkpoint::CheckpointError> {
+    ) -> Result<Option<(i64, usize)>, CheckpointError> {
         let last = *self
             .last_checkpoint
             .lock()
@@ -508,7 +791,7 @@ impl SiteLive {
         ) -> std::io::Result<bool>
         + Send
         + 'static,
-    ) -> Result<CheckpointWriter, super::checkpoint::CheckpointError> {
+    ) -> Result<CheckpointWriter, CheckpointError> {
         let guard = Arc::clone(&self.state).read_owned().await;
         let result = blocking(move || {
             let written = match guard.as_ref() {
@@ -522,7 +805,7 @@ impl SiteLive {
             (writer, true) => Ok(writer),
             (writer, false) => {
                 writer.discard();
-                Err(super::checkpoint::CheckpointError::Unusable(
+                Err(CheckpointError::Unusable(
                     "the snapshot was read again while it was being written".into(),
                 ))
             }
@@ -531,9 +814,9 @@ impl SiteLive {
 }
 
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, super::checkpoint::CheckpointError> + Send + 'static,
-) -> Result<T, super::checkpoint::CheckpointError> {
+    f: impl FnOnce() -> Result<T, CheckpointError> + Send + 'static,
+) -> Result<T, CheckpointError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| super::checkpoint::CheckpointError::Unusable(format!("task failed: {e}")))?
+        .map_err(|e| CheckpointError::Unusable(format!("task failed: {e}")))?
 }

@@ -19,12 +19,13 @@
 //! of just what changed since a position.
 
 use crate::query::ast::DetailPath;
-use crate::query::eval::{Audience, SubscriberRow, Val};
+use crate::query::eval::{AudienceBuilder, SubscriberRow, Val};
 use crate::segment::Segment;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::Result;
+use super::progress::ReadProgress;
 
 /// What one write transaction changed on one site. Stored as JSON; every
 /// part is optional, so an entry names only what changed.
@@ -232,11 +233,13 @@ pub struct Position {
     pub events_through: i64,
 }
 
-/// A site's whole audience and kept segments, read in one transaction.
+/// A site's whole audience and kept segments, read in one transaction. The
+/// audience is handed over still to be built: building sorts every event
+/// column, which the caller does off the async runtime.
 #[derive(Debug)]
 pub struct Loaded {
     pub seq: i64,
-    pub audience: Audience,
+    pub audience: AudienceBuilder,
     pub segments: Vec<Segment>,
 }
 
@@ -287,7 +290,10 @@ pub trait ChangeFeed: Send + Sync + 'static {
     async fn site_head(&self, site_id: i64) -> Result<SiteHead>;
 
     /// The site's whole audience and kept segments, as of one position.
-    async fn load_snapshot(&self, site_id: i64) -> Result<Loaded>;
+    /// Every statement reads the site's own rows only (through an index
+    /// that leads with the site), so the read costs what the site holds,
+    /// whatever else the database holds; `progress` says how far it is.
+    async fn load_snapshot(&self, site_id: i64, progress: &ReadProgress) -> Result<Loaded>;
 
     /// The changes since `since`, with the new values of the detail columns
     /// `columns` (type, path). Fails with [`super::StorageError::Stale`] when
@@ -298,7 +304,19 @@ pub trait ChangeFeed: Send + Sync + 'static {
         since: Position,
         columns: &[(String, DetailPath)],
         with_segments: bool,
+        progress: &ReadProgress,
     ) -> Result<Changes>;
+
+    /// The value at `path` in the details of each event of type `kind`, in
+    /// the order events were stored (so its start lines up with the columns
+    /// of any snapshot read earlier: events are only ever appended).
+    async fn load_details(
+        &self,
+        site_id: i64,
+        kind: &str,
+        path: &DetailPath,
+        progress: &ReadProgress,
+    ) -> Result<Vec<Val>>;
 
     /// The entry at a position, as stored (`at`, JSON), if it is still kept.
     async fn log_entry(&self, site_id: i64, seq: i64) -> Result<Option<(i64, String)>>;

@@ -13,6 +13,7 @@
 
 pub mod changes;
 mod postgres;
+pub mod progress;
 mod sql;
 mod sqlite;
 pub mod transfer;
@@ -22,8 +23,6 @@ use crate::audience::{
     AudienceCounts, Email, Field, FieldKey, Outcome, Subscriber, SubscriberChange, Tag, TagName,
 };
 use crate::credentials::KeyPair;
-use crate::query::ast::DetailPath;
-use crate::query::eval::Val;
 use crate::segment::{Listing, NewSegment, Segment, SegmentId, SegmentPatch};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -33,8 +32,9 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use transfer::Transfer;
 
-/// What a backend can fail with.
-#[derive(Debug, thiserror::Error)]
+/// What a backend can fail with. Cloned when one read's failure is handed
+/// to every request that waited for it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     /// No such record for this site (or it is in the wrong state for the call).
     #[error("not found")]
@@ -198,10 +198,6 @@ pub trait AudienceStore: Send + Sync + 'static {
     ) -> Result<Field>;
     /// Counts of the whole site's audience.
     async fn site_counts(&self, site_id: i64) -> Result<AudienceCounts>;
-    /// The value at `path` in the details of each event of type `kind`, in
-    /// the order events were stored (so its start lines up with the columns
-    /// of any snapshot read earlier: events are only ever appended).
-    async fn load_details(&self, site_id: i64, kind: &str, path: &DetailPath) -> Result<Vec<Val>>;
     /// The subscribers with these ids, in id order; ids of other sites or of
     /// no one are left out.
     async fn subscribers_by_ids(&self, site_id: i64, ids: &[i64]) -> Result<Vec<Subscriber>>;

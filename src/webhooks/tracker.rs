@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::clock::format_ms;
 use crate::live::{Live, LiveError};
 use crate::segment::{Segment, SegmentId};
+use crate::storage::progress::ReadProgress;
 use crate::storage::webhooks::{Notification, Transition, Watch, WebhookEvent};
 use crate::storage::{Position, StorageError, Store};
 use serde_json::json;
@@ -269,7 +270,11 @@ impl Tracker {
             seq: from,
             events_through: 0,
         };
-        match self.store.read_changes(site_id, since, &[], false).await {
+        match self
+            .store
+            .read_changes(site_id, since, &[], false, &ReadProgress::new())
+            .await
+        {
             Ok(changes) => Some(
                 changes
                     .subscribers

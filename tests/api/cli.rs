@@ -110,6 +110,39 @@ fn assert_fails(output: &Output, needle: &str) {
 }
 
 #[test]
+fn serve_refuses_to_preload_a_site_that_does_not_exist() {
+    let cli = Cli::new();
+    let site = cli.new_site();
+    let uuid = site["site_uuid"].as_str().unwrap();
+    for preload in [
+        "0123456789abcdef0123456789abcdef",
+        &format!("{uuid},nosuch"),
+    ] {
+        let output = cli.run(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "warn",
+            "--preload",
+            preload,
+        ]);
+        assert_fails(&output, "--preload: no site has the UUID");
+    }
+    let output = cli.run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-level",
+        "warn",
+        "--preload",
+        "all",
+        uuid,
+    ]);
+    assert_fails(&output, "--preload takes \"all\" or site UUIDs, not both");
+}
+
+#[test]
 fn site_create_json_prints_exactly_one_object_with_three_keys() {
     let cli = Cli::new();
     let stdout = cli.ok(&["site", "create", "My shop", "--json"]);

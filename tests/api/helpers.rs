@@ -3,8 +3,12 @@
 use corral::clock::ManualClock;
 use corral::credentials::{KeyPair, generate_site_uuid};
 use corral::http::{self, AppState, HttpSettings};
+use corral::query::ast::DetailPath;
+use corral::query::eval::Val;
+use corral::storage::changes::{Changes, Loaded};
+use corral::storage::progress::ReadProgress;
 pub use corral::storage::transfer::{EventRow, Rows, Table};
-use corral::storage::{self, Store};
+use corral::storage::{self, ChangeFeed, Store};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use std::sync::{Arc, Once};
@@ -20,6 +24,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub site: TestSite,
     pub database_url: String,
+    /// The running server's state (its live snapshots among it).
+    pub state: AppState,
     _dir: TempDir,
 }
 
@@ -72,11 +78,43 @@ impl TestApp {
     async fn spawn_in(dir: TempDir, database_url: String, settings: HttpSettings) -> Self {
         init_logs();
         let store = storage::open(&database_url).await.expect("open database");
+        Self::serve(dir, database_url, store.clone(), store, settings).await
+    }
+
+    /// A server whose snapshots are read through a [`GatedFeed`]: every
+    /// whole read of a site waits until the test lets it go. Rate limits
+    /// off; checkpoints in the test's directory.
+    pub async fn spawn_gated(settings: HttpSettings) -> (Self, Arc<GatedFeed>) {
+        init_logs();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = fresh_database(dir.path()).await;
+        let store = storage::open(&database_url).await.expect("open database");
+        let gate = Arc::new(GatedFeed::new(store.clone()));
+        let settings = HttpSettings {
+            rate_limit_per_minute: 0,
+            stats_rate_limit_per_hour: 0,
+            checkpoints: Some(corral::live::CheckpointSettings {
+                dir: dir.path().join("checkpoints"),
+                write: true,
+            }),
+            ..settings
+        };
+        let app = Self::serve(dir, database_url, store, gate.clone(), settings).await;
+        (app, gate)
+    }
+
+    async fn serve(
+        dir: TempDir,
+        database_url: String,
+        store: Arc<dyn Store>,
+        feed: Arc<dyn ChangeFeed>,
+        settings: HttpSettings,
+    ) -> Self {
         let clock = ManualClock::new(START_MS);
-        let state = AppState::new(store.clone(), clock.clone(), settings);
+        let state = AppState::with_feed(store.clone(), feed, clock.clone(), settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(http::serve(listener, state, std::future::pending()));
+        tokio::spawn(http::serve(listener, state.clone(), std::future::pending()));
         let site = new_site(&store).await;
         Self {
             base,
@@ -85,8 +123,19 @@ impl TestApp {
             clock,
             site,
             database_url,
+            state,
             _dir: dir,
         }
+    }
+
+    /// The directory of this server's checkpoints (with [`TestApp::spawn_gated`]).
+    pub fn checkpoint_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("checkpoints")
+    }
+
+    /// The store's id of a site.
+    pub async fn site_id(&self, site: &TestSite) -> i64 {
+        self.store.find_site(&site.uuid).await.unwrap().unwrap().id
     }
 
     /// Another site on the same server.
@@ -183,6 +232,146 @@ impl TestApp {
             .await
             .unwrap();
         (kept, discarded)
+    }
+}
+
+/// Which of a site's reads a [`GatedFeed`] holds back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// Whole reads (`load_snapshot`).
+    Snapshots,
+    /// Catch-ups, and the log read after a checkpoint (`read_changes`).
+    Changes,
+    /// Columns of event details (`load_details`).
+    Details,
+}
+
+/// The store as live snapshots read it, except that the reads it holds
+/// (whole reads, unless [`GatedFeed::hold`] says otherwise) first wait for
+/// the test: [`GatedFeed::release`] lets reads go, [`GatedFeed::fail_next`]
+/// makes the next one fail. Nothing is timed: a read waits for as long as
+/// the test holds it.
+pub struct GatedFeed {
+    inner: Arc<dyn Store>,
+    held: std::sync::Mutex<Vec<Held>>,
+    permits: tokio::sync::Semaphore,
+    started: std::sync::Mutex<Vec<Held>>,
+    fail: std::sync::Mutex<Option<String>>,
+}
+
+impl GatedFeed {
+    fn new(inner: Arc<dyn Store>) -> Self {
+        Self {
+            inner,
+            held: std::sync::Mutex::new(vec![Held::Snapshots]),
+            permits: tokio::sync::Semaphore::new(0),
+            started: Default::default(),
+            fail: Default::default(),
+        }
+    }
+
+    /// Holds back these reads from now on (and no others).
+    pub fn hold(&self, reads: &[Held]) {
+        *self.held.lock().unwrap() = reads.to_vec();
+    }
+
+    /// Lets `reads` more held reads go on.
+    pub fn release(&self, reads: usize) {
+        self.permits.add_permits(reads);
+    }
+
+    /// The next held read that is let go fails with a database error.
+    pub fn fail_next(&self, message: &str) {
+        *self.fail.lock().unwrap() = Some(message.to_owned());
+    }
+
+    /// How many whole reads have begun (waiting or not).
+    pub fn reads_started(&self) -> usize {
+        self.started_of(Held::Snapshots)
+    }
+
+    /// How many held reads of a kind have begun (waiting or not).
+    pub fn started_of(&self, kind: Held) -> usize {
+        self.started
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|k| **k == kind)
+            .count()
+    }
+
+    /// Waits for the test when `kind` is held.
+    async fn gate(&self, kind: Held) -> storage::Result<()> {
+        if !self.held.lock().unwrap().contains(&kind) {
+            return Ok(());
+        }
+        self.started.lock().unwrap().push(kind);
+        self.permits
+            .acquire()
+            .await
+            .expect("the gate is never closed")
+            .forget();
+        match self.fail.lock().unwrap().take() {
+            Some(message) => Err(storage::StorageError::Database(message)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ChangeFeed for GatedFeed {
+    fn change_signal(&self) -> Option<storage::Signal> {
+        self.inner.change_signal()
+    }
+
+    async fn site_head(&self, site_id: i64) -> storage::Result<storage::SiteHead> {
+        self.inner.site_head(site_id).await
+    }
+
+    async fn load_snapshot(
+        &self,
+        site_id: i64,
+        progress: &ReadProgress,
+    ) -> storage::Result<Loaded> {
+        self.gate(Held::Snapshots).await?;
+        self.inner.load_snapshot(site_id, progress).await
+    }
+
+    async fn read_changes(
+        &self,
+        site_id: i64,
+        since: storage::Position,
+        columns: &[(String, DetailPath)],
+        with_segments: bool,
+        progress: &ReadProgress,
+    ) -> storage::Result<Changes> {
+        self.gate(Held::Changes).await?;
+        self.inner
+            .read_changes(site_id, since, columns, with_segments, progress)
+            .await
+    }
+
+    async fn load_details(
+        &self,
+        site_id: i64,
+        kind: &str,
+        path: &DetailPath,
+        progress: &ReadProgress,
+    ) -> storage::Result<Vec<Val>> {
+        self.gate(Held::Details).await?;
+        self.inner.load_details(site_id, kind, path, progress).await
+    }
+
+    async fn log_entry(&self, site_id: i64, seq: i64) -> storage::Result<Option<(i64, String)>> {
+        self.inner.log_entry(site_id, seq).await
+    }
+
+    async fn trim_log(&self, before: i64) -> storage::Result<u64> {
+        self.inner.trim_log(before).await
+    }
+
+    async fn database_id(&self) -> storage::Result<String> {
+        self.inner.database_id().await
     }
 }
 

@@ -18,6 +18,7 @@ mod copy;
 mod errors;
 mod evaluation;
 mod limits;
+mod loading;
 mod operations;
 mod postgres;
 mod rate_limit;

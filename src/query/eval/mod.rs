@@ -572,7 +572,9 @@ pub struct AudienceBuilder {
     audience: Audience,
     subscribed: Vec<bool>,
     /// Subscriber index by `id - first id`, built once the subscribers are
-    /// in: tags and events look their subscriber up millions of times.
+    /// in: tags and events look their subscriber up millions of times. Empty
+    /// when the site's ids are spread too thinly for a table (other sites
+    /// wrote in between): then a binary search over the ids.
     dense: Option<(i64, Vec<u32>)>,
     tag_keys: HashMap<String, u32>,
     tag_members: Vec<(u32, u32)>,
@@ -627,12 +629,20 @@ impl AudienceBuilder {
         let (first, table) = self.dense.get_or_insert_with(|| {
             let first = ids.first().copied().unwrap_or(0);
             let span = ids.last().map_or(0, |&last| (last - first + 1) as usize);
+            // A table costs 4 bytes an id of the span: not for 100
+            // subscribers among another site's 10 million.
+            if span > 4 * ids.len() + 4096 {
+                return (first, Vec::new());
+            }
             let mut table = vec![NOBODY; span];
             for (index, id) in ids.iter().enumerate() {
                 table[(id - first) as usize] = index as u32;
             }
             (first, table)
         });
+        if table.is_empty() {
+            return ids.binary_search(&id).map_or(NOBODY, |index| index as u32);
+        }
         usize::try_from(id - *first)
             .ok()
             .and_then(|offset| table.get(offset).copied())

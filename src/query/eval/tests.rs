@@ -172,6 +172,34 @@ fn check(text: &str, expected: &[i64]) {
     }
 }
 
+/// Tags and events find their subscriber whether a site's ids lie close
+/// together (a table by id) or far apart among other sites' (a search).
+#[test]
+fn tags_and_events_find_their_subscriber_however_far_apart_the_ids_are() {
+    for ids in [[3_i64, 4, 6], [3, 4_000_000, 90_000_000]] {
+        let mut b = AudienceBuilder::new();
+        for &id in &ids {
+            b.plain_subscriber(id);
+        }
+        b.tag(ids[1], "vip");
+        b.tag(ids[2] + 1, "vip");
+        b.event(ids[2], "$purchase", NOW - DAY);
+        b.event(ids[0] - 1, "$purchase", NOW - DAY);
+        let audience = b.build();
+        let members = |text: &str| -> Vec<i64> {
+            let query = parse(text).unwrap();
+            let found = members(&audience, &query, NOW, &HashMap::new()).unwrap();
+            found.ones().map(|i| audience.ids[i]).collect()
+        };
+        assert_eq!(members(r#"{"tag":{"has":"vip"}}"#), [ids[1]], "{ids:?}");
+        assert_eq!(
+            members(r#"{"event":{"type":"$purchase"}}"#),
+            [ids[2]],
+            "{ids:?}"
+        );
+    }
+}
+
 #[test]
 fn booleans_and_groups() {
     check("{}", &[1, 2, 3, 4, 5, 6]);

@@ -254,16 +254,6 @@ impl AudienceStore for PgStore {
         })
     }
 
-    async fn load_details(
-        &self,
-        site_id: i64,
-        kind: &str,
-        path: &crate::query::ast::DetailPath,
-    ) -> Result<Vec<crate::query::eval::Val>> {
-        let mut conn = self.pool.acquire().await?;
-        super::snapshot::details(&mut conn, site_id, kind, path, None).await
-    }
-
     async fn subscribers_by_ids(&self, site_id: i64, ids: &[i64]) -> Result<Vec<Subscriber>> {
         self.read_subscribers(site_id, ids).await
     }

@@ -214,15 +214,6 @@ impl AudienceStore for SqliteStore {
         field_from_row(&row)
     }
 
-    async fn load_details(
-        &self,
-        site_id: i64,
-        kind: &str,
-        path: &crate::query::ast::DetailPath,
-    ) -> Result<Vec<crate::query::eval::Val>> {
-        self.read_details(site_id, kind, path).await
-    }
-
     async fn subscribers_by_ids(&self, site_id: i64, ids: &[i64]) -> Result<Vec<Subscriber>> {
         self.read_subscribers(site_id, ids).await
     }

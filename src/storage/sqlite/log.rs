@@ -62,6 +62,7 @@ mod tests {
     use crate::audience::limits::MAX_FIELDS_PER_SUBSCRIBER;
     use crate::audience::{Email, FieldKey, Outcome, SubscriberChange};
     use crate::credentials::KeyPair;
+    use crate::storage::progress::ReadProgress;
     use crate::storage::{AudienceStore, ChangeFeed, Position, StorageError, Store};
 
     async fn store() -> (tempfile::TempDir, SqliteStore, i64) {
@@ -103,7 +104,7 @@ mod tests {
         let (at, entry) = store.log_entry(site, 1).await.unwrap().unwrap();
         assert_eq!((at, entry.as_str()), (100, r#"{"subscribers":[[1,1]]}"#));
         let changes = store
-            .read_changes(site, Position::default(), &[], false)
+            .read_changes(site, Position::default(), &[], false, &ReadProgress::new())
             .await
             .unwrap();
         assert_eq!((changes.seq, changes.entries), (2, 2));
@@ -123,7 +124,7 @@ mod tests {
         assert_eq!(store.trim_log(1_000).await.unwrap(), 0);
         assert!(store.log_entry(site, 3).await.unwrap().is_some());
         let behind = store
-            .read_changes(site, Position::default(), &[], false)
+            .read_changes(site, Position::default(), &[], false, &ReadProgress::new())
             .await;
         assert!(matches!(behind, Err(StorageError::Stale(_))), "{behind:?}");
         let since_two = Position {
@@ -131,7 +132,7 @@ mod tests {
             events_through: 0,
         };
         let changes = store
-            .read_changes(site, since_two, &[], false)
+            .read_changes(site, since_two, &[], false, &ReadProgress::new())
             .await
             .unwrap();
         assert_eq!((changes.seq, changes.subscribers.len()), (3, 1));

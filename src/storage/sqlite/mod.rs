@@ -23,6 +23,7 @@ mod transfer;
 mod webhooks;
 
 use super::changes::{Changes, Loaded};
+use super::progress::ReadProgress;
 use super::{
     ApiKey, ChangeFeed, KeyCredentials, LogEntry, Position, Precondition, Result, Signal, Site,
     SiteHead, StorageError, Store, next_updated_at,
@@ -530,8 +531,8 @@ impl ChangeFeed for SqliteStore {
         self.read_head(site_id).await
     }
 
-    async fn load_snapshot(&self, site_id: i64) -> Result<Loaded> {
-        self.read_snapshot(site_id).await
+    async fn load_snapshot(&self, site_id: i64, progress: &ReadProgress) -> Result<Loaded> {
+        self.read_snapshot(site_id, progress).await
     }
 
     async fn read_changes(
@@ -540,9 +541,20 @@ impl ChangeFeed for SqliteStore {
         since: Position,
         columns: &[(String, DetailPath)],
         with_segments: bool,
+        progress: &ReadProgress,
     ) -> Result<Changes> {
-        self.read_changes(site_id, since, columns, with_segments)
+        self.read_changes(site_id, since, columns, with_segments, progress)
             .await
+    }
+
+    async fn load_details(
+        &self,
+        site_id: i64,
+        kind: &str,
+        path: &DetailPath,
+        progress: &ReadProgress,
+    ) -> Result<Vec<crate::query::eval::Val>> {
+        self.read_details(site_id, kind, path, progress).await
     }
 
     async fn log_entry(&self, site_id: i64, seq: i64) -> Result<Option<(i64, String)>> {
