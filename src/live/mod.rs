@@ -264,12 +264,14 @@ impl Live {
         &self.heads
     }
 
-    fn is_preloaded(&self, site_id: i64) -> bool {
+    /// The preloaded sites' ids, in the order named.
+    fn preloaded_ids(&self) -> Vec<i64> {
         self.preloaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .any(|p| p.site_id == site_id)
+            .map(|p| p.site_id)
+            .collect()
     }
 
     fn site(&self, site_id: i64) -> Arc<SiteLive> {
@@ -279,13 +281,7 @@ impl Live {
             sites.push(Arc::clone(&site));
             return site;
         }
-        let preloaded: Vec<i64> = self
-            .preloaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|p| p.site_id)
-            .collect();
+        let preloaded = self.preloaded_ids();
         // The least recently used site that was not preloaded makes room.
         let others = sites
             .iter()
@@ -460,10 +456,11 @@ impl Live {
         let Some(checkpoints) = &self.loader.checkpoints else {
             return;
         };
+        let preloaded = self.preloaded_ids();
         for site_id in checkpoints
             .sites_newest_first()
             .into_iter()
-            .filter(|&site_id| !self.is_preloaded(site_id))
+            .filter(|site_id| !preloaded.contains(site_id))
             .take(SNAPSHOTS_KEPT)
         {
             if self.loader.is_stopping() {
@@ -494,14 +491,7 @@ impl Live {
     /// is tried again (every [`PRELOAD_RETRY`]) until it is resident or the
     /// server stops.
     pub async fn preload(&self) {
-        let sites: Vec<i64> = self
-            .preloaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|p| p.site_id)
-            .collect();
-        let mut pending = sites;
+        let mut pending = self.preloaded_ids();
         while !pending.is_empty() && !self.loader.is_stopping() {
             let mut failed = Vec::new();
             for site_id in pending {

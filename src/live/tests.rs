@@ -638,6 +638,14 @@ async fn a_damaged_or_foreign_checkpoint_is_not_used() {
     assert_eq!((stats.checkpoint_reads, stats.full_reads), (0, 1));
 }
 
+fn checkpoints_in(f: &Fixture, dir: &std::path::Path) -> checkpoint::Checkpoints {
+    let settings = CheckpointSettings {
+        dir: dir.to_owned(),
+        write: true,
+    };
+    checkpoint::Checkpoints::new(f.store.clone(), settings)
+}
+
 #[tokio::test]
 async fn a_checkpoint_read_stops_once_the_server_stops() {
     let f = fixture().await;
@@ -646,11 +654,7 @@ async fn a_checkpoint_read_stops_once_the_server_stops() {
     buy(&f.store, f.site, "a@x.io").await;
     assert_eq!(count(&live, f.site).await, 1);
     live.write_checkpoints(None).await;
-    let settings = CheckpointSettings {
-        dir: dir.path().to_owned(),
-        write: false,
-    };
-    let checkpoints = checkpoint::Checkpoints::new(f.store.clone(), settings);
+    let checkpoints = checkpoints_in(&f, dir.path());
     let progress = Arc::new(ReadProgress::new());
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let read = checkpoints.read(f.site, &progress, stopping.clone()).await;
@@ -671,11 +675,7 @@ async fn a_checkpoint_read_stops_once_the_server_stops() {
 async fn a_checkpoint_abandoned_halfway_leaves_no_file() {
     let f = fixture().await;
     let dir = tempfile::tempdir().unwrap();
-    let settings = CheckpointSettings {
-        dir: dir.path().to_owned(),
-        write: true,
-    };
-    let checkpoints = checkpoint::Checkpoints::new(f.store.clone(), settings);
+    let checkpoints = checkpoints_in(&f, dir.path());
     let mut writer = checkpoints
         .start(f.site, Position::default())
         .await

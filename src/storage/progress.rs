@@ -121,6 +121,14 @@ impl ReadProgress {
         self.expected.fetch_add(more, Ordering::Relaxed);
     }
 
+    /// The read learns that it will read a table's rows with ids from
+    /// `low` to `high` (`None`s: no rows): at most that many.
+    pub fn expect_span(&self, (low, high): (Option<i64>, Option<i64>)) {
+        if let (Some(low), Some(high)) = (low, high) {
+            self.expect((high - low + 1).max(0) as u64);
+        }
+    }
+
     /// `n` more were read.
     pub fn advance(&self, n: u64) {
         self.read.fetch_add(n, Ordering::Relaxed);

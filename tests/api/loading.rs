@@ -48,6 +48,31 @@ fn stats_path(id: &str) -> String {
     format!("/api/v1/stats/segment?segment_id={id}")
 }
 
+/// Sends `n` stats requests of segment `id` at once, and waits until all of
+/// them wait for the read of the test's site.
+async fn waiting_requests(
+    app: &TestApp,
+    id: &str,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<reqwest::Response>> {
+    let site_id = app.site_id(&app.site).await;
+    let requests = (0..n)
+        .map(|_| {
+            let request = app.request(Method::GET, &stats_path(id));
+            tokio::spawn(async move { request.send().await.unwrap() })
+        })
+        .collect();
+    until("the requests wait for one read", async || {
+        app.state
+            .live
+            .jobs()
+            .get(&site_id)
+            .is_some_and(|job| job.waiters == n)
+    })
+    .await;
+    requests
+}
+
 #[tokio::test]
 async fn a_request_that_times_out_is_told_to_come_back_and_the_read_goes_on() {
     let (app, gate, id) = slow_site().await;
@@ -96,20 +121,7 @@ async fn requests_that_arrive_during_a_read_wait_for_it_instead_of_starting_anot
     let id = segment["id"].as_str().unwrap().to_owned();
     let site_id = app.site_id(&app.site).await;
 
-    let requests: Vec<_> = (0..5)
-        .map(|_| {
-            let request = app.request(Method::GET, &stats_path(&id));
-            tokio::spawn(async move { request.send().await.unwrap() })
-        })
-        .collect();
-    until("five requests wait for one read", async || {
-        app.state
-            .live
-            .jobs()
-            .get(&site_id)
-            .is_some_and(|job| job.waiters == 5)
-    })
-    .await;
+    let requests = waiting_requests(&app, &id, 5).await;
     assert_eq!(gate.reads_started(), 1);
 
     gate.release(1);
@@ -129,20 +141,7 @@ async fn a_read_that_fails_fails_every_waiter_and_the_next_request_reads_again()
     let site_id = app.site_id(&app.site).await;
 
     gate.fail_next("disk I/O error");
-    let requests: Vec<_> = (0..3)
-        .map(|_| {
-            let request = app.request(Method::GET, &stats_path(&id));
-            tokio::spawn(async move { request.send().await.unwrap() })
-        })
-        .collect();
-    until("three requests wait for one read", async || {
-        app.state
-            .live
-            .jobs()
-            .get(&site_id)
-            .is_some_and(|job| job.waiters == 3)
-    })
-    .await;
+    let requests = waiting_requests(&app, &id, 3).await;
     gate.release(1);
     for request in requests {
         assert_json(
@@ -239,18 +238,10 @@ async fn stopping_ends_a_read_in_flight_and_installs_nothing() {
     let id = segment["id"].as_str().unwrap().to_owned();
     let site_id = app.site_id(&app.site).await;
 
-    let request = app.request(Method::GET, &stats_path(&id));
-    let waiting = tokio::spawn(async move { request.send().await.unwrap() });
-    until("the request waits for the read", async || {
-        app.state
-            .live
-            .jobs()
-            .get(&site_id)
-            .is_some_and(|job| job.waiters == 1)
-    })
-    .await;
+    let waiting = waiting_requests(&app, &id, 1).await;
     app.state.live.stop();
     // Answered while the read is still held back: the stop ended it.
+    let [waiting] = <[_; 1]>::try_from(waiting).unwrap();
     assert_json(
         waiting.await.unwrap(),
         StatusCode::SERVICE_UNAVAILABLE,

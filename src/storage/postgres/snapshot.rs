@@ -59,8 +59,8 @@ impl PgStore {
         let seq = head_seq(&mut tx, site_id).await?;
         let mut builder = AudienceBuilder::new();
         progress.stage(Stage::Subscribers);
-        progress.expect(id_span(&mut tx, SUBSCRIBER_SPAN, site_id).await?);
-        progress.expect(id_span(&mut tx, EVENT_SPAN, site_id).await?);
+        progress.expect_span(id_span(&mut tx, SUBSCRIBER_SPAN, site_id).await?);
+        progress.expect_span(id_span(&mut tx, EVENT_SPAN, site_id).await?);
         let mut after = 0;
         loop {
             let rows: Vec<SubscriberTuple> = sqlx::query_as(SUBSCRIBER_PAGE)
@@ -257,17 +257,17 @@ const DETAILS_PAGE: &str = "SELECT id, details FROM events
 const SUBSCRIBER_SPAN: &str = "SELECT min(id), max(id) FROM subscribers WHERE site_id = $1";
 const EVENT_SPAN: &str = "SELECT min(id), max(id) FROM events WHERE site_id = $1";
 
-/// How many ids lie between the site's lowest and highest: at least its
-/// count of rows, exactly it when no other site wrote in between.
-async fn id_span(conn: &mut PgConnection, sql: &'static str, site_id: i64) -> Result<u64> {
-    let (low, high): (Option<i64>, Option<i64>) = sqlx::query_as(sql)
+/// The site's lowest and highest id in a table (`None`s when it has no
+/// rows there).
+async fn id_span(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    site_id: i64,
+) -> Result<(Option<i64>, Option<i64>)> {
+    Ok(sqlx::query_as(sql)
         .bind(site_id)
         .fetch_one(&mut *conn)
-        .await?;
-    Ok(match (low, high) {
-        (Some(low), Some(high)) => (high - low + 1).max(0) as u64,
-        _ => 0,
-    })
+        .await?)
 }
 
 /// Up to [`PAGE`] of the site's events with ids in `(after, through]`.

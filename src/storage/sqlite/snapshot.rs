@@ -90,18 +90,17 @@ async fn head_seq(conn: &mut SqliteConnection, site_id: i64) -> Result<i64> {
     )
 }
 
-/// How many ids lie between the site's lowest and highest in a table: two
-/// seeks in the table's site index, and at least the site's count of rows
-/// (exactly it when no other site wrote in between).
-async fn id_span(conn: &mut SqliteConnection, sql: &'static str, site_id: i64) -> Result<u64> {
-    let (low, high): (Option<i64>, Option<i64>) = sqlx::query_as(sql)
+/// The site's lowest and highest id in a table (`None`s when it has no
+/// rows there).
+async fn id_span(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+    site_id: i64,
+) -> Result<(Option<i64>, Option<i64>)> {
+    Ok(sqlx::query_as(sql)
         .bind(site_id)
         .fetch_one(&mut *conn)
-        .await?;
-    Ok(match (low, high) {
-        (Some(low), Some(high)) => (high - low + 1).max(0) as u64,
-        _ => 0,
-    })
+        .await?)
 }
 
 /// The chunk query of subscribers: the highest id, and
@@ -243,8 +242,8 @@ impl SqliteStore {
         let seq = head_seq(&mut tx, site_id).await?;
         let mut builder = AudienceBuilder::new();
         progress.stage(Stage::Subscribers);
-        progress.expect(id_span(&mut tx, SUBSCRIBER_SPAN, site_id).await?);
-        progress.expect(id_span(&mut tx, EVENT_SPAN, site_id).await?);
+        progress.expect_span(id_span(&mut tx, SUBSCRIBER_SPAN, site_id).await?);
+        progress.expect_span(id_span(&mut tx, EVENT_SPAN, site_id).await?);
         let mut order = Ascending::default();
         read_table(&mut tx, SUBSCRIBER_CHUNK, site_id, (0, i64::MAX), |text| {
             let rows: Vec<SubscriberJson> = parse_chunk(Some(text))?;
