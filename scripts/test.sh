@@ -31,7 +31,7 @@ fi
 echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 source scripts/postgres.sh
 trap pg_throwaway_stop EXIT
 echo "== PostgreSQL: a throwaway cluster"
@@ -41,7 +41,7 @@ echo "== PostgreSQL: a throwaway cluster"
 pg_throwaway_start
 
 echo "== cargo test (SQLite)"
-cargo test --locked
+cargo test --locked --workspace
 echo "== cargo test: the integration tests on PostgreSQL"
 CORRAL_TEST_BACKEND=postgres cargo test --locked --test api
 echo "== acceptance: Bento's Node SDK against corral serve"

@@ -1,7 +1,7 @@
 //! `corral gen`: a synthetic audience, for demos, load tests and benchmarks.
 //!
 //! From a seed, it writes N subscribers and M events as the JSON lines
-//! Corral's importer reads (the items of [`crate::audience::event`]), with the
+//! Corral's importer reads (the items of [`corral_core::audience::event`]), with the
 //! skew real audiences have, so that segment queries meet realistic data:
 //!
 //! - **Subscribers** (`subscribers.jsonl`, one
@@ -1464,7 +1464,7 @@ mod tests {
         let mut with_size = 0;
         for s in &subscribers {
             let raw = serde_json::value::to_raw_value(s).unwrap();
-            crate::audience::event::parse_subscriber(&raw).unwrap();
+            corral_core::audience::event::parse_subscriber(&raw).unwrap();
             assert!(emails.insert(str_of(s, "email").to_lowercase()));
             *plans.entry(str_of(s, "plan").to_owned()).or_default() += 1;
             let tags: Vec<&str> = s
@@ -1514,7 +1514,7 @@ mod tests {
         );
         for e in &events {
             let raw = serde_json::value::to_raw_value(e).unwrap();
-            let change = crate::audience::event::parse_event(&raw, 0).unwrap();
+            let change = corral_core::audience::event::parse_event(&raw, 0).unwrap();
             let kind = str_of(e, "type");
             let email = str_of(e, "email");
             assert!(emails.contains(email), "{email}");

@@ -2,18 +2,17 @@
 //!
 //! # Layout
 //!
+//! The query language, the audience's rules, the columnar audience and the
+//! engine that evaluates segments live in the workspace crate [`corral_core`]
+//! (no database, HTTP or async runtime in it); this crate is the server built
+//! on it:
+//!
 //! - [`http`]: the HTTP layer. An axum [`Router`](axum::Router) built by a pure
 //!   function over [`http::AppState`], the Bento-compatible routes under `/api/v1`,
 //!   authentication, rate limiting, the OpenAPI document, and the one
 //!   [`http::ApiError`] that turns every failure into Bento's error shapes.
 //! - [`segment`]: the segment model and its rules (names, descriptions, the
 //!   saved query), shared by the HTTP layer and the CLI so both enforce the same.
-//! - [`audience`]: subscribers, tags, fields and events, the one
-//!   [`audience::SubscriberChange`] every write of audience data becomes, and
-//!   the caps ([`audience::limits`]) every write is held to.
-//! - [`query`]: the segment query language: the saved text kept verbatim, its
-//!   grammar (parsed with pointed errors into one enum of conditions), and the
-//!   evaluator that turns a query into members over an in-memory audience.
 //! - [`live`]: live evaluation for the HTTP layer and the CLI: resident
 //!   snapshots of each site's audience brought forward from the change log,
 //!   freshness checks without database round trips, checkpoints, and the
@@ -36,8 +35,6 @@
 //!   and an optional `corral.toml`.
 //! - [`generator`]: `corral gen`, a deterministic synthetic audience (subscribers
 //!   and events with realistic skew) written as JSON lines for the importer.
-//! - [`json`]: JSON kept as the client wrote it, and the check that no
-//!   object of a request body names a key twice.
 //! - [`clock`] and [`credentials`]: the injectable clock, and how site ids and
 //!   API keys are generated, hashed and compared.
 //!
@@ -54,22 +51,20 @@
 //! - [`http::ApiError`]: the only error a handler returns. It converts from the
 //!   two above with `From`, picks the status and Bento's body shape, and logs
 //!   (never sends) the detail of a server fault.
-//! - [`query::Problem`]: one thing wrong with a query, at a JSON pointer;
-//!   becomes a [`segment::FieldError`] on `visitor_event_query/…`.
-//! - [`query::eval::EvalError`] and [`live::LiveError`]: a query that cannot
-//!   be evaluated (foreign, or referring to a missing segment), answered 422.
+//! - [`corral_core::query::Problem`]: one thing wrong with a query, at a JSON
+//!   pointer; becomes a [`segment::FieldError`] on `visitor_event_query/…`.
+//! - [`corral_core::engine::EvalError`] and [`live::LiveError`]: a query that
+//!   cannot be evaluated (foreign, or referring to a missing segment),
+//!   answered 422.
 //! - The CLI prints any of them as one line on stderr and exits non-zero.
 
-pub mod audience;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod generator;
 pub mod http;
-pub mod json;
 pub mod live;
-pub mod query;
 pub mod segment;
 pub mod service;
 pub mod storage;

@@ -7,15 +7,15 @@
 //! a progress bar on a terminal.
 
 use super::{CliError, outln, print_json, site_by_uuid};
-use crate::audience::{Email, Subscriber};
 use crate::clock::{Clock, SystemClock};
 use crate::http::{MatchEnvelope, MatchResult, Preview, PreviewEnvelope, SubscriberResource};
 use crate::live::{CheckpointSettings, Evaluation, Heads, Live};
-use crate::query::eval::Node;
-use crate::query::{Query, RawQuery};
 use crate::segment::{FieldErrors, QUERY_FIELD, SegmentId};
 use crate::storage::{Site, Store};
 use clap::ValueEnum;
+use corral_core::audience::{Email, Subscriber};
+use corral_core::engine::Node;
+use corral_core::query::{Query, RawQuery};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::{Path, PathBuf};

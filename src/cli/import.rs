@@ -19,11 +19,11 @@
 //!   (so `01234` stays text).
 
 use super::{CliError, outln, site_by_uuid};
-use crate::audience::SubscriberChange;
-use crate::audience::event::{parse_event, parse_subscriber};
 use crate::clock::{Clock, SystemClock};
 use crate::storage::Store;
 use clap::{Args, Subcommand, ValueEnum};
+use corral_core::audience::SubscriberChange;
+use corral_core::audience::event::{parse_event, parse_subscriber};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -133,7 +133,7 @@ pub async fn run(command: ImportCommand, store: &Arc<dyn Store>) -> Result<(), C
             .await?;
         for (line, outcome) in lines.into_iter().zip(outcomes) {
             match outcome {
-                crate::audience::Outcome::Failed(reason) => bad.push((line, reason)),
+                corral_core::audience::Outcome::Failed(reason) => bad.push((line, reason)),
                 _ => imported += 1,
             }
         }

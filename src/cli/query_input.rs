@@ -4,10 +4,10 @@
 //! ones.
 
 use super::CliError;
-use crate::query::{Query, RawQuery};
 use crate::segment::{FieldErrors, SegmentId};
 use crate::service::{SegmentError, Segments};
 use crate::storage::Store;
+use corral_core::query::{Query, RawQuery};
 use std::io::{IsTerminal, Read};
 
 /// Reads a query from a file, or from stdin for `-` or no path.

@@ -16,10 +16,10 @@ use crate::credentials::{KeyPair, secret_matches};
 use crate::http::conn::ConnectionSettings;
 use crate::http::{self, AppState, HttpSettings};
 use crate::live::{CHECKPOINT_INTERVAL, CheckpointSettings};
-use crate::query::RawQuery;
 use crate::segment::{Description, NewSegment, SegmentName};
 use crate::storage::{self, Site, Store};
 use clap::Args;
+use corral_core::query::RawQuery;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -360,7 +360,7 @@ async fn demo_site(
         .map(|item| {
             let raw = serde_json::value::RawValue::from_string(item.to_string())
                 .expect("serialized JSON is valid");
-            crate::audience::event::parse_event(&raw, now)
+            corral_core::audience::event::parse_event(&raw, now)
         })
         .collect::<Result<_, _>>()
         .map_err(CliError::Usage)?;
@@ -560,7 +560,7 @@ mod tests {
         assert!(events.len() > 100);
         for item in &events {
             let raw = serde_json::value::RawValue::from_string(item.to_string()).unwrap();
-            crate::audience::event::parse_event(&raw, now).unwrap();
+            corral_core::audience::event::parse_event(&raw, now).unwrap();
         }
         let kinds: std::collections::BTreeSet<&str> =
             events.iter().map(|e| e["type"].as_str().unwrap()).collect();

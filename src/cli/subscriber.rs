@@ -5,13 +5,13 @@
 //! (`GET /fetch/subscribers/events`). `--json` prints the API's answer.
 
 use super::{CliError, outln, print_json, site_by_uuid};
-use crate::audience::{Email, Subscriber};
 use crate::clock::{Clock, SystemClock, format_ms};
 use crate::http::wire::segment_list_body;
 use crate::http::{EventListEnvelope, EventResource, events_limit};
 use crate::segment::{FieldError, FieldErrors, QUERY_FIELD};
 use crate::storage::{Site, Store};
 use clap::Subcommand;
+use corral_core::audience::{Email, Subscriber};
 use std::path::PathBuf;
 use std::sync::Arc;
 

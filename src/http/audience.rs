@@ -13,19 +13,15 @@
 //! The two lists come a page at a time (Corral's addition):
 //! `{"data":[…],"meta":{"next_cursor":…}}`, with `limit` and `cursor` in the
 //! query string. Bento's SDKs send neither and read only `data`; the default
-//! page is the site's cap ([`crate::audience::limits`]), so they see the
+//! page is the site's cap ([`corral_core::audience::limits`]), so they see the
 //! whole list on any site within its caps, and only a site that holds more
 //! (data stored before the caps) needs a second page.
 
 use super::auth::Caller;
-use super::extract::{Extension, Query};
+use super::extract::{Extension, QueryParams};
 use super::schemas::{EmailText, FieldKeyText, Name, SiteUuidText};
 use super::wire::{ValidationErrorBody, json_response};
 use super::{ApiError, AppState, body};
-use crate::audience::limits::{MAX_FIELD_KEYS_PER_SITE, MAX_TAGS_PER_SITE};
-use crate::audience::{
-    AudienceCounts, Email, Field, FieldKey, Subscriber, SubscriberChange, Tag, TagName,
-};
 use crate::clock::format_ms;
 use crate::segment::FieldError;
 use crate::storage::StorageError;
@@ -35,6 +31,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use corral_core::audience::limits::{MAX_FIELD_KEYS_PER_SITE, MAX_TAGS_PER_SITE};
+use corral_core::audience::{
+    AudienceCounts, Email, Field, FieldKey, Subscriber, SubscriberChange, Tag, TagName,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -278,7 +278,7 @@ pub struct SubscriberLookup {
 pub async fn find_subscriber(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(lookup): Query<SubscriberLookup>,
+    QueryParams(lookup): QueryParams<SubscriberLookup>,
 ) -> Result<Response, ApiError> {
     let subscriber = match (lookup.email, lookup.uuid) {
         (Some(email), _) => {
@@ -392,7 +392,7 @@ pub async fn create_subscriber(
 pub async fn list_tags(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(params): Query<TagListParams>,
+    QueryParams(params): QueryParams<TagListParams>,
 ) -> Result<Response, ApiError> {
     let (limit, after) = page_request(
         params.limit.as_deref(),
@@ -484,7 +484,7 @@ pub async fn create_tag(
 pub async fn list_fields(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(params): Query<FieldListParams>,
+    QueryParams(params): QueryParams<FieldListParams>,
 ) -> Result<Response, ApiError> {
     let (limit, after) = page_request(
         params.limit.as_deref(),

@@ -13,7 +13,7 @@
 //! credentials and the rate limit, admitted as JSON ([`body::admit`]: 415,
 //! 400) before it is handed on to the handler unchanged.
 
-use super::extract::Query;
+use super::extract::QueryParams;
 use super::{ApiError, AppState, body};
 use crate::credentials::secret_matches;
 use crate::storage::SiteHead;
@@ -105,7 +105,7 @@ pub async fn authenticate(
 /// be read (`site_uuid` given twice), or when the body's `site_uuid` is not
 /// the query string's, or not a string.
 fn requested_site(uri: &Uri, bytes: &[u8]) -> Option<String> {
-    let in_query = Query::<SiteParam>::from_uri(uri).ok()?.0.site_uuid;
+    let in_query = QueryParams::<SiteParam>::from_uri(uri).ok()?.0.site_uuid;
     match (in_query, site_uuid_in_body(bytes)) {
         (Some(query), None) => Some(query),
         (None, Some(Some(body))) => Some(body),

@@ -9,7 +9,7 @@
 //! index and why. A `$purchase` already stored under its unique key counts as a
 //! result (acknowledged) and is not stored again. A batch holds 1 to 1,000 items.
 //! An item that would take its subscriber or the site over one of the caps of
-//! [`crate::audience::limits`] (or carries a value over its size) fails alone,
+//! [`corral_core::audience::limits`] (or carries a value over its size) fails alone,
 //! with a message naming the cap (`subscriber would have 201 fields; at most
 //! 200`).
 
@@ -18,13 +18,15 @@ use super::extract::Extension;
 use super::schemas::{EmailText, Name, SiteUuidText};
 use super::wire::{ValidationErrorBody, json_response};
 use super::{ApiError, AppState, body};
-use crate::audience::event::{parse_event, parse_subscriber};
-use crate::audience::{Create, Email, FieldKey, Outcome, SubscriberChange, Subscription, TagName};
 use crate::segment::{FieldError, FieldErrors};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use corral_core::audience::event::{parse_event, parse_subscriber};
+use corral_core::audience::{
+    Create, Email, FieldKey, Outcome, SubscriberChange, Subscription, TagName,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;

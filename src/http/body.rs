@@ -28,7 +28,7 @@ pub fn admit(headers: &HeaderMap, bytes: &[u8]) -> Result<(), ApiError> {
     if !declares_json(headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    match crate::json::duplicate_key(bytes) {
+    match corral_core::json::duplicate_key(bytes) {
         Ok(None) => Ok(()),
         Ok(Some(duplicate)) => Err(ApiError::DuplicateKey {
             key: duplicate.key,

@@ -9,12 +9,12 @@
 
 use super::wire::{ErrorBody, ValidationErrorBody, json_response};
 use crate::live::LiveError;
-use crate::query::eval::EvalError;
 use crate::segment::FieldErrors;
 use crate::service::SegmentError;
 use crate::storage::StorageError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use corral_core::engine::EvalError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -5,14 +5,11 @@
 //! request's clock.
 
 use super::audience::SubscriberResource;
-use super::extract::{Extension, Query as QueryString, SegmentPath};
+use super::extract::{Extension, QueryParams, SegmentPath};
 use super::schemas::{EmailText, SegmentIdText, SiteUuidText, VisitorEventQuery};
 use super::segment_body;
 use super::wire::{ErrorBody, ValidationErrorBody, json_response};
 use super::{ApiError, AppState, Caller, body};
-use crate::audience::{AudienceCounts, Email, Subscriber};
-use crate::query::Query;
-use crate::query::eval::Node;
 use crate::segment::{FieldError, FieldErrors, QUERY_FIELD, SegmentId};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -20,6 +17,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use corral_core::audience::{AudienceCounts, Email, Subscriber};
+use corral_core::engine::Node;
+use corral_core::query::Query;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -46,7 +46,7 @@ pub(super) async fn segment_query(
         .await?
         .filter(|s| s.is_kept())
         .ok_or(ApiError::SegmentNotFound)?;
-    crate::query::parse(segment.query.as_str()).map_err(|problems| {
+    corral_core::query::parse(segment.query.as_str()).map_err(|problems| {
         let mut errors = FieldErrors::default();
         for p in problems {
             errors.push(
@@ -84,7 +84,7 @@ pub struct SegmentStatsParams {
 pub async fn segment_stats(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    QueryString(params): QueryString<SegmentStatsParams>,
+    QueryParams(params): QueryParams<SegmentStatsParams>,
 ) -> Result<Response, ApiError> {
     let id = params
         .segment_id
@@ -300,7 +300,7 @@ pub async fn members(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     SegmentPath(id): SegmentPath,
-    QueryString(params): QueryString<MembersParams>,
+    QueryParams(params): QueryParams<MembersParams>,
 ) -> Result<Response, ApiError> {
     let limit = parse_count(params.limit.as_deref(), "limit", DEFAULT_PAGE, MAX_PAGE, 1)?;
     let after = match params.cursor.as_deref() {

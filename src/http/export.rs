@@ -14,12 +14,12 @@ use super::extract::{Extension, SegmentPath};
 use super::schemas::SegmentIdText;
 use super::wire::{ErrorBody, ValidationErrorBody};
 use super::{ApiError, AppState};
-use crate::audience::Subscriber;
 use crate::clock::format_ms;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use corral_core::audience::Subscriber;
 use std::sync::Arc;
 
 /// Member records read and sent at a time.

@@ -25,9 +25,9 @@ use serde::de::DeserializeOwned;
 
 /// Query-string parameters of type `T`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Query<T>(pub T);
+pub struct QueryParams<T>(pub T);
 
-impl<T: DeserializeOwned> Query<T> {
+impl<T: DeserializeOwned> QueryParams<T> {
     /// Reads the parameters of `uri`; none at all is the empty query.
     pub fn from_uri(uri: &Uri) -> Result<Self, ApiError> {
         #[allow(clippy::disallowed_types)]
@@ -46,7 +46,7 @@ fn query_problem(rejection: &axum::extract::rejection::QueryRejection) -> String
         .to_owned()
 }
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
@@ -130,11 +130,11 @@ mod tests {
     #[test]
     fn reads_parameters_and_ignores_unknown_ones() {
         let uri: Uri = "/x?segment_id=7&other=1&other=2".parse().unwrap();
-        let Query(params) = Query::<Params>::from_uri(&uri).unwrap();
+        let QueryParams(params) = QueryParams::<Params>::from_uri(&uri).unwrap();
         assert_eq!(params.segment_id.as_deref(), Some("7"));
         let none: Uri = "/x".parse().unwrap();
         assert!(
-            Query::<Params>::from_uri(&none)
+            QueryParams::<Params>::from_uri(&none)
                 .unwrap()
                 .0
                 .segment_id
@@ -145,7 +145,7 @@ mod tests {
     #[test]
     fn a_parameter_given_twice_is_an_invalid_query_string() {
         let uri: Uri = "/x?segment_id=1&segment_id=2".parse().unwrap();
-        match Query::<Params>::from_uri(&uri) {
+        match QueryParams::<Params>::from_uri(&uri) {
             Err(ApiError::InvalidQueryString(detail)) => {
                 assert_eq!(detail, "duplicate field `segment_id`");
             }

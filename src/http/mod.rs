@@ -77,7 +77,7 @@ pub struct HttpSettings {
     /// keeps none.
     pub checkpoints: Option<crate::live::CheckpointSettings>,
     /// The evaluation budget: refused above, a narrow lane for the heavy.
-    pub eval_limits: crate::query::eval::cost::Limits,
+    pub eval_limits: corral_core::engine::cost::Budget,
     /// Timeouts and the cap of connections.
     pub connections: conn::ConnectionSettings,
     /// Whether webhooks may send to loopback, private and link-local

@@ -7,8 +7,8 @@
 //! what reaches storage is the text exactly as written.
 
 use super::{ApiError, body};
-use crate::query::{Query, RawQuery};
 use crate::segment::{Description, FieldErrors, NewSegment, SegmentName, SegmentPatch};
+use corral_core::query::{Query, RawQuery};
 use serde_json::value::RawValue;
 
 /// The three segment fields as sent, not yet checked.

@@ -9,7 +9,7 @@
 
 use super::auth::Caller;
 use super::conditional::{digest_etag, if_match, not_modified, not_modified_since, with_etag};
-use super::extract::{Extension, Query, SegmentPath};
+use super::extract::{Extension, QueryParams, SegmentPath};
 use super::schemas::{Name, SegmentIdText, SiteOnlyRequest, SiteUuidText, VisitorEventQuery};
 use super::wire::{
     ErrorBody, SegmentEnvelope, SegmentListEnvelope, ValidationErrorBody, bytes_response,
@@ -72,7 +72,7 @@ fn listing(params: &ListParams) -> Result<Listing, ApiError> {
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(params): Query<ListParams>,
+    QueryParams(params): QueryParams<ListParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (body, etag) = match listing(&params)? {

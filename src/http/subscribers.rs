@@ -13,20 +13,20 @@
 //!   first, each `{"id","type":"events","attributes":{"type","occurred_at","details"}}`.
 
 use super::auth::Caller;
-use super::extract::{Extension, Query};
+use super::extract::{Extension, QueryParams};
 use super::schemas::EmailText;
 use super::wire::{
     ErrorBody, SegmentListEnvelope, ValidationErrorBody, bytes_response, json_response,
     segment_list_body,
 };
 use super::{ApiError, AppState};
-use crate::audience::{Email, Subscriber};
 use crate::clock::format_ms;
 use crate::segment::FieldError;
 use crate::storage::StoredEvent;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use corral_core::audience::{Email, Subscriber};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -79,7 +79,7 @@ pub struct SubscriberSegmentsParams {
 pub async fn segments(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(params): Query<SubscriberSegmentsParams>,
+    QueryParams(params): QueryParams<SubscriberSegmentsParams>,
 ) -> Result<Response, ApiError> {
     let subscriber = by_email(&state, caller.site_id, params.email.as_deref()).await?;
     let segments = crate::live::membership::segments_of(
@@ -172,7 +172,7 @@ pub fn events_limit(text: Option<&str>) -> Result<usize, String> {
 pub async fn events(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(params): Query<SubscriberEventsParams>,
+    QueryParams(params): QueryParams<SubscriberEventsParams>,
 ) -> Result<Response, ApiError> {
     let limit = events_limit(params.limit.as_deref()).map_err(|m| invalid("limit", m))?;
     let subscriber = by_email(&state, caller.site_id, params.email.as_deref()).await?;

@@ -11,7 +11,7 @@
 
 use super::auth::Caller;
 use super::body::{self, Object};
-use super::extract::{Extension, Query};
+use super::extract::{Extension, QueryParams};
 use super::wire::{ErrorBody, ValidationErrorBody, json_response};
 use super::{ApiError, AppState};
 use crate::clock::format_ms;
@@ -232,7 +232,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebhookPath {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         // The same rule as a segment's id: a positive decimal integer.
-        let id = crate::query::ast::segment_id;
+        let id = corral_core::query::ast::segment_id;
         // Nested routers see the path without their prefixes.
         let path = parts.uri.path();
         let rest = path
@@ -469,7 +469,7 @@ pub async fn deliveries(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     WebhookPath(id, _): WebhookPath,
-    Query(params): Query<DeliveryParams>,
+    QueryParams(params): QueryParams<DeliveryParams>,
 ) -> Result<Response, ApiError> {
     let limit = deliveries_limit(params.limit.as_deref())
         .map_err(|m| ApiError::Invalid(FieldErrors::from(FieldError::new("limit", m))))?;

@@ -9,7 +9,7 @@
 //! - `CORRALCK` and the format version;
 //! - a JSON header: the database's id, the site, the snapshot's position,
 //!   and the time and SHA-256 of the change-log entry at that position;
-//! - the audience ([`crate::query::eval::persist`]);
+//! - the audience ([`corral_core::columns::persist`]);
 //! - a CRC-32C of everything before it.
 //!
 //! A checkpoint is used only when it belongs to this database (its id), its
@@ -20,10 +20,10 @@
 //! logged and the site is read from scratch.
 
 use super::CheckpointSettings;
-use crate::query::eval::Audience;
-use crate::query::eval::persist::{Decoder, Encoder};
 use crate::storage::progress::{ReadProgress, Stage};
 use crate::storage::{ChangeFeed, Position, StorageError};
+use corral_core::columns::Columns;
+use corral_core::columns::persist::{Decoder, Encoder};
 use crc::{CRC_32_ISCSI, Crc, Digest, Table};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -290,7 +290,7 @@ impl Checkpoints {
         site_id: i64,
         progress: &Arc<ReadProgress>,
         stopping: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<Option<(Position, Audience)>, CheckpointError> {
+    ) -> Result<Option<(Position, Columns)>, CheckpointError> {
         let path = self.path(site_id);
         let file = match File::open(&path) {
             Ok(file) => file,
@@ -341,7 +341,7 @@ impl Checkpoints {
     }
 }
 
-fn decode(file: impl Read, length: u64) -> Result<(Header, Audience), CheckpointError> {
+fn decode(file: impl Read, length: u64) -> Result<(Header, Columns), CheckpointError> {
     // Everything but the last four bytes (the CRC itself) is checked.
     let checked = length.saturating_sub(4);
     let mut d = Decoder::new(BufReader::with_capacity(
@@ -361,7 +361,7 @@ fn decode(file: impl Read, length: u64) -> Result<(Header, Audience), Checkpoint
     }
     let header: Header = serde_json::from_str(&d.str()?)
         .map_err(|e| CheckpointError::Unusable(format!("its header cannot be read: {e}")))?;
-    let audience = Audience::read_from(&mut d)?;
+    let audience = Columns::read_from(&mut d)?;
     let mut reader = d.into_inner();
     let mut rest = Vec::new();
     reader.read_to_end(&mut rest)?;

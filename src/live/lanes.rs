@@ -1,6 +1,6 @@
 //! Admission of evaluations, so that no query and no site can take the
 //! server: at most two evaluations per core run at once, and those the cost
-//! estimate calls heavy ([`crate::query::eval::cost`]) go through a narrow
+//! estimate calls heavy ([`corral_core::engine::cost`]) go through a narrow
 //! lane of their own, one at a time per site and at most one per core
 //! overall. Waiters are served in arrival order; a request that gives up
 //! (timed out, client gone) leaves the queue. Nothing waits while holding a

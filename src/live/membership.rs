@@ -6,10 +6,10 @@
 //! [`segments_of`], so they answer alike.
 
 use super::{Live, LiveError};
-use crate::query::Query;
-use crate::query::eval::EvalError;
 use crate::segment::{Listing, Segment};
 use crate::storage::Store;
+use corral_core::engine::EvalError;
+use corral_core::query::Query;
 
 /// The kept segments of `site_id` that subscriber `subscriber_id` is a
 /// member of at `now`, in the order of Bento's list (by name).
@@ -22,7 +22,7 @@ pub async fn segments_of(
 ) -> Result<Vec<Segment>, LiveError> {
     let mut member_of = Vec::new();
     for segment in store.list_segments(site_id, Listing::Kept).await? {
-        let Ok(query) = crate::query::parse(segment.query.as_str()) else {
+        let Ok(query) = corral_core::query::parse(segment.query.as_str()) else {
             continue;
         };
         if matches!(query, Query::Foreign) {

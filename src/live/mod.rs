@@ -1,7 +1,7 @@
 //! Live evaluation: segments evaluated against the current data, for the
 //! HTTP layer and the CLI alike.
 //!
-//! Each site's audience is held in memory as columns ([`Audience`]) in a
+//! Each site's audience is held in memory as columns ([`Columns`]) in a
 //! *resident snapshot* that reflects one position of the site's change log
 //! ([`crate::storage::changes`]). Before answering, an evaluation learns the
 //! site's head ([`Heads`]: no database round trip while nothing was
@@ -48,12 +48,13 @@ pub use heads::Heads;
 pub use site::{JobReport, Resident, SiteStats};
 pub use wait::{Loading, WaitNote};
 
-use crate::audience::AudienceCounts;
-use crate::query::Query;
-use crate::query::ast::DetailPath;
-use crate::query::eval::cost::{self, Limits};
-use crate::query::eval::{self, Audience, Cancel, EvalError, Explanation};
 use crate::storage::{ChangeFeed, Position, StorageError};
+use corral_core::audience::AudienceCounts;
+use corral_core::columns::Columns;
+use corral_core::engine::cost::{self, Budget};
+use corral_core::engine::{self, Cancel, EvalError, Explanation};
+use corral_core::query::Query;
+use corral_core::query::ast::DetailPath;
 use fixedbitset::FixedBitSet;
 use site::SiteLive;
 use std::collections::HashMap;
@@ -98,7 +99,7 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    pub fn audience(&self) -> &Audience {
+    pub fn audience(&self) -> &Columns {
         &self.resident.audience
     }
 
@@ -210,7 +211,7 @@ pub struct Live {
     stop: watch::Sender<bool>,
     /// Sites read at start and never dropped, in the order named.
     preloaded: Mutex<Vec<Preloaded>>,
-    limits: Limits,
+    limits: Budget,
     lanes: lanes::Lanes,
 }
 
@@ -249,13 +250,13 @@ impl Live {
             heads,
             sites: Mutex::new(Vec::new()),
             preloaded: Mutex::new(Vec::new()),
-            limits: Limits::default(),
+            limits: Budget::default(),
             lanes: lanes::Lanes::new(),
         }
     }
 
     /// The same, with other evaluation limits.
-    pub fn with_limits(mut self, limits: Limits) -> Self {
+    pub fn with_limits(mut self, limits: Budget) -> Self {
         self.limits = limits;
         self
     }
@@ -394,7 +395,7 @@ impl Live {
         let (resident, members) = tokio::task::spawn_blocking(move || {
             // A heavy evaluation keeps to one core, leaving one to the rest.
             let split = !permit.heavy();
-            let members = eval::members_on(
+            let members = engine::members_on(
                 &resident.audience,
                 &query,
                 now,
@@ -433,7 +434,7 @@ impl Live {
         let _cancel_on_drop = CancelOnDrop(cancel.clone());
         let query = query.clone();
         let explanation = tokio::task::spawn_blocking(move || {
-            let explanation = eval::explain_unless(
+            let explanation = engine::explain_unless(
                 &resident.audience,
                 &query,
                 now,
@@ -609,7 +610,7 @@ fn missing_details(resident: &Resident, query: &Query) -> Vec<(String, DetailPat
         }
         i += 1;
     }
-    resident.audience.missing_details(&queries)
+    engine::missing_details(&resident.audience, &queries)
 }
 
 #[cfg(test)]

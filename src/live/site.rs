@@ -27,13 +27,13 @@
 
 use super::checkpoint::{CheckpointError, CheckpointWriter, Checkpoints};
 use super::{Loader, ResidentGuard, wait};
-use crate::query::Query;
-use crate::query::ast::DetailPath;
-use crate::query::eval::{Audience, NeedsReload};
 use crate::segment::Segment;
 use crate::storage::changes::Changes;
 use crate::storage::progress::{ProgressReport, ReadProgress, Stage};
 use crate::storage::{Position, StorageError};
+use corral_core::columns::{Columns, NeedsReload};
+use corral_core::query::Query;
+use corral_core::query::ast::DetailPath;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -48,7 +48,7 @@ const CHUNK: usize = 1 << 20;
 pub struct Resident {
     pub site_id: i64,
     pub position: Position,
-    pub audience: Audience,
+    pub audience: Columns,
     /// The parsed queries of the site's kept segments that fit the grammar.
     pub segments: HashMap<i64, Arc<Query>>,
     /// Which whole read this snapshot descends from: a checkpoint being
@@ -66,7 +66,7 @@ fn parse_segments(segments: Vec<Segment>) -> HashMap<i64, Arc<Query>> {
         .filter_map(|s| {
             Some((
                 s.id.0,
-                Arc::new(crate::query::parse(s.query.as_str()).ok()?),
+                Arc::new(corral_core::query::parse(s.query.as_str()).ok()?),
             ))
         })
         .collect()
@@ -306,7 +306,7 @@ impl SiteLive {
         f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
-    fn install(&self, state: &mut Option<Resident>, position: Position, audience: Audience) -> u64 {
+    fn install(&self, state: &mut Option<Resident>, position: Position, audience: Columns) -> u64 {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         *state = Some(Resident {
             site_id: self.site_id,
@@ -784,8 +784,8 @@ impl SiteLive {
         mut writer: CheckpointWriter,
         generation: u64,
         piece: impl FnOnce(
-            &Audience,
-            &mut crate::query::eval::persist::Encoder<
+            &Columns,
+            &mut corral_core::columns::persist::Encoder<
                 std::io::BufWriter<super::checkpoint::Checked<std::fs::File>>,
             >,
         ) -> std::io::Result<bool>

@@ -5,16 +5,18 @@
 //! read the site again, never answer wrong; checkpoints read back equal.
 
 use super::*;
-use crate::audience::{Create, Email, FieldKey, NewEvent, SubscriberChange, Subscription, TagName};
 use crate::credentials::KeyPair;
-use crate::query::ast::{Condition, DetailPath};
-use crate::query::eval::cost::Limits;
-use crate::query::eval::naive::World;
-use crate::query::eval::tests::{KEYS, KINDS, NOW, TAGS, arb_condition, arb_time, arb_value};
-use crate::query::{Query, RawQuery};
 use crate::segment::{Listing, NewSegment, SegmentName, SegmentPatch};
 use crate::storage::progress::ReadProgress;
 use crate::storage::{AudienceStore, ChangeFeed, Precondition, SqliteStore, Store};
+use corral_core::audience::{
+    Create, Email, FieldKey, NewEvent, SubscriberChange, Subscription, TagName,
+};
+use corral_core::engine::cost::Budget;
+use corral_core::engine::naive::World;
+use corral_core::engine::testing::{KEYS, KINDS, NOW, TAGS, arb_condition, arb_time, arb_value};
+use corral_core::query::ast::{Condition, DetailPath};
+use corral_core::query::{Query, RawQuery};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -321,7 +323,7 @@ async fn run_ops(ops: Vec<Op>, broken: bool) {
                     .await
                     .unwrap()
                     .into_iter()
-                    .map(|s| (s.id.0, crate::query::parse(s.query.as_str()).unwrap()))
+                    .map(|s| (s.id.0, corral_core::query::parse(s.query.as_str()).unwrap()))
                     .collect();
                 let world = World {
                     people: &people,
@@ -406,7 +408,7 @@ fn event(email: &str, kind: &str, amount: f64) -> SubscriberChange {
 }
 
 fn rich_query() -> Query {
-    crate::query::parse(
+    corral_core::query::parse(
         r#"{"event":{"type":"$purchase","sum":{"of":"value.amount","more_than":5}}}"#,
     )
     .unwrap()
@@ -579,7 +581,7 @@ async fn detail_columns_read_on_first_use_make_the_next_checkpoint() {
     {
         let live = with_checkpoints(f.store.clone(), dir.path());
         buy(&f.store, f.site, "a@x.io").await;
-        let plain = crate::query::parse(r#"{"subscribed":true}"#).unwrap();
+        let plain = corral_core::query::parse(r#"{"subscribed":true}"#).unwrap();
         live.evaluate(f.site, &plain, NOW).await.unwrap();
         live.write_checkpoints(None).await;
         assert_eq!(written(&live), 1);
@@ -706,9 +708,9 @@ async fn purchases(f: &Fixture, n: usize) {
 async fn a_query_over_budget_is_refused_before_it_runs() {
     let f = fixture().await;
     purchases(&f, 60).await;
-    let live = Live::new(f.store.clone()).with_limits(Limits { max: 50, heavy: 10 });
+    let live = Live::new(f.store.clone()).with_limits(Budget { max: 50, heavy: 10 });
     let every_event =
-        crate::query::parse(r#"{"event":{"where":{"url":{"exists":true}}}}"#).unwrap();
+        corral_core::query::parse(r#"{"event":{"where":{"url":{"exists":true}}}}"#).unwrap();
     match live.evaluate(f.site, &every_event, NOW).await {
         Err(LiveError::NotEvaluable(EvalError::TooExpensive(e))) => {
             // 60 events read twice (the scan, the `where`), then 7 subscribers.
@@ -716,7 +718,7 @@ async fn a_query_over_budget_is_refused_before_it_runs() {
         }
         other => panic!("{:?}", other.map(|e| e.counts())),
     }
-    let cheap = crate::query::parse(r#"{"subscribed":true}"#).unwrap();
+    let cheap = corral_core::query::parse(r#"{"subscribed":true}"#).unwrap();
     assert_eq!(
         live.evaluate(f.site, &cheap, NOW)
             .await
@@ -742,12 +744,13 @@ async fn a_query_over_budget_is_refused_before_it_runs() {
 async fn heavy_evaluations_wait_for_each_other_never_cheap_ones() {
     let f = fixture().await;
     purchases(&f, 60).await;
-    let live = Live::new(f.store.clone()).with_limits(Limits {
+    let live = Live::new(f.store.clone()).with_limits(Budget {
         max: u64::MAX,
         heavy: 50,
     });
-    let heavy = crate::query::parse(r#"{"event":{"where":{"url":{"exists":false}}}}"#).unwrap();
-    let cheap = crate::query::parse(r#"{"subscribed":true}"#).unwrap();
+    let heavy =
+        corral_core::query::parse(r#"{"event":{"where":{"url":{"exists":false}}}}"#).unwrap();
+    let cheap = corral_core::query::parse(r#"{"subscribed":true}"#).unwrap();
     assert_eq!(
         live.evaluate(f.site, &heavy, NOW)
             .await

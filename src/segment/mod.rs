@@ -8,7 +8,7 @@
 
 pub mod references;
 
-use crate::query::{Query, RawQuery};
+use corral_core::query::{Query, RawQuery};
 use std::fmt;
 
 pub use references::{KeptSegments, referenced_by};
@@ -20,7 +20,7 @@ pub const QUERY_FIELD: &str = "visitor_event_query";
 /// `visitor_event_query` followed by its JSON pointer, so a client sees
 /// exactly where the query is wrong.
 pub fn check_query(raw: &RawQuery, errors: &mut FieldErrors) -> Option<Query> {
-    crate::query::parse(raw.as_str())
+    corral_core::query::parse(raw.as_str())
         .map_err(|problems| {
             for p in problems {
                 errors.push(format!("{QUERY_FIELD}{}", p.pointer), p.message);
@@ -164,7 +164,7 @@ impl SegmentId {
     /// Reads an id from a path; anything that is not a positive decimal
     /// integer names no segment.
     pub fn parse(input: &str) -> Option<Self> {
-        crate::query::ast::segment_id(input).map(Self)
+        corral_core::query::ast::segment_id(input).map(Self)
     }
 }
 

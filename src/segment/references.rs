@@ -7,7 +7,7 @@
 //! slip between the check and the change.
 
 use super::{FieldError, FieldErrors, QUERY_FIELD, Segment, SegmentId};
-use crate::query::Query;
+use corral_core::query::Query;
 use std::collections::HashMap;
 
 /// A site's kept segments with their parsed queries (`None` when a stored
@@ -24,7 +24,7 @@ impl KeptSegments {
             order: segments.iter().map(|s| s.id.0).collect(),
             queries: segments
                 .iter()
-                .map(|s| (s.id.0, crate::query::parse(s.query.as_str()).ok()))
+                .map(|s| (s.id.0, corral_core::query::parse(s.query.as_str()).ok()))
                 .collect(),
         }
     }
@@ -130,7 +130,7 @@ pub fn referenced_by(referrers: &[i64]) -> FieldError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::RawQuery;
+    use corral_core::query::RawQuery;
 
     fn segment(id: i64, query: &str) -> Segment {
         Segment {
@@ -156,7 +156,7 @@ mod tests {
             segment(2, &refer(1)),
             segment(3, r#"{"not json"#),
         ]);
-        let query = crate::query::parse(&format!(
+        let query = corral_core::query::parse(&format!(
             r#"{{"all":[{},{},{}]}}"#,
             refer(2),
             refer(3),
@@ -175,13 +175,19 @@ mod tests {
         assert!(errors.0[0].message.contains("foreign"), "{errors}");
         assert!(errors.0[1].message.contains("does not exist"), "{errors}");
         // Saved as segment 1's query, 2 leads back to 1.
-        let errors = kept.check(Some(SegmentId(1)), &crate::query::parse(&refer(2)).unwrap());
+        let errors = kept.check(
+            Some(SegmentId(1)),
+            &corral_core::query::parse(&refer(2)).unwrap(),
+        );
         assert_eq!(errors.0.len(), 1);
         assert!(
             errors.0[0].message.ends_with("(cycle 1 → 2 → 1)"),
             "{errors}"
         );
-        let errors = kept.check(Some(SegmentId(1)), &crate::query::parse(&refer(1)).unwrap());
+        let errors = kept.check(
+            Some(SegmentId(1)),
+            &corral_core::query::parse(&refer(1)).unwrap(),
+        );
         assert!(
             errors.0[0].message.contains("cannot contain itself"),
             "{errors}"

@@ -7,12 +7,12 @@
 //! checks the reference rules again inside the write's transaction, so two
 //! concurrent writes cannot together make a cycle or orphan a reference.
 
-use crate::query::{Query, RawQuery};
 use crate::segment::{
     FieldError, FieldErrors, KeptSegments, Listing, NewSegment, QUERY_FIELD, Segment, SegmentId,
     SegmentPatch,
 };
 use crate::storage::{Precondition, StorageError, Store};
+use corral_core::query::{Query, RawQuery};
 
 /// What a segment service call can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -18,10 +18,10 @@
 //! have been committed, a whole site's audience at a position, and the state
 //! of just what changed since a position.
 
-use crate::query::ast::DetailPath;
-use crate::query::eval::{AudienceBuilder, SubscriberRow, Val};
 use crate::segment::Segment;
 use async_trait::async_trait;
+use corral_core::columns::{ColumnsBuilder, SubscriberRecord, Val};
+use corral_core::query::ast::DetailPath;
 use serde::{Deserialize, Serialize};
 
 use super::Result;
@@ -239,20 +239,20 @@ pub struct Position {
 #[derive(Debug)]
 pub struct Loaded {
     pub seq: i64,
-    pub audience: AudienceBuilder,
+    pub audience: ColumnsBuilder,
     pub segments: Vec<Segment>,
 }
 
 /// A subscriber as it is now: the row and the lowercase names of its tags.
 #[derive(Debug, Clone)]
-pub struct SubscriberState {
-    pub row: SubscriberRow,
+pub struct ChangedSubscriber {
+    pub row: SubscriberRecord,
     pub tags: Vec<String>,
 }
 
 /// An event appended since a position.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EventRow {
+pub struct AppendedEvent {
     pub id: i64,
     pub subscriber_id: i64,
     pub kind: String,
@@ -268,9 +268,9 @@ pub struct Changes {
     /// How many entries were read.
     pub entries: usize,
     /// The current state of every subscriber the entries name, in id order.
-    pub subscribers: Vec<SubscriberState>,
+    pub subscribers: Vec<ChangedSubscriber>,
     /// The events appended, in the order they were stored.
-    pub events: Vec<EventRow>,
+    pub events: Vec<AppendedEvent>,
     /// For each detail column asked for, its value for each of `events` of
     /// its type, in order.
     pub details: Vec<((String, DetailPath), Vec<Val>)>,

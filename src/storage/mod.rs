@@ -19,12 +19,12 @@ mod sqlite;
 pub mod transfer;
 pub mod webhooks;
 
-use crate::audience::{
-    AudienceCounts, Email, Field, FieldKey, Outcome, Subscriber, SubscriberChange, Tag, TagName,
-};
 use crate::credentials::KeyPair;
 use crate::segment::{Listing, NewSegment, Segment, SegmentId, SegmentPatch};
 use async_trait::async_trait;
+use corral_core::audience::{
+    AudienceCounts, Email, Field, FieldKey, Outcome, Subscriber, SubscriberChange, Tag, TagName,
+};
 use std::sync::Arc;
 
 pub use changes::{ChangeFeed, LogEntry, Position, Signal, SiteHead};
@@ -50,7 +50,7 @@ pub enum StorageError {
     #[error("{0}")]
     Refused(crate::segment::FieldErrors),
     /// Creating the record would take the site over one of the caps of
-    /// [`crate::audience::limits`]; the message names the cap.
+    /// [`corral_core::audience::limits`]; the message names the cap.
     #[error("{0}")]
     LimitExceeded(String),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
@@ -162,7 +162,7 @@ pub trait AudienceStore: Send + Sync + 'static {
     /// Applies each change all or nothing, in one transaction: an item that
     /// is refused (an unknown subscriber for `change_email`, a taken email,
     /// or a change that would take the subscriber or the site over one of the
-    /// backend's [`crate::audience::Limits`]) leaves no trace and the others
+    /// backend's [`corral_core::audience::Limits`]) leaves no trace and the others
     /// are still applied. Durable when this returns. The changes are taken
     /// by value: the writer that commits them may run on another task.
     async fn apply_changes(

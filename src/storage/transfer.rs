@@ -308,7 +308,7 @@ pub struct Cursor(pub [i64; 3]);
 
 /// One page of a table.
 #[derive(Debug)]
-pub struct Page {
+pub struct TablePage {
     pub rows: Rows,
     /// Where the next page starts; `None` when this was the last.
     pub next: Option<Cursor>,
@@ -340,7 +340,7 @@ pub trait TransferReader: Send {
         table: Table,
         after: Option<Cursor>,
         limit: usize,
-    ) -> Result<Page>;
+    ) -> Result<TablePage>;
 
     /// The highest id handed out so far in each table that [has
     /// ids](Table::has_ids): at least its highest id, more when ids were

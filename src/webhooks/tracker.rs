@@ -50,7 +50,7 @@ pub async fn work_out(
     let (version, kept) = state_of(segment);
     let parsed = segment
         .filter(|_| kept)
-        .and_then(|s| crate::query::parse(s.query.as_str()).ok());
+        .and_then(|s| corral_core::query::parse(s.query.as_str()).ok());
     let Some(query) = parsed else {
         let seq = store.site_head(site_id).await?.seq;
         let now = clock.now_ms();

@@ -696,7 +696,11 @@ async fn a_snapshot_refreshed_after_writes_answers_what_a_fresh_one_does() {
             // brought up to date; a new evaluator reads everything afresh.
             let served = stats(&app, id).await;
             let fresh = corral::live::Live::new(app.store.clone())
-                .evaluate(1, &corral::query::parse(&q.to_string()).unwrap(), START_MS)
+                .evaluate(
+                    1,
+                    &corral_core::query::parse(&q.to_string()).unwrap(),
+                    START_MS,
+                )
                 .await
                 .unwrap()
                 .counts();
@@ -835,7 +839,7 @@ async fn a_query_too_expensive_to_evaluate_is_refused_saying_by_how_much() {
     let app = TestApp::spawn_with(HttpSettings {
         rate_limit_per_minute: 0,
         stats_rate_limit_per_hour: 0,
-        eval_limits: corral::query::eval::cost::Limits { max: 30, heavy: 10 },
+        eval_limits: corral_core::engine::cost::Budget { max: 30, heavy: 10 },
         ..HttpSettings::default()
     })
     .await;

@@ -3,12 +3,12 @@
 use corral::clock::ManualClock;
 use corral::credentials::{KeyPair, generate_site_uuid};
 use corral::http::{self, AppState, HttpSettings};
-use corral::query::ast::DetailPath;
-use corral::query::eval::Val;
 use corral::storage::changes::{Changes, Loaded};
 use corral::storage::progress::ReadProgress;
 pub use corral::storage::transfer::{EventRow, Rows, Table};
 use corral::storage::{self, ChangeFeed, Store};
+use corral_core::columns::Val;
+use corral_core::query::ast::DetailPath;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use std::sync::{Arc, Once};

@@ -4,7 +4,7 @@
 //! that holds the site's head row from its start ([`super::log::lock_head`]),
 //! so no other server's write of the site can interleave and lose an update.
 //! As on SQLite, runs of changes that only the caps can refuse are applied
-//! in bulk ([`super::bulk`], folded by [`crate::audience::fold`]); the
+//! in bulk ([`super::bulk`], folded by [`corral_core::audience::fold`]); the
 //! others one at a time here, each decided by [`apply::apply`] before
 //! anything is written (the one refusal that comes after writes, an email
 //! already taken, is rolled back to a savepoint). A duplicate `$purchase` is
@@ -17,15 +17,15 @@
 
 use super::caps::{Names, count_of, known_keys, site_counts};
 use super::{PgStore, Tx, bulk};
-use crate::audience::apply::{self, Fields, SubscriberState};
-use crate::audience::fold;
-use crate::audience::{
-    AudienceCounts, Email, Field, FieldKey, Limits, Outcome, Subscriber, SubscriberChange, Tag,
-    TagName,
-};
 use crate::credentials::random_hex_id;
 use crate::storage::{AudienceStore, LogEntry, Page, Result, StorageError, StoredEvent};
 use async_trait::async_trait;
+use corral_core::audience::apply::{self, Fields, SubscriberState};
+use corral_core::audience::fold;
+use corral_core::audience::{
+    AudienceCounts, Email, Field, FieldKey, Limits, Outcome, Subscriber, SubscriberChange, Tag,
+    TagName,
+};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 

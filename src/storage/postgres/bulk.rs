@@ -1,5 +1,5 @@
 //! Writing a run of audience changes in bulk on PostgreSQL: the run is
-//! folded in memory by [`crate::audience::fold`] (where every rule is
+//! folded in memory by [`corral_core::audience::fold`] (where every rule is
 //! decided, as on SQLite) and written with one statement per table, each
 //! taking its rows as arrays (`UNNEST`), so a batch of thousands of events
 //! costs a handful of round trips. Rows are inserted in the fold's order
@@ -8,11 +8,11 @@
 
 use super::Tx;
 use super::caps::site_counts;
-use crate::audience::apply::{self, Fields, SubscriberState};
-use crate::audience::fold::{self, Fold, Slot};
-use crate::audience::{Limits, Outcome, SubscriberChange};
 use crate::credentials::random_hex_id;
 use crate::storage::Result;
+use corral_core::audience::apply::{self, Fields, SubscriberState};
+use corral_core::audience::fold::{self, Fold, Slot};
+use corral_core::audience::{Limits, Outcome, SubscriberChange};
 use std::collections::{HashMap, HashSet};
 
 /// Applies a run of changes that [`fold::can_bulk`] accepts, each held to

@@ -1,12 +1,12 @@
-//! What enforcing the audience caps ([`crate::audience::Limits`]) reads on
+//! What enforcing the audience caps ([`corral_core::audience::Limits`]) reads on
 //! PostgreSQL, shared by the bulk path and the one-at-a-time path so that
 //! both count alike: how many tags and field keys the site has, which of a
 //! list of keys it already has, and from those the counts
-//! [`crate::audience::apply`] starts from.
+//! [`corral_core::audience::apply`] starts from.
 
-use crate::audience::SubscriberChange;
-use crate::audience::apply::SiteCounts;
 use crate::storage::Result;
+use corral_core::audience::SubscriberChange;
+use corral_core::audience::apply::SiteCounts;
 use sqlx::PgConnection;
 use std::collections::{BTreeSet, HashSet};
 
@@ -53,7 +53,7 @@ pub(super) async fn known_keys(
 }
 
 /// The site's counts the caps watch before `changes` apply (see
-/// [`crate::audience::apply::SiteCounts`]): read only for what they set or
+/// [`corral_core::audience::apply::SiteCounts`]): read only for what they set or
 /// add.
 pub(super) async fn site_counts<'c>(
     conn: &mut PgConnection,

@@ -15,9 +15,9 @@
 use super::PgStore;
 use super::audience::apply_in;
 use super::log;
-use crate::audience::{Outcome, SubscriberChange};
 use crate::storage::changes::IdRanges;
 use crate::storage::{LogEntry, Result, StorageError};
+use corral_core::audience::{Outcome, SubscriberChange};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;

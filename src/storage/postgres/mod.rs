@@ -9,7 +9,7 @@
 //! event ids all follow commit order, a field merge never loses a concurrent
 //! update, and the segment rules checked inside a write see every segment
 //! committed before it. Writes of different sites run side by side. The
-//! meaning of every change comes from [`crate::audience::apply`] and
+//! meaning of every change comes from [`corral_core::audience::apply`] and
 //! [`crate::segment::references`], as on SQLite.
 //!
 //! There is no cheap commit signal across servers, so every freshness check
@@ -30,14 +30,14 @@ use super::{
     ApiKey, ChangeFeed, KeyCredentials, LogEntry, Position, Precondition, Result, Signal, Site,
     SiteHead, StorageError, Store, next_updated_at,
 };
-use crate::audience::Limits;
 use crate::credentials::KeyPair;
-use crate::query::RawQuery;
-use crate::query::ast::DetailPath;
 use crate::segment::{
     KeptSegments, Listing, NewSegment, Segment, SegmentId, SegmentPatch, name_key,
 };
 use async_trait::async_trait;
+use corral_core::audience::Limits;
+use corral_core::query::RawQuery;
+use corral_core::query::ast::DetailPath;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 use std::str::FromStr;
@@ -56,7 +56,7 @@ pub struct PgStore {
     pool: PgPool,
     /// The caps every audience write is held to.
     limits: Limits,
-    /// Audience writes of a site, committed in groups.
+    /// Columns writes of a site, committed in groups.
     groups: group::Groups,
 }
 
@@ -295,7 +295,7 @@ async fn check_references(
     saving: Option<SegmentId>,
     query: &RawQuery,
 ) -> Result<()> {
-    let Ok(parsed) = crate::query::parse(query.as_str()) else {
+    let Ok(parsed) = corral_core::query::parse(query.as_str()) else {
         return Ok(());
     };
     if parsed.segment_refs().is_empty() {
@@ -643,7 +643,7 @@ impl ChangeFeed for PgStore {
         kind: &str,
         path: &DetailPath,
         progress: &ReadProgress,
-    ) -> Result<Vec<crate::query::eval::Val>> {
+    ) -> Result<Vec<corral_core::columns::Val>> {
         let mut conn = self.pool.acquire().await?;
         progress.stage(crate::storage::progress::Stage::Details);
         snapshot::details(&mut conn, site_id, kind, path, None, progress).await

@@ -10,12 +10,12 @@
 //! `#>` would, SQLite's JSON paths do not).
 
 use super::{PgStore, Tx, segments_in};
-use crate::query::ast::DetailPath;
-use crate::query::eval::{AudienceBuilder, SubscriberRow, Val};
 use crate::segment::Listing;
-use crate::storage::changes::{Changes, EventRow, Loaded, SubscriberState};
+use crate::storage::changes::{AppendedEvent, ChangedSubscriber, Changes, Loaded};
 use crate::storage::progress::{ReadProgress, Stage};
 use crate::storage::{Position, Result, StorageError};
+use corral_core::columns::{ColumnsBuilder, SubscriberRecord, Val};
+use corral_core::query::ast::DetailPath;
 use sqlx::PgConnection;
 
 /// Rows read per statement when reading a whole table.
@@ -26,11 +26,11 @@ type SubscriberTuple = (i64, String, String, bool, i64);
 
 fn subscriber_row(
     (id, email, fields, subscribed, created_at): SubscriberTuple,
-) -> Result<SubscriberRow> {
+) -> Result<SubscriberRecord> {
     let fields = serde_json::from_str(&fields).map_err(|e| {
         StorageError::ReadFailed(format!("the fields of subscriber {id} cannot be read: {e}"))
     })?;
-    Ok(SubscriberRow {
+    Ok(SubscriberRecord {
         id,
         email,
         subscribed,
@@ -57,7 +57,7 @@ impl PgStore {
         let started = std::time::Instant::now();
         let mut tx = self.begin_snapshot().await?;
         let seq = head_seq(&mut tx, site_id).await?;
-        let mut builder = AudienceBuilder::new();
+        let mut builder = ColumnsBuilder::new();
         progress.stage(Stage::Subscribers);
         progress.expect_span(id_span(&mut tx, SUBSCRIBER_SPAN, site_id).await?);
         progress.expect_span(id_span(&mut tx, EVENT_SPAN, site_id).await?);
@@ -153,7 +153,7 @@ impl PgStore {
                     .fetch_all(&mut *tx)
                     .await?;
             for (id, email, fields, subscribed, created_at, tags) in rows {
-                subscribers.push(SubscriberState {
+                subscribers.push(ChangedSubscriber {
                     row: subscriber_row((id, email, fields, subscribed, created_at))?,
                     tags,
                 });
@@ -276,7 +276,7 @@ async fn events_page(
     site_id: i64,
     after: i64,
     through: i64,
-) -> Result<Vec<EventRow>> {
+) -> Result<Vec<AppendedEvent>> {
     let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(EVENT_PAGE)
         .bind(site_id)
         .bind(after)
@@ -286,7 +286,7 @@ async fn events_page(
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, subscriber_id, at, kind)| EventRow {
+        .map(|(id, subscriber_id, at, kind)| AppendedEvent {
             id,
             subscriber_id,
             kind,
@@ -336,9 +336,9 @@ pub(super) async fn details(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audience::{Email, NewEvent, SubscriberChange, TagName};
     use crate::credentials::KeyPair;
     use crate::storage::{AudienceStore, Store};
+    use corral_core::audience::{Email, NewEvent, SubscriberChange, TagName};
     use serde_json::Value;
 
     /// A new database on the cluster `CORRAL_TEST_POSTGRES` names (an

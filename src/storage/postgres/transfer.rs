@@ -13,8 +13,8 @@
 use super::{PgStore, Tx};
 use crate::storage::Result;
 use crate::storage::transfer::{
-    ApiKeyRow, ChangeHeadRow, Cursor, EventRow, FieldRow, Page, Rows, SegmentMemberRow, SegmentRow,
-    SegmentWatchRow, SiteRow, SubscriberRow, SubscriberTagRow, Table, TagRow, Transfer,
+    ApiKeyRow, ChangeHeadRow, Cursor, EventRow, FieldRow, Rows, SegmentMemberRow, SegmentRow,
+    SegmentWatchRow, SiteRow, SubscriberRow, SubscriberTagRow, Table, TablePage, TagRow, Transfer,
     TransferReader, TransferWriter, WebhookDeliveryRow, WebhookRow,
 };
 use async_trait::async_trait;
@@ -81,7 +81,7 @@ impl TransferReader for Reader {
         table: Table,
         after: Option<Cursor>,
         limit: usize,
-    ) -> Result<Page> {
+    ) -> Result<TablePage> {
         let [a, b, c] = after.map_or([i64::MIN; 3], |c| c.0);
         let limit_sql = limit as i64;
         let query = match table {
@@ -177,7 +177,7 @@ impl TransferReader for Reader {
             _ => None,
         };
         let rows = rows_of(table, &found)?;
-        Ok(Page { rows, next })
+        Ok(TablePage { rows, next })
     }
 
     async fn handed_out(&mut self) -> Result<Vec<(Table, i64)>> {

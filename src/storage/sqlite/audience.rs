@@ -13,14 +13,14 @@
 //! an email change to an address another subscriber has is refused.
 
 use super::{SqliteStore, bulk, caps};
-use crate::audience::apply::{self, Fields, SubscriberState};
-use crate::audience::{
-    AudienceCounts, Email, Field, FieldKey, Limits, Outcome, Subscriber, SubscriberChange, Tag,
-    TagName,
-};
 use crate::credentials::random_hex_id;
 use crate::storage::{AudienceStore, Page, Result, StorageError, StoredEvent};
 use async_trait::async_trait;
+use corral_core::audience::apply::{self, Fields, SubscriberState};
+use corral_core::audience::{
+    AudienceCounts, Email, Field, FieldKey, Limits, Outcome, Subscriber, SubscriberChange, Tag,
+    TagName,
+};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 

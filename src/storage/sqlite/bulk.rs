@@ -24,15 +24,15 @@
 //! same rows.
 
 use super::caps;
-use crate::audience::apply::{self, Fields, SubscriberState};
-use crate::audience::fold::{self, Fold, Slot};
-use crate::audience::{Limits, NewEvent, Outcome, SubscriberChange};
 use crate::credentials::random_hex_id;
 use crate::storage::Result;
+use corral_core::audience::apply::{self, Fields, SubscriberState};
+use corral_core::audience::fold::{self, Fold, Slot};
+use corral_core::audience::{Limits, NewEvent, Outcome, SubscriberChange};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-pub(super) use crate::audience::fold::can_bulk;
+pub(super) use corral_core::audience::fold::can_bulk;
 
 /// Rows per multi-row statement: well under SQLite's limit of bound values.
 const ROWS: usize = 500;
@@ -403,11 +403,11 @@ mod tests {
         SqliteStore,
         audience::{ItemError, apply_in, apply_one},
     };
-    use crate::audience::{
-        Create, Email, FieldKey, Limits, NewEvent, Outcome, SubscriberChange, Subscription, TagName,
-    };
     use crate::credentials::KeyPair;
     use crate::storage::{AudienceStore, Store};
+    use corral_core::audience::{
+        Create, Email, FieldKey, Limits, NewEvent, Outcome, SubscriberChange, Subscription, TagName,
+    };
     use proptest::prelude::*;
     use serde_json::{Value, json};
     use std::collections::BTreeSet;

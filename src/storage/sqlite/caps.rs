@@ -1,16 +1,16 @@
-//! What enforcing the audience caps ([`crate::audience::Limits`]) needs to
+//! What enforcing the audience caps ([`corral_core::audience::Limits`]) needs to
 //! read, shared by the bulk path and the one-at-a-time path so that both
 //! count alike: the site's field keys and tags, which of a list of keys the
-//! site already has ([`site_counts`], what [`crate::audience::apply`] starts
+//! site already has ([`site_counts`], what [`corral_core::audience::apply`] starts
 //! from), and the tags subscribers hold (by name key).
 //!
 //! Lists travel as one JSON array, walked with `json_each` and probed
 //! against the unique indexes, so no statement nears SQLite's limit of bound
 //! values however long the list.
 
-use crate::audience::SubscriberChange;
-use crate::audience::apply::SiteCounts;
 use crate::storage::{Result, StorageError};
+use corral_core::audience::SubscriberChange;
+use corral_core::audience::apply::SiteCounts;
 use sqlx::SqliteConnection;
 use std::collections::{BTreeSet, HashMap, HashSet};
 

@@ -14,9 +14,9 @@
 
 use super::audience::apply_in;
 use super::log;
-use crate::audience::{Limits, Outcome, SubscriberChange};
 use crate::storage::changes::IdRanges;
 use crate::storage::{LogEntry, Result, StorageError};
+use corral_core::audience::{Limits, Outcome, SubscriberChange};
 use sqlx::SqlitePool;
 use std::collections::BTreeMap;
 use tokio::sync::{mpsc, oneshot};

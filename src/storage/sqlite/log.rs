@@ -59,11 +59,11 @@ pub(super) async fn events_high(conn: &mut SqliteConnection) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::super::SqliteStore;
-    use crate::audience::limits::MAX_FIELDS_PER_SUBSCRIBER;
-    use crate::audience::{Email, FieldKey, Outcome, SubscriberChange};
     use crate::credentials::KeyPair;
     use crate::storage::progress::ReadProgress;
     use crate::storage::{AudienceStore, ChangeFeed, Position, StorageError, Store};
+    use corral_core::audience::limits::MAX_FIELDS_PER_SUBSCRIBER;
+    use corral_core::audience::{Email, FieldKey, Outcome, SubscriberChange};
 
     async fn store() -> (tempfile::TempDir, SqliteStore, i64) {
         let dir = tempfile::tempdir().unwrap();
@@ -159,7 +159,7 @@ mod tests {
         // (both in bulk), and a change of email with one more field (one at
         // a time).
         let mut moved = with_fields("a@x.io", "g", 1);
-        moved.create = crate::audience::Create::Never;
+        moved.create = corral_core::audience::Create::Never;
         moved.new_email = Some(Email::parse("z@x.io").unwrap());
         let refused = vec![
             with_fields("a@x.io", "g", 1),

@@ -28,14 +28,14 @@ use super::{
     ApiKey, ChangeFeed, KeyCredentials, LogEntry, Position, Precondition, Result, Signal, Site,
     SiteHead, StorageError, Store, next_updated_at,
 };
-use crate::audience::Limits;
 use crate::credentials::KeyPair;
-use crate::query::RawQuery;
-use crate::query::ast::DetailPath;
 use crate::segment::{
     KeptSegments, Listing, NewSegment, Segment, SegmentId, SegmentPatch, name_key,
 };
 use async_trait::async_trait;
+use corral_core::audience::Limits;
+use corral_core::query::RawQuery;
+use corral_core::query::ast::DetailPath;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -54,7 +54,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
-    /// Audience writes, committed in groups.
+    /// Columns writes, committed in groups.
     group: group::GroupWriter,
     /// The caps every audience write is held to.
     limits: Limits,
@@ -250,7 +250,7 @@ async fn check_references(
     saving: Option<SegmentId>,
     query: &RawQuery,
 ) -> Result<()> {
-    let Ok(parsed) = crate::query::parse(query.as_str()) else {
+    let Ok(parsed) = corral_core::query::parse(query.as_str()) else {
         return Ok(());
     };
     if parsed.segment_refs().is_empty() {
@@ -553,7 +553,7 @@ impl ChangeFeed for SqliteStore {
         kind: &str,
         path: &DetailPath,
         progress: &ReadProgress,
-    ) -> Result<Vec<crate::query::eval::Val>> {
+    ) -> Result<Vec<corral_core::columns::Val>> {
         self.read_details(site_id, kind, path, progress).await
     }
 

@@ -1,5 +1,5 @@
 //! Reading a site's audience for evaluation: the whole audience into an
-//! [`crate::query::eval::Audience`] at one position of the change log, in one
+//! [`corral_core::columns::Columns`] at one position of the change log, in one
 //! read transaction; the changes since a position (the state of just the
 //! subscribers, events and segments the log's entries name), also in one read
 //! transaction; columns of event details on demand; and full subscriber rows
@@ -11,13 +11,13 @@
 //! snapshot lines up with it once cut to its length.
 
 use super::SqliteStore;
-use crate::audience::Subscriber;
-use crate::query::ast::DetailPath;
-use crate::query::eval::{AudienceBuilder, SubscriberRow, Val};
 use crate::segment::Listing;
-use crate::storage::changes::{Changes, EventRow, Loaded, SubscriberState};
+use crate::storage::changes::{AppendedEvent, ChangedSubscriber, Changes, Loaded};
 use crate::storage::progress::{ReadProgress, Stage};
 use crate::storage::{Position, Result, SiteHead, StorageError};
+use corral_core::audience::Subscriber;
+use corral_core::columns::{ColumnsBuilder, SubscriberRecord, Val};
+use corral_core::query::ast::DetailPath;
 use sqlx::{Row, SqliteConnection};
 
 /// Rows read per statement when reading a whole table: SQLite builds one
@@ -192,8 +192,8 @@ const EVENT_SPAN: &str = "SELECT
     (SELECT min(id) FROM events INDEXED BY events_site WHERE site_id = $1),
     (SELECT max(id) FROM events INDEXED BY events_site WHERE site_id = $1)";
 
-fn subscriber_row(row: SubscriberJson) -> SubscriberRow {
-    SubscriberRow {
+fn subscriber_row(row: SubscriberJson) -> SubscriberRecord {
+    SubscriberRecord {
         id: row.0,
         email: row.1,
         fields: row.2,
@@ -240,7 +240,7 @@ impl SqliteStore {
         let started = std::time::Instant::now();
         let mut tx = self.reader.begin().await?;
         let seq = head_seq(&mut tx, site_id).await?;
-        let mut builder = AudienceBuilder::new();
+        let mut builder = ColumnsBuilder::new();
         progress.stage(Stage::Subscribers);
         progress.expect_span(id_span(&mut tx, SUBSCRIBER_SPAN, site_id).await?);
         progress.expect_span(id_span(&mut tx, EVENT_SPAN, site_id).await?);
@@ -321,7 +321,7 @@ impl SqliteStore {
             with_segments || named.segments,
         );
 
-        let mut subscribers: Vec<SubscriberState> = Vec::with_capacity(ids.len());
+        let mut subscribers: Vec<ChangedSubscriber> = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IDS_PER_QUERY) {
             let list = serde_json::to_string(chunk).unwrap_or_else(|_| "[]".to_owned());
             let text: Option<String> = sqlx::query_scalar(SUBSCRIBERS_BY_ID)
@@ -331,7 +331,7 @@ impl SqliteStore {
                 .await?;
             let first = subscribers.len();
             let rows: Vec<SubscriberJson> = parse_chunk(text.as_deref())?;
-            subscribers.extend(rows.into_iter().map(|row| SubscriberState {
+            subscribers.extend(rows.into_iter().map(|row| ChangedSubscriber {
                 row: subscriber_row(row),
                 tags: Vec::new(),
             }));
@@ -359,7 +359,7 @@ impl SqliteStore {
                 new_events.reserve(rows.len());
                 for row in rows {
                     order.next(row.0)?;
-                    new_events.push(EventRow {
+                    new_events.push(AppendedEvent {
                         id: row.0,
                         subscriber_id: row.1,
                         at: row.2,
@@ -496,10 +496,10 @@ impl SqliteStore {
         &self,
         site_id: i64,
     ) -> (
-        Vec<crate::query::eval::naive::Person>,
-        Vec<crate::query::eval::naive::Happening>,
+        Vec<corral_core::engine::naive::Person>,
+        Vec<corral_core::engine::naive::Happening>,
     ) {
-        use crate::query::eval::naive::{Happening, Person};
+        use corral_core::engine::naive::{Happening, Person};
         let rows: Vec<(i64, String, String, bool, i64)> = sqlx::query_as(
             "SELECT id, email, fields, unsubscribed_at IS NULL, created_at FROM subscribers
              WHERE site_id = $1 ORDER BY id",

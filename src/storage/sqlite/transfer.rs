@@ -11,8 +11,8 @@
 use super::SqliteStore;
 use crate::storage::Result;
 use crate::storage::transfer::{
-    ApiKeyRow, ChangeHeadRow, Cursor, EventRow, FieldRow, Page, Rows, SegmentMemberRow, SegmentRow,
-    SegmentWatchRow, SiteRow, SubscriberRow, SubscriberTagRow, Table, TagRow, Transfer,
+    ApiKeyRow, ChangeHeadRow, Cursor, EventRow, FieldRow, Rows, SegmentMemberRow, SegmentRow,
+    SegmentWatchRow, SiteRow, SubscriberRow, SubscriberTagRow, Table, TablePage, TagRow, Transfer,
     TransferReader, TransferWriter, WebhookDeliveryRow, WebhookRow,
 };
 use async_trait::async_trait;
@@ -69,7 +69,7 @@ impl TransferReader for Reader {
         table: Table,
         after: Option<Cursor>,
         limit: usize,
-    ) -> Result<Page> {
+    ) -> Result<TablePage> {
         let [a, b, c] = after.map_or([i64::MIN; 3], |c| c.0);
         let sql = match table {
             Table::Sites => {
@@ -145,7 +145,7 @@ impl TransferReader for Reader {
             _ => None,
         };
         let rows = rows_of(table, &found)?;
-        Ok(Page { rows, next: last })
+        Ok(TablePage { rows, next: last })
     }
 
     async fn handed_out(&mut self) -> Result<Vec<(Table, i64)>> {

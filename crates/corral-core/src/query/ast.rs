@@ -209,7 +209,7 @@ impl Span {
             Self::Weeks(n) => now - i64::from(n) * 7 * 24 * HOUR,
             Self::Months(n) => {
                 #[cfg(test)]
-                if let Some(broken) = crate::query::eval::mutant::months_before(now, n) {
+                if let Some(broken) = crate::engine::mutant::months_before(now, n) {
                     return broken;
                 }
                 DateTime::<Utc>::from_timestamp_millis(now)

@@ -27,7 +27,7 @@ const HOUR: i64 = 3_600_000;
 /// The clocks cases are asked at: mid-month, and month ends whose months
 /// back clamp (31 January, 29 February of a leap year, 31 March of a leap
 /// and a common year), and the last millisecond of a year.
-pub(crate) fn clocks() -> Vec<i64> {
+pub fn clocks() -> Vec<i64> {
     let at = |year, month, day, hour, minute, milli| {
         calendar::from_civil(calendar::Civil {
             year,
@@ -49,7 +49,7 @@ pub(crate) fn clocks() -> Vec<i64> {
     ]
 }
 
-pub(crate) const SPANS: &[Span] = &[
+pub const SPANS: &[Span] = &[
     Span::Hours(1),
     Span::Hours(24),
     Span::Hours(25),
@@ -113,7 +113,7 @@ fn around(instants: &[i64]) -> Vec<i64> {
 }
 
 /// A time for an event, a creation or an instant written in a query.
-pub(crate) fn arb_time_at(now: i64) -> impl Strategy<Value = i64> + Clone {
+pub fn arb_time_at(now: i64) -> impl Strategy<Value = i64> + Clone {
     let midnight = now - now.rem_euclid(MS_PER_DAY);
     prop_oneof![
         4 => prop::sample::select(edges(now)),
@@ -128,7 +128,7 @@ pub(crate) fn arb_time_at(now: i64) -> impl Strategy<Value = i64> + Clone {
 /// `within_last` (whose window ends just after it), and now minus each span
 /// it names, with for month spans the days a month count that forgot to
 /// clamp would land on.
-pub(crate) fn edges_of(c: &Condition, now: i64, hot: &mut Hot) {
+pub fn edges_of(c: &Condition, now: i64, hot: &mut Hot) {
     let time = |t: &TimeTest, out: &mut Vec<i64>| {
         out.extend(t.since);
         out.extend(t.before);
@@ -157,7 +157,7 @@ pub(crate) fn edges_of(c: &Condition, now: i64, hot: &mut Hot) {
 /// dates in values come back to often, so that a window that takes one
 /// millisecond too many or too few is caught.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Hot {
+pub struct Hot {
     pub created: Vec<i64>,
     pub events: Vec<i64>,
     pub values: Vec<i64>,
@@ -189,7 +189,7 @@ fn span_edges(now: i64, span: Span) -> Vec<i64> {
 /// When the data of a case happens: the clock, and the window edges its
 /// queries draw.
 #[derive(Debug, Clone)]
-pub(crate) struct Times {
+pub struct Times {
     pub now: i64,
     pub hot: Hot,
 }
@@ -212,7 +212,7 @@ impl Times {
 }
 
 /// Numbers of every magnitude, and sums that floating point gets "wrong".
-pub(crate) const NUMBERS: &[f64] = &[
+pub const NUMBERS: &[f64] = &[
     0.0,
     -0.0,
     0.5,
@@ -262,7 +262,7 @@ fn arb_instant_text(times: BoxedStrategy<i64>) -> impl Strategy<Value = String> 
 }
 
 /// A field's or a detail's value.
-pub(crate) fn arb_value_at(times: &Times) -> impl Strategy<Value = Value> + Clone + use<> {
+pub fn arb_value_at(times: &Times) -> impl Strategy<Value = Value> + Clone + use<> {
     prop_oneof![
         2 => prop::sample::select(NUMBERS).prop_map(|n| json!(n)),
         1 => (-3i64..6).prop_map(|n| json!(n)),
@@ -276,7 +276,7 @@ pub(crate) fn arb_value_at(times: &Times) -> impl Strategy<Value = Value> + Clon
     ]
 }
 
-pub(crate) const EMAILS: &[&str] = &[
+pub const EMAILS: &[&str] = &[
     "Ann@X.io",
     "bob@x.IO",
     "Cy@Y.com",
@@ -395,7 +395,7 @@ fn details(times: &Times) -> impl Strategy<Value = Value> + use<> {
 /// gaps), and events: up to six of each person's (so that first, last and
 /// sums have several to choose from), and some of people the audience does
 /// not hold (those count for nobody), stored in a random order.
-pub(crate) fn arb_world(
+pub fn arb_world(
     times: Times,
     size: std::ops::RangeInclusive<usize>,
 ) -> impl Strategy<Value = (Vec<Person>, Vec<Happening>)> {
@@ -718,7 +718,7 @@ fn arb_tag_test() -> impl Strategy<Value = TagTest> {
 }
 
 /// One condition that is not a combination, as written.
-pub(crate) fn arb_leaf_at(now: i64) -> impl Strategy<Value = Condition> {
+pub fn arb_leaf_at(now: i64) -> impl Strategy<Value = Condition> {
     prop_oneof![
         3 => arb_text_test().prop_map(Condition::Email),
         1 => any::<bool>().prop_map(Condition::Subscribed),
@@ -737,7 +737,7 @@ pub(crate) fn arb_leaf_at(now: i64) -> impl Strategy<Value = Condition> {
 }
 
 /// A condition as written, combinations included.
-pub(crate) fn arb_spec_at(now: i64) -> impl Strategy<Value = Condition> {
+pub fn arb_spec_at(now: i64) -> impl Strategy<Value = Condition> {
     arb_leaf_at(now).prop_recursive(4, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Condition::All),
@@ -754,7 +754,7 @@ pub(crate) fn arb_spec_at(now: i64) -> impl Strategy<Value = Condition> {
 /// at some offset, with or without a fraction, `T`/`Z` in either case;
 /// `since` and `before` as a `between`; a whole number with or without a
 /// decimal point; a segment id as text or a number.
-pub(crate) struct Writer(u64);
+pub struct Writer(u64);
 
 const OFFSETS: &[i32] = &[0, 0, 60, -60, -330, 345, 825, -720, 1439, -1439];
 

@@ -11,17 +11,18 @@
 //! one core.
 //!
 //! Live evaluation uses the estimate twice: a query above
-//! [`Limits::max`] is refused with a 422 that says by how much, and one above
-//! [`Limits::heavy`] waits for its turn in a narrow lane, so that heavy
+//! [`Budget::max`] is refused with a 422 that says by how much, and one above
+//! [`Budget::heavy`] waits for its turn in a narrow lane, so that heavy
 //! queries never hold up cheap ones.
 
-use super::{Audience, Resolver};
+use super::Resolver;
+use crate::columns::Columns;
 use crate::query::ast::{Condition, EventTest, Query};
 use std::collections::HashSet;
 
 /// Where live evaluation draws its lines, in values examined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub struct Budget {
     /// Refused above this (about four seconds of one core).
     pub max: u64,
     /// Above this (about a tenth of a second), one heavy evaluation runs at
@@ -29,7 +30,7 @@ pub struct Limits {
     pub heavy: u64,
 }
 
-impl Default for Limits {
+impl Default for Budget {
     fn default() -> Self {
         Self {
             max: 1_000_000_000,
@@ -86,7 +87,7 @@ pub struct Cost {
 
 impl Cost {
     /// Refuses a cost above `limits.max`.
-    pub fn check(&self, audience: &Audience, limits: &Limits) -> Result<(), TooExpensive> {
+    pub fn check(&self, audience: &Columns, limits: &Budget) -> Result<(), TooExpensive> {
         if self.values <= limits.max {
             return Ok(());
         }
@@ -100,7 +101,7 @@ impl Cost {
 }
 
 /// The cost of evaluating `query` over `audience`.
-pub fn estimate(audience: &Audience, query: &Query, resolver: &dyn Resolver) -> Cost {
+pub fn estimate(audience: &Columns, query: &Query, resolver: &dyn Resolver) -> Cost {
     let mut walk = Walk {
         audience,
         resolver,
@@ -115,7 +116,7 @@ pub fn estimate(audience: &Audience, query: &Query, resolver: &dyn Resolver) -> 
 }
 
 struct Walk<'a> {
-    audience: &'a Audience,
+    audience: &'a Columns,
     resolver: &'a dyn Resolver,
     seen_events: HashSet<String>,
     seen_segments: HashSet<i64>,
@@ -192,7 +193,7 @@ impl Walk<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::eval::AudienceBuilder;
+    use crate::columns::ColumnsBuilder;
     use crate::query::parse;
     use std::collections::HashMap;
     use std::sync::Arc;
@@ -209,8 +210,8 @@ mod tests {
         );
     }
 
-    fn audience() -> Audience {
-        let mut b = AudienceBuilder::new();
+    fn audience() -> Columns {
+        let mut b = ColumnsBuilder::new();
         for id in 1..=640 {
             b.plain_subscriber(id);
         }
@@ -305,7 +306,7 @@ mod tests {
         let err = c
             .check(
                 &audience(),
-                &Limits {
+                &Budget {
                     max: 5_000,
                     heavy: 1,
                 },

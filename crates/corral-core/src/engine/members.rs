@@ -13,7 +13,7 @@
 //! and every 65,536 events of a scan, so an evaluation nobody waits for any
 //! more (its request timed out, its client left) stops within milliseconds.
 
-use super::{Audience, DetailColumn, NOBODY, Val};
+use crate::columns::{Columns, DetailColumn, NOBODY, Val};
 use crate::query::ast::{
     Condition, EventTest, NumberTest, Query, Scalar, TagTest, TextTest, TimeRange, ValueTest,
 };
@@ -86,7 +86,7 @@ impl Resolver for HashMap<i64, Arc<Query>> {
 
 /// The members of `query` at `now`: a bit per subscriber of the audience.
 pub fn members(
-    audience: &Audience,
+    audience: &Columns,
     query: &Query,
     now: i64,
     resolver: &dyn Resolver,
@@ -96,7 +96,7 @@ pub fn members(
 
 /// [`members`], stopping with [`EvalError::Cancelled`] once `cancel` is set.
 pub fn members_unless(
-    audience: &Audience,
+    audience: &Columns,
     query: &Query,
     now: i64,
     resolver: &dyn Resolver,
@@ -108,7 +108,7 @@ pub fn members_unless(
 /// [`members_unless`], on one core when `split` is false (big scans
 /// otherwise take both): heavy evaluations leave a core to cheap ones.
 pub fn members_on(
-    audience: &Audience,
+    audience: &Columns,
     query: &Query,
     now: i64,
     resolver: &dyn Resolver,
@@ -124,7 +124,7 @@ pub fn members_on(
 }
 
 pub(super) struct Engine<'a> {
-    pub(super) audience: &'a Audience,
+    pub(super) audience: &'a Columns,
     pub(super) now: i64,
     resolver: &'a dyn Resolver,
     memo: HashMap<i64, FixedBitSet>,
@@ -139,7 +139,7 @@ pub(super) struct Engine<'a> {
 
 impl<'a> Engine<'a> {
     pub(super) fn new(
-        audience: &'a Audience,
+        audience: &'a Columns,
         now: i64,
         resolver: &'a dyn Resolver,
         cancel: Cancel,
@@ -467,13 +467,13 @@ impl<'a> Engine<'a> {
 /// One event column an event test reads, made ready: its `where` columns
 /// with their tests, and its `sum` column.
 struct Part<'a, 't> {
-    column: &'a super::EventColumn,
+    column: &'a crate::columns::EventColumn,
     filters: Vec<(DetailColumn, ValueMatcher<'t>)>,
     sum: Option<DetailColumn>,
 }
 
 fn parts<'a, 't>(
-    audience: &'a Audience,
+    audience: &'a Columns,
     test: &'t EventTest,
     now: i64,
 ) -> Result<Vec<Part<'a, 't>>, EvalError> {
@@ -543,7 +543,7 @@ fn in_window(window: &TimeRange, at: i64) -> bool {
 /// number at the `sum` path (0 when there is none or it is not a number).
 /// Types in name order, each in storage order.
 pub(super) fn scan_events(
-    audience: &Audience,
+    audience: &Columns,
     test: &EventTest,
     now: i64,
     cancel: &Cancel,
@@ -567,7 +567,7 @@ const SPLIT_AT: usize = if cfg!(test) { 8 } else { 500_000 };
 /// first's. A sum so would add each half in storage order, then the
 /// halves: a scan that sums is not split (see `Engine::event`).
 pub(super) fn scan_into<A: Send>(
-    audience: &Audience,
+    audience: &Columns,
     test: &EventTest,
     (now, window): (i64, TimeRange),
     (cancel, split): (&Cancel, bool),
@@ -619,9 +619,9 @@ pub(super) fn scan_into<A: Send>(
 
 /// The event columns an event test reads: its type's, or every type's.
 fn event_columns<'a>(
-    audience: &'a Audience,
+    audience: &'a Columns,
     test: &EventTest,
-) -> Vec<(&'a str, &'a super::EventColumn)> {
+) -> Vec<(&'a str, &'a crate::columns::EventColumn)> {
     match &test.kind {
         Some(kind) => audience
             .events
@@ -645,7 +645,7 @@ fn event_columns<'a>(
 /// The detail columns of an event test's `where`, for one type, each with
 /// its test made ready.
 fn detail_columns<'t>(
-    audience: &Audience,
+    audience: &Columns,
     kind: &str,
     test: &'t EventTest,
     now: i64,
@@ -908,7 +908,7 @@ pub(crate) mod mutant {
     }
 
     /// The facts `Checks::pass` tests.
-    pub(in crate::query::eval) fn fact(fact: &Fact) -> Fact {
+    pub(in crate::engine) fn fact(fact: &Fact) -> Fact {
         Fact {
             first: if is(Mutant::FirstIsLast) {
                 fact.last
@@ -944,12 +944,12 @@ mod split_tests {
     //! whole (the property tests use small audiences, where this is rare).
 
     use super::*;
+    use crate::columns::ColumnsBuilder;
     use crate::query::ast::DetailPath;
-    use crate::query::eval::AudienceBuilder;
     use crate::query::parse;
 
-    fn audience() -> Audience {
-        let mut b = AudienceBuilder::new();
+    fn audience() -> Columns {
+        let mut b = ColumnsBuilder::new();
         for id in 1..=3 {
             b.plain_subscriber(id);
         }
@@ -1045,7 +1045,7 @@ mod split_tests {
     fn a_sum_is_added_in_one_order_however_many_cores() {
         // 0.1 + 0.2 + … + 0.8 added in order is 3.5999999999999996; added
         // as two halves, then together, 3.6.
-        let mut b = AudienceBuilder::new();
+        let mut b = ColumnsBuilder::new();
         b.plain_subscriber(1);
         for i in 0..8 {
             b.event(1, "a", 1_000 + i);
@@ -1058,7 +1058,7 @@ mod split_tests {
         let query = parse(r#"{"event":{"type":"a","sum":{"of":"v","equals":3.5999999999999996}}}"#)
             .unwrap();
         assert_eq!(members(&a, &query, 0, &none).unwrap().count_ones(..), 1);
-        let explained = crate::query::eval::explain(&a, &query, 0, &none, 0).unwrap();
+        let explained = crate::engine::explain(&a, &query, 0, &none, 0).unwrap();
         assert!(explained.matched, "{:?}", explained.root.facts);
     }
 }

@@ -4,23 +4,23 @@
 //! evaluator's, and `explain` must give the naive evaluator's outcome and
 //! facts for every condition. Engines broken on purpose must fail that.
 
-mod cases;
-
 use super::naive::{self, Happening, Person, World};
+use super::testing::{NOW, cases};
 use super::*;
+use crate::columns::*;
 use crate::query::ast::*;
 use crate::query::parse;
 use proptest::prelude::*;
 use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 const DAY: i64 = 86_400_000;
-/// 2026-06-15T12:00:00Z
-pub(crate) const NOW: i64 = 1_781_524_800_000;
 
-fn build(people: &[Person], events: &[Happening], queries: &[&Query]) -> Audience {
-    let mut b = AudienceBuilder::new();
+fn build(people: &[Person], events: &[Happening], queries: &[&Query]) -> Columns {
+    let mut b = ColumnsBuilder::new();
     for p in people {
-        b.subscriber(SubscriberRow {
+        b.subscriber(SubscriberRecord {
             id: p.id,
             email: p.email.clone(),
             subscribed: p.subscribed,
@@ -37,7 +37,7 @@ fn build(people: &[Person], events: &[Happening], queries: &[&Query]) -> Audienc
         b.event(e.subscriber_id, &e.kind, e.at);
     }
     let audience = b.build();
-    for (kind, path) in audience.missing_details(queries) {
+    for (kind, path) in crate::engine::missing_details(&audience, queries) {
         let values = events
             .iter()
             .filter(|e| e.kind == kind)
@@ -177,7 +177,7 @@ fn check(text: &str, expected: &[i64]) {
 #[test]
 fn tags_and_events_find_their_subscriber_however_far_apart_the_ids_are() {
     for ids in [[3_i64, 4, 6], [3, 4_000_000, 90_000_000]] {
-        let mut b = AudienceBuilder::new();
+        let mut b = ColumnsBuilder::new();
         for &id in &ids {
             b.plain_subscriber(id);
         }
@@ -399,35 +399,6 @@ fn foreign_and_missing_references_are_not_evaluable() {
 }
 
 #[test]
-fn texts_are_replaced_in_place_and_compacted_when_half_is_leftovers() {
-    let mut t = Texts::default();
-    assert!(t.is_empty());
-    for email in ["ann@x.io", "bob@y.io", "cy@z.io"] {
-        t.push(email);
-    }
-    assert_eq!((t.len(), t.is_empty(), t.bytes.len()), (3, false, 23));
-    // The same text: nothing written.
-    t.replace(1, "bob@y.io");
-    assert_eq!((t.bytes.len(), t.garbage), (23, 0));
-    // Each new text at the end; the old bytes are leftovers.
-    t.replace(1, "robert@y.io");
-    t.replace(0, "a@x.io");
-    t.replace(2, "c@z.io");
-    assert_eq!((t.bytes.len(), t.garbage), (46, 23), "exactly half: kept");
-    assert_eq!(
-        [t.get(0), t.get(1), t.get(2)],
-        ["a@x.io", "robert@y.io", "c@z.io"]
-    );
-    // More than half: compacted.
-    t.replace(1, "r@y.io");
-    assert_eq!((t.bytes.len(), t.garbage), (18, 0));
-    assert_eq!(
-        [t.get(0), t.get(1), t.get(2)],
-        ["a@x.io", "r@y.io", "c@z.io"]
-    );
-}
-
-#[test]
 fn a_subscriber_is_found_by_id() {
     let (people, events, _) = hand_made();
     let audience = build(&people, &events, &[]);
@@ -507,50 +478,6 @@ fn explain_names_every_condition_with_its_facts() {
 }
 
 // ---- property tests: the engine, explain and the parser against the naive evaluator ----
-
-/// Event types, tags and field keys of the live tests' audiences.
-pub(crate) const KINDS: &[&str] = &["a", "b", "$purchase"];
-pub(crate) const TAGS: &[&str] = &["x", "Y", "z", "ünï"];
-pub(crate) const KEYS: &[&str] = &["n", "s", "d"];
-
-/// A value for the live tests' fields and details.
-pub(crate) fn arb_value() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        (-3i64..6).prop_map(|n| json!(n)),
-        (-3i64..6).prop_map(|n| json!(n as f64 + 0.5)),
-        prop::sample::select(vec![
-            "a",
-            "Ab",
-            "ünï",
-            "ÜNÏ",
-            "",
-            "2026-06-10",
-            "2026-06-14T12:00:00Z",
-            "10"
-        ])
-        .prop_map(|s| json!(s)),
-        any::<bool>().prop_map(|b| json!(b)),
-        Just(Value::Null),
-        Just(json!({"k": 1})),
-    ]
-}
-
-/// Times on an hour grid around NOW, for the live tests' events.
-pub(crate) fn arb_time() -> impl Strategy<Value = i64> {
-    (-100i64..4).prop_map(|h| NOW + h * 3_600_000)
-}
-
-/// A condition as the parser reads it from a query written at random (see
-/// [`cases`]), with times around [`NOW`].
-pub(crate) fn arb_condition() -> impl Strategy<Value = Condition> {
-    (cases::arb_spec_at(NOW), any::<u64>()).prop_map(|(spec, seed)| {
-        let text = cases::Writer::new(seed).query(&spec);
-        match parse(&text) {
-            Ok(Query::Condition(c)) => *c,
-            other => panic!("{text}: {other:?}"),
-        }
-    })
-}
 
 /// One random case: an audience, a query and the two segments it may refer
 /// to (100 and 101) as a person wrote them, the clock, and the seed that

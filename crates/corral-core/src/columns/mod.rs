@@ -1,66 +1,47 @@
-//! Evaluation: a query tree against one site's audience, held in memory as
-//! columns.
+//! The columnar audience: one site's subscribers and events held in memory
+//! as columns, the form every segment is evaluated over ([`crate::engine`]).
 //!
-//! [`Audience`] is a snapshot of a site: subscribers in id order (emails,
+//! [`Columns`] is a snapshot of a site: subscribers in id order (emails,
 //! subscription, creation time), one bit set per tag, one column per field,
-//! and per event type the subscriber and time of every event. Columns of event
-//! details are added on demand, one per (type, path) a query reads, so memory
-//! holds what queries use rather than every detail ever sent. The engine
-//! ([`members`]) turns each condition into a bit set over the subscribers;
-//! [`explain`] answers for one subscriber with the outcome of every
-//! condition. Both are pure functions of the snapshot, the query and `now`:
-//! keeping the snapshot current is the caller's job (see [`crate::live`]).
+//! and per event type the subscriber and time of every event. Columns of
+//! event details are added on demand, one per (type, path) a query reads, so
+//! memory holds what queries use rather than every detail ever sent. A
+//! loader fills a [`ColumnsBuilder`] with [`SubscriberRecord`]s, tags and
+//! events ([`builder`]); the change log then brings the columns forward in
+//! place ([`Columns::put_subscriber`], [`Columns::push_event`]), and
+//! [`persist`] writes and reads them as a checkpoint.
 //!
 //! # Design, and why
 //!
 //! - **Columns, appendable.** Every column grows at its end and changes in
-//!   place, so the change log can bring a snapshot forward without a copy
-//!   ([`Audience::put_subscriber`], [`Audience::push_event`]); subscribers
-//!   keep their index for the snapshot's life (new ones get higher ids).
+//!   place, so the change log can bring a snapshot forward without a copy;
+//!   subscribers keep their index for the snapshot's life (new ones get
+//!   higher ids).
 //! - **Fields dictionary-encoded** ([`FieldColumn`]): each distinct value
-//!   once, a four-byte code per subscriber. A field test is decided per
-//!   distinct value and read off per subscriber from a table, so a plain
-//!   comparison over a million subscribers is a pass over codes (under a
-//!   millisecond), and text that differs only in case is one value.
+//!   once, a four-byte code per subscriber, so a field test is decided per
+//!   distinct value and read off per subscriber from a table; text that
+//!   differs only in case is one value.
 //! - **Events in time order, in blocks** ([`EventColumn`]): a snapshot read
 //!   whole sorts each type's events by time; each block of 4,096 knows its
 //!   earliest and latest time, so a window reads only the blocks it meets.
 //!   Events brought in later are appended (real events arrive nearly in
 //!   time order); detail columns follow through each event's storage rank.
-//! - **Only the facts a test reads**: "performed" is one bit per subscriber,
-//!   a count a `u32`; sums, first and last times only when tested.
-//! - **Both cores for big scans**: 500,000 events or more are scanned in two
-//!   halves on two threads, each into its own accumulator, then merged;
-//!   not a scan that sums, whose result would then hang on the number of
-//!   cores (floating point addition depends on the order).
-//! - **Work done once per evaluation**: a referenced segment, and an event
-//!   test written twice, are computed once ([`members`] memoises both).
-//! - **A cost known before running** ([`cost`]): values examined, estimated
-//!   from the sizes; live evaluation refuses or queues by it, and checks a
-//!   [`Cancel`] flag between conditions and every 65,536 events.
 
-mod column;
-pub mod cost;
-mod engine;
+pub mod builder;
 mod events;
-mod explain;
-#[cfg(test)]
-pub(crate) mod naive;
+mod field;
 pub mod persist;
-#[cfg(test)]
-pub(crate) mod tests;
+mod texts;
 
-use super::ast::{DetailPath, Query};
-pub use column::FieldColumn;
+pub use builder::{ColumnsBuilder, SubscriberRecord};
 pub use events::EventColumn;
+pub use field::FieldColumn;
+pub use texts::Texts;
+
+use crate::query::ast::DetailPath;
 use fixedbitset::FixedBitSet;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-
-#[cfg(test)]
-pub(crate) use engine::mutant;
-pub use engine::{Cancel, EvalError, Resolver, members, members_on, members_unless};
-pub use explain::{Explanation, Node, explain, explain_unless};
 
 /// A value as queries see it: a field of a subscriber, or a detail of an event.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -108,7 +89,7 @@ pub type DetailColumn = Arc<Vec<Val>>;
 
 /// One site's audience, as of one instant.
 #[derive(Debug, Default)]
-pub struct Audience {
+pub struct Columns {
     /// Subscriber ids, ascending: the order of every subscriber column.
     pub ids: Vec<i64>,
     /// Lowercase emails, for text tests, end to end in one buffer.
@@ -122,9 +103,9 @@ pub struct Audience {
     /// Lowercase tag name → its holders.
     tags: HashMap<String, FixedBitSet>,
     /// Field key → value per subscriber.
-    fields: HashMap<String, FieldColumn>,
+    pub(crate) fields: HashMap<String, FieldColumn>,
     /// Event type → its events.
-    events: HashMap<String, EventColumn>,
+    pub(crate) events: HashMap<String, EventColumn>,
     /// (type, path) → the detail of each event of the type, in column order.
     details: RwLock<HashMap<(String, DetailPath), DetailColumn>>,
     /// Field key → the time each of its distinct values names (by code),
@@ -135,63 +116,12 @@ pub struct Audience {
     pub events_through: i64,
 }
 
-/// Many strings in one buffer: fewer allocations, and a scan reads memory in
-/// order. A string replaced is written anew at the end of the buffer; the
-/// buffer is compacted once more than half of it is such leftovers.
-#[derive(Debug, Default)]
-pub struct Texts {
-    bytes: String,
-    /// `(start, end)` of each string in `bytes`.
-    spans: Vec<(u32, u32)>,
-    /// Bytes no string points at any more.
-    garbage: usize,
-}
-
-impl Texts {
-    fn push(&mut self, text: &str) {
-        let start = self.bytes.len() as u32;
-        self.bytes.push_str(text);
-        self.spans.push((start, self.bytes.len() as u32));
-    }
-
-    fn replace(&mut self, i: usize, text: &str) {
-        if self.get(i) == text {
-            return;
-        }
-        let (start, end) = self.spans[i];
-        self.garbage += (end - start) as usize;
-        let start = self.bytes.len() as u32;
-        self.bytes.push_str(text);
-        self.spans[i] = (start, self.bytes.len() as u32);
-        if self.garbage > self.bytes.len() / 2 {
-            let mut compact = Texts::default();
-            for i in 0..self.spans.len() {
-                compact.push(self.get(i));
-            }
-            *self = compact;
-        }
-    }
-
-    pub fn get(&self, i: usize) -> &str {
-        let (start, end) = self.spans[i];
-        &self.bytes[start as usize..end as usize]
-    }
-
-    pub fn len(&self) -> usize {
-        self.spans.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-}
-
-/// A change an [`Audience`] cannot take in place: read the site again.
+/// A change [`Columns`] cannot take in place: read the site again.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct NeedsReload(pub String);
 
-impl Audience {
+impl Columns {
     /// The lowercase email of the subscriber at `index`.
     pub fn email_lower(&self, index: usize) -> &str {
         self.emails_lower.get(index)
@@ -232,11 +162,11 @@ impl Audience {
         self.events.values().map(|c| c.at.len()).sum()
     }
 
-    fn tag(&self, name: &str) -> Option<&FixedBitSet> {
+    pub(crate) fn tag(&self, name: &str) -> Option<&FixedBitSet> {
         self.tags.get(name)
     }
 
-    fn field(&self, key: &str, index: usize) -> &Val {
+    pub(crate) fn field(&self, key: &str, index: usize) -> &Val {
         self.fields
             .get(key)
             .map_or(&Val::Missing, |column| column.get(index))
@@ -244,7 +174,7 @@ impl Audience {
 
     /// The times a field's distinct values name, by code (each parsed once
     /// per snapshot).
-    fn field_instants(&self, key: &str) -> Arc<Vec<Option<i64>>> {
+    pub(crate) fn field_instants(&self, key: &str) -> Arc<Vec<Option<i64>>> {
         let Some(column) = self.fields.get(key) else {
             return Arc::new(vec![None]);
         };
@@ -270,35 +200,6 @@ impl Audience {
             }));
         }
         Arc::clone(known)
-    }
-
-    /// The (type, path) detail columns a query needs that are not loaded yet.
-    /// For an event test without a type, every type's column is needed.
-    pub fn missing_details(&self, queries: &[&Query]) -> Vec<(String, DetailPath)> {
-        let loaded = self.details.read().unwrap_or_else(|e| e.into_inner());
-        let mut out = Vec::new();
-        for query in queries {
-            let Query::Condition(c) = query else { continue };
-            c.walk(&mut |c| {
-                let super::Condition::Event(test) = c else {
-                    return;
-                };
-                for path in test.paths() {
-                    let kinds: Vec<&str> = match &test.kind {
-                        Some(kind) if self.events.contains_key(kind) => vec![kind.as_str()],
-                        Some(_) => vec![],
-                        None => self.event_types().collect(),
-                    };
-                    for kind in kinds {
-                        let key = (kind.to_owned(), path.clone());
-                        if !loaded.contains_key(&key) && !out.contains(&key) {
-                            out.push(key);
-                        }
-                    }
-                }
-            });
-        }
-        out
     }
 
     /// Adds a detail column: one value per event of `kind`, in storage
@@ -352,7 +253,7 @@ impl Audience {
     /// without moving every index after it.
     pub fn put_subscriber(
         &mut self,
-        row: &SubscriberRow,
+        row: &SubscriberRecord,
         tags: &[String],
     ) -> Result<(), NeedsReload> {
         let index = match self.index_of(row.id) {
@@ -394,7 +295,7 @@ impl Audience {
     }
 
     /// Appends a subscriber with nothing set yet; returns its index.
-    fn push_subscriber(&mut self, row: &SubscriberRow) -> usize {
+    fn push_subscriber(&mut self, row: &SubscriberRecord) -> usize {
         let index = self.ids.len();
         self.ids.push(row.id);
         self.emails_lower.push("");
@@ -451,7 +352,7 @@ impl Audience {
         before - details.len()
     }
 
-    fn details(&self, kind: &str, path: &DetailPath) -> Option<DetailColumn> {
+    pub(crate) fn details(&self, kind: &str, path: &DetailPath) -> Option<DetailColumn> {
         self.details
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -463,7 +364,7 @@ impl Audience {
 /// Everything an audience holds, in a form two audiences compare by: what a
 /// snapshot brought forward by the change log must equal, against one read
 /// from scratch.
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 pub type CanonicalSubscriber = (
     i64,
     String,
@@ -474,7 +375,7 @@ pub type CanonicalSubscriber = (
     Vec<String>,
 );
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, PartialEq)]
 pub struct Canonical {
     /// Per subscriber: id, lowercase email, domain, subscribed, created,
@@ -486,8 +387,8 @@ pub struct Canonical {
     pub events_through: i64,
 }
 
-#[cfg(test)]
-impl Audience {
+#[cfg(any(test, feature = "testing"))]
+impl Columns {
     pub fn canonical(&self) -> Canonical {
         let domains: HashMap<u32, &String> = self.domains.iter().map(|(d, i)| (*i, d)).collect();
         let subscribers = (0..self.len())
@@ -552,164 +453,5 @@ impl Audience {
             details,
             events_through: self.events_through,
         }
-    }
-}
-
-/// One subscriber as a loader hands it over.
-#[derive(Debug, Clone)]
-pub struct SubscriberRow {
-    pub id: i64,
-    pub email: String,
-    pub subscribed: bool,
-    pub created_at: i64,
-    pub fields: serde_json::Map<String, serde_json::Value>,
-}
-
-/// Builds an [`Audience`]: subscribers first (in ascending id order), then
-/// tags and events in any order.
-#[derive(Debug, Default)]
-pub struct AudienceBuilder {
-    audience: Audience,
-    subscribed: Vec<bool>,
-    /// Subscriber index by `id - first id`, built once the subscribers are
-    /// in: tags and events look their subscriber up millions of times. Empty
-    /// when the site's ids are spread too thinly for a table (other sites
-    /// wrote in between): then a binary search over the ids.
-    dense: Option<(i64, Vec<u32>)>,
-    tag_keys: HashMap<String, u32>,
-    tag_members: Vec<(u32, u32)>,
-}
-
-impl AudienceBuilder {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a subscriber; ids must come in ascending order.
-    /// A subscribed subscriber `id@x.io`, created at 0, without fields: the
-    /// audience of tests about events.
-    #[cfg(test)]
-    pub fn plain_subscriber(&mut self, id: i64) {
-        self.subscriber(SubscriberRow {
-            id,
-            email: format!("{id}@x.io"),
-            subscribed: true,
-            created_at: 0,
-            fields: Default::default(),
-        });
-    }
-
-    pub fn subscriber(&mut self, row: SubscriberRow) {
-        self.dense = None;
-        let a = &mut self.audience;
-        debug_assert!(a.ids.last().is_none_or(|&last| last < row.id));
-        let index = a.ids.len() as u32;
-        a.ids.push(row.id);
-        let lower = row.email.to_lowercase();
-        let domain = a.domain_index(&lower);
-        a.domain_of.push(domain);
-        a.emails_lower.push(&lower);
-        a.created_at.push(row.created_at);
-        self.subscribed.push(row.subscribed);
-        for (key, value) in &row.fields {
-            let column = match a.fields.get_mut(key.as_str()) {
-                Some(column) => column,
-                None => a
-                    .fields
-                    .entry(key.clone())
-                    .or_insert_with(|| FieldColumn::missing(0)),
-            };
-            column.set_growing(index as usize, Val::from_json(value));
-        }
-    }
-
-    /// The index of a subscriber id, or [`NOBODY`].
-    fn lookup(&mut self, id: i64) -> u32 {
-        let ids = &self.audience.ids;
-        let (first, table) = self.dense.get_or_insert_with(|| {
-            let first = ids.first().copied().unwrap_or(0);
-            let span = ids.last().map_or(0, |&last| (last - first + 1) as usize);
-            // A table costs 4 bytes an id of the span: not for 100
-            // subscribers among another site's 10 million.
-            if span > 4 * ids.len() + 4096 {
-                return (first, Vec::new());
-            }
-            let mut table = vec![NOBODY; span];
-            for (index, id) in ids.iter().enumerate() {
-                table[(id - first) as usize] = index as u32;
-            }
-            (first, table)
-        });
-        if table.is_empty() {
-            return ids.binary_search(&id).map_or(NOBODY, |index| index as u32);
-        }
-        usize::try_from(id - *first)
-            .ok()
-            .and_then(|offset| table.get(offset).copied())
-            .unwrap_or(NOBODY)
-    }
-
-    /// Records the highest event id read.
-    pub fn events_through(&mut self, id: i64) {
-        self.audience.events_through = self.audience.events_through.max(id);
-    }
-
-    /// Gives a subscriber (by id) a tag (by lowercase name).
-    pub fn tag(&mut self, subscriber_id: i64, tag: &str) {
-        let index = self.lookup(subscriber_id);
-        if index != NOBODY {
-            let tag = match self.tag_keys.get(tag) {
-                Some(&t) => t,
-                None => {
-                    let t = self.tag_keys.len() as u32;
-                    self.tag_keys.insert(tag.to_owned(), t);
-                    t
-                }
-            };
-            self.tag_members.push((tag, index));
-        }
-    }
-
-    /// Adds an event; call in the order events were stored. An event of a
-    /// subscriber not in the snapshot keeps its place in the column (so
-    /// detail columns line up) but counts for nobody.
-    pub fn event(&mut self, subscriber_id: i64, kind: &str, at: i64) {
-        let index = self.lookup(subscriber_id);
-        let events = &mut self.audience.events;
-        if !events.contains_key(kind) {
-            events.insert(kind.to_owned(), EventColumn::default());
-        }
-        let Some(column) = events.get_mut(kind) else {
-            return;
-        };
-        column.push(index, at);
-    }
-
-    pub fn build(mut self) -> Audience {
-        let n = self.audience.ids.len();
-        let mut subscribed = FixedBitSet::with_capacity(n);
-        for (i, s) in self.subscribed.iter().enumerate() {
-            subscribed.set(i, *s);
-        }
-        self.audience.subscribed = subscribed;
-        for column in self.audience.fields.values_mut() {
-            column.pad(n);
-        }
-        // Time order, so that windows skip whole blocks.
-        for column in self.audience.events.values_mut() {
-            column.sort_by_time();
-        }
-        let mut holders: Vec<FixedBitSet> = (0..self.tag_keys.len())
-            .map(|_| FixedBitSet::with_capacity(n))
-            .collect();
-        for (tag, index) in self.tag_members {
-            holders[tag as usize].insert(index as usize);
-        }
-        let mut names: Vec<(String, u32)> = self.tag_keys.into_iter().collect();
-        names.sort_unstable_by_key(|(_, t)| *t);
-        for ((name, _), set) in names.into_iter().zip(holders) {
-            self.audience.tags.insert(name, set);
-        }
-        self.audience
     }
 }

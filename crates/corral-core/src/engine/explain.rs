@@ -7,10 +7,11 @@
 //! subscriber's own row and events; a referenced segment is decided by the
 //! engine, so a membership shown here is the one `members` computes.
 
-use super::engine::{Cancel, Checks, Engine, Fact, ValueMatcher, scan_events};
-use super::{Audience, EvalError, Resolver, Val};
-use crate::clock::format_ms;
+use super::members::{Cancel, Checks, Engine, Fact, ValueMatcher, scan_events};
+use super::{EvalError, Resolver};
+use crate::columns::{Columns, Val};
 use crate::query::ast::{Condition, EventTest, Query, TagTest};
+use crate::time::format_ms;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -40,7 +41,7 @@ pub struct Explanation {
 
 /// Explains the outcome of `query` for the subscriber at `index`.
 pub fn explain(
-    audience: &Audience,
+    audience: &Columns,
     query: &Query,
     now: i64,
     resolver: &dyn Resolver,
@@ -51,7 +52,7 @@ pub fn explain(
 
 /// [`explain`], stopping with [`EvalError::Cancelled`] once `cancel` is set.
 pub fn explain_unless(
-    audience: &Audience,
+    audience: &Columns,
     query: &Query,
     now: i64,
     resolver: &dyn Resolver,
@@ -202,7 +203,7 @@ fn branch(at: String, condition: &'static str, matched: bool, children: Vec<Node
 }
 
 /// A tag test for one subscriber, and the tags it named that they have.
-fn tag_outcome(a: &Audience, test: &TagTest, index: usize) -> (bool, Vec<String>) {
+fn tag_outcome(a: &Columns, test: &TagTest, index: usize) -> (bool, Vec<String>) {
     let has = |name: &String| a.tag(name).is_some_and(|set| set.contains(index));
     let mut named: Vec<&String> = Vec::new();
     named.extend(test.has.iter());
@@ -226,7 +227,7 @@ fn tag_outcome(a: &Audience, test: &TagTest, index: usize) -> (bool, Vec<String>
 
 /// The counted events of one subscriber for an event test.
 fn event_fact(
-    a: &Audience,
+    a: &Columns,
     test: &EventTest,
     now: i64,
     cancel: &Cancel,

@@ -5,12 +5,12 @@
 //! ([`RawQuery`]: same keys in the same order, number literals unchanged), so
 //! it comes back exactly as saved. It is validated into a tree ([`ast`], by
 //! [`parse`]) with every problem pointed at by a JSON pointer. And the tree is
-//! evaluated against an audience ([`eval`]): to a set of members, or, for one
-//! subscriber, to the outcome of every condition. `docs/query-language.md` is
+//! evaluated against an audience held as columns ([`crate::engine`]): to a
+//! set of members, or, for one subscriber, to the outcome of every
+//! condition. `docs/query-language.md` is
 //! the grammar's reference; `docs/query-language.schema.json` its JSON Schema.
 
 pub mod ast;
-pub mod eval;
 pub mod parse;
 mod raw;
 

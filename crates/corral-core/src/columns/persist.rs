@@ -1,4 +1,4 @@
-//! An [`Audience`] written to bytes and read back: the body of a snapshot's
+//! An [`Columns`] written to bytes and read back: the body of a snapshot's
 //! checkpoint file (the file's header and checks are the caller's).
 //!
 //! Little-endian, column by column, in three parts that can be written at
@@ -8,7 +8,7 @@
 //! time while the audience keeps growing). Strings are a `u32` length and
 //! UTF-8 bytes; a value is a tag byte and its payload.
 
-use super::{Audience, EventColumn, NOBODY, Texts, Val};
+use super::{Columns, EventColumn, NOBODY, Texts, Val};
 use crate::query::ast::DetailPath;
 use fixedbitset::FixedBitSet;
 use std::collections::HashMap;
@@ -271,7 +271,7 @@ pub type ColumnLengths = (
 /// that keeps a damaged length from asking for absurd memory.
 const MAX_LEN: usize = 1 << 34;
 
-impl Audience {
+impl Columns {
     /// Writes the subscriber columns (ids, emails, domains, subscription,
     /// creation, tags and fields) and the highest event id held.
     pub fn write_subscribers<W: Write>(&self, e: &mut Encoder<W>) -> io::Result<()> {
@@ -304,7 +304,7 @@ impl Audience {
 
     /// The event types with how many events each holds, and the detail
     /// columns with their lengths, in a fixed order: what
-    /// [`Audience::write_events`] and [`Audience::write_details`] may write
+    /// [`Columns::write_events`] and [`Columns::write_details`] may write
     /// later, even after more events were appended.
     pub fn column_lengths(&self) -> ColumnLengths {
         let mut events: Vec<(String, usize, bool)> = self
@@ -369,11 +369,11 @@ impl Audience {
         Ok(true)
     }
 
-    /// Reads an audience written as [`Audience::write_subscribers`], then,
+    /// Reads an audience written as [`Columns::write_subscribers`], then,
     /// for each event type, its length, subscribers and times, then for each
     /// detail column its type, path, length and values.
-    pub fn read_from<R: Read>(d: &mut Decoder<R>) -> io::Result<Audience> {
-        let mut a = Audience::default();
+    pub fn read_from<R: Read>(d: &mut Decoder<R>) -> io::Result<Columns> {
+        let mut a = Columns::default();
         let n = d.len(u32::MAX as usize - 1)?;
         a.ids = d.i64s(n)?;
         if a.ids.windows(2).any(|w| w[0] >= w[1]) {
@@ -441,11 +441,11 @@ impl Audience {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::eval::{AudienceBuilder, SubscriberRow};
+    use crate::columns::{ColumnsBuilder, SubscriberRecord};
     use serde_json::json;
 
-    /// Writes `a` whole, in the order [`Audience::read_from`] expects.
-    fn write_all(a: &Audience) -> Vec<u8> {
+    /// Writes `a` whole, in the order [`Columns::read_from`] expects.
+    fn write_all(a: &Columns) -> Vec<u8> {
         let mut e = Encoder::new(Vec::new());
         a.write_subscribers(&mut e).unwrap();
         let (events, details) = a.column_lengths();
@@ -470,8 +470,8 @@ mod tests {
         e.into_inner()
     }
 
-    fn sample() -> Audience {
-        let mut b = AudienceBuilder::new();
+    fn sample() -> Columns {
+        let mut b = ColumnsBuilder::new();
         for (id, email, subscribed, fields) in [
             (
                 3,
@@ -482,7 +482,7 @@ mod tests {
             (7, "bo@y.com", false, json!({"plan": null, "o": {"k": 1}})),
             (40, "noat", true, json!({})),
         ] {
-            b.subscriber(SubscriberRow {
+            b.subscriber(SubscriberRecord {
                 id,
                 email: email.into(),
                 subscribed,
@@ -507,7 +507,7 @@ mod tests {
     fn an_audience_reads_back_as_written() {
         let a = sample();
         let bytes = write_all(&a);
-        let b = Audience::read_from(&mut Decoder::new(&bytes[..])).unwrap();
+        let b = Columns::read_from(&mut Decoder::new(&bytes[..])).unwrap();
         assert_eq!(a.canonical(), b.canonical());
         assert_eq!(b.domain_of(0), b.domain_id("x.io").unwrap());
         assert_eq!(b.domain_of(2), NOBODY);
@@ -517,10 +517,10 @@ mod tests {
     fn damaged_bytes_are_refused_not_misread() {
         let bytes = write_all(&sample());
         for cut in [0, 1, 8, bytes.len() / 2, bytes.len() - 1] {
-            assert!(Audience::read_from(&mut Decoder::new(&bytes[..cut])).is_err());
+            assert!(Columns::read_from(&mut Decoder::new(&bytes[..cut])).is_err());
         }
         let mut huge = bytes.clone();
         huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(Audience::read_from(&mut Decoder::new(&huge[..])).is_err());
+        assert!(Columns::read_from(&mut Decoder::new(&huge[..])).is_err());
     }
 }

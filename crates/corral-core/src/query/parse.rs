@@ -1244,7 +1244,7 @@ mod tests {
 
     #[test]
     fn every_example_in_the_grammar_document_parses() {
-        let doc = include_str!("../../docs/query-language.md");
+        let doc = include_str!("../../../../docs/query-language.md");
         let mut examples = 0;
         for block in doc.split("```json\n").skip(1) {
             let example = block.split("```").next().unwrap_or_default();
@@ -1255,7 +1255,8 @@ mod tests {
         }
         assert!(examples >= 40, "only {examples} examples");
         let schema: serde_json::Value =
-            serde_json::from_str(include_str!("../../docs/query-language.schema.json")).unwrap();
+            serde_json::from_str(include_str!("../../../../docs/query-language.schema.json"))
+                .unwrap();
         assert_eq!(
             schema["$schema"],
             "https://json-schema.org/draft/2020-12/schema"
