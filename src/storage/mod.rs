@@ -55,6 +55,10 @@ pub enum StorageError {
     LimitExceeded(String),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
     UnsupportedUrl(String),
+    /// A row would have broken a unique index (the database's words): a
+    /// statement that expects it says what it means (a name taken).
+    #[error("database error: {0}")]
+    Duplicate(String),
     /// The database refused or failed a statement, in its own words (each
     /// backend turns its driver's errors into this).
     #[error("database error: {0}")]

@@ -7,9 +7,9 @@
 //! them out.
 
 use super::Tx;
-use super::caps::site_counts;
 use crate::credentials::random_hex_id;
 use crate::storage::Result;
+use crate::storage::sql::caps::site_counts;
 use corral_core::audience::apply::{self, Fields, SubscriberState};
 use corral_core::audience::fold::{self, Fold, Slot};
 use corral_core::audience::{Limits, Outcome, SubscriberChange};
@@ -103,7 +103,7 @@ async fn load<'a>(tx: &mut Tx, site_id: i64, changes: &[&'a SubscriberChange]) -
             unsubscribed_at,
         };
     }
-    let site = site_counts(tx, site_id, changes.iter().copied()).await?;
+    let site = site_counts(&mut **tx, site_id, changes.iter().copied()).await?;
     Ok(Fold::new(&wanted, slots, site))
 }
 

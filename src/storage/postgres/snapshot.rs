@@ -9,10 +9,11 @@
 //! evaluator does, so that a path step never indexes an array (PostgreSQL's
 //! `#>` would, SQLite's JSON paths do not).
 
-use super::{PgStore, Tx, segments_in};
+use super::{PgStore, Tx};
 use crate::segment::Listing;
 use crate::storage::changes::{AppendedEvent, ChangedSubscriber, Changes, Loaded};
 use crate::storage::progress::{ReadProgress, Stage};
+use crate::storage::sql::{log, segments};
 use crate::storage::{Position, Result, StorageError};
 use corral_core::columns::{ColumnsBuilder, SubscriberRecord, Val};
 use corral_core::query::ast::DetailPath;
@@ -49,14 +50,10 @@ impl PgStore {
         Ok(tx)
     }
 
-    pub(super) async fn read_snapshot(
-        &self,
-        site_id: i64,
-        progress: &ReadProgress,
-    ) -> Result<Loaded> {
+    pub(super) async fn snapshot(&self, site_id: i64, progress: &ReadProgress) -> Result<Loaded> {
         let started = std::time::Instant::now();
         let mut tx = self.begin_snapshot().await?;
-        let seq = head_seq(&mut tx, site_id).await?;
+        let seq = log::head(&mut *tx, site_id).await?.seq;
         let mut builder = ColumnsBuilder::new();
         progress.stage(Stage::Subscribers);
         progress.expect_span(id_span(&mut tx, SUBSCRIBER_SPAN, site_id).await?);
@@ -106,7 +103,7 @@ impl PgStore {
                 break;
             }
         }
-        let segments = segments_in(&mut tx, site_id, Listing::Kept).await?;
+        let segments = segments::list(&mut *tx, site_id, Listing::Kept).await?;
         tx.commit().await?;
         tracing::debug!(
             site_id,
@@ -121,7 +118,7 @@ impl PgStore {
         })
     }
 
-    pub(super) async fn read_changes(
+    pub(super) async fn changes_since(
         &self,
         site_id: i64,
         since: Position,
@@ -131,12 +128,8 @@ impl PgStore {
     ) -> Result<Changes> {
         progress.stage(Stage::Changes);
         let mut tx = self.begin_snapshot().await?;
-        let head = head_seq(&mut tx, site_id).await?;
-        let rows: Vec<(i64, String)> = sqlx::query_as(CHANGE_ENTRIES)
-            .bind(site_id)
-            .bind(since.seq)
-            .fetch_all(&mut *tx)
-            .await?;
+        let head = log::head(&mut *tx, site_id).await?.seq;
+        let rows = log::entries_after(&mut *tx, site_id, since.seq).await?;
         let named = crate::storage::changes::walk_entries(site_id, since.seq, head, &rows)?;
         let (ids, events, segments_changed) = (
             named.subscribers,
@@ -194,7 +187,7 @@ impl PgStore {
             }
         }
         let segments = if segments_changed {
-            Some(segments_in(&mut tx, site_id, Listing::Kept).await?)
+            Some(segments::list(&mut *tx, site_id, Listing::Kept).await?)
         } else {
             None
         };
@@ -210,16 +203,6 @@ impl PgStore {
     }
 }
 
-/// The site's newest position (0 before any entry).
-async fn head_seq(conn: &mut PgConnection, site_id: i64) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM change_heads WHERE site_id = $1), 0)")
-            .bind(site_id)
-            .fetch_one(&mut *conn)
-            .await?,
-    )
-}
-
 /// Up to `$3` subscribers of site `$1` after id `$2`, in id order.
 const SUBSCRIBER_PAGE: &str =
     "SELECT id, email, fields, unsubscribed_at IS NULL, created_at FROM subscribers
@@ -230,10 +213,6 @@ const TAG_HOLDERS: &str = "SELECT t.name_key, array_agg(st.subscriber_id ORDER B
      FROM tags t JOIN subscriber_tags st ON st.site_id = t.site_id AND st.tag_id = t.id
      WHERE t.site_id = $1 AND t.discarded_at IS NULL
      GROUP BY t.id, t.name_key";
-
-/// The entries of site `$1` after position `$2`.
-const CHANGE_ENTRIES: &str =
-    "SELECT seq, entry FROM change_log WHERE site_id = $1 AND seq > $2 ORDER BY seq";
 
 /// The subscribers of site `$1` with the ids `$2`, each with its kept tags.
 const SUBSCRIBERS_BY_ID: &str =

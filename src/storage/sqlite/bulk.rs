@@ -195,7 +195,8 @@ async fn load<'a>(tx: &mut Tx, site_id: i64, changes: &[&'a SubscriberChange]) -
         }
     }
 
-    let site = caps::site_counts(tx, site_id, changes.iter().copied()).await?;
+    let site =
+        crate::storage::sql::caps::site_counts(&mut **tx, site_id, changes.iter().copied()).await?;
     Ok(Fold::new(&wanted, slots, site))
 }
 
@@ -647,7 +648,7 @@ mod tests {
         changes: &[SubscriberChange],
         now: i64,
     ) -> (Vec<Outcome>, BTreeSet<String>) {
-        let mut tx = store.begin_write().await.unwrap();
+        let mut tx = store.begin_immediate().await.unwrap();
         let mut touched = Vec::new();
         let outcomes = apply_in(&mut tx, site, changes, now, &SMALL, &mut touched)
             .await
@@ -663,7 +664,7 @@ mod tests {
         changes: &[SubscriberChange],
         now: i64,
     ) -> (Vec<Outcome>, BTreeSet<String>) {
-        let mut tx = store.begin_write().await.unwrap();
+        let mut tx = store.begin_immediate().await.unwrap();
         let (mut outcomes, mut touched) = (Vec::new(), Vec::new());
         for change in changes {
             sqlx::query("SAVEPOINT item")

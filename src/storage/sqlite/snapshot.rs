@@ -14,11 +14,11 @@ use super::SqliteStore;
 use crate::segment::Listing;
 use crate::storage::changes::{AppendedEvent, ChangedSubscriber, Changes, Loaded};
 use crate::storage::progress::{ReadProgress, Stage};
-use crate::storage::{Position, Result, SiteHead, StorageError};
-use corral_core::audience::Subscriber;
+use crate::storage::sql::{log, segments};
+use crate::storage::{Position, Result, StorageError};
 use corral_core::columns::{ColumnsBuilder, SubscriberRecord, Val};
 use corral_core::query::ast::DetailPath;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 /// Rows read per statement when reading a whole table: SQLite builds one
 /// JSON array of them, so the driver hands over one value instead of a row
@@ -80,16 +80,6 @@ async fn fetch_chunk(
         .await
 }
 
-/// The site's newest position (0 before any entry).
-async fn head_seq(conn: &mut SqliteConnection, site_id: i64) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM change_heads WHERE site_id = $1), 0)")
-            .bind(site_id)
-            .fetch_one(&mut *conn)
-            .await?,
-    )
-}
-
 /// The site's lowest and highest id in a table (`None`s when it has no
 /// rows there).
 async fn id_span(
@@ -130,10 +120,6 @@ const TAG_HOLDERS: &str = "SELECT t.name_key, json_group_array(st.subscriber_id)
      JOIN subscriber_tags st ON st.tag_id = t.id
      WHERE t.site_id = $1 AND t.discarded_at IS NULL
      GROUP BY t.id";
-
-/// The entries of site `$1` after position `$2`.
-const CHANGE_ENTRIES: &str =
-    "SELECT seq, entry FROM change_log WHERE site_id = $1 AND seq > $2 ORDER BY seq";
 
 /// The subscribers with the ids of the JSON array `$1`, of site `$2`: one
 /// primary-key seek an id (`+site_id` keeps the site's index out of it).
@@ -232,14 +218,10 @@ type SubscriberJson = (
 struct EventJson<'a>(i64, i64, i64, #[serde(borrow)] std::borrow::Cow<'a, str>);
 
 impl SqliteStore {
-    pub(super) async fn read_snapshot(
-        &self,
-        site_id: i64,
-        progress: &ReadProgress,
-    ) -> Result<Loaded> {
+    pub(super) async fn snapshot(&self, site_id: i64, progress: &ReadProgress) -> Result<Loaded> {
         let started = std::time::Instant::now();
         let mut tx = self.reader.begin().await?;
-        let seq = head_seq(&mut tx, site_id).await?;
+        let seq = log::head(&mut *tx, site_id).await?.seq;
         let mut builder = ColumnsBuilder::new();
         progress.stage(Stage::Subscribers);
         progress.expect_span(id_span(&mut tx, SUBSCRIBER_SPAN, site_id).await?);
@@ -281,7 +263,7 @@ impl SqliteStore {
             Ok(())
         })
         .await?;
-        let segments = super::segments_in(&mut tx, site_id, Listing::Kept).await?;
+        let segments = segments::list(&mut *tx, site_id, Listing::Kept).await?;
         tx.commit().await?;
         tracing::debug!(
             site_id,
@@ -298,7 +280,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) async fn read_changes(
+    pub(super) async fn changes_since(
         &self,
         site_id: i64,
         since: Position,
@@ -308,12 +290,8 @@ impl SqliteStore {
     ) -> Result<Changes> {
         progress.stage(Stage::Changes);
         let mut tx = self.reader.begin().await?;
-        let head = head_seq(&mut tx, site_id).await?;
-        let rows: Vec<(i64, String)> = sqlx::query_as(CHANGE_ENTRIES)
-            .bind(site_id)
-            .bind(since.seq)
-            .fetch_all(&mut *tx)
-            .await?;
+        let head = log::head(&mut *tx, site_id).await?.seq;
+        let rows = log::entries_after(&mut *tx, site_id, since.seq).await?;
         let named = crate::storage::changes::walk_entries(site_id, since.seq, head, &rows)?;
         let (ids, events, segments_changed) = (
             named.subscribers,
@@ -388,7 +366,7 @@ impl SqliteStore {
             }
         }
         let segments = if segments_changed {
-            Some(super::segments_in(&mut tx, site_id, Listing::Kept).await?)
+            Some(segments::list(&mut *tx, site_id, Listing::Kept).await?)
         } else {
             None
         };
@@ -403,25 +381,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) async fn read_head(&self, site_id: i64) -> Result<SiteHead> {
-        let row: Option<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT seq, segments_seq, keys_seq FROM change_heads WHERE site_id = $1",
-        )
-        .bind(site_id)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(
-            row.map_or_else(SiteHead::default, |(seq, segments_seq, keys_seq)| {
-                SiteHead {
-                    seq,
-                    segments_seq,
-                    keys_seq,
-                }
-            }),
-        )
-    }
-
-    pub(super) async fn read_details(
+    pub(super) async fn detail_column(
         &self,
         site_id: i64,
         kind: &str,
@@ -438,53 +398,6 @@ impl SqliteStore {
         let values = detail_values(text.as_deref())?;
         progress.advance(values.len() as u64);
         Ok(values)
-    }
-
-    pub(super) async fn read_subscribers(
-        &self,
-        site_id: i64,
-        ids: &[i64],
-    ) -> Result<Vec<Subscriber>> {
-        let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned());
-        let mut conn = self.reader.acquire().await?;
-        let rows = sqlx::query(
-            "SELECT id, uuid, email, fields, unsubscribed_at, created_at, updated_at
-             FROM subscribers
-             WHERE id IN (SELECT value FROM json_each($2)) AND +site_id = $1
-             ORDER BY id",
-        )
-        .bind(site_id)
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await?;
-        let tags: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT subscriber_id, tag_id FROM subscriber_tags
-             WHERE subscriber_id IN (SELECT value FROM json_each($1))
-             ORDER BY subscriber_id, tag_id",
-        )
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let id: i64 = row.try_get("id")?;
-                let fields: String = row.try_get("fields")?;
-                Ok(Subscriber {
-                    id,
-                    uuid: row.try_get("uuid")?,
-                    email: row.try_get("email")?,
-                    fields: serde_json::from_str(&fields).unwrap_or_default(),
-                    tag_ids: tags
-                        .iter()
-                        .filter(|(s, _)| *s == id)
-                        .map(|(_, t)| *t)
-                        .collect(),
-                    unsubscribed_at: row.try_get("unsubscribed_at")?,
-                    created_at: row.try_get("created_at")?,
-                    updated_at: row.try_get("updated_at")?,
-                })
-            })
-            .collect()
     }
 }
 
@@ -559,6 +472,7 @@ mod tests {
     use super::*;
     use crate::credentials::KeyPair;
     use crate::storage::Store;
+    use sqlx::Row;
 
     /// SQLite's plan of `sql`: one line per step.
     async fn plan(store: &SqliteStore, sql: &str, binds: &[&str]) -> Vec<String> {
@@ -621,7 +535,7 @@ mod tests {
             ("subscriber span", SUBSCRIBER_SPAN, &["1"]),
             ("event span", EVENT_SPAN, &["1"]),
             ("tag holders", TAG_HOLDERS, &["1"]),
-            ("change entries", CHANGE_ENTRIES, &["1", "0"]),
+            ("change entries", log::ENTRIES_AFTER, &["1", "0"]),
             ("subscribers by id", SUBSCRIBERS_BY_ID, &["[1,2]", "1"]),
             ("tags by subscriber", TAGS_BY_SUBSCRIBER, &["[1,2]"]),
             (

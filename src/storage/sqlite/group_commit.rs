@@ -117,7 +117,7 @@ async fn apply_group(
     }
     for (site_id, (touched, mut entry, now)) in sites {
         entry.subscribers = IdRanges::from_ids(touched);
-        log::record(&mut tx, site_id, &entry, now).await?;
+        crate::storage::sql::log::record(&mut *tx, site_id, &entry, now).await?;
     }
     tx.commit().await?;
     Ok(results)

@@ -14,7 +14,7 @@
 
 use super::PgStore;
 use super::audience::apply_in;
-use super::log;
+
 use crate::storage::changes::IdRanges;
 use crate::storage::{LogEntry, Result, StorageError};
 use corral_core::audience::{Outcome, SubscriberChange};
@@ -144,7 +144,7 @@ async fn write_group(store: &PgStore, site_id: i64, jobs: &[Job]) -> Result<Vec<
         now = now.max(job.now);
     }
     entry.subscribers = IdRanges::from_ids(touched);
-    log::record(&mut tx, site_id, &entry, now).await?;
+    crate::storage::sql::log::record(&mut *tx, site_id, &entry, now).await?;
     tx.commit().await?;
     Ok(results)
 }

@@ -1,0 +1,261 @@
+//! Segments, as both backends keep them: read, created, changed, discarded
+//! and restored, each write checked again inside its transaction against
+//! the rules of [`crate::segment::references`] as the site stands then.
+
+use super::{Conn, log};
+use crate::segment::{
+    KeptSegments, Listing, NewSegment, Segment, SegmentId, SegmentPatch, name_key,
+};
+use crate::sql;
+use crate::storage::{LogEntry, Precondition, Result, StorageError, next_updated_at};
+use corral_core::query::RawQuery;
+
+/// The columns [`SegmentRow`] reads, as a literal for `concat!` (statements
+/// are literal text).
+macro_rules! segment_columns {
+    () => {
+        "id, name, description, query, created_at, updated_at, discarded_at, version"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct SegmentRow {
+    id: i64,
+    name: String,
+    description: Option<String>,
+    query: String,
+    created_at: i64,
+    updated_at: i64,
+    discarded_at: Option<i64>,
+    version: i64,
+}
+
+impl From<SegmentRow> for Segment {
+    fn from(row: SegmentRow) -> Self {
+        Self {
+            id: SegmentId(row.id),
+            name: row.name,
+            description: row.description,
+            query: RawQuery::from_stored(row.query),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            discarded_at: row.discarded_at,
+            version: row.version,
+        }
+    }
+}
+
+/// A violation of the kept-name index is [`StorageError::NameTaken`].
+fn name_taken(error: StorageError) -> StorageError {
+    match error {
+        StorageError::Duplicate(_) => StorageError::NameTaken,
+        other => other,
+    }
+}
+
+/// A site's segments of one listing, ordered by name key, then exact name,
+/// then id.
+pub async fn list(conn: &mut impl Conn, site_id: i64, listing: Listing) -> Result<Vec<Segment>> {
+    let text = match listing {
+        Listing::Kept => concat!(
+            "SELECT ",
+            segment_columns!(),
+            " FROM segments WHERE site_id = $1 AND discarded_at IS NULL
+              ORDER BY name_key, name, id"
+        ),
+        Listing::Discarded => concat!(
+            "SELECT ",
+            segment_columns!(),
+            " FROM segments WHERE site_id = $1 AND discarded_at IS NOT NULL
+              ORDER BY name_key, name, id"
+        ),
+    };
+    let rows: Vec<SegmentRow> = conn.all(sql!(text, site_id)).await?;
+    Ok(rows.into_iter().map(Segment::from).collect())
+}
+
+/// A segment of the site, kept or discarded.
+pub async fn get(conn: &mut impl Conn, site_id: i64, id: SegmentId) -> Result<Option<Segment>> {
+    let row: Option<SegmentRow> = conn
+        .optional(sql!(
+            concat!(
+                "SELECT ",
+                segment_columns!(),
+                " FROM segments WHERE site_id = $1 AND id = $2"
+            ),
+            site_id,
+            id.0
+        ))
+        .await?;
+    Ok(row.map(Segment::from))
+}
+
+/// A segment as the write transaction sees it; [`StorageError::NotFound`]
+/// when the site has none of that id.
+async fn current(tx: &mut impl Conn, site_id: i64, id: SegmentId) -> Result<Segment> {
+    get(tx, site_id, id).await?.ok_or(StorageError::NotFound)
+}
+
+/// Refuses, inside the write's transaction, a query whose segment references
+/// break the rules of [`KeptSegments::check`] as the site stands now.
+async fn check_references(
+    tx: &mut impl Conn,
+    site_id: i64,
+    saving: Option<SegmentId>,
+    query: &RawQuery,
+) -> Result<()> {
+    let Ok(parsed) = corral_core::query::parse(query.as_str()) else {
+        return Ok(());
+    };
+    if parsed.segment_refs().is_empty() {
+        return Ok(());
+    }
+    let kept = list(tx, site_id, Listing::Kept).await?;
+    let errors = KeptSegments::new(&kept).check(saving, &parsed);
+    errors.finish(|| ()).map_err(StorageError::Refused)
+}
+
+/// Whether another kept segment of the site has this name key. Asked before
+/// a write, so that no id is taken (on PostgreSQL, from a sequence that does
+/// not give it back) for a name that is taken; the index still has the last
+/// word.
+async fn name_in_use(
+    tx: &mut impl Conn,
+    site_id: i64,
+    key: &str,
+    other_than: Option<SegmentId>,
+) -> Result<bool> {
+    let found: Option<(i64,)> = tx
+        .optional(sql!(
+            "SELECT id FROM segments
+             WHERE site_id = $1 AND name_key = $2 AND discarded_at IS NULL AND id <> $3",
+            site_id,
+            key,
+            other_than.map_or(0, |id| id.0)
+        ))
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Creates a segment, in the caller's write transaction of the site.
+pub async fn create(
+    tx: &mut impl Conn,
+    site_id: i64,
+    new: &NewSegment,
+    now: i64,
+) -> Result<Segment> {
+    check_references(tx, site_id, None, &new.query).await?;
+    if name_in_use(tx, site_id, &new.name.key(), None).await? {
+        return Err(StorageError::NameTaken);
+    }
+    let row: SegmentRow = tx
+        .one(sql!(
+            concat!(
+                "INSERT INTO segments
+                     (site_id, name, name_key, description, query, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING ",
+                segment_columns!()
+            ),
+            site_id,
+            new.name.as_str(),
+            new.name.key(),
+            new.description.as_ref().map(|d| d.as_str()),
+            new.query.as_str(),
+            now
+        ))
+        .await
+        .map_err(name_taken)?;
+    let created = Segment::from(row);
+    log::record(tx, site_id, &LogEntry::segment(created.id.0), now).await?;
+    Ok(created)
+}
+
+/// Changes a kept segment, in the caller's write transaction of the site; a
+/// patch that changes nothing leaves it untouched.
+pub async fn update(
+    tx: &mut impl Conn,
+    site_id: i64,
+    id: SegmentId,
+    patch: &SegmentPatch,
+    precondition: &Precondition,
+    now: i64,
+) -> Result<Segment> {
+    let current = current(tx, site_id, id).await?;
+    if !current.is_kept() {
+        return Err(StorageError::NotFound);
+    }
+    if !precondition.allows(current.version) {
+        return Err(StorageError::PreconditionFailed);
+    }
+    if !current.differs_from(patch) {
+        return Ok(current);
+    }
+    if let Some(query) = &patch.query {
+        check_references(tx, site_id, Some(id), query).await?;
+    }
+    let (name, description, query) = current.patched(patch);
+    if name_in_use(tx, site_id, &name_key(&name), Some(id)).await? {
+        return Err(StorageError::NameTaken);
+    }
+    tx.execute(sql!(
+        "UPDATE segments SET name = $1, name_key = $2, description = $3, query = $4,
+         updated_at = $5, version = version + 1 WHERE site_id = $6 AND id = $7",
+        name.as_str(),
+        name_key(&name),
+        description,
+        query.as_str(),
+        next_updated_at(current.updated_at, now),
+        site_id,
+        id.0
+    ))
+    .await
+    .map_err(name_taken)?;
+    let updated = self::current(tx, site_id, id).await?;
+    log::record(tx, site_id, &LogEntry::segment(id.0), now).await?;
+    Ok(updated)
+}
+
+/// Discards a kept segment, or restores a discarded one (restoring a kept
+/// segment changes nothing), in the caller's write transaction of the site;
+/// the precondition is checked either way.
+pub async fn move_to(
+    tx: &mut impl Conn,
+    site_id: i64,
+    id: SegmentId,
+    precondition: &Precondition,
+    now: i64,
+    to: Listing,
+) -> Result<Segment> {
+    let discarding = to == Listing::Discarded;
+    let current = current(tx, site_id, id).await?;
+    if discarding && !current.is_kept() {
+        return Err(StorageError::NotFound);
+    }
+    if !precondition.allows(current.version) {
+        return Err(StorageError::PreconditionFailed);
+    }
+    if !discarding && current.is_kept() {
+        return Ok(current);
+    }
+    if discarding {
+        let kept = list(tx, site_id, Listing::Kept).await?;
+        KeptSegments::new(&kept)
+            .check_discard(id)
+            .map_err(StorageError::Refused)?;
+    }
+    let at = next_updated_at(current.updated_at, now);
+    tx.execute(sql!(
+        "UPDATE segments SET discarded_at = $1, updated_at = $2, version = version + 1
+         WHERE site_id = $3 AND id = $4",
+        discarding.then_some(at),
+        at,
+        site_id,
+        id.0
+    ))
+    .await
+    // Restoring can meet a kept segment that took the name meanwhile.
+    .map_err(name_taken)?;
+    let moved = self::current(tx, site_id, id).await?;
+    log::record(tx, site_id, &LogEntry::segment(id.0), now).await?;
+    Ok(moved)
+}

@@ -1,0 +1,492 @@
+//! The storage traits, implemented once for every [`Backend`]: what a
+//! database does its own way is asked of the backend, everything else runs
+//! the shared statements of this folder on a connection the backend hands
+//! out (a read) or a transaction it begins (a write).
+
+use super::{Conn, audience, log, segments, sites, webhooks};
+use crate::credentials::KeyPair;
+use crate::segment::{Listing, NewSegment, Segment, SegmentId, SegmentPatch};
+use crate::storage::changes::{Changes, Loaded};
+use crate::storage::progress::ReadProgress;
+use crate::storage::webhooks::{
+    Attempt, Baseline, Delivery, NewWebhook, Transition, Watch, Webhook, WebhookPatch, WebhookStore,
+};
+use crate::storage::{
+    ApiKey, AudienceStore, ChangeFeed, KeyCredentials, Page, Position, Precondition, Result,
+    Signal, Site, SiteHead, Store, StoredEvent, Transfer,
+};
+use async_trait::async_trait;
+use corral_core::audience::{
+    AudienceCounts, Email, Field, FieldKey, Limits, Outcome, Subscriber, SubscriberChange, Tag,
+    TagName,
+};
+use corral_core::columns::Val;
+use corral_core::query::ast::DetailPath;
+use futures_util::future::BoxFuture;
+use std::ops::DerefMut;
+
+/// An open write transaction: its statements run on the connection it
+/// derefs to, and nothing of them is kept unless it commits.
+pub trait Write<C>: DerefMut<Target = C> + Send {
+    fn commit(self) -> BoxFuture<'static, Result<()>>;
+}
+
+impl<DB: sqlx::Database> Write<DB::Connection> for sqlx::Transaction<'static, DB> {
+    fn commit(self) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move { Ok(sqlx::Transaction::commit(self).await?) })
+    }
+}
+
+/// What a database does its own way. Everything else of
+/// [`Store`](crate::storage::Store) comes from the statements every backend
+/// shares.
+#[async_trait]
+pub trait Backend: Transfer + Send + Sync + 'static {
+    /// The database's connection.
+    type Conn: Conn;
+    /// A connection to read on, lent by a pool.
+    type Read: DerefMut<Target = Self::Conn> + Send;
+    /// A write transaction.
+    type Write: Write<Self::Conn>;
+
+    /// A connection to read on.
+    async fn reader(&self) -> Result<Self::Read>;
+
+    /// A write transaction: of `site_id`'s data when given (its writes are
+    /// serialised the backend's way from here to commit), else of data of
+    /// no one site (webhooks' deliveries, the change log's trimming).
+    async fn writer(&self, site_id: Option<i64>) -> Result<Self::Write>;
+
+    /// The caps every audience write is held to.
+    fn limits(&self) -> &Limits;
+
+    /// Closes the database once nothing will be written any more.
+    async fn close_database(&self);
+
+    /// A token that changes whenever anything may have been committed, or
+    /// `None` when the backend has none.
+    fn commit_signal(&self) -> Option<Signal>;
+
+    /// Applies audience changes (see [`AudienceStore::apply_changes`]).
+    async fn write_audience(
+        &self,
+        site_id: i64,
+        changes: Vec<SubscriberChange>,
+        now: i64,
+    ) -> Result<Vec<Outcome>>;
+
+    /// The site's whole audience (see [`ChangeFeed::load_snapshot`]).
+    async fn read_snapshot(&self, site_id: i64, progress: &ReadProgress) -> Result<Loaded>;
+
+    /// The changes since a position (see [`ChangeFeed::read_changes`]).
+    async fn read_changes_since(
+        &self,
+        site_id: i64,
+        since: Position,
+        columns: &[(String, DetailPath)],
+        with_segments: bool,
+        progress: &ReadProgress,
+    ) -> Result<Changes>;
+
+    /// A column of event details (see [`ChangeFeed::load_details`]).
+    async fn read_detail_column(
+        &self,
+        site_id: i64,
+        kind: &str,
+        path: &DetailPath,
+        progress: &ReadProgress,
+    ) -> Result<Vec<Val>>;
+}
+
+/// Runs `$work` (statements on the transaction `$tx`) in a write
+/// transaction of the backend, and commits it; evaluates to what the work
+/// gave (an error returns from the caller, rolling everything back).
+macro_rules! written {
+    ($backend:expr, $site:expr, |$tx:ident| $work:expr) => {{
+        let mut write = $backend.writer($site).await?;
+        let value = {
+            let $tx = &mut *write;
+            $work.await?
+        };
+        write.commit().await?;
+        value
+    }};
+}
+
+#[async_trait]
+impl<B: Backend> Store for B {
+    async fn ping(&self) -> Result<()> {
+        let mut conn = self.reader().await?;
+        conn.execute(crate::sql!("SELECT 1")).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.close_database().await;
+    }
+
+    async fn create_site(
+        &self,
+        name: &str,
+        uuid: &str,
+        keys: &KeyPair,
+        demo: bool,
+        now: i64,
+    ) -> Result<Site> {
+        Ok(written!(self, None, |tx| sites::create(
+            tx, name, uuid, keys, demo, now
+        )))
+    }
+
+    async fn list_sites(&self) -> Result<Vec<Site>> {
+        sites::list(&mut *self.reader().await?).await
+    }
+
+    async fn find_site(&self, uuid: &str) -> Result<Option<Site>> {
+        sites::find(&mut *self.reader().await?, uuid).await
+    }
+
+    async fn find_demo_site(&self) -> Result<Option<Site>> {
+        sites::find_demo(&mut *self.reader().await?).await
+    }
+
+    async fn add_key(&self, site_id: i64, keys: &KeyPair, now: i64) -> Result<ApiKey> {
+        Ok(written!(self, Some(site_id), |tx| sites::add_key(
+            tx, site_id, keys, now
+        )))
+    }
+
+    async fn list_keys(&self, site_id: i64) -> Result<Vec<ApiKey>> {
+        sites::list_keys(&mut *self.reader().await?, site_id).await
+    }
+
+    async fn revoke_key(&self, publishable_key: &str, now: i64) -> Result<ApiKey> {
+        let site_id = sites::site_of_key(&mut *self.reader().await?, publishable_key)
+            .await?
+            .ok_or(crate::storage::StorageError::NotFound)?;
+        Ok(written!(self, Some(site_id), |tx| sites::revoke_key(
+            tx,
+            publishable_key,
+            now
+        )))
+    }
+
+    async fn credentials(&self, publishable_key: &str) -> Result<Option<KeyCredentials>> {
+        sites::credentials(&mut *self.reader().await?, publishable_key).await
+    }
+
+    async fn list_segments(&self, site_id: i64, listing: Listing) -> Result<Vec<Segment>> {
+        segments::list(&mut *self.reader().await?, site_id, listing).await
+    }
+
+    async fn get_segment(&self, site_id: i64, id: SegmentId) -> Result<Option<Segment>> {
+        segments::get(&mut *self.reader().await?, site_id, id).await
+    }
+
+    async fn create_segment(&self, site_id: i64, new: &NewSegment, now: i64) -> Result<Segment> {
+        Ok(written!(self, Some(site_id), |tx| segments::create(
+            tx, site_id, new, now
+        )))
+    }
+
+    async fn update_segment(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        patch: &SegmentPatch,
+        precondition: &Precondition,
+        now: i64,
+    ) -> Result<Segment> {
+        Ok(written!(self, Some(site_id), |tx| segments::update(
+            tx,
+            site_id,
+            id,
+            patch,
+            precondition,
+            now
+        )))
+    }
+
+    async fn discard_segment(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        precondition: &Precondition,
+        now: i64,
+    ) -> Result<Segment> {
+        Ok(written!(self, Some(site_id), |tx| segments::move_to(
+            tx,
+            site_id,
+            id,
+            precondition,
+            now,
+            Listing::Discarded,
+        )))
+    }
+
+    async fn restore_segment(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        precondition: &Precondition,
+        now: i64,
+    ) -> Result<Segment> {
+        Ok(written!(self, Some(site_id), |tx| segments::move_to(
+            tx,
+            site_id,
+            id,
+            precondition,
+            now,
+            Listing::Kept,
+        )))
+    }
+}
+
+#[async_trait]
+impl<B: Backend> ChangeFeed for B {
+    fn change_signal(&self) -> Option<Signal> {
+        self.commit_signal()
+    }
+
+    async fn site_head(&self, site_id: i64) -> Result<SiteHead> {
+        log::head(&mut *self.reader().await?, site_id).await
+    }
+
+    async fn load_snapshot(&self, site_id: i64, progress: &ReadProgress) -> Result<Loaded> {
+        self.read_snapshot(site_id, progress).await
+    }
+
+    async fn read_changes(
+        &self,
+        site_id: i64,
+        since: Position,
+        columns: &[(String, DetailPath)],
+        with_segments: bool,
+        progress: &ReadProgress,
+    ) -> Result<Changes> {
+        self.read_changes_since(site_id, since, columns, with_segments, progress)
+            .await
+    }
+
+    async fn load_details(
+        &self,
+        site_id: i64,
+        kind: &str,
+        path: &DetailPath,
+        progress: &ReadProgress,
+    ) -> Result<Vec<Val>> {
+        self.read_detail_column(site_id, kind, path, progress).await
+    }
+
+    async fn log_entry(&self, site_id: i64, seq: i64) -> Result<Option<(i64, String)>> {
+        log::entry(&mut *self.reader().await?, site_id, seq).await
+    }
+
+    async fn trim_log(&self, before: i64) -> Result<u64> {
+        let mut deleted = 0;
+        loop {
+            let done = written!(self, None, |tx| log::trim_some(tx, before));
+            deleted += done;
+            if done < log::TRIM_PER_TRANSACTION as u64 {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    async fn database_id(&self) -> Result<String> {
+        log::database_id(&mut *self.reader().await?).await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> AudienceStore for B {
+    async fn subscriber_by_email(&self, site_id: i64, email: &Email) -> Result<Option<Subscriber>> {
+        audience::subscriber_by_email(&mut *self.reader().await?, site_id, email).await
+    }
+
+    async fn subscriber_by_uuid(&self, site_id: i64, uuid: &str) -> Result<Option<Subscriber>> {
+        audience::subscriber_by_uuid(&mut *self.reader().await?, site_id, uuid).await
+    }
+
+    async fn apply_changes(
+        &self,
+        site_id: i64,
+        changes: Vec<SubscriberChange>,
+        now: i64,
+    ) -> Result<Vec<Outcome>> {
+        self.write_audience(site_id, changes, now).await
+    }
+
+    async fn list_tags(
+        &self,
+        site_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Tag>> {
+        audience::list_tags(&mut *self.reader().await?, site_id, after, limit).await
+    }
+
+    async fn create_tag(&self, site_id: i64, name: &TagName, now: i64) -> Result<Tag> {
+        Ok(written!(self, Some(site_id), |tx| audience::create_tag(
+            tx,
+            site_id,
+            name,
+            now,
+            self.limits()
+        )))
+    }
+
+    async fn list_fields(
+        &self,
+        site_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Field>> {
+        audience::list_fields(&mut *self.reader().await?, site_id, after, limit).await
+    }
+
+    async fn create_field(
+        &self,
+        site_id: i64,
+        key: &FieldKey,
+        name: &str,
+        now: i64,
+    ) -> Result<Field> {
+        Ok(written!(self, Some(site_id), |tx| audience::create_field(
+            tx,
+            site_id,
+            key,
+            name,
+            now,
+            self.limits()
+        )))
+    }
+
+    async fn site_counts(&self, site_id: i64) -> Result<AudienceCounts> {
+        audience::site_counts(&mut *self.reader().await?, site_id).await
+    }
+
+    async fn subscribers_by_ids(&self, site_id: i64, ids: &[i64]) -> Result<Vec<Subscriber>> {
+        audience::subscribers_by_ids(&mut *self.reader().await?, site_id, ids).await
+    }
+
+    async fn recent_events(
+        &self,
+        site_id: i64,
+        subscriber_id: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        audience::recent_events(&mut *self.reader().await?, site_id, subscriber_id, limit).await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> WebhookStore for B {
+    async fn create_webhook(
+        &self,
+        site_id: i64,
+        new: &NewWebhook,
+        baselines: &[Baseline],
+        now: i64,
+    ) -> Result<Webhook> {
+        Ok(written!(self, None, |tx| webhooks::create(
+            tx, site_id, new, baselines, now
+        )))
+    }
+
+    async fn list_webhooks(&self, site_id: i64) -> Result<Vec<Webhook>> {
+        webhooks::list(&mut *self.reader().await?, site_id).await
+    }
+
+    async fn get_webhook(&self, site_id: i64, id: i64) -> Result<Option<Webhook>> {
+        webhooks::get(&mut *self.reader().await?, site_id, id).await
+    }
+
+    async fn update_webhook(
+        &self,
+        site_id: i64,
+        id: i64,
+        patch: &WebhookPatch,
+        baselines: &[Baseline],
+        now: i64,
+    ) -> Result<Webhook> {
+        Ok(written!(self, None, |tx| webhooks::update(
+            tx, site_id, id, patch, baselines, now
+        )))
+    }
+
+    async fn delete_webhook(&self, site_id: i64, id: i64) -> Result<Webhook> {
+        Ok(written!(self, None, |tx| webhooks::delete(tx, site_id, id)))
+    }
+
+    async fn watches(&self) -> Result<Vec<(i64, Watch)>> {
+        webhooks::watches(&mut *self.reader().await?).await
+    }
+
+    async fn watch_members(&self, site_id: i64, segment_id: i64) -> Result<Vec<i64>> {
+        webhooks::watch_members(&mut *self.reader().await?, site_id, segment_id).await
+    }
+
+    async fn commit_transition(&self, site_id: i64, transition: &Transition) -> Result<bool> {
+        Ok(written!(self, None, |tx| webhooks::commit_transition(
+            tx, site_id, transition
+        )))
+    }
+
+    async fn due_webhooks(&self, now: i64) -> Result<Vec<(i64, i64)>> {
+        webhooks::due(&mut *self.reader().await?, now).await
+    }
+
+    async fn lease_webhook(&self, site_id: i64, id: i64, now: i64, until: i64) -> Result<bool> {
+        Ok(written!(self, None, |tx| webhooks::lease(
+            tx, site_id, id, now, until
+        )))
+    }
+
+    async fn pending_deliveries(
+        &self,
+        site_id: i64,
+        webhook_id: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        webhooks::pending(&mut *self.reader().await?, site_id, webhook_id, limit).await
+    }
+
+    async fn record_attempt(
+        &self,
+        site_id: i64,
+        webhook_id: i64,
+        ids: &[i64],
+        attempt: &Attempt,
+    ) -> Result<()> {
+        written!(self, None, |tx| webhooks::record_attempt(
+            tx, site_id, webhook_id, ids, attempt
+        ));
+        Ok(())
+    }
+
+    async fn recent_deliveries(
+        &self,
+        site_id: i64,
+        webhook_id: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        webhooks::recent(&mut *self.reader().await?, site_id, webhook_id, limit).await
+    }
+
+    async fn retry_delivery(
+        &self,
+        site_id: i64,
+        webhook_id: i64,
+        delivery_id: i64,
+        now: i64,
+    ) -> Result<Delivery> {
+        Ok(written!(self, None, |tx| webhooks::retry(
+            tx,
+            site_id,
+            webhook_id,
+            delivery_id,
+            now
+        )))
+    }
+}
