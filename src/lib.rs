@@ -17,11 +17,12 @@
 //!   snapshots of each site's audience brought forward from the change log,
 //!   freshness checks without database round trips, checkpoints, and the
 //!   save-time checks of segment references.
-//! - [`storage`]: the [`storage::Store`] trait every backend implements, the
-//!   commit-ordered change log every write records ([`storage::changes`]), and
-//!   the backends (SQLite, embedded; PostgreSQL, for several servers), each
-//!   with its own `migrations/` folder; the backend is chosen from the
-//!   database URL's scheme.
+//! - [`storage`]: the [`storage::Store`] traits, the commit-ordered change log
+//!   every write records ([`storage::changes`]), the SQL both backends share
+//!   (written once, over either driver's connection), and the backends
+//!   (SQLite, embedded; PostgreSQL, for several servers), each holding only
+//!   what its database does its own way, with its own `migrations/` folder;
+//!   the backend is chosen from the database URL's scheme.
 //! - [`service`]: the domain services both front ends call (segments, a
 //!   subscriber's segments), so that one set of rules holds whatever the
 //!   front end and the backend.

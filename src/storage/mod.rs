@@ -8,8 +8,10 @@
 //! `migrations/<backend>/` folder, applied when it opens. Every write also
 //! records what it changed in the change log ([`changes`]), which live
 //! snapshots and caches follow. This module is backend-neutral: its models
-//! and [`StorageError`] hold no driver type; each backend reads its own rows
-//! and turns its driver's errors into these ([`sql`] for those on sqlx).
+//! and [`StorageError`] hold no driver type. The statements both backends
+//! run alike are written once ([`sql`]), which also turns the driver's
+//! errors into these; a backend's own folder holds what its database does
+//! its own way.
 
 pub mod changes;
 mod postgres;

@@ -85,7 +85,7 @@ impl Table {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SiteRow {
     pub id: i64,
     pub uuid: String,
@@ -94,7 +94,7 @@ pub struct SiteRow {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ApiKeyRow {
     pub id: i64,
     pub site_id: i64,
@@ -104,7 +104,7 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SegmentRow {
     pub id: i64,
     pub site_id: i64,
@@ -118,7 +118,7 @@ pub struct SegmentRow {
     pub version: i64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SubscriberRow {
     pub id: i64,
     pub site_id: i64,
@@ -132,7 +132,7 @@ pub struct SubscriberRow {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct TagRow {
     pub id: i64,
     pub site_id: i64,
@@ -144,7 +144,7 @@ pub struct TagRow {
 
 /// A tag on a subscriber. SQLite's table has no `site_id` (the subscriber
 /// says it); PostgreSQL's carries it, so it is read with the row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SubscriberTagRow {
     pub site_id: i64,
     pub subscriber_id: i64,
@@ -152,7 +152,7 @@ pub struct SubscriberTagRow {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct FieldRow {
     pub id: i64,
     pub site_id: i64,
@@ -161,12 +161,13 @@ pub struct FieldRow {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct EventRow {
     pub id: i64,
     pub site_id: i64,
     pub subscriber_id: i64,
     /// The column `type`.
+    #[sqlx(rename = "type")]
     pub kind: String,
     pub occurred_at: i64,
     /// The details as stored: compact JSON text.
@@ -179,7 +180,7 @@ pub struct EventRow {
 
 /// A membership-change webhook (its signing secret included: receivers
 /// check signatures with it).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct WebhookRow {
     pub id: i64,
     pub site_id: i64,
@@ -198,7 +199,7 @@ pub struct WebhookRow {
 
 /// Where the members of a watched segment were last worked out: a
 /// change-log position, which the copied heads keep meaningful.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SegmentWatchRow {
     pub site_id: i64,
     pub segment_id: i64,
@@ -209,7 +210,7 @@ pub struct SegmentWatchRow {
 }
 
 /// A member of a watched segment, as of its watch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SegmentMemberRow {
     pub site_id: i64,
     pub segment_id: i64,
@@ -217,7 +218,7 @@ pub struct SegmentMemberRow {
 }
 
 /// A notification in the outbox, delivered or waiting.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct WebhookDeliveryRow {
     pub id: i64,
     pub site_id: i64,
@@ -232,7 +233,7 @@ pub struct WebhookDeliveryRow {
     pub delivered_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ChangeHeadRow {
     pub site_id: i64,
     pub seq: i64,

@@ -9,16 +9,31 @@
 use super::Tx;
 use crate::credentials::random_hex_id;
 use crate::storage::Result;
+use crate::storage::sql::apply::{Applied, Batch};
 use crate::storage::sql::caps::site_counts;
 use corral_core::audience::apply::{self, Fields, SubscriberState};
 use corral_core::audience::fold::{self, Fold, Slot};
 use corral_core::audience::{Limits, Outcome, SubscriberChange};
+use futures_util::future::BoxFuture;
 use std::collections::{HashMap, HashSet};
+
+impl Batch for Tx {
+    fn bulk_run<'a>(
+        &'a mut self,
+        site_id: i64,
+        changes: &'a [SubscriberChange],
+        now: i64,
+        limits: &'a Limits,
+        touched: &'a mut Vec<i64>,
+    ) -> BoxFuture<'a, Result<Applied>> {
+        Box::pin(apply_run(self, site_id, changes, now, limits, touched))
+    }
+}
 
 /// Applies a run of changes that [`fold::can_bulk`] accepts, each held to
 /// `limits`; adds to `touched` the subscribers created or whose row or tags
 /// changed, and returns with the outcomes the range of event ids stored.
-pub(super) async fn apply_run(
+async fn apply_run(
     tx: &mut Tx,
     site_id: i64,
     changes: &[SubscriberChange],

@@ -13,7 +13,7 @@
 //! by side, each on a connection of its own.
 
 use super::PgStore;
-use super::audience::apply_in;
+use crate::storage::sql::apply::apply_in;
 
 use crate::storage::changes::IdRanges;
 use crate::storage::{LogEntry, Result, StorageError};
@@ -129,18 +129,19 @@ async fn write_group(store: &PgStore, site_id: i64, jobs: &[Job]) -> Result<Vec<
     let mut results = Vec::with_capacity(jobs.len());
     let mut now = i64::MIN;
     for job in jobs {
-        results.push(
-            apply_in(
-                &mut tx,
-                site_id,
-                &job.changes,
-                job.now,
-                &store.limits,
-                &mut touched,
-                &mut entry,
-            )
-            .await?,
-        );
+        let (outcomes, events) = apply_in(
+            &mut tx,
+            site_id,
+            &job.changes,
+            job.now,
+            &store.limits,
+            &mut touched,
+        )
+        .await?;
+        if let Some((first, last)) = events {
+            entry.add_events(first, last);
+        }
+        results.push(outcomes);
         now = now.max(job.now);
     }
     entry.subscribers = IdRanges::from_ids(touched);

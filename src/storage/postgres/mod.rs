@@ -18,21 +18,16 @@
 //! `UNNEST` where they can be ([`bulk`]); a snapshot is read a page of rows
 //! at a time in one `REPEATABLE READ` transaction ([`snapshot`]).
 
-mod audience;
 mod bulk;
 mod group_commit;
 mod log;
 mod snapshot;
 mod transfer;
 
-use super::changes::{Changes, Loaded};
-use super::progress::ReadProgress;
 use super::sql::Backend;
-use super::{Position, Result, Signal, StorageError};
+use super::{Result, Signal, StorageError};
 use async_trait::async_trait;
 use corral_core::audience::{Limits, Outcome, SubscriberChange};
-use corral_core::columns::Val;
-use corral_core::query::ast::DetailPath;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
@@ -142,34 +137,6 @@ impl Backend for PgStore {
         now: i64,
     ) -> Result<Vec<Outcome>> {
         self.groups.apply(self, site_id, changes, now).await
-    }
-
-    async fn read_snapshot(&self, site_id: i64, progress: &ReadProgress) -> Result<Loaded> {
-        self.snapshot(site_id, progress).await
-    }
-
-    async fn read_changes_since(
-        &self,
-        site_id: i64,
-        since: Position,
-        columns: &[(String, DetailPath)],
-        with_segments: bool,
-        progress: &ReadProgress,
-    ) -> Result<Changes> {
-        self.changes_since(site_id, since, columns, with_segments, progress)
-            .await
-    }
-
-    async fn read_detail_column(
-        &self,
-        site_id: i64,
-        kind: &str,
-        path: &DetailPath,
-        progress: &ReadProgress,
-    ) -> Result<Vec<Val>> {
-        let mut conn = self.pool.acquire().await?;
-        progress.stage(crate::storage::progress::Stage::Details);
-        snapshot::details(&mut conn, site_id, kind, path, None, progress).await
     }
 }
 

@@ -13,8 +13,10 @@ use super::{PgStore, Tx};
 use crate::segment::Listing;
 use crate::storage::changes::{AppendedEvent, ChangedSubscriber, Changes, Loaded};
 use crate::storage::progress::{ReadProgress, Stage};
+use crate::storage::sql::store::Snapshots;
 use crate::storage::sql::{log, segments};
 use crate::storage::{Position, Result, StorageError};
+use async_trait::async_trait;
 use corral_core::columns::{ColumnsBuilder, SubscriberRecord, Val};
 use corral_core::query::ast::DetailPath;
 use sqlx::PgConnection;
@@ -49,8 +51,11 @@ impl PgStore {
             .await?;
         Ok(tx)
     }
+}
 
-    pub(super) async fn snapshot(&self, site_id: i64, progress: &ReadProgress) -> Result<Loaded> {
+#[async_trait]
+impl Snapshots for PgStore {
+    async fn read_snapshot(&self, site_id: i64, progress: &ReadProgress) -> Result<Loaded> {
         let started = std::time::Instant::now();
         let mut tx = self.begin_snapshot().await?;
         let seq = log::head(&mut *tx, site_id).await?.seq;
@@ -118,7 +123,7 @@ impl PgStore {
         })
     }
 
-    pub(super) async fn changes_since(
+    async fn read_changes_since(
         &self,
         site_id: i64,
         since: Position,
@@ -128,14 +133,8 @@ impl PgStore {
     ) -> Result<Changes> {
         progress.stage(Stage::Changes);
         let mut tx = self.begin_snapshot().await?;
-        let head = log::head(&mut *tx, site_id).await?.seq;
-        let rows = log::entries_after(&mut *tx, site_id, since.seq).await?;
-        let named = crate::storage::changes::walk_entries(site_id, since.seq, head, &rows)?;
-        let (ids, events, segments_changed) = (
-            named.subscribers,
-            named.events,
-            with_segments || named.segments,
-        );
+        let (head, entries, named) = log::named_since(&mut *tx, site_id, since.seq).await?;
+        let (ids, events) = (named.subscribers, named.events);
 
         let mut subscribers = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(PAGE as usize) {
@@ -186,20 +185,29 @@ impl PgStore {
                 details.push(((kind.clone(), path.clone()), values));
             }
         }
-        let segments = if segments_changed {
-            Some(segments::list(&mut *tx, site_id, Listing::Kept).await?)
-        } else {
-            None
-        };
+        let segments =
+            segments::kept_if(&mut *tx, site_id, with_segments || named.segments).await?;
         tx.commit().await?;
         Ok(Changes {
             seq: head,
-            entries: rows.len(),
+            entries,
             subscribers,
             events: new_events,
             details,
             segments,
         })
+    }
+
+    async fn read_detail_column(
+        &self,
+        site_id: i64,
+        kind: &str,
+        path: &DetailPath,
+        progress: &ReadProgress,
+    ) -> Result<Vec<Val>> {
+        let mut conn = self.pool.acquire().await?;
+        progress.stage(Stage::Details);
+        details(&mut conn, site_id, kind, path, None, progress).await
     }
 }
 

@@ -11,15 +11,11 @@
 //! end.
 
 use super::{PgStore, Tx};
-use crate::storage::Result;
 use crate::storage::transfer::{
-    ApiKeyRow, ChangeHeadRow, Cursor, EventRow, FieldRow, Rows, SegmentMemberRow, SegmentRow,
-    SegmentWatchRow, SiteRow, SubscriberRow, SubscriberTagRow, Table, TablePage, TagRow, Transfer,
-    TransferReader, TransferWriter, WebhookDeliveryRow, WebhookRow,
+    Cursor, Rows, Table, TablePage, Transfer, TransferReader, TransferWriter,
 };
+use crate::storage::{Result, sql};
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::postgres::PgRow;
 
 #[async_trait]
 impl Transfer for PgStore {
@@ -57,23 +53,7 @@ struct Reader {
 #[async_trait]
 impl TransferReader for Reader {
     async fn count(&mut self, table: Table) -> Result<u64> {
-        let sql = match table {
-            Table::Sites => "SELECT COUNT(*) FROM sites",
-            Table::ApiKeys => "SELECT COUNT(*) FROM api_keys",
-            Table::Segments => "SELECT COUNT(*) FROM segments",
-            Table::Subscribers => "SELECT COUNT(*) FROM subscribers",
-            Table::Tags => "SELECT COUNT(*) FROM tags",
-            Table::SubscriberTags => "SELECT COUNT(*) FROM subscriber_tags",
-            Table::Fields => "SELECT COUNT(*) FROM fields",
-            Table::Events => "SELECT COUNT(*) FROM events",
-            Table::Webhooks => "SELECT COUNT(*) FROM webhooks",
-            Table::SegmentWatches => "SELECT COUNT(*) FROM segment_watches",
-            Table::SegmentMembers => "SELECT COUNT(*) FROM segment_members",
-            Table::WebhookDeliveries => "SELECT COUNT(*) FROM webhook_deliveries",
-            Table::ChangeHeads => "SELECT COUNT(*) FROM change_heads",
-        };
-        let count: i64 = sqlx::query_scalar(sql).fetch_one(&mut *self.tx).await?;
-        Ok(count as u64)
+        sql::transfer::count(&mut *self.tx, table).await
     }
 
     async fn read_page(
@@ -82,102 +62,7 @@ impl TransferReader for Reader {
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<TablePage> {
-        let [a, b, c] = after.map_or([i64::MIN; 3], |c| c.0);
-        let limit_sql = limit as i64;
-        let query = match table {
-            Table::Sites => sqlx::query(
-                "SELECT id, uuid, name, demo, created_at FROM sites
-                 WHERE id > $1 ORDER BY id LIMIT $2",
-            )
-            .bind(a),
-            Table::ApiKeys => sqlx::query(
-                "SELECT id, site_id, publishable_key, secret_hash, created_at, revoked_at
-                 FROM api_keys WHERE id > $1 ORDER BY id LIMIT $2",
-            )
-            .bind(a),
-            Table::Segments => sqlx::query(
-                "SELECT id, site_id, name, name_key, description, query, created_at,
-                        updated_at, discarded_at, version
-                 FROM segments WHERE (site_id, id) > ($1, $2) ORDER BY site_id, id LIMIT $3",
-            )
-            .bind(a)
-            .bind(b),
-            Table::Subscribers => sqlx::query(
-                "SELECT id, site_id, uuid, email, email_key, fields, unsubscribed_at,
-                        created_at, updated_at
-                 FROM subscribers WHERE (site_id, id) > ($1, $2) ORDER BY site_id, id LIMIT $3",
-            )
-            .bind(a)
-            .bind(b),
-            Table::Tags => sqlx::query(
-                "SELECT id, site_id, name, name_key, created_at, discarded_at
-                 FROM tags WHERE (site_id, id) > ($1, $2) ORDER BY site_id, id LIMIT $3",
-            )
-            .bind(a)
-            .bind(b),
-            Table::SubscriberTags => sqlx::query(
-                "SELECT site_id, subscriber_id, tag_id, created_at FROM subscriber_tags
-                 WHERE (site_id, subscriber_id, tag_id) > ($1, $2, $3)
-                 ORDER BY site_id, subscriber_id, tag_id LIMIT $4",
-            )
-            .bind(a)
-            .bind(b)
-            .bind(c),
-            Table::Fields => sqlx::query(
-                "SELECT id, site_id, key, name, created_at
-                 FROM fields WHERE (site_id, id) > ($1, $2) ORDER BY site_id, id LIMIT $3",
-            )
-            .bind(a)
-            .bind(b),
-            Table::Events => sqlx::query(
-                "SELECT id, site_id, subscriber_id, type, occurred_at, details, unique_key,
-                        amount, currency, received_at
-                 FROM events WHERE (site_id, id) > ($1, $2) ORDER BY site_id, id LIMIT $3",
-            )
-            .bind(a)
-            .bind(b),
-            Table::Webhooks => sqlx::query(
-                "SELECT id, site_id, url, segment_ids, events, secret, created_at, updated_at,
-                        disabled_at, failing_since, leased_until
-                 FROM webhooks WHERE (site_id, id) > ($1, $2) ORDER BY site_id, id LIMIT $3",
-            )
-            .bind(a)
-            .bind(b),
-            Table::SegmentWatches => sqlx::query(
-                "SELECT site_id, segment_id, seq, checked_at, version, kept FROM segment_watches
-                 WHERE (site_id, segment_id) > ($1, $2) ORDER BY site_id, segment_id LIMIT $3",
-            )
-            .bind(a)
-            .bind(b),
-            Table::SegmentMembers => sqlx::query(
-                "SELECT site_id, segment_id, subscriber_id FROM segment_members
-                 WHERE (site_id, segment_id, subscriber_id) > ($1, $2, $3)
-                 ORDER BY site_id, segment_id, subscriber_id LIMIT $4",
-            )
-            .bind(a)
-            .bind(b)
-            .bind(c),
-            Table::WebhookDeliveries => sqlx::query(
-                "SELECT id, site_id, webhook_id, event_id, notification, created_at, attempts,
-                        next_attempt_at, last_status, last_error, delivered_at
-                 FROM webhook_deliveries WHERE (site_id, id) > ($1, $2)
-                 ORDER BY site_id, id LIMIT $3",
-            )
-            .bind(a)
-            .bind(b),
-            Table::ChangeHeads => sqlx::query(
-                "SELECT site_id, seq, segments_seq, keys_seq FROM change_heads
-                 WHERE site_id > $1 ORDER BY site_id LIMIT $2",
-            )
-            .bind(a),
-        };
-        let found = query.bind(limit_sql).fetch_all(&mut *self.tx).await?;
-        let next = match found.last() {
-            Some(row) if found.len() >= limit => Some(cursor(table, row)?),
-            _ => None,
-        };
-        let rows = rows_of(table, &found)?;
-        Ok(TablePage { rows, next })
+        sql::transfer::read_page(&mut *self.tx, table, after, limit).await
     }
 
     async fn handed_out(&mut self) -> Result<Vec<(Table, i64)>> {
@@ -195,176 +80,6 @@ impl TransferReader for Reader {
         }
         Ok(highs)
     }
-}
-
-/// The key of the last row read, in the order of [`Reader::read_page`].
-fn cursor(table: Table, row: &PgRow) -> Result<Cursor> {
-    Ok(Cursor(match table {
-        Table::Sites | Table::ApiKeys => [row.try_get("id")?, 0, 0],
-        Table::SubscriberTags => [
-            row.try_get("site_id")?,
-            row.try_get("subscriber_id")?,
-            row.try_get("tag_id")?,
-        ],
-        Table::ChangeHeads => [row.try_get("site_id")?, 0, 0],
-        Table::SegmentWatches => [row.try_get("site_id")?, row.try_get("segment_id")?, 0],
-        Table::SegmentMembers => [
-            row.try_get("site_id")?,
-            row.try_get("segment_id")?,
-            row.try_get("subscriber_id")?,
-        ],
-        _ => [row.try_get("site_id")?, row.try_get("id")?, 0],
-    }))
-}
-
-fn rows_of(table: Table, found: &[PgRow]) -> Result<Rows> {
-    fn all<T>(found: &[PgRow], read: impl Fn(&PgRow) -> sqlx::Result<T>) -> Result<Vec<T>> {
-        Ok(found.iter().map(read).collect::<sqlx::Result<_>>()?)
-    }
-    Ok(match table {
-        Table::Sites => Rows::Sites(all(found, |r| {
-            Ok(SiteRow {
-                id: r.try_get("id")?,
-                uuid: r.try_get("uuid")?,
-                name: r.try_get("name")?,
-                demo: r.try_get("demo")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })?),
-        Table::ApiKeys => Rows::ApiKeys(all(found, |r| {
-            Ok(ApiKeyRow {
-                id: r.try_get("id")?,
-                site_id: r.try_get("site_id")?,
-                publishable_key: r.try_get("publishable_key")?,
-                secret_hash: r.try_get("secret_hash")?,
-                created_at: r.try_get("created_at")?,
-                revoked_at: r.try_get("revoked_at")?,
-            })
-        })?),
-        Table::Segments => Rows::Segments(all(found, |r| {
-            Ok(SegmentRow {
-                id: r.try_get("id")?,
-                site_id: r.try_get("site_id")?,
-                name: r.try_get("name")?,
-                name_key: r.try_get("name_key")?,
-                description: r.try_get("description")?,
-                query: r.try_get("query")?,
-                created_at: r.try_get("created_at")?,
-                updated_at: r.try_get("updated_at")?,
-                discarded_at: r.try_get("discarded_at")?,
-                version: r.try_get("version")?,
-            })
-        })?),
-        Table::Subscribers => Rows::Subscribers(all(found, |r| {
-            Ok(SubscriberRow {
-                id: r.try_get("id")?,
-                site_id: r.try_get("site_id")?,
-                uuid: r.try_get("uuid")?,
-                email: r.try_get("email")?,
-                email_key: r.try_get("email_key")?,
-                fields: r.try_get("fields")?,
-                unsubscribed_at: r.try_get("unsubscribed_at")?,
-                created_at: r.try_get("created_at")?,
-                updated_at: r.try_get("updated_at")?,
-            })
-        })?),
-        Table::Tags => Rows::Tags(all(found, |r| {
-            Ok(TagRow {
-                id: r.try_get("id")?,
-                site_id: r.try_get("site_id")?,
-                name: r.try_get("name")?,
-                name_key: r.try_get("name_key")?,
-                created_at: r.try_get("created_at")?,
-                discarded_at: r.try_get("discarded_at")?,
-            })
-        })?),
-        Table::SubscriberTags => Rows::SubscriberTags(all(found, |r| {
-            Ok(SubscriberTagRow {
-                site_id: r.try_get("site_id")?,
-                subscriber_id: r.try_get("subscriber_id")?,
-                tag_id: r.try_get("tag_id")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })?),
-        Table::Fields => Rows::Fields(all(found, |r| {
-            Ok(FieldRow {
-                id: r.try_get("id")?,
-                site_id: r.try_get("site_id")?,
-                key: r.try_get("key")?,
-                name: r.try_get("name")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })?),
-        Table::Events => Rows::Events(all(found, |r| {
-            Ok(EventRow {
-                id: r.try_get("id")?,
-                site_id: r.try_get("site_id")?,
-                subscriber_id: r.try_get("subscriber_id")?,
-                kind: r.try_get("type")?,
-                occurred_at: r.try_get("occurred_at")?,
-                details: r.try_get("details")?,
-                unique_key: r.try_get("unique_key")?,
-                amount: r.try_get("amount")?,
-                currency: r.try_get("currency")?,
-                received_at: r.try_get("received_at")?,
-            })
-        })?),
-        Table::Webhooks => Rows::Webhooks(all(found, |r| {
-            Ok(WebhookRow {
-                id: r.try_get("id")?,
-                site_id: r.try_get("site_id")?,
-                url: r.try_get("url")?,
-                segment_ids: r.try_get("segment_ids")?,
-                events: r.try_get("events")?,
-                secret: r.try_get("secret")?,
-                created_at: r.try_get("created_at")?,
-                updated_at: r.try_get("updated_at")?,
-                disabled_at: r.try_get("disabled_at")?,
-                failing_since: r.try_get("failing_since")?,
-                leased_until: r.try_get("leased_until")?,
-            })
-        })?),
-        Table::SegmentWatches => Rows::SegmentWatches(all(found, |r| {
-            Ok(SegmentWatchRow {
-                site_id: r.try_get("site_id")?,
-                segment_id: r.try_get("segment_id")?,
-                seq: r.try_get("seq")?,
-                checked_at: r.try_get("checked_at")?,
-                version: r.try_get("version")?,
-                kept: r.try_get("kept")?,
-            })
-        })?),
-        Table::SegmentMembers => Rows::SegmentMembers(all(found, |r| {
-            Ok(SegmentMemberRow {
-                site_id: r.try_get("site_id")?,
-                segment_id: r.try_get("segment_id")?,
-                subscriber_id: r.try_get("subscriber_id")?,
-            })
-        })?),
-        Table::WebhookDeliveries => Rows::WebhookDeliveries(all(found, |r| {
-            Ok(WebhookDeliveryRow {
-                id: r.try_get("id")?,
-                site_id: r.try_get("site_id")?,
-                webhook_id: r.try_get("webhook_id")?,
-                event_id: r.try_get("event_id")?,
-                notification: r.try_get("notification")?,
-                created_at: r.try_get("created_at")?,
-                attempts: r.try_get("attempts")?,
-                next_attempt_at: r.try_get("next_attempt_at")?,
-                last_status: r.try_get("last_status")?,
-                last_error: r.try_get("last_error")?,
-                delivered_at: r.try_get("delivered_at")?,
-            })
-        })?),
-        Table::ChangeHeads => Rows::ChangeHeads(all(found, |r| {
-            Ok(ChangeHeadRow {
-                site_id: r.try_get("site_id")?,
-                seq: r.try_get("seq")?,
-                segments_seq: r.try_get("segments_seq")?,
-                keys_seq: r.try_get("keys_seq")?,
-            })
-        })?),
-    })
 }
 
 struct Writer {
@@ -391,10 +106,7 @@ fn column<'a, T, U>(rows: &'a [T], get: impl Fn(&'a T) -> U) -> Vec<U> {
 #[async_trait]
 impl TransferWriter for Writer {
     async fn count_sites(&mut self) -> Result<u64> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sites")
-            .fetch_one(&mut *self.tx)
-            .await?;
-        Ok(count as u64)
+        sql::transfer::count_sites(&mut *self.tx).await
     }
 
     async fn clear(&mut self) -> Result<()> {

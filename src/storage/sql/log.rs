@@ -10,6 +10,7 @@
 
 use super::Conn;
 use crate::sql;
+use crate::storage::changes::{Named, walk_entries};
 use crate::storage::{LogEntry, Result, SiteHead};
 
 /// Appends `entry` as the site's next entry and moves its heads; an empty
@@ -75,6 +76,21 @@ pub async fn entries_after(
     since: i64,
 ) -> Result<Vec<(i64, String)>> {
     conn.all(sql!(ENTRIES_AFTER, site_id, since)).await
+}
+
+/// What the entries after position `since` name, read in the caller's
+/// transaction: the head they reach, how many there were, and what they
+/// name (or [`crate::storage::StorageError::Stale`] when they do not reach
+/// the head without a gap).
+pub async fn named_since(
+    conn: &mut impl Conn,
+    site_id: i64,
+    since: i64,
+) -> Result<(i64, usize, Named)> {
+    let head = head(conn, site_id).await?.seq;
+    let rows = entries_after(conn, site_id, since).await?;
+    let named = walk_entries(site_id, since, head, &rows)?;
+    Ok((head, rows.len(), named))
 }
 
 /// The entry at a position, as stored (`at`, JSON), if it is still kept.

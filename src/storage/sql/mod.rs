@@ -22,12 +22,14 @@
 //! statement that needs a finer reading of an error (a unique index violated
 //! is a name taken) looks at the driver's error before this conversion.
 
+pub(crate) mod apply;
 pub(crate) mod audience;
 pub(crate) mod caps;
 pub(crate) mod log;
 pub(crate) mod segments;
 pub(crate) mod sites;
 pub mod store;
+pub(crate) mod transfer;
 pub(crate) mod webhooks;
 
 pub use store::Backend;

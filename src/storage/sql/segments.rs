@@ -74,6 +74,19 @@ pub async fn list(conn: &mut impl Conn, site_id: i64, listing: Listing) -> Resul
     Ok(rows.into_iter().map(Segment::from).collect())
 }
 
+/// The site's kept segments when `wanted` (a snapshot brought forward reads
+/// them again only when its entries changed one).
+pub async fn kept_if(
+    conn: &mut impl Conn,
+    site_id: i64,
+    wanted: bool,
+) -> Result<Option<Vec<Segment>>> {
+    match wanted {
+        true => Ok(Some(list(conn, site_id, Listing::Kept).await?)),
+        false => Ok(None),
+    }
+}
+
 /// A segment of the site, kept or discarded.
 pub async fn get(conn: &mut impl Conn, site_id: i64, id: SegmentId) -> Result<Option<Segment>> {
     let row: Option<SegmentRow> = conn

@@ -37,11 +37,39 @@ impl<DB: sqlx::Database> Write<DB::Connection> for sqlx::Transaction<'static, DB
     }
 }
 
+/// How a database reads a site's audience for the live snapshots: each
+/// database has its own fastest way (JSON chunks on SQLite, pages in one
+/// snapshot transaction on PostgreSQL).
+#[async_trait]
+pub trait Snapshots {
+    /// The site's whole audience (see [`ChangeFeed::load_snapshot`]).
+    async fn read_snapshot(&self, site_id: i64, progress: &ReadProgress) -> Result<Loaded>;
+
+    /// The changes since a position (see [`ChangeFeed::read_changes`]).
+    async fn read_changes_since(
+        &self,
+        site_id: i64,
+        since: Position,
+        columns: &[(String, DetailPath)],
+        with_segments: bool,
+        progress: &ReadProgress,
+    ) -> Result<Changes>;
+
+    /// A column of event details (see [`ChangeFeed::load_details`]).
+    async fn read_detail_column(
+        &self,
+        site_id: i64,
+        kind: &str,
+        path: &DetailPath,
+        progress: &ReadProgress,
+    ) -> Result<Vec<Val>>;
+}
+
 /// What a database does its own way. Everything else of
 /// [`Store`](crate::storage::Store) comes from the statements every backend
 /// shares.
 #[async_trait]
-pub trait Backend: Transfer + Send + Sync + 'static {
+pub trait Backend: Snapshots + Transfer + Send + Sync + 'static {
     /// The database's connection.
     type Conn: Conn;
     /// A connection to read on, lent by a pool.
@@ -74,28 +102,6 @@ pub trait Backend: Transfer + Send + Sync + 'static {
         changes: Vec<SubscriberChange>,
         now: i64,
     ) -> Result<Vec<Outcome>>;
-
-    /// The site's whole audience (see [`ChangeFeed::load_snapshot`]).
-    async fn read_snapshot(&self, site_id: i64, progress: &ReadProgress) -> Result<Loaded>;
-
-    /// The changes since a position (see [`ChangeFeed::read_changes`]).
-    async fn read_changes_since(
-        &self,
-        site_id: i64,
-        since: Position,
-        columns: &[(String, DetailPath)],
-        with_segments: bool,
-        progress: &ReadProgress,
-    ) -> Result<Changes>;
-
-    /// A column of event details (see [`ChangeFeed::load_details`]).
-    async fn read_detail_column(
-        &self,
-        site_id: i64,
-        kind: &str,
-        path: &DetailPath,
-        progress: &ReadProgress,
-    ) -> Result<Vec<Val>>;
 }
 
 /// Runs `$work` (statements on the transaction `$tx`) in a write

@@ -26,13 +26,13 @@
 use super::caps;
 use crate::credentials::random_hex_id;
 use crate::storage::Result;
+use crate::storage::sql::apply::{Applied, Batch};
 use corral_core::audience::apply::{self, Fields, SubscriberState};
 use corral_core::audience::fold::{self, Fold, Slot};
 use corral_core::audience::{Limits, NewEvent, Outcome, SubscriberChange};
+use futures_util::future::BoxFuture;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use std::collections::{BTreeMap, HashMap, HashSet};
-
-pub(super) use corral_core::audience::fold::can_bulk;
 
 /// Rows per multi-row statement: well under SQLite's limit of bound values.
 const ROWS: usize = 500;
@@ -43,10 +43,28 @@ const EVENT_ROWS: usize = 3_000;
 
 type Tx = Transaction<'static, Sqlite>;
 
-/// Applies a run of changes that [`can_bulk`] accepts, each held to
+/// The range of event ids a batch stored is read off `sqlite_sequence` by
+/// the group's writer, around all its paths: none is answered here.
+impl Batch for Tx {
+    fn bulk_run<'a>(
+        &'a mut self,
+        site_id: i64,
+        changes: &'a [SubscriberChange],
+        now: i64,
+        limits: &'a Limits,
+        touched: &'a mut Vec<i64>,
+    ) -> BoxFuture<'a, Result<Applied>> {
+        Box::pin(async move {
+            let outcomes = apply_run(self, site_id, changes, now, limits, touched).await?;
+            Ok((outcomes, None))
+        })
+    }
+}
+
+/// Applies a run of changes that [`fold::can_bulk`] accepts, each held to
 /// `limits`; adds to `touched` the ids of the subscribers it created or
 /// whose row or tags it changed (never one that only refused changes name).
-pub(super) async fn apply_run(
+async fn apply_run(
     tx: &mut Tx,
     site_id: i64,
     changes: &[SubscriberChange],
@@ -400,11 +418,9 @@ mod tests {
     //! it), and one with every change alone through `apply_one`; every
     //! stored column must come out the same.
 
-    use super::super::{
-        SqliteStore,
-        audience::{ItemError, apply_in, apply_one},
-    };
+    use super::super::SqliteStore;
     use crate::credentials::KeyPair;
+    use crate::storage::sql::apply::{ItemError, apply_in, apply_one};
     use crate::storage::{AudienceStore, Store};
     use corral_core::audience::{
         Create, Email, FieldKey, Limits, NewEvent, Outcome, SubscriberChange, Subscription, TagName,
@@ -650,7 +666,7 @@ mod tests {
     ) -> (Vec<Outcome>, BTreeSet<String>) {
         let mut tx = store.begin_immediate().await.unwrap();
         let mut touched = Vec::new();
-        let outcomes = apply_in(&mut tx, site, changes, now, &SMALL, &mut touched)
+        let (outcomes, _) = apply_in(&mut tx, site, changes, now, &SMALL, &mut touched)
             .await
             .unwrap();
         tx.commit().await.unwrap();
@@ -671,8 +687,8 @@ mod tests {
                 .execute(&mut *tx)
                 .await
                 .unwrap();
-            match apply_one(&mut tx, site, change, now, &SMALL).await {
-                Ok((outcome, changed)) => {
+            match apply_one(&mut *tx, site, change, now, &SMALL).await {
+                Ok((outcome, changed, _)) => {
                     outcomes.push(outcome);
                     touched.extend(changed);
                 }

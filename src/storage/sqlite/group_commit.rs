@@ -12,9 +12,9 @@
 //! site it touched: the subscribers each job created or changed and the
 //! range of event ids it appended.
 
-use super::audience::apply_in;
 use super::log;
 use crate::storage::changes::IdRanges;
+use crate::storage::sql::apply::apply_in;
 use crate::storage::{LogEntry, Result, StorageError};
 use corral_core::audience::{Limits, Outcome, SubscriberChange};
 use sqlx::SqlitePool;
@@ -110,7 +110,11 @@ async fn apply_group(
         let (touched, entry, now) = sites
             .entry(job.site_id)
             .or_insert_with(|| (Vec::new(), LogEntry::default(), job.now));
-        results.push(apply_in(&mut tx, job.site_id, &job.changes, job.now, limits, touched).await?);
+        results.push(
+            apply_in(&mut tx, job.site_id, &job.changes, job.now, limits, touched)
+                .await?
+                .0,
+        );
         let after = log::events_high(&mut tx).await?;
         entry.add_events(before + 1, after);
         *now = (*now).max(job.now);

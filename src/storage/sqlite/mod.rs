@@ -14,7 +14,6 @@
 //! written in bulk where they can be ([`bulk`]); a snapshot is read a chunk
 //! of rows at a time as JSON ([`snapshot`]).
 
-mod audience;
 mod bulk;
 mod caps;
 mod group_commit;
@@ -23,14 +22,10 @@ mod signal;
 mod snapshot;
 mod transfer;
 
-use super::changes::{Changes, Loaded};
-use super::progress::ReadProgress;
 use super::sql::Backend;
-use super::{Position, Result, Signal};
+use super::{Result, Signal};
 use async_trait::async_trait;
 use corral_core::audience::{Limits, Outcome, SubscriberChange};
-use corral_core::columns::Val;
-use corral_core::query::ast::DetailPath;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -167,31 +162,5 @@ impl Backend for SqliteStore {
         now: i64,
     ) -> Result<Vec<Outcome>> {
         self.group.apply(site_id, changes, now).await
-    }
-
-    async fn read_snapshot(&self, site_id: i64, progress: &ReadProgress) -> Result<Loaded> {
-        self.snapshot(site_id, progress).await
-    }
-
-    async fn read_changes_since(
-        &self,
-        site_id: i64,
-        since: Position,
-        columns: &[(String, DetailPath)],
-        with_segments: bool,
-        progress: &ReadProgress,
-    ) -> Result<Changes> {
-        self.changes_since(site_id, since, columns, with_segments, progress)
-            .await
-    }
-
-    async fn read_detail_column(
-        &self,
-        site_id: i64,
-        kind: &str,
-        path: &DetailPath,
-        progress: &ReadProgress,
-    ) -> Result<Vec<Val>> {
-        self.detail_column(site_id, kind, path, progress).await
     }
 }

@@ -14,8 +14,10 @@ use super::SqliteStore;
 use crate::segment::Listing;
 use crate::storage::changes::{AppendedEvent, ChangedSubscriber, Changes, Loaded};
 use crate::storage::progress::{ReadProgress, Stage};
+use crate::storage::sql::store::Snapshots;
 use crate::storage::sql::{log, segments};
 use crate::storage::{Position, Result, StorageError};
+use async_trait::async_trait;
 use corral_core::columns::{ColumnsBuilder, SubscriberRecord, Val};
 use corral_core::query::ast::DetailPath;
 use sqlx::SqliteConnection;
@@ -217,8 +219,9 @@ type SubscriberJson = (
 #[derive(serde::Deserialize)]
 struct EventJson<'a>(i64, i64, i64, #[serde(borrow)] std::borrow::Cow<'a, str>);
 
-impl SqliteStore {
-    pub(super) async fn snapshot(&self, site_id: i64, progress: &ReadProgress) -> Result<Loaded> {
+#[async_trait]
+impl Snapshots for SqliteStore {
+    async fn read_snapshot(&self, site_id: i64, progress: &ReadProgress) -> Result<Loaded> {
         let started = std::time::Instant::now();
         let mut tx = self.reader.begin().await?;
         let seq = log::head(&mut *tx, site_id).await?.seq;
@@ -280,7 +283,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) async fn changes_since(
+    async fn read_changes_since(
         &self,
         site_id: i64,
         since: Position,
@@ -290,14 +293,8 @@ impl SqliteStore {
     ) -> Result<Changes> {
         progress.stage(Stage::Changes);
         let mut tx = self.reader.begin().await?;
-        let head = log::head(&mut *tx, site_id).await?.seq;
-        let rows = log::entries_after(&mut *tx, site_id, since.seq).await?;
-        let named = crate::storage::changes::walk_entries(site_id, since.seq, head, &rows)?;
-        let (ids, events, segments_changed) = (
-            named.subscribers,
-            named.events,
-            with_segments || named.segments,
-        );
+        let (head, entries, named) = log::named_since(&mut *tx, site_id, since.seq).await?;
+        let (ids, events) = (named.subscribers, named.events);
 
         let mut subscribers: Vec<ChangedSubscriber> = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IDS_PER_QUERY) {
@@ -365,15 +362,12 @@ impl SqliteStore {
                 ));
             }
         }
-        let segments = if segments_changed {
-            Some(segments::list(&mut *tx, site_id, Listing::Kept).await?)
-        } else {
-            None
-        };
+        let segments =
+            segments::kept_if(&mut *tx, site_id, with_segments || named.segments).await?;
         tx.commit().await?;
         Ok(Changes {
             seq: head,
-            entries: rows.len(),
+            entries,
             subscribers,
             events: new_events,
             details,
@@ -381,7 +375,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) async fn detail_column(
+    async fn read_detail_column(
         &self,
         site_id: i64,
         kind: &str,

@@ -9,15 +9,14 @@
 //! inserted, so new rows get ids above the copied ones by themselves.
 
 use super::SqliteStore;
-use crate::storage::Result;
 use crate::storage::transfer::{
     ApiKeyRow, ChangeHeadRow, Cursor, EventRow, FieldRow, Rows, SegmentMemberRow, SegmentRow,
     SegmentWatchRow, SiteRow, SubscriberRow, SubscriberTagRow, Table, TablePage, TagRow, Transfer,
     TransferReader, TransferWriter, WebhookDeliveryRow, WebhookRow,
 };
+use crate::storage::{Result, sql};
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 type Tx = Transaction<'static, Sqlite>;
 
@@ -45,23 +44,7 @@ struct Reader {
 #[async_trait]
 impl TransferReader for Reader {
     async fn count(&mut self, table: Table) -> Result<u64> {
-        let sql = match table {
-            Table::Sites => "SELECT COUNT(*) FROM sites",
-            Table::ApiKeys => "SELECT COUNT(*) FROM api_keys",
-            Table::Segments => "SELECT COUNT(*) FROM segments",
-            Table::Subscribers => "SELECT COUNT(*) FROM subscribers",
-            Table::Tags => "SELECT COUNT(*) FROM tags",
-            Table::SubscriberTags => "SELECT COUNT(*) FROM subscriber_tags",
-            Table::Fields => "SELECT COUNT(*) FROM fields",
-            Table::Events => "SELECT COUNT(*) FROM events",
-            Table::Webhooks => "SELECT COUNT(*) FROM webhooks",
-            Table::SegmentWatches => "SELECT COUNT(*) FROM segment_watches",
-            Table::SegmentMembers => "SELECT COUNT(*) FROM segment_members",
-            Table::WebhookDeliveries => "SELECT COUNT(*) FROM webhook_deliveries",
-            Table::ChangeHeads => "SELECT COUNT(*) FROM change_heads",
-        };
-        let count: i64 = sqlx::query_scalar(sql).fetch_one(&mut *self.tx).await?;
-        Ok(count as u64)
+        sql::transfer::count(&mut *self.tx, table).await
     }
 
     async fn read_page(
@@ -70,84 +53,10 @@ impl TransferReader for Reader {
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<TablePage> {
-        let [a, b, c] = after.map_or([i64::MIN; 3], |c| c.0);
-        let sql = match table {
-            Table::Sites => {
-                "SELECT id, uuid, name, demo, created_at FROM sites
-                 WHERE id > $1 ORDER BY id LIMIT $3"
-            }
-            Table::ApiKeys => {
-                "SELECT id, site_id, publishable_key, secret_hash, created_at, revoked_at
-                 FROM api_keys WHERE id > $1 ORDER BY id LIMIT $3"
-            }
-            Table::Segments => {
-                "SELECT id, site_id, name, name_key, description, query, created_at,
-                        updated_at, discarded_at, version
-                 FROM segments WHERE id > $1 ORDER BY id LIMIT $3"
-            }
-            Table::Subscribers => {
-                "SELECT id, site_id, uuid, email, email_key, fields, unsubscribed_at,
-                        created_at, updated_at
-                 FROM subscribers WHERE id > $1 ORDER BY id LIMIT $3"
-            }
-            Table::Tags => {
-                "SELECT id, site_id, name, name_key, created_at, discarded_at
-                 FROM tags WHERE id > $1 ORDER BY id LIMIT $3"
-            }
-            Table::SubscriberTags => {
-                "SELECT s.site_id, t.subscriber_id, t.tag_id, t.created_at
-                 FROM subscriber_tags t JOIN subscribers s ON s.id = t.subscriber_id
-                 WHERE (t.subscriber_id, t.tag_id) > ($1, $2)
-                 ORDER BY t.subscriber_id, t.tag_id LIMIT $3"
-            }
-            Table::Fields => {
-                "SELECT id, site_id, key, name, created_at FROM fields
-                 WHERE id > $1 ORDER BY id LIMIT $3"
-            }
-            Table::Events => {
-                "SELECT id, site_id, subscriber_id, type, occurred_at, details, unique_key,
-                        amount, currency, received_at
-                 FROM events WHERE id > $1 ORDER BY id LIMIT $3"
-            }
-            Table::Webhooks => {
-                "SELECT id, site_id, url, segment_ids, events, secret, created_at, updated_at,
-                        disabled_at, failing_since, leased_until
-                 FROM webhooks WHERE id > $1 ORDER BY id LIMIT $3"
-            }
-            Table::SegmentWatches => {
-                "SELECT site_id, segment_id, seq, checked_at, version, kept FROM segment_watches
-                 WHERE (site_id, segment_id) > ($1, $2) ORDER BY site_id, segment_id LIMIT $3"
-            }
-            Table::SegmentMembers => {
-                "SELECT site_id, segment_id, subscriber_id FROM segment_members
-                 WHERE (site_id, segment_id, subscriber_id) > ($1, $2, $4)
-                 ORDER BY site_id, segment_id, subscriber_id LIMIT $3"
-            }
-            Table::WebhookDeliveries => {
-                "SELECT id, site_id, webhook_id, event_id, notification, created_at, attempts,
-                        next_attempt_at, last_status, last_error, delivered_at
-                 FROM webhook_deliveries WHERE id > $1 ORDER BY id LIMIT $3"
-            }
-            Table::ChangeHeads => {
-                "SELECT site_id, seq, segments_seq, keys_seq FROM change_heads
-                 WHERE site_id > $1 ORDER BY site_id LIMIT $3"
-            }
-        };
-        let found = sqlx::query(sql)
-            .bind(a)
-            .bind(b)
-            .bind(limit as i64)
-            .bind(c)
-            .fetch_all(&mut *self.tx)
-            .await?;
-        let last = match found.last() {
-            Some(row) if found.len() >= limit => Some(cursor(table, row)?),
-            _ => None,
-        };
-        let rows = rows_of(table, &found)?;
-        Ok(TablePage { rows, next: last })
+        sql::transfer::read_page(&mut *self.tx, table, after, limit).await
     }
 
+    /// `AUTOINCREMENT` keeps each table's highest id ever handed out.
     async fn handed_out(&mut self) -> Result<Vec<(Table, i64)>> {
         let found: Vec<(String, i64)> = sqlx::query_as("SELECT name, seq FROM sqlite_sequence")
             .fetch_all(&mut *self.tx)
@@ -162,171 +71,6 @@ impl TransferReader for Reader {
     }
 }
 
-/// The key of the last row read, in the order of [`Reader::read_page`].
-fn cursor(table: Table, row: &SqliteRow) -> Result<Cursor> {
-    Ok(Cursor(match table {
-        Table::SubscriberTags => [row.try_get("subscriber_id")?, row.try_get("tag_id")?, 0],
-        Table::SegmentWatches => [row.try_get("site_id")?, row.try_get("segment_id")?, 0],
-        Table::SegmentMembers => [
-            row.try_get("site_id")?,
-            row.try_get("segment_id")?,
-            row.try_get("subscriber_id")?,
-        ],
-        Table::ChangeHeads => [row.try_get("site_id")?, 0, 0],
-        _ => [row.try_get("id")?, 0, 0],
-    }))
-}
-
-fn rows_of(table: Table, found: &[SqliteRow]) -> Result<Rows> {
-    fn all<T>(found: &[SqliteRow], read: impl Fn(&SqliteRow) -> sqlx::Result<T>) -> Result<Vec<T>> {
-        Ok(found.iter().map(read).collect::<sqlx::Result<_>>()?)
-    }
-    Ok(match table {
-        Table::Sites => Rows::Sites(all(found, |r| {
-            Ok(SiteRow {
-                id: r.try_get("id")?,
-                uuid: r.try_get("uuid")?,
-                name: r.try_get("name")?,
-                demo: r.try_get("demo")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })?),
-        Table::ApiKeys => Rows::ApiKeys(all(found, |r| {
-            Ok(ApiKeyRow {
-                id: r.try_get("id")?,
-                site_id: r.try_get("site_id")?,
-                publishable_key: r.try_get("publishable_key")?,
-                secret_hash: r.try_get("secret_hash")?,
-                created_at: r.try_get("created_at")?,
-                revoked_at: r.try_get("revoked_at")?,
-            })
-        })?),
-        Table::Segments => Rows::Segments(all(found, |r| {
-            Ok(SegmentRow {
-                id: r.try_get("id")?,
-                site_id: r.try_get("site_id")?,
-                name: r.try_get("name")?,
-                name_key: r.try_get("name_key")?,
-                description: r.try_get("description")?,
-                query: r.try_get("query")?,
-                created_at: r.try_get("created_at")?,
-                updated_at: r.try_get("updated_at")?,
-                discarded_at: r.try_get("discarded_at")?,
-                version: r.try_get("version")?,
-            })
-        })?),
-        Table::Subscribers => Rows::Subscribers(all(found, |r| {
-            Ok(SubscriberRow {
-                id: r.try_get("id")?,
-                site_id: r.try_get("site_id")?,
-                uuid: r.try_get("uuid")?,
-                email: r.try_get("email")?,
-                email_key: r.try_get("email_key")?,
-                fields: r.try_get("fields")?,
-                unsubscribed_at: r.try_get("unsubscribed_at")?,
-                created_at: r.try_get("created_at")?,
-                updated_at: r.try_get("updated_at")?,
-            })
-        })?),
-        Table::Tags => Rows::Tags(all(found, |r| {
-            Ok(TagRow {
-                id: r.try_get("id")?,
-                site_id: r.try_get("site_id")?,
-                name: r.try_get("name")?,
-                name_key: r.try_get("name_key")?,
-                created_at: r.try_get("created_at")?,
-                discarded_at: r.try_get("discarded_at")?,
-            })
-        })?),
-        Table::SubscriberTags => Rows::SubscriberTags(all(found, |r| {
-            Ok(SubscriberTagRow {
-                site_id: r.try_get("site_id")?,
-                subscriber_id: r.try_get("subscriber_id")?,
-                tag_id: r.try_get("tag_id")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })?),
-        Table::Fields => Rows::Fields(all(found, |r| {
-            Ok(FieldRow {
-                id: r.try_get("id")?,
-                site_id: r.try_get("site_id")?,
-                key: r.try_get("key")?,
-                name: r.try_get("name")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })?),
-        Table::Events => Rows::Events(all(found, |r| {
-            Ok(EventRow {
-                id: r.try_get("id")?,
-                site_id: r.try_get("site_id")?,
-                subscriber_id: r.try_get("subscriber_id")?,
-                kind: r.try_get("type")?,
-                occurred_at: r.try_get("occurred_at")?,
-                details: r.try_get("details")?,
-                unique_key: r.try_get("unique_key")?,
-                amount: r.try_get("amount")?,
-                currency: r.try_get("currency")?,
-                received_at: r.try_get("received_at")?,
-            })
-        })?),
-        Table::Webhooks => Rows::Webhooks(all(found, |r| {
-            Ok(WebhookRow {
-                id: r.try_get("id")?,
-                site_id: r.try_get("site_id")?,
-                url: r.try_get("url")?,
-                segment_ids: r.try_get("segment_ids")?,
-                events: r.try_get("events")?,
-                secret: r.try_get("secret")?,
-                created_at: r.try_get("created_at")?,
-                updated_at: r.try_get("updated_at")?,
-                disabled_at: r.try_get("disabled_at")?,
-                failing_since: r.try_get("failing_since")?,
-                leased_until: r.try_get("leased_until")?,
-            })
-        })?),
-        Table::SegmentWatches => Rows::SegmentWatches(all(found, |r| {
-            Ok(SegmentWatchRow {
-                site_id: r.try_get("site_id")?,
-                segment_id: r.try_get("segment_id")?,
-                seq: r.try_get("seq")?,
-                checked_at: r.try_get("checked_at")?,
-                version: r.try_get("version")?,
-                kept: r.try_get("kept")?,
-            })
-        })?),
-        Table::SegmentMembers => Rows::SegmentMembers(all(found, |r| {
-            Ok(SegmentMemberRow {
-                site_id: r.try_get("site_id")?,
-                segment_id: r.try_get("segment_id")?,
-                subscriber_id: r.try_get("subscriber_id")?,
-            })
-        })?),
-        Table::WebhookDeliveries => Rows::WebhookDeliveries(all(found, |r| {
-            Ok(WebhookDeliveryRow {
-                id: r.try_get("id")?,
-                site_id: r.try_get("site_id")?,
-                webhook_id: r.try_get("webhook_id")?,
-                event_id: r.try_get("event_id")?,
-                notification: r.try_get("notification")?,
-                created_at: r.try_get("created_at")?,
-                attempts: r.try_get("attempts")?,
-                next_attempt_at: r.try_get("next_attempt_at")?,
-                last_status: r.try_get("last_status")?,
-                last_error: r.try_get("last_error")?,
-                delivered_at: r.try_get("delivered_at")?,
-            })
-        })?),
-        Table::ChangeHeads => Rows::ChangeHeads(all(found, |r| {
-            Ok(ChangeHeadRow {
-                site_id: r.try_get("site_id")?,
-                seq: r.try_get("seq")?,
-                segments_seq: r.try_get("segments_seq")?,
-                keys_seq: r.try_get("keys_seq")?,
-            })
-        })?),
-    })
-}
-
 struct Writer {
     tx: Tx,
 }
@@ -334,10 +78,7 @@ struct Writer {
 #[async_trait]
 impl TransferWriter for Writer {
     async fn count_sites(&mut self) -> Result<u64> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sites")
-            .fetch_one(&mut *self.tx)
-            .await?;
-        Ok(count as u64)
+        sql::transfer::count_sites(&mut *self.tx).await
     }
 
     async fn clear(&mut self) -> Result<()> {
