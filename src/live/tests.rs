@@ -13,7 +13,7 @@ use corral_core::audience::{
     Create, Email, FieldKey, NewEvent, SubscriberChange, Subscription, TagName,
 };
 use corral_core::engine::cost::Budget;
-use corral_core::engine::naive::World;
+use corral_core::engine::naive::{Happening, Person, World};
 use corral_core::engine::testing::{KEYS, KINDS, NOW, TAGS, arb_condition, arb_time, arb_value};
 use corral_core::query::ast::{Condition, DetailPath};
 use corral_core::query::{Query, RawQuery};
@@ -30,11 +30,142 @@ const EMAILS: &[&str] = &[
     "e@y.com",
 ];
 
+/// The databases the property runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Two stores on one fresh database of either backend (the second stands
+/// for another process or server: its own connections and writer), with two
+/// sites.
+struct Stores {
+    store: Arc<dyn Store>,
+    other: Arc<dyn Store>,
+    site: i64,
+    second_site: i64,
+    /// The SQLite file's directory, kept while the stores live.
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// [`Stores`] on `backend`; `None` for PostgreSQL without a test cluster.
+async fn stores(backend: Backend) -> Option<Stores> {
+    let (url, dir) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("live.db");
+            (format!("sqlite://{}", path.display()), Some(dir))
+        }
+        Backend::Postgres => (crate::storage::testing::fresh_postgres().await?, None),
+    };
+    let store = crate::storage::open(&url).await.unwrap();
+    let mut sites = Vec::new();
+    for name in ["one", "two"] {
+        let site = store
+            .create_site(
+                name,
+                &format!("site-{name}"),
+                &KeyPair::generate(),
+                false,
+                NOW,
+            )
+            .await
+            .unwrap();
+        sites.push(site.id);
+    }
+    let other = crate::storage::open(&url).await.unwrap();
+    Some(Stores {
+        store,
+        other,
+        site: sites[0],
+        second_site: sites[1],
+        _dir: dir,
+    })
+}
+
+/// The site as the naive evaluator sees it, read through the store's own
+/// copying interface (the same on either backend): every subscriber (tags
+/// by lowercase name) and every event with its details, in stored order.
+async fn world_of(store: &dyn Store, site: i64) -> (Vec<Person>, Vec<Happening>) {
+    use crate::storage::transfer::{Rows, Table};
+    let mut reader = store.begin_read().await.unwrap();
+    let mut rows = HashMap::new();
+    for table in [
+        Table::Subscribers,
+        Table::Tags,
+        Table::SubscriberTags,
+        Table::Events,
+    ] {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = reader.read_page(table, after, 10_000).await.unwrap();
+            all.push(page.rows);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        rows.insert(table, all);
+    }
+    let tags: HashMap<i64, String> = rows[&Table::Tags]
+        .iter()
+        .flat_map(|r| match r {
+            Rows::Tags(r) => r.iter().map(|t| (t.id, t.name_key.clone())).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut people: Vec<Person> = rows[&Table::Subscribers]
+        .iter()
+        .flat_map(|r| match r {
+            Rows::Subscribers(r) => r.clone(),
+            _ => Vec::new(),
+        })
+        .filter(|s| s.site_id == site)
+        .map(|s| Person {
+            id: s.id,
+            email: s.email,
+            subscribed: s.unsubscribed_at.is_none(),
+            created_at: s.created_at,
+            tags: Vec::new(),
+            fields: serde_json::from_str(&s.fields).unwrap(),
+        })
+        .collect();
+    people.sort_by_key(|p| p.id);
+    for held in rows[&Table::SubscriberTags].iter().flat_map(|r| match r {
+        Rows::SubscriberTags(r) => r.clone(),
+        _ => Vec::new(),
+    }) {
+        if let Ok(i) = people.binary_search_by_key(&held.subscriber_id, |p| p.id) {
+            people[i].tags.push(tags[&held.tag_id].clone());
+        }
+    }
+    let mut events: Vec<(i64, Happening)> = rows[&Table::Events]
+        .iter()
+        .flat_map(|r| match r {
+            Rows::Events(r) => r.clone(),
+            _ => Vec::new(),
+        })
+        .filter(|e| e.site_id == site)
+        .map(|e| {
+            let happening = Happening {
+                subscriber_id: e.subscriber_id,
+                kind: e.kind,
+                at: e.occurred_at,
+                details: serde_json::from_str(&e.details).unwrap(),
+            };
+            (e.id, happening)
+        })
+        .collect();
+    events.sort_by_key(|(id, _)| *id);
+    (people, events.into_iter().map(|(_, e)| e).collect())
+}
+
 /// A store on a fresh file with two sites, and a second store on the same
 /// file standing for another process (its own connections and writer).
 struct Fixture {
     _dir: tempfile::TempDir,
-    path: String,
     store: Arc<SqliteStore>,
     other: Arc<SqliteStore>,
     site: i64,
@@ -58,7 +189,6 @@ async fn fixture() -> Fixture {
     let other = Arc::new(SqliteStore::open(&path).await.unwrap());
     Fixture {
         _dir: dir,
-        path,
         store,
         other,
         site,
@@ -216,7 +346,7 @@ fn resolve_refs(c: Condition, slots: &[Option<i64>; 2]) -> Condition {
 }
 
 /// The resident snapshot must equal a fresh read, detail columns included.
-async fn assert_same_as_fresh(live: &Live, store: &SqliteStore, site: i64) {
+async fn assert_same_as_fresh(live: &Live, store: &dyn Store, site: i64) {
     let resident = live.resident(site).await.unwrap();
     let progress = ReadProgress::new();
     let fresh = store.load_snapshot(site, &progress).await.unwrap();
@@ -238,9 +368,11 @@ async fn assert_same_as_fresh(live: &Live, store: &SqliteStore, site: i64) {
     assert_eq!(held, kept, "the snapshot's segments");
 }
 
-async fn run_ops(ops: Vec<Op>, broken: bool) {
-    let f = fixture().await;
-    let store: Arc<dyn Store> = f.store.clone();
+async fn run_ops(backend: Backend, ops: Vec<Op>, broken: bool) {
+    let Some(f) = stores(backend).await else {
+        return eprintln!("skipped: CORRAL_TEST_POSTGRES names no PostgreSQL cluster");
+    };
+    let store = f.store.clone();
     let live = Live::new(store.clone());
     if broken {
         live.break_catch_up(f.site);
@@ -317,7 +449,7 @@ async fn run_ops(ops: Vec<Op>, broken: bool) {
             Op::Evaluate(condition) => {
                 let query = Query::Condition(Box::new(resolve_refs(*condition, &slots)));
                 let got = live.evaluate(f.site, &query, NOW).await;
-                let (people, events) = f.store.world(f.site).await;
+                let (people, events) = world_of(f.store.as_ref(), f.site).await;
                 let segments: HashMap<i64, Query> = store
                     .list_segments(f.site, Listing::Kept)
                     .await
@@ -347,7 +479,7 @@ async fn run_ops(ops: Vec<Op>, broken: bool) {
                 }
             }
         }
-        assert_same_as_fresh(&live, &f.store, f.site).await;
+        assert_same_as_fresh(&live, f.store.as_ref(), f.site).await;
     }
     let stats = live.site_stats(f.site).unwrap();
     assert_eq!(
@@ -355,7 +487,6 @@ async fn run_ops(ops: Vec<Op>, broken: bool) {
         "only the first read was whole: {stats:?}"
     );
     assert_eq!(stats.reloads, 0);
-    drop(f.path);
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -371,7 +502,22 @@ proptest! {
 
     #[test]
     fn a_snapshot_brought_forward_equals_a_fresh_read(ops in prop::collection::vec(arb_op(), 1..14)) {
-        runtime().block_on(run_ops(ops, false));
+        runtime().block_on(run_ops(Backend::Sqlite, ops, false));
+    }
+}
+
+proptest! {
+    // Each case makes a database of its own on the cluster: fewer cases.
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// The same property on PostgreSQL: its change log and catch-up held to
+    /// a fresh read after every step, writes coming through two stores as
+    /// from two servers.
+    #[test]
+    fn a_snapshot_brought_forward_from_postgres_equals_a_fresh_read(
+        ops in prop::collection::vec(arb_op(), 1..14),
+    ) {
+        runtime().block_on(run_ops(Backend::Postgres, ops, false));
     }
 }
 
@@ -385,7 +531,7 @@ fn the_property_catches_a_catch_up_that_drops_changes() {
         ..ProptestConfig::default()
     });
     let result = runner.run(&prop::collection::vec(arb_op(), 1..14), |ops| {
-        runtime().block_on(run_ops(ops, true));
+        runtime().block_on(run_ops(Backend::Sqlite, ops, true));
         Ok(())
     });
     assert!(
@@ -445,7 +591,7 @@ async fn trimmed_entries_make_the_snapshot_read_again_once() {
     assert_eq!(count(&live, f.site).await, 3);
     let stats = live.site_stats(f.site).unwrap();
     assert_eq!((stats.reloads, stats.full_reads), (1, 2), "{stats:?}");
-    assert_same_as_fresh(&live, &f.store, f.site).await;
+    assert_same_as_fresh(&live, f.store.as_ref(), f.site).await;
     // And from then on, back to catching up.
     buy(&f.store, f.site, "d@x.io").await;
     assert_eq!(count(&live, f.site).await, 4);
@@ -526,7 +672,7 @@ async fn detail_columns_grow_with_the_events_of_their_type() {
     );
     drop(resident);
     assert_eq!(live.site_stats(f.site).unwrap().full_reads, 1);
-    assert_same_as_fresh(&live, &f.store, f.site).await;
+    assert_same_as_fresh(&live, f.store.as_ref(), f.site).await;
 }
 
 fn with_checkpoints(store: Arc<SqliteStore>, dir: &std::path::Path) -> Live {
@@ -570,7 +716,7 @@ async fn a_checkpoint_and_the_log_since_it_make_the_snapshot_at_start() {
         "{stats:?}"
     );
     assert_eq!(count(&live, f.site).await, 2);
-    assert_same_as_fresh(&live, &f.store, f.site).await;
+    assert_same_as_fresh(&live, f.store.as_ref(), f.site).await;
 }
 
 #[tokio::test]
@@ -788,4 +934,54 @@ async fn heavy_evaluations_wait_for_each_other_never_cheap_ones() {
         7
     );
     assert_eq!(live.lanes.heavy_running(), 0);
+}
+
+/// Upkeep on either backend: [`Live::maintain`] trims change-log entries
+/// older than [`LOG_RETENTION`], keeping each site's newest; a snapshot left
+/// behind the trimmed entries reads its site again, once, and a current one
+/// goes on catching up.
+async fn upkeep_trims_the_log(backend: Backend) {
+    let Some(f) = stores(backend).await else {
+        return eprintln!("skipped: CORRAL_TEST_POSTGRES names no PostgreSQL cluster");
+    };
+    let old = NOW - 2 * LOG_RETENTION.as_millis() as i64;
+    let write = async |store: &Arc<dyn Store>, email: &str, at: i64| {
+        store
+            .apply_changes(f.site, vec![event(email, "$purchase", 10.0)], at)
+            .await
+            .unwrap();
+    };
+    let (behind, current) = (Live::new(f.store.clone()), Live::new(f.other.clone()));
+    write(&f.store, "a@x.io", old).await;
+    assert_eq!(count(&behind, f.site).await, 1);
+    write(&f.other, "b@x.io", old).await;
+    write(&f.store, "c@x.io", old).await;
+    assert_eq!(count(&current, f.site).await, 3);
+    write(&f.other, "d@x.io", NOW).await;
+
+    current.maintain(NOW, Duration::ZERO).await;
+    for (seq, kept) in [(1, false), (2, false), (3, false), (4, true)] {
+        let entry = f.store.log_entry(f.site, seq).await.unwrap();
+        assert_eq!(entry.is_some(), kept, "entry {seq}");
+    }
+    // The other site's only entry is its newest: kept, however old.
+    assert_eq!(f.store.site_head(f.second_site).await.unwrap().seq, 0);
+
+    assert_eq!(count(&current, f.site).await, 4);
+    let stats = current.site_stats(f.site).unwrap();
+    assert_eq!((stats.full_reads, stats.reloads), (1, 0), "{stats:?}");
+    assert_eq!(count(&behind, f.site).await, 4);
+    let stats = behind.site_stats(f.site).unwrap();
+    assert_eq!((stats.full_reads, stats.reloads), (2, 1), "{stats:?}");
+    assert_same_as_fresh(&behind, f.store.as_ref(), f.site).await;
+}
+
+#[tokio::test]
+async fn upkeep_trims_the_log_on_sqlite() {
+    upkeep_trims_the_log(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn upkeep_trims_the_log_on_postgres() {
+    upkeep_trims_the_log(Backend::Postgres).await;
 }

@@ -332,6 +332,29 @@ fn next_updated_at(previous: i64, now: i64) -> i64 {
     now.max(previous + 1)
 }
 
+/// Databases for the library's own tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// The URL of a new database on the cluster `CORRAL_TEST_POSTGRES`
+    /// names (an administrator's URL, as `scripts/test.sh` sets it); `None`
+    /// without one, and the test that asked is skipped.
+    pub async fn fresh_postgres() -> Option<String> {
+        let admin = std::env::var("CORRAL_TEST_POSTGRES")
+            .ok()
+            .filter(|u| !u.is_empty())?;
+        let name = format!("corral_unit_{}", crate::credentials::random_hex_id());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("the test cluster answers");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("a test database is created");
+        let (server, _) = admin.rsplit_once('/').expect("a database URL");
+        Some(format!("{server}/{name}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -328,22 +328,9 @@ mod tests {
     use corral_core::audience::{Email, NewEvent, SubscriberChange, TagName};
     use serde_json::Value;
 
-    /// A new database on the cluster `CORRAL_TEST_POSTGRES` names (an
-    /// administrator's URL, as `scripts/test.sh` sets it); `None` without.
     async fn fresh_store() -> Option<PgStore> {
-        let admin = std::env::var("CORRAL_TEST_POSTGRES")
-            .ok()
-            .filter(|u| !u.is_empty())?;
-        let name = format!("corral_unit_{}", crate::credentials::random_hex_id());
-        let mut conn = <PgConnection as sqlx::Connection>::connect(&admin)
-            .await
-            .expect("the test cluster answers");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let (server, _) = admin.rsplit_once('/').unwrap();
-        Some(PgStore::open(&format!("{server}/{name}")).await.unwrap())
+        let url = crate::storage::testing::fresh_postgres().await?;
+        Some(PgStore::open(&url).await.unwrap())
     }
 
     /// `n` subscribers `prefix-i@x.io`, each tagged `t` and with two events.

@@ -397,63 +397,6 @@ impl Snapshots for SqliteStore {
 
 #[cfg(test)]
 impl SqliteStore {
-    /// The site as the naive evaluator sees it: every subscriber (tags by
-    /// lowercase name) and every event with its details, in stored order.
-    pub async fn world(
-        &self,
-        site_id: i64,
-    ) -> (
-        Vec<corral_core::engine::naive::Person>,
-        Vec<corral_core::engine::naive::Happening>,
-    ) {
-        use corral_core::engine::naive::{Happening, Person};
-        let rows: Vec<(i64, String, String, bool, i64)> = sqlx::query_as(
-            "SELECT id, email, fields, unsubscribed_at IS NULL, created_at FROM subscribers
-             WHERE site_id = $1 ORDER BY id",
-        )
-        .bind(site_id)
-        .fetch_all(&self.reader)
-        .await
-        .unwrap();
-        let mut people = Vec::new();
-        for (id, email, fields, subscribed, created_at) in rows {
-            let tags: Vec<String> = sqlx::query_scalar(
-                "SELECT t.name_key FROM subscriber_tags st JOIN tags t ON t.id = st.tag_id
-                 WHERE st.subscriber_id = $1",
-            )
-            .bind(id)
-            .fetch_all(&self.reader)
-            .await
-            .unwrap();
-            people.push(Person {
-                id,
-                email,
-                subscribed,
-                created_at,
-                tags,
-                fields: serde_json::from_str(&fields).unwrap(),
-            });
-        }
-        let events: Vec<(i64, String, i64, String)> = sqlx::query_as(
-            "SELECT subscriber_id, type, occurred_at, details FROM events WHERE site_id = $1
-             ORDER BY id",
-        )
-        .bind(site_id)
-        .fetch_all(&self.reader)
-        .await
-        .unwrap();
-        let events = events
-            .into_iter()
-            .map(|(subscriber_id, kind, at, details)| Happening {
-                subscriber_id,
-                kind,
-                at,
-                details: serde_json::from_str(&details).unwrap(),
-            })
-            .collect();
-        (people, events)
-    }
-
     /// Runs a statement on the writer, as a fault would (a trimmed or
     /// damaged change log).
     pub async fn execute(&self, sql: &'static str) {
