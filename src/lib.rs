@@ -23,10 +23,13 @@
 //!   (SQLite, embedded; PostgreSQL, for several servers), each holding only
 //!   what its database does its own way, with its own `migrations/` folder;
 //!   the backend is chosen from the database URL's scheme.
-//! - [`service`]: the domain services both front ends call (segments, a
-//!   subscriber's segments), so that one set of rules holds whatever the
-//!   front end and the backend.
-//! - [`webhooks`]: membership-change webhooks: their management, the tracker
+//! - [`service`]: the domain services both front ends call, below them and
+//!   above storage and the live snapshots: segments, webhooks' management, a
+//!   subscriber's segments (membership) and evaluation (stats, members, match,
+//!   preview, explain; a saved segment's query taken from the resident
+//!   snapshot), so that one set of rules holds whatever the front end and the
+//!   backend.
+//! - [`webhooks`]: membership-change webhooks: their targets' rules, the tracker
 //!   that follows watched segments and writes each change with its
 //!   notifications (an outbox), and the deliverer that signs, sends and
 //!   retries them.

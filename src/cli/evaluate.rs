@@ -11,11 +11,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::http::{MatchEnvelope, MatchResult, Preview, PreviewEnvelope, SubscriberResource};
 use crate::live::{CheckpointSettings, Evaluation, Heads, Live};
 use crate::segment::{FieldErrors, QUERY_FIELD, SegmentId};
+use crate::service::{EvaluationError, Evaluations};
 use crate::storage::{Site, Store};
 use clap::ValueEnum;
 use corral_core::audience::{Email, Subscriber};
 use corral_core::engine::Node;
-use corral_core::query::{Query, RawQuery};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,36 +38,21 @@ pub enum Target {
     Unsaved(Option<PathBuf>),
 }
 
-/// The query of a kept segment, or of a file, checked as saving would.
-async fn query_of(store: &dyn Store, site_id: i64, target: Target) -> Result<Query, CliError> {
-    let raw = match target {
-        Target::Saved(id) => {
-            let id = SegmentId::parse(&id)
-                .ok_or_else(|| CliError::Usage(format!("{id:?} is not a segment id")))?;
-            store
-                .get_segment(site_id, id)
-                .await?
-                .filter(|s| s.is_kept())
-                .ok_or_else(|| CliError::Usage(format!("segment {id} not found on this site")))?
-                .query
-        }
-        Target::Unsaved(path) => super::query_input::read_query(path.as_deref())
-            .map_err(|m| FieldErrors::from(crate::segment::FieldError::new(QUERY_FIELD, m)))?,
-    };
-    parsed(store, site_id, &raw).await
+/// A segment id as given on the command line.
+fn segment_id(id: &str) -> Result<SegmentId, CliError> {
+    SegmentId::parse(id).ok_or_else(|| CliError::Usage(format!("{id:?} is not a segment id")))
 }
 
-async fn parsed(store: &dyn Store, site_id: i64, raw: &RawQuery) -> Result<Query, CliError> {
-    let mut errors = FieldErrors::default();
-    let query = super::query_input::check_query(store, site_id, None, raw, &mut errors).await?;
-    errors.finish(|| ())?;
-    query.ok_or_else(|| CliError::Usage("the query is invalid".into()))
-}
-
-fn not_evaluable(e: crate::live::LiveError) -> CliError {
-    match e {
-        crate::live::LiveError::Storage(e) => e.into(),
-        crate::live::LiveError::NotEvaluable(e) => {
+/// An evaluation's failure, in the command line's words.
+fn failed(error: EvaluationError, id: Option<SegmentId>) -> CliError {
+    match error {
+        EvaluationError::SegmentNotFound => CliError::Usage(match id {
+            Some(id) => format!("segment {id} not found on this site"),
+            None => "segment not found on this site".into(),
+        }),
+        EvaluationError::Invalid(errors) => errors.into(),
+        EvaluationError::Live(crate::live::LiveError::Storage(e)) => e.into(),
+        EvaluationError::Live(crate::live::LiveError::NotEvaluable(e)) => {
             FieldErrors::from(crate::segment::FieldError::new(QUERY_FIELD, e.to_string())).into()
         }
     }
@@ -86,7 +71,8 @@ pub fn live(store: &Arc<dyn Store>, checkpoints: Option<PathBuf>) -> Live {
     )
 }
 
-/// The site (by uuid) and the members of a query of it, now.
+/// The site (by uuid) and the members of a query of it, now: a saved
+/// segment's, or a query read from a file and checked as saving would.
 async fn evaluate(
     store: &Arc<dyn Store>,
     live: &Live,
@@ -94,11 +80,25 @@ async fn evaluate(
     target: Target,
 ) -> Result<(Site, Evaluation), CliError> {
     let site = site_by_uuid(store, site).await?;
-    let query = query_of(store.as_ref(), site.id, target).await?;
-    let evaluation = live
-        .evaluate(site.id, &query, SystemClock.now_ms())
-        .await
-        .map_err(not_evaluable)?;
+    let evaluations = Evaluations::new(store.as_ref(), live);
+    let now = SystemClock.now_ms();
+    let evaluation = match target {
+        Target::Saved(id) => {
+            let id = segment_id(&id)?;
+            evaluations
+                .segment(site.id, id, now)
+                .await
+                .map_err(|e| failed(e, Some(id)))?
+        }
+        Target::Unsaved(path) => {
+            let raw = super::query_input::read_query(path.as_deref())
+                .map_err(|m| FieldErrors::from(crate::segment::FieldError::new(QUERY_FIELD, m)))?;
+            evaluations
+                .query(site.id, &raw, now)
+                .await
+                .map_err(|e| failed(e, None))?
+        }
+    };
     Ok((site, evaluation))
 }
 
@@ -130,7 +130,14 @@ pub async fn explain(
     json: bool,
 ) -> Result<(), CliError> {
     let site = site_by_uuid(store, site).await?;
-    let query = query_of(store.as_ref(), site.id, Target::Saved(id.clone())).await?;
+    let segment = segment_id(&id)?;
+    let evaluations = Evaluations::new(store.as_ref(), live);
+    // The segment first: an unknown segment is told before an unknown
+    // subscriber.
+    evaluations
+        .saved_query(site.id, segment)
+        .await
+        .map_err(|e| failed(e, Some(segment)))?;
     let subscriber = match &who {
         Ok(email) => {
             let email = Email::parse(email)
@@ -140,10 +147,10 @@ pub async fn explain(
         Err(uuid) => store.subscriber_by_uuid(site.id, uuid.trim()).await?,
     }
     .ok_or_else(|| CliError::Usage("no such subscriber on this site".into()))?;
-    let explanation = live
-        .explain(site.id, &query, SystemClock.now_ms(), subscriber.id)
+    let explanation = evaluations
+        .explain_segment(site.id, segment, subscriber.id, SystemClock.now_ms())
         .await
-        .map_err(not_evaluable)?
+        .map_err(|e| failed(e, Some(segment)))?
         .ok_or_else(|| CliError::Usage("no such subscriber on this site".into()))?;
     if json {
         let envelope = MatchEnvelope {

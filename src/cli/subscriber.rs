@@ -68,7 +68,7 @@ pub async fn run(
         SubscriberCommand::Segments { site, email, json } => {
             let (site, subscriber) = find(store, &site, &email).await?;
             let live = super::evaluate::live(store, checkpoints);
-            let segments = crate::live::membership::segments_of(
+            let segments = crate::service::membership::segments_of(
                 store.as_ref(),
                 &live,
                 site.id,

@@ -10,7 +10,7 @@
 use super::wire::{ErrorBody, ValidationErrorBody, json_response};
 use crate::live::LiveError;
 use crate::segment::FieldErrors;
-use crate::service::SegmentError;
+use crate::service::{EvaluationError, SegmentError};
 use crate::storage::StorageError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -195,6 +195,16 @@ impl From<SegmentError> for ApiError {
             SegmentError::NotFound => Self::SegmentNotFound,
             SegmentError::PreconditionFailed => Self::PreconditionFailed,
             SegmentError::Storage(e) => e.into(),
+        }
+    }
+}
+
+impl From<EvaluationError> for ApiError {
+    fn from(error: EvaluationError) -> Self {
+        match error {
+            EvaluationError::SegmentNotFound => Self::SegmentNotFound,
+            EvaluationError::Invalid(errors) => Self::Invalid(errors),
+            EvaluationError::Live(e) => e.into(),
         }
     }
 }

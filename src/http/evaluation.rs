@@ -11,6 +11,7 @@ use super::segment_body;
 use super::wire::{ErrorBody, ValidationErrorBody, json_response};
 use super::{ApiError, AppState, Caller, body};
 use crate::segment::{FieldError, FieldErrors, QUERY_FIELD, SegmentId};
+use crate::service::Evaluations;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -19,7 +20,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use corral_core::audience::{AudienceCounts, Email, Subscriber};
 use corral_core::engine::Node;
-use corral_core::query::Query;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -34,31 +34,9 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::Invalid(FieldError::new(field, message).into())
 }
 
-/// A kept segment's parsed query, or the 404 / 422 that says why not.
-pub(super) async fn segment_query(
-    state: &AppState,
-    site_id: i64,
-    id: SegmentId,
-) -> Result<Query, ApiError> {
-    let segment = state
-        .store
-        .get_segment(site_id, id)
-        .await?
-        .filter(|s| s.is_kept())
-        .ok_or(ApiError::SegmentNotFound)?;
-    corral_core::query::parse(segment.query.as_str()).map_err(|problems| {
-        let mut errors = FieldErrors::default();
-        for p in problems {
-            errors.push(
-                format!("{QUERY_FIELD}{}", p.pointer),
-                format!(
-                    "{} (this query was saved before it could be checked; save it again in the documented grammar, or as {{\"foreign\": …}})",
-                    p.message
-                ),
-            );
-        }
-        ApiError::Invalid(errors)
-    })
+/// The evaluation service over the server's store and snapshots.
+pub(super) fn evaluations(state: &AppState) -> Evaluations<'_> {
+    Evaluations::new(state.store.as_ref(), &state.live)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -90,10 +68,8 @@ pub async fn segment_stats(
         .segment_id
         .ok_or_else(|| invalid("segment_id", "is required"))?;
     let id = SegmentId::parse(&id).ok_or(ApiError::SegmentNotFound)?;
-    let query = segment_query(&state, caller.site_id, id).await?;
-    let evaluation = state
-        .live
-        .evaluate(caller.site_id, &query, state.clock.now_ms())
+    let evaluation = evaluations(&state)
+        .segment(caller.site_id, id, state.clock.now_ms())
         .await?;
     Ok(json_response(StatusCode::OK, &evaluation.counts()))
 }
@@ -201,7 +177,9 @@ pub async fn match_subscriber(
         }
     };
     errors.finish(|| ())?;
-    let query = segment_query(&state, caller.site_id, id).await?;
+    // The segment first: an unknown segment is told before an unknown
+    // subscriber.
+    evaluations(&state).saved_query(caller.site_id, id).await?;
     let subscriber = match who {
         Some(Ok(email)) => {
             state
@@ -218,9 +196,8 @@ pub async fn match_subscriber(
         None => None,
     }
     .ok_or(ApiError::SubscriberNotFound)?;
-    let explanation = state
-        .live
-        .explain(caller.site_id, &query, state.clock.now_ms(), subscriber.id)
+    let explanation = evaluations(&state)
+        .explain_segment(caller.site_id, id, subscriber.id, state.clock.now_ms())
         .await?
         .ok_or(ApiError::SubscriberNotFound)?;
     Ok(json_response(
@@ -312,10 +289,8 @@ pub async fn members(
             )
         })?),
     };
-    let query = segment_query(&state, caller.site_id, id).await?;
-    let evaluation = state
-        .live
-        .evaluate(caller.site_id, &query, state.clock.now_ms())
+    let evaluation = evaluations(&state)
+        .segment(caller.site_id, id, state.clock.now_ms())
         .await?;
     let (ids, more) = evaluation.page(after, limit);
     let count = evaluation.counts().user_count;

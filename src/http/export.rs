@@ -9,7 +9,7 @@
 //! subscribed), `fields` (a JSON object).
 
 use super::auth::Caller;
-use super::evaluation::segment_query;
+use super::evaluation::evaluations;
 use super::extract::{Extension, SegmentPath};
 use super::schemas::SegmentIdText;
 use super::wire::{ErrorBody, ValidationErrorBody};
@@ -74,10 +74,8 @@ pub async fn members_csv(
     Extension(caller): Extension<Caller>,
     SegmentPath(id): SegmentPath,
 ) -> Result<Response, ApiError> {
-    let query = segment_query(&state, caller.site_id, id).await?;
-    let evaluation = state
-        .live
-        .evaluate(caller.site_id, &query, state.clock.now_ms())
+    let evaluation = evaluations(&state)
+        .segment(caller.site_id, id, state.clock.now_ms())
         .await?;
     let ids: Arc<[i64]> = evaluation.member_ids().into();
     // Release the snapshot before streaming: the client sets the pace.

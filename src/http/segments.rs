@@ -288,7 +288,7 @@ async fn move_to(
 /// The segment service over this server's store, held to the evaluation
 /// budget of the audience it holds.
 pub(super) fn segments(state: &AppState) -> Segments<'_> {
-    Segments::new(state.store.as_ref()).with_budget(&state.live)
+    Segments::new(state.store.as_ref()).with_live(&state.live)
 }
 
 fn segment_response(status: StatusCode, segment: &Segment) -> Response {

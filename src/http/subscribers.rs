@@ -7,7 +7,7 @@
 //!
 //! - `GET /fetch/subscribers/segments?email=…`: every kept segment whose
 //!   query holds for the subscriber, evaluated live as the match endpoint
-//!   does ([`crate::live::membership`]), as segment resources in Bento's
+//!   does ([`crate::service::membership`]), as segment resources in Bento's
 //!   list order.
 //! - `GET /fetch/subscribers/events?email=…&limit=…`: the latest events
 //!   first, each `{"id","type":"events","attributes":{"type","occurred_at","details"}}`.
@@ -82,7 +82,7 @@ pub async fn segments(
     QueryParams(params): QueryParams<SubscriberSegmentsParams>,
 ) -> Result<Response, ApiError> {
     let subscriber = by_email(&state, caller.site_id, params.email.as_deref()).await?;
-    let segments = crate::live::membership::segments_of(
+    let segments = crate::service::membership::segments_of(
         state.store.as_ref(),
         &state.live,
         caller.site_id,

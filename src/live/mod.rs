@@ -40,7 +40,6 @@
 pub mod checkpoint;
 mod heads;
 mod lanes;
-pub mod membership;
 mod site;
 pub mod wait;
 
@@ -310,6 +309,11 @@ impl Live {
         self.site(site_id)
             .broken
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a snapshot of the site is in memory (it may be behind).
+    pub fn holds(&self, site_id: i64) -> bool {
+        self.known_site(site_id).is_some_and(|s| s.is_resident())
     }
 
     /// Counters of one site's snapshot, if it is resident.
@@ -615,11 +619,3 @@ fn missing_details(resident: &Resident, query: &Query) -> Vec<(String, DetailPat
 
 #[cfg(test)]
 mod tests;
-
-/// Saving a segment checks its query's cost against the audience this
-/// server holds for the site (nothing when it holds none yet).
-impl crate::service::Budget for Live {
-    fn over_budget(&self, site_id: i64, query: &Query) -> Option<String> {
-        self.check_cost(site_id, query).err().map(|e| e.to_string())
-    }
-}

@@ -7,6 +7,7 @@
 //! checks the reference rules again inside the write's transaction, so two
 //! concurrent writes cannot together make a cycle or orphan a reference.
 
+use crate::live::Live;
 use crate::segment::{
     FieldError, FieldErrors, KeptSegments, Listing, NewSegment, QUERY_FIELD, Segment, SegmentId,
     SegmentPatch,
@@ -50,33 +51,35 @@ impl From<FieldErrors> for SegmentError {
     }
 }
 
-/// Whether a query fits the evaluation budget for a site's audience as the
-/// caller holds it: `Some(reason)` when it does not. A server answers from
-/// its resident audience; the CLI holds none and checks nothing.
-pub trait Budget: Sync {
-    fn over_budget(&self, site_id: i64, query: &Query) -> Option<String>;
-}
-
-/// The segment rules over one store.
+/// The segment rules over one store, and, for a server, the audience it
+/// holds: a query over the evaluation budget of that audience is refused
+/// when saved (the CLI holds none, and checks nothing of cost).
 pub struct Segments<'a> {
     store: &'a dyn Store,
-    budget: Option<&'a dyn Budget>,
+    live: Option<&'a Live>,
 }
 
 impl<'a> Segments<'a> {
     pub fn new(store: &'a dyn Store) -> Self {
+        Self { store, live: None }
+    }
+
+    /// Also refuses queries over the evaluation budget of the audience
+    /// `live` holds for the site.
+    pub fn with_live(self, live: &'a Live) -> Self {
         Self {
-            store,
-            budget: None,
+            live: Some(live),
+            ..self
         }
     }
 
-    /// Also refuses queries over `budget`.
-    pub fn with_budget(self, budget: &'a dyn Budget) -> Self {
-        Self {
-            budget: Some(budget),
-            ..self
-        }
+    /// A kept segment of the site, or [`SegmentError::NotFound`].
+    pub async fn kept(&self, site_id: i64, id: SegmentId) -> Result<Segment, SegmentError> {
+        self.store
+            .get_segment(site_id, id)
+            .await?
+            .filter(Segment::is_kept)
+            .ok_or(SegmentError::NotFound)
     }
 
     /// Parses a raw query and checks it as saving it as the query of
@@ -108,7 +111,10 @@ impl<'a> Segments<'a> {
                 .check(saving, query)
                 .finish(|| ())?;
         }
-        if let Some(reason) = self.budget.and_then(|b| b.over_budget(site_id, query)) {
+        if let Some(live) = self.live
+            && let Err(reason) = live.check_cost(site_id, query)
+        {
+            let reason = reason.to_string();
             return Err(FieldErrors::from(FieldError::new(QUERY_FIELD, reason)).into());
         }
         Ok(())
@@ -134,11 +140,7 @@ impl<'a> Segments<'a> {
         now: i64,
     ) -> Result<Segment, SegmentError> {
         if let Some(query) = &patch.query {
-            self.store
-                .get_segment(site_id, id)
-                .await?
-                .filter(Segment::is_kept)
-                .ok_or(SegmentError::NotFound)?;
+            self.kept(site_id, id).await?;
             self.check_query(site_id, Some(id), query).await?;
         }
         Ok(self

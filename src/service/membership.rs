@@ -5,7 +5,7 @@
 //! they have no members. The HTTP route and the CLI command both call
 //! [`segments_of`], so they answer alike.
 
-use super::{Live, LiveError};
+use crate::live::{Live, LiveError};
 use crate::segment::{Listing, Segment};
 use crate::storage::Store;
 use corral_core::engine::EvalError;
