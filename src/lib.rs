@@ -37,8 +37,8 @@
 //!   segment management working on the database directly.
 //! - [`config`]: settings layered from flags, `CORRAL_…` environment variables
 //!   and an optional `corral.toml`.
-//! - [`generator`]: `corral gen`, a deterministic synthetic audience (subscribers
-//!   and events with realistic skew) written as JSON lines for the importer.
+//! - [`corral_gen`] (a crate of its own): `corral gen`, a deterministic synthetic
+//!   audience (subscribers and events with realistic skew) for the importer.
 //! - [`clock`] and [`credentials`]: the injectable clock, and how site ids and
 //!   API keys are generated, hashed and compared.
 //!
@@ -66,7 +66,6 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod credentials;
-pub mod generator;
 pub mod http;
 pub mod live;
 pub mod segment;

@@ -83,10 +83,10 @@ enum Command {
     /// Copy a whole database into another (SQLite to PostgreSQL, or back).
     Copy(copy::CopyArgs),
     /// Generate a realistic synthetic audience (deterministic from a seed).
-    #[command(long_about = crate::generator::GEN_ABOUT)]
+    #[command(long_about = corral_gen::GEN_ABOUT)]
     Gen {
         #[command(flatten)]
-        args: crate::generator::GenArgs,
+        args: corral_gen::GenArgs,
         #[command(flatten)]
         _unused: NoDatabase,
     },
@@ -154,7 +154,7 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Gen { args, .. } = &cli.command {
-        return outln!("{}", crate::generator::run(args)?);
+        return outln!("{}", corral_gen::run(args)?);
     }
     if let Command::Copy(args) = cli.command {
         // It names its two databases itself and reads no settings file.

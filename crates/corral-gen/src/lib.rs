@@ -1,7 +1,7 @@
 //! `corral gen`: a synthetic audience, for demos, load tests and benchmarks.
 //!
 //! From a seed, it writes N subscribers and M events as the JSON lines
-//! Corral's importer reads (the items of [`corral_core::audience::event`]), with the
+//! Corral's importer reads (the items of `corral_core::audience::event`), with the
 //! skew real audiences have, so that segment queries meet realistic data:
 //!
 //! - **Subscribers** (`subscribers.jsonl`, one
@@ -1701,7 +1701,8 @@ mod tests {
         );
     }
 
-    /// Throughput, by hand: `cargo test --release --lib gen -- --ignored --nocapture`.
+    /// Throughput, by hand:
+    /// `cargo test --release -p corral-gen --lib throughput -- --ignored --nocapture`.
     #[test]
     #[ignore = "a measurement, not a check"]
     fn throughput() {
