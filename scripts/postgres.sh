@@ -15,6 +15,9 @@
 # stays on): only fsync is off, which matters for a power cut, not for a
 # killed or restarted server, which the tests do.
 
+# shellcheck source=scripts/lib/install.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/install.sh"
+
 pg_bin_dir() {
   local dir
   for dir in /usr/lib/postgresql/*/bin; do
@@ -39,9 +42,7 @@ pg_free_port() {
 pg_throwaway_start() {
   local bin
   if ! bin="$(pg_bin_dir)"; then
-    echo "installing: postgresql"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    apt_install postgresql
     bin="$(pg_bin_dir)"
   fi
   PG_THROWAWAY_BIN="$bin"

@@ -2,9 +2,9 @@
 # Installs what the tests need and runs them all: formatting, lints, the Rust
 # unit and integration tests, the acceptance suite that drives Bento's
 # official Node SDK against a real `corral serve`, the web console's browser
-# tests (headless Chromium against `corral serve --demo`; tests/console/run.sh
+# tests (headless Chromium against `corral serve --demo`; scripts/console.sh
 # installs Debian's chromium if missing), and a bounded Schemathesis run of
-# the OpenAPI document against another (tests/fuzz/run.sh, which makes its own
+# the OpenAPI document against another (scripts/fuzz.sh, which makes its own
 # venv, installing python3-venv if missing). The integration tests and the
 # acceptance suite run twice: on SQLite, then on a throwaway PostgreSQL
 # cluster (scripts/postgres.sh: installs Debian's `postgresql` if `initdb` is
@@ -17,21 +17,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-missing=()
-command -v node >/dev/null 2>&1 || missing+=(nodejs)
-command -v npm >/dev/null 2>&1 || missing+=(npm)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-command -v python3 >/dev/null 2>&1 || missing+=(python3)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/lib/install.sh
+source scripts/lib/install.sh
+install_missing nodejs=node npm curl python3
 
 echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
+# shellcheck source=scripts/postgres.sh
 source scripts/postgres.sh
 trap pg_throwaway_stop EXIT
 echo "== PostgreSQL: a throwaway cluster"
@@ -54,10 +48,10 @@ if [[ ! -x "$bin" ]]; then
   echo "cargo test left no binary at $bin" >&2
   exit 1
 fi
-bash tests/acceptance/run.sh "$bin"
+bash scripts/acceptance.sh "$bin"
 echo "== acceptance on PostgreSQL"
-CORRAL_TEST_BACKEND=postgres bash tests/acceptance/run.sh "$bin"
+CORRAL_TEST_BACKEND=postgres bash scripts/acceptance.sh "$bin"
 echo "== console: the web console in headless Chromium against corral serve --demo"
-bash tests/console/run.sh "$bin"
+bash scripts/console.sh "$bin"
 echo "== fuzzing: Schemathesis against corral serve"
-bash tests/fuzz/run.sh "$bin"
+bash scripts/fuzz.sh "$bin"
