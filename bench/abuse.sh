@@ -24,8 +24,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/bench/lib.sh"
 cd "$ROOT"
 WORK=${WORK_DIR:-$ROOT/bench/.data/$SIZE}
-[ -s "$WORK/corral.db" ] && [ -s "$WORK/site.json" ] \
-    || die "no work dir at $WORK: run SIZE=$SIZE bash bench/eval.sh (or live.sh) first"
+if [ ! -s "$WORK/corral.db" ] || [ ! -s "$WORK/site.json" ]; then
+    die "no work dir at $WORK: run SIZE=$SIZE bash bench/eval.sh (or live.sh) first"
+fi
 command -v python3 >/dev/null || die "python3 is needed"
 
 bench_build
@@ -46,7 +47,7 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 print(s["site_uuid"], s["publishable_key"], s["secret_key"])' "$TMP/other.json")
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 URL="http://127.0.0.1:$PORT"
 (cd "$TMP" && exec "$CORRAL" serve --database "$DB" --listen "127.0.0.1:$PORT" \
     --rate-limit-per-minute 0 --stats-rate-limit-per-hour 0 --log-level warn \

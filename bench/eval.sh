@@ -96,25 +96,14 @@ REFS=()
 ENGINES="$([ "$RUN_CORRAL" = 0 ] || printf 'corral ')${REFS[*]}"
 
 # --- tools -------------------------------------------------------------------------
-missing=()
-command -v python3 >/dev/null || missing+=(python3)
-# Debian's python3 makes venvs only with python3-venv (ensurepip) installed.
-python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
-command -v sqlite3 >/dev/null || missing+=(sqlite3)
-command -v curl >/dev/null || missing+=(curl)
-if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]}"
-    [ "$(id -u)" = 0 ] || die "need root to apt-get install ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+install_missing python3 sqlite3 curl
 SQLITE3=$(command -v sqlite3)
 
 # The engines' Python packages, in a venv kept between runs: DuckDB's (its json extension
 # is built into the wheel) and chDB's (chdb, the engine in chdb-core).
 PY="$VENV/bin/python"
-[ -x "$PY" ] || { say "creating the venv $VENV"; python3 -m venv "$VENV"; }
+# (Debian's python3 makes venvs only with python3-venv: venv_make installs it when missing.)
+[ -x "$PY" ] || { say "creating the venv $VENV"; venv_make "$VENV"; }
 # True when the venv has every requirement given: NAME installed, NAME==VERSION at that
 # version (other forms of requirement are taken as met when NAME is installed).
 venv_has() {
@@ -243,7 +232,7 @@ if [ "$RUN_CORRAL" = 0 ]; then
     say "ENGINES=$ENGINES: not starting Corral"
     log "Corral not run (ENGINES=$ENGINES)"
 else
-    CORRAL_PORT=${CORRAL_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+    CORRAL_PORT=${CORRAL_PORT:-$(free_port)}
     URL="http://127.0.0.1:$CORRAL_PORT"
     say "starting corral serve on 127.0.0.1:$CORRAL_PORT"
     # Rate limits off; a request timeout of 10 minutes, so that the first stats call,
@@ -267,7 +256,7 @@ else
     [ $(( SECONDS - STARTED )) -lt 5 ] || say "corral serve took $(( SECONDS - STARTED )) s to start (migrations)"
     corral_args=(--corral "$URL" "$SITE" "$PK" "$SK")
     if [ "$DATABASE" = postgres ]; then
-        PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        PG_PORT=$(free_port)
         say "starting corral serve on PostgreSQL, 127.0.0.1:$PG_PORT"
         "$CORRAL" serve --database "$PG_EVAL_URL" --listen "127.0.0.1:$PG_PORT" \
             --rate-limit-per-minute 0 --stats-rate-limit-per-hour 0 --request-timeout-secs 600 \

@@ -74,27 +74,17 @@ HELPER="$ROOT/bench/import_helper.py"
 bench_database
 
 # --- tools -------------------------------------------------------------------------
-missing=()
-command -v sqlite3 >/dev/null || missing+=(sqlite3)
-[ -x /usr/bin/time ] || missing+=(time)
-command -v curl >/dev/null || missing+=(curl)
-command -v python3 >/dev/null || missing+=(python3)
-if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]}"
-    [ "$(id -u)" = 0 ] || die "need root to apt-get install ${missing[*]}"
-    apt-get update -qq
-    apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+install_missing sqlite3 time=/usr/bin/time curl python3
 SQLITE3=$(command -v sqlite3)
 
 # Corral's settings may have moved on: say so rather than measure against other ones.
 if [ -f "$ROOT/src/storage/sqlite/mod.rs" ]; then
-    for name in $(grep -o '\.pragma("[a-z_]*"' "$ROOT/src/storage/sqlite/mod.rs" | cut -d'"' -f2); do
+    while read -r name; do
         case " $BOUND_PRAGMAS" in
             *" $name="*) ;;
             *) say "WARNING: Corral's writer sets PRAGMA $name, which BOUND_PRAGMAS does not" ;;
         esac
-    done
+    done < <(grep -o '\.pragma("[a-z_]*"' "$ROOT/src/storage/sqlite/mod.rs" | cut -d'"' -f2)
 fi
 
 # --- build -------------------------------------------------------------------------
@@ -150,12 +140,14 @@ else
         --seed "$SEED" --out "$DATA" || die "corral gen failed: $(cat "$TMP/gen.out")"
     GEN_SECONDS=$ELAPSED
 fi
-[ -s "$DATA/subscribers.jsonl" ] && [ -f "$DATA/events.jsonl" ] \
-    || die "$DATA must hold subscribers.jsonl and events.jsonl"
+if [ ! -s "$DATA/subscribers.jsonl" ] || [ ! -f "$DATA/events.jsonl" ]; then
+    die "$DATA must hold subscribers.jsonl and events.jsonl"
+fi
 SUB_LINES=$(grep -c . "$DATA/subscribers.jsonl" || true)
 EVENT_LINES=$(grep -c . "$DATA/events.jsonl" || true)
 SUB_BYTES=$(stat -c %s "$DATA/subscribers.jsonl")
 EVENT_BYTES=$(stat -c %s "$DATA/events.jsonl")
+# shellcheck disable=SC2016  # a literal $ in the pattern
 PURCHASES=$(grep -c '"type":"\$purchase"' "$DATA/events.jsonl" || true)
 # An empty file imports in no time at any rate: nothing would be measured.
 [ "$SUB_LINES" -gt 0 ] || die "$DATA/subscribers.jsonl holds no subscribers: nothing to measure"
@@ -233,6 +225,7 @@ CLI_OWN=$(grep -o '^imported .*' "$TMP/cli-events.out" | tail -n 1)
 # --- 3. the bound: the sqlite3 shell ---------------------------------------------------------
 say "bound: sqlite3 $BOUND_DB < events.sql (timed)"
 settle
+# shellcheck disable=SC2016  # sh -c expands its own arguments
 TIMED_LABEL="$SQLITE3 -bail $BOUND_DB < $TMP/events.sql" timed "$TMP/bound.out" sh -c '"$1" -bail "$2" <"$3"' sh "$SQLITE3" "$BOUND_DB" "$TMP/events.sql" \
     || die "sqlite3 failed: $(tail -n 20 "$TMP/bound.out")"
 BOUND_SECONDS=$ELAPSED
@@ -243,7 +236,7 @@ BOUND_RSS_KB=$RSS_KB
 
 # --- 4. HTTP: POST /api/v1/batch/events ------------------------------------------------------
 settle
-CORRAL_PORT=${CORRAL_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+CORRAL_PORT=${CORRAL_PORT:-$(free_port)}
 URL="http://127.0.0.1:$CORRAL_PORT"
 say "starting corral serve on 127.0.0.1:$CORRAL_PORT"
 CORRAL_LOG=warn "$CORRAL" serve --listen "127.0.0.1:$CORRAL_PORT" \
@@ -276,7 +269,6 @@ print("%.3f %.1f %.1f %d %d" % (s["seconds"], s["request_ms_p50"], s["request_ms
 # --- 4b. PostgreSQL (DATABASE=postgres): the same files, the same two paths -----------------
 # A throwaway cluster with one database per path, each starting with its own site (its
 # keys differ from SQLite's; the rows compared below do not hold them).
-PG_ROWS=""
 if [ "$DATABASE" = postgres ]; then
     bench_postgres_start
     log "PostgreSQL $PG_VERSION (scripts/postgres.sh: fsync off, synchronous_commit on, shared_buffers 256MB)"
@@ -298,7 +290,6 @@ if [ "$DATABASE" = postgres ]; then
     PG_CLI_URL=$PG_DB_URL
     pg_subscribers "$PG_CLI_URL" cli
     PG_CLI_SUBS_SECONDS=$PG_SUBS_SECONDS
-    PG_CLI_SUBS_RSS_KB=$RSS_KB
     say "postgres: corral import events (timed)"
     settle
     timed "$TMP/pg-cli-events.out" "$CORRAL" import events --site "$SITE_PG" "$DATA/events.jsonl" \
@@ -314,7 +305,7 @@ if [ "$DATABASE" = postgres ]; then
     PG_HTTP_URL=$PG_DB_URL
     pg_subscribers "$PG_HTTP_URL" http
     settle
-    PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    PG_PORT=$(free_port)
     say "starting corral serve on PostgreSQL, 127.0.0.1:$PG_PORT"
     CORRAL_LOG=warn "$CORRAL" serve --listen "127.0.0.1:$PG_PORT" --checkpoint-dir off \
         --database "$PG_HTTP_URL$pool_suffix" --rate-limit-per-minute 0 >"$TMP/serve-pg.log" 2>&1 &

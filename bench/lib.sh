@@ -20,9 +20,20 @@
 # (scripts/postgres.sh) that bench_cleanup stops and removes at exit, whatever happens;
 # bench_pg_db NAME then creates a database in it and sets PG_DB_URL; bench_psql URL SQL
 # runs one statement and prints its rows unaligned.
+#
+# The helpers shared with the scripts of scripts/ are sourced from scripts/lib/: install.sh
+# (install_missing SPEC...: the Debian packages whose command is missing, as root or through
+# sudo, one apt-get update a run; venv_make DIR) and serve.sh (free_port: a free port of
+# 127.0.0.1).
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+# What install.sh announces, in the benchmarks' voice.
+install_note() { say "installing $*"; }
+# shellcheck source=scripts/lib/install.sh
+source "$ROOT/scripts/lib/install.sh"
+# shellcheck source=scripts/lib/serve.sh
+source "$ROOT/scripts/lib/serve.sh"
 # A line of the results file (bench_results sets RESULTS).
 log() { printf '%s\n' "$*" >>"$RESULTS"; }
 
@@ -119,7 +130,7 @@ bench_copy_db() { # source dest
 # regenerates). Needs WORK, SUBSCRIBERS, EVENTS, SEED, CORRAL, SQLITE3 and TMP, and the
 # caller's `step` and `log`; sets DB, CSV and REUSED, and works from "$TMP".
 bench_work_dir() {
-    cd "$TMP"
+    cd "$TMP" || die "cannot cd to $TMP"
     WANT="subscribers=$SUBSCRIBERS events=$EVENTS seed=$SEED"
     MARKER="$WORK/.complete"
     DB="$WORK/corral.db"

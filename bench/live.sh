@@ -74,16 +74,7 @@ for knob in ROUNDS PHASE_SECONDS MIN_PHASE_SECONDS WRITE_RATE IMPORT_EVENTS; do
 done
 
 # --- tools -------------------------------------------------------------------------
-missing=()
-command -v python3 >/dev/null || missing+=(python3)
-command -v sqlite3 >/dev/null || missing+=(sqlite3)
-if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]}"
-    [ "$(id -u)" = 0 ] || die "need root to apt-get install ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+install_missing python3 sqlite3
 SQLITE3=$(command -v sqlite3)
 
 # --- build -------------------------------------------------------------------------
@@ -138,7 +129,7 @@ sed -i 's/"unique":{"key":"order-/"unique":{"key":"import-order-/' "$TMP/gen/eve
 IMPORT_FILE="$TMP/gen/events.jsonl"
 
 # --- 3. Corral's server: started, stopped and started again ----------------------------------
-CORRAL_PORT=${CORRAL_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+CORRAL_PORT=${CORRAL_PORT:-$(free_port)}
 URL="http://127.0.0.1:$CORRAL_PORT"
 target=("$URL" "$SITE" "$PK" "$SK")
 

@@ -60,16 +60,7 @@ for knob in ROUNDS CATCH_UP_EVENTS GIVE_UP; do
     [[ "${!knob}" =~ ^[1-9][0-9]*$ ]] || die "$knob must be a whole number of 1 or more"
 done
 
-missing=()
-command -v python3 >/dev/null || missing+=(python3)
-command -v sqlite3 >/dev/null || missing+=(sqlite3)
-command -v curl >/dev/null || missing+=(curl)
-if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]}"
-    [ "$(id -u)" = 0 ] || die "need root to apt-get install ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+install_missing python3 sqlite3 curl
 SQLITE3=$(command -v sqlite3)
 
 bench_build
@@ -137,22 +128,19 @@ BIG_ID=$(site_id "$WORK/big.json")
 BIG=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["site_uuid"])' "$WORK/big.json")
 log "database: $(du -h "$DB" | cut -f1) ($DB)"
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 # Starts `$1 serve` on $TMP/run.db with checkpoints in $TMP/ck, the user's defaults
 # otherwise; waits (up to GIVE_UP) for /healthz; sets CORRAL_PID, BASE and START_SECONDS
 # (how long until it answered).
-serve_start() { # binary
+start_corral() { # binary
     PORT=$(free_port)
     BASE="http://127.0.0.1:$PORT"
-    local began i
+    local began
     began=$(date +%s.%N)
     "$1" serve --database "sqlite://$TMP/run.db" --listen "127.0.0.1:$PORT" \
         --checkpoint-dir "$TMP/ck" --log-format json --log-level info >>"$TMP/serve.log" 2>&1 &
     CORRAL_PID=$!
-    for i in $(seq 1 $((GIVE_UP * 10))); do
+    for _ in $(seq 1 $((GIVE_UP * 10))); do
         [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/healthz" || true)" = 200 ] && break
         kill -0 "$CORRAL_PID" 2>/dev/null || die "corral serve exited during start-up: $(tail -n 5 "$TMP/serve.log")"
         sleep 0.1
@@ -160,7 +148,7 @@ serve_start() { # binary
     START_SECONDS=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 2))" "$began" "$(date +%s.%N)")
 }
 
-serve_stop() {
+stop_corral() {
     kill -TERM "$CORRAL_PID"
     wait "$CORRAL_PID" || true
     CORRAL_PID=
@@ -189,8 +177,7 @@ PY
 
 # Waits (up to GIVE_UP) until the log since $1 says the big site's checkpoint is written.
 wait_checkpoint() { # offset
-    local i
-    for i in $(seq 1 $((GIVE_UP * 10))); do
+    for _ in $(seq 1 $((GIVE_UP * 10))); do
         [ "$(log_ms "$TMP/serve.log" "$1" "checkpoint written" "$BIG_ID")" != null ] && return 0
         sleep 0.1
     done
@@ -208,7 +195,7 @@ measure() { # label binary round
     bench_copy_db "$DB" "$TMP/run.db"
     rm -rf "$TMP/ck"
     offset=$(stat -c %s "$TMP/serve.log" 2>/dev/null || echo 0)
-    serve_start "$bin"
+    start_corral "$bin"
     start=$START_SECONDS
     say "$label, round $round: the small site's first answer, then the big site's"
     small=$(first_answer "$WORK/small.json")
@@ -222,9 +209,9 @@ measure() { # label binary round
     if [ "$(echo "$big" | python3 -c 'import json, sys; print(json.load(sys.stdin)["seconds"])')" != None ] \
         && wait_checkpoint "$offset"; then
         checkpoint_ms=$(log_ms "$TMP/serve.log" "$offset" "checkpoint written" "$BIG_ID")
-        serve_stop
+        stop_corral
         offset=$(stat -c %s "$TMP/serve.log")
-        serve_start "$bin"
+        start_corral "$bin"
         say "$label, round $round: the big site's first answer from its checkpoint"
         ckpt=$(first_answer "$WORK/big.json")
         say "$label, round $round: corral import of $CATCH_UP_EVENTS events, then the next answer"
@@ -235,7 +222,7 @@ measure() { # label binary round
         import=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 2))" "$began" "$(date +%s.%N)")
         catch=$(first_answer "$WORK/big.json")
     fi
-    serve_stop
+    stop_corral
     python3 - "$label" "$round" "$start" "$small" "$big" "$checkpoint_ms" "$ckpt" "$import" "$catch" \
         "$small_ms" "$cold_ms" \
         "$(log_ms "$TMP/serve.log" "$offset" "audience snapshot read from its checkpoint and the change log" "$BIG_ID")" \

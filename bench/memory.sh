@@ -42,15 +42,7 @@ bench_database
 [[ "$SUBSCRIBERS" =~ ^[1-9][0-9]*$ ]] || die "SUBSCRIBERS must be a whole number of 1 or more"
 [[ "$EVENTS_PER" =~ ^[1-9][0-9]*$ ]] || die "EVENTS_PER must be a whole number of 1 or more"
 
-missing=()
-command -v curl >/dev/null || missing+=(curl)
-command -v python3 >/dev/null || missing+=(python3)
-if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]}"
-    [ "$(id -u)" = 0 ] || die "need root to apt-get install ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+install_missing curl python3
 
 bench_build
 CORRAL_PID=
@@ -67,9 +59,6 @@ cd "$TMP"
 step "corral gen --subscribers $SUBSCRIBERS --events $EVENTS --seed $SEED" \
     "$CORRAL" gen --subscribers "$SUBSCRIBERS" --events "$EVENTS" --seed "$SEED" --out "$TMP/data"
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 status_kib() { # pid field
     awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
 }

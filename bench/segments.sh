@@ -53,17 +53,7 @@ cd "$ROOT"
 bench_database
 
 # --- tools -------------------------------------------------------------------------
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
-command -v curl >/dev/null || missing+=(curl)
-command -v python3 >/dev/null || missing+=(python3)
-if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+install_missing wrk 'nginx=nginx|/usr/sbin/nginx' curl python3
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 # --- build -------------------------------------------------------------------------
@@ -75,9 +65,6 @@ NGINX_PID=
 PG_CORRAL_PID=
 bench_tmp segments "CORRAL_PID NGINX_PID PG_CORRAL_PID" corral.log
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 CORRAL_PORT=${CORRAL_PORT:-$(free_port)}
 NGINX_PORT=${NGINX_PORT:-$(free_port)}
 [ "$CORRAL_PORT" != "$NGINX_PORT" ] || NGINX_PORT=$(free_port)
@@ -85,8 +72,7 @@ CORRAL_URL="http://127.0.0.1:$CORRAL_PORT"
 NGINX_URL="http://127.0.0.1:$NGINX_PORT"
 
 wait_for_200() { # url, what, pid
-    local i
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         if [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" = 200 ]; then
             return 0
         fi

@@ -75,16 +75,7 @@ done
 [[ "$PING_SHARE" =~ ^(0|1|0?\.[0-9]+)$ ]] || die "PING_SHARE must be a number from 0 to 1"
 
 # --- tools -------------------------------------------------------------------------
-missing=()
-command -v python3 >/dev/null || missing+=(python3)
-command -v sqlite3 >/dev/null || missing+=(sqlite3)
-if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]}"
-    [ "$(id -u)" = 0 ] || die "need root to apt-get install ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+install_missing python3 sqlite3
 SQLITE3=$(command -v sqlite3)
 
 # --- build -------------------------------------------------------------------------
@@ -120,7 +111,7 @@ step "corral site list (applies pending migrations to the copy)" \
 grep -q "$SITE" "$TMP/step.out" || die "corral site list does not list the site $SITE"
 
 # --- 3. the server ---------------------------------------------------------------------
-CORRAL_PORT=${CORRAL_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+CORRAL_PORT=${CORRAL_PORT:-$(free_port)}
 URL="http://127.0.0.1:$CORRAL_PORT"
 say "starting corral serve on 127.0.0.1:$CORRAL_PORT"
 # Rate limits off; the receiver is on loopback, a private target.
