@@ -16,20 +16,36 @@ use axum::routing::get;
 
 use super::{ApiError, AppState};
 
+/// `(name, JS, contents)` of one of the console's ES modules.
+macro_rules! module {
+    ($name:literal) => {
+        ($name, JS, include_str!(concat!("console/", $name)))
+    };
+}
+
 /// `(path under /console/, content type, contents)`.
 const ASSETS: &[(&str, &str, &str)] = &[
     ("style.css", CSS, include_str!("console/style.css")),
     ("favicon.svg", SVG, include_str!("console/favicon.svg")),
-    ("app.js", JS, include_str!("console/app.js")),
-    ("api.js", JS, include_str!("console/api.js")),
-    ("dom.js", JS, include_str!("console/dom.js")),
-    ("signin.js", JS, include_str!("console/signin.js")),
-    ("segments.js", JS, include_str!("console/segments.js")),
-    ("editor.js", JS, include_str!("console/editor.js")),
-    ("builder.js", JS, include_str!("console/builder.js")),
-    ("segment.js", JS, include_str!("console/segment.js")),
-    ("explain.js", JS, include_str!("console/explain.js")),
-    ("subscriber.js", JS, include_str!("console/subscriber.js")),
+    module!("app.js"),
+    module!("api.js"),
+    module!("dom.js"),
+    module!("signin.js"),
+    module!("segments.js"),
+    module!("editor.js"),
+    module!("builder.js"),
+    module!("builder-controls.js"),
+    module!("builder-operators.js"),
+    module!("builder-groups.js"),
+    module!("builder-email.js"),
+    module!("builder-subscriber.js"),
+    module!("builder-tag.js"),
+    module!("builder-field.js"),
+    module!("builder-event.js"),
+    module!("builder-segment.js"),
+    module!("segment.js"),
+    module!("explain.js"),
+    module!("subscriber.js"),
 ];
 
 const INDEX: &str = include_str!("console/index.html");
