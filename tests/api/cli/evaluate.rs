@@ -1,0 +1,158 @@
+//! Evaluation: `segment stats`, `match`, `preview` and `members` answer what the API answers.
+
+use super::{Cli, assert_fails};
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+#[test]
+fn evaluation_from_the_cli_answers_what_the_api_answers() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let app = TestApp::spawn().await;
+        app.send_json(
+            Method::POST,
+            "/api/v1/batch/subscribers",
+            &json!({"subscribers": [
+                {"email": "ann@example.com", "tags": "vip"},
+                {"email": "bob@example.com"},
+                {"email": "cy@example.com", "tags": "VIP"},
+            ]}),
+        )
+        .await;
+        let segment = app
+            .create_segment("VIP", json!({"tag": {"has": "vip"}}))
+            .await;
+        let id = segment["id"].as_str().unwrap();
+        let uuid = app.site.uuid.clone();
+        let cli = Cli::on(&app.database_url);
+
+        let api = app
+            .get(&format!("/api/v1/stats/segment?segment_id={id}"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        let printed = cli.ok(&["segment", "stats", id, "--site", &uuid, "--json"]);
+        assert_eq!(printed.trim_end(), api);
+        assert!(
+            cli.ok(&["segment", "stats", id, "--site", &uuid])
+                .contains("members:      2")
+        );
+
+        let api = app
+            .send_json(
+                Method::POST,
+                &format!("/api/v1/fetch/segments/{id}/match"),
+                &json!({"email": "bob@example.com"}),
+            )
+            .await
+            .text()
+            .await
+            .unwrap();
+        let printed = cli.ok(&[
+            "segment",
+            "match",
+            id,
+            "--site",
+            &uuid,
+            "--email",
+            "bob@example.com",
+            "--json",
+        ]);
+        assert_eq!(printed.trim_end(), api);
+        let printed = cli.ok(&[
+            "segment",
+            "match",
+            id,
+            "--site",
+            &uuid,
+            "--email",
+            "ann@example.com",
+        ]);
+        assert!(
+            printed.starts_with("ann@example.com is in segment"),
+            "{printed}"
+        );
+
+        let csv = cli.ok(&["segment", "members", id, "--site", &uuid, "--format", "csv"]);
+        let emails: Vec<&str> = csv
+            .lines()
+            .map(|line| line.split(',').nth(1).unwrap())
+            .collect();
+        assert_eq!(emails, ["email", "ann@example.com", "cy@example.com"]);
+        let jsonl = cli.ok(&["segment", "members", id, "--site", &uuid]);
+        let first: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+        assert_eq!(first["attributes"]["email"], "ann@example.com");
+
+        let preview = cli.run_with_stdin(
+            &["segment", "preview", "--site", &uuid, "--json"],
+            r#"{"tag": {"none_of": ["vip"]}}"#,
+        );
+        let preview: Value = serde_json::from_slice(&preview.stdout).unwrap();
+        assert_eq!(preview["data"]["user_count"], 1);
+        assert_fails(
+            &cli.run_with_stdin(
+                &["segment", "preview", "--site", &uuid],
+                r#"{"tag": {"hasnt": "vip"}}"#,
+            ),
+            "visitor_event_query/tag/hasnt unknown operator \"hasnt\"",
+        );
+
+        // A referenced segment cannot be discarded from the CLI either.
+        app.create_segment(
+            "Subscribed VIP",
+            json!({"all": [{"segment": {"member_of": id}}, {"subscribed": true}]}),
+        )
+        .await;
+        assert_fails(
+            &cli.run(&["segment", "discard", id, "--site", &uuid]),
+            "is referred to by segment",
+        );
+    });
+}
+
+#[tokio::test]
+async fn members_are_exported_in_the_format_the_output_file_is_named_for() {
+    let app = TestApp::spawn().await;
+    app.send_json(
+        Method::POST,
+        "/api/v1/batch/subscribers",
+        &json!({"subscribers": [{"email": "ann@example.com"}, {"email": "bob@example.com"}]}),
+    )
+    .await;
+    let segment = app.create_segment("everyone", json!({})).await;
+    let id = segment["id"].as_str().unwrap();
+    let cli = Cli::on(&app.database_url);
+    let export = |name: &str, extra: &[&str]| {
+        let path = cli.dir.path().join(name);
+        let mut args = vec!["segment", "members", id, "--site", &app.site.uuid];
+        args.extend(["--output", path.to_str().unwrap()]);
+        args.extend(extra);
+        cli.ok(&args);
+        std::fs::read_to_string(&path).unwrap()
+    };
+    let csv = export("m.csv", &[]);
+    assert!(
+        csv.starts_with("uuid,email,created_at,unsubscribed_at,fields\n"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 3);
+    assert!(export("M.CSV", &[]).starts_with("uuid,email,"));
+    for name in ["m.jsonl", "m.json", "members"] {
+        let jsonl = export(name, &[]);
+        let first: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+        assert_eq!(first["attributes"]["email"], "ann@example.com", "{name}");
+    }
+    // --format wins over the name.
+    let jsonl = export("forced.csv", &["--format", "jsonl"]);
+    assert!(jsonl.starts_with('{'), "{jsonl}");
+    let csv = export("forced.jsonl", &["--format", "csv"]);
+    assert!(csv.starts_with("uuid,"), "{csv}");
+    // Stdout, including `--output -`, is JSON Lines unless told otherwise.
+    for extra in [&[][..], &["--output", "-"][..]] {
+        let mut args = vec!["segment", "members", id, "--site", &app.site.uuid];
+        args.extend(extra);
+        assert!(cli.ok(&args).starts_with('{'));
+    }
+}

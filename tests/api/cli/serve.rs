@@ -1,0 +1,340 @@
+//! `corral serve`: preloading, the demo's banner and keys, SIGTERM, acknowledged writes across a crash.
+
+use super::{Cli, Server, assert_fails, read_banner, start_server};
+use crate::helpers::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn serve_refuses_to_preload_a_site_that_does_not_exist() {
+    let cli = Cli::new();
+    let site = cli.new_site();
+    let uuid = site["site_uuid"].as_str().unwrap();
+    for preload in [
+        "0123456789abcdef0123456789abcdef",
+        &format!("{uuid},nosuch"),
+    ] {
+        let output = cli.run(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "warn",
+            "--preload",
+            preload,
+        ]);
+        assert_fails(&output, "--preload: no site has the UUID");
+    }
+    let output = cli.run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-level",
+        "warn",
+        "--preload",
+        "all",
+        uuid,
+    ]);
+    assert_fails(&output, "--preload takes \"all\" or site UUIDs, not both");
+}
+
+#[tokio::test]
+async fn serve_demo_prints_a_curl_line_that_works_as_printed() {
+    let cli = Cli::new();
+    let server = start_server(&cli);
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(&server.curl)
+        .output()
+        .unwrap();
+    let body: Value = serde_json::from_slice(&output.stdout).expect("curl printed JSON");
+    assert_eq!(body["data"].as_array().unwrap().len(), 4, "{body}");
+    // It names the console, served where it says.
+    let console = server
+        .banner
+        .iter()
+        .position(|line| line.starts_with("Console"))
+        .map(|i| server.banner[i + 1].trim().to_owned())
+        .expect("the banner names the console");
+    assert_eq!(console, format!("{}/", server.base));
+    let page = reqwest::get(&console).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("/console/app.js"));
+    // The demo site comes with a sample audience.
+    let stats = server.curl.replace("/fetch/segments?", "/stats/site?");
+    let output = Command::new("sh").arg("-c").arg(&stats).output().unwrap();
+    let counts: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(counts["user_count"], 40, "{counts}");
+    assert!(counts["unsubscriber_count"].as_i64().unwrap() > 0);
+    drop(server);
+    // A second start keeps the one demo site and its working keys.
+    let again = start_server(&cli);
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(&again.curl)
+        .output()
+        .unwrap();
+    let body: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(body["data"].as_array().unwrap().len(), 4);
+    drop(again);
+    assert_eq!(cli.ok(&["site", "list"]).lines().count(), 1);
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_a_crash_and_sigterm_stops_cleanly() {
+    let cli = Cli::new();
+    let site = cli.new_site();
+    let uuid = site["site_uuid"].as_str().unwrap().to_owned();
+    let mut server = start_server(&cli);
+    let client = http_client();
+    for i in 0..20 {
+        let response = client
+            .post(format!("{}/api/v1/fetch/segments?site_uuid={uuid}", server.base))
+            .basic_auth(site["publishable_key"].as_str().unwrap(), site["secret_key"].as_str())
+            .json(&json!({"segment": {"name": format!("durable {i}"), "visitor_event_query": {"foreign": {"i": i}}}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    // SIGKILL: no chance to flush anything.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let listed = cli.json(&["segment", "list", "--site", &uuid, "--json"]);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 20);
+
+    let mut server = start_server(&cli);
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    if !cli.database.starts_with("sqlite:") {
+        return;
+    }
+    // Stopped cleanly, the database file alone holds every write: the
+    // write-ahead log was folded into it and removed. A command too.
+    let wal = cli.dir.path().join("cli.db-wal");
+    assert!(!wal.exists(), "{} left behind by serve", wal.display());
+    cli.json(&["segment", "list", "--site", &uuid, "--json"]);
+    assert!(!wal.exists(), "{} left behind by a command", wal.display());
+    let alone = tempfile::tempdir().unwrap();
+    std::fs::copy(cli.dir.path().join("cli.db"), alone.path().join("copy.db")).unwrap();
+    let copy = Cli::on(&format!(
+        "sqlite://{}",
+        alone.path().join("copy.db").display()
+    ));
+    let listed = copy.json(&["segment", "list", "--site", &uuid, "--json"]);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 20);
+}
+
+/// A `corral serve` child process on `cli`'s database with its log (info)
+/// in `log`, on a free port.
+fn serve_logging(cli: &Cli, log: &std::path::Path) -> Server {
+    let child = cli
+        .command(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit-per-minute",
+            "0",
+            "--stats-rate-limit-per-hour",
+            "0",
+            "--log-format",
+            "json",
+            "--demo",
+        ])
+        .env("CORRAL_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    read_banner(child)
+}
+
+#[tokio::test]
+async fn after_a_crash_the_checkpoint_and_the_log_give_every_acknowledged_write() {
+    let cli = Cli::new();
+    let site = cli.new_site();
+    let uuid = site["site_uuid"].as_str().unwrap().to_owned();
+    let (pk, sk) = (
+        site["publishable_key"].as_str().unwrap().to_owned(),
+        site["secret_key"].as_str().unwrap().to_owned(),
+    );
+    let client = http_client();
+    let log = cli.dir.path().join("serve.log");
+    let mut server = serve_logging(&cli, &log);
+    let call = |server: &Server, method: Method, path: &str, body: Option<Value>| {
+        let joiner = if path.contains('?') { '&' } else { '?' };
+        let mut request = client
+            .request(
+                method,
+                format!("{}/api/v1{path}{joiner}site_uuid={uuid}", server.base),
+            )
+            .basic_auth(&pk, Some(&sk));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let segment: Value = call(
+        &server,
+        Method::POST,
+        "/fetch/segments",
+        Some(json!({"segment": {"name": "buyers", "visitor_event_query":
+            {"event": {"type": "$purchase", "sum": {"of": "value.amount", "at_least": 10}}}}})),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let stats = format!(
+        "/stats/segment?segment_id={}",
+        segment["data"]["id"].as_str().unwrap()
+    );
+    let buy = |n: usize| {
+        json!({"events": (0..n).map(|i| json!({"type": "$purchase", "email": format!("p{i}@x.com"),
+            "details": {"value": {"amount": 10 + i}}})).collect::<Vec<_>>()})
+    };
+    let counted = |server: &Server| {
+        let request = call(server, Method::GET, &stats, None);
+        async move {
+            let counts: Value = request.await.unwrap().json().await.unwrap();
+            counts["user_count"].as_i64().unwrap()
+        }
+    };
+    call(&server, Method::POST, "/batch/events", Some(buy(2)))
+        .await
+        .unwrap();
+    assert_eq!(counted(&server).await, 2);
+    // The first whole read is followed by a checkpoint.
+    let checkpoints = cli.dir.path().join("cli.db-checkpoints");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&checkpoints).map_or(true, |d| {
+        !d.flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".ckpt"))
+    }) {
+        assert!(Instant::now() < deadline, "no checkpoint was written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Acknowledged, then killed before any request could apply it in memory.
+    let response = call(&server, Method::POST, "/batch/events", Some(buy(5)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    // And more written while no server runs.
+    let events = cli.dir.path().join("more.jsonl");
+    std::fs::write(
+        &events,
+        r#"{"type":"$purchase","email":"late@x.com","details":{"value":{"amount":99}}}"#,
+    )
+    .unwrap();
+    cli.ok(&[
+        "import",
+        "events",
+        "--site",
+        &uuid,
+        events.to_str().unwrap(),
+    ]);
+
+    let log = cli.dir.path().join("serve-again.log");
+    let mut server = serve_logging(&cli, &log);
+    assert_eq!(counted(&server).await, 6);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("read from its checkpoint and the change log"),
+        "the restart did not use the checkpoint: {logged}"
+    );
+    assert!(!logged.contains("read from the database"), "{logged}");
+    // SIGTERM writes the checkpoint of where it stands.
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(server.child.wait().unwrap().success());
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("checkpoint written")
+    );
+}
+
+#[test]
+fn serve_demo_with_no_reader_for_its_banner_ends_quietly_and_successfully() {
+    let cli = Cli::new();
+    let mut child = cli
+        .command(&["serve", "--listen", "127.0.0.1:0", "--demo"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve kept running with nobody to read its banner");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{:?}", output.status);
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}
+
+/// Starts `serve --demo` on `cli`'s database, returns its banner's
+/// credentials (site_uuid, publishable_key, secret_key), and stops it.
+fn demo_credentials(cli: &Cli) -> [String; 3] {
+    start_server(cli).banner_credentials()
+}
+
+#[test]
+fn serve_demo_restarts_print_the_same_credentials_while_they_work() {
+    let cli = Cli::sqlite();
+    let first = demo_credentials(&cli);
+    let kept = cli.dir.path().join("cli.db-demo.json");
+    let file: Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+    assert_eq!(
+        file,
+        json!({"site_uuid": first[0], "publishable_key": first[1], "secret_key": first[2]})
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    assert_eq!(demo_credentials(&cli), first);
+    let keys = cli.json(&["key", "list", "--site", &first[0], "--json"]);
+    assert_eq!(keys["data"].as_array().unwrap().len(), 1, "{keys}");
+
+    // Revoked, the pair is replaced, and the file with it.
+    cli.ok(&["key", "revoke", &first[1]]);
+    let second = demo_credentials(&cli);
+    assert_eq!(second[0], first[0]);
+    assert_ne!(second[1], first[1]);
+    let file: Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+    assert_eq!(file["publishable_key"], second[1].as_str());
+    assert_eq!(demo_credentials(&cli), second);
+    // A file that does not hold working keys is replaced too.
+    std::fs::write(&kept, "{\"site_uuid\":\"x\"}").unwrap();
+    let third = demo_credentials(&cli);
+    assert_ne!(third[1], second[1]);
+    let keys = cli.json(&["key", "list", "--site", &first[0], "--json"]);
+    let active = keys["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["revoked_at"].is_null())
+        .count();
+    assert_eq!(active, 2, "{keys}");
+}
