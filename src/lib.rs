@@ -72,3 +72,4 @@ pub mod segment;
 pub mod service;
 pub mod storage;
 pub mod webhooks;
+pub mod wire;

@@ -8,11 +8,14 @@
 
 use super::{CliError, outln, print_json, site_by_uuid};
 use crate::clock::{Clock, SystemClock};
-use crate::http::{MatchEnvelope, MatchResult, Preview, PreviewEnvelope, SubscriberResource};
 use crate::live::{CheckpointSettings, Evaluation, Heads, Live};
 use crate::segment::{FieldErrors, QUERY_FIELD, SegmentId};
 use crate::service::{EvaluationError, Evaluations};
 use crate::storage::{Site, Store};
+use crate::wire::audience::SubscriberResource;
+use crate::wire::evaluation::{
+    MEMBER_CSV_HEADER, MatchEnvelope, MatchResult, Preview, PreviewEnvelope, member_csv_record,
+};
 use clap::ValueEnum;
 use corral_core::audience::{Email, Subscriber};
 use corral_core::engine::Node;
@@ -300,8 +303,7 @@ impl Sink {
         Ok(match format {
             ExportFormat::Csv => {
                 let mut w = csv::Writer::from_writer(out);
-                w.write_record(crate::http::MEMBER_CSV_HEADER)
-                    .map_err(csv_error)?;
+                w.write_record(MEMBER_CSV_HEADER).map_err(csv_error)?;
                 Self::Csv(Box::new(w))
             }
             ExportFormat::Jsonl => Self::Jsonl(std::io::BufWriter::new(out)),
@@ -310,9 +312,7 @@ impl Sink {
 
     fn write(&mut self, s: &Subscriber) -> Result<(), CliError> {
         match self {
-            Self::Csv(w) => w
-                .write_record(crate::http::member_csv_record(s))
-                .map_err(csv_error),
+            Self::Csv(w) => w.write_record(member_csv_record(s)).map_err(csv_error),
             Self::Jsonl(out) => {
                 serde_json::to_writer(&mut *out, &SubscriberResource::from(s)).map_err(
                     |e| match e.io_error_kind() {

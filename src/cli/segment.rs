@@ -1,15 +1,14 @@
 //! `corral segment …`: segment management on the database directly, with the
 //! API's rules and, with `--json`, the API's output shape (`{"data":…}`).
 
-use super::query_input::{check_query, read_query};
+use super::query_input::read_query;
 use super::{CliError, outln, site_by_uuid};
 use crate::clock::{Clock, SystemClock, format_ms};
-use crate::http::wire::{segment_body, segment_list_body};
-use crate::segment::{
-    Description, FieldErrors, Listing, NewSegment, Segment, SegmentId, SegmentName, SegmentPatch,
-};
+use crate::segment::{Listing, Segment, SegmentId};
+use crate::service::segments::SegmentDraft;
 use crate::service::{SegmentError, Segments};
 use crate::storage::{Precondition, Store};
+use crate::wire::segments::{segment_body, segment_list_body};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -188,33 +187,14 @@ pub async fn run(
             json,
         } => {
             let site = site_by_uuid(store, &site.uuid).await?;
-            let mut errors = FieldErrors::default();
-            let name = SegmentName::parse(&name)
-                .map_err(|m| errors.push("name", m))
-                .ok();
-            let description = description
-                .map(|d| {
-                    Description::parse(&d)
-                        .map_err(|m| errors.push("description", m))
-                        .ok()
-                })
-                .unwrap_or_default();
-            let query = read_query(query.as_deref())
-                .map_err(|m| errors.push("visitor_event_query", m))
-                .ok();
-            if let Some(q) = &query {
-                check_query(store.as_ref(), site.id, None, q, &mut errors).await?;
-            }
-            let new = match (name, query) {
-                (Some(name), Some(query)) if errors.is_empty() => NewSegment {
-                    name,
-                    description,
-                    query,
-                },
-                _ => return Err(errors.into()),
+            let draft = SegmentDraft {
+                name: Some(Ok(name)),
+                description: description.map(|d| Ok(Some(d))),
+                query: Some(read_query(query.as_deref())),
+                ..SegmentDraft::default()
             };
             let segment = Segments::new(store.as_ref())
-                .create(site.id, &new, now)
+                .create(site.id, draft, now)
                 .await?;
             print_segment(&segment, json)?;
         }
@@ -229,39 +209,18 @@ pub async fn run(
         } => {
             let site = site_by_uuid(store, &site.uuid).await?;
             let id = parse_id(&id)?;
-            let mut errors = FieldErrors::default();
-            let mut patch = SegmentPatch {
-                name: name.and_then(|n| {
-                    SegmentName::parse(&n)
-                        .map_err(|m| errors.push("name", m))
-                        .ok()
-                }),
-                ..SegmentPatch::default()
+            let draft = SegmentDraft {
+                name: name.map(Ok),
+                description: if clear_description {
+                    Some(Ok(None))
+                } else {
+                    description.map(|d| Ok(Some(d)))
+                },
+                query: query.map(|path| read_query(Some(&path))),
+                ..SegmentDraft::default()
             };
-            if clear_description {
-                patch.description = Some(None);
-            } else if let Some(d) = description {
-                patch.description = Description::parse(&d)
-                    .map(Some)
-                    .map_err(|m| errors.push("description", m))
-                    .ok();
-            }
-            if let Some(path) = query {
-                patch.query = read_query(Some(&path))
-                    .map_err(|m| errors.push("visitor_event_query", m))
-                    .ok();
-                if let Some(q) = &patch.query {
-                    store
-                        .get_segment(site.id, id)
-                        .await?
-                        .filter(Segment::is_kept)
-                        .ok_or_else(|| not_found(id))?;
-                    check_query(store.as_ref(), site.id, Some(id), q, &mut errors).await?;
-                }
-            }
-            errors.finish(|| ())?;
             let segment = Segments::new(store.as_ref())
-                .update(site.id, id, &patch, &Precondition::None, now)
+                .update(site.id, id, draft, &Precondition::None, now)
                 .await
                 .map_err(|e| segment_error(e, id))?;
             print_segment(&segment, json)?;

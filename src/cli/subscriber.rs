@@ -6,10 +6,10 @@
 
 use super::{CliError, outln, print_json, site_by_uuid};
 use crate::clock::{Clock, SystemClock, format_ms};
-use crate::http::wire::segment_list_body;
-use crate::http::{EventListEnvelope, EventResource, events_limit};
 use crate::segment::{FieldError, FieldErrors, QUERY_FIELD};
 use crate::storage::{Site, Store};
+use crate::wire::audience::{EventListEnvelope, EventResource, events_limit};
+use crate::wire::segments::segment_list_body;
 use clap::Subcommand;
 use corral_core::audience::{Email, Subscriber};
 use std::path::PathBuf;

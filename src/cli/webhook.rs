@@ -6,11 +6,13 @@
 
 use super::{CliError, outln, print_json, site_by_uuid};
 use crate::clock::{Clock, SystemClock, format_ms};
-use crate::http::{deliveries_limit, delivery_list_body, webhook_body, webhook_list_body};
 use crate::segment::FieldErrors;
 use crate::service::webhooks::{WebhookInput, Webhooks};
 use crate::storage::Store;
 use crate::webhooks::WebhookError;
+use crate::wire::webhooks::{
+    deliveries_limit, delivery_list_body, webhook_body, webhook_list_body,
+};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -18,13 +18,18 @@
 //! (data stored before the caps) needs a second page.
 
 use super::auth::Caller;
-use super::extract::{Extension, QueryParams};
-use super::schemas::{EmailText, FieldKeyText, Name, SiteUuidText};
-use super::wire::{ValidationErrorBody, json_response};
-use super::{ApiError, AppState, body};
-use crate::clock::format_ms;
+use super::extract::QueryParams;
+use super::respond::json_response;
+use super::{ApiError, AppState};
 use crate::segment::FieldError;
 use crate::storage::StorageError;
+use crate::wire::ValidationErrorBody;
+use crate::wire::audience::{
+    CreateFieldRequest, CreateSubscriberRequest, CreateTagRequest, FieldEnvelope,
+    FieldListEnvelope, ListMeta, SubscriberEnvelope, SubscriberResource, TagEnvelope,
+    TagListEnvelope, field_key, field_resource, subscriber_email, tag_name, tag_resource,
+};
+use crate::wire::strings::EmailText;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -32,159 +37,14 @@ use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use corral_core::audience::limits::{MAX_FIELD_KEYS_PER_SITE, MAX_TAGS_PER_SITE};
-use corral_core::audience::{
-    AudienceCounts, Email, Field, FieldKey, Subscriber, SubscriberChange, Tag, TagName,
-};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use corral_core::audience::{AudienceCounts, Email, FieldKey, SubscriberChange, TagName};
+use serde::Deserialize;
 
 /// Tags per page of `GET /fetch/tags`, by default and at most: a site's cap,
 /// so that a client that does not page sees every tag of a site within it.
 const TAG_PAGE: usize = MAX_TAGS_PER_SITE;
 /// Fields per page of `GET /fetch/fields`, likewise.
 const FIELD_PAGE: usize = MAX_FIELD_KEYS_PER_SITE;
-
-/// A subscriber on the wire (`type` `visitors`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SubscriberResource {
-    #[schema(example = "17")]
-    pub id: String,
-    /// Always `visitors`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub attributes: SubscriberAttributes,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SubscriberAttributes {
-    /// Stable id, kept across email changes.
-    pub uuid: String,
-    pub email: String,
-    /// Field values by normalised key; `null` when there are none.
-    #[schema(value_type = Option<Object>)]
-    pub fields: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Ids of the subscriber's tags, as strings.
-    pub cached_tag_ids: Vec<String>,
-    /// When the subscriber unsubscribed; `null` while subscribed.
-    pub unsubscribed_at: Option<String>,
-}
-
-impl From<&Subscriber> for SubscriberResource {
-    fn from(s: &Subscriber) -> Self {
-        Self {
-            id: s.id.to_string(),
-            kind: "visitors",
-            attributes: SubscriberAttributes {
-                uuid: s.uuid.clone(),
-                email: s.email.clone(),
-                fields: (!s.fields.is_empty()).then(|| s.fields.clone()),
-                cached_tag_ids: s.tag_ids.iter().map(i64::to_string).collect(),
-                unsubscribed_at: s.unsubscribed_at.map(format_ms),
-            },
-        }
-    }
-}
-
-/// `{"data":{…}}` or `{"data":null}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SubscriberEnvelope {
-    pub data: Option<SubscriberResource>,
-}
-
-/// A tag on the wire (`type` `tags`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TagResource {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub attributes: TagAttributes,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TagAttributes {
-    pub name: String,
-    pub created_at: String,
-    pub discarded_at: Option<String>,
-    /// The site's numeric id.
-    pub site_id: i64,
-}
-
-/// A field on the wire (`type` `visitors-fields`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FieldResource {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub attributes: FieldAttributes,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FieldAttributes {
-    /// The normalised key, as used in subscribers' `fields`.
-    pub key: String,
-    /// The key as first written.
-    pub name: String,
-    pub created_at: String,
-    /// Always `null`: Corral has no field allow-list.
-    pub whitelisted: Option<bool>,
-}
-
-fn tag_resource(tag: &Tag, site_id: i64) -> TagResource {
-    TagResource {
-        id: tag.id.to_string(),
-        kind: "tags",
-        attributes: TagAttributes {
-            name: tag.name.clone(),
-            created_at: format_ms(tag.created_at),
-            discarded_at: tag.discarded_at.map(format_ms),
-            site_id,
-        },
-    }
-}
-
-fn field_resource(field: &Field) -> FieldResource {
-    FieldResource {
-        id: field.id.to_string(),
-        kind: "visitors-fields",
-        attributes: FieldAttributes {
-            key: field.key.clone(),
-            name: field.name.clone(),
-            created_at: format_ms(field.created_at),
-            whitelisted: None,
-        },
-    }
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct TagEnvelope {
-    pub data: TagResource,
-}
-
-/// One page of tags.
-#[derive(Serialize, ToSchema)]
-pub struct TagListEnvelope {
-    pub data: Vec<TagResource>,
-    pub meta: ListMeta,
-}
-
-/// Where the next page starts (Corral extension; Bento's SDKs ignore it).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ListMeta {
-    /// Pass as `cursor` for the next page; `null` on the last.
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct FieldEnvelope {
-    pub data: FieldResource,
-}
-
-/// One page of fields.
-#[derive(Serialize, ToSchema)]
-pub struct FieldListEnvelope {
-    pub data: Vec<FieldResource>,
-    pub meta: ListMeta,
-}
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -277,7 +137,7 @@ pub struct SubscriberLookup {
     security(("basic" = [])))]
 pub async fn find_subscriber(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     QueryParams(lookup): QueryParams<SubscriberLookup>,
 ) -> Result<Response, ApiError> {
     let subscriber = match (lookup.email, lookup.uuid) {
@@ -308,36 +168,6 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::Invalid(FieldError::new(field, message).into())
 }
 
-/// Reads `{"<wrapper>":{"<field>":"…"}}` and returns the string.
-fn wrapped_string(bytes: &[u8], wrapper: &str, field: &str) -> Result<String, ApiError> {
-    let (inner, mut errors) = body::wrapped(bytes, wrapper)?;
-    let mut object = body::object(inner.as_deref(), wrapper, &mut errors);
-    let [value] = body::take_known(&mut object, [field], &mut errors);
-    let text = body::required::<String>(value.as_deref(), field, "string", &mut errors);
-    match text {
-        Some(text) if errors.is_empty() => Ok(text),
-        _ => Err(errors.into()),
-    }
-}
-
-/// `{"subscriber":{"email"}}` (documentation only).
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct CreateSubscriberRequest {
-    /// Sent by the Node SDK; may instead be in the query string.
-    #[schema(nullable = false)]
-    site_uuid: Option<SiteUuidText>,
-    subscriber: SubscriberFields,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct SubscriberFields {
-    email: EmailText,
-}
-
 /// Creates a subscriber (or finds the existing one).
 ///
 /// Bento: Subscribers → Create subscriber.
@@ -350,10 +180,10 @@ pub struct SubscriberFields {
     security(("basic" = [])))]
 pub async fn create_subscriber(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let email = wrapped_string(&bytes, "subscriber", "email")?;
+    let email = subscriber_email(&bytes)?;
     let email = Email::parse(&email).map_err(|m| invalid("email", m))?;
     let now = state.clock.now_ms();
     state
@@ -391,7 +221,7 @@ pub async fn create_subscriber(
     security(("basic" = [])))]
 pub async fn list_tags(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     QueryParams(params): QueryParams<TagListParams>,
 ) -> Result<Response, ApiError> {
     let (limit, after) = page_request(
@@ -419,24 +249,6 @@ pub async fn list_tags(
     ))
 }
 
-/// `{"tag":{"name"}}` (documentation only).
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct CreateTagRequest {
-    /// Sent by the Node SDK; may instead be in the query string.
-    #[schema(nullable = false)]
-    site_uuid: Option<SiteUuidText>,
-    tag: TagFields,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct TagFields {
-    name: Name,
-}
-
 /// Creates a tag, or answers the one that already has this name (ignoring case).
 ///
 /// Bento: Tags → Create tag. A new tag that would take the site over its
@@ -450,10 +262,10 @@ pub struct TagFields {
     security(("basic" = [])))]
 pub async fn create_tag(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let name = wrapped_string(&bytes, "tag", "name")?;
+    let name = tag_name(&bytes)?;
     let name = TagName::parse(&name).map_err(|m| invalid("name", m))?;
     let tag = state
         .store
@@ -483,7 +295,7 @@ pub async fn create_tag(
     security(("basic" = [])))]
 pub async fn list_fields(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     QueryParams(params): QueryParams<FieldListParams>,
 ) -> Result<Response, ApiError> {
     let (limit, after) = page_request(
@@ -507,24 +319,6 @@ pub async fn list_fields(
     ))
 }
 
-/// `{"field":{"key"}}` (documentation only).
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct CreateFieldRequest {
-    /// Sent by the Node SDK; may instead be in the query string.
-    #[schema(nullable = false)]
-    site_uuid: Option<SiteUuidText>,
-    field: FieldFields,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct FieldFields {
-    key: FieldKeyText,
-}
-
 /// Registers a field key (normalised: `"First Name"` is `first_name`).
 ///
 /// Bento: Fields → Create field. A new key that would take the site over its
@@ -538,10 +332,10 @@ pub struct FieldFields {
     security(("basic" = [])))]
 pub async fn create_field(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let written = wrapped_string(&bytes, "field", "key")?;
+    let written = field_key(&bytes)?;
     let key = FieldKey::parse(&written).map_err(|m| invalid("key", m))?;
     let field = state
         .store
@@ -564,7 +358,7 @@ pub async fn create_field(
     security(("basic" = [])))]
 pub async fn site_stats(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
     let counts = state.store.site_counts(caller.site_id).await?;
     Ok(json_response(StatusCode::OK, &counts))

@@ -33,7 +33,10 @@ use subtle::ConstantTimeEq;
 /// guesses cannot make the lookups remember long strings.
 const MAX_PUBLISHABLE_KEY_BYTES: usize = 128;
 
-/// The caller, once authenticated; handlers read it from request extensions.
+/// The caller, once authenticated. A handler takes it as an argument (it
+/// is an extractor): the middleware that authenticated the request put it
+/// there, and a route mounted without that middleware is a server fault
+/// (500, logged), never an anonymous caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub site_id: i64,
@@ -41,6 +44,19 @@ pub struct Caller {
     /// The site's change-log heads, read after the request arrived: answers
     /// built under them include every change made before the request.
     pub head: SiteHead,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        let super::extract::Extension(caller) =
+            super::extract::Extension::<Self>::from_request_parts(parts, state).await?;
+        Ok(caller)
+    }
 }
 
 #[derive(Deserialize)]

@@ -14,11 +14,14 @@
 //! 200`).
 
 use super::auth::Caller;
-use super::extract::Extension;
-use super::schemas::{EmailText, Name, SiteUuidText};
-use super::wire::{ValidationErrorBody, json_response};
-use super::{ApiError, AppState, body};
-use crate::segment::{FieldError, FieldErrors};
+use super::respond::json_response;
+use super::{ApiError, AppState};
+use crate::segment::FieldErrors;
+use crate::wire::ValidationErrorBody;
+use crate::wire::audience::{
+    self as wire, BatchResult, CommandsRequest, ImportEventsRequest, ImportSubscribersRequest,
+    ItemError,
+};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -27,49 +30,8 @@ use corral_core::audience::event::{parse_event, parse_subscriber};
 use corral_core::audience::{
     Create, Email, FieldKey, Outcome, SubscriberChange, Subscription, TagName,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use utoipa::ToSchema;
-
-/// Items a batch may hold, as the SDK enforces.
-pub const MAX_BATCH: usize = 1_000;
-
-/// `{"results":N,"failed":N,"errors":[…]}`
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BatchResult {
-    /// Items stored (or acknowledged as already stored).
-    pub results: usize,
-    /// Items refused; nothing of them was stored.
-    pub failed: usize,
-    /// Corral extension: why each refused item was refused.
-    pub errors: Vec<ItemError>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ItemError {
-    /// The item's position in the request, from 0.
-    pub index: usize,
-    pub message: String,
-}
-
-/// Reads `{"<key>":[…]}` with 1 to 1,000 items.
-fn items(bytes: &[u8], key: &str) -> Result<Vec<Box<RawValue>>, ApiError> {
-    let (value, mut errors) = body::wrapped(bytes, key)?;
-    let items = match value.map(|raw| serde_json::from_str::<Vec<Box<RawValue>>>(raw.get())) {
-        Some(Ok(items)) if (1..=MAX_BATCH).contains(&items.len()) => items,
-        Some(Ok(_)) => {
-            errors.push(key, format!("must hold 1 to {MAX_BATCH} items"));
-            Vec::new()
-        }
-        Some(Err(_)) => {
-            errors.push(key, "must be a JSON array");
-            Vec::new()
-        }
-        None => Vec::new(),
-    };
-    errors.finish(|| items).map_err(ApiError::from)
-}
 
 /// Applies the parsed items and answers the counts.
 async fn apply(
@@ -132,10 +94,10 @@ async fn apply(
     security(("basic" = [])))]
 pub async fn import_subscribers(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let parsed = items(&bytes, "subscribers")?
+    let parsed = wire::batch_items(&bytes, "subscribers")?
         .iter()
         .map(|raw| parse_subscriber(raw))
         .collect();
@@ -156,11 +118,11 @@ pub async fn import_subscribers(
     security(("basic" = [])))]
 pub async fn import_events(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now_ms();
-    let parsed = items(&bytes, "events")?
+    let parsed = wire::batch_items(&bytes, "events")?
         .iter()
         .map(|raw| parse_event(raw, now))
         .collect();
@@ -183,153 +145,13 @@ pub async fn import_events(
     security(("basic" = [])))]
 pub async fn commands(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let (value, errors) = body::wrapped(&bytes, "command")?;
-    let raw = errors
-        .finish(|| value)
-        .map_err(ApiError::from)?
-        .expect("required above");
-    let list: Vec<Box<RawValue>> = if raw.get().trim_start().starts_with('[') {
-        serde_json::from_str(raw.get()).map_err(|e| ApiError::MalformedJson(e.to_string()))?
-    } else {
-        vec![raw]
-    };
-    if !(1..=MAX_BATCH).contains(&list.len()) {
-        return Err(ApiError::Invalid(
-            FieldError::new("command", format!("must hold 1 to {MAX_BATCH} commands")).into(),
-        ));
-    }
+    let list = wire::commands(&bytes)?;
     let now = state.clock.now_ms();
     let parsed = list.iter().map(|raw| parse_command(raw, now)).collect();
     apply(&state, &caller, parsed).await
-}
-
-/// `{"subscribers":[…]}` (documentation only). An item that breaks a rule
-/// is counted in `failed`, with its reason, and the others are stored.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct ImportSubscribersRequest {
-    /// Sent by the Node SDK; may instead be in the query string.
-    #[schema(nullable = false)]
-    site_uuid: Option<SiteUuidText>,
-    #[schema(min_items = 1, max_items = 1000)]
-    subscribers: Vec<SubscriberItem>,
-}
-
-/// One subscriber: its `email`, tags to add and remove, and every other key a
-/// field (normalised as field keys are; `null` removes the field).
-#[derive(Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct SubscriberItem {
-    email: EmailText,
-    /// Tags to add: comma-separated names, or a list of names.
-    tags: Option<TagNames>,
-    /// Tags to remove: comma-separated names, or a list of names.
-    remove_tags: Option<TagNames>,
-}
-
-/// Tag names: `"lead, mql"` or `["lead","mql"]`.
-#[derive(Deserialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub enum TagNames {
-    CommaSeparated(String),
-    List(Vec<Name>),
-}
-
-/// `{"events":[…]}` (documentation only). An item that breaks a rule is
-/// counted in `failed`, with its reason, and the others are stored.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct ImportEventsRequest {
-    /// Sent by the Node SDK; may instead be in the query string.
-    #[schema(nullable = false)]
-    site_uuid: Option<SiteUuidText>,
-    #[schema(min_items = 1, max_items = 1000)]
-    events: Vec<EventItem>,
-}
-
-/// One event. Special types: `$subscribe`, `$unsubscribe`, `$tag` and
-/// `$remove_tag` (the tag in `details.tag`), `$update_fields`, `$purchase`
-/// (`details.value.amount` a number; `details.unique.key` makes it stored
-/// once per site however often it is sent).
-#[derive(Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct EventItem {
-    /// 1–255 characters once trimmed, no control characters.
-    #[serde(rename = "type")]
-    #[schema(example = "$purchase")]
-    kind: Name,
-    email: EmailText,
-    /// When it happened (RFC 3339); absent or `null`: when it arrived.
-    #[schema(format = DateTime)]
-    date: Option<String>,
-    /// Kept exactly as sent.
-    #[schema(value_type = Option<Object>)]
-    details: Option<serde_json::Value>,
-    /// Merged into the subscriber's fields (`null` removes one).
-    #[schema(value_type = Option<Object>)]
-    fields: Option<serde_json::Value>,
-}
-
-/// `{"command":{…}}` or `{"command":[…]}` (documentation only). A command
-/// that breaks a rule is counted in `failed`, with its reason, and the
-/// others are run.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct CommandsRequest {
-    /// Sent by the Node SDK; may instead be in the query string.
-    #[schema(nullable = false)]
-    site_uuid: Option<SiteUuidText>,
-    command: Commands,
-}
-
-/// One command, or a list of 1 to 1,000.
-#[derive(Deserialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub enum Commands {
-    One(Command),
-    Many(CommandList),
-}
-
-/// 1 to 1,000 commands.
-#[derive(Deserialize, ToSchema)]
-#[schema(min_items = 1, max_items = 1000)]
-#[allow(dead_code)]
-pub struct CommandList(Vec<Command>);
-
-/// A command on one subscriber.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct Command {
-    command: CommandName,
-    email: EmailText,
-    /// The tag name (`add_tag`, `remove_tag`), `{"key","value"}`
-    /// (`add_field`; a `null` value removes the field), the field key
-    /// (`remove_field`), the new email (`change_email`); none for
-    /// `subscribe` and `unsubscribe`.
-    #[schema(value_type = Option<Value>)]
-    query: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum CommandName {
-    AddTag,
-    RemoveTag,
-    AddField,
-    RemoveField,
-    Subscribe,
-    Unsubscribe,
-    ChangeEmail,
 }
 
 /// The commands `POST /fetch/commands` knows.
@@ -338,17 +160,21 @@ const COMMANDS: &str =
 
 fn parse_command(raw: &RawValue, now: i64) -> Result<SubscriberChange, String> {
     let mut errors = FieldErrors::default();
-    let mut object = body::object(Some(raw), "command", &mut errors);
-    let [name, email, query] =
-        body::take_known(&mut object, ["command", "email", "query"], &mut errors);
-    let name = body::required::<String>(name.as_deref(), "command", "string", &mut errors);
-    let email = body::required::<String>(email.as_deref(), "email", "string", &mut errors);
+    let command = wire::command(raw, &mut errors);
+    let name = command
+        .command
+        .required::<String>("command", "string", &mut errors);
+    let email = command
+        .email
+        .required::<String>("email", "string", &mut errors);
     if !errors.is_empty() {
         return Err(errors.to_string());
     }
     let (name, email) = (name.unwrap_or_default(), email.unwrap_or_default());
     let email = Email::parse(&email).map_err(|m| format!("email {m}"))?;
-    let query: Option<Value> = query
+    let query: Option<Value> = command
+        .query
+        .raw()
         .map(|raw| serde_json::from_str(raw.get()))
         .transpose()
         .map_err(|e| e.to_string())?;

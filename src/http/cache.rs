@@ -25,10 +25,10 @@
 //! Both maps are bounded (emptied when full), and user names longer than any
 //! key are refused before they get here, so guessing cannot fill memory.
 
-use crate::http::wire::{segment_body, segment_list_body};
 use crate::live::Heads;
 use crate::segment::{Listing, SegmentId};
 use crate::storage::{KeyCredentials, Signal, SiteHead, StorageError, Store};
+use crate::wire::segments::{segment_body, segment_list_body};
 use axum::body::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -7,11 +7,12 @@
 //! column of `?`. A server fault is logged here with its detail and answered
 //! with a generic message: internals never reach a client.
 
-use super::wire::{ErrorBody, ValidationErrorBody, json_response};
+use super::respond::json_response;
 use crate::live::LiveError;
 use crate::segment::FieldErrors;
 use crate::service::{EvaluationError, SegmentError};
 use crate::storage::StorageError;
+use crate::wire::{BodyError, ErrorBody, ValidationErrorBody};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use corral_core::engine::EvalError;
@@ -154,6 +155,15 @@ fn shortened(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text.to_owned(),
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::Malformed(detail) => Self::MalformedJson(detail),
+            BodyError::Invalid(errors) => Self::Invalid(errors),
+        }
     }
 }
 

@@ -4,14 +4,19 @@
 //! the request arrives ([`crate::live`]); relative times count from the
 //! request's clock.
 
-use super::audience::SubscriberResource;
-use super::extract::{Extension, QueryParams, SegmentPath};
-use super::schemas::{EmailText, SegmentIdText, SiteUuidText, VisitorEventQuery};
-use super::segment_body;
-use super::wire::{ErrorBody, ValidationErrorBody, json_response};
-use super::{ApiError, AppState, Caller, body};
-use crate::segment::{FieldError, FieldErrors, QUERY_FIELD, SegmentId};
+use super::extract::{QueryParams, SegmentPath};
+use super::respond::json_response;
+use super::{ApiError, AppState, Caller};
+use crate::segment::{FieldError, QUERY_FIELD, SegmentId};
 use crate::service::Evaluations;
+use crate::wire::audience::SubscriberResource;
+use crate::wire::evaluation::{
+    MatchEnvelope, MatchRequest, MatchResult, MembersMeta, MembersPage, Preview, PreviewEnvelope,
+    PreviewRequest,
+};
+use crate::wire::segments::checked_query;
+use crate::wire::strings::SegmentIdText;
+use crate::wire::{ErrorBody, ValidationErrorBody};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -19,9 +24,7 @@ use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use corral_core::audience::{AudienceCounts, Email, Subscriber};
-use corral_core::engine::Node;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Deserialize;
 
 /// Members per page when `limit` is not given, and the most allowed.
 const DEFAULT_PAGE: usize = 100;
@@ -61,7 +64,7 @@ pub struct SegmentStatsParams {
     security(("basic" = [])))]
 pub async fn segment_stats(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     QueryParams(params): QueryParams<SegmentStatsParams>,
 ) -> Result<Response, ApiError> {
     let id = params
@@ -72,52 +75,6 @@ pub async fn segment_stats(
         .segment(caller.site_id, id, state.clock.now_ms())
         .await?;
     Ok(json_response(StatusCode::OK, &evaluation.counts()))
-}
-
-/// Who to match: by `email` or by `uuid`, exactly one of the two
-/// (documentation only).
-#[derive(Deserialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub enum MatchRequest {
-    ByEmail(MatchByEmail),
-    ByUuid(MatchByUuid),
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct MatchByEmail {
-    /// Sent by the Node SDK; may instead be in the query string.
-    #[schema(nullable = false)]
-    site_uuid: Option<SiteUuidText>,
-    email: EmailText,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct MatchByUuid {
-    /// Sent by the Node SDK; may instead be in the query string.
-    #[schema(nullable = false)]
-    site_uuid: Option<SiteUuidText>,
-    /// The subscriber's `uuid`.
-    uuid: String,
-}
-
-/// Whether one subscriber is in a segment, and why.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MatchResult {
-    pub segment_id: String,
-    pub matched: bool,
-    pub subscriber: SubscriberResource,
-    /// The outcome of every condition of the query, by JSON pointer.
-    pub explanation: Node,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MatchEnvelope {
-    pub data: MatchResult,
 }
 
 /// Whether a subscriber is in a segment, and why.
@@ -136,26 +93,17 @@ pub struct MatchEnvelope {
     security(("basic" = [])))]
 pub async fn match_subscriber(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     SegmentPath(id): SegmentPath,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let mut object = body::top_object(&bytes)?;
-    object.remove("site_uuid");
-    let mut errors = FieldErrors::default();
-    let [email, uuid] = body::take_known(&mut object, ["email", "uuid"], &mut errors);
-    let text =
-        |raw: Option<Box<serde_json::value::RawValue>>, field: &str, errors: &mut FieldErrors| {
-            raw.and_then(|r| match serde_json::from_str::<String>(r.get()) {
-                Ok(s) => Some(s),
-                Err(_) => {
-                    errors.push(field, "must be a string");
-                    None
-                }
-            })
-        };
-    let email = text(email, "email", &mut errors);
-    let uuid = text(uuid, "uuid", &mut errors);
+    let (request, mut errors) = MatchRequest::read(&bytes)?;
+    let email = request
+        .email
+        .optional::<String>("email", "string", &mut errors);
+    let uuid = request
+        .uuid
+        .optional::<String>("uuid", "string", &mut errors);
     let who = match (email, uuid) {
         (Some(_), Some(_)) => {
             errors.push("email", "and uuid: give one, not both");
@@ -223,20 +171,6 @@ pub struct MembersParams {
     cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MembersMeta {
-    /// How many members the segment has now.
-    pub count: i64,
-    /// Pass as `cursor` for the next page; `null` on the last.
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MembersPage {
-    pub data: Vec<SubscriberResource>,
-    pub meta: MembersMeta,
-}
-
 /// A cursor: the last subscriber id of a page, opaque to clients.
 fn encode_cursor(after: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("after:{after}"))
@@ -255,7 +189,7 @@ fn parse_count(
     max: usize,
     min: usize,
 ) -> Result<usize, ApiError> {
-    super::extract::whole_number(text, default, min, max).map_err(|m| invalid(field, m))
+    crate::wire::whole_number(text, default, min, max).map_err(|m| invalid(field, m))
 }
 
 /// The members of a segment, in a stable order, a page at a time.
@@ -275,7 +209,7 @@ fn parse_count(
     security(("basic" = [])))]
 pub async fn members(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     SegmentPath(id): SegmentPath,
     QueryParams(params): QueryParams<MembersParams>,
 ) -> Result<Response, ApiError> {
@@ -321,37 +255,6 @@ async fn subscribers(
     Ok(rows.iter().map(SubscriberResource::from).collect())
 }
 
-/// An unsaved query to try (documentation only).
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct PreviewRequest {
-    /// Sent by the Node SDK; may instead be in the query string.
-    #[schema(nullable = false)]
-    site_uuid: Option<SiteUuidText>,
-    /// The query, as it would be saved: a JSON object of at most 64 KiB
-    /// (see `visitor_event_query` of a segment).
-    #[schema(value_type = VisitorEventQuery)]
-    visitor_event_query: serde_json::Value,
-    /// How many members to show, 0 to 100 (default 10).
-    #[schema(minimum = 0, maximum = 100, nullable = false)]
-    sample: Option<u8>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Preview {
-    pub user_count: i64,
-    pub subscriber_count: i64,
-    pub unsubscriber_count: i64,
-    /// The first members in subscriber order.
-    pub sample: Vec<SubscriberResource>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PreviewEnvelope {
-    pub data: Preview,
-}
-
 /// What a query would select, without saving it.
 ///
 /// Corral extension. Answers the counts and a sample of members, or the
@@ -366,14 +269,11 @@ pub struct PreviewEnvelope {
     security(("basic" = [])))]
 pub async fn preview(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let mut object = body::top_object(&bytes)?;
-    object.remove("site_uuid");
-    let mut errors = FieldErrors::default();
-    let [raw_query, sample] = body::take_known(&mut object, [QUERY_FIELD, "sample"], &mut errors);
-    let sample = match sample {
+    let (request, mut errors) = PreviewRequest::read(&bytes)?;
+    let sample = match request.sample.raw() {
         None => DEFAULT_SAMPLE,
         Some(raw) => match serde_json::from_str::<usize>(raw.get()) {
             Ok(n) if n <= MAX_SAMPLE => n,
@@ -386,13 +286,7 @@ pub async fn preview(
             }
         },
     };
-    let query = match raw_query {
-        Some(raw) => segment_body::checked_query(&raw, &mut errors),
-        None => {
-            errors.push(QUERY_FIELD, "is required");
-            None
-        }
-    };
+    let query = checked_query(&request.visitor_event_query, &mut errors);
     errors.finish(|| ())?;
     let Some((_, query)) = query else {
         return Err(invalid(QUERY_FIELD, "is required"));
@@ -429,7 +323,7 @@ pub async fn preview(
 #[utoipa::path(get, path = "/api/query-language.schema.json", tag = "evaluation",
     responses((status = 200, description = "JSON Schema (draft 2020-12)", content_type = "application/schema+json")))]
 pub async fn query_schema() -> Response {
-    let mut response = super::wire::bytes_response(
+    let mut response = super::respond::bytes_response(
         StatusCode::OK,
         include_str!("../../docs/query-language.schema.json"),
     );

@@ -10,11 +10,11 @@
 
 use super::auth::Caller;
 use super::evaluation::evaluations;
-use super::extract::{Extension, SegmentPath};
-use super::schemas::SegmentIdText;
-use super::wire::{ErrorBody, ValidationErrorBody};
+use super::extract::SegmentPath;
 use super::{ApiError, AppState};
-use crate::clock::format_ms;
+use crate::wire::evaluation::{MEMBER_CSV_HEADER, member_csv_record};
+use crate::wire::strings::SegmentIdText;
+use crate::wire::{ErrorBody, ValidationErrorBody};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -24,21 +24,6 @@ use std::sync::Arc;
 
 /// Member records read and sent at a time.
 const CHUNK: usize = 1_000;
-
-/// The header row of a members CSV.
-pub const MEMBER_CSV_HEADER: [&str; 5] =
-    ["uuid", "email", "created_at", "unsubscribed_at", "fields"];
-
-/// One member's CSV record, in the columns of [`MEMBER_CSV_HEADER`].
-pub fn member_csv_record(s: &Subscriber) -> [String; 5] {
-    [
-        s.uuid.clone(),
-        s.email.clone(),
-        format_ms(s.created_at),
-        s.unsubscribed_at.map(format_ms).unwrap_or_default(),
-        serde_json::to_string(&s.fields).unwrap_or_default(),
-    ]
-}
 
 /// CSV text of `rows`, after the header row when `header` is set.
 fn csv_chunk(rows: &[Subscriber], header: bool) -> Result<Bytes, csv::Error> {
@@ -71,7 +56,7 @@ fn csv_chunk(rows: &[Subscriber], header: bool) -> Result<Bytes, csv::Error> {
     security(("basic" = [])))]
 pub async fn members_csv(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     SegmentPath(id): SegmentPath,
 ) -> Result<Response, ApiError> {
     let evaluation = evaluations(&state)

@@ -99,24 +99,6 @@ impl<T: Clone + Send + Sync + 'static, S: Send + Sync> FromRequestParts<S> for E
     }
 }
 
-/// A whole number from a query parameter, within `min..=max`; `default`
-/// when the parameter is absent. The error is what the client is told.
-pub fn whole_number(
-    text: Option<&str>,
-    default: usize,
-    min: usize,
-    max: usize,
-) -> Result<usize, String> {
-    match text {
-        None => Ok(default),
-        Some(t) => t
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| format!("must be a whole number from {min} to {max}")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

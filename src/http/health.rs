@@ -3,7 +3,7 @@
 //! preloaded (`corral serve --preload`) is resident, and while one is not,
 //! how far its read is.
 
-use super::wire::JSON_CONTENT_TYPE;
+use super::respond::JSON_CONTENT_TYPE;
 use super::{ApiError, AppState};
 use axum::Json;
 use axum::extract::State;

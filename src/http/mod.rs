@@ -24,20 +24,13 @@ mod extract;
 mod health;
 pub mod openapi;
 mod rate_limit;
-mod schemas;
-mod segment_body;
+mod respond;
 mod segments;
 mod subscribers;
 mod webhooks;
-pub mod wire;
 
-pub use audience::SubscriberResource;
 pub use auth::Caller;
 pub use error::ApiError;
-pub use evaluation::{MatchEnvelope, MatchResult, Preview, PreviewEnvelope};
-pub use export::{MEMBER_CSV_HEADER, member_csv_record};
-pub use subscribers::{EventListEnvelope, EventResource, events_limit};
-pub use webhooks::{deliveries_limit, delivery_list_body, webhook_body, webhook_list_body};
 
 use crate::clock::Clock;
 use crate::storage::{ChangeFeed, Store};

@@ -9,7 +9,8 @@
 //! a key named twice), 413 and 415; where it reads query parameters of its
 //! own, 400 for a query string that cannot be read.
 
-use super::{audience, batch, evaluation, export, health, segments, subscribers, webhooks, wire};
+use super::{audience, batch, evaluation, export, health, segments, subscribers, webhooks};
+use crate::wire;
 use axum::Json;
 use serde_json::Value;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
@@ -64,13 +65,13 @@ use utoipa::{Modify, OpenApi};
         health::readyz,
     ),
     components(schemas(
-        super::schemas::SiteUuidText,
-        super::schemas::SegmentIdText,
-        super::schemas::EmailText,
-        super::schemas::VisitorEventQuery,
-        segments::SegmentState,
-        wire::SegmentEnvelope,
-        wire::SegmentListEnvelope,
+        wire::strings::SiteUuidText,
+        wire::strings::SegmentIdText,
+        wire::strings::EmailText,
+        wire::strings::VisitorEventQuery,
+        wire::segments::SegmentState,
+        wire::segments::SegmentEnvelope,
+        wire::segments::SegmentListEnvelope,
         wire::ErrorBody,
         wire::ValidationErrorBody,
         health::NotReadyBody,
@@ -193,7 +194,7 @@ fn add_edge(operation: &mut Operation, is_get: bool, batch: bool) {
 
 /// The document, as served: the generated one, with the query language's
 /// JSON Schema (`docs/query-language.schema.json`, also served on its own)
-/// in place of the [`super::schemas::VisitorEventQuery`] placeholder.
+/// in place of the [`wire::strings::VisitorEventQuery`] placeholder.
 pub fn document() -> Value {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();

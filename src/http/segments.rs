@@ -9,15 +9,18 @@
 
 use super::auth::Caller;
 use super::conditional::{digest_etag, if_match, not_modified, not_modified_since, with_etag};
-use super::extract::{Extension, QueryParams, SegmentPath};
-use super::schemas::{Name, SegmentIdText, SiteOnlyRequest, SiteUuidText, VisitorEventQuery};
-use super::wire::{
-    ErrorBody, SegmentEnvelope, SegmentListEnvelope, ValidationErrorBody, bytes_response,
-    segment_body, segment_list_body,
-};
-use super::{ApiError, AppState, segment_body as body};
+use super::extract::{QueryParams, SegmentPath};
+use super::respond::bytes_response;
+use super::{ApiError, AppState};
 use crate::segment::{Listing, Segment, SegmentId};
 use crate::service::Segments;
+use crate::wire::body::{SiteOnlyRequest, site_only};
+use crate::wire::segments::{
+    CreateSegmentRequest, SegmentEnvelope, SegmentListEnvelope, SegmentState, UpdateSegmentRequest,
+    new_segment, segment_body, segment_list_body, segment_patch,
+};
+use crate::wire::strings::SegmentIdText;
+use crate::wire::{ErrorBody, ValidationErrorBody};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -34,23 +37,16 @@ pub struct ListParams {
     state: Option<String>,
 }
 
-/// Which segments a list holds.
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub enum SegmentState {
-    Kept,
-    Discarded,
-}
-
 fn listing(params: &ListParams) -> Result<Listing, ApiError> {
-    match params.state.as_deref() {
-        None | Some("kept") => Ok(Listing::Kept),
-        Some("discarded") => Ok(Listing::Discarded),
-        Some(_) => Err(ApiError::Invalid(
-            crate::segment::FieldError::new("state", "must be kept or discarded").into(),
-        )),
-    }
+    let state = match params.state.as_deref() {
+        None => SegmentState::Kept,
+        Some(text) => SegmentState::parse(text).ok_or_else(|| {
+            ApiError::Invalid(
+                crate::segment::FieldError::new("state", "must be kept or discarded").into(),
+            )
+        })?,
+    };
+    Ok(state.into())
 }
 
 /// Lists the site's segments, ordered by name.
@@ -71,7 +67,7 @@ fn listing(params: &ListParams) -> Result<Listing, ApiError> {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     QueryParams(params): QueryParams<ListParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -122,7 +118,7 @@ fn conditional_response(headers: &HeaderMap, body: Bytes, etag: &str) -> Respons
 )]
 pub async fn show(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     SegmentPath(id): SegmentPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -157,12 +153,12 @@ pub async fn show(
 )]
 pub async fn create(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let new = body::new_segment(&bytes)?;
+    let draft = new_segment(&bytes)?;
     let segment = segments(&state)
-        .create(caller.site_id, &new, state.clock.now_ms())
+        .create(caller.site_id, draft, state.clock.now_ms())
         .await?;
     let mut response = segment_response(StatusCode::CREATED, &segment);
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/fetch/segments/{}", segment.id)) {
@@ -192,17 +188,17 @@ pub async fn create(
 )]
 pub async fn update(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     SegmentPath(id): SegmentPath,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let patch = body::segment_patch(&bytes)?;
+    let draft = segment_patch(&bytes)?;
     let segment = segments(&state)
         .update(
             caller.site_id,
             id,
-            &patch,
+            draft,
             &if_match(&headers, id),
             state.clock.now_ms(),
         )
@@ -230,12 +226,12 @@ pub async fn update(
 )]
 pub async fn discard(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     SegmentPath(id): SegmentPath,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    super::body::site_only(&bytes)?;
+    site_only(&bytes)?;
     move_to(&state, &caller, id, &headers, Listing::Discarded).await
 }
 
@@ -259,12 +255,12 @@ pub async fn discard(
 )]
 pub async fn restore(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     SegmentPath(id): SegmentPath,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    super::body::site_only(&bytes)?;
+    site_only(&bytes)?;
     move_to(&state, &caller, id, &headers, Listing::Kept).await
 }
 
@@ -296,66 +292,4 @@ fn segment_response(status: StatusCode, segment: &Segment) -> Response {
         bytes_response(status, segment_body(segment)),
         &segment.etag(),
     )
-}
-
-/// `{"segment":{…}}` for a create (documentation only).
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct CreateSegmentRequest {
-    /// Sent by the Node SDK; may instead be in the query string.
-    #[schema(nullable = false)]
-    site_uuid: Option<SiteUuidText>,
-    segment: CreateSegmentFields,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct CreateSegmentFields {
-    /// Unique among the site's kept segments, ignoring case.
-    name: Name,
-    /// At most 2,000 characters, no control characters but line breaks and
-    /// tabs; `null` or absent for none.
-    #[schema(
-        max_length = 2000,
-        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
-    )]
-    description: Option<String>,
-    /// A JSON object of at most 64 KiB (compact form), kept exactly as
-    /// written: `{}` (everyone), `{"foreign": …}` (any JSON, never
-    /// evaluated), or one condition of the query language, whose JSON Schema
-    /// is served at `/api/query-language.schema.json`.
-    #[schema(value_type = VisitorEventQuery)]
-    visitor_event_query: serde_json::Value,
-}
-
-/// `{"segment":{…}}` for a change (documentation only): fields left out stay
-/// as they are.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct UpdateSegmentRequest {
-    /// Sent by the Node SDK; may instead be in the query string.
-    #[schema(nullable = false)]
-    site_uuid: Option<SiteUuidText>,
-    segment: UpdateSegmentFields,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct UpdateSegmentFields {
-    /// Unique among the site's kept segments, ignoring case.
-    #[schema(nullable = false, required = false)]
-    name: Option<Name>,
-    /// At most 2,000 characters; `null` clears it.
-    #[schema(
-        max_length = 2000,
-        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
-    )]
-    description: Option<String>,
-    /// As on create.
-    #[schema(value_type = VisitorEventQuery, nullable = false, required = false)]
-    visitor_event_query: Option<serde_json::Value>,
 }

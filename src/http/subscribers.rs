@@ -13,27 +13,19 @@
 //!   first, each `{"id","type":"events","attributes":{"type","occurred_at","details"}}`.
 
 use super::auth::Caller;
-use super::extract::{Extension, QueryParams};
-use super::schemas::EmailText;
-use super::wire::{
-    ErrorBody, SegmentListEnvelope, ValidationErrorBody, bytes_response, json_response,
-    segment_list_body,
-};
+use super::extract::QueryParams;
+use super::respond::{bytes_response, json_response};
 use super::{ApiError, AppState};
-use crate::clock::format_ms;
 use crate::segment::FieldError;
-use crate::storage::StoredEvent;
+use crate::wire::audience::{EventListEnvelope, EventResource, events_limit};
+use crate::wire::segments::{SegmentListEnvelope, segment_list_body};
+use crate::wire::strings::EmailText;
+use crate::wire::{ErrorBody, ValidationErrorBody};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use corral_core::audience::{Email, Subscriber};
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
-use utoipa::ToSchema;
-
-/// Events answered when `limit` is not given, and the most allowed.
-const DEFAULT_EVENTS: usize = 20;
-const MAX_EVENTS: usize = 100;
+use serde::Deserialize;
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::Invalid(FieldError::new(field, message).into())
@@ -78,7 +70,7 @@ pub struct SubscriberSegmentsParams {
     security(("basic" = [])))]
 pub async fn segments(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     QueryParams(params): QueryParams<SubscriberSegmentsParams>,
 ) -> Result<Response, ApiError> {
     let subscriber = by_email(&state, caller.site_id, params.email.as_deref()).await?;
@@ -104,59 +96,6 @@ pub struct SubscriberEventsParams {
     limit: Option<String>,
 }
 
-/// One event on the wire (`type` `events`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventResource {
-    #[schema(example = "1204")]
-    pub id: String,
-    /// Always `events`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub attributes: EventAttributes,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventAttributes {
-    /// The event's type.
-    #[serde(rename = "type")]
-    #[schema(example = "$purchase")]
-    pub kind: String,
-    /// When it happened: the event's own date, or when it was received.
-    #[schema(example = "2026-11-26T09:00:00.000Z")]
-    pub occurred_at: String,
-    /// The details exactly as sent.
-    #[schema(value_type = Object)]
-    pub details: Box<RawValue>,
-}
-
-/// `{"data":[…]}`
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventListEnvelope {
-    pub data: Vec<EventResource>,
-}
-
-impl From<StoredEvent> for EventResource {
-    fn from(event: StoredEvent) -> Self {
-        // Details are stored as the compact JSON object they arrived as.
-        let details = RawValue::from_string(event.details)
-            .unwrap_or_else(|_| RawValue::from_string("{}".to_owned()).expect("valid JSON"));
-        Self {
-            id: event.id.to_string(),
-            kind: "events",
-            attributes: EventAttributes {
-                kind: event.kind,
-                occurred_at: format_ms(event.occurred_at),
-                details,
-            },
-        }
-    }
-}
-
-/// Reads `limit`: 1 to [`MAX_EVENTS`], [`DEFAULT_EVENTS`] when absent.
-pub fn events_limit(text: Option<&str>) -> Result<usize, String> {
-    super::extract::whole_number(text, DEFAULT_EVENTS, 1, MAX_EVENTS)
-}
-
 /// A subscriber's most recent events.
 ///
 /// Corral extension. The latest first (by when they happened, then the
@@ -171,7 +110,7 @@ pub fn events_limit(text: Option<&str>) -> Result<usize, String> {
     security(("basic" = [])))]
 pub async fn events(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     QueryParams(params): QueryParams<SubscriberEventsParams>,
 ) -> Result<Response, ApiError> {
     let limit = events_limit(params.limit.as_deref()).map_err(|m| invalid("limit", m))?;

@@ -9,8 +9,8 @@
 
 use crate::live::Live;
 use crate::segment::{
-    FieldError, FieldErrors, KeptSegments, Listing, NewSegment, QUERY_FIELD, Segment, SegmentId,
-    SegmentPatch,
+    Description, FieldError, FieldErrors, KeptSegments, Listing, NewSegment, QUERY_FIELD, Segment,
+    SegmentId, SegmentName, SegmentPatch,
 };
 use crate::storage::{Precondition, StorageError, Store};
 use corral_core::query::{Query, RawQuery};
@@ -48,6 +48,89 @@ impl From<StorageError> for SegmentError {
 impl From<FieldErrors> for SegmentError {
     fn from(errors: FieldErrors) -> Self {
         Self::Invalid(errors)
+    }
+}
+
+/// A field as a front end read it: absent (`None`), unreadable (why, e.g.
+/// "must be a string"), or its value, not yet checked against the rules.
+pub type Input<T> = Option<Result<T, String>>;
+
+/// A segment's fields as a front end read them (a request body, the CLI's
+/// flags and query file), for [`Segments::create`] and [`Segments::update`]
+/// to check every rule and answer every problem at once.
+#[derive(Debug, Default)]
+pub struct SegmentDraft {
+    /// What the front end found wrong before the fields (unknown keys, a
+    /// body of the wrong shape); listed first.
+    pub errors: FieldErrors,
+    pub name: Input<String>,
+    /// `Ok(None)` clears the description.
+    pub description: Input<Option<String>>,
+    /// The query exactly as written; its grammar is checked here.
+    pub query: Input<RawQuery>,
+}
+
+/// A draft's fields once checked, and every problem found.
+struct Checked {
+    errors: FieldErrors,
+    name: Option<SegmentName>,
+    description: Option<Option<Description>>,
+    query: Option<(RawQuery, Query)>,
+}
+
+impl SegmentDraft {
+    /// Checks each field given against its rule, in field order; `creating`
+    /// also requires a name and a query.
+    fn check(self, creating: bool) -> Checked {
+        let mut errors = self.errors;
+        let name = match self.name {
+            Some(Ok(text)) => SegmentName::parse(&text)
+                .map_err(|m| errors.push("name", m))
+                .ok(),
+            Some(Err(m)) => {
+                errors.push("name", m);
+                None
+            }
+            None => {
+                if creating {
+                    errors.push("name", "can't be blank");
+                }
+                None
+            }
+        };
+        let description = match self.description {
+            Some(Ok(Some(text))) => Description::parse(&text)
+                .map(Some)
+                .map_err(|m| errors.push("description", m))
+                .ok(),
+            Some(Ok(None)) => Some(None),
+            Some(Err(m)) => {
+                errors.push("description", m);
+                None
+            }
+            None => None,
+        };
+        let query = match self.query {
+            Some(Ok(raw)) => {
+                crate::segment::check_query(&raw, &mut errors).map(|parsed| (raw, parsed))
+            }
+            Some(Err(m)) => {
+                errors.push(QUERY_FIELD, m);
+                None
+            }
+            None => {
+                if creating {
+                    errors.push(QUERY_FIELD, "is required");
+                }
+                None
+            }
+        };
+        Checked {
+            errors,
+            name,
+            description,
+            query,
+        }
     }
 }
 
@@ -120,33 +203,87 @@ impl<'a> Segments<'a> {
         Ok(())
     }
 
+    /// Creates a segment from a draft: every rule checked, every problem
+    /// answered at once ([`SegmentError::Invalid`]), the references of a
+    /// query that fits the grammar included.
     pub async fn create(
         &self,
         site_id: i64,
-        new: &NewSegment,
+        draft: SegmentDraft,
         now: i64,
     ) -> Result<Segment, SegmentError> {
-        self.check_query(site_id, None, &new.query).await?;
-        Ok(self.store.create_segment(site_id, new, now).await?)
+        let mut checked = draft.check(true);
+        if let Some((_, query)) = &checked.query {
+            self.gather(
+                self.check_parsed(site_id, None, query).await,
+                &mut checked.errors,
+            )?;
+        }
+        let new = match checked {
+            Checked {
+                errors,
+                name: Some(name),
+                description,
+                query: Some((query, _)),
+            } if errors.is_empty() => NewSegment {
+                name,
+                description: description.flatten(),
+                query,
+            },
+            Checked { errors, .. } => return Err(errors.into()),
+        };
+        Ok(self.store.create_segment(site_id, &new, now).await?)
     }
 
-    /// Changes a kept segment's name, description or query.
+    /// Changes a kept segment's name, description or query: the fields the
+    /// draft gives, each checked; absent ones stay as they are.
     pub async fn update(
         &self,
         site_id: i64,
         id: SegmentId,
-        patch: &SegmentPatch,
+        draft: SegmentDraft,
         precondition: &Precondition,
         now: i64,
     ) -> Result<Segment, SegmentError> {
-        if let Some(query) = &patch.query {
+        let mut checked = draft.check(false);
+        if let Some((_, query)) = &checked.query {
             self.kept(site_id, id).await?;
-            self.check_query(site_id, Some(id), query).await?;
+            let found = self.check_parsed(site_id, Some(id), query).await;
+            self.gather(found, &mut checked.errors)?;
         }
+        let Checked {
+            errors,
+            name,
+            description,
+            query,
+        } = checked;
+        let patch = SegmentPatch {
+            name,
+            description,
+            query: query.map(|(raw, _)| raw),
+        };
+        errors.finish(|| ())?;
         Ok(self
             .store
-            .update_segment(site_id, id, patch, precondition, now)
+            .update_segment(site_id, id, &patch, precondition, now)
             .await?)
+    }
+
+    /// Adds the rule problems of a check to `errors`; any other failure ends
+    /// the call.
+    fn gather(
+        &self,
+        found: Result<(), SegmentError>,
+        errors: &mut FieldErrors,
+    ) -> Result<(), SegmentError> {
+        match found {
+            Ok(()) => Ok(()),
+            Err(SegmentError::Invalid(found)) => {
+                errors.0.extend(found.0);
+                Ok(())
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// Discards a kept segment no kept segment refers to.
@@ -310,21 +447,70 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_problem_of_a_draft_is_answered_at_once() {
+        let (_dir, store, site) = fixture().await;
+        let segments = Segments::new(&store);
+        let draft = SegmentDraft {
+            errors: FieldError::new("colour", "is not a known field").into(),
+            name: Some(Ok("  ".into())),
+            description: Some(Err("must be a string or null".into())),
+            query: Some(Ok(
+                RawQuery::parse(r#"{"segment":{"member_of":"999"}}"#).unwrap()
+            )),
+        };
+        let found = match segments.create(site, draft, 1).await {
+            Err(SegmentError::Invalid(errors)) => errors.0,
+            other => panic!("expected every problem, got {other:?}"),
+        };
+        let fields: Vec<&str> = found.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "colour",
+                "name",
+                "description",
+                "visitor_event_query/segment/member_of"
+            ],
+            "{found:?}"
+        );
+        // Creating requires a name and a query; a change requires neither.
+        match segments.create(site, SegmentDraft::default(), 1).await {
+            Err(SegmentError::Invalid(errors)) => assert_eq!(
+                errors.to_string(),
+                "name can't be blank; visitor_event_query is required"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            store
+                .list_segments(site, Listing::Kept)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
     async fn the_service_answers_with_its_own_errors() {
         let (_dir, store, site) = fixture().await;
         let segments = Segments::new(&store);
+        let draft = |name: &str, query: &str| SegmentDraft {
+            name: Some(Ok(name.into())),
+            query: Some(Ok(RawQuery::parse(query).unwrap())),
+            ..SegmentDraft::default()
+        };
         let a = segments
-            .create(site, &new("a", r#"{"subscribed":true}"#), 1)
+            .create(site, draft("a", r#"{"subscribed":true}"#), 1)
             .await
             .unwrap();
-        match segments.create(site, &new("A", "{}"), 2).await {
+        match segments.create(site, draft("A", "{}"), 2).await {
             Err(SegmentError::Invalid(e)) => {
                 assert_eq!(e.to_string(), "name has already been taken")
             }
             other => panic!("{other:?}"),
         }
         match segments
-            .create(site, &new("b", r#"{"tag":{"bogus":"x"}}"#), 3)
+            .create(site, draft("b", r#"{"tag":{"bogus":"x"}}"#), 3)
             .await
         {
             Err(SegmentError::Invalid(e)) => {

@@ -1,9 +1,7 @@
-//! What the OpenAPI document says about request bodies and the strings in
-//! them (documentation only: bodies are read by hand, in `body.rs` and the
-//! handlers, so that one answer can list every problem at once).
-//!
-//! Each constrained string is one named schema whose pattern states the
-//! rule its parser enforces, so the document says what the server refuses:
+//! The constrained strings of request bodies, as named schemas: a request
+//! type's field says which one it holds (`#[schema(value_type = …)]`), and
+//! each schema's pattern states the rule its parser enforces, so the
+//! OpenAPI document says what the server refuses:
 //!
 //! - [`Name`] (segment and tag names) and [`FieldKeyText`]: trimmed of
 //!   Unicode whitespace (`char::is_whitespace`), then 1–255 characters
@@ -28,8 +26,7 @@ use utoipa::ToSchema;
     example = "VIP customers",
     pattern = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,253}[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f])?[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
 )]
-#[allow(dead_code)]
-pub struct Name(String);
+pub struct Name(pub String);
 
 /// A field key as written: normalised by trimming, lowercasing and turning
 /// every run of whitespace, `-` or `.` into one `_` (`"First Name"` is
@@ -42,8 +39,7 @@ pub struct Name(String);
     max_length = 255,
     pattern = r"^[^\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]*[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000.\x00-\x1f\x7f-\x9f-][^\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]*$"
 )]
-#[allow(dead_code)]
-pub struct FieldKeyText(String);
+pub struct FieldKeyText(pub String);
 
 /// An email address: trimmed, `local@domain.tld`, at most 254 bytes; the
 /// local part 1–64 bytes; no whitespace or control characters. Compared
@@ -55,38 +51,24 @@ pub struct FieldKeyText(String);
     max_length = 254,
     pattern = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f@]{1,64}@[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f@.-](?:[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f@.]*[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f@.-])?(?:\.[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f@.-](?:[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f@.]*[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f@.-])?)+[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
 )]
-#[allow(dead_code)]
-pub struct EmailText(String);
+pub struct EmailText(pub String);
 
 /// A segment's id: a positive decimal integer, as a string.
 #[derive(Deserialize, ToSchema)]
 #[schema(value_type = String, example = "42", pattern = r"^[0-9]{1,18}$")]
-#[allow(dead_code)]
-pub struct SegmentIdText(String);
+pub struct SegmentIdText(pub String);
 
 /// The site's `site_uuid`, as the Node SDK sends it beside the body's own
 /// key; it must be the query string's when both are given.
 #[derive(Deserialize, ToSchema)]
 #[schema(value_type = String, example = "9f0c2d4e8a7b4c1d9e2f3a4b5c6d7e8f")]
-#[allow(dead_code)]
-pub struct SiteUuidText(String);
-
-/// A body that carries nothing but, optionally, the `site_uuid` (the Node
-/// SDK sends `{"site_uuid":"…"}` with every DELETE).
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct SiteOnlyRequest {
-    #[schema(nullable = false)]
-    site_uuid: Option<SiteUuidText>,
-}
+pub struct SiteUuidText(pub String);
 
 /// A segment's query: `{}` (everyone), `{"foreign": …}` (any JSON, kept
 /// verbatim, never evaluated), or one condition of the query language; at
 /// most 64 KiB as compact JSON, kept exactly as written. In the served
 /// document this placeholder is replaced by the query language's JSON Schema
 /// (also served at `/api/query-language.schema.json`).
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(value_type = Object)]
-#[allow(dead_code)]
-pub struct VisitorEventQuery(serde_json::Value);
+pub struct VisitorEventQuery(pub serde_json::Value);

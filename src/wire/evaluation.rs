@@ -1,0 +1,123 @@
+//! Live evaluation on the wire: the answers of match, members and preview,
+//! the bodies of match and preview, and the members CSV's columns (the
+//! HTTP export and `corral segment members --format csv` write the same).
+//! Stats answer [`corral_core::audience::AudienceCounts`], flat.
+
+use super::audience::SubscriberResource;
+use super::body::{self, BodyError, Given};
+use super::strings::{EmailText, SiteUuidText, VisitorEventQuery};
+use crate::clock::format_ms;
+use crate::segment::FieldErrors;
+use corral_core::audience::Subscriber;
+use corral_core::engine::Node;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Who to match: `{"email"}` or `{"uuid"}`, exactly one of the two.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatchRequest {
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[serde(default)]
+    #[schema(value_type = Option<SiteUuidText>, nullable = false)]
+    pub site_uuid: Given,
+    /// The subscriber's email; give this or `uuid`.
+    #[serde(default)]
+    #[schema(value_type = Option<EmailText>, nullable = false)]
+    pub email: Given,
+    /// The subscriber's `uuid`; give this or `email`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, nullable = false)]
+    pub uuid: Given,
+}
+
+impl MatchRequest {
+    /// Reads the body; unknown keys go to the errors returned beside it.
+    pub fn read(bytes: &[u8]) -> Result<(Self, FieldErrors), BodyError> {
+        body::read(bytes)
+    }
+}
+
+/// Whether one subscriber is in a segment, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MatchResult {
+    pub segment_id: String,
+    pub matched: bool,
+    pub subscriber: SubscriberResource,
+    /// The outcome of every condition of the query, by JSON pointer.
+    pub explanation: Node,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MatchEnvelope {
+    pub data: MatchResult,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembersMeta {
+    /// How many members the segment has now.
+    pub count: i64,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembersPage {
+    pub data: Vec<SubscriberResource>,
+    pub meta: MembersMeta,
+}
+
+/// An unsaved query to try.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[serde(default)]
+    #[schema(value_type = Option<SiteUuidText>, nullable = false)]
+    pub site_uuid: Given,
+    /// The query, as it would be saved: a JSON object of at most 64 KiB
+    /// (see `visitor_event_query` of a segment).
+    #[serde(default)]
+    #[schema(value_type = VisitorEventQuery, required = true)]
+    pub visitor_event_query: Given,
+    /// How many members to show, 0 to 100 (default 10).
+    #[serde(default)]
+    #[schema(value_type = Option<u8>, minimum = 0, maximum = 100, nullable = false)]
+    pub sample: Given,
+}
+
+impl PreviewRequest {
+    /// Reads the body; unknown keys go to the errors returned beside it.
+    pub fn read(bytes: &[u8]) -> Result<(Self, FieldErrors), BodyError> {
+        body::read(bytes)
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Preview {
+    pub user_count: i64,
+    pub subscriber_count: i64,
+    pub unsubscriber_count: i64,
+    /// The first members in subscriber order.
+    pub sample: Vec<SubscriberResource>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewEnvelope {
+    pub data: Preview,
+}
+
+/// The header row of a members CSV.
+pub const MEMBER_CSV_HEADER: [&str; 5] =
+    ["uuid", "email", "created_at", "unsubscribed_at", "fields"];
+
+/// One member's CSV record, in the columns of [`MEMBER_CSV_HEADER`].
+pub fn member_csv_record(s: &Subscriber) -> [String; 5] {
+    [
+        s.uuid.clone(),
+        s.email.clone(),
+        format_ms(s.created_at),
+        s.unsubscribed_at.map(format_ms).unwrap_or_default(),
+        serde_json::to_string(&s.fields).unwrap_or_default(),
+    ]
+}
