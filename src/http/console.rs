@@ -1,13 +1,15 @@
 //! The web console: a single-page application for a site's segments and
 //! subscribers, served by `corral serve` itself at `/` with its assets under
-//! `/console/`. The files (`src/http/console/`: HTML, CSS and plain ES
-//! modules, no build step) are embedded in the binary, so the console needs
-//! nothing installed and works offline. It signs in with a site's keys and
-//! calls only the public API under `/api/v1`, as any client would; these
-//! routes sit outside that API, so neither its authentication nor its rate
-//! limit applies to them. Every answer carries a Content-Security-Policy that
-//! allows only the console's own files and connections to this origin (no
-//! inline script or style), and refuses framing, sniffing and referrers.
+//! `/console/`. The files (`src/http/console/`: HTML, CSS and plain ES modules,
+//! no build step) are embedded in the binary, so the console needs nothing
+//! installed and works offline. The modules carry JSDoc types, which
+//! TypeScript's checker reads in the browser tests (`tests/console/`). It signs
+//! in with a site's keys and calls only the public API under `/api/v1`, as any
+//! client would; these routes sit outside that API, so neither its
+//! authentication nor its rate limit applies to them. Every answer carries a
+//! Content-Security-Policy that allows only the console's own files and
+//! connections to this origin (no inline script or style), and refuses framing,
+//! sniffing and referrers.
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};

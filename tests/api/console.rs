@@ -4,6 +4,7 @@
 
 use crate::helpers::*;
 use reqwest::{Method, StatusCode};
+use std::path::Path;
 
 fn assert_console_headers(response: &reqwest::Response) {
     let headers = response.headers();
@@ -52,6 +53,37 @@ async fn every_console_file_is_served_with_its_type_and_the_headers() {
         assert_eq!(response.headers()["content-type"], content_type, "{path}");
         assert_console_headers(&response);
     }
+}
+
+#[tokio::test]
+async fn every_file_of_the_console_folder_is_served_as_it_is_written() {
+    let app = TestApp::spawn().await;
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http/console");
+    let mut modules = 0;
+    for entry in std::fs::read_dir(&folder).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let route = if name == "index.html" {
+            "/".to_owned()
+        } else {
+            format!("/console/{name}")
+        };
+        let response = app.bare(Method::GET, &route).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{route}: is {name} in the list of src/http/console.rs?"
+        );
+        let served = response.text().await.unwrap();
+        assert_eq!(served, std::fs::read_to_string(&path).unwrap(), "{route}");
+        if name.ends_with(".js") {
+            // TypeScript's checker reads every module (tests/console/tsconfig.json);
+            // the comment also has editors check the file.
+            assert!(served.starts_with("// @ts-check\n"), "{name}");
+            modules += 1;
+        }
+    }
+    assert!(modules >= 10, "only {modules} modules");
 }
 
 #[tokio::test]

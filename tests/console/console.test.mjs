@@ -1,11 +1,14 @@
 // The web console in a real browser: headless Chromium driven by Playwright
-// against `corral serve --demo` (started by run.sh, which sets the
+// against `corral serve --demo` (started by scripts/console.sh, which sets the
 // variables read below). Every expected figure comes from Corral's API, read
-// here with the same demo keys.
+// here with the same demo keys. First, TypeScript's checker reads the
+// console's modules (their JSDoc types, tsconfig.json beside this file).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFile, mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const CONSOLE = process.env.CORRAL_CONSOLE_URL;
@@ -14,7 +17,7 @@ const PK = process.env.CORRAL_PUBLISHABLE_KEY;
 const SK = process.env.CORRAL_SECRET_KEY;
 const SHOTS = process.env.CORRAL_SCREENSHOTS === '1' ? process.env.CORRAL_SCREENSHOT_DIR : null;
 for (const [name, value] of Object.entries({ CORRAL_CONSOLE_URL: CONSOLE, CORRAL_SITE_UUID: SITE, CORRAL_PUBLISHABLE_KEY: PK, CORRAL_SECRET_KEY: SK })) {
-  if (!value) throw new Error(`${name} is not set: run these tests with tests/console/run.sh`);
+  if (!value) throw new Error(`${name} is not set: run these tests with scripts/console.sh`);
 }
 
 // ---- the API, as a plain client -------------------------------------------
@@ -121,6 +124,15 @@ async function listedCounts(page) {
 }
 
 // ---- the tests ----------------------------------------------------------------
+
+test('the console\'s modules pass TypeScript\'s checker (npx tsc --noEmit)', () => {
+  const run = spawnSync('npx', ['tsc', '--noEmit', '-p', 'tsconfig.json'], {
+    cwd: fileURLToPath(new URL('.', import.meta.url)),
+    encoding: 'utf8',
+  });
+  assert.equal(run.error, undefined, `npx tsc could not run: ${run.error}`);
+  assert.equal(run.status, 0, `type errors in src/http/console/:\n${run.stdout}${run.stderr}`);
+});
 
 describe('the console', () => {
   test('signs in with the demo keys, and refuses wrong ones with a clear message', async (t) => {

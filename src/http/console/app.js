@@ -1,3 +1,4 @@
+// @ts-check
 // The console's shell: signed in or not, the top bar, and the hash routes.
 //
 //   #/segments            the site's segments with live counts
@@ -7,19 +8,20 @@
 //   #/segment/ID/edit     the editor
 //   #/subscriber?email=E  a subscriber: fields, tags, segments, events
 
-import { clearCredentials, credentials } from './api.js';
-import { h, replace } from './dom.js';
+import { clearCredentials, credentials, isAbort, statusOf } from './api.js';
+import { byId, errorMessage, h, replace } from './dom.js';
 import { renderSignIn } from './signin.js';
 import { renderSegments } from './segments.js';
 import { renderEditor } from './editor.js';
 import { renderSegment } from './segment.js';
 import { renderSubscriber } from './subscriber.js';
 
-const main = document.getElementById('main');
-const bar = document.getElementById('bar');
+const main = byId('main');
+const bar = byId('bar');
 
 // Each render gets a signal that is aborted when another route starts, so a
 // slow answer for a page no longer shown changes nothing.
+/** @type {AbortController | null} */
 let current = null;
 
 function parseHash() {
@@ -29,12 +31,19 @@ function parseHash() {
   return { parts, params: new URLSearchParams(search) };
 }
 
+/**
+ * @param {string} href
+ * @param {string} text
+ * @param {boolean} active
+ */
 function navLink(href, text, active) {
   return h('a', { href, class: active ? 'active' : null, 'aria-current': active ? 'page' : null, text });
 }
 
+/** @param {string | undefined} section */
 function renderBar(section) {
   const c = credentials();
+  if (!c) return;
   bar.hidden = false;
   replace(
     bar,
@@ -93,14 +102,14 @@ async function route() {
       replace(view, h('h1', { tabindex: '-1', text: 'Not found' }), h('p', {}, 'No such page. ', h('a', { href: '#/segments', text: 'See the segments' }), '.'));
     }
   } catch (e) {
-    if (e.name === 'AbortError') return;
-    if (e.status === 401) {
+    if (isAbort(e)) return;
+    if (statusOf(e) === 401) {
       // The keys stopped working (revoked): back to the sign-in form.
       clearCredentials();
       route();
       return;
     }
-    view.append(h('div', { class: 'notice error', role: 'alert', text: e.message }));
+    view.append(h('div', { class: 'notice error', role: 'alert', text: errorMessage(e) }));
   }
   if (!signal.aborted) {
     const heading = view.querySelector('h1');

@@ -1,3 +1,4 @@
+// @ts-check
 // The condition builder's small parts, shared by the modules of each kind of
 // condition: text boxes, selects and buttons that carry a focus key (so a
 // redraw can put the focus back on the control that had it), the slot where

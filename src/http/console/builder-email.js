@@ -1,3 +1,4 @@
+// @ts-check
 // The `email` condition in the builder: a subscriber's email address tested
 // with text operators (`{"email": {"domain": "example.com"}}`). The text
 // operators are the grammar's for an address: equality, a list, parts of

@@ -1,3 +1,4 @@
+// @ts-check
 // The `event` condition in the builder: a subscriber's events of a type,
 // narrowed to a time window (`when`) and to details that match (`where`,
 // value operators on each detail path), then tested by how many there are

@@ -1,3 +1,4 @@
+// @ts-check
 // The `field` condition in the builder: a custom field's key and the value
 // operators that test it (`{"field": {"key": "plan", "equals": "pro"}}`).
 // Value operators take any type: text, number, time, whether the value

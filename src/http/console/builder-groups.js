@@ -1,3 +1,4 @@
+// @ts-check
 // The conditions that combine others in the builder: `all` (every one
 // holds), `any` (at least one holds), `not` (the one inside does not hold)
 // and `groups` (Bento's form: any group holds, a group holding when all its

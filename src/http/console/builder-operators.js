@@ -1,3 +1,4 @@
+// @ts-check
 // Operator objects in the condition builder: `{"at_least": 2}`,
 // `{"within_last": {"days": 30}}` and the like, one row per operator with a
 // select of the operators its family allows and an editor for its operand.

@@ -1,3 +1,4 @@
+// @ts-check
 // The `segment` condition in the builder: membership of another saved
 // segment of the site (`{"segment": {"member_of": "42"}}`), chosen by name.
 

@@ -1,3 +1,4 @@
+// @ts-check
 // The conditions on a subscriber's own record in the builder: `subscribed`
 // (true for subscribed, false for unsubscribed) and `created` (when the
 // subscriber was first seen, with time operators). The time operators are

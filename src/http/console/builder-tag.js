@@ -1,3 +1,4 @@
+// @ts-check
 // The `tag` condition in the builder: whether a subscriber has a tag, or
 // any, all or none of several (`{"tag": {"any_of": ["vip", "trial"]}}`).
 

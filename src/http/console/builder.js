@@ -1,3 +1,4 @@
+// @ts-check
 // The condition builder: every construct of the query language as controls,
 // kept in step with the query object it edits. This module is its core: the
 // kinds of condition (each drawn by a module of its own: builder-groups.js,

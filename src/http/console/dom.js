@@ -1,19 +1,36 @@
+// @ts-check
 // Small helpers to build the page from elements (never from markup strings),
 // and to format what the API answers.
+
+/**
+ * What `h` and `replace` take as children: nodes, text, or lists of them;
+ * null, undefined and false are skipped.
+ * @typedef {Node | string | number | null | undefined | false | Child[]} Child
+ */
+
+/**
+ * What `h` takes as attributes.
+ * @typedef {{ [name: string]: string | number | boolean | null | undefined | DOMStringMap | ((event: Event) => void) }} Attrs
+ */
 
 /**
  * Creates an element. `attrs`: `class`, `text`, `on<Event>` handlers,
  * `dataset` (an object), booleans for boolean attributes, strings for the rest.
  * Children are nodes, strings, or arrays of them; null and false are skipped.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Attrs | null} [attrs]
+ * @param {...Child} children
+ * @returns {HTMLElementTagNameMap[K]}
  */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === null || value === undefined || value === false) continue;
-    if (key === 'class') el.className = value;
-    else if (key === 'text') el.textContent = value;
+    if (key === 'class') el.className = String(value);
+    else if (key === 'text') el.textContent = String(value);
     else if (key === 'dataset') Object.assign(el.dataset, value);
-    else if (key === 'value') el.value = value;
+    else if (key === 'value') /** @type {HTMLInputElement} */ (el).value = String(value);
     else if (key.startsWith('on') && typeof value === 'function') {
       el.addEventListener(key.slice(2).toLowerCase(), value);
     } else if (value === true) el.setAttribute(key, '');
@@ -23,6 +40,10 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/**
+ * @param {Element} el
+ * @param {Child[]} children
+ */
 function append(el, children) {
   for (const child of children) {
     if (child === null || child === undefined || child === false) continue;
@@ -31,7 +52,13 @@ function append(el, children) {
   }
 }
 
-/** Replaces every child of `el`. */
+/**
+ * Replaces every child of `el`.
+ * @template {Element} E
+ * @param {E} el
+ * @param {...Child} children
+ * @returns {E}
+ */
 export function replace(el, ...children) {
   el.replaceChildren();
   append(el, children);
@@ -39,13 +66,23 @@ export function replace(el, ...children) {
 }
 
 let uid = 0;
-/** A fresh id for tying a label to its control. */
+/**
+ * A fresh id for tying a label to its control.
+ * @param {string} [prefix]
+ * @returns {string}
+ */
 export function nextId(prefix = 'c') {
   uid += 1;
   return `${prefix}-${uid}`;
 }
 
-/** A labelled control: `<label for>` and the control, wrapped. */
+/**
+ * A labelled control: `<label for>` and the control, wrapped.
+ * @param {string} text
+ * @param {HTMLElement} control
+ * @param {string} [hint]
+ * @returns {HTMLDivElement}
+ */
 export function labelled(text, control, hint) {
   if (!control.id) control.id = nextId('f');
   const hintEl = hint ? h('span', { class: 'hint', id: `${control.id}-hint`, text: hint }) : null;
@@ -54,11 +91,21 @@ export function labelled(text, control, hint) {
 }
 
 const numberFormat = new Intl.NumberFormat('en');
+
+/**
+ * A count with thousands separators; a dash when it is not a number.
+ * @param {unknown} n
+ * @returns {string}
+ */
 export function count(n) {
   return typeof n === 'number' ? numberFormat.format(n) : '—';
 }
 
-/** `2026-11-26T09:00:00.000Z` → a short local date and time. */
+/**
+ * `2026-11-26T09:00:00.000Z` → a short local date and time.
+ * @param {string | null | undefined} iso
+ * @returns {string}
+ */
 export function when(iso) {
   if (!iso) return '';
   const d = new Date(iso);
@@ -66,42 +113,92 @@ export function when(iso) {
   return d.toLocaleString('en', { dateStyle: 'medium', timeStyle: 'short' });
 }
 
-/** A `<time>` element showing `iso` locally, with the exact value as its title. */
+/**
+ * A `<time>` element showing `iso` locally, with the exact value as its title.
+ * @param {string | null | undefined} iso
+ * @returns {HTMLTimeElement}
+ */
 export function time(iso) {
   return h('time', { datetime: iso, title: iso, text: when(iso) });
 }
 
-/** A short-lived message at the bottom of the screen, read out by screen readers. */
+/**
+ * The element of the page (index.html) with this id.
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+export function byId(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`The page has no #${id}.`);
+  return el;
+}
+
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let toastTimer;
+
+/**
+ * A short-lived message at the bottom of the screen, read out by screen readers.
+ * @param {string} message
+ */
 export function toast(message) {
-  const el = document.getElementById('toast');
+  const el = byId('toast');
   el.textContent = message;
   el.classList.add('shown');
-  clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => el.classList.remove('shown'), 5000);
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => el.classList.remove('shown'), 5000);
 }
 
-/** A message box for an error, with `role="alert"` so it is announced. */
+/**
+ * What an error says: its message, or the thing thrown as text.
+ * @param {unknown} error
+ * @returns {string}
+ */
+export function errorMessage(error) {
+  return (error instanceof Error && error.message) || String(error);
+}
+
+/**
+ * A message box for an error, with `role="alert"` so it is announced.
+ * @param {unknown} error
+ * @returns {HTMLDivElement}
+ */
 export function errorBox(error) {
-  return h('div', { class: 'notice error', role: 'alert' }, error?.message || String(error));
+  return h('div', { class: 'notice error', role: 'alert' }, errorMessage(error));
 }
 
-/** A loading line, announced politely. */
+/**
+ * A loading line, announced politely.
+ * @param {string} [text]
+ * @returns {HTMLParagraphElement}
+ */
 export function loading(text = 'Loading…') {
   return h('p', { class: 'muted loading', role: 'status', text });
 }
 
-/** Calls `fn` once `ms` have passed without another call. */
+/**
+ * Calls `fn` once `ms` have passed without another call; `cancel` drops a
+ * call that is waiting.
+ * @template {unknown[]} A
+ * @param {(...args: A) => void} fn
+ * @param {number} ms
+ * @returns {((...args: A) => void) & { cancel: () => void }}
+ */
 export function debounce(fn, ms) {
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
   let timer;
+  /** @param {A} args */
   const wrapped = (...args) => {
     clearTimeout(timer);
     timer = setTimeout(() => fn(...args), ms);
   };
-  wrapped.cancel = () => clearTimeout(timer);
-  return wrapped;
+  return Object.assign(wrapped, { cancel: () => clearTimeout(timer) });
 }
 
-/** A route's hash for a subscriber page. */
+/**
+ * A route's hash for a subscriber page.
+ * @param {string} email
+ * @returns {string}
+ */
 export function subscriberHref(email) {
   return `#/subscriber?email=${encodeURIComponent(email)}`;
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // The segment editor: name, description and query, with the condition
 // builder and the raw JSON side by side and kept in step. As the query
 // changes, the preview endpoint gives the live count and a sample of members
@@ -6,14 +7,24 @@
 // existing segment sends If-Match, so a change saved meanwhile by someone
 // else is never overwritten silently.
 
-import { api, queryPointer } from './api.js';
+import { ApiError, api, isAbort, queryPointer, statusOf } from './api.js';
 import { createBuilder, escapePointer } from './builder.js';
-import { count, debounce, errorBox, h, labelled, loading, replace, subscriberHref, toast } from './dom.js';
+import { count, debounce, errorBox, errorMessage, h, labelled, loading, replace, subscriberHref, toast } from './dom.js';
+
+/** @typedef {import('./api.js').Counts} Counts */
+/** @typedef {import('./api.js').FieldError} FieldError */
+/** @typedef {import('./api.js').Segment} Segment */
+/** @typedef {{ pointer: string, message: string }} QueryError */
 
 const PREVIEW_DELAY_MS = 400;
 
-/** Where each value of a JSON text starts and ends, by JSON pointer. */
+/**
+ * Where each value of a JSON text starts and ends, by JSON pointer.
+ * @param {string} text
+ * @returns {Map<string, [number, number]>}
+ */
 export function jsonPositions(text) {
+  /** @type {Map<string, [number, number]>} */
   const places = new Map();
   let i = 0;
   const space = () => {
@@ -26,6 +37,10 @@ export function jsonPositions(text) {
     i += 1;
     return JSON.parse(text.slice(start, i));
   };
+  /**
+   * @param {string} pointer
+   * @param {number} [from]
+   */
   const value = (pointer, from) => {
     space();
     const start = from ?? i;
@@ -72,18 +87,30 @@ export function jsonPositions(text) {
   return places;
 }
 
+/**
+ * @param {string} text
+ * @param {number} offset
+ */
 function lineOf(text, offset) {
   return text.slice(0, offset).split('\n').length;
 }
 
+/**
+ * The editor of the segment `id`, or of a new segment (`id` null), in `view`.
+ * @param {HTMLElement} view
+ * @param {{ id: string | null, signal: AbortSignal }} options
+ */
 export async function renderEditor(view, { id, signal }) {
   replace(view, loading(id ? 'Loading the segment…' : 'Loading…'));
   const [list, existing] = await Promise.all([
     api('GET', '/fetch/segments', { signal }),
     id ? api('GET', `/fetch/segments/${id}`, { signal }) : null,
   ]);
-  const others = list.data.data.filter((s) => s.id !== id).map((s) => ({ id: s.id, name: s.attributes.name }));
+  /** @type {Segment[]} */
+  const listed = list.data.data;
+  const others = listed.filter((s) => s.id !== id).map((s) => ({ id: s.id, name: s.attributes.name }));
   let etag = existing ? existing.etag : null;
+  /** @type {Segment | null} */
   const segment = existing ? existing.data.data : null;
   const initial = segment ? segment.attributes.visitor_event_query : { all: [] };
 
@@ -118,7 +145,7 @@ export async function renderEditor(view, { id, signal }) {
     } catch (e) {
       jsonValid = false;
       json.setAttribute('aria-invalid', 'true');
-      replace(jsonStatus, h('p', { class: 'field-error', text: `Not valid JSON yet: ${e.message}` }));
+      replace(jsonStatus, h('p', { class: 'field-error', text: `Not valid JSON yet: ${errorMessage(e)}` }));
       schedulePreview.cancel();
       return;
     }
@@ -135,6 +162,7 @@ export async function renderEditor(view, { id, signal }) {
     schedulePreview();
   });
 
+  /** @param {QueryError[]} errors */
   function showQueryErrors(errors) {
     builder.showErrors(errors);
     if (!errors.length) {
@@ -159,6 +187,7 @@ export async function renderEditor(view, { id, signal }) {
   }
 
   let previewSeq = 0;
+  /** @type {AbortController | null} */
   let inFlight = null;
   const schedulePreview = debounce(runPreview, PREVIEW_DELAY_MS);
 
@@ -176,18 +205,20 @@ export async function renderEditor(view, { id, signal }) {
       });
       if (seq !== previewSeq) return;
       showQueryErrors([]);
+      /** @type {Counts} */
       const p = data.data;
+      const sample = p.sample || [];
       replace(preview,
         h('p', { class: 'live-count' },
           h('strong', { dataset: { liveCount: String(p.user_count) }, text: `${count(p.user_count)} member${p.user_count === 1 ? '' : 's'}` }),
           ` (${count(p.subscriber_count)} subscribed, ${count(p.unsubscriber_count)} unsubscribed)`),
-        p.sample.length
-          ? h('div', {}, h('h3', { text: `First ${p.sample.length}` }),
-            h('ul', { class: 'sample' }, p.sample.map((s) => h('li', {}, h('a', { href: subscriberHref(s.attributes.email), text: s.attributes.email })))))
+        sample.length
+          ? h('div', {}, h('h3', { text: `First ${sample.length}` }),
+            h('ul', { class: 'sample' }, sample.map((s) => h('li', {}, h('a', { href: subscriberHref(s.attributes.email), text: s.attributes.email })))))
           : h('p', { class: 'muted', text: 'Nobody matches this query now.' }));
     } catch (e) {
-      if (e.name === 'AbortError' || seq !== previewSeq) return;
-      const errors = e.status === 422 ? queryErrors(e.fieldErrors) : [];
+      if (isAbort(e) || seq !== previewSeq) return;
+      const errors = e instanceof ApiError && e.status === 422 ? queryErrors(e.fieldErrors) : [];
       if (errors.length) {
         showQueryErrors(errors);
         replace(preview, h('p', { class: 'muted', text: `No count while the query has ${errors.length === 1 ? 'a problem' : `${errors.length} problems`} (shown where they are).` }));
@@ -199,10 +230,19 @@ export async function renderEditor(view, { id, signal }) {
     }
   }
 
+  /**
+   * The errors of the query's fields, each at its pointer in the query.
+   * @param {FieldError[]} fieldErrors
+   * @returns {QueryError[]}
+   */
   function queryErrors(fieldErrors) {
-    return fieldErrors
-      .map((f) => ({ pointer: queryPointer(f.field), message: f.message }))
-      .filter((f) => f.pointer !== null);
+    /** @type {QueryError[]} */
+    const errors = [];
+    for (const f of fieldErrors) {
+      const pointer = queryPointer(f.field);
+      if (pointer !== null) errors.push({ pointer, message: f.message });
+    }
+    return errors;
   }
 
   const form = h('form', { class: 'editor', novalidate: true },
@@ -249,14 +289,14 @@ export async function renderEditor(view, { id, signal }) {
       location.hash = `#/segment/${answer.data.data.id}`;
     } catch (e) {
       save.disabled = false;
-      if (e.status === 412) {
+      if (statusOf(e) === 412) {
         const reload = h('button', { type: 'button', class: 'secondary', text: 'Load their version' });
         reload.addEventListener('click', () => window.dispatchEvent(new HashChangeEvent('hashchange')));
         replace(message, h('div', { class: 'notice error', role: 'alert' },
-          h('p', { text: `${e.message} Copy your query from the JSON if you want to keep it, then load their version and apply your changes again.` }), reload));
+          h('p', { text: `${errorMessage(e)} Copy your query from the JSON if you want to keep it, then load their version and apply your changes again.` }), reload));
         return;
       }
-      if (e.status === 422 && e.fieldErrors.length) {
+      if (e instanceof ApiError && e.status === 422 && e.fieldErrors.length) {
         const general = [];
         for (const f of e.fieldErrors) {
           if (f.field === 'name') {

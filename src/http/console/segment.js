@@ -1,16 +1,28 @@
+// @ts-check
 // A segment's page: its live counts, its members a page at a time (with the
 // API's cursor), a CSV export of every member, and "Why?": the explanation
 // of whether one subscriber is a member.
 
-import { api } from './api.js';
-import { count, errorBox, h, labelled, loading, replace, subscriberHref, time, toast } from './dom.js';
+import { api, isAbort, statusOf } from './api.js';
+import { count, errorBox, errorMessage, h, labelled, loading, replace, subscriberHref, time, toast } from './dom.js';
 import { explanationTree } from './explain.js';
+
+/** @typedef {import('./api.js').Counts} Counts */
+/** @typedef {import('./api.js').Segment} Segment */
+/** @typedef {import('./api.js').Subscriber} Subscriber */
+/** @typedef {import('./explain.js').ExplanationNode} ExplanationNode */
 
 const PAGE = 25;
 
+/**
+ * The page of the segment `id`, in `view`.
+ * @param {HTMLElement} view
+ * @param {{ id: string, signal: AbortSignal }} options
+ */
 export async function renderSegment(view, { id, signal }) {
   replace(view, loading('Loading the segment…'));
   const { data } = await api('GET', `/fetch/segments/${id}`, { signal });
+  /** @type {Segment} */
   const segment = data.data;
   const a = segment.attributes;
   const counts = h('div', { class: 'counts', 'aria-live': 'polite' }, loading('Counting…'));
@@ -38,6 +50,7 @@ export async function renderSegment(view, { id, signal }) {
 
   const load = async () => {
     try {
+      /** @type {{ data: Counts }} */
       const { data: stats } = await api('GET', '/stats/segment', { params: { segment_id: id }, signal });
       replace(counts,
         h('dl', { class: 'stat-grid' },
@@ -45,23 +58,36 @@ export async function renderSegment(view, { id, signal }) {
           stat('Subscribed', stats.subscriber_count, 'subscribed'),
           stat('Unsubscribed', stats.unsubscriber_count, 'unsubscribed')));
     } catch (e) {
-      if (e.name !== 'AbortError') replace(counts, errorBox(e));
+      if (!isAbort(e)) replace(counts, errorBox(e));
     }
   };
   await Promise.all([load(), members(id, membersBox, signal)]);
 }
 
+/**
+ * @param {string} label
+ * @param {number} value
+ * @param {string} key
+ */
 function stat(label, value, key) {
   return h('div', { class: 'stat' }, h('dt', { text: label }), h('dd', { dataset: { count: key }, text: count(value) }));
 }
 
-/** The members table, paged with the API's cursor (a stack of them to go back). */
+/**
+ * The members table, paged with the API's cursor (a stack of them to go back).
+ * @param {string} id
+ * @param {HTMLElement} box
+ * @param {AbortSignal} signal
+ */
 async function members(id, box, signal) {
+  /** @type {(string | null)[]} */
   const cursors = [null];
+  /** @param {number} index */
   const show = async (index) => {
     replace(box, loading('Loading members…'));
     try {
       const { data } = await api('GET', `/fetch/segments/${id}/members`, { params: { limit: PAGE, cursor: cursors[index] }, signal });
+      /** @type {Subscriber[]} */
       const page = data.data;
       if (!page.length && index === 0) {
         replace(box, h('p', { class: 'empty', text: 'Nobody is in this segment now.' }));
@@ -84,17 +110,23 @@ async function members(id, box, signal) {
               h('td', { class: 'fields' }, s.attributes.fields ? Object.entries(s.attributes.fields).map(([k, v]) => h('span', { class: 'chip', text: `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}` })) : '')))))),
         h('div', { class: 'pager' }, prev, next));
     } catch (e) {
-      if (e.name !== 'AbortError') replace(box, errorBox(e));
+      if (!isAbort(e)) replace(box, errorBox(e));
     }
   };
   await show(0);
 }
 
-/** Downloads every member as CSV: fetched with the keys in a header, saved from a Blob. */
+/**
+ * Downloads every member as CSV: fetched with the keys in a header, saved from a Blob.
+ * @param {string} id
+ * @param {HTMLButtonElement} button
+ * @param {HTMLElement} status
+ */
 async function exportCsv(id, button, status) {
   button.disabled = true;
   replace(status, 'Exporting…');
   try {
+    /** @type {{ data: Blob }} */
     const { data: blob } = await api('GET', `/fetch/segments/${id}/members.csv`, { blob: true });
     const href = URL.createObjectURL(blob);
     const link = h('a', { href, download: `segment-${id}-members.csv`, class: 'visually-hidden', text: 'download' });
@@ -110,6 +142,13 @@ async function exportCsv(id, button, status) {
   }
 }
 
+/**
+ * Asks before discarding the segment, in `box` (where `discardButton` was).
+ * @param {string} id
+ * @param {string} name
+ * @param {HTMLElement} box
+ * @param {HTMLButtonElement} discardButton
+ */
 function confirmDiscard(id, name, box, discardButton) {
   const yes = h('button', { type: 'button', class: 'danger', text: 'Discard segment' });
   const no = h('button', { type: 'button', class: 'secondary', text: 'Keep it' });
@@ -127,13 +166,16 @@ function confirmDiscard(id, name, box, discardButton) {
       location.hash = '#/segments';
     } catch (e) {
       yes.disabled = false;
-      replace(problem, ` ${e.message}`);
+      replace(problem, ` ${errorMessage(e)}`);
     }
   });
   yes.focus();
 }
 
-/** "Why?": whether a subscriber is a member, and the outcome of every condition. */
+/**
+ * "Why?": whether a subscriber is a member, and the outcome of every condition.
+ * @param {string} id
+ */
 function whyPanel(id) {
   const email = h('input', { type: 'email', name: 'email', autocomplete: 'off', spellcheck: 'false', required: true });
   const result = h('div', { class: 'why-result', 'aria-live': 'polite' });
@@ -149,6 +191,7 @@ function whyPanel(id) {
     replace(result, loading('Explaining…'));
     try {
       const { data } = await api('POST', `/fetch/segments/${id}/match`, { body: { email: address } });
+      /** @type {{ matched: boolean, subscriber: Subscriber, explanation: ExplanationNode }} */
       const m = data.data;
       replace(result,
         h('p', { class: m.matched ? 'verdict yes' : 'verdict no', dataset: { matched: String(m.matched) } },
@@ -156,7 +199,7 @@ function whyPanel(id) {
           m.matched ? ' is in this segment.' : ' is not in this segment.'),
         explanationTree(m.explanation));
     } catch (e) {
-      replace(result, e.status === 404 && /Subscriber/.test(e.message)
+      replace(result, statusOf(e) === 404 && /Subscriber/.test(errorMessage(e))
         ? h('p', { class: 'notice', role: 'alert', text: `No subscriber with the email ${address} on this site.` })
         : errorBox(e));
     }

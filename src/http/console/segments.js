@@ -1,15 +1,30 @@
+// @ts-check
 // The site's segments in Bento's order, each with its live counts, and the
 // discarded ones on their own tab, with restore.
 
-import { api } from './api.js';
-import { count, errorBox, h, loading, replace, time, toast } from './dom.js';
+import { api, isAbort, statusOf } from './api.js';
+import { count, errorBox, errorMessage, h, loading, replace, time, toast } from './dom.js';
 
+/** @typedef {import('./api.js').Segment} Segment */
+/** @typedef {import('./api.js').Counts} Counts */
+
+/** @param {boolean} discarded */
 function tabs(discarded) {
+  /**
+   * @param {string} href
+   * @param {string} text
+   * @param {boolean} active
+   */
   const tab = (href, text, active) =>
     h('a', { href, class: active ? 'tab active' : 'tab', 'aria-current': active ? 'page' : null, text });
   return h('nav', { class: 'tabs', 'aria-label': 'Which segments' }, tab('#/segments', 'Segments', !discarded), tab('#/discarded', 'Discarded', discarded));
 }
 
+/**
+ * The list of segments (or of the discarded ones), in `view`.
+ * @param {HTMLElement} view
+ * @param {{ discarded: boolean, signal: AbortSignal }} options
+ */
 export async function renderSegments(view, { discarded, signal }) {
   const status = h('div', { 'aria-live': 'polite' });
   replace(
@@ -21,6 +36,7 @@ export async function renderSegments(view, { discarded, signal }) {
   const list = h('div', {}, loading('Loading segments…'));
   view.append(list);
   const { data } = await api('GET', '/fetch/segments', { params: discarded ? { state: 'discarded' } : {}, signal });
+  /** @type {Segment[]} */
   const segments = data.data;
   if (segments.length === 0) {
     replace(
@@ -65,23 +81,26 @@ export async function renderSegments(view, { discarded, signal }) {
   const queue = [...rows];
   const worker = async () => {
     while (queue.length && !signal.aborted) {
-      const { s, cells } = queue.shift();
+      const next = queue.shift();
+      if (!next) return;
+      const { s, cells } = next;
       try {
         const { data } = await api('POST', '/fetch/segments/preview', {
           body: { visitor_event_query: s.attributes.visitor_event_query, sample: 0 },
           signal,
         });
+        /** @type {Counts} */
         const stats = data.data;
         replace(cells.members, count(stats.user_count));
         replace(cells.subscribed, count(stats.subscriber_count));
         replace(cells.unsubscribed, count(stats.unsubscriber_count));
       } catch (e) {
-        if (e.name === 'AbortError') return;
-        const reason = e.status === 422 ? 'Not evaluable' : 'Unavailable';
-        replace(cells.members, h('span', { class: 'muted', title: e.message, text: reason }));
-        if (e.status === 429 && !limited) {
+        if (isAbort(e)) return;
+        const reason = statusOf(e) === 422 ? 'Not evaluable' : 'Unavailable';
+        replace(cells.members, h('span', { class: 'muted', title: errorMessage(e), text: reason }));
+        if (statusOf(e) === 429 && !limited) {
           limited = true;
-          status.append(h('div', { class: 'notice warning', role: 'alert', text: `Counts: ${e.message}` }));
+          status.append(h('div', { class: 'notice warning', role: 'alert', text: `Counts: ${errorMessage(e)}` }));
         }
       }
     }
@@ -89,6 +108,11 @@ export async function renderSegments(view, { discarded, signal }) {
   await Promise.all([worker(), worker(), worker()]);
 }
 
+/**
+ * The discarded segments, each with Restore; a failure is shown in `status`.
+ * @param {Segment[]} segments
+ * @param {HTMLElement} status
+ */
 function discardedTable(segments, status) {
   const body = h('tbody');
   for (const s of segments) {

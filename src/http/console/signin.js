@@ -1,9 +1,15 @@
+// @ts-check
 // Signing in: the site's UUID and key pair, checked against the API before
 // they are kept (in this tab's sessionStorage only).
 
-import { api, saveCredentials } from './api.js';
-import { h, labelled, replace } from './dom.js';
+import { api, saveCredentials, statusOf } from './api.js';
+import { errorMessage, h, labelled, replace } from './dom.js';
 
+/**
+ * The sign-in form, in `main`; `done` is called once the keys are kept.
+ * @param {HTMLElement} main
+ * @param {() => void} done
+ */
 export function renderSignIn(main, done) {
   const uuid = h('input', { name: 'site_uuid', autocomplete: 'off', spellcheck: 'false', required: true });
   const pk = h('input', { name: 'publishable_key', autocomplete: 'username', spellcheck: 'false', required: true });
@@ -24,7 +30,9 @@ export function renderSignIn(main, done) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const candidate = { siteUuid: uuid.value.trim(), publishableKey: pk.value.trim(), secretKey: sk.value.trim() };
-    const empty = [[uuid, 'Site UUID'], [pk, 'Publishable key'], [sk, 'Secret key']].filter(([input]) => !input.value.trim());
+    /** @type {[HTMLInputElement, string][]} */
+    const fields = [[uuid, 'Site UUID'], [pk, 'Publishable key'], [sk, 'Secret key']];
+    const empty = fields.filter(([input]) => !input.value.trim());
     for (const input of [uuid, pk, sk]) input.removeAttribute('aria-invalid');
     if (empty.length) {
       for (const [input] of empty) input.setAttribute('aria-invalid', 'true');
@@ -39,12 +47,12 @@ export function renderSignIn(main, done) {
       saveCredentials(candidate);
       done();
     } catch (e) {
-      const text = e.status === 401
+      const text = statusOf(e) === 401
         ? 'Wrong site UUID or keys: Corral did not accept them. Check all three values and try again.'
-        : e.message;
+        : errorMessage(e);
       replace(message, h('p', { class: 'notice error', role: 'alert', text }));
       button.disabled = false;
-      (e.status === 401 ? sk : button).focus();
+      (statusOf(e) === 401 ? sk : button).focus();
     }
   });
   replace(main, form);

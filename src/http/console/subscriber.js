@@ -1,9 +1,20 @@
+// @ts-check
 // A subscriber's page, found by email: fields, tags, subscription state, the
 // segments they are in now and their most recent events.
 
-import { api } from './api.js';
+import { api, isAbort } from './api.js';
 import { errorBox, h, labelled, loading, replace, subscriberHref, time } from './dom.js';
 
+/** @typedef {import('./api.js').Segment} Segment */
+/** @typedef {import('./api.js').Subscriber} Subscriber */
+/** @typedef {import('./api.js').SubscriberEvent} SubscriberEvent */
+/** @typedef {import('./api.js').Tag} Tag */
+
+/**
+ * The subscriber of `email` (or the form to find one), in `view`.
+ * @param {HTMLElement} view
+ * @param {{ email: string, signal: AbortSignal }} options
+ */
 export async function renderSubscriber(view, { email, signal }) {
   const input = h('input', { type: 'email', name: 'email', autocomplete: 'off', spellcheck: 'false', value: email });
   const form = h('form', { class: 'inline-form', role: 'search', novalidate: true },
@@ -22,6 +33,7 @@ export async function renderSubscriber(view, { email, signal }) {
   }
   replace(result, loading('Looking up the subscriber…'));
   const { data } = await api('GET', '/fetch/subscribers', { params: { email }, signal });
+  /** @type {Subscriber | null} */
   const subscriber = data.data;
   if (!subscriber) {
     replace(result, h('p', { class: 'notice', role: 'status', text: `No subscriber with the email ${email} on this site.` }));
@@ -51,37 +63,43 @@ export async function renderSubscriber(view, { email, signal }) {
   const loadSegments = async () => {
     try {
       const { data: list } = await api('GET', '/fetch/subscribers/segments', { params: { email }, signal });
-      replace(segmentsBox, list.data.length
-        ? h('ul', { class: 'segment-list' }, list.data.map((seg) => h('li', { dataset: { segmentId: seg.id } },
+      /** @type {Segment[]} */
+      const segments = list.data;
+      replace(segmentsBox, segments.length
+        ? h('ul', { class: 'segment-list' }, segments.map((seg) => h('li', { dataset: { segmentId: seg.id } },
           h('a', { href: `#/segment/${seg.id}`, text: seg.attributes.name }))))
         : h('p', { class: 'muted', text: 'In no segment now.' }));
     } catch (e) {
-      if (e.name !== 'AbortError') replace(segmentsBox, errorBox(e));
+      if (!isAbort(e)) replace(segmentsBox, errorBox(e));
     }
   };
   const loadEvents = async () => {
     try {
       const { data: list } = await api('GET', '/fetch/subscribers/events', { params: { email, limit: 20 }, signal });
-      replace(eventsBox, list.data.length
+      /** @type {SubscriberEvent[]} */
+      const events = list.data;
+      replace(eventsBox, events.length
         ? h('div', { class: 'table-wrap' }, h('table', { class: 'events' },
           h('thead', {}, h('tr', {}, ['When', 'Type', 'Details'].map((t) => h('th', { scope: 'col', text: t })))),
-          h('tbody', {}, list.data.map((ev) => h('tr', {},
+          h('tbody', {}, events.map((ev) => h('tr', {},
             h('td', {}, time(ev.attributes.occurred_at)),
             h('th', { scope: 'row' }, h('code', { text: ev.attributes.type })),
             h('td', {}, h('code', { class: 'details', text: JSON.stringify(ev.attributes.details) })))))))
         : h('p', { class: 'muted', text: 'No events.' }));
     } catch (e) {
-      if (e.name !== 'AbortError') replace(eventsBox, errorBox(e));
+      if (!isAbort(e)) replace(eventsBox, errorBox(e));
     }
   };
   const loadTags = async () => {
     if (!s.cached_tag_ids.length) return;
     try {
       const { data: list } = await api('GET', '/fetch/tags', { signal });
-      const names = new Map(list.data.map((t) => [t.id, t.attributes.name]));
+      /** @type {Tag[]} */
+      const tags = list.data;
+      const names = new Map(tags.map((t) => [t.id, t.attributes.name]));
       replace(tagsBox, h('ul', { class: 'chips' }, s.cached_tag_ids.map((tid) => h('li', { class: 'chip', text: names.get(tid) || `#${tid}` }))));
     } catch (e) {
-      if (e.name !== 'AbortError') replace(tagsBox, errorBox(e));
+      if (!isAbort(e)) replace(tagsBox, errorBox(e));
     }
   };
   await Promise.all([loadSegments(), loadEvents(), loadTags()]);
