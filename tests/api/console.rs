@@ -1,8 +1,11 @@
 //! The web console's files: served at `/` and `/console/…` without
 //! credentials, with the security headers, while the API beside them still
-//! asks for its keys.
+//! asks for its keys. And the parser's vocabulary, kept in
+//! `tests/console/vocabulary.json` for the browser tests, which build every
+//! operator it lists in the console's builder.
 
 use crate::helpers::*;
+use corral_core::query::parse::VOCABULARY;
 use reqwest::{Method, StatusCode};
 use std::path::Path;
 
@@ -84,6 +87,29 @@ async fn every_file_of_the_console_folder_is_served_as_it_is_written() {
         }
     }
     assert!(modules >= 10, "only {modules} modules");
+}
+
+/// The file the browser tests read: every operator it lists is built in the
+/// console's builder, and the query it makes is sent to the server.
+const VOCABULARY_FILE: &str = "tests/console/vocabulary.json";
+
+#[test]
+fn the_vocabulary_the_builder_is_tested_on_is_the_parsers() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(VOCABULARY_FILE);
+    let rendered = serde_json::to_string_pretty(&VOCABULARY).unwrap() + "\n";
+    if std::env::var_os("CORRAL_UPDATE_VOCABULARY").is_some() {
+        std::fs::write(&path, &rendered).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == rendered,
+        "{VOCABULARY_FILE} is not what the query parser accepts (VOCABULARY in \
+         crates/corral-core/src/query/parse.rs). Write it again with \
+         `CORRAL_UPDATE_VOCABULARY=1 cargo test --test api console::the_vocabulary`, \
+         then run the browser tests (tests/console/), which fail until the console's \
+         builder can build every operator it lists.\n--- the parser's:\n{rendered}"
+    );
 }
 
 #[tokio::test]

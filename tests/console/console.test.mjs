@@ -2,7 +2,9 @@
 // against `corral serve --demo` (started by scripts/console.sh, which sets the
 // variables read below). Every expected figure comes from Corral's API, read
 // here with the same demo keys. First, TypeScript's checker reads the
-// console's modules (their JSDoc types, tsconfig.json beside this file).
+// console's modules (their JSDoc types, tsconfig.json beside this file), and
+// last, the builder is made to build every operator the query parser accepts
+// (vocabulary.json, written from the parser by the integration tests).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -411,5 +413,166 @@ describe('the console', () => {
     assert.equal(await page.evaluate(() => sessionStorage.length), 0);
     await page.reload();
     await page.getByLabel('Site UUID').waitFor();
+  });
+});
+
+// ---- the builder against the query parser -------------------------------------
+
+// What the parser accepts, written from it by the integration tests
+// (tests/api/console.rs): the kinds of condition and, for each place that
+// takes operators, which ones.
+const VOCABULARY = JSON.parse(await readFile(new URL('vocabulary.json', import.meta.url), 'utf8'));
+
+/** `[path, list]` of every list in the vocabulary: `email`, `event.where`, … */
+function vocabularyLists(value, path = []) {
+  if (Array.isArray(value)) return [[path.join('.'), value]];
+  return Object.entries(value).flatMap(([key, inner]) => vocabularyLists(inner, [...path, key]));
+}
+
+describe('the builder and the query parser', () => {
+  test('the builder builds every operator the parser accepts, and the server accepts what it builds', async (t) => {
+    const page = await open(t);
+    await signIn(page);
+    await page.getByRole('link', { name: 'New segment' }).click();
+    const builder = page.locator('#builder');
+    await builder.getByLabel('Who is in the segment').waitFor();
+    const built = async () => JSON.parse(await page.locator('#query-json').inputValue());
+    const at = (pointer) => builder.locator(`[data-pointer="${pointer}"]`);
+    // The choices a select offers; not an operator it shows as unknown (one the
+    // query has but the builder does not know).
+    const optionsOf = (select) => select.locator('option').evaluateAll((options) => options
+      .filter((o) => !o.textContent.endsWith('(unknown)'))
+      .map((o) => o.value));
+
+    /** A new condition of `kind` as the whole query, with what the parser needs filled in. */
+    async function start(kind) {
+      const who = builder.getByLabel('Who is in the segment');
+      await who.selectOption('everyone');
+      await who.selectOption(kind);
+      if (kind === 'tag' || kind === 'not') await builder.getByLabel('Value: has', { exact: true }).fill('newsletter');
+      if (kind === 'field') await builder.getByLabel('Field key').fill('plan');
+      if (kind === 'event') await builder.getByLabel('Event type').fill('$purchase');
+    }
+
+    /** An event test with one part, `key`, added with its button. */
+    async function eventWith(key) {
+      await start('event');
+      await builder.getByRole('button', { name: new RegExp(`^Add ${key}:`) }).click();
+      if (key === 'where') {
+        const path = builder.getByLabel('Detail path');
+        await path.fill('value.amount');
+        await path.blur();
+        await at('/event/where/value.amount').waitFor();
+      }
+    }
+
+    const checked = [];
+    /** The query built now, which must hold `what`, and which the server must accept. */
+    async function accepted(what, holds) {
+      const query = await built();
+      assert.ok(holds(query), `the builder did not build ${what}: ${JSON.stringify(query)}`);
+      const answer = await api('POST', '/fetch/segments/preview', { body: { visitor_event_query: query, sample: 0 } });
+      assert.equal(answer.status, 200, `the server refused ${what}, as the builder built it: ${JSON.stringify(query)}: ${JSON.stringify(answer.body)}`);
+      checked.push(what);
+    }
+
+    /** The builder offers exactly `expected` in `select`, where `place` is in the vocabulary. */
+    async function offers(place, select, expected) {
+      const offered = (await optionsOf(select)).filter((v) => v !== 'everyone');
+      const missing = expected.filter((v) => !offered.includes(v));
+      const extra = offered.filter((v) => !expected.includes(v));
+      assert.deepEqual({ missing, extra }, { missing: [], extra: [] },
+        `${place}: the builder offers ${JSON.stringify(offered)}, the parser accepts ${JSON.stringify(expected)}`);
+    }
+
+    /**
+     * A place taking operators, at `pointer` in the query: a condition of
+     * `kind` (or an event test with that part) is made with one operator
+     * there, whose select is then set to each operator in turn; `read` finds
+     * the operator object in the query, `operand` fills what a default
+     * operand lacks.
+     */
+    const operatorPlace = (kind, pointer, read, operand = null) => async (place, ops) => {
+      if (kind.startsWith('event.')) await eventWith(kind.slice('event.'.length));
+      else await start(kind);
+      // The one operator row there (each row carries its operator's pointer).
+      const row = builder.locator(`.op[data-pointer^="${pointer}/"]`);
+      const select = row.getByLabel('Operator', { exact: true });
+      await offers(place, select, ops);
+      for (const op of ops) {
+        await select.selectOption(op);
+        if (operand) await at(`${pointer}/${op}`).locator('.op-row input').first().fill(operand(op));
+        await accepted(`${place} ${op}`, (q) => Object.hasOwn(read(q) ?? {}, op));
+      }
+    };
+
+    // How to build each list of the vocabulary; every list must be here.
+    const PLACES = {
+      conditions: async (place, kinds) => {
+        await offers(place, builder.getByLabel('Who is in the segment'), kinds);
+        for (const kind of kinds) {
+          await start(kind);
+          await accepted(`the condition ${kind}`, (q) => Object.keys(q).length === 1 && kind in q);
+        }
+      },
+      email: operatorPlace('email', '/email', (q) => q.email),
+      subscribed: async (place, values) => {
+        await start('subscribed');
+        const state = builder.getByLabel('Subscription state');
+        await offers(place, state, values.map(String));
+        for (const value of values) {
+          await state.selectOption(String(value));
+          await accepted(`subscribed ${value}`, (q) => q.subscribed === value);
+        }
+      },
+      created: operatorPlace('created', '/created', (q) => q.created),
+      tag: operatorPlace('tag', '/tag', (q) => q.tag,
+        (op) => (['any_of', 'all_of', 'none_of'].includes(op) ? 'newsletter, customer' : 'newsletter')),
+      field: operatorPlace('field', '/field', (q) => q.field),
+      'event.keys': async (place, keys) => {
+        await start('event');
+        await builder.getByLabel('Event type').waitFor();
+        const adders = await builder.getByRole('button', { name: /^Add [a-z_]+:/ })
+          .evaluateAll((buttons) => buttons.map((b) => b.getAttribute('aria-label').match(/^Add ([a-z_]+):/)[1]));
+        const offered = ['type', ...adders];
+        assert.deepEqual({ missing: keys.filter((k) => !offered.includes(k)), extra: offered.filter((k) => !keys.includes(k)) },
+          { missing: [], extra: [] }, `${place}: the builder offers ${JSON.stringify(offered)}, the parser accepts ${JSON.stringify(keys)}`);
+        await accepted('the event key type', (q) => q.event.type === '$purchase');
+        for (const key of keys.filter((k) => k !== 'type')) {
+          await eventWith(key);
+          await accepted(`the event key ${key}`, (q) => key in q.event);
+        }
+      },
+      'event.when': operatorPlace('event.when', '/event/when', (q) => q.event.when),
+      'event.where': operatorPlace('event.where', '/event/where/value.amount', (q) => q.event.where?.['value.amount']),
+      'event.count': operatorPlace('event.count', '/event/count', (q) => q.event.count),
+      'event.sum': operatorPlace('event.sum', '/event/sum', (q) => q.event.sum),
+      'event.first': operatorPlace('event.first', '/event/first', (q) => q.event.first),
+      'event.last': operatorPlace('event.last', '/event/last', (q) => q.event.last),
+      segment: async (place, ops) => {
+        await start('segment');
+        const membership = builder.getByLabel('Membership');
+        await offers(place, membership, ops);
+        for (const op of ops) {
+          await membership.selectOption(op);
+          await accepted(`segment ${op}`, (q) => Object.hasOwn(q.segment, op) && q.segment[op] !== '');
+        }
+      },
+      span_units: async (place, units) => {
+        await start('created');
+        const unit = builder.getByLabel('Value: within the last: unit');
+        await offers(place, unit, units);
+        for (const u of units) {
+          await unit.selectOption(u);
+          await accepted(`a span in ${u}`, (q) => Object.hasOwn(q.created.within_last, u));
+        }
+      },
+    };
+
+    const lists = vocabularyLists(VOCABULARY);
+    assert.deepEqual(lists.map(([path]) => path).sort(), Object.keys(PLACES).sort(),
+      'vocabulary.json and the places this test builds differ: teach the test (and the builder) the new ones');
+    for (const [path, list] of lists) await PLACES[path](path, list);
+    assert.equal(checked.length, lists.reduce((n, [, list]) => n + list.length, 0));
   });
 });

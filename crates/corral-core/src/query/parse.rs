@@ -24,20 +24,91 @@ pub const MAX_LIST: usize = 1_000;
 pub const MAX_EVENT_TESTS: usize = 64;
 
 /// The kinds of condition, in the order the grammar document lists them.
-pub const CONDITIONS: &[&str] = &[
-    "all",
-    "any",
-    "not",
-    "groups",
-    "email",
-    "subscribed",
-    "created",
-    "tag",
-    "field",
-    "event",
-    "segment",
-];
+pub const CONDITIONS: &[&str] = VOCABULARY.conditions;
 
+/// What the parser accepts, for each kind of condition: the names a client
+/// can write there. The parser takes its lists from [`VOCABULARY`] and refuses
+/// every other key (an unknown operator is a problem at its pointer), so a
+/// name added to or removed from the vocabulary is accepted or refused from
+/// then on. `tests/console/vocabulary.json` is this value as JSON, and the
+/// console's builder is tested against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Vocabulary {
+    /// The kinds of condition, in the order the grammar document lists them.
+    pub conditions: &'static [&'static str],
+    /// `email`'s text operators.
+    pub email: &'static [&'static str],
+    /// `subscribed`'s values: subscribed or unsubscribed.
+    pub subscribed: &'static [bool],
+    /// `created`'s time operators.
+    pub created: &'static [&'static str],
+    /// `tag`'s operators.
+    pub tag: &'static [&'static str],
+    /// `field`'s value operators, beside its `key`.
+    pub field: &'static [&'static str],
+    /// An event test's keys and their operators.
+    pub event: EventVocabulary,
+    /// `segment`'s operators (exactly one of them).
+    pub segment: &'static [&'static str],
+    /// The units of a span (the operand of `within_last` and `older_than`):
+    /// exactly one, such as `{"days": 30}`.
+    pub span_units: &'static [&'static str],
+}
+
+/// An event test's part of the [`Vocabulary`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct EventVocabulary {
+    /// The keys of an event test.
+    pub keys: &'static [&'static str],
+    /// `when`'s time operators.
+    pub when: &'static [&'static str],
+    /// The value operators of each detail path in `where`.
+    #[serde(rename = "where")]
+    pub where_: &'static [&'static str],
+    /// `count`'s number operators.
+    pub count: &'static [&'static str],
+    /// `sum`'s number operators, beside its `of`.
+    pub sum: &'static [&'static str],
+    /// `first`'s time operators.
+    pub first: &'static [&'static str],
+    /// `last`'s time operators.
+    pub last: &'static [&'static str],
+}
+
+/// Everything the parser accepts; see [`Vocabulary`].
+pub const VOCABULARY: Vocabulary = Vocabulary {
+    conditions: &[
+        "all",
+        "any",
+        "not",
+        "groups",
+        "email",
+        "subscribed",
+        "created",
+        "tag",
+        "field",
+        "event",
+        "segment",
+    ],
+    email: TEXT_OPS,
+    subscribed: &[true, false],
+    created: TIME_OPS,
+    tag: &["has", "has_not", "any_of", "all_of", "none_of"],
+    field: VALUE_OPS,
+    event: EventVocabulary {
+        keys: &["type", "when", "where", "count", "sum", "first", "last"],
+        when: TIME_OPS,
+        where_: VALUE_OPS,
+        count: NUMBER_OPS,
+        sum: NUMBER_OPS,
+        first: TIME_OPS,
+        last: TIME_OPS,
+    },
+    segment: &["member_of", "not_member_of"],
+    span_units: &["hours", "days", "weeks", "months"],
+};
+
+// The lists that several places of the vocabulary share.
 const TEXT_OPS: &[&str] = &[
     "equals",
     "not_equals",
@@ -56,7 +127,6 @@ const NUMBER_OPS: &[&str] = &[
     "at_most",
 ];
 const TIME_OPS: &[&str] = &["since", "before", "between", "within_last", "older_than"];
-const TAG_OPS: &[&str] = &["has", "has_not", "any_of", "all_of", "none_of"];
 const VALUE_OPS: &[&str] = &[
     "exists",
     "equals",
@@ -75,8 +145,6 @@ const VALUE_OPS: &[&str] = &[
     "within_last",
     "older_than",
 ];
-const EVENT_KEYS: &[&str] = &["type", "when", "where", "count", "sum", "first", "last"];
-const SPAN_UNITS: &[&str] = &["hours", "days", "weeks", "months"];
 const MAX_SPAN: u64 = 100_000;
 
 /// One thing wrong with a query.
@@ -243,11 +311,13 @@ impl Parser {
                 .map(|c| Condition::Not(Box::new(c))),
             "groups" => self.groups(inner, ptr, depth),
             "email" => {
-                let test = self.text_test(inner, ptr, TEXT_OPS);
+                let test = self.text_test(inner, ptr, VOCABULARY.email);
                 test.map(Condition::Email)
             }
             "subscribed" => match inner {
-                Value::Bool(b) => Some(Condition::Subscribed(*b)),
+                Value::Bool(b) if VOCABULARY.subscribed.contains(b) => {
+                    Some(Condition::Subscribed(*b))
+                }
                 other => {
                     self.problem(
                         ptr,
@@ -259,7 +329,9 @@ impl Parser {
                     None
                 }
             },
-            "created" => self.time_test(inner, ptr).map(Condition::Created),
+            "created" => self
+                .time_test(inner, ptr, VOCABULARY.created)
+                .map(Condition::Created),
             "tag" => self.tag_test(inner, ptr).map(Condition::Tag),
             "field" => self.field(inner, ptr),
             "event" => self.event(inner, ptr).map(Condition::Event),
@@ -474,8 +546,8 @@ impl Parser {
         ok.then_some(test)
     }
 
-    fn number_test(&mut self, value: &Value, ptr: &str) -> Option<NumberTest> {
-        let map = self.some_operators(value, ptr, NUMBER_OPS, "number operators")?;
+    fn number_test(&mut self, value: &Value, ptr: &str, allowed: &[&str]) -> Option<NumberTest> {
+        let map = self.some_operators(value, ptr, allowed, "number operators")?;
         self.number_ops(map, ptr)
     }
 
@@ -498,14 +570,15 @@ impl Parser {
     }
 
     fn span(&mut self, value: &Value, ptr: &str) -> Option<Span> {
-        let map = self.operators(value, ptr, SPAN_UNITS, "a span such as {\"days\": 30}")?;
+        let allowed = VOCABULARY.span_units;
+        let map = self.operators(value, ptr, allowed, "a span such as {\"days\": 30}")?;
         let mut units = map.iter();
         let (Some((unit, n)), None) = (units.next(), units.next()) else {
             self.problem(
                 ptr,
                 format!(
                     "needs exactly one unit, one of {}: {{\"days\": 30}}",
-                    list(SPAN_UNITS)
+                    list(allowed)
                 ),
             );
             return None;
@@ -575,8 +648,8 @@ impl Parser {
         ok.then_some(test)
     }
 
-    fn time_test(&mut self, value: &Value, ptr: &str) -> Option<TimeTest> {
-        let map = self.some_operators(value, ptr, TIME_OPS, "time operators")?;
+    fn time_test(&mut self, value: &Value, ptr: &str, allowed: &[&str]) -> Option<TimeTest> {
+        let map = self.some_operators(value, ptr, allowed, "time operators")?;
         self.time_ops(map, ptr)
     }
 
@@ -606,7 +679,7 @@ impl Parser {
     }
 
     fn tag_test(&mut self, value: &Value, ptr: &str) -> Option<TagTest> {
-        let map = self.some_operators(value, ptr, TAG_OPS, "tag operators")?;
+        let map = self.some_operators(value, ptr, VOCABULARY.tag, "tag operators")?;
         let mut test = TagTest::default();
         let mut ok = true;
         for (op, v) in map {
@@ -718,7 +791,7 @@ impl Parser {
 
     fn field(&mut self, value: &Value, ptr: &str) -> Option<Condition> {
         let mut allowed = vec!["key"];
-        allowed.extend_from_slice(VALUE_OPS);
+        allowed.extend_from_slice(VOCABULARY.field);
         let map = self.operators(
             value,
             ptr,
@@ -745,7 +818,10 @@ impl Parser {
         if map.len() == 1 && key.is_some() {
             self.problem(
                 ptr,
-                format!("needs an operator besides \"key\": {}", list(VALUE_OPS)),
+                format!(
+                    "needs an operator besides \"key\": {}",
+                    list(VOCABULARY.field)
+                ),
             );
             return None;
         }
@@ -771,7 +847,7 @@ impl Parser {
         let map = self.operators(
             value,
             ptr,
-            EVENT_KEYS,
+            VOCABULARY.event.keys,
             "an event test such as {\"type\": \"$purchase\"}",
         )?;
         let mut test = EventTest::default();
@@ -794,7 +870,7 @@ impl Parser {
                         ok = false;
                     }
                 },
-                "when" => match self.time_test(v, &p) {
+                "when" => match self.time_test(v, &p, VOCABULARY.event.when) {
                     Some(t) => test.when = t,
                     None => ok = false,
                 },
@@ -810,13 +886,11 @@ impl Parser {
                     for (path, ops) in paths {
                         let pp = at(&p, path);
                         let path = self.detail_path(path, &pp);
-                        let ops = self.operators(ops, &pp, VALUE_OPS, "value operators");
+                        let allowed = VOCABULARY.event.where_;
+                        let ops = self.operators(ops, &pp, allowed, "value operators");
                         let test_ops = match ops {
                             Some(m) if m.is_empty() => {
-                                self.problem(
-                                    &pp,
-                                    format!("needs an operator: {}", list(VALUE_OPS)),
-                                );
+                                self.problem(&pp, format!("needs an operator: {}", list(allowed)));
                                 None
                             }
                             Some(m) => self.value_test(m, &pp),
@@ -828,13 +902,13 @@ impl Parser {
                         }
                     }
                 }
-                "count" => match self.number_test(v, &p) {
+                "count" => match self.number_test(v, &p, VOCABULARY.event.count) {
                     Some(n) => test.count = Some(n),
                     None => ok = false,
                 },
                 "sum" => {
                     let mut allowed = vec!["of"];
-                    allowed.extend_from_slice(NUMBER_OPS);
+                    allowed.extend_from_slice(VOCABULARY.event.sum);
                     let Some(m) = self.operators(
                         v,
                         &p,
@@ -867,18 +941,18 @@ impl Parser {
                         (Some(_), Some(_)) => {
                             self.problem(
                                 &p,
-                                format!("needs a number operator: {}", list(NUMBER_OPS)),
+                                format!("needs a number operator: {}", list(VOCABULARY.event.sum)),
                             );
                             ok = false;
                         }
                         _ => ok = false,
                     }
                 }
-                "first" => match self.time_test(v, &p) {
+                "first" => match self.time_test(v, &p, VOCABULARY.event.first) {
                     Some(t) => test.first = Some(t),
                     None => ok = false,
                 },
-                "last" => match self.time_test(v, &p) {
+                "last" => match self.time_test(v, &p, VOCABULARY.event.last) {
                     Some(t) => test.last = Some(t),
                     None => ok = false,
                 },
@@ -889,16 +963,16 @@ impl Parser {
     }
 
     fn segment(&mut self, value: &Value, ptr: &str) -> Option<Condition> {
-        const OPS: &[&str] = &["member_of", "not_member_of"];
+        let allowed = VOCABULARY.segment;
         let map = self.operators(
             value,
             ptr,
-            OPS,
+            allowed,
             "a segment test such as {\"member_of\": \"42\"}",
         )?;
         let mut ops = map.iter();
         let (Some((op, id)), None) = (ops.next(), ops.next()) else {
-            self.problem(ptr, "needs exactly one of member_of, not_member_of");
+            self.problem(ptr, format!("needs exactly one of {}", list(allowed)));
             return None;
         };
         let id = match id {
@@ -964,6 +1038,97 @@ mod tests {
             })
             .collect();
         format!(r#"{{"any":[{}]}}"#, tests.join(","))
+    }
+
+    /// An operand that `op` accepts; `number` where a number is expected
+    /// (`count`, `sum`).
+    fn operand(op: &str, number: bool) -> Value {
+        match op {
+            "in" => serde_json::json!(["a"]),
+            "any_of" | "all_of" | "none_of" => serde_json::json!(["vip"]),
+            "has" | "has_not" => serde_json::json!("vip"),
+            "member_of" | "not_member_of" => serde_json::json!("1"),
+            "between" => serde_json::json!(["2026-01-01", "2026-02-01"]),
+            "within_last" | "older_than" => serde_json::json!({"days": 30}),
+            "since" | "before" => serde_json::json!("2026-01-01"),
+            "exists" => serde_json::json!(true),
+            "more_than" | "at_least" | "less_than" | "at_most" => serde_json::json!(1),
+            _ if number => serde_json::json!(1),
+            _ => serde_json::json!("a"),
+        }
+    }
+
+    #[test]
+    fn every_word_of_the_vocabulary_is_accepted_where_it_is_listed() {
+        let v = VOCABULARY;
+        let ops = |list: &[&str], number: bool| -> Vec<(String, Value)> {
+            list.iter()
+                .map(|op| (op.to_string(), operand(op, number)))
+                .collect()
+        };
+        let mut queries = Vec::new();
+        for (op, x) in ops(v.email, false) {
+            queries.push(serde_json::json!({"email": {op: x}}));
+        }
+        for b in v.subscribed {
+            queries.push(serde_json::json!({ "subscribed": b }));
+        }
+        for (op, x) in ops(v.created, false) {
+            queries.push(serde_json::json!({"created": {op: x}}));
+        }
+        for (op, x) in ops(v.tag, false) {
+            queries.push(serde_json::json!({"tag": {op: x}}));
+        }
+        for (op, x) in ops(v.field, false) {
+            queries.push(serde_json::json!({"field": {"key": "plan", op: x}}));
+        }
+        for (op, x) in ops(v.segment, false) {
+            queries.push(serde_json::json!({"segment": {op: x}}));
+        }
+        for unit in v.span_units {
+            queries.push(serde_json::json!({"created": {"within_last": {*unit: 2}}}));
+        }
+        let e = v.event;
+        for key in e.keys {
+            let (list, number) = match *key {
+                "type" => {
+                    queries.push(serde_json::json!({"event": {"type": "$purchase"}}));
+                    continue;
+                }
+                "when" => (e.when, false),
+                "where" => (e.where_, false),
+                "count" => (e.count, true),
+                "sum" => (e.sum, true),
+                "first" => (e.first, false),
+                "last" => (e.last, false),
+                other => panic!("the event key {other:?} is not tested here"),
+            };
+            for (op, x) in ops(list, number) {
+                let test = match *key {
+                    "where" => serde_json::json!({"value.amount": {op: x}}),
+                    "sum" => serde_json::json!({"of": "value.amount", op: x}),
+                    _ => serde_json::json!({op: x}),
+                };
+                queries.push(serde_json::json!({"event": {*key: test}}));
+            }
+        }
+        let leaf = serde_json::json!({"subscribed": true});
+        for kind in v.conditions {
+            queries.push(match *kind {
+                "all" | "any" => serde_json::json!({*kind: [leaf]}),
+                "not" => serde_json::json!({"not": leaf}),
+                "groups" => serde_json::json!({"groups": [{"filters": [leaf]}]}),
+                // Each of the others is a kind of leaf, tested above.
+                _ => continue,
+            });
+        }
+        assert!(queries.len() >= 80, "only {} queries", queries.len());
+        for query in queries {
+            let text = query.to_string();
+            if let Err(problems) = parse(&text) {
+                panic!("refused: {text}: {problems:?}");
+            }
+        }
     }
 
     #[test]
