@@ -1,9 +1,6 @@
-//! Bento's audience routes: subscribers, tags, fields and site stats.
+//! Bento's audience routes beside the subscriber's own (in
+//! [`super::subscribers`]): tags, fields and site stats.
 //!
-//! - `GET /fetch/subscribers?email=…|uuid=…`: one subscriber, or
-//!   `{"data":null}` when there is none (the Node SDK then returns `null`).
-//! - `POST /fetch/subscribers` `{"subscriber":{"email"}}`: creates the
-//!   subscriber if new; either way answers it.
 //! - `GET /fetch/tags`, `POST /fetch/tags` `{"tag":{"name"}}`.
 //! - `GET /fetch/fields`, `POST /fetch/fields` `{"field":{"key"}}`.
 //! - `GET /stats/site`: `{"user_count","subscriber_count","unsubscriber_count"}`, flat.
@@ -25,11 +22,9 @@ use crate::segment::FieldError;
 use crate::storage::StorageError;
 use crate::wire::ValidationErrorBody;
 use crate::wire::audience::{
-    CreateFieldRequest, CreateSubscriberRequest, CreateTagRequest, FieldEnvelope,
-    FieldListEnvelope, ListMeta, SubscriberEnvelope, SubscriberResource, TagEnvelope,
-    TagListEnvelope, field_key, field_resource, subscriber_email, tag_name, tag_resource,
+    CreateFieldRequest, CreateTagRequest, FieldEnvelope, FieldListEnvelope, ListMeta, TagEnvelope,
+    TagListEnvelope, field_key, field_resource, tag_name, tag_resource,
 };
-use crate::wire::strings::EmailText;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -37,7 +32,7 @@ use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use corral_core::audience::limits::{MAX_FIELD_KEYS_PER_SITE, MAX_TAGS_PER_SITE};
-use corral_core::audience::{AudienceCounts, Email, FieldKey, SubscriberChange, TagName};
+use corral_core::audience::{AudienceCounts, FieldKey, TagName};
 use serde::Deserialize;
 
 /// Tags per page of `GET /fetch/tags`, by default and at most: a site's cap,
@@ -114,96 +109,8 @@ fn over_cap(field: &'static str) -> impl Fn(StorageError) -> ApiError {
     }
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct SubscriberLookup {
-    /// The subscriber's email (case does not matter). One of `email` and
-    /// `uuid` is required; with both, `email` is used.
-    #[param(value_type = Option<EmailText>)]
-    email: Option<String>,
-    /// The subscriber's uuid.
-    uuid: Option<String>,
-}
-
-/// Finds one subscriber by email or uuid.
-///
-/// Bento: Subscribers → Find subscriber. No match answers `{"data":null}`.
-#[utoipa::path(get, path = "/api/v1/fetch/subscribers", tag = "audience",
-    params(SubscriberLookup),
-    responses(
-        (status = 200, description = "The subscriber, or `data: null`", body = SubscriberEnvelope),
-        (status = 422, description = "Neither email nor uuid, or an invalid email", body = ValidationErrorBody),
-    ),
-    security(("basic" = [])))]
-pub async fn find_subscriber(
-    State(state): State<AppState>,
-    caller: Caller,
-    QueryParams(lookup): QueryParams<SubscriberLookup>,
-) -> Result<Response, ApiError> {
-    let subscriber = match (lookup.email, lookup.uuid) {
-        (Some(email), _) => {
-            let email = Email::parse(&email).map_err(|m| invalid("email", m))?;
-            state
-                .store
-                .subscriber_by_email(caller.site_id, &email)
-                .await?
-        }
-        (None, Some(uuid)) => {
-            state
-                .store
-                .subscriber_by_uuid(caller.site_id, uuid.trim())
-                .await?
-        }
-        (None, None) => return Err(invalid("email", "or uuid is required")),
-    };
-    Ok(json_response(
-        StatusCode::OK,
-        &SubscriberEnvelope {
-            data: subscriber.as_ref().map(SubscriberResource::from),
-        },
-    ))
-}
-
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::Invalid(FieldError::new(field, message).into())
-}
-
-/// Creates a subscriber (or finds the existing one).
-///
-/// Bento: Subscribers → Create subscriber.
-#[utoipa::path(post, path = "/api/v1/fetch/subscribers", tag = "audience",
-    request_body = CreateSubscriberRequest,
-    responses(
-        (status = 200, description = "The subscriber", body = SubscriberEnvelope),
-        (status = 422, description = "Missing or invalid email", body = ValidationErrorBody),
-    ),
-    security(("basic" = [])))]
-pub async fn create_subscriber(
-    State(state): State<AppState>,
-    caller: Caller,
-    bytes: Bytes,
-) -> Result<Response, ApiError> {
-    let email = subscriber_email(&bytes)?;
-    let email = Email::parse(&email).map_err(|m| invalid("email", m))?;
-    let now = state.clock.now_ms();
-    state
-        .store
-        .apply_changes(
-            caller.site_id,
-            vec![SubscriberChange::touch(email.clone())],
-            now,
-        )
-        .await?;
-    let subscriber = state
-        .store
-        .subscriber_by_email(caller.site_id, &email)
-        .await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &SubscriberEnvelope {
-            data: subscriber.as_ref().map(SubscriberResource::from),
-        },
-    ))
 }
 
 /// The site's tags, in name order (ignoring case), a page at a time.

@@ -180,7 +180,7 @@ pub fn router(state: AppState) -> Router {
         .route("/segments/{id}/members.csv", get(export::members_csv))
         .route(
             "/subscribers",
-            get(audience::find_subscriber).post(audience::create_subscriber),
+            get(subscribers::find).post(subscribers::create),
         )
         .route("/subscribers/segments", get(subscribers::segments))
         .route("/subscribers/events", get(subscribers::events))

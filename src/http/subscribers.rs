@@ -1,9 +1,14 @@
-//! Corral's views of one subscriber, beside Bento's lookup
-//! (`GET /fetch/subscribers`): the segments they are in now, and their most
-//! recent events. Both find the subscriber by `email`, answer in Bento's
-//! envelope (`{"data":[…]}`, string ids), and say
-//! `404 {"error":"Subscriber not found"}` for an address the site does not
-//! have.
+//! The subscriber routes: Bento's lookup and creation, and Corral's views of
+//! one subscriber (the segments they are in now, their most recent events).
+//!
+//! - `GET /fetch/subscribers?email=…|uuid=…`: one subscriber, or
+//!   `{"data":null}` when there is none (the Node SDK then returns `null`).
+//! - `POST /fetch/subscribers` `{"subscriber":{"email"}}`: creates the
+//!   subscriber if new; either way answers it.
+//!
+//! The two views find the subscriber by `email`, answer in Bento's envelope
+//! (`{"data":[…]}`, string ids), and say `404 {"error":"Subscriber not
+//! found"}` for an address the site does not have:
 //!
 //! - `GET /fetch/subscribers/segments?email=…`: every kept segment whose
 //!   query holds for the subscriber, evaluated live as the match endpoint
@@ -17,18 +22,112 @@ use super::extract::QueryParams;
 use super::respond::{bytes_response, json_response};
 use super::{ApiError, AppState};
 use crate::segment::FieldError;
-use crate::wire::audience::{EventListEnvelope, EventResource, events_limit};
+use crate::wire::audience::{
+    CreateSubscriberRequest, EventListEnvelope, EventResource, SubscriberEnvelope,
+    SubscriberResource, events_limit, subscriber_email,
+};
 use crate::wire::segments::{SegmentListEnvelope, segment_list_body};
 use crate::wire::strings::EmailText;
 use crate::wire::{ErrorBody, ValidationErrorBody};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use corral_core::audience::{Email, Subscriber};
+use corral_core::audience::{Email, Subscriber, SubscriberChange};
 use serde::Deserialize;
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::Invalid(FieldError::new(field, message).into())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SubscriberLookup {
+    /// The subscriber's email (case does not matter). One of `email` and
+    /// `uuid` is required; with both, `email` is used.
+    #[param(value_type = Option<EmailText>)]
+    email: Option<String>,
+    /// The subscriber's uuid.
+    uuid: Option<String>,
+}
+
+/// Finds one subscriber by email or uuid.
+///
+/// Bento: Subscribers → Find subscriber. No match answers `{"data":null}`.
+#[utoipa::path(get, path = "/api/v1/fetch/subscribers", tag = "audience",
+    operation_id = "find_subscriber",
+    params(SubscriberLookup),
+    responses(
+        (status = 200, description = "The subscriber, or `data: null`", body = SubscriberEnvelope),
+        (status = 422, description = "Neither email nor uuid, or an invalid email", body = ValidationErrorBody),
+    ),
+    security(("basic" = [])))]
+pub async fn find(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(lookup): QueryParams<SubscriberLookup>,
+) -> Result<Response, ApiError> {
+    let subscriber = match (lookup.email, lookup.uuid) {
+        (Some(email), _) => {
+            let email = Email::parse(&email).map_err(|m| invalid("email", m))?;
+            state
+                .store
+                .subscriber_by_email(caller.site_id, &email)
+                .await?
+        }
+        (None, Some(uuid)) => {
+            state
+                .store
+                .subscriber_by_uuid(caller.site_id, uuid.trim())
+                .await?
+        }
+        (None, None) => return Err(invalid("email", "or uuid is required")),
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &SubscriberEnvelope {
+            data: subscriber.as_ref().map(SubscriberResource::from),
+        },
+    ))
+}
+
+/// Creates a subscriber (or finds the existing one).
+///
+/// Bento: Subscribers → Create subscriber.
+#[utoipa::path(post, path = "/api/v1/fetch/subscribers", tag = "audience",
+    operation_id = "create_subscriber",
+    request_body = CreateSubscriberRequest,
+    responses(
+        (status = 200, description = "The subscriber", body = SubscriberEnvelope),
+        (status = 422, description = "Missing or invalid email", body = ValidationErrorBody),
+    ),
+    security(("basic" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let email = subscriber_email(&bytes)?;
+    let email = Email::parse(&email).map_err(|m| invalid("email", m))?;
+    let now = state.clock.now_ms();
+    state
+        .store
+        .apply_changes(
+            caller.site_id,
+            vec![SubscriberChange::touch(email.clone())],
+            now,
+        )
+        .await?;
+    let subscriber = state
+        .store
+        .subscriber_by_email(caller.site_id, &email)
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &SubscriberEnvelope {
+            data: subscriber.as_ref().map(SubscriberResource::from),
+        },
+    ))
 }
 
 /// The subscriber an `email` parameter names, or the 422 / 404 that says why not.
