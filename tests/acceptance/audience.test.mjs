@@ -5,7 +5,7 @@
 // the effect of what it sends by reading it back through the SDK, or, for what no SDK
 // method reads (a subscriber's events), through Corral's preview over plain HTTP.
 //
-// Run with tests/acceptance/run.sh, which starts the servers and sets:
+// Run with scripts/acceptance.sh, which starts the servers and sets:
 //   CORRAL_BASE_URL, CORRAL_SITE_UUID, CORRAL_PUBLISHABLE_KEY, CORRAL_SECRET_KEY
 //     the main site, on a server without rate limiting (also on /stats/*);
 //   CORRAL_OTHER_SITE_UUID, CORRAL_OTHER_PUBLISHABLE_KEY, CORRAL_OTHER_SECRET_KEY (optional)
@@ -15,7 +15,7 @@
 // Every test uses its own emails, tag names and field keys (random suffix), so tests are
 // independent of each other and of sdk.test.mjs; counts on the shared main site are
 // compared before and after (exact, since the tests of this file run one after another and
-// sdk.test.mjs, run in parallel by `node --test`, creates no subscribers; run.sh runs
+// sdk.test.mjs, run in parallel by `node --test`, creates no subscribers; scripts/acceptance.sh runs
 // evaluation.test.mjs, which does, only after this file).
 
 import { describe, test } from 'node:test';
@@ -25,7 +25,7 @@ import { Analytics } from '@bentonow/bento-node-sdk';
 
 function required(name) {
   const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: start the suite with tests/acceptance/run.sh`);
+  if (!value) throw new Error(`${name} is not set: start the suite with scripts/acceptance.sh`);
   return value;
 }
 

@@ -8,14 +8,14 @@
 // authentication, headers and `site_uuid` placement; plain `fetch` is used where a status
 // code or content type must be seen.
 //
-// Run with tests/acceptance/run.sh, which starts the servers and sets:
+// Run with scripts/acceptance.sh, which starts the servers and sets:
 //   CORRAL_BASE_URL, CORRAL_SITE_UUID, CORRAL_PUBLISHABLE_KEY, CORRAL_SECRET_KEY
 //     the main site, on a server without rate limiting (also on /stats/*);
 //   CORRAL_OTHER_SITE_UUID, CORRAL_OTHER_PUBLISHABLE_KEY, CORRAL_OTHER_SECRET_KEY (optional)
 //     a second site on the same server, for the site-isolation tests.
 // Every test uses its own emails, tag names and event types (random suffix) and builds
 // segments that only its own subscribers can match, so segment counts are exact even on
-// the shared main site. This file creates subscribers, so run.sh runs it after
+// the shared main site. This file creates subscribers, so scripts/acceptance.sh runs it after
 // audience.test.mjs (whose site-stats deltas must not see them), not in parallel with it.
 
 import { describe, test } from 'node:test';
@@ -25,7 +25,7 @@ import { Analytics } from '@bentonow/bento-node-sdk';
 
 function required(name) {
   const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: start the suite with tests/acceptance/run.sh`);
+  if (!value) throw new Error(`${name} is not set: start the suite with scripts/acceptance.sh`);
   return value;
 }
 

@@ -5,7 +5,7 @@
 // A few tests use plain `fetch` to see what the SDK hides (status codes, content types) or
 // to send requests the way Bento's other SDKs do.
 //
-// Run with tests/acceptance/run.sh, which starts the servers and sets:
+// Run with scripts/acceptance.sh, which starts the servers and sets:
 //   CORRAL_BASE_URL, CORRAL_SITE_UUID, CORRAL_PUBLISHABLE_KEY, CORRAL_SECRET_KEY
 //     a server without rate limiting;
 //   CORRAL_LIMITED_BASE_URL, CORRAL_LIMITED_SITE_UUID, CORRAL_LIMITED_PUBLISHABLE_KEY,
@@ -22,7 +22,7 @@ import { Analytics, NotAuthorizedError, RateLimitedError } from '@bentonow/bento
 
 function required(name) {
   const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: start the suite with tests/acceptance/run.sh`);
+  if (!value) throw new Error(`${name} is not set: start the suite with scripts/acceptance.sh`);
   return value;
 }
 
