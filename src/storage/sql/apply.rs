@@ -44,14 +44,14 @@ pub trait Batch: DerefMut<Target: Conn + Sized> + Send {
 }
 
 /// Why one change of a batch was not applied.
-pub enum ItemError {
+pub enum ItemFailure {
     /// The change breaks a rule: nothing of it is kept, and it is reported.
     Refused(String),
     /// The database failed: the whole batch fails.
     Database(StorageError),
 }
 
-impl From<StorageError> for ItemError {
+impl From<StorageError> for ItemFailure {
     fn from(error: StorageError) -> Self {
         Self::Database(error)
     }
@@ -110,14 +110,14 @@ pub async fn apply_in<T: Batch>(
                 touched.extend(changed);
                 event.into_iter().for_each(|id| stored((id, id)));
             }
-            Err(ItemError::Refused(reason)) => {
+            Err(ItemFailure::Refused(reason)) => {
                 if savepoint {
                     conn.execute(sql!("ROLLBACK TO item")).await?;
                     conn.execute(sql!("RELEASE item")).await?;
                 }
                 outcomes.push(Outcome::Failed(reason));
             }
-            Err(ItemError::Database(error)) => return Err(error),
+            Err(ItemFailure::Database(error)) => return Err(error),
         }
     }
     Ok((outcomes, events))
@@ -152,7 +152,7 @@ pub async fn apply_one<C: Conn>(
     change: &SubscriberChange,
     now: i64,
     limits: &Limits,
-) -> std::result::Result<(Outcome, Option<i64>, Option<i64>), ItemError> {
+) -> std::result::Result<(Outcome, Option<i64>, Option<i64>), ItemFailure> {
     // A purchase sent again is acknowledged and nothing else happens.
     if let Some((kind, key)) = apply::purchase_key(change) {
         let seen: Option<(i64,)> = tx
@@ -190,13 +190,13 @@ pub async fn apply_one<C: Conn>(
             (Some(row.id), state)
         }
         None => {
-            apply::may_create(change).map_err(ItemError::Refused)?;
+            apply::may_create(change).map_err(ItemFailure::Refused)?;
             (None, SubscriberState::new())
         }
     };
     let mut site = caps::site_counts(tx, site_id, std::iter::once(change)).await?;
     let effects =
-        apply::apply(&mut state, &mut site, change, limits).map_err(ItemError::Refused)?;
+        apply::apply(&mut state, &mut site, change, limits).map_err(ItemFailure::Refused)?;
 
     let created = id.is_none();
     let subscriber_id = match id {
@@ -269,7 +269,7 @@ pub async fn apply_one<C: Conn>(
             ))
             .await?;
         if taken.is_some() {
-            return Err(ItemError::Refused(apply::email_taken(new_email)));
+            return Err(ItemFailure::Refused(apply::email_taken(new_email)));
         }
         tx.execute(sql!(
             "UPDATE subscribers SET email = $1, email_key = $2 WHERE site_id = $3 AND id = $4",

@@ -420,7 +420,7 @@ mod tests {
 
     use super::super::SqliteStore;
     use crate::credentials::KeyPair;
-    use crate::storage::sql::apply::{ItemError, apply_in, apply_one};
+    use crate::storage::sql::apply::{ItemFailure, apply_in, apply_one};
     use crate::storage::{AudienceStore, Store};
     use corral_core::audience::{
         Create, Email, FieldKey, Limits, NewEvent, Outcome, SubscriberChange, Subscription, TagName,
@@ -692,14 +692,14 @@ mod tests {
                     outcomes.push(outcome);
                     touched.extend(changed);
                 }
-                Err(ItemError::Refused(reason)) => {
+                Err(ItemFailure::Refused(reason)) => {
                     sqlx::query("ROLLBACK TO item")
                         .execute(&mut *tx)
                         .await
                         .unwrap();
                     outcomes.push(Outcome::Failed(reason));
                 }
-                Err(ItemError::Database(error)) => panic!("{error}"),
+                Err(ItemFailure::Database(error)) => panic!("{error}"),
             }
             sqlx::query("RELEASE item").execute(&mut *tx).await.unwrap();
         }
