@@ -377,7 +377,9 @@ describe('the console', () => {
     await page.getByRole('link', { name: first.attributes.name }).focus();
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: first.attributes.name, level: 1 }).waitFor();
-    // The new page's heading has the focus, for screen readers.
+    // The new page's heading takes the focus, for screen readers, once the
+    // page has finished drawing (the heading shows before its counts load).
+    await page.waitForFunction(() => document.activeElement && document.activeElement.tagName === 'H1');
     assert.equal(await page.evaluate(() => document.activeElement.tagName), 'H1');
   });
 
