@@ -21,6 +21,7 @@ use crate::clock::format_ms;
 use crate::segment::{FieldErrors, Listing, QUERY_FIELD, Segment};
 use crate::service::segments::{Input, SegmentDraft};
 use corral_core::query::{Query, RawQuery};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -201,33 +202,38 @@ pub struct UpdateSegmentFields {
 
 /// Reads a create body into a draft for the segment service.
 pub fn new_segment(bytes: &[u8]) -> Result<SegmentDraft, BodyError> {
-    let (request, mut errors) = body::read::<CreateSegmentRequest>(bytes)?;
-    if request.segment.raw().is_none() {
-        errors.push("segment", "is required");
-    }
-    let fields: CreateSegmentFields = body::nested(&request.segment, "segment", &mut errors);
-    Ok(draft(
-        errors,
-        &fields.name,
-        &fields.description,
-        &fields.visitor_event_query,
-    ))
+    read_draft::<CreateSegmentRequest, CreateSegmentFields>(
+        bytes,
+        |request| &request.segment,
+        |f| [&f.name, &f.description, &f.visitor_event_query],
+    )
 }
 
 /// Reads a change body into a draft for the segment service; absent fields
 /// stay as they are.
 pub fn segment_patch(bytes: &[u8]) -> Result<SegmentDraft, BodyError> {
-    let (request, mut errors) = body::read::<UpdateSegmentRequest>(bytes)?;
-    if request.segment.raw().is_none() {
+    read_draft::<UpdateSegmentRequest, UpdateSegmentFields>(
+        bytes,
+        |request| &request.segment,
+        |f| [&f.name, &f.description, &f.visitor_event_query],
+    )
+}
+
+/// `{"segment":{…}}` read as the request type `R` whose `segment` is of type
+/// `F`: the name, description and query as sent.
+fn read_draft<R: DeserializeOwned, F: DeserializeOwned + Default>(
+    bytes: &[u8],
+    segment: fn(&R) -> &Given,
+    fields: fn(&F) -> [&Given; 3],
+) -> Result<SegmentDraft, BodyError> {
+    let (request, mut errors) = body::read::<R>(bytes)?;
+    let segment = segment(&request);
+    if segment.raw().is_none() {
         errors.push("segment", "is required");
     }
-    let fields: UpdateSegmentFields = body::nested(&request.segment, "segment", &mut errors);
-    Ok(draft(
-        errors,
-        &fields.name,
-        &fields.description,
-        &fields.visitor_event_query,
-    ))
+    let read: F = body::nested(segment, "segment", &mut errors);
+    let [name, description, query] = fields(&read);
+    Ok(draft(errors, name, description, query))
 }
 
 fn draft(errors: FieldErrors, name: &Given, description: &Given, query: &Given) -> SegmentDraft {
