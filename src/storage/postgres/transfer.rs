@@ -11,11 +11,11 @@
 //! end.
 
 use super::{PgStore, Tx};
-use crate::storage::transfer::{
-    Cursor, Rows, Table, TablePage, Transfer, TransferReader, TransferWriter,
-};
+use crate::storage::sql::transfer::{HandedOut, Reader};
+use crate::storage::transfer::{Rows, Table, Transfer, TransferReader, TransferWriter};
 use crate::storage::{Result, sql};
 use async_trait::async_trait;
+use sqlx::{PgConnection, Postgres};
 
 #[async_trait]
 impl Transfer for PgStore {
@@ -46,35 +46,18 @@ impl Transfer for PgStore {
     }
 }
 
-struct Reader {
-    tx: Tx,
-}
-
+/// Sequences are outside transactions: each one's latest value, at least
+/// the highest id of the snapshot.
 #[async_trait]
-impl TransferReader for Reader {
-    async fn count(&mut self, table: Table) -> Result<u64> {
-        sql::transfer::count(&mut *self.tx, table).await
-    }
-
-    async fn read_page(
-        &mut self,
-        table: Table,
-        after: Option<Cursor>,
-        limit: usize,
-    ) -> Result<TablePage> {
-        sql::transfer::read_page(&mut *self.tx, table, after, limit).await
-    }
-
-    async fn handed_out(&mut self) -> Result<Vec<(Table, i64)>> {
+impl HandedOut for Postgres {
+    async fn handed_out(conn: &mut PgConnection) -> Result<Vec<(Table, i64)>> {
         let mut highs = Vec::new();
         for table in Table::ALL.into_iter().filter(|t| t.has_ids()) {
-            // Sequences are outside transactions: this is the latest value,
-            // at least the highest id of the snapshot.
             let high: i64 = sqlx::query_scalar(
                 "SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence($1, 'id')::regclass), 0)",
             )
             .bind(table.name())
-            .fetch_one(&mut *self.tx)
+            .fetch_one(&mut *conn)
             .await?;
             highs.push((table, high));
         }

@@ -3,13 +3,54 @@
 //! plain rows of [`crate::storage::transfer`]. Each database pages its
 //! tables by its own primary keys (SQLite's are ids, PostgreSQL's lead with
 //! the site), so the page statements and the cursors they continue from are
-//! written for each; the rows are read alike. Writing a copy (multi-row
-//! inserts against `UNNEST`, sequences) is each backend's own.
+//! written for each; the rows are read alike, by one [`Reader`] over either
+//! driver's read transaction. What stays each backend's own: how the highest
+//! ids handed out are found ([`HandedOut`]), and writing a copy (multi-row
+//! inserts against `UNNEST`, sequences).
 
 use super::{Conn, Dialect, Statement};
 use crate::sql;
 use crate::storage::Result;
-use crate::storage::transfer::{Cursor, Rows, Table, TablePage};
+use crate::storage::transfer::{Cursor, Rows, Table, TablePage, TransferReader};
+use async_trait::async_trait;
+
+/// A snapshot of the database for `corral copy`: one read transaction of
+/// either driver, begun by the backend as its database reads a consistent
+/// snapshot.
+pub struct Reader<DB: sqlx::Database> {
+    pub tx: sqlx::Transaction<'static, DB>,
+}
+
+/// How a database tells the highest id handed out in each table that has
+/// ids (see [`TransferReader::handed_out`]).
+#[async_trait]
+pub trait HandedOut: sqlx::Database {
+    async fn handed_out(conn: &mut Self::Connection) -> Result<Vec<(Table, i64)>>;
+}
+
+#[async_trait]
+impl<DB> TransferReader for Reader<DB>
+where
+    DB: HandedOut,
+    DB::Connection: Conn,
+{
+    async fn count(&mut self, table: Table) -> Result<u64> {
+        count(&mut *self.tx, table).await
+    }
+
+    async fn read_page(
+        &mut self,
+        table: Table,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<TablePage> {
+        read_page(&mut *self.tx, table, after, limit).await
+    }
+
+    async fn handed_out(&mut self) -> Result<Vec<(Table, i64)>> {
+        DB::handed_out(&mut *self.tx).await
+    }
+}
 
 /// How many rows the table holds, as the connection sees it.
 pub async fn count(conn: &mut impl Conn, table: Table) -> Result<u64> {

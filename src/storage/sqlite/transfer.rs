@@ -9,14 +9,15 @@
 //! inserted, so new rows get ids above the copied ones by themselves.
 
 use super::SqliteStore;
+use crate::storage::sql::transfer::{HandedOut, Reader};
 use crate::storage::transfer::{
-    ApiKeyRow, ChangeHeadRow, Cursor, EventRow, FieldRow, Rows, SegmentMemberRow, SegmentRow,
-    SegmentWatchRow, SiteRow, SubscriberRow, SubscriberTagRow, Table, TablePage, TagRow, Transfer,
+    ApiKeyRow, ChangeHeadRow, EventRow, FieldRow, Rows, SegmentMemberRow, SegmentRow,
+    SegmentWatchRow, SiteRow, SubscriberRow, SubscriberTagRow, Table, TagRow, Transfer,
     TransferReader, TransferWriter, WebhookDeliveryRow, WebhookRow,
 };
 use crate::storage::{Result, sql};
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
 
 type Tx = Transaction<'static, Sqlite>;
 
@@ -37,29 +38,12 @@ impl Transfer for SqliteStore {
     }
 }
 
-struct Reader {
-    tx: Tx,
-}
-
+/// `AUTOINCREMENT` keeps each table's highest id ever handed out.
 #[async_trait]
-impl TransferReader for Reader {
-    async fn count(&mut self, table: Table) -> Result<u64> {
-        sql::transfer::count(&mut *self.tx, table).await
-    }
-
-    async fn read_page(
-        &mut self,
-        table: Table,
-        after: Option<Cursor>,
-        limit: usize,
-    ) -> Result<TablePage> {
-        sql::transfer::read_page(&mut *self.tx, table, after, limit).await
-    }
-
-    /// `AUTOINCREMENT` keeps each table's highest id ever handed out.
-    async fn handed_out(&mut self) -> Result<Vec<(Table, i64)>> {
+impl HandedOut for Sqlite {
+    async fn handed_out(conn: &mut SqliteConnection) -> Result<Vec<(Table, i64)>> {
         let found: Vec<(String, i64)> = sqlx::query_as("SELECT name, seq FROM sqlite_sequence")
-            .fetch_all(&mut *self.tx)
+            .fetch_all(conn)
             .await?;
         Ok(found
             .into_iter()
