@@ -122,6 +122,9 @@ pub fn top_object(bytes: &[u8]) -> Result<Object, BodyError> {
 /// names; each other key is an error ("is not a known field"), returned
 /// with the value for the caller to add its own.
 pub fn read<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, FieldErrors), BodyError> {
+    if let Some(value) = at_once(bytes) {
+        return Ok((value, FieldErrors::default()));
+    }
     let object = top_object(bytes)?;
     let mut errors = FieldErrors::default();
     let value = known::<T>(object, &mut errors).map_err(|e| BodyError::Malformed(e.to_string()))?;
@@ -139,6 +142,9 @@ pub fn nested<T: DeserializeOwned + Default>(
     let Some(raw) = given.raw() else {
         return T::default();
     };
+    if let Some(value) = at_once(raw.get().as_bytes()) {
+        return value;
+    }
     match serde_json::from_str::<Object>(raw.get()) {
         Ok(object) => known::<T>(object, errors).unwrap_or_default(),
         Err(_) => {
@@ -167,6 +173,18 @@ pub fn site_only(bytes: &[u8]) -> Result<(), BodyError> {
     }
     let (_, errors) = read::<SiteOnlyRequest>(bytes)?;
     errors.finish(|| ()).map_err(BodyError::from)
+}
+
+/// The common case, in one pass over the text: an object that names only
+/// `T`'s keys (each at most once). Anything else (`None`) takes the careful
+/// way, which says what is wrong.
+fn at_once<T: DeserializeOwned>(text: &[u8]) -> Option<T> {
+    let first = text.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first != b'{' {
+        // A struct would also be read from an array, by position.
+        return None;
+    }
+    serde_json::from_slice(text).ok()
 }
 
 /// `T` from the keys of `object` it names; each other key is reported and
@@ -273,6 +291,17 @@ mod tests {
             errors.0,
             vec![FieldError::new("tag", "must be a JSON object")]
         );
+    }
+
+    #[test]
+    fn the_one_pass_read_takes_only_objects_of_known_keys() {
+        let outer: Outer = at_once(br#" {"tag":{"name":1},"type":null}"#).unwrap();
+        assert_eq!(outer.tag.raw().unwrap().get(), r#"{"name":1}"#);
+        assert_eq!(outer.kind.raw().unwrap().get(), "null");
+        assert!(at_once::<Outer>(br#"{"tag":1,"y":2}"#).is_none());
+        assert!(at_once::<Outer>(br#"["s",1,2]"#).is_none());
+        assert!(at_once::<Outer>(br#"{"tag":1,"tag":2}"#).is_none());
+        assert!(at_once::<Outer>(b"").is_none());
     }
 
     #[test]
