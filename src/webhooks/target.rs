@@ -1,8 +1,11 @@
 //! Where a webhook may send: an absolute `http`/`https` URL without
 //! credentials whose host resolves only to public addresses. Loopback,
-//! private, link-local, shared (CGNAT), unspecified, broadcast and
-//! multicast addresses are refused unless the server runs with
-//! `--allow-private-webhook-targets`. The check is made when a webhook is
+//! private, link-local, shared (CGNAT), unspecified, broadcast, multicast
+//! and the other special-purpose addresses (documentation, benchmarking,
+//! protocol assignments) are refused unless the server runs with
+//! `--allow-private-webhook-targets`; an IPv6 address that carries an IPv4
+//! one (mapped, compatible, translated, NAT64's well-known prefix, 6to4) is
+//! judged by the IPv4 address it reaches. The check is made when a webhook is
 //! saved and again at every delivery (a name can come to resolve elsewhere),
 //! and a delivery connects to the very addresses that were checked.
 
@@ -66,7 +69,7 @@ pub async fn resolve(url: &Url, allow_private: bool) -> Result<Vec<SocketAddr>, 
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match embedded_v4(v6) {
             Some(v4) => is_public_v4(v4),
             None => is_public_v6(v6),
         },
@@ -74,7 +77,7 @@ pub fn is_public(ip: IpAddr) -> bool {
 }
 
 fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     !(ip.is_loopback()
         || ip.is_private()
         || ip.is_link_local()
@@ -85,19 +88,52 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a == 0
         // Shared address space (carrier-grade NAT), 100.64.0.0/10.
         || (a == 100 && (64..128).contains(&b))
+        // IETF protocol assignments, 192.0.0.0/24.
+        || (a, b, c) == (192, 0, 0)
+        // The 6to4 relay anycast, 192.88.99.0/24.
+        || (a, b, c) == (192, 88, 99)
+        // Benchmarking, 198.18.0.0/15.
+        || (a == 198 && (b & 0xfe) == 18)
         // Reserved for the future, 240.0.0.0/4.
         || a >= 240)
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let s = ip.segments();
     !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         // Unique local, fc00::/7.
-        || (first & 0xfe00) == 0xfc00
-        // Link-local, fe80::/10.
-        || (first & 0xffc0) == 0xfe80)
+        || (s[0] & 0xfe00) == 0xfc00
+        // Link-local, fe80::/10, and the former site-local, fec0::/10.
+        || (s[0] & 0xffc0) == 0xfe80
+        || (s[0] & 0xffc0) == 0xfec0
+        // NAT64 for local use, 64:ff9b:1::/48.
+        || (s[0], s[1], s[2]) == (0x64, 0xff9b, 1)
+        // Discard-only, 100::/64.
+        || (s[0], s[1], s[2], s[3]) == (0x100, 0, 0, 0)
+        // IETF protocol assignments (Teredo, ORCHID, …), 2001::/23.
+        || (s[0] == 0x2001 && s[1] < 0x200)
+        // Documentation, 2001:db8::/32.
+        || (s[0], s[1]) == (0x2001, 0xdb8))
+}
+
+/// The IPv4 address an IPv6 address reaches, in the forms that carry one:
+/// IPv4-compatible (`::a.b.c.d`, `::` and `::1` included: both come out
+/// unspecified), mapped (`::ffff:a.b.c.d`), translated
+/// (`::ffff:0:a.b.c.d`), NAT64's well-known prefix (`64:ff9b::a.b.c.d`) and
+/// 6to4 (`2002:AABB:CCDD::/48`).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match s {
+        [0, 0, 0, 0, 0, 0, hi, lo]
+        | [0, 0, 0, 0, 0, 0xffff, hi, lo]
+        | [0, 0, 0, 0, 0xffff, 0, hi, lo]
+        | [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(v4(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(v4(hi, lo)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -138,10 +174,36 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            // IPv4 carried inside IPv6: NAT64, 6to4, compatible, translated.
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+            "::127.0.0.1",
+            "::ffff:0:7f00:1",
+            "64:ff9b:1::1",
+            // Special-purpose ranges.
+            "198.18.0.1",
+            "198.19.255.255",
+            "192.0.0.1",
+            "192.88.99.1",
+            "2001:db8::1",
+            "2001::1",
+            "100::1",
+            "fec0::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "100.128.0.1"] {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "100.128.0.1",
+            "198.20.0.1",
+            "192.0.1.1",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "2001:4860:4860::8888",
+        ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
     }
