@@ -111,7 +111,8 @@ pub struct PreviewEnvelope {
 pub const MEMBER_CSV_HEADER: [&str; 5] =
     ["uuid", "email", "created_at", "unsubscribed_at", "fields"];
 
-/// One member's CSV record, in the columns of [`MEMBER_CSV_HEADER`].
+/// One member's CSV record, in the columns of [`MEMBER_CSV_HEADER`], each
+/// cell [safe to open in a spreadsheet](spreadsheet_safe).
 pub fn member_csv_record(s: &Subscriber) -> [String; 5] {
     [
         s.uuid.clone(),
@@ -120,4 +121,52 @@ pub fn member_csv_record(s: &Subscriber) -> [String; 5] {
         s.unsubscribed_at.map(format_ms).unwrap_or_default(),
         serde_json::to_string(&s.fields).unwrap_or_default(),
     ]
+    .map(spreadsheet_safe)
+}
+
+/// A cell a spreadsheet would read as a formula (one that begins with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return, such as an email
+/// `=HYPERLINK("http://…")@example.com`, which the email rules accept) is
+/// written after a single quote, so that it shows as text: OWASP's advice
+/// against CSV injection. Other cells are written as they are.
+pub fn spreadsheet_safe(cell: String) -> String {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+        _ => cell,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_are_written_as_text() {
+        for (cell, written) in [
+            (
+                r#"=HYPERLINK("http://evil.example/x","click")@example.com"#,
+                r#"'=HYPERLINK("http://evil.example/x","click")@example.com"#,
+            ),
+            ("+1@example.com", "'+1@example.com"),
+            ("-2+3@example.com", "'-2+3@example.com"),
+            ("@sum@example.com", "'@sum@example.com"),
+            ("\tx@example.com", "'\tx@example.com"),
+            ("ada@example.com", "ada@example.com"),
+            ("{\"plan\":\"pro\"}", "{\"plan\":\"pro\"}"),
+            ("", ""),
+        ] {
+            assert_eq!(spreadsheet_safe(cell.to_owned()), written);
+        }
+        let member = Subscriber {
+            id: 1,
+            uuid: "u".into(),
+            email: "=1+1@example.com".into(),
+            fields: serde_json::Map::new(),
+            tag_ids: Vec::new(),
+            created_at: 0,
+            updated_at: 0,
+            unsubscribed_at: None,
+        };
+        assert_eq!(member_csv_record(&member)[1], "'=1+1@example.com");
+    }
 }
