@@ -130,19 +130,59 @@ fn requested_site(uri: &Uri, bytes: &[u8]) -> Option<String> {
     }
 }
 
-/// Reads the whole body, refusing one over `limit` bytes with a 413 before
-/// reading it when its declared length already says so.
+/// Reads the whole body, refusing one over `limit` bytes with a 413: before
+/// reading it when its declared length already says so, else as soon as
+/// what arrived goes over. What is left of a refused body is read and
+/// dropped in the background ([`linger`]), so that the client, still
+/// sending, gets to read the 413.
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    use futures_util::StreamExt as _;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let mut stream = body.into_data_stream();
     if declared.is_some_and(|n| n > limit as u64) {
+        linger(stream);
         return Err(ApiError::PayloadTooLarge);
     }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge)
+    let mut read = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    while let Some(chunk) = stream.next().await {
+        // A body that breaks off (the client went away) is not answered.
+        let chunk = chunk.map_err(|_| ApiError::PayloadTooLarge)?;
+        if read.len() + chunk.len() > limit {
+            linger(stream);
+            return Err(ApiError::PayloadTooLarge);
+        }
+        read.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(read))
+}
+
+/// How long, and how much, of a refused body is read and dropped.
+const LINGER_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+const LINGER_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads and drops the rest of a refused body, for at most [`LINGER_FOR`]
+/// and [`LINGER_BYTES`], as nginx's lingering close does: the connection
+/// would otherwise close with the client's data unread, the kernel would
+/// answer it with a reset, and a client still sending would never read the
+/// 413 (it is sent with `Connection: close`). A client that sends more, or
+/// for longer, is cut off.
+fn linger(mut rest: axum::body::BodyDataStream) {
+    use futures_util::StreamExt as _;
+    tokio::spawn(async move {
+        let mut left = LINGER_BYTES;
+        let _ = tokio::time::timeout(LINGER_FOR, async {
+            while let Some(Ok(chunk)) = rest.next().await {
+                let Some(still) = left.checked_sub(chunk.len()) else {
+                    break;
+                };
+                left = still;
+            }
+        })
+        .await;
+    });
 }
 
 /// The body's `site_uuid`: `None` when the body has none (or is not a JSON

@@ -249,6 +249,11 @@ impl IntoResponse for ApiError {
         };
         let headers = response.headers_mut();
         match self {
+            // The body was not read whole: the connection cannot carry
+            // another request, and the client should know it.
+            Self::PayloadTooLarge => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             Self::Unauthorized => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,

@@ -275,6 +275,54 @@ async fn bodies_over_1_mib_are_a_413() {
     assert!(app.listed_names().await.is_empty());
 }
 
+#[tokio::test]
+async fn a_client_still_sending_an_oversized_body_reads_the_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let host = app.base.trim_start_matches("http://");
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{}:{}", app.site.publishable_key, app.site.secret_key),
+    );
+    // Just over a segment's 1 MiB, and far over a batch's 16 MiB: the
+    // server refuses each from its declared length, before reading it.
+    for (path, size) in [
+        (SEGMENTS.to_owned(), 1024 * 1024 + 100 * 1024),
+        ("/api/v1/batch/events".to_owned(), 20 * 1024 * 1024),
+    ] {
+        let mut socket = tokio::net::TcpStream::connect(host).await.unwrap();
+        let head = format!(
+            "POST {path}?site_uuid={} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\n\
+             Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n",
+            app.site.uuid
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        // The whole body goes through: the server reads and drops it
+        // rather than closing on unread data (which would reset the
+        // connection under the client's feet, answer unread).
+        let chunk = vec![b' '; 64 * 1024];
+        let mut sent = 0;
+        while sent < size {
+            let n = chunk.len().min(size - sent);
+            socket
+                .write_all(&chunk[..n])
+                .await
+                .unwrap_or_else(|e| panic!("{path}: the send broke off after {sent} bytes: {e}"));
+            sent += n;
+        }
+        let mut answer = Vec::new();
+        socket.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert!(answer.starts_with("http/1.1 413"), "{path}: {answer}");
+        assert!(answer.contains("connection: close"), "{path}: {answer}");
+        assert!(
+            answer.ends_with(r#"{"error":"payload too large"}"#),
+            "{path}: {answer}"
+        );
+    }
+    assert!(app.listed_names().await.is_empty());
+}
+
 /// Posts `body` with `Transfer-Encoding: chunked` over a plain socket and
 /// returns the status code.
 async fn chunked_post(app: &TestApp, path: &str, body: &[u8]) -> u16 {
