@@ -75,6 +75,15 @@ struct Chunk {
     bytes_read: u64,
 }
 
+impl Chunk {
+    /// The last line of the file the chunk holds an item of.
+    fn last_line(&self) -> u64 {
+        let items = self.items.iter().map(|(line, _)| *line);
+        let bad = self.bad.iter().map(|(line, _)| *line);
+        items.chain(bad).max().unwrap_or(0)
+    }
+}
+
 /// How many bad lines are printed before only counting them.
 const MAX_REPORTED: u64 = 100;
 
@@ -124,8 +133,25 @@ pub async fn run(command: ImportCommand, store: &Arc<dyn Store>) -> Result<(), C
 
     let started = Instant::now();
     let (mut imported, mut failed) = (0u64, 0u64);
-    while let Some(chunk) = receiver.recv().await {
-        let chunk = chunk.map_err(CliError::Usage)?;
+    // Ctrl-C or SIGTERM: the batch being written is finished (one
+    // transaction), then the import stops and says how far it got.
+    let stop = super::signal::stop_requested();
+    tokio::pin!(stop);
+    let mut done_to = 0u64;
+    let mut stopped = false;
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            () = &mut stop => {
+                stopped = true;
+                break;
+            }
+            chunk = receiver.recv() => match chunk {
+                Some(chunk) => chunk.map_err(CliError::Usage)?,
+                None => break,
+            },
+        };
+        let last_line = chunk.last_line();
         let mut bad = chunk.bad;
         let (lines, changes): (Vec<u64>, Vec<SubscriberChange>) = chunk.items.into_iter().unzip();
         let outcomes = store
@@ -146,9 +172,23 @@ pub async fn run(command: ImportCommand, store: &Arc<dyn Store>) -> Result<(), C
         }
         progress.set_position(chunk.bytes_read);
         progress.set_message(format!("{imported} imported, {failed} skipped"));
+        done_to = done_to.max(last_line);
+    }
+    progress.finish_and_clear();
+    if stopped {
+        // The reader may be blocked sending the next chunk: not waited for.
+        drop(receiver);
+        let what = match kind {
+            Kind::Subscribers => "subscribers",
+            Kind::Events => "events",
+        };
+        return Err(CliError::Stopped(format!(
+            "stopped on request: imported {imported} {what} and skipped {failed} bad lines, \
+             every line up to line {done_to} done (whole batches; nothing after it was \
+             written); to go on, import what follows line {done_to}"
+        )));
     }
     let _ = reader.join();
-    progress.finish_and_clear();
     if failed > MAX_REPORTED {
         eprintln!("… and {} more bad lines", failed - MAX_REPORTED);
     }

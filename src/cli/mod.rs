@@ -19,6 +19,7 @@ mod import;
 mod query_input;
 mod segment;
 mod serve;
+mod signal;
 mod subscriber;
 mod webhook;
 
@@ -125,6 +126,9 @@ pub enum CliError {
     /// its transaction was rolled back, the target is as it was.
     #[error("the copy failed while {step}, so nothing was copied: {source}")]
     CopyFailed { step: String, source: StorageError },
+    /// Stopped on request (Ctrl-C, SIGTERM), saying how far it got.
+    #[error("{0}")]
+    Stopped(String),
 }
 
 /// Runs the command line and turns its outcome into an exit status.
@@ -145,6 +149,11 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        // As a shell reports a command stopped by Ctrl-C.
+        Err(e @ CliError::Stopped(_)) => {
+            eprintln!("{e}");
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

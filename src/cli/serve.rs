@@ -124,7 +124,11 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
 
     // Before anything is printed or bound: SIGTERM from then on stops the
     // server gracefully.
-    let shutdown = http::shutdown_signal();
+    let stop = super::signal::stop_requested();
+    let shutdown = async move {
+        stop.await;
+        tracing::info!("shutting down: finishing requests in flight");
+    };
     let store = super::open(database).await?;
     let preload = if args.preload.is_empty() {
         file.preload.clone().unwrap_or_default()

@@ -330,28 +330,3 @@ pub async fn serve(
     let settings = state.settings.connections;
     conn::serve(listener, router(state), settings, shutdown).await
 }
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    use tokio::signal::unix::{SignalKind, signal};
-    // Registered now, not when first polled: a SIGTERM that arrives as soon
-    // as the server answers must not find the default action (exit by the
-    // signal) still in place.
-    let interrupt = signal(SignalKind::interrupt()).ok();
-    let terminate = signal(SignalKind::terminate()).ok();
-    async move {
-        let wait = |signal: Option<tokio::signal::unix::Signal>| async move {
-            match signal {
-                Some(mut signal) => {
-                    signal.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            () = wait(interrupt) => {},
-            () = wait(terminate) => {},
-        }
-        tracing::info!("shutting down: finishing requests in flight");
-    }
-}

@@ -1,4 +1,4 @@
-//! `corral import`: JSON Lines and CSV, bad lines and lines over the caps skipped, a server following.
+//! `corral import`: JSON Lines and CSV, bad lines and lines over the caps skipped, a stop on request, a server following.
 
 use super::{Cli, assert_fails};
 use crate::helpers::*;
@@ -315,4 +315,65 @@ async fn a_running_servers_answers_follow_writes_by_another_process_at_once() {
     ]);
     assert_eq!(members_now(&app, &vip).await, 2);
     assert_eq!(members_now(&app, &both).await, 2);
+}
+
+#[tokio::test]
+async fn an_import_stopped_on_request_finishes_its_batch_and_says_how_far_it_got() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let app = TestApp::spawn().await;
+    let cli = Cli::on(&app.database_url);
+    let mut child = cli
+        .command(&[
+            "import",
+            "events",
+            "--site",
+            &app.site.uuid,
+            "--batch",
+            "1000",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Five whole batches, and the start of a sixth that stdin, kept open,
+    // never completes: the import is certainly in the middle of its work.
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..5_300 {
+        writeln!(
+            stdin,
+            r#"{{"type":"$pageview","email":"u{}@x.com","details":{{"n":{i}}}}}"#,
+            i % 50
+        )
+        .unwrap();
+    }
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while app.rows(Table::Events).await < 5_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batches never landed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    drop(stdin);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("stopped on request: imported 5000 events and skipped 0 bad lines, every line up to line 5000 done"),
+        "{stderr}"
+    );
+    // Exactly the batches it reported, nothing of the unfinished one.
+    assert_eq!(app.rows(Table::Events).await, 5_000);
 }
