@@ -367,7 +367,17 @@ async fn a_receiver_that_fails_twice_gets_the_same_event_ids_again() {
             json!({}),
         )
         .await;
-    for d in deliveries["data"].as_array().unwrap() {
+    // One delivery for each of the two notifications, each tried three times.
+    let listed = deliveries["data"].as_array().unwrap();
+    let mut listed_ids: Vec<String> = listed
+        .iter()
+        .map(|d| d["attributes"]["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    listed_ids.sort();
+    let mut sent_ids = ids(&bodies[0]);
+    sent_ids.sort();
+    assert_eq!(listed_ids, sent_ids, "{deliveries}");
+    for d in listed {
         assert_eq!(d["attributes"]["attempts"], 3, "{d}");
         assert_eq!(d["attributes"]["status"], "delivered");
     }
