@@ -86,6 +86,19 @@ pub enum StorageError {
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
+impl StorageError {
+    /// What each request of a group write that failed as a whole is told:
+    /// that the database is unavailable, when it is (answered 503 with
+    /// `Retry-After`, for the client to try again), or else that the write
+    /// failed (its detail logged once, by the writer).
+    pub(crate) fn shared_by_group(self) -> Self {
+        match self {
+            Self::Unavailable(_) | Self::WriteFailed(_) => self,
+            other => Self::WriteFailed(other.to_string()),
+        }
+    }
+}
+
 /// A site: the wall around one account's keys and data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Site {
@@ -358,6 +371,20 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_group_tells_each_waiter_whether_to_try_again() {
+        let down = StorageError::Unavailable("connection refused".into());
+        assert!(matches!(
+            down.shared_by_group(),
+            StorageError::Unavailable(_)
+        ));
+        let broken = StorageError::Database("disk I/O error".into());
+        match broken.shared_by_group() {
+            StorageError::WriteFailed(message) => assert!(message.contains("disk I/O error")),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn sqlite_urls_name_files() {

@@ -28,7 +28,7 @@ const MAX_GROUP_ITEMS: usize = 20_000;
 struct Job {
     changes: Vec<SubscriberChange>,
     now: i64,
-    reply: oneshot::Sender<std::result::Result<Vec<Outcome>, String>>,
+    reply: oneshot::Sender<Result<Vec<Outcome>>>,
 }
 
 /// One site's waiting batches, and its writer's turn.
@@ -87,16 +87,16 @@ impl Groups {
                         Err(error) => {
                             tracing::error!(%error, site_id, jobs = jobs.len(),
                                 "a group of audience writes failed");
-                            let message = error.to_string();
+                            let shared = error.shared_by_group();
                             for job in jobs {
-                                let _ = job.reply.send(Err(message.clone()));
+                                let _ = job.reply.send(Err(shared.clone()));
                             }
                         }
                     }
                 }
             }
             match answer.try_recv() {
-                Ok(result) => return result.map_err(StorageError::WriteFailed),
+                Ok(result) => return result,
                 Err(oneshot::error::TryRecvError::Empty) => continue,
                 Err(oneshot::error::TryRecvError::Closed) => {
                     return Err(StorageError::WriteFailed("the writer stopped".into()));

@@ -28,7 +28,7 @@ struct Job {
     site_id: i64,
     changes: Vec<SubscriberChange>,
     now: i64,
-    reply: oneshot::Sender<std::result::Result<Vec<Outcome>, String>>,
+    reply: oneshot::Sender<Result<Vec<Outcome>>>,
 }
 
 pub(super) struct GroupWriter {
@@ -59,10 +59,7 @@ impl GroupWriter {
         };
         let stopped = || StorageError::WriteFailed("the writer has stopped".into());
         self.jobs.send(job).await.map_err(|_| stopped())?;
-        answer
-            .await
-            .map_err(|_| stopped())?
-            .map_err(StorageError::WriteFailed)
+        answer.await.map_err(|_| stopped())?
     }
 }
 
@@ -87,9 +84,9 @@ async fn run(writer: SqlitePool, limits: Limits, mut receiver: mpsc::Receiver<Jo
             }
             Err(error) => {
                 tracing::error!(%error, jobs = jobs.len(), "a group of audience writes failed");
-                let message = error.to_string();
+                let shared = error.shared_by_group();
                 for job in jobs {
-                    let _ = job.reply.send(Err(message.clone()));
+                    let _ = job.reply.send(Err(shared.clone()));
                 }
             }
         }
