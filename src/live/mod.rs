@@ -331,9 +331,19 @@ impl Live {
     /// The site's snapshot, current as of this call and holding the detail
     /// columns `query` and the segments it refers to need (read, in a job
     /// of the site's, if it lacked any).
-    async fn ready(&self, site_id: i64, query: &Query) -> Result<ResidentGuard, StorageError> {
+    /// `current` is a snapshot just brought up to date, to start from
+    /// without a second freshness check.
+    async fn ready(
+        &self,
+        site_id: i64,
+        query: &Query,
+        mut current: Option<ResidentGuard>,
+    ) -> Result<ResidentGuard, StorageError> {
         loop {
-            let resident = self.resident(site_id).await?;
+            let resident = match current.take() {
+                Some(resident) => resident,
+                None => self.resident(site_id).await?,
+            };
             let missing = missing_details(&resident, query);
             if missing.is_empty() {
                 return Ok(resident);
@@ -353,8 +363,9 @@ impl Live {
         &self,
         site_id: i64,
         query: &Query,
+        current: Option<ResidentGuard>,
     ) -> Result<(ResidentGuard, lanes::Permit), LiveError> {
-        let resident = self.ready(site_id, query).await?;
+        let resident = self.ready(site_id, query, current).await?;
         let cost = cost::estimate(&resident.audience, query, &resident.segments);
         cost.check(&resident.audience, &self.limits)
             .map_err(EvalError::TooExpensive)?;
@@ -365,7 +376,7 @@ impl Live {
         // Never queue holding the snapshot: it could not move meanwhile.
         drop(resident);
         let permit = self.lanes.admit(site_id, heavy).await;
-        let resident = self.ready(site_id, query).await?;
+        let resident = self.ready(site_id, query, None).await?;
         Ok((resident, permit))
     }
 
@@ -382,6 +393,22 @@ impl Live {
             .map_err(EvalError::TooExpensive)
     }
 
+    /// The query of the kept segment `id` as the site's snapshot holds it,
+    /// with that snapshot, brought up to date (one freshness check); `None`
+    /// when the snapshot holds no evaluable kept segment of that id.
+    pub async fn saved_query(
+        &self,
+        site_id: i64,
+        id: i64,
+    ) -> Result<Option<(Arc<Query>, ResidentGuard)>, StorageError> {
+        let resident = self.resident(site_id).await?;
+        Ok(resident
+            .segments
+            .get(&id)
+            .cloned()
+            .map(|query| (query, resident)))
+    }
+
     /// The members of `query` at `now`.
     pub async fn evaluate(
         &self,
@@ -389,10 +416,22 @@ impl Live {
         query: &Query,
         now: i64,
     ) -> Result<Evaluation, LiveError> {
+        self.evaluate_on(site_id, query, now, None).await
+    }
+
+    /// [`Self::evaluate`], starting from `current`, the snapshot just brought
+    /// up to date that `query` was taken from ([`Self::saved_query`]).
+    pub async fn evaluate_on(
+        &self,
+        site_id: i64,
+        query: &Query,
+        now: i64,
+        current: Option<ResidentGuard>,
+    ) -> Result<Evaluation, LiveError> {
         if matches!(query, Query::Foreign) {
             return Err(EvalError::Foreign.into());
         }
-        let (resident, permit) = self.admitted(site_id, query).await?;
+        let (resident, permit) = self.admitted(site_id, query, current).await?;
         let cancel = Cancel::default();
         let _cancel_on_drop = CancelOnDrop(cancel.clone());
         let query = query.clone();
@@ -427,10 +466,23 @@ impl Live {
         now: i64,
         subscriber_id: i64,
     ) -> Result<Option<Explanation>, LiveError> {
+        self.explain_on(site_id, query, now, subscriber_id, None)
+            .await
+    }
+
+    /// [`Self::explain`], starting from `current`, as [`Self::evaluate_on`].
+    pub async fn explain_on(
+        &self,
+        site_id: i64,
+        query: &Query,
+        now: i64,
+        subscriber_id: i64,
+        current: Option<ResidentGuard>,
+    ) -> Result<Option<Explanation>, LiveError> {
         if matches!(query, Query::Foreign) {
             return Err(EvalError::Foreign.into());
         }
-        let (resident, permit) = self.admitted(site_id, query).await?;
+        let (resident, permit) = self.admitted(site_id, query, current).await?;
         let Some(index) = resident.audience.index_of(subscriber_id) else {
             return Ok(None);
         };

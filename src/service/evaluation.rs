@@ -10,7 +10,7 @@
 //! this site (or discarded), or kept with a query saved before queries were
 //! checked, which cannot be evaluated until it is saved again.
 
-use crate::live::{Evaluation, Live, LiveError};
+use crate::live::{Evaluation, Live, LiveError, ResidentGuard};
 use crate::segment::{FieldErrors, QUERY_FIELD, Segment, SegmentId};
 use crate::storage::{StorageError, Store};
 use corral_core::engine::Explanation;
@@ -74,19 +74,23 @@ impl<'a> Evaluations<'a> {
         site_id: i64,
         id: SegmentId,
     ) -> Result<Arc<Query>, EvaluationError> {
+        self.saved(site_id, id).await.map(|(query, _)| query)
+    }
+
+    /// The query of a kept segment and, when it came from the site's
+    /// snapshot, that snapshot just brought up to date: evaluating on it
+    /// needs no second freshness check.
+    async fn saved(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+    ) -> Result<(Arc<Query>, Option<ResidentGuard>), EvaluationError> {
         // A site not in memory yet is read whole before anything is
         // evaluated: a segment that is not there is told first, cheaply.
-        if self.live.holds(site_id) {
-            let held = self
-                .live
-                .resident(site_id)
-                .await?
-                .segments
-                .get(&id.0)
-                .cloned();
-            if let Some(query) = held {
-                return Ok(query);
-            }
+        if self.live.holds(site_id)
+            && let Some((query, current)) = self.live.saved_query(site_id, id.0).await?
+        {
+            return Ok((query, Some(current)));
         }
         // None of that id, one whose text fits no grammar, or a site not
         // read yet.
@@ -97,7 +101,7 @@ impl<'a> Evaluations<'a> {
             .filter(Segment::is_kept)
             .ok_or(EvaluationError::SegmentNotFound)?;
         match corral_core::query::parse(segment.query.as_str()) {
-            Ok(query) => Ok(Arc::new(query)),
+            Ok(query) => Ok((Arc::new(query), None)),
             Err(problems) => Err(unevaluable(problems).into()),
         }
     }
@@ -109,8 +113,8 @@ impl<'a> Evaluations<'a> {
         id: SegmentId,
         now: i64,
     ) -> Result<Evaluation, EvaluationError> {
-        let query = self.saved_query(site_id, id).await?;
-        Ok(self.live.evaluate(site_id, &query, now).await?)
+        let (query, current) = self.saved(site_id, id).await?;
+        Ok(self.live.evaluate_on(site_id, &query, now, current).await?)
     }
 
     /// Whether a subscriber (by id) is a member of a kept segment now, and
@@ -122,10 +126,10 @@ impl<'a> Evaluations<'a> {
         subscriber_id: i64,
         now: i64,
     ) -> Result<Option<Explanation>, EvaluationError> {
-        let query = self.saved_query(site_id, id).await?;
+        let (query, current) = self.saved(site_id, id).await?;
         Ok(self
             .live
-            .explain(site_id, &query, now, subscriber_id)
+            .explain_on(site_id, &query, now, subscriber_id, current)
             .await?)
     }
 
