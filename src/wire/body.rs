@@ -179,9 +179,9 @@ pub fn site_only(bytes: &[u8]) -> Result<(), BodyError> {
 /// `T`'s keys (each at most once). Anything else (`None`) takes the careful
 /// way, which says what is wrong.
 fn at_once<T: DeserializeOwned>(text: &[u8]) -> Option<T> {
-    let first = text.iter().find(|b| !b.is_ascii_whitespace())?;
-    if *first != b'{' {
-        // A struct would also be read from an array, by position.
+    // Only an object: serde would also read a struct from an array, by
+    // position.
+    if !text.trim_ascii_start().starts_with(b"{") {
         return None;
     }
     serde_json::from_slice(text).ok()
