@@ -16,14 +16,16 @@
 //! very addresses checked.
 
 use super::target;
+use crate::clock::{Clock, SystemClock};
 use crate::storage::Store;
 use crate::storage::webhooks::{Attempt, Webhook};
+use async_trait::async_trait;
 use hmac::{Hmac, Mac};
-use rand::Rng;
 use sha2::Sha256;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// Notifications per request, at most.
 pub const BATCH: usize = 100;
@@ -35,12 +37,17 @@ pub const DISABLE_AFTER: i64 = 3 * 24 * 3_600_000;
 const LEASE_MS: i64 = 60_000;
 
 /// The wait before the next attempt after `attempts` failed ones: 1 s
-/// doubled each time, at most an hour, times a random 0.75–1.25.
-pub fn backoff(attempts: i64) -> i64 {
+/// doubled each time, at most an hour, times 0.75–1.25 chosen by `spread`
+/// (the webhook's id), so that webhooks failing together come back apart,
+/// and the same failure always waits the same time (a replayed run repeats).
+pub fn backoff(attempts: i64, spread: i64) -> i64 {
     let base = 1_000_i64
         .saturating_mul(1 << attempts.clamp(0, 12))
         .min(3_600_000);
-    let jitter: f64 = rand::rng().random_range(0.75..1.25);
+    let mut hash =
+        (spread as u64 ^ (attempts as u64).rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    hash ^= hash >> 29;
+    let jitter = 0.75 + (hash % 1_000) as f64 / 2_000.0;
     (base as f64 * jitter) as i64
 }
 
@@ -56,6 +63,43 @@ pub fn signature(secret: &str, seconds: i64, body: &str) -> String {
     )
 }
 
+/// Where a batch goes. [`Http`] posts it to the webhook's URL; a test puts
+/// a receiver of its own in its place.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// Sends one batch at `now_ms`: the receiver's status, or what kept it
+    /// from answering.
+    async fn post(
+        &self,
+        webhook: &Webhook,
+        body: &str,
+        now_ms: i64,
+    ) -> (Option<i64>, Option<String>);
+}
+
+/// Posting over HTTP(S) to the webhook's URL, signed, to addresses checked
+/// again before each request.
+pub struct Http {
+    pub allow_private: bool,
+}
+
+#[async_trait]
+impl Transport for Http {
+    async fn post(
+        &self,
+        webhook: &Webhook,
+        body: &str,
+        now_ms: i64,
+    ) -> (Option<i64>, Option<String>) {
+        post(webhook, body, self.allow_private, now_ms).await
+    }
+}
+
+/// Sends to at most this many webhooks at once (one server): a receiver
+/// that hangs holds one of them for at most [`TIMEOUT`], and the others go
+/// on; webhooks due beyond it wait for the next tick.
+pub const CONCURRENT_SENDS: usize = 32;
+
 /// Sends the outbox's notifications.
 pub struct Deliverer {
     /// Woken when the tracker wrote notifications, so they need not wait
@@ -63,65 +107,101 @@ pub struct Deliverer {
     pub wake: Arc<tokio::sync::Notify>,
     store: Arc<dyn Store>,
     allow_private: bool,
+    clock: Arc<dyn Clock>,
     /// Webhooks this server is sending to now.
     sending: Arc<Mutex<HashSet<i64>>>,
+    /// One permit a send in flight.
+    slots: Arc<Semaphore>,
+    concurrency: usize,
 }
 
 impl Deliverer {
+    /// A deliverer on the system's clock.
     pub fn new(store: Arc<dyn Store>, allow_private: bool) -> Self {
+        Self::with_clock(store, allow_private, Arc::new(SystemClock))
+    }
+
+    /// A deliverer that reads the time (attempts, leases, backoff, the
+    /// signature's `t`) from `clock`.
+    pub fn with_clock(store: Arc<dyn Store>, allow_private: bool, clock: Arc<dyn Clock>) -> Self {
         Self {
             wake: Arc::default(),
             store,
             allow_private,
+            clock,
             sending: Arc::default(),
+            slots: Arc::new(Semaphore::new(CONCURRENT_SENDS)),
+            concurrency: CONCURRENT_SENDS,
         }
     }
 
-    /// Starts a send for every due webhook not being sent to already.
-    pub async fn tick(&self, now: i64) {
+    /// Sends to at most `sends` webhooks at once instead of
+    /// [`CONCURRENT_SENDS`].
+    pub fn at_most(mut self, sends: usize) -> Self {
+        self.slots = Arc::new(Semaphore::new(sends));
+        self.concurrency = sends;
+        self
+    }
+
+    /// Starts a send, in a task of its own, for every due webhook not being
+    /// sent to already, while fewer than the bound are in flight; returns
+    /// how many it started. It does not wait for them.
+    pub async fn tick(&self, now: i64) -> usize {
         let due = match self.store.due_webhooks(now).await {
             Ok(due) => due,
             Err(error) => {
                 tracing::warn!(%error, "due webhooks could not be read");
-                return;
+                return 0;
             }
         };
+        let mut started = 0;
         for (site_id, id) in due {
-            if !self
-                .sending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id)
-            {
+            let mut sending = self.sending.lock().unwrap_or_else(|e| e.into_inner());
+            if sending.contains(&id) {
                 continue;
             }
+            let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+                tracing::debug!("every delivery slot is taken; the rest wait for a later tick");
+                break;
+            };
+            sending.insert(id);
+            drop(sending);
+            started += 1;
             let store = Arc::clone(&self.store);
+            let clock = Arc::clone(&self.clock);
             let sending = Arc::clone(&self.sending);
             let allow_private = self.allow_private;
             tokio::spawn(async move {
-                if let Err(error) = send(&store, site_id, id, allow_private).await {
+                if let Err(error) = send(&store, clock.as_ref(), site_id, id, allow_private).await {
                     tracing::warn!(site_id, webhook_id = id, %error, "a webhook delivery failed to run");
                 }
                 sending
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&id);
+                drop(slot);
             });
         }
+        started
+    }
+
+    /// Waits until no send this deliverer started is in flight.
+    pub async fn idle(&self) {
+        let all = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
+        let _all = self
+            .slots
+            .acquire_many(all)
+            .await
+            .expect("the slots are never closed");
     }
 }
 
 /// Sends a webhook's next batch, and records how it went.
-async fn send(
-    store: &Arc<dyn Store>,
-    site_id: i64,
-    id: i64,
-    allow_private: bool,
-) -> Result<(), crate::storage::StorageError> {
+async fn send(to: &Target<'_>, site_id: i64, id: i64) -> Result<(), crate::storage::StorageError> {
     // While batches go through whole, the next follows at once: a busy
     // webhook is not held to one batch a tick.
     for _ in 0..ROUNDS {
-        if !send_batch(store, site_id, id, allow_private).await? {
+        if !send_batch(to, site_id, id).await? {
             break;
         }
     }
@@ -134,12 +214,12 @@ const ROUNDS: usize = 100;
 /// Sends a webhook's next batch and records how it went; whether a full
 /// batch was delivered (so more may wait).
 async fn send_batch(
-    store: &Arc<dyn Store>,
+    to: &Target<'_>,
     site_id: i64,
     id: i64,
-    allow_private: bool,
 ) -> Result<bool, crate::storage::StorageError> {
-    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let store = to.store;
+    let now = to.clock.now_ms();
     if !store
         .lease_webhook(site_id, id, now, now + LEASE_MS)
         .await?
@@ -170,8 +250,8 @@ async fn send_batch(
             .collect::<Vec<_>>()
             .join(",")
     );
-    let (status, error) = post(&webhook, &body, allow_private).await;
-    let at = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let (status, error) = to.transport.post(&webhook, &body, now).await;
+    let at = to.clock.now_ms();
     let delivered = status.is_some_and(|s| (200..300).contains(&s));
     let attempt = Attempt {
         at,
@@ -182,7 +262,7 @@ async fn send_batch(
             Some(error.unwrap_or_else(|| format!("answered {}", status.unwrap_or_default())))
         },
         delivered,
-        next_attempt_at: at + backoff(first.attempts),
+        next_attempt_at: at + backoff(first.attempts, id),
         disable_if_failing_since: at - DISABLE_AFTER,
     };
     if !delivered {
@@ -223,7 +303,12 @@ fn client(host: &str, addrs: &[std::net::SocketAddr]) -> reqwest::Result<reqwest
 }
 
 /// One request: the receiver's status, or what kept it from answering.
-async fn post(webhook: &Webhook, body: &str, allow_private: bool) -> (Option<i64>, Option<String>) {
+async fn post(
+    webhook: &Webhook,
+    body: &str,
+    allow_private: bool,
+    now_ms: i64,
+) -> (Option<i64>, Option<String>) {
     let url = match target::parse(&webhook.url) {
         Ok(url) => url,
         Err(message) => return (None, Some(format!("the URL {message}"))),
@@ -237,7 +322,7 @@ async fn post(webhook: &Webhook, body: &str, allow_private: bool) -> (Option<i64
         Ok(client) => client,
         Err(error) => return (None, Some(error.to_string())),
     };
-    let seconds = crate::clock::Clock::now_ms(&crate::clock::SystemClock) / 1000;
+    let seconds = now_ms / 1000;
     let sent = client
         .post(url)
         .header("content-type", "application/json")
@@ -293,12 +378,18 @@ mod tests {
     #[test]
     fn backoff_doubles_with_jitter_and_stops_at_an_hour() {
         for attempts in 0..20 {
-            let wait = backoff(attempts);
+            let waits: HashSet<i64> = (1..50).map(|webhook| backoff(attempts, webhook)).collect();
             let base = (1_000_i64 << attempts.min(12)).min(3_600_000) as f64;
-            assert!(
-                wait as f64 >= base * 0.75 && wait as f64 <= base * 1.25,
-                "{attempts}: {wait}"
-            );
+            for &wait in &waits {
+                assert!(
+                    wait as f64 >= base * 0.75 && wait as f64 <= base * 1.25,
+                    "{attempts}: {wait}"
+                );
+            }
+            // Webhooks failing together come back apart, each the same way
+            // every time.
+            assert!(waits.len() > 25, "{attempts}: {waits:?}");
+            assert_eq!(backoff(attempts, 7), backoff(attempts, 7));
         }
     }
 }
