@@ -602,8 +602,14 @@ pub(super) fn scan_into<A: Send>(
         run(&mut first, false)?;
         return Ok(first);
     }
+    // A test's mutant is switched on per thread: the second thread runs
+    // with the switch of the thread that asked for the scan.
+    #[cfg(test)]
+    let switched = mutant::current();
     std::thread::scope(|scope| {
         let other = scope.spawn(|| {
+            #[cfg(test)]
+            let _on = mutant::set(switched);
             let mut second = new();
             run(&mut second, true).map(|()| second)
         });
@@ -853,10 +859,13 @@ impl<'t> ValueMatcher<'t> {
     }
 }
 
-/// Deliberate faults a test switches on, for its own thread only, to show
-/// that the property tests notice a broken engine (see
-/// `tests::the_property_catches_a_broken_engine`). The broken code lives
-/// here, in test-only code, so that nothing of it is built into Corral.
+/// Deliberate faults a test switches on, for its own thread and the
+/// threads an evaluation it runs spreads onto (a split scan's second thread
+/// takes the switch of the thread that asked for it), to show that the
+/// property tests notice a broken engine (see
+/// `tests::the_property_catches_a_broken_engine`); tests running beside it
+/// on other threads are untouched. The broken code lives here, in test-only
+/// code, so that nothing of it is built into Corral.
 #[cfg(test)]
 pub(crate) mod mutant {
     use super::Fact;
@@ -885,11 +894,21 @@ pub(crate) mod mutant {
         ACTIVE.with(|active| active.get() == Some(mutant))
     }
 
+    /// The mutant switched on for this thread, if any.
+    pub fn current() -> Option<Mutant> {
+        ACTIVE.with(Cell::get)
+    }
+
     /// A mutant switched on for this thread until dropped.
     pub struct On(Option<Mutant>);
 
     pub fn on(mutant: Mutant) -> On {
-        On(ACTIVE.with(|active| active.replace(Some(mutant))))
+        set(Some(mutant))
+    }
+
+    /// This thread's switch set to `mutant` (maybe none) until dropped.
+    pub fn set(mutant: Option<Mutant>) -> On {
+        On(ACTIVE.with(|active| active.replace(mutant)))
     }
 
     impl Drop for On {
@@ -1039,6 +1058,18 @@ mod split_tests {
             count(r#"{"event":{"type":"a","last":{"since":"1970-01-01T00:00:01.035Z"}}}"#),
             [2]
         );
+    }
+
+    #[test]
+    fn a_mutant_switched_on_applies_on_both_threads_of_a_split_scan() {
+        // Subscriber 2's events (1,030..1,039) all lie in the column's
+        // second half, which the second thread scans: an event exactly at
+        // the window's end counts only when that thread runs the mutant too.
+        const { assert!(40 >= SPLIT_AT, "this audience is split") };
+        let query = r#"{"event":{"type":"a","when":{"before":"1970-01-01T00:00:01.030Z"}}}"#;
+        assert_eq!(count(query), [1, 3]);
+        let _on = mutant::on(mutant::Mutant::WindowEndIncluded);
+        assert_eq!(count(query), [1, 2, 3], "the second half ran unbroken");
     }
 
     #[test]
