@@ -106,8 +106,8 @@ pub struct Deliverer {
     /// for the next tick.
     pub wake: Arc<tokio::sync::Notify>,
     store: Arc<dyn Store>,
-    allow_private: bool,
     clock: Arc<dyn Clock>,
+    transport: Arc<dyn Transport>,
     /// Webhooks this server is sending to now.
     sending: Arc<Mutex<HashSet<i64>>>,
     /// One permit a send in flight.
@@ -115,20 +115,36 @@ pub struct Deliverer {
     concurrency: usize,
 }
 
+/// What one send works with.
+struct Target<'a> {
+    store: &'a Arc<dyn Store>,
+    clock: &'a dyn Clock,
+    transport: &'a dyn Transport,
+}
+
 impl Deliverer {
-    /// A deliverer on the system's clock.
+    /// A deliverer posting over HTTP, on the system's clock.
     pub fn new(store: Arc<dyn Store>, allow_private: bool) -> Self {
         Self::with_clock(store, allow_private, Arc::new(SystemClock))
     }
 
-    /// A deliverer that reads the time (attempts, leases, backoff, the
-    /// signature's `t`) from `clock`.
+    /// A deliverer posting over HTTP that reads the time (attempts, leases,
+    /// backoff, the signature's `t`) from `clock`.
     pub fn with_clock(store: Arc<dyn Store>, allow_private: bool, clock: Arc<dyn Clock>) -> Self {
+        Self::with_transport(store, clock, Arc::new(Http { allow_private }))
+    }
+
+    /// A deliverer that sends through `transport`, on `clock`.
+    pub fn with_transport(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        transport: Arc<dyn Transport>,
+    ) -> Self {
         Self {
             wake: Arc::default(),
             store,
-            allow_private,
             clock,
+            transport,
             sending: Arc::default(),
             slots: Arc::new(Semaphore::new(CONCURRENT_SENDS)),
             concurrency: CONCURRENT_SENDS,
@@ -145,7 +161,8 @@ impl Deliverer {
 
     /// Starts a send, in a task of its own, for every due webhook not being
     /// sent to already, while fewer than the bound are in flight; returns
-    /// how many it started. It does not wait for them.
+    /// how many it started. It does not wait for them ([`Deliverer::idle`]
+    /// does).
     pub async fn tick(&self, now: i64) -> usize {
         let due = match self.store.due_webhooks(now).await {
             Ok(due) => due,
@@ -169,10 +186,15 @@ impl Deliverer {
             started += 1;
             let store = Arc::clone(&self.store);
             let clock = Arc::clone(&self.clock);
+            let transport = Arc::clone(&self.transport);
             let sending = Arc::clone(&self.sending);
-            let allow_private = self.allow_private;
             tokio::spawn(async move {
-                if let Err(error) = send(&store, clock.as_ref(), site_id, id, allow_private).await {
+                let to = Target {
+                    store: &store,
+                    clock: clock.as_ref(),
+                    transport: transport.as_ref(),
+                };
+                if let Err(error) = send(&to, site_id, id).await {
                     tracing::warn!(site_id, webhook_id = id, %error, "a webhook delivery failed to run");
                 }
                 sending
