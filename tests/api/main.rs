@@ -26,4 +26,5 @@ mod readme;
 mod segments_read;
 mod segments_write;
 mod subscribers;
+mod upgrade;
 mod webhooks;
