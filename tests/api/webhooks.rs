@@ -977,3 +977,394 @@ async fn malformed_webhook_requests_are_refused_field_by_field_and_change_nothin
     )
     .await;
 }
+
+/// A receiver that holds every request until the test lets it answer 200,
+/// on raw TCP so that it sees a sender give up: it tells when a request
+/// arrives (its body), and counts the requests whose sender closed the
+/// connection while they were held.
+struct Holding {
+    url: String,
+    arrived: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    bodies: Arc<Mutex<Vec<String>>>,
+    release: Arc<tokio::sync::Semaphore>,
+    abandoned: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Holding {
+    async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks/held", listener.local_addr().unwrap());
+        let (tell, arrived) = tokio::sync::mpsc::unbounded_channel();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
+        let abandoned = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (seen, gate, gave_up) = (bodies.clone(), release.clone(), abandoned.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (tell, seen, gate, gave_up) =
+                    (tell.clone(), seen.clone(), gate.clone(), gave_up.clone());
+                tokio::spawn(async move {
+                    // The head, then the body its Content-Length names.
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 8192];
+                    let head_end = loop {
+                        let n = stream.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buf[..n]);
+                        if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&request[..head_end]).to_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while request.len() < head_end + length {
+                        let n = stream.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buf[..n]);
+                    }
+                    let body = String::from_utf8(request[head_end..].to_vec()).unwrap();
+                    seen.lock().unwrap().push(body.clone());
+                    let _ = tell.send(body);
+                    tokio::select! {
+                        permit = gate.acquire() => {
+                            permit.unwrap().forget();
+                            let _ = stream
+                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                                .await;
+                        }
+                        _ = stream.read(&mut buf) => {
+                            gave_up.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            url,
+            arrived: tokio::sync::Mutex::new(arrived),
+            bodies,
+            release,
+            abandoned,
+        }
+    }
+
+    /// The next request's body (or fails after 20 s).
+    async fn next(&self) -> String {
+        tokio::time::timeout(Duration::from_secs(20), self.arrived.lock().await.recv())
+            .await
+            .expect("a request arrives")
+            .unwrap()
+    }
+
+    /// Lets `n` held requests (or ones yet to come) be answered 200.
+    fn answer(&self, n: usize) {
+        self.release.add_permits(n);
+    }
+
+    fn abandoned(&self) -> usize {
+        self.abandoned.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn received(&self) -> usize {
+        self.bodies.lock().unwrap().len()
+    }
+}
+
+/// The event ids of a request's body, in order.
+fn event_ids(body: &str) -> Vec<String> {
+    let body: Value = serde_json::from_str(body).unwrap();
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["event_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A test server that may send webhooks to loopback (its own tracker and
+/// deliverer do not run: the test drives them on its clock).
+async fn private_app() -> TestApp {
+    TestApp::spawn_with(corral::http::HttpSettings {
+        rate_limit_per_minute: 0,
+        stats_rate_limit_per_hour: 0,
+        allow_private_webhook_targets: true,
+        ..corral::http::HttpSettings::default()
+    })
+    .await
+}
+
+async fn create_webhook(app: &TestApp, url: &str, segment: &Value) -> Value {
+    let made = app
+        .send_json(
+            Method::POST,
+            "/api/v1/fetch/webhooks",
+            &json!({"webhook": {"url": url, "segment_ids": [segment["id"]]}}),
+        )
+        .await;
+    assert_eq!(made.status(), StatusCode::CREATED);
+    made.json().await.unwrap()
+}
+
+async fn tag(app: &TestApp, email: &str, tag: &str) {
+    let done = app
+        .send_json(
+            Method::POST,
+            "/api/v1/fetch/commands",
+            &json!({"command": [{"command": "add_tag", "email": email, "query": tag}]}),
+        )
+        .await;
+    assert_eq!(done.status(), StatusCode::OK);
+}
+
+/// A deliverer of this process's own on `store`, on the test's clock.
+fn deliverer(
+    app: &TestApp,
+    store: &std::sync::Arc<dyn corral::storage::Store>,
+) -> corral::webhooks::delivery::Deliverer {
+    corral::webhooks::delivery::Deliverer::with_clock(
+        std::sync::Arc::clone(store),
+        true,
+        app.clock.clone(),
+    )
+}
+
+/// The webhook's deliveries as the API lists them, oldest first.
+async fn deliveries_of(app: &TestApp, webhook: &Value) -> Vec<Value> {
+    let path = format!(
+        "/api/v1/fetch/webhooks/{}/deliveries",
+        webhook["data"]["id"].as_str().unwrap()
+    );
+    let listed: Value = app.get(&path).await.json().await.unwrap();
+    let mut all: Vec<Value> = listed["data"].as_array().unwrap().clone();
+    all.reverse();
+    all
+}
+
+#[tokio::test]
+async fn a_hanging_receiver_holds_back_no_other_webhook() {
+    let app = private_app().await;
+    let vips = app
+        .create_segment("vips", json!({"tag": {"has": "vip"}}))
+        .await;
+    let hanging = Holding::start().await;
+    let (url, answering) = receiver(0, 0).await;
+    // The hanging one first: a deliverer going one webhook after another
+    // would reach it first and wait.
+    let held = create_webhook(&app, &hanging.url, &vips).await;
+    let other = create_webhook(&app, &url, &vips).await;
+    tag(&app, "a@x.com", "vip").await;
+    assert_eq!(track(&app, &app.store).await, 1);
+
+    let deliverer = deliverer(&app, &app.store);
+    let (started, ()) = tokio::join!(deliverer.tick(START_MS), async {
+        hanging.next().await;
+        // The other webhook's notification arrives while the first is
+        // held: its sender has not given up on it, and it is unanswered.
+        let got = answering.wait_for(1).await;
+        assert_eq!(got[0]["subscriber"]["email"], "a@x.com");
+        assert_eq!(
+            hanging.abandoned(),
+            0,
+            "the other webhook was sent to only after the hanging one gave up"
+        );
+    });
+    assert_eq!(started, 2);
+    hanging.answer(1);
+    deliverer.idle().await;
+    for webhook in [&held, &other] {
+        let listed = deliveries_of(&app, webhook).await;
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0]["attributes"]["status"], "delivered");
+    }
+}
+
+#[tokio::test]
+async fn a_deliverer_sends_to_at_most_its_bound_of_webhooks_at_once() {
+    let app = private_app().await;
+    let vips = app
+        .create_segment("vips", json!({"tag": {"has": "vip"}}))
+        .await;
+    let hanging = Holding::start().await;
+    let webhooks = [
+        create_webhook(&app, &hanging.url, &vips).await,
+        create_webhook(&app, &hanging.url, &vips).await,
+        create_webhook(&app, &hanging.url, &vips).await,
+    ];
+    tag(&app, "a@x.com", "vip").await;
+    assert_eq!(track(&app, &app.store).await, 1);
+    let deliverer = deliverer(&app, &app.store).at_most(2);
+    assert_eq!(deliverer.tick(START_MS).await, 2);
+    hanging.next().await;
+    hanging.next().await;
+    // Both slots are held: nothing more starts, however often it ticks.
+    assert_eq!(deliverer.tick(START_MS).await, 0);
+    assert_eq!(hanging.received(), 2);
+    hanging.answer(3);
+    deliverer.idle().await;
+    // A slot is free again: the third goes now.
+    assert_eq!(deliverer.tick(START_MS).await, 1);
+    hanging.next().await;
+    deliverer.idle().await;
+    for webhook in &webhooks {
+        let listed = deliveries_of(&app, webhook).await;
+        assert_eq!(listed[0]["attributes"]["status"], "delivered", "{listed:?}");
+    }
+}
+
+#[tokio::test]
+async fn two_deliverers_never_send_one_batch_twice_at_once() {
+    // Two servers on one database: each its own store (connections) and
+    // deliverer; on PostgreSQL with CORRAL_TEST_BACKEND=postgres.
+    let app = private_app().await;
+    let vips = app
+        .create_segment("vips", json!({"tag": {"has": "vip"}}))
+        .await;
+    let hanging = Holding::start().await;
+    let webhook = create_webhook(&app, &hanging.url, &vips).await;
+    tag(&app, "a@x.com", "vip").await;
+    tag(&app, "b@x.com", "vip").await;
+    assert!(track(&app, &app.store).await >= 1);
+    let first_store = corral::storage::open(&app.database_url).await.unwrap();
+    let second_store = corral::storage::open(&app.database_url).await.unwrap();
+    let first = deliverer(&app, &first_store);
+    let second = deliverer(&app, &second_store);
+
+    assert_eq!(first.tick(START_MS).await, 1);
+    let batch = event_ids(&hanging.next().await);
+    assert_eq!(batch.len(), 2, "{batch:?}");
+    // The first send is held by the receiver. The second server finds the
+    // webhook taken: whatever it starts finishes without sending, before
+    // any second copy could arrive.
+    second.tick(START_MS).await;
+    tokio::select! {
+        () = second.idle() => {}
+        body = hanging.next() => panic!(
+            "a second copy was sent while the first was in flight: {:?}",
+            event_ids(&body)
+        ),
+    }
+    assert_eq!(hanging.received(), 1);
+    hanging.answer(1);
+    first.idle().await;
+    // Delivered once: neither server has anything left to send.
+    assert_eq!(second.tick(START_MS).await, 0);
+    assert_eq!(first.tick(START_MS).await, 0);
+    assert_eq!(hanging.received(), 1);
+    let listed = deliveries_of(&app, &webhook).await;
+    assert!(
+        listed
+            .iter()
+            .all(|d| d["attributes"]["status"] == "delivered" && d["attributes"]["attempts"] == 1),
+        "{listed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_failing_for_three_days_is_disabled_and_enabling_it_sends_all_it_kept() {
+    let app = private_app().await;
+    let vips = app
+        .create_segment("vips", json!({"tag": {"has": "vip"}}))
+        .await;
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let received = Received::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks/corral", listener.local_addr().unwrap());
+    let (seen, broken) = (received.clone(), failing.clone());
+    let app_router = axum::Router::new().route(
+        "/hooks/corral",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let (seen, broken) = (seen.clone(), broken.clone());
+            async move {
+                if broken.load(std::sync::atomic::Ordering::SeqCst) {
+                    return AxumStatus::SERVICE_UNAVAILABLE;
+                }
+                seen.0.lock().unwrap().push((headers, body));
+                AxumStatus::OK
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app_router).await.unwrap() });
+    let webhook = create_webhook(&app, &url, &vips).await;
+    let path = format!(
+        "/api/v1/fetch/webhooks/{}",
+        webhook["data"]["id"].as_str().unwrap()
+    );
+    let deliverer = deliverer(&app, &app.store);
+    let day = 86_400_000;
+    let attempt = || async {
+        let started = deliverer.tick(app.clock.now_ms()).await;
+        deliverer.idle().await;
+        started
+    };
+    let disabled_at = || async {
+        let shown: Value = app.get(&path).await.json().await.unwrap();
+        shown["data"]["attributes"]["disabled_at"].clone()
+    };
+    use corral::clock::Clock as _;
+
+    tag(&app, "a@x.com", "vip").await;
+    assert_eq!(track(&app, &app.store).await, 1);
+    assert_eq!(attempt().await, 1);
+    // Failing for a day and a half: tried again, still enabled.
+    app.clock.advance_ms(day + day / 2);
+    tag(&app, "b@x.com", "vip").await;
+    assert_eq!(track(&app, &app.store).await, 1);
+    assert_eq!(attempt().await, 1);
+    assert_eq!(disabled_at().await, Value::Null);
+    // Past three days of failing: disabled at this attempt.
+    app.clock.advance_ms(day + day / 2 + 60_000);
+    assert_eq!(attempt().await, 1);
+    assert_ne!(disabled_at().await, Value::Null);
+    // Disabled, it is sent nothing, but what happens is still kept.
+    tag(&app, "c@x.com", "vip").await;
+    assert_eq!(track(&app, &app.store).await, 1);
+    app.clock.advance_ms(day);
+    assert_eq!(attempt().await, 0);
+    let kept = deliveries_of(&app, &webhook).await;
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    assert!(
+        kept.iter()
+            .all(|d| d["attributes"]["status"] != "delivered"),
+        "{kept:?}"
+    );
+
+    // The receiver is mended and the webhook enabled: everything kept goes,
+    // in order, once.
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let enabled = app
+        .send_json(
+            Method::PATCH,
+            &path,
+            &json!({"webhook": {"disabled": false}}),
+        )
+        .await;
+    assert_eq!(enabled.status(), StatusCode::OK);
+    assert_eq!(disabled_at().await, Value::Null);
+    assert_eq!(attempt().await, 1);
+    let got = received.notifications();
+    let emails: Vec<&str> = got
+        .iter()
+        .map(|n| n["subscriber"]["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, ["a@x.com", "b@x.com", "c@x.com"]);
+    let ids: Vec<&Value> = kept.iter().map(|d| &d["attributes"]["event_id"]).collect();
+    let sent: Vec<&Value> = got.iter().map(|n| &n["event_id"]).collect();
+    assert_eq!(sent, ids);
+    assert!(
+        deliveries_of(&app, &webhook)
+            .await
+            .iter()
+            .all(|d| d["attributes"]["status"] == "delivered")
+    );
+}
