@@ -298,6 +298,16 @@ enum Op {
     Write(Vec<SubscriberChange>, bool),
     /// Changes to the other site, which must not touch this one's snapshot.
     WriteOtherSite(Vec<SubscriberChange>),
+    /// Changes (`first`) that the snapshot then catches up with, while
+    /// more (`during`, through this process's store or the other's) land
+    /// during the catch-up: before its read of the log (`before_read`) or
+    /// between that read and applying it.
+    WriteDuringCatchUp {
+        first: Vec<SubscriberChange>,
+        during: Vec<SubscriberChange>,
+        other: bool,
+        before_read: bool,
+    },
     /// Saves (creates, or updates when it exists) segment slot 0 or 1 with
     /// one of [`SAVED`].
     Save(usize, usize),
@@ -313,6 +323,18 @@ fn arb_op() -> impl Strategy<Value = Op> {
         6 => (prop::collection::vec(arb_change(), 1..6), any::<bool>())
             .prop_map(|(c, other)| Op::Write(c, other)),
         1 => prop::collection::vec(arb_change(), 1..3).prop_map(Op::WriteOtherSite),
+        2 => (
+            prop::collection::vec(arb_change(), 1..4),
+            prop::collection::vec(arb_change(), 1..4),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(first, during, other, before_read)| Op::WriteDuringCatchUp {
+                first,
+                during,
+                other,
+                before_read,
+            }),
         2 => (0usize..2, 0..SAVED.len()).prop_map(|(s, q)| Op::Save(s, q)),
         1 => (0usize..2).prop_map(Op::Discard),
         1 => (0usize..2).prop_map(Op::Restore),
@@ -345,8 +367,38 @@ fn resolve_refs(c: Condition, slots: &[Option<i64>; 2]) -> Condition {
     }
 }
 
-/// The resident snapshot must equal a fresh read, detail columns included.
-async fn assert_same_as_fresh(live: &Live, store: &dyn Store, site: i64) {
+/// How a step of the property finds the snapshot wrong: what it exists to
+/// catch. A broken catch-up must end in one of these, not in a panic or an
+/// error (see `the_property_catches_a_catch_up_that_drops_changes`).
+#[derive(Debug, thiserror::Error)]
+enum Mismatch {
+    #[error("the snapshot is at position {resident}, a fresh read at {fresh}")]
+    Position { resident: i64, fresh: i64 },
+    #[error("the snapshot's audience differs from a fresh read's:\n{resident}\n{fresh}")]
+    Audience { resident: String, fresh: String },
+    #[error("the snapshot's segments differ from a fresh read's:\n{resident}\n{fresh}")]
+    Segments { resident: String, fresh: String },
+    #[error("the snapshot's members of {query} are {got:?}, the stored rows' {expected:?}")]
+    Members {
+        query: String,
+        got: Vec<i64>,
+        expected: Option<Vec<i64>>,
+    },
+    #[error("a write to another site moved this site's snapshot")]
+    OtherSite,
+}
+
+/// The kept segments' definitions by id, as a snapshot holds them (those
+/// whose query fits the grammar), in id order.
+fn definitions<'a>(segments: impl Iterator<Item = (i64, &'a Query)>) -> Vec<(i64, &'a Query)> {
+    let mut all: Vec<_> = segments.collect();
+    all.sort_by_key(|(id, _)| *id);
+    all
+}
+
+/// The resident snapshot must equal a fresh read: its position, audience
+/// (detail columns included) and segments, each by its whole definition.
+async fn same_as_fresh(live: &Live, store: &dyn Store, site: i64) -> Result<(), Mismatch> {
     let resident = live.resident(site).await.unwrap();
     let progress = ReadProgress::new();
     let fresh = store.load_snapshot(site, &progress).await.unwrap();
@@ -359,21 +411,159 @@ async fn assert_same_as_fresh(live: &Live, store: &dyn Store, site: i64) {
         values.truncate(audience.event_count_of(&kind));
         assert!(audience.add_details(&kind, path, values));
     }
-    assert_eq!(resident.position.seq, fresh.seq);
-    assert_eq!(resident.audience.canonical(), audience.canonical());
-    let mut kept: Vec<i64> = fresh.segments.iter().map(|s| s.id.0).collect();
-    let mut held: Vec<i64> = resident.segments.keys().copied().collect();
-    kept.sort_unstable();
-    held.sort_unstable();
-    assert_eq!(held, kept, "the snapshot's segments");
+    if resident.position.seq != fresh.seq {
+        return Err(Mismatch::Position {
+            resident: resident.position.seq,
+            fresh: fresh.seq,
+        });
+    }
+    let (held, read) = (resident.audience.canonical(), audience.canonical());
+    if held != read {
+        return Err(Mismatch::Audience {
+            resident: format!("{held:?}"),
+            fresh: format!("{read:?}"),
+        });
+    }
+    let stored: Vec<(i64, Query)> = fresh
+        .segments
+        .iter()
+        .filter_map(|s| Some((s.id.0, corral_core::query::parse(s.query.as_str()).ok()?)))
+        .collect();
+    let held = definitions(resident.segments.iter().map(|(id, q)| (*id, q.as_ref())));
+    let stored = definitions(stored.iter().map(|(id, q)| (*id, q)));
+    if held != stored {
+        return Err(Mismatch::Segments {
+            resident: format!("{held:?}"),
+            fresh: format!("{stored:?}"),
+        });
+    }
+    Ok(())
 }
 
-async fn run_ops(backend: Backend, ops: Vec<Op>, broken: bool) {
+async fn assert_same_as_fresh(live: &Live, store: &dyn Store, site: i64) {
+    if let Err(mismatch) = same_as_fresh(live, store, site).await {
+        panic!("{mismatch}");
+    }
+}
+
+/// The store as a snapshot reads it, except that a catch-up's read of the
+/// log can be made to race a write: [`Interleaved::arm`] names a write that
+/// lands just before the next read of changes begins (after the head it
+/// catches up to was read) or just after it ended (before what it read is
+/// applied).
+struct Interleaved {
+    inner: Arc<dyn Store>,
+    armed: std::sync::Mutex<Option<Armed>>,
+}
+
+struct Armed {
+    writer: Arc<dyn Store>,
+    site: i64,
+    changes: Vec<SubscriberChange>,
+    before_read: bool,
+}
+
+impl Interleaved {
+    fn arm(&self, armed: Armed) {
+        *self.armed.lock().unwrap() = Some(armed);
+    }
+
+    /// Whether the armed write is still to land.
+    fn armed(&self) -> bool {
+        self.armed.lock().unwrap().is_some()
+    }
+
+    async fn land(&self, before_read: bool) {
+        let armed = {
+            let mut slot = self.armed.lock().unwrap();
+            match slot.as_ref() {
+                Some(a) if a.before_read == before_read => slot.take(),
+                _ => None,
+            }
+        };
+        if let Some(a) = armed {
+            a.writer
+                .apply_changes(a.site, a.changes, NOW)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ChangeFeed for Interleaved {
+    fn change_signal(&self) -> Option<crate::storage::Signal> {
+        self.inner.change_signal()
+    }
+
+    async fn site_head(&self, site_id: i64) -> crate::storage::Result<crate::storage::SiteHead> {
+        self.inner.site_head(site_id).await
+    }
+
+    async fn load_snapshot(
+        &self,
+        site_id: i64,
+        progress: &ReadProgress,
+    ) -> crate::storage::Result<crate::storage::changes::Loaded> {
+        self.inner.load_snapshot(site_id, progress).await
+    }
+
+    async fn read_changes(
+        &self,
+        site_id: i64,
+        since: Position,
+        columns: &[(String, DetailPath)],
+        with_segments: bool,
+        progress: &ReadProgress,
+    ) -> crate::storage::Result<crate::storage::changes::Changes> {
+        self.land(true).await;
+        let changes = self
+            .inner
+            .read_changes(site_id, since, columns, with_segments, progress)
+            .await;
+        self.land(false).await;
+        changes
+    }
+
+    async fn load_details(
+        &self,
+        site_id: i64,
+        kind: &str,
+        path: &DetailPath,
+        progress: &ReadProgress,
+    ) -> crate::storage::Result<Vec<corral_core::columns::Val>> {
+        self.inner.load_details(site_id, kind, path, progress).await
+    }
+
+    async fn log_entry(
+        &self,
+        site_id: i64,
+        seq: i64,
+    ) -> crate::storage::Result<Option<(i64, String)>> {
+        self.inner.log_entry(site_id, seq).await
+    }
+
+    async fn trim_log(&self, before: i64) -> crate::storage::Result<u64> {
+        self.inner.trim_log(before).await
+    }
+
+    async fn database_id(&self) -> crate::storage::Result<String> {
+        self.inner.database_id().await
+    }
+}
+
+/// Runs the steps on a fresh database of `backend`, the snapshot held to a
+/// fresh read after each; the first mismatch found.
+async fn run_ops(backend: Backend, ops: Vec<Op>, broken: bool) -> Result<(), Mismatch> {
     let Some(f) = stores(backend).await else {
-        return eprintln!("skipped: CORRAL_TEST_POSTGRES names no PostgreSQL cluster");
+        return Ok(());
     };
     let store = f.store.clone();
-    let live = Live::new(store.clone());
+    let feed = Arc::new(Interleaved {
+        inner: store.clone(),
+        armed: std::sync::Mutex::new(None),
+    });
+    let live = Live::new(feed.clone());
     if broken {
         live.break_catch_up(f.site);
     }
@@ -393,8 +583,33 @@ async fn run_ops(backend: Backend, ops: Vec<Op>, broken: bool) {
                     .await
                     .unwrap();
                 live.resident(f.site).await.unwrap();
-                let after = live.site_stats(f.site).unwrap();
-                assert_eq!(before, after, "another site's write moved this snapshot");
+                if live.site_stats(f.site).unwrap() != before {
+                    return Err(Mismatch::OtherSite);
+                }
+            }
+            Op::WriteDuringCatchUp {
+                first,
+                during,
+                other,
+                before_read,
+            } => {
+                // An event is always logged: the head moves, and the
+                // snapshot must catch up.
+                let mut first = first;
+                first.push(event("first@x.io", "b", 1.0));
+                f.store.apply_changes(f.site, first, NOW).await.unwrap();
+                feed.arm(Armed {
+                    writer: if other {
+                        f.other.clone()
+                    } else {
+                        f.store.clone()
+                    },
+                    site: f.site,
+                    changes: during,
+                    before_read,
+                });
+                live.resident(f.site).await.unwrap();
+                assert!(!feed.armed(), "the write did not land in a catch-up");
             }
             Op::Save(slot, saved) => {
                 let query = RawQuery::from_stored(SAVED[saved].to_owned());
@@ -465,11 +680,14 @@ async fn run_ops(backend: Backend, ops: Vec<Op>, broken: bool) {
                 };
                 match got {
                     Ok(evaluation) => {
-                        assert_eq!(
-                            Some(evaluation.member_ids()),
-                            world.members(&query),
-                            "{query:?}"
-                        );
+                        let (got, expected) = (evaluation.member_ids(), world.members(&query));
+                        if Some(&got) != expected.as_ref() {
+                            return Err(Mismatch::Members {
+                                query: format!("{query:?}"),
+                                got,
+                                expected,
+                            });
+                        }
                     }
                     // A reference to a discarded segment is not evaluable.
                     Err(LiveError::NotEvaluable(EvalError::MissingReference(id))) => {
@@ -479,7 +697,7 @@ async fn run_ops(backend: Backend, ops: Vec<Op>, broken: bool) {
                 }
             }
         }
-        assert_same_as_fresh(&live, f.store.as_ref(), f.site).await;
+        same_as_fresh(&live, f.store.as_ref(), f.site).await?;
     }
     let stats = live.site_stats(f.site).unwrap();
     assert_eq!(
@@ -487,6 +705,7 @@ async fn run_ops(backend: Backend, ops: Vec<Op>, broken: bool) {
         "only the first read was whole: {stats:?}"
     );
     assert_eq!(stats.reloads, 0);
+    Ok(())
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -497,12 +716,22 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Runs the steps as one case of a property: a mismatch fails the case.
+fn case(backend: Backend, ops: Vec<Op>, broken: bool) -> Result<(), TestCaseError> {
+    runtime()
+        .block_on(run_ops(backend, ops, broken))
+        .map_err(|mismatch| TestCaseError::fail(format!("{CAUGHT}{mismatch}")))
+}
+
+/// How a case that found the snapshot wrong fails: not a panic or an error.
+const CAUGHT: &str = "the snapshot differs from the database: ";
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
     fn a_snapshot_brought_forward_equals_a_fresh_read(ops in prop::collection::vec(arb_op(), 1..14)) {
-        runtime().block_on(run_ops(Backend::Sqlite, ops, false));
+        case(Backend::Sqlite, ops, false)?;
     }
 }
 
@@ -517,27 +746,44 @@ proptest! {
     fn a_snapshot_brought_forward_from_postgres_equals_a_fresh_read(
         ops in prop::collection::vec(arb_op(), 1..14),
     ) {
-        runtime().block_on(run_ops(Backend::Postgres, ops, false));
+        case(Backend::Postgres, ops, false)?;
     }
 }
+
+/// The seed the broken catch-up is tried with: fixed, so that every run
+/// tries the same cases; `CORRAL_MUTANT_SEED` tries others.
+const BROKEN_SEED: u64 = 20;
 
 #[test]
 fn the_property_catches_a_catch_up_that_drops_changes() {
     // The same harness, against snapshots that ignore changes to the
-    // subscribers they hold: it must find a counterexample.
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+    // subscribers they hold: it must find a snapshot that differs from a
+    // fresh read (a panic or an error does not count).
+    use proptest::test_runner::{RngSeed, TestError, TestRunner};
+    let seed = std::env::var("CORRAL_MUTANT_SEED")
+        .ok()
+        .map_or(BROKEN_SEED, |s| {
+            s.parse().expect("CORRAL_MUTANT_SEED is a number")
+        });
+    println!(
+        "the broken catch-up is tried with seed {seed} (CORRAL_MUTANT_SEED={seed} replays it)"
+    );
+    let mut runner = TestRunner::new(ProptestConfig {
         cases: 48,
         failure_persistence: None,
+        rng_seed: RngSeed::Fixed(seed),
         ..ProptestConfig::default()
     });
-    let result = runner.run(&prop::collection::vec(arb_op(), 1..14), |ops| {
-        runtime().block_on(run_ops(Backend::Sqlite, ops, true));
-        Ok(())
-    });
-    assert!(
-        result.is_err(),
-        "a catch-up that drops subscriber changes went unnoticed"
-    );
+    match runner.run(&prop::collection::vec(arb_op(), 1..14), |ops| {
+        case(Backend::Sqlite, ops, true)
+    }) {
+        Err(TestError::Fail(reason, ops)) if reason.message().starts_with(CAUGHT) => {
+            println!("caught: {reason}\n{ops:#?}");
+        }
+        other => panic!(
+            "a catch-up that drops subscriber changes was not caught by a mismatch (seed {seed}): {other:?}"
+        ),
+    }
 }
 
 fn event(email: &str, kind: &str, amount: f64) -> SubscriberChange {
