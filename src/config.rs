@@ -15,8 +15,10 @@
 //! log_level = "info"      # a tracing filter, e.g. "corral=debug,info"
 //! checkpoint_dir = "/var/lib/corral/corral.db-checkpoints"   # or "off"
 //! header_read_timeout_secs = 10
+//! body_read_timeout_secs = 10
 //! keep_alive_timeout_secs = 60
 //! max_connections = 10000
+//! max_connections_per_address = 256   # 0: no cap per address
 //! preload = ["all"]       # or site uuids: read at start, kept resident
 //! ```
 
@@ -38,8 +40,10 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     pub checkpoint_dir: Option<String>,
     pub header_read_timeout_secs: Option<u64>,
+    pub body_read_timeout_secs: Option<u64>,
     pub keep_alive_timeout_secs: Option<u64>,
     pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
     pub preload: Option<Vec<String>>,
 }
 

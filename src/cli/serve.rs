@@ -52,12 +52,19 @@ pub struct ServeArgs {
     /// Seconds a request's head may take to arrive once begun [default: 10]
     #[arg(long, env = "CORRAL_HEADER_READ_TIMEOUT_SECS")]
     header_read_timeout_secs: Option<u64>,
+    /// Seconds a request's body may send nothing while it is read; then 408 [default: 10]
+    #[arg(long, env = "CORRAL_BODY_READ_TIMEOUT_SECS")]
+    body_read_timeout_secs: Option<u64>,
     /// Seconds a connection with no request in flight may stay silent [default: 60]
     #[arg(long, env = "CORRAL_KEEP_ALIVE_TIMEOUT_SECS")]
     keep_alive_timeout_secs: Option<u64>,
     /// Connections open at once; at the cap the longest idle one is closed [default: 10000]
     #[arg(long, env = "CORRAL_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Connections open at once from one client address; over it that address's longest idle
+    /// one is closed, or else the new one; 0 for no such cap [default: 256]
+    #[arg(long, env = "CORRAL_MAX_CONNECTIONS_PER_ADDRESS")]
+    max_connections_per_address: Option<usize>,
     /// Directory for checkpoints of the in-memory audience, or "off"
     /// [default: beside the SQLite file, PATH-checkpoints]
     #[arg(long, env = "CORRAL_CHECKPOINT_DIR")]
@@ -102,6 +109,10 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
                     defaults.connections.header_read_timeout,
                     Duration::from_secs,
                 ),
+            body_read_timeout: args
+                .body_read_timeout_secs
+                .or(file.body_read_timeout_secs)
+                .map_or(defaults.connections.body_read_timeout, Duration::from_secs),
             idle_timeout: args
                 .keep_alive_timeout_secs
                 .or(file.keep_alive_timeout_secs)
@@ -110,6 +121,10 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(defaults.connections.max_connections),
+            max_connections_per_address: args
+                .max_connections_per_address
+                .or(file.max_connections_per_address)
+                .unwrap_or(defaults.connections.max_connections_per_address),
         },
         allow_private_webhook_targets: args.allow_private_webhook_targets,
         ..defaults

@@ -3,28 +3,41 @@
 //!
 //! Every connection's bytes pass through a wrapper that notes when it last
 //! read or wrote, and whether a request's head has begun to arrive; a
-//! sweeper looks at every connection five times a second and closes
+//! request's body passes through another that notes when the handler began
+//! waiting for more of it. A sweeper looks at every connection five times a
+//! second and
 //!
-//! - a connection whose request head has been arriving for longer than the
-//!   header read timeout (a half-sent request, "slowloris"), and
-//! - a connection with no request in flight that has been silent for longer
-//!   than the keep-alive idle timeout.
+//! - closes a connection whose request head has been arriving for longer
+//!   than the header read timeout (a half-sent request, "slowloris"),
+//! - answers `408 {"error":"Request Timeout"}` (and closes) a request whose
+//!   body has sent nothing for longer than the body read timeout while the
+//!   handler waits for it (a stalled body: the gap between two reads, as
+//!   nginx's `client_body_timeout`), and
+//! - closes a connection with no request in flight that has been silent for
+//!   longer than the keep-alive idle timeout.
 //!
-//! A request being handled is never closed by these (the request timeout
+//! A request being handled is otherwise never cut (the request timeout
 //! bounds it). At most `max_connections` are open: at the cap, the longest
 //! idle connection is closed to make room for a new one, and when none is
 //! idle the next connection waits in the kernel's backlog until one ends, so
 //! that a flood of silent connections cannot keep `/healthz` from answering.
-//! On shutdown no connection is accepted any more, idle ones are closed and
-//! requests in flight finish.
+//! One client address holds at most `max_connections_per_address` of them:
+//! over that, its own longest idle connection makes room, and when none of
+//! its connections is idle the new one is closed at once, so that one host's
+//! slow requests cannot take every connection. On shutdown the listener is
+//! closed (a new connection is refused), idle connections are closed and the
+//! requests in flight finish, stalled bodies still answered 408.
 
 use axum::Router;
+use axum::body::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -38,18 +51,24 @@ use tower::ServiceExt;
 pub struct ConnectionSettings {
     /// How long a request's head may take to arrive once it has begun.
     pub header_read_timeout: Duration,
+    /// How long a request's body may send nothing while it is waited for.
+    pub body_read_timeout: Duration,
     /// How long a connection with no request in flight may stay silent.
     pub idle_timeout: Duration,
     /// Connections open at once.
     pub max_connections: usize,
+    /// Connections open at once from one client address; 0 for no such cap.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ConnectionSettings {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            max_connections_per_address: 256,
         }
     }
 }
@@ -60,11 +79,18 @@ const SWEEP_EVERY: Duration = Duration::from_millis(200);
 /// What the sweeper knows of one connection. Times are microseconds since
 /// the server started; 0 is "not since".
 struct Watch {
+    /// The client's address (an IPv4 address mapped into IPv6 as itself).
+    address: IpAddr,
     last_activity: AtomicU64,
     /// When the head of a request began to arrive, while no request is
     /// being handled.
     head_since: AtomicU64,
     in_flight: AtomicUsize,
+    /// Since when the request being handled has waited for its body with
+    /// nothing arriving.
+    body_waiting_since: AtomicU64,
+    /// Notified while the request's body has stalled.
+    body_stalled: Notify,
     /// Set (and `close` notified) when the connection must end: it is not
     /// picked again to make room.
     closing: AtomicBool,
@@ -72,11 +98,14 @@ struct Watch {
 }
 
 impl Watch {
-    fn new(now: u64) -> Self {
+    fn new(now: u64, address: IpAddr) -> Self {
         Self {
+            address,
             last_activity: AtomicU64::new(now),
             head_since: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            body_waiting_since: AtomicU64::new(0),
+            body_stalled: Notify::new(),
             closing: AtomicBool::new(false),
             close: Notify::new(),
         }
@@ -90,36 +119,47 @@ impl Watch {
     fn idle(&self) -> bool {
         self.in_flight.load(Ordering::Relaxed) == 0
     }
+
+    /// Whether the connection may be closed to make room: nothing in flight,
+    /// and not already closing.
+    fn evictable(&self) -> bool {
+        self.idle() && !self.closing.load(Ordering::Relaxed)
+    }
 }
 
-struct Registry {
-    started: Instant,
-    connections: Mutex<HashMap<u64, Arc<Watch>>>,
-    next_id: AtomicU64,
-    /// Notified whenever a connection ends.
-    ended: Notify,
-    shutting_down: AtomicBool,
+/// The open connections, and how many each client address holds.
+#[derive(Default)]
+struct Open {
+    by_id: HashMap<u64, Arc<Watch>>,
+    per_address: HashMap<IpAddr, usize>,
 }
 
-impl Registry {
-    fn now(&self) -> u64 {
-        self.started.elapsed().as_micros() as u64 + 1
+impl Open {
+    fn insert(&mut self, id: u64, watch: Arc<Watch>) {
+        *self.per_address.entry(watch.address).or_default() += 1;
+        self.by_id.insert(id, watch);
     }
 
-    fn len(&self) -> usize {
-        self.connections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+    fn remove(&mut self, id: u64) {
+        let Some(watch) = self.by_id.remove(&id) else {
+            return;
+        };
+        if let Some(count) = self.per_address.get_mut(&watch.address) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_address.remove(&watch.address);
+            }
+        }
     }
 
-    /// Closes the connection idle the longest; whether there was one.
-    fn evict_one(&self) -> bool {
-        let connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+    /// Closes the connection idle the longest (of `address` only, when
+    /// given); whether there was one.
+    fn evict_one(&self, address: Option<IpAddr>) -> bool {
         // The longest silent; between equals, the one accepted first.
-        let oldest = connections
+        let oldest = self
+            .by_id
             .iter()
-            .filter(|(_, w)| w.idle() && !w.closing.load(Ordering::Relaxed))
+            .filter(|(_, w)| w.evictable() && address.is_none_or(|a| w.address == a))
             .min_by_key(|(id, w)| (w.last_activity.load(Ordering::Relaxed), **id));
         match oldest {
             Some((_, watch)) => {
@@ -129,20 +169,43 @@ impl Registry {
             None => false,
         }
     }
+}
+
+struct Registry {
+    started: Instant,
+    open: Mutex<Open>,
+    next_id: AtomicU64,
+    /// Notified whenever a connection ends.
+    ended: Notify,
+}
+
+impl Registry {
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64 + 1
+    }
+
+    fn open(&self) -> MutexGuard<'_, Open> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
 
     fn sweep(&self, settings: &ConnectionSettings) {
         let now = self.now();
-        let connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
-        for watch in connections.values() {
+        let since = |at: &AtomicU64| match at.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(Duration::from_micros(now.saturating_sub(at))),
+        };
+        let open = self.open();
+        for watch in open.by_id.values() {
             if !watch.idle() {
+                if since(&watch.body_waiting_since).is_some_and(|d| d > settings.body_read_timeout)
+                {
+                    watch.body_stalled.notify_waiters();
+                }
                 continue;
             }
-            let head_since = watch.head_since.load(Ordering::Relaxed);
-            let silent = now.saturating_sub(watch.last_activity.load(Ordering::Relaxed));
-            let expired = if head_since != 0 {
-                now.saturating_sub(head_since) > settings.header_read_timeout.as_micros() as u64
-            } else {
-                silent > settings.idle_timeout.as_micros() as u64
+            let expired = match since(&watch.head_since) {
+                Some(arriving) => arriving > settings.header_read_timeout,
+                None => since(&watch.last_activity).is_some_and(|d| d > settings.idle_timeout),
             };
             if expired {
                 watch.end();
@@ -205,6 +268,49 @@ impl AsyncWrite for Watched {
     }
 }
 
+/// A request's body, noting for the sweeper since when the handler has
+/// waited for more of it with nothing arriving.
+struct WatchedBody {
+    body: Incoming,
+    watch: Arc<Watch>,
+    registry: Arc<Registry>,
+}
+
+impl hyper::body::Body for WatchedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        let waiting = &self.watch.body_waiting_since;
+        match polled {
+            Poll::Pending => {
+                let now = self.registry.now();
+                let _ = waiting.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+            }
+            Poll::Ready(_) => waiting.store(0, Ordering::Relaxed),
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for WatchedBody {
+    fn drop(&mut self) {
+        self.watch.body_waiting_since.store(0, Ordering::Relaxed);
+    }
+}
+
 /// Marks a request as in flight for as long as it lives.
 struct InFlight {
     watch: Arc<Watch>,
@@ -215,6 +321,7 @@ impl InFlight {
     fn start(watch: Arc<Watch>, registry: Arc<Registry>) -> Self {
         watch.in_flight.fetch_add(1, Ordering::Relaxed);
         watch.head_since.store(0, Ordering::Relaxed);
+        watch.body_waiting_since.store(0, Ordering::Relaxed);
         Self { watch, registry }
     }
 }
@@ -228,8 +335,8 @@ impl Drop for InFlight {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets the
-/// requests in flight finish.
+/// Serves `router` on `listener` until `shutdown` resolves, then closes the
+/// listener and lets the requests in flight finish.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -238,10 +345,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let registry = Arc::new(Registry {
         started: Instant::now(),
-        connections: Mutex::new(HashMap::new()),
+        open: Mutex::new(Open::default()),
         next_id: AtomicU64::new(0),
         ended: Notify::new(),
-        shutting_down: AtomicBool::new(false),
     });
     let sweeper = {
         let registry = Arc::clone(&registry);
@@ -257,18 +363,18 @@ pub async fn serve(
     loop {
         // At the cap: make room by closing the longest idle connection, or
         // wait for one to end; new connections wait in the backlog.
-        while registry.len() >= settings.max_connections.max(1) {
+        while registry.open().by_id.len() >= settings.max_connections.max(1) {
             let ended = registry.ended.notified();
-            registry.evict_one();
+            registry.open().evict_one(None);
             tokio::select! {
                 _ = ended => {}
                 _ = tokio::time::sleep(SWEEP_EVERY) => {}
-                _ = &mut shutdown => return finish(registry, sweeper).await,
+                _ = &mut shutdown => break,
             }
         }
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors, or a connection reset before
                     // it was accepted: wait a moment rather than spin.
@@ -277,16 +383,13 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = &mut shutdown => return finish(registry, sweeper).await,
+            _ = &mut shutdown => break,
+        };
+        let Some((id, watch)) = admit(&registry, &settings, peer) else {
+            // Over its address's cap with nothing of its own to close.
+            continue;
         };
         let _ = stream.set_nodelay(true);
-        let id = registry.next_id.fetch_add(1, Ordering::Relaxed);
-        let watch = Arc::new(Watch::new(registry.now()));
-        registry
-            .connections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, Arc::clone(&watch));
         tokio::spawn(connection(
             stream,
             router.clone(),
@@ -295,6 +398,49 @@ pub async fn serve(
             watch,
         ));
     }
+    // From here a new connection is refused rather than left in a backlog
+    // nobody reads.
+    drop(listener);
+    finish(registry, sweeper).await
+}
+
+/// Registers a connection from `peer`, unless its address holds its cap of
+/// connections and none of them is idle to make room.
+fn admit(
+    registry: &Registry,
+    settings: &ConnectionSettings,
+    peer: SocketAddr,
+) -> Option<(u64, Arc<Watch>)> {
+    let address = peer.ip().to_canonical();
+    let mut open = registry.open();
+    let cap = settings.max_connections_per_address;
+    if cap > 0
+        && open.per_address.get(&address).copied().unwrap_or(0) >= cap
+        && !open.evict_one(Some(address))
+    {
+        tracing::debug!(%address, "connection refused: the address holds its cap of connections");
+        return None;
+    }
+    let id = registry.next_id.fetch_add(1, Ordering::Relaxed);
+    let watch = Arc::new(Watch::new(registry.now(), address));
+    open.insert(id, Arc::clone(&watch));
+    Some((id, watch))
+}
+
+/// `{"error":"Request Timeout"}`: the request's body stopped arriving. The
+/// connection closes after it (the rest of the body was never read).
+fn body_timed_out() -> hyper::Response<axum::body::Body> {
+    use axum::http::{HeaderValue, StatusCode, header};
+    let mut response = super::respond::json_response(
+        StatusCode::REQUEST_TIMEOUT,
+        &crate::wire::ErrorBody {
+            error: "Request Timeout".into(),
+        },
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 async fn connection(
@@ -304,9 +450,6 @@ async fn connection(
     id: u64,
     watch: Arc<Watch>,
 ) {
-    // The client's address, for what is decided per address (the
-    // throttling of failed authentications).
-    let peer = stream.peer_addr().ok().map(axum::extract::ConnectInfo);
     let io = TokioIo::new(Watched {
         stream,
         watch: Arc::clone(&watch),
@@ -314,14 +457,26 @@ async fn connection(
     });
     let service = {
         let (watch, registry) = (Arc::clone(&watch), Arc::clone(&registry));
-        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            if let Some(peer) = peer {
-                request.extensions_mut().insert(peer);
-            }
+        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let in_flight = InFlight::start(Arc::clone(&watch), Arc::clone(&registry));
             let router = router.clone();
+            let request = request.map(|body| {
+                axum::body::Body::new(WatchedBody {
+                    body,
+                    watch: Arc::clone(&watch),
+                    registry: Arc::clone(&registry),
+                })
+            });
+            let watch = Arc::clone(&watch);
             async move {
-                let response = router.oneshot(request.map(axum::body::Body::new)).await;
+                let stalled = watch.body_stalled.notified();
+                let response = tokio::select! {
+                    response = router.oneshot(request) => response,
+                    () = stalled => {
+                        tracing::info!("request body stalled: answered 408");
+                        Ok(body_timed_out())
+                    }
+                };
                 drop(in_flight);
                 response
             }
@@ -347,32 +502,25 @@ async fn connection(
             }
         }
     }
-    registry
-        .connections
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&id);
+    registry.open().remove(id);
     registry.ended.notify_waiters();
 }
 
-/// Stops accepting, asks every connection to finish, and waits for them.
+/// Asks every connection to finish, and waits for them; the sweeper goes on
+/// meanwhile, so that a stalled body cannot hold the shutdown up.
 async fn finish(
     registry: Arc<Registry>,
     sweeper: tokio::task::JoinHandle<()>,
 ) -> std::io::Result<()> {
-    sweeper.abort();
-    registry.shutting_down.store(true, Ordering::Relaxed);
     loop {
         let ended = registry.ended.notified();
         {
-            let connections = registry
-                .connections
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if connections.is_empty() {
+            let open = registry.open();
+            if open.by_id.is_empty() {
+                sweeper.abort();
                 return Ok(());
             }
-            for watch in connections.values() {
+            for watch in open.by_id.values() {
                 watch.close.notify_one();
             }
         }

@@ -1,6 +1,7 @@
 //! Slow and idle clients: half-sent requests and idle keep-alive
-//! connections are closed, and at the connection cap the server still
-//! answers.
+//! connections are closed, stalled bodies are answered 408, one address
+//! holds at most its cap of connections, and at the connection cap the
+//! server still answers.
 
 use crate::helpers::TestApp;
 use corral::http::HttpSettings;
@@ -46,6 +47,7 @@ async fn a_half_sent_request_is_closed_after_the_header_read_timeout() {
         header_read_timeout: Duration::from_millis(300),
         idle_timeout: Duration::from_secs(60),
         max_connections: 100,
+        ..ConnectionSettings::default()
     })
     .await;
     let mut stream = connect(&app).await;
@@ -62,6 +64,7 @@ async fn a_head_dribbled_a_byte_at_a_time_is_closed_too() {
         header_read_timeout: Duration::from_millis(500),
         idle_timeout: Duration::from_secs(60),
         max_connections: 100,
+        ..ConnectionSettings::default()
     })
     .await;
     let mut stream = connect(&app).await;
@@ -86,6 +89,7 @@ async fn an_idle_keep_alive_connection_is_closed_and_a_busy_one_is_not() {
         header_read_timeout: Duration::from_secs(60),
         idle_timeout: Duration::from_millis(300),
         max_connections: 100,
+        ..ConnectionSettings::default()
     })
     .await;
     let mut stream = connect(&app).await;
@@ -111,6 +115,7 @@ async fn at_the_connection_cap_the_server_still_answers() {
         header_read_timeout: Duration::from_secs(60),
         idle_timeout: Duration::from_secs(60),
         max_connections: 4,
+        ..ConnectionSettings::default()
     })
     .await;
     let mut silent = Vec::new();
@@ -145,4 +150,143 @@ async fn at_the_connection_cap_the_server_still_answers() {
         }
     }
     assert!(closed >= 2, "only {closed} silent connections made room");
+}
+
+/// A connection from `local` (a loopback address of its own, such as
+/// 127.0.0.2: another client as far as the server can tell).
+async fn connect_from(app: &TestApp, local: [u8; 4]) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::from((local, 0))).unwrap();
+    let server = app.base.trim_start_matches("http://").parse().unwrap();
+    socket.connect(server).await.unwrap()
+}
+
+/// The head of a write whose body (`Content-Length: 1000`) the client
+/// sends later, asking the server to say when it reads it.
+const SLOW_BODY_HEAD: &[u8] = b"POST /api/v1/batch/events HTTP/1.1\r\nHost: corral\r\n\
+    Content-Type: application/json\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n";
+
+/// What the server says first on `stream`: the text it sent, or `None` when
+/// it closed the connection without a word.
+async fn first_words(stream: &mut TcpStream) -> Option<String> {
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(15), stream.read(&mut buf))
+        .await
+        .expect("the server answered or closed");
+    match read {
+        Ok(0) | Err(_) => None,
+        Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+    }
+}
+
+/// Whether the server has sent nothing on `stream` and not closed it.
+fn silent_and_open(stream: &TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(stream.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+#[tokio::test]
+async fn slow_bodies_from_one_address_leave_room_for_everyone_else() {
+    let app = app(ConnectionSettings {
+        header_read_timeout: Duration::from_secs(60),
+        body_read_timeout: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(60),
+        max_connections: 6,
+        max_connections_per_address: 4,
+    })
+    .await;
+    // One host starts six writes and sends a byte of each body: the server
+    // reads the first four (it says 100 Continue when it waits for the
+    // body), and closes the fifth and sixth at once.
+    let mut slow = Vec::new();
+    let mut refused = 0;
+    for _ in 0..6 {
+        let mut stream = connect_from(&app, [127, 0, 0, 2]).await;
+        let _ = stream.write_all(SLOW_BODY_HEAD).await;
+        match first_words(&mut stream).await {
+            Some(words) => {
+                assert!(words.starts_with("HTTP/1.1 100 Continue"), "{words}");
+                stream.write_all(b"{").await.unwrap();
+                slow.push(stream);
+            }
+            None => refused += 1,
+        }
+    }
+    // Every other client is still answered, while the slow ones are open and
+    // waiting for their bodies.
+    let client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 1]))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let request = client.get(format!("{}/healthz", app.base)).send();
+        let response = tokio::time::timeout(Duration::from_secs(15), request)
+            .await
+            .expect("/healthz answered beside the slow bodies")
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+    }
+    for stream in &slow {
+        assert!(silent_and_open(stream), "a slow body was cut");
+    }
+    assert_eq!((slow.len(), refused), (4, 2));
+    // The slow host still cannot open another, and its requests go on: one
+    // sent whole is answered.
+    let mut more = connect_from(&app, [127, 0, 0, 2]).await;
+    let _ = more.write_all(SLOW_BODY_HEAD).await;
+    assert_eq!(first_words(&mut more).await, None);
+    let rest = vec![b' '; 999];
+    slow[0].write_all(&rest).await.unwrap();
+    let answer = first_words(&mut slow[0]).await.expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_answered_408_and_one_that_trickles_is_not() {
+    let app = app(ConnectionSettings {
+        header_read_timeout: Duration::from_secs(60),
+        body_read_timeout: Duration::from_millis(800),
+        idle_timeout: Duration::from_secs(60),
+        max_connections: 100,
+        max_connections_per_address: 100,
+    })
+    .await;
+    let mut stalled = connect(&app).await;
+    stalled.write_all(SLOW_BODY_HEAD).await.unwrap();
+    let go_on = first_words(&mut stalled).await.expect("100 Continue");
+    assert!(go_on.starts_with("HTTP/1.1 100 Continue"), "{go_on}");
+    stalled.write_all(b"{").await.unwrap();
+    let answer = first_words(&mut stalled).await.expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let head = answer.to_ascii_lowercase();
+    assert!(head.contains("connection: close"), "{answer}");
+    assert!(head.contains("content-type: application/json"), "{answer}");
+    assert!(
+        answer.ends_with(r#"{"error":"Request Timeout"}"#),
+        "{answer}"
+    );
+    assert!(closed_by_server(&mut stalled).await);
+
+    // A body whose bytes keep coming, each well within the timeout, is read
+    // to its end however long it takes in all.
+    let body = r#"{"events":[]}"#;
+    let mut trickle = connect(&app).await;
+    trickle
+        .write_all(
+            format!(
+                "POST /api/v1/batch/events HTTP/1.1\r\nHost: corral\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len() * 8
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    for byte in body.repeat(8).bytes() {
+        trickle.write_all(&[byte]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let answer = first_words(&mut trickle).await.expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
 }
