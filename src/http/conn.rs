@@ -450,6 +450,9 @@ async fn connection(
     id: u64,
     watch: Arc<Watch>,
 ) {
+    // The client's address, for what is decided per address (the
+    // throttling of failed authentications).
+    let peer = stream.peer_addr().ok().map(axum::extract::ConnectInfo);
     let io = TokioIo::new(Watched {
         stream,
         watch: Arc::clone(&watch),
@@ -457,7 +460,10 @@ async fn connection(
     });
     let service = {
         let (watch, registry) = (Arc::clone(&watch), Arc::clone(&registry));
-        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            if let Some(peer) = peer {
+                request.extensions_mut().insert(peer);
+            }
             let in_flight = InFlight::start(Arc::clone(&watch), Arc::clone(&registry));
             let router = router.clone();
             let request = request.map(|body| {
