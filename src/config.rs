@@ -10,6 +10,7 @@
 //! database_url = "sqlite://corral.db"
 //! rate_limit_per_minute = 100
 //! stats_rate_limit_per_hour = 60
+//! auth_failures_per_minute = 30   # per client address; 0: no limit
 //! request_timeout_secs = 30
 //! log_format = "pretty"   # or "json"
 //! log_level = "info"      # a tracing filter, e.g. "corral=debug,info"
@@ -35,6 +36,7 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub rate_limit_per_minute: Option<u32>,
     pub stats_rate_limit_per_hour: Option<u32>,
+    pub auth_failures_per_minute: Option<u32>,
     pub request_timeout_secs: Option<u64>,
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,

@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// Requests an hour per key pair on /stats/*; 0 turns limiting off [default: 60]
     #[arg(long, env = "CORRAL_STATS_RATE_LIMIT_PER_HOUR")]
     stats_rate_limit_per_hour: Option<u32>,
+    /// Failed authentications a minute per client address; over it the
+    /// address is answered 429 whatever it sends; 0 turns this off [default: 30]
+    #[arg(long, env = "CORRAL_AUTH_FAILURES_PER_MINUTE")]
+    auth_failures_per_minute: Option<u32>,
     /// Seconds a request may take before it is answered 503 [default: 30]
     #[arg(long, env = "CORRAL_REQUEST_TIMEOUT_SECS")]
     request_timeout_secs: Option<u64>,
@@ -95,6 +99,10 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
             .stats_rate_limit_per_hour
             .or(file.stats_rate_limit_per_hour)
             .unwrap_or(defaults.stats_rate_limit_per_hour),
+        auth_failures_per_minute: args
+            .auth_failures_per_minute
+            .or(file.auth_failures_per_minute)
+            .unwrap_or(defaults.auth_failures_per_minute),
         request_timeout: args
             .request_timeout_secs
             .or(file.request_timeout_secs)

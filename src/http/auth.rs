@@ -9,16 +9,21 @@
 //! the answer never tells which part was wrong, and it takes the same time
 //! whether or not the publishable key exists (see [`super::cache`]).
 //!
+//! Failures are counted per client address: an address that keeps failing
+//! is answered 429 before its credentials are looked at, until its failures
+//! have aged ([`super::rate_limit::FailedAuthentications`]).
+//!
 //! The body is read here once, under the size limit (413), and after the
 //! credentials and the rate limit, admitted as JSON ([`body::admit`]: 415,
 //! 400) before it is handed on to the handler unchanged.
 
 use super::extract::QueryParams;
+use super::rate_limit::ClientAddress;
 use super::{ApiError, AppState, body};
 use crate::credentials::secret_matches;
 use crate::storage::SiteHead;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Uri, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -26,6 +31,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
+use std::net::SocketAddr;
 use subtle::ConstantTimeEq;
 
 /// The longest Basic user name looked up: far above the 32 characters of the
@@ -64,8 +70,9 @@ struct SiteParam {
     site_uuid: Option<String>,
 }
 
-/// Middleware: authenticates the request or answers 401, counts it against
-/// the key pair's rate limit (429 when over), then admits its body.
+/// Middleware: authenticates the request or answers 401 (429 when its
+/// address has failed too often), counts it against the key pair's rate
+/// limit (429 when over), then admits its body.
 pub async fn authenticate(
     State(state): State<AppState>,
     request: Request,
@@ -79,13 +86,52 @@ pub async fn authenticate(
         state.settings.max_body_bytes
     };
     let bytes = read_body(&parts.headers, body, limit).await?;
-    let site_uuid = requested_site(&parts.uri, &bytes).ok_or(ApiError::Unauthorized)?;
+    let failures = state.failures.as_ref().zip(client_address(&parts));
+    if let Some((failures, client)) = failures {
+        failures.admit(client)?;
+    }
+    let caller = match caller(&state, &parts, &bytes).await {
+        Err(ApiError::Unauthorized) => {
+            if let Some((failures, client)) = failures
+                && failures.failed(client)
+            {
+                tracing::warn!(
+                    %client,
+                    "refusing a client address for a while: too many failed authentications"
+                );
+            }
+            return Err(ApiError::Unauthorized);
+        }
+        caller => caller?,
+    };
+    state.limits.admit(parts.uri.path(), &caller)?;
+    body::admit(&parts.headers, &bytes)?;
+    parts.extensions.insert(caller);
+    Ok(next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await)
+}
+
+/// The address failures are counted against: the connection's peer.
+fn client_address(parts: &axum::http::request::Parts) -> Option<ClientAddress> {
+    let ConnectInfo(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>()?;
+    Some(peer.ip().into())
+}
+
+/// The caller the request's credentials and `site_uuid` name, or
+/// [`ApiError::Unauthorized`].
+async fn caller(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    bytes: &[u8],
+) -> Result<Caller, ApiError> {
+    let site_uuid = requested_site(&parts.uri, bytes).ok_or(ApiError::Unauthorized)?;
     let (publishable, secret) = basic_credentials(&parts.headers).ok_or(ApiError::Unauthorized)?;
     let credentials = state
         .cache
         .credentials(state.store.as_ref(), state.live.heads(), &publishable)
         .await?;
-    let caller = match credentials {
+    match credentials {
         Some((c, head)) => {
             // Every check runs, whichever fails: the time taken does not say
             // which part was wrong.
@@ -94,25 +140,19 @@ pub async fn authenticate(
             if !(secret_ok & site_ok & !c.revoked) {
                 return Err(ApiError::Unauthorized);
             }
-            Caller {
+            Ok(Caller {
                 site_id: c.site_id,
                 key_id: c.key_id,
                 head,
-            }
+            })
         }
         None => {
             // Spend the same work as for a known key.
             let _ = secret_matches(&secret, &[0; 32]);
             let _: bool = site_uuid.as_bytes().ct_eq(site_uuid.as_bytes()).into();
-            return Err(ApiError::Unauthorized);
+            Err(ApiError::Unauthorized)
         }
-    };
-    state.limits.admit(parts.uri.path(), &caller)?;
-    body::admit(&parts.headers, &bytes)?;
-    parts.extensions.insert(caller);
-    Ok(next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await)
+    }
 }
 
 /// The `site_uuid` a request names: in the query string, in the JSON body

@@ -60,6 +60,10 @@ pub struct HttpSettings {
     pub rate_limit_per_minute: u32,
     /// Requests an hour per key pair on `/stats/*`; 0 turns limiting off.
     pub stats_rate_limit_per_hour: u32,
+    /// Failed authentications a minute per client address (a burst, refilled
+    /// evenly); over it the address is refused 429 whatever it sends. 0
+    /// turns the limit off.
+    pub auth_failures_per_minute: u32,
     /// How long one request may take before it is answered 503.
     pub request_timeout: Duration,
     /// The largest request body accepted (413 above), except on `/batch/*`.
@@ -83,6 +87,7 @@ impl Default for HttpSettings {
         Self {
             rate_limit_per_minute: 100,
             stats_rate_limit_per_hour: 60,
+            auth_failures_per_minute: 30,
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
             max_batch_body_bytes: 16 * 1024 * 1024,
@@ -106,6 +111,7 @@ pub struct Shared {
     /// Live evaluation, with the audience snapshots it keeps.
     pub live: crate::live::Live,
     limits: RateLimits,
+    failures: Option<rate_limit::FailedAuthentications>,
     cache: cache::ReadCache,
 }
 
@@ -128,6 +134,10 @@ impl AppState {
             settings.rate_limit_per_minute,
             settings.stats_rate_limit_per_hour,
         );
+        let failures = rate_limit::FailedAuthentications::per_minute(
+            settings.auth_failures_per_minute,
+            Arc::clone(&clock),
+        );
         let heads = Arc::new(crate::live::Heads::new(Arc::clone(&feed)));
         Self(Arc::new(Shared {
             live: crate::live::Live::with_heads(feed, heads, settings.checkpoints.clone())
@@ -136,6 +146,7 @@ impl AppState {
             clock,
             settings,
             limits,
+            failures,
             cache: cache::ReadCache::default(),
         }))
     }

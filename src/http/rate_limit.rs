@@ -4,12 +4,20 @@
 //! allowance as a burst and then refills it evenly; over the limit the answer
 //! is `429 {"error":"Too Many Requests"}` with `Retry-After` in whole seconds.
 //! A limit of 0 turns that family's limiting off.
+//!
+//! Failed authentications are limited per client address
+//! ([`FailedAuthentications`]): an address that keeps failing is refused
+//! with the same 429, whatever credentials it sends, until its failures have
+//! aged.
 
 use super::ApiError;
 use super::auth::Caller;
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
 
 /// One limiter shared by every request, keyed by key pair.
 pub struct KeyLimiter {
@@ -80,9 +88,189 @@ fn admit(limiter: Option<&KeyLimiter>, caller: &Caller) -> Result<(), ApiError> 
     }
 }
 
+/// Addresses remembered at once; past it, those whose failures have aged
+/// are forgotten, and then any one, so that a flood of addresses cannot
+/// grow the table without bound.
+const MAX_ADDRESSES: usize = 65_536;
+
+/// The failed authentications of each client address, limited as a burst of
+/// `per_minute` refilled evenly (a GCRA over the server's clock): each
+/// failure adds a minute's `1/per_minute` to what the address owes, and an
+/// address owing more than a minute less one failure is refused, before its
+/// credentials are looked at, until enough has aged for one more try.
+///
+/// A refused address is refused whatever it sends, the right credentials
+/// too: otherwise the 429 would only tell a guess was wrong, and guessing
+/// would go on at full speed. Authentications that succeed cost nothing and
+/// forgive nothing.
+pub struct FailedAuthentications {
+    /// A minute, in milliseconds: the most an address may owe.
+    window_ms: i64,
+    /// What one failure adds.
+    cost_ms: i64,
+    clock: Arc<dyn crate::clock::Clock>,
+    /// When each address owes nothing any more (Unix milliseconds).
+    owed_until: Mutex<HashMap<ClientAddress, i64>>,
+}
+
+/// Where failures are counted: an IPv4 address, or an IPv6 address's /64
+/// (one host is usually given a whole /64); an IPv4 address written as IPv6
+/// is that IPv4 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientAddress(IpAddr);
+
+impl From<IpAddr> for ClientAddress {
+    fn from(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(IpAddr::V4(v4)),
+                None => {
+                    let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                    Self(IpAddr::V6(prefix.into()))
+                }
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ClientAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => v4.fmt(f),
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+        }
+    }
+}
+
+impl FailedAuthentications {
+    /// `None` when `per_minute` is 0: no limit.
+    pub fn per_minute(per_minute: u32, clock: Arc<dyn crate::clock::Clock>) -> Option<Self> {
+        let per_minute = NonZeroU32::new(per_minute)?;
+        let window_ms = 60_000;
+        Some(Self {
+            window_ms,
+            cost_ms: (window_ms / i64::from(per_minute.get())).max(1),
+            clock,
+            owed_until: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Refuses `client` (429, with `Retry-After`) while it owes too much to
+    /// try again.
+    pub fn admit(&self, client: ClientAddress) -> Result<(), ApiError> {
+        let now = self.clock.now_ms();
+        let mut owed_until = self.owed_until.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(until) = owed_until.get_mut(&client) else {
+            return Ok(());
+        };
+        // A clock set back owes no more than a full window.
+        *until = (*until).min(now + self.window_ms);
+        let owed = *until - now;
+        let allowed = self.window_ms - self.cost_ms;
+        if owed > allowed {
+            let wait_ms = owed - allowed;
+            return Err(ApiError::RateLimited {
+                retry_after_secs: (wait_ms as u64).div_ceil(1000).max(1),
+            });
+        }
+        if owed <= 0 {
+            owed_until.remove(&client);
+        }
+        Ok(())
+    }
+
+    /// Counts a failed authentication from `client`; whether the address is
+    /// refused from now on.
+    pub fn failed(&self, client: ClientAddress) -> bool {
+        let now = self.clock.now_ms();
+        let mut owed_until = self.owed_until.lock().unwrap_or_else(|e| e.into_inner());
+        if owed_until.len() >= MAX_ADDRESSES && !owed_until.contains_key(&client) {
+            owed_until.retain(|_, until| *until > now);
+            if owed_until.len() >= MAX_ADDRESSES
+                && let Some(any) = owed_until.keys().next().copied()
+            {
+                owed_until.remove(&any);
+            }
+        }
+        let until = owed_until.entry(client).or_insert(now);
+        *until = ((*until).max(now) + self.cost_ms).min(now + self.window_ms);
+        *until - now > self.window_ms - self.cost_ms
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+
+    fn failures(per_minute: u32) -> (FailedAuthentications, Arc<ManualClock>) {
+        let clock = ManualClock::new(1_000_000);
+        let limiter = FailedAuthentications::per_minute(per_minute, clock.clone()).unwrap();
+        (limiter, clock)
+    }
+
+    fn client(text: &str) -> ClientAddress {
+        text.parse::<IpAddr>().unwrap().into()
+    }
+
+    #[test]
+    fn an_address_is_refused_after_its_allowance_of_failures_until_one_has_aged() {
+        let (limiter, clock) = failures(3);
+        let (me, other) = (client("192.0.2.1"), client("192.0.2.2"));
+        assert!(limiter.admit(me).is_ok());
+        assert!(!limiter.failed(me));
+        assert!(!limiter.failed(me));
+        assert!(limiter.admit(me).is_ok());
+        assert!(
+            limiter.failed(me),
+            "the third failure uses the allowance up"
+        );
+        match limiter.admit(me) {
+            Err(ApiError::RateLimited { retry_after_secs }) => assert_eq!(retry_after_secs, 20),
+            other => panic!("expected a 429, got {other:?}"),
+        }
+        assert!(limiter.admit(other).is_ok());
+        clock.advance_ms(19_999);
+        assert!(limiter.admit(me).is_err());
+        clock.advance_ms(1);
+        assert!(limiter.admit(me).is_ok(), "one failure has aged");
+        assert!(limiter.failed(me));
+        assert!(limiter.admit(me).is_err(), "and only one");
+        clock.advance_ms(60_000);
+        for _ in 0..2 {
+            assert!(!limiter.failed(me));
+        }
+    }
+
+    #[test]
+    fn a_clock_set_back_does_not_refuse_for_longer_than_a_window() {
+        let (limiter, clock) = failures(1);
+        let me = client("192.0.2.1");
+        assert!(limiter.failed(me));
+        clock.set_ms(0);
+        match limiter.admit(me) {
+            Err(ApiError::RateLimited { retry_after_secs }) => assert_eq!(retry_after_secs, 60),
+            other => panic!("expected a 429, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_and_mapped_ipv4_as_ipv4() {
+        assert_eq!(client("2001:db8:1:2::1"), client("2001:db8:1:2:ffff::9"));
+        assert_ne!(client("2001:db8:1:2::1"), client("2001:db8:1:3::1"));
+        assert_eq!(client("::ffff:192.0.2.1"), client("192.0.2.1"));
+        assert_eq!(client("2001:db8:1:2::1").to_string(), "2001:db8:1:2::/64");
+    }
+
+    #[test]
+    fn the_table_of_addresses_is_bounded() {
+        let (limiter, _) = failures(1);
+        for n in 0..(MAX_ADDRESSES as u32 + 10) {
+            limiter.failed(ClientAddress(IpAddr::V4(n.into())));
+        }
+        assert_eq!(limiter.owed_until.lock().unwrap().len(), MAX_ADDRESSES);
+    }
 
     #[test]
     fn zero_means_no_limit() {

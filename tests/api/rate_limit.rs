@@ -1,4 +1,5 @@
-//! Per-key-pair rate limiting on /fetch/*.
+//! Per-key-pair rate limiting on /fetch/*, and the limit on failed
+//! authentications per client address.
 
 use crate::helpers::*;
 use corral::clock::Clock;
@@ -147,4 +148,141 @@ async fn the_default_is_bentos_100_a_minute() {
         app.get(SEGMENTS).await.status(),
         StatusCode::TOO_MANY_REQUESTS
     );
+}
+
+/// A client whose connections leave from `address` (any of 127.0.0.0/8 is
+/// this machine on Linux, so two addresses are two clients).
+fn client_from(address: &str) -> reqwest::Client {
+    corral::webhooks::delivery::install_tls();
+    reqwest::Client::builder()
+        .local_address(address.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn failed_authentications_from_one_address_are_refused_while_other_addresses_are_served() {
+    let app = TestApp::spawn_with(HttpSettings {
+        rate_limit_per_minute: 0,
+        auth_failures_per_minute: 5,
+        ..HttpSettings::default()
+    })
+    .await;
+    let (prober, neighbour) = (client_from("127.0.0.1"), client_from("127.0.0.2"));
+    let url = format!("{}{SEGMENTS}?site_uuid={}", app.base, app.site.uuid);
+    let send = |client: &reqwest::Client, secret: &str| {
+        client
+            .get(&url)
+            .basic_auth(&app.site.publishable_key, Some(secret))
+            .send()
+    };
+    let right = app.site.secret_key.clone();
+    // The allowance: each wrong secret is an ordinary 401.
+    for n in 0..5 {
+        let response = send(&prober, &format!("s-guess-{n}")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "guess {n}");
+    }
+    // Then the address is refused, the right secret too: a 429 that only
+    // wrong guesses got would tell a right one.
+    for secret in ["s-guess-5", right.as_str()] {
+        let response = send(&prober, secret).await.unwrap();
+        let retry_after: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
+        assert_json(
+            response,
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"error": "Too Many Requests"}),
+        )
+        .await;
+    }
+    // Another address is served as before: let in with the right secret,
+    // an ordinary 401 with a wrong one.
+    assert_eq!(
+        send(&neighbour, &right).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&neighbour, "s-wrong").await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Once a failure has aged (a fifth of the minute), the first address
+    // is let in again.
+    app.clock.advance_ms(12_000);
+    assert_eq!(
+        send(&prober, &right).await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn failed_authentications_are_counted_on_writes_and_every_kind_of_failure() {
+    let app = TestApp::spawn_with(HttpSettings {
+        rate_limit_per_minute: 0,
+        auth_failures_per_minute: 3,
+        ..HttpSettings::default()
+    })
+    .await;
+    let site = &app.site;
+    let body = json!({"segment": {"name": "n", "visitor_event_query": {}}});
+    // No credentials, an unknown key, and a foreign site_uuid: three failures.
+    let failures = [
+        app.bare(Method::POST, &format!("{SEGMENTS}?site_uuid={}", site.uuid)),
+        app.bare(Method::POST, &format!("{SEGMENTS}?site_uuid={}", site.uuid))
+            .basic_auth("p-unknown", Some(&site.secret_key)),
+        app.bare(
+            Method::POST,
+            &format!("{SEGMENTS}?site_uuid={}", "0".repeat(32)),
+        )
+        .basic_auth(&site.publishable_key, Some(&site.secret_key)),
+    ];
+    for attempt in failures {
+        let response = attempt.json(&body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let response = app.send_json(Method::POST, SEGMENTS, &body).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let stored = app
+        .store
+        .list_segments(1, Default::default())
+        .await
+        .unwrap();
+    assert!(stored.is_empty(), "the refused write was stored");
+}
+
+#[tokio::test]
+async fn successful_authentications_are_never_counted_as_failures() {
+    let app = TestApp::spawn_with(HttpSettings {
+        rate_limit_per_minute: 0,
+        auth_failures_per_minute: 1,
+        ..HttpSettings::default()
+    })
+    .await;
+    for _ in 0..20 {
+        assert_eq!(app.get(SEGMENTS).await.status(), StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn zero_turns_the_limit_on_failed_authentications_off() {
+    let app = TestApp::spawn_with(HttpSettings {
+        rate_limit_per_minute: 0,
+        auth_failures_per_minute: 0,
+        ..HttpSettings::default()
+    })
+    .await;
+    let url = format!("{SEGMENTS}?site_uuid={}", app.site.uuid);
+    for _ in 0..50 {
+        let response = app
+            .bare(Method::GET, &url)
+            .basic_auth(&app.site.publishable_key, Some("s-wrong"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(app.get(SEGMENTS).await.status(), StatusCode::OK);
 }
