@@ -338,3 +338,121 @@ fn serve_demo_restarts_print_the_same_credentials_while_they_work() {
         .count();
     assert_eq!(active, 2, "{keys}");
 }
+
+/// What a server sends on `stream` until it closes it.
+async fn read_to_close(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closed the connection")
+        .unwrap();
+    String::from_utf8(answer).unwrap()
+}
+
+#[tokio::test]
+async fn sigterm_answers_every_request_in_flight_and_accepts_no_new_one() {
+    use base64::Engine;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cli = Cli::new();
+    // The bodies wait as long as the test needs.
+    let mut server = super::start_demo(
+        &cli,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit-per-minute",
+            "0",
+            "--body-read-timeout-secs",
+            "600",
+            "--demo",
+        ],
+    );
+    let [site, publishable, secret] = server.banner_credentials();
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{publishable}:{secret}"));
+    // Four writes of 50 events each, begun: the server has read each head
+    // and waits for the body (100 Continue), of which it has half.
+    let mut in_flight = Vec::new();
+    for i in 0..4 {
+        let events: Vec<Value> = (0..50)
+            .map(|j| json!({"type": "$sigterm", "email": format!("w{i}-{j}@x.com")}))
+            .collect();
+        let body = json!({ "events": events }).to_string().into_bytes();
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = format!(
+            "POST /api/v1/batch/events?site_uuid={site} HTTP/1.1\r\nHost: corral\r\n\
+             Authorization: Basic {basic}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut go_on = [0u8; 64];
+        let n = stream.read(&mut go_on).await.unwrap();
+        assert!(
+            go_on[..n].starts_with(b"HTTP/1.1 100 Continue"),
+            "{}",
+            String::from_utf8_lossy(&go_on[..n])
+        );
+        let (first, rest) = body.split_at(body.len() / 2);
+        stream.write_all(first).await.unwrap();
+        in_flight.push((stream, rest.to_vec()));
+    }
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Once the server has taken the signal, a new connection is refused,
+    // while those four are still waiting for the rest of their bodies.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let connect = tokio::net::TcpStream::connect(&address);
+        match tokio::time::timeout(Duration::from_secs(1), connect).await {
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            Ok(Err(e)) => panic!("{e}"),
+            // Taken, or queued where nobody takes it.
+            Ok(Ok(_)) | Err(_) => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "connections still accepted after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every request begun is answered whole, 200.
+    for (mut stream, rest) in in_flight {
+        stream.write_all(&rest).await.unwrap();
+        let answer = read_to_close(&mut stream).await;
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a whole answer");
+        assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().unwrap())
+            })
+            .expect("a content length");
+        assert_eq!(body.len(), length, "{answer}");
+        let result: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(result["results"], 50, "{body}");
+    }
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+
+    // And their writes are stored: 200 subscribers beside the demo's 40.
+    let again = start_server(&cli);
+    let stats: Value = http_client()
+        .get(format!("{}/api/v1/stats/site?site_uuid={site}", again.base))
+        .basic_auth(&publishable, Some(&secret))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["user_count"], 240, "{stats}");
+}
