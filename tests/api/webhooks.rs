@@ -193,16 +193,59 @@ async fn joins_and_leaves_through_every_write_path_are_notified_signed() {
     let cli = Cli::new();
     let site = Site::new(&cli);
     let server = server(&cli);
+    // Membership by a tag while subscribed, by email, by a field and by a
+    // count of events.
     let vips = site
-        .segment(&server, "vips", json!({"tag": {"has": "vip"}}))
+        .segment(
+            &server,
+            "vips",
+            json!({"all": [{"tag": {"has": "vip"}}, {"subscribed": true}]}),
+        )
         .await;
+    let insiders = site
+        .segment(
+            &server,
+            "insiders",
+            json!({"email": {"ends_with": "@inside.com"}}),
+        )
+        .await;
+    let pros = site
+        .segment(
+            &server,
+            "pros",
+            json!({"field": {"key": "plan", "equals": "pro"}}),
+        )
+        .await;
+    let frequent = site
+        .segment(
+            &server,
+            "frequent",
+            json!({"event": {"type": "login", "count": {"at_least": 2}}}),
+        )
+        .await;
+    // Before the webhook: three members of vips, one tagged but unsubscribed,
+    // one to change email, one login on the way to two.
     site.commands(
         &server,
-        json!([{"command": "add_tag", "email": "already@x.com", "query": "vip"}]),
+        json!([{"command": "add_tag", "email": "already@x.com", "query": "vip"},
+               {"command": "add_tag", "email": "loyal@x.com", "query": "vip"},
+               {"command": "add_tag", "email": "stay@x.com", "query": "vip"},
+               {"command": "add_tag", "email": "sleeper@x.com", "query": "vip"},
+               {"command": "unsubscribe", "email": "sleeper@x.com"},
+               {"command": "add_field", "email": "mover@x.com", "query": {"key": "plan", "value": "free"}}]),
+    )
+    .await;
+    site.send(
+        &server,
+        Method::POST,
+        "/batch/events",
+        json!({"events": [{"type": "login", "email": "freq@x.com"}]}),
     )
     .await;
     let (url, received) = receiver(0, 0).await;
-    let webhook = site.webhook(&server, &url, &[&vips]).await;
+    let webhook = site
+        .webhook(&server, &url, &[&vips, &insiders, &pros, &frequent])
+        .await;
     let secret = webhook["attributes"]["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"), "{webhook}");
     let listed = site
@@ -213,18 +256,25 @@ async fn joins_and_leaves_through_every_write_path_are_notified_signed() {
         "{listed}"
     );
 
-    // A command, a batch of events, a subscriber import, and the CLI's
-    // import in another process each make someone join.
+    // Every write path: commands of each kind, a batch of events (a `$tag`
+    // and a second login), a subscriber import, a subscriber's creation,
+    // and the CLI's imports of subscribers and of events in another process.
     site.commands(
         &server,
-        json!([{"command": "add_tag", "email": "cmd@x.com", "query": "VIP"}]),
+        json!([{"command": "add_tag", "email": "cmd@x.com", "query": "VIP"},
+               {"command": "remove_tag", "email": "already@x.com", "query": "vip"},
+               {"command": "unsubscribe", "email": "stay@x.com"},
+               {"command": "subscribe", "email": "sleeper@x.com"},
+               {"command": "change_email", "email": "mover@x.com", "query": "mover@inside.com"},
+               {"command": "add_field", "email": "field@x.com", "query": {"key": "plan", "value": "pro"}}]),
     )
     .await;
     site.send(
         &server,
         Method::POST,
         "/batch/events",
-        json!({"events": [{"type": "$tag", "email": "event@x.com", "details": {"tag": "vip"}}]}),
+        json!({"events": [{"type": "$tag", "email": "event@x.com", "details": {"tag": "vip"}},
+                          {"type": "login", "email": "freq@x.com"}]}),
     )
     .await;
     site.send(
@@ -234,42 +284,91 @@ async fn joins_and_leaves_through_every_write_path_are_notified_signed() {
         json!({"subscribers": [{"email": "import@x.com", "tags": "vip"}]}),
     )
     .await;
-    let file = cli.dir.path().join("subscribers.jsonl");
-    std::fs::write(&file, "{\"email\":\"cli@x.com\",\"tags\":\"vip\"}\n").unwrap();
-    let imported = cli
-        .command(&[
-            "import",
-            "subscribers",
-            "--site",
-            &site.keys[0],
-            file.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(imported.status.success(), "{imported:?}");
-    // And one leaves.
-    site.commands(
+    site.send(
         &server,
-        json!([{"command": "remove_tag", "email": "already@x.com", "query": "vip"}]),
+        Method::POST,
+        "/fetch/subscribers",
+        json!({"subscriber": {"email": "new@inside.com"}}),
     )
     .await;
-
-    let got = received.wait_for(5).await;
-    let mut joined: Vec<_> = summary(&got);
-    joined.sort();
-    assert_eq!(
-        joined,
-        [
-            triple("segment.member_added", "cli@x.com", "data"),
-            triple("segment.member_added", "cmd@x.com", "data"),
-            triple("segment.member_added", "event@x.com", "data"),
-            triple("segment.member_added", "import@x.com", "data"),
-            triple("segment.member_removed", "already@x.com", "data"),
-        ]
-    );
-    // Nobody already in when the webhook was made was announced.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(received.notifications().len(), 5);
+    for (kind, lines) in [
+        (
+            "subscribers",
+            "{\"email\":\"cli@x.com\",\"tags\":\"vip\"}\n",
+        ),
+        (
+            "events",
+            "{\"type\":\"login\",\"email\":\"cli-events@x.com\"}\n\
+             {\"type\":\"login\",\"email\":\"cli-events@x.com\"}\n",
+        ),
+    ] {
+        let file = cli.dir.path().join(format!("{kind}.jsonl"));
+        std::fs::write(&file, lines).unwrap();
+        let imported = cli
+            .command(&[
+                "import",
+                kind,
+                "--site",
+                &site.keys[0],
+                file.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(imported.status.success(), "{imported:?}");
+    }
+    let expected = [
+        ("segment.member_added", "vips", "cmd@x.com"),
+        ("segment.member_added", "vips", "event@x.com"),
+        ("segment.member_added", "vips", "import@x.com"),
+        ("segment.member_added", "vips", "cli@x.com"),
+        ("segment.member_added", "vips", "sleeper@x.com"),
+        ("segment.member_removed", "vips", "already@x.com"),
+        ("segment.member_removed", "vips", "stay@x.com"),
+        ("segment.member_added", "insiders", "new@inside.com"),
+        ("segment.member_added", "insiders", "mover@inside.com"),
+        ("segment.member_added", "pros", "field@x.com"),
+        ("segment.member_added", "frequent", "freq@x.com"),
+        ("segment.member_added", "frequent", "cli-events@x.com"),
+    ];
+    received.wait_for(expected.len()).await;
+    // A sentinel: one more change, written after all of the above were
+    // delivered. A webhook's notifications go out in the order they were
+    // written, so once it arrives, anything the writes above caused has
+    // arrived too: whoever is not listed was not announced (nobody already
+    // in a segment when the webhook was made, nobody twice).
+    site.commands(
+        &server,
+        json!([{"command": "add_tag", "email": "sentinel@x.com", "query": "vip"}]),
+    )
+    .await;
+    let got = received.wait_for(expected.len() + 1).await;
+    let last = got.last().unwrap();
+    assert_eq!(last["subscriber"]["email"], "sentinel@x.com", "{got:?}");
+    let mut said: Vec<(String, String, String, String)> = got[..got.len() - 1]
+        .iter()
+        .map(|n| {
+            (
+                n["type"].as_str().unwrap().to_owned(),
+                n["segment"]["name"].as_str().unwrap().to_owned(),
+                n["subscriber"]["email"].as_str().unwrap().to_owned(),
+                n["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    said.sort();
+    let mut expected: Vec<(String, String, String, String)> = expected
+        .iter()
+        .map(|(kind, segment, email)| {
+            (
+                kind.to_string(),
+                segment.to_string(),
+                email.to_string(),
+                "data".into(),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(said, expected);
 
     for (headers, body) in received.all() {
         assert_eq!(headers["content-type"], "application/json");
@@ -290,8 +389,10 @@ async fn joins_and_leaves_through_every_write_path_are_notified_signed() {
         let age = chrono::Utc::now().timestamp() - t.parse::<i64>().unwrap();
         assert!((0..60).contains(&age), "{age}");
     }
+    let ids = [&vips, &insiders, &pros, &frequent];
     for n in &got {
-        assert_eq!(n["segment"], json!({"id": vips, "name": "vips"}));
+        let segment = n["segment"]["id"].as_str().unwrap();
+        assert!(ids.iter().any(|id| id.as_str() == segment), "{n}");
         assert_eq!(n["subscriber"]["uuid"].as_str().unwrap().len(), 32);
         assert!(n["event_id"].as_str().unwrap().starts_with("evt_"));
     }
@@ -307,7 +408,7 @@ async fn joins_and_leaves_through_every_write_path_are_notified_signed() {
         )
         .await;
     let deliveries = deliveries["data"].as_array().unwrap();
-    assert_eq!(deliveries.len(), 5);
+    assert_eq!(deliveries.len(), got.len());
     assert!(
         deliveries
             .iter()
@@ -354,8 +455,19 @@ async fn a_receiver_that_fails_twice_gets_the_same_event_ids_again() {
     assert_eq!(ids(&bodies[0]).len(), 2);
     assert_eq!(ids(&bodies[0]), ids(&bodies[1]));
     assert_eq!(ids(&bodies[0]), ids(&bodies[2]));
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(received.all().len(), 3, "nothing after the 200");
+    // A sentinel written after the 200: once its notification arrives, a
+    // repeat of the delivered batch (which would go before it) has not come.
+    site.commands(
+        &server,
+        json!([{"command": "add_tag", "email": "c@x.com", "query": "vip"}]),
+    )
+    .await;
+    received.wait_for(7).await;
+    let all = received.all();
+    assert_eq!(all.len(), 4, "nothing after the 200 but the sentinel");
+    let sentinel: Value = serde_json::from_str(&all[3].1).unwrap();
+    assert_eq!(sentinel["data"].as_array().unwrap().len(), 1, "{sentinel}");
+    assert_eq!(sentinel["data"][0]["subscriber"]["email"], "c@x.com");
     let deliveries = site
         .send(
             &server,
@@ -367,8 +479,9 @@ async fn a_receiver_that_fails_twice_gets_the_same_event_ids_again() {
             json!({}),
         )
         .await;
-    // One delivery for each of the two notifications, each tried three times.
-    let listed = deliveries["data"].as_array().unwrap();
+    // One delivery for each of the two notifications, each tried three
+    // times (after the sentinel's, listed first: newest first).
+    let listed = &deliveries["data"].as_array().unwrap()[1..];
     let mut listed_ids: Vec<String> = listed
         .iter()
         .map(|d| d["attributes"]["event_id"].as_str().unwrap().to_owned())
@@ -457,18 +570,32 @@ async fn notifications_committed_before_a_crash_are_delivered_after_it() {
     let vips = site
         .segment(&first, "vips", json!({"tag": {"has": "vip"}}))
         .await;
-    // Nothing listens there yet: the notifications wait in the outbox.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // The receiver's address is held from now to the end. Until the crash
+    // it refuses every request (503, so the notification stays waiting).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let refusing = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stopped = stopped;
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return listener,
+                accepted = listener.accept() => {
+                    let Ok((mut stream, _)) = accepted else { continue };
+                    tokio::spawn(async move {
+                        let mut buf = [0u8; 4096];
+                        let _ = stream.read(&mut buf).await;
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                            .await;
+                    });
+                }
+            }
+        }
+    });
     let webhook = site
-        .webhook(
-            &first,
-            &format!("http://127.0.0.1:{port}/hooks/corral"),
-            &[&vips],
-        )
+        .webhook(&first, &format!("http://{address}/hooks/corral"), &[&vips])
         .await;
     let id = webhook["id"].as_str().unwrap().to_owned();
     site.commands(
@@ -495,14 +622,43 @@ async fn notifications_committed_before_a_crash_are_delivered_after_it() {
     assert_ne!(pending["attributes"]["status"], "delivered");
     first.child.kill().unwrap();
     first.child.wait().unwrap();
+    // What the dead server had connected and was not accepted yet is
+    // dropped unanswered; from here on only the second server sends, and
+    // it is answered 200.
+    stop.send(()).unwrap();
+    let listener = refusing.await.unwrap().into_std().unwrap();
+    while listener.accept().is_ok() {}
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let received = Received::default();
+    let seen = received.clone();
+    let app = axum::Router::new().route(
+        "/hooks/corral",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                seen.0.lock().unwrap().push((headers, body));
+                AxumStatus::OK
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let (_, received) = receiver(port, 0).await;
     let second = server(&cli);
     let got = received.wait_for(1).await;
-    assert_eq!(got.len(), 1);
     assert_eq!(got[0]["event_id"], pending["attributes"]["event_id"]);
     assert_eq!(got[0]["subscriber"]["email"], "a@x.com");
-    drop(second);
+    // A sentinel written after that delivery: once it arrives, a repeat of
+    // a@x.com's notification (which would go before it) has not come.
+    site.commands(
+        &second,
+        json!([{"command": "add_tag", "email": "b@x.com", "query": "vip"}]),
+    )
+    .await;
+    let got = received.wait_for(2).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0]["event_id"], pending["attributes"]["event_id"]);
+    assert_eq!(got[1]["subscriber"]["email"], "b@x.com");
+    assert_ne!(got[1]["event_id"], got[0]["event_id"]);
 }
 
 #[tokio::test]
