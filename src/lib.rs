@@ -77,10 +77,13 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod credentials;
+pub mod faults;
 pub mod http;
 pub mod live;
 pub mod segment;
 pub mod service;
+#[cfg(test)]
+mod simulation;
 pub mod storage;
 pub mod webhooks;
 pub mod wire;

@@ -173,16 +173,18 @@ impl Deliverer {
         };
         let mut started = 0;
         for (site_id, id) in due {
-            let mut sending = self.sending.lock().unwrap_or_else(|e| e.into_inner());
-            if sending.contains(&id) {
-                continue;
-            }
-            let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
-                tracing::debug!("every delivery slot is taken; the rest wait for a later tick");
-                break;
+            let slot = {
+                let mut sending = self.sending.lock().unwrap_or_else(|e| e.into_inner());
+                if sending.contains(&id) {
+                    continue;
+                }
+                let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+                    tracing::debug!("every delivery slot is taken; the rest wait for a later tick");
+                    break;
+                };
+                sending.insert(id);
+                slot
             };
-            sending.insert(id);
-            drop(sending);
             started += 1;
             let store = Arc::clone(&self.store);
             let clock = Arc::clone(&self.clock);
@@ -205,6 +207,11 @@ impl Deliverer {
             });
         }
         started
+    }
+
+    /// How many sends this deliverer has in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.sending.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Waits until no send this deliverer started is in flight.
@@ -273,6 +280,7 @@ async fn send_batch(
             .join(",")
     );
     let (status, error) = to.transport.post(&webhook, &body, now).await;
+    crate::crash_point!("delivery.after_send");
     let at = to.clock.now_ms();
     let delivered = status.is_some_and(|s| (200..300).contains(&s));
     let attempt = Attempt {

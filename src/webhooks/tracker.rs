@@ -92,6 +92,10 @@ type Known = (Watch, Arc<Vec<i64>>);
 pub struct Tracker {
     store: Arc<dyn Store>,
     members: Mutex<HashMap<(i64, i64), Known>>,
+    /// Deliberately broken: leaves are not notified, so tests can show
+    /// that the simulation notices.
+    #[cfg(test)]
+    broken: std::sync::atomic::AtomicBool,
 }
 
 impl Tracker {
@@ -99,7 +103,16 @@ impl Tracker {
         Self {
             store,
             members: Mutex::default(),
+            #[cfg(test)]
+            broken: Default::default(),
         }
+    }
+
+    /// Makes this tracker forget to notify leaves.
+    #[cfg(test)]
+    pub(crate) fn break_leaves(&self) {
+        self.broken
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Works out every watch that is due; returns how many transitions this
@@ -183,7 +196,12 @@ impl Tracker {
         .await?;
         let now = to.checked_at;
         let before = self.stored_members(site_id, from).await?;
-        let (added, removed) = difference(&before, &members);
+        #[allow(unused_mut)]
+        let (added, mut removed) = difference(&before, &members);
+        #[cfg(test)]
+        if self.broken.load(std::sync::atomic::Ordering::Relaxed) {
+            removed.clear();
+        }
         let reason = |id: i64, written: &Option<HashSet<i64>>| -> &'static str {
             if from.kept && !to.kept {
                 "segment_discarded"
@@ -253,6 +271,7 @@ impl Tracker {
             removed,
             notifications,
         };
+        crate::crash_point!("tracker.before_transition");
         let written = self.store.commit_transition(site_id, &transition).await?;
         if written {
             self.remember(site_id, to, Arc::new(members));

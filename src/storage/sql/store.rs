@@ -114,7 +114,9 @@ macro_rules! written {
             let $tx = &mut *write;
             $work.await?
         };
+        $crate::crash_point!("write.before_commit");
         write.commit().await?;
+        $crate::crash_point!("write.after_commit");
         value
     }};
 }

@@ -120,6 +120,8 @@ async fn apply_group(
         entry.subscribers = IdRanges::from_ids(touched);
         crate::storage::sql::log::record(&mut *tx, site_id, &entry, now).await?;
     }
+    crate::crash_point!("audience.before_commit");
     tx.commit().await?;
+    crate::crash_point!("audience.after_commit");
     Ok(results)
 }

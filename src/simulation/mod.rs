@@ -1,0 +1,760 @@
+//! A deterministic simulation of the write path: audience writes through
+//! the change log, snapshots caught up from it, the tracker turning
+//! membership changes into the outbox, and the deliverer sending it, on two
+//! servers sharing one database (SQLite or PostgreSQL), with a clock, a
+//! random number source and faults the simulation alone controls.
+//!
+//! One seed drives everything: which server does what, each write, when the
+//! clock moves, when the log is trimmed, when a server dies (anywhere, or at
+//! a named crash point of [`crate::faults`]) and comes back, and how the
+//! receiver answers ([`receiver`]). Everything runs on one thread, and a
+//! step ends only once every send it started has finished or is parked at
+//! the receiver, so the same seed replays the same run. A failure names its
+//! seed and step; `CORRAL_SIM_SEED` and `CORRAL_SIM_STEPS` replay it.
+//!
+//! Checked as it goes: a snapshot caught up from the log equals a fresh read;
+//! nothing acknowledged is lost (across every death); a notification keeps
+//! its id and body however often it is sent. Checked at the end, once the
+//! receiver is healthy and the outbox is drained: replaying each segment's
+//! notifications (joins and leaves, in order, duplicates dropped) gives the
+//! segment's members now, with no join of someone already in, no leave of
+//! someone out, and no subscriber that was never committed.
+
+mod receiver;
+
+use crate::clock::{Clock, ManualClock};
+use crate::faults;
+use crate::live::Live;
+use crate::segment::{NewSegment, SegmentId, SegmentName, SegmentPatch};
+use crate::service::webhooks::{WebhookInput, Webhooks};
+use crate::storage::progress::ReadProgress;
+use crate::storage::transfer::{Rows, Table};
+use crate::storage::webhooks::WebhookPatch;
+use crate::storage::{Precondition, Store};
+use crate::webhooks::delivery::{BATCH, Deliverer};
+use crate::webhooks::tracker::Tracker;
+use corral_core::audience::{
+    Email, FieldKey, NewEvent, Outcome, SubscriberChange, Subscription, TagName,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use receiver::Receiver;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+/// The database a run is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// What a run does.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub backend: Backend,
+    pub seed: u64,
+    pub steps: usize,
+    /// Snapshots whose catch-ups drop changes to subscribers they hold.
+    pub broken_catch_up: bool,
+    /// A tracker that forgets to notify leaves.
+    pub broken_tracker: bool,
+}
+
+/// An invariant that did not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    /// A snapshot caught up from the log differs from a fresh read.
+    Snapshot(String),
+    /// An acknowledged write is missing.
+    Lost(String),
+    /// Notifications that do not tell the segment's membership.
+    Notifications(String),
+    /// The outbox did not drain once the receiver was healthy.
+    Undelivered(String),
+    /// A send neither finished nor reached the receiver.
+    Stuck(String),
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Snapshot(s) => write!(f, "snapshot: {s}"),
+            Self::Lost(s) => write!(f, "lost: {s}"),
+            Self::Notifications(s) => write!(f, "notifications: {s}"),
+            Self::Undelivered(s) => write!(f, "undelivered: {s}"),
+            Self::Stuck(s) => write!(f, "stuck: {s}"),
+        }
+    }
+}
+
+/// A failed run: where, and what did not hold.
+#[derive(Debug)]
+pub struct Failure {
+    pub step: usize,
+    pub violation: Violation,
+    /// The last steps, oldest first.
+    pub trail: Vec<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub steps: usize,
+    pub writes: usize,
+    pub acknowledged: usize,
+    pub crashes: usize,
+    pub crash_points: BTreeMap<&'static str, usize>,
+    pub trims: usize,
+    pub catch_ups: usize,
+    pub notifications: usize,
+    pub copies: usize,
+}
+
+const EMAILS: usize = 14;
+const TAGS: &[&str] = &["vip", "lead", "churned"];
+const PLANS: &[&str] = &["free", "pro"];
+/// The segments watched, and what each may be changed to.
+const QUERIES: &[&str] = &[
+    r#"{"tag":{"has":"vip"}}"#,
+    r#"{"field":{"key":"plan","equals":"pro"}}"#,
+    r#"{"event":{"type":"purchase","when":{"within_last":{"hours":1}}}}"#,
+    r#"{"all":[{"subscribed":true},{"not":{"tag":{"has":"churned"}}}]}"#,
+    r#"{"event":{"type":"purchase","count":{"at_least":2}}}"#,
+    r#"{"any":[{"tag":{"has":"lead"}},{"field":{"key":"plan","equals":"free"}}]}"#,
+];
+const START: i64 = 1_767_225_600_000;
+
+/// One server: its own connections, snapshots, tracker and deliverer.
+struct Server {
+    store: Arc<dyn Store>,
+    live: Arc<Live>,
+    tracker: Arc<Tracker>,
+    deliverer: Arc<Deliverer>,
+    generation: u64,
+}
+
+struct Sim {
+    settings: Settings,
+    url: String,
+    rng: StdRng,
+    clock: Arc<ManualClock>,
+    receiver: Arc<Receiver>,
+    servers: Vec<Server>,
+    generations: u64,
+    site: i64,
+    segments: Vec<i64>,
+    /// Markers of every acknowledged change.
+    acknowledged: BTreeSet<String>,
+    report: Report,
+    trail: Vec<String>,
+    step: usize,
+    /// The server whose code the step ran (a parked send's, for a release).
+    acting: usize,
+}
+
+/// Runs a simulation; `None` when it needs PostgreSQL and no test cluster
+/// is set up.
+pub async fn run(settings: Settings) -> Option<Result<Report, Failure>> {
+    let (url, _dir) = match settings.backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("sim.db");
+            (format!("sqlite://{}", path.display()), Some(dir))
+        }
+        Backend::Postgres => (crate::storage::testing::fresh_postgres().await?, None),
+    };
+    let mut sim = Sim::start(settings, url).await;
+    let outcome = sim.run().await;
+    Some(
+        outcome
+            .map(|()| sim.report.clone())
+            .map_err(|violation| Failure {
+                step: sim.step,
+                violation,
+                trail: sim.trail.clone(),
+            }),
+    )
+}
+
+impl Sim {
+    async fn start(settings: Settings, url: String) -> Self {
+        let store = crate::storage::open(&url).await.unwrap();
+        let site = store
+            .create_site(
+                "sim",
+                "site-sim",
+                &crate::credentials::KeyPair::generate(),
+                false,
+                START,
+            )
+            .await
+            .unwrap()
+            .id;
+        let mut segments = Vec::new();
+        for (i, query) in QUERIES.iter().enumerate() {
+            let new = NewSegment {
+                name: SegmentName::parse(&format!("segment {i}")).unwrap(),
+                description: None,
+                query: corral_core::query::RawQuery::from_stored((*query).to_owned()),
+            };
+            segments.push(store.create_segment(site, &new, START).await.unwrap().id.0);
+        }
+        let mut sim = Self {
+            settings,
+            url,
+            rng: StdRng::seed_from_u64(settings.seed),
+            clock: ManualClock::new(START),
+            receiver: Receiver::new(settings.seed),
+            servers: Vec::new(),
+            generations: 0,
+            site,
+            segments,
+            acknowledged: BTreeSet::new(),
+            report: Report::default(),
+            trail: Vec::new(),
+            step: 0,
+            acting: 0,
+        };
+        for _ in 0..2 {
+            let server = sim.boot(sim.servers.len()).await;
+            sim.servers.push(server);
+        }
+        // Two webhooks: one on every segment, one on two of them, made
+        // before any data (their baselines are empty).
+        let live = Arc::clone(&sim.servers[0].live);
+        let hooks = Webhooks::new(&store, &live, true);
+        for ids in [sim.segments.clone(), sim.segments[..2].to_vec()] {
+            let input = WebhookInput {
+                url: Some("http://127.0.0.1:9/hook".into()),
+                segment_ids: Some(ids),
+                events: None,
+                disabled: None,
+            };
+            hooks.create(site, input, START).await.unwrap();
+        }
+        store.close().await;
+        sim
+    }
+
+    async fn boot(&mut self, index: usize) -> Server {
+        self.generations += 1;
+        let store = crate::storage::open(&self.url).await.unwrap();
+        let live = Arc::new(Live::new(store.clone()));
+        if self.settings.broken_catch_up {
+            live.break_catch_up(self.site);
+        }
+        let tracker = Tracker::new(Arc::clone(&store));
+        if self.settings.broken_tracker {
+            tracker.break_leaves();
+        }
+        let clock: Arc<dyn Clock> = Arc::clone(&self.clock) as _;
+        // One send at a time: which of two concurrent sends meets an armed
+        // crash point first would depend on the scheduler, not the seed.
+        let deliverer = Deliverer::with_transport(
+            Arc::clone(&store),
+            clock,
+            self.receiver.end(index, self.generations),
+        )
+        .at_most(1);
+        Server {
+            store,
+            live,
+            tracker: Arc::new(tracker),
+            deliverer: Arc::new(deliverer),
+            generation: self.generations,
+        }
+    }
+
+    fn note(&mut self, what: String) {
+        if self.trail.len() == 40 {
+            self.trail.remove(0);
+        }
+        self.trail.push(format!("{}: {what}", self.step));
+    }
+
+    async fn run(&mut self) -> Result<(), Violation> {
+        while self.step < self.settings.steps {
+            self.step += 1;
+            let server = self.rng.random_range(0..self.servers.len());
+            let crash = self.rng.random_ratio(1, 10).then(|| {
+                let point = faults::POINTS[self.rng.random_range(0..faults::POINTS.len())];
+                (point, self.rng.random_range(0..4u32).saturating_sub(2))
+            });
+            if let Some((point, skip)) = crash {
+                faults::arm(point, skip);
+            }
+            self.acting = server;
+            let roll = self.rng.random_range(0..100);
+            let step = match roll {
+                0..35 => self.write(server).await,
+                35..38 => self.change_segment(server).await,
+                38..52 => self.catch_up(server).await,
+                52..66 => self.track(server).await,
+                66..80 => self.deliver(server).await,
+                80..86 => self.release().await,
+                86..95 => {
+                    let ms = self.rng.random_range(1_000..2 * 3_600_000);
+                    self.clock.advance_ms(ms);
+                    self.note(format!("the clock moves {ms} ms"));
+                    Ok(())
+                }
+                95..98 => self.trim(server).await,
+                _ => {
+                    self.note(format!("server {server} is killed"));
+                    self.restart(server).await
+                }
+            };
+            if let Some(point) = faults::disarm() {
+                *self.report.crash_points.entry(point).or_default() += 1;
+                let server = self.acting;
+                self.note(format!("server {server} dies at {point}"));
+                self.restart(server).await?;
+            } else {
+                step?;
+            }
+            if let Some(unstable) = self.receiver.unstable() {
+                return Err(Violation::Notifications(format!(
+                    "an event id came again with another body: {unstable}"
+                )));
+            }
+        }
+        self.report.steps = self.step;
+        self.drain().await
+    }
+
+    /// Waits until every send of every server has finished or is parked at
+    /// the receiver.
+    async fn settle(&self) -> Result<(), Violation> {
+        for _ in 0..20_000 {
+            // A send that died at a crash point never finishes: its server
+            // is restarted once the step ends.
+            if faults::fired() {
+                return Ok(());
+            }
+            if self
+                .servers
+                .iter()
+                .enumerate()
+                .all(|(i, s)| s.deliverer.in_flight() == self.receiver.parked_on(i))
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let state: Vec<_> = (0..self.servers.len())
+            .map(|i| {
+                (
+                    self.servers[i].deliverer.in_flight(),
+                    self.receiver.parked_on(i),
+                )
+            })
+            .collect();
+        Err(Violation::Stuck(format!(
+            "sends did not settle in 20 s: (in flight, parked) by server {state:?}"
+        )))
+    }
+
+    async fn restart(&mut self, index: usize) -> Result<(), Violation> {
+        self.report.crashes += 1;
+        let generation = self.servers[index].generation;
+        self.receiver.server_died(index, generation);
+        let server = self.boot(index).await;
+        let old = std::mem::replace(&mut self.servers[index], server);
+        drop(old);
+        self.settle().await?;
+        self.check_acknowledged(index).await
+    }
+
+    fn email(&mut self) -> Email {
+        let n = self.rng.random_range(0..EMAILS);
+        Email::parse(&format!("p{n}@sim.example")).unwrap()
+    }
+
+    async fn write(&mut self, index: usize) -> Result<(), Violation> {
+        let count = self.rng.random_range(1..=3);
+        let mut changes = Vec::new();
+        let mut markers = Vec::new();
+        for i in 0..count {
+            let mut change = SubscriberChange::touch(self.email());
+            match self.rng.random_range(0..8) {
+                0 => change.add_tags.push(self.tag()),
+                1 => change.remove_tags.push(self.tag()),
+                2 => {
+                    let plan = PLANS[self.rng.random_range(0..PLANS.len())];
+                    change
+                        .set_field(FieldKey::parse("plan").unwrap(), json!(plan))
+                        .unwrap();
+                }
+                3 => change.remove_fields.push(FieldKey::parse("plan").unwrap()),
+                4 => change.subscription = Some(Subscription::Unsubscribe(self.clock.now_ms())),
+                5 => change.subscription = Some(Subscription::Subscribe),
+                6 if self.rng.random_ratio(1, 4) => change.new_email = Some(self.email()),
+                _ => {}
+            }
+            let marker = format!("{}.{i}", self.step);
+            let purchase = self.rng.random_ratio(1, 2);
+            let ago = self.rng.random_range(0..2 * 3_600_000);
+            change.event = Some(NewEvent {
+                kind: if purchase { "purchase" } else { "visit" }.to_owned(),
+                occurred_at: self.clock.now_ms() - ago,
+                details: json!({ "m": marker }).to_string(),
+                unique_key: None,
+                amount: None,
+                currency: None,
+            });
+            markers.push(marker);
+            changes.push(change);
+        }
+        self.report.writes += 1;
+        self.note(format!("server {index} writes {changes:?}"));
+        let store = Arc::clone(&self.servers[index].store);
+        let (site, now) = (self.site, self.clock.now_ms());
+        let done = tokio::spawn(async move { store.apply_changes(site, changes, now).await }).await;
+        if let Ok(Ok(outcomes)) = done {
+            for (marker, outcome) in markers.into_iter().zip(outcomes) {
+                if outcome == Outcome::Applied {
+                    self.report.acknowledged += 1;
+                    self.acknowledged.insert(marker);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn tag(&mut self) -> TagName {
+        TagName::parse(TAGS[self.rng.random_range(0..TAGS.len())]).unwrap()
+    }
+
+    async fn change_segment(&mut self, index: usize) -> Result<(), Violation> {
+        let id = SegmentId(self.segments[self.rng.random_range(0..self.segments.len())]);
+        let store = Arc::clone(&self.servers[index].store);
+        let (site, now) = (self.site, self.clock.now_ms());
+        let what = self.rng.random_range(0..4);
+        let query = QUERIES[self.rng.random_range(0..QUERIES.len())];
+        self.note(format!(
+            "server {index} changes segment {id:?} ({what}: {query})"
+        ));
+        let _ = tokio::spawn(async move {
+            let _ = match what {
+                0 => {
+                    store
+                        .discard_segment(site, id, &Precondition::None, now)
+                        .await
+                }
+                1 => {
+                    store
+                        .restore_segment(site, id, &Precondition::None, now)
+                        .await
+                }
+                _ => {
+                    let patch = SegmentPatch {
+                        query: Some(corral_core::query::RawQuery::from_stored(query.to_owned())),
+                        ..SegmentPatch::default()
+                    };
+                    store
+                        .update_segment(site, id, &patch, &Precondition::None, now)
+                        .await
+                }
+            };
+        })
+        .await;
+        Ok(())
+    }
+
+    async fn catch_up(&mut self, index: usize) -> Result<(), Violation> {
+        self.note(format!("server {index} catches up"));
+        self.report.catch_ups += 1;
+        let server = &self.servers[index];
+        let (live, store, site) = (
+            Arc::clone(&server.live),
+            Arc::clone(&server.store),
+            self.site,
+        );
+        let checked = tokio::spawn(async move { same_as_fresh(&live, &store, site).await }).await;
+        match checked {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(difference))) => Err(Violation::Snapshot(difference)),
+            // A database fault (a crash point fired): the crash is handled
+            // by the caller.
+            Ok(Err(_)) | Err(_) => Ok(()),
+        }
+    }
+
+    async fn track(&mut self, index: usize) -> Result<(), Violation> {
+        self.note(format!("server {index} tracks"));
+        let server = &self.servers[index];
+        let (live, tracker) = (Arc::clone(&server.live), Arc::clone(&server.tracker));
+        let clock = Arc::clone(&self.clock);
+        let _ = tokio::spawn(async move { tracker.tick(&live, clock.as_ref()).await }).await;
+        Ok(())
+    }
+
+    async fn deliver(&mut self, index: usize) -> Result<(), Violation> {
+        self.note(format!("server {index} delivers"));
+        let deliverer = Arc::clone(&self.servers[index].deliverer);
+        let now = self.clock.now_ms();
+        let _ = tokio::spawn(async move { deliverer.tick(now).await }).await;
+        self.settle().await?;
+        Ok(())
+    }
+
+    /// Lets one parked send answer, late (past its lease) or by timing out.
+    async fn release(&mut self) -> Result<(), Violation> {
+        if self.receiver.parked() == 0 {
+            return Ok(());
+        }
+        let index = self.rng.random_range(0..64);
+        self.clock.advance_ms(self.rng.random_range(10_000..90_000));
+        if let Some((server, late)) = self.receiver.release(index) {
+            self.acting = server;
+            let how = if late { "late" } else { "with a timeout" };
+            self.note(format!("a parked send of server {server} answers {how}"));
+        }
+        self.settle().await?;
+        Ok(())
+    }
+
+    async fn trim(&mut self, index: usize) -> Result<(), Violation> {
+        let before = self.clock.now_ms() - self.rng.random_range(0..3 * 3_600_000);
+        self.note(format!("server {index} trims the log before {before}"));
+        self.report.trims += 1;
+        let store = Arc::clone(&self.servers[index].store);
+        let _ = tokio::spawn(async move { store.trim_log(before).await }).await;
+        Ok(())
+    }
+
+    async fn check_acknowledged(&self, index: usize) -> Result<(), Violation> {
+        let stored = markers(self.servers[index].store.as_ref(), self.site).await;
+        match self.acknowledged.difference(&stored).next() {
+            Some(missing) => Err(Violation::Lost(format!(
+                "the acknowledged change {missing} is not stored"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Heals the receiver, lets every parked send answer, and runs the
+    /// servers until the outbox is empty; then checks the notifications.
+    async fn drain(&mut self) -> Result<(), Violation> {
+        self.note("the receiver heals; the outbox drains".into());
+        self.receiver.heal();
+        while self.receiver.release(0).is_some() {}
+        self.settle().await?;
+        let store = Arc::clone(&self.servers[0].store);
+        for webhook in store.list_webhooks(self.site).await.unwrap() {
+            if webhook.disabled_at.is_some() {
+                let enable = WebhookPatch {
+                    disabled: Some(false),
+                    ..WebhookPatch::default()
+                };
+                store
+                    .update_webhook(self.site, webhook.id, &enable, &[], self.clock.now_ms())
+                    .await
+                    .unwrap();
+            }
+        }
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            self.clock.advance_ms(2 * 3_600_000);
+            for index in 0..self.servers.len() {
+                self.track(index).await?;
+                self.deliver(index).await?;
+            }
+            let head = store.site_head(self.site).await.unwrap().seq;
+            let watches = store.watches().await.unwrap();
+            let behind = watches.iter().any(|(_, w)| w.seq < head);
+            let mut pending = 0;
+            for webhook in store.list_webhooks(self.site).await.unwrap() {
+                pending += store
+                    .pending_deliveries(self.site, webhook.id, BATCH)
+                    .await
+                    .unwrap()
+                    .len();
+            }
+            if !behind && pending == 0 {
+                break;
+            }
+            if rounds == 50 {
+                return Err(Violation::Undelivered(format!(
+                    "{pending} notifications still pending, watches behind: {behind}"
+                )));
+            }
+        }
+        self.check_acknowledged(0).await?;
+        self.check_notifications().await
+    }
+
+    async fn check_notifications(&mut self) -> Result<(), Violation> {
+        let store = Arc::clone(&self.servers[0].store);
+        let arrivals = self.receiver.arrivals();
+        self.report.copies = arrivals.len();
+        let committed: BTreeSet<String> = all_subscribers(store.as_ref(), self.site)
+            .await
+            .into_iter()
+            .collect();
+        let mut seen = BTreeSet::new();
+        // (webhook, segment) -> members as the notifications tell.
+        let mut told: BTreeMap<(i64, String), BTreeSet<String>> = BTreeMap::new();
+        for arrival in &arrivals {
+            let body = &arrival.body;
+            let id = body["event_id"].as_str().unwrap_or("").to_owned();
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            self.report.notifications += 1;
+            let segment = body["segment"]["id"].as_str().unwrap_or("").to_owned();
+            let uuid = body["subscriber"]["uuid"].as_str().unwrap_or("").to_owned();
+            if !committed.contains(&uuid) {
+                return Err(Violation::Notifications(format!(
+                    "{id} names a subscriber never committed: {body}"
+                )));
+            }
+            let members = told.entry((arrival.webhook_id, segment)).or_default();
+            let fine = match body["type"].as_str() {
+                Some("segment.member_added") => members.insert(uuid),
+                Some("segment.member_removed") => members.remove(&uuid),
+                _ => false,
+            };
+            if !fine {
+                return Err(Violation::Notifications(format!(
+                    "{id} does not follow from the ones before it: {body}"
+                )));
+            }
+        }
+        let live = Live::new(store.clone());
+        let now = self.clock.now_ms();
+        for webhook in store.list_webhooks(self.site).await.unwrap() {
+            for &segment_id in &webhook.segment_ids {
+                let segment = store
+                    .get_segment(self.site, SegmentId(segment_id))
+                    .await
+                    .unwrap()
+                    .filter(|s| s.is_kept());
+                let mut members = BTreeSet::new();
+                if let Some(segment) = segment {
+                    let query = corral_core::query::parse(segment.query.as_str()).unwrap();
+                    let evaluation = live.evaluate(self.site, &query, now).await.unwrap();
+                    let ids = evaluation.member_ids();
+                    for s in store.subscribers_by_ids(self.site, &ids).await.unwrap() {
+                        members.insert(s.uuid);
+                    }
+                }
+                let notified = told
+                    .remove(&(webhook.id, segment_id.to_string()))
+                    .unwrap_or_default();
+                if notified != members {
+                    return Err(Violation::Notifications(format!(
+                        "webhook {} was told segment {segment_id} holds {} subscribers, it holds {}: \
+                         missing {:?}, extra {:?}",
+                        webhook.id,
+                        notified.len(),
+                        members.len(),
+                        members.difference(&notified).collect::<Vec<_>>(),
+                        notified.difference(&members).collect::<Vec<_>>(),
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Brings the snapshot up to date and compares it with a fresh read: the
+/// difference, if any (`Err` of the outer result: the database failed).
+async fn same_as_fresh(
+    live: &Live,
+    store: &Arc<dyn Store>,
+    site: i64,
+) -> Result<Result<(), String>, crate::storage::StorageError> {
+    let resident = live.resident(site).await?;
+    let progress = ReadProgress::new();
+    let fresh = store.load_snapshot(site, &progress).await?;
+    if resident.position.seq != fresh.seq {
+        return Ok(Err(format!(
+            "at position {} where the log is at {}",
+            resident.position.seq, fresh.seq
+        )));
+    }
+    let audience = fresh.audience.build();
+    if resident.audience.canonical() != audience.canonical() {
+        return Ok(Err(format!(
+            "the audience differs: held {} subscribers and {} events, fresh {} and {}",
+            resident.audience.len(),
+            resident.audience.event_count(),
+            audience.len(),
+            audience.event_count()
+        )));
+    }
+    let held: BTreeMap<i64, String> = resident
+        .segments
+        .iter()
+        .map(|(id, q)| (*id, format!("{q:?}")))
+        .collect();
+    let kept: BTreeMap<i64, String> = fresh
+        .segments
+        .iter()
+        .filter_map(|s| {
+            let q = corral_core::query::parse(s.query.as_str()).ok()?;
+            Some((s.id.0, format!("{q:?}")))
+        })
+        .collect();
+    if held != kept {
+        return Ok(Err(format!(
+            "the segments differ: held {held:?}, fresh {kept:?}"
+        )));
+    }
+    Ok(Ok(()))
+}
+
+/// Every rows of `table` of the database, page by page.
+async fn all_rows(store: &dyn Store, table: Table) -> Vec<Rows> {
+    let mut reader = store.begin_read().await.unwrap();
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = reader.read_page(table, after, 10_000).await.unwrap();
+        all.push(page.rows);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return all,
+        }
+    }
+}
+
+/// The markers of every event the site holds.
+async fn markers(store: &dyn Store, site: i64) -> BTreeSet<String> {
+    all_rows(store, Table::Events)
+        .await
+        .into_iter()
+        .flat_map(|rows| match rows {
+            Rows::Events(rows) => rows,
+            _ => Vec::new(),
+        })
+        .filter(|e| e.site_id == site)
+        .filter_map(|e| {
+            let details: Value = serde_json::from_str(&e.details).ok()?;
+            Some(details["m"].as_str()?.to_owned())
+        })
+        .collect()
+}
+
+/// The uuids of every subscriber the site holds.
+async fn all_subscribers(store: &dyn Store, site: i64) -> Vec<String> {
+    all_rows(store, Table::Subscribers)
+        .await
+        .into_iter()
+        .flat_map(|rows| match rows {
+            Rows::Subscribers(rows) => rows,
+            _ => Vec::new(),
+        })
+        .filter(|s| s.site_id == site)
+        .map(|s| s.uuid)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
