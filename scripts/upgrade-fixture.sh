@@ -30,9 +30,15 @@ out=$2
 rm -rf "$out"
 mkdir -p "$out/answers"
 out=$(realpath "$out")
-db="sqlite://$out/corral.db"
-export CORRAL_DATABASE_URL=$db
 unset CORRAL_CONFIG CORRAL_CHECKPOINT_DIR
+# FIXTURE_POSTGRES=postgres://…/DB (an empty database) makes the fixture on
+# PostgreSQL instead: the database is then kept as a plain SQL dump,
+# corral.sql, in place of corral.db.
+db=${FIXTURE_POSTGRES:-sqlite://$out/corral.db}
+if [[ $db == postgres* ]]; then
+    export CORRAL_CHECKPOINT_DIR=$out/corral.db-checkpoints
+fi
+export CORRAL_DATABASE_URL=$db
 
 { "$bin" --version; sha256sum "$bin" | cut -d' ' -f1; } >"$out/release.txt"
 "$bin" site create Shop --json >"$out/site.json"
@@ -181,6 +187,11 @@ kill -TERM "$server"
 wait "$server" || true
 trap - EXIT
 rm -f "$log"
+if [[ $db == postgres* ]]; then
+    # Rows as INSERTs (no COPY blocks) and no psql commands, so that any
+    # client can run it.
+    pg_dump --inserts --no-owner --no-privileges "$db" | grep -v '^\\' >"$out/corral.sql"
+fi
 [[ ! -e $out/corral.db-wal ]] || { echo "the database was not closed cleanly" >&2; exit 1; }
 ls "$out"/corral.db-checkpoints/*.ckpt >/dev/null
 echo "fixture in $out ($(du -sh "$out" | cut -f1))"

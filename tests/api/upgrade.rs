@@ -7,9 +7,11 @@
 //! `scripts/upgrade-fixture.sh` with that release's binary: a SQLite
 //! database written through its CLI and API, the checkpoint it wrote when it
 //! stopped, and every answer it gave (`answers/manifest.json` names each
-//! path and its file). Every schema change must keep these tests green.
+//! path and its file); a `-postgres` fixture holds the same made on
+//! PostgreSQL, as a plain SQL dump. Every schema change must keep these
+//! tests green.
 
-use crate::helpers::http_client;
+use crate::helpers::{fresh_postgres_database, http_client};
 use corral::clock::SystemClock;
 use corral::http::{self, AppState, HttpSettings};
 use corral::live::CheckpointSettings;
@@ -22,6 +24,8 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upgr
 
 /// The releases a fixture was made with, by the commit each was built from.
 const RELEASES: [&str; 1] = ["5181515"];
+/// The same on PostgreSQL: `<commit>-postgres/corral.sql`, a plain dump.
+const POSTGRES_RELEASES: [&str; 1] = ["5181515-postgres"];
 
 /// What may differ from the recorded answers, and why: the release that
 /// made the fixture went on trying to deliver the waiting notification (to
@@ -75,13 +79,32 @@ impl Upgraded {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&fixture(release), dir.path());
         prepare(dir.path());
-        Self::open(dir).await
+        let url = format!("sqlite://{}", dir.path().join("corral.db").display());
+        Self::open(dir, &url).await
     }
 
-    /// This release's server on the database in `dir` (migrated as it
-    /// opens), with checkpoints where `corral serve` keeps them.
-    async fn open(dir: tempfile::TempDir) -> Self {
-        let url = format!("sqlite://{}", dir.path().join("corral.db").display());
+    /// A new database on the test cluster loaded from the release's dump,
+    /// if a cluster is set up.
+    async fn start_on_postgres(release: &str) -> Option<Self> {
+        let url = fresh_postgres_database().await?;
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&fixture(release), dir.path());
+        let dump = std::fs::read_to_string(dir.path().join("corral.sql")).unwrap();
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(dump))
+            .execute(&mut conn)
+            .await
+            .expect("the dump loads");
+        drop(conn);
+        Some(Self::open(dir, &url).await)
+    }
+
+    /// This release's server on the database `url` names (migrated as it
+    /// opens), with checkpoints in `dir` where `corral serve` keeps them
+    /// beside a SQLite file.
+    async fn open(dir: tempfile::TempDir, url: &str) -> Self {
         let store = corral::storage::open(&url)
             .await
             .expect("the database opens");
@@ -219,6 +242,22 @@ async fn a_database_of_an_earlier_release_gives_the_answers_it_gave() {
 }
 
 #[tokio::test]
+async fn a_postgresql_database_of_an_earlier_release_gives_the_answers_it_gave() {
+    for release in POSTGRES_RELEASES {
+        let Some(upgraded) = Upgraded::start_on_postgres(release).await else {
+            return eprintln!(
+                "upgrades on PostgreSQL: skipped, CORRAL_TEST_POSTGRES names no cluster"
+            );
+        };
+        upgraded.answers_as_recorded(release).await;
+        // Its checkpoint was written for the dumped database (its id came
+        // along in the dump), so it is used, and the answers still match.
+        let stats = upgraded.stats();
+        assert_eq!(stats.full_reads + stats.checkpoint_reads, 1, "{stats:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_checkpoint_of_another_format_version_is_set_aside_and_written_again() {
     let release = RELEASES[0];
     for version in [VERSION - 1, VERSION + 1] {
@@ -255,7 +294,11 @@ async fn a_checkpoint_of_another_format_version_is_set_aside_and_written_again()
         let file = checkpoint_in(upgraded.dir.path(), site_id);
         assert_eq!(version_of(&file), VERSION);
         // … which the next start reads instead of the database.
-        let again = Upgraded::open(upgraded.dir).await;
+        let url = format!(
+            "sqlite://{}",
+            upgraded.dir.path().join("corral.db").display()
+        );
+        let again = Upgraded::open(upgraded.dir, &url).await;
         again.answers_as_recorded(release).await;
         let stats = again.stats();
         assert_eq!(
