@@ -4,7 +4,9 @@
 //! [`Deliverer::tick`] runs about every quarter second. It asks for the
 //! enabled webhooks whose oldest undelivered notification is due, and sends
 //! each one's next batch (up to [`BATCH`] notifications, oldest first) in a
-//! task of its own, so a slow or failing receiver never holds another back.
+//! task of its own, so a slow or failing receiver never holds another back;
+//! at most [`CONCURRENT_SENDS`] run at once, and the webhooks due beyond
+//! them wait for a later tick.
 //! A server holds a webhook (a lease in the database) while it sends, so two
 //! servers never send the same batch at once. The request is a `POST` of
 //! `{"data":[…]}` with `Corral-Webhook-Id` and `Corral-Signature:
