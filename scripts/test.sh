@@ -33,6 +33,9 @@ echo "== PostgreSQL: a throwaway cluster"
 # differential, several servers on one database, copying) run on it; the
 # others run on SQLite unless CORRAL_TEST_BACKEND=postgres.
 pg_throwaway_start
+# With the cluster up, a test that needs PostgreSQL and finds none fails
+# rather than skipping.
+export CORRAL_REQUIRE_POSTGRES=1
 
 echo "== cargo test (SQLite)"
 cargo test --locked --workspace

@@ -350,11 +350,29 @@ fn next_updated_at(previous: i64, now: i64) -> i64 {
 pub(crate) mod testing {
     /// The URL of a new database on the cluster `CORRAL_TEST_POSTGRES`
     /// names (an administrator's URL, as `scripts/test.sh` sets it); `None`
-    /// without one, and the test that asked is skipped.
+    /// without one, and the test that asked is skipped, saying so on the
+    /// terminal. Where PostgreSQL is required (`CI` or
+    /// `CORRAL_REQUIRE_POSTGRES=1` set) a missing cluster fails the test.
     pub async fn fresh_postgres() -> Option<String> {
-        let admin = std::env::var("CORRAL_TEST_POSTGRES")
+        let Some(admin) = std::env::var("CORRAL_TEST_POSTGRES")
             .ok()
-            .filter(|u| !u.is_empty())?;
+            .filter(|u| !u.is_empty())
+        else {
+            let test = std::thread::current().name().unwrap_or("a test").to_owned();
+            let set =
+                |name| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+            assert!(
+                !(set("CORRAL_REQUIRE_POSTGRES") || set("CI")),
+                "{test} needs PostgreSQL and CORRAL_TEST_POSTGRES is not set; PostgreSQL is \
+                 required here (CI or CORRAL_REQUIRE_POSTGRES=1): scripts/postgres.sh's \
+                 pg_throwaway_start starts a throwaway cluster and sets it"
+            );
+            use std::io::Write;
+            // One write, so that the line is not cut by the test runner's own.
+            let line = format!("skipped: {test} needs PostgreSQL (CORRAL_TEST_POSTGRES not set)\n");
+            let _ = std::io::stderr().write_all(line.as_bytes());
+            return None;
+        };
         let name = format!("corral_unit_{}", crate::credentials::random_hex_id());
         let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
             .await

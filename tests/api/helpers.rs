@@ -421,11 +421,42 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// The PostgreSQL cluster the tests may use, when `CORRAL_TEST_POSTGRES`
-/// names one (an administrator's URL, as `scripts/test.sh` sets it).
+/// names one (an administrator's URL, as `scripts/test.sh` sets it);
+/// without one, see [`without_postgres`].
 pub fn postgres_cluster() -> Option<String> {
-    std::env::var("CORRAL_TEST_POSTGRES")
+    let url = std::env::var("CORRAL_TEST_POSTGRES")
         .ok()
-        .filter(|url| !url.is_empty())
+        .filter(|url| !url.is_empty());
+    if url.is_none() {
+        without_postgres("CORRAL_TEST_POSTGRES");
+    }
+    url
+}
+
+/// Whether the tests that need PostgreSQL must run: under CI (`CI` set) or
+/// with `CORRAL_REQUIRE_POSTGRES=1` (`scripts/test.sh` sets it).
+pub fn postgres_required() -> bool {
+    let set = |name| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    set("CORRAL_REQUIRE_POSTGRES") || set("CI")
+}
+
+/// What a test that needs PostgreSQL does without it (`missing` is the
+/// variable that is not set): where PostgreSQL is required
+/// ([`postgres_required`]) it fails; elsewhere it says that it is skipped,
+/// straight to the terminal, so that a plain `cargo test` shows the line
+/// (output a test prints is shown only when it fails), and goes on to skip.
+pub fn without_postgres(missing: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    assert!(
+        !postgres_required(),
+        "{test} needs PostgreSQL and {missing} is not set; PostgreSQL is required here \
+         (CI or CORRAL_REQUIRE_POSTGRES=1): scripts/postgres.sh's pg_throwaway_start \
+         starts a throwaway cluster and sets it"
+    );
+    use std::io::Write;
+    // One write, so that the line is not cut by the test runner's own.
+    let line = format!("skipped: {test} needs PostgreSQL ({missing} not set)\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// Whether the tests run on PostgreSQL (`CORRAL_TEST_BACKEND=postgres`)
