@@ -205,11 +205,16 @@ fn without_moved_on(mut value: Value) -> Value {
     value
 }
 
-/// Rewrites a checkpoint's format version (the four bytes after its magic).
+/// Rewrites a checkpoint's format version (the four bytes after its magic)
+/// and seals it again (its last four bytes: the CRC-32C of all before), so
+/// that the version is all that is wrong with it.
 fn set_version(file: &Path, version: u32) {
     let mut bytes = std::fs::read(file).unwrap();
     assert_eq!(&bytes[..8], b"CORRALCK");
     bytes[8..12].copy_from_slice(&version.to_le_bytes());
+    let sealed = bytes.len() - 4;
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&bytes[..sealed]);
+    bytes[sealed..].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(file, bytes).unwrap();
 }
 
