@@ -10,9 +10,13 @@
 //! with a reason: `segment_discarded` / `segment_restored` when that is what
 //! happened, `definition_changed` when the query was edited (old members
 //! against new), `data` for a subscriber a write named since the watch's
-//! position, `time_window` for one nobody wrote to. The transition is
-//! written only if the watch is still where it was read, so of several
-//! servers exactly one writes each change.
+//! position, `time_window` for one nobody wrote to. A watch left behind
+//! the change log's trimmed entries (every server stopped for longer than
+//! [`crate::live::LOG_RETENTION`]) loses nothing: its snapshot is read
+//! again, and every difference from the members it last stored is
+//! notified, with `data` (the log no longer tells who was written to).
+//! The transition is written only if the watch is still where it was read,
+//! so of several servers exactly one writes each change.
 
 use super::{WebhookError, watch_of};
 use crate::clock::Clock;

@@ -26,5 +26,6 @@ mod readme;
 mod segments_read;
 mod segments_write;
 mod subscribers;
+mod trimming;
 mod upgrade;
 mod webhooks;

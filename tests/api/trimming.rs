@@ -1,0 +1,161 @@
+//! The change log trimmed while something is behind it (on the suite's
+//! backend, so on SQLite and, in the second run, PostgreSQL): a snapshot
+//! left behind the trimmed entries is read again whole, and a webhook watch
+//! left behind them still notifies every difference between the members it
+//! last knew and the members now, none lost and none made up, each with
+//! reason `data` (the log no longer tells which were written).
+
+use crate::helpers::*;
+use corral::clock::Clock;
+use corral::webhooks::tracker::Tracker;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const DAY: i64 = 86_400_000;
+
+async fn commands(app: &TestApp, commands: Value) {
+    let done = app
+        .send_json(
+            Method::POST,
+            "/api/v1/fetch/commands",
+            &json!({ "command": commands }),
+        )
+        .await;
+    assert_eq!(done.status(), StatusCode::OK);
+}
+
+/// (type, segment, email, reason) of every notification of the webhook,
+/// sorted.
+async fn notified(app: &TestApp, webhook: &str) -> Vec<(String, String, String, String)> {
+    let listed: Value = app
+        .get(&format!("/api/v1/fetch/webhooks/{webhook}/deliveries"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut all: Vec<_> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let n = &d["attributes"]["notification"];
+            let text = |v: &Value| v.as_str().unwrap().to_owned();
+            (
+                text(&n["type"]),
+                text(&n["segment"]["name"]),
+                text(&n["subscriber"]["email"]),
+                text(&n["reason"]),
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+#[tokio::test]
+async fn a_watch_behind_a_trimmed_log_notifies_every_difference_from_its_last_members() {
+    let app = TestApp::spawn().await;
+    let site = app.site_id(&app.site).await;
+    let vips = app
+        .create_segment("vips", json!({"tag": {"has": "vip"}}))
+        .await;
+    let recent = app
+        .create_segment(
+            "recent",
+            json!({"event": {"type": "login", "when": {"within_last": {"days": 1}}}}),
+        )
+        .await;
+    commands(
+        &app,
+        json!([
+            {"command": "add_tag", "email": "c@x.com", "query": "vip"},
+            {"command": "add_tag", "email": "d@x.com", "query": "vip"},
+        ]),
+    )
+    .await;
+    let logged_in = app
+        .send_json(
+            Method::POST,
+            "/api/v1/batch/events",
+            &json!({"events": [{"type": "login", "email": "d@x.com"}]}),
+        )
+        .await;
+    assert_eq!(logged_in.status(), StatusCode::OK);
+    let made = app
+        .send_json(
+            Method::POST,
+            "/api/v1/fetch/webhooks",
+            &json!({"webhook": {"url": "https://1.1.1.1/hook",
+                "segment_ids": [vips["id"], recent["id"]]}}),
+        )
+        .await;
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let webhook = made.json::<Value>().await.unwrap()["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The tracker (the server's own snapshots) knows the members: c and d
+    // are vips, d logged in recently.
+    let tracker = Tracker::new(app.store.clone());
+    tracker
+        .tick(&app.state.live, app.clock.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(notified(&app, &webhook).await, []);
+
+    // Then, while nothing follows the log: a and b join the vips, c
+    // leaves, each in a write of its own...
+    app.clock.advance_ms(60_000);
+    for command in [
+        json!({"command": "add_tag", "email": "a@x.com", "query": "vip"}),
+        json!({"command": "add_tag", "email": "b@x.com", "query": "vip"}),
+        json!({"command": "remove_tag", "email": "c@x.com", "query": "vip"}),
+    ] {
+        commands(&app, json!([command])).await;
+    }
+    // ...and two days on (d's login has left the window) upkeep trims
+    // every entry but the newest, those writes' among them.
+    app.clock.advance_ms(2 * DAY);
+    let head = app.store.site_head(site).await.unwrap().seq;
+    app.state
+        .live
+        .maintain(app.clock.now_ms(), Duration::ZERO)
+        .await;
+    assert!(app.store.log_entry(site, head - 1).await.unwrap().is_none());
+    assert!(app.store.log_entry(site, head).await.unwrap().is_some());
+
+    let written = tracker
+        .tick(&app.state.live, app.clock.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(written, 2, "one transition for each watch");
+    // The snapshot the tracker reads could not catch up: read again.
+    let stats = app.state.live.site_stats(site).unwrap();
+    assert_eq!(stats.reloads, 1, "{stats:?}");
+    let triple = |kind: &str, segment: &str, email: &str| {
+        (
+            format!("segment.member_{kind}"),
+            segment.to_owned(),
+            email.to_owned(),
+            "data".to_owned(),
+        )
+    };
+    let mut expected = vec![
+        triple("added", "vips", "a@x.com"),
+        triple("added", "vips", "b@x.com"),
+        triple("removed", "vips", "c@x.com"),
+        triple("removed", "recent", "d@x.com"),
+    ];
+    expected.sort();
+    assert_eq!(notified(&app, &webhook).await, expected);
+
+    // Caught up: nothing more to say.
+    let written = tracker
+        .tick(&app.state.live, app.clock.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(written, 0);
+    assert_eq!(notified(&app, &webhook).await.len(), 4);
+}
