@@ -5,8 +5,9 @@
 //! build the same application; [`serve`] runs it on a listener it is given
 //! (tests bind port 0) until the shutdown signal, then lets in-flight requests
 //! finish. Each request gets an id (`x-request-id`, kept if the client sent
-//! one), a span with the route template, a timeout, and on `/fetch/*`
-//! authentication followed by the per-key rate limit. The web console
+//! one of at most 64 safe characters, [`kept_request_id`]), a span with the
+//! route template, a timeout, and on `/fetch/*` authentication followed by
+//! the per-key rate limit. The web console
 //! ([`console`]) is served beside the API, at `/` and `/console/…`.
 
 mod audience;
@@ -249,6 +250,7 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
+        .layer(middleware::map_request(drop_unsafe_request_id))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a handler panicked".into()).into_response()
         }))
@@ -281,6 +283,36 @@ impl MakeRequestId for RequestIds {
             .ok()
             .map(RequestId::new)
     }
+}
+
+/// The longest request id a client may give.
+const MAX_REQUEST_ID_CHARS: usize = 64;
+
+/// Whether a client's request id is kept: one `x-request-id` of 1 to
+/// [`MAX_REQUEST_ID_CHARS`] characters from `A–Z a–z 0–9 . _ : -` (what
+/// UUIDs, ULIDs and the ids of common proxies are made of). Anything else
+/// (too long, spaces, control bytes, quotes, several values) would be
+/// echoed and written into every log line of the request, and is replaced
+/// by a fresh id.
+fn kept_request_id(headers: &axum::http::HeaderMap) -> bool {
+    let mut values = headers.get_all("x-request-id").iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let id = value.as_bytes();
+    (1..=MAX_REQUEST_ID_CHARS).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(b))
+}
+
+/// Takes away a client's request id that is not kept, so that a fresh one
+/// is made.
+async fn drop_unsafe_request_id(mut request: Request) -> Request {
+    if request.headers().contains_key("x-request-id") && !kept_request_id(request.headers()) {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
 }
 
 /// The span of one request: method, route template and request id; never the

@@ -4,7 +4,8 @@
 //!
 //! One file per site, `<dir>/site-<id>.ckpt`, written to a temporary file,
 //! synced and renamed over the old one, so a crash leaves the old checkpoint
-//! or the new one, never half of one. The file holds:
+//! or the new one, never half of one; the files (and the directory, when
+//! this creates it) are its owner's only (0600, 0700). The file holds:
 //!
 //! - `CORRALCK` and the format version;
 //! - a JSON header: the database's id, the site, the snapshot's position,
@@ -29,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 const MAGIC: &[u8; 8] = b"CORRALCK";
@@ -123,6 +124,30 @@ impl<R: Read> Read for Checked<R> {
 }
 
 type FileEncoder = Encoder<BufWriter<Checked<File>>>;
+
+/// Creates (or empties) a checkpoint file readable and writable by its
+/// owner only, whatever the umask: a checkpoint holds a site's subscribers.
+fn create_private(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
+/// Creates the checkpoint directory, and any missing parent, open to its
+/// owner only; one that exists keeps its mode.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
 
 /// A checkpoint being written: the caller writes the audience's parts
 /// through [`CheckpointWriter::encoder`], then [`CheckpointWriter::finish`].
@@ -266,10 +291,10 @@ impl Checkpoints {
             entry_at: entry.as_ref().map(|e| e.0),
             entry_sha256: entry.map(|e| e.1),
         };
-        std::fs::create_dir_all(&self.settings.dir)?;
+        create_private_dir(&self.settings.dir)?;
         let path = self.path(site_id);
         let temp = path.with_extension("ckpt.tmp");
-        let file = File::create(&temp)?;
+        let file = create_private(&temp)?;
         let mut encoder = Encoder::new(BufWriter::with_capacity(
             1 << 20,
             Checked::new(file, u64::MAX),

@@ -8,6 +8,7 @@
 
 pub mod references;
 
+use corral_core::audience::text::{Joiners, hidden_character, hidden_character_message};
 use corral_core::query::{Query, RawQuery};
 use std::fmt;
 
@@ -92,7 +93,9 @@ impl From<FieldError> for FieldErrors {
     }
 }
 
-/// A segment's name: trimmed, 1 to 255 characters, no control characters.
+/// A segment's name: trimmed, 1 to 255 characters, no control characters and
+/// none of the invisible or direction-changing characters of
+/// [`corral_core::audience::text`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentName(String);
 
@@ -109,6 +112,9 @@ impl SegmentName {
         }
         if name.chars().any(char::is_control) {
             return Err("must not contain control characters".to_owned());
+        }
+        if let Some(c) = hidden_character(name, Joiners::Allowed) {
+            return Err(hidden_character_message(c));
         }
         Ok(Self(name.to_owned()))
     }
@@ -129,7 +135,8 @@ pub fn name_key(name: &str) -> String {
 }
 
 /// A segment's description: at most 2,000 characters; line breaks and tabs
-/// allowed, other control characters not.
+/// allowed, other control characters not, nor the invisible or
+/// direction-changing characters a name may not hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Description(String);
 
@@ -147,6 +154,9 @@ impl Description {
             return Err(
                 "must not contain control characters other than line breaks and tabs".to_owned(),
             );
+        }
+        if let Some(c) = hidden_character(input, Joiners::Allowed) {
+            return Err(hidden_character_message(c));
         }
         Ok(Self(input.to_owned()))
     }

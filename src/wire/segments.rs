@@ -149,12 +149,13 @@ pub struct CreateSegmentFields {
     #[schema(value_type = Name, required = true)]
     pub name: Given,
     /// At most 2,000 characters, no control characters but line breaks and
-    /// tabs; `null` or absent for none.
+    /// tabs, no invisible or direction-changing ones; `null` or absent for
+    /// none.
     #[serde(default)]
     #[schema(
         value_type = Option<String>,
         max_length = 2000,
-        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
     )]
     pub description: Given,
     /// A JSON object of at most 64 KiB (compact form), kept exactly as
@@ -191,7 +192,7 @@ pub struct UpdateSegmentFields {
     #[schema(
         value_type = Option<String>,
         max_length = 2000,
-        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
     )]
     pub description: Given,
     /// As on create.

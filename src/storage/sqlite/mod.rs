@@ -65,6 +65,7 @@ impl SqliteStore {
     /// Opens the database as [`SqliteStore::open`] does, holding audience
     /// writes to `limits` instead (tests lower them to reach the caps).
     pub async fn open_with_limits(path: &str, limits: Limits) -> Result<Self> {
+        create_private(path);
         let base = SqliteConnectOptions::new()
             .filename(path)
             .journal_mode(SqliteJournalMode::Wal)
@@ -110,6 +111,47 @@ impl SqliteStore {
     /// A write transaction: the writer's connection, `BEGIN IMMEDIATE`.
     async fn begin_immediate(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// Creates the database file empty (an empty file is an empty database),
+/// readable and writable by its owner only, when there is none yet: SQLite
+/// would create it readable by everyone (0644 less the umask), and it gives
+/// the write-ahead log and the shared-memory index it makes beside the file
+/// the file's own mode. The mode is set after creation too, so that no umask
+/// changes it. An existing file keeps the mode its owner gave it (a group
+/// allowed to read it for backups, say); a warning says when other users may
+/// read it. Any other failure is left to SQLite's open to report.
+fn create_private(path: &str) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if path.is_empty() || path == ":memory:" {
+        return;
+    }
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(file) => {
+            if let Err(error) = file.set_permissions(std::fs::Permissions::from_mode(0o600)) {
+                tracing::warn!(path, %error, "could not make the new database file private");
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Ok(meta) = std::fs::metadata(path)
+                && meta.is_file()
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(
+                    path,
+                    mode = format!("{:04o}", meta.permissions().mode() & 0o7777),
+                    "other users may read the database file (subscribers and webhook secrets): \
+                     chmod 600 it, and its -wal and -shm files, unless that is meant"
+                );
+            }
+        }
+        Err(_) => {}
     }
 }
 

@@ -1,5 +1,6 @@
 //! Email addresses: checked at the edge, unique per site ignoring case.
 
+use super::text::{Joiners, hidden_character, hidden_character_message};
 use std::fmt;
 
 /// Longest address accepted (RFC 5321's path limit).
@@ -9,7 +10,8 @@ const MAX_EMAIL_LEN: usize = 254;
 ///
 /// The check is deliberately practical rather than RFC 5322's full grammar:
 /// one `@`, a non-empty local part of at most 64 bytes, a domain with a dot
-/// and no empty labels, no whitespace or control characters.
+/// and no empty labels, no whitespace or control characters, and none of the
+/// invisible or direction-changing characters of [`super::text`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
@@ -23,6 +25,9 @@ impl Email {
             return Err(format!(
                 "is too long (maximum is {MAX_EMAIL_LEN} characters)"
             ));
+        }
+        if let Some(c) = hidden_character(email, Joiners::Refused) {
+            return Err(hidden_character_message(c));
         }
         let invalid = || Err("is invalid".to_owned());
         if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -90,6 +95,11 @@ mod tests {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(Email::parse(" ").unwrap_err(), "can't be blank");
+        assert_eq!(
+            Email::parse("u\u{202E}evil@example.com").unwrap_err(),
+            "must not contain invisible or direction-changing characters (U+202E)"
+        );
+        assert!(Email::parse("ada\u{200D}@example.com").is_err());
         assert!(Email::parse(&format!("{}@x.com", "a".repeat(65))).is_err());
     }
 

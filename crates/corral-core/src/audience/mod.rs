@@ -29,6 +29,7 @@ pub mod event;
 pub mod fold;
 pub mod limits;
 pub mod names;
+pub mod text;
 
 pub use email::Email;
 pub use limits::Limits;

@@ -655,7 +655,7 @@ impl Parser {
 
     fn tag_name(&mut self, value: &Value, ptr: &str) -> Option<String> {
         match value {
-            Value::String(s) => TagName::parse(s)
+            Value::String(s) => TagName::referenced(s)
                 .map(|name| name.key())
                 .map_err(|m| self.problem(ptr, format!("is not a tag name: {m}")))
                 .ok(),
@@ -799,7 +799,7 @@ impl Parser {
             "a field test such as {\"key\": \"plan\", \"equals\": \"pro\"}",
         )?;
         let key = match map.get("key") {
-            Some(Value::String(s)) => FieldKey::parse(s)
+            Some(Value::String(s)) => FieldKey::referenced(s)
                 .map(|k| k.as_str().to_owned())
                 .map_err(|m| self.problem(&at(ptr, "key"), format!("is not a field key: {m}")))
                 .ok(),
