@@ -105,7 +105,7 @@ impl Upgraded {
     /// opens), with checkpoints in `dir` where `corral serve` keeps them
     /// beside a SQLite file.
     async fn open(dir: tempfile::TempDir, url: &str) -> Self {
-        let store = corral::storage::open(&url)
+        let store = corral::storage::open(url)
             .await
             .expect("the database opens");
         let settings = HttpSettings {
