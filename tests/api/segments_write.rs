@@ -707,3 +707,89 @@ async fn concurrent_writers_and_readers_all_succeed() {
     }
     assert_eq!(app.listed_names().await.len(), 40);
 }
+
+/// What the probe's clients did: Python's urllib (it sends the whole body,
+/// then reads) and reqwest (hyper's client), 50 times each, a segment just
+/// over its 1.1 MiB and a batch of 20 MiB: every try reads the 413, none
+/// breaks off with a reset.
+#[tokio::test]
+async fn oversized_bodies_are_answered_413_every_time_to_two_clients() {
+    let app = TestApp::spawn().await;
+    let tries = 50;
+    let routes = [
+        (
+            format!("{SEGMENTS}?site_uuid={}", app.site.uuid),
+            1024 * 1024 + 100 * 1024,
+        ),
+        (
+            format!("/api/v1/batch/events?site_uuid={}", app.site.uuid),
+            20 * 1024 * 1024,
+        ),
+    ];
+    let script = r#"
+import base64, sys, urllib.error, urllib.request
+url, user, password, size, tries = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+body = b" " * size
+auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+statuses = []
+for _ in range(tries):
+    request = urllib.request.Request(url, data=body, method="POST",
+        headers={"Content-Type": "application/json", "Authorization": auth})
+    try:
+        urllib.request.urlopen(request, timeout=60)
+        statuses.append("200")
+    except urllib.error.HTTPError as error:
+        statuses.append(str(error.code))
+    except Exception as error:
+        statuses.append(type(error).__name__)
+print(" ".join(statuses))
+"#;
+    for (path, size) in &routes {
+        let url = format!("{}{path}", app.base);
+        let args = [
+            "-c".to_owned(),
+            script.to_owned(),
+            url.clone(),
+            app.site.publishable_key.clone(),
+            app.site.secret_key.clone(),
+            size.to_string(),
+            tries.to_string(),
+        ];
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("python3").args(args).output()
+        })
+        .await
+        .unwrap()
+        .expect("python3 runs");
+        let statuses = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            statuses.trim(),
+            vec!["413"; tries].join(" "),
+            "urllib, {size} bytes to {path}"
+        );
+
+        let client = http_client();
+        let body = vec![b' '; *size];
+        for i in 0..tries {
+            let answer = client
+                .post(&url)
+                .basic_auth(&app.site.publishable_key, Some(&app.site.secret_key))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("reqwest, try {i}, {size} bytes to {path}: {e}"));
+            assert_eq!(
+                answer.status(),
+                413,
+                "reqwest, try {i}, {size} bytes to {path}"
+            );
+        }
+    }
+    assert!(app.listed_names().await.is_empty());
+}
