@@ -5,7 +5,8 @@
 # tests (headless Chromium against `corral serve --demo`; scripts/console.sh
 # installs Debian's chromium if missing), and a bounded Schemathesis run of
 # the OpenAPI document against another (scripts/fuzz.sh, which makes its own
-# venv, installing python3-venv if missing). The integration tests and the
+# venv, installing python3-venv if missing; on SQLite, then on the PostgreSQL
+# cluster, with a new seed each run that it prints). The integration tests and the
 # acceptance suite run twice: on SQLite, then on a throwaway PostgreSQL
 # cluster (scripts/postgres.sh: installs Debian's `postgresql` if `initdb` is
 # missing, and the cluster is always stopped and deleted).

@@ -512,10 +512,15 @@ pub fn commands(bytes: &[u8]) -> Result<Vec<Box<RawValue>>, BodyError> {
     }
     errors.finish(|| ())?;
     let raw = request.command.0.expect("required above");
-    let list: Vec<Box<RawValue>> = if raw.get().trim_start().starts_with('[') {
+    let text = raw.get().trim_start();
+    let list: Vec<Box<RawValue>> = if text.starts_with('[') {
         serde_json::from_str(raw.get()).map_err(|e| BodyError::Malformed(e.to_string()))?
-    } else {
+    } else if text.starts_with('{') {
         vec![raw]
+    } else {
+        // Neither one command nor a list: no command at all, refused whole.
+        let message = "must be a JSON object or array";
+        return Err(FieldErrors::from(crate::segment::FieldError::new("command", message)).into());
     };
     if !(1..=MAX_BATCH).contains(&list.len()) {
         let message = format!("must hold 1 to {MAX_BATCH} commands");

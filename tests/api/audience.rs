@@ -596,6 +596,16 @@ async fn unknown_and_malformed_commands_fail_alone() {
         ],
     )
     .await;
+    // One command is an object, several a list: anything else is refused
+    // whole (it is not a command that failed).
+    for not_commands in [json!("add_tag"), json!(7), json!(true)] {
+        assert_invalid(
+            app.send_json(Method::POST, COMMANDS, &json!({"command": not_commands}))
+                .await,
+            &[("command", "must be a JSON object or array")],
+        )
+        .await;
+    }
 }
 
 #[tokio::test]
