@@ -330,14 +330,16 @@ fn request_span(request: &Request) -> tracing::Span {
     tracing::info_span!("request", method = %request.method(), route, request_id)
 }
 
-/// Answers 503 when a request runs past the configured timeout: with
-/// `Retry-After` and how far the read is when it was waiting for its site's
-/// audience to be read (the read goes on without it).
+/// Answers 503 when a request runs past the configured timeout, with
+/// `Retry-After`, and how far the read is when it was waiting for its site's
+/// audience to be read (the read goes on without it). Within it, the
+/// request's waits for the database share one budget
+/// ([`crate::storage::wait`]).
 async fn timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let note = crate::live::WaitNote::default();
     let answer = tokio::time::timeout(
         state.settings.request_timeout,
-        note.scope(next.run(request)),
+        crate::storage::wait::scope(note.scope(next.run(request))),
     )
     .await;
     match answer {
@@ -358,9 +360,19 @@ async fn timeout(State(state): State<AppState>, request: Request, next: Next) ->
                 );
                 error.into_response()
             }
-            None => ApiError::Timeout.into_response(),
+            None => retry_soon(ApiError::Timeout.into_response()),
         },
     }
+}
+
+/// `response` saying to try again in a second, as a database restarting
+/// usually allows.
+fn retry_soon(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(1u64),
+    );
+    response
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then finishes the

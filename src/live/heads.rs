@@ -66,7 +66,11 @@ impl Heads {
             let mut next = site.next.lock().unwrap_or_else(|e| e.into_inner());
             Arc::clone(next.get_or_insert_with(Arc::default))
         };
-        let _turn = site.turn.lock().await;
+        // Behind a read that waits for the database, the wait counts as the
+        // request's own (one budget, not one a place in the queue).
+        let Some(_turn) = crate::storage::wait::waiting(site.turn.lock()).await else {
+            return Err(crate::storage::wait::spent());
+        };
         if let Some(head) = round.head.get() {
             return Ok(*head);
         }

@@ -19,6 +19,7 @@ pub mod progress;
 mod sql;
 mod sqlite;
 pub mod transfer;
+pub mod wait;
 pub mod webhooks;
 
 use crate::credentials::KeyPair;

@@ -290,3 +290,34 @@ async fn a_body_that_stops_arriving_is_answered_408_and_one_that_trickles_is_not
     let answer = first_words(&mut trickle).await.expect("an answer");
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_body_that_keeps_the_request_past_its_timeout_is_told_when_to_retry() {
+    let app = TestApp::spawn_with(HttpSettings {
+        rate_limit_per_minute: 0,
+        request_timeout: Duration::from_millis(500),
+        connections: ConnectionSettings {
+            body_read_timeout: Duration::from_secs(60),
+            ..ConnectionSettings::default()
+        },
+        ..HttpSettings::default()
+    })
+    .await;
+    let mut stream = connect(&app).await;
+    stream.write_all(SLOW_BODY_HEAD).await.unwrap();
+    let go_on = first_words(&mut stream).await.expect("100 Continue");
+    assert!(go_on.starts_with("HTTP/1.1 100 Continue"), "{go_on}");
+    stream.write_all(b"{").await.unwrap();
+    let answer = first_words(&mut stream).await.expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nretry-after: 1\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.ends_with(r#"{"error":"Request timed out"}"#),
+        "{answer}"
+    );
+}

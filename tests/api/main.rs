@@ -21,6 +21,7 @@ mod evaluation;
 mod limits;
 mod loading;
 mod operations;
+mod outage;
 mod postgres;
 mod rate_limit;
 mod readme;

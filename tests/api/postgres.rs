@@ -345,6 +345,20 @@ async fn a_database_restart_is_a_503_meanwhile_and_service_resumes_with_every_wr
         assert_eq!(body, json!({"error": "Service Unavailable"}));
         assert_eq!(retry_after.unwrap(), "1");
     }
+    // Eight writers at once while it is gone: each is told the database is
+    // unavailable, with when to try again, once its own wait (5 s in all,
+    // however many wait before it) is over; not one after another, where
+    // the last would have met the request timeout's 503 instead.
+    let writes = (0..8).map(|i| write(200 + i));
+    for refused in futures_util::future::join_all(writes).await {
+        let refused = refused.unwrap();
+        let status = refused.status();
+        let retry_after = refused.headers().get("retry-after").cloned();
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body, json!({"error": "Service Unavailable"}));
+        assert_eq!(retry_after.unwrap(), "1");
+    }
     // While it is gone every request is a 503 that says to retry, and none
     // hangs: the pool waits 5 s for a connection at most.
     for i in 0..3 {

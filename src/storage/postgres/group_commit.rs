@@ -11,23 +11,37 @@
 //! the commit that holds their changes, and a database error fails every
 //! batch of its group (nothing of it is stored). Different sites write side
 //! by side, each on a connection of its own.
+//!
+//! A batch of a request waits no longer than what is left of the request's
+//! wait for the database ([`crate::storage::wait`]): for its turn, and then
+//! (the earliest end among its group's) for a connection and the site's
+//! head row. One whose wait ends while it is still queued leaves the queue
+//! and is told the database is unavailable; one already in a group being
+//! written has the group's answer, so that a batch told to try again was
+//! never stored.
 
 use super::PgStore;
 use crate::storage::sql::apply::apply_in;
 
 use crate::storage::changes::IdRanges;
-use crate::storage::{LogEntry, Result, StorageError};
+use crate::storage::{LogEntry, Result, StorageError, wait};
 use corral_core::audience::{Outcome, SubscriberChange};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// Items one group may hold before it is committed.
 const MAX_GROUP_ITEMS: usize = 20_000;
 
 struct Job {
+    id: u64,
     changes: Vec<SubscriberChange>,
     now: i64,
+    /// When the request's wait for the database ends; `None` outside a
+    /// request.
+    until: Option<Instant>,
     reply: oneshot::Sender<Result<Vec<Outcome>>>,
 }
 
@@ -36,6 +50,18 @@ struct Job {
 struct SiteQueue {
     waiting: Mutex<Vec<Job>>,
     turn: tokio::sync::Mutex<()>,
+    next_id: AtomicU64,
+}
+
+impl SiteQueue {
+    /// Takes the job `id` out of the queue; whether it was still there
+    /// (else a writer has taken it into its group).
+    fn withdraw(&self, id: u64) -> bool {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let before = waiting.len();
+        waiting.retain(|job| job.id != id);
+        waiting.len() < before
+    }
 }
 
 /// The queues of the sites this server writes to.
@@ -59,57 +85,90 @@ impl Groups {
         changes: Vec<SubscriberChange>,
         now: i64,
     ) -> Result<Vec<Outcome>> {
+        let started = Instant::now();
+        let until = wait::deadline();
+        let written = self.apply_until(store, site_id, changes, now, until).await;
+        wait::spend(started.elapsed());
+        written
+    }
+
+    async fn apply_until(
+        &self,
+        store: &PgStore,
+        site_id: i64,
+        changes: Vec<SubscriberChange>,
+        now: i64,
+        until: Option<Instant>,
+    ) -> Result<Vec<Outcome>> {
         let queue = self.queue(site_id);
-        let (reply, answer) = oneshot::channel();
+        let (reply, mut answer) = oneshot::channel();
+        let id = queue.next_id.fetch_add(1, Ordering::Relaxed);
         queue
             .waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Job {
+                id,
                 changes,
                 now,
+                until,
                 reply,
             });
+        let stopped = || StorageError::WriteFailed("the writer stopped".into());
         // Whoever holds the turn takes what waits, ours perhaps included;
         // until ours is answered, take turns (a group may stop short of it).
-        let mut answer = answer;
         loop {
-            {
-                let _turn = queue.turn.lock().await;
-                let jobs = take_group(&queue);
-                if !jobs.is_empty() {
-                    match write_group(store, site_id, &jobs).await {
-                        Ok(results) => {
-                            for (job, outcomes) in jobs.into_iter().zip(results) {
-                                let _ = job.reply.send(Ok(outcomes));
-                            }
+            let turn = match until {
+                None => Some(queue.turn.lock().await),
+                Some(until) => tokio::time::timeout_at(until, queue.turn.lock()).await.ok(),
+            };
+            let Some(turn) = turn else {
+                if queue.withdraw(id) {
+                    return Err(wait::spent());
+                }
+                // In a group being written: answered with it.
+                return answer.await.unwrap_or_else(|_| Err(stopped()));
+            };
+            let jobs = take_group(&queue);
+            if !jobs.is_empty() {
+                match write_group(store, site_id, &jobs).await {
+                    Ok(results) => {
+                        for (job, outcomes) in jobs.into_iter().zip(results) {
+                            let _ = job.reply.send(Ok(outcomes));
                         }
-                        Err(error) => {
-                            tracing::error!(%error, site_id, jobs = jobs.len(),
-                                "a group of audience writes failed");
-                            let shared = error.shared_by_group();
-                            for job in jobs {
-                                let _ = job.reply.send(Err(shared.clone()));
-                            }
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, site_id, jobs = jobs.len(),
+                            "a group of audience writes failed");
+                        let shared = error.shared_by_group();
+                        for job in jobs {
+                            let _ = job.reply.send(Err(shared.clone()));
                         }
                     }
                 }
             }
+            drop(turn);
             match answer.try_recv() {
                 Ok(result) => return result,
                 Err(oneshot::error::TryRecvError::Empty) => continue,
-                Err(oneshot::error::TryRecvError::Closed) => {
-                    return Err(StorageError::WriteFailed("the writer stopped".into()));
-                }
+                Err(oneshot::error::TryRecvError::Closed) => return Err(stopped()),
             }
         }
     }
 }
 
 /// What a writer takes: the batches waiting, up to [`MAX_GROUP_ITEMS`] items
-/// (always at least one).
+/// (always at least one). Those whose wait is over are answered so instead.
 fn take_group(queue: &SiteQueue) -> Vec<Job> {
     let mut waiting = queue.waiting.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    let (over, still): (Vec<Job>, Vec<Job>) = waiting
+        .drain(..)
+        .partition(|job| job.until.is_some_and(|until| until <= now));
+    *waiting = still;
+    for job in over {
+        let _ = job.reply.send(Err(wait::spent()));
+    }
     let mut items = 0;
     let mut count = 0;
     for job in waiting.iter() {
@@ -123,7 +182,9 @@ fn take_group(queue: &SiteQueue) -> Vec<Job> {
 }
 
 async fn write_group(store: &PgStore, site_id: i64, jobs: &[Job]) -> Result<Vec<Vec<Outcome>>> {
-    let mut tx = store.begin_site_write(site_id).await?;
+    // No batch of the group waits past its own end.
+    let until = jobs.iter().filter_map(|job| job.until).min();
+    let mut tx = store.begin_site_write(site_id, until).await?;
     let mut touched = Vec::new();
     let mut entry = LogEntry::default();
     let mut results = Vec::with_capacity(jobs.len());

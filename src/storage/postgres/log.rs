@@ -4,17 +4,30 @@
 //! transactions of one site take their positions, and their event ids, in
 //! commit order.
 
-use crate::storage::Result;
+use crate::storage::{Result, StorageError};
 use sqlx::PgConnection;
 
 /// Locks the site's head row until the transaction ends, creating it if a
-/// site somehow has none.
+/// site somehow has none. A wait for it past the transaction's
+/// `lock_timeout` (what is left of a request's wait) is the database being
+/// unavailable to this request: try again.
 pub(super) async fn lock_head(conn: &mut PgConnection, site_id: i64) -> Result<()> {
     let locked: Option<i64> =
         sqlx::query_scalar("SELECT seq FROM change_heads WHERE site_id = $1 FOR UPDATE")
             .bind(site_id)
             .fetch_optional(&mut *conn)
-            .await?;
+            .await
+            .map_err(|error| match &error {
+                // lock_not_available
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => {
+                    StorageError::Unavailable(
+                        "the site's head row stayed locked by other writes longer than \
+                         the request may wait"
+                            .into(),
+                    )
+                }
+                _ => error.into(),
+            })?;
     if locked.is_none() {
         sqlx::query(
             "INSERT INTO change_heads (site_id) SELECT id FROM sites WHERE id = $1

@@ -17,6 +17,12 @@
 //! site are committed in groups ([`group_commit`]) and written in bulk with
 //! `UNNEST` where they can be ([`bulk`]); a snapshot is read a page of rows
 //! at a time in one `REPEATABLE READ` transaction ([`snapshot`]).
+//!
+//! A request waits for the database (a connection of the pool, its turn in
+//! a group, the site's head row) for what is left of its one budget
+//! ([`crate::storage::wait`]), then fails as unavailable (503 with
+//! `Retry-After`), so that an outage answers every request within that
+//! budget instead of queueing them one behind another.
 
 mod bulk;
 mod group_commit;
@@ -25,7 +31,7 @@ mod snapshot;
 mod transfer;
 
 use super::sql::Backend;
-use super::{Result, Signal, StorageError};
+use super::{Result, Signal, StorageError, wait};
 use async_trait::async_trait;
 use corral_core::audience::{Limits, Outcome, SubscriberChange};
 use sqlx::pool::PoolConnection;
@@ -33,13 +39,15 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Connections each server keeps to the database, unless the URL's
 /// `max_connections` parameter says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
-/// How long a request waits for a free connection (or for the database to
-/// answer a new one) before it fails.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long anything waits for a free connection (or for the database to
+/// answer a new one) before it fails; a request waits no longer than what is
+/// left of its budget.
+const ACQUIRE_TIMEOUT: Duration = wait::DATABASE_WAIT;
 
 type Tx = Transaction<'static, Postgres>;
 
@@ -91,11 +99,37 @@ impl PgStore {
     }
 
     /// A write transaction of `site_id`, holding the site's head row (see
-    /// the module's documentation) until it commits.
-    async fn begin_site_write(&self, site_id: i64) -> Result<Tx> {
-        let mut tx = self.pool.begin().await?;
+    /// the module's documentation) until it commits; the connection and the
+    /// row are waited for until `until` at most, when given.
+    async fn begin_site_write(&self, site_id: i64, until: Option<Instant>) -> Result<Tx> {
+        let Some(until) = until else {
+            let mut tx = self.pool.begin().await?;
+            log::lock_head(&mut tx, site_id).await?;
+            return Ok(tx);
+        };
+        let mut tx = tokio::time::timeout_at(until, self.pool.begin())
+            .await
+            .map_err(|_| wait::spent())??;
+        // PostgreSQL takes 0 as "no limit".
+        let left = until
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .max(1);
+        sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+            .bind(format!("{left}ms"))
+            .execute(&mut *tx)
+            .await?;
         log::lock_head(&mut tx, site_id).await?;
         Ok(tx)
+    }
+
+    /// A connection of the pool, waited for no longer than what is left of
+    /// the request's wait.
+    async fn acquire(&self) -> Result<PoolConnection<Postgres>> {
+        match wait::waiting(self.pool.acquire()).await {
+            Some(connection) => Ok(connection?),
+            None => Err(wait::spent()),
+        }
     }
 }
 
@@ -106,15 +140,23 @@ impl Backend for PgStore {
     type Write = Tx;
 
     async fn reader(&self) -> Result<Self::Read> {
-        Ok(self.pool.acquire().await?)
+        self.acquire().await
     }
 
     /// A write of a site holds the site's head row to commit; a write of no
     /// one site is a plain transaction.
     async fn writer(&self, site_id: Option<i64>) -> Result<Self::Write> {
         match site_id {
-            Some(site_id) => self.begin_site_write(site_id).await,
-            None => Ok(self.pool.begin().await?),
+            Some(site_id) => {
+                let started = Instant::now();
+                let tx = self.begin_site_write(site_id, wait::deadline()).await;
+                wait::spend(started.elapsed());
+                tx
+            }
+            None => match wait::waiting(self.pool.begin()).await {
+                Some(tx) => Ok(tx?),
+                None => Err(wait::spent()),
+            },
         }
     }
 
