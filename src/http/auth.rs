@@ -188,8 +188,7 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     }
     let mut read = Vec::with_capacity(declared.map_or(0, |n| n as usize));
     while let Some(chunk) = stream.next().await {
-        // A body that breaks off (the client went away) is not answered.
-        let chunk = chunk.map_err(|_| ApiError::PayloadTooLarge)?;
+        let chunk = chunk.map_err(unreadable)?;
         if read.len() + chunk.len() > limit {
             linger(stream);
             return Err(ApiError::PayloadTooLarge);
@@ -197,6 +196,22 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
         read.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(read))
+}
+
+/// The answer to a body that could not be read: its chunked framing is
+/// broken (hyper reports invalid input or data), or it ended before its
+/// declared length (the client went away, or half-closed and waits).
+fn unreadable(error: axum::Error) -> ApiError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::UnexpectedEof
+        {
+            return ApiError::MalformedBody("it ended before its declared length");
+        }
+        source = error.source();
+    }
+    ApiError::MalformedBody("its chunked encoding is broken")
 }
 
 /// How long, and how much, of a refused body is read and dropped.

@@ -1,7 +1,8 @@
 //! Admitting a request body, before any handler sees it: [`admit`] (called
-//! by the middleware that reads it) refuses one that does not say it is JSON
-//! (415), is not JSON (400), or has an object naming a key twice (400), on
-//! every route alike. Reading an admitted body into its request type is the
+//! by the middleware that reads it) refuses one sent in a content encoding
+//! (415: bodies are not decoded), one that does not say it is JSON (415), is
+//! not JSON (400), or has an object naming a key twice (400), on every route
+//! alike. Reading an admitted body into its request type is the
 //! wire module's ([`crate::wire::body`]).
 
 use super::ApiError;
@@ -15,6 +16,9 @@ pub fn admit(headers: &HeaderMap, bytes: &[u8]) -> Result<(), ApiError> {
     if bytes.is_empty() {
         return Ok(());
     }
+    if let Some(coding) = content_coding(headers) {
+        return Err(ApiError::UnsupportedEncoding(coding));
+    }
     if !declares_json(headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
@@ -26,6 +30,21 @@ pub fn admit(headers: &HeaderMap, bytes: &[u8]) -> Result<(), ApiError> {
         }),
         Err(e) => Err(ApiError::MalformedJson(e.to_string())),
     }
+}
+
+/// The first content coding of the body other than `identity`, if any
+/// (`Content-Encoding: gzip`; several headers or a list count alike; one
+/// that is not text is named `?`).
+fn content_coding(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|value| match value.to_str() {
+            Ok(text) => text.split(',').map(str::trim).collect::<Vec<_>>(),
+            Err(_) => vec!["?"],
+        })
+        .find(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"))
+        .map(str::to_owned)
 }
 
 /// Whether the request has one `Content-Type`, and it is JSON:
@@ -101,6 +120,37 @@ mod tests {
         ] {
             assert!(!declares_json(&typed(values)), "{values:?}");
         }
+    }
+
+    #[test]
+    fn a_body_in_a_content_encoding_is_refused() {
+        let encoded = |values: &[&str]| {
+            let mut headers = typed(&["application/json"]);
+            for value in values {
+                headers.append(
+                    header::CONTENT_ENCODING,
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            admit(&headers, b"{}")
+        };
+        assert!(encoded(&[]).is_ok());
+        assert!(encoded(&["identity"]).is_ok());
+        assert!(encoded(&["Identity, identity"]).is_ok());
+        for (values, named) in [
+            (&["gzip"][..], "gzip"),
+            (&["identity, br"], "br"),
+            (&["identity", "deflate"], "deflate"),
+        ] {
+            match encoded(values) {
+                Err(ApiError::UnsupportedEncoding(coding)) => assert_eq!(coding, named),
+                other => panic!("{values:?}: {other:?}"),
+            }
+        }
+        // Nothing to decode in an empty body.
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        assert!(admit(&headers, b"").is_ok());
     }
 
     #[test]

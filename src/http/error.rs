@@ -32,6 +32,11 @@ pub enum ApiError {
     /// read (a parameter given twice, for one).
     #[error("invalid query string: {0}")]
     InvalidQueryString(String),
+    /// 400 `{"error":"Malformed body: …"}`, with `Connection: close`: the
+    /// body's framing is broken (a chunk size that is not one) or it ended
+    /// before its declared length.
+    #[error("malformed body: {0}")]
+    MalformedBody(&'static str),
     /// 401 `{"error":"Unauthorized"}`: any credential or site problem, never
     /// saying which.
     #[error("unauthorized")]
@@ -66,6 +71,12 @@ pub enum ApiError {
     /// is JSON.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// 415 `{"error":"Unsupported Content-Encoding \"gzip\": send the body
+    /// as it is"}` with `Accept-Encoding: identity`: bodies are not decoded,
+    /// so one in any encoding but `identity` is refused rather than read as
+    /// if it were plain.
+    #[error("unsupported content encoding {0:?}")]
+    UnsupportedEncoding(String),
     /// 422 `{"errors":[…]}`: well-formed, but breaks the rules listed.
     #[error("invalid: {0}")]
     Invalid(FieldErrors),
@@ -95,9 +106,10 @@ pub enum ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::MalformedJson(_) | Self::DuplicateKey { .. } | Self::InvalidQueryString(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::MalformedJson(_)
+            | Self::DuplicateKey { .. }
+            | Self::InvalidQueryString(_)
+            | Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::SegmentNotFound
             | Self::SubscriberNotFound
@@ -107,7 +119,9 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType | Self::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout | Self::Loading { .. } | Self::NotReady(_) => {
@@ -129,6 +143,7 @@ impl ApiError {
                 }
             }
             Self::InvalidQueryString(detail) => format!("Invalid query string: {detail}"),
+            Self::MalformedBody(detail) => format!("Malformed body: {detail}"),
             Self::Unauthorized => "Unauthorized".into(),
             Self::SegmentNotFound => "Segment not found".into(),
             Self::WebhookNotFound => "Webhook not found".into(),
@@ -139,6 +154,10 @@ impl ApiError {
             Self::PreconditionFailed => "Precondition Failed".into(),
             Self::PayloadTooLarge => "Payload Too Large".into(),
             Self::UnsupportedMediaType => "Unsupported Media Type".into(),
+            Self::UnsupportedEncoding(coding) => {
+                let coding = serde_json::to_string(&shortened(coding, 32)).unwrap_or_default();
+                format!("Unsupported Content-Encoding {coding}: send the body as it is")
+            }
             Self::Invalid(_) => "Unprocessable Entity".into(),
             Self::RateLimited { .. } => "Too Many Requests".into(),
             Self::Timeout => "Request timed out".into(),
@@ -251,8 +270,14 @@ impl IntoResponse for ApiError {
         match self {
             // The body was not read whole: the connection cannot carry
             // another request, and the client should know it.
-            Self::PayloadTooLarge => {
+            Self::PayloadTooLarge | Self::MalformedBody(_) => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Self::UnsupportedEncoding(_) => {
+                headers.insert(
+                    header::ACCEPT_ENCODING,
+                    HeaderValue::from_static("identity"),
+                );
             }
             Self::Unauthorized => {
                 headers.insert(

@@ -162,7 +162,7 @@ async fn a_refused_request_id_is_not_written_to_the_log_the_fresh_one_is() {
     let log = dir.path().join("serve.log");
     let server = Served::start(dir.path(), "022", &log);
     let (_, pk, sk) = server.site.clone();
-    let long = format!("{}", "L".repeat(3_000));
+    let long = "L".repeat(3_000);
     let response = http_client()
         .get(server.url(SEGMENTS))
         .basic_auth(&pk, Some(&sk))
@@ -471,4 +471,119 @@ async fn an_existing_database_keeps_the_mode_its_owner_gave_it_with_a_warning() 
         logged.contains("other users may read the database file") && logged.contains("0640"),
         "{logged}"
     );
+}
+
+// Bodies the server cannot read as sent.
+
+/// Sends `request` on a fresh connection and reads until the server closes
+/// it: the status line and the body, after the head.
+async fn exchange(app: &TestApp, request: &[u8]) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (head.to_owned(), body.to_owned())
+}
+
+fn basic(app: &TestApp) -> String {
+    use base64::Engine;
+    let pair = format!("{}:{}", app.site.publishable_key, app.site.secret_key);
+    base64::engine::general_purpose::STANDARD.encode(pair)
+}
+
+#[tokio::test]
+async fn a_body_in_a_content_encoding_is_refused_with_415_not_read_as_plain() {
+    let app = TestApp::spawn().await;
+    for coding in ["gzip", "br", "identity, deflate"] {
+        let response = app
+            .request(Method::POST, SEGMENTS)
+            .header("content-type", "application/json")
+            .header("content-encoding", coding)
+            .body(r#"{"segment":{"name":"plain after all","visitor_event_query":{}}}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["accept-encoding"], "identity");
+        let named = coding.rsplit(", ").next().unwrap();
+        assert_json(
+            response,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            json!({"error": format!("Unsupported Content-Encoding \"{named}\": send the body as it is")}),
+        )
+        .await;
+    }
+    let plain = app
+        .request(Method::POST, SEGMENTS)
+        .header("content-type", "application/json")
+        .header("content-encoding", "identity")
+        .body(r#"{"segment":{"name":"plain","visitor_event_query":{}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), StatusCode::CREATED);
+    assert_eq!(app.listed_names().await, ["plain"]);
+}
+
+#[tokio::test]
+async fn a_broken_chunk_is_a_400_and_a_body_cut_short_is_not_a_413() {
+    let app = TestApp::spawn().await;
+    let head = |framing: &str| {
+        format!(
+            "POST {SEGMENTS}?site_uuid={} HTTP/1.1\r\nHost: corral\r\nAuthorization: Basic {}\r\n\
+             Content-Type: application/json\r\n{framing}\r\n\r\n",
+            app.site.uuid,
+            basic(&app)
+        )
+    };
+    let malformed = |detail: &str| json!({"error": format!("Malformed body: {detail}")});
+    // A chunk size that is not hexadecimal.
+    let (status, body) = exchange(
+        &app,
+        format!(
+            "{}zz\r\n{{}}\r\n0\r\n\r\n",
+            head("Transfer-Encoding: chunked")
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(status.starts_with("HTTP/1.1 400 "), "{status}");
+    assert!(
+        status.to_ascii_lowercase().contains("connection: close"),
+        "{status}"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        malformed("its chunked encoding is broken")
+    );
+    // A body that ends (the client shuts its side) before its length.
+    let (status, body) = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        stream
+            .write_all(format!("{}{{\"segm", head("Content-Length: 100")).as_bytes())
+            .await
+            .unwrap();
+        stream.shutdown().await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        (head.to_owned(), body.to_owned())
+    };
+    assert!(status.starts_with("HTTP/1.1 400 "), "{status}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        malformed("it ended before its declared length")
+    );
+    assert!(app.listed_names().await.is_empty());
 }
