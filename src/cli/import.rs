@@ -8,6 +8,16 @@
 //! a bad line is reported with its line number and skipped without stopping
 //! the rest. A progress bar shows on a terminal; a summary is printed at the end.
 //!
+//! Every batch records in its own transaction how far into the input it
+//! reaches ([`crate::storage::imports`]), under the input's identity: a
+//! fingerprint of the file (its size and first MiB), or the name given with
+//! `--import-id` (the only way for stdin). However an import stops (Ctrl-C,
+//! SIGTERM, `kill -9`, a crash), whole batches are stored and the record
+//! names their last line: `--resume` goes on after it, storing nothing
+//! twice; `--restart` imports the input again from its start. An input whose
+//! import stopped, or that was imported whole, is not imported again without
+//! one of them.
+//!
 //! Formats:
 //! - JSON Lines: one item per line, exactly as in `POST /batch/events` or
 //!   `POST /batch/subscribers`.
@@ -21,6 +31,7 @@
 use super::{CliError, outln, site_by_uuid};
 use crate::clock::{Clock, SystemClock};
 use crate::storage::Store;
+use crate::storage::imports::ImportMark;
 use clap::{Args, Subcommand, ValueEnum};
 use corral_core::audience::SubscriberChange;
 use corral_core::audience::event::{parse_event, parse_subscriber};
@@ -53,6 +64,17 @@ pub struct ImportArgs {
     /// Items applied per transaction.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     batch: u64,
+    /// Go on after the lines an earlier import of this input stored.
+    #[arg(long, conflicts_with = "restart")]
+    resume: bool,
+    /// Import the input from its start although an earlier import of it
+    /// was recorded (stopped, or whole).
+    #[arg(long)]
+    restart: bool,
+    /// The name this import's progress is kept under [default: a
+    /// fingerprint of the file; for stdin, progress is kept only with a name]
+    #[arg(long, value_name = "NAME")]
+    import_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,6 +116,72 @@ pub async fn run(command: ImportCommand, store: &Arc<dyn Store>) -> Result<(), C
     };
     let site = site_by_uuid(store, &args.site).await?;
     let stdin = args.file.as_os_str() == "-";
+    let what = match kind {
+        Kind::Subscribers => "subscribers",
+        Kind::Events => "events",
+    };
+    let key = match (&args.import_id, stdin) {
+        (Some(name), _) => Some(format!("id:{name}")),
+        (None, false) => Some(fingerprint(&args.file)?),
+        (None, true) => None,
+    };
+    if key.is_none() && (args.resume || args.restart) {
+        return Err(CliError::Usage(
+            "--resume and --restart need --import-id when the input is stdin".into(),
+        ));
+    }
+    let mut skip_through = 0u64;
+    let (mut imported, mut failed) = (0u64, 0u64);
+    if let Some(key) = &key {
+        let earlier = store.import_progress(site.id, key).await?;
+        match earlier {
+            Some(earlier) if args.restart => {
+                store.forget_import(site.id, key).await?;
+                eprintln!(
+                    "importing {} again from its start (an earlier import stored {} {what} of it)",
+                    args.file.display(),
+                    earlier.imported
+                );
+            }
+            Some(earlier) if args.resume && earlier.finished_at.is_some() => {
+                outln!(
+                    "{} was imported whole already ({} {what}, {} lines skipped): nothing to do",
+                    args.file.display(),
+                    earlier.imported,
+                    earlier.skipped
+                )?;
+                return Ok(());
+            }
+            Some(earlier) if args.resume => {
+                skip_through = earlier.line;
+                imported = earlier.imported;
+                failed = earlier.skipped;
+                eprintln!(
+                    "resuming after line {} ({} {what} imported and {} lines skipped before)",
+                    earlier.line, earlier.imported, earlier.skipped
+                );
+            }
+            Some(earlier) => {
+                let how = match earlier.finished_at {
+                    Some(_) => "was imported whole".to_owned(),
+                    None => format!("stopped after line {}", earlier.line),
+                };
+                return Err(CliError::Usage(format!(
+                    "an earlier import of {} {how} ({} {what} stored); --resume goes on after \
+                     what it stored, --restart imports it all again",
+                    args.file.display(),
+                    earlier.imported
+                )));
+            }
+            None if args.resume => {
+                return Err(CliError::Usage(format!(
+                    "no earlier import of {} is recorded: nothing to resume",
+                    args.file.display()
+                )));
+            }
+            None => {}
+        }
+    }
     let format = args
         .format
         .unwrap_or(if !stdin && has_extension(&args.file, "csv") {
@@ -125,14 +213,14 @@ pub async fn run(command: ImportCommand, store: &Arc<dyn Store>) -> Result<(), C
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Chunk, String>>(4);
     let batch = args.batch as usize;
     let reader = std::thread::spawn(move || {
-        let result = read_chunks(input, format, kind, batch, &sender);
+        let result = read_chunks(input, format, kind, batch, skip_through, &sender);
         if let Err(message) = result {
             let _ = sender.blocking_send(Err(message));
         }
     });
 
     let started = Instant::now();
-    let (mut imported, mut failed) = (0u64, 0u64);
+    let earlier = imported;
     // Ctrl-C or SIGTERM: the batch being written is finished (one
     // transaction), then the import stops and says how far it got.
     let stop = super::signal::stop_requested();
@@ -151,12 +239,28 @@ pub async fn run(command: ImportCommand, store: &Arc<dyn Store>) -> Result<(), C
                 None => break,
             },
         };
+        if chunk.items.is_empty() && chunk.bad.is_empty() {
+            progress.set_position(chunk.bytes_read);
+            continue;
+        }
         let last_line = chunk.last_line();
         let mut bad = chunk.bad;
         let (lines, changes): (Vec<u64>, Vec<SubscriberChange>) = chunk.items.into_iter().unzip();
-        let outcomes = store
-            .apply_changes(site.id, changes, SystemClock.now_ms())
-            .await?;
+        let now = SystemClock.now_ms();
+        let outcomes = match &key {
+            Some(key) => {
+                let mark = ImportMark {
+                    key: key.clone(),
+                    kind: what,
+                    line: last_line,
+                    unreadable: bad.len() as u64,
+                };
+                store
+                    .apply_import_batch(site.id, changes, now, mark)
+                    .await?
+            }
+            None => store.apply_changes(site.id, changes, now).await?,
+        };
         for (line, outcome) in lines.into_iter().zip(outcomes) {
             match outcome {
                 corral_core::audience::Outcome::Failed(reason) => bad.push((line, reason)),
@@ -178,29 +282,55 @@ pub async fn run(command: ImportCommand, store: &Arc<dyn Store>) -> Result<(), C
     if stopped {
         // The reader may be blocked sending the next chunk: not waited for.
         drop(receiver);
-        let what = match kind {
-            Kind::Subscribers => "subscribers",
-            Kind::Events => "events",
+        let done_to = done_to.max(skip_through);
+        let next = match &key {
+            Some(_) => "the same command with --resume goes on after it".to_owned(),
+            None => format!(
+                "to go on, import what follows line {done_to} (with --import-id NAME, \
+                 --resume would)"
+            ),
         };
         return Err(CliError::Stopped(format!(
             "stopped on request: imported {imported} {what} and skipped {failed} bad lines, \
              every line up to line {done_to} done (whole batches; nothing after it was \
-             written); to go on, import what follows line {done_to}"
+             written); {next}"
         )));
     }
     let _ = reader.join();
+    if let Some(key) = &key {
+        store
+            .finish_import(site.id, key, what, SystemClock.now_ms())
+            .await?;
+    }
     if failed > MAX_REPORTED {
         eprintln!("… and {} more bad lines", failed - MAX_REPORTED);
     }
     let seconds = started.elapsed().as_secs_f64();
-    let what = match kind {
-        Kind::Subscribers => "subscribers",
-        Kind::Events => "events",
-    };
+    let now_imported = imported - earlier;
     outln!(
         "imported {imported} {what}, skipped {failed} bad lines, in {seconds:.1} s ({:.0} {what}/s)",
-        imported as f64 / seconds.max(1e-9)
+        now_imported as f64 / seconds.max(1e-9)
     )
+}
+
+/// The identity of a file's import: its name, size and a hash of its first
+/// MiB (a file appended to is another input; a file renamed keeps its
+/// identity only with `--import-id`).
+fn fingerprint(path: &Path) -> Result<String, CliError> {
+    use sha2::Digest;
+    let unreadable =
+        |e: std::io::Error| CliError::Usage(format!("cannot read {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let size = file.metadata().map_err(unreadable)?.len();
+    let mut head = Vec::with_capacity(1 << 20);
+    file.take(1 << 20)
+        .read_to_end(&mut head)
+        .map_err(unreadable)?;
+    let hash = sha2::Sha256::digest(&head);
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    Ok(format!("file:{name}:{size}:{}", hex::encode(&hash[..12])))
 }
 
 pub(super) fn has_extension(path: &Path, extension: &str) -> bool {
@@ -228,6 +358,7 @@ fn read_chunks(
     format: Format,
     kind: Kind,
     batch: usize,
+    skip_through: u64,
     sender: &tokio::sync::mpsc::Sender<Result<Chunk, String>>,
 ) -> Result<(), String> {
     let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -253,6 +384,10 @@ fn read_chunks(
                 item: Result<SubscriberChange, String>,
                 chunk: &mut Chunk|
      -> Result<(), String> {
+        // Stored by the import resumed.
+        if line <= skip_through {
+            return Ok(());
+        }
         match item {
             Ok(change) => chunk.items.push((line, change)),
             Err(reason) => chunk.bad.push((line, reason)),
@@ -284,7 +419,7 @@ fn read_chunks(
                     break;
                 }
                 number += 1;
-                if line.trim().is_empty() {
+                if number <= skip_through || line.trim().is_empty() {
                     continue;
                 }
                 push(number, parse(&line), &mut chunk)?;

@@ -14,6 +14,7 @@
 //! its own way.
 
 pub mod changes;
+pub mod imports;
 mod postgres;
 pub mod progress;
 mod sql;
@@ -191,6 +192,25 @@ pub trait AudienceStore: Send + Sync + 'static {
         changes: Vec<SubscriberChange>,
         now: i64,
     ) -> Result<Vec<Outcome>>;
+    /// [`AudienceStore::apply_changes`] for one batch of an import, which
+    /// records in the same transaction how far the import got (`mark`).
+    async fn apply_import_batch(
+        &self,
+        site_id: i64,
+        changes: Vec<SubscriberChange>,
+        now: i64,
+        mark: imports::ImportMark,
+    ) -> Result<Vec<Outcome>>;
+    /// How far the import `key` of the site got, if it was recorded.
+    async fn import_progress(
+        &self,
+        site_id: i64,
+        key: &str,
+    ) -> Result<Option<imports::ImportProgress>>;
+    /// Forgets the import `key` of the site (it starts afresh).
+    async fn forget_import(&self, site_id: i64, key: &str) -> Result<()>;
+    /// Records that the import `key` of the site read its whole input.
+    async fn finish_import(&self, site_id: i64, key: &str, kind: &str, now: i64) -> Result<()>;
     /// Up to `limit` tags in name order (ignoring case), after the tag whose
     /// name key is `after`.
     async fn list_tags(&self, site_id: i64, after: Option<&str>, limit: usize)

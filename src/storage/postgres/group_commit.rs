@@ -21,6 +21,7 @@
 //! never stored.
 
 use super::PgStore;
+use crate::storage::imports::ImportMark;
 use crate::storage::sql::apply::apply_in;
 
 use crate::storage::changes::IdRanges;
@@ -42,6 +43,8 @@ struct Job {
     /// When the request's wait for the database ends; `None` outside a
     /// request.
     until: Option<Instant>,
+    /// The import the changes come from, recorded in the same transaction.
+    mark: Option<ImportMark>,
     reply: oneshot::Sender<Result<Vec<Outcome>>>,
 }
 
@@ -84,10 +87,13 @@ impl Groups {
         site_id: i64,
         changes: Vec<SubscriberChange>,
         now: i64,
+        mark: Option<ImportMark>,
     ) -> Result<Vec<Outcome>> {
         let started = Instant::now();
         let until = wait::deadline();
-        let written = self.apply_until(store, site_id, changes, now, until).await;
+        let written = self
+            .apply_until(store, site_id, changes, now, until, mark)
+            .await;
         wait::spend(started.elapsed());
         written
     }
@@ -99,6 +105,7 @@ impl Groups {
         changes: Vec<SubscriberChange>,
         now: i64,
         until: Option<Instant>,
+        mark: Option<ImportMark>,
     ) -> Result<Vec<Outcome>> {
         let queue = self.queue(site_id);
         let (reply, mut answer) = oneshot::channel();
@@ -112,6 +119,7 @@ impl Groups {
                 changes,
                 now,
                 until,
+                mark,
                 reply,
             });
         let stopped = || StorageError::WriteFailed("the writer stopped".into());
@@ -202,11 +210,17 @@ async fn write_group(store: &PgStore, site_id: i64, jobs: &[Job]) -> Result<Vec<
         if let Some((first, last)) = events {
             entry.add_events(first, last);
         }
+        if let Some(mark) = &job.mark {
+            crate::storage::sql::imports::record(&mut *tx, site_id, mark, &outcomes, job.now)
+                .await?;
+        }
         results.push(outcomes);
         now = now.max(job.now);
     }
     entry.subscribers = IdRanges::from_ids(touched);
     crate::storage::sql::log::record(&mut *tx, site_id, &entry, now).await?;
+    crate::crash_point!("audience.before_commit");
     tx.commit().await?;
+    crate::crash_point!("audience.after_commit");
     Ok(results)
 }

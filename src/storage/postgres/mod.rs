@@ -177,8 +177,9 @@ impl Backend for PgStore {
         site_id: i64,
         changes: Vec<SubscriberChange>,
         now: i64,
+        mark: Option<crate::storage::imports::ImportMark>,
     ) -> Result<Vec<Outcome>> {
-        self.groups.apply(self, site_id, changes, now).await
+        self.groups.apply(self, site_id, changes, now, mark).await
     }
 }
 

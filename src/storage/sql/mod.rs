@@ -25,6 +25,7 @@
 pub(crate) mod apply;
 pub(crate) mod audience;
 pub(crate) mod caps;
+pub(crate) mod imports;
 pub(crate) mod log;
 pub(crate) mod segments;
 pub(crate) mod sites;

@@ -3,10 +3,11 @@
 //! the shared statements of this folder on a connection the backend hands
 //! out (a read) or a transaction it begins (a write).
 
-use super::{Conn, audience, log, segments, sites, webhooks};
+use super::{Conn, audience, imports, log, segments, sites, webhooks};
 use crate::credentials::KeyPair;
 use crate::segment::{Listing, NewSegment, Segment, SegmentId, SegmentPatch};
 use crate::storage::changes::{Changes, Loaded};
+use crate::storage::imports::{ImportMark, ImportProgress};
 use crate::storage::progress::ReadProgress;
 use crate::storage::webhooks::{
     Attempt, Baseline, Delivery, NewWebhook, Transition, Watch, Webhook, WebhookPatch, WebhookStore,
@@ -95,12 +96,15 @@ pub trait Backend: Snapshots + Transfer + Send + Sync + 'static {
     /// `None` when the backend has none.
     fn commit_signal(&self) -> Option<Signal>;
 
-    /// Applies audience changes (see [`AudienceStore::apply_changes`]).
+    /// Applies audience changes (see [`AudienceStore::apply_changes`]);
+    /// with `mark`, records in the same transaction how far the import they
+    /// come from got.
     async fn write_audience(
         &self,
         site_id: i64,
         changes: Vec<SubscriberChange>,
         now: i64,
+        mark: Option<ImportMark>,
     ) -> Result<Vec<Outcome>>;
 }
 
@@ -322,7 +326,33 @@ impl<B: Backend> AudienceStore for B {
         changes: Vec<SubscriberChange>,
         now: i64,
     ) -> Result<Vec<Outcome>> {
-        self.write_audience(site_id, changes, now).await
+        self.write_audience(site_id, changes, now, None).await
+    }
+
+    async fn apply_import_batch(
+        &self,
+        site_id: i64,
+        changes: Vec<SubscriberChange>,
+        now: i64,
+        mark: ImportMark,
+    ) -> Result<Vec<Outcome>> {
+        self.write_audience(site_id, changes, now, Some(mark)).await
+    }
+
+    async fn import_progress(&self, site_id: i64, key: &str) -> Result<Option<ImportProgress>> {
+        imports::progress(&mut *self.reader().await?, site_id, key).await
+    }
+
+    async fn forget_import(&self, site_id: i64, key: &str) -> Result<()> {
+        written!(self, Some(site_id), |tx| imports::forget(tx, site_id, key));
+        Ok(())
+    }
+
+    async fn finish_import(&self, site_id: i64, key: &str, kind: &str, now: i64) -> Result<()> {
+        written!(self, Some(site_id), |tx| imports::finish(
+            tx, site_id, key, kind, now
+        ));
+        Ok(())
     }
 
     async fn list_tags(

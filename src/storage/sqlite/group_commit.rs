@@ -14,7 +14,9 @@
 
 use super::log;
 use crate::storage::changes::IdRanges;
+use crate::storage::imports::ImportMark;
 use crate::storage::sql::apply::apply_in;
+use crate::storage::sql::imports;
 use crate::storage::{LogEntry, Result, StorageError};
 use corral_core::audience::{Limits, Outcome, SubscriberChange};
 use sqlx::SqlitePool;
@@ -28,6 +30,8 @@ struct Job {
     site_id: i64,
     changes: Vec<SubscriberChange>,
     now: i64,
+    /// The import the changes come from, recorded in the same transaction.
+    mark: Option<ImportMark>,
     reply: oneshot::Sender<Result<Vec<Outcome>>>,
 }
 
@@ -49,12 +53,14 @@ impl GroupWriter {
         site_id: i64,
         changes: Vec<SubscriberChange>,
         now: i64,
+        mark: Option<ImportMark>,
     ) -> Result<Vec<Outcome>> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             site_id,
             changes,
             now,
+            mark,
             reply,
         };
         let stopped = || StorageError::WriteFailed("the writer has stopped".into());
@@ -107,11 +113,12 @@ async fn apply_group(
         let (touched, entry, now) = sites
             .entry(job.site_id)
             .or_insert_with(|| (Vec::new(), LogEntry::default(), job.now));
-        results.push(
-            apply_in(&mut tx, job.site_id, &job.changes, job.now, limits, touched)
-                .await?
-                .0,
-        );
+        let (outcomes, _) =
+            apply_in(&mut tx, job.site_id, &job.changes, job.now, limits, touched).await?;
+        if let Some(mark) = &job.mark {
+            imports::record(&mut *tx, job.site_id, mark, &outcomes, job.now).await?;
+        }
+        results.push(outcomes);
         let after = log::events_high(&mut tx).await?;
         entry.add_events(before + 1, after);
         *now = (*now).max(job.now);

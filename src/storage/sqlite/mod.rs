@@ -202,7 +202,8 @@ impl Backend for SqliteStore {
         site_id: i64,
         changes: Vec<SubscriberChange>,
         now: i64,
+        mark: Option<crate::storage::imports::ImportMark>,
     ) -> Result<Vec<Outcome>> {
-        self.group.apply(site_id, changes, now).await
+        self.group.apply(site_id, changes, now, mark).await
     }
 }

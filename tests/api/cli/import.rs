@@ -319,45 +319,15 @@ async fn a_running_servers_answers_follow_writes_by_another_process_at_once() {
 
 #[tokio::test]
 async fn an_import_stopped_on_request_finishes_its_batch_and_says_how_far_it_got() {
-    use std::io::Write as _;
-    use std::process::Stdio;
     let app = TestApp::spawn().await;
     let cli = Cli::on(&app.database_url);
-    let mut child = cli
-        .command(&[
-            "import",
-            "events",
-            "--site",
-            &app.site.uuid,
-            "--batch",
-            "1000",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Five whole batches, and the start of a sixth that stdin, kept open,
-    // never completes: the import is certainly in the middle of its work.
-    let mut stdin = child.stdin.take().unwrap();
-    for i in 0..5_300 {
-        writeln!(
-            stdin,
-            r#"{{"type":"$pageview","email":"u{}@x.com","details":{{"n":{i}}}}}"#,
-            i % 50
-        )
-        .unwrap();
-    }
-    stdin.flush().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while app.rows(Table::Events).await < 5_000 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the batches never landed"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let uuid = app.site.uuid.clone();
+    let (child, stdin) = import_in_the_middle(
+        &app,
+        &cli,
+        &["import", "events", "--site", &uuid, "--batch", "1000", "-"],
+    )
+    .await;
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -376,4 +346,154 @@ async fn an_import_stopped_on_request_finishes_its_batch_and_says_how_far_it_got
     );
     // Exactly the batches it reported, nothing of the unfinished one.
     assert_eq!(app.rows(Table::Events).await, 5_000);
+}
+
+/// Starts `corral ARGS` reading events from a stdin kept open, writes five
+/// whole batches of 1,000 and the start of a sixth that never completes,
+/// and waits until the five are stored: the import is certainly in the
+/// middle of its work.
+async fn import_in_the_middle(
+    app: &TestApp,
+    cli: &Cli,
+    args: &[&str],
+) -> (std::process::Child, std::process::ChildStdin) {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = cli
+        .command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..5_300 {
+        writeln!(stdin, "{}", event_line(i)).unwrap();
+    }
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while app.rows(Table::Events).await < 5_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batches never landed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    (child, stdin)
+}
+
+/// `n` of every stored event, sorted.
+async fn stored_ns(app: &TestApp) -> Vec<i64> {
+    let mut ns: Vec<i64> = app
+        .events()
+        .await
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<Value>(&e.details).unwrap()["n"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    ns.sort_unstable();
+    ns
+}
+
+fn event_line(i: usize) -> String {
+    format!(
+        r#"{{"type":"$pageview","email":"u{}@x.com","details":{{"n":{i}}}}}"#,
+        i % 50
+    )
+}
+
+#[tokio::test]
+async fn an_import_killed_outright_resumes_after_exactly_what_it_stored() {
+    let app = TestApp::spawn().await;
+    let cli = Cli::on(&app.database_url);
+    let args = |resume: bool| {
+        let mut args = vec![
+            "import",
+            "events",
+            "--site",
+            app.site.uuid.as_str(),
+            "--batch",
+            "1000",
+            "--import-id",
+            "nightly-2026-12-07",
+        ];
+        if resume {
+            args.push("--resume");
+        }
+        args.push("-");
+        args
+    };
+    let (mut child, stdin) = import_in_the_middle(&app, &cli, &args(false)).await;
+    // Killed with no chance to say anything.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(app.rows(Table::Events).await, 5_000);
+
+    // Without --resume nothing is written, and the error says what to do.
+    let input: String = (0..8_000).map(|i| event_line(i) + "\n").collect();
+    let refused = cli.run_with_stdin(&args(false), &input);
+    assert_fails(
+        &refused,
+        "stopped after line 5000 (5000 events stored); --resume",
+    );
+    assert_eq!(app.rows(Table::Events).await, 5_000);
+
+    // The whole input again, resumed: every line once.
+    let resumed = cli.run_with_stdin(&args(true), &input);
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("resuming after line 5000 (5000 events imported"),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&resumed.stdout)
+            .starts_with("imported 8000 events, skipped 0 bad lines"),
+        "{}",
+        String::from_utf8_lossy(&resumed.stdout)
+    );
+    assert_eq!(stored_ns(&app).await, (0..8_000).collect::<Vec<i64>>());
+
+    // Done: resuming again does nothing.
+    let again = cli.run_with_stdin(&args(true), &input);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("imported whole already"));
+    assert_eq!(app.rows(Table::Events).await, 8_000);
+}
+
+#[tokio::test]
+async fn a_file_imported_whole_is_imported_again_only_when_asked() {
+    let app = TestApp::spawn().await;
+    let cli = Cli::on(&app.database_url);
+    let path = cli.dir.path().join("events.jsonl");
+    let input: String = (0..30).map(|i| event_line(i) + "\n").collect();
+    std::fs::write(&path, &input).unwrap();
+    let path = path.to_str().unwrap();
+    let import = |extra: &[&str]| {
+        let mut args = vec!["import", "events", "--site", app.site.uuid.as_str()];
+        args.extend_from_slice(extra);
+        args.push(path);
+        cli.run(&args)
+    };
+    assert!(import(&[]).status.success());
+    assert_eq!(app.rows(Table::Events).await, 30);
+    // The same file (same fingerprint) again: refused, nothing written.
+    assert_fails(
+        &import(&[]),
+        "was imported whole (30 events stored); --resume",
+    );
+    assert_eq!(app.rows(Table::Events).await, 30);
+    assert!(import(&["--resume"]).status.success());
+    assert_eq!(app.rows(Table::Events).await, 30);
+    // Asked for: imported again, whole.
+    assert!(import(&["--restart"]).status.success());
+    assert_eq!(app.rows(Table::Events).await, 60);
+    // A changed file is another input.
+    std::fs::write(path, input + &event_line(30) + "\n").unwrap();
+    assert!(import(&[]).status.success());
+    assert_eq!(app.rows(Table::Events).await, 91);
 }
