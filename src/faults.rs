@@ -6,8 +6,8 @@
 //!
 //! Two ways to fire them. The `corral` binary arms the points the
 //! `FAILPOINTS` environment variable names (`name=panic`, or `name=2*off->panic`
-//! for the third pass), and dies on the spot when one fires, as `kill -9`
-//! would. In one process (the deterministic simulation), [`arm`] arms one
+//! for the third pass; `serve` once it listens), and dies on the spot when
+//! one fires, as `kill -9` would. In one process (the deterministic simulation), [`arm`] arms one
 //! point for the current thread only, so tests running beside it are not
 //! touched; a point that fires panics, and the caller treats the task that
 //! panicked as a process that died.

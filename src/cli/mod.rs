@@ -136,7 +136,10 @@ pub enum CliError {
 /// A closed stdout is not a failure: the reader took what it wanted.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::faults::arm_from_env();
+    // A server arms them once it is up (its start writes too).
+    if !matches!(cli.command, Command::Serve(_)) {
+        crate::faults::arm_from_env();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -169,6 +169,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
         print_demo(&site, &keys, file.as_deref(), address)?;
     }
     tracing::info!(%address, database = %redact(database), rate_limit_per_minute = settings.rate_limit_per_minute, "corral listening");
+    crate::faults::arm_from_env();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = AppState::new(store, Arc::clone(&clock), settings);
     if !preload.is_empty() {

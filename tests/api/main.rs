@@ -15,6 +15,7 @@ mod conditional;
 mod connections;
 mod console;
 mod copy;
+mod crash_points;
 mod edge;
 mod errors;
 mod evaluation;

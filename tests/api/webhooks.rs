@@ -99,13 +99,14 @@ fn server(cli: &Cli) -> Server {
     )
 }
 
-struct Site {
+/// A site of the CLI's database, and a client signed in to it.
+pub(crate) struct Site {
     keys: [String; 3],
     client: reqwest::Client,
 }
 
 impl Site {
-    fn new(cli: &Cli) -> Self {
+    pub(crate) fn new(cli: &Cli) -> Self {
         let site = cli.new_site();
         Self {
             keys: ["site_uuid", "publishable_key", "secret_key"]
@@ -114,7 +115,15 @@ impl Site {
         }
     }
 
-    async fn send(&self, server: &Server, method: Method, path: &str, body: Value) -> Value {
+    /// Sends `body` to `/api/v1{path}` of `server`: the status and the
+    /// answer (`null` when it is not JSON), or what kept it from coming.
+    pub(crate) async fn try_send(
+        &self,
+        server: &Server,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> reqwest::Result<(StatusCode, Value)> {
         let joiner = if path.contains('?') { '&' } else { '?' };
         let response = self
             .client
@@ -126,17 +135,29 @@ impl Site {
                 ),
             )
             .basic_auth(&self.keys[1], Some(&self.keys[2]))
-            .json(&body)
+            .timeout(Duration::from_secs(30))
+            .json(body)
             .send()
-            .await
-            .unwrap();
+            .await?;
         let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "{path}: {status} {text}");
-        serde_json::from_str(&text).unwrap()
+        let text = response.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
-    async fn segment(&self, server: &Server, name: &str, query: Value) -> String {
+    /// [`Site::try_send`], which must succeed.
+    pub(crate) async fn send(
+        &self,
+        server: &Server,
+        method: Method,
+        path: &str,
+        body: Value,
+    ) -> Value {
+        let (status, answer) = self.try_send(server, method, path, &body).await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {answer}");
+        answer
+    }
+
+    pub(crate) async fn segment(&self, server: &Server, name: &str, query: Value) -> String {
         let created = self
             .send(
                 server,
@@ -148,7 +169,7 @@ impl Site {
         created["data"]["id"].as_str().unwrap().to_owned()
     }
 
-    async fn webhook(&self, server: &Server, url: &str, segments: &[&str]) -> Value {
+    pub(crate) async fn webhook(&self, server: &Server, url: &str, segments: &[&str]) -> Value {
         self.send(
             server,
             Method::POST,
