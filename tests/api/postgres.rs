@@ -799,6 +799,14 @@ async fn both_backends_give_the_same_answers_to_the_same_writes() {
                 .unwrap();
         }
         compare(&sqlite, &postgres, &emails, seed).await;
+        // The answers came from snapshots the change log brought forward,
+        // step by step: each site was read whole once.
+        for app in apps {
+            let site = app.site_id(&app.site).await;
+            let stats = app.state.live.site_stats(site).unwrap();
+            assert_eq!(stats.full_reads, 1, "seed {seed}: {stats:?}");
+            assert!(stats.catch_ups >= STEPS as u64, "seed {seed}: {stats:?}");
+        }
     }
 }
 
