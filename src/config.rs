@@ -111,9 +111,13 @@ mod tests {
             log_format = "json"
             log_level = "debug"
             preload = ["all"]
+            body_read_timeout_secs = 3
+            max_connections_per_address = 0
             "#,
         )
         .unwrap();
+        assert_eq!(config.body_read_timeout_secs, Some(3));
+        assert_eq!(config.max_connections_per_address, Some(0));
         assert_eq!(config.listen.as_deref(), Some("0.0.0.0:9000"));
         assert_eq!(config.preload, Some(vec!["all".to_owned()]));
         assert_eq!(config.rate_limit_per_minute, Some(0));
