@@ -69,6 +69,8 @@ impl TransferWriter for Writer {
         // Children first, for the foreign keys. `sqlite_sequence` is set
         // by `finish`.
         for sql in [
+            // Not copied, but a replaced database's imports are over.
+            "DELETE FROM imports",
             "DELETE FROM change_log",
             "DELETE FROM change_heads",
             "DELETE FROM webhook_deliveries",
