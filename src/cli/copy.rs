@@ -70,6 +70,8 @@ struct Counts {
     segment_watches: u64,
     segment_members: u64,
     webhook_deliveries: u64,
+    segment_versions: u64,
+    audit_log: u64,
     change_heads: u64,
 }
 
@@ -88,6 +90,8 @@ impl Counts {
             Table::SegmentWatches => &mut self.segment_watches,
             Table::SegmentMembers => &mut self.segment_members,
             Table::WebhookDeliveries => &mut self.webhook_deliveries,
+            Table::SegmentVersions => &mut self.segment_versions,
+            Table::AuditLog => &mut self.audit_log,
             Table::ChangeHeads => &mut self.change_heads,
         }
     }

@@ -13,6 +13,7 @@
 //! with status 0, as `grep` or `rg` do, rather than a panic.
 
 mod admin;
+mod audit;
 mod copy;
 mod evaluate;
 mod import;
@@ -81,6 +82,8 @@ enum Command {
     /// Bulk-import subscribers or events from JSON Lines or CSV.
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// A site's management actions, newest first: who did what, when.
+    Audit(audit::AuditArgs),
     /// Copy a whole database into another (SQLite to PostgreSQL, or back).
     Copy(copy::CopyArgs),
     /// Generate a realistic synthetic audience (deterministic from a seed).
@@ -222,6 +225,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             webhook::run(command, &store, checkpoints).await
         }
         Command::Import(command) => import::run(command, &store).await,
+        Command::Audit(args) => audit::run(args, &store).await,
         Command::Serve(_) | Command::Gen { .. } | Command::Copy(_) => {
             unreachable!("handled before the database is opened")
         }

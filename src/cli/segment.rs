@@ -1,5 +1,7 @@
 //! `corral segment …`: segment management on the database directly, with the
 //! API's rules and, with `--json`, the API's output shape (`{"data":…}`).
+//! Every change is recorded as made by `cli` (the site's audit log, a
+//! segment's versions).
 
 use super::query_input::read_query;
 use super::{CliError, outln, site_by_uuid};
@@ -7,7 +9,9 @@ use crate::clock::{Clock, SystemClock, format_ms};
 use crate::segment::{Listing, Segment, SegmentId};
 use crate::service::segments::SegmentDraft;
 use crate::service::{SegmentError, Segments};
+use crate::storage::audit::{Actor, SegmentVersion};
 use crate::storage::{Precondition, Store};
+use crate::wire::history::version_list_body;
 use crate::wire::segments::{segment_body, segment_list_body};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -77,6 +81,25 @@ pub enum SegmentCommand {
     /// Restore a discarded segment.
     Restore {
         id: String,
+        #[command(flatten)]
+        site: SiteArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every definition a segment was saved with, oldest first.
+    Versions {
+        id: String,
+        #[command(flatten)]
+        site: SiteArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an earlier version's definition the segment's current one (as a
+    /// new version).
+    RestoreVersion {
+        id: String,
+        /// The version to restore, as `segment versions` lists it.
+        version: String,
         #[command(flatten)]
         site: SiteArg,
         #[arg(long)]
@@ -194,7 +217,7 @@ pub async fn run(
                 ..SegmentDraft::default()
             };
             let segment = Segments::new(store.as_ref())
-                .create(site.id, draft, now)
+                .create(site.id, draft, now, &Actor::Cli)
                 .await?;
             print_segment(&segment, json)?;
         }
@@ -220,7 +243,7 @@ pub async fn run(
                 ..SegmentDraft::default()
             };
             let segment = Segments::new(store.as_ref())
-                .update(site.id, id, draft, &Precondition::None, now)
+                .update(site.id, id, draft, &Precondition::None, now, &Actor::Cli)
                 .await
                 .map_err(|e| segment_error(e, id))?;
             print_segment(&segment, json)?;
@@ -229,9 +252,42 @@ pub async fn run(
             let site = site_by_uuid(store, &site.uuid).await?;
             let id = parse_id(&id)?;
             let segment = Segments::new(store.as_ref())
-                .discard(site.id, id, &Precondition::None, now)
+                .discard(site.id, id, &Precondition::None, now, &Actor::Cli)
                 .await
                 .map_err(|e| segment_error(e, id))?;
+            print_segment(&segment, json)?;
+        }
+        SegmentCommand::Versions { id, site, json } => {
+            let site = site_by_uuid(store, &site.uuid).await?;
+            let id = parse_id(&id)?;
+            let versions = Segments::new(store.as_ref())
+                .versions(site.id, id)
+                .await
+                .map_err(|e| segment_error(e, id))?;
+            print_versions(&versions, json)?;
+        }
+        SegmentCommand::RestoreVersion {
+            id,
+            version,
+            site,
+            json,
+        } => {
+            let site = site_by_uuid(store, &site.uuid).await?;
+            let id = parse_id(&id)?;
+            let n = corral_core::query::ast::segment_id(&version).ok_or_else(|| {
+                CliError::Usage(format!(
+                    "{version:?} is not a version (a whole number from 1)"
+                ))
+            })?;
+            let segment = Segments::new(store.as_ref())
+                .restore_version(site.id, id, n, &Precondition::None, now, &Actor::Cli)
+                .await
+                .map_err(|e| match e {
+                    SegmentError::VersionNotFound => {
+                        CliError::Usage(format!("segment {id} has no version {n}"))
+                    }
+                    other => segment_error(other, id),
+                })?;
             print_segment(&segment, json)?;
         }
         SegmentCommand::Stats { id, site, json } => {
@@ -275,7 +331,7 @@ pub async fn run(
             let site = site_by_uuid(store, &site.uuid).await?;
             let id = parse_id(&id)?;
             let segment = Segments::new(store.as_ref())
-                .restore(site.id, id, &Precondition::None, now)
+                .restore(site.id, id, &Precondition::None, now, &Actor::Cli)
                 .await
                 .map_err(|e| segment_error(e, id))?;
             print_segment(&segment, json)?;
@@ -297,6 +353,26 @@ fn segment_error(error: SegmentError, id: SegmentId) -> CliError {
         SegmentError::NotFound => not_found(id),
         other => other.into(),
     }
+}
+
+/// A segment's versions, oldest first: one line each (version, when, who,
+/// name), its query on the next.
+fn print_versions(versions: &[SegmentVersion], json: bool) -> Result<(), CliError> {
+    if json {
+        return outln!("{}", String::from_utf8_lossy(&version_list_body(versions)));
+    }
+    for v in versions {
+        let by = v.saved_by.as_ref().map_or("unknown", Actor::as_str);
+        outln!(
+            "{:>6}  {}  {:<32}  {}",
+            v.version,
+            format_ms(v.saved_at),
+            by,
+            v.definition.name
+        )?;
+        outln!("        {}", v.definition.query.as_str())?;
+    }
+    Ok(())
 }
 
 fn print_segment(segment: &Segment, json: bool) -> Result<(), CliError> {

@@ -9,6 +9,7 @@ use crate::clock::{Clock, SystemClock, format_ms};
 use crate::segment::FieldErrors;
 use crate::service::webhooks::{WebhookInput, Webhooks};
 use crate::storage::Store;
+use crate::storage::audit::Actor;
 use crate::webhooks::WebhookError;
 use crate::wire::webhooks::{
     deliveries_limit, delivery_list_body, webhook_body, webhook_list_body,
@@ -132,7 +133,7 @@ pub async fn run(
                 disabled: None,
             };
             let webhook = Webhooks::new(store, &live, allow_private)
-                .create(site.id, input, now)
+                .create(site.id, input, now, &Actor::Cli)
                 .await
                 .map_err(failed)?;
             if json {
@@ -148,7 +149,7 @@ pub async fn run(
                 ..WebhookInput::default()
             };
             Webhooks::new(store, &live, false)
-                .update(site.id, id, input, now)
+                .update(site.id, id, input, now, &Actor::Cli)
                 .await
                 .map_err(failed)?;
             outln!("webhook {id} enabled")
@@ -156,7 +157,7 @@ pub async fn run(
         WebhookCommand::Delete { site, id } => {
             let site = site_by_uuid(store, &site).await?;
             Webhooks::new(store, &live, false)
-                .delete(site.id, id)
+                .delete(site.id, id, now, &Actor::Cli)
                 .await
                 .map_err(failed)?;
             outln!("webhook {id} deleted")

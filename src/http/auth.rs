@@ -47,9 +47,19 @@ const MAX_PUBLISHABLE_KEY_BYTES: usize = 128;
 pub struct Caller {
     pub site_id: i64,
     pub key_id: i64,
+    /// The key pair's publishable key: who the site's audit log says made
+    /// a change ([`Caller::actor`]). Never the secret.
+    pub publishable_key: String,
     /// The site's change-log heads, read after the request arrived: answers
     /// built under them include every change made before the request.
     pub head: SiteHead,
+}
+
+impl Caller {
+    /// Who this caller's changes are recorded as made by.
+    pub fn actor(&self) -> crate::storage::audit::Actor {
+        crate::storage::audit::Actor::Key(self.publishable_key.clone())
+    }
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
@@ -104,7 +114,7 @@ pub async fn authenticate(
         }
         caller => caller?,
     };
-    state.limits.admit(parts.uri.path(), &caller)?;
+    state.limits.admit(parts.uri.path(), caller.key_id)?;
     body::admit(&parts.headers, &bytes)?;
     parts.extensions.insert(caller);
     Ok(next
@@ -143,6 +153,7 @@ async fn caller(
             Ok(Caller {
                 site_id: c.site_id,
                 key_id: c.key_id,
+                publishable_key: publishable,
                 head,
             })
         }

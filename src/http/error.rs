@@ -45,6 +45,10 @@ pub enum ApiError {
     /// site's segment, indistinguishably.
     #[error("segment not found")]
     SegmentNotFound,
+    /// 404 `{"error":"Version not found"}`: the segment has no saved
+    /// definition of that version.
+    #[error("version not found")]
+    VersionNotFound,
     /// 404 `{"error":"Webhook not found"}`.
     #[error("webhook not found")]
     WebhookNotFound,
@@ -115,6 +119,7 @@ impl ApiError {
             | Self::SubscriberNotFound
             | Self::RouteNotFound
             | Self::WebhookNotFound
+            | Self::VersionNotFound
             | Self::DeliveryNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
@@ -146,6 +151,7 @@ impl ApiError {
             Self::MalformedBody(detail) => format!("Malformed body: {detail}"),
             Self::Unauthorized => "Unauthorized".into(),
             Self::SegmentNotFound => "Segment not found".into(),
+            Self::VersionNotFound => "Version not found".into(),
             Self::WebhookNotFound => "Webhook not found".into(),
             Self::DeliveryNotFound => "Delivery not found".into(),
             Self::SubscriberNotFound => "Subscriber not found".into(),
@@ -222,6 +228,7 @@ impl From<SegmentError> for ApiError {
         match error {
             SegmentError::Invalid(errors) => Self::Invalid(errors),
             SegmentError::NotFound => Self::SegmentNotFound,
+            SegmentError::VersionNotFound => Self::VersionNotFound,
             SegmentError::PreconditionFailed => Self::PreconditionFailed,
             SegmentError::Storage(e) => e.into(),
         }

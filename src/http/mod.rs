@@ -11,6 +11,7 @@
 //! ([`console`]) is served beside the API, at `/` and `/console/…`.
 
 mod audience;
+mod audit;
 mod auth;
 mod batch;
 mod body;
@@ -187,6 +188,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/segments/preview", post(evaluation::preview))
         .route("/segments/{id}/restore", post(segments::restore))
+        .route("/segments/{id}/versions", get(segments::versions))
+        .route(
+            "/segments/{id}/versions/{n}/restore",
+            post(segments::restore_version),
+        )
+        .route("/audit", get(audit::list))
         .route("/segments/{id}/match", post(evaluation::match_subscriber))
         .route("/segments/{id}/members", get(evaluation::members))
         .route("/segments/{id}/members.csv", get(export::members_csv))

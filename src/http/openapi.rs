@@ -9,7 +9,7 @@
 //! a key named twice), 413 and 415; where it reads query parameters of its
 //! own, 400 for a query string that cannot be read.
 
-use super::{audience, batch, evaluation, export, health, segments, subscribers, webhooks};
+use super::{audience, audit, batch, evaluation, export, health, segments, subscribers, webhooks};
 use crate::wire;
 use axum::Json;
 use serde_json::Value;
@@ -36,6 +36,9 @@ use utoipa::{Modify, OpenApi};
         segments::update,
         segments::discard,
         segments::restore,
+        segments::versions,
+        segments::restore_version,
+        audit::list,
         subscribers::find,
         subscribers::create,
         subscribers::segments,
@@ -83,6 +86,7 @@ use utoipa::{Modify, OpenApi};
         (name = "audience", description = "Bento's subscribers, tags, fields, events, commands and stats"),
         (name = "evaluation", description = "Segments evaluated live: Bento's segment stats, and who matches, who the members are, and what an unsaved query would select"),
         (name = "webhooks", description = "Membership-change webhooks: signed notifications when subscribers join or leave watched segments"),
+        (name = "audit", description = "The site's management actions, with who made them and when"),
         (name = "operations", description = "Health checks"),
     )
 )]

@@ -6,6 +6,9 @@
 //! - `POST`, `PATCH`, `DELETE` and `POST …/restore` are Corral's: they manage
 //!   segments with the same keys, in the same envelope, and never change what
 //!   the two Bento routes answer for a client that does not use them.
+//! - `GET …/{id}/versions` and `POST …/{id}/versions/{n}/restore` are
+//!   Corral's too: every definition a segment was saved with, and one made
+//!   current again. Each write is recorded as made by the caller's key pair.
 
 use super::auth::Caller;
 use super::conditional::{digest_etag, if_match, not_modified, not_modified_since, with_etag};
@@ -15,6 +18,7 @@ use super::{ApiError, AppState};
 use crate::segment::{Listing, Segment, SegmentId};
 use crate::service::Segments;
 use crate::wire::body::{SiteOnlyRequest, site_only};
+use crate::wire::history::{VersionListEnvelope, version_list_body};
 use crate::wire::segments::{
     CreateSegmentRequest, SegmentEnvelope, SegmentListEnvelope, SegmentState, UpdateSegmentRequest,
     new_segment, segment_body, segment_list_body, segment_patch,
@@ -158,7 +162,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let draft = new_segment(&bytes)?;
     let segment = segments(&state)
-        .create(caller.site_id, draft, state.clock.now_ms())
+        .create(caller.site_id, draft, state.clock.now_ms(), &caller.actor())
         .await?;
     let mut response = segment_response(StatusCode::CREATED, &segment);
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/fetch/segments/{}", segment.id)) {
@@ -201,6 +205,7 @@ pub async fn update(
             draft,
             &if_match(&headers, id),
             state.clock.now_ms(),
+            &caller.actor(),
         )
         .await?;
     Ok(segment_response(StatusCode::OK, &segment))
@@ -273,11 +278,119 @@ async fn move_to(
     to: Listing,
 ) -> Result<Response, ApiError> {
     let (site, precondition, now) = (caller.site_id, if_match(headers, id), state.clock.now_ms());
-    let segments = segments(state);
+    let (segments, by) = (segments(state), caller.actor());
     let segment = match to {
-        Listing::Discarded => segments.discard(site, id, &precondition, now).await?,
-        Listing::Kept => segments.restore(site, id, &precondition, now).await?,
+        Listing::Discarded => segments.discard(site, id, &precondition, now, &by).await?,
+        Listing::Kept => segments.restore(site, id, &precondition, now, &by).await?,
     };
+    Ok(segment_response(StatusCode::OK, &segment))
+}
+
+/// Every definition a segment was saved with, oldest first.
+///
+/// Corral extension. Each version is the segment's version once that
+/// definition was saved (the number in its `ETag`), with when and by whom:
+/// the publishable key of the key pair that saved it, `cli`, or `null` for a
+/// segment's definition as it stood when versions began to be kept.
+/// Discarded segments keep theirs.
+#[utoipa::path(
+    get,
+    path = "/api/v1/fetch/segments/{id}/versions",
+    tag = "segments",
+    params(("id" = SegmentIdText, Path, description = "The segment's id")),
+    responses(
+        (status = 200, description = "The segment's saved definitions, oldest first", body = VersionListEnvelope),
+        (status = 404, description = "No such segment on this site", body = ErrorBody),
+    ),
+    security(("basic" = []))
+)]
+pub async fn versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    SegmentPath(id): SegmentPath,
+) -> Result<Response, ApiError> {
+    let versions = segments(&state).versions(caller.site_id, id).await?;
+    Ok(bytes_response(StatusCode::OK, version_list_body(&versions)))
+}
+
+/// The `{id}` and `{n}` of `…/segments/{id}/versions/{n}/restore`: an id
+/// that cannot be a segment's is a segment not found, an `n` that is not a
+/// positive whole number a version not found.
+pub struct VersionPath(SegmentId, i64);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for VersionPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, ApiError> {
+        // Nested routers see the path without their prefixes.
+        let rest = parts
+            .uri
+            .path()
+            .split_once("/segments/")
+            .map(|(_, rest)| rest)
+            .ok_or(ApiError::SegmentNotFound)?;
+        let mut pieces = rest.split('/');
+        let id = pieces
+            .next()
+            .and_then(SegmentId::parse)
+            .ok_or(ApiError::SegmentNotFound)?;
+        let version = match (pieces.next(), pieces.next()) {
+            (Some("versions"), Some(n)) => {
+                corral_core::query::ast::segment_id(n).ok_or(ApiError::VersionNotFound)?
+            }
+            _ => return Err(ApiError::Internal("a version route without {n}".into())),
+        };
+        Ok(Self(id, version))
+    }
+}
+
+/// Makes an earlier version's definition the segment's current one.
+///
+/// Corral extension. Version `n`'s name, description and query become the
+/// segment's, saved as a new version (answered as `PATCH` answers), checked
+/// as a change of all three would be: a name a kept segment has taken since,
+/// or a query that refers to a segment no longer kept, is a 422. `If-Match`
+/// with the segment's `ETag` makes it conditional. Restoring the definition
+/// the segment has changes nothing. A discarded segment is a 404, as for
+/// `PATCH`: restore it first.
+#[utoipa::path(
+    post,
+    path = "/api/v1/fetch/segments/{id}/versions/{n}/restore",
+    tag = "segments",
+    params(
+        ("id" = SegmentIdText, Path, description = "The segment's id"),
+        ("n" = u32, Path, description = "The version to restore", minimum = 1),
+    ),
+    request_body(content = Option<SiteOnlyRequest>, description = "Optional: only `site_uuid`"),
+    responses(
+        (status = 200, description = "The segment, with the restored definition", body = SegmentEnvelope),
+        (status = 404, description = "No such kept segment on this site, or no such version of it", body = ErrorBody),
+        (status = 412, description = "`If-Match` names another version", body = ErrorBody),
+        (status = 422, description = "The restored definition breaks the rules listed", body = ValidationErrorBody),
+    ),
+    security(("basic" = []))
+)]
+pub async fn restore_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    VersionPath(id, version): VersionPath,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    site_only(&bytes)?;
+    let segment = segments(&state)
+        .restore_version(
+            caller.site_id,
+            id,
+            version,
+            &if_match(&headers, id),
+            state.clock.now_ms(),
+            &caller.actor(),
+        )
+        .await?;
     Ok(segment_response(StatusCode::OK, &segment))
 }
 

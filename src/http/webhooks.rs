@@ -100,7 +100,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let input = webhook_input(&bytes)?;
     let webhook = service(&state)
-        .create(caller.site_id, input, state.clock.now_ms())
+        .create(caller.site_id, input, state.clock.now_ms(), &caller.actor())
         .await?;
     Ok(json_response(
         StatusCode::CREATED,
@@ -179,7 +179,13 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let input = webhook_input(&bytes)?;
     let webhook = service(&state)
-        .update(caller.site_id, id, input, state.clock.now_ms())
+        .update(
+            caller.site_id,
+            id,
+            input,
+            state.clock.now_ms(),
+            &caller.actor(),
+        )
         .await?;
     Ok(json_response(
         StatusCode::OK,
@@ -206,7 +212,9 @@ pub async fn delete(
     caller: Caller,
     WebhookPath(id, _): WebhookPath,
 ) -> Result<Response, ApiError> {
-    let webhook = service(&state).delete(caller.site_id, id).await?;
+    let webhook = service(&state)
+        .delete(caller.site_id, id, state.clock.now_ms(), &caller.actor())
+        .await?;
     Ok(json_response(
         StatusCode::OK,
         &WebhookEnvelope {

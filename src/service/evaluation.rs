@@ -47,7 +47,10 @@ impl From<super::SegmentError> for EvaluationError {
     fn from(error: super::SegmentError) -> Self {
         match error {
             super::SegmentError::Invalid(errors) => Self::Invalid(errors),
-            super::SegmentError::NotFound => Self::SegmentNotFound,
+            // Evaluation reads no version.
+            super::SegmentError::NotFound | super::SegmentError::VersionNotFound => {
+                Self::SegmentNotFound
+            }
             super::SegmentError::PreconditionFailed => {
                 Self::Live(StorageError::PreconditionFailed.into())
             }

@@ -6,12 +6,18 @@
 //! refuses to discard a segment that kept segments refer to. The backend
 //! checks the reference rules again inside the write's transaction, so two
 //! concurrent writes cannot together make a cycle or orphan a reference.
+//!
+//! Every write names who makes it (an [`Actor`]); the backend records it
+//! with the write, in the site's audit log and, for a definition saved, in
+//! the segment's versions, which [`Segments::versions`] lists and
+//! [`Segments::restore_version`] makes current again.
 
 use crate::live::Live;
 use crate::segment::{
     Description, FieldError, FieldErrors, KeptSegments, Listing, NewSegment, QUERY_FIELD, Segment,
     SegmentId, SegmentName, SegmentPatch,
 };
+use crate::storage::audit::{Actor, SegmentVersion};
 use crate::storage::{Precondition, StorageError, Store};
 use corral_core::query::{Query, RawQuery};
 
@@ -24,6 +30,9 @@ pub enum SegmentError {
     /// No such segment on this site (or not kept, where it must be).
     #[error("no such segment on this site")]
     NotFound,
+    /// The segment has no saved definition of that version.
+    #[error("no such version of the segment")]
+    VersionNotFound,
     /// The segment changed since the version the caller named.
     #[error("the segment has changed since it was read")]
     PreconditionFailed,
@@ -211,6 +220,7 @@ impl<'a> Segments<'a> {
         site_id: i64,
         draft: SegmentDraft,
         now: i64,
+        by: &Actor,
     ) -> Result<Segment, SegmentError> {
         let mut checked = draft.check(true);
         if let Some((_, query)) = &checked.query {
@@ -232,7 +242,7 @@ impl<'a> Segments<'a> {
             },
             Checked { errors, .. } => return Err(errors.into()),
         };
-        Ok(self.store.create_segment(site_id, &new, now).await?)
+        Ok(self.store.create_segment_by(site_id, &new, now, by).await?)
     }
 
     /// Changes a kept segment's name, description or query: the fields the
@@ -244,6 +254,7 @@ impl<'a> Segments<'a> {
         draft: SegmentDraft,
         precondition: &Precondition,
         now: i64,
+        by: &Actor,
     ) -> Result<Segment, SegmentError> {
         let mut checked = draft.check(false);
         if let Some((_, query)) = &checked.query {
@@ -265,7 +276,49 @@ impl<'a> Segments<'a> {
         errors.finish(|| ())?;
         Ok(self
             .store
-            .update_segment(site_id, id, &patch, precondition, now)
+            .update_segment_by(site_id, id, &patch, precondition, now, by)
+            .await?)
+    }
+
+    /// Every definition a segment of the site was saved with, oldest first;
+    /// a discarded segment's too.
+    pub async fn versions(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+    ) -> Result<Vec<SegmentVersion>, SegmentError> {
+        if self.store.get_segment(site_id, id).await?.is_none() {
+            return Err(SegmentError::NotFound);
+        }
+        Ok(self.store.segment_versions(site_id, id).await?)
+    }
+
+    /// Makes version `version` of a kept segment its current definition, as
+    /// a new version, checked as a change of every field would be (its
+    /// query's grammar, references and cost, its name still free). Restoring
+    /// the definition it has changes nothing.
+    pub async fn restore_version(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        version: i64,
+        precondition: &Precondition,
+        now: i64,
+        by: &Actor,
+    ) -> Result<Segment, SegmentError> {
+        self.kept(site_id, id).await?;
+        let saved = self
+            .store
+            .segment_versions(site_id, id)
+            .await?
+            .into_iter()
+            .find(|v| v.version == version)
+            .ok_or(SegmentError::VersionNotFound)?;
+        self.check_query(site_id, Some(id), &saved.definition.query)
+            .await?;
+        Ok(self
+            .store
+            .restore_segment_version(site_id, id, version, precondition, now, by)
             .await?)
     }
 
@@ -293,12 +346,13 @@ impl<'a> Segments<'a> {
         id: SegmentId,
         precondition: &Precondition,
         now: i64,
+        by: &Actor,
     ) -> Result<Segment, SegmentError> {
         let kept = self.store.list_segments(site_id, Listing::Kept).await?;
         KeptSegments::new(&kept).check_discard(id)?;
         Ok(self
             .store
-            .discard_segment(site_id, id, precondition, now)
+            .discard_segment_by(site_id, id, precondition, now, by)
             .await?)
     }
 
@@ -309,10 +363,11 @@ impl<'a> Segments<'a> {
         id: SegmentId,
         precondition: &Precondition,
         now: i64,
+        by: &Actor,
     ) -> Result<Segment, SegmentError> {
         Ok(self
             .store
-            .restore_segment(site_id, id, precondition, now)
+            .restore_segment_by(site_id, id, precondition, now, by)
             .await?)
     }
 }
@@ -458,7 +513,7 @@ mod tests {
                 RawQuery::parse(r#"{"segment":{"member_of":"999"}}"#).unwrap()
             )),
         };
-        let found = match segments.create(site, draft, 1).await {
+        let found = match segments.create(site, draft, 1, &Actor::Cli).await {
             Err(SegmentError::Invalid(errors)) => errors.0,
             other => panic!("expected every problem, got {other:?}"),
         };
@@ -474,7 +529,10 @@ mod tests {
             "{found:?}"
         );
         // Creating requires a name and a query; a change requires neither.
-        match segments.create(site, SegmentDraft::default(), 1).await {
+        match segments
+            .create(site, SegmentDraft::default(), 1, &Actor::Cli)
+            .await
+        {
             Err(SegmentError::Invalid(errors)) => assert_eq!(
                 errors.to_string(),
                 "name can't be blank; visitor_event_query is required"
@@ -500,17 +558,20 @@ mod tests {
             ..SegmentDraft::default()
         };
         let a = segments
-            .create(site, draft("a", r#"{"subscribed":true}"#), 1)
+            .create(site, draft("a", r#"{"subscribed":true}"#), 1, &Actor::Cli)
             .await
             .unwrap();
-        match segments.create(site, draft("A", "{}"), 2).await {
+        match segments
+            .create(site, draft("A", "{}"), 2, &Actor::Cli)
+            .await
+        {
             Err(SegmentError::Invalid(e)) => {
                 assert_eq!(e.to_string(), "name has already been taken")
             }
             other => panic!("{other:?}"),
         }
         match segments
-            .create(site, draft("b", r#"{"tag":{"bogus":"x"}}"#), 3)
+            .create(site, draft("b", r#"{"tag":{"bogus":"x"}}"#), 3, &Actor::Cli)
             .await
         {
             Err(SegmentError::Invalid(e)) => {
@@ -521,13 +582,19 @@ mod tests {
         let missing = SegmentId(a.id.0 + 100);
         assert!(matches!(
             segments
-                .discard(site, missing, &Precondition::None, 4)
+                .discard(site, missing, &Precondition::None, 4, &Actor::Cli)
                 .await,
             Err(SegmentError::NotFound)
         ));
         assert!(matches!(
             segments
-                .discard(site, a.id, &Precondition::Versions(vec![99]), 4)
+                .discard(
+                    site,
+                    a.id,
+                    &Precondition::Versions(vec![99]),
+                    4,
+                    &Actor::Cli
+                )
                 .await,
             Err(SegmentError::PreconditionFailed)
         ));

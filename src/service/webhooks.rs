@@ -4,10 +4,12 @@
 //! site; known events), makes the signing secret, and gives each newly
 //! watched segment its baseline, the members it has now, so that creating a
 //! webhook announces nobody. Following the watched segments and delivering
-//! what they cause is [`crate::webhooks`]'s.
+//! what they cause is [`crate::webhooks`]'s. Each change names who makes it
+//! (an [`Actor`]), which the site's audit log records with it.
 
 use crate::live::{Live, LiveError};
 use crate::segment::{FieldError, FieldErrors, SegmentId};
+use crate::storage::audit::Actor;
 use crate::storage::webhooks::{
     Baseline, Delivery, NewWebhook, Webhook, WebhookEvent, WebhookPatch,
 };
@@ -52,6 +54,7 @@ impl<'a> Webhooks<'a> {
         site_id: i64,
         input: WebhookInput,
         now: i64,
+        by: &Actor,
     ) -> Result<Webhook, WebhookError> {
         let mut errors = FieldErrors::default();
         if input.url.is_none() {
@@ -79,7 +82,7 @@ impl<'a> Webhooks<'a> {
         let baselines = self.baselines(site_id, &new.segment_ids, now).await?;
         Ok(self
             .store
-            .create_webhook(site_id, &new, &baselines, now)
+            .create_webhook_by(site_id, &new, &baselines, now, by)
             .await?)
     }
 
@@ -89,6 +92,7 @@ impl<'a> Webhooks<'a> {
         id: i64,
         input: WebhookInput,
         now: i64,
+        by: &Actor,
     ) -> Result<Webhook, WebhookError> {
         self.get(site_id, id).await?;
         let mut errors = FieldErrors::default();
@@ -106,7 +110,7 @@ impl<'a> Webhooks<'a> {
         };
         Ok(self
             .store
-            .update_webhook(site_id, id, &patch, &baselines, now)
+            .update_webhook_by(site_id, id, &patch, &baselines, now, by)
             .await?)
     }
 
@@ -121,8 +125,14 @@ impl<'a> Webhooks<'a> {
         Ok(self.store.list_webhooks(site_id).await?)
     }
 
-    pub async fn delete(&self, site_id: i64, id: i64) -> Result<Webhook, WebhookError> {
-        Ok(self.store.delete_webhook(site_id, id).await?)
+    pub async fn delete(
+        &self,
+        site_id: i64,
+        id: i64,
+        now: i64,
+        by: &Actor,
+    ) -> Result<Webhook, WebhookError> {
+        Ok(self.store.delete_webhook_by(site_id, id, now, by).await?)
     }
 
     pub async fn deliveries(

@@ -233,7 +233,10 @@ impl Sim {
                 events: None,
                 disabled: None,
             };
-            hooks.create(site, input, START).await.unwrap();
+            hooks
+                .create(site, input, START, &crate::storage::audit::Actor::Cli)
+                .await
+                .unwrap();
         }
         store.close().await;
         sim

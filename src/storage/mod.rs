@@ -13,6 +13,7 @@
 //! errors into these; a backend's own folder holds what its database does
 //! its own way.
 
+pub mod audit;
 pub mod changes;
 pub mod imports;
 mod postgres;
@@ -26,6 +27,7 @@ pub mod webhooks;
 use crate::credentials::KeyPair;
 use crate::segment::{Listing, NewSegment, Segment, SegmentId, SegmentPatch};
 use async_trait::async_trait;
+use audit::{Actor, AuditEntry, AuditQuery, SegmentVersion};
 use corral_core::audience::{
     AudienceCounts, Email, Field, FieldKey, Outcome, Subscriber, SubscriberChange, Tag, TagName,
 };
@@ -278,18 +280,56 @@ pub trait Store: AudienceStore + ChangeFeed + webhooks::WebhookStore + Transfer 
     /// The site `serve --demo` created, if any.
     async fn find_demo_site(&self) -> Result<Option<Site>>;
 
-    async fn add_key(&self, site_id: i64, keys: &KeyPair, now: i64) -> Result<ApiKey>;
+    /// Adds a key pair to a site, as `by`.
+    async fn add_key_by(
+        &self,
+        site_id: i64,
+        keys: &KeyPair,
+        now: i64,
+        by: &Actor,
+    ) -> Result<ApiKey>;
+    /// [`Store::add_key_by`] as the command line.
+    async fn add_key(&self, site_id: i64, keys: &KeyPair, now: i64) -> Result<ApiKey> {
+        self.add_key_by(site_id, keys, now, &Actor::Cli).await
+    }
     async fn list_keys(&self, site_id: i64) -> Result<Vec<ApiKey>>;
-    /// Revokes a key; revoking a revoked key keeps its first revocation time.
-    async fn revoke_key(&self, publishable_key: &str, now: i64) -> Result<ApiKey>;
+    /// Revokes a key, as `by`; revoking a revoked key keeps its first
+    /// revocation time (and records nothing).
+    async fn revoke_key_by(&self, publishable_key: &str, now: i64, by: &Actor) -> Result<ApiKey>;
+    /// [`Store::revoke_key_by`] as the command line.
+    async fn revoke_key(&self, publishable_key: &str, now: i64) -> Result<ApiKey> {
+        self.revoke_key_by(publishable_key, now, &Actor::Cli).await
+    }
     async fn credentials(&self, publishable_key: &str) -> Result<Option<KeyCredentials>>;
 
     /// Segments ordered by name key, then exact name, then id.
     async fn list_segments(&self, site_id: i64, listing: Listing) -> Result<Vec<Segment>>;
     /// A segment, kept or discarded.
     async fn get_segment(&self, site_id: i64, id: SegmentId) -> Result<Option<Segment>>;
-    async fn create_segment(&self, site_id: i64, new: &NewSegment, now: i64) -> Result<Segment>;
-    /// Changes a kept segment; a patch that changes nothing leaves it untouched.
+    /// Creates a segment, as `by`: its first version.
+    async fn create_segment_by(
+        &self,
+        site_id: i64,
+        new: &NewSegment,
+        now: i64,
+        by: &Actor,
+    ) -> Result<Segment>;
+    /// [`Store::create_segment_by`] as the command line.
+    async fn create_segment(&self, site_id: i64, new: &NewSegment, now: i64) -> Result<Segment> {
+        self.create_segment_by(site_id, new, now, &Actor::Cli).await
+    }
+    /// Changes a kept segment, as `by`, saving its new definition as its
+    /// next version; a patch that changes nothing leaves it untouched.
+    async fn update_segment_by(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        patch: &SegmentPatch,
+        precondition: &Precondition,
+        now: i64,
+        by: &Actor,
+    ) -> Result<Segment>;
+    /// [`Store::update_segment_by`] as the command line.
     async fn update_segment(
         &self,
         site_id: i64,
@@ -297,23 +337,69 @@ pub trait Store: AudienceStore + ChangeFeed + webhooks::WebhookStore + Transfer 
         patch: &SegmentPatch,
         precondition: &Precondition,
         now: i64,
+    ) -> Result<Segment> {
+        self.update_segment_by(site_id, id, patch, precondition, now, &Actor::Cli)
+            .await
+    }
+    /// Discards a kept segment, as `by`.
+    async fn discard_segment_by(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        precondition: &Precondition,
+        now: i64,
+        by: &Actor,
     ) -> Result<Segment>;
-    /// Discards a kept segment.
+    /// [`Store::discard_segment_by`] as the command line.
     async fn discard_segment(
         &self,
         site_id: i64,
         id: SegmentId,
         precondition: &Precondition,
         now: i64,
+    ) -> Result<Segment> {
+        self.discard_segment_by(site_id, id, precondition, now, &Actor::Cli)
+            .await
+    }
+    /// Restores a discarded segment, as `by`; restoring a kept one changes
+    /// nothing.
+    async fn restore_segment_by(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        precondition: &Precondition,
+        now: i64,
+        by: &Actor,
     ) -> Result<Segment>;
-    /// Restores a discarded segment; restoring a kept one changes nothing.
+    /// [`Store::restore_segment_by`] as the command line.
     async fn restore_segment(
         &self,
         site_id: i64,
         id: SegmentId,
         precondition: &Precondition,
         now: i64,
+    ) -> Result<Segment> {
+        self.restore_segment_by(site_id, id, precondition, now, &Actor::Cli)
+            .await
+    }
+    /// Makes version `version` of a kept segment its current definition,
+    /// as `by`, saved as its next version ([`StorageError::NotFound`] when
+    /// the segment is not kept or has no such version); restoring the
+    /// definition it has changes nothing.
+    async fn restore_segment_version(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        version: i64,
+        precondition: &Precondition,
+        now: i64,
+        by: &Actor,
     ) -> Result<Segment>;
+    /// Every definition a segment of the site was saved with, oldest first
+    /// (empty for a segment the site does not have).
+    async fn segment_versions(&self, site_id: i64, id: SegmentId) -> Result<Vec<SegmentVersion>>;
+    /// The site's audit log, newest first, as `query` asks.
+    async fn audit_log(&self, site_id: i64, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
 }
 
 /// The default database: a SQLite file in the working directory.

@@ -32,12 +32,14 @@ pub enum Table {
     SegmentWatches,
     SegmentMembers,
     WebhookDeliveries,
+    SegmentVersions,
+    AuditLog,
     ChangeHeads,
 }
 
 impl Table {
     /// Every table, parents first.
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 15] = [
         Table::Sites,
         Table::ApiKeys,
         Table::Segments,
@@ -50,6 +52,8 @@ impl Table {
         Table::SegmentWatches,
         Table::SegmentMembers,
         Table::WebhookDeliveries,
+        Table::SegmentVersions,
+        Table::AuditLog,
         Table::ChangeHeads,
     ];
 
@@ -61,6 +65,7 @@ impl Table {
             Table::SubscriberTags
                 | Table::SegmentWatches
                 | Table::SegmentMembers
+                | Table::SegmentVersions
                 | Table::ChangeHeads
         )
     }
@@ -80,6 +85,8 @@ impl Table {
             Table::SegmentWatches => "segment_watches",
             Table::SegmentMembers => "segment_members",
             Table::WebhookDeliveries => "webhook_deliveries",
+            Table::SegmentVersions => "segment_versions",
+            Table::AuditLog => "audit_log",
             Table::ChangeHeads => "change_heads",
         }
     }
@@ -233,6 +240,31 @@ pub struct WebhookDeliveryRow {
     pub delivered_at: Option<i64>,
 }
 
+/// A definition a segment was saved with.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SegmentVersionRow {
+    pub site_id: i64,
+    pub segment_id: i64,
+    pub version: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub query: String,
+    pub saved_at: i64,
+    pub saved_by: Option<String>,
+}
+
+/// An entry of a site's audit log.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct AuditLogRow {
+    pub id: i64,
+    pub site_id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub details: String,
+}
+
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ChangeHeadRow {
     pub site_id: i64,
@@ -256,6 +288,8 @@ pub enum Rows {
     SegmentWatches(Vec<SegmentWatchRow>),
     SegmentMembers(Vec<SegmentMemberRow>),
     WebhookDeliveries(Vec<WebhookDeliveryRow>),
+    SegmentVersions(Vec<SegmentVersionRow>),
+    AuditLog(Vec<AuditLogRow>),
     ChangeHeads(Vec<ChangeHeadRow>),
 }
 
@@ -274,6 +308,8 @@ impl Rows {
             Rows::SegmentWatches(_) => Table::SegmentWatches,
             Rows::SegmentMembers(_) => Table::SegmentMembers,
             Rows::WebhookDeliveries(_) => Table::WebhookDeliveries,
+            Rows::SegmentVersions(_) => Table::SegmentVersions,
+            Rows::AuditLog(_) => Table::AuditLog,
             Rows::ChangeHeads(_) => Table::ChangeHeads,
         }
     }
@@ -292,6 +328,8 @@ impl Rows {
             Rows::SegmentWatches(rows) => rows.len(),
             Rows::SegmentMembers(rows) => rows.len(),
             Rows::WebhookDeliveries(rows) => rows.len(),
+            Rows::SegmentVersions(rows) => rows.len(),
+            Rows::AuditLog(rows) => rows.len(),
             Rows::ChangeHeads(rows) => rows.len(),
         }
     }

@@ -12,6 +12,7 @@
 use async_trait::async_trait;
 
 use super::Result;
+use super::audit::Actor;
 
 /// What a webhook is told about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -155,19 +156,30 @@ pub struct Attempt {
 
 #[async_trait]
 pub trait WebhookStore: Send + Sync + 'static {
-    /// Creates a webhook, and the watches of its segments that are not
-    /// watched yet, from their baselines.
-    async fn create_webhook(
+    /// Creates a webhook, as `by`, and the watches of its segments that are
+    /// not watched yet, from their baselines.
+    async fn create_webhook_by(
         &self,
         site_id: i64,
         new: &NewWebhook,
         baselines: &[Baseline],
         now: i64,
+        by: &Actor,
     ) -> Result<Webhook>;
     async fn list_webhooks(&self, site_id: i64) -> Result<Vec<Webhook>>;
     async fn get_webhook(&self, site_id: i64, id: i64) -> Result<Option<Webhook>>;
-    /// Changes a webhook, watching newly named segments from their
+    /// Changes a webhook, as `by`, watching newly named segments from their
     /// baselines and forgetting segments no webhook watches any more.
+    async fn update_webhook_by(
+        &self,
+        site_id: i64,
+        id: i64,
+        patch: &WebhookPatch,
+        baselines: &[Baseline],
+        now: i64,
+        by: &Actor,
+    ) -> Result<Webhook>;
+    /// [`WebhookStore::update_webhook_by`] as the command line.
     async fn update_webhook(
         &self,
         site_id: i64,
@@ -175,9 +187,18 @@ pub trait WebhookStore: Send + Sync + 'static {
         patch: &WebhookPatch,
         baselines: &[Baseline],
         now: i64,
+    ) -> Result<Webhook> {
+        self.update_webhook_by(site_id, id, patch, baselines, now, &Actor::Cli)
+            .await
+    }
+    /// Deletes a webhook and its undelivered notifications, as `by`.
+    async fn delete_webhook_by(
+        &self,
+        site_id: i64,
+        id: i64,
+        now: i64,
+        by: &Actor,
     ) -> Result<Webhook>;
-    /// Deletes a webhook and its undelivered notifications.
-    async fn delete_webhook(&self, site_id: i64, id: i64) -> Result<Webhook>;
 
     /// Every site's watches.
     async fn watches(&self) -> Result<Vec<(i64, Watch)>>;

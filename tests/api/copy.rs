@@ -469,6 +469,8 @@ fn row_texts(rows: &Rows) -> Vec<String> {
         Rows::SegmentWatches(rows) => texts(rows),
         Rows::SegmentMembers(rows) => texts(rows),
         Rows::WebhookDeliveries(rows) => texts(rows),
+        Rows::SegmentVersions(rows) => texts(rows),
+        Rows::AuditLog(rows) => texts(rows),
         Rows::ChangeHeads(rows) => texts(rows),
     }
 }
@@ -816,7 +818,7 @@ fn the_summary_counts_every_table_and_the_help_says_all_or_nothing() {
     let to = sqlite_url(&dir, "to.db");
     let summary = copied(&from, &to, &[]);
     let lines: Vec<&str> = summary.lines().collect();
-    assert_eq!(lines.len(), 14, "{summary}");
+    assert_eq!(lines.len(), 16, "{summary}");
     for (line, (table, rows)) in lines.iter().zip([
         ("sites", 1),
         ("api_keys", 1),
@@ -830,13 +832,16 @@ fn the_summary_counts_every_table_and_the_help_says_all_or_nothing() {
         ("segment_watches", 0),
         ("segment_members", 0),
         ("webhook_deliveries", 0),
+        ("segment_versions", 0),
+        // The site's first key pair, added with it.
+        ("audit_log", 1),
         ("change_heads", 1),
     ]) {
         let words: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(words, [table, &rows.to_string()], "{summary}");
     }
     assert!(
-        lines[13].starts_with(&format!("copied {from} to {to} in ")),
+        lines[15].starts_with(&format!("copied {from} to {to} in ")),
         "{summary}"
     );
     let help = Command::new(BIN).args(["copy", "--help"]).output().unwrap();

@@ -19,6 +19,7 @@ mod crash_points;
 mod edge;
 mod errors;
 mod evaluation;
+mod history;
 mod limits;
 mod loading;
 mod operations;

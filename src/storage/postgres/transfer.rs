@@ -34,7 +34,7 @@ impl Transfer for PgStore {
         sqlx::query(
             "LOCK TABLE sites, api_keys, segments, subscribers, tags, subscriber_tags, fields,
                         events, webhooks, segment_watches, segment_members, webhook_deliveries,
-                        change_heads, change_log
+                        segment_versions, audit_log, change_heads, change_log
              IN EXCLUSIVE MODE",
         )
         .execute(&mut *tx)
@@ -117,9 +117,11 @@ impl TransferWriter for Writer {
             Rows::WebhookDeliveries(r) => {
                 self.wrote(Table::WebhookDeliveries, r.iter().map(|r| r.id))
             }
+            Rows::AuditLog(r) => self.wrote(Table::AuditLog, r.iter().map(|r| r.id)),
             Rows::SubscriberTags(_)
             | Rows::SegmentWatches(_)
             | Rows::SegmentMembers(_)
+            | Rows::SegmentVersions(_)
             | Rows::ChangeHeads(_) => {}
         }
         let tx = &mut *self.tx;
@@ -328,6 +330,40 @@ impl TransferWriter for Writer {
                 .bind(column(rows, |r| r.last_status))
                 .bind(column(rows, |r| r.last_error.as_deref()))
                 .bind(column(rows, |r| r.delivered_at))
+                .execute(tx)
+                .await?;
+            }
+            Rows::SegmentVersions(rows) => {
+                sqlx::query(
+                    "INSERT INTO segment_versions (site_id, segment_id, version, name,
+                                                   description, query, saved_at, saved_by)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
+                                          $5::text[], $6::text[], $7::bigint[], $8::text[])",
+                )
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.segment_id))
+                .bind(column(rows, |r| r.version))
+                .bind(column(rows, |r| r.name.as_str()))
+                .bind(column(rows, |r| r.description.as_deref()))
+                .bind(column(rows, |r| r.query.as_str()))
+                .bind(column(rows, |r| r.saved_at))
+                .bind(column(rows, |r| r.saved_by.as_deref()))
+                .execute(tx)
+                .await?;
+            }
+            Rows::AuditLog(rows) => {
+                sqlx::query(
+                    "INSERT INTO audit_log (id, site_id, at, actor, action, subject, details)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
+                                          $5::text[], $6::text[], $7::text[])",
+                )
+                .bind(column(rows, |r| r.id))
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.at))
+                .bind(column(rows, |r| r.actor.as_str()))
+                .bind(column(rows, |r| r.action.as_str()))
+                .bind(column(rows, |r| r.subject.as_str()))
+                .bind(column(rows, |r| r.details.as_str()))
                 .execute(tx)
                 .await?;
             }

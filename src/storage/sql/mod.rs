@@ -24,6 +24,7 @@
 
 pub(crate) mod apply;
 pub(crate) mod audience;
+pub(crate) mod audit;
 pub(crate) mod caps;
 pub(crate) mod imports;
 pub(crate) mod log;
@@ -31,6 +32,7 @@ pub(crate) mod segments;
 pub(crate) mod sites;
 pub mod store;
 pub(crate) mod transfer;
+pub(crate) mod versions;
 pub(crate) mod webhooks;
 
 pub use store::Backend;

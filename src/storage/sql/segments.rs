@@ -1,12 +1,17 @@
 //! Segments, as both backends keep them: read, created, changed, discarded
 //! and restored, each write checked again inside its transaction against
 //! the rules of [`crate::segment::references`] as the site stands then.
+//! Every write records, in its transaction, what it did in the site's audit
+//! log ([`super::audit`]), and every definition it saves as a version of
+//! the segment ([`super::versions`]).
 
-use super::{Conn, log};
+use super::{Conn, audit, log, versions};
 use crate::segment::{
-    KeptSegments, Listing, NewSegment, Segment, SegmentId, SegmentPatch, name_key,
+    Description, FieldErrors, KeptSegments, Listing, NewSegment, Segment, SegmentId, SegmentName,
+    SegmentPatch, name_key,
 };
 use crate::sql;
+use crate::storage::audit::{Actor, AuditAction, Definition, details};
 use crate::storage::{LogEntry, Precondition, Result, StorageError, next_updated_at};
 use corral_core::query::RawQuery;
 
@@ -156,6 +161,7 @@ pub async fn create(
     site_id: i64,
     new: &NewSegment,
     now: i64,
+    by: &Actor,
 ) -> Result<Segment> {
     check_references(tx, site_id, None, &new.query).await?;
     if name_in_use(tx, site_id, &new.name.key(), None).await? {
@@ -180,7 +186,30 @@ pub async fn create(
         .map_err(name_taken)?;
     let created = Segment::from(row);
     log::record(tx, site_id, &LogEntry::segment(created.id.0), now).await?;
+    versions::record(tx, site_id, &created, by).await?;
+    let details = details::created(created.version, &definition(&created));
+    let subject = created.id.to_string();
+    let at = created.updated_at;
+    audit::record(
+        tx,
+        site_id,
+        at,
+        by,
+        AuditAction::SegmentCreated,
+        &subject,
+        &details,
+    )
+    .await?;
     Ok(created)
+}
+
+/// What a version of the segment saves.
+fn definition(segment: &Segment) -> Definition {
+    Definition {
+        name: segment.name.clone(),
+        description: segment.description.clone(),
+        query: segment.query.clone(),
+    }
 }
 
 /// Changes a kept segment, in the caller's write transaction of the site; a
@@ -192,6 +221,74 @@ pub async fn update(
     patch: &SegmentPatch,
     precondition: &Precondition,
     now: i64,
+    by: &Actor,
+) -> Result<Segment> {
+    save(tx, site_id, id, patch, precondition, now, by, None).await
+}
+
+/// Makes an earlier version's definition the current one of a kept
+/// segment, as a new version, in the caller's write transaction of the
+/// site; [`StorageError::NotFound`] when the segment has no such version.
+/// Restoring the definition it has changes nothing.
+pub async fn restore_version(
+    tx: &mut impl Conn,
+    site_id: i64,
+    id: SegmentId,
+    version: i64,
+    precondition: &Precondition,
+    now: i64,
+    by: &Actor,
+) -> Result<Segment> {
+    let saved = versions::get(tx, site_id, id, version)
+        .await?
+        .ok_or(StorageError::NotFound)?;
+    let patch = restoring(&saved.definition).map_err(StorageError::Refused)?;
+    save(
+        tx,
+        site_id,
+        id,
+        &patch,
+        precondition,
+        now,
+        by,
+        Some(version),
+    )
+    .await
+}
+
+/// The patch that makes `definition` current: every field of it, checked
+/// again against today's rules of names and descriptions.
+fn restoring(definition: &Definition) -> std::result::Result<SegmentPatch, FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let name = SegmentName::parse(&definition.name)
+        .map_err(|m| errors.push("name", m))
+        .ok();
+    let description = match &definition.description {
+        None => Some(None),
+        Some(text) => Description::parse(text)
+            .map(Some)
+            .map_err(|m| errors.push("description", m))
+            .ok(),
+    };
+    errors.finish(|| SegmentPatch {
+        name,
+        description,
+        query: Some(definition.query.clone()),
+    })
+}
+
+/// Saves a patch of a kept segment as its next version, recording it and,
+/// when it is an earlier version made current again, which one.
+#[allow(clippy::too_many_arguments)]
+async fn save(
+    tx: &mut impl Conn,
+    site_id: i64,
+    id: SegmentId,
+    patch: &SegmentPatch,
+    precondition: &Precondition,
+    now: i64,
+    by: &Actor,
+    restored: Option<i64>,
 ) -> Result<Segment> {
     let current = current(tx, site_id, id).await?;
     if !current.is_kept() {
@@ -225,6 +322,21 @@ pub async fn update(
     .map_err(name_taken)?;
     let updated = self::current(tx, site_id, id).await?;
     log::record(tx, site_id, &LogEntry::segment(id.0), now).await?;
+    versions::record(tx, site_id, &updated, by).await?;
+    let (action, details) = (
+        match restored {
+            Some(_) => AuditAction::SegmentVersionRestored,
+            None => AuditAction::SegmentUpdated,
+        },
+        details::changed(
+            updated.version,
+            restored,
+            &definition(&current),
+            &definition(&updated),
+        ),
+    );
+    let at = updated.updated_at;
+    audit::record(tx, site_id, at, by, action, &id.to_string(), &details).await?;
     Ok(updated)
 }
 
@@ -238,6 +350,7 @@ pub async fn move_to(
     precondition: &Precondition,
     now: i64,
     to: Listing,
+    by: &Actor,
 ) -> Result<Segment> {
     let discarding = to == Listing::Discarded;
     let current = current(tx, site_id, id).await?;
@@ -270,5 +383,12 @@ pub async fn move_to(
     .map_err(name_taken)?;
     let moved = self::current(tx, site_id, id).await?;
     log::record(tx, site_id, &LogEntry::segment(id.0), now).await?;
+    let action = match to {
+        Listing::Discarded => AuditAction::SegmentDiscarded,
+        Listing::Kept => AuditAction::SegmentRestored,
+    };
+    let details = details::moved(moved.version, &moved.name);
+    let at = moved.updated_at;
+    audit::record(tx, site_id, at, by, action, &id.to_string(), &details).await?;
     Ok(moved)
 }

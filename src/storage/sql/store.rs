@@ -3,9 +3,10 @@
 //! the shared statements of this folder on a connection the backend hands
 //! out (a read) or a transaction it begins (a write).
 
-use super::{Conn, audience, imports, log, segments, sites, webhooks};
+use super::{Conn, audience, audit, imports, log, segments, sites, versions, webhooks};
 use crate::credentials::KeyPair;
 use crate::segment::{Listing, NewSegment, Segment, SegmentId, SegmentPatch};
+use crate::storage::audit::{Actor, AuditAction, AuditEntry, AuditQuery, SegmentVersion, details};
 use crate::storage::changes::{Changes, Loaded};
 use crate::storage::imports::{ImportMark, ImportProgress};
 use crate::storage::progress::ReadProgress;
@@ -145,9 +146,13 @@ impl<B: Backend> Store for B {
         demo: bool,
         now: i64,
     ) -> Result<Site> {
-        Ok(written!(self, None, |tx| sites::create(
-            tx, name, uuid, keys, demo, now
-        )))
+        // Sites are made on the command line (`site create`, `serve
+        // --demo`): their first key pair is added by it.
+        Ok(written!(self, None, |tx| async move {
+            let site = sites::create(tx, name, uuid, keys, demo, now).await?;
+            key_audit(tx, site.id, now, &Actor::Cli, AuditAction::KeyAdded, keys).await?;
+            Ok::<_, crate::storage::StorageError>(site)
+        }))
     }
 
     async fn list_sites(&self) -> Result<Vec<Site>> {
@@ -162,25 +167,38 @@ impl<B: Backend> Store for B {
         sites::find_demo(&mut *self.reader().await?).await
     }
 
-    async fn add_key(&self, site_id: i64, keys: &KeyPair, now: i64) -> Result<ApiKey> {
-        Ok(written!(self, Some(site_id), |tx| sites::add_key(
-            tx, site_id, keys, now
-        )))
+    async fn add_key_by(
+        &self,
+        site_id: i64,
+        keys: &KeyPair,
+        now: i64,
+        by: &Actor,
+    ) -> Result<ApiKey> {
+        Ok(written!(self, Some(site_id), |tx| async move {
+            let key = sites::add_key(tx, site_id, keys, now).await?;
+            key_audit(tx, site_id, now, by, AuditAction::KeyAdded, keys).await?;
+            Ok::<_, crate::storage::StorageError>(key)
+        }))
     }
 
     async fn list_keys(&self, site_id: i64) -> Result<Vec<ApiKey>> {
         sites::list_keys(&mut *self.reader().await?, site_id).await
     }
 
-    async fn revoke_key(&self, publishable_key: &str, now: i64) -> Result<ApiKey> {
+    async fn revoke_key_by(&self, publishable_key: &str, now: i64, by: &Actor) -> Result<ApiKey> {
         let site_id = sites::site_of_key(&mut *self.reader().await?, publishable_key)
             .await?
             .ok_or(crate::storage::StorageError::NotFound)?;
-        Ok(written!(self, Some(site_id), |tx| sites::revoke_key(
-            tx,
-            publishable_key,
-            now
-        )))
+        Ok(written!(self, Some(site_id), |tx| async move {
+            let revoked = audit::key_revoked(tx, publishable_key).await?;
+            let key = sites::revoke_key(tx, publishable_key, now).await?;
+            if revoked == Some(false) {
+                let details = details::key(publishable_key);
+                let action = AuditAction::KeyRevoked;
+                audit::record(tx, key.site_id, now, by, action, publishable_key, &details).await?;
+            }
+            Ok::<_, crate::storage::StorageError>(key)
+        }))
     }
 
     async fn credentials(&self, publishable_key: &str) -> Result<Option<KeyCredentials>> {
@@ -195,19 +213,26 @@ impl<B: Backend> Store for B {
         segments::get(&mut *self.reader().await?, site_id, id).await
     }
 
-    async fn create_segment(&self, site_id: i64, new: &NewSegment, now: i64) -> Result<Segment> {
+    async fn create_segment_by(
+        &self,
+        site_id: i64,
+        new: &NewSegment,
+        now: i64,
+        by: &Actor,
+    ) -> Result<Segment> {
         Ok(written!(self, Some(site_id), |tx| segments::create(
-            tx, site_id, new, now
+            tx, site_id, new, now, by
         )))
     }
 
-    async fn update_segment(
+    async fn update_segment_by(
         &self,
         site_id: i64,
         id: SegmentId,
         patch: &SegmentPatch,
         precondition: &Precondition,
         now: i64,
+        by: &Actor,
     ) -> Result<Segment> {
         Ok(written!(self, Some(site_id), |tx| segments::update(
             tx,
@@ -215,16 +240,18 @@ impl<B: Backend> Store for B {
             id,
             patch,
             precondition,
-            now
+            now,
+            by
         )))
     }
 
-    async fn discard_segment(
+    async fn discard_segment_by(
         &self,
         site_id: i64,
         id: SegmentId,
         precondition: &Precondition,
         now: i64,
+        by: &Actor,
     ) -> Result<Segment> {
         Ok(written!(self, Some(site_id), |tx| segments::move_to(
             tx,
@@ -233,15 +260,17 @@ impl<B: Backend> Store for B {
             precondition,
             now,
             Listing::Discarded,
+            by,
         )))
     }
 
-    async fn restore_segment(
+    async fn restore_segment_by(
         &self,
         site_id: i64,
         id: SegmentId,
         precondition: &Precondition,
         now: i64,
+        by: &Actor,
     ) -> Result<Segment> {
         Ok(written!(self, Some(site_id), |tx| segments::move_to(
             tx,
@@ -250,8 +279,44 @@ impl<B: Backend> Store for B {
             precondition,
             now,
             Listing::Kept,
+            by,
         )))
     }
+
+    async fn restore_segment_version(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        version: i64,
+        precondition: &Precondition,
+        now: i64,
+        by: &Actor,
+    ) -> Result<Segment> {
+        Ok(written!(self, Some(site_id), |tx| {
+            segments::restore_version(tx, site_id, id, version, precondition, now, by)
+        }))
+    }
+
+    async fn segment_versions(&self, site_id: i64, id: SegmentId) -> Result<Vec<SegmentVersion>> {
+        versions::list(&mut *self.reader().await?, site_id, id).await
+    }
+
+    async fn audit_log(&self, site_id: i64, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        audit::list(&mut *self.reader().await?, site_id, query).await
+    }
+}
+
+/// Records a key pair added or revoked in the site's audit log.
+async fn key_audit(
+    tx: &mut impl Conn,
+    site_id: i64,
+    now: i64,
+    by: &Actor,
+    action: AuditAction,
+    keys: &KeyPair,
+) -> Result<()> {
+    let key = keys.publishable_key.as_str();
+    audit::record(tx, site_id, now, by, action, key, &details::key(key)).await
 }
 
 #[async_trait]
@@ -420,16 +485,21 @@ impl<B: Backend> AudienceStore for B {
 
 #[async_trait]
 impl<B: Backend> WebhookStore for B {
-    async fn create_webhook(
+    async fn create_webhook_by(
         &self,
         site_id: i64,
         new: &NewWebhook,
         baselines: &[Baseline],
         now: i64,
+        by: &Actor,
     ) -> Result<Webhook> {
-        Ok(written!(self, None, |tx| webhooks::create(
-            tx, site_id, new, baselines, now
-        )))
+        Ok(written!(self, None, |tx| async move {
+            let webhook = webhooks::create(tx, site_id, new, baselines, now).await?;
+            let details = details::webhook(&webhook);
+            let (action, subject) = (AuditAction::WebhookCreated, webhook.id.to_string());
+            audit::record(tx, site_id, now, by, action, &subject, &details).await?;
+            Ok::<_, crate::storage::StorageError>(webhook)
+        }))
     }
 
     async fn list_webhooks(&self, site_id: i64) -> Result<Vec<Webhook>> {
@@ -440,21 +510,41 @@ impl<B: Backend> WebhookStore for B {
         webhooks::get(&mut *self.reader().await?, site_id, id).await
     }
 
-    async fn update_webhook(
+    async fn update_webhook_by(
         &self,
         site_id: i64,
         id: i64,
         patch: &WebhookPatch,
         baselines: &[Baseline],
         now: i64,
+        by: &Actor,
     ) -> Result<Webhook> {
-        Ok(written!(self, None, |tx| webhooks::update(
-            tx, site_id, id, patch, baselines, now
-        )))
+        Ok(written!(self, None, |tx| async move {
+            let before = webhooks::get(tx, site_id, id)
+                .await?
+                .ok_or(crate::storage::StorageError::NotFound)?;
+            let after = webhooks::update(tx, site_id, id, patch, baselines, now).await?;
+            let details = details::webhook_changed(&before, &after);
+            let action = AuditAction::WebhookUpdated;
+            audit::record(tx, site_id, now, by, action, &id.to_string(), &details).await?;
+            Ok::<_, crate::storage::StorageError>(after)
+        }))
     }
 
-    async fn delete_webhook(&self, site_id: i64, id: i64) -> Result<Webhook> {
-        Ok(written!(self, None, |tx| webhooks::delete(tx, site_id, id)))
+    async fn delete_webhook_by(
+        &self,
+        site_id: i64,
+        id: i64,
+        now: i64,
+        by: &Actor,
+    ) -> Result<Webhook> {
+        Ok(written!(self, None, |tx| async move {
+            let webhook = webhooks::delete(tx, site_id, id).await?;
+            let details = details::webhook(&webhook);
+            let action = AuditAction::WebhookDeleted;
+            audit::record(tx, site_id, now, by, action, &id.to_string(), &details).await?;
+            Ok::<_, crate::storage::StorageError>(webhook)
+        }))
     }
 
     async fn watches(&self) -> Result<Vec<(i64, Watch)>> {

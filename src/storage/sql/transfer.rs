@@ -67,6 +67,8 @@ pub async fn count(conn: &mut impl Conn, table: Table) -> Result<u64> {
         Table::SegmentWatches => "SELECT COUNT(*) FROM segment_watches",
         Table::SegmentMembers => "SELECT COUNT(*) FROM segment_members",
         Table::WebhookDeliveries => "SELECT COUNT(*) FROM webhook_deliveries",
+        Table::SegmentVersions => "SELECT COUNT(*) FROM segment_versions",
+        Table::AuditLog => "SELECT COUNT(*) FROM audit_log",
         Table::ChangeHeads => "SELECT COUNT(*) FROM change_heads",
     };
     let (count,): (i64,) = conn.one(sql!(text)).await?;
@@ -105,6 +107,9 @@ macro_rules! columns {
     (WebhookDeliveries) => {
         "id, site_id, webhook_id, event_id, notification, created_at, attempts,
          next_attempt_at, last_status, last_error, delivered_at"
+    };
+    (AuditLog) => {
+        "id, site_id, at, actor, action, subject, details"
     };
 }
 
@@ -163,6 +168,13 @@ fn page_statement(dialect: Dialect, table: Table) -> (&'static str, usize) {
         Table::Events => by_id!(Events, "events"),
         Table::Webhooks => by_id!(Webhooks, "webhooks"),
         Table::WebhookDeliveries => by_id!(WebhookDeliveries, "webhook_deliveries"),
+        Table::AuditLog => by_id!(AuditLog, "audit_log"),
+        Table::SegmentVersions => (
+            "SELECT site_id, segment_id, version, name, description, query, saved_at, saved_by
+             FROM segment_versions WHERE (site_id, segment_id, version) > ($1, $2, $3)
+             ORDER BY site_id, segment_id, version LIMIT $4",
+            3,
+        ),
         // SQLite's table has no site_id: the subscriber says it.
         Table::SubscriberTags => match dialect {
             Dialect::Sqlite => (
@@ -226,6 +238,8 @@ pub async fn read_page<C: Conn>(
         Table::SegmentWatches => Rows::SegmentWatches(conn.all(statement).await?),
         Table::SegmentMembers => Rows::SegmentMembers(conn.all(statement).await?),
         Table::WebhookDeliveries => Rows::WebhookDeliveries(conn.all(statement).await?),
+        Table::SegmentVersions => Rows::SegmentVersions(conn.all(statement).await?),
+        Table::AuditLog => Rows::AuditLog(conn.all(statement).await?),
         Table::ChangeHeads => Rows::ChangeHeads(conn.all(statement).await?),
     };
     let next = (rows.len() >= limit)
@@ -252,6 +266,8 @@ fn last_key(dialect: Dialect, rows: &Rows) -> Option<Cursor> {
         Rows::Events(r) => r.last().map(|r| id(r.site_id, r.id))?,
         Rows::Webhooks(r) => r.last().map(|r| id(r.site_id, r.id))?,
         Rows::WebhookDeliveries(r) => r.last().map(|r| id(r.site_id, r.id))?,
+        Rows::AuditLog(r) => r.last().map(|r| id(r.site_id, r.id))?,
+        Rows::SegmentVersions(r) => r.last().map(|r| [r.site_id, r.segment_id, r.version])?,
         Rows::SubscriberTags(r) => {
             let r = r.last()?;
             match by_site {

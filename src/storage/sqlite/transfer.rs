@@ -11,9 +11,9 @@
 use super::SqliteStore;
 use crate::storage::sql::transfer::{HandedOut, Reader};
 use crate::storage::transfer::{
-    ApiKeyRow, ChangeHeadRow, EventRow, FieldRow, Rows, SegmentMemberRow, SegmentRow,
-    SegmentWatchRow, SiteRow, SubscriberRow, SubscriberTagRow, Table, TagRow, Transfer,
-    TransferReader, TransferWriter, WebhookDeliveryRow, WebhookRow,
+    ApiKeyRow, AuditLogRow, ChangeHeadRow, EventRow, FieldRow, Rows, SegmentMemberRow, SegmentRow,
+    SegmentVersionRow, SegmentWatchRow, SiteRow, SubscriberRow, SubscriberTagRow, Table, TagRow,
+    Transfer, TransferReader, TransferWriter, WebhookDeliveryRow, WebhookRow,
 };
 use crate::storage::{Result, sql};
 use async_trait::async_trait;
@@ -73,6 +73,8 @@ impl TransferWriter for Writer {
             "DELETE FROM imports",
             "DELETE FROM change_log",
             "DELETE FROM change_heads",
+            "DELETE FROM audit_log",
+            "DELETE FROM segment_versions",
             "DELETE FROM webhook_deliveries",
             "DELETE FROM segment_members",
             "DELETE FROM segment_watches",
@@ -105,6 +107,8 @@ impl TransferWriter for Writer {
             Rows::SegmentWatches(rows) => insert_segment_watches(&mut self.tx, rows).await,
             Rows::SegmentMembers(rows) => insert_segment_members(&mut self.tx, rows).await,
             Rows::WebhookDeliveries(rows) => insert_webhook_deliveries(&mut self.tx, rows).await,
+            Rows::SegmentVersions(rows) => insert_segment_versions(&mut self.tx, rows).await,
+            Rows::AuditLog(rows) => insert_audit_log(&mut self.tx, rows).await,
             Rows::ChangeHeads(rows) => insert_change_heads(&mut self.tx, rows).await,
         }
     }
@@ -371,6 +375,46 @@ async fn insert_webhook_deliveries(tx: &mut Tx, rows: &[WebhookDeliveryRow]) -> 
                 .push_bind(r.last_status)
                 .push_bind(r.last_error.clone())
                 .push_bind(r.delivered_at);
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_segment_versions(tx: &mut Tx, rows: &[SegmentVersionRow]) -> Result<()> {
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO segment_versions (site_id, segment_id, version, name, description,
+                                           query, saved_at, saved_by) ",
+        );
+        insert.push_values(chunk, |mut b, r| {
+            b.push_bind(r.site_id)
+                .push_bind(r.segment_id)
+                .push_bind(r.version)
+                .push_bind(r.name.clone())
+                .push_bind(r.description.clone())
+                .push_bind(r.query.clone())
+                .push_bind(r.saved_at)
+                .push_bind(r.saved_by.clone());
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_audit_log(tx: &mut Tx, rows: &[AuditLogRow]) -> Result<()> {
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO audit_log (id, site_id, at, actor, action, subject, details) ",
+        );
+        insert.push_values(chunk, |mut b, r| {
+            b.push_bind(r.id)
+                .push_bind(r.site_id)
+                .push_bind(r.at)
+                .push_bind(r.actor.clone())
+                .push_bind(r.action.clone())
+                .push_bind(r.subject.clone())
+                .push_bind(r.details.clone());
         });
         insert.build().execute(&mut **tx).await?;
     }
