@@ -97,7 +97,7 @@ impl TransferWriter for Writer {
         sqlx::query(
             "TRUNCATE sites, api_keys, segments, subscribers, tags, subscriber_tags, fields,
                       events, webhooks, segment_watches, segment_members, webhook_deliveries,
-                      change_heads, change_log, imports",
+                      segment_versions, audit_log, change_heads, change_log, imports",
         )
         .execute(&mut *self.tx)
         .await?;
