@@ -11,7 +11,6 @@
 //! aged.
 
 use super::ApiError;
-use super::auth::Caller;
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::collections::HashMap;
@@ -64,26 +63,24 @@ impl RateLimits {
         }
     }
 
-    /// Counts a request to `path` (below `/api/v1`) against its key pair's
-    /// allowance for that route family, or refuses it.
-    pub fn admit(&self, path: &str, caller: &Caller) -> Result<(), ApiError> {
+    /// Counts a request to `path` (below `/api/v1`) against the allowance
+    /// of the key pair `key_id` for that route family, or refuses it.
+    pub fn admit(&self, path: &str, key_id: i64) -> Result<(), ApiError> {
         let limiter = if path.starts_with("/stats/") {
             &self.stats
         } else {
             &self.requests
         };
-        admit(limiter.as_ref(), caller)
+        admit(limiter.as_ref(), key_id)
     }
 }
 
 /// Counts a request against its key pair's allowance, or refuses it.
-fn admit(limiter: Option<&KeyLimiter>, caller: &Caller) -> Result<(), ApiError> {
+fn admit(limiter: Option<&KeyLimiter>, key_id: i64) -> Result<(), ApiError> {
     match limiter {
-        Some(limiter) => limiter
-            .check(caller.key_id)
-            .map_err(|secs| ApiError::RateLimited {
-                retry_after_secs: secs.max(1),
-            }),
+        Some(limiter) => limiter.check(key_id).map_err(|secs| ApiError::RateLimited {
+            retry_after_secs: secs.max(1),
+        }),
         None => Ok(()),
     }
 }
