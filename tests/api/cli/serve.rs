@@ -412,6 +412,8 @@ async fn sigterm_answers_every_request_in_flight_and_accepts_no_new_one() {
         let connect = tokio::net::TcpStream::connect(&address);
         match tokio::time::timeout(Duration::from_secs(1), connect).await {
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            // Queued as the listening socket closed, and reset with it.
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
             Ok(Err(e)) => panic!("{e}"),
             // Taken, or queued where nobody takes it.
             Ok(Ok(_)) | Err(_) => {}
