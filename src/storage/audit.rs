@@ -6,36 +6,9 @@
 //! ever holds a secret: an actor is named by its publishable key, a webhook
 //! by what it sends where, never by its signing secret.
 
+pub use super::actor::Actor;
 use crate::segment::SegmentId;
 use corral_core::query::RawQuery;
-
-/// Who made a change: the key pair a request authenticated with (named by
-/// its publishable key), or the command line on the database's machine.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Actor {
-    Key(String),
-    Cli,
-}
-
-impl Actor {
-    /// What the database keeps and the wire shows: the publishable key, or
-    /// `cli` (which no publishable key is: they are `p` and 31 letters and
-    /// digits).
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Key(key) => key,
-            Self::Cli => "cli",
-        }
-    }
-
-    /// The actor [`Actor::as_str`] wrote.
-    pub fn from_stored(text: &str) -> Self {
-        match text {
-            "cli" => Self::Cli,
-            key => Self::Key(key.to_owned()),
-        }
-    }
-}
 
 /// A segment's definition: what a version saves.
 #[derive(Debug, Clone, PartialEq, Eq)]

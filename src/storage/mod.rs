@@ -13,6 +13,7 @@
 //! errors into these; a backend's own folder holds what its database does
 //! its own way.
 
+pub mod actor;
 pub mod audit;
 pub mod changes;
 pub mod imports;

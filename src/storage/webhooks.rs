@@ -12,7 +12,7 @@
 use async_trait::async_trait;
 
 use super::Result;
-use super::audit::Actor;
+use super::actor::Actor;
 
 /// What a webhook is told about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
