@@ -11,6 +11,7 @@
 use super::{CliError, outln, print_json, site_by_uuid};
 use crate::clock::{Clock, SystemClock, format_ms};
 use crate::credentials::{KeyPair, generate_site_uuid};
+use crate::storage::actor::Actor;
 use crate::storage::{Site, Store};
 use clap::Subcommand;
 use std::sync::Arc;
@@ -161,7 +162,9 @@ pub async fn key(command: KeyCommand, store: &Arc<dyn Store>) -> Result<(), CliE
         KeyCommand::Create { site, json } => {
             let site = site_by_uuid(store, &site).await?;
             let keys = KeyPair::generate();
-            store.add_key(site.id, &keys, SystemClock.now_ms()).await?;
+            store
+                .add_key(site.id, &keys, SystemClock.now_ms(), &Actor::Cli)
+                .await?;
             print_credentials(&site.uuid, &keys, json)
         }
         KeyCommand::List { site, json } => {
@@ -192,7 +195,7 @@ pub async fn key(command: KeyCommand, store: &Arc<dyn Store>) -> Result<(), CliE
         }
         KeyCommand::Revoke { publishable_key } => {
             store
-                .revoke_key(&publishable_key, SystemClock.now_ms())
+                .revoke_key(&publishable_key, SystemClock.now_ms(), &Actor::Cli)
                 .await
                 .map_err(|e| match e {
                     crate::storage::StorageError::NotFound => CliError::Usage(format!(

@@ -17,6 +17,7 @@ use crate::http::conn::ConnectionSettings;
 use crate::http::{self, AppState, HttpSettings};
 use crate::live::{CHECKPOINT_INTERVAL, CheckpointSettings};
 use crate::segment::{Description, NewSegment, SegmentName};
+use crate::storage::actor::Actor;
 use crate::storage::{self, Site, Store};
 use clap::Args;
 use corral_core::query::RawQuery;
@@ -363,7 +364,9 @@ async fn demo_site(
             return Ok((site, keys));
         }
         let keys = KeyPair::generate();
-        store.add_key(site.id, &keys, SystemClock.now_ms()).await?;
+        store
+            .add_key(site.id, &keys, SystemClock.now_ms(), &Actor::Cli)
+            .await?;
         keep_demo_keys(file, &site, &keys);
         return Ok((site, keys));
     }
@@ -379,7 +382,7 @@ async fn demo_site(
             query: RawQuery::parse(query).map_err(|e| CliError::Usage(e.to_string()))?,
         };
         store
-            .create_segment(site.id, &new, SystemClock.now_ms())
+            .create_segment(site.id, &new, SystemClock.now_ms(), &Actor::Cli)
             .await?;
     }
     let now = SystemClock.now_ms();

@@ -7,6 +7,7 @@
 use super::*;
 use crate::credentials::KeyPair;
 use crate::segment::{Listing, NewSegment, SegmentName, SegmentPatch};
+use crate::storage::actor::Actor;
 use crate::storage::progress::ReadProgress;
 use crate::storage::{AudienceStore, ChangeFeed, Precondition, SqliteStore, Store};
 use corral_core::audience::{
@@ -620,8 +621,14 @@ async fn run_ops(backend: Backend, ops: Vec<Op>, broken: bool) -> Result<(), Mis
                             description: None,
                             query,
                         };
-                        slots[slot] =
-                            Some(store.create_segment(f.site, &new, NOW).await.unwrap().id.0);
+                        slots[slot] = Some(
+                            store
+                                .create_segment(f.site, &new, NOW, &Actor::Cli)
+                                .await
+                                .unwrap()
+                                .id
+                                .0,
+                        );
                     }
                     Some(id) => {
                         let patch = SegmentPatch {
@@ -636,6 +643,7 @@ async fn run_ops(backend: Backend, ops: Vec<Op>, broken: bool) -> Result<(), Mis
                                 &patch,
                                 &Precondition::None,
                                 NOW,
+                                &Actor::Cli,
                             )
                             .await;
                     }
@@ -646,18 +654,18 @@ async fn run_ops(backend: Backend, ops: Vec<Op>, broken: bool) -> Result<(), Mis
                     let id = crate::segment::SegmentId(id);
                     let _ = if matches!(op, Op::Discard(_)) {
                         store
-                            .discard_segment(f.site, id, &Precondition::None, NOW)
+                            .discard_segment(f.site, id, &Precondition::None, NOW, &Actor::Cli)
                             .await
                     } else {
                         store
-                            .restore_segment(f.site, id, &Precondition::None, NOW)
+                            .restore_segment(f.site, id, &Precondition::None, NOW, &Actor::Cli)
                             .await
                     };
                 }
             }
             Op::AddKey => {
                 f.other
-                    .add_key(f.site, &KeyPair::generate(), NOW)
+                    .add_key(f.site, &KeyPair::generate(), NOW, &Actor::Cli)
                     .await
                     .unwrap();
             }

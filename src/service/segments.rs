@@ -242,7 +242,7 @@ impl<'a> Segments<'a> {
             },
             Checked { errors, .. } => return Err(errors.into()),
         };
-        Ok(self.store.create_segment_by(site_id, &new, now, by).await?)
+        Ok(self.store.create_segment(site_id, &new, now, by).await?)
     }
 
     /// Changes a kept segment's name, description or query: the fields the
@@ -276,7 +276,7 @@ impl<'a> Segments<'a> {
         errors.finish(|| ())?;
         Ok(self
             .store
-            .update_segment_by(site_id, id, &patch, precondition, now, by)
+            .update_segment(site_id, id, &patch, precondition, now, by)
             .await?)
     }
 
@@ -352,7 +352,7 @@ impl<'a> Segments<'a> {
         KeptSegments::new(&kept).check_discard(id)?;
         Ok(self
             .store
-            .discard_segment_by(site_id, id, precondition, now, by)
+            .discard_segment(site_id, id, precondition, now, by)
             .await?)
     }
 
@@ -367,7 +367,7 @@ impl<'a> Segments<'a> {
     ) -> Result<Segment, SegmentError> {
         Ok(self
             .store
-            .restore_segment_by(site_id, id, precondition, now, by)
+            .restore_segment(site_id, id, precondition, now, by)
             .await?)
     }
 }
@@ -410,11 +410,11 @@ mod tests {
     /// Segment a, and segment b whose query refers to a.
     async fn a_and_b_referring_to_it(store: &SqliteStore, site: i64) -> (Segment, Segment) {
         let a = store
-            .create_segment(site, &new("a", r#"{"subscribed":true}"#), 1)
+            .create_segment(site, &new("a", r#"{"subscribed":true}"#), 1, &Actor::Cli)
             .await
             .unwrap();
         let b = store
-            .create_segment(site, &new("b", &refer(a.id)), 2)
+            .create_segment(site, &new("b", &refer(a.id)), 2, &Actor::Cli)
             .await
             .unwrap();
         (a, b)
@@ -433,7 +433,7 @@ mod tests {
         let (a, b) = a_and_b_referring_to_it(&store, site).await;
         let message = refused(
             store
-                .discard_segment(site, a.id, &Precondition::None, 3)
+                .discard_segment(site, a.id, &Precondition::None, 3, &Actor::Cli)
                 .await,
         );
         assert!(
@@ -450,11 +450,11 @@ mod tests {
         );
         // Once b is gone, a may go.
         store
-            .discard_segment(site, b.id, &Precondition::None, 4)
+            .discard_segment(site, b.id, &Precondition::None, 4, &Actor::Cli)
             .await
             .unwrap();
         store
-            .discard_segment(site, a.id, &Precondition::None, 5)
+            .discard_segment(site, a.id, &Precondition::None, 5, &Actor::Cli)
             .await
             .unwrap();
     }
@@ -470,7 +470,7 @@ mod tests {
         };
         let message = refused(
             store
-                .update_segment(site, a.id, &patch, &Precondition::None, 3)
+                .update_segment(site, a.id, &patch, &Precondition::None, 3, &Actor::Cli)
                 .await,
         );
         assert!(message.contains("leads back to this segment"), "{message}");
@@ -485,14 +485,18 @@ mod tests {
         );
         // A segment discarded cannot be referred to.
         let c = store
-            .create_segment(site, &new("c", r#"{"subscribed":false}"#), 4)
+            .create_segment(site, &new("c", r#"{"subscribed":false}"#), 4, &Actor::Cli)
             .await
             .unwrap();
         store
-            .discard_segment(site, c.id, &Precondition::None, 5)
+            .discard_segment(site, c.id, &Precondition::None, 5, &Actor::Cli)
             .await
             .unwrap();
-        let message = refused(store.create_segment(site, &new("d", &refer(c.id)), 6).await);
+        let message = refused(
+            store
+                .create_segment(site, &new("d", &refer(c.id)), 6, &Actor::Cli)
+                .await,
+        );
         assert!(
             message.contains("does not exist or is discarded"),
             "{message}"

@@ -82,7 +82,7 @@ impl<'a> Webhooks<'a> {
         let baselines = self.baselines(site_id, &new.segment_ids, now).await?;
         Ok(self
             .store
-            .create_webhook_by(site_id, &new, &baselines, now, by)
+            .create_webhook(site_id, &new, &baselines, now, by)
             .await?)
     }
 
@@ -110,7 +110,7 @@ impl<'a> Webhooks<'a> {
         };
         Ok(self
             .store
-            .update_webhook_by(site_id, id, &patch, &baselines, now, by)
+            .update_webhook(site_id, id, &patch, &baselines, now, by)
             .await?)
     }
 
@@ -132,7 +132,7 @@ impl<'a> Webhooks<'a> {
         now: i64,
         by: &Actor,
     ) -> Result<Webhook, WebhookError> {
-        Ok(self.store.delete_webhook_by(site_id, id, now, by).await?)
+        Ok(self.store.delete_webhook(site_id, id, now, by).await?)
     }
 
     pub async fn deliveries(

@@ -27,6 +27,7 @@ use crate::faults;
 use crate::live::Live;
 use crate::segment::{NewSegment, SegmentId, SegmentName, SegmentPatch};
 use crate::service::webhooks::{WebhookInput, Webhooks};
+use crate::storage::actor::Actor;
 use crate::storage::progress::ReadProgress;
 use crate::storage::transfer::{Rows, Table};
 use crate::storage::webhooks::WebhookPatch;
@@ -200,7 +201,14 @@ impl Sim {
                 description: None,
                 query: corral_core::query::RawQuery::from_stored((*query).to_owned()),
             };
-            segments.push(store.create_segment(site, &new, START).await.unwrap().id.0);
+            segments.push(
+                store
+                    .create_segment(site, &new, START, &Actor::Cli)
+                    .await
+                    .unwrap()
+                    .id
+                    .0,
+            );
         }
         let mut sim = Self {
             settings,
@@ -444,12 +452,12 @@ impl Sim {
             let _ = match what {
                 0 => {
                     store
-                        .discard_segment(site, id, &Precondition::None, now)
+                        .discard_segment(site, id, &Precondition::None, now, &Actor::Cli)
                         .await
                 }
                 1 => {
                     store
-                        .restore_segment(site, id, &Precondition::None, now)
+                        .restore_segment(site, id, &Precondition::None, now, &Actor::Cli)
                         .await
                 }
                 _ => {
@@ -458,7 +466,7 @@ impl Sim {
                         ..SegmentPatch::default()
                     };
                     store
-                        .update_segment(site, id, &patch, &Precondition::None, now)
+                        .update_segment(site, id, &patch, &Precondition::None, now, &Actor::Cli)
                         .await
                 }
             };
@@ -554,7 +562,14 @@ impl Sim {
                     ..WebhookPatch::default()
                 };
                 store
-                    .update_webhook(self.site, webhook.id, &enable, &[], self.clock.now_ms())
+                    .update_webhook(
+                        self.site,
+                        webhook.id,
+                        &enable,
+                        &[],
+                        self.clock.now_ms(),
+                        &Actor::Cli,
+                    )
                     .await
                     .unwrap();
             }

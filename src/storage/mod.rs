@@ -282,25 +282,11 @@ pub trait Store: AudienceStore + ChangeFeed + webhooks::WebhookStore + Transfer 
     async fn find_demo_site(&self) -> Result<Option<Site>>;
 
     /// Adds a key pair to a site, as `by`.
-    async fn add_key_by(
-        &self,
-        site_id: i64,
-        keys: &KeyPair,
-        now: i64,
-        by: &Actor,
-    ) -> Result<ApiKey>;
-    /// [`Store::add_key_by`] as the command line.
-    async fn add_key(&self, site_id: i64, keys: &KeyPair, now: i64) -> Result<ApiKey> {
-        self.add_key_by(site_id, keys, now, &Actor::Cli).await
-    }
+    async fn add_key(&self, site_id: i64, keys: &KeyPair, now: i64, by: &Actor) -> Result<ApiKey>;
     async fn list_keys(&self, site_id: i64) -> Result<Vec<ApiKey>>;
     /// Revokes a key, as `by`; revoking a revoked key keeps its first
     /// revocation time (and records nothing).
-    async fn revoke_key_by(&self, publishable_key: &str, now: i64, by: &Actor) -> Result<ApiKey>;
-    /// [`Store::revoke_key_by`] as the command line.
-    async fn revoke_key(&self, publishable_key: &str, now: i64) -> Result<ApiKey> {
-        self.revoke_key_by(publishable_key, now, &Actor::Cli).await
-    }
+    async fn revoke_key(&self, publishable_key: &str, now: i64, by: &Actor) -> Result<ApiKey>;
     async fn credentials(&self, publishable_key: &str) -> Result<Option<KeyCredentials>>;
 
     /// Segments ordered by name key, then exact name, then id.
@@ -308,29 +294,15 @@ pub trait Store: AudienceStore + ChangeFeed + webhooks::WebhookStore + Transfer 
     /// A segment, kept or discarded.
     async fn get_segment(&self, site_id: i64, id: SegmentId) -> Result<Option<Segment>>;
     /// Creates a segment, as `by`: its first version.
-    async fn create_segment_by(
+    async fn create_segment(
         &self,
         site_id: i64,
         new: &NewSegment,
         now: i64,
         by: &Actor,
     ) -> Result<Segment>;
-    /// [`Store::create_segment_by`] as the command line.
-    async fn create_segment(&self, site_id: i64, new: &NewSegment, now: i64) -> Result<Segment> {
-        self.create_segment_by(site_id, new, now, &Actor::Cli).await
-    }
     /// Changes a kept segment, as `by`, saving its new definition as its
     /// next version; a patch that changes nothing leaves it untouched.
-    async fn update_segment_by(
-        &self,
-        site_id: i64,
-        id: SegmentId,
-        patch: &SegmentPatch,
-        precondition: &Precondition,
-        now: i64,
-        by: &Actor,
-    ) -> Result<Segment>;
-    /// [`Store::update_segment_by`] as the command line.
     async fn update_segment(
         &self,
         site_id: i64,
@@ -338,33 +310,20 @@ pub trait Store: AudienceStore + ChangeFeed + webhooks::WebhookStore + Transfer 
         patch: &SegmentPatch,
         precondition: &Precondition,
         now: i64,
-    ) -> Result<Segment> {
-        self.update_segment_by(site_id, id, patch, precondition, now, &Actor::Cli)
-            .await
-    }
-    /// Discards a kept segment, as `by`.
-    async fn discard_segment_by(
-        &self,
-        site_id: i64,
-        id: SegmentId,
-        precondition: &Precondition,
-        now: i64,
         by: &Actor,
     ) -> Result<Segment>;
-    /// [`Store::discard_segment_by`] as the command line.
+    /// Discards a kept segment, as `by`.
     async fn discard_segment(
         &self,
         site_id: i64,
         id: SegmentId,
         precondition: &Precondition,
         now: i64,
-    ) -> Result<Segment> {
-        self.discard_segment_by(site_id, id, precondition, now, &Actor::Cli)
-            .await
-    }
+        by: &Actor,
+    ) -> Result<Segment>;
     /// Restores a discarded segment, as `by`; restoring a kept one changes
     /// nothing.
-    async fn restore_segment_by(
+    async fn restore_segment(
         &self,
         site_id: i64,
         id: SegmentId,
@@ -372,17 +331,6 @@ pub trait Store: AudienceStore + ChangeFeed + webhooks::WebhookStore + Transfer 
         now: i64,
         by: &Actor,
     ) -> Result<Segment>;
-    /// [`Store::restore_segment_by`] as the command line.
-    async fn restore_segment(
-        &self,
-        site_id: i64,
-        id: SegmentId,
-        precondition: &Precondition,
-        now: i64,
-    ) -> Result<Segment> {
-        self.restore_segment_by(site_id, id, precondition, now, &Actor::Cli)
-            .await
-    }
     /// Makes version `version` of a kept segment its current definition,
     /// as `by`, saved as its next version ([`StorageError::NotFound`] when
     /// the segment is not kept or has no such version); restoring the

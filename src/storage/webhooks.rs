@@ -158,7 +158,7 @@ pub struct Attempt {
 pub trait WebhookStore: Send + Sync + 'static {
     /// Creates a webhook, as `by`, and the watches of its segments that are
     /// not watched yet, from their baselines.
-    async fn create_webhook_by(
+    async fn create_webhook(
         &self,
         site_id: i64,
         new: &NewWebhook,
@@ -170,16 +170,6 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn get_webhook(&self, site_id: i64, id: i64) -> Result<Option<Webhook>>;
     /// Changes a webhook, as `by`, watching newly named segments from their
     /// baselines and forgetting segments no webhook watches any more.
-    async fn update_webhook_by(
-        &self,
-        site_id: i64,
-        id: i64,
-        patch: &WebhookPatch,
-        baselines: &[Baseline],
-        now: i64,
-        by: &Actor,
-    ) -> Result<Webhook>;
-    /// [`WebhookStore::update_webhook_by`] as the command line.
     async fn update_webhook(
         &self,
         site_id: i64,
@@ -187,18 +177,10 @@ pub trait WebhookStore: Send + Sync + 'static {
         patch: &WebhookPatch,
         baselines: &[Baseline],
         now: i64,
-    ) -> Result<Webhook> {
-        self.update_webhook_by(site_id, id, patch, baselines, now, &Actor::Cli)
-            .await
-    }
-    /// Deletes a webhook and its undelivered notifications, as `by`.
-    async fn delete_webhook_by(
-        &self,
-        site_id: i64,
-        id: i64,
-        now: i64,
         by: &Actor,
     ) -> Result<Webhook>;
+    /// Deletes a webhook and its undelivered notifications, as `by`.
+    async fn delete_webhook(&self, site_id: i64, id: i64, now: i64, by: &Actor) -> Result<Webhook>;
 
     /// Every site's watches.
     async fn watches(&self) -> Result<Vec<(i64, Watch)>>;

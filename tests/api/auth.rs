@@ -3,6 +3,7 @@
 use crate::helpers::*;
 use corral::clock::Clock;
 use corral::credentials::KeyPair;
+use corral::storage::actor::Actor;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -197,7 +198,7 @@ async fn a_key_created_after_it_was_refused_is_let_in() {
         assert_unauthorized(response).await;
     }
     app.store
-        .add_key(site.id, &later, app.clock.now_ms())
+        .add_key(site.id, &later, app.clock.now_ms(), &Actor::Cli)
         .await
         .unwrap();
     let response = app
@@ -214,7 +215,7 @@ async fn a_second_key_pair_works_and_revoking_one_leaves_the_other() {
     let site = app.store.find_site(&app.site.uuid).await.unwrap().unwrap();
     let second = KeyPair::generate();
     app.store
-        .add_key(site.id, &second, app.clock.now_ms())
+        .add_key(site.id, &second, app.clock.now_ms(), &Actor::Cli)
         .await
         .unwrap();
     let second_site = TestSite {
@@ -231,7 +232,7 @@ async fn a_second_key_pair_works_and_revoking_one_leaves_the_other() {
         StatusCode::OK
     );
     app.store
-        .revoke_key(&app.site.publishable_key, app.clock.now_ms())
+        .revoke_key(&app.site.publishable_key, app.clock.now_ms(), &Actor::Cli)
         .await
         .unwrap();
     assert_unauthorized(app.get(SEGMENTS).await).await;

@@ -8,6 +8,7 @@ use crate::helpers::{START_MS, fresh_database, fresh_postgres_database, urlencod
 use corral::clock::ManualClock;
 use corral::credentials::{KeyPair, generate_site_uuid};
 use corral::http::{self, AppState, HttpSettings};
+use corral::storage::actor::Actor;
 use corral::storage::transfer::{Rows, Table};
 use corral::storage::webhooks::{Notification, Transition};
 use corral::storage::{self, Store};
@@ -143,10 +144,13 @@ impl Server {
             .await
             .unwrap();
         for key in &keys[1..] {
-            self.store.add_key(site.id, key, START_MS).await.unwrap();
+            self.store
+                .add_key(site.id, key, START_MS, &Actor::Cli)
+                .await
+                .unwrap();
         }
         self.store
-            .revoke_key(&keys[2].publishable_key, START_MS)
+            .revoke_key(&keys[2].publishable_key, START_MS, &Actor::Cli)
             .await
             .unwrap();
         Site { uuid, keys }

@@ -5,6 +5,7 @@ use crate::helpers::*;
 use corral::clock::Clock;
 use corral::credentials::KeyPair;
 use corral::http::HttpSettings;
+use corral::storage::actor::Actor;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -65,7 +66,7 @@ async fn each_key_pair_has_its_own_allowance() {
     let site = app.store.find_site(&app.site.uuid).await.unwrap().unwrap();
     let second = KeyPair::generate();
     app.store
-        .add_key(site.id, &second, app.clock.now_ms())
+        .add_key(site.id, &second, app.clock.now_ms(), &Actor::Cli)
         .await
         .unwrap();
     // The same site, through its second key pair.

@@ -167,13 +167,7 @@ impl<B: Backend> Store for B {
         sites::find_demo(&mut *self.reader().await?).await
     }
 
-    async fn add_key_by(
-        &self,
-        site_id: i64,
-        keys: &KeyPair,
-        now: i64,
-        by: &Actor,
-    ) -> Result<ApiKey> {
+    async fn add_key(&self, site_id: i64, keys: &KeyPair, now: i64, by: &Actor) -> Result<ApiKey> {
         Ok(written!(self, Some(site_id), |tx| async move {
             let key = sites::add_key(tx, site_id, keys, now).await?;
             key_audit(tx, site_id, now, by, AuditAction::KeyAdded, keys).await?;
@@ -185,7 +179,7 @@ impl<B: Backend> Store for B {
         sites::list_keys(&mut *self.reader().await?, site_id).await
     }
 
-    async fn revoke_key_by(&self, publishable_key: &str, now: i64, by: &Actor) -> Result<ApiKey> {
+    async fn revoke_key(&self, publishable_key: &str, now: i64, by: &Actor) -> Result<ApiKey> {
         let site_id = sites::site_of_key(&mut *self.reader().await?, publishable_key)
             .await?
             .ok_or(crate::storage::StorageError::NotFound)?;
@@ -213,7 +207,7 @@ impl<B: Backend> Store for B {
         segments::get(&mut *self.reader().await?, site_id, id).await
     }
 
-    async fn create_segment_by(
+    async fn create_segment(
         &self,
         site_id: i64,
         new: &NewSegment,
@@ -225,7 +219,7 @@ impl<B: Backend> Store for B {
         )))
     }
 
-    async fn update_segment_by(
+    async fn update_segment(
         &self,
         site_id: i64,
         id: SegmentId,
@@ -245,7 +239,7 @@ impl<B: Backend> Store for B {
         )))
     }
 
-    async fn discard_segment_by(
+    async fn discard_segment(
         &self,
         site_id: i64,
         id: SegmentId,
@@ -264,7 +258,7 @@ impl<B: Backend> Store for B {
         )))
     }
 
-    async fn restore_segment_by(
+    async fn restore_segment(
         &self,
         site_id: i64,
         id: SegmentId,
@@ -485,7 +479,7 @@ impl<B: Backend> AudienceStore for B {
 
 #[async_trait]
 impl<B: Backend> WebhookStore for B {
-    async fn create_webhook_by(
+    async fn create_webhook(
         &self,
         site_id: i64,
         new: &NewWebhook,
@@ -510,7 +504,7 @@ impl<B: Backend> WebhookStore for B {
         webhooks::get(&mut *self.reader().await?, site_id, id).await
     }
 
-    async fn update_webhook_by(
+    async fn update_webhook(
         &self,
         site_id: i64,
         id: i64,
@@ -531,13 +525,7 @@ impl<B: Backend> WebhookStore for B {
         }))
     }
 
-    async fn delete_webhook_by(
-        &self,
-        site_id: i64,
-        id: i64,
-        now: i64,
-        by: &Actor,
-    ) -> Result<Webhook> {
+    async fn delete_webhook(&self, site_id: i64, id: i64, now: i64, by: &Actor) -> Result<Webhook> {
         Ok(written!(self, None, |tx| async move {
             let webhook = webhooks::delete(tx, site_id, id).await?;
             let details = details::webhook(&webhook);

@@ -21,6 +21,7 @@ pub(super) async fn events_high(conn: &mut SqliteConnection) -> Result<i64> {
 mod tests {
     use super::super::SqliteStore;
     use crate::credentials::KeyPair;
+    use crate::storage::actor::Actor;
     use crate::storage::progress::ReadProgress;
     use crate::storage::{AudienceStore, ChangeFeed, Position, StorageError, Store};
     use corral_core::audience::limits::MAX_FIELDS_PER_SUBSCRIBER;
@@ -57,7 +58,7 @@ mod tests {
             .await
             .unwrap();
         store
-            .add_key(site, &KeyPair::generate(), 200)
+            .add_key(site, &KeyPair::generate(), 200, &Actor::Cli)
             .await
             .unwrap();
         let head = store.site_head(site).await.unwrap();
