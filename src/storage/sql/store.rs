@@ -487,7 +487,7 @@ impl<B: Backend> WebhookStore for B {
         now: i64,
         by: &Actor,
     ) -> Result<Webhook> {
-        Ok(written!(self, None, |tx| async move {
+        Ok(written!(self, Some(site_id), |tx| async move {
             let webhook = webhooks::create(tx, site_id, new, baselines, now).await?;
             let details = details::webhook(&webhook);
             let (action, subject) = (AuditAction::WebhookCreated, webhook.id.to_string());
@@ -513,7 +513,7 @@ impl<B: Backend> WebhookStore for B {
         now: i64,
         by: &Actor,
     ) -> Result<Webhook> {
-        Ok(written!(self, None, |tx| async move {
+        Ok(written!(self, Some(site_id), |tx| async move {
             let before = webhooks::get(tx, site_id, id)
                 .await?
                 .ok_or(crate::storage::StorageError::NotFound)?;
@@ -526,7 +526,7 @@ impl<B: Backend> WebhookStore for B {
     }
 
     async fn delete_webhook(&self, site_id: i64, id: i64, now: i64, by: &Actor) -> Result<Webhook> {
-        Ok(written!(self, None, |tx| async move {
+        Ok(written!(self, Some(site_id), |tx| async move {
             let webhook = webhooks::delete(tx, site_id, id).await?;
             let details = details::webhook(&webhook);
             let action = AuditAction::WebhookDeleted;
