@@ -4,10 +4,8 @@
 
 use super::{CliError, outln, site_by_uuid};
 use crate::clock::format_ms;
-use crate::segment::{FieldError, FieldErrors};
 use crate::storage::Store;
-use crate::storage::audit::AuditQuery;
-use crate::wire::history::{AUDIT_PAGE, MAX_AUDIT_PAGE, audit_list_body, instant};
+use crate::wire::history::{AUDIT_PAGE, audit_list_body, audit_query};
 use clap::Args;
 use std::sync::Arc;
 
@@ -23,33 +21,27 @@ pub struct AuditArgs {
     /// How many actions, newest first (1 to 1,000).
     #[arg(long, default_value_t = AUDIT_PAGE.to_string())]
     limit: String,
-    /// Print {"data":[…],"meta":{"next_cursor":null}} as the API does.
+    /// `meta.next_cursor` of the page before (with --json), for the next.
+    #[arg(long)]
+    cursor: Option<String>,
+    /// Print {"data":[…],"meta":{"next_cursor":…}} as the API does.
     #[arg(long)]
     json: bool,
 }
 
 pub async fn run(args: AuditArgs, store: &Arc<dyn Store>) -> Result<(), CliError> {
-    let mut errors = FieldErrors::default();
-    let since = args
-        .since
-        .as_deref()
-        .map(|text| instant(text).map_err(|m| errors.push("since", m)).ok())
-        .unwrap_or_default();
-    let limit = crate::wire::whole_number(Some(&args.limit), AUDIT_PAGE, 1, MAX_AUDIT_PAGE)
-        .map_err(|m| errors.0.push(FieldError::new("limit", m)))
-        .unwrap_or_default();
-    errors.finish(|| ())?;
+    let query = audit_query(
+        args.since.as_deref(),
+        Some(&args.limit),
+        args.cursor.as_deref(),
+    )?;
     let site = site_by_uuid(store, &args.site).await?;
-    let query = AuditQuery {
-        since,
-        before: None,
-        limit,
-    };
-    let entries = store.audit_log(site.id, &query).await?;
+    let (entries, next_cursor) =
+        crate::service::audit::page(store.as_ref(), site.id, &query).await?;
     if args.json {
         return outln!(
             "{}",
-            String::from_utf8_lossy(&audit_list_body(&entries, None))
+            String::from_utf8_lossy(&audit_list_body(&entries, next_cursor))
         );
     }
     for e in &entries {

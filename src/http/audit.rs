@@ -9,13 +9,8 @@ use super::auth::Caller;
 use super::extract::QueryParams;
 use super::respond::bytes_response;
 use super::{ApiError, AppState};
-use crate::segment::{FieldError, FieldErrors};
-use crate::storage::audit::AuditQuery;
 use crate::wire::ValidationErrorBody;
-use crate::wire::history::{
-    AUDIT_PAGE, AuditListEnvelope, MAX_AUDIT_PAGE, audit_cursor, audit_list_body, instant,
-    read_audit_cursor,
-};
+use crate::wire::history::{AuditListEnvelope, audit_list_body, audit_query};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -33,37 +28,6 @@ pub struct AuditParams {
     limit: Option<String>,
     /// `meta.next_cursor` of the previous page; absent for the first.
     cursor: Option<String>,
-}
-
-/// Reads the parameters, every problem at once.
-fn audit_query(params: &AuditParams) -> Result<AuditQuery, ApiError> {
-    let mut errors = FieldErrors::default();
-    let since = params
-        .since
-        .as_deref()
-        .map(|text| instant(text).map_err(|m| errors.push("since", m)).ok())
-        .unwrap_or_default();
-    let limit = crate::wire::whole_number(params.limit.as_deref(), AUDIT_PAGE, 1, MAX_AUDIT_PAGE)
-        .map_err(|m| errors.push("limit", m))
-        .unwrap_or_default();
-    let before = match params.cursor.as_deref() {
-        None | Some("") => None,
-        Some(cursor) => read_audit_cursor(cursor)
-            .ok_or_else(|| {
-                errors.0.push(FieldError::new(
-                    "cursor",
-                    "is not a cursor this API gave out (use meta.next_cursor)",
-                ))
-            })
-            .ok(),
-    };
-    errors
-        .finish(|| AuditQuery {
-            since,
-            before,
-            limit,
-        })
-        .map_err(ApiError::Invalid)
 }
 
 /// The site's management actions, newest first.
@@ -86,18 +50,14 @@ pub async fn list(
     caller: Caller,
     QueryParams(params): QueryParams<AuditParams>,
 ) -> Result<Response, ApiError> {
-    let query = audit_query(&params)?;
-    // One more than asked tells whether another page follows.
-    let asked = AuditQuery {
-        limit: query.limit + 1,
-        ..query
-    };
-    let mut entries = state.store.audit_log(caller.site_id, &asked).await?;
-    let more = entries.len() > query.limit;
-    entries.truncate(query.limit);
-    let next_cursor = more
-        .then(|| entries.last().map(|e| audit_cursor(e.id)))
-        .flatten();
+    let query = audit_query(
+        params.since.as_deref(),
+        params.limit.as_deref(),
+        params.cursor.as_deref(),
+    )
+    .map_err(ApiError::Invalid)?;
+    let (entries, next_cursor) =
+        crate::service::audit::page(state.store.as_ref(), caller.site_id, &query).await?;
     Ok(bytes_response(
         StatusCode::OK,
         audit_list_body(&entries, next_cursor),

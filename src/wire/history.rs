@@ -17,7 +17,8 @@
 
 use super::to_json;
 use crate::clock::format_ms;
-use crate::storage::audit::{AuditEntry, SegmentVersion};
+use crate::segment::{FieldError, FieldErrors};
+use crate::storage::audit::{AuditEntry, AuditQuery, SegmentVersion};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -177,6 +178,38 @@ pub fn read_audit_cursor(cursor: &str) -> Option<i64> {
         .strip_prefix("audit:")?
         .parse()
         .ok()
+}
+
+/// The audit log's query from its parameters as given (`since`, `limit`,
+/// `cursor`), as the API and the CLI read them: every problem at once.
+pub fn audit_query(
+    since: Option<&str>,
+    limit: Option<&str>,
+    cursor: Option<&str>,
+) -> Result<AuditQuery, FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let since = since
+        .map(|text| instant(text).map_err(|m| errors.push("since", m)).ok())
+        .unwrap_or_default();
+    let limit = crate::wire::whole_number(limit, AUDIT_PAGE, 1, MAX_AUDIT_PAGE)
+        .map_err(|m| errors.push("limit", m))
+        .unwrap_or_default();
+    let before = match cursor {
+        None | Some("") => None,
+        Some(cursor) => read_audit_cursor(cursor)
+            .ok_or_else(|| {
+                errors.0.push(FieldError::new(
+                    "cursor",
+                    "is not a cursor this API gave out (use meta.next_cursor)",
+                ))
+            })
+            .ok(),
+    };
+    errors.finish(|| AuditQuery {
+        since,
+        before,
+        limit,
+    })
 }
 
 #[cfg(test)]

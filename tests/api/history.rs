@@ -592,6 +592,26 @@ async fn the_cli_twins_answer_as_the_api_does() {
         actions(&two),
         ["segment.version_restored", "segment.updated"]
     );
+    // Page by page as the API: the same pages, the same cursors.
+    let (_, first) = audit_text(&app, &app.site, "?limit=2").await;
+    assert_eq!(
+        cli.ok(&["audit", "--site", site, "--json", "--limit", "2"])
+            .trim_end(),
+        first
+    );
+    let first: Value = serde_json::from_str(&first).unwrap();
+    let cursor = first["meta"]["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let (_, second) = audit_text(&app, &app.site, &format!("?limit=2&cursor={cursor}")).await;
+    assert_eq!(
+        cli.ok(&[
+            "audit", "--site", site, "--json", "--limit", "2", "--cursor", &cursor
+        ])
+        .trim_end(),
+        second
+    );
     let lines = cli.ok(&["audit", "--site", site]);
     assert_eq!(lines.lines().count(), 4, "{lines}");
     assert!(

@@ -1,0 +1,26 @@
+//! The audit log a page at a time, as both front ends read it: the newest
+//! entries the query allows, and the cursor of the next page when there is
+//! one (asked for one entry more than the page holds, to know).
+
+use crate::storage::audit::{AuditEntry, AuditQuery};
+use crate::storage::{StorageError, Store};
+use crate::wire::history::audit_cursor;
+
+/// One page of the site's audit log, newest first, and `meta.next_cursor`.
+pub async fn page(
+    store: &dyn Store,
+    site_id: i64,
+    query: &AuditQuery,
+) -> Result<(Vec<AuditEntry>, Option<String>), StorageError> {
+    let asked = AuditQuery {
+        limit: query.limit + 1,
+        ..*query
+    };
+    let mut entries = store.audit_log(site_id, &asked).await?;
+    let more = entries.len() > query.limit;
+    entries.truncate(query.limit);
+    let next = more
+        .then(|| entries.last().map(|e| audit_cursor(e.id)))
+        .flatten();
+    Ok((entries, next))
+}
