@@ -46,6 +46,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     module!("builder-event.js"),
     module!("builder-segment.js"),
     module!("segment.js"),
+    module!("segment-history.js"),
     module!("explain.js"),
     module!("subscriber.js"),
 ];

@@ -53,6 +53,17 @@ const STORAGE_KEY = 'corral.console.credentials';
  */
 
 /**
+ * One saved definition of a segment, as `/fetch/segments/{id}/versions` lists it.
+ * @typedef {object} SegmentVersion
+ * @property {number} version the segment's version once saved (the number in its ETag)
+ * @property {string} name
+ * @property {string | null} description
+ * @property {any} visitor_event_query
+ * @property {string} saved_at
+ * @property {string | null} saved_by the publishable key, `cli`, or null for a definition saved before history was kept
+ */
+
+/**
  * A subscriber.
  * @typedef {object} Subscriber
  * @property {{ uuid: string, email: string, unsubscribed_at: string | null, fields: Record<string, unknown> | null,

@@ -1,11 +1,12 @@
 // @ts-check
 // A segment's page: its live counts, its members a page at a time (with the
-// API's cursor), a CSV export of every member, and "Why?": the explanation
-// of whether one subscriber is a member.
+// API's cursor), a CSV export of every member, "Why?": the explanation
+// of whether one subscriber is a member, and its History (segment-history.js).
 
 import { api, isAbort, statusOf } from './api.js';
 import { count, errorBox, errorMessage, h, labelled, loading, replace, subscriberHref, time, toast } from './dom.js';
 import { explanationTree } from './explain.js';
+import { historySection } from './segment-history.js';
 
 /** @typedef {import('./api.js').Counts} Counts */
 /** @typedef {import('./api.js').Segment} Segment */
@@ -21,7 +22,7 @@ const PAGE = 25;
  */
 export async function renderSegment(view, { id, signal }) {
   replace(view, loading('Loading the segment…'));
-  const { data } = await api('GET', `/fetch/segments/${id}`, { signal });
+  const { data, etag } = await api('GET', `/fetch/segments/${id}`, { signal });
   /** @type {Segment} */
   const segment = data.data;
   const a = segment.attributes;
@@ -32,6 +33,7 @@ export async function renderSegment(view, { id, signal }) {
   const discardBox = h('span', {});
   const discardButton = h('button', { type: 'button', class: 'secondary danger', text: 'Discard' });
   discardBox.append(discardButton);
+  const history = historySection(id, { etag: () => etag, signal });
 
   replace(view,
     h('p', { class: 'crumbs' }, h('a', { href: '#/segments', text: 'Segments' }), ' / '),
@@ -43,7 +45,8 @@ export async function renderSegment(view, { id, signal }) {
     counts,
     h('details', { class: 'panel' }, h('summary', { text: 'Query' }), h('pre', { class: 'json', text: JSON.stringify(a.visitor_event_query, null, 2) })),
     whyPanel(id),
-    h('section', { class: 'panel', 'aria-labelledby': 'members-title' }, h('h2', { id: 'members-title', text: 'Members' }), membersBox));
+    h('section', { class: 'panel', 'aria-labelledby': 'members-title' }, h('h2', { id: 'members-title', text: 'Members' }), membersBox),
+    history.section);
 
   exportButton.addEventListener('click', () => exportCsv(id, exportButton, exportStatus));
   discardButton.addEventListener('click', () => confirmDiscard(id, a.name, discardBox, discardButton));
@@ -61,7 +64,7 @@ export async function renderSegment(view, { id, signal }) {
       if (!isAbort(e)) replace(counts, errorBox(e));
     }
   };
-  await Promise.all([load(), members(id, membersBox, signal)]);
+  await Promise.all([load(), members(id, membersBox, signal), history.load()]);
 }
 
 /**
