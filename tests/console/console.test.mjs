@@ -418,6 +418,186 @@ describe('the console', () => {
   });
 });
 
+// ---- a segment's history ------------------------------------------------------
+
+// Three saved definitions: the query, then the name and description, changed.
+const FIRST_QUERY = { all: [{ tag: { has: 'newsletter' } }, { subscribed: true }] };
+const SECOND_QUERY = { all: [{ tag: { has: 'customer' } }, { subscribed: true }] };
+
+/** A segment created and then edited twice through the API, and its versions as the API lists them. */
+async function savedThrice(name) {
+  const created = await api('POST', '/fetch/segments', { body: { segment: { name, visitor_event_query: FIRST_QUERY } } });
+  assert.equal(created.status, 201);
+  const id = created.body.data.id;
+  for (const segment of [{ visitor_event_query: SECOND_QUERY }, { name: `${name} (paid)`, description: 'Customers only' }]) {
+    const answer = await api('PATCH', `/fetch/segments/${id}`, { body: { segment } });
+    assert.equal(answer.status, 200);
+  }
+  const versions = await versionsOf(id);
+  assert.equal(versions.length, 3);
+  return { id, versions };
+}
+
+async function versionsOf(id) {
+  const answer = await api('GET', `/fetch/segments/${id}/versions`);
+  assert.equal(answer.status, 200);
+  return answer.body.data;
+}
+
+/** The History section's versions as shown, top to bottom. */
+async function shownVersions(page, count) {
+  await page.locator('ol.versions > li').nth(count - 1).waitFor();
+  assert.equal(await page.locator('ol.versions > li').count(), count);
+  return page.$$eval('ol.versions > li', (items) => items.map((li) => {
+    const at = li.querySelector('.version-head time');
+    const lines = (field, tag) => [...li.querySelectorAll(`[data-field="${field}"] ${tag}.line`)].map((l) => l.textContent);
+    return {
+      version: Number(li.dataset.version),
+      heading: li.querySelector('h3').textContent,
+      datetime: at.getAttribute('datetime'),
+      title: at.getAttribute('title'),
+      shown: at.textContent,
+      savedBy: li.querySelector('.who').dataset.savedBy,
+      who: li.querySelector('.who').textContent,
+      restore: li.querySelector('button[aria-label^="Restore version"]')?.getAttribute('aria-label') ?? null,
+      removed: { name: lines('name', 'del'), description: lines('description', 'del'), query: lines('query', 'del') },
+      added: { name: lines('name', 'ins'), description: lines('description', 'ins'), query: lines('query', 'ins') },
+      whole: li.querySelector('[data-whole] pre.json')?.textContent ?? null,
+    };
+  }));
+}
+
+describe('a segment\'s history', () => {
+  test('lists every version newest first, with who saved it and when, each diffed against the one before', async (t) => {
+    const { id, versions } = await savedThrice('History listed');
+    const page = await open(t);
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/segment/${id}`);
+    await page.getByRole('heading', { name: 'History', level: 2 }).waitFor();
+    const shown = await shownVersions(page, 3);
+    assert.deepEqual(shown.map((v) => v.version), versions.map((v) => v.version).reverse(), 'newest first');
+    for (const [v, saved] of shown.map((v, i) => [v, versions[versions.length - 1 - i]])) {
+      assert.equal(v.heading, `Version ${saved.version}`);
+      assert.equal(v.datetime, saved.saved_at);
+      assert.equal(v.title, saved.saved_at, 'the exact instant in the title');
+      const local = await page.evaluate((iso) => new Date(iso).toLocaleString('en', { dateStyle: 'medium', timeStyle: 'short' }), saved.saved_at);
+      assert.equal(v.shown, local, 'the instant in local time');
+      assert.equal(saved.saved_by, PK, 'the API names the key that saved it');
+      assert.equal(v.savedBy, PK);
+      assert.equal(v.who, `by key ${PK}`);
+    }
+    const [third, second, first] = shown;
+    // Only the older versions can be restored.
+    assert.deepEqual(shown.map((v) => v.restore), [null, `Restore version ${second.version}`, `Restore version ${first.version}`]);
+    // The first: its whole definition.
+    assert.equal(first.whole, JSON.stringify(FIRST_QUERY, null, 2));
+    await page.locator(`li[data-version="${first.version}"] .definition-facts`, { hasText: 'History listed' }).waitFor();
+    // The second changed one line of the query.
+    assert.deepEqual(second.removed, { name: [], description: [], query: ['-         "has": "newsletter"'] });
+    assert.deepEqual(second.added, { name: [], description: [], query: ['+         "has": "customer"'] });
+    assert.equal(second.whole, null);
+    // The third, the name and the description.
+    assert.deepEqual(third.removed, { name: ['- History listed'], description: ['- (none)'], query: [] });
+    assert.deepEqual(third.added, { name: ['+ History listed (paid)'], description: ['+ Customers only'], query: [] });
+    await page.locator(`li[data-version="${third.version}"]`).getByText('Query unchanged.').waitFor();
+    await shot(page, 'segment-history');
+  });
+
+  test('restores version 1 from the keyboard as a new version, and the page and the builder show it', async (t) => {
+    const { id, versions } = await savedThrice('History restored');
+    const first = versions[0];
+    const page = await open(t);
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/segment/${id}`);
+    await shownVersions(page, 3);
+    await page.getByRole('button', { name: `Restore version ${first.version}` }).focus();
+    await page.keyboard.press('Enter');
+    const yes = page.getByRole('button', { name: 'Yes, restore' });
+    await yes.waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Yes, restore', 'the confirmation takes the focus');
+    await page.keyboard.press('Enter');
+    const shown = await shownVersions(page, 4);
+    const after = await versionsOf(id);
+    assert.equal(after.length, 4);
+    const restored = after[3];
+    assert.deepEqual(shown.map((v) => v.version), after.map((v) => v.version).reverse());
+    assert.deepEqual(
+      { name: restored.name, description: restored.description, visitor_event_query: restored.visitor_event_query },
+      { name: first.name, description: first.description, visitor_event_query: first.visitor_event_query });
+    assert.equal(restored.saved_by, PK);
+    // The new version undoes the other two, line for line.
+    assert.deepEqual(shown[0].removed.query, ['-         "has": "customer"']);
+    assert.deepEqual(shown[0].added.query, ['+         "has": "newsletter"']);
+    assert.equal(shown[0].restore, null);
+    // The page is drawn again from the server: name, query, counts; the focus stays at the History.
+    await page.getByRole('heading', { name: first.name, level: 1 }).waitFor();
+    assert.equal(await page.locator('details.panel pre.json').textContent(), JSON.stringify(FIRST_QUERY, null, 2));
+    const s = await stats(id);
+    await page.locator(`[data-count="members"]:text-is("${s.user_count}")`).waitFor();
+    await page.waitForFunction(() => document.activeElement?.id === 'history-title');
+    // The editor's builder has the restored query.
+    await page.getByRole('link', { name: 'Edit' }).click();
+    await page.locator(`#builder [data-pointer="/all/0"]`).getByLabel('Value: has').waitFor();
+    assert.equal(await page.locator('#builder [data-pointer="/all/0"]').getByLabel('Value: has').inputValue(), 'newsletter');
+    assert.deepEqual(JSON.parse(await page.locator('#query-json').inputValue()), FIRST_QUERY);
+  });
+
+  test('the line diff keeps both texts in order and a longest common part of them unchanged', async (t) => {
+    const page = await open(t);
+    await page.getByLabel('Site UUID').waitFor();
+    // Random texts over a few distinct lines, so that they share much.
+    let seed = 21;
+    const random = (n) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    const text = () => Array.from({ length: random(12) }, () => ['{', '}', '"a": 1', '"b": 2', '],'][random(5)]);
+    const cases = Array.from({ length: 300 }, () => [text(), text()]);
+    const diffs = await page.evaluate(async (pairs) => {
+      const { lineDiff } = await import('/console/segment-history.js');
+      return pairs.map(([a, b]) => lineDiff(a, b));
+    }, cases);
+    const lcs = (a, b) => {
+      const table = Array.from({ length: a.length + 1 }, () => new Array(b.length + 1).fill(0));
+      for (let i = a.length - 1; i >= 0; i -= 1) {
+        for (let j = b.length - 1; j >= 0; j -= 1) {
+          table[i][j] = a[i] === b[j] ? table[i + 1][j + 1] + 1 : Math.max(table[i + 1][j], table[i][j + 1]);
+        }
+      }
+      return table[0][0];
+    };
+    for (const [[a, b], diff] of cases.map((c, i) => [c, diffs[i]])) {
+      const why = `${JSON.stringify(a)} → ${JSON.stringify(b)}: ${JSON.stringify(diff)}`;
+      assert.deepEqual(diff.filter((l) => l.op !== 'added').map((l) => l.text), a, why);
+      assert.deepEqual(diff.filter((l) => l.op !== 'removed').map((l) => l.text), b, why);
+      assert.equal(diff.filter((l) => l.op === 'same').length, lcs(a, b), why);
+    }
+  });
+
+  test('a Restore from a page loaded before another change says so and changes nothing, at a phone\'s width', async (t) => {
+    const { id } = await savedThrice('History stale');
+    const page = await open(t, { width: 390, height: 844 });
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/segment/${id}`);
+    const before = await shownVersions(page, 3);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `the segment page is ${overflow}px wider than the screen`);
+    const theirs = await api('PATCH', `/fetch/segments/${id}`, { body: { segment: { description: 'theirs' } } });
+    assert.equal(theirs.status, 200);
+    const saved = await versionsOf(id);
+    await page.getByRole('button', { name: `Restore version ${before[2].version}` }).click();
+    await page.getByRole('button', { name: 'Yes, restore' }).click();
+    await page.getByRole('alert').filter({ hasText: 'changed by someone else' }).waitFor();
+    assert.deepEqual(await versionsOf(id), saved, 'no version was made');
+    assert.equal((await api('GET', `/fetch/segments/${id}`)).body.data.attributes.description, 'theirs');
+    // The page was not drawn again: still the three versions it loaded.
+    assert.equal(await page.locator('ol.versions > li').count(), 3);
+    await page.getByRole('button', { name: 'Load the current version' }).click();
+    const shown = await shownVersions(page, 4);
+    assert.deepEqual(shown[0].added.description, ['+ theirs']);
+  });
+});
+
 // ---- the builder against the query parser -------------------------------------
 
 // What the parser accepts, written from it by the integration tests
