@@ -372,9 +372,20 @@ impl Sim {
         self.report.crashes += 1;
         let generation = self.servers[index].generation;
         self.receiver.server_died(index, generation);
+        // The dead server's connections close with it, as a killed process's
+        // would: sends it left parked keep its store alive, and over a long
+        // run they would exhaust PostgreSQL's connections.
+        let dead = Arc::clone(&self.servers[index].store);
         let server = self.boot(index).await;
-        let old = std::mem::replace(&mut self.servers[index], server);
-        drop(old);
+        drop(std::mem::replace(&mut self.servers[index], server));
+        if tokio::time::timeout(std::time::Duration::from_secs(10), dead.close())
+            .await
+            .is_err()
+        {
+            return Err(Violation::Stuck(
+                "a dead server's connections did not close in 10 s".into(),
+            ));
+        }
         self.settle().await?;
         self.check_acknowledged(index).await
     }
