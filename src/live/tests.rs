@@ -98,16 +98,7 @@ async fn world_of(store: &dyn Store, site: i64) -> (Vec<Person>, Vec<Happening>)
         Table::SubscriberTags,
         Table::Events,
     ] {
-        let mut all = Vec::new();
-        let mut after = None;
-        loop {
-            let page = reader.read_page(table, after, 10_000).await.unwrap();
-            all.push(page.rows);
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
+        let all = crate::storage::testing::all_rows(reader.as_mut(), table).await;
         rows.insert(table, all);
     }
     let tags: HashMap<i64, String> = rows[&Table::Tags]

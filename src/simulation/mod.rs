@@ -739,19 +739,10 @@ async fn same_as_fresh(
     Ok(Ok(()))
 }
 
-/// Every rows of `table` of the database, page by page.
+/// Every row of `table`, read through a snapshot of its own.
 async fn all_rows(store: &dyn Store, table: Table) -> Vec<Rows> {
     let mut reader = store.begin_read().await.unwrap();
-    let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        let page = reader.read_page(table, after, 10_000).await.unwrap();
-        all.push(page.rows);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return all,
-        }
-    }
+    crate::storage::testing::all_rows(reader.as_mut(), table).await
 }
 
 /// The markers of every event the site holds.

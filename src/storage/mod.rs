@@ -401,9 +401,26 @@ fn next_updated_at(previous: i64, now: i64) -> i64 {
     now.max(previous + 1)
 }
 
-/// Databases for the library's own tests.
+/// Databases for the library's own tests, and reading one whole.
 #[cfg(test)]
 pub(crate) mod testing {
+    use super::transfer::{Rows, Table, TransferReader};
+
+    /// Every row of `table`, page by page, through `reader` (one snapshot
+    /// of the database for every table read through it).
+    pub async fn all_rows(reader: &mut dyn TransferReader, table: Table) -> Vec<Rows> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = reader.read_page(table, after, 10_000).await.unwrap();
+            all.push(page.rows);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return all,
+            }
+        }
+    }
+
     /// The URL of a new database on the cluster `CORRAL_TEST_POSTGRES`
     /// names (an administrator's URL, as `scripts/test.sh` sets it); `None`
     /// without one, and the test that asked is skipped, saying so on the
