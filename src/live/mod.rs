@@ -670,4 +670,4 @@ fn missing_details(resident: &Resident, query: &Query) -> Vec<(String, DetailPat
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -363,7 +363,7 @@ fn resolve_refs(c: Condition, slots: &[Option<i64>; 2]) -> Condition {
 /// catch. A broken catch-up must end in one of these, not in a panic or an
 /// error (see `the_property_catches_a_catch_up_that_drops_changes`).
 #[derive(Debug, thiserror::Error)]
-enum Mismatch {
+pub(crate) enum Mismatch {
     #[error("the snapshot is at position {resident}, a fresh read at {fresh}")]
     Position { resident: i64, fresh: i64 },
     #[error("the snapshot's audience differs from a fresh read's:\n{resident}\n{fresh}")]
@@ -390,7 +390,11 @@ fn definitions<'a>(segments: impl Iterator<Item = (i64, &'a Query)>) -> Vec<(i64
 
 /// The resident snapshot must equal a fresh read: its position, audience
 /// (detail columns included) and segments, each by its whole definition.
-async fn same_as_fresh(live: &Live, store: &dyn Store, site: i64) -> Result<(), Mismatch> {
+pub(crate) async fn same_as_fresh(
+    live: &Live,
+    store: &dyn Store,
+    site: i64,
+) -> Result<(), Mismatch> {
     let resident = live.resident(site).await.unwrap();
     let progress = ReadProgress::new();
     let fresh = store.load_snapshot(site, &progress).await.unwrap();
