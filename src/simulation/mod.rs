@@ -77,6 +77,8 @@ pub enum Violation {
     Undelivered(String),
     /// A send neither finished nor reached the receiver.
     Stuck(String),
+    /// A step panicked where no crash point fired.
+    Panicked(String),
 }
 
 impl fmt::Display for Violation {
@@ -87,6 +89,7 @@ impl fmt::Display for Violation {
             Self::Notifications(s) => write!(f, "notifications: {s}"),
             Self::Undelivered(s) => write!(f, "undelivered: {s}"),
             Self::Stuck(s) => write!(f, "stuck: {s}"),
+            Self::Panicked(s) => write!(f, "panicked: {s}"),
         }
     }
 }
@@ -434,8 +437,8 @@ impl Sim {
         self.note(format!("server {index} writes {changes:?}"));
         let store = Arc::clone(&self.servers[index].store);
         let (site, now) = (self.site, self.clock.now_ms());
-        let done = tokio::spawn(async move { store.apply_changes(site, changes, now).await }).await;
-        if let Ok(Ok(outcomes)) = done {
+        let done = step(async move { store.apply_changes(site, changes, now).await }).await?;
+        if let Some(Ok(outcomes)) = done {
             for (marker, outcome) in markers.into_iter().zip(outcomes) {
                 if outcome == Outcome::Applied {
                     self.report.acknowledged += 1;
@@ -459,7 +462,9 @@ impl Sim {
         self.note(format!(
             "server {index} changes segment {id:?} ({what}: {query})"
         ));
-        let _ = tokio::spawn(async move {
+        // A refused change (a segment others refer to, one discarded) is
+        // an answer like any other.
+        step(async move {
             let _ = match what {
                 0 => {
                     store
@@ -482,7 +487,7 @@ impl Sim {
                 }
             };
         })
-        .await;
+        .await?;
         Ok(())
     }
 
@@ -495,16 +500,11 @@ impl Sim {
             Arc::clone(&server.store),
             self.site,
         );
-        let checked =
-            tokio::spawn(async move { same_as_fresh(&live, store.as_ref(), site).await }).await;
-        match checked {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(mismatch)) => Err(Violation::Snapshot(mismatch.to_string())),
-            // The server died at a crash point: the caller restarts it.
-            Err(_) if faults::fired() => Ok(()),
-            Err(failed) => Err(Violation::Snapshot(format!(
-                "the comparison with a fresh read failed: {failed}"
-            ))),
+        match step(async move { same_as_fresh(&live, store.as_ref(), site).await }).await? {
+            Some(Err(mismatch)) => Err(Violation::Snapshot(mismatch.to_string())),
+            // Equal, or the server died at a crash point (the caller
+            // restarts it).
+            Some(Ok(())) | None => Ok(()),
         }
     }
 
@@ -513,7 +513,8 @@ impl Sim {
         let server = &self.servers[index];
         let (live, tracker) = (Arc::clone(&server.live), Arc::clone(&server.tracker));
         let clock = Arc::clone(&self.clock);
-        let _ = tokio::spawn(async move { tracker.tick(&live, clock.as_ref()).await }).await;
+        // An error is logged and tried again at the next tick, as a server does.
+        let _ = step(async move { tracker.tick(&live, clock.as_ref()).await }).await?;
         Ok(())
     }
 
@@ -521,7 +522,7 @@ impl Sim {
         self.note(format!("server {index} delivers"));
         let deliverer = Arc::clone(&self.servers[index].deliverer);
         let now = self.clock.now_ms();
-        let _ = tokio::spawn(async move { deliverer.tick(now).await }).await;
+        step(async move { deliverer.tick(now).await }).await?;
         self.settle().await?;
         Ok(())
     }
@@ -547,7 +548,7 @@ impl Sim {
         self.note(format!("server {index} trims the log before {before}"));
         self.report.trims += 1;
         let store = Arc::clone(&self.servers[index].store);
-        let _ = tokio::spawn(async move { store.trim_log(before).await }).await;
+        let _ = step(async move { store.trim_log(before).await }).await?;
         Ok(())
     }
 
@@ -692,6 +693,19 @@ impl Sim {
             }
         }
         Ok(())
+    }
+}
+
+/// Runs one step's work in a task of its own, as a server would: what it
+/// gave, or `None` when the server died at a crash point (the caller then
+/// restarts it); any other panic is a violation.
+async fn step<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<Option<T>, Violation> {
+    match tokio::spawn(work).await {
+        Ok(done) => Ok(Some(done)),
+        Err(_) if faults::fired() => Ok(None),
+        Err(failed) => Err(Violation::Panicked(failed.to_string())),
     }
 }
 
