@@ -45,7 +45,9 @@ def _item_validator(path, key):
         else:
             schema = schema["items"]
         schema = dict(schema, components=doc["components"])
-        _VALIDATORS[path] = jsonschema_rs.validator_for(schema)
+        # Formats too (`date-time`), as Schemathesis checks them when it makes an
+        # item invalid on purpose.
+        _VALIDATORS[path] = jsonschema_rs.validator_for(schema, validate_formats=True)
     return _VALIDATORS[path]
 
 
