@@ -171,6 +171,9 @@ pub async fn run(
     checkpoints: Option<std::path::PathBuf>,
 ) -> Result<(), CliError> {
     let live = || super::evaluate::live(store, checkpoints.clone());
+    // Segment writes record their members' changes over this audience.
+    let journal: Arc<dyn crate::storage::journal::Evaluator> = Arc::new(live());
+    store.set_evaluator(Arc::downgrade(&journal));
     let now = SystemClock.now_ms();
     match command {
         SegmentCommand::List {

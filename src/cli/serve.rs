@@ -204,8 +204,21 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
         }
     });
     let webhooks = spawn_webhooks(state.clone(), Arc::clone(&state.clock));
+    let sweeping = state.clone();
+    let sweeper = tokio::spawn(async move {
+        let mut every = tokio::time::interval(SWEEP_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let (store, clock) = (sweeping.store.as_ref(), sweeping.clock.as_ref());
+            if let Err(error) = crate::live::journal::sweep(store, &sweeping.live, clock).await {
+                tracing::warn!(%error, "the membership journal could not be swept");
+            }
+        }
+    });
     http::serve(listener, state.clone(), shutdown).await?;
     maintenance.abort();
+    sweeper.abort();
     for task in webhooks {
         task.abort();
     }
@@ -252,6 +265,9 @@ async fn preload_sites(
     }
     Ok(sites)
 }
+
+/// How often the server looks for sites whose journal is due a sweep.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// How often watched segments are worked out again, and the outbox looked at.
 const TRACK_EVERY: Duration = Duration::from_millis(500);

@@ -169,6 +169,11 @@ pub struct MembersParams {
     limit: Option<String>,
     /// `meta.next_cursor` of the previous page; absent for the first.
     cursor: Option<String>,
+    /// The members at this instant (ISO 8601 with a time zone), from the
+    /// segment's journal, rather than now; before its history begins is a
+    /// 422 that says when it begins.
+    #[param(value_type = Option<String>, format = DateTime)]
+    at: Option<String>,
 }
 
 /// A cursor: the last subscriber id of a page, opaque to clients.
@@ -198,7 +203,9 @@ fn parse_count(
 /// continues after the last one. The cursor names a position, not a page
 /// number, so it stays valid however the audience changes: each page is
 /// evaluated afresh, and a subscriber who joins or leaves the segment between
-/// pages is or is not on the pages still to come.
+/// pages is or is not on the pages still to come. With `at`, the members at
+/// that instant as the segment's journal recorded them (a discarded
+/// segment's too); those pages never change.
 #[utoipa::path(get, path = "/api/v1/fetch/segments/{id}/members", tag = "evaluation",
     params(("id" = SegmentIdText, Path, description = "The segment's id"), MembersParams),
     responses(
@@ -223,6 +230,28 @@ pub async fn members(
             )
         })?),
     };
+    if let Some(at) = params.at.as_deref().filter(|at| !at.is_empty()) {
+        let at = crate::wire::history::instant(at).map_err(|m| invalid("at", m))?;
+        let all = crate::service::history::members_at(state.store.as_ref(), caller.site_id, id, at)
+            .await?;
+        let start = after.map_or(0, |after| all.partition_point(|&m| m <= after));
+        let ids: Vec<i64> = all[start..].iter().take(limit).copied().collect();
+        let more = start + ids.len() < all.len();
+        let data = subscribers(&state, caller.site_id, &ids).await?;
+        let next_cursor = more
+            .then(|| ids.last().map(|&id| encode_cursor(id)))
+            .flatten();
+        return Ok(json_response(
+            StatusCode::OK,
+            &MembersPage {
+                data,
+                meta: MembersMeta {
+                    count: all.len() as i64,
+                    next_cursor,
+                },
+            },
+        ));
+    }
     let evaluation = evaluations(&state)
         .segment(caller.site_id, id, state.clock.now_ms())
         .await?;

@@ -24,6 +24,7 @@ mod evaluation;
 mod export;
 mod extract;
 mod health;
+mod history;
 pub mod openapi;
 mod rate_limit;
 mod respond;
@@ -111,7 +112,7 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     pub settings: HttpSettings,
     /// Live evaluation, with the audience snapshots it keeps.
-    pub live: crate::live::Live,
+    pub live: Arc<crate::live::Live>,
     limits: RateLimits,
     failures: Option<rate_limit::FailedAuthentications>,
     cache: cache::ReadCache,
@@ -141,9 +142,15 @@ impl AppState {
             Arc::clone(&clock),
         );
         let heads = Arc::new(crate::live::Heads::new(Arc::clone(&feed)));
-        Self(Arc::new(Shared {
-            live: crate::live::Live::with_heads(feed, heads, settings.checkpoints.clone())
+        let live = Arc::new(
+            crate::live::Live::with_heads(feed, heads, settings.checkpoints.clone())
                 .with_limits(settings.eval_limits),
+        );
+        // The journal evaluates definition changes and sweeps over these.
+        let evaluator: Arc<dyn crate::storage::journal::Evaluator> = live.clone();
+        store.set_evaluator(Arc::downgrade(&evaluator));
+        Self(Arc::new(Shared {
+            live,
             store,
             clock,
             settings,
@@ -197,6 +204,7 @@ pub fn router(state: AppState) -> Router {
         .route("/segments/{id}/match", post(evaluation::match_subscriber))
         .route("/segments/{id}/members", get(evaluation::members))
         .route("/segments/{id}/members.csv", get(export::members_csv))
+        .route("/segments/{id}/changes", get(history::changes))
         .route(
             "/subscribers",
             get(subscribers::find).post(subscribers::create),
@@ -228,6 +236,7 @@ pub fn router(state: AppState) -> Router {
         .route("/batch/events", post(batch::import_events))
         .route("/stats/site", get(audience::site_stats))
         .route("/stats/segment", get(evaluation::segment_stats))
+        .route("/stats/segment/history", get(history::series))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

@@ -9,7 +9,9 @@
 //! a key named twice), 413 and 415; where it reads query parameters of its
 //! own, 400 for a query string that cannot be read.
 
-use super::{audience, audit, batch, evaluation, export, health, segments, subscribers, webhooks};
+use super::{
+    audience, audit, batch, evaluation, export, health, history, segments, subscribers, webhooks,
+};
 use crate::wire;
 use axum::Json;
 use serde_json::Value;
@@ -39,6 +41,8 @@ use utoipa::{Modify, OpenApi};
         segments::versions,
         segments::restore_version,
         audit::list,
+        history::series,
+        history::changes,
         subscribers::find,
         subscribers::create,
         subscribers::segments,
@@ -86,6 +90,7 @@ use utoipa::{Modify, OpenApi};
         (name = "audience", description = "Bento's subscribers, tags, fields, events, commands and stats"),
         (name = "evaluation", description = "Segments evaluated live: Bento's segment stats, and who matches, who the members are, and what an unsaved query would select"),
         (name = "webhooks", description = "Membership-change webhooks: signed notifications when subscribers join or leave watched segments"),
+        (name = "history", description = "Membership history from the journal: a segment's size over time, its members at an instant (`members?at=`) and its changes feed"),
         (name = "audit", description = "The site's management actions, with who made them and when"),
         (name = "operations", description = "Health checks"),
     )

@@ -39,6 +39,7 @@
 
 pub mod checkpoint;
 mod heads;
+pub mod journal;
 mod lanes;
 mod site;
 pub mod wait;

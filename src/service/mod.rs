@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod evaluation;
+pub mod history;
 pub mod membership;
 pub mod segments;
 pub mod webhooks;

@@ -165,6 +165,18 @@ impl<'a> Segments<'a> {
         }
     }
 
+    /// Brings the site's snapshot into memory and up to date before a
+    /// segment write: the write evaluates its segments over it for the
+    /// journal while it holds the site's write turn, which should then wait
+    /// for a catch-up at most, never a whole read.
+    async fn warm(&self, site_id: i64) {
+        if let Some(live) = self.live
+            && let Err(error) = live.resident(site_id).await
+        {
+            tracing::debug!(site_id, %error, "the snapshot could not be read before a segment write");
+        }
+    }
+
     /// A kept segment of the site, or [`SegmentError::NotFound`].
     pub async fn kept(&self, site_id: i64, id: SegmentId) -> Result<Segment, SegmentError> {
         self.store
@@ -242,6 +254,7 @@ impl<'a> Segments<'a> {
             },
             Checked { errors, .. } => return Err(errors.into()),
         };
+        self.warm(site_id).await;
         Ok(self.store.create_segment(site_id, &new, now, by).await?)
     }
 
@@ -274,6 +287,7 @@ impl<'a> Segments<'a> {
             query: query.map(|(raw, _)| raw),
         };
         errors.finish(|| ())?;
+        self.warm(site_id).await;
         Ok(self
             .store
             .update_segment(site_id, id, &patch, precondition, now, by)
@@ -316,6 +330,7 @@ impl<'a> Segments<'a> {
             .ok_or(SegmentError::VersionNotFound)?;
         self.check_query(site_id, Some(id), &saved.definition.query)
             .await?;
+        self.warm(site_id).await;
         Ok(self
             .store
             .restore_segment_version(site_id, id, version, precondition, now, by)
@@ -350,6 +365,7 @@ impl<'a> Segments<'a> {
     ) -> Result<Segment, SegmentError> {
         let kept = self.store.list_segments(site_id, Listing::Kept).await?;
         KeptSegments::new(&kept).check_discard(id)?;
+        self.warm(site_id).await;
         Ok(self
             .store
             .discard_segment(site_id, id, precondition, now, by)
@@ -365,6 +381,7 @@ impl<'a> Segments<'a> {
         now: i64,
         by: &Actor,
     ) -> Result<Segment, SegmentError> {
+        self.warm(site_id).await;
         Ok(self
             .store
             .restore_segment(site_id, id, precondition, now, by)

@@ -17,6 +17,7 @@ pub mod actor;
 pub mod audit;
 pub mod changes;
 pub mod imports;
+pub mod journal;
 mod postgres;
 pub mod progress;
 mod sql;
@@ -258,7 +259,9 @@ pub trait AudienceStore: Send + Sync + 'static {
 /// by `site_id`: a record of another site is reported exactly like a missing one.
 /// Copying a whole database to another ([`Transfer`]) comes with it.
 #[async_trait]
-pub trait Store: AudienceStore + ChangeFeed + webhooks::WebhookStore + Transfer {
+pub trait Store:
+    AudienceStore + ChangeFeed + webhooks::WebhookStore + journal::JournalStore + Transfer
+{
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
     /// Closes the database once nothing will be written any more (at the

@@ -226,3 +226,246 @@ mod tests {
         assert_eq!(read_audit_cursor("bm9wZQ"), None);
     }
 }
+
+/// One point of a segment's size over time.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryPoint {
+    /// The start of the interval (UTC boundaries; weeks start on Monday).
+    #[schema(example = "2026-11-26T00:00:00.000Z")]
+    pub at: String,
+    /// Members as at the end of the interval (at `to`, for the last).
+    pub members: i64,
+    /// Joins within the interval.
+    pub added: i64,
+    /// Leaves within the interval.
+    pub removed: i64,
+}
+
+/// When a segment's history begins.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryMeta {
+    /// The segment's baseline: its creation, when the journal first saw
+    /// it, or where `--history-retention-days` trimmed it; `null` before a
+    /// server has taken it.
+    pub history_begins_at: Option<String>,
+}
+
+/// `{"data":[…points],"meta":{"history_begins_at"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEnvelope {
+    pub data: Vec<HistoryPoint>,
+    pub meta: HistoryMeta,
+}
+
+/// A series, as bytes.
+pub fn history_body(series: &crate::service::history::Series) -> Vec<u8> {
+    to_json(&HistoryEnvelope {
+        data: series
+            .points
+            .iter()
+            .map(|p| HistoryPoint {
+                at: format_ms(p.at),
+                members: p.members,
+                added: p.added,
+                removed: p.removed,
+            })
+            .collect(),
+        meta: HistoryMeta {
+            history_begins_at: series.begins_at.map(format_ms),
+        },
+    })
+}
+
+/// The series a request asks for: `from` and `to` (default the last 30
+/// days up to `now`) and `interval` (default `day`).
+pub fn history_query(
+    from: Option<&str>,
+    to: Option<&str>,
+    interval: Option<&str>,
+    now: i64,
+) -> Result<(i64, i64, crate::service::history::Interval), FieldErrors> {
+    use crate::service::history::Interval;
+    let mut errors = FieldErrors::default();
+    let mut read = |field: &str, text: Option<&str>| match text {
+        None | Some("") => None,
+        Some(text) => instant(text).map_err(|m| errors.push(field, m)).ok(),
+    };
+    // Up to and including now: a write committed at this very millisecond
+    // counts.
+    let to_at = read("to", to).unwrap_or(now + 1);
+    let from_at = read("from", from).unwrap_or(to_at - 30 * 86_400_000);
+    let interval = match interval {
+        None | Some("") => Some(Interval::Day),
+        Some(text) => Interval::parse(text).or_else(|| {
+            errors.push("interval", "must be minute, hour, day, week or month");
+            None
+        }),
+    };
+    if from_at >= to_at && errors.is_empty() {
+        errors.push("from", "must be before to");
+    }
+    errors.finish(|| (from_at, to_at, interval.unwrap_or(Interval::Day)))
+}
+
+/// `{"id","name"}` of the segment a change belongs to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeSegment {
+    #[schema(example = "42")]
+    pub id: String,
+    pub name: String,
+}
+
+/// `{"uuid","email"}` of the subscriber who moved.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeSubscriber {
+    pub uuid: String,
+    pub email: String,
+}
+
+/// One join or leave: exactly a webhook notification's object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeResource {
+    /// Stable: the same transition has the same id in every answer.
+    #[schema(example = "evt_t1842")]
+    pub event_id: String,
+    /// `segment.member_added` or `segment.member_removed`.
+    #[serde(rename = "type")]
+    #[schema(example = "segment.member_added")]
+    pub kind: &'static str,
+    /// The commit that moved the subscriber (or, for `time_window`, when
+    /// the sweep saw the window move).
+    #[schema(example = "2026-11-26T09:00:00.000Z")]
+    pub occurred_at: String,
+    /// `data`, `time_window`, `definition_changed`, `segment_discarded`,
+    /// `segment_restored` or `manual`.
+    #[schema(example = "data")]
+    pub reason: &'static str,
+    pub segment: ChangeSegment,
+    pub subscriber: ChangeSubscriber,
+}
+
+/// The event id of a recorded transition.
+pub fn change_event_id(id: i64) -> String {
+    format!("evt_t{id}")
+}
+
+impl ChangeResource {
+    pub fn new(
+        change: &crate::storage::journal::NamedChange,
+        segment: &crate::segment::Segment,
+    ) -> Self {
+        let c = &change.change;
+        Self {
+            event_id: change_event_id(c.id),
+            kind: if c.added {
+                "segment.member_added"
+            } else {
+                "segment.member_removed"
+            },
+            occurred_at: format_ms(c.at),
+            reason: c.reason.as_str(),
+            segment: ChangeSegment {
+                id: segment.id.0.to_string(),
+                name: segment.name.clone(),
+            },
+            subscriber: ChangeSubscriber {
+                uuid: change.subscriber_uuid.clone(),
+                email: change.email.clone(),
+            },
+        }
+    }
+}
+
+/// Where the next page of a changes feed starts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangesMeta {
+    /// Pass as `after` to continue; it is also given on the last page of
+    /// what exists now, so that a poller resumes from it without gaps or
+    /// repeats (`null` only when nothing was ever recorded after where the
+    /// page started).
+    pub next_cursor: Option<String>,
+}
+
+/// `{"data":[…],"meta":{"next_cursor"}}`, in commit order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangesEnvelope {
+    pub data: Vec<ChangeResource>,
+    pub meta: ChangesMeta,
+}
+
+/// A page of a changes feed, as bytes.
+pub fn changes_body(
+    segment: &crate::segment::Segment,
+    changes: &[crate::storage::journal::NamedChange],
+    next_cursor: Option<String>,
+) -> Vec<u8> {
+    to_json(&ChangesEnvelope {
+        data: changes
+            .iter()
+            .map(|c| ChangeResource::new(c, segment))
+            .collect(),
+        meta: ChangesMeta { next_cursor },
+    })
+}
+
+/// A cursor of a changes feed: the (instant, id) of the last transition
+/// of a page, opaque to clients.
+pub fn changes_cursor(at: i64, id: i64) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("changes:{at}:{id}"))
+}
+
+fn read_changes_cursor(cursor: &str) -> Option<(i64, i64)> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?.strip_prefix("changes:")?;
+    let (at, id) = text.split_once(':')?;
+    Some((at.parse().ok()?, id.parse().ok()?))
+}
+
+/// Transitions per page of a changes feed, by default and at most.
+pub const CHANGES_PAGE: usize = 100;
+pub const MAX_CHANGES_PAGE: usize = 1_000;
+
+/// A changes feed's start and page size from its parameters (`since` or
+/// `after`, not both; `limit`).
+pub fn changes_query(
+    since: Option<&str>,
+    after: Option<&str>,
+    limit: Option<&str>,
+) -> Result<(crate::service::history::From, usize), FieldErrors> {
+    use crate::service::history::From;
+    let mut errors = FieldErrors::default();
+    let since = match since {
+        None | Some("") => None,
+        Some(text) => instant(text).map_err(|m| errors.push("since", m)).ok(),
+    };
+    let after = match after {
+        None | Some("") => None,
+        Some(cursor) => read_changes_cursor(cursor)
+            .ok_or_else(|| {
+                errors.push(
+                    "after",
+                    "is not a cursor this API gave out (use meta.next_cursor)",
+                )
+            })
+            .ok(),
+    };
+    if since.is_some() && after.is_some() {
+        errors.push(
+            "after",
+            "cannot be given with since: a cursor already says where to resume",
+        );
+    }
+    let limit = crate::wire::whole_number(limit, CHANGES_PAGE, 1, MAX_CHANGES_PAGE)
+        .map_err(|m| errors.push("limit", m))
+        .unwrap_or_default();
+    let from = match (since, after) {
+        (_, Some((at, id))) => From::After(at, id),
+        (Some(at), None) => From::Since(at),
+        (None, None) => From::Beginning,
+    };
+    errors.finish(|| (from, limit))
+}

@@ -20,6 +20,7 @@ mod edge;
 mod errors;
 mod evaluation;
 mod history;
+mod journal;
 mod limits;
 mod loading;
 mod operations;

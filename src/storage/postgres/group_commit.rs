@@ -198,6 +198,7 @@ async fn write_group(store: &PgStore, site_id: i64, jobs: &[Job]) -> Result<Vec<
     let mut results = Vec::with_capacity(jobs.len());
     let mut now = i64::MIN;
     for job in jobs {
+        let from = touched.len();
         let (outcomes, events) = apply_in(
             &mut tx,
             site_id,
@@ -210,6 +211,15 @@ async fn write_group(store: &PgStore, site_id: i64, jobs: &[Job]) -> Result<Vec<
         if let Some((first, last)) = events {
             entry.add_events(first, last);
         }
+        crate::storage::sql::journal::record_writes(
+            &mut *tx,
+            &store.journal,
+            site_id,
+            &touched[from..],
+            events,
+            job.now,
+        )
+        .await?;
         if let Some(mark) = &job.mark {
             crate::storage::sql::imports::record(&mut *tx, site_id, mark, &outcomes, job.now)
                 .await?;

@@ -57,6 +57,8 @@ pub struct PgStore {
     limits: Limits,
     /// Columns writes of a site, committed in groups.
     groups: group_commit::Groups,
+    /// The membership journal's state.
+    journal: crate::storage::journal::Journal,
 }
 
 impl PgStore {
@@ -95,6 +97,7 @@ impl PgStore {
             pool,
             limits,
             groups: group_commit::Groups::default(),
+            journal: Default::default(),
         })
     }
 
@@ -162,6 +165,10 @@ impl Backend for PgStore {
 
     fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    fn journal(&self) -> &crate::storage::journal::Journal {
+        &self.journal
     }
 
     async fn close_database(&self) {

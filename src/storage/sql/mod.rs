@@ -27,6 +27,7 @@ pub(crate) mod audience;
 pub(crate) mod audit;
 pub(crate) mod caps;
 pub(crate) mod imports;
+pub(crate) mod journal;
 pub(crate) mod log;
 pub(crate) mod segments;
 pub(crate) mod sites;

@@ -3,12 +3,16 @@
 //! the shared statements of this folder on a connection the backend hands
 //! out (a read) or a transaction it begins (a write).
 
-use super::{Conn, audience, audit, imports, log, segments, sites, versions, webhooks};
+use super::journal::Occasion;
+use super::{Conn, audience, audit, imports, journal, log, segments, sites, versions, webhooks};
 use crate::credentials::KeyPair;
 use crate::segment::{Listing, NewSegment, Segment, SegmentId, SegmentPatch};
 use crate::storage::audit::{Actor, AuditAction, AuditEntry, AuditQuery, SegmentVersion, details};
 use crate::storage::changes::{Changes, Loaded};
 use crate::storage::imports::{ImportMark, ImportProgress};
+use crate::storage::journal::{
+    DayCounts, Evaluator, Journal, JournalInfo, JournalStore, MemberChange, NamedChange,
+};
 use crate::storage::progress::ReadProgress;
 use crate::storage::webhooks::{
     Attempt, Baseline, Delivery, NewWebhook, Transition, Watch, Webhook, WebhookPatch, WebhookStore,
@@ -89,6 +93,9 @@ pub trait Backend: Snapshots + Transfer + Send + Sync + 'static {
 
     /// The caps every audience write is held to.
     fn limits(&self) -> &Limits;
+
+    /// The membership journal's state.
+    fn journal(&self) -> &Journal;
 
     /// Closes the database once nothing will be written any more.
     async fn close_database(&self);
@@ -214,9 +221,11 @@ impl<B: Backend> Store for B {
         now: i64,
         by: &Actor,
     ) -> Result<Segment> {
-        Ok(written!(self, Some(site_id), |tx| segments::create(
-            tx, site_id, new, now, by
-        )))
+        Ok(written!(self, Some(site_id), |tx| async {
+            let segment = segments::create(&mut *tx, site_id, new, now, by).await?;
+            journal::reconcile(tx, self.journal(), site_id, now, Occasion::SegmentWrite).await?;
+            Ok::<_, crate::storage::StorageError>(segment)
+        }))
     }
 
     async fn update_segment(
@@ -228,15 +237,12 @@ impl<B: Backend> Store for B {
         now: i64,
         by: &Actor,
     ) -> Result<Segment> {
-        Ok(written!(self, Some(site_id), |tx| segments::update(
-            tx,
-            site_id,
-            id,
-            patch,
-            precondition,
-            now,
-            by
-        )))
+        Ok(written!(self, Some(site_id), |tx| async {
+            let segment =
+                segments::update(&mut *tx, site_id, id, patch, precondition, now, by).await?;
+            journal::reconcile(tx, self.journal(), site_id, now, Occasion::SegmentWrite).await?;
+            Ok::<_, crate::storage::StorageError>(segment)
+        }))
     }
 
     async fn discard_segment(
@@ -247,15 +253,20 @@ impl<B: Backend> Store for B {
         now: i64,
         by: &Actor,
     ) -> Result<Segment> {
-        Ok(written!(self, Some(site_id), |tx| segments::move_to(
-            tx,
-            site_id,
-            id,
-            precondition,
-            now,
-            Listing::Discarded,
-            by,
-        )))
+        Ok(written!(self, Some(site_id), |tx| async {
+            let segment = segments::move_to(
+                &mut *tx,
+                site_id,
+                id,
+                precondition,
+                now,
+                Listing::Discarded,
+                by,
+            )
+            .await?;
+            journal::reconcile(tx, self.journal(), site_id, now, Occasion::SegmentWrite).await?;
+            Ok::<_, crate::storage::StorageError>(segment)
+        }))
     }
 
     async fn restore_segment(
@@ -266,15 +277,13 @@ impl<B: Backend> Store for B {
         now: i64,
         by: &Actor,
     ) -> Result<Segment> {
-        Ok(written!(self, Some(site_id), |tx| segments::move_to(
-            tx,
-            site_id,
-            id,
-            precondition,
-            now,
-            Listing::Kept,
-            by,
-        )))
+        Ok(written!(self, Some(site_id), |tx| async {
+            let segment =
+                segments::move_to(&mut *tx, site_id, id, precondition, now, Listing::Kept, by)
+                    .await?;
+            journal::reconcile(tx, self.journal(), site_id, now, Occasion::SegmentWrite).await?;
+            Ok::<_, crate::storage::StorageError>(segment)
+        }))
     }
 
     async fn restore_segment_version(
@@ -286,8 +295,12 @@ impl<B: Backend> Store for B {
         now: i64,
         by: &Actor,
     ) -> Result<Segment> {
-        Ok(written!(self, Some(site_id), |tx| {
-            segments::restore_version(tx, site_id, id, version, precondition, now, by)
+        Ok(written!(self, Some(site_id), |tx| async {
+            let segment =
+                segments::restore_version(&mut *tx, site_id, id, version, precondition, now, by)
+                    .await?;
+            journal::reconcile(tx, self.journal(), site_id, now, Occasion::SegmentWrite).await?;
+            Ok::<_, crate::storage::StorageError>(segment)
         }))
     }
 
@@ -604,5 +617,109 @@ impl<B: Backend> WebhookStore for B {
             delivery_id,
             now
         )))
+    }
+}
+
+#[async_trait]
+impl<B: Backend> JournalStore for B {
+    fn set_evaluator(&self, evaluator: std::sync::Weak<dyn Evaluator>) {
+        self.journal().set_evaluator(evaluator);
+    }
+
+    async fn journal_sites(&self) -> Result<Vec<i64>> {
+        journal::sites(&mut *self.reader().await?).await
+    }
+
+    async fn journal_due(&self, site_id: i64, now: i64, every: i64) -> Result<bool> {
+        let mut conn = self.reader().await?;
+        journal::due(&mut *conn, self.journal(), site_id, now, every).await
+    }
+
+    async fn sweep_journal(&self, site_id: i64, now: i64, every: i64) -> Result<bool> {
+        if self.journal().evaluator().is_none()
+            || journal::swept_at(&mut *self.reader().await?, site_id).await? > now - every
+        {
+            return Ok(false);
+        }
+        Ok(written!(self, Some(site_id), |tx| async {
+            // Under the turn: another server may have swept meanwhile.
+            if journal::swept_at(&mut *tx, site_id).await? > now - every {
+                return Ok::<_, crate::storage::StorageError>(false);
+            }
+            journal::reconcile(tx, self.journal(), site_id, now, Occasion::Sweep).await?;
+            Ok(true)
+        }))
+    }
+
+    async fn journal_info(&self, site_id: i64, segment_id: i64) -> Result<Option<JournalInfo>> {
+        journal::info(&mut *self.reader().await?, site_id, segment_id).await
+    }
+
+    async fn journal_changes(
+        &self,
+        site_id: i64,
+        segment_id: i64,
+        after: (i64, i64),
+        limit: usize,
+    ) -> Result<Vec<NamedChange>> {
+        journal::changes(
+            &mut *self.reader().await?,
+            site_id,
+            segment_id,
+            after,
+            limit,
+        )
+        .await
+    }
+
+    async fn journal_net_after(&self, site_id: i64, segment_id: i64, at: i64) -> Result<i64> {
+        journal::net_after(&mut *self.reader().await?, site_id, segment_id, at).await
+    }
+
+    async fn journal_days(
+        &self,
+        site_id: i64,
+        segment_id: i64,
+        from: i64,
+        until: i64,
+    ) -> Result<Vec<DayCounts>> {
+        journal::days(&mut *self.reader().await?, site_id, segment_id, from, until).await
+    }
+
+    async fn journal_buckets(
+        &self,
+        site_id: i64,
+        segment_id: i64,
+        from: i64,
+        until: i64,
+        width: i64,
+    ) -> Result<Vec<(i64, i64, i64)>> {
+        journal::buckets(
+            &mut *self.reader().await?,
+            site_id,
+            segment_id,
+            from,
+            until,
+            width,
+        )
+        .await
+    }
+
+    async fn journal_members_at(&self, site_id: i64, segment_id: i64, at: i64) -> Result<Vec<i64>> {
+        let mut conn = self.reader().await?;
+        journal::members_at(&mut *conn, self.journal(), site_id, segment_id, at).await
+    }
+
+    async fn subscriber_transitions(
+        &self,
+        site_id: i64,
+        subscriber_id: i64,
+        limit: usize,
+    ) -> Result<Vec<MemberChange>> {
+        journal::of_subscriber(&mut *self.reader().await?, site_id, subscriber_id, limit).await
+    }
+
+    async fn trim_journal(&self, before: i64) -> Result<u64> {
+        Ok(written!(self, None, |tx| journal::trim(tx, before)))
     }
 }

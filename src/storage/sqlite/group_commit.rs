@@ -15,12 +15,14 @@
 use super::log;
 use crate::storage::changes::IdRanges;
 use crate::storage::imports::ImportMark;
+use crate::storage::journal::Journal;
 use crate::storage::sql::apply::apply_in;
-use crate::storage::sql::imports;
+use crate::storage::sql::{imports, journal};
 use crate::storage::{LogEntry, Result, StorageError};
 use corral_core::audience::{Limits, Outcome, SubscriberChange};
 use sqlx::SqlitePool;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Items one group may hold before it is committed.
@@ -42,9 +44,9 @@ pub(super) struct GroupWriter {
 impl GroupWriter {
     /// Starts the writer task on the current runtime; every change it
     /// applies is held to `limits`.
-    pub(super) fn start(writer: SqlitePool, limits: Limits) -> Self {
+    pub(super) fn start(writer: SqlitePool, limits: Limits, journal: Arc<Journal>) -> Self {
         let (jobs, receiver) = mpsc::channel(256);
-        tokio::spawn(run(writer, limits, receiver));
+        tokio::spawn(run(writer, limits, journal, receiver));
         Self { jobs }
     }
 
@@ -69,7 +71,12 @@ impl GroupWriter {
     }
 }
 
-async fn run(writer: SqlitePool, limits: Limits, mut receiver: mpsc::Receiver<Job>) {
+async fn run(
+    writer: SqlitePool,
+    limits: Limits,
+    journal: Arc<Journal>,
+    mut receiver: mpsc::Receiver<Job>,
+) {
     while let Some(first) = receiver.recv().await {
         let mut items = first.changes.len();
         let mut jobs = vec![first];
@@ -82,7 +89,7 @@ async fn run(writer: SqlitePool, limits: Limits, mut receiver: mpsc::Receiver<Jo
                 Err(_) => break,
             }
         }
-        match apply_group(&writer, &limits, &jobs).await {
+        match apply_group(&writer, &limits, &journal, &jobs).await {
             Ok(results) => {
                 for (job, outcomes) in jobs.into_iter().zip(results) {
                     let _ = job.reply.send(Ok(outcomes));
@@ -102,6 +109,7 @@ async fn run(writer: SqlitePool, limits: Limits, mut receiver: mpsc::Receiver<Jo
 async fn apply_group(
     writer: &SqlitePool,
     limits: &Limits,
+    journal: &Journal,
     jobs: &[Job],
 ) -> Result<Vec<Vec<Outcome>>> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -113,6 +121,7 @@ async fn apply_group(
         let (touched, entry, now) = sites
             .entry(job.site_id)
             .or_insert_with(|| (Vec::new(), LogEntry::default(), job.now));
+        let from = touched.len();
         let (outcomes, _) =
             apply_in(&mut tx, job.site_id, &job.changes, job.now, limits, touched).await?;
         if let Some(mark) = &job.mark {
@@ -121,6 +130,9 @@ async fn apply_group(
         results.push(outcomes);
         let after = log::events_high(&mut tx).await?;
         entry.add_events(before + 1, after);
+        let events = (after > before).then_some((before + 1, after));
+        let ids = touched[from..].to_vec();
+        journal::record_writes(&mut *tx, journal, job.site_id, &ids, events, job.now).await?;
         *now = (*now).max(job.now);
     }
     for (site_id, (touched, mut entry, now)) in sites {

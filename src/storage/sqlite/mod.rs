@@ -53,6 +53,8 @@ pub struct SqliteStore {
     /// while any connection is open, the WAL index file that [`signal`] reads
     /// stays in place.
     keep_open: tokio::sync::Mutex<Option<SqliteConnection>>,
+    /// The membership journal's state (shared with the group writer).
+    journal: std::sync::Arc<crate::storage::journal::Journal>,
 }
 
 impl SqliteStore {
@@ -97,7 +99,12 @@ impl SqliteStore {
         sqlx::query("SELECT 1 FROM change_heads LIMIT 1")
             .fetch_optional(&mut keep_open)
             .await?;
-        let group = group_commit::GroupWriter::start(writer.clone(), limits);
+        let journal = std::sync::Arc::new(crate::storage::journal::Journal::default());
+        let group = group_commit::GroupWriter::start(
+            writer.clone(),
+            limits,
+            std::sync::Arc::clone(&journal),
+        );
         Ok(Self {
             reader,
             writer,
@@ -105,6 +112,7 @@ impl SqliteStore {
             limits,
             signal: signal::ShmSignal::new(path),
             keep_open: tokio::sync::Mutex::new(Some(keep_open)),
+            journal,
         })
     }
 
@@ -173,6 +181,10 @@ impl Backend for SqliteStore {
 
     fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    fn journal(&self) -> &crate::storage::journal::Journal {
+        &self.journal
     }
 
     async fn close_database(&self) {

@@ -19,6 +19,49 @@ pub enum Query {
 }
 
 impl Query {
+    /// Whether the members can change with the clock alone: some time test
+    /// is relative (`within_last`, `older_than`). Segments it refers to are
+    /// not looked into: their own answer says it for them.
+    pub fn moves_with_time(&self) -> bool {
+        let mut moves = false;
+        if let Self::Condition(c) = self {
+            let relative = |t: &TimeTest| t.within_last.is_some() || t.older_than.is_some();
+            c.walk(&mut |c| match c {
+                Condition::Created(t) => moves |= relative(t),
+                Condition::Field { test, .. } => moves |= relative(&test.time),
+                Condition::Event(e) => {
+                    moves |= relative(&e.when)
+                        || e.filters.iter().any(|(_, v)| relative(&v.time))
+                        || e.first.as_ref().is_some_and(relative)
+                        || e.last.as_ref().is_some_and(relative);
+                }
+                _ => {}
+            });
+        }
+        moves
+    }
+
+    /// The event types the query's conditions read, or `None` when one
+    /// reads events of every type. Segments it refers to are not looked
+    /// into.
+    pub fn event_kinds(&self) -> Option<Vec<String>> {
+        let mut kinds = Some(Vec::new());
+        if let Self::Condition(c) = self {
+            c.walk(&mut |c| {
+                if let Condition::Event(e) = c {
+                    match (&e.kind, kinds.as_mut()) {
+                        (Some(kind), Some(list)) if !list.contains(kind) => list.push(kind.clone()),
+                        (None, _) => kinds = None,
+                        _ => {}
+                    }
+                }
+            });
+        }
+        kinds
+    }
+}
+
+impl Query {
     /// The segments this query refers to, in order of appearance.
     pub fn segment_refs(&self) -> Vec<i64> {
         let mut out = Vec::new();
@@ -420,6 +463,34 @@ mod tests {
         let none = crate::query::parse(r#"{"subscribed":true}"#).unwrap();
         assert_eq!(none.segment_refs(), Vec::<i64>::new());
         assert_eq!(none.segment_refs_at(), Vec::<(String, i64)>::new());
+    }
+
+    #[test]
+    fn relative_times_and_event_types_are_found_wherever_they_are() {
+        let parse = |text: &str| crate::query::parse(text).unwrap();
+        let fixed = parse(
+            r#"{"all":[{"tag":{"has":"vip"}},{"created":{"since":"2024-01-01T00:00:00Z"}},
+            {"event":{"type":"$purchase","count":{"at_least":2}}}]}"#,
+        );
+        assert!(!fixed.moves_with_time());
+        assert_eq!(fixed.event_kinds(), Some(vec!["$purchase".to_owned()]));
+        for relative in [
+            r#"{"created":{"within_last":{"days":7}}}"#,
+            r#"{"not":{"field":{"key":"renews","older_than":{"days":1}}}}"#,
+            r#"{"any":[{"event":{"type":"$login","when":{"within_last":{"hours":2}}}}]}"#,
+            r#"{"event":{"type":"$open","last":{"within_last":{"weeks":2}}}}"#,
+        ] {
+            assert!(parse(relative).moves_with_time(), "{relative}");
+        }
+        let two = parse(
+            r#"{"any":[{"event":{"type":"$login"}},{"not":{"event":{"type":"$open"}}},
+            {"event":{"type":"$login","count":{"at_least":3}}}]}"#,
+        );
+        assert_eq!(
+            two.event_kinds(),
+            Some(vec!["$login".to_owned(), "$open".to_owned()])
+        );
+        assert_eq!(parse(r#"{"subscribed":true}"#).event_kinds(), Some(vec![]));
     }
 
     #[test]

@@ -1,0 +1,1106 @@
+//! The membership journal's statements, as both backends run them (see
+//! [`crate::storage::journal`] for what the journal is).
+//!
+//! [`record_writes`] runs inside an audience write's transaction, once per
+//! caller's batch: it reads the touched subscribers back (row, kept tags,
+//! events of the types the segments read), builds a small audience of just
+//! them, evaluates every journaled segment over it and records each flip
+//! against `journal_members`. [`reconcile`] runs inside a segment write's
+//! transaction and in the minute's sweep: it compares each segment whose
+//! definition, state or time window moved over the whole audience (from the
+//! [`Evaluator`](crate::storage::journal::Evaluator)) with the journal's
+//! members. Both hold the site's write turn, so transitions of a site are
+//! written in commit order, once, whatever the number of servers.
+
+use super::{Conn, Dialect};
+use crate::sql;
+use crate::storage::journal::{
+    DayCounts, Journal, JournalInfo, MemberChange, NamedChange, Reason, SiteMembers, day_of,
+};
+use crate::storage::{Result, StorageError};
+use corral_core::columns::{Columns, ColumnsBuilder, SubscriberRecord, Val};
+use corral_core::engine::{self, Cancel};
+use corral_core::query::Query;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// Subscribers read back per statement.
+const CHUNK: usize = 5_000;
+
+/// A kept segment as the transaction sees it, with its journal's state.
+struct Kept {
+    id: i64,
+    version: i64,
+    query: Option<Arc<Query>>,
+    /// The version its journaled members follow; `None` before a baseline.
+    journaled: Option<i64>,
+    /// Whether the journal had it kept.
+    was_kept: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct SegmentState {
+    id: i64,
+    version: i64,
+    query: String,
+    discarded_at: Option<i64>,
+    journaled: Option<i64>,
+    journal_kept: Option<bool>,
+}
+
+/// Every segment of the site (kept or not), with its journal's state.
+async fn segment_states(conn: &mut impl Conn, site_id: i64) -> Result<Vec<SegmentState>> {
+    conn.all(sql!(
+        "SELECT s.id, s.version, s.query, s.discarded_at, j.version AS journaled,
+                j.kept AS journal_kept
+         FROM segments s LEFT JOIN segment_journals j
+           ON j.site_id = s.site_id AND j.segment_id = s.id
+         WHERE s.site_id = $1 ORDER BY s.id",
+        site_id
+    ))
+    .await
+}
+
+fn kept_of(journal: &Journal, site_id: i64, states: &[SegmentState]) -> Vec<Kept> {
+    states
+        .iter()
+        .filter(|s| s.discarded_at.is_none())
+        .map(|s| Kept {
+            id: s.id,
+            version: s.version,
+            query: journal.query(site_id, s.id, s.version, &s.query),
+            journaled: s.journaled,
+            was_kept: s.journal_kept.unwrap_or(false),
+        })
+        .collect()
+}
+
+/// Every kept segment's query, for references to resolve to.
+fn resolver_of(kept: &[Kept]) -> HashMap<i64, Arc<Query>> {
+    kept.iter()
+        .filter_map(|k| k.query.as_ref().map(|q| (k.id, Arc::clone(q))))
+        .collect()
+}
+
+/// The event types any kept segment reads (`None`: every type).
+fn kinds_read(kept: &[Kept]) -> Option<Vec<String>> {
+    let mut all = Vec::new();
+    for query in kept.iter().filter_map(|k| k.query.as_ref()) {
+        for kind in query.event_kinds()? {
+            if !all.contains(&kind) {
+                all.push(kind);
+            }
+        }
+    }
+    Some(all)
+}
+
+/// Records, at `now`, every change of journaled membership that one
+/// caller's batch made: `subscribers` it created or changed, and the events
+/// it stored (ids in `events`). Runs in the batch's transaction.
+pub async fn record_writes(
+    conn: &mut impl Conn,
+    journal: &Journal,
+    site_id: i64,
+    subscribers: &[i64],
+    events: Option<(i64, i64)>,
+    now: i64,
+) -> Result<()> {
+    if subscribers.is_empty() && events.is_none() {
+        return Ok(());
+    }
+    let states = segment_states(conn, site_id).await?;
+    let kept = kept_of(journal, site_id, &states);
+    // Journaled and current: a segment whose definition moved is the
+    // segment write's to record, never a batch's.
+    let active: Vec<&Kept> = kept
+        .iter()
+        .filter(|k| k.query.is_some() && k.journaled == Some(k.version))
+        .collect();
+    if active.is_empty() {
+        return Ok(());
+    }
+    let kinds = kinds_read(&kept);
+    let mut ids: BTreeSet<i64> = subscribers.iter().copied().collect();
+    if let Some((first, last)) = events
+        && kinds.as_ref().is_none_or(|k| !k.is_empty())
+    {
+        let authors: Vec<(i64,)> = conn
+            .all(sql!(
+                "SELECT DISTINCT subscriber_id FROM events
+                 WHERE site_id = $1 AND id >= $2 AND id <= $3",
+                site_id,
+                first,
+                last
+            ))
+            .await?;
+        ids.extend(authors.into_iter().map(|(id,)| id));
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let resolver = resolver_of(&kept);
+    let queries: Vec<&Query> = resolver.values().map(|q| &**q).collect();
+    let ids: Vec<i64> = ids.into_iter().collect();
+    let mut flips = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        let audience = read_audience(conn, site_id, chunk, kinds.as_deref(), &queries).await?;
+        let mut now_in: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+        for segment in &active {
+            let query = segment.query.as_ref().expect("active segments parse");
+            let members = evaluate(&audience, query, now, &resolver)?;
+            for id in members {
+                now_in.entry(id).or_default().insert(segment.id);
+            }
+        }
+        let before = journaled_sets(conn, site_id, chunk).await?;
+        let active_ids: BTreeSet<i64> = active.iter().map(|k| k.id).collect();
+        let mut changed = Vec::new();
+        for &id in chunk {
+            let old = before.get(&id).cloned().unwrap_or_default();
+            let new_active = now_in.remove(&id).unwrap_or_default();
+            // Segments not active keep what the journal has.
+            let mut new: BTreeSet<i64> = old
+                .iter()
+                .copied()
+                .filter(|s| !active_ids.contains(s))
+                .collect();
+            new.extend(new_active);
+            if new == old {
+                continue;
+            }
+            for s in new.difference(&old) {
+                flips.push((*s, id, true));
+            }
+            for s in old.difference(&new) {
+                flips.push((*s, id, false));
+            }
+            changed.push((id, new));
+        }
+        write_sets(conn, site_id, &changed).await?;
+    }
+    write_transitions(conn, site_id, &flips, now, Reason::Data).await?;
+    Ok(())
+}
+
+/// The ids of `query`'s members over `audience`.
+fn evaluate(
+    audience: &Columns,
+    query: &Query,
+    now: i64,
+    resolver: &HashMap<i64, Arc<Query>>,
+) -> Result<Vec<i64>> {
+    let members = engine::members_on(audience, query, now, resolver, &Cancel::default(), false)
+        .map_err(|e| StorageError::WriteFailed(format!("a segment could not be evaluated: {e}")))?;
+    Ok(members.ones().map(|i| audience.ids[i]).collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct SubscriberState {
+    id: i64,
+    email: String,
+    fields: String,
+    subscribed: bool,
+    created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct EventState {
+    subscriber_id: i64,
+    #[sqlx(rename = "type")]
+    kind: String,
+    occurred_at: i64,
+    details: String,
+}
+
+/// The audience of just `ids` (ascending), as the transaction sees it:
+/// rows, kept tags, and the events of `kinds` (every type when `None`) with
+/// the details the segments read.
+async fn read_audience<C: Conn>(
+    conn: &mut C,
+    site_id: i64,
+    ids: &[i64],
+    kinds: Option<&[String]>,
+    queries: &[&Query],
+) -> Result<Columns> {
+    let (rows, tags) = match C::DIALECT {
+        Dialect::Sqlite => (
+            "SELECT id, email, fields, unsubscribed_at IS NULL AS subscribed, created_at
+             FROM subscribers WHERE id IN (SELECT value FROM json_each($2)) AND +site_id = $1
+             ORDER BY id",
+            "SELECT st.subscriber_id, t.name_key FROM subscriber_tags st
+             JOIN tags t ON t.id = st.tag_id
+             WHERE st.subscriber_id IN (SELECT value FROM json_each($2))
+               AND t.site_id = $1 AND t.discarded_at IS NULL",
+        ),
+        Dialect::Postgres => (
+            "SELECT id, email, fields, unsubscribed_at IS NULL AS subscribed, created_at
+             FROM subscribers WHERE site_id = $1 AND id = ANY($2) ORDER BY id",
+            "SELECT st.subscriber_id, t.name_key FROM subscriber_tags st
+             JOIN tags t ON t.site_id = st.site_id AND t.id = st.tag_id
+             WHERE st.site_id = $1 AND st.subscriber_id = ANY($2) AND t.discarded_at IS NULL",
+        ),
+    };
+    let rows: Vec<SubscriberState> = conn.all(sql!(rows, site_id, ids)).await?;
+    let tags: Vec<(i64, String)> = conn.all(sql!(tags, site_id, ids)).await?;
+    let events: Vec<EventState> = match kinds {
+        Some([]) => Vec::new(),
+        Some(kinds) => {
+            let text = C::DIALECT.pick(
+                "SELECT subscriber_id, type, occurred_at, details FROM events
+                 WHERE subscriber_id IN (SELECT value FROM json_each($2)) AND +site_id = $1
+                   AND type IN (SELECT value FROM json_each($3)) ORDER BY id",
+                "SELECT subscriber_id, type, occurred_at, details FROM events
+                 WHERE site_id = $1 AND subscriber_id = ANY($2) AND type = ANY($3)
+                 ORDER BY id",
+            );
+            conn.all(sql!(text, site_id, ids, kinds)).await?
+        }
+        None => {
+            let text = C::DIALECT.pick(
+                "SELECT subscriber_id, type, occurred_at, details FROM events
+                 WHERE subscriber_id IN (SELECT value FROM json_each($2)) AND +site_id = $1
+                 ORDER BY id",
+                "SELECT subscriber_id, type, occurred_at, details FROM events
+                 WHERE site_id = $1 AND subscriber_id = ANY($2) ORDER BY id",
+            );
+            conn.all(sql!(text, site_id, ids)).await?
+        }
+    };
+    let mut builder = ColumnsBuilder::new();
+    for row in rows {
+        builder.subscriber(SubscriberRecord {
+            id: row.id,
+            email: row.email,
+            subscribed: row.subscribed,
+            created_at: row.created_at,
+            fields: serde_json::from_str(&row.fields).unwrap_or_default(),
+        });
+    }
+    for (id, tag) in &tags {
+        builder.tag(*id, tag);
+    }
+    for event in &events {
+        builder.event(event.subscriber_id, &event.kind, event.occurred_at);
+    }
+    let audience = builder.build();
+    add_details(&audience, &events, queries);
+    Ok(audience)
+}
+
+/// Adds to a small audience the detail columns `queries` read, from the
+/// events' JSON (given in storage order).
+fn add_details(audience: &Columns, events: &[EventState], queries: &[&Query]) {
+    let missing = engine::missing_details(audience, queries);
+    if missing.is_empty() {
+        return;
+    }
+    let parsed: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| serde_json::from_str(&e.details).unwrap_or_default())
+        .collect();
+    for (kind, path) in missing {
+        let values = events
+            .iter()
+            .zip(&parsed)
+            .filter(|(e, _)| e.kind == kind)
+            .map(|(_, details)| path.lookup(details).map_or(Val::Missing, Val::from_json))
+            .collect();
+        audience.add_details(&kind, path, values);
+    }
+}
+
+/// The segments each of `ids` is in, as the journal has them.
+async fn journaled_sets<C: Conn>(
+    conn: &mut C,
+    site_id: i64,
+    ids: &[i64],
+) -> Result<HashMap<i64, BTreeSet<i64>>> {
+    let text = C::DIALECT.pick(
+        "SELECT subscriber_id, segments FROM journal_members
+         WHERE site_id = $1 AND subscriber_id IN (SELECT value FROM json_each($2))",
+        "SELECT subscriber_id, segments FROM journal_members
+         WHERE site_id = $1 AND subscriber_id = ANY($2)",
+    );
+    let rows: Vec<(i64, String)> = conn.all(sql!(text, site_id, ids)).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, text)| (id, parse_set(&text)))
+        .collect())
+}
+
+fn parse_set(text: &str) -> BTreeSet<i64> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// Stores each subscriber's new set of segments (none: no row).
+async fn write_sets<C: Conn>(
+    conn: &mut C,
+    site_id: i64,
+    changed: &[(i64, BTreeSet<i64>)],
+) -> Result<()> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let (empty, full): (Vec<_>, Vec<_>) = changed.iter().partition(|(_, set)| set.is_empty());
+    if !empty.is_empty() {
+        let ids: Vec<i64> = empty.iter().map(|(id, _)| *id).collect();
+        let text = C::DIALECT.pick(
+            "DELETE FROM journal_members
+             WHERE site_id = $1 AND subscriber_id IN (SELECT value FROM json_each($2))",
+            "DELETE FROM journal_members WHERE site_id = $1 AND subscriber_id = ANY($2)",
+        );
+        conn.execute(sql!(text, site_id, ids.as_slice())).await?;
+    }
+    for part in full.chunks(CHUNK) {
+        let ids: Vec<i64> = part.iter().map(|(id, _)| *id).collect();
+        let sets: Vec<String> = part
+            .iter()
+            .map(|(_, set)| serde_json::to_string(set).expect("ids serialise"))
+            .collect();
+        let text = C::DIALECT.pick(
+            "INSERT INTO journal_members (site_id, subscriber_id, segments)
+             SELECT $1, i.value, s.value FROM json_each($2) i JOIN json_each($3) s ON s.key = i.key
+             WHERE true
+             ON CONFLICT (site_id, subscriber_id) DO UPDATE SET segments = excluded.segments",
+            "INSERT INTO journal_members (site_id, subscriber_id, segments)
+             SELECT $1, i, s FROM unnest($2::bigint[], $3::text[]) AS t(i, s)
+             ON CONFLICT (site_id, subscriber_id) DO UPDATE SET segments = excluded.segments",
+        );
+        conn.execute(sql!(text, site_id, ids.as_slice(), sets.as_slice()))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Records `flips` (segment, subscriber, joined) at `now` (or the site's
+/// latest transition's instant, if that is later: the journal's instants
+/// never go back), with the counts they move.
+async fn write_transitions<C: Conn>(
+    conn: &mut C,
+    site_id: i64,
+    flips: &[(i64, i64, bool)],
+    now: i64,
+    reason: Reason,
+) -> Result<()> {
+    if flips.is_empty() {
+        return Ok(());
+    }
+    let text = C::DIALECT.pick(
+        "INSERT INTO journal_sites (site_id, last_at) VALUES ($1, $2)
+         ON CONFLICT (site_id) DO UPDATE SET last_at = max(journal_sites.last_at, excluded.last_at)
+         RETURNING last_at",
+        "INSERT INTO journal_sites (site_id, last_at) VALUES ($1, $2)
+         ON CONFLICT (site_id) DO UPDATE SET last_at = GREATEST(journal_sites.last_at, excluded.last_at)
+         RETURNING last_at",
+    );
+    let (at,): (i64,) = conn.one(sql!(text, site_id, now)).await?;
+    for part in flips.chunks(CHUNK) {
+        let segments: Vec<i64> = part.iter().map(|f| f.0).collect();
+        let subscribers: Vec<i64> = part.iter().map(|f| f.1).collect();
+        let added: Vec<i64> = part.iter().map(|f| i64::from(f.2)).collect();
+        let text = C::DIALECT.pick(
+            "INSERT INTO segment_transitions (site_id, segment_id, subscriber_id, at, added, reason)
+             SELECT $1, g.value, s.value, $4, a.value, $5
+             FROM json_each($2) g JOIN json_each($3) s ON s.key = g.key
+             JOIN json_each($6) a ON a.key = g.key ORDER BY g.key",
+            "INSERT INTO segment_transitions (site_id, segment_id, subscriber_id, at, added, reason)
+             SELECT $1, g, s, $4, a = 1, $5
+             FROM unnest($2::bigint[], $3::bigint[], $6::bigint[]) WITH ORDINALITY AS t(g, s, a, n)
+             ORDER BY n",
+        );
+        conn.execute(sql!(
+            text,
+            site_id,
+            segments.as_slice(),
+            subscribers.as_slice(),
+            at,
+            i64::from(reason.code()),
+            added.as_slice()
+        ))
+        .await?;
+    }
+    let mut moved: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for &(segment, _, joined) in flips {
+        let counts = moved.entry(segment).or_default();
+        if joined {
+            counts.0 += 1;
+        } else {
+            counts.1 += 1;
+        }
+    }
+    for (segment, (added, removed)) in moved {
+        conn.execute(sql!(
+            "UPDATE segment_journals SET members = members + $3 - $4
+             WHERE site_id = $1 AND segment_id = $2",
+            site_id,
+            segment,
+            added,
+            removed
+        ))
+        .await?;
+        conn.execute(sql!(
+            "INSERT INTO journal_days (site_id, segment_id, day, added, removed)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (site_id, segment_id, day) DO UPDATE
+             SET added = journal_days.added + excluded.added,
+                 removed = journal_days.removed + excluded.removed",
+            site_id,
+            segment,
+            day_of(at),
+            added,
+            removed
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// What a reconciliation has to do.
+struct Plan {
+    /// Segments to evaluate anew, with the reason of what moves.
+    work: BTreeMap<i64, Reason>,
+    /// Segments without a baseline.
+    baselines: Vec<i64>,
+    /// Segments discarded since the journal last had them kept.
+    gone: Vec<i64>,
+}
+
+impl Plan {
+    fn is_empty(&self) -> bool {
+        self.work.is_empty() && self.baselines.is_empty() && self.gone.is_empty()
+    }
+}
+
+fn plan(states: &[SegmentState], kept: &[Kept], occasion: Occasion) -> Plan {
+    let mut work: BTreeMap<i64, Reason> = BTreeMap::new();
+    let mut baselines = Vec::new();
+    for k in kept {
+        match (&k.query, k.journaled) {
+            (Some(_), None) => baselines.push(k.id),
+            (Some(_), Some(_)) if !k.was_kept => {
+                work.insert(k.id, Reason::SegmentRestored);
+            }
+            (_, Some(v)) if v != k.version => {
+                work.insert(k.id, Reason::DefinitionChanged);
+            }
+            _ => {}
+        }
+    }
+    let gone: Vec<i64> = states
+        .iter()
+        .filter(|s| s.discarded_at.is_some() && s.journal_kept == Some(true))
+        .map(|s| s.id)
+        .collect();
+    // Segments referring to one whose members change change with it.
+    let refers = |k: &Kept, to: &dyn Fn(i64) -> bool| {
+        k.query
+            .as_ref()
+            .is_some_and(|q| q.segment_refs().into_iter().any(to))
+    };
+    loop {
+        let more: Vec<i64> = kept
+            .iter()
+            .filter(|k| k.journaled.is_some() && !work.contains_key(&k.id))
+            .filter(|k| refers(k, &|id| work.contains_key(&id)))
+            .map(|k| k.id)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        for id in more {
+            work.insert(id, Reason::DefinitionChanged);
+        }
+    }
+    if occasion == Occasion::Sweep {
+        let mut moving: BTreeSet<i64> = kept
+            .iter()
+            .filter(|k| k.query.as_ref().is_some_and(|q| q.moves_with_time()))
+            .map(|k| k.id)
+            .collect();
+        loop {
+            let more: Vec<i64> = kept
+                .iter()
+                .filter(|k| !moving.contains(&k.id))
+                .filter(|k| refers(k, &|id| moving.contains(&id)))
+                .map(|k| k.id)
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            moving.extend(more);
+        }
+        for k in kept {
+            if moving.contains(&k.id) && k.journaled == Some(k.version) {
+                work.entry(k.id).or_insert(Reason::TimeWindow);
+            }
+        }
+    }
+    Plan {
+        work,
+        baselines,
+        gone,
+    }
+}
+
+/// Whether a sweep of the site is due (none for `every` ms) and would do
+/// anything: a baseline to take, a definition left for a server, a window
+/// that moves. Read without the write turn, to spare the sweep of a site
+/// with nothing to do reading its audience.
+pub async fn due(
+    conn: &mut impl Conn,
+    journal: &Journal,
+    site_id: i64,
+    now: i64,
+    every: i64,
+) -> Result<bool> {
+    if swept_at(conn, site_id).await? > now - every {
+        return Ok(false);
+    }
+    let states = segment_states(conn, site_id).await?;
+    let kept = kept_of(journal, site_id, &states);
+    Ok(!plan(&states, &kept, Occasion::Sweep).is_empty())
+}
+
+/// Why [`reconcile`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Occasion {
+    /// A segment write, in its transaction: definitions, discards and
+    /// restores, and the baselines of new segments.
+    SegmentWrite,
+    /// The minute's sweep: the same, and every segment a relative time
+    /// window moves.
+    Sweep,
+}
+
+/// Brings the journal of every segment of the site up to the segments as
+/// the transaction sees them (and, in a sweep, to the clock): a segment
+/// without a baseline gets one, announcing nobody; a definition changed
+/// (its own, or one it refers to), a discard, a restore or a moved window
+/// is recorded as the difference between the journal's members and the
+/// whole audience's, at `now`. Runs holding the site's write turn. Without
+/// an evaluator (a process with no audience in memory) what needs one is
+/// left for the next sweep of a server.
+pub async fn reconcile<C: Conn>(
+    conn: &mut C,
+    journal: &Journal,
+    site_id: i64,
+    now: i64,
+    occasion: Occasion,
+) -> Result<()> {
+    let states = segment_states(conn, site_id).await?;
+    let kept = kept_of(journal, site_id, &states);
+    let Plan {
+        mut work,
+        mut baselines,
+        gone,
+    } = plan(&states, &kept, occasion);
+    let evaluator = journal.evaluator();
+    let which: Vec<i64> = work
+        .keys()
+        .copied()
+        .filter(|id| kept.iter().any(|k| k.id == *id && k.query.is_some()))
+        .chain(baselines.iter().copied())
+        .collect();
+    let evaluated = match (&evaluator, which.is_empty()) {
+        (_, true) => HashMap::new(),
+        (Some(evaluator), false) => {
+            let resolver = resolver_of(&kept);
+            evaluator.members(site_id, &resolver, &which, now).await?
+        }
+        (None, false) => {
+            // Left for a server's sweep; a discard needs no evaluation.
+            work.clear();
+            baselines.clear();
+            HashMap::new()
+        }
+    };
+    if work.is_empty() && gone.is_empty() && baselines.is_empty() {
+        if occasion == Occasion::Sweep {
+            mark_swept(conn, site_id, now).await?;
+        }
+        return Ok(());
+    }
+    let old = if work.is_empty() && gone.is_empty() {
+        HashMap::new()
+    } else {
+        let wanted: Vec<i64> = work.keys().chain(&gone).copied().collect();
+        members_now(conn, journal, site_id, &wanted).await?
+    };
+    let empty = BTreeSet::new();
+    let mut by_reason: BTreeMap<i16, Vec<(i64, i64, bool)>> = BTreeMap::new();
+    let mut edits: BTreeMap<i64, Vec<(i64, bool)>> = BTreeMap::new();
+    let changes = work
+        .iter()
+        .map(|(id, reason)| (*id, *reason, evaluated.get(id).cloned().unwrap_or_default()))
+        .chain(
+            gone.iter()
+                .map(|id| (*id, Reason::SegmentDiscarded, Vec::new())),
+        );
+    for (segment, reason, new) in changes {
+        let before = old.get(&segment).unwrap_or(&empty);
+        let after: BTreeSet<i64> = new.into_iter().collect();
+        let flips = by_reason.entry(reason.code()).or_default();
+        for &id in after.difference(before) {
+            flips.push((segment, id, true));
+            edits.entry(id).or_default().push((segment, true));
+        }
+        for &id in before.difference(&after) {
+            flips.push((segment, id, false));
+            edits.entry(id).or_default().push((segment, false));
+        }
+    }
+    for &segment in &baselines {
+        for &id in evaluated.get(&segment).map_or(&[][..], Vec::as_slice) {
+            edits.entry(id).or_default().push((segment, true));
+        }
+    }
+    let ids: Vec<i64> = edits.keys().copied().collect();
+    for chunk in ids.chunks(CHUNK) {
+        let mut sets = journaled_sets(conn, site_id, chunk).await?;
+        let changed: Vec<(i64, BTreeSet<i64>)> = chunk
+            .iter()
+            .map(|id| {
+                let mut set = sets.remove(id).unwrap_or_default();
+                for &(segment, joined) in &edits[id] {
+                    if joined {
+                        set.insert(segment);
+                    } else {
+                        set.remove(&segment);
+                    }
+                }
+                (*id, set)
+            })
+            .collect();
+        write_sets(conn, site_id, &changed).await?;
+    }
+    for (code, flips) in by_reason {
+        let reason = Reason::from_code(code).expect("codes come from reasons");
+        write_transitions(conn, site_id, &flips, now, reason).await?;
+    }
+    let version_of = |id: i64| states.iter().find(|s| s.id == id).map_or(0, |s| s.version);
+    for &segment in work.keys() {
+        conn.execute(sql!(
+            "UPDATE segment_journals SET version = $3, kept = $4
+             WHERE site_id = $1 AND segment_id = $2",
+            site_id,
+            segment,
+            version_of(segment),
+            true
+        ))
+        .await?;
+    }
+    for &segment in &gone {
+        conn.execute(sql!(
+            "UPDATE segment_journals SET version = $3, kept = $4
+             WHERE site_id = $1 AND segment_id = $2",
+            site_id,
+            segment,
+            version_of(segment),
+            false
+        ))
+        .await?;
+    }
+    for &segment in &baselines {
+        let members = evaluated.get(&segment).map_or(0, Vec::len) as i64;
+        conn.execute(sql!(
+            "INSERT INTO segment_journals (site_id, segment_id, version, kept, begins_at, members)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (site_id, segment_id) DO UPDATE
+             SET version = excluded.version, kept = excluded.kept,
+                 begins_at = COALESCE(segment_journals.begins_at, excluded.begins_at),
+                 members = excluded.members",
+            site_id,
+            segment,
+            version_of(segment),
+            true,
+            now,
+            members
+        ))
+        .await?;
+    }
+    if !baselines.is_empty() {
+        conn.execute(sql!(
+            "INSERT INTO journal_sites (site_id, baselines) VALUES ($1, 1)
+             ON CONFLICT (site_id) DO UPDATE SET baselines = journal_sites.baselines + 1",
+            site_id
+        ))
+        .await?;
+    }
+    if occasion == Occasion::Sweep {
+        mark_swept(conn, site_id, now).await?;
+    }
+    Ok(())
+}
+
+async fn mark_swept(conn: &mut impl Conn, site_id: i64, now: i64) -> Result<()> {
+    conn.execute(sql!(
+        "INSERT INTO journal_sites (site_id, swept_at) VALUES ($1, $2)
+         ON CONFLICT (site_id) DO UPDATE SET swept_at = excluded.swept_at",
+        site_id,
+        now
+    ))
+    .await?;
+    Ok(())
+}
+
+/// When the site's time windows were last swept (0: never).
+pub async fn swept_at(conn: &mut impl Conn, site_id: i64) -> Result<i64> {
+    let row: Option<(i64,)> = conn
+        .optional(sql!(
+            "SELECT swept_at FROM journal_sites WHERE site_id = $1",
+            site_id
+        ))
+        .await?;
+    Ok(row.map_or(0, |(at,)| at))
+}
+
+/// Every segment's members as the journal has them, from this store's copy
+/// brought forward by the transitions since it was read (read whole when
+/// there is none, or a baseline was taken since). The copy kept is the one
+/// read, never one changed by this transaction, which may yet roll back.
+async fn members_now(
+    conn: &mut impl Conn,
+    journal: &Journal,
+    site_id: i64,
+    wanted: &[i64],
+) -> Result<HashMap<i64, BTreeSet<i64>>> {
+    let baselines: Option<(i64,)> = conn
+        .optional(sql!(
+            "SELECT baselines FROM journal_sites WHERE site_id = $1",
+            site_id
+        ))
+        .await?;
+    let baselines = baselines.map_or(0, |(b,)| b);
+    let held = journal
+        .members
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&site_id)
+        .filter(|m| m.baselines == baselines);
+    let mut members = match held {
+        Some(members) => members,
+        None => {
+            let (through,): (i64,) = conn
+                .one(sql!(
+                    "SELECT COALESCE(max(id), 0) FROM segment_transitions WHERE site_id = $1",
+                    site_id
+                ))
+                .await?;
+            let rows: Vec<(i64, String)> = conn
+                .all(sql!(
+                    "SELECT subscriber_id, segments FROM journal_members WHERE site_id = $1",
+                    site_id
+                ))
+                .await?;
+            let mut by_segment: HashMap<i64, Vec<i64>> = HashMap::new();
+            for (id, text) in rows {
+                for segment in parse_set(&text) {
+                    by_segment.entry(segment).or_default().push(id);
+                }
+            }
+            by_segment.values_mut().for_each(|ids| ids.sort_unstable());
+            SiteMembers {
+                through,
+                baselines,
+                by_segment,
+            }
+        }
+    };
+    let since: Vec<(i64, i64, i64, bool)> = conn
+        .all(sql!(
+            "SELECT id, segment_id, subscriber_id, added FROM segment_transitions
+             WHERE site_id = $1 AND id > $2 ORDER BY id",
+            site_id,
+            members.through
+        ))
+        .await?;
+    for (id, segment, subscriber, added) in since {
+        let ids = members.by_segment.entry(segment).or_default();
+        match (ids.binary_search(&subscriber), added) {
+            (Err(at), true) => ids.insert(at, subscriber),
+            (Ok(at), false) => {
+                ids.remove(at);
+            }
+            _ => {}
+        }
+        members.through = id;
+    }
+    let now = wanted
+        .iter()
+        .filter_map(|id| {
+            let ids = members.by_segment.get(id)?;
+            Some((*id, ids.iter().copied().collect()))
+        })
+        .collect();
+    journal
+        .members
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(site_id, members);
+    Ok(now)
+}
+
+/// Where a segment's journal stands; `None` for a segment it does not know.
+pub async fn info(
+    conn: &mut impl Conn,
+    site_id: i64,
+    segment_id: i64,
+) -> Result<Option<JournalInfo>> {
+    let row: Option<(Option<i64>, i64)> = conn
+        .optional(sql!(
+            "SELECT begins_at, members FROM segment_journals WHERE site_id = $1 AND segment_id = $2",
+            site_id,
+            segment_id
+        ))
+        .await?;
+    Ok(row.map(|(begins_at, members)| JournalInfo { begins_at, members }))
+}
+
+#[derive(sqlx::FromRow)]
+struct TransitionRow {
+    id: i64,
+    segment_id: i64,
+    subscriber_id: i64,
+    at: i64,
+    added: bool,
+    reason: i16,
+}
+
+impl TransitionRow {
+    fn transition(&self) -> MemberChange {
+        MemberChange {
+            id: self.id,
+            segment_id: self.segment_id,
+            subscriber_id: self.subscriber_id,
+            at: self.at,
+            added: self.added,
+            reason: Reason::from_code(self.reason).unwrap_or(Reason::Data),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct NamedRow {
+    #[sqlx(flatten)]
+    row: TransitionRow,
+    uuid: String,
+    email: String,
+}
+
+/// Up to `limit` transitions of a segment after `(at, id)`, in commit
+/// order, each with its subscriber's public id and email.
+pub async fn changes(
+    conn: &mut impl Conn,
+    site_id: i64,
+    segment_id: i64,
+    after: (i64, i64),
+    limit: usize,
+) -> Result<Vec<NamedChange>> {
+    let rows: Vec<NamedRow> = conn
+        .all(sql!(
+            "SELECT t.id, t.segment_id, t.subscriber_id, t.at, t.added, t.reason, s.uuid, s.email
+             FROM segment_transitions t
+             JOIN subscribers s ON s.site_id = t.site_id AND s.id = t.subscriber_id
+             WHERE t.site_id = $1 AND t.segment_id = $2
+               AND (t.at > $3 OR (t.at = $3 AND t.id > $4))
+             ORDER BY t.at, t.id LIMIT $5",
+            site_id,
+            segment_id,
+            after.0,
+            after.1,
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| NamedChange {
+            change: r.row.transition(),
+            subscriber_uuid: r.uuid,
+            email: r.email,
+        })
+        .collect())
+}
+
+/// A subscriber's latest transitions (every segment), newest first.
+pub async fn of_subscriber(
+    conn: &mut impl Conn,
+    site_id: i64,
+    subscriber_id: i64,
+    limit: usize,
+) -> Result<Vec<MemberChange>> {
+    let rows: Vec<TransitionRow> = conn
+        .all(sql!(
+            "SELECT id, segment_id, subscriber_id, at, added, reason FROM segment_transitions
+             WHERE subscriber_id = $2 AND site_id = $1 ORDER BY id DESC LIMIT $3",
+            site_id,
+            subscriber_id,
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ))
+        .await?;
+    Ok(rows.iter().map(TransitionRow::transition).collect())
+}
+
+const DAY: i64 = 86_400_000;
+
+/// Joins less leaves of a segment strictly after `at`: the members now,
+/// less this, were the members at `at`. Whole days come from the daily
+/// counts, the rest of `at`'s day from the transitions.
+pub async fn net_after(
+    conn: &mut impl Conn,
+    site_id: i64,
+    segment_id: i64,
+    at: i64,
+) -> Result<i64> {
+    let day_end = day_of(at) + DAY;
+    let (days,): (Option<i64>,) = conn
+        .one(sql!(
+            "SELECT CAST(SUM(added - removed) AS BIGINT) FROM journal_days
+             WHERE site_id = $1 AND segment_id = $2 AND day >= $3",
+            site_id,
+            segment_id,
+            day_end
+        ))
+        .await?;
+    let (rest,): (Option<i64>,) = conn
+        .one(sql!(
+            "SELECT CAST(SUM(CASE WHEN added THEN 1 ELSE -1 END) AS BIGINT) FROM segment_transitions
+             WHERE site_id = $1 AND segment_id = $2 AND at > $3 AND at < $4",
+            site_id,
+            segment_id,
+            at,
+            day_end
+        ))
+        .await?;
+    Ok(days.unwrap_or(0) + rest.unwrap_or(0))
+}
+
+/// A segment's daily counts for the days in `[from, until)`.
+pub async fn days(
+    conn: &mut impl Conn,
+    site_id: i64,
+    segment_id: i64,
+    from: i64,
+    until: i64,
+) -> Result<Vec<DayCounts>> {
+    let rows: Vec<(i64, i64, i64)> = conn
+        .all(sql!(
+            "SELECT day, added, removed FROM journal_days
+             WHERE site_id = $1 AND segment_id = $2 AND day >= $3 AND day < $4 ORDER BY day",
+            site_id,
+            segment_id,
+            from,
+            until
+        ))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(day, added, removed)| DayCounts {
+            day,
+            added,
+            removed,
+        })
+        .collect())
+}
+
+/// Joins and leaves of a segment in `[from, until)` per bucket of `width`
+/// ms from `from`: (bucket number, joins, leaves), buckets with any.
+pub async fn buckets(
+    conn: &mut impl Conn,
+    site_id: i64,
+    segment_id: i64,
+    from: i64,
+    until: i64,
+    width: i64,
+) -> Result<Vec<(i64, i64, i64)>> {
+    conn.all(sql!(
+        "SELECT (at - $3) / $5 AS bucket,
+                CAST(SUM(CASE WHEN added THEN 1 ELSE 0 END) AS BIGINT),
+                CAST(SUM(CASE WHEN added THEN 0 ELSE 1 END) AS BIGINT)
+         FROM segment_transitions
+         WHERE site_id = $1 AND segment_id = $2 AND at >= $3 AND at < $4
+         GROUP BY (at - $3) / $5 ORDER BY bucket",
+        site_id,
+        segment_id,
+        from,
+        until,
+        width
+    ))
+    .await
+}
+
+/// The members of a segment at `at` (ascending), as the journal has them:
+/// its members now, with every transition after `at` undone.
+pub async fn members_at(
+    conn: &mut impl Conn,
+    journal: &Journal,
+    site_id: i64,
+    segment_id: i64,
+    at: i64,
+) -> Result<Vec<i64>> {
+    let mut members: BTreeSet<i64> = members_now(conn, journal, site_id, &[segment_id])
+        .await?
+        .remove(&segment_id)
+        .unwrap_or_default();
+    let through = journal
+        .members
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&site_id)
+        .map_or(i64::MAX, |m| m.through);
+    let later: Vec<(i64, bool)> = conn
+        .all(sql!(
+            "SELECT subscriber_id, added FROM segment_transitions
+             WHERE site_id = $1 AND segment_id = $2 AND at > $3 AND id <= $4
+             ORDER BY at, id",
+            site_id,
+            segment_id,
+            at,
+            through
+        ))
+        .await?;
+    let mut seen = BTreeSet::new();
+    for (id, added) in later {
+        if seen.insert(id) {
+            // Its first move after `at` tells where it was at `at`.
+            if added {
+                members.remove(&id);
+            } else {
+                members.insert(id);
+            }
+        }
+    }
+    Ok(members.into_iter().collect())
+}
+
+/// Deletes transitions before `before`, and the days wholly before it;
+/// histories then begin at `before`. How many transitions went.
+pub async fn trim(conn: &mut impl Conn, before: i64) -> Result<u64> {
+    let gone = conn
+        .execute(sql!(
+            "DELETE FROM segment_transitions WHERE at < $1",
+            before
+        ))
+        .await?;
+    conn.execute(sql!(
+        "DELETE FROM journal_days WHERE day < $1",
+        day_of(before)
+    ))
+    .await?;
+    conn.execute(sql!(
+        "UPDATE segment_journals SET begins_at = $1 WHERE begins_at < $1",
+        before
+    ))
+    .await?;
+    Ok(gone)
+}
+
+/// The sites with a kept segment.
+pub async fn sites(conn: &mut impl Conn) -> Result<Vec<i64>> {
+    let rows: Vec<(i64,)> = conn
+        .all(sql!(
+            "SELECT DISTINCT site_id FROM segments WHERE discarded_at IS NULL ORDER BY site_id"
+        ))
+        .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
