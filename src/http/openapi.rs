@@ -47,6 +47,7 @@ use utoipa::{Modify, OpenApi};
         subscribers::create,
         subscribers::segments,
         subscribers::events,
+        subscribers::changes,
         audience::list_tags,
         audience::create_tag,
         audience::list_fields,

@@ -186,6 +186,50 @@ pub async fn segments(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+pub struct SubscriberChangesParams {
+    /// The subscriber's email (case does not matter).
+    #[param(value_type = EmailText, required = true)]
+    email: Option<String>,
+    /// How many, 1 to 100 (default 20).
+    #[param(value_type = Option<u8>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+}
+
+/// The segments a subscriber joined and left, with when and why.
+///
+/// Corral extension. From the membership journal, newest first: each is
+/// the object a webhook notification carries, for every segment (kept or
+/// discarded) the subscriber moved in or out of since its history began.
+#[utoipa::path(get, path = "/api/v1/fetch/subscribers/changes", tag = "history",
+    params(SubscriberChangesParams),
+    responses(
+        (status = 200, description = "The latest joins and leaves, newest first", body = crate::wire::history::SubscriberChangesEnvelope),
+        (status = 404, description = "No subscriber with this email on this site", body = ErrorBody),
+        (status = 422, description = "No email, an invalid one, or a bad limit", body = ValidationErrorBody),
+    ),
+    security(("basic" = [])))]
+pub async fn changes(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<SubscriberChangesParams>,
+) -> Result<Response, ApiError> {
+    let limit = events_limit(params.limit.as_deref()).map_err(|m| invalid("limit", m))?;
+    let subscriber = by_email(&state, caller.site_id, params.email.as_deref()).await?;
+    let changes = crate::service::history::of_subscriber(
+        state.store.as_ref(),
+        caller.site_id,
+        &subscriber,
+        limit,
+    )
+    .await?;
+    Ok(bytes_response(
+        StatusCode::OK,
+        crate::wire::history::subscriber_changes_body(&changes),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SubscriberEventsParams {
     /// The subscriber's email (case does not matter).
     #[param(value_type = EmailText, required = true)]

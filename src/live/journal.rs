@@ -23,7 +23,10 @@ impl Evaluator for Live {
         segments: &HashMap<i64, Arc<Query>>,
         which: &[i64],
         now: i64,
-    ) -> Result<HashMap<i64, Vec<i64>>, StorageError> {
+    ) -> Result<Option<HashMap<i64, Vec<i64>>>, StorageError> {
+        if !self.holds(site_id) {
+            return Ok(None);
+        }
         let queries: Vec<&Query> = segments.values().map(|q| &**q).collect();
         let resident = loop {
             let resident = self.resident(site_id).await?;
@@ -54,7 +57,7 @@ impl Evaluator for Live {
                     })?;
                 out.insert(id, members.ones().map(|i| audience.ids[i]).collect());
             }
-            Ok(out)
+            Ok(Some(out))
         })
         .await
         .map_err(|e| StorageError::ReadFailed(format!("evaluation task failed: {e}")))?

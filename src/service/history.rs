@@ -330,6 +330,34 @@ pub async fn changes(
     Ok((segment, changes, next))
 }
 
+/// A subscriber's latest joins and leaves (every segment, kept or
+/// discarded), newest first, each with its segment.
+pub async fn of_subscriber(
+    store: &dyn Store,
+    site_id: i64,
+    subscriber: &corral_core::audience::Subscriber,
+    limit: usize,
+) -> Result<Vec<(NamedChange, Segment)>, SegmentError> {
+    use crate::segment::Listing;
+    let changes = store
+        .subscriber_transitions(site_id, subscriber.id, limit)
+        .await?;
+    let mut segments = store.list_segments(site_id, Listing::Kept).await?;
+    segments.extend(store.list_segments(site_id, Listing::Discarded).await?);
+    Ok(changes
+        .into_iter()
+        .filter_map(|change| {
+            let segment = segments.iter().find(|s| s.id.0 == change.segment_id)?;
+            let named = NamedChange {
+                change,
+                subscriber_uuid: subscriber.uuid.clone(),
+                email: subscriber.email.clone(),
+            };
+            Some((named, segment.clone()))
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,12 +165,14 @@ impl<'a> Segments<'a> {
         }
     }
 
-    /// Brings the site's snapshot into memory and up to date before a
-    /// segment write: the write evaluates its segments over it for the
-    /// journal while it holds the site's write turn, which should then wait
-    /// for a catch-up at most, never a whole read.
+    /// Brings the site's snapshot up to date before a segment write, when
+    /// it is in memory: the write evaluates its segments over it for the
+    /// journal while it holds the site's write turn, which then waits for a
+    /// short catch-up at most. A site not in memory is not read for it: the
+    /// journal leaves that write for the next sweep.
     async fn warm(&self, site_id: i64) {
         if let Some(live) = self.live
+            && live.holds(site_id)
             && let Err(error) = live.resident(site_id).await
         {
             tracing::debug!(site_id, %error, "the snapshot could not be read before a segment write");

@@ -118,19 +118,23 @@ pub struct DayCounts {
 
 /// Works out the members of segments over a site's whole audience, as
 /// committed: the live snapshot. Called while the caller holds the site's
-/// write turn, so what is committed is the head.
+/// write turn, so what is committed is the head. It never reads a whole
+/// audience with the turn held: when the site is not in memory it answers
+/// `None`, and what needed it is left for the next sweep, which reads the
+/// audience first.
 #[async_trait::async_trait]
 pub trait Evaluator: Send + Sync {
     /// The members (ascending ids) of each segment of `which` at `now`;
     /// `segments` are every kept segment's query as the caller's
-    /// transaction has them (references resolve to these).
+    /// transaction has them (references resolve to these). `None` when the
+    /// site's audience is not in memory.
     async fn members(
         &self,
         site_id: i64,
         segments: &HashMap<i64, Arc<Query>>,
         which: &[i64],
         now: i64,
-    ) -> Result<HashMap<i64, Vec<i64>>>;
+    ) -> Result<Option<HashMap<i64, Vec<i64>>>>;
 }
 
 /// A site's journaled members, per segment, as of a transition id and a

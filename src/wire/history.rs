@@ -469,3 +469,24 @@ pub fn changes_query(
     };
     errors.finish(|| (from, limit))
 }
+
+/// `{"data":[…]}`: a subscriber's joins and leaves, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriberChangesEnvelope {
+    pub data: Vec<ChangeResource>,
+}
+
+/// A subscriber's joins and leaves, as bytes.
+pub fn subscriber_changes_body(
+    changes: &[(
+        crate::storage::journal::NamedChange,
+        crate::segment::Segment,
+    )],
+) -> Vec<u8> {
+    to_json(&SubscriberChangesEnvelope {
+        data: changes
+            .iter()
+            .map(|(change, segment)| ChangeResource::new(change, segment))
+            .collect(),
+    })
+}

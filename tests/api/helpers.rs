@@ -129,6 +129,15 @@ impl TestApp {
     }
 
     /// The directory of this server's checkpoints (with [`TestApp::spawn_gated`]).
+    /// Runs the membership journal's sweep as `corral serve` does about
+    /// every ten seconds: baselines, what was left for a server, and time
+    /// windows when due. How many sites it swept.
+    pub async fn sweep(&self) -> usize {
+        corral::live::journal::sweep(self.store.as_ref(), &self.state.live, self.clock.as_ref())
+            .await
+            .expect("the journal's sweep")
+    }
+
     pub fn checkpoint_dir(&self) -> std::path::PathBuf {
         self._dir.path().join("checkpoints")
     }

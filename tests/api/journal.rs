@@ -34,6 +34,13 @@ async fn untag(app: &TestApp, email: &str, tag: &str) {
     .await;
 }
 
+/// Brings the test site's audience into memory, as any read does: a
+/// segment write then takes its baseline (or records its change) at once.
+async fn resident(app: &TestApp) {
+    let site_id = app.site_id(&app.site).await;
+    app.state.live.resident(site_id).await.unwrap();
+}
+
 /// Every transition of a segment, page by page, from the beginning.
 async fn feed(app: &TestApp, id: &str) -> Vec<Value> {
     let mut all = Vec::new();
@@ -96,6 +103,7 @@ async fn members_at(app: &TestApp, id: &str, at: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_tag_added_and_removed_10_ms_apart_gives_both_transitions_in_order() {
     let app = TestApp::spawn().await;
+    resident(&app).await;
     tag(&app, "early@x.io", "vip").await;
     let segment = app
         .create_segment("VIP", json!({"tag": {"has": "vip"}}))
@@ -152,6 +160,7 @@ async fn a_tag_added_and_removed_10_ms_apart_gives_both_transitions_in_order() {
 #[tokio::test]
 async fn definition_changes_discards_and_restores_are_recorded_with_their_reason() {
     let app = TestApp::spawn().await;
+    resident(&app).await;
     tag(&app, "a@x.io", "vip").await;
     tag(&app, "b@x.io", "pro").await;
     let segment = app
@@ -208,6 +217,7 @@ async fn definition_changes_discards_and_restores_are_recorded_with_their_reason
 #[tokio::test]
 async fn the_size_series_counts_joins_and_leaves_per_interval() {
     let app = TestApp::spawn().await;
+    resident(&app).await;
     tag(&app, "base@x.io", "vip").await;
     let segment = app
         .create_segment("VIP", json!({"tag": {"has": "vip"}}))
@@ -339,4 +349,144 @@ async fn bad_parameters_and_other_sites_segments_are_refused() {
         &[("after", "is not a cursor this API gave out")],
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_subscribers_joins_and_leaves_are_listed_newest_first_with_their_segment() {
+    let app = TestApp::spawn().await;
+    resident(&app).await;
+    let vip = app
+        .create_segment("VIP", json!({"tag": {"has": "vip"}}))
+        .await;
+    let pro = app
+        .create_segment("Pro", json!({"tag": {"has": "pro"}}))
+        .await;
+    tag(&app, "ann@x.io", "vip").await;
+    app.clock.advance_ms(1_000);
+    tag(&app, "ann@x.io", "pro").await;
+    app.clock.advance_ms(1_000);
+    untag(&app, "ann@x.io", "vip").await;
+    tag(&app, "bob@x.io", "vip").await;
+    let response = app
+        .get("/api/v1/fetch/subscribers/changes?email=ANN@x.io")
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    let got: Vec<(String, String)> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap().to_owned(),
+                c["segment"]["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let (vip, pro) = (vip["id"].as_str().unwrap(), pro["id"].as_str().unwrap());
+    assert_eq!(
+        got,
+        [
+            ("segment.member_removed".to_owned(), vip.to_owned()),
+            ("segment.member_added".to_owned(), pro.to_owned()),
+            ("segment.member_added".to_owned(), vip.to_owned()),
+        ]
+    );
+    let other = app.new_site().await;
+    let response = app
+        .as_site(
+            &other,
+            Method::GET,
+            "/api/v1/fetch/subscribers/changes?email=ann@x.io",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_segment_created_while_the_audience_is_not_in_memory_begins_at_the_next_sweep() {
+    let app = TestApp::spawn().await;
+    tag(&app, "ann@x.io", "vip").await;
+    let segment = app
+        .create_segment("VIP", json!({"tag": {"has": "vip"}}))
+        .await;
+    let id = segment["id"].as_str().unwrap().to_owned();
+    // The write did not read the whole audience holding the site's write
+    // turn: the segment has no history yet, and a write meanwhile is
+    // left to the baseline.
+    tag(&app, "bob@x.io", "vip").await;
+    let body: Value = app
+        .get(&format!("/api/v1/stats/segment/history?segment_id={id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body,
+        json!({"data": [], "meta": {"history_begins_at": null}})
+    );
+    assert_refused(
+        app.get(&format!(
+            "/api/v1/fetch/segments/{id}/members?at=2026-11-26T09:00:00Z"
+        ))
+        .await,
+        &[(
+            "at",
+            "is before the segment's history begins (it has not begun yet",
+        )],
+    )
+    .await;
+    app.clock.advance_ms(5_000);
+    assert_eq!(app.sweep().await, 1);
+    let now = corral::clock::format_ms(START_MS + 5_000);
+    assert_eq!(members_at(&app, &id, &now).await, ["ann@x.io", "bob@x.io"]);
+    assert!(feed(&app, &id).await.is_empty());
+    // From then on, writes are recorded.
+    untag(&app, "bob@x.io", "vip").await;
+    assert_eq!(
+        moves(&feed(&app, &id).await),
+        [mv("removed", "data", "bob@x.io")]
+    );
+    // A sweep with nothing to do (the time windows were just swept) reads
+    // nothing.
+    assert_eq!(app.sweep().await, 0);
+}
+
+#[tokio::test]
+async fn a_relative_window_moving_past_a_member_is_recorded_by_the_sweep() {
+    let app = TestApp::spawn().await;
+    resident(&app).await;
+    let segment = app
+        .create_segment(
+            "Active",
+            json!({"event": {"type": "$login", "when": {"within_last": {"hours": 1}}}}),
+        )
+        .await;
+    let id = segment["id"].as_str().unwrap().to_owned();
+    let response = app
+        .send_json(
+            Method::POST,
+            "/api/v1/batch/events",
+            &json!({"events": [{"type": "$login", "email": "ann@x.io"}]}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        moves(&feed(&app, &id).await),
+        [mv("added", "data", "ann@x.io")]
+    );
+    app.clock.advance_ms(30 * 60_000);
+    app.sweep().await;
+    assert_eq!(feed(&app, &id).await.len(), 1);
+    app.clock.advance_ms(31 * 60_000);
+    assert_eq!(app.sweep().await, 1);
+    assert_eq!(
+        moves(&feed(&app, &id).await),
+        [
+            mv("added", "data", "ann@x.io"),
+            mv("removed", "time_window", "ann@x.io")
+        ]
+    );
 }

@@ -543,10 +543,26 @@ fn plan(states: &[SegmentState], kept: &[Kept], occasion: Occasion) -> Plan {
     }
 }
 
-/// Whether a sweep of the site is due (none for `every` ms) and would do
-/// anything: a baseline to take, a definition left for a server, a window
-/// that moves. Read without the write turn, to spare the sweep of a site
-/// with nothing to do reading its audience.
+/// What a sweep of the site at `now` would be: [`Occasion::Sweep`] when
+/// the time windows are due (none swept for `every` ms), else
+/// [`Occasion::SegmentWrite`] (baselines and what was left for a server,
+/// which never wait for the windows' turn).
+pub async fn sweep_occasion(
+    conn: &mut impl Conn,
+    site_id: i64,
+    now: i64,
+    every: i64,
+) -> Result<Occasion> {
+    Ok(if swept_at(conn, site_id).await? <= now - every {
+        Occasion::Sweep
+    } else {
+        Occasion::SegmentWrite
+    })
+}
+
+/// Whether a sweep of the site would do anything now: a baseline to take,
+/// a definition left for a server, or windows due. Read without the write
+/// turn, to spare a site with nothing to do the read of its audience.
 pub async fn due(
     conn: &mut impl Conn,
     journal: &Journal,
@@ -554,12 +570,10 @@ pub async fn due(
     now: i64,
     every: i64,
 ) -> Result<bool> {
-    if swept_at(conn, site_id).await? > now - every {
-        return Ok(false);
-    }
+    let occasion = sweep_occasion(conn, site_id, now, every).await?;
     let states = segment_states(conn, site_id).await?;
     let kept = kept_of(journal, site_id, &states);
-    Ok(!plan(&states, &kept, Occasion::Sweep).is_empty())
+    Ok(!plan(&states, &kept, occasion).is_empty())
 }
 
 /// Why [`reconcile`] runs.
@@ -595,28 +609,31 @@ pub async fn reconcile<C: Conn>(
         mut baselines,
         gone,
     } = plan(&states, &kept, occasion);
-    let evaluator = journal.evaluator();
     let which: Vec<i64> = work
         .keys()
         .copied()
         .filter(|id| kept.iter().any(|k| k.id == *id && k.query.is_some()))
         .chain(baselines.iter().copied())
         .collect();
-    let evaluated = match (&evaluator, which.is_empty()) {
-        (_, true) => HashMap::new(),
-        (Some(evaluator), false) => {
-            let resolver = resolver_of(&kept);
-            evaluator.members(site_id, &resolver, &which, now).await?
+    let evaluated = match journal.evaluator() {
+        _ if which.is_empty() => Some(HashMap::new()),
+        Some(evaluator) => {
+            evaluator
+                .members(site_id, &resolver_of(&kept), &which, now)
+                .await?
         }
-        (None, false) => {
-            // Left for a server's sweep; a discard needs no evaluation.
-            work.clear();
-            baselines.clear();
-            HashMap::new()
-        }
+        None => None,
     };
+    let deferred = evaluated.is_none();
+    let evaluated = evaluated.unwrap_or_else(|| {
+        // Left for a sweep, which reads the audience first; a discard needs
+        // no evaluation.
+        work.clear();
+        baselines.clear();
+        HashMap::new()
+    });
     if work.is_empty() && gone.is_empty() && baselines.is_empty() {
-        if occasion == Occasion::Sweep {
+        if occasion == Occasion::Sweep && !deferred {
             mark_swept(conn, site_id, now).await?;
         }
         return Ok(());
@@ -727,7 +744,7 @@ pub async fn reconcile<C: Conn>(
         ))
         .await?;
     }
-    if occasion == Occasion::Sweep {
+    if occasion == Occasion::Sweep && !deferred {
         mark_swept(conn, site_id, now).await?;
     }
     Ok(())

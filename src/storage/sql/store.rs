@@ -636,18 +636,14 @@ impl<B: Backend> JournalStore for B {
     }
 
     async fn sweep_journal(&self, site_id: i64, now: i64, every: i64) -> Result<bool> {
-        if self.journal().evaluator().is_none()
-            || journal::swept_at(&mut *self.reader().await?, site_id).await? > now - every
-        {
+        if self.journal().evaluator().is_none() {
             return Ok(false);
         }
         Ok(written!(self, Some(site_id), |tx| async {
             // Under the turn: another server may have swept meanwhile.
-            if journal::swept_at(&mut *tx, site_id).await? > now - every {
-                return Ok::<_, crate::storage::StorageError>(false);
-            }
-            journal::reconcile(tx, self.journal(), site_id, now, Occasion::Sweep).await?;
-            Ok(true)
+            let occasion = journal::sweep_occasion(&mut *tx, site_id, now, every).await?;
+            journal::reconcile(tx, self.journal(), site_id, now, occasion).await?;
+            Ok::<_, crate::storage::StorageError>(true)
         }))
     }
 
