@@ -47,6 +47,9 @@ const ASSETS: &[(&str, &str, &str)] = &[
     module!("builder-segment.js"),
     module!("segment.js"),
     module!("segment-history.js"),
+    module!("segment-size.js"),
+    module!("segment-changes.js"),
+    module!("subscriber-history.js"),
     module!("explain.js"),
     module!("subscriber.js"),
 ];

@@ -598,6 +598,219 @@ describe('a segment\'s history', () => {
   });
 });
 
+// ---- membership history: size, changes, a subscriber's moves -------------------
+
+const DAY = 86_400_000;
+
+/** The UTC midnight starting the first of the last `days` days, today included (as the console asks). */
+function periodStart(days, now = Date.now()) {
+  const d = new Date(now);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() - (days - 1));
+}
+
+async function sendCommands(commands) {
+  const answer = await api('POST', '/fetch/commands', { body: { command: commands } });
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  assert.equal(answer.body.failed, 0, JSON.stringify(answer.body));
+}
+
+async function series(id, days) {
+  const answer = await api('GET', '/stats/segment/history', { params: { segment_id: id, from: new Date(periodStart(days)).toISOString(), interval: 'day' } });
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  return answer.body;
+}
+
+/** Every change of segment `id` the feed gives, oldest first. */
+async function feed(id) {
+  const all = [];
+  let params = { since: '1970-01-01T00:00:00Z' };
+  for (;;) {
+    const answer = await api('GET', `/fetch/segments/${id}/changes`, { params: { ...params, limit: 1000 } });
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    all.push(...answer.body.data);
+    if (answer.body.data.length < 1000) return all;
+    params = { after: answer.body.meta.next_cursor };
+  }
+}
+
+/**
+ * A new segment of the subscribers tagged with a tag of its own, once its
+ * history has begun. The site is read first, so that its audience is in the
+ * server's memory and the new segment's baseline is taken as it is created;
+ * failing that, the server's sweep takes it shortly, which this waits for.
+ */
+async function journaledSegment(name) {
+  const tag = `${name.toLowerCase().replace(/[^a-z]+/g, '-')}-${Date.now()}`;
+  await stats((await segments())[0].id);
+  const created = await api('POST', '/fetch/segments', { body: { segment: { name, visitor_event_query: { tag: { has: tag } } } } });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const id = created.body.data.id;
+  for (let tries = 0; !(await series(id, 30)).meta.history_begins_at; tries += 1) {
+    assert.ok(tries < 600, 'the segment\'s history has not begun within a minute');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { id, tag };
+}
+
+/** The Changes rows as shown, top to bottom. */
+async function shownChanges(page) {
+  return page.$$eval('table.changes-table tbody tr', (rows) => rows.map((tr) => ({
+    eventId: tr.dataset.eventId,
+    at: tr.querySelector('time').getAttribute('datetime'),
+    title: tr.querySelector('time').getAttribute('title'),
+    move: tr.querySelector('.move').dataset.move,
+    email: tr.querySelector('th a').textContent,
+    href: tr.querySelector('th a').getAttribute('href'),
+    reason: tr.querySelector('.reason').dataset.reason,
+    why: tr.querySelector('.reason').textContent,
+  })));
+}
+
+describe('a segment\'s membership history', () => {
+  const [ada, grace] = DEMO_EMAILS;
+
+  test('draws the size over the last 30 and 90 days, with today\'s joins and leaves in its summary, table and bars', async (t) => {
+    const { id, tag } = await journaledSegment('Size drawn');
+    await sendCommands({ command: 'add_tag', email: ada, query: tag });
+    await sendCommands({ command: 'add_tag', email: grace, query: tag });
+    await sendCommands({ command: 'remove_tag', email: ada, query: tag });
+    const month = await series(id, 30);
+    const today = month.data[month.data.length - 1];
+    assert.deepEqual([today.members, today.added, today.removed], [1, 2, 1], 'the API counts today\'s moves');
+    assert.equal((await stats(id)).user_count, 1);
+
+    const page = await open(t);
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/segment/${id}`);
+    const summary = page.locator('#size-summary[data-days="30"]');
+    await summary.waitFor();
+    assert.equal(await summary.textContent(), '1 member now, +2 / −1 in the last 30 days.');
+    assert.deepEqual(await summary.evaluate((p) => ({ ...p.dataset })), { members: '1', added: '2', removed: '1', days: '30' });
+    // The table, newest first: today's figures, every day the API gives.
+    const rows = await page.$$eval('.size-table tbody tr', (trs) => trs.map((tr) => [tr.dataset.at,
+      ...['members', 'added', 'removed'].map((k) => Number(tr.querySelector(`[data-value="${k}"]`).textContent.replace(/,/g, '')))]));
+    assert.deepEqual(rows, month.data.map((p) => [p.at, p.members, p.added, p.removed]).reverse());
+    // The chart: a column with its figures per day, one bar up and one down (today's).
+    const chart = page.locator('svg.size-chart');
+    assert.equal(await chart.getAttribute('role'), 'img');
+    assert.equal(await chart.locator('rect.column').count(), month.data.length);
+    assert.equal(await chart.locator('rect.added').count(), 1);
+    assert.equal(await chart.locator('rect.removed').count(), 1);
+    const titles = await chart.locator('rect.column title').allTextContents();
+    assert.match(titles[titles.length - 1], /: 1 members, \+2 joined, −1 left$/);
+    await shot(page, 'segment-size');
+    // 90 days: the same moves, more days.
+    const quarter = await series(id, 90);
+    await page.getByRole('button', { name: '90 days' }).click();
+    const summary90 = page.locator('#size-summary[data-days="90"]');
+    await summary90.waitFor();
+    assert.equal(await summary90.textContent(), '1 member now, +2 / −1 in the last 90 days.');
+    assert.equal(await page.getByRole('button', { name: '90 days' }).getAttribute('aria-pressed'), 'true');
+    assert.equal(await page.locator('.size-table tbody tr').count(), quarter.data.length);
+    assert.equal(await chart.count(), 1, 'the 30 days\' chart was replaced');
+    assert.equal(await chart.locator('rect.column').count(), quarter.data.length);
+  });
+
+  test('lists the leave then the joins newest first, with why and a link to the subscriber, whose page lists both moves, at a phone\'s width', async (t) => {
+    const { id, tag } = await journaledSegment('Changes listed');
+    await sendCommands({ command: 'add_tag', email: ada, query: tag });
+    await sendCommands({ command: 'add_tag', email: grace, query: tag });
+    await sendCommands({ command: 'remove_tag', email: ada, query: tag });
+    const moves = await feed(id);
+    assert.equal(moves.length, 3);
+
+    const page = await open(t, { width: 390, height: 844 });
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/segment/${id}`);
+    await page.locator('table.changes-table tbody tr').nth(2).waitFor();
+    const shown = await shownChanges(page);
+    assert.deepEqual(shown.map((c) => c.eventId), moves.map((c) => c.event_id).reverse(), 'newest first');
+    assert.deepEqual(shown.map((c) => [c.move, c.email]), [['left', ada], ['joined', grace], ['joined', ada]]);
+    for (const [c, m] of shown.map((c, i) => [c, moves[moves.length - 1 - i]])) {
+      assert.equal(c.at, m.occurred_at);
+      assert.equal(c.title, m.occurred_at, 'the exact instant in the title');
+      assert.equal(m.reason, 'data');
+      assert.equal(c.reason, 'data');
+      assert.equal(c.why, 'their data changed');
+      assert.equal(c.href, `#/subscriber?email=${encodeURIComponent(c.email)}`);
+    }
+    await page.locator('.changes-feed [role="status"]', { hasText: 'every change since' }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Show older changes' }).isHidden(), true);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `the segment page is ${overflow}px wider than the screen`);
+
+    // The leave's email opens Ada's page, whose Segment history has both of her moves here.
+    await page.locator('table.changes-table tbody tr').first().getByRole('link', { name: ada }).click();
+    await page.getByRole('heading', { name: ada, level: 1 }).waitFor();
+    const here = page.locator(`table.segment-history tbody tr[data-segment-id="${id}"]`);
+    await here.nth(1).waitFor();
+    const listed = await here.evaluateAll((trs) => trs.map((tr) => ({
+      eventId: tr.dataset.eventId,
+      at: tr.querySelector('time').getAttribute('datetime'),
+      move: tr.querySelector('.move').dataset.move,
+      segment: tr.querySelector('th a').textContent,
+      href: tr.querySelector('th a').getAttribute('href'),
+      reason: tr.querySelector('.reason').dataset.reason,
+    })));
+    const hers = moves.filter((m) => m.subscriber.email === ada).reverse();
+    assert.deepEqual(listed, hers.map((m) => ({
+      eventId: m.event_id,
+      at: m.occurred_at,
+      move: m.type === 'segment.member_added' ? 'joined' : 'left',
+      segment: 'Changes listed',
+      href: `#/segment/${id}`,
+      reason: 'data',
+    })));
+    assert.deepEqual(listed.map((m) => m.move), ['left', 'joined']);
+    // The page lists what the API gives, in its order.
+    const api20 = (await api('GET', '/fetch/subscribers/changes', { params: { email: ada, limit: 100 } })).body.data;
+    assert.deepEqual(await page.$$eval('table.segment-history tbody tr', (trs) => trs.map((tr) => tr.dataset.eventId)), api20.map((m) => m.event_id));
+    const subscriberOverflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(subscriberOverflow <= 0, `the subscriber page is ${subscriberOverflow}px wider than the screen`);
+    await shot(page, 'subscriber-history');
+  });
+
+  test('shows older changes a page at a time, back to the segment\'s creation', async (t) => {
+    const { id, tag } = await journaledSegment('Changes paged');
+    await sendCommands(DEMO_EMAILS.map((email) => ({ command: 'add_tag', email, query: tag })));
+    await sendCommands(DEMO_EMAILS.map((email) => ({ command: 'remove_tag', email, query: tag })));
+    const moves = (await feed(id)).reverse();
+    assert.equal(moves.length, 2 * DEMO_EMAILS.length);
+    const page = await open(t);
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/segment/${id}`);
+    await page.locator('table.changes-table tbody tr').nth(49).waitFor();
+    assert.deepEqual((await shownChanges(page)).map((c) => c.eventId), moves.slice(0, 50).map((c) => c.event_id));
+    await page.getByRole('button', { name: 'Show older changes' }).click();
+    await page.locator('table.changes-table tbody tr').nth(moves.length - 1).waitFor();
+    assert.deepEqual((await shownChanges(page)).map((c) => c.eventId), moves.map((c) => c.event_id));
+    await page.locator('.changes-feed [role="status"]', { hasText: 'every change since' }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Show older changes' }).isHidden(), true);
+  });
+
+  test('says when the history begins rather than drawing an empty chart, and draws it once begun', async (t) => {
+    const { id } = await journaledSegment('History not begun');
+    const page = await open(t);
+    // As the API answers before the server has taken the segment's baseline.
+    await page.route('**/api/v1/stats/segment/history*', (route) => route.fulfill({
+      status: 200,
+      headers: { 'Content-Type': 'application/json; charset=utf-8' },
+      body: JSON.stringify({ data: [], meta: { history_begins_at: null } }),
+    }));
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/segment/${id}`);
+    await page.locator('[data-history="not-begun"]', { hasText: 'history begins when the server takes its baseline' }).waitFor();
+    assert.equal(await page.locator('svg.size-chart').count(), 0);
+    assert.equal(await page.locator('#size-summary').count(), 0);
+    await page.unroute('**/api/v1/stats/segment/history*');
+    await page.getByRole('button', { name: 'Check again' }).click();
+    const summary = page.locator('#size-summary[data-days="30"]');
+    await summary.waitFor();
+    assert.equal(await summary.textContent(), '0 members now, +0 / −0 in the last 30 days.');
+    await page.locator('svg.size-chart').waitFor();
+  });
+});
+
 // ---- the builder against the query parser -------------------------------------
 
 // What the parser accepts, written from it by the integration tests

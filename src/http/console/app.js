@@ -4,9 +4,9 @@
 //   #/segments            the site's segments with live counts
 //   #/discarded           discarded segments, with restore
 //   #/new                 a new segment in the editor
-//   #/segment/ID          a segment: counts, members, export, Why?
+//   #/segment/ID          a segment: counts, size, members, export, Why?, changes, history
 //   #/segment/ID/edit     the editor
-//   #/subscriber?email=E  a subscriber: fields, tags, segments, events
+//   #/subscriber?email=E  a subscriber: fields, tags, segments, segment history, events
 
 import { clearCredentials, credentials, isAbort, statusOf } from './api.js';
 import { byId, errorMessage, h, replace } from './dom.js';

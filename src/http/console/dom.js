@@ -1,6 +1,6 @@
 // @ts-check
 // Small helpers to build the page from elements (never from markup strings),
-// and to format what the API answers.
+// HTML or SVG, and to format what the API answers.
 
 /**
  * What `h` and `replace` take as children: nodes, text, or lists of them;
@@ -61,6 +61,29 @@ function append(el, children) {
  */
 export function replace(el, ...children) {
   el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/**
+ * Creates an SVG element, as `h` an HTML one: `class`, `text` and
+ * `dataset` as there, every other attribute set as given (numbers as text).
+ * @template {keyof SVGElementTagNameMap} K
+ * @param {K} tag
+ * @param {{ [name: string]: string | number | null | undefined | DOMStringMap } | null} [attrs]
+ * @param {...Child} children
+ * @returns {SVGElementTagNameMap[K]}
+ */
+export function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined) continue;
+    if (key === 'text') el.textContent = String(value);
+    else if (key === 'dataset' && typeof value === 'object') Object.assign(el.dataset, value);
+    else el.setAttribute(key, String(value));
+  }
   append(el, children);
   return el;
 }

@@ -1,12 +1,16 @@
 // @ts-check
-// A segment's page: its live counts, its members a page at a time (with the
-// API's cursor), a CSV export of every member, "Why?": the explanation
-// of whether one subscriber is a member, and its History (segment-history.js).
+// A segment's page: its live counts, its size over time (segment-size.js),
+// its members a page at a time (with the API's cursor), a CSV export of every
+// member, "Why?": the explanation of whether one subscriber is a member, its
+// recent joins and leaves (segment-changes.js) and its History
+// (segment-history.js).
 
 import { api, isAbort, statusOf } from './api.js';
 import { count, errorBox, errorMessage, h, labelled, loading, replace, subscriberHref, time, toast } from './dom.js';
 import { explanationTree } from './explain.js';
+import { changesSection } from './segment-changes.js';
 import { historySection } from './segment-history.js';
+import { sizeSection } from './segment-size.js';
 
 /** @typedef {import('./api.js').Counts} Counts */
 /** @typedef {import('./api.js').Segment} Segment */
@@ -34,6 +38,8 @@ export async function renderSegment(view, { id, signal }) {
   const discardButton = h('button', { type: 'button', class: 'secondary danger', text: 'Discard' });
   discardBox.append(discardButton);
   const history = historySection(id, { etag: () => etag, signal });
+  const size = sizeSection(id, { signal });
+  const changes = changesSection(id, { createdAt: a.created_at, signal });
 
   replace(view,
     h('p', { class: 'crumbs' }, h('a', { href: '#/segments', text: 'Segments' }), ' / '),
@@ -43,9 +49,11 @@ export async function renderSegment(view, { id, signal }) {
     h('p', { class: 'muted small' }, 'Created ', time(a.created_at), ', changed ', time(a.updated_at), `. Id ${segment.id}.`),
     exportStatus,
     counts,
+    size.section,
     h('details', { class: 'panel' }, h('summary', { text: 'Query' }), h('pre', { class: 'json', text: JSON.stringify(a.visitor_event_query, null, 2) })),
     whyPanel(id),
     h('section', { class: 'panel', 'aria-labelledby': 'members-title' }, h('h2', { id: 'members-title', text: 'Members' }), membersBox),
+    changes.section,
     history.section);
 
   exportButton.addEventListener('click', () => exportCsv(id, exportButton, exportStatus));
@@ -64,7 +72,7 @@ export async function renderSegment(view, { id, signal }) {
       if (!isAbort(e)) replace(counts, errorBox(e));
     }
   };
-  await Promise.all([load(), members(id, membersBox, signal), history.load()]);
+  await Promise.all([load(), size.load(), members(id, membersBox, signal), changes.load(), history.load()]);
 }
 
 /**

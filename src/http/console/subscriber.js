@@ -1,9 +1,11 @@
 // @ts-check
 // A subscriber's page, found by email: fields, tags, subscription state, the
-// segments they are in now and their most recent events.
+// segments they are in now, the segments they joined and left
+// (subscriber-history.js) and their most recent events.
 
 import { api, isAbort } from './api.js';
 import { errorBox, h, labelled, loading, replace, subscriberHref, time } from './dom.js';
+import { subscriberHistorySection } from './subscriber-history.js';
 
 /** @typedef {import('./api.js').Segment} Segment */
 /** @typedef {import('./api.js').Subscriber} Subscriber */
@@ -44,6 +46,7 @@ export async function renderSubscriber(view, { email, signal }) {
   const eventsBox = h('div', {}, loading('Loading events…'));
   const tagsBox = h('div', {}, s.cached_tag_ids.length ? loading('Loading tags…') : h('p', { class: 'muted', text: 'No tags.' }));
   const fields = Object.entries(s.fields || {});
+  const history = subscriberHistorySection(s.email, { signal });
   replace(result,
     h('dl', { class: 'stat-grid' },
       h('div', { class: 'stat' }, h('dt', { text: 'Subscription' }),
@@ -53,6 +56,7 @@ export async function renderSubscriber(view, { email, signal }) {
     h('div', { class: 'columns' },
       h('section', { class: 'panel', 'aria-labelledby': 'sub-segments' }, h('h2', { id: 'sub-segments', text: 'Segments' }), segmentsBox),
       h('section', { class: 'panel', 'aria-labelledby': 'sub-tags' }, h('h2', { id: 'sub-tags', text: 'Tags' }), tagsBox)),
+    history.section,
     h('section', { class: 'panel', 'aria-labelledby': 'sub-fields' }, h('h2', { id: 'sub-fields', text: 'Fields' }),
       fields.length
         ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'Key' }), h('th', { scope: 'col', text: 'Value' }))),
@@ -102,5 +106,5 @@ export async function renderSubscriber(view, { email, signal }) {
       if (!isAbort(e)) replace(tagsBox, errorBox(e));
     }
   };
-  await Promise.all([loadSegments(), loadEvents(), loadTags()]);
+  await Promise.all([loadSegments(), history.load(), loadEvents(), loadTags()]);
 }
