@@ -28,8 +28,9 @@ in use: what is copied is the source as it stood when the copy began.
 
 Copied: sites, API keys (revoked ones too), segments (discarded ones too), subscribers, \
 tags, fields, events, and webhooks with their secrets, the members of the segments they \
-watch and their notifications (delivered and waiting), with their ids, uuids, versions \
-and timestamps, and each site's change-log position. Not copied: the change log's \
+watch and their notifications (delivered and waiting), segment versions, the audit log \
+and the membership journal (every join and leave, with its event id), with their ids, \
+uuids, versions and timestamps, and each site's change-log position. Not copied: the change log's \
 entries and the database's own id; checkpoints are never copied either, so a server on \
 the copy reads each site whole once.")]
 pub struct CopyArgs {
@@ -72,6 +73,11 @@ struct Counts {
     webhook_deliveries: u64,
     segment_versions: u64,
     audit_log: u64,
+    segment_journals: u64,
+    journal_sites: u64,
+    journal_days: u64,
+    journal_members: u64,
+    segment_transitions: u64,
     change_heads: u64,
 }
 
@@ -92,6 +98,11 @@ impl Counts {
             Table::WebhookDeliveries => &mut self.webhook_deliveries,
             Table::SegmentVersions => &mut self.segment_versions,
             Table::AuditLog => &mut self.audit_log,
+            Table::SegmentJournals => &mut self.segment_journals,
+            Table::JournalSites => &mut self.journal_sites,
+            Table::JournalDays => &mut self.journal_days,
+            Table::JournalMembers => &mut self.journal_members,
+            Table::SegmentTransitions => &mut self.segment_transitions,
             Table::ChangeHeads => &mut self.change_heads,
         }
     }

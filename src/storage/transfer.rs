@@ -34,12 +34,17 @@ pub enum Table {
     WebhookDeliveries,
     SegmentVersions,
     AuditLog,
+    SegmentJournals,
+    JournalSites,
+    JournalDays,
+    JournalMembers,
+    SegmentTransitions,
     ChangeHeads,
 }
 
 impl Table {
     /// Every table, parents first.
-    pub const ALL: [Table; 15] = [
+    pub const ALL: [Table; 20] = [
         Table::Sites,
         Table::ApiKeys,
         Table::Segments,
@@ -54,6 +59,11 @@ impl Table {
         Table::WebhookDeliveries,
         Table::SegmentVersions,
         Table::AuditLog,
+        Table::SegmentJournals,
+        Table::JournalSites,
+        Table::JournalDays,
+        Table::JournalMembers,
+        Table::SegmentTransitions,
         Table::ChangeHeads,
     ];
 
@@ -66,6 +76,10 @@ impl Table {
                 | Table::SegmentWatches
                 | Table::SegmentMembers
                 | Table::SegmentVersions
+                | Table::SegmentJournals
+                | Table::JournalSites
+                | Table::JournalDays
+                | Table::JournalMembers
                 | Table::ChangeHeads
         )
     }
@@ -87,6 +101,11 @@ impl Table {
             Table::WebhookDeliveries => "webhook_deliveries",
             Table::SegmentVersions => "segment_versions",
             Table::AuditLog => "audit_log",
+            Table::SegmentJournals => "segment_journals",
+            Table::JournalSites => "journal_sites",
+            Table::JournalDays => "journal_days",
+            Table::JournalMembers => "journal_members",
+            Table::SegmentTransitions => "segment_transitions",
             Table::ChangeHeads => "change_heads",
         }
     }
@@ -265,6 +284,61 @@ pub struct AuditLogRow {
     pub details: String,
 }
 
+/// Where a segment's journal stands: the definition its journaled members
+/// follow, when its history begins, its members now.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SegmentJournalRow {
+    pub site_id: i64,
+    pub segment_id: i64,
+    pub version: Option<i64>,
+    pub kept: bool,
+    pub begins_at: Option<i64>,
+    pub members: i64,
+}
+
+/// A site's journal: its latest transition's instant, its last sweep, and
+/// how many baselines were taken.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct JournalSiteRow {
+    pub site_id: i64,
+    pub last_at: i64,
+    pub swept_at: i64,
+    pub baselines: i64,
+}
+
+/// Joins and leaves of a segment in one UTC day.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct JournalDayRow {
+    pub site_id: i64,
+    pub segment_id: i64,
+    pub day: i64,
+    pub added: i64,
+    pub removed: i64,
+}
+
+/// The segments a subscriber is in as the journal has them (a JSON array
+/// of ids, as text).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct JournalMemberRow {
+    pub site_id: i64,
+    pub subscriber_id: i64,
+    pub segments: String,
+}
+
+/// One recorded join or leave (its id is the changes feed's event id and
+/// cursor, so it is copied as it is).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SegmentTransitionRow {
+    pub id: i64,
+    pub site_id: i64,
+    pub segment_id: i64,
+    pub subscriber_id: i64,
+    pub at: i64,
+    pub added: bool,
+    /// As stored (see [`crate::storage::journal::Reason::code`]).
+    pub reason: i16,
+}
+
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ChangeHeadRow {
     pub site_id: i64,
@@ -290,6 +364,11 @@ pub enum Rows {
     WebhookDeliveries(Vec<WebhookDeliveryRow>),
     SegmentVersions(Vec<SegmentVersionRow>),
     AuditLog(Vec<AuditLogRow>),
+    SegmentJournals(Vec<SegmentJournalRow>),
+    JournalSites(Vec<JournalSiteRow>),
+    JournalDays(Vec<JournalDayRow>),
+    JournalMembers(Vec<JournalMemberRow>),
+    SegmentTransitions(Vec<SegmentTransitionRow>),
     ChangeHeads(Vec<ChangeHeadRow>),
 }
 
@@ -310,6 +389,11 @@ impl Rows {
             Rows::WebhookDeliveries(_) => Table::WebhookDeliveries,
             Rows::SegmentVersions(_) => Table::SegmentVersions,
             Rows::AuditLog(_) => Table::AuditLog,
+            Rows::SegmentJournals(_) => Table::SegmentJournals,
+            Rows::JournalSites(_) => Table::JournalSites,
+            Rows::JournalDays(_) => Table::JournalDays,
+            Rows::JournalMembers(_) => Table::JournalMembers,
+            Rows::SegmentTransitions(_) => Table::SegmentTransitions,
             Rows::ChangeHeads(_) => Table::ChangeHeads,
         }
     }
@@ -330,6 +414,11 @@ impl Rows {
             Rows::WebhookDeliveries(rows) => rows.len(),
             Rows::SegmentVersions(rows) => rows.len(),
             Rows::AuditLog(rows) => rows.len(),
+            Rows::SegmentJournals(rows) => rows.len(),
+            Rows::JournalSites(rows) => rows.len(),
+            Rows::JournalDays(rows) => rows.len(),
+            Rows::JournalMembers(rows) => rows.len(),
+            Rows::SegmentTransitions(rows) => rows.len(),
             Rows::ChangeHeads(rows) => rows.len(),
         }
     }

@@ -5,7 +5,7 @@
 //! part way leaves the target as it was.
 
 use crate::helpers::{START_MS, fresh_database, fresh_postgres_database, urlencode};
-use corral::clock::ManualClock;
+use corral::clock::{Clock, ManualClock};
 use corral::credentials::{KeyPair, generate_site_uuid};
 use corral::http::{self, AppState, HttpSettings};
 use corral::storage::actor::Actor;
@@ -24,6 +24,8 @@ struct Server {
     base: String,
     client: reqwest::Client,
     store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    state: AppState,
 }
 
 /// A site's uuid and its key pairs, the last one revoked.
@@ -47,15 +49,25 @@ impl Server {
             stats_rate_limit_per_hour: 0,
             ..HttpSettings::default()
         };
-        let state = AppState::new(store.clone(), ManualClock::new(START_MS), settings);
+        let clock = ManualClock::new(START_MS);
+        let state = AppState::new(store.clone(), clock.clone(), settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
-        tokio::spawn(http::serve(listener, state, std::future::pending()));
+        tokio::spawn(http::serve(listener, state.clone(), std::future::pending()));
         Self {
             base,
             client: crate::helpers::http_client(),
             store,
+            clock,
+            state,
         }
+    }
+
+    /// Brings a site's audience into memory, as any read does: a segment
+    /// write then records its journal at once (not at the next sweep).
+    async fn resident(&self, site: &Site) {
+        let site_id = self.store.find_site(&site.uuid).await.unwrap().unwrap().id;
+        self.state.live.resident(site_id).await.unwrap();
     }
 
     fn request(
@@ -188,7 +200,8 @@ const EMAILS: [&str; 6] = [
 /// Two sites, written through the API: fields, tags, subscribers (one
 /// unsubscribed, one whose email changed), events with details and
 /// purchases, segments (one referencing another, one changed, one
-/// discarded, one foreign).
+/// discarded, one foreign), and joins and leaves in the membership journal
+/// over a day.
 async fn populate(server: &Server) -> Vec<Site> {
     let a = server.new_site("Shop").await;
     server
@@ -248,6 +261,7 @@ async fn populate(server: &Server) -> Vec<Site> {
             ]}),
         )
         .await;
+    server.resident(&a).await;
     let segments = "/fetch/segments";
     let buyers = server
         .write(&a, Method::POST, segments, json!({"segment": {"name": "Buyers",
@@ -302,6 +316,29 @@ async fn populate(server: &Server) -> Vec<Site> {
             Value::Null,
         )
         .await;
+
+    // The membership journal: "Leads" gains dee and loses her a minute
+    // later, and loses cyrus a day after, so that its changes feed, its
+    // series by hour and by day, and its members at each instant have
+    // something to tell.
+    for (after_ms, item) in [
+        (60_000, json!({"email": "dee@x.com", "tags": "lead"})),
+        (60_000, json!({"email": "dee@x.com", "remove_tags": "lead"})),
+        (
+            86_400_000,
+            json!({"email": "cyrus@x.com", "remove_tags": "lead"}),
+        ),
+    ] {
+        server.clock.advance_ms(after_ms);
+        server
+            .write(
+                &a,
+                Method::POST,
+                "/batch/subscribers",
+                json!({ "subscribers": [item] }),
+            )
+            .await;
+    }
 
     // A webhook watching "Leads": its watch and members are stored when it
     // is made; a notification is planted in its outbox as a change of
@@ -399,6 +436,44 @@ async fn every_answer(server: &Server, sites: &[Site]) -> Vec<Answer> {
                     None => break,
                 }
             }
+            // Its membership history: the changes feed page by page, the
+            // series by day and by hour, and the members at each instant a
+            // change was recorded, between two, and before the history
+            // began (a 422 naming when it begins).
+            let mut page = format!("/fetch/segments/{id}/changes?limit=2");
+            let mut instants = vec![days_ago(1), corral::clock::format_ms(START_MS + 90_000)];
+            loop {
+                let answer = get(page.clone()).await;
+                let body: Value = serde_json::from_str(&answer.body).unwrap();
+                answers.push(answer);
+                let changes = body["data"].as_array().unwrap();
+                for change in changes {
+                    instants.push(change["occurred_at"].as_str().unwrap().to_owned());
+                }
+                match body["meta"]["next_cursor"].as_str() {
+                    Some(cursor) if !changes.is_empty() => {
+                        page = format!("/fetch/segments/{id}/changes?limit=2&after={cursor}")
+                    }
+                    _ => break,
+                }
+            }
+            answers.push(get(format!("/stats/segment/history?segment_id={id}")).await);
+            answers.push(
+                get(format!(
+                    "/stats/segment/history?segment_id={id}&interval=hour&from={}",
+                    urlencode(&days_ago(1))
+                ))
+                .await,
+            );
+            for at in instants {
+                answers.push(
+                    get(format!(
+                        "/fetch/segments/{id}/members?at={}",
+                        urlencode(&at)
+                    ))
+                    .await,
+                );
+            }
             for email in EMAILS {
                 let path = format!("/fetch/segments/{id}/match");
                 let body = json!({ "email": email });
@@ -434,16 +509,28 @@ async fn every_answer(server: &Server, sites: &[Site]) -> Vec<Answer> {
 async fn assert_same_answers(original: &Server, copy: &Server, sites: &[Site]) {
     let expected = every_answer(original, sites).await;
     let got = every_answer(copy, sites).await;
-    assert_eq!(expected.len(), got.len());
     for (expected, got) in expected.iter().zip(&got) {
         assert_eq!(expected, got);
     }
+    assert_eq!(expected.len(), got.len());
     // The comparison saw what it was meant to: members, a revoked key.
     assert!(
         expected
             .iter()
             .any(|a| a.request.contains("members") && a.body.contains("ada@x.com"))
     );
+    // And the journal's: leaves in a changes feed, dee in the members
+    // between her join and leave, an instant before the history began
+    // refused, a join counted in an hour of a series.
+    let journal = |route: &str, status: u16, text: &str| {
+        expected
+            .iter()
+            .any(|a| a.request.contains(route) && a.status == status && a.body.contains(text))
+    };
+    assert!(journal("/changes", 200, "segment.member_removed"));
+    assert!(journal("/members?at=", 200, "dee@x.com"));
+    assert!(journal("/members?at=", 422, "history begins"));
+    assert!(journal("interval=hour", 200, r#""added":1"#));
     let site_stats: Vec<u16> = expected
         .iter()
         .filter(|a| a.request == "GET /stats/site")
@@ -475,6 +562,11 @@ fn row_texts(rows: &Rows) -> Vec<String> {
         Rows::WebhookDeliveries(rows) => texts(rows),
         Rows::SegmentVersions(rows) => texts(rows),
         Rows::AuditLog(rows) => texts(rows),
+        Rows::SegmentJournals(rows) => texts(rows),
+        Rows::JournalSites(rows) => texts(rows),
+        Rows::JournalDays(rows) => texts(rows),
+        Rows::JournalMembers(rows) => texts(rows),
+        Rows::SegmentTransitions(rows) => texts(rows),
         Rows::ChangeHeads(rows) => texts(rows),
     }
 }
@@ -548,6 +640,9 @@ async fn copy_answers_as_the_original(from: &str, to: &str) {
     let sites = populate(&original).await;
     copied(from, to, &["--page", "2"]);
     let copy = Server::start(to).await;
+    // The copy's server at the original's time, so that answers counted
+    // up to now (a series' last point) are the same.
+    copy.clock.set_ms(original.clock.now_ms());
     assert_same_rows(&original, &copy).await;
     assert_same_answers(&original, &copy, &sites).await;
 
@@ -822,7 +917,7 @@ fn the_summary_counts_every_table_and_the_help_says_all_or_nothing() {
     let to = sqlite_url(&dir, "to.db");
     let summary = copied(&from, &to, &[]);
     let lines: Vec<&str> = summary.lines().collect();
-    assert_eq!(lines.len(), 16, "{summary}");
+    assert_eq!(lines.len(), 21, "{summary}");
     for (line, (table, rows)) in lines.iter().zip([
         ("sites", 1),
         ("api_keys", 1),
@@ -839,13 +934,18 @@ fn the_summary_counts_every_table_and_the_help_says_all_or_nothing() {
         ("segment_versions", 0),
         // The site's first key pair, added with it.
         ("audit_log", 1),
+        ("segment_journals", 0),
+        ("journal_sites", 0),
+        ("journal_days", 0),
+        ("journal_members", 0),
+        ("segment_transitions", 0),
         ("change_heads", 1),
     ]) {
         let words: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(words, [table, &rows.to_string()], "{summary}");
     }
     assert!(
-        lines[15].starts_with(&format!("copied {from} to {to} in ")),
+        lines[20].starts_with(&format!("copied {from} to {to} in ")),
         "{summary}"
     );
     let help = Command::new(BIN).args(["copy", "--help"]).output().unwrap();

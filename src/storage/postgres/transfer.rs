@@ -34,7 +34,9 @@ impl Transfer for PgStore {
         sqlx::query(
             "LOCK TABLE sites, api_keys, segments, subscribers, tags, subscriber_tags, fields,
                         events, webhooks, segment_watches, segment_members, webhook_deliveries,
-                        segment_versions, audit_log, change_heads, change_log
+                        segment_versions, audit_log, segment_journals, journal_sites,
+                        journal_days, journal_members, segment_transitions, change_heads,
+                        change_log
              IN EXCLUSIVE MODE",
         )
         .execute(&mut *tx)
@@ -97,7 +99,8 @@ impl TransferWriter for Writer {
         sqlx::query(
             "TRUNCATE sites, api_keys, segments, subscribers, tags, subscriber_tags, fields,
                       events, webhooks, segment_watches, segment_members, webhook_deliveries,
-                      segment_versions, audit_log, change_heads, change_log, imports",
+                      segment_versions, audit_log, segment_journals, journal_sites, journal_days,
+                      journal_members, segment_transitions, change_heads, change_log, imports",
         )
         .execute(&mut *self.tx)
         .await?;
@@ -118,10 +121,17 @@ impl TransferWriter for Writer {
                 self.wrote(Table::WebhookDeliveries, r.iter().map(|r| r.id))
             }
             Rows::AuditLog(r) => self.wrote(Table::AuditLog, r.iter().map(|r| r.id)),
+            Rows::SegmentTransitions(r) => {
+                self.wrote(Table::SegmentTransitions, r.iter().map(|r| r.id))
+            }
             Rows::SubscriberTags(_)
             | Rows::SegmentWatches(_)
             | Rows::SegmentMembers(_)
             | Rows::SegmentVersions(_)
+            | Rows::SegmentJournals(_)
+            | Rows::JournalSites(_)
+            | Rows::JournalDays(_)
+            | Rows::JournalMembers(_)
             | Rows::ChangeHeads(_) => {}
         }
         let tx = &mut *self.tx;
@@ -364,6 +374,76 @@ impl TransferWriter for Writer {
                 .bind(column(rows, |r| r.action.as_str()))
                 .bind(column(rows, |r| r.subject.as_str()))
                 .bind(column(rows, |r| r.details.as_str()))
+                .execute(tx)
+                .await?;
+            }
+            Rows::SegmentJournals(rows) => {
+                sqlx::query(
+                    "INSERT INTO segment_journals (site_id, segment_id, version, kept, begins_at,
+                                                   members)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[],
+                                          $4::boolean[], $5::bigint[], $6::bigint[])",
+                )
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.segment_id))
+                .bind(column(rows, |r| r.version))
+                .bind(column(rows, |r| r.kept))
+                .bind(column(rows, |r| r.begins_at))
+                .bind(column(rows, |r| r.members))
+                .execute(tx)
+                .await?;
+            }
+            Rows::JournalSites(rows) => {
+                sqlx::query(
+                    "INSERT INTO journal_sites (site_id, last_at, swept_at, baselines)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])",
+                )
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.last_at))
+                .bind(column(rows, |r| r.swept_at))
+                .bind(column(rows, |r| r.baselines))
+                .execute(tx)
+                .await?;
+            }
+            Rows::JournalDays(rows) => {
+                sqlx::query(
+                    "INSERT INTO journal_days (site_id, segment_id, day, added, removed)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+                                          $5::bigint[])",
+                )
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.segment_id))
+                .bind(column(rows, |r| r.day))
+                .bind(column(rows, |r| r.added))
+                .bind(column(rows, |r| r.removed))
+                .execute(tx)
+                .await?;
+            }
+            Rows::JournalMembers(rows) => {
+                sqlx::query(
+                    "INSERT INTO journal_members (site_id, subscriber_id, segments)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[])",
+                )
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.subscriber_id))
+                .bind(column(rows, |r| r.segments.as_str()))
+                .execute(tx)
+                .await?;
+            }
+            Rows::SegmentTransitions(rows) => {
+                sqlx::query(
+                    "INSERT INTO segment_transitions (id, site_id, segment_id, subscriber_id, at,
+                                                      added, reason)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+                                          $5::bigint[], $6::boolean[], $7::smallint[])",
+                )
+                .bind(column(rows, |r| r.id))
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.segment_id))
+                .bind(column(rows, |r| r.subscriber_id))
+                .bind(column(rows, |r| r.at))
+                .bind(column(rows, |r| r.added))
+                .bind(column(rows, |r| r.reason))
                 .execute(tx)
                 .await?;
             }

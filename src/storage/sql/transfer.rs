@@ -69,6 +69,11 @@ pub async fn count(conn: &mut impl Conn, table: Table) -> Result<u64> {
         Table::WebhookDeliveries => "SELECT COUNT(*) FROM webhook_deliveries",
         Table::SegmentVersions => "SELECT COUNT(*) FROM segment_versions",
         Table::AuditLog => "SELECT COUNT(*) FROM audit_log",
+        Table::SegmentJournals => "SELECT COUNT(*) FROM segment_journals",
+        Table::JournalSites => "SELECT COUNT(*) FROM journal_sites",
+        Table::JournalDays => "SELECT COUNT(*) FROM journal_days",
+        Table::JournalMembers => "SELECT COUNT(*) FROM journal_members",
+        Table::SegmentTransitions => "SELECT COUNT(*) FROM segment_transitions",
         Table::ChangeHeads => "SELECT COUNT(*) FROM change_heads",
     };
     let (count,): (i64,) = conn.one(sql!(text)).await?;
@@ -110,6 +115,9 @@ macro_rules! columns {
     };
     (AuditLog) => {
         "id, site_id, at, actor, action, subject, details"
+    };
+    (SegmentTransitions) => {
+        "id, site_id, segment_id, subscriber_id, at, added, reason"
     };
 }
 
@@ -169,6 +177,28 @@ fn page_statement(dialect: Dialect, table: Table) -> (&'static str, usize) {
         Table::Webhooks => by_id!(Webhooks, "webhooks"),
         Table::WebhookDeliveries => by_id!(WebhookDeliveries, "webhook_deliveries"),
         Table::AuditLog => by_id!(AuditLog, "audit_log"),
+        Table::SegmentTransitions => by_id!(SegmentTransitions, "segment_transitions"),
+        Table::SegmentJournals => (
+            "SELECT site_id, segment_id, version, kept, begins_at, members FROM segment_journals
+             WHERE (site_id, segment_id) > ($1, $2) ORDER BY site_id, segment_id LIMIT $3",
+            2,
+        ),
+        Table::JournalSites => (
+            "SELECT site_id, last_at, swept_at, baselines FROM journal_sites
+             WHERE site_id > $1 ORDER BY site_id LIMIT $2",
+            1,
+        ),
+        Table::JournalDays => (
+            "SELECT site_id, segment_id, day, added, removed FROM journal_days
+             WHERE (site_id, segment_id, day) > ($1, $2, $3)
+             ORDER BY site_id, segment_id, day LIMIT $4",
+            3,
+        ),
+        Table::JournalMembers => (
+            "SELECT site_id, subscriber_id, segments FROM journal_members
+             WHERE (site_id, subscriber_id) > ($1, $2) ORDER BY site_id, subscriber_id LIMIT $3",
+            2,
+        ),
         Table::SegmentVersions => (
             "SELECT site_id, segment_id, version, name, description, query, saved_at, saved_by
              FROM segment_versions WHERE (site_id, segment_id, version) > ($1, $2, $3)
@@ -240,6 +270,11 @@ pub async fn read_page<C: Conn>(
         Table::WebhookDeliveries => Rows::WebhookDeliveries(conn.all(statement).await?),
         Table::SegmentVersions => Rows::SegmentVersions(conn.all(statement).await?),
         Table::AuditLog => Rows::AuditLog(conn.all(statement).await?),
+        Table::SegmentJournals => Rows::SegmentJournals(conn.all(statement).await?),
+        Table::JournalSites => Rows::JournalSites(conn.all(statement).await?),
+        Table::JournalDays => Rows::JournalDays(conn.all(statement).await?),
+        Table::JournalMembers => Rows::JournalMembers(conn.all(statement).await?),
+        Table::SegmentTransitions => Rows::SegmentTransitions(conn.all(statement).await?),
         Table::ChangeHeads => Rows::ChangeHeads(conn.all(statement).await?),
     };
     let next = (rows.len() >= limit)
@@ -267,6 +302,11 @@ fn last_key(dialect: Dialect, rows: &Rows) -> Option<Cursor> {
         Rows::Webhooks(r) => r.last().map(|r| id(r.site_id, r.id))?,
         Rows::WebhookDeliveries(r) => r.last().map(|r| id(r.site_id, r.id))?,
         Rows::AuditLog(r) => r.last().map(|r| id(r.site_id, r.id))?,
+        Rows::SegmentTransitions(r) => r.last().map(|r| id(r.site_id, r.id))?,
+        Rows::SegmentJournals(r) => r.last().map(|r| [r.site_id, r.segment_id, 0])?,
+        Rows::JournalSites(r) => [r.last()?.site_id, 0, 0],
+        Rows::JournalDays(r) => r.last().map(|r| [r.site_id, r.segment_id, r.day])?,
+        Rows::JournalMembers(r) => r.last().map(|r| [r.site_id, r.subscriber_id, 0])?,
         Rows::SegmentVersions(r) => r.last().map(|r| [r.site_id, r.segment_id, r.version])?,
         Rows::SubscriberTags(r) => {
             let r = r.last()?;

@@ -4,14 +4,17 @@
 //!
 //! Pages follow each table's primary key (`id`; `(subscriber_id, tag_id)`
 //! for tags on subscribers; `site_id` for heads; the site and segment, and
-//! subscriber, for the webhooks' watches and members). Rows are inserted with
-//! their ids; `AUTOINCREMENT` keeps `sqlite_sequence` at the highest id ever
-//! inserted, so new rows get ids above the copied ones by themselves.
+//! subscriber, for the webhooks' watches and members; the membership
+//! journal's keys for its tables, `id` for its transitions). Rows are
+//! inserted with their ids; `AUTOINCREMENT` keeps `sqlite_sequence` at the
+//! highest id ever inserted, so new rows get ids above the copied ones by
+//! themselves.
 
 use super::SqliteStore;
 use crate::storage::sql::transfer::{HandedOut, Reader};
 use crate::storage::transfer::{
-    ApiKeyRow, AuditLogRow, ChangeHeadRow, EventRow, FieldRow, Rows, SegmentMemberRow, SegmentRow,
+    ApiKeyRow, AuditLogRow, ChangeHeadRow, EventRow, FieldRow, JournalDayRow, JournalMemberRow,
+    JournalSiteRow, Rows, SegmentJournalRow, SegmentMemberRow, SegmentRow, SegmentTransitionRow,
     SegmentVersionRow, SegmentWatchRow, SiteRow, SubscriberRow, SubscriberTagRow, Table, TagRow,
     Transfer, TransferReader, TransferWriter, WebhookDeliveryRow, WebhookRow,
 };
@@ -73,6 +76,11 @@ impl TransferWriter for Writer {
             "DELETE FROM imports",
             "DELETE FROM change_log",
             "DELETE FROM change_heads",
+            "DELETE FROM segment_transitions",
+            "DELETE FROM journal_members",
+            "DELETE FROM journal_days",
+            "DELETE FROM journal_sites",
+            "DELETE FROM segment_journals",
             "DELETE FROM audit_log",
             "DELETE FROM segment_versions",
             "DELETE FROM webhook_deliveries",
@@ -109,6 +117,11 @@ impl TransferWriter for Writer {
             Rows::WebhookDeliveries(rows) => insert_webhook_deliveries(&mut self.tx, rows).await,
             Rows::SegmentVersions(rows) => insert_segment_versions(&mut self.tx, rows).await,
             Rows::AuditLog(rows) => insert_audit_log(&mut self.tx, rows).await,
+            Rows::SegmentJournals(rows) => insert_segment_journals(&mut self.tx, rows).await,
+            Rows::JournalSites(rows) => insert_journal_sites(&mut self.tx, rows).await,
+            Rows::JournalDays(rows) => insert_journal_days(&mut self.tx, rows).await,
+            Rows::JournalMembers(rows) => insert_journal_members(&mut self.tx, rows).await,
+            Rows::SegmentTransitions(rows) => insert_segment_transitions(&mut self.tx, rows).await,
             Rows::ChangeHeads(rows) => insert_change_heads(&mut self.tx, rows).await,
         }
     }
@@ -415,6 +428,93 @@ async fn insert_audit_log(tx: &mut Tx, rows: &[AuditLogRow]) -> Result<()> {
                 .push_bind(r.action.clone())
                 .push_bind(r.subject.clone())
                 .push_bind(r.details.clone());
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_segment_journals(tx: &mut Tx, rows: &[SegmentJournalRow]) -> Result<()> {
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO segment_journals (site_id, segment_id, version, kept, begins_at,
+                                           members) ",
+        );
+        insert.push_values(chunk, |mut b, r| {
+            b.push_bind(r.site_id)
+                .push_bind(r.segment_id)
+                .push_bind(r.version)
+                .push_bind(r.kept)
+                .push_bind(r.begins_at)
+                .push_bind(r.members);
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_journal_sites(tx: &mut Tx, rows: &[JournalSiteRow]) -> Result<()> {
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO journal_sites (site_id, last_at, swept_at, baselines) ",
+        );
+        insert.push_values(chunk, |mut b, r| {
+            b.push_bind(r.site_id)
+                .push_bind(r.last_at)
+                .push_bind(r.swept_at)
+                .push_bind(r.baselines);
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_journal_days(tx: &mut Tx, rows: &[JournalDayRow]) -> Result<()> {
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO journal_days (site_id, segment_id, day, added, removed) ",
+        );
+        insert.push_values(chunk, |mut b, r| {
+            b.push_bind(r.site_id)
+                .push_bind(r.segment_id)
+                .push_bind(r.day)
+                .push_bind(r.added)
+                .push_bind(r.removed);
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_journal_members(tx: &mut Tx, rows: &[JournalMemberRow]) -> Result<()> {
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO journal_members (site_id, subscriber_id, segments) ",
+        );
+        insert.push_values(chunk, |mut b, r| {
+            b.push_bind(r.site_id)
+                .push_bind(r.subscriber_id)
+                .push_bind(r.segments.clone());
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_segment_transitions(tx: &mut Tx, rows: &[SegmentTransitionRow]) -> Result<()> {
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO segment_transitions (id, site_id, segment_id, subscriber_id, at, added,
+                                              reason) ",
+        );
+        insert.push_values(chunk, |mut b, r| {
+            b.push_bind(r.id)
+                .push_bind(r.site_id)
+                .push_bind(r.segment_id)
+                .push_bind(r.subscriber_id)
+                .push_bind(r.at)
+                .push_bind(r.added)
+                .push_bind(r.reason);
         });
         insert.build().execute(&mut **tx).await?;
     }
