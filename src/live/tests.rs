@@ -33,7 +33,7 @@ const EMAILS: &[&str] = &[
 
 /// The databases the property runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
+pub(super) enum Backend {
     Sqlite,
     Postgres,
 }
@@ -41,17 +41,17 @@ enum Backend {
 /// Two stores on one fresh database of either backend (the second stands
 /// for another process or server: its own connections and writer), with two
 /// sites.
-struct Stores {
-    store: Arc<dyn Store>,
-    other: Arc<dyn Store>,
-    site: i64,
-    second_site: i64,
+pub(super) struct Stores {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) other: Arc<dyn Store>,
+    pub(super) site: i64,
+    pub(super) second_site: i64,
     /// The SQLite file's directory, kept while the stores live.
     _dir: Option<tempfile::TempDir>,
 }
 
 /// [`Stores`] on `backend`; `None` for PostgreSQL without a test cluster.
-async fn stores(backend: Backend) -> Option<Stores> {
+pub(super) async fn stores(backend: Backend) -> Option<Stores> {
     let (url, dir) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().unwrap();
@@ -88,7 +88,7 @@ async fn stores(backend: Backend) -> Option<Stores> {
 /// The site as the naive evaluator sees it, read through the store's own
 /// copying interface (the same on either backend): every subscriber (tags
 /// by lowercase name) and every event with its details, in stored order.
-async fn world_of(store: &dyn Store, site: i64) -> (Vec<Person>, Vec<Happening>) {
+pub(super) async fn world_of(store: &dyn Store, site: i64) -> (Vec<Person>, Vec<Happening>) {
     use crate::storage::transfer::{Rows, Table};
     let mut reader = store.begin_read().await.unwrap();
     let mut rows = HashMap::new();
@@ -199,7 +199,7 @@ fn details(amount: Option<Value>, url: Option<Value>) -> String {
     d.to_string()
 }
 
-fn arb_change() -> impl Strategy<Value = SubscriberChange> {
+pub(super) fn arb_change() -> impl Strategy<Value = SubscriberChange> {
     let email = prop::sample::select(EMAILS.to_vec());
     let key = prop::sample::select(KEYS.to_vec());
     let tag = prop::sample::select(TAGS.to_vec());
@@ -275,7 +275,7 @@ fn arb_change() -> impl Strategy<Value = SubscriberChange> {
 
 /// Queries segments are saved with: none refers to a segment (so no cycle
 /// can form); evaluated queries may refer to the saved ones.
-const SAVED: &[&str] = &[
+pub(super) const SAVED: &[&str] = &[
     r#"{"tag":{"has":"x"}}"#,
     r#"{"all":[{"subscribed":true},{"field":{"key":"n","more_than":1}}]}"#,
     r#"{"event":{"type":"$purchase","sum":{"of":"value.amount","at_least":2}}}"#,
@@ -711,7 +711,7 @@ async fn run_ops(backend: Backend, ops: Vec<Op>, broken: bool) -> Result<(), Mis
     Ok(())
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(super) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -157,6 +157,14 @@ pub async fn series(
     }
     // The limit holds for the range asked for, wherever the history begins.
     let count = interval.count(interval.floor(from), to);
+    if count > MAX_POINTS {
+        return Err(invalid(
+            "interval",
+            format!(
+                "would give {count} points from `from` to `to`; at most {MAX_POINTS} are answered (use a wider interval or a shorter range)"
+            ),
+        ));
+    }
     let (_, info) = journaled(store, site_id, id).await?;
     let Some(JournalInfo {
         begins_at: Some(begins_at),
@@ -169,14 +177,6 @@ pub async fn series(
         });
     };
     let first = interval.floor(from.max(begins_at));
-    if count > MAX_POINTS {
-        return Err(invalid(
-            "interval",
-            format!(
-                "would give {count} points from `from` to `to`; at most {MAX_POINTS} are answered (use a wider interval or a shorter range)"
-            ),
-        ));
-    }
     let mut starts = Vec::with_capacity(count.max(0) as usize);
     let mut start = first;
     while start < to {

@@ -154,6 +154,10 @@ pub struct Journal {
     evaluator: Mutex<Option<Weak<dyn Evaluator>>>,
     parsed: Mutex<HashMap<(i64, i64, i64), Arc<Query>>>,
     pub(crate) members: Mutex<HashMap<i64, SiteMembers>>,
+    /// Deliberately broken: leaves caused by data are not recorded, so
+    /// that tests can show the journal's property notices.
+    #[cfg(test)]
+    pub(crate) broken: std::sync::atomic::AtomicBool,
 }
 
 impl Journal {
@@ -271,4 +275,7 @@ pub trait JournalStore {
     ) -> Result<Vec<MemberChange>>;
     /// Deletes transitions older than `before`; how many.
     async fn trim_journal(&self, before: i64) -> Result<u64>;
+    /// Makes this store's journal forget leaves caused by data.
+    #[cfg(test)]
+    fn break_journal(&self);
 }

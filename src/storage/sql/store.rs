@@ -715,6 +715,13 @@ impl<B: Backend> JournalStore for B {
         journal::of_subscriber(&mut *self.reader().await?, site_id, subscriber_id, limit).await
     }
 
+    #[cfg(test)]
+    fn break_journal(&self) {
+        self.journal()
+            .broken
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     async fn trim_journal(&self, before: i64) -> Result<u64> {
         Ok(written!(self, None, |tx| journal::trim(tx, before)))
     }
