@@ -4,11 +4,12 @@
 // to their page) and why, in words. The feed (GET
 // /fetch/segments/{id}/changes) runs oldest first from `since`, so the
 // console reads it in windows of time going back from now: a window whose
-// changes do not fit in one page is halved until they do (changes recorded
-// at one instant, such as an import's, are paged through by cursor
-// instead), and an empty one is doubled for the next. "Show older changes"
-// shows the next ones, reading older windows as needed, until the segment's
-// creation. Also the words for a change, which the subscriber page uses.
+// changes do not fit in one page is narrowed until they do (changes
+// recorded within one second, such as an import's, are paged through by
+// cursor instead), and after one less than a quarter full the next is twice
+// as long. "Show older changes" shows the next ones, reading older windows
+// as needed, until the segment's creation. Also the words for a change,
+// which the subscriber page uses.
 
 import { api, isAbort } from './api.js';
 import { errorBox, h, loading, replace, subscriberHref, time } from './dom.js';
@@ -97,16 +98,13 @@ export function changesSection(id, { createdAt, signal }) {
 
   /**
    * The changes from `since` up to (not including) `until`, oldest first,
-   * or null when they do not fit in a page.
-   * @param {number} since
-   * @returns {Promise<Change[] | null>}
+   * read from `first` (the page from `since`) on by cursor: changes
+   * recorded within one second, too many for a page.
+   * @param {{ data: Change[], meta: { next_cursor: string | null } }} first
+   * @returns {Promise<Change[]>}
    */
-  const readWindow = async (since) => {
-    const first = await page({ since: new Date(since).toISOString() });
-    const inside = first.data.filter((c) => Date.parse(c.occurred_at) < until);
-    if (first.data.length < LIMIT || inside.length < first.data.length) return inside;
-    if (until - since > 1000) return null;
-    // More than a page within a second: one instant's batch, paged by cursor.
+  const byCursor = async (first) => {
+    const inside = [...first.data];
     let cursor = first.meta.next_cursor;
     for (let n = 1; n < MAX_PAGES && cursor; n += 1) {
       const next = await page({ after: cursor });
@@ -119,19 +117,35 @@ export function changesSection(id, { createdAt, signal }) {
     return inside;
   };
 
-  /** Reads older windows until there are enough to show, or none are left. */
+  /**
+   * Reads older windows until there are enough to show, or none are left.
+   * A window whose changes fill a page starts again later: at the last
+   * change read, or halfway to `until` if that is later.
+   */
   const fill = async () => {
     while (buffer.length < SHOW && !done) {
-      const since = Math.max(until - span, oldest);
-      const read = await readWindow(since);
-      if (read === null) {
-        span = Math.max(1, Math.floor(span / 2));
-        continue;
+      let since = Math.max(until - span, oldest);
+      /** @type {Change[]} */
+      let read;
+      for (;;) {
+        const first = await page({ since: new Date(since).toISOString() });
+        const inside = first.data.filter((c) => Date.parse(c.occurred_at) < until);
+        if (first.data.length < LIMIT || inside.length < first.data.length) {
+          read = inside;
+          break;
+        }
+        if (until - since <= 1000) {
+          read = await byCursor(first);
+          break;
+        }
+        const last = Date.parse(inside[inside.length - 1].occurred_at);
+        since = Math.max(last, since + Math.ceil((until - since) / 2));
       }
       buffer.push(...read.reverse());
+      span = until - since;
       until = since;
       if (since <= oldest) done = true;
-      else if (!read.length) span = Math.min(span * 2, YEAR);
+      else if (read.length < LIMIT / 4) span = Math.min(span * 2, YEAR);
     }
   };
 
