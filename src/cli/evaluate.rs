@@ -3,8 +3,9 @@
 //! prints exactly what the HTTP API would).
 //!
 //! `members` exports every member as CSV or JSON Lines, streaming: the
-//! members are evaluated once, then written a thousand records at a time, with
-//! a progress bar on a terminal.
+//! members are evaluated once (or, with `--at`, read from the segment's
+//! journal as they were then), then written a thousand records at a time,
+//! with a progress bar on a terminal.
 
 use super::{CliError, outln, print_json, site_by_uuid};
 use crate::clock::{Clock, SystemClock};
@@ -240,14 +241,19 @@ pub async fn members(
     live: &Live,
     site: &str,
     id: String,
+    at: Option<&str>,
     format: Option<ExportFormat>,
     output: Option<&Path>,
 ) -> Result<(), CliError> {
     let output = output.filter(|path| path.as_os_str() != "-");
     let format = format.unwrap_or_else(|| ExportFormat::for_output(output));
-    let (site, evaluation) = evaluate(store, live, site, Target::Saved(id)).await?;
-    let ids = evaluation.member_ids();
-    drop(evaluation);
+    let (site, ids) = match at {
+        Some(at) => super::history::members_at(store, site, &id, at).await?,
+        None => {
+            let (site, evaluation) = evaluate(store, live, site, Target::Saved(id)).await?;
+            (site, evaluation.member_ids())
+        }
+    };
     let total = ids.len();
     let out: Box<dyn Write> = match output {
         Some(path) => Box::new(

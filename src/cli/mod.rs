@@ -16,6 +16,7 @@ mod admin;
 mod audit;
 mod copy;
 mod evaluate;
+mod history;
 mod import;
 mod query_input;
 mod segment;

@@ -105,6 +105,44 @@ pub enum SegmentCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A segment's size over time, from its journal: one row per interval,
+    /// the members at its end and the joins and leaves within it.
+    History {
+        id: String,
+        #[command(flatten)]
+        site: SiteArg,
+        /// The series' start (ISO 8601 with a time zone) [default: --to less 30 days]
+        #[arg(long, value_name = "ISO")]
+        from: Option<String>,
+        /// The series' end [default: now]
+        #[arg(long, value_name = "ISO")]
+        to: Option<String>,
+        /// minute, hour, day, week (from Monday) or month; at most 1,000 rows [default: day]
+        #[arg(long)]
+        interval: Option<String>,
+        /// Print {"data":[…],"meta":{"history_begins_at":…}} as the API does.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A segment's joins and leaves in commit order, each with its instant
+    /// and reason (what webhooks deliver).
+    Changes {
+        id: String,
+        #[command(flatten)]
+        site: SiteArg,
+        /// Changes at or after this instant (ISO 8601 with a time zone) [default: from the first]
+        #[arg(long, value_name = "ISO")]
+        since: Option<String>,
+        /// `meta.next_cursor` of the page before: the changes after it
+        #[arg(long, value_name = "CURSOR")]
+        after: Option<String>,
+        /// Changes on the page, 1 to 1,000 [default: 100]
+        #[arg(long, value_name = "N")]
+        limit: Option<String>,
+        /// Print {"data":[…],"meta":{"next_cursor":…}} as the API does.
+        #[arg(long)]
+        json: bool,
+    },
     /// Count a segment's members now (Bento's segment stats).
     Stats {
         id: String,
@@ -155,6 +193,10 @@ pub enum SegmentCommand {
         /// Write here instead of stdout (`-`: stdout)
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// The members at this instant (ISO 8601 with a time zone), as the
+        /// segment's journal recorded them, rather than now
+        #[arg(long, value_name = "ISO")]
+        at: Option<String>,
     },
 }
 
@@ -293,6 +335,38 @@ pub async fn run(
                 })?;
             print_segment(&segment, json)?;
         }
+        SegmentCommand::History {
+            id,
+            site,
+            from,
+            to,
+            interval,
+            json,
+        } => {
+            let args = super::history::HistoryArgs {
+                from,
+                to,
+                interval,
+                json,
+            };
+            return super::history::history(store, &site.uuid, &id, args).await;
+        }
+        SegmentCommand::Changes {
+            id,
+            site,
+            since,
+            after,
+            limit,
+            json,
+        } => {
+            let args = super::history::ChangesArgs {
+                since,
+                after,
+                limit,
+                json,
+            };
+            return super::history::changes(store, &site.uuid, &id, args).await;
+        }
         SegmentCommand::Stats { id, site, json } => {
             return super::evaluate::stats(store, &live(), &site.uuid, id, json).await;
         }
@@ -319,12 +393,14 @@ pub async fn run(
             site,
             format,
             output,
+            at,
         } => {
             return super::evaluate::members(
                 store,
                 &live(),
                 &site.uuid,
                 id,
+                at.as_deref(),
                 format,
                 output.as_deref(),
             )
@@ -343,7 +419,7 @@ pub async fn run(
     Ok(())
 }
 
-fn parse_id(id: &str) -> Result<SegmentId, CliError> {
+pub(super) fn parse_id(id: &str) -> Result<SegmentId, CliError> {
     SegmentId::parse(id).ok_or_else(|| CliError::Usage(format!("{id:?} is not a segment id")))
 }
 
@@ -351,7 +427,7 @@ fn not_found(id: SegmentId) -> CliError {
     CliError::Usage(format!("segment {id} not found on this site"))
 }
 
-fn segment_error(error: SegmentError, id: SegmentId) -> CliError {
+pub(super) fn segment_error(error: SegmentError, id: SegmentId) -> CliError {
     match error {
         SegmentError::NotFound => not_found(id),
         other => other.into(),

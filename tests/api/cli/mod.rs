@@ -10,6 +10,7 @@ mod admin;
 mod conventions;
 mod evaluate;
 mod generate;
+mod history;
 mod import;
 mod segment;
 mod serve;
