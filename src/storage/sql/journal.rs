@@ -1103,15 +1103,15 @@ pub async fn members_at(
     Ok(members.into_iter().collect())
 }
 
-/// Deletes transitions before `before`, and the days wholly before it;
-/// histories then begin at `before`. How many transitions went.
-pub async fn trim(conn: &mut impl Conn, before: i64) -> Result<u64> {
-    let gone = conn
-        .execute(sql!(
-            "DELETE FROM segment_transitions WHERE at < $1",
-            before
-        ))
-        .await?;
+/// Transitions deleted per write transaction when trimming, so that a trim
+/// of a large journal never holds the writer for long.
+pub const TRIM_PER_TRANSACTION: i64 = 5_000;
+
+/// Trimming before `before`, its first transaction: histories begin at
+/// `before` from then on (so no reader asks about an instant whose
+/// transitions are going), and the days wholly before it go. The segments
+/// whose transitions [`trim_some`] then deletes.
+pub async fn trim_begin(conn: &mut impl Conn, before: i64) -> Result<Vec<(i64, i64)>> {
     conn.execute(sql!(
         "DELETE FROM journal_days WHERE day < $1",
         day_of(before)
@@ -1122,7 +1122,31 @@ pub async fn trim(conn: &mut impl Conn, before: i64) -> Result<u64> {
         before
     ))
     .await?;
-    Ok(gone)
+    conn.all(sql!(
+        "SELECT site_id, segment_id FROM segment_journals ORDER BY site_id, segment_id"
+    ))
+    .await
+}
+
+/// Deletes up to [`TRIM_PER_TRANSACTION`] of a segment's transitions
+/// before `before`, oldest first (an index range); how many went.
+pub async fn trim_some(
+    conn: &mut impl Conn,
+    site_id: i64,
+    segment_id: i64,
+    before: i64,
+) -> Result<u64> {
+    conn.execute(sql!(
+        "DELETE FROM segment_transitions WHERE site_id = $1 AND id IN (
+             SELECT id FROM segment_transitions
+             WHERE site_id = $1 AND segment_id = $2 AND at < $3
+             ORDER BY at, id LIMIT $4)",
+        site_id,
+        segment_id,
+        before,
+        TRIM_PER_TRANSACTION
+    ))
+    .await
 }
 
 /// The sites with a kept segment.

@@ -723,6 +723,22 @@ impl<B: Backend> JournalStore for B {
     }
 
     async fn trim_journal(&self, before: i64) -> Result<u64> {
-        Ok(written!(self, None, |tx| journal::trim(tx, before)))
+        // Histories begin at `before` first; then the transitions before it
+        // go a batch a transaction, so that writes never wait long behind
+        // a trim.
+        let segments = written!(self, None, |tx| journal::trim_begin(tx, before));
+        let mut deleted = 0;
+        for (site_id, segment_id) in segments {
+            loop {
+                let done = written!(self, None, |tx| journal::trim_some(
+                    tx, site_id, segment_id, before
+                ));
+                deleted += done;
+                if done < journal::TRIM_PER_TRANSACTION as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
     }
 }
