@@ -21,6 +21,7 @@
 //! max_connections = 10000
 //! max_connections_per_address = 256   # 0: no cap per address
 //! preload = ["all"]       # or site uuids: read at start, kept resident
+//! history_retention_days = 365   # membership history kept; absent: forever
 //! ```
 
 use serde::Deserialize;
@@ -47,6 +48,7 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     pub max_connections_per_address: Option<usize>,
     pub preload: Option<Vec<String>>,
+    pub history_retention_days: Option<u32>,
 }
 
 /// How `serve` writes its logs.
@@ -113,11 +115,13 @@ mod tests {
             preload = ["all"]
             body_read_timeout_secs = 3
             max_connections_per_address = 0
+            history_retention_days = 90
             "#,
         )
         .unwrap();
         assert_eq!(config.body_read_timeout_secs, Some(3));
         assert_eq!(config.max_connections_per_address, Some(0));
+        assert_eq!(config.history_retention_days, Some(90));
         assert_eq!(config.listen.as_deref(), Some("0.0.0.0:9000"));
         assert_eq!(config.preload, Some(vec!["all".to_owned()]));
         assert_eq!(config.rate_limit_per_minute, Some(0));

@@ -19,6 +19,7 @@ mod evaluate;
 mod history;
 mod import;
 mod query_input;
+pub mod retention;
 mod segment;
 mod serve;
 mod signal;

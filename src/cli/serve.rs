@@ -9,6 +9,7 @@
 //! leave behind) another key pair.
 
 use super::admin::create_site;
+use super::retention::HistoryRetention;
 use super::{CliError, outln, redact};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{FileConfig, LogFormat};
@@ -83,6 +84,16 @@ pub struct ServeArgs {
     /// read
     #[arg(long, env = "CORRAL_PRELOAD", num_args = 1.., value_delimiter = ',')]
     preload: Vec<String>,
+    /// Days of membership history kept: older joins and leaves are deleted
+    /// about hourly, and histories then begin that many days ago
+    /// [default: kept forever]
+    #[arg(
+        long,
+        env = "CORRAL_HISTORY_RETENTION_DAYS",
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    history_retention_days: Option<u32>,
 }
 
 pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(), CliError> {
@@ -138,6 +149,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
         allow_private_webhook_targets: args.allow_private_webhook_targets,
         ..defaults
     };
+    let retention = history_retention(args.history_retention_days, file)?;
     init_logging(
         args.log_format.or(file.log_format).unwrap_or_default(),
         args.log_level
@@ -216,9 +228,19 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
             }
         }
     });
+    let trimmer = retention.map(|retention| {
+        tracing::info!(
+            days = retention.kept_days(),
+            "membership history older than this many days is trimmed about hourly"
+        );
+        retention.spawn(Arc::clone(&state.store), Arc::clone(&state.clock))
+    });
     http::serve(listener, state.clone(), shutdown).await?;
     maintenance.abort();
     sweeper.abort();
+    if let Some(trimmer) = trimmer {
+        trimmer.abort();
+    }
     for task in webhooks {
         task.abort();
     }
@@ -264,6 +286,24 @@ async fn preload_sites(
         }
     }
     Ok(sites)
+}
+
+/// How long the membership journal is kept: the flag (or
+/// `CORRAL_HISTORY_RETENTION_DAYS`), else `history_retention_days` of the
+/// file, else forever (`None`); 0 is refused wherever it is given.
+fn history_retention(
+    flag: Option<u32>,
+    file: &FileConfig,
+) -> Result<Option<HistoryRetention>, CliError> {
+    match flag.or(file.history_retention_days) {
+        None => Ok(None),
+        Some(days) => HistoryRetention::days(days).map(Some).ok_or_else(|| {
+            CliError::Usage(
+                "history_retention_days must be at least 1 (leave it out to keep history forever)"
+                    .into(),
+            )
+        }),
+    }
 }
 
 /// How often the server looks for sites whose journal is due a sweep.
@@ -612,6 +652,27 @@ mod tests {
         let kinds: std::collections::BTreeSet<&str> =
             events.iter().map(|e| e["type"].as_str().unwrap()).collect();
         assert_eq!(kinds.len(), 5, "{kinds:?}");
+    }
+
+    #[test]
+    fn history_retention_takes_the_flag_then_the_file_and_refuses_zero() {
+        let file = FileConfig {
+            history_retention_days: Some(30),
+            ..FileConfig::default()
+        };
+        let days = |r: Option<HistoryRetention>| r.map(HistoryRetention::kept_days);
+        assert_eq!(
+            days(history_retention(None, &FileConfig::default()).unwrap()),
+            None
+        );
+        assert_eq!(days(history_retention(None, &file).unwrap()), Some(30));
+        assert_eq!(days(history_retention(Some(7), &file).unwrap()), Some(7));
+        let zero = FileConfig {
+            history_retention_days: Some(0),
+            ..FileConfig::default()
+        };
+        let refused = history_retention(None, &zero).unwrap_err().to_string();
+        assert!(refused.contains("at least 1"), "{refused}");
     }
 
     #[test]

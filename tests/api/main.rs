@@ -28,6 +28,7 @@ mod outage;
 mod postgres;
 mod rate_limit;
 mod readme;
+mod retention;
 mod segments_read;
 mod segments_write;
 mod subscribers;
