@@ -329,7 +329,7 @@ fn spawn_webhooks(state: AppState, clock: Arc<dyn Clock>) -> [tokio::task::JoinH
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            match tracker.tick(&tracking.live, tracking_clock.as_ref()).await {
+            match tracker.tick(tracking_clock.as_ref()).await {
                 Ok(0) => {}
                 Ok(_) => wake.notify_one(),
                 Err(error) => tracing::warn!(%error, "watched segments could not be followed"),

@@ -7,14 +7,12 @@
 //! what they cause is [`crate::webhooks`]'s. Each change names who makes it
 //! (an [`Actor`]), which the site's audit log records with it.
 
-use crate::live::{Live, LiveError};
-use crate::segment::{FieldError, FieldErrors, SegmentId};
+use crate::live::Live;
+use crate::segment::{FieldErrors, SegmentId};
 use crate::storage::audit::Actor;
-use crate::storage::webhooks::{
-    Baseline, Delivery, NewWebhook, Webhook, WebhookEvent, WebhookPatch,
-};
+use crate::storage::webhooks::{Delivery, NewWebhook, Webhook, WebhookEvent, WebhookPatch};
 use crate::storage::{StorageError, Store};
-use crate::webhooks::{WebhookError, target, tracker};
+use crate::webhooks::{WebhookError, target};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -79,11 +77,8 @@ impl<'a> Webhooks<'a> {
             events: events.unwrap_or_else(|| WebhookEvent::ALL.to_vec()),
             secret: format!("whsec_{}", crate::credentials::random_hex_id()),
         };
-        let baselines = self.baselines(site_id, &new.segment_ids, now).await?;
-        Ok(self
-            .store
-            .create_webhook(site_id, &new, &baselines, now, by)
-            .await?)
+        self.warm(site_id).await;
+        Ok(self.store.create_webhook(site_id, &new, now, by).await?)
     }
 
     pub async fn update(
@@ -98,10 +93,9 @@ impl<'a> Webhooks<'a> {
         let mut errors = FieldErrors::default();
         let (url, segment_ids, events) = self.check(site_id, &input, &mut errors).await?;
         errors.finish(|| ()).map_err(WebhookError::Invalid)?;
-        let baselines = match &segment_ids {
-            Some(ids) => self.baselines(site_id, ids, now).await?,
-            None => Vec::new(),
-        };
+        if segment_ids.is_some() {
+            self.warm(site_id).await;
+        }
         let patch = WebhookPatch {
             url,
             segment_ids,
@@ -110,7 +104,7 @@ impl<'a> Webhooks<'a> {
         };
         Ok(self
             .store
-            .update_webhook(site_id, id, &patch, &baselines, now, by)
+            .update_webhook(site_id, id, &patch, now, by)
             .await?)
     }
 
@@ -235,41 +229,14 @@ impl<'a> Webhooks<'a> {
         Ok((url, segment_ids, events))
     }
 
-    /// The members each segment has now, for the ones not watched yet.
-    async fn baselines(
-        &self,
-        site_id: i64,
-        segment_ids: &[i64],
-        now: i64,
-    ) -> Result<Vec<Baseline>, WebhookError> {
-        let watched: Vec<i64> = self
-            .store
-            .watches()
-            .await?
-            .into_iter()
-            .filter(|(site, _)| *site == site_id)
-            .map(|(_, w)| w.segment_id)
-            .collect();
-        // Worked out at the time of the request that asked for them.
-        let at = crate::clock::ManualClock::new(now);
-        let mut baselines = Vec::new();
-        for &id in segment_ids.iter().filter(|id| !watched.contains(id)) {
-            let segment = self.store.get_segment(site_id, SegmentId(id)).await?;
-            let (watch, members) =
-                tracker::work_out(self.store, self.live, site_id, id, segment.as_ref(), &*at)
-                    .await
-                    .map_err(|e| match e {
-                        WebhookError::Live(LiveError::NotEvaluable(e)) => WebhookError::Invalid(
-                            FieldError::new(
-                                "segment_ids",
-                                format!("segment {id} cannot be evaluated: {e}"),
-                            )
-                            .into(),
-                        ),
-                        other => other,
-                    })?;
-            baselines.push(Baseline { watch, members });
+    /// Reads the site's audience before a webhook starts watching: the
+    /// write then takes the baselines of segments whose journal has not
+    /// begun, so that no join after the webhook's creation goes untold. If
+    /// the read fails, the write goes on, and such a segment's journal
+    /// begins at the next sweep.
+    async fn warm(&self, site_id: i64) {
+        if let Err(error) = self.live.resident(site_id).await {
+            tracing::warn!(site_id, %error, "the audience could not be read before a webhook write");
         }
-        Ok(baselines)
     }
 }

@@ -236,6 +236,8 @@ impl Sim {
         // Two webhooks: one on every segment, one on two of them, made
         // before any data (their baselines are empty).
         let live = Arc::clone(&sim.servers[0].live);
+        let evaluator: Arc<dyn crate::storage::journal::Evaluator> = live.clone();
+        store.set_evaluator(Arc::downgrade(&evaluator));
         let hooks = Webhooks::new(&store, &live, true);
         for ids in [sim.segments.clone(), sim.segments[..2].to_vec()] {
             let input = WebhookInput {
@@ -260,6 +262,10 @@ impl Sim {
         if self.settings.broken_catch_up {
             live.break_catch_up(self.site);
         }
+        // The journal evaluates segment writes and sweeps over this
+        // server's snapshots, as a server's state sets it up.
+        let evaluator: Arc<dyn crate::storage::journal::Evaluator> = live.clone();
+        store.set_evaluator(Arc::downgrade(&evaluator));
         let tracker = Tracker::new(Arc::clone(&store));
         if self.settings.broken_tracker {
             tracker.break_leaves();
@@ -513,8 +519,15 @@ impl Sim {
         let server = &self.servers[index];
         let (live, tracker) = (Arc::clone(&server.live), Arc::clone(&server.tracker));
         let clock = Arc::clone(&self.clock);
-        // An error is logged and tried again at the next tick, as a server does.
-        let _ = step(async move { tracker.tick(&live, clock.as_ref()).await }).await?;
+        let store = Arc::clone(&server.store);
+        // An error is logged and tried again at the next tick, as a server
+        // does: the journal's sweep (time windows, baselines), then the
+        // webhooks' tracker.
+        let _ = step(async move {
+            let swept = crate::live::journal::sweep(store.as_ref(), &live, clock.as_ref()).await;
+            (swept, tracker.tick(clock.as_ref()).await)
+        })
+        .await?;
         Ok(())
     }
 
@@ -581,7 +594,6 @@ impl Sim {
                         self.site,
                         webhook.id,
                         &enable,
-                        &[],
                         self.clock.now_ms(),
                         &Actor::Cli,
                     )
@@ -597,9 +609,16 @@ impl Sim {
                 self.track(index).await?;
                 self.deliver(index).await?;
             }
-            let head = store.site_head(self.site).await.unwrap().seq;
             let watches = store.watches().await.unwrap();
-            let behind = watches.iter().any(|(_, w)| w.seq < head);
+            let mut behind = false;
+            for (site, w) in &watches {
+                let after = (w.after_at, w.after_id);
+                behind |= !store
+                    .journal_changes(*site, w.segment_id, after, 1)
+                    .await
+                    .unwrap()
+                    .is_empty();
+            }
             let mut pending = 0;
             for webhook in store.list_webhooks(self.site).await.unwrap() {
                 pending += store
@@ -635,7 +654,9 @@ impl Sim {
         for arrival in &arrivals {
             let body = &arrival.body;
             let id = body["event_id"].as_str().unwrap_or("").to_owned();
-            if !seen.insert(id.clone()) {
+            // A transition has one event id, the same at every webhook
+            // told of it: receivers deduplicate per webhook.
+            if !seen.insert((arrival.webhook_id, id.clone())) {
                 continue;
             }
             self.report.notifications += 1;

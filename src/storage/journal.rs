@@ -203,21 +203,6 @@ pub fn day_of(at: i64) -> i64 {
     at.div_euclid(86_400_000) * 86_400_000
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reasons_round_trip_their_codes_and_days_start_at_utc_midnight() {
-        for reason in Reason::ALL {
-            assert_eq!(Reason::from_code(reason.code()), Some(reason));
-        }
-        assert_eq!(Reason::from_code(9), None);
-        assert_eq!(day_of(86_400_000 + 5), 86_400_000);
-        assert_eq!(day_of(-1), -86_400_000);
-    }
-}
-
 /// What the journal asks of a database, beside recording (which every
 /// write does in its own transaction).
 #[async_trait::async_trait]
@@ -278,4 +263,19 @@ pub trait JournalStore {
     /// Makes this store's journal forget leaves caused by data.
     #[cfg(test)]
     fn break_journal(&self);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_round_trip_their_codes_and_days_start_at_utc_midnight() {
+        for reason in Reason::ALL {
+            assert_eq!(Reason::from_code(reason.code()), Some(reason));
+        }
+        assert_eq!(Reason::from_code(9), None);
+        assert_eq!(day_of(86_400_000 + 5), 86_400_000);
+        assert_eq!(day_of(-1), -86_400_000);
+    }
 }

@@ -233,6 +233,9 @@ pub struct SegmentWatchRow {
     pub checked_at: i64,
     pub version: i64,
     pub kept: bool,
+    /// How far the segment's journal has been told to its webhooks.
+    pub after_at: i64,
+    pub after_id: i64,
 }
 
 /// A member of a watched segment, as of its watch.

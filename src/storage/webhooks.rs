@@ -1,13 +1,14 @@
 //! What membership-change webhooks keep in the database, as every backend
-//! keeps it: the webhooks, each watched segment's members at the change-log
-//! position they reflect ([`Watch`]), and the outbox of notifications
-//! waiting to be delivered ([`Delivery`]).
+//! keeps it: the webhooks, how far each watched segment's membership
+//! journal has been turned into notifications ([`Watch`]), and the outbox
+//! of notifications waiting to be delivered ([`Delivery`]).
 //!
-//! A change of membership and the notifications it causes are written in one
-//! transaction ([`WebhookStore::commit_transition`]), and only if the watch
-//! is still where the caller read it: of several servers working out the
-//! same change, one writes it and the others find it written. So a crash can
-//! neither lose a notification nor record a change without one.
+//! The notifications of a run of transitions and the watch's move past them
+//! are written in one transaction ([`WebhookStore::commit_transition`]),
+//! and only if the watch is still where the caller read it: of several
+//! servers following the same journal, one writes them and the others find
+//! them written. So a crash can neither lose a notification nor send one
+//! twice from the outbox's side.
 
 use async_trait::async_trait;
 
@@ -79,28 +80,14 @@ pub struct WebhookPatch {
     pub disabled: Option<bool>,
 }
 
-/// Where a watched segment's stored members stand.
+/// How far a watched segment's journal has been turned into
+/// notifications: the instant and id of the last transition done (0 and 0
+/// before any).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Watch {
     pub segment_id: i64,
-    /// The change-log position the members reflect.
-    pub seq: i64,
-    /// The clock (Unix ms) they were worked out at.
-    pub checked_at: i64,
-    /// The segment's version they reflect.
-    pub version: i64,
-    /// Whether the segment was kept (a discarded segment has no members).
-    pub kept: bool,
-}
-
-/// A watch's members as worked out at a position: the baseline of a segment
-/// a webhook starts watching (no notification: creating a webhook does not
-/// announce everyone already in).
-#[derive(Debug, Clone)]
-pub struct Baseline {
-    pub watch: Watch,
-    /// Ascending.
-    pub members: Vec<i64>,
+    pub after_at: i64,
+    pub after_id: i64,
 }
 
 /// One notification for the outbox.
@@ -112,15 +99,17 @@ pub struct Notification {
     pub body: String,
 }
 
-/// A change of a watched segment's members, to be written at once.
+/// A run of a watched segment's transitions turned into notifications, to
+/// be written at once.
 #[derive(Debug, Clone)]
 pub struct Transition {
-    /// The watch as read before working the change out.
+    /// The watch as read before the transitions were.
     pub from: Watch,
+    /// The watch past the last of them.
     pub to: Watch,
-    pub added: Vec<i64>,
-    pub removed: Vec<i64>,
     pub notifications: Vec<Notification>,
+    /// When the notifications were made (they are due then).
+    pub at: i64,
 }
 
 /// One notification in the outbox, with its delivery's state.
@@ -157,25 +146,24 @@ pub struct Attempt {
 #[async_trait]
 pub trait WebhookStore: Send + Sync + 'static {
     /// Creates a webhook, as `by`, and the watches of its segments that are
-    /// not watched yet, from their baselines.
+    /// not watched yet, from their journal's latest transition.
     async fn create_webhook(
         &self,
         site_id: i64,
         new: &NewWebhook,
-        baselines: &[Baseline],
         now: i64,
         by: &Actor,
     ) -> Result<Webhook>;
     async fn list_webhooks(&self, site_id: i64) -> Result<Vec<Webhook>>;
     async fn get_webhook(&self, site_id: i64, id: i64) -> Result<Option<Webhook>>;
     /// Changes a webhook, as `by`, watching newly named segments from their
-    /// baselines and forgetting segments no webhook watches any more.
+    /// journal's latest transition and forgetting segments no webhook
+    /// watches any more.
     async fn update_webhook(
         &self,
         site_id: i64,
         id: i64,
         patch: &WebhookPatch,
-        baselines: &[Baseline],
         now: i64,
         by: &Actor,
     ) -> Result<Webhook>;
@@ -184,9 +172,7 @@ pub trait WebhookStore: Send + Sync + 'static {
 
     /// Every site's watches.
     async fn watches(&self) -> Result<Vec<(i64, Watch)>>;
-    /// A watched segment's stored members, ascending.
-    async fn watch_members(&self, site_id: i64, segment_id: i64) -> Result<Vec<i64>>;
-    /// Writes a change of members with its notifications, if the watch is
+    /// Writes the notifications of a run of transitions, if the watch is
     /// still at `transition.from`; `false` (and nothing written) if not.
     async fn commit_transition(&self, site_id: i64, transition: &Transition) -> Result<bool>;
 

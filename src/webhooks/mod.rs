@@ -4,11 +4,10 @@
 //! The webhooks' service ([`crate::service::webhooks`]) manages a site's
 //! webhooks; this module holds the machinery behind it, in three parts.
 //! [`target`] says which addresses may be sent to. [`tracker`] follows every
-//! watched segment: when the site's change log
-//! moves, the segment's definition changes, it is discarded or restored, or
-//! a minute passes (relative time windows), it works the members out again
-//! from the live snapshot, and writes the difference and its notifications
-//! in one transaction (the outbox). [`delivery`] sends what the outbox holds,
+//! watched segment's membership journal ([`crate::storage::journal`]: every
+//! join and leave, recorded with the write that caused it) and writes one
+//! notification per transition and wanting webhook, with the watch's move
+//! past them, in one transaction (the outbox). [`delivery`] sends what the outbox holds,
 //! each webhook on its own, in order, up to 100 notifications a request,
 //! signed with HMAC-SHA256, retried with exponential backoff and jitter for
 //! up to 3 days, after which the webhook is disabled until a PATCH enables
@@ -21,7 +20,6 @@ pub mod tracker;
 use crate::live::LiveError;
 use crate::segment::FieldErrors;
 use crate::storage::StorageError;
-use crate::storage::webhooks::Watch;
 
 /// What a webhook service call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -45,16 +43,5 @@ impl From<StorageError> for WebhookError {
             StorageError::NotFound => Self::NotFound,
             other => Self::Storage(other),
         }
-    }
-}
-
-/// A watch's state as a fresh baseline would have it.
-pub(crate) fn watch_of(segment_id: i64, seq: i64, now: i64, version: i64, kept: bool) -> Watch {
-    Watch {
-        segment_id,
-        seq,
-        checked_at: now,
-        version,
-        kept,
     }
 }

@@ -369,8 +369,7 @@ async fn populate(server: &Server) -> Vec<Site> {
             &Transition {
                 from: watch,
                 to: watch,
-                added: vec![],
-                removed: vec![],
+                at: 0,
                 notifications: vec![Notification {
                     webhook_id: hook_id,
                     event_id: "evt_copied".into(),
@@ -594,12 +593,19 @@ async fn every_row(store: &Arc<dyn Store>) -> Vec<(Table, Vec<String>)> {
 }
 
 /// Asserts the copy holds every row of the original, column for column,
-/// and that the original had some of every table (so none went untested).
+/// and that the original had some of every table (so none went untested),
+/// but `segment_members`: the watches' members of the release before
+/// webhooks followed the journal, kept for a rollback and no longer written.
 async fn assert_same_rows(original: &Server, copy: &Server) {
     let expected = every_row(&original.store).await;
     let got = every_row(&copy.store).await;
     for ((table, expected), (_, got)) in expected.iter().zip(&got) {
-        assert!(!expected.is_empty(), "the test writes no {}", table.name());
+        let unwritten = *table == Table::SegmentMembers;
+        assert!(
+            !expected.is_empty() || unwritten,
+            "the test writes no {}",
+            table.name()
+        );
         assert_eq!(expected, got, "{}", table.name());
     }
 }

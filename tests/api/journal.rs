@@ -490,3 +490,58 @@ async fn a_relative_window_moving_past_a_member_is_recorded_by_the_sweep() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_webhook_is_told_of_a_join_and_leave_10_ms_apart_as_the_feed_lists_them() {
+    let app = TestApp::spawn_with(corral::http::HttpSettings {
+        rate_limit_per_minute: 0,
+        allow_private_webhook_targets: true,
+        ..corral::http::HttpSettings::default()
+    })
+    .await;
+    let segment = app
+        .create_segment("VIP", json!({"tag": {"has": "vip"}}))
+        .await;
+    let id = segment["id"].as_str().unwrap().to_owned();
+    // Creating the webhook reads the audience: the segment's journal begins
+    // then, so that nothing after it goes untold.
+    let response = app
+        .send_json(
+            Method::POST,
+            "/api/v1/fetch/webhooks",
+            &json!({"webhook": {"url": "http://127.0.0.1:9/hook", "segment_ids": [id]}}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let webhook: Value = response.json().await.unwrap();
+    let webhook = webhook["data"]["id"].as_str().unwrap().to_owned();
+    tag(&app, "ann@x.io", "vip").await;
+    app.clock.advance_ms(10);
+    untag(&app, "ann@x.io", "vip").await;
+    let tracker = corral::webhooks::tracker::Tracker::new(app.store.clone());
+    assert_eq!(tracker.tick(app.clock.as_ref()).await.unwrap(), 1);
+    assert_eq!(tracker.tick(app.clock.as_ref()).await.unwrap(), 0);
+    let listed: Value = app
+        .get(&format!("/api/v1/fetch/webhooks/{webhook}/deliveries"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Newest first: the leave, then the join.
+    let mut told: Vec<Value> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["attributes"]["notification"].clone())
+        .collect();
+    told.reverse();
+    let changes = feed(&app, &id).await;
+    assert_eq!(told, changes, "each notification is the feed's object");
+    assert_eq!(
+        moves(&told),
+        [
+            mv("added", "data", "ann@x.io"),
+            mv("removed", "data", "ann@x.io")
+        ]
+    );
+}

@@ -979,12 +979,15 @@ async fn many_changes_go_out_in_batches_of_at_most_a_hundred_in_order() {
     assert_eq!(order, emails.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
-/// A tracker of this process's own, on the test server's store, driven by
-/// the test's clock (the server's own tracker runs only in `corral serve`).
+/// The journal's sweep and a tracker of this process's own, on the test
+/// server's store, driven by the test's clock (the server's own run only in
+/// `corral serve`).
 async fn track(app: &TestApp, store: &std::sync::Arc<dyn corral::storage::Store>) -> usize {
-    let live = corral::live::Live::new(store.clone());
+    corral::live::journal::sweep(store.as_ref(), &app.state.live, app.clock.as_ref())
+        .await
+        .unwrap();
     corral::webhooks::tracker::Tracker::new(std::sync::Arc::clone(store))
-        .tick(&live, app.clock.as_ref())
+        .tick(app.clock.as_ref())
         .await
         .unwrap()
 }

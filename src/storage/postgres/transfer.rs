@@ -295,9 +295,9 @@ impl TransferWriter for Writer {
             Rows::SegmentWatches(rows) => {
                 sqlx::query(
                     "INSERT INTO segment_watches (site_id, segment_id, seq, checked_at, version,
-                                                  kept)
+                                                  kept, after_at, after_id)
                      SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
-                                          $5::bigint[], $6::boolean[])",
+                                          $5::bigint[], $6::boolean[], $7::bigint[], $8::bigint[])",
                 )
                 .bind(column(rows, |r| r.site_id))
                 .bind(column(rows, |r| r.segment_id))
@@ -305,6 +305,8 @@ impl TransferWriter for Writer {
                 .bind(column(rows, |r| r.checked_at))
                 .bind(column(rows, |r| r.version))
                 .bind(column(rows, |r| r.kept))
+                .bind(column(rows, |r| r.after_at))
+                .bind(column(rows, |r| r.after_id))
                 .execute(tx)
                 .await?;
             }

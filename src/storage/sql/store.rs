@@ -15,7 +15,7 @@ use crate::storage::journal::{
 };
 use crate::storage::progress::ReadProgress;
 use crate::storage::webhooks::{
-    Attempt, Baseline, Delivery, NewWebhook, Transition, Watch, Webhook, WebhookPatch, WebhookStore,
+    Attempt, Delivery, NewWebhook, Transition, Watch, Webhook, WebhookPatch, WebhookStore,
 };
 use crate::storage::{
     ApiKey, AudienceStore, ChangeFeed, KeyCredentials, Page, Position, Precondition, Result,
@@ -496,12 +496,20 @@ impl<B: Backend> WebhookStore for B {
         &self,
         site_id: i64,
         new: &NewWebhook,
-        baselines: &[Baseline],
         now: i64,
         by: &Actor,
     ) -> Result<Webhook> {
         Ok(written!(self, Some(site_id), |tx| async move {
-            let webhook = webhooks::create(tx, site_id, new, baselines, now).await?;
+            // The watched segments' journals begin now if they had not.
+            journal::reconcile(
+                &mut *tx,
+                self.journal(),
+                site_id,
+                now,
+                Occasion::SegmentWrite,
+            )
+            .await?;
+            let webhook = webhooks::create(tx, site_id, new, now).await?;
             let details = details::webhook(&webhook);
             let (action, subject) = (AuditAction::WebhookCreated, webhook.id.to_string());
             audit::record(tx, site_id, now, by, action, &subject, &details).await?;
@@ -522,15 +530,22 @@ impl<B: Backend> WebhookStore for B {
         site_id: i64,
         id: i64,
         patch: &WebhookPatch,
-        baselines: &[Baseline],
         now: i64,
         by: &Actor,
     ) -> Result<Webhook> {
         Ok(written!(self, Some(site_id), |tx| async move {
-            let before = webhooks::get(tx, site_id, id)
+            let before = webhooks::get(&mut *tx, site_id, id)
                 .await?
                 .ok_or(crate::storage::StorageError::NotFound)?;
-            let after = webhooks::update(tx, site_id, id, patch, baselines, now).await?;
+            journal::reconcile(
+                &mut *tx,
+                self.journal(),
+                site_id,
+                now,
+                Occasion::SegmentWrite,
+            )
+            .await?;
+            let after = webhooks::update(tx, site_id, id, patch, now).await?;
             let details = details::webhook_changed(&before, &after);
             let action = AuditAction::WebhookUpdated;
             audit::record(tx, site_id, now, by, action, &id.to_string(), &details).await?;
@@ -550,10 +565,6 @@ impl<B: Backend> WebhookStore for B {
 
     async fn watches(&self) -> Result<Vec<(i64, Watch)>> {
         webhooks::watches(&mut *self.reader().await?).await
-    }
-
-    async fn watch_members(&self, site_id: i64, segment_id: i64) -> Result<Vec<i64>> {
-        webhooks::watch_members(&mut *self.reader().await?, site_id, segment_id).await
     }
 
     async fn commit_transition(&self, site_id: i64, transition: &Transition) -> Result<bool> {

@@ -222,7 +222,8 @@ fn page_statement(dialect: Dialect, table: Table) -> (&'static str, usize) {
             ),
         },
         Table::SegmentWatches => (
-            "SELECT site_id, segment_id, seq, checked_at, version, kept FROM segment_watches
+            "SELECT site_id, segment_id, seq, checked_at, version, kept, after_at, after_id
+             FROM segment_watches
              WHERE (site_id, segment_id) > ($1, $2) ORDER BY site_id, segment_id LIMIT $3",
             2,
         ),

@@ -4,8 +4,8 @@
 use super::{Conn, Dialect};
 use crate::sql;
 use crate::storage::webhooks::{
-    Attempt, Baseline, Delivery, NewWebhook, Transition, Watch, Webhook, WebhookPatch,
-    events_from_json, events_to_json, ids_from_json, ids_to_json,
+    Attempt, Delivery, NewWebhook, Transition, Watch, Webhook, WebhookPatch, events_from_json,
+    events_to_json, ids_from_json, ids_to_json,
 };
 use crate::storage::{Result, StorageError};
 
@@ -87,10 +87,6 @@ impl From<DeliveryRow> for Delivery {
     }
 }
 
-/// Ids written into one statement (a list is one bound value on either
-/// database; this keeps each statement's work bounded).
-const IDS_PER_STATEMENT: usize = 20_000;
-
 async fn webhook_in(conn: &mut impl Conn, site_id: i64, id: i64) -> Result<Webhook> {
     let row: WebhookRow = conn
         .optional(sql!(
@@ -107,57 +103,33 @@ async fn webhook_in(conn: &mut impl Conn, site_id: i64, id: i64) -> Result<Webho
     Ok(row.into())
 }
 
-/// Watches the baselines' segments that are not watched yet.
-async fn add_watches(tx: &mut impl Conn, site_id: i64, baselines: &[Baseline]) -> Result<()> {
-    for baseline in baselines {
-        let w = &baseline.watch;
-        let inserted = tx
-            .execute(sql!(
-                "INSERT INTO segment_watches (site_id, segment_id, seq, checked_at, version, kept)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+/// Watches the named segments that are not watched yet, from the latest
+/// transition their journal has: a new webhook is told of what happens from
+/// its creation on, never of who was in before. The caller holds the
+/// site's write turn, so no transition can commit between this read and
+/// the commit.
+async fn add_watches(tx: &mut impl Conn, site_id: i64, segment_ids: &[i64]) -> Result<()> {
+    for &segment_id in segment_ids {
+        let last: Option<(i64, i64)> = tx
+            .optional(sql!(
+                "SELECT at, id FROM segment_transitions WHERE site_id = $1 AND segment_id = $2
+                 ORDER BY at DESC, id DESC LIMIT 1",
                 site_id,
-                w.segment_id,
-                w.seq,
-                w.checked_at,
-                w.version,
-                w.kept
+                segment_id
             ))
             .await?;
-        if inserted == 1 {
-            set_members(tx, site_id, w.segment_id, &baseline.members, true).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Adds (or removes) members of a watched segment.
-async fn set_members<C: Conn>(
-    tx: &mut C,
-    site_id: i64,
-    segment_id: i64,
-    ids: &[i64],
-    add: bool,
-) -> Result<()> {
-    let text = match (add, C::DIALECT) {
-        (true, Dialect::Sqlite) => {
-            "INSERT INTO segment_members (site_id, segment_id, subscriber_id)
-             SELECT $1, $2, value FROM json_each($3) WHERE true ON CONFLICT DO NOTHING"
-        }
-        (true, Dialect::Postgres) => {
-            "INSERT INTO segment_members (site_id, segment_id, subscriber_id)
-             SELECT $1, $2, id FROM UNNEST($3::bigint[]) AS m(id) ON CONFLICT DO NOTHING"
-        }
-        (false, Dialect::Sqlite) => {
-            "DELETE FROM segment_members WHERE site_id = $1 AND segment_id = $2
-             AND subscriber_id IN (SELECT value FROM json_each($3))"
-        }
-        (false, Dialect::Postgres) => {
-            "DELETE FROM segment_members WHERE site_id = $1 AND segment_id = $2
-             AND subscriber_id = ANY($3)"
-        }
-    };
-    for chunk in ids.chunks(IDS_PER_STATEMENT) {
-        tx.execute(sql!(text, site_id, segment_id, chunk)).await?;
+        let (after_at, after_id) = last.unwrap_or((0, 0));
+        tx.execute(sql!(
+            "INSERT INTO segment_watches
+                 (site_id, segment_id, seq, checked_at, version, kept, after_at, after_id)
+             VALUES ($1, $2, 0, 0, 0, $3, $4, $5) ON CONFLICT DO NOTHING",
+            site_id,
+            segment_id,
+            true,
+            after_at,
+            after_id
+        ))
+        .await?;
     }
     Ok(())
 }
@@ -171,6 +143,7 @@ async fn drop_unwatched<C: Conn>(tx: &mut C, site_id: i64) -> Result<()> {
         ))
         .await?;
     let watched: Vec<i64> = rows.iter().flat_map(|(t,)| ids_from_json(t)).collect();
+    // Members stored by the release before this one go with their watch.
     let statements = match C::DIALECT {
         Dialect::Sqlite => [
             "DELETE FROM segment_members WHERE site_id = $1
@@ -194,7 +167,6 @@ pub async fn create(
     tx: &mut impl Conn,
     site_id: i64,
     new: &NewWebhook,
-    baselines: &[Baseline],
     now: i64,
 ) -> Result<Webhook> {
     let (id,): (i64,) = tx
@@ -209,7 +181,7 @@ pub async fn create(
             now
         ))
         .await?;
-    add_watches(tx, site_id, baselines).await?;
+    add_watches(tx, site_id, &new.segment_ids).await?;
     webhook_in(tx, site_id, id).await
 }
 
@@ -240,7 +212,6 @@ pub async fn update(
     site_id: i64,
     id: i64,
     patch: &WebhookPatch,
-    baselines: &[Baseline],
     now: i64,
 ) -> Result<Webhook> {
     let current = webhook_in(tx, site_id, id).await?;
@@ -279,7 +250,9 @@ pub async fn update(
         ))
         .await?;
     }
-    add_watches(tx, site_id, baselines).await?;
+    if let Some(ids) = &patch.segment_ids {
+        add_watches(tx, site_id, ids).await?;
+    }
     drop_unwatched(tx, site_id).await?;
     webhook_in(tx, site_id, id).await
 }
@@ -302,80 +275,46 @@ pub async fn delete(tx: &mut impl Conn, site_id: i64, id: i64) -> Result<Webhook
     Ok(webhook)
 }
 
-#[derive(sqlx::FromRow)]
-struct WatchRow {
-    site_id: i64,
-    segment_id: i64,
-    seq: i64,
-    checked_at: i64,
-    version: i64,
-    kept: bool,
-}
-
 /// Every watch, by site.
 pub async fn watches(conn: &mut impl Conn) -> Result<Vec<(i64, Watch)>> {
-    let rows: Vec<WatchRow> = conn
+    let rows: Vec<(i64, i64, i64, i64)> = conn
         .all(sql!(
-            "SELECT site_id, segment_id, seq, checked_at, version, kept FROM segment_watches
+            "SELECT site_id, segment_id, after_at, after_id FROM segment_watches
              ORDER BY site_id, segment_id"
         ))
         .await?;
     Ok(rows
         .into_iter()
-        .map(|w| {
+        .map(|(site_id, segment_id, after_at, after_id)| {
             let watch = Watch {
-                segment_id: w.segment_id,
-                seq: w.seq,
-                checked_at: w.checked_at,
-                version: w.version,
-                kept: w.kept,
+                segment_id,
+                after_at,
+                after_id,
             };
-            (w.site_id, watch)
+            (site_id, watch)
         })
         .collect())
 }
 
-pub async fn watch_members(
-    conn: &mut impl Conn,
-    site_id: i64,
-    segment_id: i64,
-) -> Result<Vec<i64>> {
-    let rows: Vec<(i64,)> = conn
-        .all(sql!(
-            "SELECT subscriber_id FROM segment_members WHERE site_id = $1 AND segment_id = $2
-             ORDER BY subscriber_id",
-            site_id,
-            segment_id
-        ))
-        .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
-}
-
-/// Writes a change of a watched segment's members and its notifications,
-/// if the watch is still where the caller read it.
+/// Writes the notifications of a watched segment's transitions and moves
+/// its watch past them, if the watch is still where the caller read it: of
+/// several servers following the same journal, one writes each.
 pub async fn commit_transition(tx: &mut impl Conn, site_id: i64, t: &Transition) -> Result<bool> {
     let moved = tx
         .execute(sql!(
-            "UPDATE segment_watches SET seq = $1, checked_at = $2, version = $3, kept = $4
-             WHERE site_id = $5 AND segment_id = $6
-               AND seq = $7 AND checked_at = $8 AND version = $9 AND kept = $10",
-            t.to.seq,
-            t.to.checked_at,
-            t.to.version,
-            t.to.kept,
+            "UPDATE segment_watches SET after_at = $1, after_id = $2
+             WHERE site_id = $3 AND segment_id = $4 AND after_at = $5 AND after_id = $6",
+            t.to.after_at,
+            t.to.after_id,
             site_id,
             t.from.segment_id,
-            t.from.seq,
-            t.from.checked_at,
-            t.from.version,
-            t.from.kept
+            t.from.after_at,
+            t.from.after_id
         ))
         .await?;
     if moved != 1 {
         return Ok(false);
     }
-    set_members(tx, site_id, t.from.segment_id, &t.added, true).await?;
-    set_members(tx, site_id, t.from.segment_id, &t.removed, false).await?;
     for n in &t.notifications {
         tx.execute(sql!(
             "INSERT INTO webhook_deliveries
@@ -385,7 +324,7 @@ pub async fn commit_transition(tx: &mut impl Conn, site_id: i64, t: &Transition)
             n.webhook_id,
             n.event_id.as_str(),
             n.body.as_str(),
-            t.to.checked_at
+            t.at
         ))
         .await?;
     }

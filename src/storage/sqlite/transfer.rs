@@ -339,7 +339,8 @@ async fn insert_webhooks(tx: &mut Tx, rows: &[WebhookRow]) -> Result<()> {
 async fn insert_segment_watches(tx: &mut Tx, rows: &[SegmentWatchRow]) -> Result<()> {
     for chunk in rows.chunks(INSERT_ROWS) {
         let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO segment_watches (site_id, segment_id, seq, checked_at, version, kept) ",
+            "INSERT INTO segment_watches
+                 (site_id, segment_id, seq, checked_at, version, kept, after_at, after_id) ",
         );
         insert.push_values(chunk, |mut b, r| {
             b.push_bind(r.site_id)
@@ -347,7 +348,9 @@ async fn insert_segment_watches(tx: &mut Tx, rows: &[SegmentWatchRow]) -> Result
                 .push_bind(r.seq)
                 .push_bind(r.checked_at)
                 .push_bind(r.version)
-                .push_bind(r.kept);
+                .push_bind(r.kept)
+                .push_bind(r.after_at)
+                .push_bind(r.after_id);
         });
         insert.build().execute(&mut **tx).await?;
     }
