@@ -23,7 +23,8 @@ pub const POINTS: &[&str] = &[
     // membership transition with its outbox, a delivery attempt, trimming.
     "write.before_commit",
     "write.after_commit",
-    // The tracker: worked out, before writing the transition.
+    // The tracker: a run of transitions read and made notifications, before
+    // they are written.
     "tracker.before_transition",
     // The deliverer: the receiver answered, before the attempt is recorded.
     "delivery.after_send",

@@ -185,6 +185,15 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
     crate::faults::arm_from_env();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = AppState::new(store, Arc::clone(&clock), settings);
+    if args.demo {
+        // The demo's segments have their history from the first request:
+        // their baselines are taken before anything is answered (the
+        // sweeper would within seconds).
+        let swept = crate::live::journal::sweep(state.store.as_ref(), &state.live, &*clock).await;
+        if let Err(error) = swept {
+            tracing::warn!(%error, "the demo's membership journal could not be begun");
+        }
+    }
     if !preload.is_empty() {
         tracing::info!(
             sites = preload.len(),

@@ -141,6 +141,7 @@ impl Tracker {
             notifications,
             at: clock.now_ms(),
         };
+        crate::crash_point!("tracker.before_transition");
         let written = self.store.commit_transition(site_id, &transition).await?;
         Ok(written.then_some(to))
     }

@@ -4,6 +4,7 @@
 //! size series read from it.
 
 use crate::helpers::*;
+use corral::clock::Clock;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -544,4 +545,79 @@ async fn a_webhook_is_told_of_a_join_and_leave_10_ms_apart_as_the_feed_lists_the
             mv("removed", "data", "ann@x.io")
         ]
     );
+}
+
+#[tokio::test]
+async fn two_servers_on_one_database_record_each_transition_once() {
+    let first = TestApp::spawn().await;
+    resident(&first).await;
+    let segment = first
+        .create_segment("VIP", json!({"tag": {"has": "vip"}}))
+        .await;
+    let id = segment["id"].as_str().unwrap().to_owned();
+    let second = TestApp::spawn_on(first.database_url.clone()).await;
+    let emails = ["a@x.io", "b@x.io", "c@x.io"];
+    // Tags given and taken at once, through both servers.
+    let (first_ref, site) = (&first, &first.site);
+    let writes = (0..36).map(|i| {
+        let app = if i % 2 == 0 { first_ref } else { &second };
+        let command = if (i / 3) % 2 == 0 {
+            "add_tag"
+        } else {
+            "remove_tag"
+        };
+        let body = json!({"command": {"command": command, "email": emails[i % 3], "query": "vip"}});
+        async move {
+            let response = app
+                .as_site(site, Method::POST, COMMANDS)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    });
+    futures_util::future::join_all(writes).await;
+    let changes = feed(&first, &id).await;
+    assert!(!changes.is_empty());
+    let mut ids = std::collections::BTreeSet::new();
+    let mut last: std::collections::HashMap<String, String> = Default::default();
+    for change in &changes {
+        assert!(
+            ids.insert(change["event_id"].as_str().unwrap().to_owned()),
+            "twice: {change}"
+        );
+        let email = change["subscriber"]["email"].as_str().unwrap().to_owned();
+        let kind = change["type"].as_str().unwrap().to_owned();
+        let before = last.insert(email.clone(), kind.clone());
+        let expected_before = match kind.as_str() {
+            "segment.member_added" => "segment.member_removed",
+            _ => "segment.member_added",
+        };
+        assert!(
+            before.as_deref().is_none_or(|b| b == expected_before),
+            "{email}: {kind} after {before:?}"
+        );
+        if before.is_none() {
+            assert_eq!(kind, "segment.member_added", "{email} left before joining");
+        }
+    }
+    // The journal's members now are the segment's members now.
+    let now = corral::clock::format_ms(first.clock.now_ms() + 1);
+    let mut journal = members_at(&first, &id, &now).await;
+    journal.sort();
+    let live: Value = first
+        .get(&format!("/api/v1/fetch/segments/{id}/members"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut live: Vec<String> = live["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["attributes"]["email"].as_str().unwrap().to_owned())
+        .collect();
+    live.sort();
+    assert_eq!(journal, live);
 }
