@@ -211,7 +211,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/subscribers/segments", get(subscribers::segments))
         .route("/subscribers/events", get(subscribers::events))
-        .route("/subscribers/changes", get(subscribers::changes))
+        .route("/subscribers/history", get(subscribers::history))
         .route("/tags", get(audience::list_tags).post(audience::create_tag))
         .route(
             "/fields",

@@ -47,7 +47,7 @@ use utoipa::{Modify, OpenApi};
         subscribers::create,
         subscribers::segments,
         subscribers::events,
-        subscribers::changes,
+        subscribers::history,
         audience::list_tags,
         audience::create_tag,
         audience::list_fields,

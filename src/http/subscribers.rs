@@ -186,7 +186,7 @@ pub async fn segments(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct SubscriberChangesParams {
+pub struct SubscriberHistoryParams {
     /// The subscriber's email (case does not matter).
     #[param(value_type = EmailText, required = true)]
     email: Option<String>,
@@ -200,18 +200,18 @@ pub struct SubscriberChangesParams {
 /// Corral extension. From the membership journal, newest first: each is
 /// the object a webhook notification carries, for every segment (kept or
 /// discarded) the subscriber moved in or out of since its history began.
-#[utoipa::path(get, path = "/api/v1/fetch/subscribers/changes", tag = "history",
-    params(SubscriberChangesParams),
+#[utoipa::path(get, path = "/api/v1/fetch/subscribers/history", tag = "history",
+    params(SubscriberHistoryParams),
     responses(
         (status = 200, description = "The latest joins and leaves, newest first", body = crate::wire::history::SubscriberChangesEnvelope),
         (status = 404, description = "No subscriber with this email on this site", body = ErrorBody),
         (status = 422, description = "No email, an invalid one, or a bad limit", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
-pub async fn changes(
+pub async fn history(
     State(state): State<AppState>,
     caller: Caller,
-    QueryParams(params): QueryParams<SubscriberChangesParams>,
+    QueryParams(params): QueryParams<SubscriberHistoryParams>,
 ) -> Result<Response, ApiError> {
     let limit = events_limit(params.limit.as_deref()).map_err(|m| invalid("limit", m))?;
     let subscriber = by_email(&state, caller.site_id, params.email.as_deref()).await?;

@@ -369,7 +369,7 @@ async fn a_subscribers_joins_and_leaves_are_listed_newest_first_with_their_segme
     untag(&app, "ann@x.io", "vip").await;
     tag(&app, "bob@x.io", "vip").await;
     let response = app
-        .get("/api/v1/fetch/subscribers/changes?email=ANN@x.io")
+        .get("/api/v1/fetch/subscribers/history?email=ANN@x.io")
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
@@ -398,7 +398,7 @@ async fn a_subscribers_joins_and_leaves_are_listed_newest_first_with_their_segme
         .as_site(
             &other,
             Method::GET,
-            "/api/v1/fetch/subscribers/changes?email=ann@x.io",
+            "/api/v1/fetch/subscribers/history?email=ann@x.io",
         )
         .send()
         .await

@@ -763,7 +763,7 @@ describe('a segment\'s membership history', () => {
     })));
     assert.deepEqual(listed.map((m) => m.move), ['left', 'joined']);
     // The page lists what the API gives, in its order.
-    const api20 = (await api('GET', '/fetch/subscribers/changes', { params: { email: ada, limit: 100 } })).body.data;
+    const api20 = (await api('GET', '/fetch/subscribers/history', { params: { email: ada, limit: 100 } })).body.data;
     assert.deepEqual(await page.$$eval('table.segment-history tbody tr', (trs) => trs.map((tr) => tr.dataset.eventId)), api20.map((m) => m.event_id));
     const subscriberOverflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(subscriberOverflow <= 0, `the subscriber page is ${subscriberOverflow}px wider than the screen`);

@@ -2,7 +2,7 @@
 // A subscriber's Segment history: the segments they joined and left, newest
 // first, each with when (local time, the exact instant in its title), the
 // segment (linked to its page) and why, from the membership journal
-// (GET /fetch/subscribers/changes: every segment, kept or discarded).
+// (GET /fetch/subscribers/history: every segment, kept or discarded).
 
 import { api, isAbort } from './api.js';
 import { count, errorBox, h, loading, replace, time } from './dom.js';
@@ -27,7 +27,7 @@ export function subscriberHistorySection(email, { signal }) {
     body);
   const load = async () => {
     try {
-      const { data } = await api('GET', '/fetch/subscribers/changes', { params: { email, limit: LIMIT }, signal });
+      const { data } = await api('GET', '/fetch/subscribers/history', { params: { email, limit: LIMIT }, signal });
       /** @type {Change[]} */
       const moves = data.data;
       if (!moves.length) {
