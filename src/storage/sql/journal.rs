@@ -353,22 +353,41 @@ async fn write_sets<C: Conn>(
         conn.execute(sql!(text, site_id, ids.as_slice())).await?;
     }
     for part in full.chunks(CHUNK) {
-        let ids: Vec<i64> = part.iter().map(|(id, _)| *id).collect();
         let sets: Vec<String> = part
             .iter()
             .map(|(_, set)| serde_json::to_string(set).expect("ids serialise"))
             .collect();
-        let text = C::DIALECT.pick(
-            "INSERT INTO journal_members (site_id, subscriber_id, segments)
-             SELECT $1, i.value, s.value FROM json_each($2) i JOIN json_each($3) s ON s.key = i.key
-             WHERE true
-             ON CONFLICT (site_id, subscriber_id) DO UPDATE SET segments = excluded.segments",
-            "INSERT INTO journal_members (site_id, subscriber_id, segments)
-             SELECT $1, i, s FROM unnest($2::bigint[], $3::text[]) AS t(i, s)
-             ON CONFLICT (site_id, subscriber_id) DO UPDATE SET segments = excluded.segments",
-        );
-        conn.execute(sql!(text, site_id, ids.as_slice(), sets.as_slice()))
-            .await?;
+        // One list of pairs on SQLite (two lists joined by their keys would
+        // be a quadratic join there); two arrays unnested on PostgreSQL.
+        let statement = match C::DIALECT {
+            Dialect::Sqlite => {
+                let pairs: Vec<(i64, &str)> = part
+                    .iter()
+                    .zip(&sets)
+                    .map(|((id, _), set)| (*id, set.as_str()))
+                    .collect();
+                sql!(
+                    "INSERT INTO journal_members (site_id, subscriber_id, segments)
+                     SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]')
+                     FROM json_each($2) WHERE true
+                     ON CONFLICT (site_id, subscriber_id) DO UPDATE SET segments = excluded.segments",
+                    site_id,
+                    serde_json::to_string(&pairs).expect("pairs serialise")
+                )
+            }
+            Dialect::Postgres => {
+                let ids: Vec<i64> = part.iter().map(|(id, _)| *id).collect();
+                sql!(
+                    "INSERT INTO journal_members (site_id, subscriber_id, segments)
+                     SELECT $1, i, s FROM unnest($2::bigint[], $3::text[]) AS t(i, s)
+                     ON CONFLICT (site_id, subscriber_id) DO UPDATE SET segments = excluded.segments",
+                    site_id,
+                    ids,
+                    sets
+                )
+            }
+        };
+        conn.execute(statement).await?;
     }
     Ok(())
 }
@@ -408,30 +427,45 @@ async fn write_transitions<C: Conn>(
          RETURNING last_at",
     );
     let (at,): (i64,) = conn.one(sql!(text, site_id, now)).await?;
+    let code = i64::from(reason.code());
     for part in flips.chunks(CHUNK) {
-        let segments: Vec<i64> = part.iter().map(|f| f.0).collect();
-        let subscribers: Vec<i64> = part.iter().map(|f| f.1).collect();
-        let added: Vec<i64> = part.iter().map(|f| i64::from(f.2)).collect();
-        let text = C::DIALECT.pick(
-            "INSERT INTO segment_transitions (site_id, segment_id, subscriber_id, at, added, reason)
-             SELECT $1, g.value, s.value, $4, a.value, $5
-             FROM json_each($2) g JOIN json_each($3) s ON s.key = g.key
-             JOIN json_each($6) a ON a.key = g.key ORDER BY g.key",
-            "INSERT INTO segment_transitions (site_id, segment_id, subscriber_id, at, added, reason)
-             SELECT $1, g, s, $4, a = 1, $5
-             FROM unnest($2::bigint[], $3::bigint[], $6::bigint[]) WITH ORDINALITY AS t(g, s, a, n)
-             ORDER BY n",
-        );
-        conn.execute(sql!(
-            text,
-            site_id,
-            segments.as_slice(),
-            subscribers.as_slice(),
-            at,
-            i64::from(reason.code()),
-            added.as_slice()
-        ))
-        .await?;
+        // As in [`write_sets`]: one list of triples on SQLite.
+        let statement = match C::DIALECT {
+            Dialect::Sqlite => {
+                let triples: Vec<(i64, i64, bool)> = part.to_vec();
+                sql!(
+                    "INSERT INTO segment_transitions
+                         (site_id, segment_id, subscriber_id, at, added, reason)
+                     SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), $3,
+                            json_extract(value, '$[2]'), $4
+                     FROM json_each($2) ORDER BY key",
+                    site_id,
+                    serde_json::to_string(&triples).expect("triples serialise"),
+                    at,
+                    code
+                )
+            }
+            Dialect::Postgres => {
+                let segments: Vec<i64> = part.iter().map(|f| f.0).collect();
+                let subscribers: Vec<i64> = part.iter().map(|f| f.1).collect();
+                let added: Vec<i64> = part.iter().map(|f| i64::from(f.2)).collect();
+                sql!(
+                    "INSERT INTO segment_transitions
+                         (site_id, segment_id, subscriber_id, at, added, reason)
+                     SELECT $1, g, s, $3, a = 1, $4
+                     FROM unnest($2::bigint[], $5::bigint[], $6::bigint[])
+                          WITH ORDINALITY AS t(g, s, a, n)
+                     ORDER BY n",
+                    site_id,
+                    segments,
+                    at,
+                    code,
+                    subscribers,
+                    added
+                )
+            }
+        };
+        conn.execute(statement).await?;
     }
     let mut moved: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
     for &(segment, _, joined) in flips {

@@ -156,6 +156,18 @@ impl<'a> From<&'a [i64]> for Arg<'a> {
     }
 }
 
+impl From<Vec<i64>> for Arg<'_> {
+    fn from(value: Vec<i64>) -> Self {
+        Self::Ids(Cow::Owned(value))
+    }
+}
+
+impl From<Vec<String>> for Arg<'_> {
+    fn from(value: Vec<String>) -> Self {
+        Self::Texts(Cow::Owned(value))
+    }
+}
+
 impl<'a> From<&'a [String]> for Arg<'a> {
     fn from(value: &'a [String]) -> Self {
         Self::Texts(Cow::Borrowed(value))
