@@ -762,30 +762,49 @@ fn the_property_catches_a_catch_up_that_drops_changes() {
     // The same harness, against snapshots that ignore changes to the
     // subscribers they hold: it must find a snapshot that differs from a
     // fresh read (a panic or an error does not count).
+    catches_a_mutant(
+        "a catch-up that drops subscriber changes",
+        BROKEN_SEED,
+        48,
+        prop::collection::vec(arb_op(), 1..14),
+        CAUGHT,
+        |ops| case(Backend::Sqlite, ops, true),
+    );
+}
+
+/// Runs a property's cases against a deliberately broken implementation,
+/// from a fixed seed (`CORRAL_MUTANT_SEED` tries others): some case must
+/// fail with a message starting with `caught` (the property's own way of
+/// failing, not a panic or an error), else the property cannot fail and
+/// this panics.
+pub(super) fn catches_a_mutant<S: Strategy>(
+    mutant: &str,
+    default_seed: u64,
+    cases: u32,
+    strategy: S,
+    caught: &str,
+    case: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) where
+    S::Value: std::fmt::Debug,
+{
     use proptest::test_runner::{RngSeed, TestError, TestRunner};
     let seed = std::env::var("CORRAL_MUTANT_SEED")
         .ok()
-        .map_or(BROKEN_SEED, |s| {
+        .map_or(default_seed, |s| {
             s.parse().expect("CORRAL_MUTANT_SEED is a number")
         });
-    println!(
-        "the broken catch-up is tried with seed {seed} (CORRAL_MUTANT_SEED={seed} replays it)"
-    );
+    println!("{mutant} is tried with seed {seed} (CORRAL_MUTANT_SEED={seed} replays it)");
     let mut runner = TestRunner::new(ProptestConfig {
-        cases: 48,
+        cases,
         failure_persistence: None,
         rng_seed: RngSeed::Fixed(seed),
         ..ProptestConfig::default()
     });
-    match runner.run(&prop::collection::vec(arb_op(), 1..14), |ops| {
-        case(Backend::Sqlite, ops, true)
-    }) {
-        Err(TestError::Fail(reason, ops)) if reason.message().starts_with(CAUGHT) => {
-            println!("caught: {reason}\n{ops:#?}");
+    match runner.run(&strategy, case) {
+        Err(TestError::Fail(reason, input)) if reason.message().starts_with(caught) => {
+            println!("caught: {reason}\n{input:#?}");
         }
-        other => panic!(
-            "a catch-up that drops subscriber changes was not caught by a mismatch (seed {seed}): {other:?}"
-        ),
+        other => panic!("{mutant} was not caught by a mismatch (seed {seed}): {other:?}"),
     }
 }
 

@@ -5,7 +5,9 @@
 //! evaluator ([`corral_core::engine::naive`]) found over the stored rows at
 //! that instant, and the size series must count those sets.
 
-use super::super::tests::{Backend, SAVED, arb_change, runtime, stores, world_of};
+use super::super::tests::{
+    Backend, SAVED, arb_change, catches_a_mutant, runtime, stores, world_of,
+};
 use super::*;
 use crate::clock::ManualClock;
 use crate::segment::{NewSegment, SegmentId, SegmentName, SegmentPatch};
@@ -381,27 +383,12 @@ const BROKEN_SEED: u64 = 21;
 
 #[test]
 fn the_property_catches_a_journal_that_drops_leaves() {
-    use proptest::test_runner::{RngSeed, TestError, TestRunner};
-    let seed = std::env::var("CORRAL_MUTANT_SEED")
-        .ok()
-        .map_or(BROKEN_SEED, |s| {
-            s.parse().expect("CORRAL_MUTANT_SEED is a number")
-        });
-    println!("the broken journal is tried with seed {seed} (CORRAL_MUTANT_SEED={seed} replays it)");
-    let mut runner = TestRunner::new(ProptestConfig {
-        cases: 32,
-        failure_persistence: None,
-        rng_seed: RngSeed::Fixed(seed),
-        ..ProptestConfig::default()
-    });
-    match runner.run(&prop::collection::vec(arb_op(), 1..16), |ops| {
-        case(Backend::Sqlite, ops, true)
-    }) {
-        Err(TestError::Fail(reason, ops)) if reason.message().starts_with(CAUGHT) => {
-            println!("caught: {reason}\n{ops:#?}");
-        }
-        other => panic!(
-            "a journal that drops leaves was not caught by a mismatch (seed {seed}): {other:?}"
-        ),
-    }
+    catches_a_mutant(
+        "a journal that drops leaves",
+        BROKEN_SEED,
+        32,
+        prop::collection::vec(arb_op(), 1..16),
+        CAUGHT,
+        |ops| case(Backend::Sqlite, ops, true),
+    );
 }
