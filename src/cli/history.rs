@@ -6,8 +6,8 @@
 //! same refusals say the same thing. Without `--json`, a table with a
 //! header.
 
-use super::segment::{parse_id, segment_error};
 use super::{CliError, outln, site_by_uuid};
+use super::{parse_id, segment_error};
 use crate::clock::{Clock, SystemClock, format_ms};
 use crate::segment::{FieldError, FieldErrors};
 use crate::service::history::Series;

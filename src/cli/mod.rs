@@ -310,6 +310,25 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     outln!("{text}")
 }
 
+/// A segment id as given on the command line.
+pub(crate) fn parse_id(id: &str) -> Result<crate::segment::SegmentId, CliError> {
+    crate::segment::SegmentId::parse(id)
+        .ok_or_else(|| CliError::Usage(format!("{id:?} is not a segment id")))
+}
+
+/// A segment service's error, a missing segment named by its id.
+pub(crate) fn segment_error(
+    error: crate::service::SegmentError,
+    id: crate::segment::SegmentId,
+) -> CliError {
+    match error {
+        crate::service::SegmentError::NotFound => {
+            CliError::Usage(format!("segment {id} not found on this site"))
+        }
+        other => other.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,9 +4,9 @@
 //! segment's versions).
 
 use super::query_input::read_query;
-use super::{CliError, outln, site_by_uuid};
+use super::{CliError, outln, parse_id, segment_error, site_by_uuid};
 use crate::clock::{Clock, SystemClock, format_ms};
-use crate::segment::{Listing, Segment, SegmentId};
+use crate::segment::{Listing, Segment};
 use crate::service::segments::SegmentDraft;
 use crate::service::{SegmentError, Segments};
 use crate::storage::audit::{Actor, SegmentVersion};
@@ -244,7 +244,7 @@ pub async fn run(
             let segment = store
                 .get_segment(site.id, id)
                 .await?
-                .ok_or_else(|| not_found(id))?;
+                .ok_or_else(|| segment_error(SegmentError::NotFound, id))?;
             print_segment(&segment, json)?;
         }
         SegmentCommand::Create {
@@ -417,21 +417,6 @@ pub async fn run(
         }
     }
     Ok(())
-}
-
-pub(super) fn parse_id(id: &str) -> Result<SegmentId, CliError> {
-    SegmentId::parse(id).ok_or_else(|| CliError::Usage(format!("{id:?} is not a segment id")))
-}
-
-fn not_found(id: SegmentId) -> CliError {
-    CliError::Usage(format!("segment {id} not found on this site"))
-}
-
-pub(super) fn segment_error(error: SegmentError, id: SegmentId) -> CliError {
-    match error {
-        SegmentError::NotFound => not_found(id),
-        other => other.into(),
-    }
 }
 
 /// A segment's versions, oldest first: one line each (version, when, who,

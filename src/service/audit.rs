@@ -4,7 +4,6 @@
 
 use crate::storage::audit::{AuditEntry, AuditQuery};
 use crate::storage::{StorageError, Store};
-use crate::wire::history::audit_cursor;
 
 /// One page of the site's audit log, newest first, and `meta.next_cursor`.
 pub async fn page(
@@ -23,4 +22,24 @@ pub async fn page(
         .then(|| entries.last().map(|e| audit_cursor(e.id)))
         .flatten();
     Ok((entries, next))
+}
+
+/// A cursor of the audit log: the id of the last entry of a page, opaque
+/// to clients.
+pub fn audit_cursor(last_id: i64) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("audit:{last_id}"))
+}
+
+/// The entry id a cursor of [`audit_cursor`] names.
+pub fn read_audit_cursor(cursor: &str) -> Option<i64> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    std::str::from_utf8(&bytes)
+        .ok()?
+        .strip_prefix("audit:")?
+        .parse()
+        .ok()
 }

@@ -14,6 +14,7 @@
 //! it again.
 
 pub mod delivery;
+pub mod notification;
 pub mod target;
 pub mod tracker;
 

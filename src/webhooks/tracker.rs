@@ -13,11 +13,11 @@
 //! (`GET /fetch/segments/{id}/changes`), with the same `event_id`.
 
 use super::WebhookError;
+use super::notification::{ChangeResource, change_event_id};
 use crate::clock::Clock;
 use crate::segment::SegmentId;
 use crate::storage::Store;
 use crate::storage::webhooks::{Notification, Transition, Watch, WebhookEvent};
-use crate::wire::history::{ChangeResource, change_event_id};
 use std::sync::Arc;
 
 /// Transitions turned into notifications per watch and transaction.
