@@ -181,9 +181,11 @@ async fn definition_changes_discards_and_restores_are_recorded_with_their_reason
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
+    // One transition per subscriber whose membership flipped, in
+    // subscriber order.
     let expected = [
-        mv("added", "definition_changed", "b@x.io"),
         mv("removed", "definition_changed", "a@x.io"),
+        mv("added", "definition_changed", "b@x.io"),
     ];
     assert_eq!(moves(&feed(&app, &id).await), expected);
     assert_eq!(moves(&feed(&app, &referrer_id).await), expected);

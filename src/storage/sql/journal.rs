@@ -98,8 +98,8 @@ fn kinds_read(kept: &[Kept]) -> Option<Vec<String>> {
 /// Records, at `now`, every change of journaled membership that one
 /// caller's batch made: `subscribers` it created or changed, and the events
 /// it stored (ids in `events`). Runs in the batch's transaction.
-pub async fn record_writes(
-    conn: &mut impl Conn,
+pub async fn record_writes<C: Conn>(
+    conn: &mut C,
     journal: &Journal,
     site_id: i64,
     subscribers: &[i64],
@@ -125,15 +125,16 @@ pub async fn record_writes(
     if let Some((first, last)) = events
         && kinds.as_ref().is_none_or(|k| !k.is_empty())
     {
-        let authors: Vec<(i64,)> = conn
-            .all(sql!(
-                "SELECT DISTINCT subscriber_id FROM events
-                 WHERE site_id = $1 AND id >= $2 AND id <= $3",
-                site_id,
-                first,
-                last
-            ))
-            .await?;
+        // The batch's own events, by id: on SQLite a range of the rowid
+        // (`+site_id` keeps the planner off the site's index, which would
+        // read every event of the site), on PostgreSQL of its key.
+        let text = C::DIALECT.pick(
+            "SELECT DISTINCT subscriber_id FROM events
+             WHERE id >= $2 AND id <= $3 AND +site_id = $1",
+            "SELECT DISTINCT subscriber_id FROM events
+             WHERE site_id = $1 AND id >= $2 AND id <= $3",
+        );
+        let authors: Vec<(i64,)> = conn.all(sql!(text, site_id, first, last)).await?;
         ids.extend(authors.into_iter().map(|(id,)| id));
     }
     if ids.is_empty() {
@@ -206,6 +207,7 @@ struct SubscriberState {
 
 #[derive(sqlx::FromRow)]
 struct EventState {
+    id: i64,
     subscriber_id: i64,
     #[sqlx(rename = "type")]
     kind: String,
@@ -229,7 +231,7 @@ async fn read_audience<C: Conn>(
              FROM subscribers WHERE id IN (SELECT value FROM json_each($2)) AND +site_id = $1
              ORDER BY id",
             "SELECT st.subscriber_id, t.name_key FROM subscriber_tags st
-             JOIN tags t ON t.id = st.tag_id
+             CROSS JOIN tags t ON t.id = st.tag_id
              WHERE st.subscriber_id IN (SELECT value FROM json_each($2))
                AND t.site_id = $1 AND t.discarded_at IS NULL",
         ),
@@ -243,30 +245,32 @@ async fn read_audience<C: Conn>(
     };
     let rows: Vec<SubscriberState> = conn.all(sql!(rows, site_id, ids)).await?;
     let tags: Vec<(i64, String)> = conn.all(sql!(tags, site_id, ids)).await?;
-    let events: Vec<EventState> = match kinds {
+    // Read by subscriber (an index from it), then put in stored order.
+    let mut events: Vec<EventState> = match kinds {
         Some([]) => Vec::new(),
         Some(kinds) => {
             let text = C::DIALECT.pick(
-                "SELECT subscriber_id, type, occurred_at, details FROM events
+                "SELECT id, subscriber_id, type, occurred_at, details
+                 FROM events INDEXED BY events_subscriber
                  WHERE subscriber_id IN (SELECT value FROM json_each($2)) AND +site_id = $1
-                   AND type IN (SELECT value FROM json_each($3)) ORDER BY id",
-                "SELECT subscriber_id, type, occurred_at, details FROM events
-                 WHERE site_id = $1 AND subscriber_id = ANY($2) AND type = ANY($3)
-                 ORDER BY id",
+                   AND type IN (SELECT value FROM json_each($3))",
+                "SELECT id, subscriber_id, type, occurred_at, details FROM events
+                 WHERE site_id = $1 AND subscriber_id = ANY($2) AND type = ANY($3)",
             );
             conn.all(sql!(text, site_id, ids, kinds)).await?
         }
         None => {
             let text = C::DIALECT.pick(
-                "SELECT subscriber_id, type, occurred_at, details FROM events
-                 WHERE subscriber_id IN (SELECT value FROM json_each($2)) AND +site_id = $1
-                 ORDER BY id",
-                "SELECT subscriber_id, type, occurred_at, details FROM events
-                 WHERE site_id = $1 AND subscriber_id = ANY($2) ORDER BY id",
+                "SELECT id, subscriber_id, type, occurred_at, details
+                 FROM events INDEXED BY events_subscriber
+                 WHERE subscriber_id IN (SELECT value FROM json_each($2)) AND +site_id = $1",
+                "SELECT id, subscriber_id, type, occurred_at, details FROM events
+                 WHERE site_id = $1 AND subscriber_id = ANY($2)",
             );
             conn.all(sql!(text, site_id, ids)).await?
         }
     };
+    events.sort_unstable_by_key(|e| e.id);
     let mut builder = ColumnsBuilder::new();
     for row in rows {
         builder.subscriber(SubscriberRecord {
@@ -623,6 +627,34 @@ pub async fn due(
     Ok(!plan(&states, &kept, occasion).is_empty())
 }
 
+/// The ids in `after` only (joined, `true`) and in `before` only (left,
+/// `false`), ascending within each, from two ascending lists.
+fn difference(before: &[i64], after: &[i64]) -> Vec<(i64, bool)> {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    loop {
+        match (before.get(i), after.get(j)) {
+            (Some(b), Some(a)) if b == a => {
+                i += 1;
+                j += 1;
+            }
+            (Some(b), Some(a)) if b < a => {
+                out.push((*b, false));
+                i += 1;
+            }
+            (_, Some(a)) => {
+                out.push((*a, true));
+                j += 1;
+            }
+            (Some(b), None) => {
+                out.push((*b, false));
+                i += 1;
+            }
+            (None, None) => return out,
+        }
+    }
+}
+
 /// Why [`reconcile`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Occasion {
@@ -691,7 +723,7 @@ pub async fn reconcile<C: Conn>(
         let wanted: Vec<i64> = work.keys().chain(&gone).copied().collect();
         members_now(conn, journal, site_id, &wanted).await?
     };
-    let empty = BTreeSet::new();
+    let empty = Vec::new();
     let mut by_reason: BTreeMap<i16, Vec<(i64, i64, bool)>> = BTreeMap::new();
     let mut edits: BTreeMap<i64, Vec<(i64, bool)>> = BTreeMap::new();
     let changes = work
@@ -701,17 +733,12 @@ pub async fn reconcile<C: Conn>(
             gone.iter()
                 .map(|id| (*id, Reason::SegmentDiscarded, Vec::new())),
         );
-    for (segment, reason, new) in changes {
+    for (segment, reason, after) in changes {
         let before = old.get(&segment).unwrap_or(&empty);
-        let after: BTreeSet<i64> = new.into_iter().collect();
         let flips = by_reason.entry(reason.code()).or_default();
-        for &id in after.difference(before) {
-            flips.push((segment, id, true));
-            edits.entry(id).or_default().push((segment, true));
-        }
-        for &id in before.difference(&after) {
-            flips.push((segment, id, false));
-            edits.entry(id).or_default().push((segment, false));
+        for (id, joined) in difference(before, &after) {
+            flips.push((segment, id, joined));
+            edits.entry(id).or_default().push((segment, joined));
         }
     }
     for &segment in &baselines {
@@ -828,7 +855,7 @@ async fn members_now(
     journal: &Journal,
     site_id: i64,
     wanted: &[i64],
-) -> Result<HashMap<i64, BTreeSet<i64>>> {
+) -> Result<HashMap<i64, Vec<i64>>> {
     let baselines: Option<(i64,)> = conn
         .optional(sql!(
             "SELECT baselines FROM journal_sites WHERE site_id = $1",
@@ -894,7 +921,7 @@ async fn members_now(
         .iter()
         .filter_map(|id| {
             let ids = members.by_segment.get(id)?;
-            Some((*id, ids.iter().copied().collect()))
+            Some((*id, ids.clone()))
         })
         .collect();
     journal
@@ -1105,7 +1132,9 @@ pub async fn members_at(
     let mut members: BTreeSet<i64> = members_now(conn, journal, site_id, &[segment_id])
         .await?
         .remove(&segment_id)
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let through = journal
         .members
         .lock()
@@ -1191,4 +1220,20 @@ pub async fn sites(conn: &mut impl Conn) -> Result<Vec<i64>> {
         ))
         .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::difference;
+
+    #[test]
+    fn the_difference_of_two_ascending_lists_is_joins_and_leaves() {
+        assert_eq!(
+            difference(&[1, 3, 5, 7], &[2, 3, 7, 8, 9]),
+            [(1, false), (2, true), (5, false), (8, true), (9, true)]
+        );
+        assert_eq!(difference(&[], &[1]), [(1, true)]);
+        assert_eq!(difference(&[4], &[]), [(4, false)]);
+        assert_eq!(difference(&[4], &[4]), []);
+    }
 }
