@@ -152,5 +152,5 @@ pub async fn members_at(
     let ids = crate::service::history::members_at(store.as_ref(), site.id, id, at)
         .await
         .map_err(|e| segment_error(e, id))?;
-    Ok((site, ids))
+    Ok((site, ids.to_vec()))
 }

@@ -273,7 +273,7 @@ pub async fn members_at(
     site_id: i64,
     id: SegmentId,
     at: i64,
-) -> Result<Vec<i64>, SegmentError> {
+) -> Result<std::sync::Arc<Vec<i64>>, SegmentError> {
     let (_, info) = journaled(store, site_id, id).await?;
     match info.and_then(|i| i.begins_at) {
         Some(begins_at) if at >= begins_at => {

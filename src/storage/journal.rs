@@ -147,6 +147,9 @@ pub(crate) struct SiteMembers {
     pub by_segment: HashMap<i64, Vec<i64>>,
 }
 
+/// Members at an instant, held: (site, segment, instant) and them.
+type HeldMembers = ((i64, i64, i64), Arc<Vec<i64>>);
+
 /// What a store keeps for its journal: the evaluator, once the process has
 /// one, parsed queries, and each site's members as last read.
 #[derive(Default)]
@@ -154,6 +157,9 @@ pub struct Journal {
     evaluator: Mutex<Option<Weak<dyn Evaluator>>>,
     parsed: Mutex<HashMap<(i64, i64, i64), Arc<Query>>>,
     pub(crate) members: Mutex<HashMap<i64, SiteMembers>>,
+    /// The members at a past instant last worked out: (site, segment,
+    /// instant) and them, so that paging through them reads them once.
+    members_at: Mutex<Option<HeldMembers>>,
     /// Deliberately broken: leaves caused by data are not recorded, so
     /// that tests can show the journal's property notices.
     #[cfg(test)]
@@ -173,6 +179,23 @@ impl Journal {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .and_then(Weak::upgrade)
+    }
+
+    pub(crate) fn members_at_held(
+        &self,
+        site: i64,
+        segment: i64,
+        at: i64,
+    ) -> Option<Arc<Vec<i64>>> {
+        let held = self.members_at.lock().unwrap_or_else(|e| e.into_inner());
+        held.as_ref()
+            .filter(|(key, _)| *key == (site, segment, at))
+            .map(|(_, members)| Arc::clone(members))
+    }
+
+    pub(crate) fn hold_members_at(&self, site: i64, segment: i64, at: i64, members: Arc<Vec<i64>>) {
+        *self.members_at.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(((site, segment, at), members));
     }
 
     /// A segment's query, parsed once per version; `None` when it is not a
@@ -250,7 +273,12 @@ pub trait JournalStore {
         width: i64,
     ) -> Result<Vec<(i64, i64, i64)>>;
     /// The members at `at`, ascending.
-    async fn journal_members_at(&self, site_id: i64, segment_id: i64, at: i64) -> Result<Vec<i64>>;
+    async fn journal_members_at(
+        &self,
+        site_id: i64,
+        segment_id: i64,
+        at: i64,
+    ) -> Result<Arc<Vec<i64>>>;
     /// A subscriber's latest transitions, newest first.
     async fn subscriber_transitions(
         &self,

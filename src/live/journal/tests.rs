@@ -293,12 +293,12 @@ async fn check(store: &dyn Store, site: i64, seen: &[Observed]) -> Result<(), Mi
                 Err(crate::service::SegmentError::Invalid(_)) => continue,
                 Err(e) => panic!("members at: {e}"),
             };
-            if &got != expected {
+            if *got != *expected {
                 return Err(Mismatch::Members {
                     step: j,
                     at: then.at,
                     segment,
-                    got,
+                    got: got.to_vec(),
                     expected: expected.clone(),
                 });
             }

@@ -1128,13 +1128,14 @@ pub async fn members_at(
     site_id: i64,
     segment_id: i64,
     at: i64,
-) -> Result<Vec<i64>> {
-    let mut members: BTreeSet<i64> = members_now(conn, journal, site_id, &[segment_id])
+) -> Result<Arc<Vec<i64>>> {
+    if let Some(members) = journal.members_at_held(site_id, segment_id, at) {
+        return Ok(members);
+    }
+    let now = members_now(conn, journal, site_id, &[segment_id])
         .await?
         .remove(&segment_id)
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+        .unwrap_or_default();
     let through = journal
         .members
         .lock()
@@ -1152,18 +1153,31 @@ pub async fn members_at(
             through
         ))
         .await?;
-    let mut seen = BTreeSet::new();
-    for (id, added) in later {
-        if seen.insert(id) {
-            // Its first move after `at` tells where it was at `at`.
-            if added {
-                members.remove(&id);
-            } else {
-                members.insert(id);
-            }
-        }
+    // Each subscriber's first move after `at` tells where it was at `at`:
+    // a join, out; a leave, in.
+    let mut first: HashMap<i64, bool> = HashMap::with_capacity(later.len().min(1 << 20));
+    for (id, added) in &later {
+        first.entry(*id).or_insert(!*added);
     }
-    Ok(members.into_iter().collect())
+    let mut was_in: Vec<i64> = first
+        .iter()
+        .filter(|(_, was)| **was)
+        .map(|(id, _)| *id)
+        .collect();
+    was_in.sort_unstable();
+    let mut members: Vec<i64> = now
+        .into_iter()
+        .filter(|id| !first.contains_key(id))
+        .collect();
+    members.extend(was_in);
+    members.sort_unstable();
+    let members = Arc::new(members);
+    // An instant with a transition after it is in the past: its members
+    // never change again, and the pages of one walk read them once.
+    if !later.is_empty() {
+        journal.hold_members_at(site_id, segment_id, at, Arc::clone(&members));
+    }
+    Ok(members)
 }
 
 /// Transitions deleted per write transaction when trimming, so that a trim

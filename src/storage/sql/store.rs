@@ -712,7 +712,12 @@ impl<B: Backend> JournalStore for B {
         .await
     }
 
-    async fn journal_members_at(&self, site_id: i64, segment_id: i64, at: i64) -> Result<Vec<i64>> {
+    async fn journal_members_at(
+        &self,
+        site_id: i64,
+        segment_id: i64,
+        at: i64,
+    ) -> Result<std::sync::Arc<Vec<i64>>> {
         let mut conn = self.reader().await?;
         journal::members_at(&mut *conn, self.journal(), site_id, segment_id, at).await
     }
