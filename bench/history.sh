@@ -110,12 +110,17 @@ CORRAL_PID=
 WITHOUT_PID=
 bench_tmp history "CORRAL_PID WITHOUT_PID" serve.log
 
+# The run lasts an hour at SIZE=large and starts servers all along it: it runs its own copy
+# of the binary, so that a build into the shared target dir meanwhile changes nothing.
+cp "$CORRAL" "$TMP/corral"
+CORRAL="$TMP/corral"
+
 bench_results "history-$SIZE"
 RAM=$(awk '/^MemTotal/ { printf "%.0f GiB RAM", $2/1048576 }' /proc/meminfo)
 log "# Corral history benchmark, $STAMP"
 log "commit: $COMMIT"
 log "machine: $NPROC CPUs, ${CPU:-unknown CPU}, $(uname -sr), $RAM"
-log "corral: $CORRAL; python $(python3 -c 'import sys; print(sys.version.split()[0])')"
+log "corral: $CORRAL ($("$CORRAL" --version), copied from ${CORRAL_BIN:-$ROOT/target/release/corral}); python $(python3 -c 'import sys; print(sys.version.split()[0])')"
 log "knobs: TRANSITIONS=$TRANSITIONS ROUNDS=$ROUNDS PHASE_SECONDS=$PHASE_SECONDS WRITE_RATE=$WRITE_RATE LAG_RATE=$LAG_RATE POLL_INTERVAL=$POLL_INTERVAL SETTLE_SECONDS=$SETTLE_SECONDS ROUTE_ROUNDS=$ROUTE_ROUNDS WALK=$WALK DATABASE=$DATABASE"
 log ""
 
