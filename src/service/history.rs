@@ -47,7 +47,7 @@ impl Interval {
         match self {
             Self::Minute => at.div_euclid(MINUTE) * MINUTE,
             Self::Hour => at.div_euclid(HOUR) * HOUR,
-            Self::Day => at.div_euclid(DAY) * DAY,
+            Self::Day => crate::storage::journal::day_of(at),
             // 1970-01-05 was a Monday.
             Self::Week => (at - 4 * DAY).div_euclid(WEEK) * WEEK + 4 * DAY,
             Self::Month => {
