@@ -114,8 +114,13 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0], s[1], s[2], s[3]) == (0x100, 0, 0, 0)
         // IETF protocol assignments (Teredo, ORCHID, …), 2001::/23.
         || (s[0] == 0x2001 && s[1] < 0x200)
-        // Documentation, 2001:db8::/32.
-        || (s[0], s[1]) == (0x2001, 0xdb8))
+        // Documentation, 2001:db8::/32 and 3fff::/20 (RFC 9637).
+        || (s[0], s[1]) == (0x2001, 0xdb8)
+        || (s[0] == 0x3fff && s[1] < 0x1000)
+        // Segment routing (SRv6) SIDs, 5f00::/16 (RFC 9602).
+        || s[0] == 0x5f00
+        // The dummy prefix, 100:0:0:1::/64 (RFC 9780).
+        || (s[0], s[1], s[2], s[3]) == (0x100, 0, 0, 1))
 }
 
 /// The IPv4 address an IPv6 address reaches, in the forms that carry one:
@@ -190,6 +195,12 @@ mod tests {
             "2001::1",
             "100::1",
             "fec0::1",
+            "3fff::1",
+            "3fff:fff:ffff::1",
+            "5f00::1",
+            "5f00:ffff:1::1",
+            "100:0:0:1::1",
+            "100::1:ffff:ffff:ffff:ffff",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
@@ -203,6 +214,10 @@ mod tests {
             "64:ff9b::808:808",
             "2002:808:808::1",
             "2001:4860:4860::8888",
+            // Just past the ranges above: 3fff::/20, 5f00::/16, 100:0:0:1::/64.
+            "3fff:1000::1",
+            "5f01::1",
+            "100:0:0:2::1",
         ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
