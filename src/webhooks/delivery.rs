@@ -15,7 +15,7 @@
 //! [`backoff`] (exponential, with jitter, at most an hour apart); a webhook
 //! failing for [`DISABLE_AFTER`] is disabled. The target is checked again
 //! before each request ([`super::target`]), and the request goes to the
-//! very addresses checked.
+//! very addresses checked, never through a proxy.
 
 use super::target;
 use crate::clock::{Clock, SystemClock};
@@ -324,10 +324,13 @@ pub fn install_tls() {
 }
 
 /// A client that sends to the addresses checked for `host`, follows no
-/// redirect and gives up after [`TIMEOUT`].
+/// redirect, gives up after [`TIMEOUT`] and uses no proxy: one named by the
+/// environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`) would resolve the
+/// host itself and reach whatever it names, past the address check.
 fn client(host: &str, addrs: &[std::net::SocketAddr]) -> reqwest::Result<reqwest::Client> {
     install_tls();
     reqwest::Client::builder()
+        .no_proxy()
         .timeout(TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .resolve_to_addrs(host, addrs)

@@ -1562,3 +1562,82 @@ async fn a_webhook_failing_for_three_days_is_disabled_and_enabling_it_sends_all_
             .all(|d| d["attributes"]["status"] == "delivered")
     );
 }
+
+/// A proxy named in the server's environment is not used: it would resolve
+/// the target's host itself, past the address check. The server runs with
+/// every proxy variable pointing at a listener that answers 200 to
+/// anything (a delivery through it would count as delivered), and the
+/// notification reaches the receiver directly.
+#[tokio::test]
+async fn deliveries_go_straight_to_the_receiver_whatever_proxy_the_environment_names() {
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let proxied = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = Arc::clone(&proxied);
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let (mut stream, _) = proxy.accept().await.unwrap();
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let mut head = vec![0; 4096];
+                let n = stream.read(&mut head).await.unwrap_or(0);
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&head[..n]).into_owned());
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+
+    let cli = Cli::new();
+    let site = Site::new(&cli);
+    let mut command = cli.command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--rate-limit-per-minute",
+        "0",
+        "--allow-private-webhook-targets",
+        "--demo",
+    ]);
+    for name in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+        command
+            .env(name, &proxy_url)
+            .env(name.to_lowercase(), &proxy_url);
+    }
+    command
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .env("CORRAL_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let server = crate::cli::read_banner(command.spawn().unwrap());
+    let vips = site
+        .segment(&server, "vips", json!({"tag": {"has": "vip"}}))
+        .await;
+    let (url, received) = receiver(0, 0).await;
+    site.webhook(&server, &url, &[&vips]).await;
+    site.commands(
+        &server,
+        json!([{"command": "add_tag", "email": "ann@x.com", "query": "vip"}]),
+    )
+    .await;
+    // The one delivery goes one way or the other: wait for either.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while received.all().is_empty() && proxied.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the delivery went nowhere");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        *proxied.lock().unwrap(),
+        Vec::<String>::new(),
+        "the delivery went through the proxy"
+    );
+    assert_eq!(
+        summary(&received.wait_for(1).await),
+        [triple("segment.member_added", "ann@x.com", "data")]
+    );
+}
