@@ -147,6 +147,59 @@ pub(crate) struct SiteMembers {
     pub by_segment: HashMap<i64, Vec<i64>>,
 }
 
+/// How far apart a segment's membership checkpoints are, in its own
+/// transitions: an eighth of its members (so that a checkpoint costs at most
+/// about what the transitions since the last one do), and at least
+/// `least`.
+pub fn checkpoint_spacing(members: usize, least: usize) -> usize {
+    (members / 8).max(least).max(1)
+}
+
+/// Ascending ids as a checkpoint stores them: LEB128 varints of the gaps
+/// between them (the first from 0). A dense segment costs about a byte a
+/// member.
+pub fn encode_ids(ids: &[i64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ids.len() + 8);
+    let mut last = 0i64;
+    for &id in ids {
+        let mut gap = id.wrapping_sub(last) as u64;
+        last = id;
+        loop {
+            let byte = (gap & 0x7f) as u8;
+            gap >>= 7;
+            if gap == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    out
+}
+
+/// The ids [`encode_ids`] wrote; `None` when the bytes are cut short.
+pub fn decode_ids(bytes: &[u8]) -> Option<Vec<i64>> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut last = 0i64;
+    let mut gap = 0u64;
+    let mut shift = 0u32;
+    for &byte in bytes {
+        if shift > 63 {
+            return None;
+        }
+        gap |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            last = last.wrapping_add(gap as i64);
+            out.push(last);
+            gap = 0;
+            shift = 0;
+        } else {
+            shift += 7;
+        }
+    }
+    (shift == 0).then_some(out)
+}
+
 /// Members at an instant, held: (site, segment, instant) and them.
 type HeldMembers = ((i64, i64, i64), Arc<Vec<i64>>);
 
@@ -160,10 +213,20 @@ pub struct Journal {
     /// The members at a past instant last worked out: (site, segment,
     /// instant) and them, so that paging through them reads them once.
     members_at: Mutex<Option<HeldMembers>>,
+    /// Per site, the latest transition's instant when its checkpoints were
+    /// last looked at (nothing to look at again until it moves).
+    pub(crate) checkpointed: Mutex<HashMap<i64, i64>>,
+    /// The least spacing of checkpoints (see [`checkpoint_spacing`]);
+    /// `0` stands for [`CHECKPOINT_LEAST`]. Tests make it small.
+    pub(crate) checkpoint_least: std::sync::atomic::AtomicUsize,
     /// Deliberately broken: leaves caused by data are not recorded, so
     /// that tests can show the journal's property notices.
     #[cfg(test)]
     pub(crate) broken: std::sync::atomic::AtomicBool,
+    /// Deliberately broken: checkpoints taken walking back forget the
+    /// leaves they undo.
+    #[cfg(test)]
+    pub(crate) broken_checkpoints: std::sync::atomic::AtomicBool,
 }
 
 impl Journal {
@@ -220,6 +283,9 @@ impl Journal {
         Some(query).filter(|q| !matches!(**q, Query::Foreign))
     }
 }
+
+/// The least number of a segment's transitions between two checkpoints.
+pub const CHECKPOINT_LEAST: usize = 4_096;
 
 /// The first millisecond of the UTC day holding `at`.
 pub fn day_of(at: i64) -> i64 {
@@ -288,6 +354,17 @@ pub trait JournalStore {
     ) -> Result<Vec<MemberChange>>;
     /// Deletes transitions older than `before`; how many.
     async fn trim_journal(&self, before: i64) -> Result<u64>;
+    /// Takes the membership checkpoints the site's journal lacks (after
+    /// enough transitions since the newest, and back through history older
+    /// than the oldest); how many it wrote. Reads on a reader and writes in
+    /// one short transaction, never holding the site's write turn.
+    async fn checkpoint_journal(&self, site_id: i64) -> Result<usize>;
+    /// Sets the least spacing of checkpoints (tests make it small).
+    #[cfg(test)]
+    fn space_checkpoints(&self, least: usize);
+    /// Makes this store's checkpoints forget the leaves they undo.
+    #[cfg(test)]
+    fn break_checkpoints(&self);
     /// Makes this store's journal forget leaves caused by data.
     #[cfg(test)]
     fn break_journal(&self);
@@ -305,5 +382,21 @@ mod tests {
         assert_eq!(Reason::from_code(9), None);
         assert_eq!(day_of(86_400_000 + 5), 86_400_000);
         assert_eq!(day_of(-1), -86_400_000);
+    }
+
+    #[test]
+    fn checkpoint_ids_round_trip_and_cost_a_byte_a_dense_member() {
+        let ids = [1, 2, 3, 130, 131, 20_000, 1 << 40, i64::MAX];
+        let bytes = encode_ids(&ids);
+        assert_eq!(decode_ids(&bytes).as_deref(), Some(&ids[..]));
+        assert_eq!(encode_ids(&[]), Vec::<u8>::new());
+        assert_eq!(decode_ids(&[]), Some(vec![]));
+        let dense: Vec<i64> = (1..=10_000).collect();
+        assert_eq!(encode_ids(&dense).len(), 10_000);
+        // A varint cut in the middle is not read as ids.
+        assert_eq!(decode_ids(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(checkpoint_spacing(800_000, 4_096), 100_000);
+        assert_eq!(checkpoint_spacing(10, 4_096), 4_096);
+        assert_eq!(checkpoint_spacing(0, 0), 1);
     }
 }

@@ -70,7 +70,9 @@ pub const SWEEP_EVERY_MS: i64 = 60_000;
 
 /// Sweeps every site whose sweep is due and has anything to do, bringing
 /// its snapshot up to date first, so that the sweep holds the site's write
-/// turn for an evaluation, never for a whole read. How many sites it swept.
+/// turn for an evaluation, never for a whole read; then takes the
+/// membership checkpoints of sites whose journal moved. How many sites it
+/// swept.
 pub async fn sweep(
     store: &dyn Store,
     live: &Live,
@@ -89,6 +91,9 @@ pub async fn sweep(
         {
             swept += 1;
         }
+    }
+    for site_id in store.journal_sites().await? {
+        store.checkpoint_journal(site_id).await?;
     }
     Ok(swept)
 }

@@ -103,14 +103,52 @@ struct Observed {
     members: BTreeMap<i64, (Vec<i64>, bool)>,
 }
 
-async fn run_ops(backend: Backend, ops: Vec<Op>, broken: bool) -> Result<(), Mismatch> {
+/// When the membership checkpoints are taken in a case (a checkpoint every
+/// transition: each instant is then read from one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checkpoints {
+    /// Never: members at an instant come from the members now.
+    Never,
+    /// At the sweeps, as a server takes them.
+    AtSweeps,
+    /// After every step.
+    EveryStep,
+}
+
+fn arb_checkpoints() -> impl Strategy<Value = Checkpoints> {
+    prop_oneof![
+        Just(Checkpoints::Never),
+        Just(Checkpoints::AtSweeps),
+        Just(Checkpoints::EveryStep),
+    ]
+}
+
+/// What a case breaks on purpose, to show the property notices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Broken {
+    Nothing,
+    /// The journal drops leaves caused by data.
+    Leaves,
+}
+
+async fn run_ops(
+    backend: Backend,
+    ops: Vec<Op>,
+    checkpoints: Checkpoints,
+    broken: Broken,
+) -> Result<(), Mismatch> {
     let Some(s) = stores(backend).await else {
         return Ok(());
     };
-    if broken {
-        s.store.break_journal();
-        s.other.break_journal();
+    match broken {
+        Broken::Nothing => {}
+        Broken::Leaves => {
+            s.store.break_journal();
+            s.other.break_journal();
+        }
     }
+    s.store.space_checkpoints(1);
+    s.other.space_checkpoints(1);
     let (store, site) = (Arc::clone(&s.store), s.site);
     let live = Arc::new(Live::new(store.clone()));
     let evaluator: Arc<dyn Evaluator> = live.clone();
@@ -227,9 +265,30 @@ async fn run_ops(backend: Backend, ops: Vec<Op>, broken: bool) -> Result<(), Mis
             }
             Op::Tick(ms) => {
                 clock.advance_ms(ms);
-                sweep(&*store, &live, clock.as_ref()).await.unwrap();
+                if checkpoints == Checkpoints::Never {
+                    // The sweep without its checkpoints.
+                    for site in store.journal_sites().await.unwrap() {
+                        if store
+                            .journal_due(site, clock.now_ms(), SWEEP_EVERY_MS)
+                            .await
+                            .unwrap()
+                        {
+                            live.resident(site).await.unwrap();
+                            let now = clock.now_ms();
+                            store
+                                .sweep_journal(site, now, SWEEP_EVERY_MS)
+                                .await
+                                .unwrap();
+                        }
+                    }
+                } else {
+                    sweep(&*store, &live, clock.as_ref()).await.unwrap();
+                }
                 swept = true;
             }
+        }
+        if checkpoints == Checkpoints::EveryStep {
+            store.checkpoint_journal(site).await.unwrap();
         }
         seen.push(observe(&*store, site, clock.now_ms(), swept).await);
         check(&*store, site, &seen).await?;
@@ -346,9 +405,13 @@ async fn check(store: &dyn Store, site: i64, seen: &[Observed]) -> Result<(), Mi
 /// How a case that found the journal wrong fails: not a panic or an error.
 const CAUGHT: &str = "the journal differs from the rows: ";
 
-fn case(backend: Backend, ops: Vec<Op>, broken: bool) -> Result<(), TestCaseError> {
+fn case(
+    backend: Backend,
+    (ops, checkpoints): (Vec<Op>, Checkpoints),
+    broken: Broken,
+) -> Result<(), TestCaseError> {
     runtime()
-        .block_on(run_ops(backend, ops, broken))
+        .block_on(run_ops(backend, ops, checkpoints, broken))
         .map_err(|mismatch| TestCaseError::fail(format!("{CAUGHT}{mismatch}")))
 }
 
@@ -358,8 +421,9 @@ proptest! {
     #[test]
     fn the_journal_gives_the_members_the_rows_had_at_every_instant(
         ops in prop::collection::vec(arb_op(), 1..16),
+        checkpoints in arb_checkpoints(),
     ) {
-        case(Backend::Sqlite, ops, false)?;
+        case(Backend::Sqlite, (ops, checkpoints), Broken::Nothing)?;
     }
 }
 
@@ -372,8 +436,9 @@ proptest! {
     #[test]
     fn the_journal_on_postgres_gives_the_members_the_rows_had_at_every_instant(
         ops in prop::collection::vec(arb_op(), 1..16),
+        checkpoints in arb_checkpoints(),
     ) {
-        case(Backend::Postgres, ops, false)?;
+        case(Backend::Postgres, (ops, checkpoints), Broken::Nothing)?;
     }
 }
 
@@ -387,8 +452,137 @@ fn the_property_catches_a_journal_that_drops_leaves() {
         "a journal that drops leaves",
         BROKEN_SEED,
         32,
-        prop::collection::vec(arb_op(), 1..16),
+        (prop::collection::vec(arb_op(), 1..16), arb_checkpoints()),
         CAUGHT,
-        |ops| case(Backend::Sqlite, ops, true),
+        |ops| case(Backend::Sqlite, ops, Broken::Leaves),
+    );
+}
+
+/// Tag moves of a checkpoint case: (one of five subscribers, give or take
+/// tag `x`), each at an instant of its own, several to a write.
+fn arb_moves() -> impl Strategy<Value = (Vec<Vec<(usize, bool)>>, usize)> {
+    (
+        prop::collection::vec(
+            prop::collection::vec((0..5usize, any::<bool>()), 1..4),
+            1..40,
+        ),
+        1..4usize,
+    )
+}
+
+/// Members at every instant of a tag segment's history, as the journal
+/// gives them before any checkpoint and after checkpoints every `spacing`
+/// transitions (taken part way, and at the end), equal what the moves made
+/// of them.
+async fn checkpointed_history(
+    (writes, spacing): (Vec<Vec<(usize, bool)>>, usize),
+    broken: bool,
+) -> Result<(), Mismatch> {
+    let s = stores(Backend::Sqlite).await.expect("SQLite");
+    let (store, site) = (Arc::clone(&s.store), s.site);
+    if broken {
+        store.break_checkpoints();
+    }
+    store.space_checkpoints(spacing);
+    let live = Arc::new(Live::new(store.clone()));
+    let evaluator: Arc<dyn Evaluator> = live.clone();
+    store.set_evaluator(Arc::downgrade(&evaluator));
+    let emails: Vec<String> = (0..5).map(|i| format!("s{i}@x.io")).collect();
+    let mut now = NOW + 1_800_000;
+    live.resident(site).await.unwrap();
+    let new = NewSegment {
+        name: SegmentName::parse("tagged").unwrap(),
+        description: None,
+        query: RawQuery::from_stored(r#"{"tag":{"has":"x"}}"#.into()),
+    };
+    let segment = store
+        .create_segment(site, &new, now, &Actor::Cli)
+        .await
+        .unwrap()
+        .id;
+    // The members after each write, by the email's index.
+    let mut tagged = std::collections::BTreeSet::new();
+    let mut expected: Vec<(i64, std::collections::BTreeSet<usize>)> = Vec::new();
+    let half = writes.len() / 2;
+    for (i, write) in writes.into_iter().enumerate() {
+        now += 1_000;
+        let mut changes = Vec::new();
+        for (who, add) in write {
+            let mut change =
+                SubscriberChange::touch(corral_core::audience::Email::parse(&emails[who]).unwrap());
+            let tag = corral_core::audience::TagName::parse("x").unwrap();
+            if add {
+                change.add_tags = vec![tag];
+                tagged.insert(who);
+            } else {
+                change.remove_tags = vec![tag];
+                tagged.remove(&who);
+            }
+            changes.push(change);
+        }
+        store.apply_changes(site, changes, now).await.unwrap();
+        expected.push((now, tagged.clone()));
+        if i == half {
+            store.checkpoint_journal(site).await.unwrap();
+        }
+    }
+    let mut ids = BTreeMap::new();
+    for (i, email) in emails.iter().enumerate() {
+        let email = corral_core::audience::Email::parse(email).unwrap();
+        if let Some(found) = store.subscriber_by_email(site, &email).await.unwrap() {
+            ids.insert(i, found.id);
+        }
+    }
+    for round in 0..2 {
+        if round == 1 {
+            store.checkpoint_journal(site).await.unwrap();
+        }
+        for (step, (at, members)) in expected.iter().enumerate() {
+            let got = history::members_at(&*store, site, segment, *at)
+                .await
+                .unwrap();
+            let mut want: Vec<i64> = members.iter().map(|i| ids[i]).collect();
+            want.sort_unstable();
+            if *got != want {
+                return Err(Mismatch::Members {
+                    step,
+                    at: *at,
+                    segment: segment.0,
+                    got: got.to_vec(),
+                    expected: want,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn checkpoint_case(
+    moves: (Vec<Vec<(usize, bool)>>, usize),
+    broken: bool,
+) -> Result<(), TestCaseError> {
+    runtime()
+        .block_on(checkpointed_history(moves, broken))
+        .map_err(|mismatch| TestCaseError::fail(format!("{CAUGHT}{mismatch}")))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn members_at_every_instant_are_the_same_from_checkpoints(moves in arb_moves()) {
+        checkpoint_case(moves, false)?;
+    }
+}
+
+#[test]
+fn the_property_catches_checkpoints_that_forget_the_leaves_they_undo() {
+    catches_a_mutant(
+        "checkpoints that forget the leaves they undo",
+        BROKEN_SEED,
+        24,
+        arb_moves(),
+        CAUGHT,
+        |moves| checkpoint_case(moves, true),
     );
 }

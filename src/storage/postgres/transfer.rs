@@ -36,7 +36,7 @@ impl Transfer for PgStore {
                         events, webhooks, segment_watches, segment_members, webhook_deliveries,
                         segment_versions, audit_log, segment_journals, journal_sites,
                         journal_days, journal_members, segment_transitions, change_heads,
-                        change_log
+                        change_log, journal_checkpoints
              IN EXCLUSIVE MODE",
         )
         .execute(&mut *tx)
@@ -100,7 +100,8 @@ impl TransferWriter for Writer {
             "TRUNCATE sites, api_keys, segments, subscribers, tags, subscriber_tags, fields,
                       events, webhooks, segment_watches, segment_members, webhook_deliveries,
                       segment_versions, audit_log, segment_journals, journal_sites, journal_days,
-                      journal_members, segment_transitions, change_heads, change_log, imports",
+                      journal_members, segment_transitions, change_heads, change_log, imports,
+                      journal_checkpoints",
         )
         .execute(&mut *self.tx)
         .await?;

@@ -26,6 +26,7 @@ pub(crate) mod apply;
 pub(crate) mod audience;
 pub(crate) mod audit;
 pub(crate) mod caps;
+pub(crate) mod checkpoints;
 pub(crate) mod imports;
 pub(crate) mod journal;
 pub(crate) mod log;

@@ -4,7 +4,9 @@
 //! out (a read) or a transaction it begins (a write).
 
 use super::journal::Occasion;
-use super::{Conn, audience, audit, imports, journal, log, segments, sites, versions, webhooks};
+use super::{
+    Conn, audience, audit, checkpoints, imports, journal, log, segments, sites, versions, webhooks,
+};
 use crate::credentials::KeyPair;
 use crate::segment::{Listing, NewSegment, Segment, SegmentId, SegmentPatch};
 use crate::storage::audit::{Actor, AuditAction, AuditEntry, AuditQuery, SegmentVersion, details};
@@ -736,6 +738,33 @@ impl<B: Backend> JournalStore for B {
         self.journal()
             .broken
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    async fn checkpoint_journal(&self, site_id: i64) -> Result<usize> {
+        let planned = {
+            let mut conn = self.reader().await?;
+            checkpoints::plan(&mut *conn, self.journal(), site_id).await?
+        };
+        if planned.is_empty() {
+            return Ok(0);
+        }
+        Ok(written!(self, None, |tx| checkpoints::write(
+            tx, site_id, &planned
+        )))
+    }
+
+    #[cfg(test)]
+    fn break_checkpoints(&self) {
+        self.journal()
+            .broken_checkpoints
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    #[cfg(test)]
+    fn space_checkpoints(&self, least: usize) {
+        self.journal()
+            .checkpoint_least
+            .store(least, std::sync::atomic::Ordering::Relaxed);
     }
 
     async fn trim_journal(&self, before: i64) -> Result<u64> {

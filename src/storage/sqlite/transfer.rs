@@ -77,6 +77,8 @@ impl TransferWriter for Writer {
             "DELETE FROM change_log",
             "DELETE FROM change_heads",
             "DELETE FROM segment_transitions",
+            // Not copied: made again from the transitions by a sweep.
+            "DELETE FROM journal_checkpoints",
             "DELETE FROM journal_members",
             "DELETE FROM journal_days",
             "DELETE FROM journal_sites",
