@@ -209,6 +209,10 @@ run_backend() { # name database-url db-kind db site pk sk without-url
     start_serve "$url" "$TMP/checkpoints-$name" "$PORT" CORRAL_PID
     # The audience in memory first (a sweep would otherwise load it during the reads).
     curl -s -o /dev/null -u "$pk:$sk" "$URL/api/v1/stats/segment?segment_id=$segment&site_uuid=$site"
+    # The server's first sweep takes the year's membership checkpoints.
+    step "$name: the year's membership checkpoints, taken by the server" \
+        python3 "$HELPER" checkpoints "${db_args[@]}" --segment "$segment" \
+        --out "$out-checkpoints.json"
     sleep 2
     QUIET=1 watched "$name: the history routes" \
         python3 "$HELPER" routes "${target[@]}" --year "$out-year.json" \
