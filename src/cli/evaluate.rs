@@ -5,7 +5,8 @@
 //! `members` exports every member as CSV or JSON Lines, streaming: the
 //! members are evaluated once (or, with `--at`, read from the segment's
 //! journal as they were then), then written a thousand records at a time,
-//! with a progress bar on a terminal.
+//! with a progress bar on a terminal, to stdout or to a file created for its
+//! owner only.
 
 use super::{CliError, outln, print_json, site_by_uuid};
 use crate::clock::{Clock, SystemClock};
@@ -257,7 +258,7 @@ pub async fn members(
     let total = ids.len();
     let out: Box<dyn Write> = match output {
         Some(path) => Box::new(
-            std::fs::File::create(path)
+            private_file(path)
                 .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?,
         ),
         None => Box::new(std::io::stdout().lock()),
@@ -285,6 +286,20 @@ pub async fn members(
     result?;
     eprintln!("{written} members exported");
     Ok(())
+}
+
+/// The file an export is written to, emptied: created readable and
+/// writable by its owner only (it holds subscribers' data, and `File::create`
+/// would let every local user read it, 0666 less the umask). A file that was
+/// there keeps the mode its owner gave it.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
 }
 
 impl ExportFormat {

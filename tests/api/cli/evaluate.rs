@@ -156,3 +156,59 @@ async fn members_are_exported_in_the_format_the_output_file_is_named_for() {
         assert!(cli.ok(&args).starts_with('{'));
     }
 }
+
+/// An export holds subscriber data: the file is its owner's only, even
+/// under a umask that would let every user read (and write) it.
+#[tokio::test]
+async fn an_exported_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn().await;
+    app.send_json(
+        Method::POST,
+        "/api/v1/batch/subscribers",
+        &json!({"subscribers": [{"email": "ann@example.com"}]}),
+    )
+    .await;
+    let segment = app.create_segment("everyone", json!({})).await;
+    let id = segment["id"].as_str().unwrap();
+    let cli = Cli::on(&app.database_url);
+    for name in ["members.csv", "members.jsonl"] {
+        let path = cli.dir.path().join(name);
+        // The command as `Cli` runs it, through `sh` with no umask.
+        let inner = cli.command(&[
+            "segment",
+            "members",
+            id,
+            "--site",
+            &app.site.uuid,
+            "--output",
+            path.to_str().unwrap(),
+        ]);
+        let mut command = std::process::Command::new("sh");
+        command
+            .arg("-c")
+            .arg("umask 000 && exec \"$0\" \"$@\"")
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .current_dir(cli.dir.path());
+        for (key, value) in inner.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("ann@example.com")
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(format!("{mode:o}"), "600", "{name}");
+    }
+}
