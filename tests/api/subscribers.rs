@@ -390,3 +390,83 @@ fn the_subscriber_commands_print_what_the_api_answers() {
         assert!(String::from_utf8_lossy(&missing.stderr).contains("no such subscriber"));
     });
 }
+
+/// Emails the email rules accept that a spreadsheet would run as a formula,
+/// each with the cell an export must hold (after a single quote, so that it
+/// shows as text), and one written as it is. (An email cannot begin with
+/// `@`, and the other cells are the server's own or a JSON object.)
+pub(crate) const FORMULA_EMAILS: [(&str, &str); 4] = [
+    (
+        r#"=HYPERLINK("http://evil.example/x","click")@example.com"#,
+        r#"'=HYPERLINK("http://evil.example/x","click")@example.com"#,
+    ),
+    ("+1@example.com", "'+1@example.com"),
+    ("-2+3@example.com", "'-2+3@example.com"),
+    ("plain@example.com", "plain@example.com"),
+];
+
+/// The email cell of every record of a members CSV, as a spreadsheet
+/// would read it (quotes undone), sorted.
+pub(crate) fn csv_emails(csv: &str) -> Vec<String> {
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap(),
+        vec!["uuid", "email", "created_at", "unsubscribed_at", "fields"]
+    );
+    let mut emails: Vec<String> = reader.records().map(|r| r.unwrap()[1].to_owned()).collect();
+    emails.sort();
+    emails
+}
+
+/// The cells [`FORMULA_EMAILS`] must come out as, sorted.
+pub(crate) fn formula_cells() -> Vec<String> {
+    let mut cells: Vec<String> = FORMULA_EMAILS
+        .iter()
+        .map(|(_, c)| (*c).to_owned())
+        .collect();
+    cells.sort();
+    cells
+}
+
+#[tokio::test]
+async fn the_csv_export_writes_a_cell_a_spreadsheet_would_run_as_text() {
+    let app = app().await;
+    let subscribers: Vec<Value> = FORMULA_EMAILS
+        .iter()
+        .map(|(email, _)| json!({"email": email}))
+        .collect();
+    let response = app
+        .send_json(
+            Method::POST,
+            "/api/v1/batch/subscribers",
+            &json!({"subscribers": subscribers}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let segment = app.create_segment("Everyone", json!({})).await;
+    let id = segment["id"].as_str().unwrap();
+    // The emails are stored as given: only the CSV writes them otherwise.
+    let page: Value = app
+        .get(&format!("/api/v1/fetch/segments/{id}/members?limit=100"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut stored: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["attributes"]["email"].as_str().unwrap())
+        .collect();
+    stored.sort();
+    let mut given: Vec<&str> = FORMULA_EMAILS.iter().map(|(e, _)| *e).collect();
+    given.sort();
+    assert_eq!(stored, given);
+    let csv = app
+        .get(&format!("/api/v1/fetch/segments/{id}/members.csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv_emails(&csv), formula_cells(), "{csv}");
+}

@@ -212,3 +212,36 @@ async fn an_exported_file_is_readable_by_its_owner_only() {
         assert_eq!(format!("{mode:o}"), "600", "{name}");
     }
 }
+
+/// `--output x.csv` writes what `members.csv` does: a cell a spreadsheet
+/// would run as a formula comes after a single quote.
+#[tokio::test]
+async fn an_exported_csv_writes_a_cell_a_spreadsheet_would_run_as_text() {
+    use crate::subscribers::{FORMULA_EMAILS, csv_emails, formula_cells};
+    let app = TestApp::spawn().await;
+    let subscribers: Vec<Value> = FORMULA_EMAILS
+        .iter()
+        .map(|(email, _)| json!({"email": email}))
+        .collect();
+    app.send_json(
+        Method::POST,
+        "/api/v1/batch/subscribers",
+        &json!({"subscribers": subscribers}),
+    )
+    .await;
+    let segment = app.create_segment("everyone", json!({})).await;
+    let id = segment["id"].as_str().unwrap();
+    let cli = Cli::on(&app.database_url);
+    let path = cli.dir.path().join("x.csv");
+    cli.ok(&[
+        "segment",
+        "members",
+        id,
+        "--site",
+        &app.site.uuid,
+        "--output",
+        path.to_str().unwrap(),
+    ]);
+    let csv = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(csv_emails(&csv), formula_cells(), "{csv}");
+}
