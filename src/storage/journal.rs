@@ -352,7 +352,8 @@ pub trait JournalStore {
         subscriber_id: i64,
         limit: usize,
     ) -> Result<Vec<MemberChange>>;
-    /// Deletes transitions older than `before`; how many.
+    /// Deletes transitions older than `before` (of a segment a webhook
+    /// watches, only those its watch has read); how many.
     async fn trim_journal(&self, before: i64) -> Result<u64>;
     /// Takes the membership checkpoints the site's journal lacks (after
     /// enough transitions since the newest, and back through history older

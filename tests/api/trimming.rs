@@ -147,3 +147,90 @@ async fn webhooks_behind_a_trimmed_log_are_told_every_move_with_its_reason() {
     assert_eq!(tracker.tick(app.clock.as_ref()).await.unwrap(), 0);
     assert_eq!(notified(&app, &webhook).await.len(), 4);
 }
+
+/// The membership history trimmed while a webhook's watch has not read it
+/// (a server down longer than the retention): the transitions it has not
+/// turned into notifications stay until it has, so every move is told; the
+/// segment's history begins where the watch had read to, and the next trim,
+/// the watch caught up, cuts at the retention as usual.
+#[tokio::test]
+async fn a_history_trim_keeps_what_a_webhook_has_not_been_told() {
+    let app = TestApp::spawn().await;
+    let vips = app
+        .create_segment("vips", json!({"tag": {"has": "vip"}}))
+        .await;
+    let made = app
+        .send_json(
+            Method::POST,
+            "/api/v1/fetch/webhooks",
+            &json!({"webhook": {"url": "https://1.1.1.1/hook", "segment_ids": [vips["id"]]}}),
+        )
+        .await;
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let webhook = made.json::<Value>().await.unwrap()["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let began = app.clock.now_ms();
+
+    // Nobody follows the journal for ten days: a joins on the first, b on
+    // the fifth, a leaves on the ninth.
+    for (day, command) in [
+        (
+            1,
+            json!({"command": "add_tag", "email": "a@x.com", "query": "vip"}),
+        ),
+        (
+            5,
+            json!({"command": "add_tag", "email": "b@x.com", "query": "vip"}),
+        ),
+        (
+            9,
+            json!({"command": "remove_tag", "email": "a@x.com", "query": "vip"}),
+        ),
+    ] {
+        app.clock.set_ms(began + day * DAY);
+        commands(&app, json!([command])).await;
+    }
+    app.clock.set_ms(began + 10 * DAY);
+
+    // A retention of three days would cut on the seventh: the watch has
+    // read nothing since the webhook began, so nothing goes.
+    let cutoff = app.clock.now_ms() - 3 * DAY;
+    assert_eq!(app.store.trim_journal(cutoff).await.unwrap(), 0);
+    let tracker = Tracker::new(app.store.clone());
+    assert_eq!(tracker.tick(app.clock.as_ref()).await.unwrap(), 1);
+    let told = |kind: &str, email: &str| {
+        (
+            format!("segment.member_{kind}"),
+            "vips".to_owned(),
+            email.to_owned(),
+            "data".to_owned(),
+        )
+    };
+    let mut expected = vec![
+        told("added", "a@x.com"),
+        told("added", "b@x.com"),
+        told("removed", "a@x.com"),
+    ];
+    expected.sort();
+    assert_eq!(notified(&app, &webhook).await, expected);
+
+    // Told: the same trim now cuts at the retention, and the history
+    // begins there.
+    assert_eq!(app.store.trim_journal(cutoff).await.unwrap(), 2);
+    let history: Value = app
+        .get(&format!(
+            "/api/v1/stats/segment/history?segment_id={}",
+            vips["id"].as_str().unwrap()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        history["meta"]["history_begins_at"],
+        json!(corral::clock::format_ms(cutoff)),
+        "{history}"
+    );
+}

@@ -1250,32 +1250,51 @@ fn settle(members: Vec<i64>, moved: HashMap<i64, bool>) -> Vec<i64> {
 /// of a large journal never holds the writer for long.
 pub const TRIM_PER_TRANSACTION: i64 = 5_000;
 
-/// Trimming before `before`, its first transaction: histories begin at
-/// `before` from then on (so no reader asks about an instant whose
-/// transitions are going), and the days wholly before it go. The segments
-/// whose transitions [`trim_some`] then deletes.
-pub async fn trim_begin(conn: &mut impl Conn, before: i64) -> Result<Vec<(i64, i64)>> {
-    conn.execute(sql!(
-        "DELETE FROM journal_days WHERE day < $1",
-        day_of(before)
-    ))
-    .await?;
-    // A checkpoint before the new beginning would be brought forward over
-    // transitions about to go.
-    conn.execute(sql!(
-        "DELETE FROM journal_checkpoints WHERE at < $1",
-        before
-    ))
-    .await?;
-    conn.execute(sql!(
-        "UPDATE segment_journals SET begins_at = $1 WHERE begins_at < $1",
-        before
-    ))
-    .await?;
-    conn.all(sql!(
-        "SELECT site_id, segment_id FROM segment_journals ORDER BY site_id, segment_id"
-    ))
-    .await
+/// Trimming before `before`, its first transaction. Each segment's
+/// history is cut at `before`, or earlier where a webhook's watch of it has
+/// not yet read that far (its notifications are written from the journal:
+/// a transition goes only once every watch has turned it into them). The
+/// segment's history begins at its cut from then on (so no reader asks
+/// about an instant whose transitions are going); its days wholly before
+/// the cut and its checkpoints before it (which would be brought forward
+/// over transitions about to go) go. The segments and their cuts, whose
+/// transitions [`trim_some`] then deletes.
+pub async fn trim_begin(conn: &mut impl Conn, before: i64) -> Result<Vec<(i64, i64, i64)>> {
+    let segments: Vec<(i64, i64, Option<i64>)> = conn
+        .all(sql!(
+            "SELECT j.site_id, j.segment_id, w.after_at FROM segment_journals j
+             LEFT JOIN segment_watches w ON w.site_id = j.site_id AND w.segment_id = j.segment_id
+             ORDER BY j.site_id, j.segment_id"
+        ))
+        .await?;
+    let mut cuts = Vec::with_capacity(segments.len());
+    for (site_id, segment_id, read_to) in segments {
+        let cut = read_to.map_or(before, |at| at.min(before));
+        conn.execute(sql!(
+            "DELETE FROM journal_days WHERE site_id = $1 AND segment_id = $2 AND day < $3",
+            site_id,
+            segment_id,
+            day_of(cut)
+        ))
+        .await?;
+        conn.execute(sql!(
+            "DELETE FROM journal_checkpoints WHERE site_id = $1 AND segment_id = $2 AND at < $3",
+            site_id,
+            segment_id,
+            cut
+        ))
+        .await?;
+        conn.execute(sql!(
+            "UPDATE segment_journals SET begins_at = $3
+             WHERE site_id = $1 AND segment_id = $2 AND begins_at < $3",
+            site_id,
+            segment_id,
+            cut
+        ))
+        .await?;
+        cuts.push((site_id, segment_id, cut));
+    }
+    Ok(cuts)
 }
 
 /// Deletes up to [`TRIM_PER_TRANSACTION`] of a segment's transitions

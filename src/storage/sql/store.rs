@@ -768,15 +768,15 @@ impl<B: Backend> JournalStore for B {
     }
 
     async fn trim_journal(&self, before: i64) -> Result<u64> {
-        // Histories begin at `before` first; then the transitions before it
-        // go a batch a transaction, so that writes never wait long behind
-        // a trim.
+        // Histories begin at their cut first (`before`, or where a webhook's
+        // watch has read to); then the transitions before it go a batch a
+        // transaction, so that writes never wait long behind a trim.
         let segments = written!(self, None, |tx| journal::trim_begin(tx, before));
         let mut deleted = 0;
-        for (site_id, segment_id) in segments {
+        for (site_id, segment_id, cut) in segments {
             loop {
                 let done = written!(self, None, |tx| journal::trim_some(
-                    tx, site_id, segment_id, before
+                    tx, site_id, segment_id, cut
                 ));
                 deleted += done;
                 if done < journal::TRIM_PER_TRANSACTION as u64 {
