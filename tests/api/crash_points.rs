@@ -1,6 +1,7 @@
 //! The real `corral serve` killed at each named crash point of the write
 //! paths (`corral::faults::POINTS`, armed through `FAILPOINTS`: the process
-//! aborts on the spot where the point fires, as `kill -9` would there), then
+//! aborts on the spot where the point fires, as `kill -9` would there, on a
+//! later pass than its first so that writes were acknowledged before), then
 //! started again: every write it acknowledged is stored, the segment holds
 //! exactly the subscribers written, and the webhook receiver is told of
 //! every member once the server is back (a notification sent again keeps
@@ -39,6 +40,9 @@ fn serve(cli: &Cli, points: Option<&str>) -> Server {
     };
     read_banner(command.spawn().unwrap())
 }
+
+/// How many passes an armed point lets by before it fires.
+const PASSES_BEFORE: u32 = 3;
 
 /// Every notification body a receiver was sent, in order, repeats included.
 type Bodies = Arc<Mutex<Vec<Value>>>;
@@ -99,9 +103,11 @@ async fn crash_at(point: &str) {
     first.child.kill().unwrap();
     first.child.wait().unwrap();
 
-    // Armed: the point fires on its first pass (the tracker's and the
-    // deliverer's once a tagging is followed and sent).
-    let mut armed = serve(&cli, Some(&format!("{point}=panic")));
+    // Armed: the point lets its first passes by and fires on a later one,
+    // so that writes were acknowledged before the crash (the audience's
+    // points pass once a tagging; the tracker's and the deliverer's, and
+    // the other writes', once a tagging is followed and sent).
+    let mut armed = serve(&cli, Some(&format!("{point}={PASSES_BEFORE}*off->panic")));
     let mut acknowledged = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut n = 0;
@@ -135,6 +141,13 @@ async fn crash_at(point: &str) {
         status.signal(),
         Some(6),
         "{point}: the server ended {status:?}, not at the point"
+    );
+
+    // Something was acknowledged, or "nothing acknowledged was lost" would
+    // hold of an empty set.
+    assert!(
+        !acknowledged.is_empty(),
+        "{point}: the server died before it acknowledged a write"
     );
 
     let second = serve(&cli, None);
