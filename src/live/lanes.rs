@@ -7,6 +7,7 @@
 //! snapshot.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -14,6 +15,25 @@ pub(super) struct Lanes {
     normal: Arc<Semaphore>,
     heavy: Arc<Semaphore>,
     heavysites: Mutex<HashMap<i64, Arc<Semaphore>>>,
+    /// Evaluations queued for a place now.
+    waiting: AtomicUsize,
+}
+
+/// One evaluation counted in [`Lanes::waiting`] until it has its place or
+/// gives up.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A place in a lane, held for as long as the evaluation runs.
@@ -38,6 +58,7 @@ impl Lanes {
             normal: Arc::new(Semaphore::new(cores * 2)),
             heavy: Arc::new(Semaphore::new((cores / 2).max(1))),
             heavysites: Mutex::new(HashMap::new()),
+            waiting: AtomicUsize::new(0),
         }
     }
 
@@ -70,6 +91,7 @@ impl Lanes {
     /// A place, waiting for one in arrival order: a heavy evaluation first
     /// waits behind its own site's, then for the heavy lane.
     pub(super) async fn admit(&self, site_id: i64, heavy: bool) -> Permit {
+        let _waiting = Waiting::new(&self.waiting);
         if !heavy {
             let lane = Arc::clone(&self.normal)
                 .acquire_owned()
@@ -93,6 +115,12 @@ impl Lanes {
             _lane: lane,
             site: Some(site),
         }
+    }
+
+    /// Evaluations queued for a place now, for tests.
+    #[cfg(test)]
+    pub(super) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
     }
 
     /// Heavy evaluations running now, for tests.

@@ -1185,13 +1185,35 @@ async fn heavy_evaluations_wait_for_each_other_never_cheap_ones() {
             .user_count,
         7
     );
-    // ...a heavy one waits, and one that gives up leaves the queue.
+    // ...a heavy one queues for the lane (driven until the lanes count it
+    // waiting; it must not finish meanwhile), and one that gives up leaves
+    // the queue.
+    assert_eq!(live.lanes.waiting(), 0);
     let mut waiting = Box::pin(live.evaluate(f.site, &heavy, NOW));
-    tokio::select! {
-        _ = &mut waiting => panic!("a heavy evaluation ran while its lane was taken"),
-        _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
-    }
+    let queued = async {
+        while live.lanes.waiting() == 0 {
+            tokio::select! {
+                biased;
+                _ = &mut waiting => panic!("a heavy evaluation ran while its lane was taken"),
+                () = tokio::task::yield_now() => {}
+            }
+        }
+    };
+    // A bound on a hang only: it reaches the queue after a read or two.
+    tokio::time::timeout(std::time::Duration::from_secs(30), queued)
+        .await
+        .expect("the heavy evaluation never queued for the lane");
+    assert_eq!(live.lanes.waiting(), 1);
+    assert!(
+        futures_util::FutureExt::now_or_never(&mut waiting).is_none(),
+        "a heavy evaluation ran while its lane was taken"
+    );
     drop(waiting);
+    assert_eq!(
+        live.lanes.waiting(),
+        0,
+        "a waiter that gave up is still queued"
+    );
     drop(held);
     assert_eq!(
         live.evaluate(f.site, &heavy, NOW)
