@@ -1,7 +1,7 @@
 //! Upgrades: a database written by an earlier release opens with this one,
-//! is migrated, and gives the answers that release gave; a checkpoint of
-//! another format version is set aside (the site read from the database)
-//! and written again in this one.
+//! is migrated, and gives the answers that release gave; its webhook goes
+//! on notifying; a checkpoint of another format version is set aside (the
+//! site read from the database) and written again in this one.
 //!
 //! Each fixture under `tests/fixtures/upgrade/<release>/` was made by
 //! `scripts/upgrade-fixture.sh` with that release's binary: a SQLite
@@ -12,13 +12,16 @@
 //! tests green.
 
 use crate::helpers::{fresh_postgres_database, http_client};
-use corral::clock::SystemClock;
+use corral::clock::{Clock, SystemClock};
 use corral::http::{self, AppState, HttpSettings};
 use corral::live::CheckpointSettings;
 use corral::live::checkpoint::VERSION;
-use serde_json::Value;
+use corral::live::journal::sweep;
+use corral::webhooks::delivery::Deliverer;
+use corral::webhooks::tracker::Tracker;
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upgrade");
 
@@ -115,6 +118,8 @@ impl Upgraded {
                 dir: dir.path().join("corral.db-checkpoints"),
                 write: true,
             }),
+            // The fixture's webhook may be pointed at a receiver on loopback.
+            allow_private_webhook_targets: true,
             ..HttpSettings::default()
         };
         let state = AppState::new(store.clone(), Arc::new(SystemClock), settings);
@@ -145,6 +150,25 @@ impl Upgraded {
                 self.base, self.site[0]
             ))
             .basic_auth(&self.site[1], Some(&self.site[2]))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Sends `body` to `path`, which must succeed: the answer.
+    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let response = self
+            .client
+            .request(
+                method,
+                format!("{}{path}?site_uuid={}", self.base, self.site[0]),
+            )
+            .basic_auth(&self.site[1], Some(&self.site[2]))
+            .json(&body)
             .send()
             .await
             .unwrap();
@@ -311,5 +335,117 @@ async fn a_checkpoint_of_another_format_version_is_set_aside_and_written_again()
             (0, 1),
             "version {version}: {stats:?}"
         );
+    }
+}
+
+/// A receiver on loopback: its URL, and every notification it was sent,
+/// in order.
+async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let seen = Arc::clone(&got);
+    let app = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move |body: String| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let batch: Value = serde_json::from_str(&body).unwrap();
+                seen.lock()
+                    .unwrap()
+                    .extend(batch["data"].as_array().unwrap().iter().cloned());
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+/// The webhook the earlier release left (watching VIP, one notification
+/// waiting) goes on notifying after the upgrade moved watches onto the
+/// membership journal: a subscriber who joins VIP now is announced, after
+/// the waiting notification, and nobody else is.
+async fn still_notifies(upgraded: Upgraded) {
+    let (url, got) = receiver().await;
+    upgraded
+        .send(
+            reqwest::Method::PATCH,
+            "/api/v1/fetch/webhooks/1",
+            json!({"webhook": {"url": url}}),
+        )
+        .await;
+    // As `corral serve` runs them: the journal's sweep, the tracker, the
+    // deliverer (here one turn each, and the sends waited for).
+    let store = Arc::clone(&upgraded.state.store);
+    let clock = SystemClock;
+    let tracker = Tracker::new(Arc::clone(&store));
+    let deliverer = Deliverer::new(Arc::clone(&store), true);
+    let turn = async || {
+        sweep(store.as_ref(), &upgraded.state.live, &clock)
+            .await
+            .unwrap();
+        let written = tracker.tick(&clock).await.unwrap();
+        deliverer.tick(clock.now_ms()).await;
+        deliverer.idle().await;
+        written
+    };
+    turn().await;
+    upgraded
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/fetch/commands",
+            json!({"command": [{"command": "add_tag", "email": "grace@example.com", "query": "vip"}]}),
+        )
+        .await;
+    assert!(
+        turn().await >= 1,
+        "the join was not turned into notifications"
+    );
+    let notified: Vec<(String, String, String)> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let field = |v: &Value| v.as_str().unwrap().to_owned();
+            (
+                field(&n["type"]),
+                field(&n["segment"]["name"]),
+                field(&n["subscriber"]["email"]),
+            )
+        })
+        .collect();
+    let joined = |email: &str| ("segment.member_added".into(), "VIP".into(), email.into());
+    assert_eq!(
+        notified,
+        [joined("linus@example.com"), joined("grace@example.com")]
+    );
+    let deliveries = upgraded.get("/api/v1/fetch/webhooks/1/deliveries").await;
+    assert!(
+        deliveries["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["attributes"]["status"] == "delivered"),
+        "{deliveries}"
+    );
+}
+
+#[tokio::test]
+async fn the_webhook_of_an_earlier_release_still_notifies() {
+    for release in RELEASES {
+        still_notifies(Upgraded::start(release, |_| {}).await).await;
+    }
+}
+
+#[tokio::test]
+async fn the_webhook_of_an_earlier_release_on_postgresql_still_notifies() {
+    for release in POSTGRES_RELEASES {
+        let Some(upgraded) = Upgraded::start_on_postgres(release).await else {
+            return eprintln!(
+                "upgrades on PostgreSQL: skipped, CORRAL_TEST_POSTGRES names no cluster"
+            );
+        };
+        still_notifies(upgraded).await;
     }
 }
