@@ -121,30 +121,18 @@ pub async fn record_writes<C: Conn>(
         return Ok(());
     }
     let kinds = kinds_read(&kept);
-    let mut ids: BTreeSet<i64> = subscribers.iter().copied().collect();
-    if let Some((first, last)) = events
-        && kinds.as_ref().is_none_or(|k| !k.is_empty())
-    {
-        // The batch's own events, by id: on SQLite a range of the rowid
-        // (`+site_id` keeps the planner off the site's index, which would
-        // read every event of the site), on PostgreSQL of its key.
-        let text = C::DIALECT.pick(
-            "SELECT DISTINCT subscriber_id FROM events
-             WHERE id >= $2 AND id <= $3 AND +site_id = $1",
-            "SELECT DISTINCT subscriber_id FROM events
-             WHERE site_id = $1 AND id >= $2 AND id <= $3",
-        );
-        let authors: Vec<(i64,)> = conn.all(sql!(text, site_id, first, last)).await?;
-        ids.extend(authors.into_iter().map(|(id,)| id));
-    }
-    if ids.is_empty() {
+    // The batch's own events name subscribers too, unless no segment reads
+    // events.
+    let events = events.filter(|_| kinds.as_ref().is_none_or(|k| !k.is_empty()));
+    let touched = touched_rows(conn, site_id, subscribers, events).await?;
+    if touched.is_empty() {
         return Ok(());
     }
     let resolver = resolver_of(&kept);
     let queries: Vec<&Query> = resolver.values().map(|q| &**q).collect();
-    let ids: Vec<i64> = ids.into_iter().collect();
+    let active_ids: BTreeSet<i64> = active.iter().map(|k| k.id).collect();
     let mut flips = Vec::new();
-    for chunk in ids.chunks(CHUNK) {
+    for chunk in touched.chunks(CHUNK) {
         let audience = read_audience(conn, site_id, chunk, kinds.as_deref(), &queries).await?;
         let mut now_in: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
         for segment in &active {
@@ -154,11 +142,10 @@ pub async fn record_writes<C: Conn>(
                 now_in.entry(id).or_default().insert(segment.id);
             }
         }
-        let before = journaled_sets(conn, site_id, chunk).await?;
-        let active_ids: BTreeSet<i64> = active.iter().map(|k| k.id).collect();
         let mut changed = Vec::new();
-        for &id in chunk {
-            let old = before.get(&id).cloned().unwrap_or_default();
+        for row in chunk {
+            let id = row.id;
+            let old = row.journaled.as_deref().map(parse_set).unwrap_or_default();
             let new_active = now_in.remove(&id).unwrap_or_default();
             // Segments not active keep what the journal has.
             let mut new: BTreeSet<i64> = old
@@ -196,13 +183,63 @@ fn evaluate(
     Ok(members.ones().map(|i| audience.ids[i]).collect())
 }
 
+/// A subscriber a batch touched, as the transaction sees it: its row, its
+/// kept tags (a JSON array) and the segments the journal has it in (a JSON
+/// array; `None` for none).
 #[derive(sqlx::FromRow)]
-struct SubscriberState {
+struct Touched {
     id: i64,
     email: String,
     fields: String,
     subscribed: bool,
     created_at: i64,
+    tags: String,
+    journaled: Option<String>,
+}
+
+/// Every subscriber of `ids` or with an event of the id range `events`,
+/// ascending, each with its tags and journaled segments: one statement,
+/// as a batch's journal needs them all.
+async fn touched_rows<C: Conn>(
+    conn: &mut C,
+    site_id: i64,
+    ids: &[i64],
+    events: Option<(i64, i64)>,
+) -> Result<Vec<Touched>> {
+    // No event of the range (1, 0).
+    let (first, last) = events.unwrap_or((1, 0));
+    let text = C::DIALECT.pick(
+        // The batch's own events by a range of the rowid (`+site_id` keeps
+        // the planner off the site's index, which would read every event
+        // of the site).
+        "WITH touched(id) AS (
+             SELECT value FROM json_each($2)
+             UNION
+             SELECT subscriber_id FROM events WHERE id >= $3 AND id <= $4 AND +site_id = $1)
+         SELECT s.id, s.email, s.fields, s.unsubscribed_at IS NULL AS subscribed, s.created_at,
+                (SELECT json_group_array(t.name_key) FROM subscriber_tags st
+                 CROSS JOIN tags t ON t.id = st.tag_id
+                 WHERE st.subscriber_id = s.id AND t.site_id = $1
+                   AND t.discarded_at IS NULL) AS tags,
+                (SELECT segments FROM journal_members j
+                 WHERE j.site_id = $1 AND j.subscriber_id = s.id) AS journaled
+         FROM touched CROSS JOIN subscribers s ON s.id = touched.id
+         WHERE s.site_id = $1 ORDER BY s.id",
+        "WITH touched AS (
+             SELECT unnest($2::bigint[]) AS id
+             UNION
+             SELECT subscriber_id FROM events WHERE site_id = $1 AND id >= $3 AND id <= $4)
+         SELECT s.id, s.email, s.fields, s.unsubscribed_at IS NULL AS subscribed, s.created_at,
+                COALESCE((SELECT json_agg(t.name_key)::text FROM subscriber_tags st
+                          JOIN tags t ON t.site_id = st.site_id AND t.id = st.tag_id
+                          WHERE st.site_id = $1 AND st.subscriber_id = s.id
+                            AND t.discarded_at IS NULL), '[]') AS tags,
+                (SELECT segments FROM journal_members j
+                 WHERE j.site_id = $1 AND j.subscriber_id = s.id) AS journaled
+         FROM touched JOIN subscribers s ON s.site_id = $1 AND s.id = touched.id
+         ORDER BY s.id",
+    );
+    conn.all(sql!(text, site_id, ids, first, last)).await
 }
 
 #[derive(sqlx::FromRow)]
@@ -215,36 +252,18 @@ struct EventState {
     details: String,
 }
 
-/// The audience of just `ids` (ascending), as the transaction sees it:
-/// rows, kept tags, and the events of `kinds` (every type when `None`) with
-/// the details the segments read.
+/// The audience of just `touched` (ascending), as the transaction sees it:
+/// their rows and kept tags, and the events of `kinds` (every type when
+/// `None`) with the details the segments read.
 async fn read_audience<C: Conn>(
     conn: &mut C,
     site_id: i64,
-    ids: &[i64],
+    touched: &[Touched],
     kinds: Option<&[String]>,
     queries: &[&Query],
 ) -> Result<Columns> {
-    let (rows, tags) = match C::DIALECT {
-        Dialect::Sqlite => (
-            "SELECT id, email, fields, unsubscribed_at IS NULL AS subscribed, created_at
-             FROM subscribers WHERE id IN (SELECT value FROM json_each($2)) AND +site_id = $1
-             ORDER BY id",
-            "SELECT st.subscriber_id, t.name_key FROM subscriber_tags st
-             CROSS JOIN tags t ON t.id = st.tag_id
-             WHERE st.subscriber_id IN (SELECT value FROM json_each($2))
-               AND t.site_id = $1 AND t.discarded_at IS NULL",
-        ),
-        Dialect::Postgres => (
-            "SELECT id, email, fields, unsubscribed_at IS NULL AS subscribed, created_at
-             FROM subscribers WHERE site_id = $1 AND id = ANY($2) ORDER BY id",
-            "SELECT st.subscriber_id, t.name_key FROM subscriber_tags st
-             JOIN tags t ON t.site_id = st.site_id AND t.id = st.tag_id
-             WHERE st.site_id = $1 AND st.subscriber_id = ANY($2) AND t.discarded_at IS NULL",
-        ),
-    };
-    let rows: Vec<SubscriberState> = conn.all(sql!(rows, site_id, ids)).await?;
-    let tags: Vec<(i64, String)> = conn.all(sql!(tags, site_id, ids)).await?;
+    let ids: Vec<i64> = touched.iter().map(|t| t.id).collect();
+    let ids = &ids[..];
     // Read by subscriber (an index from it), then put in stored order.
     let mut events: Vec<EventState> = match kinds {
         Some([]) => Vec::new(),
@@ -272,17 +291,20 @@ async fn read_audience<C: Conn>(
     };
     events.sort_unstable_by_key(|e| e.id);
     let mut builder = ColumnsBuilder::new();
-    for row in rows {
+    for row in touched {
         builder.subscriber(SubscriberRecord {
             id: row.id,
-            email: row.email,
+            email: row.email.clone(),
             subscribed: row.subscribed,
             created_at: row.created_at,
             fields: serde_json::from_str(&row.fields).unwrap_or_default(),
         });
     }
-    for (id, tag) in &tags {
-        builder.tag(*id, tag);
+    for row in touched {
+        let tags: Vec<String> = serde_json::from_str(&row.tags).unwrap_or_default();
+        for tag in &tags {
+            builder.tag(row.id, tag);
+        }
     }
     for event in &events {
         builder.event(event.subscriber_id, &event.kind, event.occurred_at);
@@ -480,30 +502,65 @@ async fn write_transitions<C: Conn>(
             counts.1 += 1;
         }
     }
-    for (segment, (added, removed)) in moved {
-        conn.execute(sql!(
-            "UPDATE segment_journals SET members = members + $3 - $4
-             WHERE site_id = $1 AND segment_id = $2",
-            site_id,
-            segment,
-            added,
-            removed
-        ))
-        .await?;
-        conn.execute(sql!(
-            "INSERT INTO journal_days (site_id, segment_id, day, added, removed)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (site_id, segment_id, day) DO UPDATE
-             SET added = journal_days.added + excluded.added,
-                 removed = journal_days.removed + excluded.removed",
-            site_id,
-            segment,
-            day_of(at),
-            added,
-            removed
-        ))
-        .await?;
-    }
+    // The counts of every segment moved, in one statement each.
+    let segments: Vec<i64> = moved.keys().copied().collect();
+    let added: Vec<i64> = moved.values().map(|c| c.0).collect();
+    let removed: Vec<i64> = moved.values().map(|c| c.1).collect();
+    let (members, days) = match C::DIALECT {
+        Dialect::Sqlite => {
+            let triples: Vec<(i64, i64, i64)> = moved.iter().map(|(g, c)| (*g, c.0, c.1)).collect();
+            let list = serde_json::to_string(&triples).expect("triples serialise");
+            (
+                sql!(
+                    "UPDATE segment_journals SET members = members + m.a - m.r
+                     FROM (SELECT json_extract(value, '$[0]') AS g,
+                                  json_extract(value, '$[1]') AS a,
+                                  json_extract(value, '$[2]') AS r FROM json_each($2)) AS m
+                     WHERE segment_journals.site_id = $1 AND segment_journals.segment_id = m.g",
+                    site_id,
+                    list.clone()
+                ),
+                sql!(
+                    "INSERT INTO journal_days (site_id, segment_id, day, added, removed)
+                     SELECT $1, json_extract(value, '$[0]'), $3, json_extract(value, '$[1]'),
+                            json_extract(value, '$[2]')
+                     FROM json_each($2) WHERE true
+                     ON CONFLICT (site_id, segment_id, day) DO UPDATE
+                     SET added = journal_days.added + excluded.added,
+                         removed = journal_days.removed + excluded.removed",
+                    site_id,
+                    list,
+                    day_of(at)
+                ),
+            )
+        }
+        Dialect::Postgres => (
+            sql!(
+                "UPDATE segment_journals j SET members = j.members + m.a - m.r
+                 FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS m(g, a, r)
+                 WHERE j.site_id = $1 AND j.segment_id = m.g",
+                site_id,
+                segments.clone(),
+                added.clone(),
+                removed.clone()
+            ),
+            sql!(
+                "INSERT INTO journal_days (site_id, segment_id, day, added, removed)
+                 SELECT $1, g, $5, a, r
+                 FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS m(g, a, r)
+                 ON CONFLICT (site_id, segment_id, day) DO UPDATE
+                 SET added = journal_days.added + excluded.added,
+                     removed = journal_days.removed + excluded.removed",
+                site_id,
+                segments,
+                added,
+                removed,
+                day_of(at)
+            ),
+        ),
+    };
+    conn.execute(members).await?;
+    conn.execute(days).await?;
     Ok(())
 }
 
