@@ -12,9 +12,18 @@
 //! the receiver, so the same seed replays the same run. A failure names its
 //! seed and step; `CORRAL_SIM_SEED` and `CORRAL_SIM_STEPS` replay it.
 //!
-//! Checked as it goes: a snapshot caught up from the log equals a fresh read;
-//! nothing acknowledged is lost (across every death); a notification keeps
-//! its id and body however often it is sent. Checked at the end, once the
+//! Checked after every step: each server's snapshot that the step brought
+//! forward to the site's head (a snapshot moves only in a job of its own: a
+//! read, a catch-up) equals a fresh read of the database, position, audience
+//! and every definition; a snapshot left behind is not forced forward, so
+//! that snapshots lag as a server's do between reads and trims find them
+//! behind. A notification keeps its id and body however often it is sent.
+//! After every write and every trim (the steps that add or delete events),
+//! the events added since the last look are read, each change the step
+//! acknowledged must be among them, and the events table's count must be
+//! the rows seen before plus those, so none acknowledged earlier went; after
+//! every death, and at the end, the whole table is read again and every
+//! change ever acknowledged must be in it. Checked at the end, once the
 //! receiver is healthy and the outbox is drained: replaying each segment's
 //! notifications (joins and leaves, in order, duplicates dropped) gives the
 //! segment's members now, with no join of someone already in, no leave of
@@ -29,7 +38,7 @@ use crate::live::tests::same_as_fresh;
 use crate::segment::{NewSegment, SegmentId, SegmentName, SegmentPatch};
 use crate::service::webhooks::{WebhookInput, Webhooks};
 use crate::storage::actor::Actor;
-use crate::storage::transfer::{Rows, Table};
+use crate::storage::transfer::{Cursor, Rows, Table};
 use crate::storage::webhooks::WebhookPatch;
 use crate::storage::{Precondition, Store};
 use crate::webhooks::delivery::{BATCH, Deliverer};
@@ -113,6 +122,8 @@ pub struct Report {
     pub crash_points: BTreeMap<&'static str, usize>,
     pub trims: usize,
     pub catch_ups: usize,
+    /// Snapshots compared with a fresh read.
+    pub snapshot_checks: usize,
     pub notifications: usize,
     pub copies: usize,
 }
@@ -138,6 +149,20 @@ struct Server {
     tracker: Arc<Tracker>,
     deliverer: Arc<Deliverer>,
     generation: u64,
+    /// The snapshot's count of jobs (reads, catch-ups) when it was last
+    /// found equal to a fresh read: a snapshot moves only in a job.
+    checked: Option<u64>,
+}
+
+/// The acknowledged changes' markers the events table holds, kept up to
+/// date a step at a time.
+#[derive(Default)]
+struct Stored {
+    markers: BTreeSet<String>,
+    /// Rows of the events table seen.
+    rows: u64,
+    /// Where the rows seen end, when known.
+    end: Option<Cursor>,
 }
 
 struct Sim {
@@ -152,6 +177,9 @@ struct Sim {
     segments: Vec<i64>,
     /// Markers of every acknowledged change.
     acknowledged: BTreeSet<String>,
+    /// The markers acknowledged in this step.
+    just_acknowledged: Vec<String>,
+    stored: Stored,
     report: Report,
     trail: Vec<String>,
     step: usize,
@@ -224,6 +252,8 @@ impl Sim {
             site,
             segments,
             acknowledged: BTreeSet::new(),
+            just_acknowledged: Vec::new(),
+            stored: Stored::default(),
             report: Report::default(),
             trail: Vec::new(),
             step: 0,
@@ -285,6 +315,7 @@ impl Sim {
             tracker: Arc::new(tracker),
             deliverer: Arc::new(deliverer),
             generation: self.generations,
+            checked: None,
         }
     }
 
@@ -339,6 +370,14 @@ impl Sim {
                 return Err(Violation::Notifications(format!(
                     "an event id came again with another body: {unstable}"
                 )));
+            }
+            // Only writes add events, and only trims delete rows by
+            // design; a death reads the whole table again (in `restart`).
+            if matches!(roll, 0..35 | 95..98) {
+                self.check_acknowledged(false).await?;
+            }
+            for index in 0..self.servers.len() {
+                self.check_snapshot(index).await?;
             }
         }
         self.report.steps = self.step;
@@ -396,7 +435,9 @@ impl Sim {
             ));
         }
         self.settle().await?;
-        self.check_acknowledged(index).await
+        // Everything is read again: a death may lose what an older step
+        // found stored.
+        self.check_acknowledged(true).await
     }
 
     fn email(&mut self) -> Email {
@@ -448,7 +489,8 @@ impl Sim {
             for (marker, outcome) in markers.into_iter().zip(outcomes) {
                 if outcome == Outcome::Applied {
                     self.report.acknowledged += 1;
-                    self.acknowledged.insert(marker);
+                    self.acknowledged.insert(marker.clone());
+                    self.just_acknowledged.push(marker);
                 }
             }
         }
@@ -497,19 +539,18 @@ impl Sim {
         Ok(())
     }
 
+    /// A read brings the server's snapshot forward, as a request's does
+    /// (the check after the step compares it with a fresh read).
     async fn catch_up(&mut self, index: usize) -> Result<(), Violation> {
         self.note(format!("server {index} catches up"));
         self.report.catch_ups += 1;
-        let server = &self.servers[index];
-        let (live, store, site) = (
-            Arc::clone(&server.live),
-            Arc::clone(&server.store),
-            self.site,
-        );
-        match step(async move { same_as_fresh(&live, store.as_ref(), site).await }).await? {
-            Some(Err(mismatch)) => Err(Violation::Snapshot(mismatch.to_string())),
-            // Equal, or the server died at a crash point (the caller
-            // restarts it).
+        let (live, site) = (Arc::clone(&self.servers[index].live), self.site);
+        match step(async move { live.resident(site).await.map(drop) }).await? {
+            Some(Err(error)) => Err(Violation::Snapshot(format!(
+                "the snapshot could not be brought forward: {error}"
+            ))),
+            // Brought forward, or the server died at a crash point (the
+            // caller restarts it).
             Some(Ok(())) | None => Ok(()),
         }
     }
@@ -565,14 +606,89 @@ impl Sim {
         Ok(())
     }
 
-    async fn check_acknowledged(&self, index: usize) -> Result<(), Violation> {
-        let stored = markers(self.servers[index].store.as_ref(), self.site).await;
-        match self.acknowledged.difference(&stored).next() {
+    /// Every change acknowledged so far must be stored. Cheaply, after a
+    /// step: the events added since the last look are read, and the table's
+    /// count must be the rows seen before plus those (so none of the older
+    /// ones went; ids are never handed out twice); when it is not, or with
+    /// `whole`, the whole table is read again.
+    async fn check_acknowledged(&mut self, whole: bool) -> Result<(), Violation> {
+        let fresh = std::mem::take(&mut self.just_acknowledged);
+        let store = Arc::clone(&self.servers[0].store);
+        let mut reader = store.begin_read().await.unwrap();
+        let rows = reader.count(Table::Events).await.unwrap();
+        let added = rows.checked_sub(self.stored.rows).filter(|_| !whole);
+        let caught_up = match added {
+            Some(0) => true,
+            Some(added) => {
+                let page = reader
+                    .read_page(Table::Events, self.stored.end, added as usize)
+                    .await
+                    .unwrap();
+                let complete = page.rows.len() as u64 == added && page.next.is_some();
+                if complete {
+                    self.stored
+                        .markers
+                        .extend(event_markers(page.rows, self.site));
+                    self.stored.rows = rows;
+                    self.stored.end = page.next;
+                }
+                complete
+            }
+            None => false,
+        };
+        let missing = if caught_up {
+            fresh.into_iter().find(|m| !self.stored.markers.contains(m))
+        } else {
+            // One page holding every row, so that it ends with a cursor.
+            let page = reader
+                .read_page(Table::Events, None, rows.max(1) as usize)
+                .await
+                .unwrap();
+            self.stored = Stored {
+                markers: event_markers(page.rows, self.site).collect(),
+                rows,
+                end: page.next,
+            };
+            self.acknowledged
+                .difference(&self.stored.markers)
+                .next()
+                .cloned()
+        };
+        match missing {
             Some(missing) => Err(Violation::Lost(format!(
                 "the acknowledged change {missing} is not stored"
             ))),
             None => Ok(()),
         }
+    }
+
+    /// The server's snapshot, if a step brought it forward to the site's
+    /// head since it was last checked, must equal a fresh read. One that
+    /// is behind is left where it is.
+    async fn check_snapshot(&mut self, index: usize) -> Result<(), Violation> {
+        let server = &self.servers[index];
+        let Some(stats) = server.live.site_stats(self.site) else {
+            return Ok(());
+        };
+        let Some(position) = stats.position else {
+            return Ok(());
+        };
+        if server.checked == Some(stats.jobs) {
+            return Ok(());
+        }
+        let head = server.store.site_head(self.site).await.unwrap();
+        if position.seq < head.seq {
+            return Ok(());
+        }
+        self.report.snapshot_checks += 1;
+        same_as_fresh(&server.live, server.store.as_ref(), self.site)
+            .await
+            .map_err(|mismatch| {
+                Violation::Snapshot(format!("server {index}'s snapshot: {mismatch}"))
+            })?;
+        let jobs = server.live.site_stats(self.site).map(|s| s.jobs);
+        self.servers[index].checked = jobs;
+        Ok(())
     }
 
     /// Heals the receiver, lets every parked send answer, and runs the
@@ -636,7 +752,7 @@ impl Sim {
                 )));
             }
         }
-        self.check_acknowledged(0).await?;
+        self.check_acknowledged(true).await?;
         self.check_notifications().await
     }
 
@@ -736,21 +852,18 @@ async fn all_rows(store: &dyn Store, table: Table) -> Vec<Rows> {
     crate::storage::testing::all_rows(reader.as_mut(), table).await
 }
 
-/// The markers of every event the site holds.
-async fn markers(store: &dyn Store, site: i64) -> BTreeSet<String> {
-    all_rows(store, Table::Events)
-        .await
-        .into_iter()
-        .flat_map(|rows| match rows {
-            Rows::Events(rows) => rows,
-            _ => Vec::new(),
-        })
-        .filter(|e| e.site_id == site)
+/// The markers of the site's events among `rows`.
+fn event_markers(rows: Rows, site: i64) -> impl Iterator<Item = String> {
+    let rows = match rows {
+        Rows::Events(rows) => rows,
+        _ => Vec::new(),
+    };
+    rows.into_iter()
+        .filter(move |e| e.site_id == site)
         .filter_map(|e| {
             let details: Value = serde_json::from_str(&e.details).ok()?;
             Some(details["m"].as_str()?.to_owned())
         })
-        .collect()
 }
 
 /// The uuids of every subscriber the site holds.
