@@ -61,7 +61,8 @@ pub struct ServeArgs {
     /// Seconds a request's body may send nothing while it is read; then 408 [default: 10]
     #[arg(long, env = "CORRAL_BODY_READ_TIMEOUT_SECS")]
     body_read_timeout_secs: Option<u64>,
-    /// Seconds a connection with no request in flight may stay silent [default: 60]
+    /// Seconds a connection with no request in flight may stay silent, and a response
+    /// the client takes nothing of may wait [default: 60]
     #[arg(long, env = "CORRAL_KEEP_ALIVE_TIMEOUT_SECS")]
     keep_alive_timeout_secs: Option<u64>,
     /// Connections open at once; at the cap the longest idle one is closed [default: 10000]

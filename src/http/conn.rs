@@ -14,10 +14,13 @@
 //!   handler waits for it (a stalled body: the gap between two reads, as
 //!   nginx's `client_body_timeout`), and
 //! - closes a connection with no request in flight that has been silent for
-//!   longer than the keep-alive idle timeout.
+//!   longer than the keep-alive idle timeout, and
+//! - closes a connection whose response the client has taken nothing of
+//!   (every write blocked) for longer than that same timeout.
 //!
-//! A request being handled is otherwise never cut (the request timeout
-//! bounds it). At most `max_connections` are open: at the cap, the longest
+//! A request is in flight from its head to the last byte of its response
+//! handed to the socket, and is otherwise never cut (the request timeout
+//! bounds its handling). At most `max_connections` are open: at the cap, the longest
 //! idle connection is closed to make room for a new one, and when none is
 //! idle the next connection waits in the kernel's backlog until one ends, so
 //! that a flood of silent connections cannot keep `/healthz` from answering.
@@ -26,7 +29,10 @@
 //! its connections is idle the new one is closed at once, so that one host's
 //! slow requests cannot take every connection. On shutdown the listener is
 //! closed (a new connection is refused), idle connections are closed and the
-//! requests in flight finish, stalled bodies still answered 408.
+//! requests in flight finish, their responses sent whole and stalled bodies
+//! still answered 408; what is still open after the shutdown's grace (the
+//! request timeout plus the body read timeout) is closed, so that a client
+//! that never reads its response cannot hold the shutdown up.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -53,7 +59,8 @@ pub struct ConnectionSettings {
     pub header_read_timeout: Duration,
     /// How long a request's body may send nothing while it is waited for.
     pub body_read_timeout: Duration,
-    /// How long a connection with no request in flight may stay silent.
+    /// How long a connection with no request in flight may stay silent, and
+    /// a response the client takes nothing of may wait.
     pub idle_timeout: Duration,
     /// Connections open at once.
     pub max_connections: usize,
@@ -89,6 +96,8 @@ struct Watch {
     /// Since when the request being handled has waited for its body with
     /// nothing arriving.
     body_waiting_since: AtomicU64,
+    /// Since when the socket has taken none of what is being written to it.
+    write_blocked_since: AtomicU64,
     /// Notified while the request's body has stalled.
     body_stalled: Notify,
     /// Set (and `close` notified) when the connection must end: it is not
@@ -105,6 +114,7 @@ impl Watch {
             head_since: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             body_waiting_since: AtomicU64::new(0),
+            write_blocked_since: AtomicU64::new(0),
             body_stalled: Notify::new(),
             closing: AtomicBool::new(false),
             close: Notify::new(),
@@ -116,8 +126,10 @@ impl Watch {
         self.close.notify_one();
     }
 
+    /// Nothing to answer and nothing waiting to be written.
     fn idle(&self) -> bool {
         self.in_flight.load(Ordering::Relaxed) == 0
+            && self.write_blocked_since.load(Ordering::Relaxed) == 0
     }
 
     /// Whether the connection may be closed to make room: nothing in flight,
@@ -196,6 +208,11 @@ impl Registry {
         };
         let open = self.open();
         for watch in open.by_id.values() {
+            // A response nobody takes: the client reads nothing.
+            if since(&watch.write_blocked_since).is_some_and(|d| d > settings.idle_timeout) {
+                watch.end();
+                continue;
+            }
             if !watch.idle() {
                 if since(&watch.body_waiting_since).is_some_and(|d| d > settings.body_read_timeout)
                 {
@@ -252,9 +269,18 @@ impl AsyncWrite for Watched {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            let now = self.registry.now();
-            self.watch.last_activity.store(now, Ordering::Relaxed);
+        let blocked = &self.watch.write_blocked_since;
+        match polled {
+            Poll::Ready(Ok(n)) if n > 0 => {
+                let now = self.registry.now();
+                self.watch.last_activity.store(now, Ordering::Relaxed);
+                blocked.store(0, Ordering::Relaxed);
+            }
+            Poll::Pending => {
+                let now = self.registry.now();
+                let _ = blocked.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+            }
+            _ => {}
         }
         polled
     }
@@ -311,6 +337,37 @@ impl Drop for WatchedBody {
     }
 }
 
+/// A response's body, holding its request in flight until hyper has taken
+/// the whole of it (or dropped it).
+struct Answering {
+    body: axum::body::Body,
+    in_flight: Option<InFlight>,
+}
+
+impl hyper::body::Body for Answering {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            self.in_flight = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// Marks a request as in flight for as long as it lives.
 struct InFlight {
     watch: Arc<Watch>,
@@ -336,11 +393,12 @@ impl Drop for InFlight {
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then closes the
-/// listener and lets the requests in flight finish.
+/// listener and lets the requests in flight finish, for at most `grace`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     settings: ConnectionSettings,
+    grace: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let registry = Arc::new(Registry {
@@ -401,7 +459,7 @@ pub async fn serve(
     // From here a new connection is refused rather than left in a backlog
     // nobody reads.
     drop(listener);
-    finish(registry, sweeper).await
+    finish(registry, sweeper, grace).await
 }
 
 /// Registers a connection from `peer`, unless its address holds its cap of
@@ -483,8 +541,12 @@ async fn connection(
                         Ok(body_timed_out())
                     }
                 };
-                drop(in_flight);
-                response
+                response.map(|response| {
+                    response.map(|body| Answering {
+                        body,
+                        in_flight: Some(in_flight),
+                    })
+                })
             }
         })
     };
@@ -496,15 +558,18 @@ async fn connection(
     loop {
         tokio::select! {
             _ = conn.as_mut() => break,
-            _ = watch.close.notified(), if !graceful => {
-                if watch.idle() {
-                    // Nothing is being answered: a half-sent request, an
-                    // idle keep-alive, or shutdown.
+            _ = watch.close.notified() => {
+                if watch.closing.load(Ordering::Relaxed) || watch.idle() {
+                    // Told to end (a response nobody reads, the shutdown's
+                    // grace spent), or nothing is being answered: a
+                    // half-sent request, an idle keep-alive, or shutdown.
                     break;
                 }
-                // Answer what is in flight, then close.
-                conn.as_mut().graceful_shutdown();
-                graceful = true;
+                if !graceful {
+                    // Answer what is in flight, then close.
+                    conn.as_mut().graceful_shutdown();
+                    graceful = true;
+                }
             }
         }
     }
@@ -513,11 +578,15 @@ async fn connection(
 }
 
 /// Asks every connection to finish, and waits for them; the sweeper goes on
-/// meanwhile, so that a stalled body cannot hold the shutdown up.
+/// meanwhile, so that a stalled body cannot hold the shutdown up. After
+/// `grace`, what is still open is closed.
 async fn finish(
     registry: Arc<Registry>,
     sweeper: tokio::task::JoinHandle<()>,
+    grace: Duration,
 ) -> std::io::Result<()> {
+    let deadline = Instant::now() + grace;
+    let mut overdue = false;
     loop {
         let ended = registry.ended.notified();
         {
@@ -527,9 +596,23 @@ async fn finish(
                 return Ok(());
             }
             for watch in open.by_id.values() {
-                watch.close.notify_one();
+                if overdue {
+                    watch.end();
+                } else {
+                    watch.close.notify_one();
+                }
             }
         }
-        ended.await;
+        tokio::select! {
+            () = ended => {}
+            () = tokio::time::sleep_until(deadline), if !overdue => {
+                tracing::warn!(
+                    connections = registry.open().by_id.len(),
+                    seconds = grace.as_secs(),
+                    "shutdown: closing the connections still open after the grace period"
+                );
+                overdue = true;
+            }
+        }
     }
 }

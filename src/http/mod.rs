@@ -393,12 +393,15 @@ fn retry_soon(mut response: Response) -> Response {
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then finishes the
-/// requests in flight.
+/// requests in flight: for at most the request timeout (which bounds their
+/// handling) plus the body read timeout (a response's last bytes, as long
+/// as a body may pause), after which what is still open is closed.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let settings = state.settings.connections;
-    conn::serve(listener, router(state), settings, shutdown).await
+    let grace = state.settings.request_timeout + settings.body_read_timeout;
+    conn::serve(listener, router(state), settings, grace, shutdown).await
 }

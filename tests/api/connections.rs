@@ -1,7 +1,7 @@
-//! Slow and idle clients: half-sent requests and idle keep-alive
-//! connections are closed, stalled bodies are answered 408, one address
-//! holds at most its cap of connections, and at the connection cap the
-//! server still answers.
+//! Slow and idle clients: half-sent requests, idle keep-alive connections
+//! and responses nobody reads are closed, stalled bodies are answered 408,
+//! one address holds at most its cap of connections, and at the connection
+//! cap the server still answers.
 
 use crate::helpers::TestApp;
 use corral::http::HttpSettings;
@@ -319,5 +319,91 @@ async fn a_body_that_keeps_the_request_past_its_timeout_is_told_when_to_retry() 
     assert!(
         answer.ends_with(r#"{"error":"Request timed out"}"#),
         "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn a_response_nobody_reads_is_closed_after_the_keep_alive_timeout() {
+    use base64::Engine;
+    use serde_json::{Value, json};
+    let app = app(ConnectionSettings {
+        idle_timeout: Duration::from_secs(2),
+        max_connections_per_address: 1,
+        ..ConnectionSettings::default()
+    })
+    .await;
+    // 30,000 members of about 330 bytes of CSV each (10 MB): far more than
+    // the socket buffers between the server and a client that reads nothing.
+    let note = "n".repeat(256);
+    for batch in 0..30 {
+        let subscribers: Vec<Value> = (0..1000)
+            .map(|i| json!({"email": format!("s{batch}-{i}@example.com"), "i": i, "note": note}))
+            .collect();
+        let response = app
+            .send_json(
+                reqwest::Method::POST,
+                "/api/v1/batch/subscribers",
+                &json!({ "subscribers": subscribers }),
+            )
+            .await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+    }
+    let segment = app
+        .create_segment(
+            "Everyone",
+            json!({"groups": [{"filters": [{"field": {"key": "i", "at_least": 0}}]}]}),
+        )
+        .await;
+    // The download, from an address of its own with a receive buffer of a
+    // few KiB, read no further than its status line.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 3], 0)))
+        .unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let server = app.base.trim_start_matches("http://").parse().unwrap();
+    let mut download = socket.connect(server).await.unwrap();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        app.site.publishable_key, app.site.secret_key
+    ));
+    let request = format!(
+        "GET /api/v1/fetch/segments/{}/members.csv?site_uuid={} HTTP/1.1\r\n\
+         Host: corral\r\nAuthorization: Basic {basic}\r\n\r\n",
+        segment["id"].as_str().unwrap(),
+        app.site.uuid
+    );
+    download.write_all(request.as_bytes()).await.unwrap();
+    let mut status = [0u8; 12];
+    download.read_exact(&mut status).await.unwrap();
+    assert_eq!(&status, b"HTTP/1.1 200");
+    // While the response is being written, the connection is its address's
+    // one: another from there is closed at once. Once the server has given
+    // up on it, the address is answered again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut probe = connect_from(&app, [127, 0, 0, 3]).await;
+        let _ = probe.write_all(HEALTHZ).await;
+        if first_words(&mut probe)
+            .await
+            .is_some_and(|words| words.starts_with("HTTP/1.1 200"))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a response nobody reads kept its connection"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // It was closed: what it reads now ends before the body's last chunk.
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), download.read_to_end(&mut rest))
+        .await
+        .expect("the server closed the connection");
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(
+        !rest.ends_with("\r\n0\r\n\r\n"),
+        "the whole response was sent"
     );
 }

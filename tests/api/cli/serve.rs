@@ -458,3 +458,177 @@ async fn sigterm_answers_every_request_in_flight_and_accepts_no_new_one() {
         .unwrap();
     assert_eq!(stats["user_count"], 240, "{stats}");
 }
+
+/// A connection to `address` whose receive buffer is a few KiB: a response
+/// it does not read stays on the server's side after that.
+async fn narrow_connection(address: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(address.parse().unwrap()).await.unwrap()
+}
+
+#[tokio::test]
+async fn sigterm_answers_a_stalled_body_sends_a_download_whole_and_drops_one_never_read() {
+    use base64::Engine;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cli = Cli::new();
+    let site = cli.new_site();
+    let uuid = site["site_uuid"].as_str().unwrap().to_owned();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        site["publishable_key"].as_str().unwrap(),
+        site["secret_key"].as_str().unwrap()
+    ));
+    // 30,000 members of about 330 bytes of CSV each (10 MB): far more than
+    // the socket buffers between the server and a client that reads nothing.
+    const MEMBERS: usize = 30_000;
+    let note = "n".repeat(256);
+    let lines: String = (0..MEMBERS)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"email": format!("s{i}@example.com"), "i": i, "note": note})
+            )
+        })
+        .collect();
+    let file = cli.dir.path().join("members.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    cli.ok(&[
+        "import",
+        "subscribers",
+        "--site",
+        &uuid,
+        file.to_str().unwrap(),
+    ]);
+    let query = cli.dir.path().join("everyone.json");
+    std::fs::write(
+        &query,
+        json!({"groups": [{"filters": [{"field": {"key": "i", "at_least": 0}}]}]}).to_string(),
+    )
+    .unwrap();
+    let segment = cli.json(&[
+        "segment",
+        "create",
+        "--site",
+        &uuid,
+        "--name",
+        "Everyone",
+        "--query",
+        query.to_str().unwrap(),
+        "--json",
+    ]);
+    let id = segment["data"]["id"].as_str().unwrap().to_owned();
+
+    // Requests are bounded by 15 s and bodies that stop by 2 s: the
+    // shutdown by their sum. A response nobody reads is otherwise closed
+    // after the keep-alive timeout, here longer than the test.
+    let mut server = super::start_demo(
+        &cli,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit-per-minute",
+            "0",
+            "--request-timeout-secs",
+            "15",
+            "--body-read-timeout-secs",
+            "2",
+            "--keep-alive-timeout-secs",
+            "600",
+            "--demo",
+        ],
+    );
+    let address = server.base.trim_start_matches("http://").to_owned();
+    // A write whose body stops half way.
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let body = json!({"events": [{"type": "$stalled", "email": "a@x.com"}]}).to_string();
+    let head = format!(
+        "POST /api/v1/batch/events?site_uuid={uuid} HTTP/1.1\r\nHost: corral\r\n\
+         Authorization: Basic {basic}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    stalled
+        .write_all(&body.as_bytes()[..body.len() / 2])
+        .await
+        .unwrap();
+    // Two downloads of every member, both begun (their status line read):
+    // one read after the signal, one never read.
+    let download = format!(
+        "GET /api/v1/fetch/segments/{id}/members.csv?site_uuid={uuid} HTTP/1.1\r\n\
+         Host: corral\r\nAuthorization: Basic {basic}\r\n\r\n"
+    );
+    let mut begun = Vec::new();
+    for _ in 0..2 {
+        let mut stream = narrow_connection(&address).await;
+        stream.write_all(download.as_bytes()).await.unwrap();
+        let mut status = [0u8; 12];
+        stream.read_exact(&mut status).await.unwrap();
+        assert_eq!(
+            &status,
+            b"HTTP/1.1 200",
+            "{}",
+            String::from_utf8_lossy(&status)
+        );
+        begun.push(stream);
+    }
+    let (mut late, never) = (begun.remove(0), begun.remove(0));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Once the signal is taken (a new connection is refused)…
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::net::TcpStream::connect(&address).await {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "connections still accepted after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // …the download read from then on arrives whole: every member, and the
+    // chunked body's last chunk.
+    let mut csv = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), late.read_to_end(&mut csv))
+        .await
+        .expect("the server closed the connection")
+        .unwrap();
+    let csv = String::from_utf8_lossy(&csv);
+    assert!(
+        csv.ends_with("\r\n0\r\n\r\n"),
+        "the download was cut short: {} bytes",
+        csv.len()
+    );
+    let rows = csv
+        .lines()
+        .filter(|line| line.contains("@example.com"))
+        .count();
+    assert_eq!(rows, MEMBERS);
+    // The stalled body is answered 408.
+    let answer = read_to_close(&mut stalled).await;
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a whole answer");
+    assert!(head.starts_with("HTTP/1.1 408"), "{answer}");
+    assert_eq!(
+        serde_json::from_str::<Value>(body).unwrap(),
+        json!({"error": "Request Timeout"})
+    );
+    // And the download nobody reads does not keep the server from stopping.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    drop(never);
+}
