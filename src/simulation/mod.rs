@@ -5,12 +5,13 @@
 //! random number source and faults the simulation alone controls.
 //!
 //! One seed drives everything: which server does what, each write, when the
-//! clock moves, when the log is trimmed, when a server dies (anywhere, or at
-//! a named crash point of [`crate::faults`]) and comes back, and how the
-//! receiver answers ([`receiver`]). Everything runs on one thread, and a
-//! step ends only once every send it started has finished or is parked at
-//! the receiver, so the same seed replays the same run. A failure names its
-//! seed and step; `CORRAL_SIM_SEED` and `CORRAL_SIM_STEPS` replay it.
+//! clock moves, when the change log or the membership journal is trimmed,
+//! when a server dies (anywhere, or at a named crash point of
+//! [`crate::faults`]) and comes back, and how the receiver answers
+//! ([`receiver`]). Everything runs on one thread, and a step ends only once
+//! every send it started has finished or is parked at the receiver, so the
+//! same seed replays the same run. A failure names its seed and step;
+//! `CORRAL_SIM_SEED` and `CORRAL_SIM_STEPS` replay it.
 //!
 //! Checked after every step: each server's snapshot that the step brought
 //! forward to the site's head (a snapshot moves only in a job of its own: a
@@ -121,6 +122,7 @@ pub struct Report {
     pub crashes: usize,
     pub crash_points: BTreeMap<&'static str, usize>,
     pub trims: usize,
+    pub journal_trims: usize,
     pub catch_ups: usize,
     /// Snapshots compared with a fresh read.
     pub snapshot_checks: usize,
@@ -352,7 +354,8 @@ impl Sim {
                     self.note(format!("the clock moves {ms} ms"));
                     Ok(())
                 }
-                95..98 => self.trim(server).await,
+                95..97 => self.trim(server).await,
+                97..98 => self.trim_journal(server).await,
                 _ => {
                     self.note(format!("server {server} is killed"));
                     self.restart(server).await
@@ -603,6 +606,19 @@ impl Sim {
         self.report.trims += 1;
         let store = Arc::clone(&self.servers[index].store);
         let _ = step(async move { store.trim_log(before).await }).await?;
+        Ok(())
+    }
+
+    /// Trims the membership journal before an instant in the simulated
+    /// past, as `--history-retention-days` does. Transitions a webhook's
+    /// watch has not read yet must outlive it: one trimmed would be a
+    /// notification never sent, which the replay at the end finds.
+    async fn trim_journal(&mut self, index: usize) -> Result<(), Violation> {
+        let before = self.clock.now_ms() - self.rng.random_range(0..3 * 3_600_000);
+        self.note(format!("server {index} trims the journal before {before}"));
+        self.report.journal_trims += 1;
+        let store = Arc::clone(&self.servers[index].store);
+        let _ = step(async move { store.trim_journal(before).await }).await?;
         Ok(())
     }
 
