@@ -121,10 +121,10 @@ pub async fn record_writes<C: Conn>(
         return Ok(());
     }
     let kinds = kinds_read(&kept);
-    // The batch's own events name subscribers too, unless no segment reads
-    // events.
+    // The batch's own events name subscribers too: those of the types some
+    // segment reads (an event of another type moves nobody).
     let events = events.filter(|_| kinds.as_ref().is_none_or(|k| !k.is_empty()));
-    let touched = touched_rows(conn, site_id, subscribers, events).await?;
+    let touched = touched_rows(conn, site_id, subscribers, events, kinds.as_deref()).await?;
     if touched.is_empty() {
         return Ok(());
     }
@@ -197,17 +197,20 @@ struct Touched {
     journaled: Option<String>,
 }
 
-/// Every subscriber of `ids` or with an event of the id range `events`,
-/// ascending, each with its tags and journaled segments: one statement,
-/// as a batch's journal needs them all.
+/// Every subscriber of `ids` or with an event of the id range `events` of
+/// one of `kinds` (any type when `None`), ascending, each with its tags and
+/// journaled segments: one statement, as a batch's journal needs them all.
 async fn touched_rows<C: Conn>(
     conn: &mut C,
     site_id: i64,
     ids: &[i64],
     events: Option<(i64, i64)>,
+    kinds: Option<&[String]>,
 ) -> Result<Vec<Touched>> {
     // No event of the range (1, 0).
     let (first, last) = events.unwrap_or((1, 0));
+    let every_kind = kinds.is_none();
+    let kinds = kinds.unwrap_or_default();
     let text = C::DIALECT.pick(
         // The batch's own events by a range of the rowid (`+site_id` keeps
         // the planner off the site's index, which would read every event
@@ -215,7 +218,8 @@ async fn touched_rows<C: Conn>(
         "WITH touched(id) AS (
              SELECT value FROM json_each($2)
              UNION
-             SELECT subscriber_id FROM events WHERE id >= $3 AND id <= $4 AND +site_id = $1)
+             SELECT subscriber_id FROM events WHERE id >= $3 AND id <= $4 AND +site_id = $1
+               AND ($6 OR type IN (SELECT value FROM json_each($5))))
          SELECT s.id, s.email, s.fields, s.unsubscribed_at IS NULL AS subscribed, s.created_at,
                 (SELECT json_group_array(t.name_key) FROM subscriber_tags st
                  CROSS JOIN tags t ON t.id = st.tag_id
@@ -228,7 +232,8 @@ async fn touched_rows<C: Conn>(
         "WITH touched AS (
              SELECT unnest($2::bigint[]) AS id
              UNION
-             SELECT subscriber_id FROM events WHERE site_id = $1 AND id >= $3 AND id <= $4)
+             SELECT subscriber_id FROM events WHERE site_id = $1 AND id >= $3 AND id <= $4
+               AND ($6 OR type = ANY($5)))
          SELECT s.id, s.email, s.fields, s.unsubscribed_at IS NULL AS subscribed, s.created_at,
                 COALESCE((SELECT json_agg(t.name_key)::text FROM subscriber_tags st
                           JOIN tags t ON t.site_id = st.site_id AND t.id = st.tag_id
@@ -239,7 +244,8 @@ async fn touched_rows<C: Conn>(
          FROM touched JOIN subscribers s ON s.site_id = $1 AND s.id = touched.id
          ORDER BY s.id",
     );
-    conn.all(sql!(text, site_id, ids, first, last)).await
+    conn.all(sql!(text, site_id, ids, first, last, kinds, every_kind))
+        .await
 }
 
 #[derive(sqlx::FromRow)]
