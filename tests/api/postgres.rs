@@ -455,13 +455,69 @@ async fn every_page(app: &TestApp, path: &str, limit: usize, out: &mut BTreeMap<
     }
 }
 
+/// Every page of a segment's changes feed since `since`, `limit` at a time,
+/// each under its own key: the first by `since`, the next ones `after` the
+/// cursor the one before gave, until one is empty (the feed always gives a
+/// cursor, to poll from).
+async fn every_change(
+    app: &TestApp,
+    id: &str,
+    since: i64,
+    limit: usize,
+    out: &mut BTreeMap<String, String>,
+) {
+    let path = format!("/api/v1/fetch/segments/{id}/changes");
+    let mut from = format!("since={}", urlencode(&iso(since)));
+    for page in 0.. {
+        assert!(page < 200, "{path}: more pages than changes");
+        let response = app.get(&format!("{path}?{from}&limit={limit}")).await;
+        let answer = answer_of(response).await;
+        let body: Value = answer
+            .split_once(' ')
+            .and_then(|(_, b)| b.split_once(' '))
+            .and_then(|(_, b)| serde_json::from_str(b).ok())
+            .unwrap_or(Value::Null);
+        out.insert(
+            format!("{path} since {since} page {page} of {limit}"),
+            answer,
+        );
+        let more = body["data"].as_array().is_some_and(|d| !d.is_empty());
+        match body["meta"]["next_cursor"].as_str() {
+            Some(next) if more => from = format!("after={}", urlencode(next)),
+            _ => break,
+        }
+    }
+}
+
+/// Six hours a step of the differential: `created` and the relative
+/// windows move.
+const STEP_MS: i64 = 6 * 3_600_000;
+
+/// An instant as the API takes it.
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// The answers every read route gives a site, keyed by request: lists and
-/// their every page, each subscriber's lookups, each segment's definition,
-/// stats, members (every page, and as CSV), matches with their
-/// explanations and previews, the webhooks and their deliveries.
+/// their every page, each subscriber's lookups and membership history, each
+/// segment's definition and versions, stats and the size series, members
+/// (every page, as CSV, and at instants before, during and after the
+/// writes), the changes feed (every page), matches with their explanations
+/// and previews, the audit log (every page), the webhooks and their
+/// deliveries.
 async fn every_answer(app: &TestApp, emails: &[String]) -> BTreeMap<String, String> {
     let mut answers = BTreeMap::new();
-    let mut uuids = Vec::new();
+    // Each server's site has its own uuid and key pair (the audit log's
+    // and the versions' actor).
+    let mut uuids = vec![
+        (app.site.uuid.clone(), "site-uuid".to_owned()),
+        (
+            app.site.publishable_key.clone(),
+            "publishable-key".to_owned(),
+        ),
+    ];
     let mut paths = vec![
         "/api/v1/fetch/segments".to_owned(),
         "/api/v1/fetch/segments?state=discarded".to_owned(),
@@ -472,6 +528,15 @@ async fn every_answer(app: &TestApp, emails: &[String]) -> BTreeMap<String, Stri
     ];
     every_page(app, "/api/v1/fetch/tags", 2, &mut answers).await;
     every_page(app, "/api/v1/fetch/fields", 2, &mut answers).await;
+    every_page(app, "/api/v1/fetch/audit", 4, &mut answers).await;
+    let since = urlencode(&iso(START_MS + 3 * STEP_MS));
+    every_page(
+        app,
+        &format!("/api/v1/fetch/audit?since={since}"),
+        4,
+        &mut answers,
+    )
+    .await;
     for email in emails {
         let path = format!("/api/v1/fetch/subscribers?email={}", urlencode(email));
         let body: Value = app.get(&path).await.json().await.unwrap();
@@ -484,6 +549,10 @@ async fn every_answer(app: &TestApp, emails: &[String]) -> BTreeMap<String, Stri
         paths.push(format!("/api/v1/fetch/subscribers/events?email={email}"));
         paths.push(format!(
             "/api/v1/fetch/subscribers/events?email={email}&limit=3"
+        ));
+        paths.push(format!("/api/v1/fetch/subscribers/history?email={email}"));
+        paths.push(format!(
+            "/api/v1/fetch/subscribers/history?email={email}&limit=2"
         ));
     }
     let mut ids = Vec::new();
@@ -512,6 +581,40 @@ async fn every_answer(app: &TestApp, emails: &[String]) -> BTreeMap<String, Stri
             &mut answers,
         )
         .await;
+        paths.push(format!("/api/v1/fetch/segments/{id}/versions"));
+        // Before the history begins (a 422 naming when), between steps,
+        // and after the last.
+        for at in [
+            START_MS - 3_600_000,
+            START_MS + 5 * STEP_MS + 3_600_000,
+            START_MS + 17 * STEP_MS,
+            START_MS + 50 * 86_400_000,
+        ] {
+            let at = urlencode(&iso(at));
+            every_page(
+                app,
+                &format!("/api/v1/fetch/segments/{id}/members?at={at}"),
+                5,
+                &mut answers,
+            )
+            .await;
+        }
+        for since in [START_MS - 86_400_000, START_MS + 11 * STEP_MS] {
+            every_change(app, id, since, 7, &mut answers).await;
+        }
+        // The size series by hour over the writes, by day and by week
+        // past the last (at most 1,000 points).
+        let from = urlencode(&iso(START_MS));
+        for (interval, to) in [
+            ("hour", START_MS + 30 * STEP_MS),
+            ("day", START_MS + 45 * 86_400_000),
+            ("week", START_MS + 45 * 86_400_000),
+        ] {
+            let to = urlencode(&iso(to));
+            paths.push(format!(
+                "/api/v1/stats/segment/history?segment_id={id}&from={from}&to={to}&interval={interval}"
+            ));
+        }
         for email in emails.iter().take(8) {
             let response = app
                 .send_json(
@@ -699,18 +802,18 @@ fn segments(refer: &dyn Fn(&str) -> String) -> Vec<(&'static str, Value)> {
 }
 
 /// The differential: the same writes through the API of a server on SQLite
-/// and one on PostgreSQL, every answer compared. Reads and the webhook
-/// tracker run between writes, so PostgreSQL's snapshots are brought
-/// forward from its change log step by step (as in service), not only
-/// read whole at the end.
+/// and one on PostgreSQL, every answer compared. Reads, the webhook
+/// tracker and the journal's sweep run between writes, so PostgreSQL's
+/// snapshots are brought forward from its change log step by step (as in
+/// service), not only read whole at the end, and both journals hold joins
+/// and leaves of every reason the writes give (data, time windows, an
+/// edited definition, a discarded segment).
 #[tokio::test]
 async fn both_backends_give_the_same_answers_to_the_same_writes() {
     if postgres_cluster().is_none() {
         return skipped("differential");
     }
     const STEPS: i64 = 24;
-    // Six hours a step: `created` and the relative windows move.
-    const STEP_MS: i64 = 6 * 3_600_000;
     for seed in 1..=3_u64 {
         let dir = tempfile::tempdir().unwrap();
         let sqlite =
@@ -756,7 +859,10 @@ async fn both_backends_give_the_same_answers_to_the_same_writes() {
                 let response = app.send_json(Method::POST, path, &body).await;
                 let written = answer_of(response).await;
                 let tracked = tracker.tick(app.clock.as_ref()).await.unwrap();
-                answers.push((written, tracked, quick_answers(app).await));
+                // The journal's sweep, as a server runs it: relative windows
+                // moved make transitions of their own.
+                let swept = app.sweep().await;
+                answers.push((written, tracked, swept, quick_answers(app).await));
             }
             assert_eq!(
                 answers[0], answers[1],
@@ -766,7 +872,9 @@ async fn both_backends_give_the_same_answers_to_the_same_writes() {
                 compare(&sqlite, &postgres, &emails, seed).await;
             }
         }
-        // A discarded segment, and time moving on (relative windows).
+        // An edited segment (a second version, its members moved by the
+        // definition), a discarded one, and time moving on (relative
+        // windows).
         for (app, tracker) in apps.iter().zip(&trackers) {
             let listed: Value = app
                 .get("/api/v1/fetch/segments")
@@ -774,15 +882,26 @@ async fn both_backends_give_the_same_answers_to_the_same_writes() {
                 .json()
                 .await
                 .unwrap();
-            let id = listed["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|s| s["attributes"]["name"] == "regulars")
-                .unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned();
+            let id_of = |name: &str| {
+                listed["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|s| s["attributes"]["name"] == name)
+                    .unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            };
+            let edited = app
+                .send_json(
+                    Method::PATCH,
+                    &format!("/api/v1/fetch/segments/{}", id_of("not leads")),
+                    &json!({"segment": {"visitor_event_query": {"not": {"tag": {"has": "vip"}}}}}),
+                )
+                .await;
+            assert_eq!(edited.status(), StatusCode::OK);
+            let id = id_of("regulars");
             let discarded = app
                 .request(Method::DELETE, &format!("/api/v1/fetch/segments/{id}"))
                 .send()
@@ -790,6 +909,7 @@ async fn both_backends_give_the_same_answers_to_the_same_writes() {
                 .unwrap();
             assert_eq!(discarded.status(), StatusCode::OK);
             app.clock.set_ms(START_MS + 40 * 86_400_000);
+            app.sweep().await;
             tracker.tick(app.clock.as_ref()).await.unwrap();
         }
         compare(&sqlite, &postgres, &emails, seed).await;
