@@ -111,6 +111,8 @@ pub struct Failure {
     pub violation: Violation,
     /// The last steps, oldest first.
     pub trail: Vec<String>,
+    /// What the run did until then.
+    pub report: Report,
 }
 
 /// What a run did.
@@ -209,6 +211,10 @@ pub async fn run(settings: Settings) -> Option<Result<Report, Failure>> {
                 step: sim.step,
                 violation,
                 trail: sim.trail.clone(),
+                report: Report {
+                    steps: sim.step,
+                    ..sim.report.clone()
+                },
             }),
     )
 }

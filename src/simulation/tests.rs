@@ -48,13 +48,14 @@ fn hold(settings: Settings) {
         }
         Err(failure) => panic!(
             "the simulation failed at step {} of seed {} on {:?}: {}\n\
-             replay: CORRAL_SIM_SEED={} CORRAL_SIM_STEPS={}\nlast steps:\n{}",
+             replay: CORRAL_SIM_SEED={} CORRAL_SIM_STEPS={}\n{:?}\nlast steps:\n{}",
             failure.step,
             settings.seed,
             settings.backend,
             failure.violation,
             settings.seed,
             failure.step,
+            failure.report,
             failure.trail.join("\n")
         ),
     }
