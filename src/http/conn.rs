@@ -12,7 +12,7 @@
 //! - answers `408 {"error":"Request Timeout"}` (and closes) a request whose
 //!   body has sent nothing for longer than the body read timeout while the
 //!   handler waits for it (a stalled body: the gap between two reads, as
-//!   nginx's `client_body_timeout`), and
+//!   nginx's `client_body_timeout`),
 //! - closes a connection with no request in flight that has been silent for
 //!   longer than the keep-alive idle timeout, and
 //! - closes a connection whose response the client has taken nothing of
@@ -20,22 +20,36 @@
 //!
 //! A request is in flight from its head to the last byte of its response
 //! handed to the socket, and is otherwise never cut (the request timeout
-//! bounds its handling). At most `max_connections` are open: at the cap, the longest
-//! idle connection is closed to make room for a new one, and when none is
-//! idle the next connection waits in the kernel's backlog until one ends, so
-//! that a flood of silent connections cannot keep `/healthz` from answering.
-//! One client address holds at most `max_connections_per_address` of them:
-//! over that, its own longest idle connection makes room, and when none of
-//! its connections is idle the new one is closed at once, so that one host's
-//! slow requests cannot take every connection. On shutdown the listener is
-//! closed (a new connection is refused), idle connections are closed and the
-//! requests in flight finish, their responses sent whole and stalled bodies
-//! still answered 408; what is still open after the shutdown's grace (the
-//! request timeout plus the body read timeout) is closed, so that a client
-//! that never reads its response cannot hold the shutdown up.
+//! bounds its handling). At most `max_connections` are open: at the cap,
+//! the longest idle connection is closed to make room for a new one, and
+//! when none is idle the next connection waits in the kernel's backlog until
+//! one ends, so that a flood of silent connections cannot keep `/healthz`
+//! from answering. One client address holds at most
+//! `max_connections_per_address` of them: over that, its own longest idle
+//! connection makes room, and when none of its connections is idle the new
+//! one is closed at once, so that one host's slow requests cannot take every
+//! connection. On shutdown the listener is closed (a new connection is
+//! refused), idle connections are closed and the requests in flight finish,
+//! their responses sent whole and stalled bodies still answered 408; what is
+//! still open after the shutdown's grace (the request timeout plus the body
+//! read timeout) is closed, so that a client that never reads its response
+//! cannot hold the shutdown up.
+//!
+//! Every request head is checked before hyper reads it ([`gate`]): one that
+//! hyper would answer with a bare status and an empty body (a request line
+//! or header it cannot read, 414, 431) is held back, and hyper is handed a
+//! stand-in head in its place, which the service answers with Bento's JSON
+//! error and `Connection: close`, after the responses before it and in the
+//! order hyper keeps. What the client sends after the refused head is read
+//! and dropped until it closes (for at most the header read timeout), so
+//! that closing does not reset the connection before the answer is read.
+
+mod gate;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::response::IntoResponse;
+use gate::{Gate, Refusal};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
@@ -43,8 +57,8 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -104,6 +118,11 @@ struct Watch {
     /// picked again to make room.
     closing: AtomicBool,
     close: Notify,
+    /// Requests hyper has handed to the service.
+    requests: AtomicU64,
+    /// A refused head: the index among those requests of the stand-in that
+    /// takes its place, and why.
+    refused: OnceLock<(u64, Refusal)>,
 }
 
 impl Watch {
@@ -118,6 +137,8 @@ impl Watch {
             body_stalled: Notify::new(),
             closing: AtomicBool::new(false),
             close: Notify::new(),
+            requests: AtomicU64::new(0),
+            refused: OnceLock::new(),
         }
     }
 
@@ -231,16 +252,52 @@ impl Registry {
     }
 }
 
-/// A connection's bytes, noting activity for the sweeper.
+/// The request head hyper is handed in place of a refused one.
+const STAND_IN: &[u8] = b"GET / HTTP/1.1\r\nconnection: close\r\n\r\n";
+
+/// Bytes read at a time while a head is held back, or dropped.
+const READ_CHUNK: usize = 8192;
+
+/// A connection's bytes, noting activity for the sweeper, and handed to
+/// hyper only once the gate has checked them.
 struct Watched {
     stream: TcpStream,
     watch: Arc<Watch>,
     registry: Arc<Registry>,
+    gate: Gate,
+    /// Bytes read and not yet handed to hyper: the first `cleared` of them
+    /// (from `given` on) may be, the rest is a head not yet whole.
+    held: Vec<u8>,
+    given: usize,
+    cleared: usize,
+    /// What is left to hand of the stand-in for a refused head.
+    stand_in: &'static [u8],
+    /// A head was refused: from the stand-in on, what the client sends is
+    /// dropped.
+    refusing: bool,
+    /// The socket's sending side is shut, while the rest is dropped.
+    shut: bool,
 }
 
-impl AsyncRead for Watched {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
+impl Watched {
+    fn new(stream: TcpStream, watch: Arc<Watch>, registry: Arc<Registry>) -> Self {
+        Self {
+            stream,
+            watch,
+            registry,
+            gate: Gate::new(),
+            held: Vec::new(),
+            given: 0,
+            cleared: 0,
+            stand_in: &[],
+            refusing: false,
+            shut: false,
+        }
+    }
+
+    /// Reads from the socket into `buf`, noting activity.
+    fn read_socket(
+        &mut self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
@@ -259,6 +316,115 @@ impl AsyncRead for Watched {
             }
         }
         polled
+    }
+
+    /// Reads onto the head held back; how many bytes came (0: the end).
+    fn read_held(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut buf = ReadBuf::new(&mut chunk);
+        ready!(self.read_socket(cx, &mut buf))?;
+        self.held.extend_from_slice(buf.filled());
+        Poll::Ready(Ok(buf.filled().len()))
+    }
+
+    /// Reads and drops what the client sends; `Ready` once it has closed
+    /// its side (or the connection failed).
+    fn poll_drop_input(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut chunk = [0u8; READ_CHUNK];
+        // A bounded number of reads a turn, so that a client sending
+        // without pause cannot keep the task from yielding.
+        for _ in 0..16 {
+            let mut buf = ReadBuf::new(&mut chunk);
+            match self.read_socket(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {}
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Holds the refused head back and hands hyper the stand-in after what
+    /// was cleared before it.
+    fn refuse(&mut self, refusal: Refusal) {
+        let _ = self.watch.refused.set((self.gate.heads(), refusal));
+        self.stand_in = STAND_IN;
+        self.refusing = true;
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            // First what the gate cleared, then the stand-in for a refused
+            // head.
+            if this.given < this.cleared {
+                let n = (this.cleared - this.given).min(buf.remaining());
+                buf.put_slice(&this.held[this.given..this.given + n]);
+                this.given += n;
+                if this.given == this.cleared {
+                    this.held.drain(..this.cleared);
+                    (this.given, this.cleared) = (0, 0);
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if !this.stand_in.is_empty() {
+                let n = this.stand_in.len().min(buf.remaining());
+                buf.put_slice(&this.stand_in[..n]);
+                this.stand_in = &this.stand_in[n..];
+                return Poll::Ready(Ok(()));
+            }
+            if this.refusing {
+                // hyper reads on while it answers the stand-in, only to
+                // notice a client gone: it is never told, so that the
+                // answer is written whole.
+                ready!(this.poll_drop_input(cx));
+                return Poll::Pending;
+            }
+            if this.held.is_empty() {
+                // Straight into hyper's buffer; what the gate does not
+                // clear is taken back out of it.
+                let before = buf.filled().len();
+                ready!(this.read_socket(cx, buf))?;
+                let read = buf.filled().len() - before;
+                if read == 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                let step = this.gate.advance(&buf.filled()[before..], false);
+                if step.cleared < read {
+                    let kept = before + step.cleared;
+                    if step.refused.is_none() {
+                        this.held.extend_from_slice(&buf.filled()[kept..]);
+                    }
+                    buf.set_filled(kept);
+                }
+                if let Some(refusal) = step.refused {
+                    this.refuse(refusal);
+                }
+                if step.cleared > 0 {
+                    return Poll::Ready(Ok(()));
+                }
+            } else {
+                // A head is held back until it is whole.
+                let eof = ready!(this.read_held(cx))? == 0;
+                let step = this.gate.advance(&this.held, eof);
+                this.cleared = step.cleared;
+                if let Some(refusal) = step.refused {
+                    this.held.truncate(step.cleared);
+                    this.refuse(refusal);
+                } else if eof && step.cleared == 0 {
+                    // Ended half way through a head, as hyper would see it.
+                    this.held.clear();
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
     }
 }
 
@@ -290,7 +456,27 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        let this = &mut *self;
+        if !this.refusing {
+            return Pin::new(&mut this.stream).poll_shutdown(cx);
+        }
+        // The answer to a refused head is sent: what the client still sends
+        // is dropped until it closes, so that closing with its bytes unread
+        // does not reset the connection before it reads the answer. The
+        // sweeper bounds this by the header read timeout.
+        if !this.shut {
+            ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
+            this.shut = true;
+            let now = this.registry.now();
+            let _ = this.watch.head_since.compare_exchange(
+                0,
+                now,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+        ready!(this.poll_drop_input(cx));
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -485,6 +671,16 @@ fn admit(
     Some((id, watch))
 }
 
+impl From<Refusal> for super::ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Malformed(detail) => Self::MalformedRequest(detail),
+            Refusal::TargetTooLong => Self::UriTooLong,
+            Refusal::HeadTooLarge => Self::HeadTooLarge,
+        }
+    }
+}
+
 /// `{"error":"Request Timeout"}`: the request's body stopped arriving. The
 /// connection closes after it (the rest of the body was never read).
 fn body_timed_out() -> hyper::Response<axum::body::Body> {
@@ -511,17 +707,22 @@ async fn connection(
     // The client's address, for what is decided per address (the
     // throttling of failed authentications).
     let peer = stream.peer_addr().ok().map(axum::extract::ConnectInfo);
-    let io = TokioIo::new(Watched {
+    let io = TokioIo::new(Watched::new(
         stream,
-        watch: Arc::clone(&watch),
-        registry: Arc::clone(&registry),
-    });
+        Arc::clone(&watch),
+        Arc::clone(&registry),
+    ));
     let service = {
         let (watch, registry) = (Arc::clone(&watch), Arc::clone(&registry));
         hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             if let Some(peer) = peer {
                 request.extensions_mut().insert(peer);
             }
+            let index = watch.requests.fetch_add(1, Ordering::Relaxed);
+            let refused = watch
+                .refused
+                .get()
+                .and_then(|&(at, refusal)| (at == index).then_some(refusal));
             let in_flight = InFlight::start(Arc::clone(&watch), Arc::clone(&registry));
             let router = router.clone();
             let request = request.map(|body| {
@@ -534,12 +735,19 @@ async fn connection(
             let watch = Arc::clone(&watch);
             async move {
                 let stalled = watch.body_stalled.notified();
-                let response = tokio::select! {
-                    response = router.oneshot(request) => response,
-                    () = stalled => {
-                        tracing::info!("request body stalled: answered 408");
-                        Ok(body_timed_out())
+                let response = match refused {
+                    Some(refusal) => {
+                        let error = super::ApiError::from(refusal);
+                        tracing::info!(%error, "request head refused");
+                        Ok(error.into_response())
                     }
+                    None => tokio::select! {
+                        response = router.oneshot(request) => response,
+                        () = stalled => {
+                            tracing::info!("request body stalled: answered 408");
+                            Ok(body_timed_out())
+                        }
+                    },
                 };
                 response.map(|response| {
                     response.map(|body| Answering {

@@ -37,6 +37,12 @@ pub enum ApiError {
     /// before its declared length.
     #[error("malformed body: {0}")]
     MalformedBody(&'static str),
+    /// 400 `{"error":"Malformed request: …"}`, with `Connection: close`: the
+    /// request line or a header cannot be read (a NUL in the target, a
+    /// header line without a colon), or the body's length cannot be told
+    /// (two different `Content-Length`s). Answered before any route.
+    #[error("malformed request: {0}")]
+    MalformedRequest(&'static str),
     /// 401 `{"error":"Unauthorized"}`: any credential or site problem, never
     /// saying which.
     #[error("unauthorized")]
@@ -71,6 +77,15 @@ pub enum ApiError {
     /// 413 `{"error":"Payload Too Large"}`: the body is over the limit.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// 414 `{"error":"URI Too Long"}`, with `Connection: close`: a request
+    /// target over 65,534 bytes. Answered before any route.
+    #[error("request target too long")]
+    UriTooLong,
+    /// 431 `{"error":"Request Header Fields Too Large"}`, with `Connection:
+    /// close`: a request head over about 400 KiB, or with more than 100
+    /// headers. Answered before any route.
+    #[error("request head too large")]
+    HeadTooLarge,
     /// 415 `{"error":"Unsupported Media Type"}`: a body that does not say it
     /// is JSON.
     #[error("unsupported media type")]
@@ -113,7 +128,8 @@ impl ApiError {
             Self::MalformedJson(_)
             | Self::DuplicateKey { .. }
             | Self::InvalidQueryString(_)
-            | Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            | Self::MalformedBody(_)
+            | Self::MalformedRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::SegmentNotFound
             | Self::SubscriberNotFound
@@ -124,6 +140,8 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType | Self::UnsupportedEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
@@ -149,6 +167,7 @@ impl ApiError {
             }
             Self::InvalidQueryString(detail) => format!("Invalid query string: {detail}"),
             Self::MalformedBody(detail) => format!("Malformed body: {detail}"),
+            Self::MalformedRequest(detail) => format!("Malformed request: {detail}"),
             Self::Unauthorized => "Unauthorized".into(),
             Self::SegmentNotFound => "Segment not found".into(),
             Self::VersionNotFound => "Version not found".into(),
@@ -159,6 +178,8 @@ impl ApiError {
             Self::MethodNotAllowed => "Method Not Allowed".into(),
             Self::PreconditionFailed => "Precondition Failed".into(),
             Self::PayloadTooLarge => "Payload Too Large".into(),
+            Self::UriTooLong => "URI Too Long".into(),
+            Self::HeadTooLarge => "Request Header Fields Too Large".into(),
             Self::UnsupportedMediaType => "Unsupported Media Type".into(),
             Self::UnsupportedEncoding(coding) => {
                 let coding = serde_json::to_string(&shortened(coding, 32)).unwrap_or_default();
@@ -275,9 +296,13 @@ impl IntoResponse for ApiError {
         };
         let headers = response.headers_mut();
         match self {
-            // The body was not read whole: the connection cannot carry
-            // another request, and the client should know it.
-            Self::PayloadTooLarge | Self::MalformedBody(_) => {
+            // The body (or the head) was not read whole: the connection
+            // cannot carry another request, and the client should know it.
+            Self::PayloadTooLarge
+            | Self::MalformedBody(_)
+            | Self::MalformedRequest(_)
+            | Self::UriTooLong
+            | Self::HeadTooLarge => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             Self::UnsupportedEncoding(_) => {

@@ -186,3 +186,198 @@ async fn a_body_that_is_not_json_is_a_json_400_on_every_route_with_a_body() {
         );
     }
 }
+
+// Requests the HTTP parser would refuse before any route sees them.
+
+/// Sends `request` on a fresh connection and reads until the server closes
+/// it.
+async fn raw_exchange(app: &TestApp, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server closed the connection")
+    .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Splits what a server sent into its answers: (status line and headers,
+/// body), by their `Content-Length`s.
+fn split_answers(mut sent: &str) -> Vec<(String, String)> {
+    let mut answers = Vec::new();
+    while !sent.is_empty() {
+        let (head, rest) = sent.split_once("\r\n\r\n").expect("a whole head");
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().unwrap())
+            })
+            .unwrap_or(0);
+        answers.push((head.to_owned(), rest[..length].to_owned()));
+        sent = &rest[length..];
+    }
+    answers
+}
+
+/// Asserts an answer: its status line begins with `status`, it closes the
+/// connection, and its body is `body` as JSON.
+fn assert_refused(answer: &(String, String), status: &str, body: Value) {
+    let (head, sent) = answer;
+    assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{head}");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("\r\nconnection: close"), "{head}");
+    assert!(
+        head.contains("\r\ncontent-type: application/json; charset=utf-8"),
+        "{head}"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(sent).unwrap_or(Value::Null),
+        body,
+        "{head}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_the_parser_refuses_is_answered_in_json_and_closed() {
+    let app = TestApp::spawn().await;
+    let malformed = |detail: &str| json!({"error": format!("Malformed request: {detail}")});
+    let many_headers: String = (0..101).map(|i| format!("X-{i}: y\r\n")).collect();
+    let cases = [
+        (
+            "GET /api/v1/fetch/segments\0 HTTP/1.1\r\nHost: corral\r\n\r\n".to_owned(),
+            "400 ",
+            malformed("its target cannot be read"),
+        ),
+        (
+            "GET /healthz HTTP/1.1\r\nHost: corral\r\nNo colon here\r\n\r\n".to_owned(),
+            "400 ",
+            malformed("a header line cannot be read"),
+        ),
+        (
+            "POST /api/v1/fetch/segments HTTP/1.1\r\nHost: corral\r\nContent-Length: 2\r\n\
+             Content-Length: 3\r\n\r\n{}"
+                .to_owned(),
+            "400 ",
+            malformed("it has two different Content-Lengths"),
+        ),
+        (
+            format!(
+                "GET /{} HTTP/1.1\r\nHost: corral\r\n\r\n",
+                "a".repeat(70_000)
+            ),
+            "414 ",
+            json!({"error": "URI Too Long"}),
+        ),
+        (
+            format!("GET /healthz HTTP/1.1\r\nHost: corral\r\n{many_headers}\r\n"),
+            "431 ",
+            json!({"error": "Request Header Fields Too Large"}),
+        ),
+        // Far over the 400 KiB the parser reads of a head: the rest is read
+        // and dropped while the answer is sent and after, so that the
+        // client's sending does not fail and it reads the answer.
+        (
+            format!(
+                "GET /healthz HTTP/1.1\r\nHost: corral\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(16 * 1024 * 1024)
+            ),
+            "431 ",
+            json!({"error": "Request Header Fields Too Large"}),
+        ),
+    ];
+    for (request, status, body) in cases {
+        let sent = raw_exchange(&app, request.as_bytes()).await;
+        let answers = split_answers(&sent);
+        assert_eq!(answers.len(), 1, "{sent}");
+        assert_refused(&answers[0], status, body);
+    }
+    // The server goes on answering.
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_bad_head_after_requests_on_one_connection_is_answered_after_theirs() {
+    use base64::Engine;
+    let app = TestApp::spawn().await;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        app.site.publishable_key, app.site.secret_key
+    ));
+    let create =
+        |name: &str| format!(r#"{{"segment":{{"name":"{name}","visitor_event_query":{{}}}}}}"#);
+    let post = format!(
+        "POST /api/v1/fetch/segments?site_uuid={} HTTP/1.1\r\nHost: corral\r\n\
+         Authorization: Basic {basic}\r\nContent-Type: application/json\r\n",
+        app.site.uuid
+    );
+    // Pipelined at once: a body sized by its length, one sent in chunks (a
+    // body read as a head would be refused: `{` begins no method), then a
+    // head with a NUL, then a request after it that is never read.
+    let sized = create("sized");
+    let chunked = create("chunked");
+    let (first, second) = chunked.split_at(20);
+    let pipelined = format!(
+        "{post}Content-Length: {}\r\n\r\n{sized}\
+         {post}Transfer-Encoding: chunked\r\n\r\n{:x};ext=1\r\n{first}\r\n{:x}\r\n{second}\r\n0\r\n\r\n\
+         GET /healthz\0 HTTP/1.1\r\nHost: corral\r\n\r\n\
+         GET /healthz HTTP/1.1\r\nHost: corral\r\n\r\n",
+        sized.len(),
+        first.len(),
+        second.len(),
+    );
+    let sent = raw_exchange(&app, pipelined.as_bytes()).await;
+    let answers = split_answers(&sent);
+    assert_eq!(answers.len(), 3, "{sent}");
+    assert!(answers[0].0.starts_with("HTTP/1.1 201 "), "{sent}");
+    assert!(answers[1].0.starts_with("HTTP/1.1 201 "), "{sent}");
+    assert_refused(
+        &answers[2],
+        "400 ",
+        json!({"error": "Malformed request: its target cannot be read"}),
+    );
+    let mut names = app.listed_names().await;
+    names.sort();
+    assert_eq!(names, ["chunked", "sized"]);
+
+    // On a connection kept alive: the bad head comes after an answer read.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: corral\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    stream.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: corral\r\nNo colon here\r\n\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut rest),
+    )
+    .await
+    .expect("the server closed the connection")
+    .unwrap();
+    let sent = format!("HTTP/1.1 200{}", String::from_utf8_lossy(&rest));
+    let answers = split_answers(&sent);
+    assert_eq!(answers.len(), 2, "{sent}");
+    assert_refused(
+        &answers[1],
+        "400 ",
+        json!({"error": "Malformed request: a header line cannot be read"}),
+    );
+}
