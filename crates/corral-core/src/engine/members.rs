@@ -134,7 +134,7 @@ pub(super) struct Engine<'a> {
     depth: usize,
     pub(super) cancel: Cancel,
     /// Whether big scans may take a second core.
-    split: bool,
+    pub(super) split: bool,
 }
 
 impl<'a> Engine<'a> {

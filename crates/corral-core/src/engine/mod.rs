@@ -3,6 +3,8 @@
 //! [`members`] turns each condition into a bit set over the subscribers;
 //! [`explain`] answers for one subscriber with the outcome of every
 //! condition; [`cost`] says what an evaluation will examine before it runs.
+//! [`overlap`] works out several segments' members together and counts the
+//! regions of their Venn diagram.
 //! All are pure functions of the columns, the query and `now`: keeping the
 //! columns current is the caller's job. `naive` is an independent,
 //! row-at-a-time evaluator the tests hold the engine to (built for tests, and
@@ -27,6 +29,7 @@ mod explain;
 mod members;
 #[cfg(any(test, feature = "testing"))]
 pub mod naive;
+pub mod overlap;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 const DAY: i64 = 86_400_000;
 
-fn build(people: &[Person], events: &[Happening], queries: &[&Query]) -> Columns {
+pub(super) fn build(people: &[Person], events: &[Happening], queries: &[&Query]) -> Columns {
     let mut b = ColumnsBuilder::new();
     for p in people {
         b.subscriber(SubscriberRecord {
