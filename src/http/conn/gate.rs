@@ -19,6 +19,7 @@
 //! the connection after it, or it is no longer HTTP/1.1.
 
 use axum::http::{Method, Uri};
+use std::mem::MaybeUninit;
 
 /// The most a request head may take: hyper's default read buffer.
 pub(super) const MAX_HEAD_BYTES: usize = 8192 + 4096 * 100;
@@ -185,9 +186,16 @@ fn check(bytes: &[u8], seen: usize, eof: bool) -> Verdict {
     if seen > 0 && !eof && bytes.len() < MAX_HEAD_BYTES && !may_end(bytes, seen) {
         return Verdict::Partial;
     }
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    match request.parse(bytes) {
+    // Room for the headers left uninitialised, as hyper does: a request
+    // fills a few of them.
+    let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut request,
+        bytes,
+        &mut headers,
+    );
+    match parsed {
         Ok(httparse::Status::Complete(len)) => match next_framing(&request) {
             Ok(next) => Verdict::Whole { len, next },
             Err(refusal) => Verdict::Refused(refusal),
