@@ -37,8 +37,8 @@ const MAGIC: &[u8; 8] = b"CORRALCK";
 /// The format version this release writes and reads; a checkpoint of any
 /// other is set aside and the site read from the database (then written
 /// again in this one). 2: fields dictionary-encoded; 3: events in time
-/// order, with ranks.
-pub const VERSION: u32 = 3;
+/// order, with ranks; 4: subscribers' uuids (for samples).
+pub const VERSION: u32 = 4;
 static CASTAGNOLI: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
 
 /// What a checkpoint says about itself.

@@ -117,6 +117,7 @@ pub(super) async fn world_of(store: &dyn Store, site: i64) -> (Vec<Person>, Vec<
         .filter(|s| s.site_id == site)
         .map(|s| Person {
             id: s.id,
+            uuid: s.uuid,
             email: s.email,
             subscribed: s.unsubscribed_at.is_none(),
             created_at: s.created_at,

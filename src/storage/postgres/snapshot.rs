@@ -24,17 +24,18 @@ use sqlx::PgConnection;
 /// Rows read per statement when reading a whole table.
 const PAGE: i64 = 50_000;
 
-/// `(id, email, fields, subscribed, created_at)`.
-type SubscriberTuple = (i64, String, String, bool, i64);
+/// `(id, email, fields, subscribed, created_at, uuid)`.
+type SubscriberTuple = (i64, String, String, bool, i64, String);
 
 fn subscriber_row(
-    (id, email, fields, subscribed, created_at): SubscriberTuple,
+    (id, email, fields, subscribed, created_at, uuid): SubscriberTuple,
 ) -> Result<SubscriberRecord> {
     let fields = serde_json::from_str(&fields).map_err(|e| {
         StorageError::ReadFailed(format!("the fields of subscriber {id} cannot be read: {e}"))
     })?;
     Ok(SubscriberRecord {
         id,
+        uuid,
         email,
         subscribed,
         created_at,
@@ -138,15 +139,15 @@ impl Snapshots for PgStore {
 
         let mut subscribers = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(PAGE as usize) {
-            let rows: Vec<(i64, String, String, bool, i64, Vec<String>)> =
+            let rows: Vec<(i64, String, String, bool, i64, String, Vec<String>)> =
                 sqlx::query_as(SUBSCRIBERS_BY_ID)
                     .bind(site_id)
                     .bind(chunk)
                     .fetch_all(&mut *tx)
                     .await?;
-            for (id, email, fields, subscribed, created_at, tags) in rows {
+            for (id, email, fields, subscribed, created_at, uuid, tags) in rows {
                 subscribers.push(ChangedSubscriber {
-                    row: subscriber_row((id, email, fields, subscribed, created_at))?,
+                    row: subscriber_row((id, email, fields, subscribed, created_at, uuid))?,
                     tags,
                 });
             }
@@ -213,7 +214,7 @@ impl Snapshots for PgStore {
 
 /// Up to `$3` subscribers of site `$1` after id `$2`, in id order.
 const SUBSCRIBER_PAGE: &str =
-    "SELECT id, email, fields, unsubscribed_at IS NULL, created_at FROM subscribers
+    "SELECT id, email, fields, unsubscribed_at IS NULL, created_at, uuid FROM subscribers
      WHERE site_id = $1 AND id > $2 ORDER BY id LIMIT $3";
 
 /// Each kept tag of site `$1` with its holders.
@@ -224,7 +225,7 @@ const TAG_HOLDERS: &str = "SELECT t.name_key, array_agg(st.subscriber_id ORDER B
 
 /// The subscribers of site `$1` with the ids `$2`, each with its kept tags.
 const SUBSCRIBERS_BY_ID: &str =
-    "SELECT s.id, s.email, s.fields, s.unsubscribed_at IS NULL, s.created_at,
+    "SELECT s.id, s.email, s.fields, s.unsubscribed_at IS NULL, s.created_at, s.uuid,
      ARRAY(SELECT t.name_key FROM subscriber_tags st
      JOIN tags t ON t.site_id = st.site_id AND t.id = st.tag_id
      WHERE st.site_id = s.site_id AND st.subscriber_id = s.id

@@ -189,6 +189,7 @@ fn evaluate(
 #[derive(sqlx::FromRow)]
 struct Touched {
     id: i64,
+    uuid: String,
     email: String,
     fields: String,
     subscribed: bool,
@@ -220,7 +221,8 @@ async fn touched_rows<C: Conn>(
              UNION
              SELECT subscriber_id FROM events WHERE id >= $3 AND id <= $4 AND +site_id = $1
                AND ($6 OR type IN (SELECT value FROM json_each($5))))
-         SELECT s.id, s.email, s.fields, s.unsubscribed_at IS NULL AS subscribed, s.created_at,
+         SELECT s.id, s.uuid, s.email, s.fields, s.unsubscribed_at IS NULL AS subscribed,
+                s.created_at,
                 (SELECT json_group_array(t.name_key) FROM subscriber_tags st
                  CROSS JOIN tags t ON t.id = st.tag_id
                  WHERE st.subscriber_id = s.id AND t.site_id = $1
@@ -234,7 +236,8 @@ async fn touched_rows<C: Conn>(
              UNION
              SELECT subscriber_id FROM events WHERE site_id = $1 AND id >= $3 AND id <= $4
                AND ($6 OR type = ANY($5)))
-         SELECT s.id, s.email, s.fields, s.unsubscribed_at IS NULL AS subscribed, s.created_at,
+         SELECT s.id, s.uuid, s.email, s.fields, s.unsubscribed_at IS NULL AS subscribed,
+                s.created_at,
                 COALESCE((SELECT json_agg(t.name_key)::text FROM subscriber_tags st
                           JOIN tags t ON t.site_id = st.site_id AND t.id = st.tag_id
                           WHERE st.site_id = $1 AND st.subscriber_id = s.id
@@ -300,6 +303,7 @@ async fn read_audience<C: Conn>(
     for row in touched {
         builder.subscriber(SubscriberRecord {
             id: row.id,
+            uuid: row.uuid.clone(),
             email: row.email.clone(),
             subscribed: row.subscribed,
             created_at: row.created_at,

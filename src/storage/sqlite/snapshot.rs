@@ -96,7 +96,7 @@ async fn id_span(
 }
 
 /// The chunk query of subscribers: the highest id, and
-/// `[id, email, fields, subscribed, created_at]` per row. `INDEXED BY`
+/// `[id, email, fields, subscribed, created_at, uuid]` per row. `INDEXED BY`
 /// keeps the read to the site's own entries of `subscribers_site` whatever
 /// the planner would guess: no statement of a site's read walks another
 /// site's rows. The array takes the rows in the order the subquery yields
@@ -104,8 +104,8 @@ async fn id_span(
 /// BY` inside the aggregate would sort every chunk once more, and
 /// [`Ascending`] checks the order instead.
 const SUBSCRIBER_CHUNK: &str = "SELECT max(id), json_group_array(json_array(
-        id, email, json(fields), unsubscribed_at IS NULL, created_at))
-    FROM (SELECT id, email, fields, unsubscribed_at, created_at
+        id, email, json(fields), unsubscribed_at IS NULL, created_at, uuid))
+    FROM (SELECT id, email, fields, unsubscribed_at, created_at, uuid
           FROM subscribers INDEXED BY subscribers_site
           WHERE site_id = $1 AND id > $2 AND id <= $3 ORDER BY id LIMIT $4)";
 
@@ -126,7 +126,7 @@ const TAG_HOLDERS: &str = "SELECT t.name_key, json_group_array(st.subscriber_id)
 /// The subscribers with the ids of the JSON array `$1`, of site `$2`: one
 /// primary-key seek an id (`+site_id` keeps the site's index out of it).
 const SUBSCRIBERS_BY_ID: &str = "SELECT json_group_array(json_array(
-         id, email, json(fields), unsubscribed_at IS NULL, created_at)
+         id, email, json(fields), unsubscribed_at IS NULL, created_at, uuid)
        ORDER BY id)
      FROM subscribers WHERE id IN (SELECT value FROM json_each($1)) AND +site_id = $2";
 
@@ -183,6 +183,7 @@ const EVENT_SPAN: &str = "SELECT
 fn subscriber_row(row: SubscriberJson) -> SubscriberRecord {
     SubscriberRecord {
         id: row.0,
+        uuid: row.5,
         email: row.1,
         fields: row.2,
         subscribed: row.3 != 0,
@@ -206,13 +207,14 @@ fn detail_values(text: Option<&str>) -> Result<Vec<Val>> {
 /// Ids sent to SQLite per statement, as one JSON array.
 const IDS_PER_QUERY: usize = 20_000;
 
-/// `[id, email, fields, subscribed, created_at]`.
+/// `[id, email, fields, subscribed, created_at, uuid]`.
 type SubscriberJson = (
     i64,
     String,
     serde_json::Map<String, serde_json::Value>,
     i64,
     i64,
+    String,
 );
 
 /// `[id, subscriber_id, occurred_at, type]`, the type borrowed when it can be.

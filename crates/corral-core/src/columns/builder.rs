@@ -9,6 +9,8 @@ use std::collections::HashMap;
 #[derive(Debug, Clone)]
 pub struct SubscriberRecord {
     pub id: i64,
+    /// The public uuid, as stored.
+    pub uuid: String,
     pub email: String,
     pub subscribed: bool,
     pub created_at: i64,
@@ -35,13 +37,14 @@ impl ColumnsBuilder {
         Self::default()
     }
 
-    /// Adds a subscriber; ids must come in ascending order.
-    /// A subscribed subscriber `id@x.io`, created at 0, without fields: the
-    /// audience of tests about events.
+    /// A subscribed subscriber `id@x.io` whose uuid is its id in 32 hex
+    /// digits, created at 0, without fields: the audience of tests about
+    /// events.
     #[cfg(any(test, feature = "testing"))]
     pub fn plain_subscriber(&mut self, id: i64) {
         self.subscriber(SubscriberRecord {
             id,
+            uuid: format!("{id:032x}"),
             email: format!("{id}@x.io"),
             subscribed: true,
             created_at: 0,
@@ -49,12 +52,14 @@ impl ColumnsBuilder {
         });
     }
 
+    /// Adds a subscriber; ids must come in ascending order.
     pub fn subscriber(&mut self, row: SubscriberRecord) {
         self.dense = None;
         let a = &mut self.audience;
         debug_assert!(a.ids.last().is_none_or(|&last| last < row.id));
         let index = a.ids.len() as u32;
         a.ids.push(row.id);
+        a.uuids.push(&row.uuid);
         let lower = row.email.to_lowercase();
         let domain = a.domain_index(&lower);
         a.domain_of.push(domain);

@@ -1,9 +1,9 @@
 //! The columnar audience: one site's subscribers and events held in memory
 //! as columns, the form every segment is evaluated over ([`crate::engine`]).
 //!
-//! [`Columns`] is a snapshot of a site: subscribers in id order (emails,
-//! subscription, creation time), one bit set per tag, one column per field,
-//! and per event type the subscriber and time of every event. Columns of
+//! [`Columns`] is a snapshot of a site: subscribers in id order (uuids,
+//! emails, subscription, creation time), one bit set per tag, one column per
+//! field, and per event type the subscriber and time of every event. Columns of
 //! event details are added on demand, one per (type, path) a query reads, so
 //! memory holds what queries use rather than every detail ever sent. A
 //! loader fills a [`ColumnsBuilder`] with [`SubscriberRecord`]s, tags and
@@ -32,11 +32,13 @@ mod events;
 mod field;
 pub mod persist;
 mod texts;
+mod uuids;
 
 pub use builder::{ColumnsBuilder, SubscriberRecord};
 pub use events::EventColumn;
 pub use field::FieldColumn;
 pub use texts::Texts;
+pub use uuids::{MAX_SALTS, Uuids};
 
 use crate::query::ast::DetailPath;
 use fixedbitset::FixedBitSet;
@@ -92,6 +94,8 @@ pub type DetailColumn = Arc<Vec<Val>>;
 pub struct Columns {
     /// Subscriber ids, ascending: the order of every subscriber column.
     pub ids: Vec<i64>,
+    /// Public uuids, and the buckets of stable samples.
+    pub(crate) uuids: Uuids,
     /// Lowercase emails, for text tests, end to end in one buffer.
     emails_lower: Texts,
     /// The domain of each lowercase email (the part after the last `@`), as
@@ -122,6 +126,12 @@ pub struct Columns {
 pub struct NeedsReload(pub String);
 
 impl Columns {
+    /// The public uuid of the subscriber at `index` (written into `buf`
+    /// when it is in Corral's form, 32 lowercase hex digits).
+    pub fn uuid<'a>(&'a self, index: usize, buf: &'a mut [u8; 32]) -> &'a str {
+        self.uuids.get(index, buf)
+    }
+
     /// The lowercase email of the subscriber at `index`.
     pub fn email_lower(&self, index: usize) -> &str {
         self.emails_lower.get(index)
@@ -267,6 +277,7 @@ impl Columns {
                 )));
             }
         };
+        self.uuids.set(index, &row.uuid);
         let lower = row.email.to_lowercase();
         self.domain_of[index] = self.domain_index(&lower);
         self.emails_lower.replace(index, &lower);
@@ -298,6 +309,7 @@ impl Columns {
     fn push_subscriber(&mut self, row: &SubscriberRecord) -> usize {
         let index = self.ids.len();
         self.ids.push(row.id);
+        self.uuids.push(&row.uuid);
         self.emails_lower.push("");
         self.domain_of.push(NOBODY);
         self.created_at.push(row.created_at);
@@ -368,6 +380,7 @@ impl Columns {
 pub type CanonicalSubscriber = (
     i64,
     String,
+    String,
     Option<String>,
     bool,
     i64,
@@ -378,7 +391,7 @@ pub type CanonicalSubscriber = (
 #[cfg(any(test, feature = "testing"))]
 #[derive(Debug, PartialEq)]
 pub struct Canonical {
-    /// Per subscriber: id, lowercase email, domain, subscribed, created,
+    /// Per subscriber: id, uuid, lowercase email, domain, subscribed, created,
     /// fields (present ones), tags.
     pub subscribers: Vec<CanonicalSubscriber>,
     /// Per type: (subscriber id, time) of each event, in stored order.
@@ -408,6 +421,7 @@ impl Columns {
                 tags.sort();
                 (
                     self.ids[i],
+                    self.uuid(i, &mut [0; 32]).to_owned(),
                     self.email_lower(i).to_owned(),
                     domains.get(&self.domain_of[i]).map(|d| (*d).clone()),
                     self.subscribed.contains(i),

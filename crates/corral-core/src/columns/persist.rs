@@ -272,12 +272,23 @@ pub type ColumnLengths = (
 const MAX_LEN: usize = 1 << 34;
 
 impl Columns {
-    /// Writes the subscriber columns (ids, emails, domains, subscription,
-    /// creation, tags and fields) and the highest event id held.
+    /// Writes the subscriber columns (ids, uuids, emails, domains,
+    /// subscription, creation, tags and fields) and the highest event id
+    /// held. Uuids in Corral's form are their 16 bytes; the others follow
+    /// as (index, text).
     pub fn write_subscribers<W: Write>(&self, e: &mut Encoder<W>) -> io::Result<()> {
         let n = self.len();
         e.u64(n as u64)?;
         e.i64s(&self.ids)?;
+        let (packed, other) = self.uuids.parts();
+        for block in packed.chunks(BLOCK) {
+            e.out.write_all(block.as_flattened())?;
+        }
+        e.u64(other.len() as u64)?;
+        for (index, text) in other {
+            e.u32(index)?;
+            e.str(text)?;
+        }
         for i in 0..n {
             e.str(self.emails_lower.get(i))?;
         }
@@ -379,6 +390,20 @@ impl Columns {
         if a.ids.windows(2).any(|w| w[0] >= w[1]) {
             return Err(invalid("subscriber ids are not ascending"));
         }
+        let mut packed: Vec<[u8; 16]> = Vec::with_capacity(n);
+        d.bytes(n, 16, |b| {
+            packed.extend(b.chunks_exact(16).map(|c| {
+                let mut uuid = [0u8; 16];
+                uuid.copy_from_slice(c);
+                uuid
+            }));
+        })?;
+        let mut other = Vec::new();
+        for _ in 0..d.len(n)? {
+            other.push((d.u32()?, d.str()?));
+        }
+        a.uuids = super::Uuids::from_parts(packed, other)
+            .ok_or_else(|| invalid("a uuid names a subscriber out of range"))?;
         let mut emails = Texts::default();
         for _ in 0..n {
             emails.push(&d.str()?);
@@ -472,18 +497,32 @@ mod tests {
 
     fn sample() -> Columns {
         let mut b = ColumnsBuilder::new();
-        for (id, email, subscribed, fields) in [
+        for (id, uuid, email, subscribed, fields) in [
             (
                 3,
+                "0123456789abcdef0123456789abcdef",
                 "Ann@X.io",
                 true,
                 json!({"plan": "Pro", "n": 2.5, "b": true}),
             ),
-            (7, "bo@y.com", false, json!({"plan": null, "o": {"k": 1}})),
-            (40, "noat", true, json!({})),
+            (
+                7,
+                "Not-Corral's-Form",
+                "bo@y.com",
+                false,
+                json!({"plan": null, "o": {"k": 1}}),
+            ),
+            (
+                40,
+                "ffffffffffffffffffffffffffffffff",
+                "noat",
+                true,
+                json!({}),
+            ),
         ] {
             b.subscriber(SubscriberRecord {
                 id,
+                uuid: uuid.into(),
                 email: email.into(),
                 subscribed,
                 created_at: id * 1000,
@@ -509,6 +548,9 @@ mod tests {
         let bytes = write_all(&a);
         let b = Columns::read_from(&mut Decoder::new(&bytes[..])).unwrap();
         assert_eq!(a.canonical(), b.canonical());
+        let mut buf = [0; 32];
+        assert_eq!(b.uuid(1, &mut buf), "Not-Corral's-Form");
+        assert_eq!(b.uuid(2, &mut buf), "ffffffffffffffffffffffffffffffff");
         assert_eq!(b.domain_of(0), b.domain_id("x.io").unwrap());
         assert_eq!(b.domain_of(2), NOBODY);
     }

@@ -7,10 +7,11 @@
 //! subscriber's own row and events; a referenced segment is decided by the
 //! engine, so a membership shown here is the one `members` computes.
 
-use super::members::{Cancel, Checks, Engine, Fact, ValueMatcher, scan_events};
+use super::members::{Cancel, Checks, Engine, Fact, ValueMatcher, sample_holds, scan_events};
 use super::{EvalError, Resolver};
 use crate::columns::{Columns, Val};
 use crate::query::ast::{Condition, EventTest, Query, TagTest};
+use crate::query::sample::bucket;
 use crate::time::format_ms;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -187,6 +188,15 @@ fn node(
                 "segment",
                 is_member == *member,
                 json!({ "segment_id": id.to_string(), "member": is_member }),
+            )
+        }
+        Condition::Sample(test) => {
+            let bucket = bucket(&test.salt, a.uuid(index, &mut [0; 32]));
+            leaf(
+                at,
+                "sample",
+                sample_holds(test, bucket),
+                json!({ "bucket": f64::from(bucket) / 100.0 }),
             )
         }
     })

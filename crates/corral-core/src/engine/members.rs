@@ -15,7 +15,8 @@
 
 use crate::columns::{Columns, DetailColumn, NOBODY, Val};
 use crate::query::ast::{
-    Condition, EventTest, NumberTest, Query, Scalar, TagTest, TextTest, TimeRange, ValueTest,
+    Condition, EventTest, NumberTest, Query, SampleTest, Scalar, TagTest, TextTest, TimeRange,
+    ValueTest,
 };
 use crate::query::parse::parse_instant;
 use fixedbitset::FixedBitSet;
@@ -296,6 +297,16 @@ impl<'a> Engine<'a> {
                     set.toggle_range(..);
                 }
                 set
+            }
+            Condition::Sample(test) => {
+                // Each subscriber's bucket is worked out once per snapshot
+                // and salt, then read off.
+                let cancel = &self.cancel;
+                let buckets = a
+                    .uuids
+                    .buckets(&test.salt, &|| cancel.is_cancelled())
+                    .ok_or(EvalError::Cancelled)?;
+                self.filter(|i| sample_holds(test, buckets[i]))
             }
         })
     }
@@ -859,6 +870,15 @@ impl<'t> ValueMatcher<'t> {
     }
 }
 
+/// Whether a bucket (in hundredths) lies in a sample's range.
+pub(super) fn sample_holds(test: &SampleTest, bucket: u16) -> bool {
+    #[cfg(test)]
+    if mutant::is(mutant::Mutant::SampleEndIncluded) {
+        return test.from <= bucket && bucket <= test.to;
+    }
+    test.holds(bucket)
+}
+
 /// Deliberate faults a test switches on, for its own thread and the
 /// threads an evaluation it runs spreads onto (a split scan's second thread
 /// takes the switch of the thread that asked for it), to show that the
@@ -884,6 +904,10 @@ pub(crate) mod mutant {
         /// Calendar months back run past the end of a shorter month instead
         /// of stopping at it (31 March minus one month is 3 March).
         MonthsRollOver,
+        /// A sample holds the bucket at its end too.
+        SampleEndIncluded,
+        /// A bucket reads the hash's first 8 bytes little-endian.
+        BucketLittleEndian,
     }
 
     thread_local! {

@@ -20,6 +20,8 @@ use std::collections::HashMap;
 #[derive(Debug, Clone)]
 pub struct Person {
     pub id: i64,
+    /// The public uuid, as stored.
+    pub uuid: String,
     pub email: String,
     pub subscribed: bool,
     pub created_at: i64,
@@ -172,6 +174,15 @@ impl World<'_> {
                     json!({ "segment_id": id.to_string(), "member": is_member }),
                 )
             }
+            Condition::Sample(t) => {
+                let at_hundredths = sample_bucket(&t.salt, &p.uuid);
+                leaf(
+                    at,
+                    "sample",
+                    t.from <= at_hundredths && at_hundredths < t.to,
+                    json!({ "bucket": f64::from(at_hundredths) / 100.0 }),
+                )
+            }
         }
     }
 
@@ -280,6 +291,18 @@ impl World<'_> {
                 || matches!(v, Some(Value::String(s))
                     if calendar::parse_instant(s).is_some_and(|at| self.time(&t.time, at))))
     }
+}
+
+/// A person's bucket for a salt, in hundredths, as the document gives it:
+/// SHA-256 of `salt:uuid`, its first 8 bytes a big-endian integer, modulo
+/// 10,000.
+pub fn sample_bucket(salt: &str, uuid: &str) -> u16 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{salt}:{uuid}").as_bytes());
+    let n = digest[..8]
+        .iter()
+        .fold(0u128, |n, byte| n * 256 + u128::from(*byte));
+    (n % 10_000) as u16
 }
 
 fn leaf(at: String, condition: &str, matched: bool, facts: Value) -> Value {
@@ -406,9 +429,11 @@ pub fn normalized(c: &Condition) -> Condition {
                 ..t.clone()
             })
         }
-        c @ (Condition::Subscribed(_) | Condition::Created(_) | Condition::Segment { .. }) => {
-            c.clone()
-        }
+        // A salt is hashed as written.
+        c @ (Condition::Subscribed(_)
+        | Condition::Created(_)
+        | Condition::Segment { .. }
+        | Condition::Sample(_)) => c.clone(),
     }
 }
 

@@ -22,6 +22,7 @@ pub(super) fn build(people: &[Person], events: &[Happening], queries: &[&Query])
     for p in people {
         b.subscriber(SubscriberRecord {
             id: p.id,
+            uuid: p.uuid.clone(),
             email: p.email.clone(),
             subscribed: p.subscribed,
             created_at: p.created_at,
@@ -51,6 +52,7 @@ pub(super) fn build(people: &[Person], events: &[Happening], queries: &[&Query])
 fn person(id: i64, email: &str, subscribed: bool, tags: &[&str], fields: Value) -> Person {
     Person {
         id,
+        uuid: format!("{id:032x}"),
         email: email.to_owned(),
         subscribed,
         created_at: NOW - id * 10 * DAY,
@@ -369,6 +371,106 @@ fn segments() {
         r#"{"all":[{"segment":{"member_of":"11"}},{"subscribed":true}]}"#,
         &[4, 5],
     );
+}
+
+/// The six people's buckets for "spring-test" (their uuids are their ids
+/// in 32 hex digits), worked out with Python's hashlib: 1: 68.98, 2: 85.14,
+/// 3: 26.76, 4: 2.86, 5: 60.74, 6: 33.87.
+#[test]
+fn samples() {
+    let sample = |from: f64, to: f64| {
+        format!(r#"{{"sample":{{"salt":"spring-test","from":{from},"to":{to}}}}}"#)
+    };
+    check(&sample(0.0, 10.0), &[4]);
+    check(&sample(0.0, 50.0), &[3, 4, 6]);
+    check(&sample(50.0, 100.0), &[1, 2, 5]);
+    check(&sample(0.0, 100.0), &[1, 2, 3, 4, 5, 6]);
+    // The start is included, the end is not.
+    check(&sample(26.76, 33.87), &[3]);
+    check(&sample(26.77, 33.88), &[6]);
+    check(&format!(r#"{{"not":{}}}"#, sample(0.0, 50.0)), &[1, 2, 5]);
+    // A holdout of a segment (10: the customers 4, 5 and 6), and the rest.
+    let of_customers = |from: f64, to: f64| {
+        format!(
+            r#"{{"all":[{{"segment":{{"member_of":"10"}}}},{}]}}"#,
+            sample(from, to)
+        )
+    };
+    check(&of_customers(0.0, 50.0), &[4, 6]);
+    check(&of_customers(50.0, 100.0), &[5]);
+    // Another salt, another draw (30.03, 41.72, 44.53, 98.38, 47.66, 17.41).
+    check(
+        r#"{"sample":{"salt":"Spring-test","from":0,"to":50}}"#,
+        &[1, 2, 3, 5, 6],
+    );
+}
+
+/// Uuids that look random, the same every run.
+fn generated_uuid(i: u64) -> String {
+    let mix = |mut x: u64| {
+        // splitmix64
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    };
+    format!("{:016x}{:016x}", mix(2 * i), mix(2 * i + 1))
+}
+
+#[test]
+fn a_tenth_of_100_000_is_ten_percent_within_a_point_and_ranges_partition() {
+    const N: i64 = 100_000;
+    let mut b = ColumnsBuilder::new();
+    for id in 1..=N {
+        b.subscriber(SubscriberRecord {
+            id,
+            uuid: generated_uuid(id as u64),
+            email: format!("{id}@x.io"),
+            subscribed: true,
+            created_at: 0,
+            fields: Default::default(),
+        });
+    }
+    let audience = b.build();
+    let none: HashMap<i64, Arc<Query>> = HashMap::new();
+    let members = |salt: &str, from: f64, to: f64| {
+        let text = format!(r#"{{"sample":{{"salt":"{salt}","from":{from},"to":{to}}}}}"#);
+        members(&audience, &parse(&text).unwrap(), NOW, &none).unwrap()
+    };
+    for salt in ["spring-test", "holdout-2027", "ünï"] {
+        for (from, to) in [(0.0, 10.0), (45.5, 55.5), (90.0, 100.0)] {
+            let share = members(salt, from, to).count_ones(..) as f64 / N as f64;
+            assert!(
+                (0.09..=0.11).contains(&share),
+                "[{from}, {to}) of {salt:?} holds {:.2}% of {N}",
+                share * 100.0
+            );
+        }
+        // [0, 10) and [10, 100) are disjoint and hold everybody.
+        let tenth = members(salt, 0.0, 10.0);
+        let rest = members(salt, 10.0, 100.0);
+        assert!(tenth.is_disjoint(&rest), "{salt}");
+        assert_eq!(
+            tenth.count_ones(..) + rest.count_ones(..),
+            N as usize,
+            "{salt}"
+        );
+    }
+}
+
+#[test]
+fn explain_shows_the_bucket() {
+    let (people, events, _) = hand_made();
+    let query = parse(r#"{"sample":{"salt":"spring-test","from":2.86,"to":10}}"#).unwrap();
+    let audience = build(&people, &events, &[&query]);
+    let none: HashMap<i64, Arc<Query>> = HashMap::new();
+    let e = explain(&audience, &query, NOW, &none, 3).unwrap();
+    assert!(e.matched);
+    assert_eq!(e.root.condition, "sample");
+    assert_eq!(e.root.facts, Some(json!({"bucket": 2.86})));
+    let e = explain(&audience, &query, NOW, &none, 0).unwrap();
+    assert!(!e.matched);
+    assert_eq!(e.root.facts, Some(json!({"bucket": 68.98})));
 }
 
 #[test]
@@ -827,6 +929,8 @@ fn the_property_catches_a_broken_engine() {
         Mutant::DomainAlone,
         Mutant::FirstIsLast,
         Mutant::MonthsRollOver,
+        Mutant::SampleEndIncluded,
+        Mutant::BucketLittleEndian,
     ] {
         let _on = mutant::on(broken);
         let mut runner = TestRunner::new(ProptestConfig {

@@ -149,6 +149,8 @@ pub enum Condition {
         id: i64,
         member: bool,
     },
+    /// A stable sample: the subscribers whose bucket lies in a range.
+    Sample(SampleTest),
 }
 
 impl Condition {
@@ -161,6 +163,25 @@ impl Condition {
             Self::Not(c) => c.walk(f),
             _ => {}
         }
+    }
+}
+
+/// `sample`: the subscribers whose bucket for `salt` (see
+/// [`super::sample::bucket`]) lies in `[from, to)`. Bounds are in hundredths
+/// of a bucket point, as buckets are: `from` 0 to 9,999, `to` 1 to 10,000,
+/// `from < to`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SampleTest {
+    /// Hashed as written: case and spaces count.
+    pub salt: String,
+    pub from: u16,
+    pub to: u16,
+}
+
+impl SampleTest {
+    /// Whether a bucket (in hundredths) lies in the range.
+    pub fn holds(&self, bucket: u16) -> bool {
+        (self.from <= bucket) & (bucket < self.to)
     }
 }
 

@@ -13,7 +13,8 @@
 pub mod ast;
 pub mod parse;
 mod raw;
+pub mod sample;
 
-pub use ast::{Condition, Query};
+pub use ast::{Condition, Query, SampleTest};
 pub use parse::{Problem, parse};
 pub use raw::{MAX_QUERY_BYTES, ParseError, QueryError, RawQuery};

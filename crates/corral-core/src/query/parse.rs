@@ -7,9 +7,10 @@
 //! number of conditions, list lengths) before anything is evaluated.
 
 use super::ast::{
-    Condition, DetailPath, EventTest, NumberTest, Query, Scalar, Span, TagTest, TextTest, TimeTest,
-    ValueTest,
+    Condition, DetailPath, EventTest, NumberTest, Query, SampleTest, Scalar, Span, TagTest,
+    TextTest, TimeTest, ValueTest,
 };
+use super::sample::{BUCKETS, MAX_SALT_CHARS};
 use crate::audience::{FieldKey, TagName};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -50,6 +51,8 @@ pub struct Vocabulary {
     pub event: EventVocabulary,
     /// `segment`'s operators (exactly one of them).
     pub segment: &'static [&'static str],
+    /// `sample`'s keys, every one required.
+    pub sample: &'static [&'static str],
     /// The units of a span (the operand of `within_last` and `older_than`):
     /// exactly one, such as `{"days": 30}`.
     pub span_units: &'static [&'static str],
@@ -89,6 +92,7 @@ pub const VOCABULARY: Vocabulary = Vocabulary {
         "field",
         "event",
         "segment",
+        "sample",
     ],
     email: TEXT_OPS,
     subscribed: &[true, false],
@@ -105,6 +109,7 @@ pub const VOCABULARY: Vocabulary = Vocabulary {
         last: TIME_OPS,
     },
     segment: &["member_of", "not_member_of"],
+    sample: &["salt", "from", "to"],
     span_units: &["hours", "days", "weeks", "months"],
 };
 
@@ -336,6 +341,7 @@ impl Parser {
             "field" => self.field(inner, ptr),
             "event" => self.event(inner, ptr).map(Condition::Event),
             "segment" => self.segment(inner, ptr),
+            "sample" => self.sample(inner, ptr).map(Condition::Sample),
             other => {
                 let hint = if other == "foreign" {
                     " (\"foreign\" is only allowed as the whole query)".to_owned()
@@ -991,6 +997,103 @@ impl Parser {
     }
 }
 
+impl Parser {
+    fn sample(&mut self, value: &Value, ptr: &str) -> Option<SampleTest> {
+        let map = self.operators(
+            value,
+            ptr,
+            VOCABULARY.sample,
+            "a sample such as {\"salt\": \"spring-test\", \"from\": 0, \"to\": 10}",
+        )?;
+        let mut ok = true;
+        for key in VOCABULARY.sample {
+            if !map.contains_key(*key) {
+                let what = match *key {
+                    "salt" => "the salt, text that names the sample, such as \"spring-test\"",
+                    "from" => "where the sample begins, a number from 0 to 100 (included)",
+                    _ => "where the sample ends, a number from 0 to 100 (not included)",
+                };
+                self.problem(ptr, format!("needs \"{key}\": {what}"));
+                ok = false;
+            }
+        }
+        let salt = match map.get("salt") {
+            Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_SALT_CHARS => {
+                Some(s.clone())
+            }
+            Some(other) => {
+                let found = match other {
+                    Value::String(s) if s.is_empty() => "empty text".to_owned(),
+                    Value::String(s) => format!("{} characters", s.chars().count()),
+                    other => kind(other).to_owned(),
+                };
+                self.problem(
+                    &at(ptr, "salt"),
+                    format!(
+                        "must be text of 1 to {MAX_SALT_CHARS} characters, hashed as written; \
+                         found {found}"
+                    ),
+                );
+                None
+            }
+            None => None,
+        };
+        let from = map
+            .get("from")
+            .and_then(|v| self.bucket_bound(v, &at(ptr, "from")));
+        let to = map
+            .get("to")
+            .and_then(|v| self.bucket_bound(v, &at(ptr, "to")));
+        let (Some(salt), Some(from), Some(to), true) = (salt, from, to, ok) else {
+            return None;
+        };
+        if from >= to {
+            self.problem(
+                ptr,
+                format!(
+                    "is empty: \"from\" ({}) must be below \"to\" ({}); a sample holds the \
+                     buckets from \"from\" (included) up to \"to\" (not included)",
+                    hundredths(from),
+                    hundredths(to)
+                ),
+            );
+            return None;
+        }
+        Some(SampleTest { salt, from, to })
+    }
+
+    /// A bound of a sample: a number from 0 to 100 with at most two
+    /// decimals, as hundredths.
+    fn bucket_bound(&mut self, value: &Value, ptr: &str) -> Option<u16> {
+        let hundredths = value.as_f64().and_then(|x| {
+            let h = (x * 100.0).round();
+            // Two decimals at most: the number is the double nearest to
+            // some number of hundredths (0.29 is, 0.295 is not).
+            ((0.0..=f64::from(BUCKETS)).contains(&h) && h / 100.0 == x).then_some(h as u16)
+        });
+        if hundredths.is_none() {
+            let found = match value {
+                Value::Number(n) => format!("{n}"),
+                other => kind(other).to_owned(),
+            };
+            self.problem(
+                ptr,
+                format!(
+                    "must be a number from 0 to 100 with at most two decimals (buckets are a \
+                     hundredth wide); found {found}"
+                ),
+            );
+        }
+        hundredths
+    }
+}
+
+/// Hundredths written as the number a query would hold: `1050` is `10.5`.
+fn hundredths(h: u16) -> String {
+    let x = f64::from(h) / 100.0;
+    format!("{x}")
+}
+
 /// Stores a parsed operand; whether there was one to store (its problem,
 /// if not, is already reported).
 fn put<T>(slot: &mut Option<T>, value: Option<T>) -> bool {
@@ -1085,6 +1188,20 @@ mod tests {
         for (op, x) in ops(v.segment, false) {
             queries.push(serde_json::json!({"segment": {op: x}}));
         }
+        // A sample needs every one of its keys.
+        let sample: serde_json::Map<String, Value> = v
+            .sample
+            .iter()
+            .map(|key| {
+                let x = match *key {
+                    "from" => serde_json::json!(0),
+                    "to" => serde_json::json!(10),
+                    _ => serde_json::json!("spring-test"),
+                };
+                (key.to_string(), x)
+            })
+            .collect();
+        queries.push(serde_json::json!({ "sample": sample }));
         for unit in v.span_units {
             queries.push(serde_json::json!({"created": {"within_last": {*unit: 2}}}));
         }
@@ -1265,6 +1382,110 @@ mod tests {
             assert_eq!(p[0].0, pointer, "{text}: {p:?}");
             assert!(p[0].1.contains(message), "{text}: {p:?}");
         }
+    }
+
+    #[test]
+    fn a_sample_takes_a_salt_and_bounds_in_hundredths() {
+        let sample = |text: &str| match parse(text) {
+            Ok(Query::Condition(c)) => match *c {
+                Condition::Sample(s) => s,
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{text}: {other:?}"),
+        };
+        assert_eq!(
+            sample(r#"{"sample":{"salt":"Spring Test ","from":0,"to":10}}"#),
+            SampleTest {
+                salt: "Spring Test ".to_owned(),
+                from: 0,
+                to: 1000
+            }
+        );
+        let edges = sample(r#"{"sample":{"to":100.0,"salt":"s","from":99.99}}"#);
+        assert_eq!((edges.from, edges.to), (9999, 10000));
+        let small = sample(r#"{"sample":{"salt":"s","from":0.29,"to":0.3}}"#);
+        assert_eq!((small.from, small.to), (29, 30));
+        let long = "é".repeat(MAX_SALT_CHARS);
+        assert_eq!(
+            sample(&format!(
+                r#"{{"sample":{{"salt":"{long}","from":0,"to":1}}}}"#
+            ))
+            .salt,
+            long
+        );
+    }
+
+    #[test]
+    fn a_sample_is_refused_with_what_would_be_accepted() {
+        let cases = [
+            (
+                r#"{"sample":{"salt":"s","from":10,"to":10}}"#,
+                "/sample",
+                "is empty: \"from\" (10) must be below \"to\" (10)",
+            ),
+            (
+                r#"{"sample":{"salt":"s","from":50.5,"to":7}}"#,
+                "/sample",
+                "is empty: \"from\" (50.5) must be below \"to\" (7)",
+            ),
+            (
+                r#"{"sample":{"salt":"s","from":-1,"to":7}}"#,
+                "/sample/from",
+                "must be a number from 0 to 100 with at most two decimals",
+            ),
+            (
+                r#"{"sample":{"salt":"s","from":0,"to":100.01}}"#,
+                "/sample/to",
+                "found 100.01",
+            ),
+            (
+                r#"{"sample":{"salt":"s","from":0.005,"to":1}}"#,
+                "/sample/from",
+                "at most two decimals",
+            ),
+            (
+                r#"{"sample":{"salt":"s","from":"0","to":1}}"#,
+                "/sample/from",
+                "found text",
+            ),
+            (
+                r#"{"sample":{"salt":"","from":0,"to":1}}"#,
+                "/sample/salt",
+                "must be text of 1 to 255 characters, hashed as written; found empty text",
+            ),
+            (
+                r#"{"sample":{"salt":7,"from":0,"to":1}}"#,
+                "/sample/salt",
+                "found a number",
+            ),
+            (
+                r#"{"sample":{"from":0,"to":1}}"#,
+                "/sample",
+                "needs \"salt\"",
+            ),
+            (
+                r#"{"sample":{"salt":"s","to":1}}"#,
+                "/sample",
+                "needs \"from\"",
+            ),
+            (
+                r#"{"sample":{"salt":"s","from":0,"to":1,"seed":2}}"#,
+                "/sample/seed",
+                "unknown operator \"seed\"; the operators here are salt, from, to",
+            ),
+            (r#"{"sample":[]}"#, "/sample", "must be a sample such as"),
+        ];
+        for (text, pointer, message) in cases {
+            let p = problems(text);
+            assert_eq!(p[0].0, pointer, "{text}: {p:?}");
+            assert!(p[0].1.contains(message), "{text}: {p:?}");
+        }
+        let long = "x".repeat(MAX_SALT_CHARS + 1);
+        let p = problems(&format!(
+            r#"{{"sample":{{"salt":"{long}","from":0,"to":1}}}}"#
+        ));
+        assert_eq!(p[0].0, "/sample/salt");
+        assert!(p[0].1.ends_with("found 256 characters"), "{p:?}");
     }
 
     #[test]

@@ -333,8 +333,34 @@ const PATHS: &[&str] = &[
     "value.amount.x",
 ];
 
+/// Uuids of people: most in Corral's form (32 lowercase hex digits), some
+/// as another system writes them, which are hashed as written too.
+pub const UUIDS: &[&str] = &[
+    "0123456789abcdef0123456789abcdef",
+    "00000000000000000000000000000000",
+    "ffffffffffffffffffffffffffffffff",
+    "9f86d081884c7d659a2feaa0c55ad015",
+    "a3c1f2b4e5d60718293a4b5c6d7e8f90",
+    "5e884898da28047151d0e56f8dc62927",
+    "6b86b273ff34fce19d6b804eff5a3f57",
+    "d4735e3a265e16eee03f59718b9b5d03",
+    "4e07408562bedb8b60ce05c1decfe3ad",
+    "4b227777d4dd1fc61c6f884f48641d02",
+    "ef2d127de37b942baad06145e54b0c61",
+    "e7f6c011776e8db7cd330b54174fd76f",
+    "7902699be42c8a8e46fbbb4501726517",
+    "2c624232cdd221771294dfbb310aca00",
+    "0123456789ABCDEF0123456789ABCDEF",
+    "123e4567-e89b-12d3-a456-426614174000",
+    "ünï-7",
+];
+
+/// Salts of samples: case and spaces count, and a colon may be in one.
+pub const SALTS: &[&str] = &["spring-test", "Spring-test", " s ", "a:b", "ünï"];
+
 fn person(id: i64, times: &Times) -> impl Strategy<Value = Person> + use<> {
     (
+        prop::sample::select(UUIDS),
         prop::sample::select(EMAILS),
         any::<bool>(),
         times.arb(&times.hot.created),
@@ -342,8 +368,9 @@ fn person(id: i64, times: &Times) -> impl Strategy<Value = Person> + use<> {
         prop::collection::btree_map(prop::sample::select(STORED_KEYS), arb_value_at(times), 0..3),
     )
         .prop_map(
-            move |(email, subscribed, created_at, tags, fields)| Person {
+            move |(uuid, email, subscribed, created_at, tags, fields)| Person {
                 id,
+                uuid: uuid.to_owned(),
                 email: email.to_owned(),
                 subscribed,
                 created_at,
@@ -717,6 +744,38 @@ fn arb_tag_test() -> impl Strategy<Value = TagTest> {
         })
 }
 
+/// A sample whose bounds are most often the buckets of [`UUIDS`] for its
+/// salt, or a hundredth either side: a range that takes a bucket too many
+/// or too few at either end is caught.
+fn arb_sample_test() -> impl Strategy<Value = SampleTest> {
+    prop::sample::select(SALTS).prop_flat_map(|salt| {
+        let mut edges: Vec<u16> = vec![0, 1, 1000, 5000, 9999, 10_000];
+        for uuid in UUIDS {
+            let b = super::super::naive::sample_bucket(salt, uuid);
+            edges.extend([b.saturating_sub(1), b, b + 1]);
+        }
+        edges.sort_unstable();
+        edges.dedup();
+        let bound = prop_oneof![
+            4 => prop::sample::select(edges),
+            1 => 0u16..=10_000,
+        ];
+        (bound.clone(), bound).prop_map(move |(a, b)| {
+            let (from, to) = match a.cmp(&b) {
+                std::cmp::Ordering::Less => (a, b),
+                std::cmp::Ordering::Greater => (b, a),
+                std::cmp::Ordering::Equal if a < 10_000 => (a, a + 1),
+                std::cmp::Ordering::Equal => (a - 1, a),
+            };
+            SampleTest {
+                salt: salt.to_owned(),
+                from,
+                to,
+            }
+        })
+    })
+}
+
 /// One condition that is not a combination, as written.
 pub fn arb_leaf_at(now: i64) -> impl Strategy<Value = Condition> {
     prop_oneof![
@@ -733,6 +792,7 @@ pub fn arb_leaf_at(now: i64) -> impl Strategy<Value = Condition> {
         5 => arb_event_test(now).prop_map(Condition::Event),
         1 => (prop::sample::select(vec![100i64, 101]), any::<bool>())
             .prop_map(|(id, member)| Condition::Segment { id, member }),
+        2 => arb_sample_test().prop_map(Condition::Sample),
     ]
 }
 
@@ -902,6 +962,16 @@ impl Writer {
         self.time_ops(&t.time, out);
     }
 
+    /// A bound of a sample: hundredths as a number of points, a whole one
+    /// with or without a decimal point.
+    fn bucket_bound(&mut self, hundredths: u16) -> Value {
+        if hundredths.is_multiple_of(100) && self.roll(2) == 0 {
+            json!(hundredths / 100)
+        } else {
+            json!(f64::from(hundredths) / 100.0)
+        }
+    }
+
     fn conditions(&mut self, cs: &[Condition]) -> Value {
         Value::Array(cs.iter().map(|c| self.condition(c)).collect())
     }
@@ -999,6 +1069,11 @@ impl Writer {
                 };
                 json!({ "segment": { op: id } })
             }
+            Condition::Sample(t) => json!({ "sample": {
+                "salt": t.salt,
+                "from": self.bucket_bound(t.from),
+                "to": self.bucket_bound(t.to),
+            }}),
         }
     }
 }
