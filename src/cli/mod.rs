@@ -18,6 +18,7 @@ mod copy;
 mod evaluate;
 mod history;
 mod import;
+mod overlap;
 mod query_input;
 pub mod retention;
 mod segment;

@@ -151,6 +151,18 @@ pub enum SegmentCommand {
         #[arg(long)]
         json: bool,
     },
+    /// How the members of 2 to 5 segments overlap now: every region of their
+    /// Venn diagram, with the union and the intersection.
+    Overlap {
+        /// The segments' ids, 2 to 5.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[command(flatten)]
+        site: SiteArg,
+        /// Print {"data":{"segment_ids","regions","union","intersection"}} as the API does.
+        #[arg(long)]
+        json: bool,
+    },
     /// Whether a subscriber is in a segment, and the outcome of every condition.
     Match {
         id: String,
@@ -369,6 +381,9 @@ pub async fn run(
         }
         SegmentCommand::Stats { id, site, json } => {
             return super::evaluate::stats(store, &live(), &site.uuid, id, json).await;
+        }
+        SegmentCommand::Overlap { ids, site, json } => {
+            return super::overlap::run(store, &live(), &site.uuid, &ids, json).await;
         }
         SegmentCommand::Match {
             id,

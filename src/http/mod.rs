@@ -26,6 +26,7 @@ mod extract;
 mod health;
 mod history;
 pub mod openapi;
+mod overlap;
 mod rate_limit;
 mod respond;
 mod segments;
@@ -238,6 +239,7 @@ pub fn router(state: AppState) -> Router {
         .route("/stats/site", get(audience::site_stats))
         .route("/stats/segment", get(evaluation::segment_stats))
         .route("/stats/segment/history", get(history::series))
+        .route("/stats/overlap", post(overlap::overlap))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

@@ -10,7 +10,8 @@
 //! own, 400 for a query string that cannot be read.
 
 use super::{
-    audience, audit, batch, evaluation, export, health, history, segments, subscribers, webhooks,
+    audience, audit, batch, evaluation, export, health, history, overlap, segments, subscribers,
+    webhooks,
 };
 use crate::wire;
 use axum::Json;
@@ -58,6 +59,7 @@ use utoipa::{Modify, OpenApi};
         evaluation::members,
         export::members_csv,
         evaluation::preview,
+        overlap::overlap,
         evaluation::query_schema,
         batch::import_subscribers,
         batch::import_events,
@@ -89,7 +91,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "segments", description = "Bento's Segments API and Corral's segment management"),
         (name = "audience", description = "Bento's subscribers, tags, fields, events, commands and stats"),
-        (name = "evaluation", description = "Segments evaluated live: Bento's segment stats, and who matches, who the members are, and what an unsaved query would select"),
+        (name = "evaluation", description = "Segments evaluated live: Bento's segment stats, and who matches, who the members are, what an unsaved query would select, and how segments overlap"),
         (name = "webhooks", description = "Membership-change webhooks: signed notifications when subscribers join or leave watched segments"),
         (name = "history", description = "Membership history from the journal: a segment's size over time, its members at an instant (`members?at=`) and its changes feed"),
         (name = "audit", description = "The site's management actions, with who made them and when"),

@@ -41,10 +41,12 @@ pub mod checkpoint;
 mod heads;
 pub mod journal;
 mod lanes;
+mod overlap;
 mod site;
 pub mod wait;
 
 pub use heads::Heads;
+pub use overlap::Overlap;
 pub use site::{JobReport, Resident, SiteStats};
 pub use wait::{Loading, WaitNote};
 

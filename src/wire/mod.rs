@@ -7,8 +7,8 @@
 //!
 //! - [`body`]: reading a body into its request type, every problem at once.
 //! - [`strings`]: the constrained strings (names, emails, ids) as schemas.
-//! - [`segments`], [`audience`], [`evaluation`], [`webhooks`], [`history`]:
-//!   each area's requests and responses.
+//! - [`segments`], [`audience`], [`evaluation`], [`webhooks`], [`history`],
+//!   [`overlap`]: each area's requests and responses.
 //!
 //! Bento's two error bodies are here too: `{"error":"Message"}` and
 //! `{"errors":[{"field","message"}]}`.
@@ -17,6 +17,7 @@ pub mod audience;
 pub mod body;
 pub mod evaluation;
 pub mod history;
+pub mod overlap;
 pub mod segments;
 pub mod strings;
 pub mod webhooks;

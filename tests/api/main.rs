@@ -24,6 +24,7 @@ mod journal;
 mod limits;
 mod loading;
 mod operations;
+mod overlap;
 mod outage;
 mod postgres;
 mod rate_limit;
