@@ -14,6 +14,7 @@
 
 mod admin;
 mod audit;
+mod code;
 mod copy;
 mod evaluate;
 mod history;
@@ -76,6 +77,9 @@ enum Command {
     /// Manage a site's segments.
     #[command(subcommand)]
     Segment(segment::SegmentCommand),
+    /// A site's segments as a folder of JSON files: pull, diff, push.
+    #[command(subcommand)]
+    Segments(code::SegmentsCommand),
     /// One subscriber: the segments they are in, their recent events.
     #[command(subcommand)]
     Subscriber(subscriber::SubscriberCommand),
@@ -135,6 +139,10 @@ pub enum CliError {
     /// Stopped on request (Ctrl-C, SIGTERM), saying how far it got.
     #[error("{0}")]
     Stopped(String),
+    /// `corral segments diff` found something to do (exit status 2, as
+    /// `diff` and `terraform plan -detailed-exitcode`); its plan is printed.
+    #[error("there are changes to push")]
+    Differs,
 }
 
 /// Runs the command line and turns its outcome into an exit status.
@@ -164,6 +172,7 @@ pub fn main() -> ExitCode {
             eprintln!("{e}");
             ExitCode::from(130)
         }
+        Err(CliError::Differs) => ExitCode::from(2),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -197,6 +206,15 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Serve(args) = cli.command {
         return serve::run(args, &file, &database).await;
     }
+    if let Command::Segments(command) = &cli.command
+        && command.is_remote()
+    {
+        // A server's segments: no database is opened.
+        let Command::Segments(command) = cli.command else {
+            unreachable!("matched above")
+        };
+        return code::run(command, None).await;
+    }
     let store = open(&database).await?;
     let result = match cli.command {
         Command::Site(command) => admin::site(command, &store).await,
@@ -227,6 +245,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             );
             webhook::run(command, &store, checkpoints).await
         }
+        Command::Segments(command) => code::run(command, Some(&store)).await,
         Command::Import(command) => import::run(command, &store).await,
         Command::Audit(args) => audit::run(args, &store).await,
         Command::Serve(_) | Command::Gen { .. } | Command::Copy(_) => {
