@@ -943,6 +943,7 @@ def backend_rows(label, ids, routes, run, sizes):
          f"after a start {ms(routes['members_at_t_100']['first_s'])} ms)",
          statistics.median(first100) <= GOAL_FIRST_PAGE_S),
     ]
+    lines = []
     fresh = routes["members_at_fresh"]
     goals.append((
         f"{label}: members at an instant not asked before ≤ 300 ms",
@@ -957,7 +958,6 @@ def backend_rows(label, ids, routes, run, sizes):
             f"members in {walk['pages']} pages of 1,000, {walk['seconds']:,.1f} s (a page: "
             f"median {ms(walk['page']['p50'])} ms, the subscribers' records of 1,000 "
             f"members)")
-    lines = []
     rows = []
     for name in ("with", "without"):
         seconds = cpu[name][1]
