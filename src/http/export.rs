@@ -1,5 +1,6 @@
 //! Every member of a segment as CSV, streamed:
-//! `GET /fetch/segments/{id}/members.csv` (Corral extension).
+//! `GET /fetch/segments/{id}/members.csv` (Corral extension), now or, with
+//! `?at=ISO`, at a past instant as the segment's journal recorded them.
 //!
 //! The segment is evaluated once, when the request arrives; the answer then
 //! streams the members' records a thousand at a time, read from the store as
@@ -10,7 +11,7 @@
 
 use super::auth::Caller;
 use super::evaluation::evaluations;
-use super::extract::SegmentPath;
+use super::extract::{QueryParams, SegmentPath};
 use super::{ApiError, AppState};
 use crate::wire::evaluation::{MEMBER_CSV_HEADER, member_csv_record};
 use crate::wire::strings::SegmentIdText;
@@ -21,6 +22,17 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use corral_core::audience::Subscriber;
 use std::sync::Arc;
+
+/// The query parameters of the export.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    /// The members at this instant (ISO 8601 with a time zone), from the
+    /// segment's journal, rather than now; before its history begins is a
+    /// 422 that says when it begins.
+    #[param(value_type = Option<String>, format = DateTime)]
+    at: Option<String>,
+}
 
 /// Member records read and sent at a time.
 const CHUNK: usize = 1_000;
@@ -45,9 +57,10 @@ fn csv_chunk(rows: &[Subscriber], header: bool) -> Result<Bytes, csv::Error> {
 /// Corral extension. The members as of the request, in subscriber order
 /// (the order of `GET /fetch/segments/{id}/members`), after a header row:
 /// `uuid,email,created_at,unsubscribed_at,fields`. Streamed, for segments
-/// of any size.
+/// of any size. With `at`, the members at that instant as the segment's
+/// journal recorded them (a discarded segment's too).
 #[utoipa::path(get, path = "/api/v1/fetch/segments/{id}/members.csv", tag = "evaluation",
-    params(("id" = SegmentIdText, Path, description = "The segment's id")),
+    params(("id" = SegmentIdText, Path, description = "The segment's id"), ExportParams),
     responses(
         (status = 200, description = "Every member, one CSV record each, after a header row", content_type = "text/csv", body = String),
         (status = 404, description = "No such kept segment on this site", body = ErrorBody),
@@ -58,13 +71,25 @@ pub async fn members_csv(
     State(state): State<AppState>,
     caller: Caller,
     SegmentPath(id): SegmentPath,
+    QueryParams(params): QueryParams<ExportParams>,
 ) -> Result<Response, ApiError> {
-    let evaluation = evaluations(&state)
-        .segment(caller.site_id, id, state.clock.now_ms())
-        .await?;
-    let ids: Arc<[i64]> = evaluation.member_ids().into();
-    // Release the snapshot before streaming: the client sets the pace.
-    drop(evaluation);
+    let ids: Arc<[i64]> = match params.at.as_deref().filter(|at| !at.is_empty()) {
+        Some(at) => {
+            let at = crate::wire::history::instant(at)
+                .map_err(|m| ApiError::Invalid(crate::segment::FieldError::new("at", m).into()))?;
+            let members =
+                crate::service::history::members_at(state.store.as_ref(), caller.site_id, id, at)
+                    .await?;
+            members.as_slice().into()
+        }
+        None => {
+            let evaluation = evaluations(&state)
+                .segment(caller.site_id, id, state.clock.now_ms())
+                .await?;
+            // Released before streaming: the client sets the pace.
+            evaluation.member_ids().into()
+        }
+    };
     let site_id = caller.site_id;
     let stream = futures_util::stream::unfold(Some(0usize), move |next| {
         let state = state.clone();

@@ -623,3 +623,62 @@ async fn two_servers_on_one_database_record_each_transition_once() {
     live.sort();
     assert_eq!(journal, live);
 }
+
+/// The emails of a members CSV (its second column), after the header.
+async fn csv_emails(app: &TestApp, path: &str) -> (StatusCode, Vec<String>) {
+    let response = app.get(path).await;
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    if status != StatusCode::OK {
+        return (status, vec![text]);
+    }
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("uuid,email,created_at,unsubscribed_at,fields")
+    );
+    let emails = lines
+        .map(|line| line.split(',').nth(1).unwrap().to_owned())
+        .collect();
+    (status, emails)
+}
+
+#[tokio::test]
+async fn the_members_csv_at_an_instant_holds_the_members_then() {
+    let app = TestApp::spawn().await;
+    resident(&app).await;
+    tag(&app, "early@x.io", "vip").await;
+    let segment = app
+        .create_segment("VIP", json!({"tag": {"has": "vip"}}))
+        .await;
+    let id = segment["id"].as_str().unwrap().to_owned();
+    let created = crate::helpers::START_MS;
+    app.clock.advance_ms(1_000);
+    tag(&app, "ann@x.io", "vip").await;
+    let with_ann = app.clock.now_ms();
+    app.clock.advance_ms(1_000);
+    untag(&app, "early@x.io", "vip").await;
+    let csv = |at: i64| {
+        format!(
+            "/api/v1/fetch/segments/{id}/members.csv?at={}",
+            urlencode(&corral::clock::format_ms(at))
+        )
+    };
+    assert_eq!(
+        csv_emails(&app, &csv(with_ann)).await,
+        (StatusCode::OK, vec!["early@x.io".into(), "ann@x.io".into()])
+    );
+    assert_eq!(
+        csv_emails(&app, &csv(app.clock.now_ms())).await,
+        (StatusCode::OK, vec!["ann@x.io".into()])
+    );
+    // Now, without `at`: the same as the latest instant.
+    assert_eq!(
+        csv_emails(&app, &format!("/api/v1/fetch/segments/{id}/members.csv")).await,
+        (StatusCode::OK, vec!["ann@x.io".into()])
+    );
+    // Before the history begins: a 422 naming when it begins.
+    let (status, body) = csv_emails(&app, &csv(created - 86_400_000)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body[0].contains("history begins"), "{body:?}");
+}
