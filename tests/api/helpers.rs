@@ -75,6 +75,12 @@ impl TestApp {
         Self::spawn_in(dir, database_url, settings).await
     }
 
+    /// A server on the database `database_url` names, with `settings`.
+    pub async fn spawn_on_with(database_url: String, settings: HttpSettings) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::spawn_in(dir, database_url, settings).await
+    }
+
     async fn spawn_in(dir: TempDir, database_url: String, settings: HttpSettings) -> Self {
         init_logs();
         let store = storage::open(&database_url).await.expect("open database");

@@ -30,6 +30,7 @@ mod postgres;
 mod rate_limit;
 mod readme;
 mod retention;
+mod sample;
 mod segments_read;
 mod segments_write;
 mod subscribers;
