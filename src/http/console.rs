@@ -52,6 +52,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     module!("subscriber-history.js"),
     module!("explain.js"),
     module!("subscriber.js"),
+    module!("compare.js"),
 ];
 
 const INDEX: &str = include_str!("console/index.html");

@@ -863,6 +863,109 @@ describe('a segment\'s membership history', () => {
   });
 });
 
+// ---- comparing segments ------------------------------------------------------
+
+/** The overlap of `names`, asked of the API in the list's order (the picker's). */
+async function overlapOf(names) {
+  const listed = await segments();
+  const ids = listed.filter((s) => names.includes(s.attributes.name)).map((s) => s.id);
+  assert.equal(ids.length, names.length);
+  const answer = await api('POST', '/stats/overlap', { body: { segment_ids: ids } });
+  assert.equal(answer.status, 200);
+  return answer.body.data;
+}
+
+/** The emails of a region from the members API: in every segment of `in`, none of `out`. */
+async function regionEmails(region) {
+  const sets = async (ids) => Promise.all(ids.map(async (id) => new Set((await allMembers(id)).map((m) => m.attributes.email))));
+  const inside = await sets(region.in);
+  const outside = await sets(region.out);
+  return [...inside[0]].filter((e) => inside.every((s) => s.has(e)) && !outside.some((s) => s.has(e))).sort();
+}
+
+async function compare(page, names) {
+  await page.getByRole('link', { name: 'Compare', exact: true }).click();
+  await page.getByRole('heading', { name: 'Compare segments', level: 1 }).waitFor();
+  for (const name of names) await page.getByLabel(name, { exact: true }).check();
+  await page.getByRole('button', { name: 'Compare', exact: true }).click();
+  await page.locator('table.regions').waitFor();
+}
+
+/** A region's members once opened: the count it says and the emails listed. */
+async function openedRegion(page) {
+  const note = page.locator('.region-members [data-region-count]');
+  await note.waitFor();
+  return {
+    count: Number(await note.getAttribute('data-region-count')),
+    emails: (await page.$$eval('.region-members ul.sample a', (as) => as.map((a) => a.textContent))).sort(),
+  };
+}
+
+describe('comparing segments', () => {
+  test('draws three segments as a Venn diagram and a table with the API\'s counts, and opens a region\'s members, again after a reload', async (t) => {
+    const page = await open(t);
+    await signIn(page);
+    const names = ['VIP customers', 'Newsletter subscribers', 'agency leads'];
+    const expected = await overlapOf(names);
+    await compare(page, names);
+    await page.locator('svg.venn').waitFor();
+    assert.equal(await page.locator('[data-overlap="union"]').textContent(), String(expected.union));
+    assert.equal(await page.locator('[data-overlap="intersection"]').textContent(), String(expected.intersection));
+    const want = expected.regions.map((r) => [r.in.join(','), String(r.user_count)]);
+    assert.equal(want.length, 7);
+    const drawn = await page.$$eval('svg.venn a.venn-region', (as) => as.map((a) => [a.dataset.region, a.querySelector('text').textContent]));
+    assert.deepEqual(drawn, want);
+    assert.equal(await page.locator('svg.venn circle').count(), 3);
+    const tabled = await page.$$eval('table.regions tbody tr', (rows) => rows.map((r) => [r.dataset.region, r.querySelector('td a').textContent]));
+    assert.deepEqual(tabled, want);
+    await shot(page, 'compare');
+
+    // The fullest region, from the diagram: its members are those the
+    // members API gives for the segments it is in and out of.
+    const fullest = expected.regions.reduce((a, b) => (b.user_count > a.user_count ? b : a));
+    assert.ok(fullest.user_count > 0);
+    await page.locator(`svg.venn a.venn-region[data-region="${fullest.in.join(',')}"]`).click();
+    const opened = await openedRegion(page);
+    assert.equal(opened.count, fullest.user_count);
+    assert.deepEqual(opened.emails, await regionEmails(fullest));
+    assert.match(page.url(), new RegExp(`#/compare\\?ids=${expected.segment_ids.join(',')}&region=${fullest.in.join(',')}$`));
+
+    await page.reload();
+    const again = await openedRegion(page);
+    assert.deepEqual(again, opened);
+  });
+
+  test('lists four segments\' 15 regions in a table without a diagram, a region opened from it by keyboard', async (t) => {
+    const page = await open(t);
+    await signIn(page);
+    const names = ['VIP customers', 'Newsletter subscribers', 'Dormant trial users', 'agency leads'];
+    const expected = await overlapOf(names);
+    await compare(page, names);
+    assert.equal(await page.locator('svg.venn').count(), 0);
+    const tabled = await page.$$eval('table.regions tbody tr', (rows) => rows.map((r) => [r.dataset.region, r.querySelector('td a').textContent]));
+    assert.deepEqual(tabled, expected.regions.map((r) => [r.in.join(','), String(r.user_count)]));
+    const row = expected.regions.find((r) => r.in.length === 1 && r.user_count > 0) || expected.regions[0];
+    const link = page.locator(`table.regions tr[data-region="${row.in.join(',')}"] td a`);
+    await link.focus();
+    await page.keyboard.press('Enter');
+    const opened = await openedRegion(page);
+    assert.equal(opened.count, row.user_count);
+    assert.deepEqual(opened.emails, await regionEmails(row));
+    // Focus moved to the region's heading.
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'region-title');
+  });
+
+  test('asks for two to five segments before comparing', async (t) => {
+    const page = await open(t);
+    await signIn(page);
+    await page.getByRole('link', { name: 'Compare', exact: true }).click();
+    await page.getByLabel('VIP customers', { exact: true }).check();
+    await page.getByRole('button', { name: 'Compare', exact: true }).click();
+    await page.getByText('Pick 2 to 5 segments (1 picked).').waitFor();
+    assert.equal(await page.locator('table.regions').count(), 0);
+  });
+});
+
 // ---- the builder against the query parser -------------------------------------
 
 // What the parser accepts, written from it by the integration tests

@@ -7,6 +7,7 @@
 //   #/segment/ID          a segment: counts, size, members, export, Why?, changes, history
 //   #/segment/ID/edit     the editor
 //   #/subscriber?email=E  a subscriber: fields, tags, segments, segment history, events
+//   #/compare?ids=1,2     how 2 to 5 segments overlap (&region=1 opens a region's members)
 
 import { clearCredentials, credentials, isAbort, statusOf } from './api.js';
 import { byId, errorMessage, h, replace } from './dom.js';
@@ -15,6 +16,7 @@ import { renderSegments } from './segments.js';
 import { renderEditor } from './editor.js';
 import { renderSegment } from './segment.js';
 import { renderSubscriber } from './subscriber.js';
+import { parseIds, renderCompare } from './compare.js';
 
 const main = byId('main');
 const bar = byId('bar');
@@ -84,7 +86,7 @@ async function route() {
   }
   const { parts, params } = parseHash();
   const [section, id, action] = parts;
-  renderBar(section === 'discarded' || section === 'new' || section === 'segment' ? 'segments' : section);
+  renderBar(section === 'discarded' || section === 'new' || section === 'segment' || section === 'compare' ? 'segments' : section);
   const view = h('div', { class: 'view' });
   replace(main, view);
   try {
@@ -96,6 +98,9 @@ async function route() {
       await renderEditor(view, { id, signal });
     } else if (section === 'segment' && id) {
       await renderSegment(view, { id, signal });
+    } else if (section === 'compare') {
+      const region = params.get('region');
+      await renderCompare(view, { ids: parseIds(params.get('ids')), region: region === null ? null : parseIds(region), signal });
     } else if (section === 'subscriber') {
       await renderSubscriber(view, { email: params.get('email') || '', signal });
     } else {

@@ -29,7 +29,8 @@ export async function renderSegments(view, { discarded, signal }) {
   const status = h('div', { 'aria-live': 'polite' });
   replace(
     view,
-    h('div', { class: 'title' }, h('h1', { text: discarded ? 'Discarded segments' : 'Segments' }), h('a', { class: 'button', href: '#/new', text: 'New segment' })),
+    h('div', { class: 'title' }, h('h1', { text: discarded ? 'Discarded segments' : 'Segments' }),
+      h('div', { class: 'actions' }, h('a', { class: 'button secondary', href: '#/compare', text: 'Compare' }), h('a', { class: 'button', href: '#/new', text: 'New segment' }))),
     tabs(discarded),
     status,
   );
