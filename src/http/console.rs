@@ -45,6 +45,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     module!("builder-field.js"),
     module!("builder-event.js"),
     module!("builder-segment.js"),
+    module!("builder-sample.js"),
     module!("segment.js"),
     module!("segment-history.js"),
     module!("segment-size.js"),

@@ -1002,6 +1002,7 @@ describe('the builder and the query parser', () => {
       if (kind === 'tag' || kind === 'not') await builder.getByLabel('Value: has', { exact: true }).fill('newsletter');
       if (kind === 'field') await builder.getByLabel('Field key').fill('plan');
       if (kind === 'event') await builder.getByLabel('Event type').fill('$purchase');
+      if (kind === 'sample') await builder.getByLabel('Sample salt').fill('spring-test');
     }
 
     /** An event test with one part, `key`, added with its button. */
@@ -1107,6 +1108,22 @@ describe('the builder and the query parser', () => {
           await membership.selectOption(op);
           await accepted(`segment ${op}`, (q) => Object.hasOwn(q.segment, op) && q.segment[op] !== '');
         }
+      },
+      sample: async (place, keys) => {
+        await start('sample');
+        const shown = await builder.locator('[data-pointer^="/sample/"]')
+          .evaluateAll((rows) => rows.map((row) => (row instanceof HTMLElement ? row.dataset.pointer : '').slice('/sample/'.length)));
+        assert.deepEqual({ missing: keys.filter((k) => !shown.includes(k)), extra: shown.filter((k) => !keys.includes(k)) },
+          { missing: [], extra: [] }, `${place}: the builder shows ${JSON.stringify(shown)}, the parser takes ${JSON.stringify(keys)}`);
+        /** @type {Record<string, [string, string | number]>} what to type in each box, and what the query then holds */
+        const typed = { salt: ['holdout 2027', 'holdout 2027'], from: ['2.5', 2.5], to: ['12.75', 12.75] };
+        for (const key of keys) {
+          const [text, value] = typed[key];
+          await at(`/sample/${key}`).locator('input').fill(text);
+          await accepted(`sample ${key}`, (q) => q.sample[key] === value);
+        }
+        assert.equal(await builder.locator('.sample-share').textContent(),
+          'About 10.25% of the subscribers: the same ones on every server and after every restart, for this salt.');
       },
       span_units: async (place, units) => {
         await start('created');

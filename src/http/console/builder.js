@@ -3,7 +3,7 @@
 // kept in step with the query object it edits. This module is its core: the
 // kinds of condition (each drawn by a module of its own: builder-groups.js,
 // builder-email.js, builder-subscriber.js, builder-tag.js, builder-field.js,
-// builder-event.js, builder-segment.js), the select that changes a
+// builder-event.js, builder-segment.js, builder-sample.js), the select that changes a
 // condition's kind, redrawing, and showing the API's validation errors. Each
 // condition and each operator carries the JSON pointer of its place in the
 // query (`data-pointer`), so a validation error from the API is shown right
@@ -23,6 +23,7 @@ import { TAG } from './builder-tag.js';
 import { FIELD } from './builder-field.js';
 import { EVENT } from './builder-event.js';
 import { SEGMENT } from './builder-segment.js';
+import { SAMPLE } from './builder-sample.js';
 
 export { escapePointer } from './builder-controls.js';
 
@@ -33,7 +34,7 @@ export { escapePointer } from './builder-controls.js';
 /** @typedef {import('./builder-controls.js').SegmentChoice} SegmentChoice */
 
 /** Every kind of condition, in the order the grammar document lists them. */
-const ALL_KINDS = [ALL, ANY, NOT, GROUPS, EMAIL, SUBSCRIBED, CREATED, TAG, FIELD, EVENT, SEGMENT];
+const ALL_KINDS = [ALL, ANY, NOT, GROUPS, EMAIL, SUBSCRIBED, CREATED, TAG, FIELD, EVENT, SEGMENT, SAMPLE];
 
 /**
  * `[kind, name]` of every kind of condition.
