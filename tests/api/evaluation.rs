@@ -524,7 +524,7 @@ async fn saving_refuses_bad_queries_with_every_problem_and_changes_nothing() {
             ),
             (
                 "visitor_event_query/groups/0/filters/2/colour",
-                "unknown condition \"colour\"; the conditions are all, any, not, groups, email, subscribed, created, tag, field, event, segment. To keep a query Corral does not evaluate, save it as {\"foreign\": …}",
+                "unknown condition \"colour\"; the conditions are all, any, not, groups, email, subscribed, created, tag, field, event, segment, sample. To keep a query Corral does not evaluate, save it as {\"foreign\": …}",
             ),
         ],
     )
