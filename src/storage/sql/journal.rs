@@ -1334,6 +1334,11 @@ pub async fn trim_begin(conn: &mut impl Conn, before: i64) -> Result<Vec<(i64, i
              ORDER BY j.site_id, j.segment_id"
         ))
         .await?;
+    // A server's copy of the journal's members is brought forward by the
+    // transitions after the one it was read at: those about to go would be
+    // missing from it. Counting a baseline makes every copy be read again.
+    conn.execute(sql!("UPDATE journal_sites SET baselines = baselines + 1"))
+        .await?;
     let mut cuts = Vec::with_capacity(segments.len());
     for (site_id, segment_id, read_to) in segments {
         let cut = read_to.map_or(before, |at| at.min(before));
