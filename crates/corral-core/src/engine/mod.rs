@@ -20,6 +20,9 @@
 //!   cores (floating point addition depends on the order).
 //! - **Work done once per evaluation**: a referenced segment, and an event
 //!   test written twice, are computed once ([`members`] memoises both).
+//! - **Work done once per snapshot**: a sample's buckets (a SHA-256 per
+//!   subscriber) are worked out the first time its salt is asked for and
+//!   kept with the snapshot, then read off like a column.
 //! - **A cost known before running** ([`cost`]): values examined, estimated
 //!   from the sizes; the server refuses or queues by it, and checks a
 //!   [`Cancel`] flag between conditions and every 65,536 events.

@@ -4,8 +4,9 @@
 //! engine but the query tree's types: it normalises a query as the document
 //! says a query is read (text lowercased, tag names trimmed, field keys in
 //! their normal form, event types trimmed), reads dates and times with its
-//! own code ([`calendar`]), counts calendar months by hand and walks detail
-//! paths with its own loop. Property tests hold the engine, `explain` and the
+//! own code ([`calendar`]), counts calendar months by hand, walks detail
+//! paths with its own loop and puts a subscriber in a sample's bucket with
+//! its own reading of the hash's bytes. Property tests hold the engine, `explain` and the
 //! parser to its answers.
 
 pub mod calendar;
