@@ -6,8 +6,8 @@
 //! their normal form, event types trimmed), reads dates and times with its
 //! own code ([`calendar`]), counts calendar months by hand, walks detail
 //! paths with its own loop and puts a subscriber in a sample's bucket with
-//! its own reading of the hash's bytes. Property tests hold the engine, `explain` and the
-//! parser to its answers.
+//! its own reading of the hash's bytes. Property tests hold the engine,
+//! `explain` and the parser to its answers.
 
 pub mod calendar;
 
