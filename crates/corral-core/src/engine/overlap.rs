@@ -19,25 +19,145 @@
 use super::members::Engine;
 use super::{Cancel, EvalError, Resolver};
 use crate::columns::Columns;
+use crate::query::Query;
+use crate::query::ast::Condition;
 use fixedbitset::FixedBitSet;
 
 /// The most sets [`region_counts`] takes (2^16 regions).
 pub const MAX_SETS: usize = 16;
 
-/// The members of each segment `ids` names, in that order, at `now`, with
-/// one engine: what they share is computed once. On one core when `split`
-/// is false, as [`super::members_on`].
+/// Subscribers from which the segments are worked out on two threads (in
+/// tests, a handful, so that the property test runs both ways).
+const PARALLEL_AT: usize = if cfg!(test) { 8 } else { 50_000 };
+
+/// The members of each segment `ids` names, in that order, at `now`.
+///
+/// When `split` allows a second core and the audience is big enough, the
+/// segments are shared between two threads, each with an engine of its own
+/// and on one core: segments that reach a common segment (one refers to
+/// another, or both to a third) go to the same thread, so that what they
+/// share is still computed once, and the groups are dealt out by their
+/// estimated cost ([`super::cost`]), the costliest first to the less loaded
+/// thread. Otherwise one engine works them out one after the other
+/// (splitting its big scans when `split` allows). A scan that sums is never
+/// split, so several segments' scans side by side are what takes a second
+/// core to them.
 pub fn members_each(
     audience: &Columns,
     ids: &[i64],
     now: i64,
-    resolver: &dyn Resolver,
+    resolver: &(dyn Resolver + Sync),
     cancel: &Cancel,
     split: bool,
 ) -> Result<Vec<FixedBitSet>, EvalError> {
-    let mut engine = Engine::new(audience, now, resolver, cancel.clone());
-    engine.split = split;
-    ids.iter().map(|&id| engine.segment(id)).collect()
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let groups = groups(ids, resolver);
+    if !split || cores < 2 || groups.len() < 2 || audience.len() < PARALLEL_AT {
+        let mut engine = Engine::new(audience, now, resolver, cancel.clone());
+        engine.split = split;
+        return ids.iter().map(|&id| engine.segment(id)).collect();
+    }
+    // Two workers, the costliest group first to the less loaded one.
+    let cost = |group: &[usize]| -> u64 {
+        let refs = group
+            .iter()
+            .map(|&i| Condition::Segment {
+                id: ids[i],
+                member: true,
+            })
+            .collect();
+        super::cost::estimate(
+            audience,
+            &Query::Condition(Box::new(Condition::Any(refs))),
+            resolver,
+        )
+        .values
+    };
+    let mut costed: Vec<(u64, Vec<usize>)> = groups.into_iter().map(|g| (cost(&g), g)).collect();
+    costed.sort_by_key(|(c, _)| std::cmp::Reverse(*c));
+    let mut workers: [(u64, Vec<usize>); 2] = Default::default();
+    for (c, group) in costed {
+        let lighter = usize::from(workers[1].0 < workers[0].0);
+        workers[lighter].0 = workers[lighter].0.saturating_add(c);
+        workers[lighter].1.extend(group);
+    }
+    let run = |mine: &[usize]| -> Result<Vec<(usize, FixedBitSet)>, EvalError> {
+        let mut engine = Engine::new(audience, now, resolver, cancel.clone());
+        engine.split = false;
+        mine.iter()
+            .map(|&i| Ok((i, engine.segment(ids[i])?)))
+            .collect()
+    };
+    let [(_, first), (_, second)] = &workers;
+    // A test's mutant is switched on per thread: the second thread runs
+    // with the switch of the thread that asked.
+    #[cfg(test)]
+    let switched = super::members::mutant::current();
+    let (mine, theirs) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| {
+            #[cfg(test)]
+            let _on = super::members::mutant::set(switched);
+            run(second)
+        });
+        let mine = run(first);
+        let theirs = other
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (mine, theirs)
+    });
+    let mut sets: Vec<Option<FixedBitSet>> = vec![None; ids.len()];
+    for (i, set) in mine?.into_iter().chain(theirs?) {
+        sets[i] = Some(set);
+    }
+    Ok(sets
+        .into_iter()
+        .map(|set| set.expect("every segment was worked out"))
+        .collect())
+}
+
+/// The positions of `ids` in groups: two are in one group when the segments
+/// they reach (themselves and every segment they refer to, however deep)
+/// meet.
+fn groups(ids: &[i64], resolver: &dyn Resolver) -> Vec<Vec<usize>> {
+    let reach = |id: i64| -> Vec<i64> {
+        let mut seen = vec![id];
+        let mut i = 0;
+        while i < seen.len() && seen.len() <= 64 {
+            if let Some(query) = resolver.segment_query(seen[i]) {
+                for next in query.segment_refs() {
+                    if !seen.contains(&next) {
+                        seen.push(next);
+                    }
+                }
+            }
+            i += 1;
+        }
+        seen
+    };
+    let mut groups: Vec<(Vec<usize>, Vec<i64>)> = Vec::new();
+    for (i, &id) in ids.iter().enumerate() {
+        let mut reached = reach(id);
+        let mut members = vec![i];
+        // Every group this one meets joins it.
+        let mut g = 0;
+        while g < groups.len() {
+            if groups[g].1.iter().any(|x| reached.contains(x)) {
+                let (others, their_reach) = groups.swap_remove(g);
+                members.extend(others);
+                reached.extend(their_reach);
+            } else {
+                g += 1;
+            }
+        }
+        groups.push((members, reached));
+    }
+    groups
+        .into_iter()
+        .map(|(mut members, _)| {
+            members.sort_unstable();
+            members
+        })
+        .collect()
 }
 
 /// How many subscribers each region of the sets' Venn diagram holds:
@@ -146,6 +266,26 @@ mod tests {
         assert_eq!(&five[..5], &[1, 2, 4, 8, 16]);
         // {1,2} before {1,3}: lexicographic by position, not by mask value.
         assert_eq!(region_order(3)[4], 0b101);
+    }
+
+    #[test]
+    fn segments_that_reach_a_common_segment_are_worked_out_together() {
+        let query = |text: &str| Arc::new(parse(text).expect("a query"));
+        let resolver: HashMap<i64, Arc<Query>> = [
+            (1, query(r#"{"segment":{"member_of":"100"}}"#)),
+            (2, query(r#"{"not":{"segment":{"member_of":"101"}}}"#)),
+            (101, query(r#"{"segment":{"not_member_of":"100"}}"#)),
+            (100, query(r#"{"subscribed":true}"#)),
+            (3, query(r#"{"tag":{"has":"x"}}"#)),
+            (4, query(r#"{"segment":{"member_of":"3"}}"#)),
+            (5, query(r#"{"subscribed":false}"#)),
+        ]
+        .into();
+        let mut found = groups(&[1, 3, 2, 5, 4], &resolver);
+        found.sort();
+        assert_eq!(found, vec![vec![0, 2], vec![1, 4], vec![3]]);
+        // One that is also the other's reference.
+        assert_eq!(groups(&[100, 1], &resolver), vec![vec![0, 1]]);
     }
 
     /// One random case: an audience, the definitions of segments 1 to 5
