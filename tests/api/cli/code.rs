@@ -140,6 +140,21 @@ async fn create(app: &TestApp, site: &TestSite, name: &str, query: &str) -> Stri
         .to_owned()
 }
 
+/// A fresh folder with the site's segments pulled into it.
+async fn pulled(app: &TestApp, site: &TestSite) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&segments(app, site, &["pull", dir.path().to_str().unwrap()]).await);
+    dir
+}
+
+/// Replaces `from` by `to` in the folder's `file`.
+fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} holds no {from}");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+}
+
 /// A site with three segments, one referring to another, and literals a
 /// round trip through a JSON value would change.
 async fn three(app: &TestApp, site: &TestSite) -> (String, String, String) {
@@ -219,15 +234,12 @@ async fn an_edit_a_new_file_and_a_removed_one_are_pushed_as_planned() {
     let app = TestApp::spawn().await;
     let site = app.site.clone();
     let (vip, big, both) = three(&app, &site).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = pulled(&app, &site).await;
     let path = dir.path().to_str().unwrap();
-    ok(&segments(&app, &site, &["pull", path]).await);
     let before = kept(&app, &site).await;
 
     // VIPs are now tagged `gold`; a new segment refers to a new one by name.
-    let vips = dir.path().join("vip-customers.json");
-    let text = std::fs::read_to_string(&vips).unwrap();
-    std::fs::write(&vips, text.replace("\"vip\"", "\"gold\"")).unwrap();
+    edit(dir.path(), "vip-customers.json", "\"vip\"", "\"gold\"");
     std::fs::write(
         dir.path().join("loyal.json"),
         r#"{"name":"Loyal","visitor_event_query":{"any":[{"segment":{"member_of":"name:Gold, new"}},{"tag":{"has":"loyal"}}]}}"#,
@@ -313,13 +325,10 @@ async fn an_invalid_file_refuses_the_whole_push_naming_file_and_pointer() {
     let app = TestApp::spawn().await;
     let site = app.site.clone();
     three(&app, &site).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = pulled(&app, &site).await;
     let path = dir.path().to_str().unwrap();
-    ok(&segments(&app, &site, &["pull", path]).await);
     let before = kept(&app, &site).await;
-    let vips = dir.path().join("vip-customers.json");
-    let text = std::fs::read_to_string(&vips).unwrap();
-    std::fs::write(&vips, text.replace("\"vip\"", "\"gold\"")).unwrap();
+    edit(dir.path(), "vip-customers.json", "\"vip\"", "\"gold\"");
     std::fs::write(
         dir.path().join("broken.json"),
         r#"{"name":"Broken","visitor_event_query":{"all":[{"tag":{"hass":"x"}}]}}"#,
@@ -352,9 +361,8 @@ async fn a_segment_changed_on_the_server_since_the_pull_is_refused_and_the_rest_
     let app = TestApp::spawn().await;
     let site = app.site.clone();
     let (vip, big, _) = three(&app, &site).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = pulled(&app, &site).await;
     let path = dir.path().to_str().unwrap();
-    ok(&segments(&app, &site, &["pull", path]).await);
     // Someone renames VIP customers meanwhile.
     let changed = app
         .as_site(
@@ -367,14 +375,8 @@ async fn a_segment_changed_on_the_server_since_the_pull_is_refused_and_the_rest_
         .await
         .unwrap();
     assert_eq!(changed.status(), StatusCode::OK);
-    for (file, from, to) in [
-        ("vip-customers.json", "\"vip\"", "\"gold\""),
-        ("big-spenders.json", "1.10", "2.20"),
-    ] {
-        let path = dir.path().join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, text.replace(from, to)).unwrap();
-    }
+    edit(dir.path(), "vip-customers.json", "\"vip\"", "\"gold\"");
+    edit(dir.path(), "big-spenders.json", "1.10", "2.20");
     let refused = segments(&app, &site, &["push", path]).await;
     assert_eq!(refused.status.code(), Some(1));
     let said = stderr(&refused);
@@ -395,9 +397,7 @@ async fn a_folder_pushed_to_another_site_resolves_its_references_by_name() {
     let app = TestApp::spawn().await;
     let site = app.site.clone();
     three(&app, &site).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_str().unwrap();
-    ok(&segments(&app, &site, &["pull", path]).await);
+    let dir = pulled(&app, &site).await;
     // The folder, without the first site's lock and ids.
     let copy = tempfile::tempdir().unwrap();
     for (name, bytes) in folder(dir.path()) {
