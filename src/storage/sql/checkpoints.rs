@@ -10,7 +10,9 @@
 //! (instants never go back within a site, and ids follow commit order). So
 //! the members at `T ≥ at` are the checkpoint's with the transitions after
 //! `through_id` up to `T` applied, and the members at `T < at` the
-//! checkpoint's with the transitions after `T` up to `through_id` undone.
+//! checkpoint's with the transitions after `T` up to `through_id` undone:
+//! [`members_at`] works them out so (from the members now when a segment
+//! has no checkpoint yet).
 //!
 //! [`plan`] works out, on a reader, the checkpoints a site lacks: one of the
 //! members now once a segment has moved [`checkpoint_spacing`] transitions
@@ -24,6 +26,7 @@ use crate::sql;
 use crate::storage::Result;
 use crate::storage::journal::{Journal, checkpoint_spacing, decode_ids, encode_ids};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 /// Transitions read per statement when walking history.
@@ -390,4 +393,152 @@ pub async fn around(
         _ => None,
     };
     Ok((before, after))
+}
+
+/// The members of a segment at `at` (ascending), as the journal has them:
+/// from the nearest checkpoint, the
+/// transitions between it and `at` applied or undone; without one, the
+/// members now with every transition after `at` undone.
+pub async fn members_at(
+    conn: &mut impl Conn,
+    journal: &Journal,
+    site_id: i64,
+    segment_id: i64,
+    at: i64,
+) -> Result<Arc<Vec<i64>>> {
+    if let Some(members) = journal.members_at_held(site_id, segment_id, at) {
+        return Ok(members);
+    }
+    let (before, after) = around(conn, site_id, segment_id, at).await?;
+    let (members, past) = if let Some(from) = before {
+        let moves: Vec<(i64, bool)> = conn
+            .all(sql!(
+                "SELECT subscriber_id, added FROM segment_transitions
+                 WHERE site_id = $1 AND segment_id = $2 AND at >= $3 AND at <= $5
+                   AND (at > $3 OR id > $4)
+                 ORDER BY at, id",
+                site_id,
+                segment_id,
+                from.at,
+                from.through_id,
+                at
+            ))
+            .await?;
+        let later: Option<(i64,)> = conn
+            .optional(sql!(
+                "SELECT id FROM segment_transitions
+                 WHERE site_id = $1 AND segment_id = $2 AND at > $3 LIMIT 1",
+                site_id,
+                segment_id,
+                at
+            ))
+            .await?;
+        (redo(from.ids, &moves), later.is_some())
+    } else if let Some(to) = after {
+        let moves: Vec<(i64, bool)> = conn
+            .all(sql!(
+                "SELECT subscriber_id, added FROM segment_transitions
+                 WHERE site_id = $1 AND segment_id = $2 AND at > $3 AND at <= $4
+                   AND (at < $4 OR id <= $5)
+                 ORDER BY at, id",
+                site_id,
+                segment_id,
+                at,
+                to.at,
+                to.through_id
+            ))
+            .await?;
+        (undo(to.ids, &moves), true)
+    } else {
+        let now = super::journal::members_now(conn, journal, site_id, &[segment_id])
+            .await?
+            .remove(&segment_id)
+            .unwrap_or_default();
+        let through = journal
+            .members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&site_id)
+            .map_or(i64::MAX, |m| m.through);
+        let moves: Vec<(i64, bool)> = conn
+            .all(sql!(
+                "SELECT subscriber_id, added FROM segment_transitions
+                 WHERE site_id = $1 AND segment_id = $2 AND at > $3 AND id <= $4
+                 ORDER BY at, id",
+                site_id,
+                segment_id,
+                at,
+                through
+            ))
+            .await?;
+        let past = !moves.is_empty();
+        (undo(now, &moves), past)
+    };
+    let members = Arc::new(members);
+    // An instant with a transition after it is in the past: its members
+    // never change again, and the pages of one walk read them once.
+    if past {
+        journal.hold_members_at(site_id, segment_id, at, Arc::clone(&members));
+    }
+    Ok(members)
+}
+
+/// The members before `moves` (in commit order) from those after them:
+/// each subscriber's first move tells where it was (a join, out; a leave,
+/// in).
+fn undo(after: Vec<i64>, moves: &[(i64, bool)]) -> Vec<i64> {
+    let mut first: HashMap<i64, bool> = HashMap::with_capacity(moves.len().min(1 << 20));
+    for (id, added) in moves {
+        first.entry(*id).or_insert(!*added);
+    }
+    settle(after, first)
+}
+
+/// The members after `moves` (in commit order) from those before them:
+/// each subscriber's last move tells where it is.
+fn redo(before: Vec<i64>, moves: &[(i64, bool)]) -> Vec<i64> {
+    let mut last: HashMap<i64, bool> = HashMap::with_capacity(moves.len().min(1 << 20));
+    for (id, added) in moves {
+        last.insert(*id, *added);
+    }
+    settle(before, last)
+}
+
+/// `members` (ascending) with the subscribers of `moved` in or out as it
+/// says, ascending.
+fn settle(members: Vec<i64>, moved: HashMap<i64, bool>) -> Vec<i64> {
+    let mut members: Vec<i64> = members
+        .into_iter()
+        .filter(|id| !moved.contains_key(id))
+        .collect();
+    members.extend(
+        moved
+            .into_iter()
+            .filter(|(_, inside)| *inside)
+            .map(|(id, _)| id),
+    );
+    members.sort_unstable();
+    members
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{redo, undo};
+
+    #[test]
+    fn moves_undone_and_redone_give_the_members_on_either_side() {
+        let before = vec![1, 2, 5];
+        // 2 leaves and comes back, 3 joins, 5 leaves, 7 joins and leaves.
+        let moves = [
+            (2, false),
+            (3, true),
+            (2, true),
+            (5, false),
+            (7, true),
+            (7, false),
+        ];
+        let after = redo(before.clone(), &moves);
+        assert_eq!(after, [1, 2, 3]);
+        assert_eq!(undo(after, &moves), before);
+    }
 }

@@ -721,7 +721,7 @@ impl<B: Backend> JournalStore for B {
         at: i64,
     ) -> Result<std::sync::Arc<Vec<i64>>> {
         let mut conn = self.reader().await?;
-        journal::members_at(&mut *conn, self.journal(), site_id, segment_id, at).await
+        checkpoints::members_at(&mut *conn, self.journal(), site_id, segment_id, at).await
     }
 
     async fn subscriber_transitions(
