@@ -95,12 +95,15 @@ pub async fn plan(conn: &mut impl Conn, journal: &Journal, site_id: i64) -> Resu
         ends.into_iter().map(|(s, lo, hi)| (s, (lo, hi))).collect();
     let mut planned = Vec::new();
     let mut fresh = Vec::new();
+    // Each segment's newest checkpoint's position, read once for both passes.
+    let mut newest_of: HashMap<i64, Option<(i64, i64)>> = HashMap::new();
     for &(segment, begins_at, members) in &segments {
         let spacing = checkpoint_spacing(members.max(0) as usize, least) as i64;
         let newest = match ends.get(&segment) {
             Some(&(_, hi)) => position(conn, site_id, segment, hi).await?,
             None => None,
         };
+        newest_of.insert(segment, newest);
         let (after_at, after_id) = newest.unwrap_or((begins_at, 0));
         let (moved,): (i64,) = conn
             .one(sql!(
@@ -138,12 +141,11 @@ pub async fn plan(conn: &mut impl Conn, journal: &Journal, site_id: i64) -> Resu
     };
     for &(segment, begins_at, members) in &segments {
         let spacing = checkpoint_spacing(members.max(0) as usize, least);
-        let (oldest, newest) = match ends.get(&segment) {
-            Some(&(lo, hi)) => (
-                position(conn, site_id, segment, lo).await?,
-                position(conn, site_id, segment, hi).await?,
-            ),
-            None => (None, None),
+        let newest = newest_of.get(&segment).copied().flatten();
+        let oldest = match ends.get(&segment) {
+            Some(&(lo, hi)) if lo == hi => newest,
+            Some(&(lo, _)) => position(conn, site_id, segment, lo).await?,
+            None => None,
         };
         let beginning = (begins_at, 0);
         // A checkpoint of the members now, and back from it to the newest
