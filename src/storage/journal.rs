@@ -304,10 +304,16 @@ pub trait JournalStore {
     /// Whether a sweep of the site is due within `every` ms and would do
     /// anything (read without the site's write turn).
     async fn journal_due(&self, site_id: i64, now: i64, every: i64) -> Result<bool>;
-    /// Sweeps the site's journal (baselines, what was left for a server,
-    /// moved time windows) under its write turn, unless some server did
-    /// within `every` ms; whether it ran.
-    async fn sweep_journal(&self, site_id: i64, now: i64, every: i64) -> Result<bool>;
+    /// Sweeps the site's journal under its write turn: baselines and what
+    /// was left for a server, and, unless some server did within `every`
+    /// ms, claims the time windows' sweep and answers the segments whose
+    /// windows are to be recorded ([`JournalStore::sweep_window`], a turn
+    /// each, so that a writer waits behind one evaluation, not all). `None`
+    /// when this process cannot evaluate the site (nothing was done).
+    async fn sweep_journal(&self, site_id: i64, now: i64, every: i64) -> Result<Option<Vec<i64>>>;
+    /// Records, under the site's write turn, who a segment's relative time
+    /// window let in or out by `now` (and anything a sweep would do first).
+    async fn sweep_window(&self, site_id: i64, segment_id: i64, now: i64) -> Result<()>;
     /// Where a segment's journal stands.
     async fn journal_info(&self, site_id: i64, segment_id: i64) -> Result<Option<JournalInfo>>;
     /// Up to `limit` transitions of a segment after `(at, id)`, in commit

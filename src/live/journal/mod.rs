@@ -80,15 +80,7 @@ pub async fn sweep(
 ) -> Result<usize, StorageError> {
     let mut swept = 0;
     for site_id in store.journal_sites().await? {
-        let now = clock.now_ms();
-        if !store.journal_due(site_id, now, SWEEP_EVERY_MS).await? {
-            continue;
-        }
-        live.resident(site_id).await?;
-        if store
-            .sweep_journal(site_id, clock.now_ms(), SWEEP_EVERY_MS)
-            .await?
-        {
+        if sweep_site(store, live, clock, site_id).await? {
             swept += 1;
         }
     }
@@ -96,6 +88,38 @@ pub async fn sweep(
         store.checkpoint_journal(site_id).await?;
     }
     Ok(swept)
+}
+
+/// Sweeps one site when its sweep is due and has anything to do: first
+/// what a segment write would do, then each moved time window in a write
+/// turn of its own, each at the clock's instant and on a snapshot brought
+/// up to date just before. Whether it ran.
+pub async fn sweep_site(
+    store: &dyn Store,
+    live: &Live,
+    clock: &dyn Clock,
+    site_id: i64,
+) -> Result<bool, StorageError> {
+    if !store
+        .journal_due(site_id, clock.now_ms(), SWEEP_EVERY_MS)
+        .await?
+    {
+        return Ok(false);
+    }
+    live.resident(site_id).await?;
+    let Some(windows) = store
+        .sweep_journal(site_id, clock.now_ms(), SWEEP_EVERY_MS)
+        .await?
+    else {
+        return Ok(false);
+    };
+    for segment_id in windows {
+        live.resident(site_id).await?;
+        store
+            .sweep_window(site_id, segment_id, clock.now_ms())
+            .await?;
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

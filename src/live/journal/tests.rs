@@ -268,18 +268,9 @@ async fn run_ops(
                 if checkpoints == Checkpoints::Never {
                     // The sweep without its checkpoints.
                     for site in store.journal_sites().await.unwrap() {
-                        if store
-                            .journal_due(site, clock.now_ms(), SWEEP_EVERY_MS)
+                        sweep_site(&*store, &live, clock.as_ref(), site)
                             .await
-                            .unwrap()
-                        {
-                            live.resident(site).await.unwrap();
-                            let now = clock.now_ms();
-                            store
-                                .sweep_journal(site, now, SWEEP_EVERY_MS)
-                                .await
-                                .unwrap();
-                        }
+                            .unwrap();
                     }
                 } else {
                     sweep(&*store, &live, clock.as_ref()).await.unwrap();

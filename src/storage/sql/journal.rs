@@ -630,35 +630,56 @@ fn plan(states: &[SegmentState], kept: &[Kept], occasion: Occasion) -> Plan {
             work.insert(id, Reason::DefinitionChanged);
         }
     }
-    if occasion == Occasion::Sweep {
-        let mut moving: BTreeSet<i64> = kept
-            .iter()
-            .filter(|k| k.query.as_ref().is_some_and(|q| q.moves_with_time()))
-            .map(|k| k.id)
-            .collect();
-        loop {
-            let more: Vec<i64> = kept
-                .iter()
-                .filter(|k| !moving.contains(&k.id))
-                .filter(|k| refers(k, &|id| moving.contains(&id)))
-                .map(|k| k.id)
-                .collect();
-            if more.is_empty() {
-                break;
-            }
-            moving.extend(more);
-        }
-        for k in kept {
-            if moving.contains(&k.id) && k.journaled == Some(k.version) {
-                work.entry(k.id).or_insert(Reason::TimeWindow);
-            }
-        }
+    let windows = match occasion {
+        Occasion::SegmentWrite => Vec::new(),
+        Occasion::Sweep => windows_of(kept),
+        Occasion::Window(id) => windows_of(kept).into_iter().filter(|w| *w == id).collect(),
+    };
+    for id in windows {
+        work.entry(id).or_insert(Reason::TimeWindow);
     }
     Plan {
         work,
         baselines,
         gone,
     }
+}
+
+/// The kept segments, journaled at their version, whose members a relative
+/// time window moves (their own, or one of a segment they refer to).
+fn windows_of(kept: &[Kept]) -> Vec<i64> {
+    let refers = |k: &Kept, moving: &BTreeSet<i64>| {
+        k.query
+            .as_ref()
+            .is_some_and(|q| q.segment_refs().into_iter().any(|id| moving.contains(&id)))
+    };
+    let mut moving: BTreeSet<i64> = kept
+        .iter()
+        .filter(|k| k.query.as_ref().is_some_and(|q| q.moves_with_time()))
+        .map(|k| k.id)
+        .collect();
+    loop {
+        let more: Vec<i64> = kept
+            .iter()
+            .filter(|k| !moving.contains(&k.id) && refers(k, &moving))
+            .map(|k| k.id)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        moving.extend(more);
+    }
+    kept.iter()
+        .filter(|k| moving.contains(&k.id) && k.journaled == Some(k.version))
+        .map(|k| k.id)
+        .collect()
+}
+
+/// The segments whose time windows a sweep records, one write turn each
+/// (see [`Occasion::Window`]).
+pub async fn windows(conn: &mut impl Conn, journal: &Journal, site_id: i64) -> Result<Vec<i64>> {
+    let states = segment_states(conn, site_id).await?;
+    Ok(windows_of(&kept_of(journal, site_id, &states)))
 }
 
 /// What a sweep of the site at `now` would be: [`Occasion::Sweep`] when
@@ -729,8 +750,11 @@ pub enum Occasion {
     /// restores, and the baselines of new segments.
     SegmentWrite,
     /// The minute's sweep: the same, and every segment a relative time
-    /// window moves.
+    /// window moves. Only planned ([`due`]): a sweep records the windows a
+    /// segment a turn, so that a writer never waits behind all of them.
     Sweep,
+    /// A segment write's work, and this segment's time window.
+    Window(i64),
 }
 
 /// Brings the journal of every segment of the site up to the segments as
@@ -740,14 +764,14 @@ pub enum Occasion {
 /// is recorded as the difference between the journal's members and the
 /// whole audience's, at `now`. Runs holding the site's write turn. Without
 /// an evaluator (a process with no audience in memory) what needs one is
-/// left for the next sweep of a server.
+/// left for the next sweep of a server; whether nothing was left.
 pub async fn reconcile<C: Conn>(
     conn: &mut C,
     journal: &Journal,
     site_id: i64,
     now: i64,
     occasion: Occasion,
-) -> Result<()> {
+) -> Result<bool> {
     let states = segment_states(conn, site_id).await?;
     let kept = kept_of(journal, site_id, &states);
     let Plan {
@@ -779,10 +803,7 @@ pub async fn reconcile<C: Conn>(
         HashMap::new()
     });
     if work.is_empty() && gone.is_empty() && baselines.is_empty() {
-        if occasion == Occasion::Sweep && !deferred {
-            mark_swept(conn, site_id, now).await?;
-        }
-        return Ok(());
+        return Ok(!deferred);
     }
     let old = if work.is_empty() && gone.is_empty() {
         HashMap::new()
@@ -885,13 +906,11 @@ pub async fn reconcile<C: Conn>(
         ))
         .await?;
     }
-    if occasion == Occasion::Sweep && !deferred {
-        mark_swept(conn, site_id, now).await?;
-    }
-    Ok(())
+    Ok(!deferred)
 }
 
-async fn mark_swept(conn: &mut impl Conn, site_id: i64, now: i64) -> Result<()> {
+/// Records that the site's time windows were swept at `now`.
+pub async fn mark_swept(conn: &mut impl Conn, site_id: i64, now: i64) -> Result<()> {
     conn.execute(sql!(
         "INSERT INTO journal_sites (site_id, swept_at) VALUES ($1, $2)
          ON CONFLICT (site_id) DO UPDATE SET swept_at = excluded.swept_at",

@@ -648,16 +648,37 @@ impl<B: Backend> JournalStore for B {
         journal::due(&mut *conn, self.journal(), site_id, now, every).await
     }
 
-    async fn sweep_journal(&self, site_id: i64, now: i64, every: i64) -> Result<bool> {
+    async fn sweep_journal(&self, site_id: i64, now: i64, every: i64) -> Result<Option<Vec<i64>>> {
         if self.journal().evaluator().is_none() {
-            return Ok(false);
+            return Ok(None);
         }
         Ok(written!(self, Some(site_id), |tx| async {
             // Under the turn: another server may have swept meanwhile.
             let occasion = journal::sweep_occasion(&mut *tx, site_id, now, every).await?;
-            journal::reconcile(tx, self.journal(), site_id, now, occasion).await?;
-            Ok::<_, crate::storage::StorageError>(true)
+            let journal = self.journal();
+            if !journal::reconcile(&mut *tx, journal, site_id, now, Occasion::SegmentWrite).await? {
+                return Ok(None);
+            }
+            if occasion != Occasion::Sweep {
+                return Ok(Some(Vec::new()));
+            }
+            // Claimed here, so that other servers leave these windows to
+            // this one (a crash before they are recorded leaves them to the
+            // next minute's sweep).
+            journal::mark_swept(&mut *tx, site_id, now).await?;
+            Ok::<_, crate::storage::StorageError>(Some(
+                journal::windows(&mut *tx, journal, site_id).await?,
+            ))
         }))
+    }
+
+    async fn sweep_window(&self, site_id: i64, segment_id: i64, now: i64) -> Result<()> {
+        written!(self, Some(site_id), |tx| async {
+            let window = Occasion::Window(segment_id);
+            journal::reconcile(tx, self.journal(), site_id, now, window).await?;
+            Ok::<_, crate::storage::StorageError>(())
+        });
+        Ok(())
     }
 
     async fn journal_info(&self, site_id: i64, segment_id: i64) -> Result<Option<JournalInfo>> {
