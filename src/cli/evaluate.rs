@@ -163,6 +163,7 @@ pub async fn explain(
                 segment_id: id,
                 matched: explanation.matched,
                 subscriber: SubscriberResource::from(&subscriber),
+                manual: explanation.manual.map(|m| m.as_str()),
                 explanation: explanation.root,
             },
         };
@@ -173,6 +174,9 @@ pub async fn explain(
         subscriber.email,
         if explanation.matched { "" } else { "not " }
     )?;
+    if let Some(manual) = explanation.manual {
+        outln!("{}, whatever the query says", manual.as_str())?;
+    }
     print_node(&explanation.root, 0)
 }
 

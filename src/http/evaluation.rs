@@ -27,13 +27,13 @@ use corral_core::audience::{AudienceCounts, Email, Subscriber};
 use serde::Deserialize;
 
 /// Members per page when `limit` is not given, and the most allowed.
-const DEFAULT_PAGE: usize = 100;
-const MAX_PAGE: usize = 1_000;
+pub(super) const DEFAULT_PAGE: usize = 100;
+pub(super) const MAX_PAGE: usize = 1_000;
 /// Sample size of a preview when `sample` is not given, and the most allowed.
 const DEFAULT_SAMPLE: usize = 10;
 const MAX_SAMPLE: usize = 100;
 
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+pub(super) fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::Invalid(FieldError::new(field, message).into())
 }
 
@@ -155,6 +155,7 @@ pub async fn match_subscriber(
                 segment_id: id.to_string(),
                 matched: explanation.matched,
                 subscriber: SubscriberResource::from(&subscriber),
+                manual: explanation.manual.map(|m| m.as_str()),
                 explanation: explanation.root,
             },
         },
@@ -177,17 +178,17 @@ pub struct MembersParams {
 }
 
 /// A cursor: the last subscriber id of a page, opaque to clients.
-fn encode_cursor(after: i64) -> String {
+pub(super) fn encode_cursor(after: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("after:{after}"))
 }
 
-fn decode_cursor(cursor: &str) -> Option<i64> {
+pub(super) fn decode_cursor(cursor: &str) -> Option<i64> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
     let text = std::str::from_utf8(&bytes).ok()?;
     text.strip_prefix("after:")?.parse().ok()
 }
 
-fn parse_count(
+pub(super) fn parse_count(
     text: Option<&str>,
     field: &str,
     default: usize,

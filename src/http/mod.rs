@@ -25,6 +25,7 @@ mod export;
 mod extract;
 mod health;
 mod history;
+mod manual;
 pub mod openapi;
 mod overlap;
 mod rate_limit;
@@ -206,6 +207,18 @@ pub fn router(state: AppState) -> Router {
         .route("/segments/{id}/members", get(evaluation::members))
         .route("/segments/{id}/members.csv", get(export::members_csv))
         .route("/segments/{id}/changes", get(history::changes))
+        .route(
+            "/segments/{id}/includes",
+            get(manual::list_includes)
+                .post(manual::add_includes)
+                .delete(manual::remove_includes),
+        )
+        .route(
+            "/segments/{id}/excludes",
+            get(manual::list_excludes)
+                .post(manual::add_excludes)
+                .delete(manual::remove_excludes),
+        )
         .route(
             "/subscribers",
             get(subscribers::find).post(subscribers::create),

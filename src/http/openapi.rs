@@ -10,8 +10,8 @@
 //! own, 400 for a query string that cannot be read.
 
 use super::{
-    audience, audit, batch, evaluation, export, health, history, overlap, segments, subscribers,
-    webhooks,
+    audience, audit, batch, evaluation, export, health, history, manual, overlap, segments,
+    subscribers, webhooks,
 };
 use crate::wire;
 use axum::Json;
@@ -60,6 +60,12 @@ use utoipa::{Modify, OpenApi};
         export::members_csv,
         evaluation::preview,
         overlap::overlap,
+        manual::add_includes,
+        manual::remove_includes,
+        manual::list_includes,
+        manual::add_excludes,
+        manual::remove_excludes,
+        manual::list_excludes,
         evaluation::query_schema,
         batch::import_subscribers,
         batch::import_events,

@@ -66,7 +66,7 @@ fn parse_segments(segments: Vec<Segment>) -> HashMap<i64, Arc<Query>> {
         .filter_map(|s| {
             Some((
                 s.id.0,
-                Arc::new(corral_core::query::parse(s.query.as_str()).ok()?),
+                Arc::new(corral_core::query::manual::parse_saved(s.query.as_str(), s.id.0).ok()?),
             ))
         })
         .collect()

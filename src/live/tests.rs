@@ -424,7 +424,10 @@ pub(crate) async fn same_as_fresh(
     let stored: Vec<(i64, Query)> = fresh
         .segments
         .iter()
-        .filter_map(|s| Some((s.id.0, corral_core::query::parse(s.query.as_str()).ok()?)))
+        .filter_map(|s| {
+            let query = corral_core::query::manual::parse_saved(s.query.as_str(), s.id.0);
+            Some((s.id.0, query.ok()?))
+        })
         .collect();
     let held = definitions(resident.segments.iter().map(|(id, q)| (*id, q.as_ref())));
     let stored = definitions(stored.iter().map(|(id, q)| (*id, q)));

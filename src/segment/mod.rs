@@ -6,6 +6,7 @@
 //! follow Rails' wording ("can't be blank", "has already been taken"), as
 //! Bento's own API does.
 
+pub mod manual;
 pub mod references;
 
 use corral_core::audience::text::{Joiners, hidden_character, hidden_character_message};

@@ -103,7 +103,7 @@ impl<'a> Evaluations<'a> {
             .await?
             .filter(Segment::is_kept)
             .ok_or(EvaluationError::SegmentNotFound)?;
-        match corral_core::query::parse(segment.query.as_str()) {
+        match corral_core::query::manual::parse_saved(segment.query.as_str(), id.0) {
             Ok(query) => Ok((Arc::new(query), None)),
             Err(problems) => Err(unevaluable(problems).into()),
         }

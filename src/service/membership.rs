@@ -22,7 +22,9 @@ pub async fn segments_of(
 ) -> Result<Vec<Segment>, LiveError> {
     let mut member_of = Vec::new();
     for segment in store.list_segments(site_id, Listing::Kept).await? {
-        let Ok(query) = corral_core::query::parse(segment.query.as_str()) else {
+        let Ok(query) =
+            corral_core::query::manual::parse_saved(segment.query.as_str(), segment.id.0)
+        else {
             continue;
         };
         if matches!(query, Query::Foreign) {

@@ -1,7 +1,7 @@
 //! The domain services: what the front ends (the HTTP layer and the CLI) call
 //! to read and change a site's data, so that both follow one set of rules
 //! whatever the backend: [`segments`], [`webhooks`], [`membership`] (a
-//! subscriber's segments), [`audit`] (the audit log a page at a time), [`evaluation`] (stats, members, match, preview
+//! subscriber's segments), [`audit`] (the audit log a page at a time), [`manual`] (a segment's hand-made includes and excludes), [`evaluation`] (stats, members, match, preview
 //! and explain over the live snapshots) and [`overlap`] (how segments' members overlap). A service takes values already parsed at the edge, checks
 //! the rules that need the site's data, calls the [`crate::storage::Store`]
 //! (whose backends check again, inside the write's transaction, what a
@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod evaluation;
 pub mod history;
+pub mod manual;
 pub mod membership;
 pub mod overlap;
 pub mod segments;

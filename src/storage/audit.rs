@@ -39,6 +39,8 @@ pub enum AuditAction {
     SegmentDiscarded,
     SegmentRestored,
     SegmentVersionRestored,
+    /// Subscribers put in or taken out of a segment's includes or excludes.
+    SegmentManualChanged,
     WebhookCreated,
     WebhookUpdated,
     WebhookDeleted,
@@ -47,12 +49,13 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::SegmentCreated,
         Self::SegmentUpdated,
         Self::SegmentDiscarded,
         Self::SegmentRestored,
         Self::SegmentVersionRestored,
+        Self::SegmentManualChanged,
         Self::WebhookCreated,
         Self::WebhookUpdated,
         Self::WebhookDeleted,
@@ -67,6 +70,7 @@ impl AuditAction {
             Self::SegmentDiscarded => "segment.discarded",
             Self::SegmentRestored => "segment.restored",
             Self::SegmentVersionRestored => "segment.version_restored",
+            Self::SegmentManualChanged => "segment.manual_changed",
             Self::WebhookCreated => "webhook.created",
             Self::WebhookUpdated => "webhook.updated",
             Self::WebhookDeleted => "webhook.deleted",
@@ -86,7 +90,8 @@ impl AuditAction {
             | Self::SegmentUpdated
             | Self::SegmentDiscarded
             | Self::SegmentRestored
-            | Self::SegmentVersionRestored => "segment",
+            | Self::SegmentVersionRestored
+            | Self::SegmentManualChanged => "segment",
             Self::WebhookCreated | Self::WebhookUpdated | Self::WebhookDeleted => "webhook",
             Self::KeyAdded | Self::KeyRevoked => "key",
         }
@@ -140,6 +145,17 @@ pub mod details {
                 visitor_event_query: d.query.to_raw_value(),
             }
         }
+    }
+
+    /// An edit of a segment's includes or excludes: the list, whether
+    /// emails were put in (`add`) or taken out, and those it changed.
+    pub fn manual(list: &str, add: bool, emails: &[String]) -> String {
+        serde_json::json!({
+            "list": list,
+            "operation": if add { "add" } else { "remove" },
+            "emails": emails,
+        })
+        .to_string()
     }
 
     /// A webhook as the audit log shows it: never its secret.

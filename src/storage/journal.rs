@@ -275,7 +275,8 @@ impl Journal {
         if let Some(query) = parsed.get(&key) {
             return Some(Arc::clone(query)).filter(|q| !matches!(**q, Query::Foreign));
         }
-        let query = Arc::new(corral_core::query::parse(text).unwrap_or(Query::Foreign));
+        let query =
+            Arc::new(corral_core::query::manual::parse_saved(text, id).unwrap_or(Query::Foreign));
         if parsed.len() > 10_000 {
             parsed.clear();
         }

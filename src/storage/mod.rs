@@ -27,6 +27,7 @@ pub mod wait;
 pub mod webhooks;
 
 use crate::credentials::KeyPair;
+use crate::segment::manual::{ManualEdit, ManualEntry, ManualList};
 use crate::segment::{Listing, NewSegment, Segment, SegmentId, SegmentPatch};
 use async_trait::async_trait;
 use audit::{Actor, AuditEntry, AuditQuery, SegmentVersion};
@@ -352,6 +353,34 @@ pub trait Store:
     async fn segment_versions(&self, site_id: i64, id: SegmentId) -> Result<Vec<SegmentVersion>>;
     /// The site's audit log, newest first, as `query` asks.
     async fn audit_log(&self, site_id: i64, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+
+    /// Puts the subscribers with these emails in a kept segment's includes
+    /// or excludes (`add`), or takes them out, as `by`, in one transaction
+    /// under the site's write turn; unknown emails create nothing. Every
+    /// server's snapshot, the journal (reason `manual`) and the audit log
+    /// follow. [`StorageError::NotFound`] when the site keeps no such
+    /// segment.
+    #[allow(clippy::too_many_arguments)]
+    async fn edit_manual(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        list: ManualList,
+        emails: &[Email],
+        add: bool,
+        now: i64,
+        by: &Actor,
+    ) -> Result<ManualEdit>;
+    /// Up to `limit` subscribers of a segment's includes or excludes, by
+    /// subscriber id, after the id `after`.
+    async fn list_manual(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        list: ManualList,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ManualEntry>>;
 }
 
 /// The default database: a SQLite file in the working directory.

@@ -44,8 +44,15 @@ pub struct MatchResult {
     pub segment_id: String,
     pub matched: bool,
     pub subscriber: SubscriberResource,
-    /// The outcome of every condition of the query, by JSON pointer.
+    /// The outcome of every condition of the query as saved, by JSON
+    /// pointer.
     pub explanation: Node,
+    /// `included by hand` or `excluded by hand` when the subscriber is in
+    /// the segment's includes or excludes, which decide over the query (an
+    /// exclude over an include); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "included by hand")]
+    pub manual: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

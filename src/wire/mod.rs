@@ -17,6 +17,7 @@ pub mod audience;
 pub mod body;
 pub mod evaluation;
 pub mod history;
+pub mod manual;
 pub mod overlap;
 pub mod segments;
 pub mod strings;

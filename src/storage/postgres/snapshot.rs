@@ -217,19 +217,29 @@ const SUBSCRIBER_PAGE: &str =
     "SELECT id, email, fields, unsubscribed_at IS NULL, created_at, uuid FROM subscribers
      WHERE site_id = $1 AND id > $2 ORDER BY id LIMIT $3";
 
-/// Each kept tag of site `$1` with its holders.
+/// Each kept tag of site `$1` with its holders, then the hidden tags of
+/// its includes and excludes ([`corral_core::query::manual`]).
 const TAG_HOLDERS: &str = "SELECT t.name_key, array_agg(st.subscriber_id ORDER BY st.subscriber_id)
      FROM tags t JOIN subscriber_tags st ON st.site_id = t.site_id AND st.tag_id = t.id
      WHERE t.site_id = $1 AND t.discarded_at IS NULL
-     GROUP BY t.id, t.name_key";
+     GROUP BY t.id, t.name_key
+     UNION ALL
+     SELECT chr(1) || CASE WHEN m.excluded THEN 'exclude:' ELSE 'include:' END || m.segment_id,
+            array_agg(m.subscriber_id ORDER BY m.subscriber_id)
+     FROM segment_manual m WHERE m.site_id = $1
+     GROUP BY m.segment_id, m.excluded";
 
-/// The subscribers of site `$1` with the ids `$2`, each with its kept tags.
+/// The subscribers of site `$1` with the ids `$2`, each with its kept tags
+/// and the hidden tags of its includes and excludes.
 const SUBSCRIBERS_BY_ID: &str =
     "SELECT s.id, s.email, s.fields, s.unsubscribed_at IS NULL, s.created_at, s.uuid,
      ARRAY(SELECT t.name_key FROM subscriber_tags st
      JOIN tags t ON t.site_id = st.site_id AND t.id = st.tag_id
      WHERE st.site_id = s.site_id AND st.subscriber_id = s.id
-     AND t.discarded_at IS NULL)
+     AND t.discarded_at IS NULL
+     UNION ALL
+     SELECT chr(1) || CASE WHEN m.excluded THEN 'exclude:' ELSE 'include:' END || m.segment_id
+     FROM segment_manual m WHERE m.site_id = s.site_id AND m.subscriber_id = s.id)
      FROM subscribers s WHERE s.site_id = $1 AND s.id = ANY($2) ORDER BY s.id";
 
 /// Up to `$4` events of site `$1` with ids in `($2, $3]`, in id order.

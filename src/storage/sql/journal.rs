@@ -106,6 +106,29 @@ pub async fn record_writes<C: Conn>(
     events: Option<(i64, i64)>,
     now: i64,
 ) -> Result<()> {
+    record_flips(
+        conn,
+        journal,
+        site_id,
+        subscribers,
+        events,
+        now,
+        Reason::Data,
+    )
+    .await
+}
+
+/// [`record_writes`], with the reason the flips are recorded with
+/// ([`Reason::Manual`] for an edit of includes or excludes).
+pub async fn record_flips<C: Conn>(
+    conn: &mut C,
+    journal: &Journal,
+    site_id: i64,
+    subscribers: &[i64],
+    events: Option<(i64, i64)>,
+    now: i64,
+    reason: Reason,
+) -> Result<()> {
     if subscribers.is_empty() && events.is_none() {
         return Ok(());
     }
@@ -167,7 +190,7 @@ pub async fn record_writes<C: Conn>(
         }
         write_sets(conn, site_id, &changed).await?;
     }
-    write_transitions(conn, journal, site_id, &flips, now, Reason::Data).await?;
+    write_transitions(conn, journal, site_id, &flips, now, reason).await?;
     Ok(())
 }
 
@@ -184,7 +207,7 @@ fn evaluate(
 }
 
 /// A subscriber a batch touched, as the transaction sees it: its row, its
-/// kept tags (a JSON array) and the segments the journal has it in (a JSON
+/// kept tags and the hidden tags of its includes and excludes (a JSON array) and the segments the journal has it in (a JSON
 /// array; `None` for none).
 #[derive(sqlx::FromRow)]
 struct Touched {
@@ -223,10 +246,15 @@ async fn touched_rows<C: Conn>(
                AND ($6 OR type IN (SELECT value FROM json_each($5))))
          SELECT s.id, s.uuid, s.email, s.fields, s.unsubscribed_at IS NULL AS subscribed,
                 s.created_at,
-                (SELECT json_group_array(t.name_key) FROM subscriber_tags st
-                 CROSS JOIN tags t ON t.id = st.tag_id
-                 WHERE st.subscriber_id = s.id AND t.site_id = $1
-                   AND t.discarded_at IS NULL) AS tags,
+                (SELECT json_group_array(name) FROM (
+                   SELECT t.name_key AS name FROM subscriber_tags st
+                   CROSS JOIN tags t ON t.id = st.tag_id
+                   WHERE st.subscriber_id = s.id AND t.site_id = $1
+                     AND t.discarded_at IS NULL
+                   UNION ALL
+                   SELECT char(1) || CASE WHEN m.excluded THEN 'exclude:' ELSE 'include:' END
+                          || m.segment_id
+                   FROM segment_manual m WHERE m.subscriber_id = s.id)) AS tags,
                 (SELECT segments FROM journal_members j
                  WHERE j.site_id = $1 AND j.subscriber_id = s.id) AS journaled
          FROM touched CROSS JOIN subscribers s ON s.id = touched.id
@@ -238,10 +266,17 @@ async fn touched_rows<C: Conn>(
                AND ($6 OR type = ANY($5)))
          SELECT s.id, s.uuid, s.email, s.fields, s.unsubscribed_at IS NULL AS subscribed,
                 s.created_at,
-                COALESCE((SELECT json_agg(t.name_key)::text FROM subscriber_tags st
-                          JOIN tags t ON t.site_id = st.site_id AND t.id = st.tag_id
-                          WHERE st.site_id = $1 AND st.subscriber_id = s.id
-                            AND t.discarded_at IS NULL), '[]') AS tags,
+                COALESCE((SELECT json_agg(name)::text FROM (
+                            SELECT t.name_key AS name FROM subscriber_tags st
+                            JOIN tags t ON t.site_id = st.site_id AND t.id = st.tag_id
+                            WHERE st.site_id = $1 AND st.subscriber_id = s.id
+                              AND t.discarded_at IS NULL
+                            UNION ALL
+                            SELECT chr(1) || CASE WHEN m.excluded THEN 'exclude:'
+                                                  ELSE 'include:' END || m.segment_id
+                            FROM segment_manual m
+                            WHERE m.site_id = $1 AND m.subscriber_id = s.id) n),
+                         '[]') AS tags,
                 (SELECT segments FROM journal_members j
                  WHERE j.site_id = $1 AND j.subscriber_id = s.id) AS journaled
          FROM touched JOIN subscribers s ON s.site_id = $1 AND s.id = touched.id

@@ -30,6 +30,7 @@ pub(crate) mod checkpoints;
 pub(crate) mod imports;
 pub(crate) mod journal;
 pub(crate) mod log;
+pub(crate) mod manual;
 pub(crate) mod segments;
 pub(crate) mod sites;
 pub mod store;

@@ -5,9 +5,11 @@
 
 use super::journal::Occasion;
 use super::{
-    Conn, audience, audit, checkpoints, imports, journal, log, segments, sites, versions, webhooks,
+    Conn, audience, audit, checkpoints, imports, journal, log, manual, segments, sites, versions,
+    webhooks,
 };
 use crate::credentials::KeyPair;
+use crate::segment::manual::{ManualEdit, ManualEntry, ManualList};
 use crate::segment::{Listing, NewSegment, Segment, SegmentId, SegmentPatch};
 use crate::storage::audit::{Actor, AuditAction, AuditEntry, AuditQuery, SegmentVersion, details};
 use crate::storage::changes::{Changes, Loaded};
@@ -312,6 +314,40 @@ impl<B: Backend> Store for B {
 
     async fn audit_log(&self, site_id: i64, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         audit::list(&mut *self.reader().await?, site_id, query).await
+    }
+
+    async fn edit_manual(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        list: ManualList,
+        emails: &[Email],
+        add: bool,
+        now: i64,
+        by: &Actor,
+    ) -> Result<ManualEdit> {
+        Ok(written!(self, Some(site_id), |tx| manual::edit(
+            tx,
+            self.journal(),
+            site_id,
+            id,
+            list,
+            emails,
+            add,
+            now,
+            by
+        )))
+    }
+
+    async fn list_manual(
+        &self,
+        site_id: i64,
+        id: SegmentId,
+        list: ManualList,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ManualEntry>> {
+        manual::list(&mut *self.reader().await?, site_id, id, list, after, limit).await
     }
 }
 

@@ -118,10 +118,17 @@ const EVENT_CHUNK: &str =
 
 /// Each kept tag of site `$1` with its holders, through the site's tags
 /// (`tags_name`) and each tag's holders (`subscriber_tags_tag`).
+/// Then the hidden tags of the site's includes and excludes
+/// ([`corral_core::query::manual`]), by the table's key.
 const TAG_HOLDERS: &str = "SELECT t.name_key, json_group_array(st.subscriber_id) FROM tags t
      JOIN subscriber_tags st ON st.tag_id = t.id
      WHERE t.site_id = $1 AND t.discarded_at IS NULL
-     GROUP BY t.id";
+     GROUP BY t.id
+     UNION ALL
+     SELECT char(1) || CASE WHEN m.excluded THEN 'exclude:' ELSE 'include:' END || m.segment_id,
+            json_group_array(m.subscriber_id)
+     FROM segment_manual m WHERE m.site_id = $1
+     GROUP BY m.segment_id, m.excluded";
 
 /// The subscribers with the ids of the JSON array `$1`, of site `$2`: one
 /// primary-key seek an id (`+site_id` keeps the site's index out of it).
@@ -131,11 +138,16 @@ const SUBSCRIBERS_BY_ID: &str = "SELECT json_group_array(json_array(
      FROM subscribers WHERE id IN (SELECT value FROM json_each($1)) AND +site_id = $2";
 
 /// The kept tags of the subscribers with the ids of the JSON array `$1`.
+/// With the hidden tags of their includes and excludes.
 const TAGS_BY_SUBSCRIBER: &str = "SELECT st.subscriber_id, t.name_key FROM subscriber_tags st
      JOIN tags t ON t.id = st.tag_id
      WHERE st.subscriber_id IN (SELECT value FROM json_each($1))
        AND t.discarded_at IS NULL
-     ORDER BY st.subscriber_id";
+     UNION ALL
+     SELECT m.subscriber_id,
+            char(1) || CASE WHEN m.excluded THEN 'exclude:' ELSE 'include:' END || m.segment_id
+     FROM segment_manual m WHERE m.subscriber_id IN (SELECT value FROM json_each($1))
+     ORDER BY 1";
 
 /// `[json_type, value]` at path `$3` of each event of site `$1` and type
 /// `$2` with an id in `[$4, $5]`, in id order (`events_site_type` ends with

@@ -11,6 +11,7 @@ use super::members::{Cancel, Checks, Engine, Fact, ValueMatcher, sample_holds, s
 use super::{EvalError, Resolver};
 use crate::columns::{Columns, Val};
 use crate::query::ast::{Condition, EventTest, Query, TagTest};
+use crate::query::manual;
 use crate::query::sample::bucket;
 use crate::time::format_ms;
 use serde::Serialize;
@@ -37,7 +38,28 @@ pub struct Node {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Explanation {
     pub matched: bool,
+    /// The outcome of the query as saved (a segment's includes and excludes
+    /// are not in it: see `manual`).
     pub root: Node,
+    /// A saved segment's hand-made part, when the subscriber is in it: an
+    /// exclude decides (not a member), else an include (a member).
+    pub manual: Option<Manual>,
+}
+
+/// How a segment's includes and excludes hold one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Manual {
+    IncludedByHand,
+    ExcludedByHand,
+}
+
+impl Manual {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IncludedByHand => "included by hand",
+            Self::ExcludedByHand => "excluded by hand",
+        }
+    }
 }
 
 /// Explains the outcome of `query` for the subscriber at `index`.
@@ -60,14 +82,30 @@ pub fn explain_unless(
     index: usize,
     cancel: &Cancel,
 ) -> Result<Explanation, EvalError> {
-    let Query::Condition(condition) = query else {
+    if matches!(query, Query::Foreign) {
         return Err(EvalError::Foreign);
-    };
+    }
+    let (condition, segment) = manual::unwrapped(query);
     let mut engine = Engine::new(audience, now, resolver, cancel.clone());
     let root = node(&mut engine, condition, String::new(), index)?;
+    let holds = |tag: String| audience.tag(&tag).is_some_and(|t| t.contains(index));
+    let manual = segment.and_then(|id| {
+        if holds(manual::exclude_tag(id)) {
+            Some(Manual::ExcludedByHand)
+        } else if holds(manual::include_tag(id)) {
+            Some(Manual::IncludedByHand)
+        } else {
+            None
+        }
+    });
     Ok(Explanation {
-        matched: root.matched,
+        matched: match manual {
+            Some(Manual::ExcludedByHand) => false,
+            Some(Manual::IncludedByHand) => true,
+            None => root.matched,
+        },
         root,
+        manual,
     })
 }
 

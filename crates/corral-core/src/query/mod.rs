@@ -11,6 +11,7 @@
 //! the grammar's reference; `docs/query-language.schema.json` its JSON Schema.
 
 pub mod ast;
+pub mod manual;
 pub mod parse;
 mod raw;
 pub mod sample;
