@@ -23,6 +23,7 @@ mod history;
 mod journal;
 mod limits;
 mod loading;
+mod manual;
 mod operations;
 mod outage;
 mod overlap;
