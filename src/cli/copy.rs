@@ -28,11 +28,11 @@ in use: what is copied is the source as it stood when the copy began.
 
 Copied: sites, API keys (revoked ones too), segments (discarded ones too), subscribers, \
 tags, fields, events, and webhooks with their secrets, the members of the segments they \
-watch and their notifications (delivered and waiting), segment versions, the audit log \
-and the membership journal (every join and leave, with its event id), with their ids, \
-uuids, versions and timestamps, and each site's change-log position. Not copied: the change log's \
-entries and the database's own id; checkpoints are never copied either, so a server on \
-the copy reads each site whole once.")]
+watch and their notifications (delivered and waiting), segment versions, the segments' \
+hand-made includes and excludes, the audit log and the membership journal (every join and \
+leave, with its event id), with their ids, uuids, versions and timestamps, and each site's \
+change-log position. Not copied: the change log's entries and the database's own id; \
+checkpoints are never copied either, so a server on the copy reads each site whole once.")]
 pub struct CopyArgs {
     /// The database to copy: sqlite://PATH or postgres://USER@HOST:PORT/DB
     #[arg(long, value_name = "URL")]
@@ -72,6 +72,7 @@ struct Counts {
     segment_members: u64,
     webhook_deliveries: u64,
     segment_versions: u64,
+    segment_manual: u64,
     audit_log: u64,
     segment_journals: u64,
     journal_sites: u64,
@@ -97,6 +98,7 @@ impl Counts {
             Table::SegmentMembers => &mut self.segment_members,
             Table::WebhookDeliveries => &mut self.webhook_deliveries,
             Table::SegmentVersions => &mut self.segment_versions,
+            Table::SegmentManual => &mut self.segment_manual,
             Table::AuditLog => &mut self.audit_log,
             Table::SegmentJournals => &mut self.segment_journals,
             Table::JournalSites => &mut self.journal_sites,

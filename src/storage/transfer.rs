@@ -33,6 +33,7 @@ pub enum Table {
     SegmentMembers,
     WebhookDeliveries,
     SegmentVersions,
+    SegmentManual,
     AuditLog,
     SegmentJournals,
     JournalSites,
@@ -44,7 +45,7 @@ pub enum Table {
 
 impl Table {
     /// Every table, parents first.
-    pub const ALL: [Table; 20] = [
+    pub const ALL: [Table; 21] = [
         Table::Sites,
         Table::ApiKeys,
         Table::Segments,
@@ -58,6 +59,7 @@ impl Table {
         Table::SegmentMembers,
         Table::WebhookDeliveries,
         Table::SegmentVersions,
+        Table::SegmentManual,
         Table::AuditLog,
         Table::SegmentJournals,
         Table::JournalSites,
@@ -76,6 +78,7 @@ impl Table {
                 | Table::SegmentWatches
                 | Table::SegmentMembers
                 | Table::SegmentVersions
+                | Table::SegmentManual
                 | Table::SegmentJournals
                 | Table::JournalSites
                 | Table::JournalDays
@@ -100,6 +103,7 @@ impl Table {
             Table::SegmentMembers => "segment_members",
             Table::WebhookDeliveries => "webhook_deliveries",
             Table::SegmentVersions => "segment_versions",
+            Table::SegmentManual => "segment_manual",
             Table::AuditLog => "audit_log",
             Table::SegmentJournals => "segment_journals",
             Table::JournalSites => "journal_sites",
@@ -275,6 +279,17 @@ pub struct SegmentVersionRow {
     pub saved_by: Option<String>,
 }
 
+/// A subscriber in a segment's hand-made includes (`excluded` false) or
+/// excludes (true); a discarded segment's too, which come back with it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SegmentManualRow {
+    pub site_id: i64,
+    pub segment_id: i64,
+    pub excluded: bool,
+    pub subscriber_id: i64,
+    pub added_at: i64,
+}
+
 /// An entry of a site's audit log.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct AuditLogRow {
@@ -366,6 +381,7 @@ pub enum Rows {
     SegmentMembers(Vec<SegmentMemberRow>),
     WebhookDeliveries(Vec<WebhookDeliveryRow>),
     SegmentVersions(Vec<SegmentVersionRow>),
+    SegmentManual(Vec<SegmentManualRow>),
     AuditLog(Vec<AuditLogRow>),
     SegmentJournals(Vec<SegmentJournalRow>),
     JournalSites(Vec<JournalSiteRow>),
@@ -391,6 +407,7 @@ impl Rows {
             Rows::SegmentMembers(_) => Table::SegmentMembers,
             Rows::WebhookDeliveries(_) => Table::WebhookDeliveries,
             Rows::SegmentVersions(_) => Table::SegmentVersions,
+            Rows::SegmentManual(_) => Table::SegmentManual,
             Rows::AuditLog(_) => Table::AuditLog,
             Rows::SegmentJournals(_) => Table::SegmentJournals,
             Rows::JournalSites(_) => Table::JournalSites,
@@ -416,6 +433,7 @@ impl Rows {
             Rows::SegmentMembers(rows) => rows.len(),
             Rows::WebhookDeliveries(rows) => rows.len(),
             Rows::SegmentVersions(rows) => rows.len(),
+            Rows::SegmentManual(rows) => rows.len(),
             Rows::AuditLog(rows) => rows.len(),
             Rows::SegmentJournals(rows) => rows.len(),
             Rows::JournalSites(rows) => rows.len(),
@@ -432,10 +450,11 @@ impl Rows {
 }
 
 /// Where a page ended, in the reading backend's key order for the table
-/// (its primary key: `[id]` on SQLite, `[site_id, id]` on PostgreSQL, and so
-/// on, padded with zeros). Only the reader that made it understands it.
+/// (its primary key: `[id]` on SQLite, `[site_id, id]` on PostgreSQL, up to
+/// the four parts of `segment_manual`'s, padded with zeros). Only the reader
+/// that made it understands it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor(pub [i64; 3]);
+pub struct Cursor(pub [i64; 4]);
 
 /// One page of a table.
 #[derive(Debug)]

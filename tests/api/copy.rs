@@ -200,8 +200,9 @@ const EMAILS: [&str; 6] = [
 /// Two sites, written through the API: fields, tags, subscribers (one
 /// unsubscribed, one whose email changed), events with details and
 /// purchases, segments (one referencing another, one changed, one
-/// discarded, one foreign), and joins and leaves in the membership journal
-/// over a day.
+/// discarded, one foreign), hand-made includes and excludes (of the
+/// referenced segment, and of the discarded one before it was discarded),
+/// and joins and leaves in the membership journal over a day.
 async fn populate(server: &Server) -> Vec<Site> {
     let a = server.new_site("Shop").await;
     server
@@ -308,6 +309,36 @@ async fn populate(server: &Server) -> Vec<Site> {
             json!({"segment": {"name": "Old", "visitor_event_query": {}}}),
         )
         .await;
+    // "Buyers" gains dee, who bought nothing, by hand, and loses ada, its
+    // only buyer, by hand, so "lead buyers", which refers to it, loses her
+    // too; "Old" keeps an exclude while discarded. An email no subscriber
+    // has creates nothing.
+    let buyers_at = format!("{segments}/{}", id(&buyers));
+    let included = server
+        .write(
+            &a,
+            Method::POST,
+            &format!("{buyers_at}/includes"),
+            json!({"emails": ["dee@x.com", "bob@x.com", "nobody@x.com"]}),
+        )
+        .await;
+    assert_eq!(included["data"]["unknown"], json!(["nobody@x.com"]));
+    server
+        .write(
+            &a,
+            Method::DELETE,
+            &format!("{buyers_at}/includes"),
+            json!({"emails": ["bob@x.com"]}),
+        )
+        .await;
+    for (path, email) in [
+        (format!("{buyers_at}/excludes"), "ada@x.com"),
+        (format!("{segments}/{}/excludes", id(&old)), "cyrus@x.com"),
+    ] {
+        server
+            .write(&a, Method::POST, &path, json!({ "emails": [email] }))
+            .await;
+    }
     server
         .write(
             &a,
@@ -473,6 +504,22 @@ async fn every_answer(server: &Server, sites: &[Site]) -> Vec<Answer> {
                     .await,
                 );
             }
+            // Its hand-made includes and excludes, a page of one at a
+            // time (a discarded segment's are a 404).
+            for list in ["includes", "excludes"] {
+                let mut page = format!("/fetch/segments/{id}/{list}?limit=1");
+                loop {
+                    let answer = get(page.clone()).await;
+                    let body: Value = serde_json::from_str(&answer.body).unwrap();
+                    answers.push(answer);
+                    match body["meta"]["next_cursor"].as_str() {
+                        Some(cursor) => {
+                            page = format!("/fetch/segments/{id}/{list}?limit=1&cursor={cursor}")
+                        }
+                        None => break,
+                    }
+                }
+            }
             for email in EMAILS {
                 let path = format!("/fetch/segments/{id}/match");
                 let body = json!({ "email": email });
@@ -530,6 +577,41 @@ async fn assert_same_answers(original: &Server, copy: &Server, sites: &[Site]) {
     assert!(journal("/members?at=", 200, "dee@x.com"));
     assert!(journal("/members?at=", 422, "history begins"));
     assert!(journal("interval=hour", 200, r#""added":1"#));
+    // And the hand-made lists: dee included in "Buyers" and a member of it,
+    // ada excluded from it and from "lead buyers" through it, both said by
+    // match, and the manual joins and leaves in the changes feed.
+    assert!(journal("/includes?limit=1", 200, "dee@x.com"));
+    assert!(journal("/excludes?limit=1", 200, "Ada@x.com"));
+    assert!(journal("/match", 200, "included by hand"));
+    assert!(journal("/match", 200, "excluded by hand"));
+    assert!(journal("/changes", 200, r#""reason":"manual""#));
+    let members = |name: &str| -> Vec<String> {
+        let listing: Value = serde_json::from_str(&expected[0].body).unwrap();
+        let id = listing["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["attributes"]["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut emails = Vec::new();
+        for answer in &expected {
+            if answer
+                .request
+                .starts_with(&format!("GET /fetch/segments/{id}/members?limit="))
+            {
+                let body: Value = serde_json::from_str(&answer.body).unwrap();
+                for member in body["data"].as_array().unwrap() {
+                    emails.push(member["attributes"]["email"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+        emails
+    };
+    assert_eq!(members("Buyers"), ["dee@x.com"]);
+    assert_eq!(members("lead buyers"), Vec::<String>::new());
     let site_stats: Vec<u16> = expected
         .iter()
         .filter(|a| a.request == "GET /stats/site")
@@ -560,6 +642,7 @@ fn row_texts(rows: &Rows) -> Vec<String> {
         Rows::SegmentMembers(rows) => texts(rows),
         Rows::WebhookDeliveries(rows) => texts(rows),
         Rows::SegmentVersions(rows) => texts(rows),
+        Rows::SegmentManual(rows) => texts(rows),
         Rows::AuditLog(rows) => texts(rows),
         Rows::SegmentJournals(rows) => texts(rows),
         Rows::JournalSites(rows) => texts(rows),
@@ -778,6 +861,7 @@ async fn a_target_holding_a_site_is_refused_unless_replaced(to: &str) {
     assert_eq!(counts["sites"], 2);
     assert_eq!(counts["segments"], 6);
     assert_eq!(counts["events"], 6);
+    assert_eq!(counts["segment_manual"], 3);
     let after = site_list(to);
     assert!(!after.contains(&theirs.uuid), "{after}");
     assert!(sites.iter().all(|s| after.contains(&s.uuid)), "{after}");
@@ -923,7 +1007,7 @@ fn the_summary_counts_every_table_and_the_help_says_all_or_nothing() {
     let to = sqlite_url(&dir, "to.db");
     let summary = copied(&from, &to, &[]);
     let lines: Vec<&str> = summary.lines().collect();
-    assert_eq!(lines.len(), 21, "{summary}");
+    assert_eq!(lines.len(), 22, "{summary}");
     for (line, (table, rows)) in lines.iter().zip([
         ("sites", 1),
         ("api_keys", 1),
@@ -938,6 +1022,7 @@ fn the_summary_counts_every_table_and_the_help_says_all_or_nothing() {
         ("segment_members", 0),
         ("webhook_deliveries", 0),
         ("segment_versions", 0),
+        ("segment_manual", 0),
         // The site's first key pair, added with it.
         ("audit_log", 1),
         ("segment_journals", 0),
@@ -951,7 +1036,7 @@ fn the_summary_counts_every_table_and_the_help_says_all_or_nothing() {
         assert_eq!(words, [table, &rows.to_string()], "{summary}");
     }
     assert!(
-        lines[20].starts_with(&format!("copied {from} to {to} in ")),
+        lines[21].starts_with(&format!("copied {from} to {to} in ")),
         "{summary}"
     );
     let help = Command::new(BIN).args(["copy", "--help"]).output().unwrap();

@@ -34,9 +34,9 @@ impl Transfer for PgStore {
         sqlx::query(
             "LOCK TABLE sites, api_keys, segments, subscribers, tags, subscriber_tags, fields,
                         events, webhooks, segment_watches, segment_members, webhook_deliveries,
-                        segment_versions, audit_log, segment_journals, journal_sites,
-                        journal_days, journal_members, segment_transitions, change_heads,
-                        change_log, journal_checkpoints
+                        segment_versions, segment_manual, audit_log, segment_journals,
+                        journal_sites, journal_days, journal_members, segment_transitions,
+                        change_heads, change_log, journal_checkpoints
              IN EXCLUSIVE MODE",
         )
         .execute(&mut *tx)
@@ -99,9 +99,9 @@ impl TransferWriter for Writer {
         sqlx::query(
             "TRUNCATE sites, api_keys, segments, subscribers, tags, subscriber_tags, fields,
                       events, webhooks, segment_watches, segment_members, webhook_deliveries,
-                      segment_versions, audit_log, segment_journals, journal_sites, journal_days,
-                      journal_members, segment_transitions, change_heads, change_log, imports,
-                      journal_checkpoints",
+                      segment_versions, segment_manual, audit_log, segment_journals,
+                      journal_sites, journal_days, journal_members, segment_transitions,
+                      change_heads, change_log, imports, journal_checkpoints",
         )
         .execute(&mut *self.tx)
         .await?;
@@ -129,6 +129,7 @@ impl TransferWriter for Writer {
             | Rows::SegmentWatches(_)
             | Rows::SegmentMembers(_)
             | Rows::SegmentVersions(_)
+            | Rows::SegmentManual(_)
             | Rows::SegmentJournals(_)
             | Rows::JournalSites(_)
             | Rows::JournalDays(_)
@@ -361,6 +362,21 @@ impl TransferWriter for Writer {
                 .bind(column(rows, |r| r.query.as_str()))
                 .bind(column(rows, |r| r.saved_at))
                 .bind(column(rows, |r| r.saved_by.as_deref()))
+                .execute(tx)
+                .await?;
+            }
+            Rows::SegmentManual(rows) => {
+                sqlx::query(
+                    "INSERT INTO segment_manual (site_id, segment_id, excluded, subscriber_id,
+                                                 added_at)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::boolean[], $4::bigint[],
+                                          $5::bigint[])",
+                )
+                .bind(column(rows, |r| r.site_id))
+                .bind(column(rows, |r| r.segment_id))
+                .bind(column(rows, |r| r.excluded))
+                .bind(column(rows, |r| r.subscriber_id))
+                .bind(column(rows, |r| r.added_at))
                 .execute(tx)
                 .await?;
             }

@@ -68,6 +68,7 @@ pub async fn count(conn: &mut impl Conn, table: Table) -> Result<u64> {
         Table::SegmentMembers => "SELECT COUNT(*) FROM segment_members",
         Table::WebhookDeliveries => "SELECT COUNT(*) FROM webhook_deliveries",
         Table::SegmentVersions => "SELECT COUNT(*) FROM segment_versions",
+        Table::SegmentManual => "SELECT COUNT(*) FROM segment_manual",
         Table::AuditLog => "SELECT COUNT(*) FROM audit_log",
         Table::SegmentJournals => "SELECT COUNT(*) FROM segment_journals",
         Table::JournalSites => "SELECT COUNT(*) FROM journal_sites",
@@ -205,6 +206,15 @@ fn page_statement(dialect: Dialect, table: Table) -> (&'static str, usize) {
              ORDER BY site_id, segment_id, version LIMIT $4",
             3,
         ),
+        // `excluded` is a boolean on PostgreSQL and 0 or 1 on SQLite: the
+        // cursor holds it as 0 or 1 (its first page as less), compared as
+        // each database orders the column (false, 0 first).
+        Table::SegmentManual => (
+            "SELECT site_id, segment_id, excluded, subscriber_id, added_at FROM segment_manual
+             WHERE (site_id, segment_id, excluded, subscriber_id) > ($1, $2, $3 > 0, $4)
+             ORDER BY site_id, segment_id, excluded, subscriber_id LIMIT $5",
+            4,
+        ),
         // SQLite's table has no site_id: the subscriber says it.
         Table::SubscriberTags => match dialect {
             Dialect::Sqlite => (
@@ -249,7 +259,7 @@ pub async fn read_page<C: Conn>(
     after: Option<Cursor>,
     limit: usize,
 ) -> Result<TablePage> {
-    let key = after.map_or([i64::MIN; 3], |c| c.0);
+    let key = after.map_or([i64::MIN; 4], |c| c.0);
     let (text, parts) = page_statement(C::DIALECT, table);
     let mut statement = Statement::new(text);
     for part in &key[..parts] {
@@ -270,6 +280,7 @@ pub async fn read_page<C: Conn>(
         Table::SegmentMembers => Rows::SegmentMembers(conn.all(statement).await?),
         Table::WebhookDeliveries => Rows::WebhookDeliveries(conn.all(statement).await?),
         Table::SegmentVersions => Rows::SegmentVersions(conn.all(statement).await?),
+        Table::SegmentManual => Rows::SegmentManual(conn.all(statement).await?),
         Table::AuditLog => Rows::AuditLog(conn.all(statement).await?),
         Table::SegmentJournals => Rows::SegmentJournals(conn.all(statement).await?),
         Table::JournalSites => Rows::JournalSites(conn.all(statement).await?),
@@ -289,12 +300,12 @@ fn last_key(dialect: Dialect, rows: &Rows) -> Option<Cursor> {
     let by_site = dialect == Dialect::Postgres;
     // A record keyed by id, led by its site on PostgreSQL.
     let id = |site_id: i64, id: i64| match by_site {
-        true => [site_id, id, 0],
-        false => [id, 0, 0],
+        true => [site_id, id, 0, 0],
+        false => [id, 0, 0, 0],
     };
     let key = match rows {
-        Rows::Sites(r) => [r.last()?.id, 0, 0],
-        Rows::ApiKeys(r) => [r.last()?.id, 0, 0],
+        Rows::Sites(r) => [r.last()?.id, 0, 0, 0],
+        Rows::ApiKeys(r) => [r.last()?.id, 0, 0, 0],
         Rows::Segments(r) => r.last().map(|r| id(r.site_id, r.id))?,
         Rows::Subscribers(r) => r.last().map(|r| id(r.site_id, r.id))?,
         Rows::Tags(r) => r.last().map(|r| id(r.site_id, r.id))?,
@@ -304,23 +315,31 @@ fn last_key(dialect: Dialect, rows: &Rows) -> Option<Cursor> {
         Rows::WebhookDeliveries(r) => r.last().map(|r| id(r.site_id, r.id))?,
         Rows::AuditLog(r) => r.last().map(|r| id(r.site_id, r.id))?,
         Rows::SegmentTransitions(r) => r.last().map(|r| id(r.site_id, r.id))?,
-        Rows::SegmentJournals(r) => r.last().map(|r| [r.site_id, r.segment_id, 0])?,
-        Rows::JournalSites(r) => [r.last()?.site_id, 0, 0],
-        Rows::JournalDays(r) => r.last().map(|r| [r.site_id, r.segment_id, r.day])?,
-        Rows::JournalMembers(r) => r.last().map(|r| [r.site_id, r.subscriber_id, 0])?,
-        Rows::SegmentVersions(r) => r.last().map(|r| [r.site_id, r.segment_id, r.version])?,
+        Rows::SegmentJournals(r) => r.last().map(|r| [r.site_id, r.segment_id, 0, 0])?,
+        Rows::JournalSites(r) => [r.last()?.site_id, 0, 0, 0],
+        Rows::JournalDays(r) => r.last().map(|r| [r.site_id, r.segment_id, r.day, 0])?,
+        Rows::JournalMembers(r) => r.last().map(|r| [r.site_id, r.subscriber_id, 0, 0])?,
+        Rows::SegmentVersions(r) => r.last().map(|r| [r.site_id, r.segment_id, r.version, 0])?,
+        Rows::SegmentManual(r) => r.last().map(|r| {
+            [
+                r.site_id,
+                r.segment_id,
+                i64::from(r.excluded),
+                r.subscriber_id,
+            ]
+        })?,
         Rows::SubscriberTags(r) => {
             let r = r.last()?;
             match by_site {
-                true => [r.site_id, r.subscriber_id, r.tag_id],
-                false => [r.subscriber_id, r.tag_id, 0],
+                true => [r.site_id, r.subscriber_id, r.tag_id, 0],
+                false => [r.subscriber_id, r.tag_id, 0, 0],
             }
         }
-        Rows::SegmentWatches(r) => r.last().map(|r| [r.site_id, r.segment_id, 0])?,
+        Rows::SegmentWatches(r) => r.last().map(|r| [r.site_id, r.segment_id, 0, 0])?,
         Rows::SegmentMembers(r) => r
             .last()
-            .map(|r| [r.site_id, r.segment_id, r.subscriber_id])?,
-        Rows::ChangeHeads(r) => [r.last()?.site_id, 0, 0],
+            .map(|r| [r.site_id, r.segment_id, r.subscriber_id, 0])?,
+        Rows::ChangeHeads(r) => [r.last()?.site_id, 0, 0, 0],
     };
     Some(Cursor(key))
 }

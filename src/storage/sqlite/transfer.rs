@@ -4,7 +4,8 @@
 //!
 //! Pages follow each table's primary key (`id`; `(subscriber_id, tag_id)`
 //! for tags on subscribers; `site_id` for heads; the site and segment, and
-//! subscriber, for the webhooks' watches and members; the membership
+//! subscriber, for the webhooks' watches and members, and for hand-made
+//! includes and excludes (with the list between); the membership
 //! journal's keys for its tables, `id` for its transitions). Rows are
 //! inserted with their ids; `AUTOINCREMENT` keeps `sqlite_sequence` at the
 //! highest id ever inserted, so new rows get ids above the copied ones by
@@ -14,9 +15,10 @@ use super::SqliteStore;
 use crate::storage::sql::transfer::{HandedOut, Reader};
 use crate::storage::transfer::{
     ApiKeyRow, AuditLogRow, ChangeHeadRow, EventRow, FieldRow, JournalDayRow, JournalMemberRow,
-    JournalSiteRow, Rows, SegmentJournalRow, SegmentMemberRow, SegmentRow, SegmentTransitionRow,
-    SegmentVersionRow, SegmentWatchRow, SiteRow, SubscriberRow, SubscriberTagRow, Table, TagRow,
-    Transfer, TransferReader, TransferWriter, WebhookDeliveryRow, WebhookRow,
+    JournalSiteRow, Rows, SegmentJournalRow, SegmentManualRow, SegmentMemberRow, SegmentRow,
+    SegmentTransitionRow, SegmentVersionRow, SegmentWatchRow, SiteRow, SubscriberRow,
+    SubscriberTagRow, Table, TagRow, Transfer, TransferReader, TransferWriter, WebhookDeliveryRow,
+    WebhookRow,
 };
 use crate::storage::{Result, sql};
 use async_trait::async_trait;
@@ -84,6 +86,7 @@ impl TransferWriter for Writer {
             "DELETE FROM journal_sites",
             "DELETE FROM segment_journals",
             "DELETE FROM audit_log",
+            "DELETE FROM segment_manual",
             "DELETE FROM segment_versions",
             "DELETE FROM webhook_deliveries",
             "DELETE FROM segment_members",
@@ -118,6 +121,7 @@ impl TransferWriter for Writer {
             Rows::SegmentMembers(rows) => insert_segment_members(&mut self.tx, rows).await,
             Rows::WebhookDeliveries(rows) => insert_webhook_deliveries(&mut self.tx, rows).await,
             Rows::SegmentVersions(rows) => insert_segment_versions(&mut self.tx, rows).await,
+            Rows::SegmentManual(rows) => insert_segment_manual(&mut self.tx, rows).await,
             Rows::AuditLog(rows) => insert_audit_log(&mut self.tx, rows).await,
             Rows::SegmentJournals(rows) => insert_segment_journals(&mut self.tx, rows).await,
             Rows::JournalSites(rows) => insert_journal_sites(&mut self.tx, rows).await,
@@ -414,6 +418,24 @@ async fn insert_segment_versions(tx: &mut Tx, rows: &[SegmentVersionRow]) -> Res
                 .push_bind(r.query.clone())
                 .push_bind(r.saved_at)
                 .push_bind(r.saved_by.clone());
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_segment_manual(tx: &mut Tx, rows: &[SegmentManualRow]) -> Result<()> {
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO segment_manual (site_id, segment_id, excluded, subscriber_id,
+                                         added_at) ",
+        );
+        insert.push_values(chunk, |mut b, r| {
+            b.push_bind(r.site_id)
+                .push_bind(r.segment_id)
+                .push_bind(r.excluded)
+                .push_bind(r.subscriber_id)
+                .push_bind(r.added_at);
         });
         insert.build().execute(&mut **tx).await?;
     }
