@@ -7,9 +7,9 @@
 //!   Unicode whitespace (`char::is_whitespace`), then 1–255 characters
 //!   without control characters or hidden ones; a field key's runs of
 //!   whitespace, `-` and `.` become one `_`.
-//! - [`EmailText`]: trimmed, one `@`, a local part of 1–64 bytes, a domain of
+//! - [`EmailText`]: trimmed, one `@`, a local part of 1–64 characters, a domain of
 //!   two or more dot-separated labels, none empty or starting or ending with
-//!   `-`, no whitespace, control or hidden characters, at most 254 bytes.
+//!   `-`, no whitespace, control or hidden characters, at most 254 characters.
 //!
 //! The patterns are ECMA-262 regular expressions, as JSON Schema asks;
 //! `WS` in them is Rust's whitespace, `CTRL` the control characters
@@ -47,8 +47,8 @@ pub struct Name(pub String);
 )]
 pub struct FieldKeyText(pub String);
 
-/// An email address: trimmed, `local@domain.tld`, at most 254 bytes; the
-/// local part 1–64 bytes; no whitespace, control or hidden characters. Compared
+/// An email address: trimmed, `local@domain.tld`, at most 254 characters;
+/// the local part 1–64 characters; no whitespace, control or hidden characters. Compared
 /// ignoring case.
 #[derive(Deserialize, ToSchema)]
 #[schema(

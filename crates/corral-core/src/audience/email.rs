@@ -3,13 +3,14 @@
 use super::text::{Joiners, hidden_character, hidden_character_message};
 use std::fmt;
 
-/// Longest address accepted (RFC 5321's path limit).
+/// Longest address accepted, in characters (RFC 5321's path limit, counted
+/// as the API's JSON Schema counts a string's length: by character).
 const MAX_EMAIL_LEN: usize = 254;
 
 /// A plausible email address, trimmed; kept as written, compared lowercase.
 ///
 /// The check is deliberately practical rather than RFC 5322's full grammar:
-/// one `@`, a non-empty local part of at most 64 bytes, a domain with a dot
+/// one `@`, a non-empty local part of at most 64 characters, a domain with a dot
 /// and no empty labels, no whitespace or control characters, and none of the
 /// invisible or direction-changing characters of [`super::text`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -21,7 +22,7 @@ impl Email {
         if email.is_empty() {
             return Err("can't be blank".into());
         }
-        if email.len() > MAX_EMAIL_LEN {
+        if email.chars().count() > MAX_EMAIL_LEN {
             return Err(format!(
                 "is too long (maximum is {MAX_EMAIL_LEN} characters)"
             ));
@@ -36,7 +37,7 @@ impl Email {
         let Some((local, domain)) = email.split_once('@') else {
             return invalid();
         };
-        if local.is_empty() || local.len() > 64 || domain.contains('@') {
+        if local.is_empty() || local.chars().count() > 64 || domain.contains('@') {
             return invalid();
         }
         let labels: Vec<&str> = domain.split('.').collect();
@@ -105,7 +106,7 @@ mod tests {
 
     #[test]
     fn limits_hold_at_their_edges() {
-        // 254 bytes in all are accepted, 255 are too long.
+        // 254 characters in all are accepted, 255 are too long.
         let of_length = |len: usize| format!("{}@{}.com", "a".repeat(64), "b".repeat(len - 69));
         assert_eq!(of_length(254).len(), 254);
         assert!(Email::parse(&of_length(254)).is_ok());
@@ -115,6 +116,13 @@ mod tests {
         );
         // A local part of 64 bytes is accepted, 65 are not.
         assert!(Email::parse(&format!("{}@x.com", "a".repeat(64))).is_ok());
+        // Characters, not bytes, as the API's schema counts a string: 254
+        // two-byte characters in all, and a local part of 64 of them.
+        let wide = format!("{}@{}.com", "é".repeat(64), "ü".repeat(185));
+        assert_eq!(wide.chars().count(), 254);
+        assert!(Email::parse(&wide).is_ok());
+        assert!(Email::parse(&format!("{}@x.com", "é".repeat(65))).is_err());
+        assert!(Email::parse(&format!("{}@{}.com", "é".repeat(64), "ü".repeat(186))).is_err());
     }
 
     #[test]
