@@ -38,13 +38,7 @@ pub struct ManualRequest {
 
 fn emails_schema() -> utoipa::openapi::schema::Array {
     utoipa::openapi::schema::ArrayBuilder::new()
-        .items(
-            utoipa::openapi::schema::ObjectBuilder::new()
-                .schema_type(utoipa::openapi::schema::Type::String)
-                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-                    utoipa::openapi::KnownFormat::Email,
-                ))),
-        )
+        .items(utoipa::openapi::Ref::from_schema_name("EmailText"))
         .min_items(Some(1))
         .max_items(Some(MAX_EMAILS_PER_EDIT))
         .description(Some(
