@@ -502,7 +502,7 @@ fn iso(ms: i64) -> String {
 
 /// The answers every read route gives a site, keyed by request: lists and
 /// their every page, each subscriber's lookups and membership history, each
-/// segment's definition and versions, stats and the size series, members
+/// segment's definition and versions, its includes and excludes, stats and the size series, members
 /// (every page, as CSV, and at instants before, during and after the
 /// writes), the changes feed (every page), matches with their explanations
 /// and previews, the audit log (every page), the webhooks and their
@@ -582,6 +582,17 @@ async fn every_answer(app: &TestApp, emails: &[String]) -> BTreeMap<String, Stri
         )
         .await;
         paths.push(format!("/api/v1/fetch/segments/{id}/versions"));
+        // Its hand-made includes and excludes (a discarded segment's are a
+        // 404).
+        for list in ["includes", "excludes"] {
+            every_page(
+                app,
+                &format!("/api/v1/fetch/segments/{id}/{list}"),
+                2,
+                &mut answers,
+            )
+            .await;
+        }
         // Before the history begins (a 422 naming when), between steps,
         // and after the last.
         for at in [
@@ -744,6 +755,32 @@ fn random_write(rng: &mut StdRng, emails: &[String], now: i64) -> (&'static str,
     }
 }
 
+/// Hand-made includes and excludes, made at some steps of the differential
+/// besides its random write: `(step, add, list, segment name, emails)`. An
+/// unknown email; an exclude of a member of a segment another refers to;
+/// an exclude of an included subscriber (the exclude wins); an include
+/// and an exclude taken out again.
+const MANUAL: [(i64, bool, &str, &str, &[&str]); 6] = [
+    (
+        7,
+        true,
+        "excludes",
+        "buyers",
+        &["p3@x.com", "p4@x.com", "p5@x.com"],
+    ),
+    (
+        8,
+        true,
+        "includes",
+        "vips",
+        &["p1@x.com", "p2@x.com", "nobody@x.com"],
+    ),
+    (10, true, "excludes", "vips", &["p2@x.com"]),
+    (11, true, "includes", "buyers", &["p3@x.com", "p6@x.com"]),
+    (15, false, "includes", "vips", &["p1@x.com", "p2@x.com"]),
+    (19, false, "excludes", "buyers", &["p4@x.com", "p7@x.com"]),
+];
+
 /// The segments both sites are asked about: every kind of condition (tag,
 /// field, subscribed, email, created, an event's when, where, count, sum,
 /// first and last, a count alone, segment references), and every way of
@@ -806,8 +843,9 @@ fn segments(refer: &dyn Fn(&str) -> String) -> Vec<(&'static str, Value)> {
 /// tracker and the journal's sweep run between writes, so PostgreSQL's
 /// snapshots are brought forward from its change log step by step (as in
 /// service), not only read whole at the end, and both journals hold joins
-/// and leaves of every reason the writes give (data, time windows, an
-/// edited definition, a discarded segment).
+/// and leaves of every reason the writes give (data, time windows,
+/// hand-made includes and excludes, an edited definition, a discarded
+/// segment).
 #[tokio::test]
 async fn both_backends_give_the_same_answers_to_the_same_writes() {
     if postgres_cluster().is_none() {
@@ -822,6 +860,8 @@ async fn both_backends_give_the_same_answers_to_the_same_writes() {
         let apps = [&sqlite, &postgres];
         let mut rng = StdRng::seed_from_u64(seed);
         let emails: Vec<String> = (0..24).map(|i| format!("p{i}@x.com")).collect();
+        // Each site's segment ids by name (the same on both).
+        let mut named = Vec::new();
         for app in apps {
             // In order: a reference names a segment made before it.
             let mut ids: BTreeMap<String, String> = BTreeMap::new();
@@ -834,6 +874,7 @@ async fn both_backends_give_the_same_answers_to_the_same_writes() {
                 ids.insert(name.to_owned(), data["id"].as_str().unwrap().to_owned());
                 made.push((name, data));
             }
+            named.push(ids.clone());
             let id = &made.last().unwrap().1["id"];
             // Two webhooks: one on the first segments, every event; one on
             // the referring segment, joins only.
@@ -849,6 +890,7 @@ async fn both_backends_give_the_same_answers_to_the_same_writes() {
                 assert_eq!(made.status(), StatusCode::CREATED);
             }
         }
+        assert_eq!(named[0], named[1]);
         let trackers = apps.map(|app| corral::webhooks::tracker::Tracker::new(app.store.clone()));
         for step in 0..STEPS {
             let now = START_MS + step * STEP_MS;
@@ -857,7 +899,16 @@ async fn both_backends_give_the_same_answers_to_the_same_writes() {
             for (app, tracker) in apps.iter().zip(&trackers) {
                 app.clock.set_ms(now);
                 let response = app.send_json(Method::POST, path, &body).await;
-                let written = answer_of(response).await;
+                let mut written = answer_of(response).await;
+                for (_, add, list, name, emails) in MANUAL.iter().filter(|m| m.0 == step) {
+                    let method = if *add { Method::POST } else { Method::DELETE };
+                    let path = format!("/api/v1/fetch/segments/{}/{list}", named[0][*name]);
+                    let response = app
+                        .send_json(method, &path, &json!({ "emails": emails }))
+                        .await;
+                    assert_eq!(response.status(), StatusCode::OK, "{path}");
+                    written.push_str(&answer_of(response).await);
+                }
                 let tracked = tracker.tick(app.clock.as_ref()).await.unwrap();
                 // The journal's sweep, as a server runs it: relative windows
                 // moved make transitions of their own.
