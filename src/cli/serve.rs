@@ -166,6 +166,13 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
         stop.await;
         tracing::info!("shutting down: finishing requests in flight");
     };
+    // The port first: a start that cannot listen (a port in use) stops
+    // before it creates or migrates a database, so it leaves no file
+    // behind. Connections wait in the backlog until the server answers.
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot listen on {listen}: {e}")))?;
+    let address = listener.local_addr()?;
     let store = super::open(database).await?;
     let preload = if args.preload.is_empty() {
         file.preload.clone().unwrap_or_default()
@@ -173,10 +180,6 @@ pub async fn run(args: ServeArgs, file: &FileConfig, database: &str) -> Result<(
         args.preload
     };
     let preload = preload_sites(&store, &preload).await?;
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|e| CliError::Usage(format!("cannot listen on {listen}: {e}")))?;
-    let address = listener.local_addr()?;
     if args.demo {
         let file = demo_credentials_path(database);
         let (site, keys) = demo_site(&store, file.as_deref()).await?;

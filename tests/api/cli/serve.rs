@@ -40,6 +40,30 @@ fn serve_refuses_to_preload_a_site_that_does_not_exist() {
     assert_fails(&output, "--preload takes \"all\" or site UUIDs, not both");
 }
 
+#[test]
+fn a_start_on_a_busy_port_leaves_no_database_behind() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(super::BIN)
+        .args(["serve", "--demo", "--listen", &port, "--log-level", "warn"])
+        .args(["--database", "sqlite://x.db"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {port}")),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "a failed start left {left:?}");
+}
+
 #[tokio::test]
 async fn serve_demo_prints_a_curl_line_that_works_as_printed() {
     let cli = Cli::new();
