@@ -79,9 +79,16 @@ impl PgStore {
         // down or a wrong password is told at once and in its own words.
         // Several servers starting together migrate one at a time (sqlx
         // holds an advisory lock).
-        let mut first = PgConnection::connect_with(&options)
-            .await
-            .map_err(|e| StorageError::Database(redact(&connect_error(e), &url)))?;
+        let mut first = match PgConnection::connect_with(&options).await {
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("3D000") => {
+                create_database(&options)
+                    .await
+                    .map_err(|e| StorageError::Database(redact(&e, &url)))?;
+                PgConnection::connect_with(&options).await
+            }
+            other => other,
+        }
+        .map_err(|e| StorageError::Database(redact(&connect_error(e), &url)))?;
         sqlx::migrate!("migrations/postgres")
             .run(&mut first)
             .await?;
@@ -222,6 +229,46 @@ fn split_pool_size(url: &str) -> Result<(String, u32)> {
 }
 
 /// A connection failure in words an operator can act on.
+/// Creates the database `options` names, connecting to the cluster's
+/// `postgres` database with the same role: a new deployment needs no
+/// `createdb` when its role may create databases. Another server creating
+/// it at the same time is no failure. What went wrong, in words that say
+/// what to do, otherwise.
+async fn create_database(options: &PgConnectOptions) -> std::result::Result<(), String> {
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let role = options.get_username().to_owned();
+    let mut admin = PgConnection::connect_with(&options.clone().database("postgres"))
+        .await
+        .map_err(|e| {
+            format!(
+                "the database {name:?} does not exist, and it could not be created                  ({}): create it with `createdb -O {role} {name}`",
+                connect_error(e)
+            )
+        })?;
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    let created = sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
+        .execute(&mut admin)
+        .await;
+    let _ = admin.close().await;
+    match created {
+        Ok(_) => {
+            tracing::info!(database = %name, "created the database");
+            Ok(())
+        }
+        // Another server created it meanwhile.
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P04") => Ok(()),
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42501") => Err(format!(
+            "the database {name:?} does not exist, and the role {role:?} may not create \
+             databases: create it with `createdb -O {role} {name}` (or `CREATE DATABASE \
+             {quoted} OWNER {role}` as a superuser)"
+        )),
+        Err(e) => Err(format!(
+            "the database {name:?} does not exist, and creating it failed: {}",
+            connect_error(e)
+        )),
+    }
+}
+
 fn connect_error(error: sqlx::Error) -> String {
     match &error {
         sqlx::Error::Database(db) => {
@@ -272,6 +319,30 @@ mod tests {
         );
         assert!(split_pool_size("postgres://u@h/db?max_connections=0").is_err());
         assert!(split_pool_size("postgres://u@h/db?max_connections=x").is_err());
+    }
+
+    /// A URL naming a database the cluster has not got: it is created
+    /// (the test cluster's role may), and opening it again finds it.
+    #[tokio::test]
+    async fn a_missing_database_is_created_when_the_role_may() {
+        let Some(existing) = crate::storage::testing::fresh_postgres().await else {
+            return;
+        };
+        let (server, _) = existing.rsplit_once('/').unwrap();
+        let name = format!("corral_new_{}", crate::credentials::random_hex_id());
+        let url = format!("{server}/{name}");
+        let store = PgStore::open(&url)
+            .await
+            .expect("a missing database is created");
+        let (found,): (String,) = sqlx::query_as("SELECT current_database()")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(found, name);
+        store.pool.close().await;
+        PgStore::open(&url)
+            .await
+            .expect("and found the second time");
     }
 
     #[test]
