@@ -19,6 +19,7 @@ mod copy;
 mod evaluate;
 mod history;
 mod import;
+mod manual;
 mod overlap;
 mod query_input;
 pub mod retention;
@@ -54,7 +55,8 @@ pub(crate) use outln;
     about = "Self-hosted audience segments, speaking Bento's Segments API"
 )]
 pub struct Cli {
-    /// Database URL: sqlite://PATH [default: sqlite://corral.db]
+    /// Database URL: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB
+    /// [default: sqlite://corral.db]
     #[arg(long, global = true, env = "CORRAL_DATABASE_URL")]
     database: Option<String>,
     /// Settings file [default: ./corral.toml when present]
@@ -143,6 +145,13 @@ pub enum CliError {
     /// `diff` and `terraform plan -detailed-exitcode`); its plan is printed.
     #[error("there are changes to push")]
     Differs,
+    /// An edit of a segment's includes or excludes named emails no
+    /// subscriber has (exit status 3); the others were applied.
+    #[error(
+        "{unknown} of {asked} emails named no subscriber of the site: nothing was made for \
+         them, and the others were applied"
+    )]
+    SomeUnknown { unknown: usize, asked: usize },
 }
 
 /// Runs the command line and turns its outcome into an exit status.
@@ -173,6 +182,12 @@ pub fn main() -> ExitCode {
             ExitCode::from(130)
         }
         Err(CliError::Differs) => ExitCode::from(2),
+        // Not a failure: what could be done was; the unknown emails are
+        // named on stderr before this line.
+        Err(e @ CliError::SomeUnknown { .. }) => {
+            eprintln!("{e}");
+            ExitCode::from(3)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

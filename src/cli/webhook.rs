@@ -41,9 +41,10 @@ pub enum WebhookCommand {
         /// left out).
         #[arg(long = "event")]
         events: Vec<String>,
-        /// Accept a loopback, private or link-local target (the server must
-        /// allow them too, or it will not deliver there).
-        #[arg(long)]
+        /// Accept a loopback, private or link-local target; the server that
+        /// delivers needs the same flag (`corral serve
+        /// --allow-private-webhook-targets`). `--allow-private` for short.
+        #[arg(long = "allow-private-webhook-targets", alias = "allow-private")]
         allow_private: bool,
         #[arg(long)]
         json: bool,

@@ -58,7 +58,9 @@ pub async fn resolve(url: &Url, allow_private: bool) -> Result<Vec<SocketAddr>, 
     }
     if !allow_private && let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
         return Err(format!(
-            "must not point at a private, loopback or link-local address ({})",
+            "must not point at a private, loopback or link-local address ({}) unless \
+             private targets are allowed: `corral serve --allow-private-webhook-targets` \
+             (the server delivers), and the same flag on `corral webhook create`",
             bad.ip()
         ));
     }

@@ -820,6 +820,12 @@ async fn the_cli_manages_webhooks_with_the_same_rules() {
         stderr.contains("url") && stderr.contains("127.0.0.1"),
         "{stderr}"
     );
+    // The error says what to do: the one flag, on both commands.
+    assert!(
+        stderr.contains("`corral serve --allow-private-webhook-targets`")
+            && stderr.contains("the same flag on `corral webhook create`"),
+        "{stderr}"
+    );
     let made = run(&[
         "webhook",
         "create",
@@ -831,7 +837,7 @@ async fn the_cli_manages_webhooks_with_the_same_rules() {
         &vips,
         "--event",
         "segment.member_added",
-        "--allow-private",
+        "--allow-private-webhook-targets",
         "--json",
     ]);
     assert!(made.status.success(), "{made:?}");
