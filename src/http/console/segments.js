@@ -74,10 +74,11 @@ export async function renderSegments(view, { discarded, signal }) {
           h('th', { scope: 'col', class: 'num', text: 'Subscribed' }), h('th', { scope: 'col', class: 'num', text: 'Unsubscribed' }))),
         h('tbody', {}, rows.map((r) => r.row)))),
   );
-  // Counts come one segment at a time from the preview of its saved query
-  // (the same evaluation as Bento's segment stats, which are limited to a
-  // few calls an hour, too few for a list seen often); a few at once, so a
-  // long list does not flood the server.
+  // Counts come one segment at a time from the preview of a reference to
+  // it, which evaluates its saved query with its includes and excludes by
+  // hand (the same evaluation as Bento's segment stats, which are limited
+  // to a few calls an hour, too few for a list seen often); a few at once,
+  // so a long list does not flood the server.
   let limited = false;
   const queue = [...rows];
   const worker = async () => {
@@ -87,7 +88,7 @@ export async function renderSegments(view, { discarded, signal }) {
       const { s, cells } = next;
       try {
         const { data } = await api('POST', '/fetch/segments/preview', {
-          body: { visitor_event_query: s.attributes.visitor_event_query, sample: 0 },
+          body: { visitor_event_query: { segment: { member_of: s.id } }, sample: 0 },
           signal,
         });
         /** @type {Counts} */
