@@ -50,6 +50,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     module!("segment-history.js"),
     module!("segment-size.js"),
     module!("segment-changes.js"),
+    module!("segment-manual.js"),
     module!("subscriber-history.js"),
     module!("explain.js"),
     module!("subscriber.js"),

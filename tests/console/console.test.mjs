@@ -264,7 +264,7 @@ describe('the console', () => {
     await page.getByRole('link', { name: 'agency leads' }).click();
     await page.getByRole('heading', { name: 'agency leads', level: 1 }).waitFor();
     for (const [email, matched] of [[outsider, false], [member, true]]) {
-      await page.getByLabel('Email').fill(email);
+      await page.getByLabel('Email', { exact: true }).fill(email);
       await page.getByRole('button', { name: 'Why?' }).click();
       const verdict = page.locator(`.verdict[data-matched="${matched}"]`).filter({ hasText: email });
       await verdict.waitFor();
@@ -860,6 +860,203 @@ describe('a segment\'s membership history', () => {
     await summary.waitFor();
     assert.equal(await summary.textContent(), '0 members now, +0 / −0 in the last 30 days.');
     await page.locator('svg.size-chart').waitFor();
+  });
+});
+
+// ---- includes and excludes by hand -------------------------------------------
+
+/** Every subscriber of segment `id`'s `list` (`includes` or `excludes`), as the API lists them. */
+async function handList(id, list) {
+  const answer = await api('GET', `/fetch/segments/${id}/${list}`, { params: { limit: 1000 } });
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  return answer.body.data;
+}
+
+/** Waits until the segment page's Members figure reads `n`. */
+async function membersShown(page, n) {
+  await page.locator('.counts [data-count="members"]', { hasText: new RegExp(`^${n.toLocaleString('en')}$`) }).waitFor();
+}
+
+/** A list's rows as shown, top to bottom. */
+async function shownHandList(page, list) {
+  return page.$$eval(`[data-list="${list}"] table.manual-table tbody tr`, (rows) => rows.map((tr) => ({
+    uuid: tr.dataset.uuid,
+    email: tr.querySelector('th a').textContent,
+    href: tr.querySelector('th a').getAttribute('href'),
+    at: tr.querySelector('time').getAttribute('datetime'),
+  })));
+}
+
+/** What the console said of the last edit of `list` (`added` or `removed`), by outcome; fails on an error shown instead. */
+async function editReport(page, list, edit) {
+  const box = page.locator(`.manual-report [data-list="${list}"][data-edit="${edit}"]`);
+  const refused = page.locator(`[data-list="${list}"] .manual-report .error`);
+  await box.or(refused).waitFor();
+  assert.equal(await refused.count(), 0, `the edit was refused: ${await refused.allTextContents()}`);
+  return box.evaluate((el) => Object.fromEntries([...el.querySelectorAll('p[data-outcome]')].map((p) => [p.dataset.outcome, p.textContent])));
+}
+
+describe('a segment\'s includes and excludes by hand', () => {
+  const [ada, grace, alan] = DEMO_EMAILS;
+
+  test('includes two emails, one no subscriber has, which is reported; the counts, members, changes and segments list follow; Remove takes it back', async (t) => {
+    const { id } = await journaledSegment('Included by hand');
+    assert.equal((await stats(id)).user_count, 0);
+    const page = await open(t);
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/segment/${id}`);
+    await membersShown(page, 0);
+    await page.getByText('Included subscribers are members whatever the conditions say; excluded ones never are, even if included.').waitFor();
+    await page.locator('[data-list="includes"] .empty', { hasText: 'Nobody is included by hand.' }).waitFor();
+
+    await page.getByLabel('Emails to include').fill(`${ada},\n  nobody-at-all@example.com`);
+    await page.getByRole('button', { name: 'Include', exact: true }).click();
+    assert.deepEqual(await editReport(page, 'includes', 'added'), {
+      changed: `Included: ${ada}.`,
+      unknown: 'No subscriber has this email, so nothing was done for it: nobody-at-all@example.com.',
+    });
+    assert.equal(await page.getByLabel('Emails to include').inputValue(), '', 'the text area is emptied once saved');
+    // The API holds Ada alone, and the page shows what it holds.
+    const held = await handList(id, 'includes');
+    assert.deepEqual(held.map((e) => e.email), [ada]);
+    await page.locator('[data-list="includes"] table.manual-table').waitFor();
+    assert.deepEqual(await shownHandList(page, 'includes'), held.map((e) => ({ uuid: e.uuid, email: e.email, href: `#/subscriber?email=${encodeURIComponent(e.email)}`, at: e.added_at })));
+    // The counts, the size, the members and the changes are read again.
+    assert.equal((await stats(id)).user_count, 1);
+    await membersShown(page, 1);
+    assert.equal(await page.locator('#size-summary[data-members="1"]').textContent(), '1 member now, +1 / −0 in the last 30 days.');
+    await page.locator('table.members tbody tr th a', { hasText: ada }).waitFor();
+    await page.locator('table.changes-table tbody tr', { hasText: ada }).locator('.reason[data-reason="manual"]', { hasText: 'added or removed by hand' }).waitFor();
+    await shot(page, 'segment-by-hand');
+
+    // The segments list counts the includes too.
+    await page.getByRole('link', { name: 'Segments', exact: true }).first().click();
+    const row = (await listedCounts(page)).find((r) => r.id === id);
+    assert.deepEqual(row.counts.slice(0, 1), [1]);
+
+    // Remove takes Ada out again.
+    await page.goto(`${CONSOLE}#/segment/${id}`);
+    await membersShown(page, 1);
+    await page.getByRole('button', { name: `Remove ${ada} from included by hand` }).click();
+    assert.deepEqual(await editReport(page, 'includes', 'removed'), { changed: `No longer included: ${ada}.` });
+    await page.locator('[data-list="includes"] .empty', { hasText: 'Nobody is included by hand.' }).waitFor();
+    await membersShown(page, 0);
+    assert.deepEqual(await handList(id, 'includes'), []);
+    assert.equal((await stats(id)).user_count, 0);
+  });
+
+  test('excludes a member, who leaves the count, and Why? says first who is excluded and who included by hand, at a phone\'s width', async (t) => {
+    const { id, tag } = await journaledSegment('Excluded by hand');
+    await sendCommands([ada, grace].map((email) => ({ command: 'add_tag', email, query: tag })));
+    assert.equal((await stats(id)).user_count, 2);
+    const page = await open(t, { width: 390, height: 844 });
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/segment/${id}`);
+    await membersShown(page, 2);
+
+    await page.getByLabel('Emails to exclude').fill(ada);
+    await page.getByRole('button', { name: 'Exclude', exact: true }).click();
+    assert.deepEqual(await editReport(page, 'excludes', 'added'), { changed: `Excluded: ${ada}.` });
+    await membersShown(page, 1);
+    assert.equal((await stats(id)).user_count, 1);
+    assert.deepEqual((await shownHandList(page, 'excludes')).map((r) => r.email), [ada]);
+    // Excluding her again changes nothing, and says so.
+    await page.getByLabel('Emails to exclude').fill(ada.toUpperCase());
+    await page.getByRole('button', { name: 'Exclude', exact: true }).click();
+    assert.deepEqual(await editReport(page, 'excludes', 'added'), { unchanged: `Already excluded: ${ada.toUpperCase()}.` });
+    // Alan, outside the query, included.
+    await page.getByLabel('Emails to include').fill(alan);
+    await page.getByRole('button', { name: 'Include', exact: true }).click();
+    assert.deepEqual(await editReport(page, 'includes', 'added'), { changed: `Included: ${alan}.` });
+    await membersShown(page, 2);
+
+    const why = async (email) => {
+      await page.getByLabel('Email', { exact: true }).fill(email);
+      await page.getByRole('button', { name: 'Why?' }).click();
+      await page.locator('.why-result .verdict', { hasText: email }).waitFor();
+      const answer = (await api('POST', `/fetch/segments/${id}/match`, { body: { email } })).body.data;
+      const shown = await page.$eval('.why-result', (el) => ({
+        first: el.firstElementChild.className,
+        manual: el.querySelector('.by-hand')?.dataset.manual ?? null,
+        byHand: el.querySelector('.by-hand')?.textContent ?? null,
+        matched: el.querySelector('.verdict').dataset.matched,
+        root: el.querySelector('.explain > li').dataset.matched,
+      }));
+      return { answer, shown };
+    };
+    // Ada holds the query's condition but is excluded: said first, and she is out.
+    const excluded = await why(ada);
+    assert.equal(excluded.answer.manual, 'excluded by hand');
+    assert.deepEqual(excluded.shown, {
+      first: 'by-hand no',
+      manual: 'excluded by hand',
+      byHand: 'Excluded by hand: never a member, whatever the conditions say.',
+      matched: 'false',
+      root: 'true',
+    });
+    // Alan does not hold it but is included: said first, and he is in.
+    const included = await why(alan);
+    assert.equal(included.answer.manual, 'included by hand');
+    assert.deepEqual(included.shown, {
+      first: 'by-hand yes',
+      manual: 'included by hand',
+      byHand: 'Included by hand: a member whatever the conditions say.',
+      matched: 'true',
+      root: 'false',
+    });
+    // Grace is a member by the query alone: nothing said of lists.
+    const plain = await why(grace);
+    assert.equal(plain.answer.manual, undefined);
+    assert.deepEqual(plain.shown, { first: 'verdict yes', manual: null, byHand: null, matched: 'true', root: 'true' });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `the segment page is ${overflow}px wider than the screen`);
+  });
+
+  test('takes emails split by commas, spaces and new lines, pages a long list with Show more, removes them all at once, and refuses more than 1,000 or a non-email', async (t) => {
+    const created = await api('POST', '/fetch/segments', { body: { segment: { name: 'Many by hand', visitor_event_query: { tag: { has: 'nobody-has-this' } } } } });
+    assert.equal(created.status, 201);
+    const id = created.body.data.id;
+    const emails = DEMO_EMAILS.slice(0, 30);
+    const typed = emails.map((e, i) => e + [', ', ' ', '\n', ';'][i % 4]).join('') + `\n${emails[0].toUpperCase()}`;
+    const page = await open(t);
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/segment/${id}`);
+    await membersShown(page, 0);
+    const box = page.getByLabel('Emails to include');
+    await box.fill(typed);
+    await page.getByRole('button', { name: 'Include', exact: true }).click();
+    const added = await editReport(page, 'includes', 'added');
+    assert.deepEqual(Object.keys(added), ['changed']);
+    assert.match(added.changed, new RegExp(`^Included \\(30\\): ${emails.slice(0, 10).join(', ')} and 20 more\\.$`));
+    await membersShown(page, 30);
+    // 25 at a time, in the API's order.
+    const held = await handList(id, 'includes');
+    assert.deepEqual(held.map((e) => e.email).sort(), [...emails].sort());
+    const rows = page.locator('[data-list="includes"] table.manual-table tbody tr');
+    await rows.nth(24).waitFor();
+    assert.equal(await rows.count(), 25);
+    const more = page.locator('[data-list="includes"]').getByRole('button', { name: 'Show more' });
+    await more.click();
+    await rows.nth(29).waitFor();
+    assert.deepEqual((await shownHandList(page, 'includes')).map((r) => r.uuid), held.map((e) => e.uuid));
+    assert.equal(await more.isHidden(), true);
+
+    // All of them out at once.
+    await box.fill(emails.join(' '));
+    await page.locator('[data-list="includes"]').getByRole('button', { name: 'Remove these' }).click();
+    const removed = await editReport(page, 'includes', 'removed');
+    assert.match(removed.changed, /^No longer included \(30\): /);
+    await page.locator('[data-list="includes"] .empty').waitFor();
+    await membersShown(page, 0);
+
+    // More than 1,000 are refused before anything is sent; so is a non-email, named.
+    await box.fill(Array.from({ length: 1001 }, (_, i) => `someone${i}@example.com`).join('\n'));
+    await page.getByRole('button', { name: 'Include', exact: true }).click();
+    await page.getByRole('alert').filter({ hasText: 'That is 1,001 emails: at most 1,000 at once.' }).waitFor();
+    await box.fill(`${ada}, not-an-email`);
+    await page.getByRole('button', { name: 'Include', exact: true }).click();
+    await page.getByRole('alert').filter({ hasText: '“not-an-email” is invalid' }).waitFor();
+    assert.deepEqual(await handList(id, 'includes'), [], 'nothing of a refused edit is kept');
   });
 });
 

@@ -4,7 +4,7 @@
 //   #/segments            the site's segments with live counts
 //   #/discarded           discarded segments, with restore
 //   #/new                 a new segment in the editor
-//   #/segment/ID          a segment: counts, size, members, export, Why?, changes, history
+//   #/segment/ID          a segment: counts, size, members, export, Why?, by hand, changes, history
 //   #/segment/ID/edit     the editor
 //   #/subscriber?email=E  a subscriber: fields, tags, segments, segment history, events
 //   #/compare?ids=1,2     how 2 to 5 segments overlap (&region=1 opens a region's members)

@@ -8,7 +8,8 @@
 // a table below gives every day's figures. Before the server has taken the
 // segment's baseline its history has not begun, and the section says so.
 // Each period is asked for once per page (the route counts against the
-// stats rate limit).
+// stats rate limit), and the one shown again by `reload`, after an edit of
+// the segment's members by hand.
 
 import { api, isAbort } from './api.js';
 import { count, errorBox, h, loading, replace, svg, time } from './dom.js';
@@ -189,10 +190,11 @@ function table(points, days) {
 }
 
 /**
- * The Size section of the segment `id`, and `load`, which fills it.
+ * The Size section of the segment `id`, `load`, which fills it, and
+ * `reload`, which asks for the period shown again (the others when next shown).
  * @param {string} id
  * @param {{ signal: AbortSignal }} options
- * @returns {{ section: HTMLElement, load: () => Promise<void> }}
+ * @returns {{ section: HTMLElement, load: () => Promise<void>, reload: () => Promise<void> }}
  */
 export function sizeSection(id, { signal }) {
   const body = h('div', { class: 'size-body', 'aria-live': 'polite' }, loading('Loading the size over time…'));
@@ -269,5 +271,9 @@ export function sizeSection(id, { signal }) {
         : h('p', { class: 'empty', text: 'No history in this period yet.' }),
       points.length ? table(points, shown) : null);
   };
-  return { section, load };
+  const reload = () => {
+    loaded.clear();
+    return load();
+  };
+  return { section, load, reload };
 }

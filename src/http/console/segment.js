@@ -1,15 +1,18 @@
 // @ts-check
 // A segment's page: its live counts, its size over time (segment-size.js),
 // its members a page at a time (with the API's cursor), a CSV export of every
-// member, "Why?": the explanation of whether one subscriber is a member, its
-// recent joins and leaves (segment-changes.js) and its History
-// (segment-history.js).
+// member, "Why?": the explanation of whether one subscriber is a member (and
+// first, whether by hand), the subscribers included and excluded by hand
+// (segment-manual.js), its recent joins and leaves (segment-changes.js) and
+// its History (segment-history.js). An edit of the lists by hand counts the
+// members again and reads their size, the members and the changes afresh.
 
 import { api, isAbort, statusOf } from './api.js';
 import { count, errorBox, errorMessage, h, labelled, loading, replace, subscriberHref, time, toast } from './dom.js';
 import { explanationTree } from './explain.js';
 import { changesSection } from './segment-changes.js';
 import { historySection } from './segment-history.js';
+import { manualSection } from './segment-manual.js';
 import { sizeSection } from './segment-size.js';
 
 /** @typedef {import('./api.js').Counts} Counts */
@@ -39,7 +42,8 @@ export async function renderSegment(view, { id, signal }) {
   discardBox.append(discardButton);
   const history = historySection(id, { etag: () => etag, signal });
   const size = sizeSection(id, { signal });
-  const changes = changesSection(id, { createdAt: a.created_at, signal });
+  let changes = changesSection(id, { createdAt: a.created_at, signal });
+  const manual = manualSection(id, { signal, onChange: () => refresh() });
 
   replace(view,
     h('p', { class: 'crumbs' }, h('a', { href: '#/segments', text: 'Segments' }), ' / '),
@@ -53,16 +57,25 @@ export async function renderSegment(view, { id, signal }) {
     h('details', { class: 'panel' }, h('summary', { text: 'Query' }), h('pre', { class: 'json', text: JSON.stringify(a.visitor_event_query, null, 2) })),
     whyPanel(id),
     h('section', { class: 'panel', 'aria-labelledby': 'members-title' }, h('h2', { id: 'members-title', text: 'Members' }), membersBox),
+    manual.section,
     changes.section,
     history.section);
 
   exportButton.addEventListener('click', () => exportCsv(id, exportButton, exportStatus));
   discardButton.addEventListener('click', () => confirmDiscard(id, a.name, discardBox, discardButton));
 
-  const load = async () => {
+  /**
+   * The counts: Bento's segment stats when the page opens; after an edit by
+   * hand, the preview of a reference to the segment (the same evaluation,
+   * under the API's general rate limit rather than the few stats an hour).
+   * @param {boolean} [again]
+   */
+  const load = async (again = false) => {
     try {
-      /** @type {{ data: Counts }} */
-      const { data: stats } = await api('GET', '/stats/segment', { params: { segment_id: id }, signal });
+      /** @type {Counts} */
+      const stats = again
+        ? (await api('POST', '/fetch/segments/preview', { body: { visitor_event_query: { segment: { member_of: id } }, sample: 0 }, signal })).data.data
+        : (await api('GET', '/stats/segment', { params: { segment_id: id }, signal })).data;
       replace(counts,
         h('dl', { class: 'stat-grid' },
           stat('Members', stats.user_count, 'members'),
@@ -72,7 +85,17 @@ export async function renderSegment(view, { id, signal }) {
       if (!isAbort(e)) replace(counts, errorBox(e));
     }
   };
-  await Promise.all([load(), size.load(), members(id, membersBox, signal), changes.load(), history.load()]);
+  // After an edit by hand: the counts, the size, the members and the
+  // changes again (the Changes section is made anew, as it reads back from
+  // now).
+  const refresh = () => {
+    const fresh = changesSection(id, { createdAt: a.created_at, signal });
+    changes.section.replaceWith(fresh.section);
+    changes = fresh;
+    void Promise.all([load(true), size.reload(), members(id, membersBox, signal), fresh.load()]);
+  };
+
+  await Promise.all([load(), size.load(), members(id, membersBox, signal), manual.load(), changes.load(), history.load()]);
 }
 
 /**
@@ -183,8 +206,15 @@ function confirmDiscard(id, name, box, discardButton) {
   yes.focus();
 }
 
+/** The match route's `manual`, in words: what it is, and what it means. */
+const MANUAL = /** @type {Record<string, [string, string]>} */ ({
+  'included by hand': ['Included by hand', 'a member whatever the conditions say.'],
+  'excluded by hand': ['Excluded by hand', 'never a member, whatever the conditions say.'],
+});
+
 /**
- * "Why?": whether a subscriber is a member, and the outcome of every condition.
+ * "Why?": whether a subscriber is a member, first whether by hand, and the
+ * outcome of every condition.
  * @param {string} id
  */
 function whyPanel(id) {
@@ -202,12 +232,16 @@ function whyPanel(id) {
     replace(result, loading('Explaining…'));
     try {
       const { data } = await api('POST', `/fetch/segments/${id}/match`, { body: { email: address } });
-      /** @type {{ matched: boolean, subscriber: Subscriber, explanation: ExplanationNode }} */
+      /** @type {{ matched: boolean, subscriber: Subscriber, explanation: ExplanationNode, manual?: string }} */
       const m = data.data;
+      const byHand = m.manual ? MANUAL[m.manual] : null;
       replace(result,
+        m.manual ? h('p', { class: `by-hand ${m.matched ? 'yes' : 'no'}`, dataset: { manual: m.manual } },
+          h('strong', { text: `${byHand ? byHand[0] : m.manual}: ` }), byHand ? byHand[1] : '') : null,
         h('p', { class: m.matched ? 'verdict yes' : 'verdict no', dataset: { matched: String(m.matched) } },
           h('a', { href: subscriberHref(m.subscriber.attributes.email), text: m.subscriber.attributes.email }),
           m.matched ? ' is in this segment.' : ' is not in this segment.'),
+        m.manual ? h('p', { class: 'hint', text: 'The conditions, as saved (the list by hand decides over them):' }) : null,
         explanationTree(m.explanation));
     } catch (e) {
       replace(result, statusOf(e) === 404 && /Subscriber/.test(errorMessage(e))
