@@ -164,3 +164,76 @@ fn every_curl_example_of_the_readme_works_as_printed_against_serve_demo() {
         "more curl calls ran than the README's curl lines"
     );
 }
+
+/// The cells of a Markdown table row: split on `|` outside backticks (a
+/// `|` inside code belongs to the cell), without the outer pipes.
+fn cells(row: &str) -> Vec<String> {
+    let inner = row.trim().trim_start_matches('|').trim_end_matches('|');
+    let mut cells = vec![String::new()];
+    let mut in_code = false;
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '`' => {
+                in_code = !in_code;
+                cells.last_mut().unwrap().push(c);
+            }
+            '\\' if chars.peek() == Some(&'|') => {
+                cells.last_mut().unwrap().push(chars.next().unwrap());
+            }
+            '|' if !in_code => cells.push(String::new()),
+            _ => cells.last_mut().unwrap().push(c),
+        }
+    }
+    cells
+}
+
+/// Every table of the README and of `docs/` and `bench/README.md` has as
+/// many cells in each row as in its header (a row pasted from another
+/// table shows as a broken one).
+#[test]
+fn every_table_of_the_docs_has_rows_as_wide_as_its_header() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md"), root.join("bench/README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            files.push(path);
+        }
+    }
+    let mut broken = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let mut in_fence = false;
+        let mut header: Option<usize> = None;
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("```") {
+                in_fence = !in_fence;
+                continue;
+            }
+            let is_row = !in_fence && line.trim_start().starts_with('|');
+            if !is_row {
+                header = None;
+                continue;
+            }
+            let width = cells(line).len();
+            match header {
+                None => header = Some(width),
+                Some(expected) if width != expected => broken.push(format!(
+                    "{}:{}: {width} cells where the header has {expected}: {line}",
+                    file.strip_prefix(root).unwrap().display(),
+                    n + 1
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+#[test]
+fn a_table_row_with_a_stray_cell_is_found() {
+    assert_eq!(cells("| a | `b|c` | d |").len(), 3);
+    assert_eq!(cells("| a | b \\| c |").len(), 2);
+    assert_eq!(cells("|---|---|").len(), 2);
+}
