@@ -89,8 +89,9 @@ async fn page(
             )
         })?),
     };
-    let (entries, more) =
-        manual::page(state.store.as_ref(), caller.site_id, id, list, after, limit).await?;
+    let store = state.store.as_ref();
+    let (entries, more) = manual::page(store, caller.site_id, id, list, after, limit).await?;
+    let count = manual::count(store, caller.site_id, id, list).await?;
     let next_cursor = more
         .then(|| entries.last().map(|e| encode_cursor(e.subscriber_id)))
         .flatten();
@@ -98,7 +99,7 @@ async fn page(
         StatusCode::OK,
         &ManualPage {
             data: entries.iter().map(ManualEntryResource::from).collect(),
-            meta: ManualPageMeta { next_cursor },
+            meta: ManualPageMeta { count, next_cursor },
         },
     ))
 }

@@ -64,7 +64,7 @@ pub async fn edit(
 }
 
 /// Up to `limit` subscribers of a kept segment's `list`, by subscriber id,
-/// after `after` (none: from the first); with whether more follow.
+/// after `after` (none: from the first).
 pub async fn page(
     store: &dyn Store,
     site_id: i64,
@@ -84,4 +84,15 @@ pub async fn page(
     let more = entries.len() > limit;
     entries.truncate(limit);
     Ok((entries, more))
+}
+
+/// How many subscribers a segment's `list` holds (a discarded segment's
+/// too: call it after [`page`], which refuses those).
+pub async fn count(
+    store: &dyn Store,
+    site_id: i64,
+    id: SegmentId,
+    list: ManualList,
+) -> Result<i64, ManualError> {
+    Ok(store.count_manual(site_id, id, list).await?)
 }

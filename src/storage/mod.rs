@@ -371,6 +371,8 @@ pub trait Store:
         now: i64,
         by: &Actor,
     ) -> Result<ManualEdit>;
+    /// How many subscribers a segment's includes or excludes hold.
+    async fn count_manual(&self, site_id: i64, id: SegmentId, list: ManualList) -> Result<i64>;
     /// Up to `limit` subscribers of a segment's includes or excludes, by
     /// subscriber id, after the id `after`.
     async fn list_manual(

@@ -9,7 +9,7 @@
 //!   "unchanged":[],"unknown":["nobody@example.com"]}}
 //!
 //! {"data":[{"uuid":"8f3…","email":"ada@example.com",
-//!   "added_at":"2026-11-26T09:00:00.000Z"}],"meta":{"next_cursor":null}}
+//!   "added_at":"2026-11-26T09:00:00.000Z"}],"meta":{"count":1,"next_cursor":null}}
 //! ```
 //!
 //! The CLI prints the same bodies with `--json`.
@@ -134,6 +134,8 @@ impl From<&ManualEntry> for ManualEntryResource {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ManualPageMeta {
+    /// How many subscribers the list holds in all.
+    pub count: i64,
     /// Continues after the last subscriber of this page; `null` on the last.
     pub next_cursor: Option<String>,
 }

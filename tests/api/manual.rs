@@ -70,6 +70,7 @@ async fn members_of(app: &TestApp, site: &TestSite, id: &str) -> BTreeSet<String
 /// The emails of a list, page by page.
 async fn listed(app: &TestApp, id: &str, list: &str) -> Vec<String> {
     let mut all = Vec::new();
+    let mut counts = BTreeSet::new();
     let mut cursor: Option<String> = None;
     loop {
         let path = match &cursor {
@@ -79,6 +80,7 @@ async fn listed(app: &TestApp, id: &str, list: &str) -> Vec<String> {
         let response = app.get(&path).await;
         assert_eq!(response.status(), StatusCode::OK);
         let body: Value = response.json().await.unwrap();
+        counts.insert(body["meta"]["count"].as_i64().unwrap());
         for entry in body["data"].as_array().unwrap() {
             assert_eq!(entry["uuid"].as_str().unwrap().len(), 32, "{entry}");
             assert!(entry["added_at"].as_str().unwrap().ends_with('Z'));
@@ -86,7 +88,11 @@ async fn listed(app: &TestApp, id: &str, list: &str) -> Vec<String> {
         }
         match body["meta"]["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
-            None => return all,
+            None => {
+                // Every page counts the whole list.
+                assert_eq!(counts, BTreeSet::from([all.len() as i64]), "{all:?}");
+                return all;
+            }
         }
     }
 }

@@ -170,3 +170,22 @@ pub async fn list(
         })
         .collect())
 }
+
+/// How many subscribers a segment's `list` holds.
+pub async fn count(
+    conn: &mut impl Conn,
+    site_id: i64,
+    id: SegmentId,
+    list: ManualList,
+) -> Result<i64> {
+    let (count,): (i64,) = conn
+        .one(sql!(
+            "SELECT COUNT(*) FROM segment_manual
+             WHERE site_id = $1 AND segment_id = $2 AND excluded = $3",
+            site_id,
+            id.0,
+            list.excluded()
+        ))
+        .await?;
+    Ok(count)
+}

@@ -339,6 +339,10 @@ impl<B: Backend> Store for B {
         )))
     }
 
+    async fn count_manual(&self, site_id: i64, id: SegmentId, list: ManualList) -> Result<i64> {
+        manual::count(&mut *self.reader().await?, site_id, id, list).await
+    }
+
     async fn list_manual(
         &self,
         site_id: i64,
