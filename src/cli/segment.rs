@@ -1,11 +1,13 @@
 //! `corral segment …`: segment management on the database directly, with the
 //! API's rules and, with `--json`, the API's output shape (`{"data":…}`).
 //! Every change is recorded as made by `cli` (the site's audit log, a
-//! segment's versions).
+//! segment's versions). A segment's hand-made includes and excludes are
+//! `segment includes|excludes …` ([`super::manual`]).
 
 use super::query_input::read_query;
 use super::{CliError, outln, parse_id, segment_error, site_by_uuid};
 use crate::clock::{Clock, SystemClock, format_ms};
+use crate::segment::manual::ManualList;
 use crate::segment::{Listing, Segment};
 use crate::service::segments::SegmentDraft;
 use crate::service::{SegmentError, Segments};
@@ -194,6 +196,14 @@ pub enum SegmentCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A segment's hand-made includes: subscribers who are members whatever
+    /// the query says, unless excluded.
+    #[command(subcommand)]
+    Includes(super::manual::ManualCommand),
+    /// A segment's hand-made excludes: subscribers who are never members,
+    /// whatever the query says and even when included.
+    #[command(subcommand)]
+    Excludes(super::manual::ManualCommand),
     /// Export every member of a segment.
     Members {
         id: String,
@@ -216,7 +226,7 @@ pub enum SegmentCommand {
 pub struct SiteArg {
     /// The site's uuid.
     #[arg(long = "site")]
-    uuid: String,
+    pub(super) uuid: String,
 }
 
 pub async fn run(
@@ -420,6 +430,12 @@ pub async fn run(
                 output.as_deref(),
             )
             .await;
+        }
+        SegmentCommand::Includes(command) => {
+            return super::manual::run(store, ManualList::Includes, command).await;
+        }
+        SegmentCommand::Excludes(command) => {
+            return super::manual::run(store, ManualList::Excludes, command).await;
         }
         SegmentCommand::Restore { id, site, json } => {
             let site = site_by_uuid(store, &site.uuid).await?;

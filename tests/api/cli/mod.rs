@@ -13,6 +13,7 @@ mod evaluate;
 mod generate;
 mod history;
 mod import;
+mod manual;
 mod segment;
 mod serve;
 
