@@ -33,7 +33,7 @@ pub(super) const MAX_PAGE: usize = 1_000;
 const DEFAULT_SAMPLE: usize = 10;
 const MAX_SAMPLE: usize = 100;
 
-pub(super) fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::Invalid(FieldError::new(field, message).into())
 }
 
@@ -182,7 +182,21 @@ pub(super) fn encode_cursor(after: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("after:{after}"))
 }
 
-pub(super) fn decode_cursor(cursor: &str) -> Option<i64> {
+/// The subscriber a `cursor` parameter continues after (none: the first
+/// page); one this API did not give out is a 422 naming it.
+pub(super) fn cursor_param(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match cursor {
+        None | Some("") => Ok(None),
+        Some(c) => decode_cursor(c).map(Some).ok_or_else(|| {
+            invalid(
+                "cursor",
+                "is not a cursor this API gave out (use meta.next_cursor)",
+            )
+        }),
+    }
+}
+
+fn decode_cursor(cursor: &str) -> Option<i64> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
     let text = std::str::from_utf8(&bytes).ok()?;
     text.strip_prefix("after:")?.parse().ok()
@@ -222,15 +236,7 @@ pub async fn members(
     QueryParams(params): QueryParams<MembersParams>,
 ) -> Result<Response, ApiError> {
     let limit = parse_count(params.limit.as_deref(), "limit", DEFAULT_PAGE, MAX_PAGE, 1)?;
-    let after = match params.cursor.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(decode_cursor(c).ok_or_else(|| {
-            invalid(
-                "cursor",
-                "is not a cursor this API gave out (use meta.next_cursor)",
-            )
-        })?),
-    };
+    let after = cursor_param(params.cursor.as_deref())?;
     if let Some(at) = params.at.as_deref().filter(|at| !at.is_empty()) {
         let at = crate::wire::history::instant(at).map_err(|m| invalid("at", m))?;
         let all = crate::service::history::members_at(state.store.as_ref(), caller.site_id, id, at)

@@ -5,9 +5,7 @@
 //! ∪ includes) ∖ excludes` on every read route, in references from other
 //! segments, in the journal (reason `manual`) and in webhooks.
 
-use super::evaluation::{
-    DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor, invalid, parse_count,
-};
+use super::evaluation::{DEFAULT_PAGE, MAX_PAGE, cursor_param, encode_cursor, parse_count};
 use super::extract::{QueryParams, SegmentPath};
 use super::respond::json_response;
 use super::{ApiError, AppState, Caller};
@@ -80,15 +78,7 @@ async fn page(
     list: ManualList,
 ) -> Result<Response, ApiError> {
     let limit = parse_count(params.limit.as_deref(), "limit", DEFAULT_PAGE, MAX_PAGE, 1)?;
-    let after = match params.cursor.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(decode_cursor(c).ok_or_else(|| {
-            invalid(
-                "cursor",
-                "is not a cursor this API gave out (use meta.next_cursor)",
-            )
-        })?),
-    };
+    let after = cursor_param(params.cursor.as_deref())?;
     let store = state.store.as_ref();
     let (entries, more) = manual::page(store, caller.site_id, id, list, after, limit).await?;
     let count = manual::count(store, caller.site_id, id, list).await?;
