@@ -100,6 +100,31 @@ impl FileConfig {
 
 #[cfg(test)]
 mod tests {
+    /// `contrib/corral.toml` names every setting, each commented out with
+    /// its default: uncommented, it parses and sets every key.
+    #[test]
+    fn the_example_settings_file_names_every_setting_and_parses() {
+        let example = include_str!("../contrib/corral.toml");
+        let uncommented: String = example
+            .lines()
+            .filter_map(|line| line.strip_prefix("# "))
+            .filter(|line| {
+                line.split_once(" = ").is_some_and(|(key, _)| {
+                    !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                })
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let config = super::FileConfig::parse(&uncommented).expect("the example parses");
+        // Every field set: the example misses no setting. (Debug shows a
+        // field left out as `None`.)
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("None"),
+            "a setting the example leaves out: {shown}"
+        );
+    }
+
     use super::*;
 
     #[test]
