@@ -53,6 +53,9 @@ const ASSETS: &[(&str, &str, &str)] = &[
     module!("segment-manual.js"),
     module!("subscriber-history.js"),
     module!("explain.js"),
+    module!("words.js"),
+    module!("money.js"),
+    module!("suggest.js"),
     module!("subscriber.js"),
     module!("compare.js"),
 ];

@@ -276,14 +276,20 @@ describe('the console', () => {
         (n.children || []).forEach(walk);
       };
       walk(answer.body.data.explanation);
+      // In words: the field's value and what it needs, the tag, each with its outcome.
+      const field = nodes.find((n) => n.condition === 'field');
+      const fieldValue = field.facts.value;
+      const fieldWords = `Field company_size is ${new Intl.NumberFormat('en').format(fieldValue)}; needs more than 50: ${field.matched ? 'yes' : 'no'}`;
+      await page.locator(`.explain li[data-pointer="${field.at}"] .sentence`, { hasText: fieldWords }).waitFor();
+      const tag = nodes.find((n) => n.condition === 'tag');
+      await page.locator(`.explain li[data-pointer="${tag.at}"] .sentence`, { hasText: `Tagged agency: ${tag.matched ? 'yes' : 'no'}` }).waitFor();
+      // Every condition of the answer is under Details, with its pointer, outcome and facts.
+      await page.locator('.explain-details summary').click();
       for (const n of nodes) {
-        await page.locator(`.explain li[data-pointer="${n.at}"][data-matched="${n.matched}"]`).first().waitFor();
+        await page.locator(`.explain-raw li[data-pointer="${n.at}"][data-matched="${n.matched}"]`).first().waitFor();
       }
-      // The facts are shown: company_size's value, the tags seen.
-      const fieldValue = nodes.find((n) => n.condition === 'field').facts.value;
-      await page.locator('.explain .facts code', { hasText: String(fieldValue) }).first().waitFor();
+      await page.locator('.explain-raw .facts code', { hasText: String(fieldValue) }).first().waitFor();
     }
-    await shot(page, 'segment-why');
   });
 
   test('exports every member as CSV, the rows the members API pages through', async (t) => {
@@ -531,7 +537,7 @@ describe('a segment\'s history', () => {
     assert.equal(shown[0].restore, null);
     // The page is drawn again from the server: name, query, counts; the focus stays at the History.
     await page.getByRole('heading', { name: first.name, level: 1 }).waitFor();
-    assert.equal(await page.locator('details.panel pre.json').textContent(), JSON.stringify(FIRST_QUERY, null, 2));
+    assert.equal(await page.locator('.query-json pre.json').textContent(), JSON.stringify(FIRST_QUERY, null, 2));
     const s = await stats(id);
     await page.locator(`[data-count="members"]:text-is("${s.user_count}")`).waitFor();
     await page.waitForFunction(() => document.activeElement?.id === 'history-title');
@@ -1175,6 +1181,311 @@ function vocabularyLists(value, path = []) {
   if (Array.isArray(value)) return [[path.join('.'), value]];
   return Object.entries(value).flatMap(([key, inner]) => vocabularyLists(inner, [...path, key]));
 }
+
+// ---- for a marketer: words, money, sentences, inputs ---------------------------
+
+/** A subscriber made through the API with a field, a tag and one purchase of $606.50 ten days ago. */
+async function marketerSubscriber(email) {
+  const date = new Date(Date.now() - 10 * 86400000).toISOString();
+  const answer = await api('POST', '/batch/events', { body: { events: [
+    { type: '$subscribe', email, fields: { plan: 'pro', first_name: 'Mia' } },
+    { type: '$purchase', email, date, details: { unique: { key: `order-${email}` }, value: { currency: 'USD', amount: 60650 } } },
+  ] } });
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  const tagged = await api('POST', '/fetch/commands', { body: { command: { command: 'add_tag', email, query: 'vip' } } });
+  assert.equal(tagged.status, 200, JSON.stringify(tagged.body));
+}
+
+async function createSegment(name, query) {
+  const created = await api('POST', '/fetch/segments', { body: { segment: { name, visitor_event_query: query } } });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  return created.body.data.id;
+}
+
+/** Every ```json block of docs/query-language.md. */
+async function grammarExamples() {
+  const doc = await readFile(new URL('../../docs/query-language.md', import.meta.url), 'utf8');
+  return [...doc.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]));
+}
+
+/** Elements that scroll sideways (or a page wider than the screen): none at a phone's width. */
+async function sidewaysScrollers(page) {
+  return page.evaluate(() => {
+    const found = [];
+    const doc = document.documentElement.scrollWidth - document.documentElement.clientWidth;
+    if (doc > 0) found.push(`the page, by ${doc}px`);
+    for (const el of document.querySelectorAll('body *')) {
+      const style = getComputedStyle(el);
+      if (!['auto', 'scroll'].includes(style.overflowX) || el.clientWidth === 0) continue;
+      if (el.scrollWidth > el.clientWidth + 1) found.push(`${el.tagName.toLowerCase()}.${el.className}, by ${el.scrollWidth - el.clientWidth}px`);
+    }
+    return found;
+  });
+}
+
+describe('the console for a marketer', () => {
+  test('Why? says each condition in words, with the subscriber\'s value and the threshold, pointers and raw facts under Details', async (t) => {
+    const email = 'mia.words@example.com';
+    await marketerSubscriber(email);
+    const nobody = await createSegment('Nobody tagged never-had', { tag: { has: 'never-had' } });
+    const id = await createSegment('Why in words', { all: [
+      { event: { type: '$purchase', when: { within_last: { days: 90 } }, sum: { of: 'value.amount', more_than: 25000 } } },
+      { tag: { has: 'vip' } },
+      { field: { key: 'plan', equals: 'team' } },
+      { subscribed: true },
+      { segment: { member_of: nobody } },
+      { event: { type: '$purchase', count: { at_least: 2 } } },
+      { not: { event: { type: '$pageview', when: { within_last: { days: 30 } } } } },
+    ] });
+    const page = await open(t);
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/segment/${id}`);
+    await page.getByLabel('Email', { exact: true }).fill(email);
+    await page.getByRole('button', { name: 'Why?' }).click();
+    await page.locator('.verdict[data-matched="false"]').waitFor();
+    const said = await page.$$eval('.explain li', (items) => items.map((li) => [li.dataset.pointer, li.querySelector(':scope > .node .sentence').textContent]));
+    assert.deepEqual(said, [
+      ['', 'All of these: no'],
+      ['/all/0', 'Spent $606.50 on purchases in the last 90 days; needs more than $250: yes'],
+      ['/all/1', 'Tagged vip: yes'],
+      ['/all/2', 'Field plan is pro; needs team: no'],
+      ['/all/3', 'Has not unsubscribed: yes'],
+      ['/all/4', 'Member of Nobody tagged never-had: no'],
+      ['/all/5', '1 purchase; needs at least 2: no'],
+      ['/all/6', 'Not the following: yes'],
+      ['/all/6/not', 'No page views in the last 30 days; needs at least one: no'],
+    ]);
+    // The pointers and raw facts are there, under Details, for every node of the answer.
+    const raw = page.locator('.explain-raw');
+    assert.equal(await raw.isVisible(), false, 'Details starts closed');
+    await page.getByText('Details: each condition’s place in the query').click();
+    const answer = await api('POST', `/fetch/segments/${id}/match`, { body: { email } });
+    const walk = (n) => [n, ...(n.children || []).flatMap(walk)];
+    for (const n of walk(answer.body.data.explanation)) {
+      await raw.locator(`li[data-pointer="${n.at}"][data-matched="${n.matched}"]`).first().waitFor();
+    }
+    await raw.locator('li[data-pointer="/all/0"] .facts code', { hasText: '60650' }).waitFor();
+    await shot(page, 'segment-why');
+  });
+
+  test('states a segment\'s query as a sentence beside its JSON, for every example of the query language, never failing on an odd one', async (t) => {
+    const id = await createSegment('Repeat customers', { all: [
+      { tag: { has: 'customer' } },
+      { event: { type: '$purchase', when: { within_last: { days: 90 } }, count: { at_least: 2 } } },
+    ] });
+    const page = await open(t);
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/segment/${id}`);
+    const sentence = page.locator('.query-sentence');
+    await sentence.waitFor();
+    assert.equal(await sentence.textContent(), 'Subscribers who are tagged customer and purchased at least twice in the last 90 days.');
+    assert.deepEqual(await sentence.locator('em').allTextContents(), ['customer']);
+    assert.ok(await page.locator('.query-json pre.json').isVisible(), 'the JSON is shown beside the sentence');
+    // Every example of docs/query-language.md reads as a sentence naming no
+    // condition neutrally; odd shapes read neutrally and never throw.
+    const examples = await grammarExamples();
+    assert.ok(examples.length > 50, `only ${examples.length} examples found`);
+    const odd = [null, [], 'text', { tag: 5 }, { event: [] }, { a: 1, b: 2 }, { any: [{ not: {} }] }, { field: { key: 'x', shiny: 1 } },
+      { groups: [{ nope: [] }] }, { all: [{ email: 'x' }] }, { sample: {} }, { segment: { member_of: '999' } }];
+    const read = await page.evaluate(async ([good, bad]) => {
+      const { querySentence } = await import('/console/words.js');
+      const text = (q) => {
+        const box = document.createElement('p');
+        box.append(...querySentence(q).map((c) => (typeof c === 'string' ? c : c)));
+        return box.textContent;
+      };
+      return { good: good.map(text), bad: bad.map(text) };
+    }, [examples, odd]);
+    read.good.forEach((text, i) => {
+      assert.ok(!/cannot put into words|undefined|\[object|NaN/.test(text), `${JSON.stringify(examples[i])} reads “${text}”`);
+    });
+    read.bad.forEach((text, i) => assert.ok(text.length > 0, `${JSON.stringify(odd[i])} reads nothing`));
+    const at = (q) => read.good[examples.findIndex((e) => JSON.stringify(e) === JSON.stringify(q))];
+    assert.equal(at({ event: { type: '$purchase', when: { within_last: { months: 12 } }, sum: { of: 'value.amount', more_than: 100000 } } }),
+      'Subscribers who spent more than $1,000 on purchases in the last 12 months.');
+    assert.equal(at({ not: { event: { type: '$open_email', when: { within_last: { days: 60 } } } } }),
+      'Subscribers who never opened an email in the last 60 days.');
+    assert.equal(at({ email: { domain: 'gmail.com' } }), 'Subscribers who have an email address with the domain gmail.com.');
+    assert.equal(at({ field: { key: 'plan', in: ['team', 'enterprise'] } }), 'Subscribers who have the field plan equal to team or enterprise.');
+    assert.equal(at({}), 'Every subscriber of the site.');
+  });
+
+  test('money is shown and typed in units with its currency, the saved query keeping cents and staying byte-identical when not edited', async (t) => {
+    const usd = { event: { type: '$purchase', when: { within_last: { days: 90 } }, sum: { of: 'value.amount', more_than: 25000 } } };
+    const eur = { event: { type: '$purchase', where: { 'value.currency': { equals: 'EUR' }, 'value.amount': { at_least: 1999 } } } };
+    const usdId = await createSegment('Money in dollars', usd);
+    const eurId = await createSegment('Money in euros', eur);
+    const saved = async (id) => JSON.stringify((await api('GET', `/fetch/segments/${id}`)).body.data.attributes.visitor_event_query);
+    const before = await saved(usdId);
+    const page = await open(t);
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/segment/${usdId}/edit`);
+    const amount = page.locator('#builder [data-pointer="/event/sum/more_than"] input[data-money]');
+    await amount.waitFor();
+    assert.equal(await amount.inputValue(), '250');
+    assert.equal(await amount.getAttribute('data-money'), 'USD');
+    assert.equal(await page.locator('#builder [data-pointer="/event/sum/more_than"] .currency').textContent(), '$');
+    await page.locator('[data-live-count]').waitFor();
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('heading', { name: 'Money in dollars', level: 1, exact: true }).waitFor();
+    assert.equal(await saved(usdId), before, 'saved as it was');
+    // 300.5 typed is 30050 cents.
+    await page.goto(`${CONSOLE}#/segment/${usdId}/edit`);
+    await amount.fill('300.5');
+    await page.waitForFunction(() => JSON.parse(document.getElementById('query-json')?.value || '{}').event?.sum.more_than === 30050);
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('heading', { name: 'Money in dollars', level: 1, exact: true }).waitFor();
+    assert.equal(JSON.parse(await saved(usdId)).event.sum.more_than, 30050);
+    assert.equal(await page.locator('.query-sentence').textContent(), 'Subscribers who spent more than $300.50 on purchases in the last 90 days.');
+    // A query naming the currency is shown in it.
+    await page.goto(`${CONSOLE}#/segment/${eurId}/edit`);
+    const euros = page.locator('#builder [data-pointer="/event/where/value.amount/at_least"] input[data-money]');
+    await euros.waitFor();
+    assert.equal(await euros.inputValue(), '19.99');
+    assert.equal(await page.locator('#builder [data-pointer="/event/where/value.amount/at_least"] .currency').textContent(), '€');
+    await page.goto(`${CONSOLE}#/segment/${eurId}`);
+    assert.equal(await page.locator('.query-sentence').textContent(),
+      'Subscribers who purchased with value.currency equal to EUR and value.amount at least €19.99.');
+  });
+
+  test('the editor shows a problem only once its field is left or a save is tried, and asks for no count while a new condition is blank', async (t) => {
+    const page = await open(t);
+    const refused = [];
+    page.on('response', (r) => {
+      if (r.status() === 422) refused.push(`${r.request().method()} ${new URL(r.url()).pathname}`);
+    });
+    await signIn(page);
+    await page.getByRole('link', { name: 'New segment' }).click();
+    await page.locator('[data-live-count]').waitFor();
+    const builder = page.locator('#builder');
+    await builder.getByRole('button', { name: '+ condition' }).click();
+    const has = builder.locator('[data-pointer="/all/0"]').getByLabel('Value: has');
+    await has.waitFor();
+    await page.locator('[data-waiting]').waitFor();
+    assert.equal(await page.locator('.field-error').count(), 0, 'no problem shown before anything was typed');
+    assert.deepEqual(refused, [], 'no count asked for with a blank tag');
+    // An event condition without a type is any event: valid, counted at once.
+    await builder.getByRole('button', { name: '+ condition' }).last().click();
+    await builder.locator('[data-pointer="/all/1"]').getByLabel('Condition').first().selectOption('event');
+    const type = builder.locator('[data-pointer="/all/1"]').getByLabel('Event type');
+    assert.equal(await type.getAttribute('placeholder'), 'blank: any type');
+    await builder.locator('[data-pointer="/all/1"]').getByLabel('Condition').first().selectOption('tag');
+    // Leaving the blank tag shows its problem, there only.
+    await has.focus();
+    await page.keyboard.press('Tab');
+    const problem = builder.locator('[data-pointer="/all/0/tag/has"] .field-error');
+    await problem.waitFor();
+    assert.equal(await builder.locator('[data-pointer="/all/1"] .field-error').count(), 0, 'not at the condition not visited');
+    assert.deepEqual(refused, ['POST /api/v1/fetch/segments/preview'], 'the count is asked for once the blank was left');
+    // Trying to save shows every problem.
+    await page.getByLabel('Name').fill('Problems shown on save');
+    await page.getByRole('button', { name: 'Create segment' }).click();
+    await builder.locator('[data-pointer="/all/1/tag/has"] .field-error').waitFor();
+    await has.fill('newsletter');
+    await builder.locator('[data-pointer="/all/1"]').getByLabel('Value: has').fill('trial');
+    await page.locator('[data-live-count]').waitFor();
+    assert.equal(await page.locator('.field-error').count(), 0);
+  });
+
+  test('tag, field key and event type boxes suggest what the site has, and a tag nobody has is noted, not refused', async (t) => {
+    await createSegment('Purchased ever', { event: { type: '$purchase' } });
+    const tags = (await api('GET', '/fetch/tags')).body.data.map((tag) => tag.attributes.name);
+    const fields = (await api('GET', '/fetch/fields')).body.data.map((f) => f.attributes.key);
+    assert.ok(tags.includes('newsletter') && fields.includes('plan'));
+    const page = await open(t);
+    await signIn(page);
+    await page.getByRole('link', { name: 'New segment' }).click();
+    const builder = page.locator('#builder');
+    const who = builder.getByLabel('Who is in the segment');
+    const options = (id) => page.locator(`datalist#${id} option`).evaluateAll((os) => os.map((o) => o.value));
+    await who.selectOption('tag');
+    const has = builder.getByLabel('Value: has', { exact: true });
+    assert.equal(await has.getAttribute('list'), 'suggest-tags');
+    assert.deepEqual(await options('suggest-tags'), tags);
+    await has.fill('newsletter');
+    assert.equal(await builder.locator('.note-unknown').count(), 0);
+    await has.fill('Customer-to-be');
+    const note = builder.locator('[data-pointer="/tag/has"] .note-unknown');
+    await note.waitFor();
+    assert.equal(await note.textContent(), 'No subscriber has this tag yet: “Customer-to-be”.');
+    await page.locator('[data-live-count="0"]').waitFor();
+    assert.equal(await page.locator('.field-error').count(), 0, 'a note, not an error');
+    await has.fill(' NEWSLETTER ');
+    await note.waitFor({ state: 'detached' });
+    await who.selectOption('field');
+    assert.equal(await builder.getByLabel('Field key').getAttribute('list'), 'suggest-fields');
+    assert.deepEqual(await options('suggest-fields'), fields);
+    await who.selectOption('event');
+    assert.equal(await builder.getByLabel('Event type').getAttribute('list'), 'suggest-event-types');
+    assert.ok((await options('suggest-event-types')).includes('$purchase'), 'the event types the site\'s segments name');
+    const anyEvent = await api('POST', '/fetch/segments/preview', { body: { visitor_event_query: { event: {} } } });
+    await page.locator(`[data-live-count="${anyEvent.body.data.user_count}"]`).waitFor();
+    await shot(page, 'editor-suggest');
+  });
+
+  test('at a phone\'s width (390 px) no page scrolls sideways and no table column is cut off', async (t) => {
+    const gone = await createSegment('Discarded for the phone', { tag: { has: 'trial' } });
+    assert.equal((await api('DELETE', `/fetch/segments/${gone}`)).status, 200);
+    const listed = await segments();
+    const withMembers = [];
+    for (const s of listed) if ((await stats(s.id)).user_count > 0) withMembers.push(s);
+    assert.ok(withMembers.length >= 2);
+    const member = (await allMembers(withMembers[0].id))[0].attributes.email;
+    const page = await open(t, { width: 390, height: 844 });
+    await signIn(page);
+    await listedCounts(page);
+    const inView = async (selector) => {
+      const boxes = await page.locator(selector).evaluateAll((els) => els.map((el) => el.getBoundingClientRect().right));
+      assert.ok(boxes.length > 0, `nothing matches ${selector}`);
+      for (const right of boxes) assert.ok(right <= 390, `${selector} ends at ${right}px, past the screen`);
+    };
+    const check = async (what) => assert.deepEqual(await sidewaysScrollers(page), [], `${what} scrolls sideways`);
+    await inView('table.segments td[data-count="unsubscribed"]');
+    assert.equal(await page.locator('table.segments td[data-count="members"]').first().getAttribute('data-label'), 'Members');
+    await check('the segments list');
+    await shot(page, 'segments-phone');
+    await page.goto(`${CONSOLE}#/discarded`);
+    await page.getByRole('button', { name: 'Restore Discarded for the phone' }).first().waitFor();
+    await inView('table button');
+    await check('the discarded segments');
+    await page.goto(`${CONSOLE}#/segment/${withMembers[0].id}`);
+    await page.locator('table.members tbody tr').first().waitFor();
+    await page.locator('.size-summary').waitFor();
+    await page.getByLabel('Email', { exact: true }).fill(member);
+    await page.getByRole('button', { name: 'Why?' }).click();
+    await page.locator('.explain').waitFor();
+    await page.locator('.explain-details summary').click();
+    await inView('table.members td');
+    await check('a segment\'s page');
+    await page.goto(`${CONSOLE}#/subscriber?email=${encodeURIComponent(member)}`);
+    await page.locator('table.events tbody tr').first().waitFor();
+    await inView('table.events td');
+    await check('a subscriber\'s page');
+    await page.goto(`${CONSOLE}#/compare?ids=${withMembers[0].id},${withMembers[1].id}`);
+    await page.locator('table.regions tbody tr').first().waitFor();
+    await inView('table.regions td');
+    await check('the comparison');
+    await page.goto(`${CONSOLE}#/segment/${withMembers[0].id}/edit`);
+    await page.locator('[data-live-count]').waitFor();
+    await check('the editor');
+  });
+
+  test('a subscriber\'s event details are readable rows, the amount as money', async (t) => {
+    const email = 'mia.details@example.com';
+    await marketerSubscriber(email);
+    const page = await open(t);
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/subscriber?email=${encodeURIComponent(email)}`);
+    const purchase = page.locator('table.events tbody tr', { hasText: '$purchase' });
+    await purchase.waitFor();
+    const rows = await purchase.locator('.detail-rows > div').evaluateAll((divs) => divs.map((d) => [d.querySelector('dt').textContent, d.querySelector('dd').textContent]));
+    assert.deepEqual(rows, [['unique.key', `order-${email}`], ['value.currency', 'USD'], ['value.amount', '$606.50']].sort((a, b) => {
+      const order = rows.map((r) => r[0]);
+      return order.indexOf(a[0]) - order.indexOf(b[0]);
+    }));
+    assert.equal(await purchase.locator('code.details').count(), 0, 'no raw JSON');
+  });
+});
 
 describe('the builder and the query parser', () => {
   test('the builder builds every operator the parser accepts, and the server accepts what it builds', async (t) => {

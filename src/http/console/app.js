@@ -10,7 +10,7 @@
 //   #/compare?ids=1,2     how 2 to 5 segments overlap (&region=1 opens a region's members)
 
 import { clearCredentials, credentials, isAbort, statusOf } from './api.js';
-import { byId, errorMessage, h, replace } from './dom.js';
+import { byId, errorMessage, h, labelTables, replace } from './dom.js';
 import { renderSignIn } from './signin.js';
 import { renderSegments } from './segments.js';
 import { renderEditor } from './editor.js';
@@ -127,6 +127,10 @@ async function route() {
     }
   }
 }
+
+// Every table the pages draw, now or later, gets its cells labelled by
+// column, for the stacked rows of a narrow screen.
+new MutationObserver(() => labelTables(main)).observe(main, { childList: true, subtree: true });
 
 window.addEventListener('hashchange', route);
 route();

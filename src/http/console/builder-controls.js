@@ -38,6 +38,8 @@ import { h } from './dom.js';
  * @property {(ref: Ref, pointer: string, options?: { onRemove?: () => void }) => HTMLElement} condition
  *   the editor of a condition nested at `pointer`
  * @property {(kind: string) => Json} create a new condition of a kind
+ * @property {Set<string> | null} knownTags the site's tags (normalised
+ *   names), to flag a tag no subscriber has; null when not known
  */
 
 /**

@@ -11,6 +11,8 @@ import { button, errorsSlot, escapePointer, input, isObject, renamed } from './b
 import { opsEditor } from './builder-operators.js';
 import { VALUE } from './builder-field.js';
 import { TIME } from './builder-subscriber.js';
+import { currencyOf, isMoneyPath } from './money.js';
+import { LISTS } from './suggest.js';
 
 /** @typedef {import('./builder-controls.js').Context} Context */
 /** @typedef {import('./builder-controls.js').Json} Json */
@@ -73,7 +75,8 @@ function whereSection(ctx, ev, sp, section) {
           ctx.changed(true);
         }, { 'aria-label': `Remove the test of ${path || 'this path'}`, class: 'small icon' })),
       errorsSlot(),
-      opsEditor(ctx, VALUE, { get: () => ev.where[path], set: (v, s) => { ev.where[path] = v; ctx.changed(s); } }, wp)));
+      opsEditor(ctx, VALUE, { get: () => ev.where[path], set: (v, s) => { ev.where[path] = v; ctx.changed(s); } }, wp, [],
+        { currency: isMoneyPath(path) ? currencyOf(ev) : null })));
   }
   section.append(button('+ detail test', `${sp}:add`, () => {
     if (!('' in ev.where)) ev.where[''] = { equals: '' };
@@ -93,11 +96,14 @@ function sumSection(ctx, ev, sp, section) {
   if (isObject(sum)) {
     section.append(h('div', { class: 'inline', dataset: { pointer: `${sp}/of` } }, h('span', { class: 'lead', text: 'of' }),
       input(sum.of ?? '', 'Sum of the detail path', `${sp}/of`, (t) => {
+        const money = isMoneyPath(sum.of);
         sum.of = t;
-        ctx.changed(false);
+        // Amounts are typed in units and kept in cents: redraw when the
+        // path becomes, or stops being, the amount.
+        ctx.changed(money !== isMoneyPath(t));
       }, { placeholder: 'value.amount', class: 'short' }), errorsSlot()));
   }
-  section.append(opsEditor(ctx, NUMBER, ctx.at(ev, 'sum'), sp, ['of']));
+  section.append(opsEditor(ctx, NUMBER, ctx.at(ev, 'sum'), sp, ['of'], { currency: isObject(sum) && isMoneyPath(sum.of) ? currencyOf(ev) : null }));
 }
 
 /**
@@ -117,7 +123,7 @@ function eventEditor(ctx, ev, pointer) {
       if (t === '') delete ev.type;
       else ev.type = t;
       ctx.changed(false);
-    }, { placeholder: 'any type, e.g. $purchase' }), errorsSlot()));
+    }, { placeholder: 'blank: any type', list: LISTS.event }), errorsSlot()));
   const adders = [];
   for (const [key, text, family] of SECTIONS) {
     const sp = `${p}/${key}`;
@@ -148,6 +154,8 @@ function eventEditor(ctx, ev, pointer) {
 export const EVENT = {
   kind: 'event',
   label: 'Event',
-  create: () => ({ event: { type: '' } }),
+  // No type: any event (`{"event": {}}`, "performed any event"), valid as
+  // it is; a type typed narrows it.
+  create: () => ({ event: {} }),
   draw: (ctx, condition, _ref, pointer) => [eventEditor(ctx, condition.event, pointer)],
 };

@@ -7,6 +7,7 @@
 import { h } from './dom.js';
 import { errorsSlot, input, isObject } from './builder-controls.js';
 import { opsEditor } from './builder-operators.js';
+import { LISTS } from './suggest.js';
 
 /** @typedef {import('./builder-controls.js').Kind} Kind */
 /** @typedef {import('./builder-operators.js').Family} Family */
@@ -32,7 +33,7 @@ export const FIELD = {
         input(inner.key ?? '', 'Field key', `${pointer}/field/key`, (t) => {
           inner.key = t;
           ctx.changed(false);
-        }, { placeholder: 'plan', class: 'short' }), errorsSlot()),
+        }, { placeholder: 'plan', class: 'short', list: LISTS.field }), errorsSlot()),
       opsEditor(ctx, VALUE, ctx.at(condition, 'field'), `${pointer}/field`, ['key']),
     ];
   },

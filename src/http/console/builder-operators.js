@@ -10,6 +10,7 @@
 
 import { h } from './dom.js';
 import { button, errorsSlot, escapePointer, focusKey, input, isObject, renamed, select } from './builder-controls.js';
+import { centsToUnits, currencySymbol, unitsToCents } from './money.js';
 
 /** @typedef {import('./builder-controls.js').Context} Context */
 /** @typedef {import('./builder-controls.js').Json} Json */
@@ -136,14 +137,46 @@ function typed(text) {
 }
 
 /**
+ * A box for an amount of money: typed in units (250) after the currency's
+ * symbol, kept in cents (25000) in the query. What is not a number is kept
+ * as typed, for the API to refuse.
+ * @param {Json} value
+ * @param {string} label
+ * @param {string} focus
+ * @param {string} currency
+ * @param {(value: Json) => void} set
+ * @returns {HTMLElement}
+ */
+function moneyInput(value, label, focus, currency, set) {
+  const box = input(centsToUnits(value), `${label}, in ${currency}`, focus, (t) => set(unitsToCents(t)),
+    { inputmode: 'decimal', class: 'short' });
+  box.dataset.money = currency;
+  return h('span', { class: 'inline money' }, h('span', { class: 'currency', 'aria-hidden': 'true', text: currencySymbol(currency) }), box,
+    h('span', { class: 'hint', text: 'saved in cents' }));
+}
+
+/**
+ * Options of an operator object's editor.
+ * @typedef {object} OpsOptions
+ * @property {string | null} [currency] its numbers are amounts of money in
+ *   cents, typed in units of this currency
+ * @property {(op: string, value: Json) => HTMLElement | null} [note] a note
+ *   shown beside an operator's operand, updated as it is typed
+ * @property {string} [list] the id of a datalist its text boxes suggest from
+ */
+
+/**
  * The editor of one operator's operand (`ref` holds it).
  * @param {Family} family
  * @param {string} op
  * @param {Ref} ref
  * @param {string} pointer
+ * @param {OpsOptions} [options]
  * @returns {HTMLElement}
  */
-function valueEditor(family, op, ref, pointer) {
+function valueEditor(family, op, ref, pointer, { currency = null, list } = {}) {
+  /** @type {Record<string, string>} */
+  const suggest = list ? { list } : {};
   const value = ref.get();
   const kind = shape(family, op);
   const f = `${pointer}:value`;
@@ -154,7 +187,7 @@ function valueEditor(family, op, ref, pointer) {
       return input(items, `${text} (comma-separated)`, f, (t) => {
         const parts = t.split(',').map((s) => s.trim()).filter(Boolean);
         ref.set(family.name === 'value' ? parts.map(typed) : parts);
-      }, { placeholder: 'a, b, c' });
+      }, { placeholder: 'a, b, c', ...suggest });
     }
     case 'span': {
       const span = isObject(value) ? value : { days: 30 };
@@ -182,6 +215,7 @@ function valueEditor(family, op, ref, pointer) {
     case 'instant':
       return input(value, text, f, (t) => ref.set(t), { placeholder: 'YYYY-MM-DD or RFC 3339', class: 'short' });
     case 'number':
+      if (currency) return moneyInput(value, text, f, currency, (v) => ref.set(v));
       return input(value, text, f, (t) => ref.set(numberOrText(t)), { inputmode: 'decimal', class: 'short' });
     case 'scalar': {
       const type = typeof value === 'boolean' ? String(value) : typeof value === 'number' ? 'number' : 'text';
@@ -192,11 +226,12 @@ function valueEditor(family, op, ref, pointer) {
           else ref.set(typeof value === 'string' ? value : String(value), true);
         });
       if (type === 'true' || type === 'false') return h('span', { class: 'inline' }, typeSelect);
+      if (type === 'number' && currency) return h('span', { class: 'inline' }, typeSelect, moneyInput(value, text, f, currency, (v) => ref.set(v)));
       const box = input(String(value), text, f, (t) => ref.set(type === 'number' ? numberOrText(t) : t), { class: 'short' });
       return h('span', { class: 'inline' }, typeSelect, box);
     }
     case 'string':
-      return input(value, text, f, (t) => ref.set(t));
+      return input(value, text, f, (t) => ref.set(t), suggest);
     default:
       return input(JSON.stringify(value), `${text} (JSON)`, f, (t) => {
         try {
@@ -209,6 +244,26 @@ function valueEditor(family, op, ref, pointer) {
 }
 
 /**
+ * A note beside an operand (such as a tag no subscriber has), redrawn as the
+ * operand is typed.
+ * @param {string} op
+ * @param {Ref} ref
+ * @param {(op: string, value: Json) => HTMLElement | null} note
+ * @returns {HTMLElement}
+ */
+function noteSlot(op, ref, note) {
+  const slot = h('div', { class: 'note', 'aria-live': 'polite' });
+  const draw = () => slot.replaceChildren(...[note(op, ref.get())].filter((n) => n !== null));
+  draw();
+  const set = ref.set;
+  ref.set = (v, structural) => {
+    set(v, structural);
+    draw();
+  };
+  return slot;
+}
+
+/**
  * The operators of `family` (`ref` holds the object), one row each; `fixed`
  * keys (`key` of a field, `of` of a sum) are not operators.
  * @param {Context} ctx
@@ -216,9 +271,10 @@ function valueEditor(family, op, ref, pointer) {
  * @param {Ref} ref
  * @param {string} pointer
  * @param {string[]} [fixed]
+ * @param {OpsOptions} [opts]
  * @returns {HTMLElement}
  */
-export function opsEditor(ctx, family, ref, pointer, fixed = []) {
+export function opsEditor(ctx, family, ref, pointer, fixed = [], opts = {}) {
   const ops = ref.get();
   const wrap = h('div', { class: 'ops' });
   if (!isObject(ops)) {
@@ -252,7 +308,8 @@ export function opsEditor(ctx, family, ref, pointer, fixed = []) {
       ctx.changed(true);
     }, { 'aria-label': `Remove the operator ${label(op)}`, title: 'Remove this operator', class: 'small icon' });
     wrap.append(h('div', { class: 'op', dataset: { pointer: at } },
-      h('div', { class: 'op-row' }, opSelect, valueEditor(family, op, valueRef, at), remove), errorsSlot()));
+      h('div', { class: 'op-row' }, opSelect, valueEditor(family, op, valueRef, at, opts), remove),
+      opts.note ? noteSlot(op, valueRef, opts.note) : null, errorsSlot()));
   }
   const used = Object.keys(ops);
   const free = family.ops.find((o) => !used.includes(o) && o !== 'exists');

@@ -68,9 +68,9 @@ function kindOf(condition) {
  * The builder, drawn in `container`; `onChange` gets the query at every
  * change.
  * @param {HTMLElement} container
- * @param {{ segments?: SegmentChoice[], onChange: (query: Json) => void }} options
+ * @param {{ segments?: SegmentChoice[], knownTags?: Set<string> | null, onChange: (query: Json) => void }} options
  */
-export function createBuilder(container, { segments = [], onChange }) {
+export function createBuilder(container, { segments = [], knownTags = null, onChange }) {
   /** @type {Json} */
   let query = {};
   let mark = 0;
@@ -106,6 +106,7 @@ export function createBuilder(container, { segments = [], onChange }) {
     }),
     condition: (ref, pointer, { onRemove } = {}) => conditionEditor(ref, pointer, { onRemove }),
     create: (kind) => defaultCondition(kind, segments),
+    knownTags,
   };
 
   /**

@@ -218,6 +218,26 @@ export function debounce(fn, ms) {
 }
 
 /**
+ * Labels every body cell of the tables in `root` with its column's heading
+ * (`data-label`), which the stylesheet shows before the cell when a narrow
+ * screen stacks a table's rows instead of cutting off its columns.
+ * @param {ParentNode} root
+ */
+export function labelTables(root) {
+  for (const table of root.querySelectorAll('table')) {
+    const heads = [...table.querySelectorAll(':scope > thead > tr > th')].map((th) => (th.textContent || '').trim());
+    if (!heads.length) continue;
+    for (const row of table.querySelectorAll(':scope > tbody > tr')) {
+      const cells = [...row.children];
+      if (cells.some((c) => c instanceof HTMLTableCellElement && c.colSpan > 1)) continue;
+      cells.forEach((cell, i) => {
+        if (cell instanceof HTMLElement && heads[i] && cell.dataset.label !== heads[i]) cell.dataset.label = heads[i];
+      });
+    }
+  }
+}
+
+/**
  * A route's hash for a subscriber page.
  * @param {string} email
  * @returns {string}

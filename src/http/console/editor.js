@@ -6,10 +6,16 @@
 // each error's JSON pointer names, in the builder and in the JSON. Saving an
 // existing segment sends If-Match, so a change saved meanwhile by someone
 // else is never overwritten silently.
+//
+// A problem is shown only where the user has been: once they left the text
+// box it is in, typed in the JSON, or tried to save. A condition just added
+// has blanks to fill in; while the user has been to none of them, no count
+// is asked for (the server would only refuse it).
 
 import { ApiError, api, isAbort, queryPointer, statusOf } from './api.js';
 import { createBuilder, escapePointer } from './builder.js';
 import { count, debounce, errorBox, errorMessage, h, labelled, loading, replace, subscriberHref, toast } from './dom.js';
+import { datalists, loadSuggestions } from './suggest.js';
 
 /** @typedef {import('./api.js').Counts} Counts */
 /** @typedef {import('./api.js').FieldError} FieldError */
@@ -88,6 +94,48 @@ export function jsonPositions(text) {
 }
 
 /**
+ * The JSON pointers of the blanks of a query: every empty text, and every
+ * empty key (a detail test's path not typed yet). A foreign query has none.
+ * @param {unknown} value
+ * @param {string} [pointer]
+ * @param {string[]} [into]
+ * @returns {string[]}
+ */
+export function blanks(value, pointer = '', into = []) {
+  if (value === '') into.push(pointer);
+  else if (Array.isArray(value)) value.forEach((v, i) => blanks(v, `${pointer}/${i}`, into));
+  else if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (pointer === '' && k === 'foreign') continue;
+      if (k === '') into.push(`${pointer}/`);
+      blanks(v, `${pointer}/${escapePointer(k)}`, into);
+    }
+  }
+  return into;
+}
+
+/**
+ * Whether `pointer` is `place` or inside it (`place` may end with `/`: an
+ * empty key).
+ * @param {string} pointer
+ * @param {string} place
+ * @returns {boolean}
+ */
+function within(pointer, place) {
+  return pointer === place || pointer.startsWith(place.endsWith('/') ? place : `${place}/`);
+}
+
+/**
+ * The place in the query of a builder control, from its focus key
+ * (`/all/0/tag/has:value` → `/all/0/tag/has`).
+ * @param {string} key
+ * @returns {string}
+ */
+function placeOf(key) {
+  return key.replace(/(:[a-z-]+)+$/, '');
+}
+
+/**
  * @param {string} text
  * @param {number} offset
  */
@@ -108,6 +156,7 @@ export async function renderEditor(view, { id, signal }) {
   ]);
   /** @type {Segment[]} */
   const listed = list.data.data;
+  const suggestions = await loadSuggestions(listed, signal);
   const others = listed.filter((s) => s.id !== id).map((s) => ({ id: s.id, name: s.attributes.name }));
   let etag = existing ? existing.etag : null;
   /** @type {Segment | null} */
@@ -126,9 +175,45 @@ export async function renderEditor(view, { id, signal }) {
   const message = h('div', { 'aria-live': 'assertive' });
   const save = h('button', { type: 'submit', text: segment ? 'Save changes' : 'Create segment' });
 
+  // Where the user has been: the places of the text boxes they left, and
+  // whether they typed in the JSON or tried to save (then every problem
+  // shows).
+  /** @type {Set<string>} */
+  const touched = new Set();
+  let everywhere = false;
+  /** @type {QueryError[]} */
+  let lastErrors = [];
+  let waiting = false;
+  /** @param {string} pointer */
+  const shown = (pointer) => everywhere || [...touched].some((t) => within(pointer, t) || within(t, pointer));
+  // Blanks none of which the user has been to: nothing to ask the server
+  // about yet (once one was left, it is asked, and shows that one only).
+  const onlyUntouchedBlanks = () => {
+    if (everywhere) return false;
+    const all = blanks(builder.query());
+    return all.length > 0 && all.every((b) => ![...touched].some((t) => within(b, t)));
+  };
+  /** @param {Event} event */
+  const left = (event) => {
+    const el = event.target;
+    if (!(el instanceof HTMLElement) || !el.dataset.focus) return;
+    // Text boxes count once left; a select once chosen, but not the kind
+    // of a condition or an operator (those make new blanks to fill in).
+    if (el instanceof HTMLSelectElement && /:(kind|op)$/.test(el.dataset.focus)) return;
+    if (!(el instanceof HTMLInputElement) && !(el instanceof HTMLSelectElement)) return;
+    touched.add(placeOf(el.dataset.focus));
+    if (waiting) schedulePreview();
+    else showQueryErrors(lastErrors);
+  };
+  builderBox.addEventListener('focusout', left);
+  builderBox.addEventListener('change', (event) => {
+    if (event.target instanceof HTMLSelectElement) left(event);
+  });
+
   let jsonValid = true;
   const builder = createBuilder(builderBox, {
     segments: others,
+    knownTags: suggestions.knownTags,
     onChange: (query) => {
       json.value = JSON.stringify(query, null, 2);
       jsonValid = true;
@@ -139,6 +224,7 @@ export async function renderEditor(view, { id, signal }) {
   });
 
   json.addEventListener('input', () => {
+    everywhere = true;
     let parsed;
     try {
       parsed = JSON.parse(json.value);
@@ -162,8 +248,13 @@ export async function renderEditor(view, { id, signal }) {
     schedulePreview();
   });
 
-  /** @param {QueryError[]} errors */
-  function showQueryErrors(errors) {
+  /**
+   * Shows the problems of the query where the user has been.
+   * @param {QueryError[]} all
+   */
+  function showQueryErrors(all) {
+    lastErrors = all;
+    const errors = all.filter((e) => shown(e.pointer));
     builder.showErrors(errors);
     if (!errors.length) {
       replace(jsonStatus);
@@ -196,6 +287,12 @@ export async function renderEditor(view, { id, signal }) {
     previewSeq += 1;
     const seq = previewSeq;
     if (inFlight) inFlight.abort();
+    waiting = onlyUntouchedBlanks();
+    if (waiting) {
+      showQueryErrors([]);
+      replace(preview, h('p', { class: 'muted', dataset: { waiting: '' }, text: 'Fill in the new condition to see the count.' }));
+      return;
+    }
     inFlight = new AbortController();
     preview.setAttribute('aria-busy', 'true');
     try {
@@ -221,7 +318,10 @@ export async function renderEditor(view, { id, signal }) {
       const errors = e instanceof ApiError && e.status === 422 ? queryErrors(e.fieldErrors) : [];
       if (errors.length) {
         showQueryErrors(errors);
-        replace(preview, h('p', { class: 'muted', text: `No count while the query has ${errors.length === 1 ? 'a problem' : `${errors.length} problems`} (shown where they are).` }));
+        const visible = errors.filter((q) => shown(q.pointer)).length;
+        replace(preview, h('p', { class: 'muted', text: visible
+          ? `No count while the query has ${visible === 1 ? 'a problem' : `${visible} problems`} (shown where they are).`
+          : 'No count until the conditions are complete.' }));
       } else {
         replace(preview, errorBox(e));
       }
@@ -259,10 +359,13 @@ export async function renderEditor(view, { id, signal }) {
     h('section', { class: 'panel preview', 'aria-labelledby': 'preview-title', 'aria-live': 'polite' },
       h('h2', { id: 'preview-title', text: 'Live count' }), preview),
     message,
+    datalists(suggestions),
     h('div', { class: 'actions' }, save, h('a', { class: 'button secondary', href: segment ? `#/segment/${id}` : '#/segments', text: 'Cancel' })));
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
+    everywhere = true;
+    showQueryErrors(lastErrors);
     replace(message);
     nameErrors.replaceChildren();
     descriptionErrors.replaceChildren();

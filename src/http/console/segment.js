@@ -9,7 +9,8 @@
 
 import { api, isAbort, statusOf } from './api.js';
 import { count, errorBox, errorMessage, h, labelled, loading, replace, subscriberHref, time, toast } from './dom.js';
-import { explanationTree } from './explain.js';
+import { explanationView } from './explain.js';
+import { querySentence } from './words.js';
 import { changesSection } from './segment-changes.js';
 import { historySection } from './segment-history.js';
 import { manualSection } from './segment-manual.js';
@@ -44,6 +45,7 @@ export async function renderSegment(view, { id, signal }) {
   const size = sizeSection(id, { signal });
   let changes = changesSection(id, { createdAt: a.created_at, signal });
   const manual = manualSection(id, { signal, onChange: () => refresh() });
+  const names = segmentNames(signal);
 
   replace(view,
     h('p', { class: 'crumbs' }, h('a', { href: '#/segments', text: 'Segments' }), ' / '),
@@ -54,8 +56,8 @@ export async function renderSegment(view, { id, signal }) {
     exportStatus,
     counts,
     size.section,
-    h('details', { class: 'panel' }, h('summary', { text: 'Query' }), h('pre', { class: 'json', text: JSON.stringify(a.visitor_event_query, null, 2) })),
-    whyPanel(id),
+    queryPanel(a.visitor_event_query, names),
+    whyPanel(id, a.visitor_event_query, names),
     h('section', { class: 'panel', 'aria-labelledby': 'members-title' }, h('h2', { id: 'members-title', text: 'Members' }), membersBox),
     manual.section,
     changes.section,
@@ -206,6 +208,51 @@ function confirmDiscard(id, name, box, discardButton) {
   yes.focus();
 }
 
+/**
+ * The site's segment names by id, read once when first asked for (a query
+ * or an explanation that names another segment).
+ * @param {AbortSignal} signal
+ * @returns {() => Promise<Map<string, string>>}
+ */
+function segmentNames(signal) {
+  /** @type {Promise<Map<string, string>> | null} */
+  let names = null;
+  return () => {
+    names ??= api('GET', '/fetch/segments', { signal })
+      .then(({ data }) => new Map(/** @type {Segment[]} */ (data.data).map((s) => [String(s.id), s.attributes.name])))
+      .catch(() => new Map());
+    return names;
+  };
+}
+
+/**
+ * Whether a query (or any JSON) has a `segment` condition in it.
+ * @param {unknown} query
+ * @returns {boolean}
+ */
+function namesSegments(query) {
+  return JSON.stringify(query).includes('"segment":');
+}
+
+/**
+ * Who is in the segment: its query as a sentence, beside the JSON.
+ * @param {unknown} query
+ * @param {() => Promise<Map<string, string>>} names
+ * @returns {HTMLElement}
+ */
+function queryPanel(query, names) {
+  const words = h('p', { class: 'query-sentence', dataset: { sentence: '' } }, querySentence(query));
+  if (namesSegments(query)) {
+    void names().then((segmentNames) => replace(words, querySentence(query, { segmentNames })));
+  }
+  return h('section', { class: 'panel query-panel', 'aria-labelledby': 'query-title' },
+    h('h2', { id: 'query-title', text: 'Who is in it' }),
+    h('div', { class: 'query-grid' },
+      words,
+      h('div', { class: 'query-json' }, h('h3', { class: 'small muted', text: 'The query (JSON)' }),
+        h('pre', { class: 'json', text: JSON.stringify(query, null, 2) }))));
+}
+
 /** The match route's `manual`, in words: what it is, and what it means. */
 const MANUAL = /** @type {Record<string, [string, string]>} */ ({
   'included by hand': ['Included by hand', 'a member whatever the conditions say.'],
@@ -214,10 +261,13 @@ const MANUAL = /** @type {Record<string, [string, string]>} */ ({
 
 /**
  * "Why?": whether a subscriber is a member, first whether by hand, and the
- * outcome of every condition.
+ * outcome of every condition in words (the segment's saved query gives
+ * what each condition needs).
  * @param {string} id
+ * @param {unknown} query
+ * @param {() => Promise<Map<string, string>>} names
  */
-function whyPanel(id) {
+function whyPanel(id, query, names) {
   const email = h('input', { type: 'email', name: 'email', autocomplete: 'off', spellcheck: 'false', required: true });
   const result = h('div', { class: 'why-result', 'aria-live': 'polite' });
   const form = h('form', { class: 'inline-form', novalidate: true }, labelled('Email', email), h('button', { type: 'submit', text: 'Why?' }));
@@ -235,6 +285,7 @@ function whyPanel(id) {
       /** @type {{ matched: boolean, subscriber: Subscriber, explanation: ExplanationNode, manual?: string }} */
       const m = data.data;
       const byHand = m.manual ? MANUAL[m.manual] : null;
+      const segmentNames = JSON.stringify(m.explanation).includes('"condition":"segment"') ? await names() : new Map();
       replace(result,
         m.manual ? h('p', { class: `by-hand ${m.matched ? 'yes' : 'no'}`, dataset: { manual: m.manual } },
           h('strong', { text: `${byHand ? byHand[0] : m.manual}: ` }), byHand ? byHand[1] : '') : null,
@@ -242,7 +293,7 @@ function whyPanel(id) {
           h('a', { href: subscriberHref(m.subscriber.attributes.email), text: m.subscriber.attributes.email }),
           m.matched ? ' is in this segment.' : ' is not in this segment.'),
         m.manual ? h('p', { class: 'hint', text: 'The conditions, as saved (the list by hand decides over them):' }) : null,
-        explanationTree(m.explanation));
+        explanationView(m.explanation, query, { segmentNames }));
     } catch (e) {
       replace(result, statusOf(e) === 404 && /Subscriber/.test(errorMessage(e))
         ? h('p', { class: 'notice', role: 'alert', text: `No subscriber with the email ${address} on this site.` })

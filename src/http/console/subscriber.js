@@ -1,16 +1,51 @@
 // @ts-check
 // A subscriber's page, found by email: fields, tags, subscription state, the
 // segments they are in now, the segments they joined and left
-// (subscriber-history.js) and their most recent events.
+// (subscriber-history.js) and their most recent events, each event's details
+// as readable rows (amounts in cents shown as money).
 
 import { api, isAbort } from './api.js';
 import { errorBox, h, labelled, loading, replace, subscriberHref, time } from './dom.js';
 import { subscriberHistorySection } from './subscriber-history.js';
+import { isMoneyPath, money, DEFAULT_CURRENCY } from './money.js';
+import { sawEventTypes } from './suggest.js';
+import { valueText } from './words.js';
 
 /** @typedef {import('./api.js').Segment} Segment */
 /** @typedef {import('./api.js').Subscriber} Subscriber */
 /** @typedef {import('./api.js').SubscriberEvent} SubscriberEvent */
 /** @typedef {import('./api.js').Tag} Tag */
+
+/**
+ * Every leaf of an event's details, by its dotted path (`value.amount`), as
+ * the query language names them.
+ * @param {unknown} value
+ * @param {string} [path]
+ * @param {[string, unknown][]} [into]
+ * @returns {[string, unknown][]}
+ */
+function leaves(value, path = '', into = []) {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length) {
+    for (const [k, v] of Object.entries(value)) leaves(v, path ? `${path}.${k}` : k, into);
+  } else if (path) into.push([path, value]);
+  return into;
+}
+
+/**
+ * An event's details as key/value rows: `value.amount` as money in the
+ * event's `value.currency` (else USD), other values as text.
+ * @param {unknown} details
+ * @returns {HTMLElement}
+ */
+export function detailRows(details) {
+  const rows = leaves(details);
+  if (!rows.length) return h('span', { class: 'muted', text: 'No details' });
+  const found = rows.find(([p]) => p === 'value.currency');
+  const currency = found && typeof found[1] === 'string' ? found[1] : DEFAULT_CURRENCY;
+  return h('dl', { class: 'detail-rows' }, rows.map(([path, value]) => h('div', { dataset: { path } },
+    h('dt', { text: path }),
+    h('dd', { text: isMoneyPath(path) && typeof value === 'number' ? money(value, currency) : valueText(value) }))));
+}
 
 /**
  * The subscriber of `email` (or the form to find one), in `view`.
@@ -82,13 +117,14 @@ export async function renderSubscriber(view, { email, signal }) {
       const { data: list } = await api('GET', '/fetch/subscribers/events', { params: { email, limit: 20 }, signal });
       /** @type {SubscriberEvent[]} */
       const events = list.data;
+      sawEventTypes(events.map((ev) => ev.attributes.type));
       replace(eventsBox, events.length
         ? h('div', { class: 'table-wrap' }, h('table', { class: 'events' },
           h('thead', {}, h('tr', {}, ['When', 'Type', 'Details'].map((t) => h('th', { scope: 'col', text: t })))),
           h('tbody', {}, events.map((ev) => h('tr', {},
             h('td', {}, time(ev.attributes.occurred_at)),
             h('th', { scope: 'row' }, h('code', { text: ev.attributes.type })),
-            h('td', {}, h('code', { class: 'details', text: JSON.stringify(ev.attributes.details) })))))))
+            h('td', {}, detailRows(ev.attributes.details)))))))
         : h('p', { class: 'muted', text: 'No events.' }));
     } catch (e) {
       if (!isAbort(e)) replace(eventsBox, errorBox(e));
