@@ -9,7 +9,7 @@
 //! named on stderr and make the exit status 3, so that a script tells them
 //! from an error (1).
 
-use super::segment::SiteArg;
+use super::SiteArg;
 use super::{CliError, outln, parse_id, print_json, site_by_uuid};
 use crate::clock::{Clock, SystemClock, format_ms};
 use crate::segment::SegmentId;

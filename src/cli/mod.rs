@@ -272,6 +272,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     result
 }
 
+/// `--site UUID`: the site a command acts on.
+#[derive(Debug, clap::Args)]
+pub struct SiteArg {
+    /// The site's uuid.
+    #[arg(long = "site")]
+    pub(crate) uuid: String,
+}
+
 /// Opens (and migrates) the database, or says which one could not be opened.
 pub(crate) async fn open(database: &str) -> Result<Arc<dyn Store>, CliError> {
     storage::open(database).await.map_err(|e| {

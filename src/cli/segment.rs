@@ -5,7 +5,7 @@
 //! `segment includes|excludes …` ([`super::manual`]).
 
 use super::query_input::read_query;
-use super::{CliError, outln, parse_id, segment_error, site_by_uuid};
+use super::{CliError, SiteArg, outln, parse_id, segment_error, site_by_uuid};
 use crate::clock::{Clock, SystemClock, format_ms};
 use crate::segment::manual::ManualList;
 use crate::segment::{Listing, Segment};
@@ -15,7 +15,7 @@ use crate::storage::audit::{Actor, SegmentVersion};
 use crate::storage::{Precondition, Store};
 use crate::wire::history::version_list_body;
 use crate::wire::segments::{segment_body, segment_list_body};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -220,13 +220,6 @@ pub enum SegmentCommand {
         #[arg(long, value_name = "ISO")]
         at: Option<String>,
     },
-}
-
-#[derive(Debug, Args)]
-pub struct SiteArg {
-    /// The site's uuid.
-    #[arg(long = "site")]
-    pub(super) uuid: String,
 }
 
 pub async fn run(
