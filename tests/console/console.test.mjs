@@ -108,8 +108,11 @@ async function signIn(page) {
   await page.getByRole('heading', { name: 'Segments', level: 1 }).waitFor();
 }
 
-async function shot(page, name) {
-  if (SHOTS) await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+/** A PNG of the page (the whole of it, or what the screen shows), or of one part of it. */
+async function shot(page, name, { part = null, fullPage = true } = {}) {
+  if (!SHOTS) return;
+  if (part) await part.screenshot({ path: `${SHOTS}/${name}.png` });
+  else await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage });
 }
 
 /** The segments table's numbers, once every count has arrived. */
@@ -1265,7 +1268,9 @@ describe('the console for a marketer', () => {
       await raw.locator(`li[data-pointer="${n.at}"][data-matched="${n.matched}"]`).first().waitFor();
     }
     await raw.locator('li[data-pointer="/all/0"] .facts code', { hasText: '60650' }).waitFor();
-    await shot(page, 'segment-why');
+    await page.locator('.explain-details summary').click();
+    await shot(page, 'segment-why', { part: page.locator('section[aria-labelledby="why-title"]') });
+    await shot(page, 'segment-query', { part: page.locator('.query-panel') });
   });
 
   test('states a segment\'s query as a sentence beside its JSON, for every example of the query language, never failing on an odd one', async (t) => {
@@ -1443,7 +1448,7 @@ describe('the console for a marketer', () => {
     await inView('table.segments td[data-count="unsubscribed"]');
     assert.equal(await page.locator('table.segments td[data-count="members"]').first().getAttribute('data-label'), 'Members');
     await check('the segments list');
-    await shot(page, 'segments-phone');
+    await shot(page, 'segments-phone', { fullPage: false });
     await page.goto(`${CONSOLE}#/discarded`);
     await page.getByRole('button', { name: 'Restore Discarded for the phone' }).first().waitFor();
     await inView('table button');
