@@ -11,6 +11,9 @@
 # cluster (scripts/postgres.sh: installs Debian's `postgresql` if `initdb` is
 # missing, and the cluster is always stopped and deleted).
 #
+# The webhook tests verify real deliveries with the Standard Webhooks libraries
+# of npm and PyPI (pinned; scripts/standardwebhooks.sh installs them first).
+#
 # Needs Rust (the rust-version of Cargo.toml) with rustfmt and clippy; installs
 # Node.js, npm, curl and python3 with apt-get when they are missing. Builds the
 # binary once: the acceptance suite, the browser tests and the fuzzer run the
@@ -37,6 +40,11 @@ pg_throwaway_start
 # With the cluster up, a test that needs PostgreSQL and finds none fails
 # rather than skipping.
 export CORRAL_REQUIRE_POSTGRES=1
+
+echo "== Standard Webhooks: the pinned npm and PyPI verifiers the webhook tests use"
+bash scripts/standardwebhooks.sh --install-only
+# Installed: the tests that hand deliveries to them fail rather than skip.
+export CORRAL_REQUIRE_STANDARDWEBHOOKS=1
 
 echo "== cargo test (SQLite)"
 cargo test --locked --workspace

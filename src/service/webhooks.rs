@@ -75,7 +75,7 @@ impl<'a> Webhooks<'a> {
             url: url.expect("checked"),
             segment_ids: segment_ids.expect("checked"),
             events: events.unwrap_or_else(|| WebhookEvent::ALL.to_vec()),
-            secret: format!("whsec_{}", crate::credentials::random_hex_id()),
+            secret: crate::webhooks::signing::new_secret(),
         };
         self.warm(site_id).await;
         Ok(self.store.create_webhook(site_id, &new, now, by).await?)

@@ -9,21 +9,21 @@
 //! them wait for a later tick.
 //! A server holds a webhook (a lease in the database) while it sends, so two
 //! servers never send the same batch at once. The request is a `POST` of
-//! `{"data":[…]}` with `Corral-Webhook-Id` and `Corral-Signature:
-//! t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`; a 2xx
-//! within [`TIMEOUT`] delivers the batch. Anything else is tried again after
-//! [`backoff`] (exponential, with jitter, at most an hour apart); a webhook
-//! failing for [`DISABLE_AFTER`] is disabled. The target is checked again
-//! before each request ([`super::target`]), and the request goes to the
-//! very addresses checked, never through a proxy.
+//! `{"data":[…]}` signed as the Standard Webhooks specification says
+//! (`webhook-id`, `webhook-timestamp`, `webhook-signature`; Corral's own
+//! deprecated `Corral-Webhook-Id` and `Corral-Signature` beside them: see
+//! [`super::signing`]); a 2xx within [`TIMEOUT`] delivers the batch.
+//! Anything else is tried again after [`backoff`] (exponential, with
+//! jitter, at most an hour apart); a webhook failing for [`DISABLE_AFTER`]
+//! is disabled. The target is checked again before each request
+//! ([`super::target`]), and the request goes to the very addresses
+//! checked, never through a proxy.
 
-use super::target;
+use super::{signing, target};
 use crate::clock::{Clock, SystemClock};
 use crate::storage::Store;
 use crate::storage::webhooks::{Attempt, Webhook};
 use async_trait::async_trait;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,18 +51,6 @@ pub fn backoff(attempts: i64, spread: i64) -> i64 {
     hash ^= hash >> 29;
     let jitter = 0.75 + (hash % 1_000) as f64 / 2_000.0;
     (base as f64 * jitter) as i64
-}
-
-/// `t=<seconds>,v1=<hex HMAC-SHA256(secret, "<seconds>.<body>")>`.
-pub fn signature(secret: &str, seconds: i64, body: &str) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any size");
-    mac.update(format!("{seconds}.").as_bytes());
-    mac.update(body.as_bytes());
-    format!(
-        "t={seconds},v1={}",
-        hex::encode(mac.finalize().into_bytes())
-    )
 }
 
 /// Where a batch goes. [`Http`] posts it to the webhook's URL; a test puts
@@ -131,7 +119,7 @@ impl Deliverer {
     }
 
     /// A deliverer posting over HTTP that reads the time (attempts, leases,
-    /// backoff, the signature's `t`) from `clock`.
+    /// backoff, the signatures' timestamp) from `clock`.
     pub fn with_clock(store: Arc<dyn Store>, allow_private: bool, clock: Arc<dyn Clock>) -> Self {
         Self::with_transport(store, clock, Arc::new(Http { allow_private }))
     }
@@ -357,19 +345,17 @@ async fn post(
         Ok(client) => client,
         Err(error) => return (None, Some(error.to_string())),
     };
-    let seconds = now_ms / 1000;
-    let sent = client
+    // Unix seconds of this attempt (whole, rounded down as the
+    // specification's libraries round them).
+    let seconds = now_ms.div_euclid(1000);
+    let mut request = client
         .post(url)
         .header("content-type", "application/json")
-        .header("user-agent", concat!("Corral/", env!("CARGO_PKG_VERSION")))
-        .header("corral-webhook-id", webhook.id.to_string())
-        .header(
-            "corral-signature",
-            signature(&webhook.secret, seconds, body),
-        )
-        .body(body.to_owned())
-        .send()
-        .await;
+        .header("user-agent", concat!("Corral/", env!("CARGO_PKG_VERSION")));
+    for (name, value) in signing::headers(webhook.id, &webhook.secret, seconds, body) {
+        request = request.header(name, value);
+    }
+    let sent = request.body(body.to_owned()).send().await;
     match sent {
         Ok(response) => (Some(i64::from(response.status().as_u16())), None),
         Err(error) if error.is_timeout() => (None, Some("no answer within 10 s".into())),
@@ -380,16 +366,6 @@ async fn post(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signatures_are_hmac_sha256_of_time_and_body() {
-        // Worked out with Python's hmac module:
-        // hmac.new(b"whsec_test", b"1700000000.{}", hashlib.sha256).hexdigest()
-        assert_eq!(
-            signature("whsec_test", 1_700_000_000, "{}"),
-            "t=1700000000,v1=35495024f4ef3f94e5a93e22221544c4b75e9a42300cd965ab81cb85cd994e91"
-        );
-    }
 
     #[tokio::test]
     async fn https_targets_are_reached_with_tls_and_a_bad_peer_is_an_error_not_a_crash() {

@@ -2,19 +2,21 @@
 //! or leave a segment, signed and retried until delivered.
 //!
 //! The webhooks' service ([`crate::service::webhooks`]) manages a site's
-//! webhooks; this module holds the machinery behind it, in three parts.
+//! webhooks; this module holds the machinery behind it, in four parts.
 //! [`target`] says which addresses may be sent to. [`tracker`] follows every
 //! watched segment's membership journal ([`crate::storage::journal`]: every
 //! join and leave, recorded with the write that caused it) and writes one
 //! notification per transition and wanting webhook, with the watch's move
-//! past them, in one transaction (the outbox). [`delivery`] sends what the outbox holds,
-//! each webhook on its own, in order, up to 100 notifications a request,
-//! signed with HMAC-SHA256, retried with exponential backoff and jitter for
-//! up to 3 days, after which the webhook is disabled until a PATCH enables
-//! it again.
+//! past them, in one transaction (the outbox). [`delivery`] sends what the
+//! outbox holds, each webhook on its own, in order, up to 100 notifications
+//! a request, retried with exponential backoff and jitter for up to 3 days,
+//! after which the webhook is disabled until a PATCH enables it again.
+//! [`signing`] makes the secrets and signs each request as the Standard
+//! Webhooks specification says.
 
 pub mod delivery;
 pub mod notification;
+pub mod signing;
 pub mod target;
 pub mod tracker;
 

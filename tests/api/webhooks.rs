@@ -1,9 +1,11 @@
 //! Membership-change webhooks, through the real binary and a real receiver
 //! (an HTTP server in the test): joins and leaves through each write path,
-//! signatures checked with a stock HMAC library, retries keeping their
-//! event ids, a crash between commit and delivery, a definition change
-//! notifying exactly the difference, and the walls (private targets,
-//! another site's segments).
+//! signatures checked by hand with a stock HMAC library and with the
+//! Standard Webhooks libraries of npm and PyPI (the tests named
+//! `standard_webhooks_…`; tests/standardwebhooks/), retries keeping their
+//! event ids and their `webhook-id`, a crash between commit and delivery, a
+//! definition change notifying exactly the difference, and the walls
+//! (private targets, another site's segments).
 
 use crate::cli::{Cli, Server, start_demo};
 use crate::helpers::*;
@@ -396,13 +398,25 @@ async fn joins_and_leaves_through_every_write_path_are_notified_signed() {
     expected.sort();
     assert_eq!(said, expected);
 
+    let mut message_ids = std::collections::HashSet::new();
     for (headers, body) in received.all() {
         assert_eq!(headers["content-type"], "application/json");
+        // Checked as a receiver would by hand, following the Standard
+        // Webhooks specification, with the hmac and base64 crates.
+        assert!(standard_signature_holds(&secret, &headers, &body));
+        assert!(message_ids.insert(headers["webhook-id"].clone()));
+        let t: i64 = headers["webhook-timestamp"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let age = chrono::Utc::now().timestamp() - t;
+        assert!((0..60).contains(&age), "{age}");
+        // Corral's own deprecated headers, still sent beside them.
         assert_eq!(
             headers["corral-webhook-id"],
             webhook["id"].as_str().unwrap()
         );
-        // Checked as a receiver would, with the hmac crate.
         let signature = headers["corral-signature"].to_str().unwrap();
         let (t, v1) = signature
             .strip_prefix("t=")
@@ -481,6 +495,15 @@ async fn a_receiver_that_fails_twice_gets_the_same_event_ids_again() {
     assert_eq!(ids(&bodies[0]).len(), 2);
     assert_eq!(ids(&bodies[0]), ids(&bodies[1]));
     assert_eq!(ids(&bodies[0]), ids(&bodies[2]));
+    // Every attempt at the batch is the same message: one webhook-id, each
+    // attempt signed at its own time.
+    let attempts = received.all();
+    let message_id = &attempts[0].0["webhook-id"];
+    let secret = webhook["attributes"]["secret"].as_str().unwrap();
+    for (headers, body) in &attempts[..3] {
+        assert_eq!(&headers["webhook-id"], message_id);
+        assert!(standard_signature_holds(secret, headers, body));
+    }
     // A sentinel written after the 200: once its notification arrives, a
     // repeat of the delivered batch (which would go before it) has not come.
     site.commands(
@@ -491,6 +514,10 @@ async fn a_receiver_that_fails_twice_gets_the_same_event_ids_again() {
     received.wait_for(7).await;
     let all = received.all();
     assert_eq!(all.len(), 4, "nothing after the 200 but the sentinel");
+    assert_ne!(
+        &all[3].0["webhook-id"], message_id,
+        "another batch, another id"
+    );
     let sentinel: Value = serde_json::from_str(&all[3].1).unwrap();
     assert_eq!(sentinel["data"].as_array().unwrap().len(), 1, "{sentinel}");
     assert_eq!(sentinel["data"][0]["subscriber"]["email"], "c@x.com");
@@ -878,6 +905,142 @@ async fn the_cli_manages_webhooks_with_the_same_rules() {
     assert!(!gone.status.success());
 }
 
+/// Whether `headers` carry a Standard Webhooks signature of `body` by
+/// `secret`, checked by hand as the specification says (what a receiver
+/// without a library does): the HMAC-SHA256 of `{webhook-id}.{webhook-
+/// timestamp}.{body}`, keyed with the bytes the base64 after `whsec_`
+/// stands for, is one of the `v1,<base64>` of `webhook-signature`.
+fn standard_signature_holds(secret: &str, headers: &HeaderMap, body: &str) -> bool {
+    use base64::Engine as _;
+    let base64 = base64::engine::general_purpose::STANDARD;
+    let header = |name: &str| headers[name].to_str().unwrap();
+    let key = base64
+        .decode(secret.strip_prefix("whsec_").expect("a whsec_ secret"))
+        .expect("a secret's key is base64");
+    header("webhook-signature").split(' ').any(|signature| {
+        let Some(given) = signature.strip_prefix("v1,") else {
+            return false;
+        };
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+        mac.update(
+            format!(
+                "{}.{}.{body}",
+                header("webhook-id"),
+                header("webhook-timestamp")
+            )
+            .as_bytes(),
+        );
+        base64
+            .decode(given)
+            .is_ok_and(|given| mac.verify_slice(&given).is_ok())
+    })
+}
+
+/// Where the Standard Webhooks reference verifiers are pinned and
+/// installed (`scripts/standardwebhooks.sh`).
+const VERIFIERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/standardwebhooks");
+
+/// Whether the verifiers are installed. Where they must be (under CI, or
+/// with `CORRAL_REQUIRE_STANDARDWEBHOOKS=1`, as `scripts/test.sh` sets it
+/// once it has installed them), a test finding them missing fails; else it
+/// says it is skipped, straight to the terminal as the tests that need
+/// PostgreSQL do, and goes on to skip.
+fn verifiers_installed() -> bool {
+    let dir = std::path::Path::new(VERIFIERS);
+    let installed = dir
+        .join("node_modules/standardwebhooks/package.json")
+        .is_file()
+        && dir.join(".venv/.requirements.sha256").is_file();
+    if !installed {
+        let set =
+            |name| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+        let test = std::thread::current().name().unwrap_or("a test").to_owned();
+        assert!(
+            !(set("CORRAL_REQUIRE_STANDARDWEBHOOKS") || set("CI")),
+            "{test} needs the Standard Webhooks verifiers, which are required here \
+             (CI or CORRAL_REQUIRE_STANDARDWEBHOOKS=1): bash scripts/standardwebhooks.sh \
+             --install-only installs them"
+        );
+        use std::io::Write;
+        let line = format!(
+            "skipped: {test} needs the Standard Webhooks verifiers \
+             (bash scripts/standardwebhooks.sh installs them)\n"
+        );
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+    installed
+}
+
+/// A Standard Webhooks reference library, run as a receiver runs it.
+#[derive(Clone, Copy, Debug)]
+enum Verifier {
+    /// npm's `standardwebhooks`, through tests/standardwebhooks/verify.mjs.
+    Node,
+    /// PyPI's `standardwebhooks`, through tests/standardwebhooks/verify.py.
+    Python,
+}
+
+const BOTH: [Verifier; 2] = [Verifier::Node, Verifier::Python];
+
+/// The headers of a request as a receiver hands them on: name to value.
+fn header_object(headers: &HeaderMap) -> Value {
+    headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), json!(value.to_str().unwrap())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// What `verifier`'s `Webhook(secret).verify(body, headers)` made of each
+/// request: the payload it answered, or why it refused.
+fn verify(verifier: Verifier, requests: &[(&str, &HeaderMap, &str)]) -> Vec<Result<Value, String>> {
+    use std::io::Write;
+    let input: Vec<Value> = requests
+        .iter()
+        .map(|(secret, headers, body)| {
+            json!({"secret": secret, "headers": header_object(headers), "body": body})
+        })
+        .collect();
+    let mut command = match verifier {
+        Verifier::Node => {
+            let mut node = std::process::Command::new("node");
+            node.arg(format!("{VERIFIERS}/verify.mjs"));
+            node
+        }
+        Verifier::Python => {
+            let mut python = std::process::Command::new(format!("{VERIFIERS}/.venv/bin/python"));
+            python.arg(format!("{VERIFIERS}/verify.py"));
+            python
+        }
+    };
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{verifier:?} runs: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&input).unwrap().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{verifier:?}: {output:?}");
+    let answers: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answers.len(), requests.len(), "{verifier:?}");
+    answers
+        .into_iter()
+        .map(|answer| match answer.get("payload") {
+            Some(payload) => Ok(payload.clone()),
+            None => Err(answer["refused"].as_str().unwrap().to_owned()),
+        })
+        .collect()
+}
+
+const FORGED: &str = "WebhookVerificationError: No matching signature found";
+const TOO_OLD: &str = "WebhookVerificationError: Message timestamp too old";
+
 /// The code block of `language` in docs/webhooks.md.
 fn doc_snippet(language: &str) -> String {
     let doc =
@@ -891,59 +1054,231 @@ fn doc_snippet(language: &str) -> String {
     doc[start..end].to_owned()
 }
 
-#[test]
-fn the_documented_verification_snippets_accept_corrals_signatures_only() {
-    let secret = "whsec_0123456789abcdef";
-    let body = r#"{"data":[{"event_id":"evt_1","type":"segment.member_added"}]}"#;
-    let now = chrono::Utc::now().timestamp();
-    let header = corral::webhooks::delivery::signature(secret, now, body);
-    let old = corral::webhooks::delivery::signature(secret, now - 3_600, body);
-    let cases = [
-        (header.as_str(), body, true),
-        (
-            header.as_str(),
-            &body.replace("added", "removed")[..],
-            false,
-        ),
-        (old.as_str(), body, false),
-        ("t=1,v1=zz", body, false),
-    ];
-    let js = doc_snippet("js");
-    let python = doc_snippet("python");
-    for (header, body, expected) in cases {
-        let arg = |s: &str| serde_json::to_string(s).unwrap();
-        let node = std::process::Command::new("node")
-            .arg("-e")
+/// Runs the documentation's verification snippet of `verifier` on one
+/// request: the `data` it read, or what it printed when it refused (a
+/// snippet throws then).
+fn run_doc_snippet(
+    verifier: Verifier,
+    secret: &str,
+    headers: &HeaderMap,
+    body: &str,
+) -> Result<Value, String> {
+    let body_text = serde_json::to_string(body).unwrap();
+    let headers = header_object(headers);
+    let output = match verifier {
+        // An ES module, run where the package is installed; the snippet's
+        // import is hoisted above the request given it.
+        Verifier::Node => std::process::Command::new("node")
+            .args(["--input-type=module", "-e"])
             .arg(format!(
-                "{js}\nconsole.log(verifyCorralSignature({}, {}, {}));",
-                arg(secret),
-                arg(header),
-                arg(body)
+                "const headers = {headers};\nconst rawBody = Buffer.from({body_text}, \"utf8\");\n{}\nconsole.log(JSON.stringify(data));",
+                doc_snippet("js")
             ))
-            .output()
-            .expect("node runs");
-        assert_eq!(
-            String::from_utf8_lossy(&node.stdout).trim(),
-            expected.to_string(),
-            "node, {header}: {node:?}"
-        );
-        let py = std::process::Command::new("python3")
+            .current_dir(VERIFIERS)
+            .env("CORRAL_WEBHOOK_SECRET", secret)
+            .output(),
+        Verifier::Python => std::process::Command::new(format!("{VERIFIERS}/.venv/bin/python"))
             .arg("-c")
             .arg(format!(
-                "{python}\nprint(verify_corral_signature({}, {}, {}.encode()))",
-                arg(secret),
-                arg(header),
-                arg(body)
+                "import json\nheaders = json.loads({})\nraw_body = json.loads({}).encode()\n{}\nprint(json.dumps(data))",
+                serde_json::to_string(&headers.to_string()).unwrap(),
+                serde_json::to_string(&body_text).unwrap(),
+                doc_snippet("python")
             ))
-            .output()
-            .expect("python3 runs");
-        let printed = if expected { "True" } else { "False" };
+            .env("CORRAL_WEBHOOK_SECRET", secret)
+            .output(),
+    }
+    .unwrap();
+    if output.status.success() {
+        Ok(serde_json::from_slice(&output.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// A real `corral serve` delivers to a receiver, which hands the request
+/// to npm's and PyPI's Standard Webhooks libraries (and to the
+/// documentation's snippets using them): each accepts it, unchanged, and
+/// refuses the same request with its body tampered with, or checked with
+/// another secret.
+#[tokio::test]
+async fn standard_webhooks_libraries_verify_real_deliveries_and_refuse_a_tampered_body_and_another_secret()
+ {
+    if !verifiers_installed() {
+        return;
+    }
+    let cli = Cli::new();
+    let site = Site::new(&cli);
+    let server = server(&cli);
+    let vips = site
+        .segment(&server, "vips", json!({"tag": {"has": "vip"}}))
+        .await;
+    let (url, received) = receiver(0, 0).await;
+    let webhook = site.webhook(&server, &url, &[&vips]).await;
+    let secret = webhook["attributes"]["secret"].as_str().unwrap();
+    site.commands(
+        &server,
+        json!([{"command": "add_tag", "email": "ann@x.com", "query": "vip"}]),
+    )
+    .await;
+    received.wait_for(1).await;
+    let (headers, body) = received.all().remove(0);
+    let sent: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(sent["data"][0]["subscriber"]["email"], "ann@x.com");
+    let tampered = body.replace("ann@x.com", "eve@x.com");
+    let another = corral::webhooks::signing::new_secret();
+    for verifier in BOTH {
+        let answers = verify(
+            verifier,
+            &[
+                (secret, &headers, &body),
+                (secret, &headers, &tampered),
+                (&another, &headers, &body),
+            ],
+        );
         assert_eq!(
-            String::from_utf8_lossy(&py.stdout).trim(),
-            printed,
-            "python, {header}: {py:?}"
+            answers,
+            [Ok(sent.clone()), Err(FORGED.into()), Err(FORGED.into())],
+            "{verifier:?}"
+        );
+        assert_eq!(
+            run_doc_snippet(verifier, secret, &headers, &body),
+            Ok(sent["data"].clone()),
+            "{verifier:?}'s documented snippet"
+        );
+        let refused = run_doc_snippet(verifier, secret, &headers, &tampered)
+            .expect_err("the documented snippet refuses a tampered body");
+        assert!(
+            refused.contains("No matching signature found"),
+            "{verifier:?}: {refused}"
         );
     }
+}
+
+/// An attempt signed longer ago than the libraries' tolerance (5 minutes)
+/// is refused for that alone, its signature being right, and the retry of
+/// the same notifications, signed at its own time under the same
+/// `webhook-id`, is accepted. The server's deliverer runs on the test's
+/// clock: the first attempt at ten minutes ago (answered 500), the retry now.
+#[tokio::test]
+async fn standard_webhooks_libraries_refuse_an_old_timestamp_and_take_the_retry_under_the_same_id()
+{
+    if !verifiers_installed() {
+        return;
+    }
+    let app = private_app().await;
+    let vips = app
+        .create_segment("vips", json!({"tag": {"has": "vip"}}))
+        .await;
+    let (url, received) = receiver(0, 1).await;
+    let webhook = create_webhook(&app, &url, &vips).await;
+    let secret = webhook["data"]["attributes"]["secret"].as_str().unwrap();
+    tag(&app, "ann@x.com", "vip").await;
+    assert_eq!(track(&app, &app.store).await, 1);
+    let deliverer = deliverer(&app, &app.store);
+    let now = chrono::Utc::now().timestamp_millis();
+    let then = now - 600_000;
+    for at in [then, now] {
+        app.clock.set_ms(at);
+        assert_eq!(deliverer.tick(at).await, 1);
+        deliverer.idle().await;
+    }
+    let requests = received.all();
+    assert_eq!(requests.len(), 2);
+    let (old_headers, old_body) = &requests[0];
+    let (headers, body) = &requests[1];
+    assert_eq!(old_body, body, "the retry carries the same notifications");
+    assert_eq!(old_headers["webhook-id"], headers["webhook-id"]);
+    assert_eq!(
+        old_headers["webhook-timestamp"],
+        (then / 1000).to_string().as_str()
+    );
+    assert_eq!(
+        headers["webhook-timestamp"],
+        (now / 1000).to_string().as_str()
+    );
+    assert!(standard_signature_holds(secret, old_headers, old_body));
+    let sent: Value = serde_json::from_str(body).unwrap();
+    for verifier in BOTH {
+        assert_eq!(
+            verify(
+                verifier,
+                &[(secret, old_headers, old_body), (secret, headers, body)]
+            ),
+            [Err(TOO_OLD.into()), Ok(sent.clone())],
+            "{verifier:?}"
+        );
+    }
+}
+
+/// A webhook made before Corral followed Standard Webhooks (its secret
+/// `whsec_` and 32 hex digits) keeps working: the earlier release's
+/// upgrade fixture is served by this release's `corral serve`, the
+/// webhook it left is pointed at a receiver, and the notification it left
+/// waiting arrives signed both ways with the secret as it stands, which
+/// the libraries read as base64 of a 24-byte key.
+#[tokio::test]
+async fn standard_webhooks_libraries_verify_a_webhook_made_before_with_its_hex_secret() {
+    if !verifiers_installed() {
+        return;
+    }
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/upgrade/5181515"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(format!("{fixture}/corral.db"), dir.path().join("corral.db")).unwrap();
+    let database = format!("sqlite://{}", dir.path().join("corral.db").display());
+    let credentials: Value =
+        serde_json::from_slice(&std::fs::read(format!("{fixture}/site.json")).unwrap()).unwrap();
+    let keys = ["site_uuid", "publishable_key", "secret_key"]
+        .map(|k| credentials[k].as_str().unwrap().to_owned());
+    let secret = {
+        let store = corral::storage::open(&database).await.unwrap();
+        let site_id = store.find_site(&keys[0]).await.unwrap().unwrap().id;
+        store.get_webhook(site_id, 1).await.unwrap().unwrap().secret
+    };
+    let hex = secret.strip_prefix("whsec_").unwrap();
+    assert!(
+        hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{secret}"
+    );
+    let cli = Cli::on(&database);
+    let server = server(&cli);
+    let site = Site {
+        keys,
+        client: http_client(),
+    };
+    let (url, received) = receiver(0, 0).await;
+    site.send(
+        &server,
+        Method::PATCH,
+        "/fetch/webhooks/1",
+        json!({"webhook": {"url": url}}),
+    )
+    .await;
+    received.wait_for(1).await;
+    let (headers, body) = received.all().remove(0);
+    let sent: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(sent["data"][0]["subscriber"]["email"], "linus@example.com");
+    for verifier in BOTH {
+        assert_eq!(
+            verify(verifier, &[(&secret, &headers, &body)]),
+            [Ok(sent.clone())],
+            "{verifier:?}"
+        );
+    }
+    assert!(standard_signature_holds(&secret, &headers, &body));
+    // The deprecated header, as the earlier release signed it.
+    let signature = headers["corral-signature"].to_str().unwrap();
+    let (t, v1) = signature
+        .strip_prefix("t=")
+        .and_then(|s| s.split_once(",v1="))
+        .unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    mac.verify_slice(&hex::decode(v1).unwrap())
+        .expect("Corral-Signature verifies as before");
 }
 
 #[tokio::test]
