@@ -18,7 +18,7 @@
 //! 400) before it is handed on to the handler unchanged.
 
 use super::extract::QueryParams;
-use super::rate_limit::ClientAddress;
+use super::rate_limit::{self, ClientAddress};
 use super::{ApiError, AppState, body};
 use crate::credentials::secret_matches;
 use crate::storage::SiteHead;
@@ -26,7 +26,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Uri, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Deserializer};
@@ -82,7 +82,8 @@ struct SiteParam {
 
 /// Middleware: authenticates the request or answers 401 (429 when its
 /// address has failed too often), counts it against the key pair's rate
-/// limit (429 when over), then admits its body.
+/// limit (429 when over), then admits its body. Every answer after the
+/// count carries the allowance left ([`rate_limit::Allowance`]).
 pub async fn authenticate(
     State(state): State<AppState>,
     request: Request,
@@ -114,12 +115,20 @@ pub async fn authenticate(
         }
         caller => caller?,
     };
-    state.limits.admit(parts.uri.path(), caller.key_id)?;
-    body::admit(&parts.headers, &bytes)?;
-    parts.extensions.insert(caller);
-    Ok(next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await)
+    let allowance = match state.limits.admit(parts.uri.path(), caller.key_id) {
+        Ok(allowance) => allowance,
+        Err(refused) => return Ok(refused.into_response()),
+    };
+    // Every answer from here on says what is left of the allowance.
+    let response = match body::admit(&parts.headers, &bytes) {
+        Ok(()) => {
+            parts.extensions.insert(caller);
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(error) => error.into_response(),
+    };
+    Ok(rate_limit::stamped(allowance, response))
 }
 
 /// The address failures are counted against: the connection's peer.

@@ -5,22 +5,107 @@
 //! is `429 {"error":"Too Many Requests"}` with `Retry-After` in whole seconds.
 //! A limit of 0 turns that family's limiting off.
 //!
+//! Every answer of a limited family to an authenticated key pair (2xx, 4xx
+//! and the 429 alike) says what is left of the allowance ([`Allowance`]), in
+//! the three headers most clients and gateways read today:
+//! `RateLimit-Limit` (the allowance), `RateLimit-Remaining` (requests that
+//! would be let in now) and `RateLimit-Reset` (seconds). They are the fields
+//! of the IETF httpapi draft up to its -06 revision, as Klaviyo, GitLab,
+//! Kong, Envoy and express-rate-limit's `draft-6` send them, and what client
+//! code reads: ky and the Rust `rate-limits` crate, among others, fall back
+//! to `RateLimit-Reset` for how long to wait. The draft's later
+//! `RateLimit-Policy`/`RateLimit` structured fields have, as yet, next to no
+//! readers, and a client meets both names nowhere else. The reset follows
+//! the draft's rule that it and `Retry-After` name the same moment: on the
+//! 429 it is `Retry-After` (when the next request is let in); on an answer
+//! let in, it is when the allowance is whole again (at most that: the
+//! limiter tells what is left to the request, so this rounds up by less
+//! than one request's refill). A client that spends `Remaining` requests
+//! over `Reset` seconds is never refused. A family whose limit is 0 sends
+//! none of them, nor do routes outside the families (`/healthz`, the
+//! console, the OpenAPI document) or a request refused before its key pair
+//! is known (401, 413).
+//!
 //! Failed authentications are limited per client address
 //! ([`FailedAuthentications`]): an address that keeps failing is refused
 //! with the same 429, whatever credentials it sends, until its failures have
 //! aged.
 
 use super::ApiError;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use governor::clock::Clock;
-use governor::{DefaultKeyedRateLimiter, Quota};
+use governor::middleware::StateInformationMiddleware;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The allowance of the request's family.
+pub const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+/// Requests that would be let in now.
+pub const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+/// Seconds until the allowance is whole again, or, on a 429, until the next
+/// request is let in (the same as `Retry-After`).
+pub const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// One limiter shared by every request, keyed by key pair.
 pub struct KeyLimiter {
-    limiter: DefaultKeyedRateLimiter<i64>,
+    limiter: DefaultKeyedRateLimiter<i64, StateInformationMiddleware>,
+    /// The allowance: requests let in at once.
+    limit: u32,
+    /// How long the limiter takes to give one request back.
+    refill: Duration,
+}
+
+/// What a key pair has of its family's allowance, as an answer tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowance {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Whole seconds, rounded up.
+    pub reset_secs: u64,
+}
+
+impl Allowance {
+    /// Puts the three `RateLimit-*` headers on an answer.
+    pub fn stamp(&self, headers: &mut HeaderMap) {
+        headers.insert(LIMIT, HeaderValue::from(self.limit));
+        headers.insert(REMAINING, HeaderValue::from(self.remaining));
+        headers.insert(RESET, HeaderValue::from(self.reset_secs));
+    }
+}
+
+/// `response` with the allowance's headers, when its family is limited.
+pub fn stamped(allowance: Option<Allowance>, mut response: Response) -> Response {
+    if let Some(allowance) = allowance {
+        allowance.stamp(response.headers_mut());
+    }
+    response
+}
+
+/// A request refused because its key pair used its allowance up.
+#[derive(Debug)]
+pub struct Refused(Allowance);
+
+impl IntoResponse for Refused {
+    /// The 429, `Retry-After` and `RateLimit-Reset` naming the same second.
+    fn into_response(self) -> Response {
+        let Refused(allowance) = self;
+        let mut response = ApiError::RateLimited {
+            retry_after_secs: allowance.reset_secs,
+        }
+        .into_response();
+        allowance.stamp(response.headers_mut());
+        response
+    }
+}
+
+/// A duration in whole seconds, rounded up.
+fn ceil_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl KeyLimiter {
@@ -36,16 +121,34 @@ impl KeyLimiter {
 
     fn with(quota: Quota) -> Self {
         Self {
-            limiter: DefaultKeyedRateLimiter::keyed(quota),
+            limiter: RateLimiter::keyed(quota).with_middleware(),
+            limit: quota.burst_size().get(),
+            refill: quota.replenish_interval(),
         }
     }
 
-    /// `Err(seconds to wait)` when key `key_id` is over its limit.
-    fn check(&self, key_id: i64) -> Result<(), u64> {
-        self.limiter.check_key(&key_id).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.limiter.clock().now());
-            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-        })
+    /// Counts a request of key `key_id`: what is left of its allowance, or,
+    /// when it is used up, [`Refused`] with the seconds to wait (at least 1).
+    fn check(&self, key_id: i64) -> Result<Allowance, Refused> {
+        match self.limiter.check_key(&key_id) {
+            Ok(state) => {
+                let remaining = state.remaining_burst_capacity().min(self.limit);
+                let spent = self.limit - remaining;
+                Ok(Allowance {
+                    limit: self.limit,
+                    remaining,
+                    reset_secs: ceil_secs(self.refill * spent),
+                })
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.limiter.clock().now());
+                Err(Refused(Allowance {
+                    limit: self.limit,
+                    remaining: 0,
+                    reset_secs: ceil_secs(wait).max(1),
+                }))
+            }
+        }
     }
 }
 
@@ -64,24 +167,18 @@ impl RateLimits {
     }
 
     /// Counts a request to `path` (below `/api/v1`) against the allowance
-    /// of the key pair `key_id` for that route family, or refuses it.
-    pub fn admit(&self, path: &str, key_id: i64) -> Result<(), ApiError> {
+    /// of the key pair `key_id` for that route family: what is left of it
+    /// (`None` when the family is not limited), or the refusal.
+    pub fn admit(&self, path: &str, key_id: i64) -> Result<Option<Allowance>, Refused> {
         let limiter = if path.starts_with("/stats/") {
             &self.stats
         } else {
             &self.requests
         };
-        admit(limiter.as_ref(), key_id)
-    }
-}
-
-/// Counts a request against its key pair's allowance, or refuses it.
-fn admit(limiter: Option<&KeyLimiter>, key_id: i64) -> Result<(), ApiError> {
-    match limiter {
-        Some(limiter) => limiter.check(key_id).map_err(|secs| ApiError::RateLimited {
-            retry_after_secs: secs.max(1),
-        }),
-        None => Ok(()),
+        limiter
+            .as_ref()
+            .map(|limiter| limiter.check(key_id))
+            .transpose()
     }
 }
 
@@ -272,6 +369,9 @@ mod tests {
     #[test]
     fn zero_means_no_limit() {
         assert!(KeyLimiter::per_minute(0).is_none());
+        let limits = RateLimits::new(0, 0);
+        assert_eq!(limits.admit("/fetch/segments", 1).unwrap(), None);
+        assert_eq!(limits.admit("/stats/site", 1).unwrap(), None);
     }
 
     #[test]
@@ -279,8 +379,45 @@ mod tests {
         let limiter = KeyLimiter::per_minute(2).unwrap();
         assert!(limiter.check(1).is_ok());
         assert!(limiter.check(1).is_ok());
-        let wait = limiter.check(1).unwrap_err();
-        assert!((1..=30).contains(&wait), "{wait}");
+        let Refused(refused) = limiter.check(1).unwrap_err();
+        assert!((1..=30).contains(&refused.reset_secs), "{refused:?}");
         assert!(limiter.check(2).is_ok());
+    }
+
+    #[test]
+    fn what_is_left_goes_down_and_the_reset_is_when_it_is_whole_again() {
+        // 4 an hour: one request back every 15 minutes, far longer than
+        // this test takes.
+        let limiter = KeyLimiter::with(Quota::per_hour(NonZeroU32::new(4).unwrap()));
+        for (remaining, reset_secs) in [(3, 900), (2, 1800), (1, 2700), (0, 3600)] {
+            let allowance = limiter.check(7).unwrap();
+            assert_eq!(
+                allowance,
+                Allowance {
+                    limit: 4,
+                    remaining,
+                    reset_secs
+                }
+            );
+        }
+        let Refused(refused) = limiter.check(7).unwrap_err();
+        assert_eq!((refused.limit, refused.remaining), (4, 0));
+        assert!((899..=900).contains(&refused.reset_secs), "{refused:?}");
+    }
+
+    #[test]
+    fn the_429_says_the_same_second_in_retry_after_and_ratelimit_reset() {
+        let response = Refused(Allowance {
+            limit: 5,
+            remaining: 0,
+            reset_secs: 12,
+        })
+        .into_response();
+        assert_eq!(response.status(), 429);
+        let headers = response.headers();
+        assert_eq!(headers["retry-after"], "12");
+        assert_eq!(headers["ratelimit-reset"], "12");
+        assert_eq!(headers["ratelimit-limit"], "5");
+        assert_eq!(headers["ratelimit-remaining"], "0");
     }
 }

@@ -1,5 +1,6 @@
-//! Per-key-pair rate limiting on /fetch/*, and the limit on failed
-//! authentications per client address.
+//! Per-key-pair rate limiting on /fetch/*, the `RateLimit-*` headers that
+//! tell what is left of it, and the limit on failed authentications per
+//! client address.
 
 use crate::helpers::*;
 use corral::clock::Clock;
@@ -38,6 +39,152 @@ async fn over_the_limit_answers_429_with_retry_after() {
         json!({"error": "Too Many Requests"}),
     )
     .await;
+}
+
+/// The `(RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset)` of an
+/// answer, or `None` when it has none of them (never only some).
+fn allowance(response: &reqwest::Response) -> Option<(u64, u64, u64)> {
+    let read = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().parse::<u64>().unwrap())
+    };
+    match (
+        read("ratelimit-limit"),
+        read("ratelimit-remaining"),
+        read("ratelimit-reset"),
+    ) {
+        (Some(limit), Some(remaining), Some(reset)) => Some((limit, remaining, reset)),
+        (None, None, None) => None,
+        some => panic!("some of the RateLimit headers but not all: {some:?}"),
+    }
+}
+
+fn retry_after(response: &reqwest::Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_answer_of_a_limited_route_says_what_is_left_of_the_allowance() {
+    // 5 a minute: one request given back every 12 s, far longer than the
+    // few requests below take.
+    let app = limited(5).await;
+    let answers = [
+        app.get(SEGMENTS).await,
+        app.get(&format!("{SEGMENTS}/999")).await,
+        app.send_json(Method::POST, SEGMENTS, &json!({"segment": {}}))
+            .await,
+        app.request(Method::POST, SEGMENTS)
+            .header("content-type", "text/plain")
+            .body("name=x")
+            .send()
+            .await
+            .unwrap(),
+        app.get(SEGMENTS).await,
+    ];
+    let statuses = [200, 404, 422, 415, 200];
+    for (n, (response, status)) in answers.iter().zip(statuses).enumerate() {
+        assert_eq!(response.status(), status, "request {n}");
+        // The allowance is whole again once every request spent is given
+        // back: 12 s each.
+        let spent = n as u64 + 1;
+        assert_eq!(
+            allowance(response),
+            Some((5, 5 - spent, 12 * spent)),
+            "request {n} ({status})"
+        );
+    }
+    // Used up: the 429 says when the next request is let in, the same
+    // second in RateLimit-Reset as in Retry-After.
+    let refused = app.get(SEGMENTS).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait = retry_after(&refused);
+    assert!((1..=12).contains(&wait), "{wait}");
+    assert_eq!(allowance(&refused), Some((5, 0, wait)));
+}
+
+#[tokio::test]
+async fn the_stats_family_tells_its_own_allowance() {
+    let app = TestApp::spawn_with(HttpSettings {
+        rate_limit_per_minute: 5,
+        stats_rate_limit_per_hour: 3,
+        ..HttpSettings::default()
+    })
+    .await;
+    const STATS: &str = "/api/v1/stats/site";
+    // 3 an hour: one given back every 20 minutes.
+    let first = app.get(STATS).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(allowance(&first), Some((3, 2, 1_200)));
+    let fetch = app.get(SEGMENTS).await;
+    assert_eq!(
+        allowance(&fetch),
+        Some((5, 4, 12)),
+        "a stats request was counted against /fetch/*"
+    );
+    assert_eq!(allowance(&app.get(STATS).await), Some((3, 1, 2_400)));
+    assert_eq!(allowance(&app.get(STATS).await), Some((3, 0, 3_600)));
+    let refused = app.get(STATS).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait = retry_after(&refused);
+    assert!((1..=1_200).contains(&wait), "{wait}");
+    assert_eq!(allowance(&refused), Some((3, 0, wait)));
+    // /fetch/* still has its own.
+    let fetch = app.get(SEGMENTS).await;
+    assert_eq!(fetch.status(), StatusCode::OK);
+    assert_eq!(allowance(&fetch), Some((5, 3, 24)));
+}
+
+#[tokio::test]
+async fn no_ratelimit_headers_where_nothing_is_limited() {
+    let app = limited(1).await;
+    // Routes outside the limited families.
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/",
+        "/console/app.js",
+        "/api/openapi.json",
+    ] {
+        let response = app.bare(Method::GET, path).send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        assert_eq!(allowance(&response), None, "{path}");
+    }
+    // A request refused before its key pair is known counts against none.
+    let unknown = app
+        .bare(
+            Method::GET,
+            &format!("{SEGMENTS}?site_uuid={}", app.site.uuid),
+        )
+        .basic_auth(&app.site.publishable_key, Some("s-wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(allowance(&unknown), None);
+    assert_eq!(allowance(&app.get(SEGMENTS).await), Some((1, 0, 60)));
+
+    // Limits off: no headers on the families either.
+    let unlimited = TestApp::spawn_with(HttpSettings {
+        rate_limit_per_minute: 0,
+        stats_rate_limit_per_hour: 0,
+        ..HttpSettings::default()
+    })
+    .await;
+    for path in [SEGMENTS, "/api/v1/stats/site", "/api/v1/fetch/tags"] {
+        let response = unlimited.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(allowance(&response), None, "{path}");
+    }
 }
 
 #[tokio::test]
