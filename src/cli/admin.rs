@@ -55,7 +55,10 @@ pub enum KeyCommand {
         json: bool,
     },
     /// Revoke a key pair by its publishable key; it answers 401 at once.
-    Revoke { publishable_key: String },
+    Revoke {
+        /// The key pair's publishable key, as `key list` shows it.
+        publishable_key: String,
+    },
 }
 
 /// `{"site_uuid","publishable_key","secret_key"}`, in that order.

@@ -158,8 +158,10 @@ pub async fn run(args: CopyArgs) -> Result<(), CliError> {
         return print_json(&counts);
     }
     let mut counts = counts;
+    let width = Table::ALL.iter().map(|t| t.name().len()).max().unwrap_or(0);
+    outln!("{:<width$}  {:>12}", "table", "rows copied")?;
     for table in Table::ALL {
-        outln!("{:<16} {:>12}", table.name(), counts.of(table))?;
+        outln!("{:<width$}  {:>12}", table.name(), counts.of(table))?;
     }
     outln!(
         "copied {} to {} in {:.1} s",

@@ -288,7 +288,10 @@ pub async fn members(
     progress.finish_and_clear();
     // A closed pipe (`… | head`) ends the command quietly, in `cli::main`.
     result?;
-    eprintln!("{written} members exported");
+    eprintln!(
+        "{} exported",
+        super::counted(written as u64, "member", "members")
+    );
     Ok(())
 }
 

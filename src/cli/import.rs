@@ -116,9 +116,9 @@ pub async fn run(command: ImportCommand, store: &Arc<dyn Store>) -> Result<(), C
     };
     let site = site_by_uuid(store, &args.site).await?;
     let stdin = args.file.as_os_str() == "-";
-    let what = match kind {
-        Kind::Subscribers => "subscribers",
-        Kind::Events => "events",
+    let (what, one) = match kind {
+        Kind::Subscribers => ("subscribers", "subscriber"),
+        Kind::Events => ("events", "event"),
     };
     let key = match (&args.import_id, stdin) {
         (Some(name), _) => Some(format!("id:{name}")),
@@ -291,9 +291,11 @@ pub async fn run(command: ImportCommand, store: &Arc<dyn Store>) -> Result<(), C
             ),
         };
         return Err(CliError::Stopped(format!(
-            "stopped on request: imported {imported} {what} and skipped {failed} bad lines, \
+            "stopped on request: imported {} and skipped {}, \
              every line up to line {done_to} done (whole batches; nothing after it was \
-             written); {next}"
+             written); {next}",
+            super::counted(imported, one, what),
+            super::counted(failed, "bad line", "bad lines")
         )));
     }
     let _ = reader.join();
@@ -303,12 +305,17 @@ pub async fn run(command: ImportCommand, store: &Arc<dyn Store>) -> Result<(), C
             .await?;
     }
     if failed > MAX_REPORTED {
-        eprintln!("… and {} more bad lines", failed - MAX_REPORTED);
+        eprintln!(
+            "… and {} more",
+            super::counted(failed - MAX_REPORTED, "bad line", "bad lines")
+        );
     }
     let seconds = started.elapsed().as_secs_f64();
     let now_imported = imported - earlier;
     outln!(
-        "imported {imported} {what}, skipped {failed} bad lines, in {seconds:.1} s ({:.0} {what}/s)",
+        "imported {}, skipped {}, in {seconds:.1} s ({:.0} {what}/s)",
+        super::counted(imported, one, what),
+        super::counted(failed, "bad line", "bad lines"),
         now_imported as f64 / seconds.max(1e-9)
     )
 }

@@ -272,6 +272,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     result
 }
 
+/// `n` things, the noun as one or many: `1 bad line`, `2 bad lines`.
+pub(crate) fn counted(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `--site UUID`: the site a command acts on.
 #[derive(Debug, clap::Args)]
 pub struct SiteArg {
@@ -387,5 +393,33 @@ mod tests {
         assert_eq!(redact("sqlite://a.db?mode=rwc"), "sqlite://a.db?mode=rwc");
         assert_eq!(redact("sqlite:///home/a@b/x.db"), "sqlite:///home/a@b/x.db");
         assert_eq!(redact("postgres://u:p/w@host/db"), "postgres://***@host/db");
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every argument of every command says what it is for in `--help`.
+    #[test]
+    fn every_flag_and_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "corral", &mut missing);
+        assert!(missing.is_empty(), "without help:\n{}", missing.join("\n"));
     }
 }

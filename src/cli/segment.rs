@@ -28,14 +28,17 @@ pub enum SegmentCommand {
         /// List discarded segments instead.
         #[arg(long)]
         discarded: bool,
+        /// Print the answer as the API's JSON body, not as text.
         #[arg(long)]
         json: bool,
     },
     /// Show one segment with its query.
     Show {
+        /// The segment's id.
         id: String,
         #[command(flatten)]
         site: SiteArg,
+        /// Print the answer as the API's JSON body, not as text.
         #[arg(long)]
         json: bool,
     },
@@ -43,24 +46,30 @@ pub enum SegmentCommand {
     Create {
         #[command(flatten)]
         site: SiteArg,
+        /// The segment's name: unique among the site's kept segments, ignoring case.
         #[arg(long)]
         name: String,
+        /// A description, for people.
         #[arg(long)]
         description: Option<String>,
         /// File holding the visitor_event_query JSON object; `-` or absent: stdin
         #[arg(long, value_name = "FILE|-")]
         query: Option<PathBuf>,
+        /// Print the answer as the API's JSON body, not as text.
         #[arg(long)]
         json: bool,
     },
     /// Change a segment's name, description or query; what is not given is
     /// left as it is.
     Update {
+        /// The segment's id.
         id: String,
         #[command(flatten)]
         site: SiteArg,
+        /// A new name.
         #[arg(long)]
         name: Option<String>,
+        /// A new description.
         #[arg(long, conflicts_with = "clear_description")]
         description: Option<String>,
         /// Remove the description.
@@ -69,47 +78,57 @@ pub enum SegmentCommand {
         /// File holding the new query; `-`: stdin; absent: the query is unchanged
         #[arg(long, value_name = "FILE|-")]
         query: Option<PathBuf>,
+        /// Print the answer as the API's JSON body, not as text.
         #[arg(long)]
         json: bool,
     },
     /// Discard (soft-delete) a segment.
     Discard {
+        /// The segment's id.
         id: String,
         #[command(flatten)]
         site: SiteArg,
+        /// Print the answer as the API's JSON body, not as text.
         #[arg(long)]
         json: bool,
     },
     /// Restore a discarded segment.
     Restore {
+        /// The segment's id.
         id: String,
         #[command(flatten)]
         site: SiteArg,
+        /// Print the answer as the API's JSON body, not as text.
         #[arg(long)]
         json: bool,
     },
     /// List every definition a segment was saved with, oldest first.
     Versions {
+        /// The segment's id.
         id: String,
         #[command(flatten)]
         site: SiteArg,
+        /// Print the answer as the API's JSON body, not as text.
         #[arg(long)]
         json: bool,
     },
     /// Make an earlier version's definition the segment's current one (as a
     /// new version).
     RestoreVersion {
+        /// The segment's id.
         id: String,
         /// The version to restore, as `segment versions` lists it.
         version: String,
         #[command(flatten)]
         site: SiteArg,
+        /// Print the answer as the API's JSON body, not as text.
         #[arg(long)]
         json: bool,
     },
     /// A segment's size over time, from its journal: one row per interval,
     /// the members at its end and the joins and leaves within it.
     History {
+        /// The segment's id.
         id: String,
         #[command(flatten)]
         site: SiteArg,
@@ -129,6 +148,7 @@ pub enum SegmentCommand {
     /// A segment's joins and leaves in commit order, each with its instant
     /// and reason (what webhooks deliver).
     Changes {
+        /// The segment's id.
         id: String,
         #[command(flatten)]
         site: SiteArg,
@@ -147,9 +167,11 @@ pub enum SegmentCommand {
     },
     /// Count a segment's members now (Bento's segment stats).
     Stats {
+        /// The segment's id.
         id: String,
         #[command(flatten)]
         site: SiteArg,
+        /// Print the answer as the API's JSON body, not as text.
         #[arg(long)]
         json: bool,
     },
@@ -167,6 +189,7 @@ pub enum SegmentCommand {
     },
     /// Whether a subscriber is in a segment, and the outcome of every condition.
     Match {
+        /// The segment's id.
         id: String,
         #[command(flatten)]
         site: SiteArg,
@@ -180,6 +203,7 @@ pub enum SegmentCommand {
         /// The subscriber's uuid.
         #[arg(long = "uuid")]
         subscriber: Option<String>,
+        /// Print the answer as the API's JSON body, not as text.
         #[arg(long)]
         json: bool,
     },
@@ -193,6 +217,7 @@ pub enum SegmentCommand {
         /// How many members to show.
         #[arg(long, default_value_t = 10)]
         sample: usize,
+        /// Print the answer as the API's JSON body, not as text.
         #[arg(long)]
         json: bool,
     },
@@ -206,6 +231,7 @@ pub enum SegmentCommand {
     Excludes(super::manual::ManualCommand),
     /// Export every member of a segment.
     Members {
+        /// The segment's id.
         id: String,
         #[command(flatten)]
         site: SiteArg,
@@ -248,8 +274,9 @@ pub async fn run(
             if json {
                 outln!("{}", String::from_utf8_lossy(&segment_list_body(&segments)))?;
             } else {
+                outln!("{:>6}  {:<24}  name", "id", "updated_at")?;
                 for s in &segments {
-                    outln!("{:>6}  {}  {}", s.id, format_ms(s.updated_at), s.name)?;
+                    outln!("{:>6}  {:<24}  {}", s.id, format_ms(s.updated_at), s.name)?;
                 }
             }
         }

@@ -36,7 +36,7 @@ pub struct ServeArgs {
     /// Create a demo site with sample segments (once) and print working credentials.
     #[arg(long)]
     demo: bool,
-    /// Requests a minute per key pair on /fetch/*; 0 turns limiting off [default: 100]
+    /// Requests a minute per key pair on /fetch/* and /batch/*; 0 turns limiting off [default: 100]
     #[arg(long, env = "CORRAL_RATE_LIMIT_PER_MINUTE")]
     rate_limit_per_minute: Option<u32>,
     /// Requests an hour per key pair on /stats/*; 0 turns limiting off [default: 60]

@@ -25,6 +25,7 @@ pub enum SubscriberCommand {
         /// The subscriber's email.
         #[arg(long)]
         email: String,
+        /// Print the answer as the API's JSON body, not as text.
         #[arg(long)]
         json: bool,
     },
@@ -39,6 +40,7 @@ pub enum SubscriberCommand {
         /// How many events, 1 to 100.
         #[arg(long, default_value = "20")]
         limit: String,
+        /// Print the answer as the API's JSON body, not as text.
         #[arg(long)]
         json: bool,
     },

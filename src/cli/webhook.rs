@@ -22,13 +22,16 @@ use std::sync::Arc;
 pub enum WebhookCommand {
     /// The site's webhooks.
     List {
+        /// The site's uuid.
         #[arg(long)]
         site: String,
+        /// Print the answer as the API's JSON body, not as text.
         #[arg(long)]
         json: bool,
     },
     /// Creates a webhook; prints its signing secret (shown this once).
     Create {
+        /// The site's uuid.
         #[arg(long)]
         site: String,
         /// Where to POST notifications (http or https).
@@ -46,29 +49,37 @@ pub enum WebhookCommand {
         /// --allow-private-webhook-targets`). `--allow-private` for short.
         #[arg(long = "allow-private-webhook-targets", alias = "allow-private")]
         allow_private: bool,
+        /// Print the answer as the API's JSON body, not as text.
         #[arg(long)]
         json: bool,
     },
     /// Enables a webhook disabled after failing (what waits is due at once).
     Enable {
+        /// The site's uuid.
         #[arg(long)]
         site: String,
+        /// The webhook's id, as `webhook list` shows it.
         id: i64,
     },
     /// Deletes a webhook and its undelivered notifications.
     Delete {
+        /// The site's uuid.
         #[arg(long)]
         site: String,
+        /// The webhook's id, as `webhook list` shows it.
         id: i64,
     },
     /// A webhook's most recent notifications and how their delivery stands.
     Deliveries {
+        /// The site's uuid.
         #[arg(long)]
         site: String,
+        /// The webhook's id, as `webhook list` shows it.
         id: i64,
         /// How many, newest first (1 to 100).
         #[arg(long, default_value = "20")]
         limit: String,
+        /// Print the answer as the API's JSON body, not as text.
         #[arg(long)]
         json: bool,
     },

@@ -1007,8 +1007,15 @@ fn the_summary_counts_every_table_and_the_help_says_all_or_nothing() {
     let to = sqlite_url(&dir, "to.db");
     let summary = copied(&from, &to, &[]);
     let lines: Vec<&str> = summary.lines().collect();
-    assert_eq!(lines.len(), 22, "{summary}");
-    for (line, (table, rows)) in lines.iter().zip([
+    assert_eq!(lines.len(), 23, "{summary}");
+    // A header, then the counts right-aligned in one column.
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["table", "rows", "copied"]
+    );
+    let ends: std::collections::BTreeSet<usize> = lines[..22].iter().map(|l| l.len()).collect();
+    assert_eq!(ends.len(), 1, "the counts are aligned: {summary}");
+    for (line, (table, rows)) in lines[1..].iter().zip([
         ("sites", 1),
         ("api_keys", 1),
         ("segments", 0),
@@ -1036,7 +1043,7 @@ fn the_summary_counts_every_table_and_the_help_says_all_or_nothing() {
         assert_eq!(words, [table, &rows.to_string()], "{summary}");
     }
     assert!(
-        lines[21].starts_with(&format!("copied {from} to {to} in ")),
+        lines[22].starts_with(&format!("copied {from} to {to} in ")),
         "{summary}"
     );
     let help = Command::new(BIN).args(["copy", "--help"]).output().unwrap();

@@ -365,7 +365,7 @@ async fn corral_import_skips_lines_with_hidden_characters_and_counts_them() {
         "{stderr}"
     );
     assert!(
-        stdout.starts_with("imported 1 subscribers, skipped 2 bad lines"),
+        stdout.starts_with("imported 1 subscriber, skipped 2 bad lines"),
         "{stdout}"
     );
     assert_eq!(app.rows(Table::Subscribers).await, 1);

@@ -34,6 +34,7 @@ pub enum SegmentsCommand {
     /// Write every kept segment of the site to DIR/<slug>.json, and
     /// DIR/segments.lock with the version of each.
     Pull {
+        /// The folder to write (made when missing).
         dir: PathBuf,
         #[command(flatten)]
         target: TargetArgs,
@@ -41,6 +42,7 @@ pub enum SegmentsCommand {
     /// Print what `push` would do; exit 0 when nothing, 2 when something,
     /// 1 on error.
     Diff {
+        /// The folder of segment files, as `pull` writes them.
         dir: PathBuf,
         /// Count segments without a file as to be discarded.
         #[arg(long)]
@@ -52,6 +54,7 @@ pub enum SegmentsCommand {
     /// a segment changed on the site since the pull) and, with --prune,
     /// discard those without a file.
     Push {
+        /// The folder of segment files, as `pull` writes them.
         dir: PathBuf,
         /// Discard the site's segments that have no file.
         #[arg(long)]

@@ -74,7 +74,10 @@ impl PgStore {
         let (url, max_connections) = split_pool_size(url)?;
         let options = PgConnectOptions::from_str(&url)
             .map_err(|e| StorageError::Database(redact(&e.to_string(), &url)))?
-            .application_name("corral");
+            .application_name("corral")
+            // The server's notices ("relation _sqlx_migrations already
+            // exists, skipping" on every start) are not worth a log line.
+            .options([("client_min_messages", "warning")]);
         // One connection first, without the pool's retries, so that a server
         // down or a wrong password is told at once and in its own words.
         // Several servers starting together migrate one at a time (sqlx
