@@ -1,7 +1,8 @@
 //! Bento's audience routes beside the subscriber's own (in
 //! [`super::subscribers`]): tags, fields and site stats.
 //!
-//! - `GET /fetch/tags`, `POST /fetch/tags` `{"tag":{"name"}}`.
+//! - `GET /fetch/tags`, `POST /fetch/tags` `{"tag":{"name"}}`,
+//!   `DELETE /fetch/tags/{id}` (the Node SDK's `Tags.deleteTag`).
 //! - `GET /fetch/fields`, `POST /fetch/fields` `{"field":{"key"}}`.
 //! - `GET /stats/site`: `{"user_count","subscriber_count","unsubscriber_count"}`, flat.
 //!
@@ -20,13 +21,15 @@ use super::respond::json_response;
 use super::{ApiError, AppState};
 use crate::segment::FieldError;
 use crate::storage::StorageError;
+use crate::wire::ErrorBody;
 use crate::wire::ValidationErrorBody;
 use crate::wire::audience::{
-    CreateFieldRequest, CreateTagRequest, FieldEnvelope, FieldListEnvelope, ListMeta, TagEnvelope,
-    TagListEnvelope, field_key, field_resource, tag_name, tag_resource,
+    CreateFieldRequest, CreateTagRequest, DeleteTagRequest, FieldEnvelope, FieldListEnvelope,
+    ListMeta, TagDeletedBody, TagEnvelope, TagListEnvelope, field_key, field_resource, tag_name,
+    tag_name_to_delete, tag_resource,
 };
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine as _;
@@ -183,6 +186,78 @@ pub async fn create_tag(
         StatusCode::OK,
         &TagEnvelope {
             data: tag_resource(&tag, caller.site_id),
+        },
+    ))
+}
+
+/// The tag a route's `{id}` names: a positive decimal id; anything else is
+/// no tag (404).
+pub struct TagPath(i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for TagPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        #[allow(clippy::disallowed_types)]
+        let id = axum::extract::Path::<String>::from_request_parts(parts, state).await;
+        let id = id.map_err(|_| ApiError::TagNotFound)?.0;
+        let digits = !id.is_empty() && id.len() <= 18 && id.bytes().all(|b| b.is_ascii_digit());
+        match id.parse::<i64>() {
+            Ok(id) if digits && id > 0 => Ok(Self(id)),
+            _ => Err(ApiError::TagNotFound),
+        }
+    }
+}
+
+/// Deletes a tag: takes it off every subscriber that has it, and off the
+/// site's list.
+///
+/// Bento: Tags → Delete tag (the Node SDK's `Tags.deleteTag(id, {name})`).
+/// Segments that read the tag lose those subscribers, recorded in their
+/// history with the reason `data` and told to webhooks, as a `remove_tag` of
+/// each would be. The body may be left out; when it names the tag
+/// (`{"tag":{"name"}}`, as the SDK sends it), the name must be the tag's,
+/// ignoring case, or nothing is deleted (422 on `name`). A tag of the same
+/// name made afterwards is a new tag, with a new id.
+#[utoipa::path(delete, path = "/api/v1/fetch/tags/{id}", tag = "audience",
+    params(("id" = String, Path, description = "The tag's id (`data[].id` of `GET /fetch/tags`)")),
+    request_body(content = Option<DeleteTagRequest>, description = "Optional: `site_uuid`, and the tag's name as a guard"),
+    responses(
+        (status = 200, description = "Deleted", body = TagDeletedBody),
+        (status = 404, description = "No tag of this id on the site", body = ErrorBody),
+        (status = 422, description = "The body names another tag, or is not `{\"tag\":{\"name\"}}`", body = ValidationErrorBody),
+    ),
+    security(("basic" = [])))]
+pub async fn delete_tag(
+    State(state): State<AppState>,
+    caller: Caller,
+    TagPath(id): TagPath,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let name = tag_name_to_delete(&bytes)?
+        .map(|name| TagName::parse(&name).map_err(|m| invalid("name", m)))
+        .transpose()?;
+    let deleted = state
+        .store
+        .delete_tag(caller.site_id, id, name.as_ref(), state.clock.now_ms())
+        .await;
+    let (tag, untagged) = match deleted {
+        Err(StorageError::NotFound) => return Err(ApiError::TagNotFound),
+        other => other?,
+    };
+    tracing::info!(
+        site_id = caller.site_id,
+        tag_id = tag.id,
+        untagged,
+        "tag deleted"
+    );
+    Ok(json_response(
+        StatusCode::OK,
+        &TagDeletedBody {
+            message: "Tag deleted",
         },
     ))
 }

@@ -65,6 +65,10 @@ pub enum ApiError {
     /// caller's site.
     #[error("subscriber not found")]
     SubscriberNotFound,
+    /// 404 `{"error":"Tag not found"}`: no tag of that id on the caller's
+    /// site.
+    #[error("tag not found")]
+    TagNotFound,
     /// 404 `{"error":"Not Found"}`: no such route.
     #[error("no such route")]
     RouteNotFound,
@@ -133,6 +137,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::SegmentNotFound
             | Self::SubscriberNotFound
+            | Self::TagNotFound
             | Self::RouteNotFound
             | Self::WebhookNotFound
             | Self::VersionNotFound
@@ -174,6 +179,7 @@ impl ApiError {
             Self::WebhookNotFound => "Webhook not found".into(),
             Self::DeliveryNotFound => "Delivery not found".into(),
             Self::SubscriberNotFound => "Subscriber not found".into(),
+            Self::TagNotFound => "Tag not found".into(),
             Self::RouteNotFound => "Not Found".into(),
             Self::MethodNotAllowed => "Method Not Allowed".into(),
             Self::PreconditionFailed => "Precondition Failed".into(),

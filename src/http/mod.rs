@@ -44,7 +44,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use rate_limit::RateLimits;
 use std::future::Future;
 use std::sync::Arc;
@@ -227,6 +227,7 @@ pub fn router(state: AppState) -> Router {
         .route("/subscribers/events", get(subscribers::events))
         .route("/subscribers/history", get(subscribers::history))
         .route("/tags", get(audience::list_tags).post(audience::create_tag))
+        .route("/tags/{id}", delete(audience::delete_tag))
         .route(
             "/fields",
             get(audience::list_fields).post(audience::create_field),

@@ -7,7 +7,10 @@
 //! ([`Edge`]) rather than in every annotation: the `site_uuid` parameter, the
 //! 401 and 429 answers, and, where the route takes a body, 400 (not JSON, or
 //! a key named twice), 413 and 415; where it reads query parameters of its
-//! own, 400 for a query string that cannot be read.
+//! own, 400 for a query string that cannot be read; and the `RateLimit-*`
+//! headers on every answer given once the key pair is known
+//! ([`super::rate_limit`]: all but 401 and 413), with `Retry-After` on the
+//! 429.
 
 use super::{
     audience, audit, batch, evaluation, export, health, history, manual, overlap, segments,
@@ -16,7 +19,9 @@ use super::{
 use crate::wire;
 use axum::Json;
 use serde_json::Value;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -51,6 +56,7 @@ use utoipa::{Modify, OpenApi};
         subscribers::history,
         audience::list_tags,
         audience::create_tag,
+        audience::delete_tag,
         audience::list_fields,
         audience::create_field,
         audience::site_stats,
@@ -121,8 +127,56 @@ impl Modify for BasicAuth {
 /// What the authentication middleware adds to every `/api/v1` operation.
 struct Edge;
 
+/// The headers of [`Edge`]'s answers, as `components/headers` names them.
+const RATE_LIMIT_HEADERS: [(&str, &str, &str); 3] = [
+    (
+        "RateLimit-Limit",
+        "RateLimitLimit",
+        "The key pair's allowance on the route's family: `/fetch/*` and `/batch/*` together \
+         (100 a minute by default), `/stats/*` (60 an hour). Absent, as are the other two, \
+         when the family is not limited, and on a 429 for the client address's failed \
+         authentications.",
+    ),
+    (
+        "RateLimit-Remaining",
+        "RateLimitRemaining",
+        "Requests the key pair may make now without a 429.",
+    ),
+    (
+        "RateLimit-Reset",
+        "RateLimitReset",
+        "Seconds until the allowance is whole again; on a 429, until the next request is let \
+         in (the same as `Retry-After`).",
+    ),
+];
+
+/// Adds a header, an integer of seconds or requests, to `components/headers`.
+fn add_header(openapi: &mut utoipa::openapi::OpenApi, name: &str, description: &str) {
+    let components = openapi.components.get_or_insert_with(Default::default);
+    components.headers.insert(
+        name.to_owned(),
+        HeaderBuilder::new()
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            ))
+            .description(Some(description))
+            .build()
+            .into(),
+    );
+}
+
 impl Modify for Edge {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (_, component, description) in RATE_LIMIT_HEADERS {
+            add_header(openapi, component, description);
+        }
+        add_header(
+            openapi,
+            "RetryAfter",
+            "Seconds to wait before trying again.",
+        );
         for (path, item) in openapi.paths.paths.iter_mut() {
             if !path.starts_with("/api/v1/") {
                 continue;
@@ -171,7 +225,11 @@ fn add_edge(operation: &mut Operation, is_get: bool, batch: bool) {
     );
     let mut answers = vec![
         ("401", "Bad credentials or site"),
-        ("429", "Rate limited (`Retry-After` in seconds)"),
+        (
+            "429",
+            "Rate limited: the key pair's allowance is used up, or the client address failed \
+             to authenticate too often (`Retry-After` in seconds)",
+        ),
     ];
     if operation.request_body.is_some() {
         answers.push(("400", "Malformed JSON, or a key named twice in an object"));
@@ -207,6 +265,28 @@ fn add_edge(operation: &mut Operation, is_get: bool, batch: bool) {
                     .build()
                     .into()
             });
+    }
+    // Every answer once the key pair is known: not a 401 (it is not) or a
+    // 413 (its body is refused before).
+    for (status, response) in operation.responses.responses.iter_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        if status == "401" || status == "413" {
+            continue;
+        }
+        for (name, component, _) in RATE_LIMIT_HEADERS {
+            response.headers.insert(
+                name.to_owned(),
+                RefOr::Ref(Ref::new(format!("#/components/headers/{component}"))),
+            );
+        }
+        if status == "429" {
+            response.headers.insert(
+                "Retry-After".to_owned(),
+                RefOr::Ref(Ref::new("#/components/headers/RetryAfter")),
+            );
+        }
     }
 }
 

@@ -224,6 +224,19 @@ pub trait AudienceStore: Send + Sync + 'static {
     /// a new tag that would take the site over its cap of tags is
     /// [`StorageError::LimitExceeded`].
     async fn create_tag(&self, site_id: i64, name: &TagName, now: i64) -> Result<Tag>;
+    /// Deletes the site's tag `id`: takes it off every subscriber that holds
+    /// it, and off the site's list, in one write, recorded in the change log
+    /// and the membership journal (reason `data`). With `name`, the tag must
+    /// have that name, ignoring case ([`StorageError::Refused`] on `name`
+    /// otherwise). [`StorageError::NotFound`] when the site has no tag of
+    /// that id. The tag deleted, and how many subscribers held it.
+    async fn delete_tag(
+        &self,
+        site_id: i64,
+        id: i64,
+        name: Option<&TagName>,
+        now: i64,
+    ) -> Result<(Tag, usize)>;
     /// Up to `limit` fields in key order, after the field whose key is `after`.
     async fn list_fields(
         &self,

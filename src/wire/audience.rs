@@ -205,6 +205,30 @@ pub struct TagFields {
     pub name: Given,
 }
 
+/// `{"tag":{"name"}}` of a tag's delete, as the Node SDK's `Tags.deleteTag`
+/// sends it; the whole body may be left out.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteTagRequest {
+    /// Sent by the Node SDK; may instead be in the query string.
+    #[serde(default)]
+    #[schema(value_type = Option<SiteUuidText>, nullable = false)]
+    pub site_uuid: Given,
+    /// When given, `name` must be the tag's (ignoring case): a guard against
+    /// deleting another tag than meant.
+    #[serde(default)]
+    #[schema(value_type = Option<TagFields>, nullable = false)]
+    pub tag: Given,
+}
+
+/// The answer to a tag's delete: `{"message":"Tag deleted"}`, the shape the
+/// Node SDK's `TagDeleteResult` names.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TagDeletedBody {
+    #[schema(example = "Tag deleted")]
+    pub message: &'static str,
+}
+
 /// `{"field":{"key"}}`
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -242,6 +266,24 @@ pub fn subscriber_email(bytes: &[u8]) -> Result<String, BodyError> {
 pub fn tag_name(bytes: &[u8]) -> Result<String, BodyError> {
     let (request, errors) = body::read::<CreateTagRequest>(bytes)?;
     wrapped_string(&request.tag, "tag", errors, "name", |f: &TagFields| &f.name)
+}
+
+/// The tag name a delete's body gives (`{"tag":{"name"}}`), if it gives
+/// one; an empty body gives none.
+pub fn tag_name_to_delete(bytes: &[u8]) -> Result<Option<String>, BodyError> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let (request, mut errors) = body::read::<DeleteTagRequest>(bytes)?;
+    let fields: TagFields = body::nested(&request.tag, "tag", &mut errors);
+    let name = fields
+        .name
+        .optional::<Option<String>>("name", "string", &mut errors)
+        .flatten();
+    match errors.is_empty() {
+        true => Ok(name),
+        false => Err(errors.into()),
+    }
 }
 
 /// The key, as written, of a `{"field":{"key"}}` body.

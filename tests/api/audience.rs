@@ -822,3 +822,290 @@ async fn concurrent_batches_each_get_their_own_counts() {
     assert_eq!(app.rows(Table::Events).await, 16 * 50);
     assert_eq!(app.rows(Table::Subscribers).await, 16 * 50);
 }
+
+const TAGS: &str = "/api/v1/fetch/tags";
+
+/// The site's tags as `GET /fetch/tags` lists them: (name, id).
+async fn tags_of(app: &TestApp, site: &TestSite) -> Vec<(String, String)> {
+    let listed: Value = app
+        .as_site(site, Method::GET, TAGS)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["attributes"]["name"].as_str().unwrap().to_owned(),
+                t["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The id of the site's tag of this name.
+async fn tag_id(app: &TestApp, site: &TestSite, name: &str) -> String {
+    tags_of(app, site)
+        .await
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no tag {name:?}"))
+        .1
+}
+
+/// `DELETE /fetch/tags/{id}` as the Node SDK sends it: `site_uuid` and the
+/// name in the body, none in the query string.
+async fn delete_tag(app: &TestApp, site: &TestSite, id: &str, body: Value) -> reqwest::Response {
+    let mut body = body;
+    body["site_uuid"] = json!(site.uuid);
+    app.bare(Method::DELETE, &format!("{TAGS}/{id}"))
+        .basic_auth(&site.publishable_key, Some(&site.secret_key))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// (type, reason, email) of each of a segment's changes, oldest first.
+async fn segment_changes(app: &TestApp, id: &str) -> Vec<(String, String, String)> {
+    let body: Value = app
+        .get(&format!("/api/v1/fetch/segments/{id}/changes?limit=100"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap().to_owned(),
+                c["reason"].as_str().unwrap().to_owned(),
+                c["subscriber"]["email"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn segment_count(app: &TestApp, id: &str) -> i64 {
+    let stats: Value = app
+        .get(&format!("/api/v1/stats/segment?segment_id={id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    stats["user_count"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn deleting_a_tag_takes_it_off_every_subscriber_and_the_site_and_segments_follow() {
+    let app = TestApp::spawn().await;
+    let site_id = app.site_id(&app.site).await;
+    app.state.live.resident(site_id).await.unwrap();
+    results(
+        app.send_json(
+            Method::POST,
+            SUBSCRIBERS,
+            &json!({"subscribers": [
+                {"email": "ann@example.com", "tags": "lead,vip"},
+                {"email": "bob@example.com", "tags": "lead"},
+                {"email": "cy@example.com", "tags": "vip"},
+            ]}),
+        )
+        .await,
+    )
+    .await;
+    let leads = app
+        .create_segment("Leads", json!({"tag": {"has": "lead"}}))
+        .await;
+    let leads = leads["id"].as_str().unwrap().to_owned();
+    let webhook: Value = app
+        .send_json(
+            Method::POST,
+            "/api/v1/fetch/webhooks",
+            &json!({"webhook": {"url": "https://1.1.1.1/hook", "segment_ids": [leads]}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(segment_count(&app, &leads).await, 2);
+    let lead = tag_id(&app, &app.site, "lead").await;
+    let vip = tag_id(&app, &app.site, "vip").await;
+
+    // The SDK's body names the tag, in any case.
+    let deleted = delete_tag(&app, &app.site, &lead, json!({"tag": {"name": "LEAD"}})).await;
+    assert_json(deleted, StatusCode::OK, json!({"message": "Tag deleted"})).await;
+
+    let names: Vec<String> = tags_of(&app, &app.site)
+        .await
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(names, ["vip"]);
+    let held = |subscriber: Value| subscriber["attributes"]["cached_tag_ids"].clone();
+    assert_eq!(held(app.subscriber("ann@example.com").await), json!([vip]));
+    assert_eq!(held(app.subscriber("bob@example.com").await), json!([]));
+    assert_eq!(held(app.subscriber("cy@example.com").await), json!([vip]));
+
+    // This server's snapshot, the journal and webhooks follow: both leads
+    // left, for a change of data.
+    assert_eq!(segment_count(&app, &leads).await, 0);
+    let left = |email: &str| {
+        (
+            "segment.member_removed".to_owned(),
+            "data".to_owned(),
+            email.to_owned(),
+        )
+    };
+    assert_eq!(
+        segment_changes(&app, &leads).await,
+        [left("ann@example.com"), left("bob@example.com")]
+    );
+    corral::webhooks::tracker::Tracker::new(app.store.clone())
+        .tick(app.clock.as_ref())
+        .await
+        .unwrap();
+    let path = format!(
+        "/api/v1/fetch/webhooks/{}/deliveries",
+        webhook["data"]["id"].as_str().unwrap()
+    );
+    let deliveries: Value = app.get(&path).await.json().await.unwrap();
+    let mut told: Vec<(String, String, String)> = deliveries["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["attributes"]["notification"])
+        .map(|n| {
+            (
+                n["type"].as_str().unwrap().to_owned(),
+                n["reason"].as_str().unwrap().to_owned(),
+                n["subscriber"]["email"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    told.sort();
+    assert_eq!(told, [left("ann@example.com"), left("bob@example.com")]);
+
+    // A server that reads the site afresh finds the same.
+    let fresh = TestApp::spawn_on(app.database_url.clone()).await;
+    let counted: Value = fresh
+        .as_site(
+            &app.site,
+            Method::GET,
+            &format!("/api/v1/stats/segment?segment_id={leads}"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(counted["user_count"], 0);
+    assert_eq!(tags_of(&fresh, &app.site).await.len(), 1);
+
+    // Gone: its id is no tag any more; the name makes a new tag.
+    assert_json(
+        delete_tag(&app, &app.site, &lead, json!({})).await,
+        StatusCode::NOT_FOUND,
+        json!({"error": "Tag not found"}),
+    )
+    .await;
+    results(
+        app.send_json(
+            Method::POST,
+            COMMANDS,
+            &json!({"command": {"command": "add_tag", "email": "bob@example.com", "query": "lead"}}),
+        )
+        .await,
+    )
+    .await;
+    assert_ne!(tag_id(&app, &app.site, "lead").await, lead);
+    assert_eq!(segment_count(&app, &leads).await, 1);
+}
+
+#[tokio::test]
+async fn a_tag_delete_refuses_other_sites_tags_unknown_ids_and_another_name() {
+    let app = TestApp::spawn().await;
+    let other = app.new_site().await;
+    for (site, email) in [(&app.site, "ann@example.com"), (&other, "ann@example.com")] {
+        let response = app
+            .as_site(site, Method::POST, COMMANDS)
+            .json(&json!({"command": {"command": "add_tag", "email": email, "query": "vip"}}))
+            .send()
+            .await
+            .unwrap();
+        results(response).await;
+    }
+    let mine = tag_id(&app, &app.site, "vip").await;
+    let theirs = tag_id(&app, &other, "vip").await;
+    let not_found = json!({"error": "Tag not found"});
+
+    // Another site's tag, and ids that are no tag: 404, the same answer.
+    for id in [theirs.as_str(), "999999", "0", "-1", "abc", "1e3"] {
+        assert_json(
+            delete_tag(&app, &app.site, id, json!({})).await,
+            StatusCode::NOT_FOUND,
+            not_found.clone(),
+        )
+        .await;
+    }
+    // A body naming another tag, or not read as a name: 422, nothing deleted.
+    assert_invalid(
+        delete_tag(&app, &app.site, &mine, json!({"tag": {"name": "lead"}})).await,
+        &[("name", &format!("is not the name of tag {mine}"))],
+    )
+    .await;
+    assert_invalid(
+        delete_tag(&app, &app.site, &mine, json!({"tag": {"name": 5}})).await,
+        &[("name", "must be a string")],
+    )
+    .await;
+    assert_invalid(
+        delete_tag(&app, &app.site, &mine, json!({"tag": "vip"})).await,
+        &[("tag", "must be a JSON object")],
+    )
+    .await;
+    for site in [&app.site, &other] {
+        assert_eq!(tags_of(&app, site).await.len(), 1);
+        let ann: Value = app
+            .as_site(
+                site,
+                Method::GET,
+                "/api/v1/fetch/subscribers?email=ann@example.com",
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            ann["data"]["attributes"]["cached_tag_ids"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    // With no body at all (as curl sends it), the site_uuid in the query
+    // string: deleted.
+    let deleted = app
+        .request(Method::DELETE, &format!("{TAGS}/{mine}"))
+        .send()
+        .await
+        .unwrap();
+    assert_json(deleted, StatusCode::OK, json!({"message": "Tag deleted"})).await;
+    assert!(tags_of(&app, &app.site).await.is_empty());
+    assert_eq!(
+        tags_of(&app, &other).await.len(),
+        1,
+        "the other site's tag went too"
+    );
+}

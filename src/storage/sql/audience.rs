@@ -1,11 +1,14 @@
-//! The audience's reads, and the registration of tags and field keys, as
-//! both backends do them. How a batch of changes is written (in bulk, or one
-//! at a time) is each backend's own.
+//! The audience's reads, the registration of tags and field keys, and a
+//! tag's delete, as both backends do them. How a batch of changes is
+//! written (in bulk, or one at a time) is each backend's own.
 
 use super::caps::{Names, count_of, known_keys};
-use super::{Conn, Dialect};
+use super::{Conn, Dialect, journal, log};
+use crate::segment::FieldError;
 use crate::sql;
-use crate::storage::{Page, Result, StorageError, StoredEvent};
+use crate::storage::changes::IdRanges;
+use crate::storage::journal::Journal;
+use crate::storage::{LogEntry, Page, Result, StorageError, StoredEvent};
 use corral_core::audience::{
     AudienceCounts, Email, Field, FieldKey, Limits, Subscriber, Tag, TagName,
 };
@@ -312,6 +315,89 @@ pub async fn create_tag(
         ))
         .await?;
     Ok(row.into())
+}
+
+/// Deletes the site's tag `id`, in the caller's write transaction of the
+/// site: takes it off every subscriber that holds it (their `updated_at`
+/// moves), then off the site's list. The subscribers it was taken off are
+/// named in the change log, so that every server's snapshot reads their
+/// tags again, and their flips of membership are recorded in the journal
+/// with the reason `data`, as a `remove_tag` of each would be. With `name`,
+/// the tag must have that name, ignoring case (refused on `name`
+/// otherwise, and nothing is deleted). [`StorageError::NotFound`] when the
+/// site has no tag of that id. The tag, and how many subscribers held it.
+pub async fn delete_tag<C: Conn>(
+    tx: &mut C,
+    journal: &Journal,
+    site_id: i64,
+    id: i64,
+    name: Option<&TagName>,
+    now: i64,
+) -> Result<(Tag, usize)> {
+    let row: TagRow = tx
+        .optional(sql!(
+            "SELECT id, name, name_key, created_at, discarded_at FROM tags
+             WHERE site_id = $1 AND id = $2",
+            site_id,
+            id
+        ))
+        .await?
+        .ok_or(StorageError::NotFound)?;
+    if let Some(name) = name
+        && name.key() != row.name_key
+    {
+        let message = format!("is not the name of tag {id}");
+        return Err(StorageError::Refused(
+            FieldError::new("name", message).into(),
+        ));
+    }
+    // SQLite's table has no site_id: the tag, of this site, says it.
+    let holders: Vec<(i64,)> = tx
+        .all(match C::DIALECT {
+            Dialect::Sqlite => sql!(
+                "SELECT subscriber_id FROM subscriber_tags WHERE tag_id = $1
+                 ORDER BY subscriber_id",
+                id
+            ),
+            Dialect::Postgres => sql!(
+                "SELECT subscriber_id FROM subscriber_tags WHERE site_id = $1 AND tag_id = $2
+                 ORDER BY subscriber_id",
+                site_id,
+                id
+            ),
+        })
+        .await?;
+    let holders: Vec<i64> = holders.into_iter().map(|(id,)| id).collect();
+    let text = C::DIALECT.pick(
+        "UPDATE subscribers SET updated_at = $3
+         WHERE site_id = $1 AND id IN (SELECT subscriber_id FROM subscriber_tags WHERE tag_id = $2)",
+        "UPDATE subscribers SET updated_at = $3
+         WHERE site_id = $1 AND id IN (
+             SELECT subscriber_id FROM subscriber_tags WHERE site_id = $1 AND tag_id = $2)",
+    );
+    tx.execute(sql!(text, site_id, id, now)).await?;
+    tx.execute(match C::DIALECT {
+        Dialect::Sqlite => sql!("DELETE FROM subscriber_tags WHERE tag_id = $1", id),
+        Dialect::Postgres => sql!(
+            "DELETE FROM subscriber_tags WHERE site_id = $1 AND tag_id = $2",
+            site_id,
+            id
+        ),
+    })
+    .await?;
+    tx.execute(sql!(
+        "DELETE FROM tags WHERE site_id = $1 AND id = $2",
+        site_id,
+        id
+    ))
+    .await?;
+    let entry = LogEntry {
+        subscribers: IdRanges::from_ids(holders.iter().copied()),
+        ..LogEntry::default()
+    };
+    log::record(tx, site_id, &entry, now).await?;
+    journal::record_writes(tx, journal, site_id, &holders, None, now).await?;
+    Ok((row.into(), holders.len()))
 }
 
 /// Registers a field key (or returns the one registered), in the caller's

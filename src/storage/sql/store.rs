@@ -488,6 +488,23 @@ impl<B: Backend> AudienceStore for B {
         )))
     }
 
+    async fn delete_tag(
+        &self,
+        site_id: i64,
+        id: i64,
+        name: Option<&TagName>,
+        now: i64,
+    ) -> Result<(Tag, usize)> {
+        Ok(written!(self, Some(site_id), |tx| audience::delete_tag(
+            tx,
+            self.journal(),
+            site_id,
+            id,
+            name,
+            now
+        )))
+    }
+
     async fn list_fields(
         &self,
         site_id: i64,
