@@ -260,6 +260,34 @@ describe('Tags', () => {
     assert.deepEqual(listed.map((t) => t.id), [created.id]);
     assert.equal(listed[0].attributes.site_id, a.site_id);
   });
+
+  test('deleteTag takes the tag off every subscriber and off getTags; deleting it again is a 404', async () => {
+    const name = `Doomed ${suffix()}`;
+    const keep = `Kept ${suffix()}`;
+    const [a, b] = [newEmail('untagged-a'), newEmail('untagged-b')];
+    assert.equal(await bento.Commands.addTag({ email: a, tagName: name }), 1);
+    assert.equal(await bento.Commands.addTag({ email: a, tagName: keep }), 1);
+    assert.equal(await bento.Commands.addTag({ email: b, tagName: name }), 1);
+    const doomed = await tagNamed(bento, name);
+    const kept = await tagNamed(bento, keep);
+
+    // As the SDK sends it: DELETE with {"tag":{"name"},"site_uuid"} in the body.
+    assert.deepEqual(await bento.Tags.deleteTag(doomed.id, { name: name.toUpperCase() }), { message: 'Tag deleted' });
+
+    assert.equal(await tagNamed(bento, name), undefined, 'a deleted tag is still listed');
+    assert.deepEqual((await subscriber(bento, a)).attributes.cached_tag_ids, [kept.id]);
+    assert.deepEqual((await subscriber(bento, b)).attributes.cached_tag_ids, []);
+    await assert.rejects(bento.Tags.deleteTag(doomed.id, { name }), (err) => {
+      assert.equal(err.message, '[404] - {"error":"Tag not found"}');
+      return true;
+    });
+    // Another tag's name guards against deleting the wrong one: nothing is deleted.
+    await assert.rejects(bento.Tags.deleteTag(kept.id, { name }), (err) => {
+      assert.equal(err.message, `[422] - {"errors":[{"field":"name","message":"is not the name of tag ${kept.id}"}]}`);
+      return true;
+    });
+    assert.ok(await tagNamed(bento, keep), 'a refused delete deleted the tag');
+  });
 });
 
 describe('Fields', () => {
@@ -850,6 +878,20 @@ describe('site isolation', { skip: OTHER ? false : 'CORRAL_OTHER_SITE_UUID is no
     const mainTag = await bento.Tags.createTag({ name: tagName });
     assert.notEqual(mainTag.id, otherTag.id, 'the same tag name on two sites must be two tags');
     assert.notEqual(mainTag.attributes.site_id, otherTag.attributes.site_id, 'site_id must tell the sites apart');
+  });
+
+  test("another site's deleteTag finds no tag of the main site's id", async () => {
+    const other = sdk(OTHER);
+    const email = newEmail('guarded');
+    const tagName = `Guarded ${suffix()}`;
+    await bento.tagSubscriber({ email, tagName });
+    const tag = await tagNamed(bento, tagName);
+    await assert.rejects(other.Tags.deleteTag(tag.id, { name: tagName }), (err) => {
+      assert.equal(err.message, '[404] - {"error":"Tag not found"}');
+      return true;
+    });
+    assert.ok(await tagNamed(bento, tagName), "another site's delete took the tag");
+    assert.deepEqual((await subscriber(bento, email)).attributes.cached_tag_ids, [tag.id]);
   });
 
   test("a purchase unique key used on one site does not suppress the same key on another", async () => {
