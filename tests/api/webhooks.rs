@@ -1238,6 +1238,18 @@ async fn standard_webhooks_libraries_verify_a_webhook_made_before_with_its_hex_s
         let site_id = store.find_site(&keys[0]).await.unwrap().unwrap().id;
         store.get_webhook(site_id, 1).await.unwrap().unwrap().secret
     };
+    // Failing since long ago, as the fixture's webhook is once it was made
+    // three days before: the server's first attempt, to the fixture's
+    // address, disables it, unless the enabling PATCH below came first.
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("corral.db"));
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+        .await
+        .unwrap();
+    sqlx::raw_sql("UPDATE webhooks SET failing_since = 1 WHERE id = 1")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
     let hex = secret.strip_prefix("whsec_").unwrap();
     assert!(
         hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
@@ -1250,11 +1262,12 @@ async fn standard_webhooks_libraries_verify_a_webhook_made_before_with_its_hex_s
         client: http_client(),
     };
     let (url, received) = receiver(0, 0).await;
+    // Enabled too (see above).
     site.send(
         &server,
         Method::PATCH,
         "/fetch/webhooks/1",
-        json!({"webhook": {"url": url}}),
+        json!({"webhook": {"url": url, "disabled": false}}),
     )
     .await;
     received.wait_for(1).await;
