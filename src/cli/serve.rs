@@ -1,7 +1,7 @@
 //! `corral serve`: settings resolved (flag, then environment, then
 //! `corral.toml`, then default), logging set up, the database opened and
-//! migrated, the demo site made on request, and the server run until SIGTERM
-//! or Ctrl-C.
+//! migrated, the demo site made on request (its segments and audience in
+//! [`demo`]), and the server run until SIGTERM or Ctrl-C.
 //!
 //! The demo site's credentials are kept in `PATH-demo.json` beside the SQLite
 //! file (readable by its owner only): the database keeps only a digest of
@@ -17,16 +17,16 @@ use crate::credentials::{KeyPair, secret_matches};
 use crate::http::conn::ConnectionSettings;
 use crate::http::{self, AppState, HttpSettings};
 use crate::live::{CHECKPOINT_INTERVAL, CheckpointSettings};
-use crate::segment::{Description, NewSegment, SegmentName};
 use crate::storage::actor::Actor;
 use crate::storage::{self, Site, Store};
 use clap::Args;
-use corral_core::query::RawQuery;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
+
+mod demo;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -396,31 +396,6 @@ fn init_logging(format: LogFormat, filter: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Sample segments of the demo site: (name, description, query).
-const DEMO_SEGMENTS: &[(&str, Option<&str>, &str)] = &[
-    (
-        "VIP customers",
-        // Amounts are in cents.
-        Some("Spent more than $250 in the last 90 days"),
-        r#"{"groups":[{"filters":[{"event":{"type":"$purchase","when":{"within_last":{"days":90}},"sum":{"of":"value.amount","more_than":25000}}}]}]}"#,
-    ),
-    (
-        "Newsletter subscribers",
-        Some("Subscribed and tagged newsletter"),
-        r#"{"groups":[{"filters":[{"subscribed":true},{"tag":{"has":"newsletter"}}]}]}"#,
-    ),
-    (
-        "Dormant trial users",
-        None,
-        r#"{"groups":[{"filters":[{"tag":{"has":"trial"}},{"not":{"event":{"type":"$pageview","when":{"within_last":{"days":30}}}}}]}]}"#,
-    ),
-    (
-        "agency leads",
-        Some("Company size field over 50, or tagged agency"),
-        r#"{"groups":[{"filters":[{"field":{"key":"company_size","more_than":50}}]},{"filters":[{"tag":{"has":"agency"}}]}]}"#,
-    ),
-];
-
 /// The demo site, made with its sample segments and audience on first use,
 /// and its key pair: the one kept in `file` while it still works, else a
 /// new one (then kept there).
@@ -441,30 +416,7 @@ async fn demo_site(
     }
     let (site, keys) = create_site(store, "Demo", true).await?;
     keep_demo_keys(file, &site, &keys);
-    for (name, description, query) in DEMO_SEGMENTS {
-        let new = NewSegment {
-            name: SegmentName::parse(name).map_err(CliError::Usage)?,
-            description: description
-                .map(Description::parse)
-                .transpose()
-                .map_err(CliError::Usage)?,
-            query: RawQuery::parse(query).map_err(|e| CliError::Usage(e.to_string()))?,
-        };
-        store
-            .create_segment(site.id, &new, SystemClock.now_ms(), &Actor::Cli)
-            .await?;
-    }
-    let now = SystemClock.now_ms();
-    let audience: Vec<_> = demo_audience(now)
-        .iter()
-        .map(|item| {
-            let raw = serde_json::value::RawValue::from_string(item.to_string())
-                .expect("serialized JSON is valid");
-            corral_core::audience::event::parse_event(&raw, now)
-        })
-        .collect::<Result<_, _>>()
-        .map_err(CliError::Usage)?;
-    store.apply_changes(site.id, audience, now).await?;
+    demo::fill(store, &site).await?;
     Ok((site, keys))
 }
 
@@ -544,57 +496,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&temporary, path)
 }
 
-/// A small sample audience for the demo site: 40 subscribers with fields,
-/// tags, page views, purchases and a few unsubscribes over the last 90 days.
-fn demo_audience(now: i64) -> Vec<serde_json::Value> {
-    use serde_json::json;
-    const NAMES: [&str; 8] = [
-        "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken",
-    ];
-    const PLANS: [&str; 4] = ["free", "free", "pro", "team"];
-    const DAY_MS: i64 = 86_400_000;
-    let date = |days_ago: i64| crate::clock::format_ms(now - days_ago * DAY_MS);
-    let mut events = Vec::new();
-    for i in 0..40i64 {
-        let email = format!(
-            "{}{i}@example.com",
-            NAMES[i as usize % NAMES.len()].to_lowercase()
-        );
-        events.push(
-            json!({"type": "$subscribe", "email": email, "date": date(90 - i),
-            "fields": {"first_name": NAMES[i as usize % NAMES.len()], "plan": PLANS[i as usize % 4],
-                       "company_size": 5 + (i * 37) % 400}}),
-        );
-        for tag in [
-            (i % 3 == 0).then_some("newsletter"),
-            (i % 5 == 0).then_some("trial"),
-            (i % 7 == 0).then_some("agency"),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            events.push(json!({"type": "$tag", "email": email, "details": {"tag": tag}, "date": date(80 - i)}));
-        }
-        for visit in 0..(i % 6) {
-            events.push(
-                json!({"type": "$pageview", "email": email, "date": date((i * 3 + visit * 11) % 89),
-                "details": {"url": format!("/docs/{}", visit)}}),
-            );
-        }
-        if i % 4 == 1 {
-            events.push(
-                json!({"type": "$purchase", "email": email, "date": date(i % 60),
-                "details": {"unique": {"key": format!("demo-order-{i}")},
-                            "value": {"currency": "USD", "amount": 1_900 + i * 2_350}}}),
-            );
-        }
-        if i % 9 == 4 {
-            events.push(json!({"type": "$unsubscribe", "email": email, "date": date(i % 20)}));
-        }
-    }
-    events
-}
-
 /// The demo banner: credentials, the console's URL, the `export` line the
 /// README's examples expect, and, last, a `curl` line that works as printed.
 fn print_demo(
@@ -654,20 +555,6 @@ mod tests {
     }
 
     #[test]
-    fn the_demo_audience_is_valid_and_varied() {
-        let now = 1_795_683_600_000;
-        let events = demo_audience(now);
-        assert!(events.len() > 100);
-        for item in &events {
-            let raw = serde_json::value::RawValue::from_string(item.to_string()).unwrap();
-            corral_core::audience::event::parse_event(&raw, now).unwrap();
-        }
-        let kinds: std::collections::BTreeSet<&str> =
-            events.iter().map(|e| e["type"].as_str().unwrap()).collect();
-        assert_eq!(kinds.len(), 5, "{kinds:?}");
-    }
-
-    #[test]
     fn history_retention_takes_the_flag_then_the_file_and_refuses_zero() {
         let file = FileConfig {
             history_retention_days: Some(30),
@@ -686,14 +573,5 @@ mod tests {
         };
         let refused = history_retention(None, &zero).unwrap_err().to_string();
         assert!(refused.contains("at least 1"), "{refused}");
-    }
-
-    #[test]
-    fn demo_segments_are_valid() {
-        for (name, description, query) in DEMO_SEGMENTS {
-            assert!(SegmentName::parse(name).is_ok());
-            assert!(description.map(Description::parse).transpose().is_ok());
-            assert!(RawQuery::parse(query).is_ok());
-        }
     }
 }

@@ -16,6 +16,7 @@ mod connections;
 mod console;
 mod copy;
 mod crash_points;
+mod demo;
 mod edge;
 mod errors;
 mod evaluation;
