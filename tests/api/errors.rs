@@ -121,6 +121,8 @@ async fn a_path_id_that_is_not_utf8_is_a_json_404_on_every_route() {
             let body = assert_bento_error(response, StatusCode::NOT_FOUND, &what).await;
             let missing = if template.contains("/webhooks/") {
                 "Webhook not found"
+            } else if template.contains("/tags/") {
+                "Tag not found"
             } else {
                 "Segment not found"
             };
