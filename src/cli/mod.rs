@@ -14,6 +14,7 @@
 
 mod admin;
 mod audit;
+mod backup;
 mod code;
 mod copy;
 mod evaluate;
@@ -95,6 +96,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Copy a whole database into another (SQLite to PostgreSQL, or back).
     Copy(copy::CopyArgs),
+    /// Back up a SQLite database while the server runs (a consistent copy).
+    Backup(backup::BackupArgs),
     /// Generate a realistic synthetic audience (deterministic from a seed).
     #[command(long_about = corral_gen::GEN_ABOUT)]
     Gen {
@@ -218,6 +221,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             .with_writer(std::io::stderr)
             .try_init();
     }
+    if let Command::Backup(args) = cli.command {
+        // Reads the file as it stands: no migration, nothing written.
+        return backup::run(args, &database).await;
+    }
     if let Command::Serve(args) = cli.command {
         return serve::run(args, &file, &database).await;
     }
@@ -263,7 +270,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Segments(command) => code::run(command, Some(&store)).await,
         Command::Import(command) => import::run(command, &store).await,
         Command::Audit(args) => audit::run(args, &store).await,
-        Command::Serve(_) | Command::Gen { .. } | Command::Copy(_) => {
+        Command::Serve(_) | Command::Gen { .. } | Command::Copy(_) | Command::Backup(_) => {
             unreachable!("handled before the database is opened")
         }
     };

@@ -39,6 +39,7 @@ use std::sync::Arc;
 pub use changes::{ChangeFeed, LogEntry, Position, Signal, SiteHead};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use sqlite::backup::vacuum_into as backup_sqlite;
 pub use transfer::Transfer;
 
 /// What a backend can fail with. Cloned when one read's failure is handed

@@ -12,8 +12,10 @@
 //! round trip from the header of SQLite's WAL index ([`signal`]); audience
 //! batches are committed in groups by one writer task ([`group_commit`]) and
 //! written in bulk where they can be ([`bulk`]); a snapshot is read a chunk
-//! of rows at a time as JSON ([`snapshot`]).
+//! of rows at a time as JSON ([`snapshot`]); `corral backup` copies the
+//! file while it serves ([`backup`]).
 
+pub(crate) mod backup;
 mod bulk;
 mod caps;
 mod group_commit;

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod admin;
+mod backup;
 mod code;
 mod conventions;
 mod evaluate;
