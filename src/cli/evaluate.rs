@@ -16,7 +16,7 @@ use crate::service::{EvaluationError, Evaluations};
 use crate::storage::{Site, Store};
 use crate::wire::audience::SubscriberResource;
 use crate::wire::evaluation::{
-    MEMBER_CSV_HEADER, MatchEnvelope, MatchResult, Preview, PreviewEnvelope, member_csv_record,
+    MatchEnvelope, MatchResult, MemberColumns, Preview, PreviewEnvelope,
 };
 use clap::ValueEnum;
 use corral_core::audience::{Email, Subscriber};
@@ -31,10 +31,28 @@ const EXPORT_CHUNK: usize = 1_000;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ExportFormat {
-    /// A header row, then uuid, email, created_at, unsubscribed_at, fields (JSON)
+    /// A header row, then uuid, email, created_at, unsubscribed_at and the fields (see --fields)
     Csv,
     /// One subscriber a line, as the API shows it
     Jsonl,
+}
+
+/// How a CSV export writes the members' fields.
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum CsvFields {
+    /// A field:KEY column per field key of the site, each value as text
+    #[default]
+    Columns,
+    /// One fields column holding them as a JSON object
+    Json,
+}
+
+/// How `members` writes: the format (by the output's name when not given)
+/// and, in CSV, the fields.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportAs {
+    pub format: Option<ExportFormat>,
+    pub fields: CsvFields,
 }
 
 /// Where a query to evaluate comes from.
@@ -247,11 +265,13 @@ pub async fn members(
     site: &str,
     id: String,
     at: Option<&str>,
-    format: Option<ExportFormat>,
+    export: ExportAs,
     output: Option<&Path>,
 ) -> Result<(), CliError> {
     let output = output.filter(|path| path.as_os_str() != "-");
-    let format = format.unwrap_or_else(|| ExportFormat::for_output(output));
+    let format = export
+        .format
+        .unwrap_or_else(|| ExportFormat::for_output(output));
     let (site, ids) = match at {
         Some(at) => super::history::members_at(store, site, &id, at).await?,
         None => {
@@ -260,6 +280,13 @@ pub async fn members(
         }
     };
     let total = ids.len();
+    let columns = match (format, export.fields) {
+        (ExportFormat::Csv, CsvFields::Columns) => {
+            Some(MemberColumns::PerField(store.field_keys(site.id).await?))
+        }
+        (ExportFormat::Csv, CsvFields::Json) => Some(MemberColumns::FieldsJson),
+        (ExportFormat::Jsonl, _) => None,
+    };
     let out: Box<dyn Write> = match output {
         Some(path) => Box::new(
             private_file(path)
@@ -273,7 +300,7 @@ pub async fn members(
     );
     let mut written = 0usize;
     let result: Result<(), CliError> = async {
-        let mut sink = Sink::new(format, out)?;
+        let mut sink = Sink::new(columns, out)?;
         for chunk in ids.chunks(EXPORT_CHUNK) {
             let rows = store.subscribers_by_ids(site.id, chunk).await?;
             for s in &rows {
@@ -320,27 +347,29 @@ impl ExportFormat {
     }
 }
 
-/// Where exported members go, in their format.
+/// Where exported members go, in their format: CSV in its columns, or
+/// JSON Lines.
 enum Sink {
-    Csv(Box<csv::Writer<Box<dyn Write>>>),
+    Csv(Box<csv::Writer<Box<dyn Write>>>, MemberColumns),
     Jsonl(std::io::BufWriter<Box<dyn Write>>),
 }
 
 impl Sink {
-    fn new(format: ExportFormat, out: Box<dyn Write>) -> Result<Self, CliError> {
-        Ok(match format {
-            ExportFormat::Csv => {
+    /// CSV in `columns` when given, else JSON Lines.
+    fn new(columns: Option<MemberColumns>, out: Box<dyn Write>) -> Result<Self, CliError> {
+        Ok(match columns {
+            Some(columns) => {
                 let mut w = csv::Writer::from_writer(out);
-                w.write_record(MEMBER_CSV_HEADER).map_err(csv_error)?;
-                Self::Csv(Box::new(w))
+                w.write_record(columns.header()).map_err(csv_error)?;
+                Self::Csv(Box::new(w), columns)
             }
-            ExportFormat::Jsonl => Self::Jsonl(std::io::BufWriter::new(out)),
+            None => Self::Jsonl(std::io::BufWriter::new(out)),
         })
     }
 
     fn write(&mut self, s: &Subscriber) -> Result<(), CliError> {
         match self {
-            Self::Csv(w) => w.write_record(member_csv_record(s)).map_err(csv_error),
+            Self::Csv(w, columns) => w.write_record(columns.record(s)).map_err(csv_error),
             Self::Jsonl(out) => {
                 serde_json::to_writer(&mut *out, &SubscriberResource::from(s)).map_err(
                     |e| match e.io_error_kind() {
@@ -356,7 +385,7 @@ impl Sink {
 
     fn flush(&mut self) -> Result<(), CliError> {
         match self {
-            Self::Csv(w) => w.flush()?,
+            Self::Csv(w, _) => w.flush()?,
             Self::Jsonl(out) => out.flush()?,
         }
         Ok(())

@@ -238,6 +238,10 @@ pub enum SegmentCommand {
         /// Output format [default: csv for an --output ending in .csv, else jsonl]
         #[arg(long, value_enum)]
         format: Option<super::evaluate::ExportFormat>,
+        /// How CSV writes the fields: a field:KEY column per field key of the
+        /// site, or one fields column of JSON
+        #[arg(long, value_enum, default_value_t, value_name = "HOW")]
+        fields: super::evaluate::CsvFields,
         /// Write here instead of stdout (`-`: stdout)
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
@@ -437,6 +441,7 @@ pub async fn run(
             id,
             site,
             format,
+            fields,
             output,
             at,
         } => {
@@ -446,7 +451,7 @@ pub async fn run(
                 &site.uuid,
                 id,
                 at.as_deref(),
-                format,
+                super::evaluate::ExportAs { format, fields },
                 output.as_deref(),
             )
             .await;

@@ -7,13 +7,15 @@
 //! the client takes them, so neither the server nor the client holds the
 //! whole file. Columns, as `corral segment members --format csv` writes
 //! them: `uuid`, `email`, `created_at`, `unsubscribed_at` (empty while
-//! subscribed), `fields` (a JSON object).
+//! subscribed), then a `field:KEY` column per field key the site has (its
+//! value as text), or with `?fields=json` one `fields` column holding them
+//! as a JSON object ([`MemberColumns`]).
 
 use super::auth::Caller;
 use super::evaluation::evaluations;
 use super::extract::{QueryParams, SegmentPath};
 use super::{ApiError, AppState};
-use crate::wire::evaluation::{MEMBER_CSV_HEADER, member_csv_record};
+use crate::wire::evaluation::MemberColumns;
 use crate::wire::strings::SegmentIdText;
 use crate::wire::{ErrorBody, ValidationErrorBody};
 use axum::body::{Body, Bytes};
@@ -32,19 +34,29 @@ pub struct ExportParams {
     /// 422 that says when it begins.
     #[param(value_type = Option<String>, format = DateTime)]
     at: Option<String>,
+    /// How the fields are written: `columns` (the default), a `field:KEY`
+    /// column per field key of the site, each value as text; `json`, one
+    /// `fields` column holding them as a JSON object.
+    #[param(value_type = Option<String>, pattern = "^(columns|json)$")]
+    fields: Option<String>,
 }
 
 /// Member records read and sent at a time.
 const CHUNK: usize = 1_000;
 
-/// CSV text of `rows`, after the header row when `header` is set.
-fn csv_chunk(rows: &[Subscriber], header: bool) -> Result<Bytes, csv::Error> {
+/// CSV text of `rows` in `columns`, after the header row when `header` is
+/// set.
+fn csv_chunk(
+    columns: &MemberColumns,
+    rows: &[Subscriber],
+    header: bool,
+) -> Result<Bytes, csv::Error> {
     let mut writer = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 128 + 64));
     if header {
-        writer.write_record(MEMBER_CSV_HEADER)?;
+        writer.write_record(columns.header())?;
     }
     for row in rows {
-        writer.write_record(member_csv_record(row))?;
+        writer.write_record(columns.record(row))?;
     }
     writer
         .into_inner()
@@ -56,15 +68,18 @@ fn csv_chunk(rows: &[Subscriber], header: bool) -> Result<Bytes, csv::Error> {
 ///
 /// Corral extension. The members as of the request, in subscriber order
 /// (the order of `GET /fetch/segments/{id}/members`), after a header row:
-/// `uuid,email,created_at,unsubscribed_at,fields`. Streamed, for segments
-/// of any size. With `at`, the members at that instant as the segment's
-/// journal recorded them (a discarded segment's too).
+/// `uuid,email,created_at,unsubscribed_at`, then a `field:KEY` column per
+/// field key of the site in key order (a value as text: a string as it is,
+/// a number or `true`/`false` as JSON writes it; empty when the subscriber
+/// has none), or with `fields=json` one `fields` column of JSON. Streamed,
+/// for segments of any size. With `at`, the members at that instant as the
+/// segment's journal recorded them (a discarded segment's too).
 #[utoipa::path(get, path = "/api/v1/fetch/segments/{id}/members.csv", tag = "evaluation",
     params(("id" = SegmentIdText, Path, description = "The segment's id"), ExportParams),
     responses(
         (status = 200, description = "Every member, one CSV record each, after a header row", content_type = "text/csv", body = String),
         (status = 404, description = "No such kept segment on this site", body = ErrorBody),
-        (status = 422, description = "The query cannot be evaluated", body = ValidationErrorBody),
+        (status = 422, description = "The query cannot be evaluated, or a bad `at` or `fields`", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
 pub async fn members_csv(
@@ -73,10 +88,19 @@ pub async fn members_csv(
     SegmentPath(id): SegmentPath,
     QueryParams(params): QueryParams<ExportParams>,
 ) -> Result<Response, ApiError> {
+    let invalid = |field: &str, message: String| {
+        ApiError::Invalid(crate::segment::FieldError::new(field, message).into())
+    };
+    let json = params.fields.as_deref() == Some("json");
+    let keys = match json {
+        true => Vec::new(),
+        false => state.store.field_keys(caller.site_id).await?,
+    };
+    let columns =
+        MemberColumns::chosen(params.fields.as_deref(), keys).map_err(|m| invalid("fields", m))?;
     let ids: Arc<[i64]> = match params.at.as_deref().filter(|at| !at.is_empty()) {
         Some(at) => {
-            let at = crate::wire::history::instant(at)
-                .map_err(|m| ApiError::Invalid(crate::segment::FieldError::new("at", m).into()))?;
+            let at = crate::wire::history::instant(at).map_err(|m| invalid("at", m))?;
             let members =
                 crate::service::history::members_at(state.store.as_ref(), caller.site_id, id, at)
                     .await?;
@@ -91,9 +115,11 @@ pub async fn members_csv(
         }
     };
     let site_id = caller.site_id;
+    let columns = Arc::new(columns);
     let stream = futures_util::stream::unfold(Some(0usize), move |next| {
         let state = state.clone();
         let ids = Arc::clone(&ids);
+        let columns = Arc::clone(&columns);
         async move {
             let start = next?;
             let end = (start + CHUNK).min(ids.len());
@@ -102,7 +128,7 @@ pub async fn members_csv(
                 .subscribers_by_ids(site_id, &ids[start..end])
                 .await
             {
-                Ok(rows) => csv_chunk(&rows, start == 0).map_err(std::io::Error::other),
+                Ok(rows) => csv_chunk(&columns, &rows, start == 0).map_err(std::io::Error::other),
                 Err(e) => {
                     tracing::error!(error = %e, "members export failed; the download is cut short");
                     Err(std::io::Error::other(e.to_string()))

@@ -31,6 +31,7 @@ mod overlap;
 mod rate_limit;
 mod respond;
 mod segments;
+mod site;
 mod subscribers;
 mod webhooks;
 
@@ -226,6 +227,8 @@ pub fn router(state: AppState) -> Router {
         .route("/subscribers/segments", get(subscribers::segments))
         .route("/subscribers/events", get(subscribers::events))
         .route("/subscribers/history", get(subscribers::history))
+        .route("/subscribers/search", get(subscribers::search))
+        .route("/site", get(site::show))
         .route("/tags", get(audience::list_tags).post(audience::create_tag))
         .route("/tags/{id}", delete(audience::delete_tag))
         .route(

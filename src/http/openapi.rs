@@ -13,7 +13,7 @@
 //! 429.
 
 use super::{
-    audience, audit, batch, evaluation, export, health, history, manual, overlap, segments,
+    audience, audit, batch, evaluation, export, health, history, manual, overlap, segments, site,
     subscribers, webhooks,
 };
 use crate::wire;
@@ -54,6 +54,8 @@ use utoipa::{Modify, OpenApi};
         subscribers::segments,
         subscribers::events,
         subscribers::history,
+        subscribers::search,
+        site::show,
         audience::list_tags,
         audience::create_tag,
         audience::delete_tag,

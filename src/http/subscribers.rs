@@ -16,6 +16,13 @@
 //!   list order.
 //! - `GET /fetch/subscribers/events?email=…&limit=…`: the latest events
 //!   first, each `{"id","type":"events","attributes":{"type","occurred_at","details"}}`.
+//!
+//! And a search, a page at a time:
+//! `GET /fetch/subscribers/search?q=…&limit=…&cursor=…` answers
+//! `{"data":[…],"meta":{"next_cursor"}}`, the subscribers whose email
+//! starts with `q`, whose `first_name`, `last_name` or `name` starts with
+//! it, or who hold the tag named `q`, in email order
+//! ([`AudienceStore::search_subscribers`](crate::storage::AudienceStore::search_subscribers)).
 
 use super::auth::Caller;
 use super::extract::QueryParams;
@@ -23,8 +30,8 @@ use super::respond::{bytes_response, json_response};
 use super::{ApiError, AppState};
 use crate::segment::FieldError;
 use crate::wire::audience::{
-    CreateSubscriberRequest, EventListEnvelope, EventResource, SubscriberEnvelope,
-    SubscriberResource, events_limit, subscriber_email,
+    CreateSubscriberRequest, EventListEnvelope, EventResource, ListMeta, SubscriberEnvelope,
+    SubscriberListEnvelope, SubscriberResource, events_limit, subscriber_email,
 };
 use crate::wire::segments::{SegmentListEnvelope, segment_list_body};
 use crate::wire::strings::EmailText;
@@ -33,6 +40,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use corral_core::audience::{Email, Subscriber, SubscriberChange};
 use serde::Deserialize;
 
@@ -266,6 +275,106 @@ pub async fn events(
         StatusCode::OK,
         &EventListEnvelope {
             data: events.into_iter().map(EventResource::from).collect(),
+        },
+    ))
+}
+
+/// Subscribers a search answers per page, by default and at most.
+const SEARCH_PAGE: usize = 25;
+const MAX_SEARCH_PAGE: usize = 100;
+/// The longest search, in characters: longer than any email or tag name.
+const MAX_SEARCH_CHARS: usize = 255;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchParams {
+    /// What to look for: the start of an email, the start of a
+    /// `first_name`, `last_name` or `name` field, or a tag's whole name.
+    /// Case does not matter; spaces around it are ignored. Empty or absent:
+    /// every subscriber.
+    #[param(max_length = 255)]
+    q: Option<String>,
+    /// Subscribers per page, 1 to 100 (default 25).
+    #[param(value_type = Option<u8>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// `meta.next_cursor` of the previous page; absent for the first.
+    cursor: Option<String>,
+}
+
+/// A search's cursor: the lowercase email of a page's last subscriber,
+/// opaque to clients.
+fn encode_search_cursor(after: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("search:{after}"))
+}
+
+/// The lowercase email a search's `cursor` continues after (none: the first
+/// page); one this API did not give out is a 422 naming it.
+fn search_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
+    let decode = |cursor: &str| {
+        let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let after = text.strip_prefix("search:")?;
+        // No email holds a control character (nor may a database's text
+        // hold NUL).
+        (!after.chars().any(char::is_control)).then(|| after.to_owned())
+    };
+    match cursor {
+        None | Some("") => Ok(None),
+        Some(cursor) => decode(cursor).map(Some).ok_or_else(|| {
+            invalid(
+                "cursor",
+                "is not a cursor this API gave out (use meta.next_cursor)",
+            )
+        }),
+    }
+}
+
+/// Finds subscribers by the start of their email or name, or by a tag.
+///
+/// Corral extension. The subscribers whose email starts with `q`, whose
+/// `first_name`, `last_name` or `name` field is text that starts with it
+/// (those of the three the site has), or who hold the tag named `q` (the
+/// whole name), ignoring case, each as `GET /fetch/subscribers` answers
+/// one, in the order of their lowercase email. An empty `q` lists every subscriber. `meta.next_cursor`
+/// continues after the page's last subscriber: it names a position, so it
+/// stays valid whatever changes meanwhile.
+#[utoipa::path(get, path = "/api/v1/fetch/subscribers/search", tag = "audience",
+    operation_id = "search_subscribers",
+    params(SearchParams),
+    responses(
+        (status = 200, description = "One page of subscribers, in email order", body = SubscriberListEnvelope),
+        (status = 422, description = "A bad q, limit or cursor", body = ValidationErrorBody),
+    ),
+    security(("basic" = [])))]
+pub async fn search(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<SearchParams>,
+) -> Result<Response, ApiError> {
+    let text = params.q.as_deref().unwrap_or("").trim();
+    if text.chars().count() > MAX_SEARCH_CHARS {
+        return Err(invalid(
+            "q",
+            format!("is too long (at most {MAX_SEARCH_CHARS} characters)"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(invalid("q", "must not contain control characters"));
+    }
+    let limit = crate::wire::whole_number(params.limit.as_deref(), SEARCH_PAGE, 1, MAX_SEARCH_PAGE)
+        .map_err(|m| invalid("limit", m))?;
+    let after = search_cursor(params.cursor.as_deref())?;
+    let page = state
+        .store
+        .search_subscribers(caller.site_id, text, after.as_deref(), limit)
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &SubscriberListEnvelope {
+            data: page.items.iter().map(SubscriberResource::from).collect(),
+            meta: ListMeta {
+                next_cursor: page.next_after.as_deref().map(encode_search_cursor),
+            },
         },
     ))
 }

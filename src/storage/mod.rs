@@ -268,6 +268,34 @@ pub trait AudienceStore: Send + Sync + 'static {
         subscriber_id: i64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>>;
+    /// Up to `limit` subscribers found by `text`, in the order of their
+    /// lowercase email, after the one whose lowercase email is `after`:
+    /// those whose email starts with `text`, whose `first_name`,
+    /// `last_name` or `name` field (those of them the site has) is a string
+    /// that starts with it, or who hold the tag named `text`, ignoring case
+    /// (as Rust's `to_lowercase` does). An empty `text` finds every
+    /// subscriber. A page's `next_after` is the last one's
+    /// lowercase email, when more follow.
+    async fn search_subscribers(
+        &self,
+        site_id: i64,
+        text: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Subscriber>>;
+    /// Every field key of the site, in key order.
+    async fn field_keys(&self, site_id: i64) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.list_fields(site_id, after.as_deref(), 1_000).await?;
+            keys.extend(page.items.into_iter().map(|f| f.key));
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => return Ok(keys),
+            }
+        }
+    }
 }
 
 /// The operations Corral needs from a database. Every segment call is scoped
@@ -298,6 +326,8 @@ pub trait Store:
     async fn find_site(&self, uuid: &str) -> Result<Option<Site>>;
     /// The site `serve --demo` created, if any.
     async fn find_demo_site(&self) -> Result<Option<Site>>;
+    /// The site of this id, if any.
+    async fn site_by_id(&self, site_id: i64) -> Result<Option<Site>>;
 
     /// Adds a key pair to a site, as `by`.
     async fn add_key(&self, site_id: i64, keys: &KeyPair, now: i64, by: &Actor) -> Result<ApiKey>;

@@ -44,6 +44,8 @@ pub struct SubscriberAttributes {
     pub cached_tag_ids: Vec<String>,
     /// When the subscriber unsubscribed; `null` while subscribed.
     pub unsubscribed_at: Option<String>,
+    /// When the subscriber was first seen (Corral extension).
+    pub created_at: String,
 }
 
 impl From<&Subscriber> for SubscriberResource {
@@ -57,6 +59,7 @@ impl From<&Subscriber> for SubscriberResource {
                 fields: (!s.fields.is_empty()).then(|| s.fields.clone()),
                 cached_tag_ids: s.tag_ids.iter().map(i64::to_string).collect(),
                 unsubscribed_at: s.unsubscribed_at.map(format_ms),
+                created_at: format_ms(s.created_at),
             },
         }
     }
@@ -66,6 +69,29 @@ impl From<&Subscriber> for SubscriberResource {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriberEnvelope {
     pub data: Option<SubscriberResource>,
+}
+
+/// One page of subscribers, as a search finds them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriberListEnvelope {
+    pub data: Vec<SubscriberResource>,
+    pub meta: ListMeta,
+}
+
+/// The caller's site (Corral extension): `{"data":{"uuid","name","created_at"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SiteEnvelope {
+    pub data: SiteAttributes,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SiteAttributes {
+    #[schema(value_type = SiteUuidText)]
+    pub uuid: String,
+    /// The name the site was created with (`corral site create NAME`).
+    #[schema(example = "Acme newsletter")]
+    pub name: String,
+    pub created_at: String,
 }
 
 /// A tag on the wire (`type` `tags`).

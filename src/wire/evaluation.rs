@@ -1,6 +1,7 @@
 //! Live evaluation on the wire: the answers of match, members and preview,
-//! the bodies of match and preview, and the members CSV's columns (the
-//! HTTP export and `corral segment members --format csv` write the same).
+//! the bodies of match and preview, and the members CSV's columns
+//! ([`MemberColumns`]: the HTTP export and `corral segment members --format
+//! csv` write the same).
 //! Stats answer [`corral_core::audience::AudienceCounts`], flat.
 
 use super::audience::SubscriberResource;
@@ -114,21 +115,79 @@ pub struct PreviewEnvelope {
     pub data: Preview,
 }
 
-/// The header row of a members CSV.
-pub const MEMBER_CSV_HEADER: [&str; 5] =
-    ["uuid", "email", "created_at", "unsubscribed_at", "fields"];
+/// The columns of a members CSV: `uuid`, `email`, `created_at`,
+/// `unsubscribed_at` (empty while subscribed), then the subscribers' fields,
+/// either a column per field key of the site, headed `field:KEY` (so that
+/// no key can clash with the four before it), or one `fields` column
+/// holding them as a JSON object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberColumns {
+    /// A column per field key, in this order; a subscriber without the
+    /// field has an empty cell.
+    PerField(Vec<String>),
+    /// One `fields` column of JSON.
+    FieldsJson,
+}
 
-/// One member's CSV record, in the columns of [`MEMBER_CSV_HEADER`], each
-/// cell [safe to open in a spreadsheet](spreadsheet_safe).
-pub fn member_csv_record(s: &Subscriber) -> [String; 5] {
-    [
-        s.uuid.clone(),
-        s.email.clone(),
-        format_ms(s.created_at),
-        s.unsubscribed_at.map(format_ms).unwrap_or_default(),
-        serde_json::to_string(&s.fields).unwrap_or_default(),
-    ]
-    .map(spreadsheet_safe)
+/// The columns every members CSV begins with.
+const FIXED_COLUMNS: [&str; 4] = ["uuid", "email", "created_at", "unsubscribed_at"];
+
+/// What a field's column is headed, before its key.
+pub const FIELD_COLUMN_PREFIX: &str = "field:";
+
+impl MemberColumns {
+    /// The columns a `fields` choice names: `columns` (or none) a column
+    /// per key of `keys`, `json` one column of JSON; anything else is the
+    /// message saying what may be given.
+    pub fn chosen(choice: Option<&str>, keys: Vec<String>) -> Result<Self, String> {
+        match choice {
+            None | Some("" | "columns") => Ok(Self::PerField(keys)),
+            Some("json") => Ok(Self::FieldsJson),
+            Some(_) => Err("must be columns or json".into()),
+        }
+    }
+
+    /// The header row.
+    pub fn header(&self) -> Vec<String> {
+        let fixed = FIXED_COLUMNS.iter().map(|c| (*c).to_owned());
+        match self {
+            Self::PerField(keys) => fixed
+                .chain(keys.iter().map(|k| format!("{FIELD_COLUMN_PREFIX}{k}")))
+                .map(spreadsheet_safe)
+                .collect(),
+            Self::FieldsJson => fixed.chain(["fields".to_owned()]).collect(),
+        }
+    }
+
+    /// One member's record, each cell [safe to open in a
+    /// spreadsheet](spreadsheet_safe).
+    pub fn record(&self, s: &Subscriber) -> Vec<String> {
+        let fixed = [
+            s.uuid.clone(),
+            s.email.clone(),
+            format_ms(s.created_at),
+            s.unsubscribed_at.map(format_ms).unwrap_or_default(),
+        ];
+        let fields: Vec<String> = match self {
+            Self::PerField(keys) => keys.iter().map(|k| field_text(s.fields.get(k))).collect(),
+            Self::FieldsJson => vec![serde_json::to_string(&s.fields).unwrap_or_default()],
+        };
+        fixed
+            .into_iter()
+            .chain(fields)
+            .map(spreadsheet_safe)
+            .collect()
+    }
+}
+
+/// A field's value as a cell: text as it is, a number or `true`/`false` as
+/// JSON writes it, a list or an object as JSON; empty when there is none.
+fn field_text(value: Option<&serde_json::Value>) -> String {
+    match value {
+        None | Some(serde_json::Value::Null) => String::new(),
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    }
 }
 
 /// A cell a spreadsheet would read as a formula (one that begins with `=`,
@@ -174,6 +233,65 @@ mod tests {
             updated_at: 0,
             unsubscribed_at: None,
         };
-        assert_eq!(member_csv_record(&member)[1], "'=1+1@example.com");
+        assert_eq!(
+            MemberColumns::FieldsJson.record(&member)[1],
+            "'=1+1@example.com"
+        );
+    }
+
+    #[test]
+    fn each_field_key_has_a_column_of_text_or_one_column_holds_them_as_json() {
+        let fields = serde_json::json!({
+            "plan": "pro", "seats": 12, "vip": true, "tags": ["a"], "none": null,
+            "formula": "=2+2", "email": "other@example.com"
+        });
+        let member = Subscriber {
+            id: 1,
+            uuid: "u".into(),
+            email: "ada@example.com".into(),
+            fields: fields.as_object().unwrap().clone(),
+            tag_ids: Vec::new(),
+            created_at: 0,
+            updated_at: 0,
+            unsubscribed_at: None,
+        };
+        let keys = [
+            "email", "formula", "missing", "none", "plan", "seats", "tags", "vip",
+        ];
+        let columns = MemberColumns::chosen(None, keys.map(str::to_owned).to_vec()).unwrap();
+        assert_eq!(
+            columns.header(),
+            [
+                "uuid",
+                "email",
+                "created_at",
+                "unsubscribed_at",
+                "field:email",
+                "field:formula",
+                "field:missing",
+                "field:none",
+                "field:plan",
+                "field:seats",
+                "field:tags",
+                "field:vip"
+            ]
+        );
+        assert_eq!(
+            columns.record(&member)[4..],
+            [
+                "other@example.com",
+                "'=2+2",
+                "",
+                "",
+                "pro",
+                "12",
+                "[\"a\"]",
+                "true"
+            ]
+        );
+        let json = MemberColumns::chosen(Some("json"), Vec::new()).unwrap();
+        assert_eq!(json.header().last().unwrap(), "fields");
+        assert_eq!(json.record(&member).len(), 5);
+        assert!(MemberColumns::chosen(Some("xml"), Vec::new()).is_err());
     }
 }

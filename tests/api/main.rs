@@ -33,6 +33,7 @@ mod rate_limit;
 mod readme;
 mod retention;
 mod sample;
+mod search;
 mod segments_read;
 mod segments_write;
 mod subscribers;

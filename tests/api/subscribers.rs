@@ -273,7 +273,7 @@ async fn the_csv_export_streams_every_member_in_the_members_order() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("uuid,email,created_at,unsubscribed_at,fields")
+        Some("uuid,email,created_at,unsubscribed_at,field:n")
     );
     let exported: Vec<String> = lines
         .map(|line| line.split(',').nth(1).unwrap().to_owned())
@@ -328,7 +328,7 @@ async fn the_csv_export_answers_like_the_other_evaluation_routes() {
         .text()
         .await
         .unwrap();
-    assert_eq!(csv, "uuid,email,created_at,unsubscribed_at,fields\n");
+    assert_eq!(csv, "uuid,email,created_at,unsubscribed_at\n");
 }
 
 #[test]
@@ -411,7 +411,7 @@ pub(crate) fn csv_emails(csv: &str) -> Vec<String> {
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     assert_eq!(
         reader.headers().unwrap(),
-        vec!["uuid", "email", "created_at", "unsubscribed_at", "fields"]
+        vec!["uuid", "email", "created_at", "unsubscribed_at"]
     );
     let mut emails: Vec<String> = reader.records().map(|r| r.unwrap()[1].to_owned()).collect();
     emails.sort();
@@ -469,4 +469,156 @@ async fn the_csv_export_writes_a_cell_a_spreadsheet_would_run_as_text() {
         .await
         .unwrap();
     assert_eq!(csv_emails(&csv), formula_cells(), "{csv}");
+}
+
+/// ann: four fields, one of them named as a fixed column; bob: one; cy:
+/// none. And a segment of the three.
+async fn fielded(app: &TestApp) -> String {
+    let response = app
+        .send_json(
+            Method::POST,
+            "/api/v1/batch/events",
+            &json!({"events": [
+                {"type": "$signup", "email": "ann@example.com", "fields": {
+                    "plan": "pro", "seats": 12, "beta": true, "created_at": "-last week"}},
+                {"type": "$signup", "email": "bob@example.com", "fields": {"plan": "free, then pro"}},
+                {"type": "$signup", "email": "cy@example.com"},
+            ]}),
+        )
+        .await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["failed"], 0, "{body}");
+    let segment = app.create_segment("Everyone", json!({})).await;
+    segment["id"].as_str().unwrap().to_owned()
+}
+
+/// Each record of a CSV by its email, as a map of its header's cells.
+fn csv_records(csv: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let records = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    (header, records)
+}
+
+#[tokio::test]
+async fn the_csv_export_has_a_column_per_field_key_with_each_value_as_text() {
+    let app = app().await;
+    let id = fielded(&app).await;
+    let csv = app
+        .get(&format!("/api/v1/fetch/segments/{id}/members.csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let (header, records) = csv_records(&csv);
+    // A field named as a fixed column has a column of its own.
+    assert_eq!(
+        header,
+        [
+            "uuid",
+            "email",
+            "created_at",
+            "unsubscribed_at",
+            "field:beta",
+            "field:created_at",
+            "field:plan",
+            "field:seats"
+        ]
+    );
+    let ann = &records[0];
+    assert_eq!(ann[1], "ann@example.com");
+    assert_eq!(ann[2], corral::clock::format_ms(START_MS));
+    // Text as it is (a formula after a quote), numbers and booleans as
+    // JSON writes them.
+    assert_eq!(ann[4..], ["true", "'-last week", "pro", "12"]);
+    assert_eq!(records[1][4..], ["", "", "free, then pro", ""]);
+    assert_eq!(
+        records[2][1..],
+        ["cy@example.com", &ann[2], "", "", "", "", ""]
+    );
+    assert_eq!(records.len(), 3);
+}
+
+#[tokio::test]
+async fn the_csv_export_holds_the_fields_in_one_json_column_when_asked() {
+    let app = app().await;
+    let id = fielded(&app).await;
+    let csv = app
+        .get(&format!(
+            "/api/v1/fetch/segments/{id}/members.csv?fields=json"
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let (header, records) = csv_records(&csv);
+    assert_eq!(
+        header,
+        ["uuid", "email", "created_at", "unsubscribed_at", "fields"]
+    );
+    let ann: Value = serde_json::from_str(&records[0][4]).unwrap();
+    assert_eq!(
+        ann,
+        json!({"plan": "pro", "seats": 12, "beta": true, "created_at": "-last week"})
+    );
+    assert_eq!(records[2][4], "{}");
+    // `columns` is the default, said aloud.
+    let columns = app
+        .get(&format!(
+            "/api/v1/fetch/segments/{id}/members.csv?fields=columns"
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(columns.starts_with("uuid,email,created_at,unsubscribed_at,field:beta,"));
+    assert_invalid(
+        app.get(&format!(
+            "/api/v1/fetch/segments/{id}/members.csv?fields=xml"
+        ))
+        .await,
+        &[("fields", "must be columns or json")],
+    )
+    .await;
+}
+
+#[test]
+fn the_cli_exports_the_csv_the_route_answers() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let app = app().await;
+        let id = fielded(&app).await;
+        let cli = Cli::on(&app.database_url);
+        let uuid = app.site.uuid.clone();
+        for (query, extra) in [("", &[][..]), ("?fields=json", &["--fields", "json"][..])] {
+            let api = app
+                .get(&format!("/api/v1/fetch/segments/{id}/members.csv{query}"))
+                .await
+                .text()
+                .await
+                .unwrap();
+            let args = [
+                &[
+                    "segment",
+                    "members",
+                    id.as_str(),
+                    "--site",
+                    &uuid,
+                    "--format",
+                    "csv",
+                ][..],
+                extra,
+            ]
+            .concat();
+            assert_eq!(cli.ok(&args), api, "{query}");
+        }
+    });
 }

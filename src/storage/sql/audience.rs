@@ -4,7 +4,6 @@
 
 use super::caps::{Names, count_of, known_keys};
 use super::{Conn, Dialect, journal, log};
-use crate::segment::FieldError;
 use crate::sql;
 use crate::storage::changes::IdRanges;
 use crate::storage::journal::Journal;
@@ -323,9 +322,9 @@ pub async fn create_tag(
 /// named in the change log, so that every server's snapshot reads their
 /// tags again, and their flips of membership are recorded in the journal
 /// with the reason `data`, as a `remove_tag` of each would be. With `name`,
-/// the tag must have that name, ignoring case (refused on `name`
-/// otherwise, and nothing is deleted). [`StorageError::NotFound`] when the
-/// site has no tag of that id. The tag, and how many subscribers held it.
+/// the tag must have that name, ignoring case, or nothing is deleted.
+/// [`StorageError::NotFound`] when the site has no tag of that id (and
+/// that name). The tag, and how many subscribers held it.
 pub async fn delete_tag<C: Conn>(
     tx: &mut C,
     journal: &Journal,
@@ -343,13 +342,10 @@ pub async fn delete_tag<C: Conn>(
         ))
         .await?
         .ok_or(StorageError::NotFound)?;
-    if let Some(name) = name
-        && name.key() != row.name_key
-    {
-        let message = format!("is not the name of tag {id}");
-        return Err(StorageError::Refused(
-            FieldError::new("name", message).into(),
-        ));
+    // Another tag's name: the site has no tag of this id and this name (a
+    // 404, as the API's schema lets any name through).
+    if name.is_some_and(|name| name.key() != row.name_key) {
+        return Err(StorageError::NotFound);
     }
     // SQLite's table has no site_id: the tag, of this site, says it.
     let holders: Vec<(i64,)> = tx
@@ -481,4 +477,287 @@ pub async fn recent_events(
             details: r.details,
         })
         .collect())
+}
+
+/// A subscriber as a search finds it, with the key it is ordered by.
+#[derive(sqlx::FromRow)]
+struct FoundRow {
+    email_key: String,
+    #[sqlx(flatten)]
+    row: SubscriberRow,
+}
+
+/// The least text greater than every text that starts with `prefix`, in
+/// code point order (which is the byte order of UTF-8, SQLite's `BINARY`
+/// and PostgreSQL's `"C"`): the prefix with its last character moved on
+/// by one (past the surrogates), dropping trailing U+10FFFF. A prefix of
+/// nothing but U+10FFFF (or none) has no such text: it is bounded by 256
+/// of them, more than any email key holds (254 characters at most).
+fn prefix_end(prefix: &str) -> String {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match u32::from(last) + 1 {
+            0xD800 => Some('\u{E000}'),
+            n => char::from_u32(n),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return chars.into_iter().collect();
+        }
+    }
+    "\u{10FFFF}".repeat(256)
+}
+
+/// The field keys a search finds names in.
+const NAME_KEYS: [&str; 3] = ["first_name", "last_name", "name"];
+
+/// A `LIKE` pattern (escaped by `!`) that every subscriber's `fields`,
+/// lowered in A to Z, matches when one of its name fields starts with
+/// `text`, ignoring case: the text of a key ending in `name` and the
+/// start of a string value, in the JSON every subscriber's `fields` is
+/// written in (serde_json's, compact), each character of `text` beyond
+/// ASCII standing for any one character (its other case, which `lower`
+/// leaves as it is in both databases). A sieve: [`is_named`] says which of
+/// the rows it lets through are found.
+fn name_pattern(text: &str) -> String {
+    let mut pattern = String::from("%name\":\"");
+    for c in text.chars() {
+        if !c.is_ascii() {
+            pattern.push('_');
+            continue;
+        }
+        let mut json =
+            serde_json::to_string(&c.to_ascii_lowercase().to_string()).unwrap_or_default();
+        json.pop();
+        for c in json.chars().skip(1) {
+            if matches!(c, '!' | '%' | '_') {
+                pattern.push('!');
+            }
+            pattern.push(c);
+        }
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Whether one of `fields`' name fields is text that starts with `text`
+/// (already lowercase), ignoring case.
+fn is_named(fields: &str, text: &str) -> bool {
+    let Ok(fields) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(fields)
+    else {
+        return false;
+    };
+    NAME_KEYS.iter().any(|key| {
+        matches!(fields.get(*key), Some(serde_json::Value::String(name))
+            if name.to_lowercase().starts_with(text))
+    })
+}
+
+/// The columns of a search's rows, as a literal for `concat!`.
+macro_rules! found_columns {
+    () => {
+        concat!(subscriber_columns!(), ", email_key")
+    };
+}
+
+/// A search's every subscriber, after `after`.
+const ALL: &str = concat!(
+    "SELECT ",
+    found_columns!(),
+    " FROM subscribers WHERE site_id = $1 AND email_key > $2
+      ORDER BY email_key LIMIT $3"
+);
+
+/// A search's emails from a lower bound (exclusive) up to an upper one
+/// (exclusive): a range of the `(site_id, email_key)` index.
+const EMAILS_AFTER: &str = concat!(
+    "SELECT ",
+    found_columns!(),
+    " FROM subscribers WHERE site_id = $1 AND email_key > $2 AND email_key < $3
+      ORDER BY email_key LIMIT $4"
+);
+
+/// The same from an inclusive lower bound (the prefix itself).
+const EMAILS_FROM: &str = concat!(
+    "SELECT ",
+    found_columns!(),
+    " FROM subscribers WHERE site_id = $1 AND email_key >= $2 AND email_key < $3
+      ORDER BY email_key LIMIT $4"
+);
+
+/// The holders of a tag (by id), after `after`.
+const HOLDERS: [&str; 2] = [
+    concat!(
+        "SELECT ",
+        found_columns!(),
+        " FROM subscribers WHERE site_id = $1 AND email_key > $2
+          AND id IN (SELECT subscriber_id FROM subscriber_tags WHERE tag_id = $3)
+          ORDER BY email_key LIMIT $4"
+    ),
+    concat!(
+        "SELECT ",
+        found_columns!(),
+        " FROM subscribers WHERE site_id = $1 AND email_key > $2
+          AND id IN (SELECT subscriber_id FROM subscriber_tags WHERE site_id = $1 AND tag_id = $3)
+          ORDER BY email_key LIMIT $4"
+    ),
+];
+
+/// The subscribers, after `after`, whose fields match a name's
+/// [pattern](name_pattern), read in email order as far as the page needs
+/// (no index leads from a name: each would slow every write of fields).
+const NAMED: [&str; 2] = [
+    concat!(
+        "SELECT ",
+        found_columns!(),
+        " FROM subscribers WHERE site_id = $1 AND email_key > $2
+          AND lower(fields) LIKE $3 ESCAPE '!'
+          ORDER BY email_key LIMIT $4"
+    ),
+    concat!(
+        "SELECT ",
+        found_columns!(),
+        " FROM subscribers WHERE site_id = $1 AND email_key > $2
+          AND lower(fields COLLATE \"C\") LIKE $3 ESCAPE '!'
+          ORDER BY email_key LIMIT $4"
+    ),
+];
+
+/// Up to `limit` subscribers found by `text`, in lowercase email order
+/// after `after` (see
+/// [`AudienceStore::search_subscribers`](crate::storage::AudienceStore::search_subscribers)).
+///
+/// Each way of being found is its own statement, each answering its first
+/// `limit + 1` after `after` in email order, and the page is the first of
+/// their union: an email prefix is a range of the `(site_id, email_key)`
+/// index; a tag's holders are found from the tag's row (by its name key)
+/// and the tag's index; names are sieved from the fields of the
+/// subscribers in email order, as far as the page needs, and only on a
+/// site that has a name field. Every comparison is of text by code point,
+/// alike on both databases, and case is ignored as Rust's `to_lowercase`
+/// does (as emails' and tags' keys are made).
+pub async fn search_subscribers<C: Conn>(
+    conn: &mut C,
+    site_id: i64,
+    text: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Page<Subscriber>> {
+    let take = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
+    let after = after.unwrap_or("");
+    let mut found: Vec<FoundRow> = Vec::new();
+    if text.is_empty() {
+        found = conn.all(sql!(ALL, site_id, after, take)).await?;
+    } else {
+        let key = text.to_lowercase();
+        let end = prefix_end(&key);
+        found.extend(
+            conn.all::<FoundRow>(if after >= key.as_str() {
+                sql!(EMAILS_AFTER, site_id, after, &end, take)
+            } else {
+                sql!(EMAILS_FROM, site_id, &key, &end, take)
+            })
+            .await?,
+        );
+        let tag: Option<(i64,)> = conn
+            .optional(sql!(
+                "SELECT id FROM tags WHERE site_id = $1 AND name_key = $2",
+                site_id,
+                &key
+            ))
+            .await?;
+        if let Some((tag_id,)) = tag {
+            let holders = C::DIALECT.pick(HOLDERS[0], HOLDERS[1]);
+            found.extend(
+                conn.all::<FoundRow>(sql!(holders, site_id, after, tag_id, take))
+                    .await?,
+            );
+        }
+        let (names,): (i64,) = conn
+            .one(sql!(
+                "SELECT COUNT(*) FROM fields
+                 WHERE site_id = $1 AND key IN ('first_name', 'last_name', 'name')",
+                site_id
+            ))
+            .await?;
+        if names > 0 {
+            found.extend(named(conn, site_id, &key, after, take).await?);
+        }
+        found.sort_by(|a, b| a.email_key.cmp(&b.email_key));
+        // One subscriber found more than one way is one row.
+        let mut seen = std::collections::HashSet::new();
+        found.retain(|f| seen.insert(f.row.id));
+    }
+    let more = found.len() > limit;
+    found.truncate(limit);
+    let next_after = found
+        .last()
+        .filter(|_| more)
+        .map(|last| last.email_key.clone());
+    let rows = found.into_iter().map(|f| f.row).collect();
+    Ok(Page {
+        items: with_tags(conn, site_id, rows).await?,
+        next_after,
+    })
+}
+
+/// Up to `take` subscribers after `after`, in email order, one of whose
+/// name fields starts with `key` (lowercase): the rows the name's pattern
+/// lets through, as many batches as it takes to find `take` or to reach
+/// the end.
+async fn named<C: Conn>(
+    conn: &mut C,
+    site_id: i64,
+    key: &str,
+    after: &str,
+    take: i64,
+) -> Result<Vec<FoundRow>> {
+    let pattern = name_pattern(key);
+    let statement = C::DIALECT.pick(NAMED[0], NAMED[1]);
+    let mut after = after.to_owned();
+    let mut found = Vec::new();
+    loop {
+        let batch: Vec<FoundRow> = conn
+            .all(sql!(statement, site_id, &after, &pattern, take))
+            .await?;
+        let full = batch.len() as i64 == take;
+        if let Some(last) = batch.last() {
+            after.clone_from(&last.email_key);
+        }
+        found.extend(batch.into_iter().filter(|f| is_named(&f.row.fields, key)));
+        if !full || found.len() as i64 >= take {
+            return Ok(found);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_ends_where_its_last_character_moves_on() {
+        assert_eq!(prefix_end("ab"), "ac");
+        assert_eq!(prefix_end("a\u{D7FF}"), "a\u{E000}");
+        assert_eq!(prefix_end("a\u{10FFFF}"), "b");
+        assert_eq!(prefix_end("\u{10FFFF}"), "\u{10FFFF}".repeat(256));
+        for text in ["ab", "abz", "ab\u{10FFFF}", "ab\u{10FFFF}zz"] {
+            assert!(text >= "ab" && text < prefix_end("ab").as_str(), "{text}");
+        }
+        assert!("ac" >= prefix_end("ab").as_str());
+    }
+
+    #[test]
+    fn a_name_pattern_lets_through_every_name_that_starts_with_the_text() {
+        assert_eq!(name_pattern("ad"), r#"%name":"ad%"#);
+        assert_eq!(name_pattern("a_b%c!"), r#"%name":"a!_b!%c!!%"#);
+        assert_eq!(name_pattern(r#"o"b\"#), r#"%name":"o\"b\\%"#);
+        assert_eq!(name_pattern("élo"), r#"%name":"_lo%"#);
+        let fields = r#"{"company":{"name":"Ada Inc"},"first_name":"O\"Brien","nickname":"Ada","name":"Éva"}"#;
+        assert!(is_named(fields, "o\"b"));
+        assert!(is_named(fields, "év"));
+        assert!(!is_named(fields, "ada"), "a nested name, or another key's");
+        assert!(!is_named(r#"{"name":42}"#, "4"));
+        assert!(!is_named("not json", "n"));
+    }
 }

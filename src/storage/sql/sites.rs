@@ -95,6 +95,17 @@ pub async fn find(conn: &mut impl Conn, uuid: &str) -> Result<Option<Site>> {
     Ok(row.map(Site::from))
 }
 
+/// The site of this id, if any.
+pub async fn find_by_id(conn: &mut impl Conn, id: i64) -> Result<Option<Site>> {
+    let row: Option<SiteRow> = conn
+        .optional(sql!(
+            "SELECT id, uuid, name, demo, created_at FROM sites WHERE id = $1",
+            id
+        ))
+        .await?;
+    Ok(row.map(Site::from))
+}
+
 /// The site `serve --demo` made, if any.
 pub async fn find_demo(conn: &mut impl Conn) -> Result<Option<Site>> {
     let row: Option<SiteRow> = conn

@@ -178,6 +178,10 @@ impl<B: Backend> Store for B {
         sites::find_demo(&mut *self.reader().await?).await
     }
 
+    async fn site_by_id(&self, site_id: i64) -> Result<Option<Site>> {
+        sites::find_by_id(&mut *self.reader().await?, site_id).await
+    }
+
     async fn add_key(&self, site_id: i64, keys: &KeyPair, now: i64, by: &Actor) -> Result<ApiKey> {
         Ok(written!(self, Some(site_id), |tx| async move {
             let key = sites::add_key(tx, site_id, keys, now).await?;
@@ -546,6 +550,16 @@ impl<B: Backend> AudienceStore for B {
         limit: usize,
     ) -> Result<Vec<StoredEvent>> {
         audience::recent_events(&mut *self.reader().await?, site_id, subscriber_id, limit).await
+    }
+
+    async fn search_subscribers(
+        &self,
+        site_id: i64,
+        text: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Subscriber>> {
+        audience::search_subscribers(&mut *self.reader().await?, site_id, text, after, limit).await
     }
 }
 

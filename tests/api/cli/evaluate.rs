@@ -134,7 +134,7 @@ async fn members_are_exported_in_the_format_the_output_file_is_named_for() {
     };
     let csv = export("m.csv", &[]);
     assert!(
-        csv.starts_with("uuid,email,created_at,unsubscribed_at,fields\n"),
+        csv.starts_with("uuid,email,created_at,unsubscribed_at\n"),
         "{csv}"
     );
     assert_eq!(csv.lines().count(), 3);
