@@ -220,15 +220,15 @@ impl<S: Send + Sync> FromRequestParts<S> for TagPath {
 /// history with the reason `data` and told to webhooks, as a `remove_tag` of
 /// each would be. The body may be left out; when it names the tag
 /// (`{"tag":{"name"}}`, as the SDK sends it), the name must be the tag's,
-/// ignoring case, or nothing is deleted (422 on `name`). A tag of the same
+/// ignoring case, or nothing is deleted (404: no tag of that id and name). A tag of the same
 /// name made afterwards is a new tag, with a new id.
 #[utoipa::path(delete, path = "/api/v1/fetch/tags/{id}", tag = "audience",
     params(("id" = String, Path, description = "The tag's id (`data[].id` of `GET /fetch/tags`)")),
     request_body(content = Option<DeleteTagRequest>, description = "Optional: `site_uuid`, and the tag's name as a guard"),
     responses(
         (status = 200, description = "Deleted", body = TagDeletedBody),
-        (status = 404, description = "No tag of this id on the site", body = ErrorBody),
-        (status = 422, description = "The body names another tag, or is not `{\"tag\":{\"name\"}}`", body = ValidationErrorBody),
+        (status = 404, description = "No tag of this id (and, when the body names one, this name) on the site", body = ErrorBody),
+        (status = 422, description = "The body is not `{\"tag\":{\"name\"}}`", body = ValidationErrorBody),
     ),
     security(("basic" = [])))]
 pub async fn delete_tag(

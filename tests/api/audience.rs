@@ -1056,10 +1056,12 @@ async fn a_tag_delete_refuses_other_sites_tags_unknown_ids_and_another_name() {
         )
         .await;
     }
-    // A body naming another tag, or not read as a name: 422, nothing deleted.
-    assert_invalid(
+    // A body naming another tag: no tag of that id and name, nothing
+    // deleted; one not read as a name: 422.
+    assert_json(
         delete_tag(&app, &app.site, &mine, json!({"tag": {"name": "lead"}})).await,
-        &[("name", &format!("is not the name of tag {mine}"))],
+        StatusCode::NOT_FOUND,
+        not_found.clone(),
     )
     .await;
     assert_invalid(

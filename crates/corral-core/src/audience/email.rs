@@ -22,7 +22,9 @@ impl Email {
         if email.is_empty() {
             return Err("can't be blank".into());
         }
-        if email.chars().count() > MAX_EMAIL_LEN {
+        // As given, spaces around it included: the API's schema bounds the
+        // string sent, before any trimming.
+        if input.chars().count() > MAX_EMAIL_LEN {
             return Err(format!(
                 "is too long (maximum is {MAX_EMAIL_LEN} characters)"
             ));
@@ -123,6 +125,8 @@ mod tests {
         assert!(Email::parse(&wide).is_ok());
         assert!(Email::parse(&format!("{}@x.com", "é".repeat(65))).is_err());
         assert!(Email::parse(&format!("{}@{}.com", "é".repeat(64), "ü".repeat(186))).is_err());
+        // Counted as sent: 254 characters and a space are too many.
+        assert!(Email::parse(&format!(" {wide}")).is_err());
     }
 
     #[test]
