@@ -301,11 +301,21 @@ pub fn tag_name_to_delete(bytes: &[u8]) -> Result<Option<String>, BodyError> {
         return Ok(None);
     }
     let (request, mut errors) = body::read::<DeleteTagRequest>(bytes)?;
+    // A `tag` object must name the tag (as the schema says); no object
+    // leaves the guard out (anything else than an object is refused as
+    // one).
+    let given = request
+        .tag
+        .raw()
+        .is_some_and(|raw| raw.get().trim_start().starts_with('{'));
     let fields: TagFields = body::nested(&request.tag, "tag", &mut errors);
-    let name = fields
-        .name
-        .optional::<Option<String>>("name", "string", &mut errors)
-        .flatten();
+    let name = if given {
+        fields
+            .name
+            .required::<String>("name", "string", &mut errors)
+    } else {
+        None
+    };
     match errors.is_empty() {
         true => Ok(name),
         false => Err(errors.into()),

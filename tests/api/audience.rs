@@ -1069,6 +1069,12 @@ async fn a_tag_delete_refuses_other_sites_tags_unknown_ids_and_another_name() {
         &[("name", "must be a string")],
     )
     .await;
+    // A tag object without its name, as the schema says.
+    assert_invalid(
+        delete_tag(&app, &app.site, &mine, json!({"tag": {}})).await,
+        &[("name", "can't be blank")],
+    )
+    .await;
     assert_invalid(
         delete_tag(&app, &app.site, &mine, json!({"tag": "vip"})).await,
         &[("tag", "must be a JSON object")],
