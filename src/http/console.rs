@@ -57,6 +57,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
     module!("money.js"),
     module!("suggest.js"),
     module!("subscriber.js"),
+    module!("subscribers.js"),
+    module!("subscription.js"),
     module!("compare.js"),
 ];
 

@@ -309,11 +309,16 @@ describe('the console', () => {
     assert.equal(download.suggestedFilename(), `segment-${segment.id}-members.csv`);
     const csv = await readFile(await download.path(), 'utf8');
     const lines = csv.trimEnd().split('\n');
-    assert.equal(lines[0], 'uuid,email,created_at,unsubscribed_at,fields');
+    // A column per field key of the site, each value as text.
+    const keys = (await api('GET', '/fetch/fields')).body.data.map((f) => f.attributes.key);
+    assert.deepEqual(lines[0].split(','), ['uuid', 'email', 'created_at', 'unsubscribed_at', ...keys.map((k) => `field:${k}`)]);
     const rows = lines.slice(1).map((line) => line.split(','));
     assert.deepEqual(rows.map((r) => [r[0], r[1]]), members.map((m) => [m.attributes.uuid, m.attributes.email]));
     for (const [row, m] of rows.map((r, i) => [r, members[i]])) {
+      assert.equal(row[2], m.attributes.created_at, m.attributes.email);
       assert.equal(row[3], m.attributes.unsubscribed_at || '', m.attributes.email);
+      const fields = m.attributes.fields || {};
+      assert.deepEqual(row.slice(4), keys.map((k) => (k in fields ? String(fields[k]) : '')), m.attributes.email);
     }
   });
 
@@ -336,8 +341,10 @@ describe('the console', () => {
     const page = await open(t);
     await signIn(page);
     await page.getByRole('link', { name: 'Subscribers', exact: true }).click();
-    await page.getByLabel('Email').fill(chosen.email.toUpperCase());
-    await page.getByRole('button', { name: 'Find' }).click();
+    await page.getByRole('searchbox', { name: 'Search' }).fill(chosen.email.toUpperCase());
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await page.getByRole('link', { name: chosen.email, exact: true }).click();
+    await page.getByRole('heading', { name: chosen.email, level: 1 }).waitFor();
     await page.locator('.segment-list').waitFor();
     const listed = await page.$$eval('.segment-list li', (items) => items.map((li) => li.dataset.segmentId));
     assert.deepEqual(listed, chosen.inSegments);
@@ -1466,6 +1473,10 @@ describe('the console for a marketer', () => {
     await page.locator('table.events tbody tr').first().waitFor();
     await inView('table.events td');
     await check('a subscriber\'s page');
+    await page.goto(`${CONSOLE}#/subscribers`);
+    await page.locator('table.subscribers tbody tr').first().waitFor();
+    await inView('table.subscribers td');
+    await check('the subscribers');
     await page.goto(`${CONSOLE}#/compare?ids=${withMembers[0].id},${withMembers[1].id}`);
     await page.locator('table.regions tbody tr').first().waitFor();
     await inView('table.regions td');
@@ -1489,6 +1500,163 @@ describe('the console for a marketer', () => {
       return order.indexOf(a[0]) - order.indexOf(b[0]);
     }));
     assert.equal(await purchase.locator('code.details').count(), 0, 'no raw JSON');
+  });
+});
+
+// ---- the subscribers page ------------------------------------------------------
+
+/** Every subscriber of the site, as the search lists them with no text. */
+async function everySubscriber() {
+  const all = [];
+  let cursor = '';
+  for (;;) {
+    const page = await api('GET', '/fetch/subscribers/search', { params: { limit: 100, cursor } });
+    assert.equal(page.status, 200, JSON.stringify(page.body));
+    all.push(...page.body.data);
+    if (!page.body.meta.next_cursor) return all;
+    cursor = page.body.meta.next_cursor;
+  }
+}
+
+/** The emails the results of a search for `q` list, in order, once they have `n` rows. */
+async function listedEmails(page, n, q = '') {
+  await page.waitForFunction(([want, text]) => {
+    const results = document.querySelector('.subscriber-results');
+    return results?.dataset.q === text && results.querySelectorAll('table.subscribers tbody tr').length === want;
+  }, [n, q]);
+  return page.$$eval('table.subscribers tbody th a', (links) => links.map((a) => a.textContent));
+}
+
+/** `12 March 2026`, as the console writes a day. */
+function day(iso) {
+  return new Date(iso).toLocaleDateString('en-GB', { day: 'numeric', month: 'long', year: 'numeric' });
+}
+
+describe('the subscribers page', () => {
+  test('lists everyone in email order a page at a time, and finds by an email\'s or a name\'s start or a tag\'s name, each linking to their page', async (t) => {
+    // Someone found by their names only.
+    const named = await api('POST', '/batch/subscribers', { body: { subscribers: [
+      { email: 'x.story@example.com', first_name: 'Augusta', last_name: 'Lovelace' },
+    ] } });
+    assert.equal(named.status, 200, JSON.stringify(named.body));
+    const all = await everySubscriber();
+    assert.ok(all.length > 25, 'more subscribers than a page');
+    const emails = all.map((s) => s.attributes.email);
+    assert.deepEqual(emails, [...emails].sort((a, b) => (a.toLowerCase() < b.toLowerCase() ? -1 : 1)), 'in email order');
+    const page = await open(t);
+    await signIn(page);
+    await page.getByRole('link', { name: 'Subscribers', exact: true }).click();
+    await page.getByRole('heading', { name: 'Subscribers', level: 1 }).waitFor();
+    // No text: everyone, 25 at a time.
+    assert.deepEqual(await listedEmails(page, 25), emails.slice(0, 25));
+    while (await page.getByRole('button', { name: 'Show more' }).isVisible()) {
+      const before = await page.locator('table.subscribers tbody tr').count();
+      await page.getByRole('button', { name: 'Show more' }).click();
+      await page.waitForFunction((n) => document.querySelectorAll('table.subscribers tbody tr').length > n, before);
+    }
+    assert.deepEqual(await listedEmails(page, all.length), emails);
+
+    // Whom each text finds, worked out from every subscriber's record.
+    const tags = (await api('GET', '/fetch/tags')).body.data;
+    const tagId = (name) => tags.find((tag) => tag.attributes.name.toLowerCase() === name.toLowerCase())?.id;
+    const finds = (text) => all.filter((s) => {
+      const a = s.attributes;
+      const names = ['first_name', 'last_name', 'name'].map((k) => a.fields?.[k]).filter((v) => typeof v === 'string');
+      return a.email.toLowerCase().startsWith(text.toLowerCase())
+        || names.some((n) => n.toLowerCase().startsWith(text.toLowerCase()))
+        || a.cached_tag_ids.includes(tagId(text));
+    }).map((s) => s.attributes.email);
+    const box = page.getByRole('searchbox', { name: 'Search' });
+    for (const [text, why] of [['GRA', 'a first name and emails'], ['augusta', 'a first name'], ['LOVE', 'a last name'],
+      ['Ada1', 'emails'], ['vip', 'a tag'], ['Customer', 'a tag, in another case']]) {
+      const want = finds(text);
+      assert.ok(want.length > 0 && want.length <= 25, `${text} finds ${want.length}`);
+      // Typed: the results follow without a click.
+      await box.fill(text);
+      assert.deepEqual(await listedEmails(page, want.length, text), want, `${text}: ${why}`);
+      await page.waitForFunction((q) => location.hash === `#/subscribers?q=${encodeURIComponent(q)}`, text);
+      if (text === 'GRA') {
+        await page.evaluate(() => window.scrollTo(0, 0));
+        await shot(page, 'subscribers', { fullPage: false });
+      }
+    }
+    assert.deepEqual(finds('LOVE'), ['x.story@example.com']);
+    // Nobody: said so.
+    await box.fill('zz-nobody');
+    await page.getByText('No subscriber’s email or name starts with “zz-nobody”, and no tag is named so.').waitFor();
+    // A result opens the subscriber's page; Back comes to the same search.
+    await box.fill('vip');
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    const first = finds('vip')[0];
+    await page.getByRole('link', { name: first, exact: true }).click();
+    await page.getByRole('heading', { name: first, level: 1 }).waitFor();
+    await page.goBack();
+    assert.equal(await page.getByRole('searchbox', { name: 'Search' }).inputValue(), 'vip');
+    assert.deepEqual(await listedEmails(page, finds('vip').length, 'vip'), finds('vip'));
+  });
+
+  test('the header names the signed-in site, its UUID in the title', async (t) => {
+    const site = (await api('GET', '/fetch/site')).body.data;
+    assert.equal(site.uuid, SITE);
+    const page = await open(t);
+    await signIn(page);
+    const shown = page.locator('.bar .site');
+    await page.waitForFunction((name) => document.querySelector('.bar .site')?.textContent === `Site ${name}`, site.name);
+    assert.equal(await shown.getAttribute('title'), `Site UUID ${SITE}`);
+    // Every page keeps it.
+    await page.getByRole('link', { name: 'Subscribers', exact: true }).click();
+    await page.getByRole('heading', { name: 'Subscribers', level: 1 }).waitFor();
+    assert.equal(await shown.textContent(), `Site ${site.name}`);
+  });
+
+  test('a subscriber\'s page shows fields as text, when they were added, and the subscription and its history in words', async (t) => {
+    const email = 'zoe.story@example.com';
+    const now = Date.now();
+    const later = (days) => new Date(now + days * 86400000).toISOString();
+    const imported = await api('POST', '/batch/subscribers', { body: { subscribers: [
+      { email, first_name: 'Zoë', last_name: 'Story', seats: 12, beta: true, plan: 'pro', address: { city: 'Oslo' } },
+    ] } });
+    assert.equal(imported.status, 200, JSON.stringify(imported.body));
+    const moved = await api('POST', '/batch/events', { body: { events: [
+      { type: '$unsubscribe', email, date: later(3) },
+      { type: '$subscribe', email, date: later(5) },
+      { type: '$subscribe', email, date: later(6) },
+    ] } });
+    assert.equal(moved.status, 200, JSON.stringify(moved.body));
+    const s = (await api('GET', '/fetch/subscribers', { params: { email } })).body.data.attributes;
+    const page = await open(t);
+    await signIn(page);
+    await page.goto(`${CONSOLE}#/subscribers?q=zoë`);
+    await page.getByRole('link', { name: email, exact: true }).click();
+    await page.getByRole('heading', { name: email, level: 1 }).waitFor();
+    await page.locator('.title .subtitle', { hasText: 'Zoë Story' }).waitFor();
+    const state = page.locator('[data-state="subscribed"]');
+    await page.waitForFunction((want) => document.querySelector('[data-state]')?.textContent === want, `Subscribed since ${day(later(5))}`);
+    assert.equal(await state.textContent(), `Subscribed since ${day(later(5))}`);
+    assert.equal(await page.locator('dd[data-created]').textContent(), day(s.created_at));
+    assert.deepEqual(await page.$$eval('.subscription-story li', (items) => items.map((li) => li.textContent)), [
+      `Added on ${day(s.created_at)}`,
+      `Unsubscribed on ${day(later(3))}`,
+      `Subscribed again on ${day(later(5))}`,
+    ]);
+    const value = (key) => page.locator(`table.fields tr[data-key="${key}"] td`).textContent();
+    assert.equal(await value('first_name'), 'Zoë', 'text, not JSON');
+    assert.equal(await value('seats'), '12');
+    assert.equal(await value('beta'), 'yes');
+    assert.equal(await value('address'), '{"city":"Oslo"}');
+
+    // Unsubscribed by a command, which leaves no event: the record says when.
+    const created = await api('POST', '/fetch/subscribers', { body: { subscriber: { email: 'ken.story@example.com' } } });
+    assert.equal(created.status, 200, JSON.stringify(created.body));
+    const unsubscribed = await api('POST', '/fetch/commands', { body: { command: { command: 'unsubscribe', email: 'ken.story@example.com' } } });
+    assert.equal(unsubscribed.status, 200, JSON.stringify(unsubscribed.body));
+    const ken = (await api('GET', '/fetch/subscribers', { params: { email: 'ken.story@example.com' } })).body.data.attributes;
+    assert.ok(ken.unsubscribed_at, JSON.stringify(ken));
+    await page.goto(`${CONSOLE}#/subscriber?email=ken.story%40example.com`);
+    await page.waitForFunction((want) => document.querySelector('[data-state="unsubscribed"]')?.textContent === want, `Unsubscribed on ${day(ken.unsubscribed_at)}`);
+    await page.locator('.subscription-story li', { hasText: `Unsubscribed on ${day(ken.unsubscribed_at)}` }).waitFor();
+    assert.equal(await page.locator('table.fields').count(), 0);
+    await page.getByText('No fields.').waitFor();
   });
 });
 

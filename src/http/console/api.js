@@ -67,7 +67,15 @@ const STORAGE_KEY = 'corral.console.credentials';
  * A subscriber.
  * @typedef {object} Subscriber
  * @property {{ uuid: string, email: string, unsubscribed_at: string | null, fields: Record<string, unknown> | null,
- *   cached_tag_ids: string[] }} attributes
+ *   cached_tag_ids: string[], created_at: string }} attributes
+ */
+
+/**
+ * The signed-in site, as `/fetch/site` answers it.
+ * @typedef {object} Site
+ * @property {string} uuid
+ * @property {string} name
+ * @property {string} created_at
  */
 
 /**

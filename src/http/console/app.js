@@ -6,20 +6,47 @@
 //   #/new                 a new segment in the editor
 //   #/segment/ID          a segment: counts, size, members, export, Why?, by hand, changes, history
 //   #/segment/ID/edit     the editor
-//   #/subscriber?email=E  a subscriber: fields, tags, segments, segment history, events
+//   #/subscribers?q=Q     the subscribers a search finds (everyone without q)
+//   #/subscriber?email=E  a subscriber: subscription, fields, tags, segments, segment history, events
 //   #/compare?ids=1,2     how 2 to 5 segments overlap (&region=1 opens a region's members)
 
-import { clearCredentials, credentials, isAbort, statusOf } from './api.js';
+import { api, clearCredentials, credentials, isAbort, statusOf } from './api.js';
 import { byId, errorMessage, h, labelTables, replace } from './dom.js';
 import { renderSignIn } from './signin.js';
 import { renderSegments } from './segments.js';
 import { renderEditor } from './editor.js';
 import { renderSegment } from './segment.js';
 import { renderSubscriber } from './subscriber.js';
+import { renderSubscribers } from './subscribers.js';
 import { parseIds, renderCompare } from './compare.js';
 
 const main = byId('main');
 const bar = byId('bar');
+
+/**
+ * The signed-in site's name, once read (by its UUID: another sign-in reads
+ * it again).
+ * @type {{ uuid: string, name: string } | null}
+ */
+let siteName = null;
+
+/**
+ * Shows the site's name in `el`, reading it the first time.
+ * @param {HTMLElement} el
+ * @param {string} uuid
+ */
+async function showSiteName(el, uuid) {
+  if (!siteName || siteName.uuid !== uuid) {
+    try {
+      const { data } = await api('GET', '/fetch/site');
+      siteName = { uuid, name: data.data.name };
+    } catch {
+      // The UUID stays shown: the name is a nicety.
+      return;
+    }
+  }
+  if (el.isConnected) replace(el, h('span', { class: 'visually-hidden', text: 'Site ' }), siteName.name);
+}
 
 // Each render gets a signal that is aborted when another route starts, so a
 // slow answer for a page no longer shown changes nothing.
@@ -47,6 +74,8 @@ function renderBar(section) {
   const c = credentials();
   if (!c) return;
   bar.hidden = false;
+  const site = h('span', { class: 'site', title: `Site UUID ${c.siteUuid}` }, h('span', { class: 'visually-hidden', text: 'Site ' }),
+    siteName && siteName.uuid === c.siteUuid ? siteName.name : c.siteUuid);
   replace(
     bar,
     h('a', { class: 'brand', href: '#/segments' }, h('img', { src: '/console/favicon.svg', alt: '', width: 24, height: 24 }), 'Corral'),
@@ -54,11 +83,12 @@ function renderBar(section) {
       'nav',
       { 'aria-label': 'Console' },
       navLink('#/segments', 'Segments', section === 'segments'),
-      navLink('#/subscriber', 'Subscribers', section === 'subscriber'),
+      navLink('#/subscribers', 'Subscribers', section === 'subscribers' || section === 'subscriber'),
     ),
-    h('span', { class: 'site', title: 'Site UUID' }, h('span', { class: 'visually-hidden', text: 'Site ' }), c.siteUuid),
+    site,
     h('button', { type: 'button', class: 'secondary', onClick: signOut, text: 'Sign out' }),
   );
+  showSiteName(site, c.siteUuid);
 }
 
 function signOut() {
@@ -101,6 +131,8 @@ async function route() {
     } else if (section === 'compare') {
       const region = params.get('region');
       await renderCompare(view, { ids: parseIds(params.get('ids')), region: region === null ? null : parseIds(region), signal });
+    } else if (section === 'subscribers' || (section === 'subscriber' && !params.get('email'))) {
+      await renderSubscribers(view, { q: params.get('q') || '', signal });
     } else if (section === 'subscriber') {
       await renderSubscriber(view, { email: params.get('email') || '', signal });
     } else {

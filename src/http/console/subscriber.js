@@ -1,15 +1,19 @@
 // @ts-check
-// A subscriber's page, found by email: fields, tags, subscription state, the
-// segments they are in now, the segments they joined and left
-// (subscriber-history.js) and their most recent events, each event's details
-// as readable rows (amounts in cents shown as money).
+// A subscriber's page, found by email: their name, when they were added,
+// their subscription in words (where it stands and its history,
+// subscription.js), the segments they are in now, their tags, the segments
+// they joined and left (subscriber-history.js), their fields as text and
+// their most recent events, each event's details as readable rows (amounts
+// in cents shown as money).
 
 import { api, isAbort } from './api.js';
-import { errorBox, h, labelled, loading, replace, subscriberHref, time } from './dom.js';
+import { errorBox, h, loading, replace, time } from './dom.js';
 import { subscriberHistorySection } from './subscriber-history.js';
 import { isMoneyPath, money, DEFAULT_CURRENCY } from './money.js';
 import { sawEventTypes } from './suggest.js';
 import { valueText } from './words.js';
+import { nameOf, subscribersHref } from './subscribers.js';
+import { dayText, subscriptionStory } from './subscription.js';
 
 /** @typedef {import('./api.js').Segment} Segment */
 /** @typedef {import('./api.js').Subscriber} Subscriber */
@@ -48,54 +52,67 @@ export function detailRows(details) {
 }
 
 /**
- * The subscriber of `email` (or the form to find one), in `view`.
+ * A field's value as text: text as it is, a number as written, yes or no,
+ * and a list or an object as JSON.
+ * @param {unknown} value
+ * @returns {string}
+ */
+export function fieldText(value) {
+  if (value === null || value === undefined) return '';
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number') return String(value);
+  if (typeof value === 'boolean') return value ? 'yes' : 'no';
+  return JSON.stringify(value);
+}
+
+/** Events read for the subscription's history; the table shows the latest. */
+const HISTORY_EVENTS = 100;
+const SHOWN_EVENTS = 20;
+
+/**
+ * The subscriber of `email`, in `view`.
  * @param {HTMLElement} view
  * @param {{ email: string, signal: AbortSignal }} options
  */
 export async function renderSubscriber(view, { email, signal }) {
-  const input = h('input', { type: 'email', name: 'email', autocomplete: 'off', spellcheck: 'false', value: email });
-  const form = h('form', { class: 'inline-form', role: 'search', novalidate: true },
-    labelled('Email', input), h('button', { type: 'submit', text: 'Find' }));
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
-    const next = input.value.trim();
-    if (next) location.hash = subscriberHref(next);
-  });
+  const back = h('p', { class: 'back' }, h('a', { href: '#/subscribers', text: '← Subscribers' }));
   const result = h('div', {});
-  replace(view, h('div', { class: 'title' }, h('h1', { text: email ? email : 'Find a subscriber' })), form, result);
-  if (!email) {
-    replace(result, h('p', { class: 'muted empty', text: "Enter a subscriber's email to see their fields, tags, segments and recent events." }));
-    input.focus();
-    return;
-  }
+  replace(view, back, h('div', { class: 'title' }, h('h1', { text: email })), result);
   replace(result, loading('Looking up the subscriber…'));
   const { data } = await api('GET', '/fetch/subscribers', { params: { email }, signal });
   /** @type {Subscriber | null} */
   const subscriber = data.data;
   if (!subscriber) {
-    replace(result, h('p', { class: 'notice', role: 'status', text: `No subscriber with the email ${email} on this site.` }));
+    replace(result, h('p', { class: 'notice', role: 'status' }, `No subscriber with the email ${email} on this site. `,
+      h('a', { href: subscribersHref(email), text: 'Search for it' }), '.'));
     return;
   }
   const s = subscriber.attributes;
+  const name = nameOf(s.fields);
+  if (name) view.querySelector('.title')?.append(h('p', { class: 'subtitle', text: name }));
   const segmentsBox = h('div', {}, loading('Evaluating every segment…'));
   const eventsBox = h('div', {}, loading('Loading events…'));
   const tagsBox = h('div', {}, s.cached_tag_ids.length ? loading('Loading tags…') : h('p', { class: 'muted', text: 'No tags.' }));
+  const stateBox = h('dd', { dataset: { state: s.unsubscribed_at ? 'unsubscribed' : 'subscribed' } }, subscriptionStory(s, []).state);
+  const storyBox = h('div', {}, loading('Loading the subscription’s history…'));
   const fields = Object.entries(s.fields || {});
   const history = subscriberHistorySection(s.email, { signal });
   replace(result,
     h('dl', { class: 'stat-grid' },
-      h('div', { class: 'stat' }, h('dt', { text: 'Subscription' }),
-        h('dd', { dataset: { state: s.unsubscribed_at ? 'unsubscribed' : 'subscribed' } },
-          s.unsubscribed_at ? h('span', {}, 'Unsubscribed ', time(s.unsubscribed_at)) : 'Subscribed')),
+      h('div', { class: 'stat' }, h('dt', { text: 'Subscription' }), stateBox),
+      h('div', { class: 'stat' }, h('dt', { text: 'Added' }),
+        h('dd', { dataset: { created: '' } }, h('time', { datetime: s.created_at, title: s.created_at, text: dayText(s.created_at) }))),
       h('div', { class: 'stat' }, h('dt', { text: 'UUID' }), h('dd', {}, h('code', { text: s.uuid })))),
     h('div', { class: 'columns' },
       h('section', { class: 'panel', 'aria-labelledby': 'sub-segments' }, h('h2', { id: 'sub-segments', text: 'Segments' }), segmentsBox),
       h('section', { class: 'panel', 'aria-labelledby': 'sub-tags' }, h('h2', { id: 'sub-tags', text: 'Tags' }), tagsBox)),
+    h('section', { class: 'panel', 'aria-labelledby': 'sub-subscription' }, h('h2', { id: 'sub-subscription', text: 'Subscription' }), storyBox),
     history.section,
     h('section', { class: 'panel', 'aria-labelledby': 'sub-fields' }, h('h2', { id: 'sub-fields', text: 'Fields' }),
       fields.length
-        ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'Key' }), h('th', { scope: 'col', text: 'Value' }))),
-          h('tbody', {}, fields.map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, h('code', { text: k })), h('td', {}, h('code', { text: JSON.stringify(v) })))))))
+        ? h('div', { class: 'table-wrap' }, h('table', { class: 'fields' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'Key' }), h('th', { scope: 'col', text: 'Value' }))),
+          h('tbody', {}, fields.map(([k, v]) => h('tr', { dataset: { key: k } }, h('th', { scope: 'row' }, h('code', { text: k })),
+            h('td', {}, typeof v === 'object' && v !== null ? h('code', { text: fieldText(v) }) : fieldText(v)))))))
         : h('p', { class: 'muted', text: 'No fields.' })),
     h('section', { class: 'panel', 'aria-labelledby': 'sub-events' }, h('h2', { id: 'sub-events', text: 'Recent events' }), eventsBox));
 
@@ -114,20 +131,28 @@ export async function renderSubscriber(view, { email, signal }) {
   };
   const loadEvents = async () => {
     try {
-      const { data: list } = await api('GET', '/fetch/subscribers/events', { params: { email, limit: 20 }, signal });
+      const { data: list } = await api('GET', '/fetch/subscribers/events', { params: { email, limit: HISTORY_EVENTS }, signal });
       /** @type {SubscriberEvent[]} */
       const events = list.data;
       sawEventTypes(events.map((ev) => ev.attributes.type));
-      replace(eventsBox, events.length
+      const story = subscriptionStory(s, events);
+      replace(stateBox, story.state);
+      replace(storyBox, h('ol', { class: 'subscription-story' }, story.steps.map((step) =>
+        h('li', {}, step.at ? h('time', { datetime: step.at, title: step.at, text: step.text }) : step.text))));
+      const shown = events.slice(0, SHOWN_EVENTS);
+      replace(eventsBox, shown.length
         ? h('div', { class: 'table-wrap' }, h('table', { class: 'events' },
           h('thead', {}, h('tr', {}, ['When', 'Type', 'Details'].map((t) => h('th', { scope: 'col', text: t })))),
-          h('tbody', {}, events.map((ev) => h('tr', {},
+          h('tbody', {}, shown.map((ev) => h('tr', {},
             h('td', {}, time(ev.attributes.occurred_at)),
             h('th', { scope: 'row' }, h('code', { text: ev.attributes.type })),
             h('td', {}, detailRows(ev.attributes.details)))))))
         : h('p', { class: 'muted', text: 'No events.' }));
     } catch (e) {
-      if (!isAbort(e)) replace(eventsBox, errorBox(e));
+      if (!isAbort(e)) {
+        replace(eventsBox, errorBox(e));
+        replace(storyBox, errorBox(e));
+      }
     }
   };
   const loadTags = async () => {
